@@ -1,0 +1,15 @@
+//! fedgate's database migrations. One file per migration; every migration runs on SQLite and
+//! PostgreSQL. SQLite cannot alter columns or foreign keys, so tables are shaped right the first
+//! time and later migrations only add tables, columns and indexes.
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_foundation;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261126_000001_foundation::Migration)]
+    }
+}

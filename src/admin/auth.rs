@@ -1,0 +1,85 @@
+//! Admin API authentication: `Authorization: Bearer <admin key>`. Keys are stored as SHA-256
+//! hashes and looked up by hash; the comparison of the stored hash is constant-time.
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::keys::{constant_time_eq, sha256_hex};
+use crate::store::entities::admin_key;
+use actix_web::{web, FromRequest, HttpRequest};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use std::future::Future;
+use std::pin::Pin;
+
+/// Proof that the request carries a valid admin key.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub key_id: String,
+    pub key_name: String,
+}
+
+pub const ADMIN_KEY_PREFIX: &str = "fgadm_";
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(|t| t.trim().to_string());
+        Box::pin(async move {
+            let state = state.ok_or_else(ApiError::internal)?;
+            let token = token
+                .filter(|t| t.starts_with(ADMIN_KEY_PREFIX) && t.len() < 200)
+                .ok_or_else(ApiError::unauthorized)?;
+            let hash = sha256_hex(&token);
+            let key = admin_key::Entity::find()
+                .filter(admin_key::Column::TokenHash.eq(hash.clone()))
+                .one(&state.db)
+                .await?
+                .filter(|k| k.revoked_at.is_none() && constant_time_eq(&k.token_hash, &hash))
+                .ok_or_else(ApiError::unauthorized)?;
+            let now = state.clock.now();
+            // Record use at most once a minute, so reads do not turn into writes.
+            if key.last_used_at.is_none_or(|t| now - t >= 60) {
+                let mut m: admin_key::ActiveModel = key.clone().into();
+                m.last_used_at = Set(Some(now));
+                if let Err(e) = m.update(&state.db).await {
+                    tracing::warn!(error = %e, "could not record admin key use");
+                }
+            }
+            Ok(Admin {
+                key_id: key.id,
+                key_name: key.name,
+            })
+        })
+    }
+}
+
+/// Creates an admin key; returns (id, plaintext key). Used by `fedgate admin-key create`.
+pub async fn create_key(
+    db: &crate::store::Db,
+    name: &str,
+    now_ms: i64,
+    rng: &dyn crate::clock::Rng,
+) -> Result<(String, String), sea_orm::DbErr> {
+    let id = crate::ids::AdminKeyId::new(now_ms, rng);
+    let token = crate::keys::new_token(ADMIN_KEY_PREFIX, rng);
+    admin_key::ActiveModel {
+        id: Set(id.to_string()),
+        name: Set(name.to_string()),
+        token_hash: Set(sha256_hex(&token)),
+        created_at: Set(now_ms / 1000),
+        last_used_at: Set(None),
+        revoked_at: Set(None),
+    }
+    .insert(db)
+    .await?;
+    Ok((id.to_string(), token))
+}

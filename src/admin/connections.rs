@@ -1,0 +1,252 @@
+//! `/admin/v1/tenants/{tenant}/connections`: how a tenant's people sign in.
+use super::{page_of, Admin, PageQuery};
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::ids::ConnectionId;
+use crate::store::entities::{connection, tenant};
+use crate::tenant::validate_name;
+use crate::upstream::connections::{view, ConnectionConfig, ConnectionType};
+use actix_web::{delete, get, patch, post, web, HttpResponse};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use serde_json::{Map, Value};
+
+/// A connection. `type` selects the remaining fields: for `dev`, `default_email`,
+/// `default_name` and `groups`. (`oidc` and `saml` arrive in later versions.)
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ConnectionBody {
+    #[schema(value_type = String, example = "dev")]
+    r#type: ConnectionType,
+    name: String,
+    enabled: Option<bool>,
+    default_email: Option<String>,
+    default_name: Option<String>,
+    groups: Option<Vec<String>>,
+}
+
+async fn tenant_of(state: &AppState, key: &str) -> Result<tenant::Model, ApiError> {
+    crate::tenant::find(&state.db, key)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tenant"))
+}
+
+async fn load(
+    state: &AppState,
+    tenant: &tenant::Model,
+    id: &str,
+) -> Result<connection::Model, ApiError> {
+    connection::Entity::find_by_id(id.to_string())
+        .one(&state.db)
+        .await?
+        // Another tenant's connection is simply not found here.
+        .filter(|c| c.tenant_id == tenant.id)
+        .ok_or_else(|| ApiError::not_found("connection"))
+}
+
+fn take_common(
+    body: Value,
+) -> Result<
+    (
+        Map<String, Value>,
+        Option<String>,
+        Option<String>,
+        Option<bool>,
+    ),
+    ApiError,
+> {
+    let Value::Object(mut m) = body else {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "expected a JSON object",
+        ));
+    };
+    let str_field = |m: &mut Map<String, Value>, k: &str| -> Result<Option<String>, ApiError> {
+        match m.remove(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(ApiError::invalid(
+                k,
+                "invalid_type",
+                format!("{k} must be a string"),
+            )),
+        }
+    };
+    let kind = str_field(&mut m, "type")?;
+    let name = str_field(&mut m, "name")?;
+    let enabled = match m.remove("enabled") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(b),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "enabled",
+                "invalid_type",
+                "enabled must be a boolean",
+            ))
+        }
+    };
+    for k in ["id", "tenant_id", "version", "created_at", "updated_at"] {
+        if m.contains_key(k) {
+            return Err(ApiError::invalid(
+                k,
+                "read_only",
+                format!("{k} is read-only"),
+            ));
+        }
+    }
+    Ok((m, kind, name, enabled))
+}
+
+/// Create a connection.
+#[utoipa::path(post, path = "/tenants/{tenant}/connections", tag = "connections", request_body = ConnectionBody,
+    params(("tenant" = String, Path, description = "Tenant id or slug")),
+    responses((status = 201, description = "The connection", body = Object), (status = 400, description = "Invalid input"), (status = 404, description = "Unknown tenant")))]
+#[post("/tenants/{tenant}/connections")]
+pub async fn create(
+    _a: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant_of(&state, &path).await?;
+    let (fields, kind, name, enabled) = take_common(body.into_inner())?;
+    let kind = kind.ok_or_else(|| {
+        ApiError::invalid(
+            "type",
+            "missing_field",
+            "type is required (dev, oidc or saml)",
+        )
+    })?;
+    let kind = ConnectionType::parse(&kind).ok_or_else(|| {
+        ApiError::invalid("type", "invalid_type", "type must be dev, oidc or saml")
+    })?;
+    let name = validate_name("name", name.as_deref().unwrap_or(""))?;
+    let config = ConnectionConfig::from_fields(kind, fields, state.config.dev_mode)?;
+    let now_ms = state.clock.now_ms();
+    let row = connection::ActiveModel {
+        id: Set(ConnectionId::new(now_ms, &*state.rng).to_string()),
+        tenant_id: Set(tenant.id.clone()),
+        conn_type: Set(kind.as_str().into()),
+        name: Set(name),
+        enabled: Set(enabled.unwrap_or(true)),
+        config: Set(Value::Object(config.to_fields()).to_string()),
+        secrets_enc: Set(None),
+        version: Set(1),
+        created_at: Set(now_ms / 1000),
+        updated_at: Set(now_ms / 1000),
+    }
+    .insert(&state.db)
+    .await?;
+    tracing::info!(tenant = %tenant.id, connection = %row.id, "connection created");
+    Ok(HttpResponse::Created().json(view(&row)))
+}
+
+/// List a tenant's connections.
+#[utoipa::path(get, path = "/tenants/{tenant}/connections", tag = "connections",
+    params(("tenant" = String, Path, description = "Tenant id or slug"), PageQuery),
+    responses((status = 200, description = "A page of connections", body = Object)))]
+#[get("/tenants/{tenant}/connections")]
+pub async fn list(
+    _a: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant_of(&state, &path).await?;
+    let limit = q.limit()?;
+    let mut query = connection::Entity::find()
+        .filter(connection::Column::TenantId.eq(tenant.id.clone()))
+        .order_by_asc(connection::Column::Id)
+        .limit(limit + 1);
+    if let Some(c) = &q.cursor {
+        query = query.filter(connection::Column::Id.gt(c.clone()));
+    }
+    let rows = query.all(&state.db).await?;
+    Ok(HttpResponse::Ok().json(page_of(rows, limit, |r| r.id.clone(), |r| view(&r))))
+}
+
+/// Get a connection.
+#[utoipa::path(get, path = "/tenants/{tenant}/connections/{id}", tag = "connections",
+    params(("tenant" = String, Path, description = "Tenant id or slug"), ("id" = String, Path, description = "Connection id")),
+    responses((status = 200, description = "The connection", body = Object), (status = 404, description = "Not found")))]
+#[get("/tenants/{tenant}/connections/{id}")]
+pub async fn get(
+    _a: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (t, id) = path.into_inner();
+    let tenant = tenant_of(&state, &t).await?;
+    Ok(HttpResponse::Ok().json(view(&load(&state, &tenant, &id).await?)))
+}
+
+/// Update a connection: `name`, `enabled`, and the type's own fields (merged).
+#[utoipa::path(patch, path = "/tenants/{tenant}/connections/{id}", tag = "connections", request_body = ConnectionBody,
+    params(("tenant" = String, Path, description = "Tenant id or slug"), ("id" = String, Path, description = "Connection id")),
+    responses((status = 200, description = "The connection", body = Object), (status = 404, description = "Not found")))]
+#[patch("/tenants/{tenant}/connections/{id}")]
+pub async fn update(
+    _a: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let (t, id) = path.into_inner();
+    let tenant = tenant_of(&state, &t).await?;
+    let row = load(&state, &tenant, &id).await?;
+    let (fields, kind, name, enabled) = take_common(body.into_inner())?;
+    if kind.is_some_and(|k| k != row.conn_type) {
+        return Err(ApiError::invalid(
+            "type",
+            "immutable",
+            "a connection's type cannot change; create a new connection",
+        ));
+    }
+    let current = ConnectionConfig::from_row(&row).map_err(|e| {
+        tracing::error!(connection = %row.id, error = %e, "stored connection config is corrupt");
+        ApiError::internal()
+    })?;
+    let mut merged = current.to_fields();
+    for (k, v) in fields {
+        if v.is_null() {
+            merged.remove(&k);
+        } else {
+            merged.insert(k, v);
+        }
+    }
+    let kind = current.kind();
+    let config = ConnectionConfig::from_fields(kind, merged, state.config.dev_mode)?;
+    let mut m: connection::ActiveModel = row.clone().into();
+    if let Some(n) = name {
+        m.name = Set(validate_name("name", &n)?);
+    }
+    if let Some(e) = enabled {
+        m.enabled = Set(e);
+    }
+    m.config = Set(Value::Object(config.to_fields()).to_string());
+    m.version = Set(row.version + 1);
+    m.updated_at = Set(state.clock.now());
+    let row = m.update(&state.db).await?;
+    Ok(HttpResponse::Ok().json(view(&row)))
+}
+
+/// Delete a connection. People who signed in through it keep their user record.
+#[utoipa::path(delete, path = "/tenants/{tenant}/connections/{id}", tag = "connections",
+    params(("tenant" = String, Path, description = "Tenant id or slug"), ("id" = String, Path, description = "Connection id")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "Not found")))]
+#[delete("/tenants/{tenant}/connections/{id}")]
+pub async fn remove(
+    _a: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (t, id) = path.into_inner();
+    let tenant = tenant_of(&state, &t).await?;
+    let row = load(&state, &tenant, &id).await?;
+    connection::Entity::delete_by_id(row.id)
+        .exec(&state.db)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,193 @@
+//! The admin API (`/admin/v1`): tenants, OAuth clients, connections. JSON in and out, errors
+//! as `{"error": "code", "message": "...", "field": "..."}`, cursor pagination on lists, and an
+//! OpenAPI 3 document generated from the same registrations that route requests.
+pub mod auth;
+pub mod clients;
+pub mod connections;
+pub mod tenants;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use actix_web::{get, web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::OpenApi;
+use utoipa_actix_web::{scope, AppExt};
+
+pub use auth::Admin;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "fedgate admin API", version = "1", description = "Manage tenants, their connections, and the OAuth clients (apps) that trust fedgate."),
+    modifiers(&BearerAuth),
+    security(("admin_key" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        if let Some(c) = openapi.components.as_mut() {
+            c.add_security_scheme(
+                "admin_key",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+/// Registers the admin API on an app. The same registrations route requests and produce the
+/// OpenAPI document, so the two cannot drift apart.
+pub fn register<T>(app: utoipa_actix_web::UtoipaApp<T>) -> utoipa_actix_web::UtoipaApp<T>
+where
+    T: actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+{
+    app.openapi(ApiDoc::openapi()).service(
+        scope::scope("/admin/v1")
+            .app_data(json_config())
+            .app_data(path_config())
+            .app_data(query_config())
+            .service(openapi_json)
+            .service(tenants::create)
+            .service(tenants::list)
+            .service(tenants::get)
+            .service(tenants::update)
+            .service(tenants::remove)
+            .service(clients::create)
+            .service(clients::list)
+            .service(clients::get)
+            .service(clients::update)
+            .service(clients::remove)
+            .service(clients::rotate_secret)
+            .service(connections::create)
+            .service(connections::list)
+            .service(connections::get)
+            .service(connections::update)
+            .service(connections::remove)
+            .default_service(web::to(|| async {
+                Err::<HttpResponse, ApiError>(ApiError::new(
+                    actix_web::http::StatusCode::NOT_FOUND,
+                    "not_found",
+                    "no such admin API route",
+                ))
+            })),
+    )
+}
+
+/// The OpenAPI document, built from the route registrations.
+pub fn openapi_document() -> serde_json::Value {
+    let (_, doc) = register(actix_web::App::new().into_utoipa_app()).split_for_parts();
+    serde_json::to_value(&doc).unwrap_or_default()
+}
+
+/// This OpenAPI 3 document.
+#[utoipa::path(get, path = "/openapi.json", tag = "meta", responses((status = 200, description = "OpenAPI 3 document")))]
+#[get("/openapi.json")]
+async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(&*state.openapi)
+}
+
+fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(1024 * 1024)
+        .error_handler(|err, _req| {
+            use actix_web::error::JsonPayloadError as E;
+            let e = match &err {
+                E::ContentType => ApiError::new(
+                    actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "the request body must be application/json",
+                ),
+                E::Overflow { .. } | E::OverflowKnownLength { .. } => ApiError::new(
+                    actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body is too large",
+                ),
+                E::Deserialize(d) => ApiError::new(
+                    actix_web::http::StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    d.to_string(),
+                ),
+                other => ApiError::new(
+                    actix_web::http::StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    other.to_string(),
+                ),
+            };
+            e.into()
+        })
+}
+
+fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|_, _| {
+        ApiError::new(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "not_found",
+            "not found",
+        )
+        .into()
+    })
+}
+
+fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|e, _| {
+        ApiError::new(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "invalid_query",
+            e.to_string(),
+        )
+        .into()
+    })
+}
+
+/// Cursor pagination parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// 1 to 200, default 50.
+    pub limit: Option<u64>,
+    /// `next_cursor` from the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn limit(&self) -> Result<u64, ApiError> {
+        match self.limit {
+            None => Ok(50),
+            Some(n) if (1..=200).contains(&n) => Ok(n),
+            Some(_) => Err(ApiError::invalid(
+                "limit",
+                "invalid_limit",
+                "limit must be between 1 and 200",
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Page<T: Serialize> {
+    pub data: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Builds a page from `limit + 1` rows ordered by id.
+pub fn page_of<R, T: Serialize>(
+    mut rows: Vec<R>,
+    limit: u64,
+    id: impl Fn(&R) -> String,
+    view: impl Fn(R) -> T,
+) -> Page<T> {
+    let more = rows.len() as u64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = if more { rows.last().map(&id) } else { None };
+    Page {
+        data: rows.into_iter().map(view).collect(),
+        next_cursor,
+    }
+}

@@ -1,0 +1,307 @@
+//! `/admin/v1/tenants`
+use super::{page_of, Admin, Page, PageQuery};
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::ids::TenantId;
+use crate::store::entities::{
+    auth_code, connection, grant, identity, refresh_token, session, tenant, tenant_domain, user,
+};
+use crate::store::{is_unique_violation, write_tx};
+use crate::tenant::{self as t, TenantSettings, TenantView};
+use actix_web::{delete, get, patch, post, web, HttpResponse};
+use sea_orm::sea_query::Query;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    pub name: String,
+    /// Unique, URL-safe: a-z, 0-9 and '-'.
+    pub slug: String,
+    /// Email domains owned by this tenant (unique across tenants).
+    #[serde(default)]
+    pub domains: Vec<String>,
+    #[serde(default)]
+    pub settings: Option<TenantSettings>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenant {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+    /// Replaces the whole domain list.
+    pub domains: Option<Vec<String>>,
+    pub settings: Option<TenantSettings>,
+}
+
+fn validate_domains(v: &[String]) -> Result<Vec<String>, ApiError> {
+    if v.len() > 100 {
+        return Err(ApiError::invalid(
+            "domains",
+            "too_many_domains",
+            "at most 100 domains per tenant",
+        ));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for d in v {
+        let d = t::validate_domain(d)?;
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    Ok(out)
+}
+
+async fn insert_domains(
+    tx: &sea_orm::DatabaseTransaction,
+    tenant_id: &str,
+    domains: &[String],
+    now: i64,
+) -> Result<(), ApiError> {
+    for d in domains {
+        let r = tenant_domain::ActiveModel {
+            domain: Set(d.clone()),
+            tenant_id: Set(tenant_id.to_string()),
+            created_at: Set(now),
+        }
+        .insert(tx)
+        .await;
+        match r {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(ApiError::conflict(
+                    "domain_taken",
+                    "domains",
+                    format!("{d} already belongs to a tenant"),
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+async fn load(state: &AppState, key: &str) -> Result<tenant::Model, ApiError> {
+    t::find(&state.db, key)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tenant"))
+}
+
+/// Create a tenant.
+#[utoipa::path(post, path = "/tenants", tag = "tenants", request_body = CreateTenant,
+    responses((status = 201, body = TenantView), (status = 400, description = "Invalid input"), (status = 409, description = "Slug or domain taken")))]
+#[post("/tenants")]
+pub async fn create(
+    _a: Admin,
+    state: web::Data<AppState>,
+    body: web::Json<CreateTenant>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let name = t::validate_name("name", &body.name)?;
+    let slug = t::validate_slug(&body.slug)?;
+    let domains = validate_domains(&body.domains)?;
+    let settings = body.settings.unwrap_or_default();
+    let now_ms = state.clock.now_ms();
+    let now = now_ms / 1000;
+    let id = TenantId::new(now_ms, &*state.rng);
+    let tx = write_tx(&state.db).await?;
+    let row = tenant::ActiveModel {
+        id: Set(id.to_string()),
+        slug: Set(slug.clone()),
+        name: Set(name),
+        settings: Set(serde_json::to_string(&settings).unwrap_or_else(|_| "{}".into())),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    let row = match row.insert(&tx).await {
+        Ok(r) => r,
+        Err(e) if is_unique_violation(&e) => {
+            return Err(ApiError::conflict(
+                "slug_taken",
+                "slug",
+                format!("slug {slug:?} is taken"),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    insert_domains(&tx, row.id.as_str(), &domains, now).await?;
+    tx.commit().await?;
+    tracing::info!(tenant = %row.id, "tenant created");
+    Ok(HttpResponse::Created().json(t::view(&row, domains)))
+}
+
+/// List tenants.
+#[utoipa::path(get, path = "/tenants", tag = "tenants", params(PageQuery), responses((status = 200, body = Page<TenantView>)))]
+#[get("/tenants")]
+pub async fn list(
+    _a: Admin,
+    state: web::Data<AppState>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = q.limit()?;
+    let mut query = tenant::Entity::find()
+        .order_by_asc(tenant::Column::Id)
+        .limit(limit + 1);
+    if let Some(c) = &q.cursor {
+        query = query.filter(tenant::Column::Id.gt(c.clone()));
+    }
+    let rows = query.all(&state.db).await?;
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let domains = tenant_domain::Entity::find()
+        .filter(tenant_domain::Column::TenantId.is_in(ids))
+        .order_by_asc(tenant_domain::Column::Domain)
+        .all(&state.db)
+        .await?;
+    let page = page_of(
+        rows,
+        limit,
+        |r| r.id.clone(),
+        |r| {
+            let ds = domains
+                .iter()
+                .filter(|d| d.tenant_id == r.id)
+                .map(|d| d.domain.clone())
+                .collect();
+            t::view(&r, ds)
+        },
+    );
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// Get a tenant by id or slug.
+#[utoipa::path(get, path = "/tenants/{tenant}", tag = "tenants", params(("tenant" = String, Path, description = "Tenant id or slug")),
+    responses((status = 200, body = TenantView), (status = 404, description = "Not found")))]
+#[get("/tenants/{tenant}")]
+pub async fn get(
+    _a: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let row = load(&state, &path).await?;
+    let domains = t::domains_of(&state.db, &row.id).await?;
+    Ok(HttpResponse::Ok().json(t::view(&row, domains)))
+}
+
+/// Update a tenant.
+#[utoipa::path(patch, path = "/tenants/{tenant}", tag = "tenants", request_body = UpdateTenant,
+    params(("tenant" = String, Path, description = "Tenant id or slug")),
+    responses((status = 200, body = TenantView), (status = 404, description = "Not found"), (status = 409, description = "Slug or domain taken")))]
+#[patch("/tenants/{tenant}")]
+pub async fn update(
+    _a: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<UpdateTenant>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let name = body
+        .name
+        .as_deref()
+        .map(|n| t::validate_name("name", n))
+        .transpose()?;
+    let slug = body.slug.as_deref().map(t::validate_slug).transpose()?;
+    let domains = body.domains.as_deref().map(validate_domains).transpose()?;
+    let now = state.clock.now();
+    let tx = write_tx(&state.db).await?;
+    let row = t::find(&tx, &path)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    let mut m: tenant::ActiveModel = row.clone().into();
+    if let Some(n) = name {
+        m.name = Set(n);
+    }
+    if let Some(s) = slug.clone() {
+        m.slug = Set(s);
+    }
+    if let Some(s) = body.settings {
+        m.settings = Set(serde_json::to_string(&s).unwrap_or_else(|_| "{}".into()));
+    }
+    m.updated_at = Set(now);
+    let row = match m.update(&tx).await {
+        Ok(r) => r,
+        Err(e) if is_unique_violation(&e) => {
+            return Err(ApiError::conflict(
+                "slug_taken",
+                "slug",
+                format!("slug {:?} is taken", slug.unwrap_or_default()),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(ds) = &domains {
+        tenant_domain::Entity::delete_many()
+            .filter(tenant_domain::Column::TenantId.eq(row.id.clone()))
+            .exec(&tx)
+            .await?;
+        insert_domains(&tx, &row.id, ds, now).await?;
+    }
+    let ds = t::domains_of(&tx, &row.id).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(t::view(&row, ds)))
+}
+
+/// Delete a tenant with everything it owns: domains, connections, users, sessions and tokens.
+#[utoipa::path(delete, path = "/tenants/{tenant}", tag = "tenants", params(("tenant" = String, Path, description = "Tenant id or slug")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "Not found")))]
+#[delete("/tenants/{tenant}")]
+pub async fn remove(
+    _a: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let tx = write_tx(&state.db).await?;
+    let row = t::find(&tx, &path)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    let tid = row.id.clone();
+    let grants_of_tenant = Query::select()
+        .column(grant::Column::Id)
+        .from(grant::Entity)
+        .and_where(grant::Column::TenantId.eq(tid.clone()))
+        .to_owned();
+    refresh_token::Entity::delete_many()
+        .filter(refresh_token::Column::GrantId.in_subquery(grants_of_tenant))
+        .exec(&tx)
+        .await?;
+    let users_of_tenant = Query::select()
+        .column(user::Column::Id)
+        .from(user::Entity)
+        .and_where(user::Column::TenantId.eq(tid.clone()))
+        .to_owned();
+    auth_code::Entity::delete_many()
+        .filter(auth_code::Column::UserId.in_subquery(users_of_tenant))
+        .exec(&tx)
+        .await?;
+    grant::Entity::delete_many()
+        .filter(grant::Column::TenantId.eq(tid.clone()))
+        .exec(&tx)
+        .await?;
+    session::Entity::delete_many()
+        .filter(session::Column::TenantId.eq(tid.clone()))
+        .exec(&tx)
+        .await?;
+    identity::Entity::delete_many()
+        .filter(identity::Column::TenantId.eq(tid.clone()))
+        .exec(&tx)
+        .await?;
+    user::Entity::delete_many()
+        .filter(user::Column::TenantId.eq(tid.clone()))
+        .exec(&tx)
+        .await?;
+    connection::Entity::delete_many()
+        .filter(connection::Column::TenantId.eq(tid.clone()))
+        .exec(&tx)
+        .await?;
+    tenant_domain::Entity::delete_many()
+        .filter(tenant_domain::Column::TenantId.eq(tid.clone()))
+        .exec(&tx)
+        .await?;
+    tenant::Entity::delete_by_id(tid.clone()).exec(&tx).await?;
+    tx.commit().await?;
+    tracing::info!(tenant = %tid, "tenant deleted");
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,122 @@
+//! Pure functions: an upstream identity becomes fedgate's normalized identity. No I/O here.
+use crate::upstream::UpstreamIdentity;
+
+const MAX_GROUPS: usize = 500;
+const MAX_FIELD: usize = 256;
+
+/// The protocol-neutral person that every connector produces after normalization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NormalizedIdentity {
+    /// Stable upstream subject, unique within the connection.
+    pub subject: String,
+    /// Lower-cased email.
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    /// Group names, de-duplicated, in first-seen order.
+    pub groups: Vec<String>,
+    pub amr: Vec<String>,
+}
+
+fn clean(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().chars().take(MAX_FIELD).collect::<String>())
+        .filter(|s| !s.is_empty())
+}
+
+/// Lower-cases and sanity-checks an email address; anything that is not `local@domain` is dropped.
+pub fn normalize_email(e: &str) -> Option<String> {
+    let e = e.trim().to_lowercase();
+    let (local, domain) = e.rsplit_once('@')?;
+    if local.is_empty()
+        || domain.is_empty()
+        || !domain.contains('.')
+        || e.len() > 320
+        || e.chars().any(char::is_whitespace)
+    {
+        return None;
+    }
+    Some(e)
+}
+
+/// The domain part of an email address, lower-cased.
+pub fn email_domain(e: &str) -> Option<String> {
+    normalize_email(e).and_then(|e| e.rsplit_once('@').map(|(_, d)| d.to_string()))
+}
+
+pub fn normalize(u: UpstreamIdentity) -> Result<NormalizedIdentity, &'static str> {
+    let subject = u.subject.trim().to_string();
+    if subject.is_empty() || subject.len() > 512 {
+        return Err("the upstream identity has no usable subject");
+    }
+    let email = u.email.as_deref().and_then(normalize_email);
+    let mut groups: Vec<String> = Vec::new();
+    for g in u.groups {
+        let g = g.trim().chars().take(MAX_FIELD).collect::<String>();
+        if !g.is_empty() && !groups.contains(&g) && groups.len() < MAX_GROUPS {
+            groups.push(g);
+        }
+    }
+    Ok(NormalizedIdentity {
+        subject,
+        email_verified: email.is_some() && u.email_verified,
+        email,
+        name: clean(u.name),
+        given_name: clean(u.given_name),
+        family_name: clean(u.family_name),
+        groups,
+        amr: u.amr,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn up() -> UpstreamIdentity {
+        UpstreamIdentity {
+            subject: " s1 ".into(),
+            email: Some(" Alice@Example.COM ".into()),
+            email_verified: true,
+            name: Some("  Alice  ".into()),
+            given_name: None,
+            family_name: Some("".into()),
+            groups: vec!["a".into(), "b".into(), "a".into(), " ".into()],
+            amr: vec!["pwd".into()],
+        }
+    }
+
+    #[test]
+    fn normalizes_case_whitespace_and_duplicates() {
+        let n = normalize(up()).unwrap();
+        assert_eq!(n.subject, "s1");
+        assert_eq!(n.email.as_deref(), Some("alice@example.com"));
+        assert_eq!(n.name.as_deref(), Some("Alice"));
+        assert_eq!(n.family_name, None);
+        assert_eq!(n.groups, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn unverified_without_email_and_bad_email_dropped() {
+        let mut u = up();
+        u.email = Some("not-an-email".into());
+        let n = normalize(u).unwrap();
+        assert_eq!(n.email, None);
+        assert!(!n.email_verified);
+        let mut u = up();
+        u.subject = "  ".into();
+        assert!(normalize(u).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn email_normalization_is_idempotent(s in ".{0,80}") {
+            if let Some(e) = normalize_email(&s) {
+                prop_assert_eq!(normalize_email(&e), Some(e.clone()));
+            }
+        }
+    }
+}

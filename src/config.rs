@@ -1,0 +1,435 @@
+//! Typed, layered configuration: built-in defaults, then `fedgate.toml` (or `--config FILE`),
+//! then environment variables. Validated once at start; unknown keys are an error naming the key.
+//!
+//! Environment: the documented flat variables (`FEDGATE_LISTEN`, `FEDGATE_ISSUER`,
+//! `FEDGATE_DATABASE_URL`, `FEDGATE_MASTER_KEY`, `FEDGATE_DATA_DIR`, `FEDGATE_DEV_MODE`,
+//! `FEDGATE_LOG_FORMAT`, `FEDGATE_ALLOW_PRIVATE_NETWORK`) and, for any key, the nested form
+//! `FEDGATE__SECTION__KEY=value` (e.g. `FEDGATE__TOKENS__ACCESS_TOKEN_TTL=600`).
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// A secret string: never printed by `Debug`.
+#[derive(Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct SecretString(pub String);
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: String,
+    /// The issuer identifier: the public base URL of this service (no trailing slash).
+    pub issuer: String,
+    /// Where the default SQLite database and the generated master key live.
+    pub data_dir: PathBuf,
+    /// `sqlite://...` or `postgres://...`; default `sqlite://{data_dir}/fedgate.db?mode=rwc`.
+    pub database_url: Option<String>,
+    /// Base64 of 32 random bytes. Encrypts IdP secrets and private keys at rest.
+    pub master_key: Option<SecretString>,
+    /// Enables the `dev` connector (a confirmation page that logs anyone in). Never in production.
+    pub dev_mode: bool,
+    /// Allow upstream/webhook calls to private and loopback addresses.
+    pub allow_private_network: bool,
+    pub log_format: LogFormat,
+    /// Run background maintenance (key rotation, expiry clean-up). Tests turn it off and drive
+    /// maintenance explicitly.
+    pub background_tasks: bool,
+    pub database: DatabaseConfig,
+    pub tokens: TokenConfig,
+    pub keys: KeyConfig,
+    pub limits: LimitConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub max_connections: u32,
+    /// Seconds to wait for a connection from the pool.
+    pub acquire_timeout: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenConfig {
+    /// Seconds. Access tokens (JWT, RFC 9068).
+    pub access_token_ttl: i64,
+    /// Seconds. ID tokens.
+    pub id_token_ttl: i64,
+    /// Seconds. Lifetime of a refresh token family from the first login.
+    pub refresh_token_ttl: i64,
+    /// Seconds. Authorization codes.
+    pub code_ttl: i64,
+    /// Seconds. fedgate's own browser session (for `prompt=none` and SSO across apps).
+    pub session_ttl: i64,
+    /// Seconds a pending login may take (upstream round trip included).
+    pub login_ttl: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeyConfig {
+    /// Seconds between scheduled signing key rotations.
+    pub rotation_interval: i64,
+    /// Seconds a new key is published in the JWKS before it signs anything.
+    pub publish_ahead: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitConfig {
+    /// Bytes. JSON bodies on the admin API.
+    pub admin_body: usize,
+    /// Bytes. Form bodies on the OAuth endpoints.
+    pub form_body: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            issuer: "http://localhost:8080".into(),
+            data_dir: PathBuf::from("fedgate-data"),
+            database_url: None,
+            master_key: None,
+            dev_mode: false,
+            allow_private_network: false,
+            log_format: LogFormat::Text,
+            background_tasks: true,
+            database: DatabaseConfig::default(),
+            tokens: TokenConfig::default(),
+            keys: KeyConfig::default(),
+            limits: LimitConfig::default(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: 10,
+        }
+    }
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: 600,
+            id_token_ttl: 3600,
+            refresh_token_ttl: 30 * 86400,
+            code_ttl: 60,
+            session_ttl: 8 * 3600,
+            login_ttl: 600,
+        }
+    }
+}
+
+impl Default for KeyConfig {
+    fn default() -> Self {
+        Self {
+            rotation_interval: 30 * 86400,
+            publish_ahead: 86400,
+        }
+    }
+}
+
+impl Default for LimitConfig {
+    fn default() -> Self {
+        Self {
+            admin_body: 1024 * 1024,
+            form_body: 16 * 1024,
+        }
+    }
+}
+
+const FLAT_VARS: &[(&str, &str, Kind)] = &[
+    ("FEDGATE_LISTEN", "listen", Kind::Str),
+    ("FEDGATE_ISSUER", "issuer", Kind::Str),
+    ("FEDGATE_DATA_DIR", "data_dir", Kind::Str),
+    ("FEDGATE_DATABASE_URL", "database_url", Kind::Str),
+    ("FEDGATE_MASTER_KEY", "master_key", Kind::Str),
+    ("FEDGATE_DEV_MODE", "dev_mode", Kind::Bool),
+    (
+        "FEDGATE_ALLOW_PRIVATE_NETWORK",
+        "allow_private_network",
+        Kind::Bool,
+    ),
+    ("FEDGATE_LOG_FORMAT", "log_format", Kind::Str),
+];
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Str,
+    Bool,
+}
+
+fn parse_bool(var: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => Err(ConfigError::Env {
+            var: var.into(),
+            message: format!("expected a boolean, got {v:?}"),
+        }),
+    }
+}
+
+impl Config {
+    /// Loads defaults, then the file (if given, or `fedgate.toml` in the working directory if it
+    /// exists), then the environment; validates the result.
+    pub fn load(file: Option<&Path>, env: &[(String, String)]) -> Result<Self, ConfigError> {
+        let mut table = toml::Table::new();
+        let path = match file {
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(PathBuf::from("fedgate.toml")).filter(|p| p.exists()),
+        };
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            table = text
+                .parse::<toml::Table>()
+                .map_err(|e| ConfigError::Parse {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+            // Report unknown keys with the file name.
+            toml::Value::Table(table.clone())
+                .try_into::<Config>()
+                .map_err(|e| ConfigError::Parse {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+        }
+        for (var, value) in env {
+            if let Some((_, key, kind)) = FLAT_VARS.iter().find(|(v, _, _)| v == var) {
+                let v = match kind {
+                    Kind::Str => toml::Value::String(value.clone()),
+                    Kind::Bool => toml::Value::Boolean(parse_bool(var, value)?),
+                };
+                table.insert((*key).to_string(), v);
+            } else if let Some(rest) = var.strip_prefix("FEDGATE__") {
+                let parts: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+                if parts.iter().any(|p| p.is_empty()) {
+                    return Err(ConfigError::Env {
+                        var: var.clone(),
+                        message: "empty key segment".into(),
+                    });
+                }
+                let v = if let Ok(b) = value.parse::<bool>() {
+                    toml::Value::Boolean(b)
+                } else if let Ok(i) = value.parse::<i64>() {
+                    toml::Value::Integer(i)
+                } else {
+                    toml::Value::String(value.clone())
+                };
+                insert_path(&mut table, &parts, v).map_err(|m| ConfigError::Env {
+                    var: var.clone(),
+                    message: m,
+                })?;
+            }
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let issuer = url::Url::parse(&self.issuer).map_err(|e| {
+            ConfigError::Invalid(format!("issuer {:?} is not a URL: {e}", self.issuer))
+        })?;
+        if issuer.query().is_some() || issuer.fragment().is_some() || self.issuer.ends_with('/') {
+            return Err(ConfigError::Invalid(
+                "issuer must have no query, fragment or trailing slash".into(),
+            ));
+        }
+        let loopback = matches!(issuer.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+        match issuer.scheme() {
+            "https" => {}
+            "http" if loopback || self.dev_mode => {}
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "issuer must use https (http is allowed only for localhost or in dev mode)"
+                        .into(),
+                ))
+            }
+        }
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "listen {:?} is not host:port",
+                self.listen
+            )));
+        }
+        let t = &self.tokens;
+        for (name, v) in [
+            ("tokens.access_token_ttl", t.access_token_ttl),
+            ("tokens.id_token_ttl", t.id_token_ttl),
+            ("tokens.refresh_token_ttl", t.refresh_token_ttl),
+            ("tokens.code_ttl", t.code_ttl),
+            ("tokens.session_ttl", t.session_ttl),
+            ("tokens.login_ttl", t.login_ttl),
+            ("keys.rotation_interval", self.keys.rotation_interval),
+        ] {
+            if v <= 0 {
+                return Err(ConfigError::Invalid(format!("{name} must be positive")));
+            }
+        }
+        if t.code_ttl > 600 {
+            return Err(ConfigError::Invalid(
+                "tokens.code_ttl must be at most 600 seconds".into(),
+            ));
+        }
+        if self.keys.publish_ahead < 0 {
+            return Err(ConfigError::Invalid(
+                "keys.publish_ahead must not be negative".into(),
+            ));
+        }
+        if let Some(url) = &self.database_url {
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
+                return Err(ConfigError::Invalid(
+                    "database_url must be sqlite:... or postgres://...".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}/fedgate.db?mode=rwc", self.data_dir.display()),
+        }
+    }
+
+    /// Whether cookies must carry `Secure` (https issuer).
+    pub fn secure_cookies(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+
+    /// The longest lifetime of anything a signing key signs (a key stays published this long
+    /// after it stops signing).
+    pub fn max_signed_lifetime(&self) -> i64 {
+        self.tokens.access_token_ttl.max(self.tokens.id_token_ttl) + 300
+    }
+}
+
+fn insert_path(table: &mut toml::Table, parts: &[String], v: toml::Value) -> Result<(), String> {
+    match parts {
+        [] => Err("empty key".into()),
+        [last] => {
+            table.insert(last.clone(), v);
+            Ok(())
+        }
+        [head, rest @ ..] => {
+            let entry = table
+                .entry(head.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(t) => insert_path(t, rest, v),
+                _ => Err(format!("{head} is not a section")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn env(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::load(None, &[]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert!(c.database_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn env_overrides_and_nested_keys() {
+        let c = Config::load(
+            None,
+            &env(&[
+                ("FEDGATE_LISTEN", "127.0.0.1:9999"),
+                ("FEDGATE_DEV_MODE", "1"),
+                ("FEDGATE__TOKENS__ACCESS_TOKEN_TTL", "120"),
+                ("FEDGATE_SOMETHING_ELSE", "ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9999");
+        assert!(c.dev_mode);
+        assert_eq!(c.tokens.access_token_ttl, 120);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = Config::load(None, &env(&[("FEDGATE__TOKENS__ACCESS_TTL", "1")])).unwrap_err();
+        assert!(e.to_string().contains("access_ttl"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.toml");
+        std::fs::write(&p, "listen = \"127.0.0.1:1\"\nlisten_port = 3\n").unwrap();
+        let e = Config::load(Some(&p), &[]).unwrap_err();
+        assert!(e.to_string().contains("listen_port"), "{e}");
+    }
+
+    #[test]
+    fn insecure_issuer_rejected() {
+        let e =
+            Config::load(None, &env(&[("FEDGATE_ISSUER", "http://auth.example.com")])).unwrap_err();
+        assert!(e.to_string().contains("https"));
+        assert!(Config::load(
+            None,
+            &env(&[("FEDGATE_ISSUER", "https://auth.example.com/")])
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn master_key_is_redacted() {
+        let c = Config::load(None, &env(&[("FEDGATE_MASTER_KEY", "c2VjcmV0")])).unwrap();
+        assert!(!format!("{c:?}").contains("c2VjcmV0"));
+    }
+}

@@ -1,0 +1,267 @@
+//! `fedgate serve --demo`: a demo tenant with a dev connection and a tiny built-in app at
+//! `/demo` that signs in through fedgate like any real app would (authorization code + PKCE,
+//! back-channel token exchange) and shows the token it received.
+//! The demo app keeps its own state in a cookie, as an external app would; fedgate's state is
+//! all in the database.
+use crate::app::AppState;
+use crate::html::{escape, page};
+use crate::keys::{new_token, sha256_b64url, sha256_hex};
+use crate::store::entities::{client, connection, tenant, tenant_domain};
+use crate::util::to_json_list;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::Engine;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+
+pub const DEMO_CLIENT_ID: &str = "demo-app";
+const DEMO_COOKIE: &str = "fedgate_demo_app";
+
+#[derive(Debug, Clone)]
+pub struct DemoApp {
+    pub client_secret: String,
+}
+
+/// Creates (or refreshes) the demo tenant, connection and client. Returns a message for stderr.
+pub async fn setup(st: &AppState) -> Result<String, sea_orm::DbErr> {
+    let now_ms = st.clock.now_ms();
+    let now = now_ms / 1000;
+    let t = match crate::tenant::find(&st.db, "acme").await? {
+        Some(t) => t,
+        None => {
+            let t = tenant::ActiveModel {
+                id: Set(crate::ids::TenantId::new(now_ms, &*st.rng).to_string()),
+                slug: Set("acme".into()),
+                name: Set("Acme Corporation (demo)".into()),
+                settings: Set("{}".into()),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }
+            .insert(&st.db)
+            .await?;
+            tenant_domain::ActiveModel {
+                domain: Set("acme.test".into()),
+                tenant_id: Set(t.id.clone()),
+                created_at: Set(now),
+            }
+            .insert(&st.db)
+            .await?;
+            t
+        }
+    };
+    let has_dev = connection::Entity::find()
+        .filter(connection::Column::TenantId.eq(t.id.clone()))
+        .filter(connection::Column::ConnType.eq("dev"))
+        .one(&st.db)
+        .await?
+        .is_some();
+    if !has_dev {
+        connection::ActiveModel {
+            id: Set(crate::ids::ConnectionId::new(now_ms, &*st.rng).to_string()),
+            tenant_id: Set(t.id.clone()),
+            conn_type: Set("dev".into()),
+            name: Set("Demo sign-in".into()),
+            enabled: Set(true),
+            config: Set(serde_json::json!({"default_email": "alice@acme.test", "default_name": "Alice Anderson", "groups": ["engineering", "admins"]}).to_string()),
+            secrets_enc: Set(None),
+            version: Set(1),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&st.db)
+        .await?;
+    }
+    let secret = new_token("fgcs_", &*st.rng);
+    let redirect = format!("{}/demo/callback", st.config.issuer);
+    let row = client::ActiveModel {
+        id: Set(DEMO_CLIENT_ID.into()),
+        name: Set("Demo app".into()),
+        client_type: Set("confidential".into()),
+        secret_hash: Set(Some(sha256_hex(&secret))),
+        redirect_uris: Set(to_json_list(&[redirect])),
+        post_logout_redirect_uris: Set(to_json_list(&[format!("{}/demo", st.config.issuer)])),
+        grant_types: Set(to_json_list(&[
+            "authorization_code".into(),
+            "refresh_token".into(),
+        ])),
+        id_token_alg: Set("ES256".into()),
+        backchannel_logout_uri: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    if client::Entity::find_by_id(DEMO_CLIENT_ID)
+        .one(&st.db)
+        .await?
+        .is_some()
+    {
+        row.update(&st.db).await?;
+    } else {
+        row.insert(&st.db).await?;
+    }
+    *st.demo.write().unwrap_or_else(|e| e.into_inner()) = Some(DemoApp {
+        client_secret: secret.clone(),
+    });
+    let i = &st.config.issuer;
+    Ok(format!(
+        "\n  fedgate demo is ready.\n\n  Open the demo app:     {i}/demo\n  Discovery document:    {i}/.well-known/openid-configuration\n  Demo tenant:           acme (domain acme.test), dev connection signs in alice@acme.test\n  Demo client:           client_id={DEMO_CLIENT_ID} client_secret={secret}\n  Admin API key:         run `fedgate admin-key create` (same data directory)\n"
+    ))
+}
+
+fn demo_state(st: &AppState) -> Option<DemoApp> {
+    st.demo.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+fn html(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body)
+}
+
+pub async fn home(st: web::Data<AppState>) -> HttpResponse {
+    if demo_state(&st).is_none() {
+        return HttpResponse::NotFound().finish();
+    }
+    html(page(
+        "fedgate demo app",
+        "<h1>Demo app</h1><p>This page plays the part of a SaaS app that trusts fedgate as its one OpenID Connect issuer.</p>\
+         <p><a href=\"/demo/start\">Sign in with Acme SSO</a></p>\
+         <p><a href=\"/demo/start?login_hint=bob.builder%40acme.test\">Sign in as bob.builder@acme.test</a></p>\
+         <p class=\"muted\">Or start without a hint to see home-realm discovery: <a href=\"/demo/start?discover=1\">ask for my email</a>.</p>",
+    ))
+}
+
+pub async fn start(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
+    if demo_state(&st).is_none() {
+        return HttpResponse::NotFound().finish();
+    }
+    let q = crate::http::Params::parse(req.query_string()).unwrap_or_default();
+    let state = new_token("", &*st.rng);
+    let nonce = new_token("", &*st.rng);
+    let verifier = new_token("", &*st.rng);
+    let mut url = match url::Url::parse(&format!("{}/oauth2/authorize", st.config.issuer)) {
+        Ok(u) => u,
+        Err(_) => return HttpResponse::InternalServerError().finish(),
+    };
+    {
+        let mut p = url.query_pairs_mut();
+        p.append_pair("response_type", "code")
+            .append_pair("client_id", DEMO_CLIENT_ID)
+            .append_pair(
+                "redirect_uri",
+                &format!("{}/demo/callback", st.config.issuer),
+            )
+            .append_pair("scope", "openid email profile offline_access")
+            .append_pair("state", &state)
+            .append_pair("nonce", &nonce)
+            .append_pair("code_challenge", &sha256_b64url(verifier.as_bytes()))
+            .append_pair("code_challenge_method", "S256");
+        if q.get("discover").is_none() {
+            p.append_pair("organization", "acme");
+        }
+        if let Some(h) = q.get("login_hint") {
+            p.append_pair("login_hint", h);
+        }
+    }
+    let cookie = crate::http::build_cookie(
+        DEMO_COOKIE,
+        format!("{state}.{nonce}.{verifier}"),
+        st.config.secure_cookies(),
+        600,
+    );
+    HttpResponse::Found()
+        .cookie(cookie)
+        .insert_header((header::LOCATION, url.to_string()))
+        .finish()
+}
+
+pub async fn callback(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
+    let Some(demo) = demo_state(&st) else {
+        return HttpResponse::NotFound().finish();
+    };
+    let q = crate::http::Params::parse(req.query_string()).unwrap_or_default();
+    let fail = |m: String| {
+        html(page(
+            "Demo app",
+            &format!(
+                "<h1>Sign-in failed</h1><p>{}</p><p><a href=\"/demo\">Back</a></p>",
+                escape(&m)
+            ),
+        ))
+    };
+    if let Some(e) = q.get("error") {
+        return fail(format!("{e}: {}", q.get("error_description").unwrap_or("")));
+    }
+    let Some(saved) = crate::http::cookie(&req, DEMO_COOKIE) else {
+        return fail("no demo cookie".into());
+    };
+    let parts: Vec<&str> = saved.split('.').collect();
+    let [state, nonce, verifier] = parts.as_slice() else {
+        return fail("bad demo cookie".into());
+    };
+    if q.get("state") != Some(*state) {
+        return fail("state mismatch".into());
+    }
+    if q.get("iss") != Some(st.config.issuer.as_str()) {
+        return fail("iss mismatch".into());
+    }
+    let Some(code) = q.get("code") else {
+        return fail("no code".into());
+    };
+    let client = reqwest::Client::new();
+    let resp = client
+        .post(format!("{}/oauth2/token", st.config.issuer))
+        .basic_auth(DEMO_CLIENT_ID, Some(&demo.client_secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            (
+                "redirect_uri",
+                &format!("{}/demo/callback", st.config.issuer),
+            ),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await;
+    let body: serde_json::Value = match resp {
+        Ok(r) => r.json().await.unwrap_or_default(),
+        Err(e) => return fail(format!("token request failed: {e}")),
+    };
+    let Some(id_token) = body["id_token"].as_str() else {
+        return fail(format!("token error: {body}"));
+    };
+    let claims = id_token
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .ok()
+        })
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .unwrap_or_default();
+    if claims["nonce"].as_str() != Some(*nonce) {
+        return fail("nonce mismatch".into());
+    }
+    let pretty = serde_json::to_string_pretty(&claims).unwrap_or_default();
+    let logout = format!(
+        "/oauth2/logout?id_token_hint={}&post_logout_redirect_uri={}",
+        id_token,
+        url::form_urlencoded::byte_serialize(format!("{}/demo", st.config.issuer).as_bytes())
+            .collect::<String>()
+    );
+    html(page(
+        "Demo app",
+        &format!(
+            "<h1>Signed in</h1><p>The app received this ID token from fedgate (signature checked by fedgate's own token endpoint client; a real app verifies it against the JWKS):</p>\
+             <pre style=\"white-space:pre-wrap;font-size:.8rem\">{}</pre><p><a href=\"{}\">Sign out</a> · <a href=\"/demo\">Back</a></p>",
+            escape(&pretty),
+            escape(&logout)
+        ),
+    ))
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/demo", web::get().to(home))
+        .route("/demo/start", web::get().to(start))
+        .route("/demo/callback", web::get().to(callback));
+}

@@ -1,0 +1,164 @@
+//! actix wiring shared by every surface: request ids, access logs, security headers, body
+//! limits and parameter parsing.
+use crate::clock::{Rng, SystemRng};
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use std::collections::HashMap;
+use tracing::Instrument;
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The current request's id (inside a request), or "-".
+pub fn current_request_id() -> String {
+    REQUEST_ID
+        .try_with(|r| r.clone())
+        .unwrap_or_else(|_| "-".to_string())
+}
+
+fn incoming_request_id(req: &ServiceRequest) -> Option<String> {
+    let v = req.headers().get("x-request-id")?.to_str().ok()?;
+    (!v.is_empty()
+        && v.len() <= 64
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    .then(|| v.to_string())
+}
+
+/// One root span per request with a request id (taken from `X-Request-Id` when well-formed),
+/// an access log line, the id echoed back, and security headers on every response.
+pub async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id =
+        incoming_request_id(&req).unwrap_or_else(|| crate::ids::random128(&SystemRng as &dyn Rng));
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
+    let started = std::time::Instant::now();
+    let fut = REQUEST_ID
+        .scope(id.clone(), next.call(req))
+        .instrument(span.clone());
+    let mut res = fut.await?;
+    let status = res.status().as_u16();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| tracing::info!(status, elapsed_ms = format!("{elapsed_ms:.2}"), "request"));
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        h.insert(HeaderName::from_static("x-request-id"), v);
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"),
+        );
+    }
+    Ok(res)
+}
+
+/// Parameters of a query string or urlencoded form, refusing repeated names
+/// (RFC 6749 §3.1: parameters MUST NOT be included more than once).
+#[derive(Debug, Default)]
+pub struct Params(HashMap<String, String>);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ParamsError {
+    #[error("parameter {0} is repeated")]
+    Repeated(String),
+    #[error("too many parameters")]
+    TooMany,
+}
+
+impl Params {
+    pub fn parse(raw: &str) -> Result<Self, ParamsError> {
+        let mut map = HashMap::new();
+        for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
+            if map.len() >= 64 {
+                return Err(ParamsError::TooMany);
+            }
+            if map.insert(k.to_string(), v.to_string()).is_some() {
+                return Err(ParamsError::Repeated(k.to_string()));
+            }
+        }
+        Ok(Self(map))
+    }
+    /// A parameter's value; empty values count as absent (RFC 6749 §3.1).
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str).filter(|v| !v.is_empty())
+    }
+    pub fn contains(&self, k: &str) -> bool {
+        self.get(k).is_some()
+    }
+}
+
+/// Reads a urlencoded form body after checking the content type.
+pub fn form_params(req: &actix_web::HttpRequest, body: &[u8]) -> Result<Params, String> {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if !ct.starts_with("application/x-www-form-urlencoded") {
+        return Err("the request body must be application/x-www-form-urlencoded".into());
+    }
+    let text =
+        std::str::from_utf8(body).map_err(|_| "the request body is not UTF-8".to_string())?;
+    Params::parse(text).map_err(|e| e.to_string())
+}
+
+/// A cookie value by name.
+pub fn cookie(req: &actix_web::HttpRequest, name: &str) -> Option<String> {
+    req.cookie(name)
+        .map(|c| c.value().to_string())
+        .filter(|v| !v.is_empty() && v.len() <= 256)
+}
+
+pub fn build_cookie(
+    name: &str,
+    value: String,
+    secure: bool,
+    max_age_secs: i64,
+) -> actix_web::cookie::Cookie<'static> {
+    actix_web::cookie::Cookie::build(name.to_string(), value)
+        .path("/")
+        .http_only(true)
+        .secure(secure)
+        .same_site(actix_web::cookie::SameSite::Lax)
+        .max_age(actix_web::cookie::time::Duration::seconds(max_age_secs))
+        .finish()
+}
+
+/// The client's address as seen by this process (no proxy headers are trusted).
+pub fn peer(req: &actix_web::HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    #[test]
+    fn params_refuse_repeats_and_treat_empty_as_absent() {
+        assert_eq!(
+            Params::parse("a=1&a=2").unwrap_err(),
+            ParamsError::Repeated("a".into())
+        );
+        let p = Params::parse("a=&b=x%20y").unwrap();
+        assert!(p.get("a").is_none());
+        assert_eq!(p.get("b"), Some("x y"));
+    }
+}

@@ -1,0 +1,621 @@
+//! `/oauth2/authorize` (OpenID Connect Core §3.1.2) and home-realm discovery pages.
+//!
+//! Until the client and redirect_uri are known to be valid, errors are an HTML page; after that
+//! they are redirects to the registered redirect_uri with `error`, `state` and `iss`.
+use super::flow::{self, binding, binding_cookie, client_redirect_url, pending_login, redirect};
+use crate::app::AppState;
+use crate::claims::email_domain;
+use crate::error::PageError;
+use crate::html::{escape, page};
+use crate::http::{form_params, Params};
+use crate::ids::LoginId;
+use crate::keys::sha256_hex;
+use crate::store::entities::{client, connection, login, tenant, user};
+use crate::util::from_json_list;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+
+const KNOWN_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+const PROMPTS: [&str; 4] = ["none", "login", "consent", "select_account"];
+
+/// A validated authorization request.
+#[derive(Debug)]
+struct AuthRequest {
+    client: client::Model,
+    redirect_uri: String,
+    scope: String,
+    state: Option<String>,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+    prompt: Vec<String>,
+    max_age: Option<i64>,
+    login_hint: Option<String>,
+    organization: Option<String>,
+    connection: Option<String>,
+    domain_hint: Option<String>,
+}
+
+struct Redirectable {
+    redirect_uri: String,
+    state: Option<String>,
+}
+
+impl Redirectable {
+    fn error(&self, st: &AppState, error: &str, description: &str) -> HttpResponse {
+        let url = client_redirect_url(
+            &self.redirect_uri,
+            &[
+                ("error", Some(error)),
+                ("error_description", Some(description)),
+                ("state", self.state.as_deref()),
+                ("iss", Some(&st.config.issuer)),
+            ],
+        );
+        redirect(StatusCode::FOUND, &url)
+    }
+}
+
+fn bounded(p: &Params, k: &str, max: usize) -> Result<Option<String>, String> {
+    match p.get(k) {
+        Some(v) if v.len() > max => Err(format!("{k} is too long")),
+        Some(v) => Ok(Some(v.to_string())),
+        None => Ok(None),
+    }
+}
+
+async fn validate(
+    st: &AppState,
+    params: &Params,
+) -> Result<Result<AuthRequest, (Redirectable, &'static str, String)>, PageError> {
+    // 1. Client and redirect_uri: without both valid, never redirect.
+    let client_id = params.get("client_id").ok_or_else(|| {
+        PageError::bad_request(
+            "invalid_client",
+            "The application did not identify itself (client_id is missing).",
+        )
+    })?;
+    let client = if client_id.len() <= 64 {
+        client::Entity::find_by_id(client_id.to_string())
+            .one(&st.db)
+            .await?
+    } else {
+        None
+    };
+    let client = client.ok_or_else(|| {
+        PageError::bad_request(
+            "invalid_client",
+            "The application is not registered with this sign-in service.",
+        )
+    })?;
+    let redirect_uri = params.get("redirect_uri").ok_or_else(|| {
+        PageError::bad_request(
+            "invalid_redirect_uri",
+            "The application did not say where to return (redirect_uri is missing).",
+        )
+    })?;
+    if !from_json_list(&client.redirect_uris)
+        .iter()
+        .any(|r| r == redirect_uri)
+    {
+        return Err(PageError::bad_request(
+            "invalid_redirect_uri",
+            "The application asked to return to an address that is not registered for it.",
+        ));
+    }
+    let state = params.get("state").map(str::to_string);
+    let r = Redirectable {
+        redirect_uri: redirect_uri.to_string(),
+        state: state.clone(),
+    };
+    let fail = |r: Redirectable, e: &'static str, d: &str| Ok(Err((r, e, d.to_string())));
+
+    if state.as_ref().is_some_and(|s| s.len() > 2048) {
+        return fail(r, "invalid_request", "state is too long");
+    }
+    // 2. Everything else is reported to the app.
+    if params.contains("request") {
+        return fail(
+            r,
+            "request_not_supported",
+            "request objects are not supported",
+        );
+    }
+    if params.contains("request_uri") {
+        return fail(
+            r,
+            "request_uri_not_supported",
+            "request_uri is not supported",
+        );
+    }
+    match params.get("response_type") {
+        Some("code") => {}
+        Some(_) => {
+            return fail(
+                r,
+                "unsupported_response_type",
+                "only response_type=code is supported",
+            )
+        }
+        None => return fail(r, "invalid_request", "response_type is missing"),
+    }
+    if let Some(m) = params.get("response_mode") {
+        if m != "query" {
+            return fail(
+                r,
+                "invalid_request",
+                "only response_mode=query is supported",
+            );
+        }
+    }
+    if !crate::issuer::clients::allows_grant(
+        &client,
+        crate::issuer::clients::GrantType::AuthorizationCode,
+    ) {
+        return fail(
+            r,
+            "unauthorized_client",
+            "this client may not use the authorization code grant",
+        );
+    }
+    let scopes: Vec<&str> = params
+        .get("scope")
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !scopes.contains(&"openid") {
+        return fail(r, "invalid_scope", "the openid scope is required");
+    }
+    let mut granted: Vec<&str> = KNOWN_SCOPES
+        .iter()
+        .copied()
+        .filter(|k| scopes.contains(k))
+        .collect();
+    if !crate::issuer::clients::allows_grant(
+        &client,
+        crate::issuer::clients::GrantType::RefreshToken,
+    ) {
+        granted.retain(|s| *s != "offline_access");
+    }
+    let challenge = params.get("code_challenge");
+    match (challenge, params.get("code_challenge_method")) {
+        (Some(c), Some("S256")) => {
+            if c.len() != 43
+                || !c
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return fail(
+                    r,
+                    "invalid_request",
+                    "code_challenge must be a base64url SHA-256 (43 characters)",
+                );
+            }
+        }
+        (Some(_), _) => return fail(r, "invalid_request", "code_challenge_method must be S256"),
+        (None, Some(_)) => {
+            return fail(
+                r,
+                "invalid_request",
+                "code_challenge_method without code_challenge",
+            )
+        }
+        (None, None) if client.client_type == "public" => {
+            return fail(
+                r,
+                "invalid_request",
+                "public clients must use PKCE (code_challenge with S256)",
+            )
+        }
+        (None, None) => {}
+    }
+    let prompt: Vec<String> = params
+        .get("prompt")
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if prompt.iter().any(|p| !PROMPTS.contains(&p.as_str())) {
+        return fail(r, "invalid_request", "unsupported prompt value");
+    }
+    if prompt.iter().any(|p| p == "none") && prompt.len() > 1 {
+        return fail(
+            r,
+            "invalid_request",
+            "prompt=none cannot be combined with other values",
+        );
+    }
+    let max_age = match params.get("max_age") {
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n >= 0 => Some(n),
+            _ => {
+                return fail(
+                    r,
+                    "invalid_request",
+                    "max_age must be a non-negative integer",
+                )
+            }
+        },
+        None => None,
+    };
+    let get = |k: &str, max: usize| bounded(params, k, max);
+    let (nonce, login_hint, organization, connection, domain_hint) = match (
+        get("nonce", 512),
+        get("login_hint", 320),
+        get("organization", 128),
+        get("connection", 64),
+        get("domain_hint", 253),
+    ) {
+        (Ok(a), Ok(b), Ok(c), Ok(d), Ok(e)) => (a, b, c, d, e),
+        _ => return fail(r, "invalid_request", "a parameter is too long"),
+    };
+    Ok(Ok(AuthRequest {
+        client,
+        redirect_uri: r.redirect_uri,
+        scope: granted.join(" "),
+        state,
+        nonce,
+        code_challenge: challenge.map(str::to_string),
+        prompt,
+        max_age,
+        login_hint,
+        organization,
+        connection,
+        domain_hint,
+    }))
+}
+
+/// GET or POST /oauth2/authorize
+pub async fn authorize(
+    req: HttpRequest,
+    body: web::Bytes,
+    st: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let params = if req.method() == actix_web::http::Method::POST {
+        form_params(&req, &body).map_err(|m| PageError::bad_request("invalid_request", m))?
+    } else {
+        Params::parse(req.query_string())
+            .map_err(|e| PageError::bad_request("invalid_request", e.to_string()))?
+    };
+    let ar = match validate(&st, &params).await? {
+        Ok(ar) => ar,
+        Err((r, e, d)) => return Ok(r.error(&st, e, &d)),
+    };
+    let r = Redirectable {
+        redirect_uri: ar.redirect_uri.clone(),
+        state: ar.state.clone(),
+    };
+
+    // Resolve explicit routing first: it decides whether an existing session fits.
+    let conn = match &ar.connection {
+        Some(cid) => {
+            let c = connection::Entity::find_by_id(cid.clone())
+                .one(&st.db)
+                .await?;
+            match c.filter(|c| c.enabled) {
+                Some(c) => Some(c),
+                None => {
+                    return Ok(r.error(&st, "invalid_request", "unknown or disabled connection"))
+                }
+            }
+        }
+        None => None,
+    };
+    let org = match &ar.organization {
+        Some(o) => match crate::tenant::find(&st.db, o).await? {
+            Some(t) => Some(t),
+            None => return Ok(r.error(&st, "invalid_request", "unknown organization")),
+        },
+        None => None,
+    };
+    if let (Some(c), Some(t)) = (&conn, &org) {
+        if c.tenant_id != t.id {
+            return Ok(r.error(
+                &st,
+                "invalid_request",
+                "the connection does not belong to the organization",
+            ));
+        }
+    }
+    let wanted_tenant = conn
+        .as_ref()
+        .map(|c| c.tenant_id.clone())
+        .or_else(|| org.as_ref().map(|t| t.id.clone()));
+
+    // An existing fedgate session answers without a round trip upstream, unless re-authentication
+    // is requested or the session does not fit the requested routing.
+    let force = ar
+        .prompt
+        .iter()
+        .any(|p| p == "login" || p == "select_account");
+    if !force {
+        if let Some(sess) = flow::current_session(&st, &req).await? {
+            let fits_tenant = wanted_tenant.as_ref().is_none_or(|t| *t == sess.tenant_id);
+            let fits_conn = conn.as_ref().is_none_or(|c| c.id == sess.connection_id);
+            let fresh = ar
+                .max_age
+                .is_none_or(|m| st.clock.now() - sess.auth_time <= m);
+            let active = user::Entity::find_by_id(sess.user_id.clone())
+                .one(&st.db)
+                .await?
+                .is_some_and(|u| u.active && u.deleted_at.is_none());
+            if fits_tenant && fits_conn && fresh && active {
+                let code = flow::issue_code(
+                    &st.db,
+                    &st,
+                    "sso",
+                    &ar.client.id,
+                    &ar.redirect_uri,
+                    &ar.scope,
+                    ar.nonce.clone(),
+                    ar.code_challenge.clone(),
+                    &sess.user_id,
+                    &sess.id,
+                    sess.auth_time,
+                )
+                .await?;
+                tracing::info!(session = %sess.id, client = %ar.client.id, "authorization answered from existing session");
+                return Ok(redirect(
+                    StatusCode::FOUND,
+                    &flow::success_url(&st, &ar.redirect_uri, &code, ar.state.as_deref()),
+                ));
+            }
+        }
+    }
+    if ar.prompt.iter().any(|p| p == "none") {
+        return Ok(r.error(
+            &st,
+            "login_required",
+            "no active session; the user must sign in",
+        ));
+    }
+
+    // A pending login row: the only login state, shared by every instance.
+    let (bind, bind_new) = binding(&req, &st);
+    let now = st.clock.now();
+    let login_row = login::ActiveModel {
+        id: Set(LoginId::new(&*st.rng).to_string()),
+        client_id: Set(ar.client.id.clone()),
+        redirect_uri: Set(ar.redirect_uri.clone()),
+        scope: Set(ar.scope.clone()),
+        state: Set(ar.state.clone()),
+        nonce: Set(ar.nonce.clone()),
+        code_challenge: Set(ar.code_challenge.clone()),
+        prompt: Set((!ar.prompt.is_empty()).then(|| ar.prompt.join(" "))),
+        max_age: Set(ar.max_age),
+        login_hint: Set(ar.login_hint.clone()),
+        tenant_id: Set(wanted_tenant.clone()),
+        connection_id: Set(None),
+        connector_state: Set(None),
+        binding_hash: Set(sha256_hex(&bind)),
+        status: Set(flow::STATUS_PENDING.into()),
+        error_code: Set(None),
+        created_at: Set(now),
+        expires_at: Set(now + st.config.tokens.login_ttl),
+        completed_at: Set(None),
+    }
+    .insert(&st.db)
+    .await?;
+    tracing::info!(login = %login_row.id, client = %ar.client.id, "authorization request accepted");
+
+    let mut resp = route(&st, &login_row, conn, org, ar.domain_hint.as_deref()).await?;
+    if bind_new {
+        resp.add_cookie(&binding_cookie(&st, bind))
+            .map_err(|_| PageError::internal())?;
+    }
+    Ok(resp)
+}
+
+/// Home-realm discovery: connection, else organization, else the login_hint's (or domain_hint's)
+/// domain, else ask for the work email.
+async fn route(
+    st: &AppState,
+    login: &login::Model,
+    conn: Option<connection::Model>,
+    org: Option<tenant::Model>,
+    domain_hint: Option<&str>,
+) -> Result<HttpResponse, PageError> {
+    if let Some(c) = conn {
+        return flow::start_connection(st, login, &c, StatusCode::FOUND).await;
+    }
+    let tenant = match org {
+        Some(t) => Some(t),
+        None => {
+            let domain = login
+                .login_hint
+                .as_deref()
+                .and_then(email_domain)
+                .or_else(|| domain_hint.map(|d| d.to_ascii_lowercase()));
+            match domain {
+                Some(d) => crate::tenant::by_domain(&st.db, &d).await?,
+                None => None,
+            }
+        }
+    };
+    match tenant {
+        Some(t) => to_tenant(st, login, &t, StatusCode::FOUND).await,
+        None => Ok(redirect(
+            StatusCode::FOUND,
+            &format!("{}/login/{}", st.config.issuer, login.id),
+        )),
+    }
+}
+
+async fn enabled_connections(
+    st: &AppState,
+    tenant_id: &str,
+) -> Result<Vec<connection::Model>, sea_orm::DbErr> {
+    connection::Entity::find()
+        .filter(connection::Column::TenantId.eq(tenant_id))
+        .filter(connection::Column::Enabled.eq(true))
+        .order_by_asc(connection::Column::Id)
+        .all(&st.db)
+        .await
+}
+
+/// Sends a login to its tenant: the only connection directly, a chooser for several.
+async fn to_tenant(
+    st: &AppState,
+    login: &login::Model,
+    t: &tenant::Model,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
+    let conns = enabled_connections(st, &t.id).await?;
+    let mut login = login.clone();
+    if login.tenant_id.as_deref() != Some(t.id.as_str()) {
+        login::Entity::update_many()
+            .col_expr(login::Column::TenantId, t.id.clone().into())
+            .filter(login::Column::Id.eq(login.id.clone()))
+            .exec(&st.db)
+            .await?;
+        login.tenant_id = Some(t.id.clone());
+    }
+    match conns.as_slice() {
+        [] => Err(PageError::new(
+            StatusCode::BAD_REQUEST,
+            "no_connection",
+            "Single sign-on is not set up",
+            format!(
+                "{} has no sign-in method configured yet. Contact your administrator.",
+                t.name
+            ),
+        )
+        .with_back(flow::error_url(
+            st,
+            &login,
+            "access_denied",
+            "the organization has no enabled connection",
+        ))),
+        [one] => flow::start_connection(st, &login, one, status).await,
+        _ => Ok(redirect(
+            status,
+            &format!("{}/login/{}", st.config.issuer, login.id),
+        )),
+    }
+}
+
+fn html(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .body(body)
+}
+
+fn email_form(login_id: &str, message: Option<&str>, value: &str) -> String {
+    let msg = message
+        .map(|m| format!("<p class=\"error\">{}</p>", escape(m)))
+        .unwrap_or_default();
+    page(
+        "Sign in",
+        &format!(
+            "<h1>Sign in with your work account</h1>{msg}<form method=\"post\" action=\"/login/{id}\">\
+             <label for=\"email\">Work email</label><input id=\"email\" type=\"email\" name=\"email\" required autofocus value=\"{v}\">\
+             <button type=\"submit\">Continue</button></form>",
+            id = escape(login_id),
+            v = escape(value)
+        ),
+    )
+}
+
+fn chooser(login_id: &str, tenant: &tenant::Model, conns: &[connection::Model]) -> String {
+    let items: String = conns
+        .iter()
+        .map(|c| {
+            format!(
+                "<li><button type=\"submit\" class=\"secondary\" name=\"connection\" value=\"{}\">{}</button></li>",
+                escape(&c.id),
+                escape(&c.name)
+            )
+        })
+        .collect();
+    page(
+        "Choose how to sign in",
+        &format!(
+            "<h1>Sign in to {}</h1><p>Choose how to sign in:</p><form method=\"post\" action=\"/login/{}/connection\"><ul class=\"choices\">{items}</ul></form>",
+            escape(&tenant.name),
+            escape(login_id)
+        ),
+    )
+}
+
+/// GET /login/{login}: the work-email page, or the chooser once the tenant is known.
+pub async fn login_page(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let login = pending_login(&st, &req, &path).await?;
+    if let Some(tid) = &login.tenant_id {
+        if let Some(t) = tenant::Entity::find_by_id(tid.clone()).one(&st.db).await? {
+            let conns = enabled_connections(&st, &t.id).await?;
+            return Ok(html(chooser(&login.id, &t, &conns)));
+        }
+    }
+    Ok(html(email_form(
+        &login.id,
+        None,
+        login.login_hint.as_deref().unwrap_or(""),
+    )))
+}
+
+/// POST /login/{login}: route by the email's domain.
+pub async fn login_submit(
+    req: HttpRequest,
+    body: web::Bytes,
+    st: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let login = pending_login(&st, &req, &path).await?;
+    let params =
+        form_params(&req, &body).map_err(|m| PageError::bad_request("invalid_request", m))?;
+    let email = params.get("email").unwrap_or("").trim().to_string();
+    let Some(domain) = email_domain(&email) else {
+        return Ok(html(email_form(
+            &login.id,
+            Some("Enter a valid email address."),
+            &email,
+        )));
+    };
+    let Some(t) = crate::tenant::by_domain(&st.db, &domain).await? else {
+        // Same answer for every unknown domain: no hint about which tenants exist.
+        return Ok(html(email_form(
+            &login.id,
+            Some("We couldn't find single sign-on for that email address. Check it, or ask your administrator."),
+            &email,
+        )));
+    };
+    login::Entity::update_many()
+        .col_expr(login::Column::LoginHint, email.clone().into())
+        .filter(login::Column::Id.eq(login.id.clone()))
+        .exec(&st.db)
+        .await?;
+    let mut login = login;
+    login.login_hint = Some(email);
+    to_tenant(&st, &login, &t, StatusCode::SEE_OTHER).await
+}
+
+/// POST /login/{login}/connection: the chooser's answer.
+pub async fn choose_connection(
+    req: HttpRequest,
+    body: web::Bytes,
+    st: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let login = pending_login(&st, &req, &path).await?;
+    let params =
+        form_params(&req, &body).map_err(|m| PageError::bad_request("invalid_request", m))?;
+    let cid = params.get("connection").unwrap_or("");
+    let conn = connection::Entity::find_by_id(cid.to_string())
+        .one(&st.db)
+        .await?
+        .filter(|c| login.tenant_id.as_deref() == Some(c.tenant_id.as_str()))
+        .ok_or_else(|| {
+            PageError::bad_request(
+                "connection_not_allowed",
+                "That sign-in method is not available for your organization.",
+            )
+        })?;
+    flow::start_connection(&st, &login, &conn, StatusCode::SEE_OTHER).await
+}

@@ -1,0 +1,322 @@
+//! `/oauth2/token`: authorization_code (with PKCE) and refresh_token (rotating, with reuse
+//! detection). RFC 6749 §5 responses, `Cache-Control: no-store`.
+use super::clients::{allows_grant, authenticate, GrantType};
+use super::tokens::{load_subject, sign_tokens, Subject};
+use crate::app::AppState;
+use crate::error::OAuthError;
+use crate::http::form_params;
+use crate::ids::GrantId;
+use crate::keys::{constant_time_eq, new_token, sha256_b64url, sha256_hex};
+use crate::store::entities::{auth_code, client, grant, refresh_token};
+use crate::store::write_tx;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use serde::Serialize;
+
+pub const REFRESH_PREFIX: &str = "fgrt_";
+
+#[derive(Debug, Serialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+    id_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+    scope: String,
+}
+
+fn ok(body: TokenResponse) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(body)
+}
+
+pub async fn token(
+    req: HttpRequest,
+    body: web::Bytes,
+    st: web::Data<AppState>,
+) -> Result<HttpResponse, OAuthError> {
+    let params = form_params(&req, &body).map_err(OAuthError::invalid_request)?;
+    let (client, _method) = authenticate(&st.db, &req, &params).await?;
+    match params.get("grant_type") {
+        Some("authorization_code") => {
+            if !allows_grant(&client, GrantType::AuthorizationCode) {
+                return Err(OAuthError::new(
+                    "unauthorized_client",
+                    "this client may not use authorization_code",
+                ));
+            }
+            code_grant(&st, &client, &params).await
+        }
+        Some("refresh_token") => {
+            if !allows_grant(&client, GrantType::RefreshToken) {
+                return Err(OAuthError::new(
+                    "unauthorized_client",
+                    "this client may not use refresh_token",
+                ));
+            }
+            refresh_grant(&st, &client, &params).await
+        }
+        Some(_) => Err(OAuthError::new(
+            "unsupported_grant_type",
+            "supported: authorization_code, refresh_token",
+        )),
+        None => Err(OAuthError::invalid_request("grant_type is missing")),
+    }
+}
+
+/// Revokes a grant and every refresh token in it (token family).
+pub async fn revoke_grant(
+    db: &impl ConnectionTrait,
+    grant_id: &str,
+    reason: &str,
+    now: i64,
+) -> Result<(), sea_orm::DbErr> {
+    grant::Entity::update_many()
+        .col_expr(grant::Column::RevokedAt, now.into())
+        .col_expr(grant::Column::RevokedReason, reason.into())
+        .filter(grant::Column::Id.eq(grant_id))
+        .filter(grant::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    refresh_token::Entity::delete_many()
+        .filter(refresh_token::Column::GrantId.eq(grant_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+fn valid_verifier(v: &str) -> bool {
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+async fn code_grant(
+    st: &AppState,
+    client: &client::Model,
+    p: &crate::http::Params,
+) -> Result<HttpResponse, OAuthError> {
+    let code = p
+        .get("code")
+        .ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
+    let now = st.clock.now();
+    let hash = sha256_hex(code);
+    let row = auth_code::Entity::find_by_id(hash.clone())
+        .one(&st.db)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_grant("the authorization code is invalid"))?;
+    if row.client_id != client.id {
+        return Err(OAuthError::invalid_grant(
+            "the authorization code was issued to another client",
+        ));
+    }
+    if row.used_at.is_some() {
+        // A replayed code: revoke what the first exchange issued (RFC 6749 §4.1.2).
+        if let Some(g) = &row.grant_id {
+            let tx = write_tx(&st.db).await?;
+            revoke_grant(&tx, g, "code_replay", now).await?;
+            tx.commit().await?;
+        }
+        tracing::warn!(client = %client.id, "authorization code replayed; its grant was revoked");
+        return Err(OAuthError::invalid_grant(
+            "the authorization code was already used",
+        ));
+    }
+    if row.expires_at <= now {
+        return Err(OAuthError::invalid_grant(
+            "the authorization code has expired",
+        ));
+    }
+    match p.get("redirect_uri") {
+        Some(r) if r == row.redirect_uri => {}
+        Some(_) => {
+            return Err(OAuthError::invalid_grant(
+                "redirect_uri does not match the authorization request",
+            ))
+        }
+        None => return Err(OAuthError::invalid_request("redirect_uri is missing")),
+    }
+    match (&row.code_challenge, p.get("code_verifier")) {
+        (Some(ch), Some(v)) => {
+            if !valid_verifier(v) || !constant_time_eq(&sha256_b64url(v.as_bytes()), ch) {
+                return Err(OAuthError::invalid_grant("PKCE verification failed"));
+            }
+        }
+        (Some(_), None) => return Err(OAuthError::invalid_grant("code_verifier is missing")),
+        // RFC 9700 §2.1.1: a verifier without a challenge is a downgrade attempt.
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_grant(
+                "code_verifier sent but no code_challenge was used",
+            ))
+        }
+        (None, None) => {}
+    }
+    let tx = write_tx(&st.db).await?;
+    let grant_id = GrantId::new(&*st.rng);
+    let claimed = auth_code::Entity::update_many()
+        .col_expr(auth_code::Column::UsedAt, now.into())
+        .col_expr(auth_code::Column::GrantId, grant_id.to_string().into())
+        .filter(auth_code::Column::CodeHash.eq(hash))
+        .filter(auth_code::Column::UsedAt.is_null())
+        .exec(&tx)
+        .await?;
+    if claimed.rows_affected != 1 {
+        return Err(OAuthError::invalid_grant(
+            "the authorization code was already used",
+        ));
+    }
+    let subject = load_subject(&tx, &row.user_id, &row.session_id)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_grant("the user or session no longer exists"))?;
+    check_subject(&subject)?;
+    let g = grant::ActiveModel {
+        id: Set(grant_id.to_string()),
+        client_id: Set(client.id.clone()),
+        user_id: Set(row.user_id.clone()),
+        tenant_id: Set(subject.tenant.id.clone()),
+        session_id: Set(row.session_id.clone()),
+        scope: Set(row.scope.clone()),
+        auth_time: Set(row.auth_time),
+        created_at: Set(now),
+        expires_at: Set(now + st.config.tokens.refresh_token_ttl),
+        revoked_at: Set(None),
+        revoked_reason: Set(None),
+    }
+    .insert(&tx)
+    .await?;
+    let refresh = if allows_grant(client, GrantType::RefreshToken) {
+        Some(insert_refresh(&tx, st, &g, now).await?)
+    } else {
+        None
+    };
+    let issued = sign_tokens(st, client, &g, &subject, row.nonce.clone())?;
+    tx.commit().await?;
+    Ok(ok(TokenResponse {
+        access_token: issued.access_token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        id_token: issued.id_token,
+        refresh_token: refresh,
+        scope: g.scope,
+    }))
+}
+
+fn check_subject(s: &Subject) -> Result<(), OAuthError> {
+    if !s.user.active || s.user.deleted_at.is_some() {
+        return Err(OAuthError::invalid_grant("the user is deactivated"));
+    }
+    if s.session.revoked_at.is_some() {
+        return Err(OAuthError::invalid_grant("the session was ended"));
+    }
+    Ok(())
+}
+
+async fn insert_refresh(
+    tx: &impl ConnectionTrait,
+    st: &AppState,
+    g: &grant::Model,
+    now: i64,
+) -> Result<String, sea_orm::DbErr> {
+    let token = new_token(REFRESH_PREFIX, &*st.rng);
+    refresh_token::ActiveModel {
+        token_hash: Set(sha256_hex(&token)),
+        grant_id: Set(g.id.clone()),
+        created_at: Set(now),
+        expires_at: Set(g.expires_at),
+        used_at: Set(None),
+    }
+    .insert(tx)
+    .await?;
+    Ok(token)
+}
+
+async fn refresh_grant(
+    st: &AppState,
+    client: &client::Model,
+    p: &crate::http::Params,
+) -> Result<HttpResponse, OAuthError> {
+    let token = p
+        .get("refresh_token")
+        .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
+    let now = st.clock.now();
+    let hash = sha256_hex(token);
+    let row = refresh_token::Entity::find_by_id(hash.clone())
+        .one(&st.db)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_grant("the refresh token is invalid or revoked"))?;
+    let g = grant::Entity::find_by_id(row.grant_id.clone())
+        .one(&st.db)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_grant("the refresh token is invalid or revoked"))?;
+    if g.client_id != client.id {
+        return Err(OAuthError::invalid_grant(
+            "the refresh token was issued to another client",
+        ));
+    }
+    if g.revoked_at.is_some() {
+        return Err(OAuthError::invalid_grant(
+            "the refresh token is invalid or revoked",
+        ));
+    }
+    if row.used_at.is_some() {
+        let tx = write_tx(&st.db).await?;
+        revoke_grant(&tx, &g.id, "refresh_token_reuse", now).await?;
+        tx.commit().await?;
+        tracing::warn!(client = %client.id, grant = %g.id, "refresh token reused; the token family was revoked");
+        return Err(OAuthError::invalid_grant(
+            "the refresh token was already used; all tokens of this grant are revoked",
+        ));
+    }
+    if row.expires_at <= now || g.expires_at <= now {
+        return Err(OAuthError::invalid_grant("the refresh token has expired"));
+    }
+    let mut g = g;
+    if let Some(scope) = p.get("scope") {
+        let requested: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
+        if requested
+            .iter()
+            .any(|s| !super::tokens::has_scope(&g.scope, s))
+        {
+            return Err(OAuthError::new(
+                "invalid_scope",
+                "the requested scope exceeds the original grant",
+            ));
+        }
+        g.scope = requested.join(" ");
+    }
+    let tx = write_tx(&st.db).await?;
+    let claimed = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::UsedAt, now.into())
+        .filter(refresh_token::Column::TokenHash.eq(hash))
+        .filter(refresh_token::Column::UsedAt.is_null())
+        .exec(&tx)
+        .await?;
+    if claimed.rows_affected != 1 {
+        revoke_grant(&tx, &g.id, "refresh_token_reuse", now).await?;
+        tx.commit().await?;
+        return Err(OAuthError::invalid_grant(
+            "the refresh token was already used; all tokens of this grant are revoked",
+        ));
+    }
+    let subject = load_subject(&tx, &g.user_id, &g.session_id)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
+    if !subject.user.active || subject.user.deleted_at.is_some() {
+        return Err(OAuthError::invalid_grant("the user is deactivated"));
+    }
+    let new_refresh = insert_refresh(&tx, st, &g, now).await?;
+    let issued = sign_tokens(st, client, &g, &subject, None)?;
+    tx.commit().await?;
+    Ok(ok(TokenResponse {
+        access_token: issued.access_token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        id_token: issued.id_token,
+        refresh_token: Some(new_refresh),
+        scope: g.scope,
+    }))
+}

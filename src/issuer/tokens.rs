@@ -1,0 +1,277 @@
+//! The one token format: ID tokens and RFC 9068 access tokens, built from the directory and
+//! signed with the client's algorithm; verification of our own access tokens.
+use crate::app::AppState;
+use crate::error::OAuthError;
+use crate::keys::{Alg, UnverifiedJws};
+use crate::store::entities::{client, grant, identity, revoked_token, session, tenant, user};
+use crate::util::from_json_list;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct IdTokenClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub auth_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    pub sid: String,
+    pub azp: String,
+    pub org_id: String,
+    pub org_slug: String,
+    pub connection_id: String,
+    pub connection_type: String,
+    #[serde(flatten)]
+    pub profile: ProfileClaims,
+    pub groups: Vec<String>,
+    pub amr: Vec<String>,
+}
+
+/// Claims released by the `email` and `profile` scopes.
+#[derive(Debug, Serialize, Default, Clone)]
+pub struct ProfileClaims {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub given_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family_name: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AccessTokenClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub client_id: String,
+    pub scope: String,
+    pub auth_time: i64,
+    pub sid: String,
+    pub org_id: String,
+}
+
+/// Everything the tokens say about the person, loaded once per issuance.
+pub struct Subject {
+    pub user: user::Model,
+    pub tenant: tenant::Model,
+    pub session: session::Model,
+    pub connection_type: String,
+    pub groups: Vec<String>,
+}
+
+pub async fn load_subject(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    session_id: &str,
+) -> Result<Option<Subject>, sea_orm::DbErr> {
+    let Some(user) = user::Entity::find_by_id(user_id.to_string())
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some(session) = session::Entity::find_by_id(session_id.to_string())
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some(tenant) = tenant::Entity::find_by_id(user.tenant_id.clone())
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let ident = identity::Entity::find()
+        .filter(identity::Column::UserId.eq(user.id.clone()))
+        .filter(identity::Column::ConnectionId.eq(session.connection_id.clone()))
+        .one(db)
+        .await?;
+    let conn_type =
+        crate::store::entities::connection::Entity::find_by_id(session.connection_id.clone())
+            .one(db)
+            .await?
+            .map(|c| c.conn_type)
+            .unwrap_or_else(|| "unknown".into());
+    let groups = ident.map(|i| from_json_list(&i.groups)).unwrap_or_default();
+    Ok(Some(Subject {
+        user,
+        tenant,
+        session,
+        connection_type: conn_type,
+        groups,
+    }))
+}
+
+pub fn has_scope(scope: &str, s: &str) -> bool {
+    scope.split(' ').any(|x| x == s)
+}
+
+pub fn profile_claims(u: &user::Model, scope: &str) -> ProfileClaims {
+    let mut p = ProfileClaims::default();
+    if has_scope(scope, "email") {
+        p.email = u.email.clone();
+        p.email_verified = u.email.as_ref().map(|_| u.email_verified);
+    }
+    if has_scope(scope, "profile") {
+        p.name = u.name.clone();
+        p.given_name = u.given_name.clone();
+        p.family_name = u.family_name.clone();
+    }
+    p
+}
+
+pub struct Issued {
+    pub access_token: String,
+    pub id_token: String,
+    pub expires_in: i64,
+}
+
+/// Signs an ID token and an access token for a grant.
+pub fn sign_tokens(
+    st: &AppState,
+    c: &client::Model,
+    g: &grant::Model,
+    s: &Subject,
+    nonce: Option<String>,
+) -> Result<Issued, OAuthError> {
+    let now = st.clock.now();
+    let alg = Alg::parse(&c.id_token_alg).unwrap_or(Alg::ES256);
+    let key = st.keys.signer(alg).map_err(|e| {
+        crate::error::log_internal("no signing key", &e);
+        OAuthError::server_error()
+    })?;
+    let iss = st.config.issuer.clone();
+    let id = IdTokenClaims {
+        iss: iss.clone(),
+        sub: s.user.id.clone(),
+        aud: c.id.clone(),
+        exp: now + st.config.tokens.id_token_ttl,
+        iat: now,
+        auth_time: g.auth_time,
+        nonce,
+        sid: s.session.id.clone(),
+        azp: c.id.clone(),
+        org_id: s.tenant.id.clone(),
+        org_slug: s.tenant.slug.clone(),
+        connection_id: s.session.connection_id.clone(),
+        connection_type: s.connection_type.clone(),
+        profile: profile_claims(&s.user, &g.scope),
+        groups: s.groups.clone(),
+        amr: from_json_list(&s.session.amr),
+    };
+    let jti = format!("{}.{}", g.id, &crate::ids::random128(&*st.rng)[..16]);
+    let at = AccessTokenClaims {
+        iss,
+        sub: s.user.id.clone(),
+        aud: c.id.clone(),
+        exp: now + st.config.tokens.access_token_ttl,
+        iat: now,
+        jti,
+        client_id: c.id.clone(),
+        scope: g.scope.clone(),
+        auth_time: g.auth_time,
+        sid: s.session.id.clone(),
+        org_id: s.tenant.id.clone(),
+    };
+    let sign_err = |e: crate::keys::signing::SigningError| {
+        crate::error::log_internal("signing failed", &e);
+        OAuthError::server_error()
+    };
+    Ok(Issued {
+        id_token: key.sign_jwt("JWT", &id).map_err(sign_err)?,
+        access_token: key.sign_jwt("at+jwt", &at).map_err(sign_err)?,
+        expires_in: st.config.tokens.access_token_ttl,
+    })
+}
+
+/// A verified, currently valid access token.
+#[derive(Debug)]
+pub struct ValidAccessToken {
+    pub claims: serde_json::Value,
+    pub grant: grant::Model,
+    pub user: user::Model,
+}
+
+/// Verifies one of our access tokens: signature by a published key, `typ`, issuer, expiry, and
+/// that its grant, its own jti and its user are all still live.
+pub async fn verify_access_token(
+    st: &AppState,
+    token: &str,
+) -> Result<Option<ValidAccessToken>, sea_orm::DbErr> {
+    let Some(jws) = UnverifiedJws::parse(token) else {
+        return Ok(None);
+    };
+    if !jws
+        .header
+        .typ
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt"))
+    {
+        return Ok(None);
+    }
+    let Some(kid) = jws.header.kid.as_deref() else {
+        return Ok(None);
+    };
+    let Some(key) = st.keys.public_key(kid).await else {
+        return Ok(None);
+    };
+    let Some(claims) = jws.verify(&key) else {
+        return Ok(None);
+    };
+    let now = st.clock.now();
+    if claims.get("iss").and_then(|v| v.as_str()) != Some(st.config.issuer.as_str())
+        || claims
+            .get("exp")
+            .and_then(|v| v.as_i64())
+            .is_none_or(|e| e <= now)
+    {
+        return Ok(None);
+    }
+    let Some(jti) = claims.get("jti").and_then(|v| v.as_str()) else {
+        return Ok(None);
+    };
+    let Some((grant_id, _)) = jti.split_once('.') else {
+        return Ok(None);
+    };
+    if revoked_token::Entity::find_by_id(jti.to_string())
+        .one(&st.db)
+        .await?
+        .is_some()
+    {
+        return Ok(None);
+    }
+    let Some(grant) = grant::Entity::find_by_id(grant_id.to_string())
+        .one(&st.db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if grant.revoked_at.is_some() {
+        return Ok(None);
+    }
+    let Some(user) = user::Entity::find_by_id(grant.user_id.clone())
+        .one(&st.db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if !user.active || user.deleted_at.is_some() {
+        return Ok(None);
+    }
+    Ok(Some(ValidAccessToken {
+        claims,
+        grant,
+        user,
+    }))
+}

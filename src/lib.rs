@@ -1,0 +1,19 @@
+//! fedgate: a federation broker (SAML and OpenID Connect upstreams, one OpenID Connect issuer
+//! downstream) and SCIM provisioning gateway.
+pub mod admin;
+pub mod app;
+pub mod claims;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod directory;
+pub mod error;
+pub mod html;
+pub mod http;
+pub mod ids;
+pub mod issuer;
+pub mod keys;
+pub mod store;
+pub mod tenant;
+pub mod upstream;
+pub mod util;

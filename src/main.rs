@@ -1,0 +1,161 @@
+//! The `fedgate` command: parse the command line, load configuration, run.
+use clap::{Parser, Subcommand};
+use fedgate::app::{self, AppState};
+use fedgate::clock::{Clock, Rng, SystemClock, SystemRng};
+use fedgate::config::{Config, LogFormat};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "fedgate",
+    version,
+    about = "Federation broker and SCIM provisioning gateway"
+)]
+struct Cli {
+    /// Configuration file (default: ./fedgate.toml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Turn on dev mode and create a demo tenant, dev connection and demo app.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Admin API keys.
+    AdminKey {
+        #[command(subcommand)]
+        command: AdminKeyCommand,
+    },
+    /// Signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminKeyCommand {
+    /// Create an admin API key and print it (once) on stdout.
+    Create {
+        #[arg(long, default_value = "admin")]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Activate the already-published next key of every algorithm now, and publish new next keys.
+    Rotate,
+    /// List signing keys and their states.
+    List,
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FEDGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => b.json().flatten_event(true).with_current_span(true).init(),
+        LogFormat::Text => b.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let mut config = match Config::load(cli.config.as_deref(), &env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("fedgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Command::Serve { demo: true } = cli.command {
+        config.dev_mode = true;
+    }
+    init_logs(config.log_format);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fedgate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fedgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cmd: Command, config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let rng: Arc<dyn Rng> = Arc::new(SystemRng);
+    match cmd {
+        Command::Migrate => {
+            app::open(&config, &*rng).await?;
+            eprintln!("migrations applied");
+        }
+        Command::AdminKey {
+            command: AdminKeyCommand::Create { name },
+        } => {
+            let (db, _) = app::open(&config, &*rng).await?;
+            let (_, key) =
+                fedgate::admin::auth::create_key(&db, &name, clock.now_ms(), &*rng).await?;
+            println!("{key}");
+        }
+        Command::Keys { command } => {
+            let state = AppState::new(config, clock, rng).await?;
+            if let KeysCommand::Rotate = command {
+                let report = state.keys.rotate(true).await?;
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            for k in state.keys.list().await? {
+                println!(
+                    "{}\t{}\t{}\tcreated {}",
+                    k.kid,
+                    k.alg,
+                    k.state,
+                    fedgate::util::rfc3339(k.created_at)
+                );
+            }
+        }
+        Command::Serve { demo } => {
+            let state = AppState::new(config, clock, rng).await?;
+            if state.config.dev_mode {
+                tracing::warn!("DEV MODE IS ON: the dev connector signs in anyone without a password. Never use it in production.");
+            }
+            if demo {
+                let info = fedgate::demo::setup(&state).await?;
+                eprintln!("{info}");
+            }
+            let running = app::start(state).await?;
+            tracing::info!(port = running.port, issuer = %running.state.config.issuer, "fedgate listening");
+            let handle = running.handle.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    handle.stop(true).await;
+                }
+            });
+            running.task.await??;
+        }
+    }
+    Ok(())
+}

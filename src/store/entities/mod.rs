@@ -1,0 +1,15 @@
+pub mod admin_key;
+pub mod auth_code;
+pub mod client;
+pub mod connection;
+pub mod grant;
+pub mod identity;
+pub mod lock;
+pub mod login;
+pub mod refresh_token;
+pub mod revoked_token;
+pub mod session;
+pub mod signing_key;
+pub mod tenant;
+pub mod tenant_domain;
+pub mod user;

@@ -1,0 +1,16 @@
+//! `tenant_domains` table.
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "tenant_domains")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub domain: String,
+    pub tenant_id: String,
+    pub created_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

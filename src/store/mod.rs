@@ -1,0 +1,92 @@
+//! Storage: sea-orm entities and connection set-up. SQLite (default, WAL) and PostgreSQL.
+pub mod entities;
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, SqlErr, TransactionOptions, TransactionTrait,
+};
+use std::time::Duration;
+
+pub use sea_orm::DatabaseConnection as Db;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Connects, configures SQLite for concurrent use, and returns the pool.
+pub async fn connect(url: &str, max_connections: u32, acquire_timeout: u64) -> Result<Db, DbErr> {
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(max_connections)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(acquire_timeout))
+        .sqlx_logging(false);
+    if url.starts_with("sqlite:") {
+        opts.map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sqlx_sqlite_journal_wal())
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+        });
+    }
+    Database::connect(opts).await
+}
+
+fn sqlx_sqlite_journal_wal() -> sea_orm::sqlx::sqlite::SqliteJournalMode {
+    sea_orm::sqlx::sqlite::SqliteJournalMode::Wal
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &Db) -> Result<(), DbErr> {
+    use migration::MigratorTrait;
+    migration::Migrator::up(db, None).await
+}
+
+/// Begins a transaction that will write. On SQLite it takes the write lock up front
+/// (`BEGIN IMMEDIATE`), so two writers queue instead of failing on lock upgrade.
+pub async fn write_tx(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    if db.get_database_backend() == DbBackend::Sqlite {
+        db.begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await
+    } else {
+        db.begin().await
+    }
+}
+
+pub fn is_unique_violation(e: &DbErr) -> bool {
+    matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// Serializes a critical section across every instance: updates a row in `locks` inside the
+/// caller's transaction (a row lock on PostgreSQL; SQLite's write lock is already held).
+pub async fn take_lock(
+    tx: &DatabaseTransaction,
+    name: &str,
+    holder: &str,
+    now: i64,
+) -> Result<(), DbErr> {
+    let backend = tx.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "INSERT INTO locks (name, holder, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, updated_at = EXCLUDED.updated_at"
+        }
+        _ => {
+            "INSERT INTO locks (name, holder, updated_at) VALUES (?, ?, ?) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, updated_at = excluded.updated_at"
+        }
+    };
+    tx.execute_raw(sea_orm::Statement::from_sql_and_values(
+        backend,
+        sql,
+        [name.into(), holder.into(), now.into()],
+    ))
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! Tenants (the enterprise customers), their verified email domains, and lookups used by
+//! home-realm discovery.
+use crate::error::ApiError;
+use crate::ids::TenantId;
+use crate::store::entities::{tenant, tenant_domain};
+use crate::util::rfc3339;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde::{Deserialize, Serialize};
+
+/// Per-tenant policy.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantSettings {
+    /// Accept logins whose email domain is not one of the tenant's domains (off by default:
+    /// an IdP could otherwise assert any address).
+    pub allow_email_outside_domains: bool,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TenantView {
+    pub id: String,
+    pub name: String,
+    pub slug: String,
+    pub domains: Vec<String>,
+    pub settings: TenantSettings,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+pub fn view(t: &tenant::Model, domains: Vec<String>) -> TenantView {
+    TenantView {
+        id: t.id.clone(),
+        name: t.name.clone(),
+        slug: t.slug.clone(),
+        domains,
+        settings: settings_of(t),
+        created_at: rfc3339(t.created_at),
+        updated_at: rfc3339(t.updated_at),
+    }
+}
+
+pub fn settings_of(t: &tenant::Model) -> TenantSettings {
+    serde_json::from_str(&t.settings).unwrap_or_default()
+}
+
+/// `a-z0-9-`, 2 to 63 characters, starting with a letter or digit, and not shaped like an id.
+pub fn validate_slug(s: &str) -> Result<String, ApiError> {
+    let ok = (2..=63).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && !s.starts_with("org_");
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(ApiError::invalid(
+            "slug",
+            "invalid_slug",
+            "slug must be 2-63 characters of a-z, 0-9 and '-', not starting or ending with '-'",
+        ))
+    }
+}
+
+/// A DNS domain name in lower case (IDNs in their `xn--` form).
+pub fn validate_domain(d: &str) -> Result<String, ApiError> {
+    let d = d.trim().trim_end_matches('.').to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let labels: Vec<&str> = d.split('.').collect();
+    if d.len() <= 253 && labels.len() >= 2 && labels.iter().all(|l| label_ok(l)) {
+        Ok(d)
+    } else {
+        Err(ApiError::invalid(
+            "domains",
+            "invalid_domain",
+            format!("{d:?} is not a domain name"),
+        ))
+    }
+}
+
+pub fn validate_name(field: &str, s: &str) -> Result<String, ApiError> {
+    let t = s.trim();
+    if t.is_empty() || t.chars().count() > 200 || t.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            field,
+            "invalid_name",
+            format!("{field} must be 1-200 printable characters"),
+        ));
+    }
+    Ok(t.to_string())
+}
+
+/// Finds a tenant by id (`org_...`) or slug.
+pub async fn find(
+    db: &impl ConnectionTrait,
+    key: &str,
+) -> Result<Option<tenant::Model>, sea_orm::DbErr> {
+    if TenantId::parse(key).is_ok() {
+        tenant::Entity::find_by_id(key.to_string()).one(db).await
+    } else {
+        tenant::Entity::find()
+            .filter(tenant::Column::Slug.eq(key.to_ascii_lowercase()))
+            .one(db)
+            .await
+    }
+}
+
+pub async fn domains_of(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+) -> Result<Vec<String>, sea_orm::DbErr> {
+    Ok(tenant_domain::Entity::find()
+        .filter(tenant_domain::Column::TenantId.eq(tenant_id))
+        .order_by_asc(tenant_domain::Column::Domain)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|d| d.domain)
+        .collect())
+}
+
+/// The tenant owning an email domain.
+pub async fn by_domain(
+    db: &impl ConnectionTrait,
+    domain: &str,
+) -> Result<Option<tenant::Model>, sea_orm::DbErr> {
+    let Some(d) = tenant_domain::Entity::find_by_id(domain.to_ascii_lowercase())
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    tenant::Entity::find_by_id(d.tenant_id).one(db).await
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    #[test]
+    fn slugs_and_domains() {
+        assert!(validate_slug("acme-corp").is_ok());
+        assert!(validate_slug("Acme").is_err());
+        assert!(validate_slug("org_x").is_err());
+        assert!(validate_slug("-a").is_err());
+        assert_eq!(validate_domain("Acme.COM.").unwrap(), "acme.com");
+        assert!(validate_domain("localhost").is_err());
+        assert!(validate_domain("a..b").is_err());
+        assert!(validate_domain("exa mple.com").is_err());
+    }
+}
