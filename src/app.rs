@@ -122,6 +122,14 @@ pub struct Running {
 
 pub async fn start(state: AppState) -> Result<Running, StartError> {
     let listener = std::net::TcpListener::bind(&state.config.listen)?;
+    start_on(state, listener).await
+}
+
+/// Runs on an already bound listener (tests bind port 0 first to learn the issuer URL).
+pub async fn start_on(
+    state: AppState,
+    listener: std::net::TcpListener,
+) -> Result<Running, StartError> {
     let port = listener.local_addr()?.port();
     let s2 = state.clone();
     let server = HttpServer::new(move || {

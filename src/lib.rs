@@ -13,6 +13,7 @@ pub mod http;
 pub mod ids;
 pub mod issuer;
 pub mod keys;
+pub mod scim;
 pub mod store;
 pub mod tenant;
 pub mod upstream;

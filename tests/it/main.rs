@@ -1,0 +1,6 @@
+//! One integration test binary: the real app over real HTTP, on SQLite and PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod admin;
+mod common;
+mod keys;
+mod oidc;
