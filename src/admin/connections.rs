@@ -45,17 +45,15 @@ async fn load(
         .ok_or_else(|| ApiError::not_found("connection"))
 }
 
-fn take_common(
-    body: Value,
-) -> Result<
-    (
-        Map<String, Value>,
-        Option<String>,
-        Option<String>,
-        Option<bool>,
-    ),
-    ApiError,
-> {
+/// The common fields of a connection body, and the rest (the type's own fields).
+struct Common {
+    fields: Map<String, Value>,
+    kind: Option<String>,
+    name: Option<String>,
+    enabled: Option<bool>,
+}
+
+fn take_common(body: Value) -> Result<Common, ApiError> {
     let Value::Object(mut m) = body else {
         return Err(ApiError::new(
             actix_web::http::StatusCode::BAD_REQUEST,
@@ -96,7 +94,12 @@ fn take_common(
             ));
         }
     }
-    Ok((m, kind, name, enabled))
+    Ok(Common {
+        fields: m,
+        kind,
+        name,
+        enabled,
+    })
 }
 
 /// Create a connection.
@@ -111,7 +114,12 @@ pub async fn create(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = tenant_of(&state, &path).await?;
-    let (fields, kind, name, enabled) = take_common(body.into_inner())?;
+    let Common {
+        fields,
+        kind,
+        name,
+        enabled,
+    } = take_common(body.into_inner())?;
     let kind = kind.ok_or_else(|| {
         ApiError::invalid(
             "type",
@@ -196,7 +204,12 @@ pub async fn update(
     let (t, id) = path.into_inner();
     let tenant = tenant_of(&state, &t).await?;
     let row = load(&state, &tenant, &id).await?;
-    let (fields, kind, name, enabled) = take_common(body.into_inner())?;
+    let Common {
+        fields,
+        kind,
+        name,
+        enabled,
+    } = take_common(body.into_inner())?;
     if kind.is_some_and(|k| k != row.conn_type) {
         return Err(ApiError::invalid(
             "type",

@@ -193,8 +193,9 @@ async fn code_grant(
     } else {
         None
     };
-    let issued = sign_tokens(st, client, &g, &subject, row.nonce.clone())?;
     tx.commit().await?;
+    // Sign after commit: no database connection or lock is held while signing.
+    let issued = sign_tokens(st, client, &g, &subject, row.nonce.clone())?;
     Ok(ok(TokenResponse {
         access_token: issued.access_token,
         token_type: "Bearer",
@@ -309,8 +310,8 @@ async fn refresh_grant(
         return Err(OAuthError::invalid_grant("the user is deactivated"));
     }
     let new_refresh = insert_refresh(&tx, st, &g, now).await?;
-    let issued = sign_tokens(st, client, &g, &subject, None)?;
     tx.commit().await?;
+    let issued = sign_tokens(st, client, &g, &subject, None)?;
     Ok(ok(TokenResponse {
         access_token: issued.access_token,
         token_type: "Bearer",

@@ -89,13 +89,25 @@ impl Connector for DevConnector {
         } else {
             None
         };
-        let local = email.split('@').next().unwrap_or_default().to_string();
-        let mut words = local
-            .split(['.', '_', '-'])
-            .filter(|w| !w.is_empty())
-            .map(capitalize);
-        let given = words.next();
-        let family = words.next();
+        // Names: from the configured default name for the default user, else from the email's
+        // local part ("bob.builder" -> "Bob Builder").
+        let (given, family) = match &name {
+            Some(n) => {
+                let mut parts = n.splitn(2, ' ');
+                (
+                    parts.next().map(str::to_string),
+                    parts.next().map(str::to_string),
+                )
+            }
+            None => {
+                let local = email.split('@').next().unwrap_or_default().to_string();
+                let mut words = local
+                    .split(['.', '_', '-'])
+                    .filter(|w| !w.is_empty())
+                    .map(capitalize);
+                (words.next(), words.next())
+            }
+        };
         let name = name.or_else(|| match (&given, &family) {
             (Some(g), Some(f)) => Some(format!("{g} {f}")),
             (Some(g), None) => Some(g.clone()),

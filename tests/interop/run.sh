@@ -19,6 +19,7 @@ ONLY="${INTEROP_ONLY:-}"
 log() { printf '[interop] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+case "$FEDGATE_BIN" in /*) ;; *) FEDGATE_BIN="$PWD/$FEDGATE_BIN" ;; esac
 [ -x "$FEDGATE_BIN" ] || die "fedgate binary not found or not executable: $FEDGATE_BIN (build it first, or set FEDGATE_BIN)"
 command -v node >/dev/null || die "node is required"
 command -v npm >/dev/null || die "npm is required"
@@ -81,6 +82,9 @@ log "binary:   $FEDGATE_BIN"
 log "issuer:   $FEDGATE_ISSUER"
 log "database: $FEDGATE_DATABASE_URL"
 
+# fedgate reads ./fedgate.toml when present: run it from the temp dir so that a
+# developer's config in the current directory cannot leak into the test.
+cd "$TMP"
 "$FEDGATE_BIN" migrate >>"$LOG" 2>&1 || die "fedgate migrate failed"
 ADMIN_KEY="$("$FEDGATE_BIN" admin-key create --name interop 2>>"$LOG" | tail -n 1 | tr -d '[:space:]')" \
   || die "fedgate admin-key create failed"

@@ -59,10 +59,7 @@ async fn fresh_pg_database() -> String {
             }
         })
         .await;
-    let name = format!(
-        "fgt_{}",
-        fedgate::ids::random128(&SystemRng)[..20].to_string()
-    );
+    let name = format!("fgt_{}", &fedgate::ids::random128(&SystemRng)[..20]);
     admin
         .execute_raw(Statement::from_string(
             sea_orm::DbBackend::Postgres,
@@ -92,16 +89,19 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let mut config = Config::default();
-        config.listen = format!("127.0.0.1:{port}");
-        config.issuer = format!("http://127.0.0.1:{port}");
-        config.data_dir = dir.path().to_path_buf();
-        config.dev_mode = true;
-        config.background_tasks = false;
-        config.database_url = Some(match backend {
+        let database_url = Some(match backend {
             Backend::Sqlite => format!("sqlite://{}/fedgate.db?mode=rwc", dir.path().display()),
             Backend::Postgres => fresh_pg_database().await,
         });
+        let mut config = Config {
+            listen: format!("127.0.0.1:{port}"),
+            issuer: format!("http://127.0.0.1:{port}"),
+            data_dir: dir.path().to_path_buf(),
+            dev_mode: true,
+            background_tasks: false,
+            database_url,
+            ..Config::default()
+        };
         config.database.max_connections = 8;
         tweak(&mut config);
         let clock = ManualClock::new(SystemClock.now_ms());

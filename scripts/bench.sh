@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Benchmarks the token endpoint of a release build on loopback, on SQLite and on PostgreSQL.
+# Usage: scripts/bench.sh [count] [concurrency]     (results: one JSON line per phase)
+# The server runs pinned to CPU 0 and the load driver to CPU 1 when taskset is available, so
+# "per core" numbers mean what they say.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+COUNT="${1:-20000}"
+CONC="${2:-16}"
+cargo build --release --bin fedgate --bin fedgate-bench >&2
+BIN=target/release
+PIN_SERVER=""; PIN_BENCH=""
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then PIN_SERVER="taskset -c 0"; PIN_BENCH="taskset -c 1"; fi
+
+run_one() {
+  local kind="$1" tmp port url pid key
+  tmp="$(mktemp -d)"
+  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  if [ "$kind" = postgres ]; then
+    bash scripts/postgres.sh
+    psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS fedgate_bench" -qc "CREATE DATABASE fedgate_bench" postgres >/dev/null
+    url="postgres://postgres@127.0.0.1:5432/fedgate_bench"
+  else
+    url="sqlite://$tmp/fedgate.db?mode=rwc"
+  fi
+  export FEDGATE_DATABASE_URL="$url" FEDGATE_DATA_DIR="$tmp" FEDGATE_LISTEN="127.0.0.1:$port" \
+         FEDGATE_ISSUER="http://127.0.0.1:$port" FEDGATE_DEV_MODE=1 FEDGATE_LOG=warn
+  $BIN/fedgate migrate 2>/dev/null
+  key="$($BIN/fedgate admin-key create --name bench 2>/dev/null)"
+  $PIN_SERVER $BIN/fedgate serve 2>"$tmp/server.log" &
+  pid=$!
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+  echo "== $kind ==" >&2
+  FEDGATE_ADMIN_KEY="$key" $PIN_BENCH $BIN/fedgate-bench --url "http://127.0.0.1:$port" --server-pid "$pid" \
+     --concurrency "$CONC" --count "$COUNT" --json token | sed "s/^{/{\"db\":\"$kind\",/"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  rm -rf "$tmp"
+}
+run_one sqlite
+run_one postgres

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what fedgate needs to build and test on Debian: system packages (only those that are
+# missing), and checks the Rust toolchain. Idempotent; safe to run repeatedly.
+set -euo pipefail
+
+PKGS=(pkg-config libssl-dev libxml2-dev libxmlsec1-dev libclang-dev xmlsec1 postgresql-client)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo not found: install Rust 1.94 or newer (https://rustup.rs), then re-run." >&2
+  exit 1
+fi
