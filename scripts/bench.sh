@@ -36,5 +36,4 @@ run_one() {
   kill "$pid"; wait "$pid" 2>/dev/null || true
   rm -rf "$tmp"
 }
-run_one sqlite
-run_one postgres
+for kind in ${BENCH_DBS:-sqlite postgres}; do run_one "$kind"; done

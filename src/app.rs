@@ -38,12 +38,9 @@ pub async fn open(config: &Config, rng: &dyn Rng) -> Result<(Db, Arc<MasterKey>)
     if config.database_url.is_none() {
         std::fs::create_dir_all(&config.data_dir)?;
     }
-    let db = crate::store::connect(
-        &config.database_url(),
-        config.database.max_connections,
-        config.database.acquire_timeout,
-    )
-    .await?;
+    let db =
+        crate::store::connect(&config.database_url(), config.database.max_connections, config.database.acquire_timeout)
+            .await?;
     crate::store::migrate(&db).await?;
     let master = match &config.master_key {
         Some(k) => MasterKey::from_base64(&k.0)?,
@@ -62,11 +59,7 @@ pub async fn open(config: &Config, rng: &dyn Rng) -> Result<(Db, Arc<MasterKey>)
 }
 
 impl AppState {
-    pub async fn new(
-        config: Config,
-        clock: Arc<dyn Clock>,
-        rng: Arc<dyn Rng>,
-    ) -> Result<Self, StartError> {
+    pub async fn new(config: Config, clock: Arc<dyn Clock>, rng: Arc<dyn Rng>) -> Result<Self, StartError> {
         let (db, master) = open(&config, &*rng).await?;
         let keys = Arc::new(KeyRing::new(
             db.clone(),
@@ -79,24 +72,13 @@ impl AppState {
         ));
         keys.rotate(false).await?;
         let openapi = Arc::new(crate::admin::openapi_document());
-        Ok(Self {
-            config: Arc::new(config),
-            db,
-            clock,
-            rng,
-            keys,
-            master,
-            openapi,
-            demo: Arc::default(),
-        })
+        Ok(Self { config: Arc::new(config), db, clock, rng, keys, master, openapi, demo: Arc::default() })
     }
 
     /// One round of maintenance: key rotation when due, expired rows removed.
     pub async fn maintenance(&self) -> Result<(), crate::keys::KeyError> {
         self.keys.rotate(false).await?;
-        crate::issuer::cleanup::expired(&self.db, self.clock.now())
-            .await
-            .map_err(crate::keys::KeyError::from)?;
+        crate::issuer::cleanup::expired(&self.db, self.clock.now()).await.map_err(crate::keys::KeyError::from)?;
         Ok(())
     }
 }
@@ -110,6 +92,16 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(crate::issuer::routes)
             .configure(crate::demo::routes);
     }
+}
+
+async fn not_found() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::NotFound().content_type("text/html; charset=utf-8").body(crate::html::error_page(
+        "Not found",
+        "There is nothing at this address.",
+        "not_found",
+        &crate::http::current_request_id(),
+        None,
+    ))
 }
 
 /// A running server.
@@ -126,17 +118,16 @@ pub async fn start(state: AppState) -> Result<Running, StartError> {
 }
 
 /// Runs on an already bound listener (tests bind port 0 first to learn the issuer URL).
-pub async fn start_on(
-    state: AppState,
-    listener: std::net::TcpListener,
-) -> Result<Running, StartError> {
+pub async fn start_on(state: AppState, listener: std::net::TcpListener) -> Result<Running, StartError> {
     let port = listener.local_addr()?.port();
     let s2 = state.clone();
     let server = HttpServer::new(move || {
         let app = App::new()
             .wrap(actix_web::middleware::from_fn(crate::http::request_context))
             .configure(configure(s2.clone()));
-        crate::admin::register(utoipa_actix_web::AppExt::into_utoipa_app(app)).into_app()
+        crate::admin::register(utoipa_actix_web::AppExt::into_utoipa_app(app))
+            .default_service(web::to(not_found))
+            .into_app()
     })
     .listen(listener)?
     .shutdown_timeout(10)
@@ -158,10 +149,5 @@ pub async fn start_on(
         });
     }
     let task = tokio::spawn(server);
-    Ok(Running {
-        port,
-        state,
-        handle,
-        task,
-    })
+    Ok(Running { port, state, handle, task })
 }

@@ -17,10 +17,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
     }
 }
 
@@ -61,9 +58,7 @@ impl Rng for SystemRng {
         // RNG through getrandom semantics of /dev/urandom rather than returning zeros.
         if aws_lc_rs::rand::fill(buf).is_err() {
             use std::io::Read;
-            let ok = std::fs::File::open("/dev/urandom")
-                .and_then(|mut f| f.read_exact(buf))
-                .is_ok();
+            let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(buf)).is_ok();
             if !ok {
                 tracing::error!("no randomness available");
                 std::process::abort();

@@ -12,10 +12,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("config file {path}: {message}")]
     Parse { path: String, message: String },
     #[error("environment variable {var}: {message}")]
@@ -135,10 +132,7 @@ impl Default for Config {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self {
-            max_connections: 16,
-            acquire_timeout: 10,
-        }
+        Self { max_connections: 16, acquire_timeout: 10 }
     }
 }
 
@@ -157,19 +151,13 @@ impl Default for TokenConfig {
 
 impl Default for KeyConfig {
     fn default() -> Self {
-        Self {
-            rotation_interval: 30 * 86400,
-            publish_ahead: 86400,
-        }
+        Self { rotation_interval: 30 * 86400, publish_ahead: 86400 }
     }
 }
 
 impl Default for LimitConfig {
     fn default() -> Self {
-        Self {
-            admin_body: 1024 * 1024,
-            form_body: 16 * 1024,
-        }
+        Self { admin_body: 1024 * 1024, form_body: 16 * 1024 }
     }
 }
 
@@ -180,11 +168,7 @@ const FLAT_VARS: &[(&str, &str, Kind)] = &[
     ("FEDGATE_DATABASE_URL", "database_url", Kind::Str),
     ("FEDGATE_MASTER_KEY", "master_key", Kind::Str),
     ("FEDGATE_DEV_MODE", "dev_mode", Kind::Bool),
-    (
-        "FEDGATE_ALLOW_PRIVATE_NETWORK",
-        "allow_private_network",
-        Kind::Bool,
-    ),
+    ("FEDGATE_ALLOW_PRIVATE_NETWORK", "allow_private_network", Kind::Bool),
     ("FEDGATE_LOG_FORMAT", "log_format", Kind::Str),
 ];
 
@@ -198,10 +182,7 @@ fn parse_bool(var: &str, v: &str) -> Result<bool, ConfigError> {
     match v.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" | "" => Ok(false),
-        _ => Err(ConfigError::Env {
-            var: var.into(),
-            message: format!("expected a boolean, got {v:?}"),
-        }),
+        _ => Err(ConfigError::Env { var: var.into(), message: format!("expected a boolean, got {v:?}") }),
     }
 }
 
@@ -215,23 +196,15 @@ impl Config {
             None => Some(PathBuf::from("fedgate.toml")).filter(|p| p.exists()),
         };
         if let Some(path) = path {
-            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-                path: path.display().to_string(),
-                source,
-            })?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
             table = text
                 .parse::<toml::Table>()
-                .map_err(|e| ConfigError::Parse {
-                    path: path.display().to_string(),
-                    message: e.to_string(),
-                })?;
+                .map_err(|e| ConfigError::Parse { path: path.display().to_string(), message: e.to_string() })?;
             // Report unknown keys with the file name.
             toml::Value::Table(table.clone())
                 .try_into::<Config>()
-                .map_err(|e| ConfigError::Parse {
-                    path: path.display().to_string(),
-                    message: e.to_string(),
-                })?;
+                .map_err(|e| ConfigError::Parse { path: path.display().to_string(), message: e.to_string() })?;
         }
         for (var, value) in env {
             if let Some((_, key, kind)) = FLAT_VARS.iter().find(|(v, _, _)| v == var) {
@@ -243,10 +216,7 @@ impl Config {
             } else if let Some(rest) = var.strip_prefix("FEDGATE__") {
                 let parts: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
                 if parts.iter().any(|p| p.is_empty()) {
-                    return Err(ConfigError::Env {
-                        var: var.clone(),
-                        message: "empty key segment".into(),
-                    });
+                    return Err(ConfigError::Env { var: var.clone(), message: "empty key segment".into() });
                 }
                 let v = if let Ok(b) = value.parse::<bool>() {
                     toml::Value::Boolean(b)
@@ -255,27 +225,20 @@ impl Config {
                 } else {
                     toml::Value::String(value.clone())
                 };
-                insert_path(&mut table, &parts, v).map_err(|m| ConfigError::Env {
-                    var: var.clone(),
-                    message: m,
-                })?;
+                insert_path(&mut table, &parts, v).map_err(|m| ConfigError::Env { var: var.clone(), message: m })?;
             }
         }
-        let config: Config = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        let config: Config =
+            toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let issuer = url::Url::parse(&self.issuer).map_err(|e| {
-            ConfigError::Invalid(format!("issuer {:?} is not a URL: {e}", self.issuer))
-        })?;
+        let issuer = url::Url::parse(&self.issuer)
+            .map_err(|e| ConfigError::Invalid(format!("issuer {:?} is not a URL: {e}", self.issuer)))?;
         if issuer.query().is_some() || issuer.fragment().is_some() || self.issuer.ends_with('/') {
-            return Err(ConfigError::Invalid(
-                "issuer must have no query, fragment or trailing slash".into(),
-            ));
+            return Err(ConfigError::Invalid("issuer must have no query, fragment or trailing slash".into()));
         }
         let loopback = matches!(issuer.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
         match issuer.scheme() {
@@ -283,16 +246,12 @@ impl Config {
             "http" if loopback || self.dev_mode => {}
             _ => {
                 return Err(ConfigError::Invalid(
-                    "issuer must use https (http is allowed only for localhost or in dev mode)"
-                        .into(),
+                    "issuer must use https (http is allowed only for localhost or in dev mode)".into(),
                 ))
             }
         }
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(ConfigError::Invalid(format!(
-                "listen {:?} is not host:port",
-                self.listen
-            )));
+            return Err(ConfigError::Invalid(format!("listen {:?} is not host:port", self.listen)));
         }
         let t = &self.tokens;
         for (name, v) in [
@@ -309,23 +268,14 @@ impl Config {
             }
         }
         if t.code_ttl > 600 {
-            return Err(ConfigError::Invalid(
-                "tokens.code_ttl must be at most 600 seconds".into(),
-            ));
+            return Err(ConfigError::Invalid("tokens.code_ttl must be at most 600 seconds".into()));
         }
         if self.keys.publish_ahead < 0 {
-            return Err(ConfigError::Invalid(
-                "keys.publish_ahead must not be negative".into(),
-            ));
+            return Err(ConfigError::Invalid("keys.publish_ahead must not be negative".into()));
         }
         if let Some(url) = &self.database_url {
-            if !(url.starts_with("sqlite:")
-                || url.starts_with("postgres://")
-                || url.starts_with("postgresql://"))
-            {
-                return Err(ConfigError::Invalid(
-                    "database_url must be sqlite:... or postgres://...".into(),
-                ));
+            if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(ConfigError::Invalid("database_url must be sqlite:... or postgres://...".into()));
             }
         }
         Ok(())
@@ -358,9 +308,7 @@ fn insert_path(table: &mut toml::Table, parts: &[String], v: toml::Value) -> Res
             Ok(())
         }
         [head, rest @ ..] => {
-            let entry = table
-                .entry(head.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let entry = table.entry(head.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
             match entry {
                 toml::Value::Table(t) => insert_path(t, rest, v),
                 _ => Err(format!("{head} is not a section")),
@@ -375,9 +323,7 @@ mod tests {
     use super::*;
 
     fn env(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
+        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
     }
 
     #[test]
@@ -417,14 +363,9 @@ mod tests {
 
     #[test]
     fn insecure_issuer_rejected() {
-        let e =
-            Config::load(None, &env(&[("FEDGATE_ISSUER", "http://auth.example.com")])).unwrap_err();
+        let e = Config::load(None, &env(&[("FEDGATE_ISSUER", "http://auth.example.com")])).unwrap_err();
         assert!(e.to_string().contains("https"));
-        assert!(Config::load(
-            None,
-            &env(&[("FEDGATE_ISSUER", "https://auth.example.com/")])
-        )
-        .is_err());
+        assert!(Config::load(None, &env(&[("FEDGATE_ISSUER", "https://auth.example.com/")])).is_err());
     }
 
     #[test]

@@ -79,27 +79,18 @@ pub async fn setup(st: &AppState) -> Result<String, sea_orm::DbErr> {
         secret_hash: Set(Some(sha256_hex(&secret))),
         redirect_uris: Set(to_json_list(&[redirect])),
         post_logout_redirect_uris: Set(to_json_list(&[format!("{}/demo", st.config.issuer)])),
-        grant_types: Set(to_json_list(&[
-            "authorization_code".into(),
-            "refresh_token".into(),
-        ])),
+        grant_types: Set(to_json_list(&["authorization_code".into(), "refresh_token".into()])),
         id_token_alg: Set("ES256".into()),
         backchannel_logout_uri: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     };
-    if client::Entity::find_by_id(DEMO_CLIENT_ID)
-        .one(&st.db)
-        .await?
-        .is_some()
-    {
+    if client::Entity::find_by_id(DEMO_CLIENT_ID).one(&st.db).await?.is_some() {
         row.update(&st.db).await?;
     } else {
         row.insert(&st.db).await?;
     }
-    *st.demo.write().unwrap_or_else(|e| e.into_inner()) = Some(DemoApp {
-        client_secret: secret.clone(),
-    });
+    *st.demo.write().unwrap_or_else(|e| e.into_inner()) = Some(DemoApp { client_secret: secret.clone() });
     let i = &st.config.issuer;
     Ok(format!(
         "\n  fedgate demo is ready.\n\n  Open the demo app:     {i}/demo\n  Discovery document:    {i}/.well-known/openid-configuration\n  Demo tenant:           acme (domain acme.test), dev connection signs in alice@acme.test\n  Demo client:           client_id={DEMO_CLIENT_ID} client_secret={secret}\n  Admin API key:         run `fedgate admin-key create` (same data directory)\n"
@@ -146,10 +137,7 @@ pub async fn start(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
         let mut p = url.query_pairs_mut();
         p.append_pair("response_type", "code")
             .append_pair("client_id", DEMO_CLIENT_ID)
-            .append_pair(
-                "redirect_uri",
-                &format!("{}/demo/callback", st.config.issuer),
-            )
+            .append_pair("redirect_uri", &format!("{}/demo/callback", st.config.issuer))
             .append_pair("scope", "openid email profile offline_access")
             .append_pair("state", &state)
             .append_pair("nonce", &nonce)
@@ -162,16 +150,9 @@ pub async fn start(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
             p.append_pair("login_hint", h);
         }
     }
-    let cookie = crate::http::build_cookie(
-        DEMO_COOKIE,
-        format!("{state}.{nonce}.{verifier}"),
-        st.config.secure_cookies(),
-        600,
-    );
-    HttpResponse::Found()
-        .cookie(cookie)
-        .insert_header((header::LOCATION, url.to_string()))
-        .finish()
+    let cookie =
+        crate::http::build_cookie(DEMO_COOKIE, format!("{state}.{nonce}.{verifier}"), st.config.secure_cookies(), 600);
+    HttpResponse::Found().cookie(cookie).insert_header((header::LOCATION, url.to_string())).finish()
 }
 
 pub async fn callback(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
@@ -182,10 +163,7 @@ pub async fn callback(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse
     let fail = |m: String| {
         html(page(
             "Demo app",
-            &format!(
-                "<h1>Sign-in failed</h1><p>{}</p><p><a href=\"/demo\">Back</a></p>",
-                escape(&m)
-            ),
+            &format!("<h1>Sign-in failed</h1><p>{}</p><p><a href=\"/demo\">Back</a></p>", escape(&m)),
         ))
     };
     if let Some(e) = q.get("error") {
@@ -214,10 +192,7 @@ pub async fn callback(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse
         .form(&[
             ("grant_type", "authorization_code"),
             ("code", code),
-            (
-                "redirect_uri",
-                &format!("{}/demo/callback", st.config.issuer),
-            ),
+            ("redirect_uri", &format!("{}/demo/callback", st.config.issuer)),
             ("code_verifier", verifier),
         ])
         .send()
@@ -232,11 +207,7 @@ pub async fn callback(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse
     let claims = id_token
         .split('.')
         .nth(1)
-        .and_then(|p| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(p)
-                .ok()
-        })
+        .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok())
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .unwrap_or_default();
     if claims["nonce"].as_str() != Some(*nonce) {
@@ -246,8 +217,7 @@ pub async fn callback(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse
     let logout = format!(
         "/oauth2/logout?id_token_hint={}&post_logout_redirect_uri={}",
         id_token,
-        url::form_urlencoded::byte_serialize(format!("{}/demo", st.config.issuer).as_bytes())
-            .collect::<String>()
+        url::form_urlencoded::byte_serialize(format!("{}/demo", st.config.issuer).as_bytes()).collect::<String>()
     );
     html(page(
         "Demo app",

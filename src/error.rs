@@ -32,35 +32,16 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            field: None,
-        }
+        Self { status, code, message: message.into(), field: None }
     }
     pub fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            code,
-            message: message.into(),
-            field: Some(field.into()),
-        }
+        Self { status: StatusCode::BAD_REQUEST, code, message: message.into(), field: Some(field.into()) }
     }
     pub fn not_found(what: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} not found"),
-        )
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
     }
     pub fn conflict(code: &'static str, field: &str, message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::CONFLICT,
-            code,
-            message: message.into(),
-            field: Some(field.into()),
-        }
+        Self { status: StatusCode::CONFLICT, code, message: message.into(), field: Some(field.into()) }
     }
     pub fn unauthorized() -> Self {
         Self::new(
@@ -127,12 +108,7 @@ pub struct OAuthError {
 
 impl OAuthError {
     pub fn new(error: &'static str, description: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            error,
-            description: description.into(),
-            www_authenticate: None,
-        }
+        Self { status: StatusCode::BAD_REQUEST, error, description: description.into(), www_authenticate: None }
     }
     pub fn invalid_request(d: impl Into<String>) -> Self {
         Self::new("invalid_request", d)
@@ -212,31 +188,15 @@ pub struct PageError {
 }
 
 impl PageError {
-    pub fn new(
-        status: StatusCode,
-        code: &'static str,
-        title: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
-        Self {
-            status,
-            code,
-            title: title.into(),
-            message: message.into(),
-            back: None,
-        }
+    pub fn new(status: StatusCode, code: &'static str, title: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { status, code, title: title.into(), message: message.into(), back: None }
     }
     pub fn with_back(mut self, url: String) -> Self {
         self.back = Some(url);
         self
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            code,
-            "Sign-in request is not valid",
-            message,
-        )
+        Self::new(StatusCode::BAD_REQUEST, code, "Sign-in request is not valid", message)
     }
     pub fn internal() -> Self {
         Self::new(

@@ -41,21 +41,9 @@ pub fn page(title: &str, body: &str) -> String {
 
 /// The page a person sees when something went wrong: what happened, a short code and the
 /// request id to give to support.
-pub fn error_page(
-    title: &str,
-    message: &str,
-    code: &str,
-    request_id: &str,
-    back: Option<&str>,
-) -> String {
-    let back = back
-        .map(|u| {
-            format!(
-                "<p><a href=\"{}\">Return to the application</a></p>",
-                escape(u)
-            )
-        })
-        .unwrap_or_default();
+pub fn error_page(title: &str, message: &str, code: &str, request_id: &str, back: Option<&str>) -> String {
+    let back =
+        back.map(|u| format!("<p><a href=\"{}\">Return to the application</a></p>", escape(u))).unwrap_or_default();
     page(
         title,
         &format!(
@@ -74,10 +62,7 @@ mod tests {
     use super::*;
     #[test]
     fn escapes_everything_dangerous() {
-        assert_eq!(
-            escape("<a href=\"x\">'&'</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&#x27;&amp;&#x27;&lt;/a&gt;"
-        );
+        assert_eq!(escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#x27;&amp;&#x27;&lt;/a&gt;");
         let p = error_page("<t>", "<script>", "c", "r", Some("https://x/?a=1&b=\"2"));
         assert!(p.contains("a=1&amp;b=&quot;2"));
         assert!(!p.contains("<script>"));

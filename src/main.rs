@@ -8,11 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(
-    name = "fedgate",
-    version,
-    about = "Federation broker and SCIM provisioning gateway"
-)]
+#[command(name = "fedgate", version, about = "Federation broker and SCIM provisioning gateway")]
 struct Cli {
     /// Configuration file (default: ./fedgate.toml when present).
     #[arg(long, global = true)]
@@ -63,9 +59,7 @@ enum KeysCommand {
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FEDGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Json => b.json().flatten_event(true).with_current_span(true).init(),
         LogFormat::Text => b.init(),
@@ -86,10 +80,7 @@ fn main() -> ExitCode {
         config.dev_mode = true;
     }
     init_logs(config.log_format);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("fedgate: cannot start the runtime: {e}");
@@ -113,12 +104,9 @@ async fn run(cmd: Command, config: Config) -> Result<(), Box<dyn std::error::Err
             app::open(&config, &*rng).await?;
             eprintln!("migrations applied");
         }
-        Command::AdminKey {
-            command: AdminKeyCommand::Create { name },
-        } => {
+        Command::AdminKey { command: AdminKeyCommand::Create { name } } => {
             let (db, _) = app::open(&config, &*rng).await?;
-            let (_, key) =
-                fedgate::admin::auth::create_key(&db, &name, clock.now_ms(), &*rng).await?;
+            let (_, key) = fedgate::admin::auth::create_key(&db, &name, clock.now_ms(), &*rng).await?;
             println!("{key}");
         }
         Command::Keys { command } => {
@@ -128,19 +116,15 @@ async fn run(cmd: Command, config: Config) -> Result<(), Box<dyn std::error::Err
                 println!("{}", serde_json::to_string_pretty(&report)?);
             }
             for k in state.keys.list().await? {
-                println!(
-                    "{}\t{}\t{}\tcreated {}",
-                    k.kid,
-                    k.alg,
-                    k.state,
-                    fedgate::util::rfc3339(k.created_at)
-                );
+                println!("{}\t{}\t{}\tcreated {}", k.kid, k.alg, k.state, fedgate::util::rfc3339(k.created_at));
             }
         }
         Command::Serve { demo } => {
             let state = AppState::new(config, clock, rng).await?;
             if state.config.dev_mode {
-                tracing::warn!("DEV MODE IS ON: the dev connector signs in anyone without a password. Never use it in production.");
+                tracing::warn!(
+                    "DEV MODE IS ON: the dev connector signs in anyone without a password. Never use it in production."
+                );
             }
             if demo {
                 let info = fedgate::demo::setup(&state).await?;

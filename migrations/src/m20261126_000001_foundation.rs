@@ -10,12 +10,7 @@ fn t(name: &'static str) -> TableCreateStatement {
     Table::create().table(name).if_not_exists().to_owned()
 }
 
-fn idx(
-    name: &'static str,
-    table: &'static str,
-    cols: &[&'static str],
-    unique: bool,
-) -> IndexCreateStatement {
+fn idx(name: &'static str, table: &'static str, cols: &[&'static str], unique: bool) -> IndexCreateStatement {
     let mut i = Index::create();
     i.name(name).table(table).if_not_exists();
     for c in cols {
@@ -189,47 +184,19 @@ impl MigrationTrait for Migration {
                 .col(big_integer("expires_at"))
                 .col(big_integer_null("used_at"))
                 .to_owned(),
-            t("revoked_tokens")
-                .col(string("jti").primary_key())
-                .col(big_integer("expires_at"))
-                .to_owned(),
+            t("revoked_tokens").col(string("jti").primary_key()).col(big_integer("expires_at")).to_owned(),
         ];
         for table in tables {
             m.create_table(table).await?;
         }
         let indexes = vec![
-            idx(
-                "idx_domains_tenant",
-                "tenant_domains",
-                &["tenant_id"],
-                false,
-            ),
-            idx(
-                "idx_connections_tenant",
-                "connections",
-                &["tenant_id"],
-                false,
-            ),
+            idx("idx_domains_tenant", "tenant_domains", &["tenant_id"], false),
+            idx("idx_connections_tenant", "connections", &["tenant_id"], false),
             idx("idx_logins_expires", "logins", &["expires_at"], false),
             idx("idx_users_tenant", "users", &["tenant_id", "id"], false),
-            idx(
-                "idx_users_tenant_email",
-                "users",
-                &["tenant_id", "email"],
-                false,
-            ),
-            idx(
-                "idx_users_tenant_external",
-                "users",
-                &["tenant_id", "external_id"],
-                false,
-            ),
-            idx(
-                "idx_identities_subject",
-                "identities",
-                &["connection_id", "subject"],
-                true,
-            ),
+            idx("idx_users_tenant_email", "users", &["tenant_id", "email"], false),
+            idx("idx_users_tenant_external", "users", &["tenant_id", "external_id"], false),
+            idx("idx_identities_subject", "identities", &["connection_id", "subject"], true),
             idx("idx_identities_user", "identities", &["user_id"], false),
             idx("idx_sessions_user", "sessions", &["user_id"], false),
             idx("idx_sessions_expires", "sessions", &["expires_at"], false),
@@ -238,18 +205,8 @@ impl MigrationTrait for Migration {
             idx("idx_grants_session", "grants", &["session_id"], false),
             idx("idx_grants_expires", "grants", &["expires_at"], false),
             idx("idx_refresh_grant", "refresh_tokens", &["grant_id"], false),
-            idx(
-                "idx_refresh_expires",
-                "refresh_tokens",
-                &["expires_at"],
-                false,
-            ),
-            idx(
-                "idx_revoked_expires",
-                "revoked_tokens",
-                &["expires_at"],
-                false,
-            ),
+            idx("idx_refresh_expires", "refresh_tokens", &["expires_at"], false),
+            idx("idx_revoked_expires", "revoked_tokens", &["expires_at"], false),
             idx("idx_keys_state", "signing_keys", &["state"], false),
         ];
         for i in indexes {
@@ -276,8 +233,7 @@ impl MigrationTrait for Migration {
             "tenants",
             "admin_keys",
         ] {
-            m.drop_table(Table::drop().table(name).if_exists().to_owned())
-                .await?;
+            m.drop_table(Table::drop().table(name).if_exists().to_owned()).await?;
         }
         Ok(())
     }

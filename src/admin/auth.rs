@@ -28,10 +28,7 @@ impl FromRequest for Admin {
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(|t| t.trim().to_string());
         Box::pin(async move {
             let state = state.ok_or_else(ApiError::internal)?;
@@ -54,10 +51,7 @@ impl FromRequest for Admin {
                     tracing::warn!(error = %e, "could not record admin key use");
                 }
             }
-            Ok(Admin {
-                key_id: key.id,
-                key_name: key.name,
-            })
+            Ok(Admin { key_id: key.id, key_name: key.name })
         })
     }
 }

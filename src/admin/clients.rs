@@ -11,9 +11,7 @@ use crate::tenant::validate_name;
 use crate::util::to_json_list;
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use sea_orm::sea_query::Query;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde::Deserialize;
 
 pub const CLIENT_SECRET_PREFIX: &str = "fgcs_";
@@ -48,20 +46,14 @@ pub struct UpdateClient {
     pub backchannel_logout_uri: Option<Option<String>>,
 }
 
-fn double_option<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<String>>, D::Error> {
+fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
     Ok(Some(Option::deserialize(d)?))
 }
 
 fn grant_list(g: Option<Vec<GrantType>>) -> Result<Vec<String>, ApiError> {
     let g = g.unwrap_or_else(|| vec![GrantType::AuthorizationCode, GrantType::RefreshToken]);
     if !g.contains(&GrantType::AuthorizationCode) {
-        return Err(ApiError::invalid(
-            "grant_types",
-            "invalid_grant_types",
-            "authorization_code is required",
-        ));
+        return Err(ApiError::invalid("grant_types", "invalid_grant_types", "authorization_code is required"));
     }
     let mut out: Vec<String> = Vec::new();
     for x in g {
@@ -77,20 +69,13 @@ fn backchannel(uri: &str, dev: bool) -> Result<String, ApiError> {
         if u.starts_with("http") {
             Ok(u)
         } else {
-            Err(ApiError::invalid(
-                "backchannel_logout_uri",
-                "invalid_uri",
-                "must be an http(s) URL",
-            ))
+            Err(ApiError::invalid("backchannel_logout_uri", "invalid_uri", "must be an http(s) URL"))
         }
     })
 }
 
 async fn load(state: &AppState, id: &str) -> Result<client::Model, ApiError> {
-    client::Entity::find_by_id(id.to_string())
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| ApiError::not_found("client"))
+    client::Entity::find_by_id(id.to_string()).one(&state.db).await?.ok_or_else(|| ApiError::not_found("client"))
 }
 
 /// Register an app. The response carries `client_secret` once; only its hash is stored.
@@ -106,26 +91,17 @@ pub async fn create(
     let dev = state.config.dev_mode;
     let name = validate_name("name", &b.name)?;
     let redirect_uris = c::validate_uris("redirect_uris", &b.redirect_uris, dev, 1)?;
-    let post_logout = c::validate_uris(
-        "post_logout_redirect_uris",
-        &b.post_logout_redirect_uris.unwrap_or_default(),
-        dev,
-        0,
-    )?;
+    let post_logout =
+        c::validate_uris("post_logout_redirect_uris", &b.post_logout_redirect_uris.unwrap_or_default(), dev, 0)?;
     let grants = grant_list(b.grant_types)?;
     let alg = match &b.id_token_signed_response_alg {
         Some(a) => c::validate_alg(a)?,
         None => Alg::ES256,
     };
-    let bc = b
-        .backchannel_logout_uri
-        .as_deref()
-        .map(|u| backchannel(u, dev))
-        .transpose()?;
+    let bc = b.backchannel_logout_uri.as_deref().map(|u| backchannel(u, dev)).transpose()?;
     let now_ms = state.clock.now_ms();
     let id = ClientId::new(now_ms, &*state.rng);
-    let secret = (b.client_type == ClientType::Confidential)
-        .then(|| new_token(CLIENT_SECRET_PREFIX, &*state.rng));
+    let secret = (b.client_type == ClientType::Confidential).then(|| new_token(CLIENT_SECRET_PREFIX, &*state.rng));
     let row = client::ActiveModel {
         id: Set(id.to_string()),
         name: Set(name),
@@ -148,36 +124,21 @@ pub async fn create(
 /// List clients.
 #[utoipa::path(get, path = "/clients", tag = "clients", params(PageQuery), responses((status = 200, body = Page<ClientView>)))]
 #[get("/clients")]
-pub async fn list(
-    _a: Admin,
-    state: web::Data<AppState>,
-    q: web::Query<PageQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(_a: Admin, state: web::Data<AppState>, q: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
     let limit = q.limit()?;
-    let mut query = client::Entity::find()
-        .order_by_asc(client::Column::Id)
-        .limit(limit + 1);
+    let mut query = client::Entity::find().order_by_asc(client::Column::Id).limit(limit + 1);
     if let Some(cur) = &q.cursor {
         query = query.filter(client::Column::Id.gt(cur.clone()));
     }
     let rows = query.all(&state.db).await?;
-    Ok(HttpResponse::Ok().json(page_of(
-        rows,
-        limit,
-        |r| r.id.clone(),
-        |r| c::view(&r, None),
-    )))
+    Ok(HttpResponse::Ok().json(page_of(rows, limit, |r| r.id.clone(), |r| c::view(&r, None))))
 }
 
 /// Get a client.
 #[utoipa::path(get, path = "/clients/{id}", tag = "clients", params(("id" = String, Path, description = "client_id")),
     responses((status = 200, body = ClientView), (status = 404, description = "Not found")))]
 #[get("/clients/{id}")]
-pub async fn get(
-    _a: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn get(_a: Admin, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(c::view(&load(&state, &path).await?, None)))
 }
 
@@ -202,12 +163,7 @@ pub async fn update(
         m.redirect_uris = Set(to_json_list(&c::validate_uris("redirect_uris", r, dev, 1)?));
     }
     if let Some(r) = &b.post_logout_redirect_uris {
-        m.post_logout_redirect_uris = Set(to_json_list(&c::validate_uris(
-            "post_logout_redirect_uris",
-            r,
-            dev,
-            0,
-        )?));
+        m.post_logout_redirect_uris = Set(to_json_list(&c::validate_uris("post_logout_redirect_uris", r, dev, 0)?));
     }
     if let Some(g) = b.grant_types {
         m.grant_types = Set(to_json_list(&grant_list(Some(g))?));
@@ -227,26 +183,17 @@ pub async fn update(
 #[utoipa::path(delete, path = "/clients/{id}", tag = "clients", params(("id" = String, Path, description = "client_id")),
     responses((status = 204, description = "Deleted"), (status = 404, description = "Not found")))]
 #[delete("/clients/{id}")]
-pub async fn remove(
-    _a: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn remove(_a: Admin, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let tx = write_tx(&state.db).await?;
-    let row = client::Entity::find_by_id(path.to_string())
-        .one(&tx)
-        .await?
-        .ok_or_else(|| ApiError::not_found("client"))?;
+    let row =
+        client::Entity::find_by_id(path.to_string()).one(&tx).await?.ok_or_else(|| ApiError::not_found("client"))?;
     let now = state.clock.now();
     let grants = Query::select()
         .column(grant::Column::Id)
         .from(grant::Entity)
         .and_where(grant::Column::ClientId.eq(row.id.clone()))
         .to_owned();
-    refresh_token::Entity::delete_many()
-        .filter(refresh_token::Column::GrantId.in_subquery(grants))
-        .exec(&tx)
-        .await?;
+    refresh_token::Entity::delete_many().filter(refresh_token::Column::GrantId.in_subquery(grants)).exec(&tx).await?;
     grant::Entity::update_many()
         .col_expr(grant::Column::RevokedAt, now.into())
         .col_expr(grant::Column::RevokedReason, "client_deleted".into())
@@ -254,9 +201,7 @@ pub async fn remove(
         .filter(grant::Column::RevokedAt.is_null())
         .exec(&tx)
         .await?;
-    client::Entity::delete_by_id(row.id.clone())
-        .exec(&tx)
-        .await?;
+    client::Entity::delete_by_id(row.id.clone()).exec(&tx).await?;
     tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -272,11 +217,7 @@ pub async fn rotate_secret(
 ) -> Result<HttpResponse, ApiError> {
     let row = load(&state, &path).await?;
     if row.client_type != "confidential" {
-        return Err(ApiError::invalid(
-            "type",
-            "public_client",
-            "public clients have no secret",
-        ));
+        return Err(ApiError::invalid("type", "public_client", "public clients have no secret"));
     }
     let secret = new_token(CLIENT_SECRET_PREFIX, &*state.rng);
     let mut m: client::ActiveModel = row.into();

@@ -7,9 +7,7 @@ use crate::store::entities::{connection, tenant};
 use crate::tenant::validate_name;
 use crate::upstream::connections::{view, ConnectionConfig, ConnectionType};
 use actix_web::{delete, get, patch, post, web, HttpResponse};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde_json::{Map, Value};
 
 /// A connection. `type` selects the remaining fields: for `dev`, `default_email`,
@@ -27,16 +25,10 @@ pub struct ConnectionBody {
 }
 
 async fn tenant_of(state: &AppState, key: &str) -> Result<tenant::Model, ApiError> {
-    crate::tenant::find(&state.db, key)
-        .await?
-        .ok_or_else(|| ApiError::not_found("tenant"))
+    crate::tenant::find(&state.db, key).await?.ok_or_else(|| ApiError::not_found("tenant"))
 }
 
-async fn load(
-    state: &AppState,
-    tenant: &tenant::Model,
-    id: &str,
-) -> Result<connection::Model, ApiError> {
+async fn load(state: &AppState, tenant: &tenant::Model, id: &str) -> Result<connection::Model, ApiError> {
     connection::Entity::find_by_id(id.to_string())
         .one(&state.db)
         .await?
@@ -55,21 +47,13 @@ struct Common {
 
 fn take_common(body: Value) -> Result<Common, ApiError> {
     let Value::Object(mut m) = body else {
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            "invalid_json",
-            "expected a JSON object",
-        ));
+        return Err(ApiError::new(actix_web::http::StatusCode::BAD_REQUEST, "invalid_json", "expected a JSON object"));
     };
     let str_field = |m: &mut Map<String, Value>, k: &str| -> Result<Option<String>, ApiError> {
         match m.remove(k) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(ApiError::invalid(
-                k,
-                "invalid_type",
-                format!("{k} must be a string"),
-            )),
+            Some(_) => Err(ApiError::invalid(k, "invalid_type", format!("{k} must be a string"))),
         }
     };
     let kind = str_field(&mut m, "type")?;
@@ -77,29 +61,14 @@ fn take_common(body: Value) -> Result<Common, ApiError> {
     let enabled = match m.remove("enabled") {
         None | Some(Value::Null) => None,
         Some(Value::Bool(b)) => Some(b),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "enabled",
-                "invalid_type",
-                "enabled must be a boolean",
-            ))
-        }
+        Some(_) => return Err(ApiError::invalid("enabled", "invalid_type", "enabled must be a boolean")),
     };
     for k in ["id", "tenant_id", "version", "created_at", "updated_at"] {
         if m.contains_key(k) {
-            return Err(ApiError::invalid(
-                k,
-                "read_only",
-                format!("{k} is read-only"),
-            ));
+            return Err(ApiError::invalid(k, "read_only", format!("{k} is read-only")));
         }
     }
-    Ok(Common {
-        fields: m,
-        kind,
-        name,
-        enabled,
-    })
+    Ok(Common { fields: m, kind, name, enabled })
 }
 
 /// Create a connection.
@@ -114,22 +83,11 @@ pub async fn create(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = tenant_of(&state, &path).await?;
-    let Common {
-        fields,
-        kind,
-        name,
-        enabled,
-    } = take_common(body.into_inner())?;
-    let kind = kind.ok_or_else(|| {
-        ApiError::invalid(
-            "type",
-            "missing_field",
-            "type is required (dev, oidc or saml)",
-        )
-    })?;
-    let kind = ConnectionType::parse(&kind).ok_or_else(|| {
-        ApiError::invalid("type", "invalid_type", "type must be dev, oidc or saml")
-    })?;
+    let Common { fields, kind, name, enabled } = take_common(body.into_inner())?;
+    let kind =
+        kind.ok_or_else(|| ApiError::invalid("type", "missing_field", "type is required (dev, oidc or saml)"))?;
+    let kind = ConnectionType::parse(&kind)
+        .ok_or_else(|| ApiError::invalid("type", "invalid_type", "type must be dev, oidc or saml"))?;
     let name = validate_name("name", name.as_deref().unwrap_or(""))?;
     let config = ConnectionConfig::from_fields(kind, fields, state.config.dev_mode)?;
     let now_ms = state.clock.now_ms();
@@ -204,12 +162,7 @@ pub async fn update(
     let (t, id) = path.into_inner();
     let tenant = tenant_of(&state, &t).await?;
     let row = load(&state, &tenant, &id).await?;
-    let Common {
-        fields,
-        kind,
-        name,
-        enabled,
-    } = take_common(body.into_inner())?;
+    let Common { fields, kind, name, enabled } = take_common(body.into_inner())?;
     if kind.is_some_and(|k| k != row.conn_type) {
         return Err(ApiError::invalid(
             "type",
@@ -258,8 +211,6 @@ pub async fn remove(
     let (t, id) = path.into_inner();
     let tenant = tenant_of(&state, &t).await?;
     let row = load(&state, &tenant, &id).await?;
-    connection::Entity::delete_by_id(row.id)
-        .exec(&state.db)
-        .await?;
+    connection::Entity::delete_by_id(row.id).exec(&state.db).await?;
     Ok(HttpResponse::NoContent().finish())
 }

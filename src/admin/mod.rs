@@ -93,55 +93,34 @@ async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
 }
 
 fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(1024 * 1024)
-        .error_handler(|err, _req| {
-            use actix_web::error::JsonPayloadError as E;
-            let e = match &err {
-                E::ContentType => ApiError::new(
-                    actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    "the request body must be application/json",
-                ),
-                E::Overflow { .. } | E::OverflowKnownLength { .. } => ApiError::new(
-                    actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "the request body is too large",
-                ),
-                E::Deserialize(d) => ApiError::new(
-                    actix_web::http::StatusCode::BAD_REQUEST,
-                    "invalid_json",
-                    d.to_string(),
-                ),
-                other => ApiError::new(
-                    actix_web::http::StatusCode::BAD_REQUEST,
-                    "invalid_body",
-                    other.to_string(),
-                ),
-            };
-            e.into()
-        })
+    web::JsonConfig::default().limit(1024 * 1024).error_handler(|err, _req| {
+        use actix_web::error::JsonPayloadError as E;
+        let e = match &err {
+            E::ContentType => ApiError::new(
+                actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the request body must be application/json",
+            ),
+            E::Overflow { .. } | E::OverflowKnownLength { .. } => ApiError::new(
+                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is too large",
+            ),
+            E::Deserialize(d) => ApiError::new(actix_web::http::StatusCode::BAD_REQUEST, "invalid_json", d.to_string()),
+            other => ApiError::new(actix_web::http::StatusCode::BAD_REQUEST, "invalid_body", other.to_string()),
+        };
+        e.into()
+    })
 }
 
 fn path_config() -> web::PathConfig {
-    web::PathConfig::default().error_handler(|_, _| {
-        ApiError::new(
-            actix_web::http::StatusCode::NOT_FOUND,
-            "not_found",
-            "not found",
-        )
-        .into()
-    })
+    web::PathConfig::default()
+        .error_handler(|_, _| ApiError::new(actix_web::http::StatusCode::NOT_FOUND, "not_found", "not found").into())
 }
 
 fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(|e, _| {
-        ApiError::new(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            "invalid_query",
-            e.to_string(),
-        )
-        .into()
+        ApiError::new(actix_web::http::StatusCode::BAD_REQUEST, "invalid_query", e.to_string()).into()
     })
 }
 
@@ -160,11 +139,7 @@ impl PageQuery {
         match self.limit {
             None => Ok(50),
             Some(n) if (1..=200).contains(&n) => Ok(n),
-            Some(_) => Err(ApiError::invalid(
-                "limit",
-                "invalid_limit",
-                "limit must be between 1 and 200",
-            )),
+            Some(_) => Err(ApiError::invalid("limit", "invalid_limit", "limit must be between 1 and 200")),
         }
     }
 }
@@ -186,8 +161,5 @@ pub fn page_of<R, T: Serialize>(
     let more = rows.len() as u64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = if more { rows.last().map(&id) } else { None };
-    Page {
-        data: rows.into_iter().map(view).collect(),
-        next_cursor,
-    }
+    Page { data: rows.into_iter().map(view).collect(), next_cursor }
 }

@@ -10,9 +10,7 @@ use crate::store::{is_unique_violation, write_tx};
 use crate::tenant::{self as t, TenantSettings, TenantView};
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use sea_orm::sea_query::Query;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -40,11 +38,7 @@ pub struct UpdateTenant {
 
 fn validate_domains(v: &[String]) -> Result<Vec<String>, ApiError> {
     if v.len() > 100 {
-        return Err(ApiError::invalid(
-            "domains",
-            "too_many_domains",
-            "at most 100 domains per tenant",
-        ));
+        return Err(ApiError::invalid("domains", "too_many_domains", "at most 100 domains per tenant"));
     }
     let mut out: Vec<String> = Vec::new();
     for d in v {
@@ -73,11 +67,7 @@ async fn insert_domains(
         match r {
             Ok(_) => {}
             Err(e) if is_unique_violation(&e) => {
-                return Err(ApiError::conflict(
-                    "domain_taken",
-                    "domains",
-                    format!("{d} already belongs to a tenant"),
-                ))
+                return Err(ApiError::conflict("domain_taken", "domains", format!("{d} already belongs to a tenant")))
             }
             Err(e) => return Err(e.into()),
         }
@@ -86,9 +76,7 @@ async fn insert_domains(
 }
 
 async fn load(state: &AppState, key: &str) -> Result<tenant::Model, ApiError> {
-    t::find(&state.db, key)
-        .await?
-        .ok_or_else(|| ApiError::not_found("tenant"))
+    t::find(&state.db, key).await?.ok_or_else(|| ApiError::not_found("tenant"))
 }
 
 /// Create a tenant.
@@ -120,11 +108,7 @@ pub async fn create(
     let row = match row.insert(&tx).await {
         Ok(r) => r,
         Err(e) if is_unique_violation(&e) => {
-            return Err(ApiError::conflict(
-                "slug_taken",
-                "slug",
-                format!("slug {slug:?} is taken"),
-            ))
+            return Err(ApiError::conflict("slug_taken", "slug", format!("slug {slug:?} is taken")))
         }
         Err(e) => return Err(e.into()),
     };
@@ -137,15 +121,9 @@ pub async fn create(
 /// List tenants.
 #[utoipa::path(get, path = "/tenants", tag = "tenants", params(PageQuery), responses((status = 200, body = Page<TenantView>)))]
 #[get("/tenants")]
-pub async fn list(
-    _a: Admin,
-    state: web::Data<AppState>,
-    q: web::Query<PageQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(_a: Admin, state: web::Data<AppState>, q: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
     let limit = q.limit()?;
-    let mut query = tenant::Entity::find()
-        .order_by_asc(tenant::Column::Id)
-        .limit(limit + 1);
+    let mut query = tenant::Entity::find().order_by_asc(tenant::Column::Id).limit(limit + 1);
     if let Some(c) = &q.cursor {
         query = query.filter(tenant::Column::Id.gt(c.clone()));
     }
@@ -161,11 +139,7 @@ pub async fn list(
         limit,
         |r| r.id.clone(),
         |r| {
-            let ds = domains
-                .iter()
-                .filter(|d| d.tenant_id == r.id)
-                .map(|d| d.domain.clone())
-                .collect();
+            let ds = domains.iter().filter(|d| d.tenant_id == r.id).map(|d| d.domain.clone()).collect();
             t::view(&r, ds)
         },
     );
@@ -176,11 +150,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/tenants/{tenant}", tag = "tenants", params(("tenant" = String, Path, description = "Tenant id or slug")),
     responses((status = 200, body = TenantView), (status = 404, description = "Not found")))]
 #[get("/tenants/{tenant}")]
-pub async fn get(
-    _a: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn get(_a: Admin, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let row = load(&state, &path).await?;
     let domains = t::domains_of(&state.db, &row.id).await?;
     Ok(HttpResponse::Ok().json(t::view(&row, domains)))
@@ -198,18 +168,12 @@ pub async fn update(
     body: web::Json<UpdateTenant>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let name = body
-        .name
-        .as_deref()
-        .map(|n| t::validate_name("name", n))
-        .transpose()?;
+    let name = body.name.as_deref().map(|n| t::validate_name("name", n)).transpose()?;
     let slug = body.slug.as_deref().map(t::validate_slug).transpose()?;
     let domains = body.domains.as_deref().map(validate_domains).transpose()?;
     let now = state.clock.now();
     let tx = write_tx(&state.db).await?;
-    let row = t::find(&tx, &path)
-        .await?
-        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    let row = t::find(&tx, &path).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
     let mut m: tenant::ActiveModel = row.clone().into();
     if let Some(n) = name {
         m.name = Set(n);
@@ -248,15 +212,9 @@ pub async fn update(
 #[utoipa::path(delete, path = "/tenants/{tenant}", tag = "tenants", params(("tenant" = String, Path, description = "Tenant id or slug")),
     responses((status = 204, description = "Deleted"), (status = 404, description = "Not found")))]
 #[delete("/tenants/{tenant}")]
-pub async fn remove(
-    _a: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn remove(_a: Admin, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let tx = write_tx(&state.db).await?;
-    let row = t::find(&tx, &path)
-        .await?
-        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    let row = t::find(&tx, &path).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
     let tid = row.id.clone();
     let grants_of_tenant = Query::select()
         .column(grant::Column::Id)
@@ -272,34 +230,13 @@ pub async fn remove(
         .from(user::Entity)
         .and_where(user::Column::TenantId.eq(tid.clone()))
         .to_owned();
-    auth_code::Entity::delete_many()
-        .filter(auth_code::Column::UserId.in_subquery(users_of_tenant))
-        .exec(&tx)
-        .await?;
-    grant::Entity::delete_many()
-        .filter(grant::Column::TenantId.eq(tid.clone()))
-        .exec(&tx)
-        .await?;
-    session::Entity::delete_many()
-        .filter(session::Column::TenantId.eq(tid.clone()))
-        .exec(&tx)
-        .await?;
-    identity::Entity::delete_many()
-        .filter(identity::Column::TenantId.eq(tid.clone()))
-        .exec(&tx)
-        .await?;
-    user::Entity::delete_many()
-        .filter(user::Column::TenantId.eq(tid.clone()))
-        .exec(&tx)
-        .await?;
-    connection::Entity::delete_many()
-        .filter(connection::Column::TenantId.eq(tid.clone()))
-        .exec(&tx)
-        .await?;
-    tenant_domain::Entity::delete_many()
-        .filter(tenant_domain::Column::TenantId.eq(tid.clone()))
-        .exec(&tx)
-        .await?;
+    auth_code::Entity::delete_many().filter(auth_code::Column::UserId.in_subquery(users_of_tenant)).exec(&tx).await?;
+    grant::Entity::delete_many().filter(grant::Column::TenantId.eq(tid.clone())).exec(&tx).await?;
+    session::Entity::delete_many().filter(session::Column::TenantId.eq(tid.clone())).exec(&tx).await?;
+    identity::Entity::delete_many().filter(identity::Column::TenantId.eq(tid.clone())).exec(&tx).await?;
+    user::Entity::delete_many().filter(user::Column::TenantId.eq(tid.clone())).exec(&tx).await?;
+    connection::Entity::delete_many().filter(connection::Column::TenantId.eq(tid.clone())).exec(&tx).await?;
+    tenant_domain::Entity::delete_many().filter(tenant_domain::Column::TenantId.eq(tid.clone())).exec(&tx).await?;
     tenant::Entity::delete_by_id(tid.clone()).exec(&tx).await?;
     tx.commit().await?;
     tracing::info!(tenant = %tid, "tenant deleted");

@@ -188,17 +188,15 @@ async fn run(args: Args) -> Res<Vec<PhaseReport>> {
     }
     let admin_key = match args.admin_key.clone() {
         Some(k) => k,
-        None => std::env::var("FEDGATE_ADMIN_KEY")
-            .map_err(|_| "no admin key: pass --admin-key or set FEDGATE_ADMIN_KEY")?,
+        None => {
+            std::env::var("FEDGATE_ADMIN_KEY").map_err(|_| "no admin key: pass --admin-key or set FEDGATE_ADMIN_KEY")?
+        }
     };
     let base = Url::parse(&args.url).map_err(|e| format!("bad --url {}: {e}", args.url))?;
 
     let cpu = CpuSampler::new(args.server_pid.or_else(|| discover_server_pid(&base)));
     match cpu.pid {
-        Some(pid) => eprintln!(
-            "server pid {pid} (CPU accounting on, {} ticks/s)",
-            cpu.ticks
-        ),
+        Some(pid) => eprintln!("server pid {pid} (CPU accounting on, {} ticks/s)", cpu.ticks),
         None => eprintln!("server pid unknown (pass --server-pid for CPU accounting)"),
     }
 
@@ -221,12 +219,7 @@ async fn run(args: Args) -> Res<Vec<PhaseReport>> {
     Ok(reports)
 }
 
-async fn run_phase(
-    phase: Phase,
-    ctx: &Arc<Ctx>,
-    args: &Args,
-    cpu: &CpuSampler,
-) -> Res<PhaseReport> {
+async fn run_phase(phase: Phase, ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) -> Res<PhaseReport> {
     match phase {
         Phase::Code => run_code_phase(ctx, args, cpu).await,
         Phase::Refresh => run_refresh_phase(ctx, args, cpu).await,
@@ -268,26 +261,15 @@ fn http_client(args: &Args) -> Res<Client> {
         .build()?)
 }
 
-async fn admin_post(
-    http: &Client,
-    url: Url,
-    key: &str,
-    body: serde_json::Value,
-) -> Res<serde_json::Value> {
-    let resp = http
-        .post(url.clone())
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| format!("POST {url}: {e}"))?;
+async fn admin_post(http: &Client, url: Url, key: &str, body: serde_json::Value) -> Res<serde_json::Value> {
+    let resp =
+        http.post(url.clone()).bearer_auth(key).json(&body).send().await.map_err(|e| format!("POST {url}: {e}"))?;
     let status = resp.status();
     let text = resp.text().await?;
     if status != StatusCode::CREATED {
         return Err(format!("POST {url}: expected 201, got {status}: {}", clip(&text)).into());
     }
-    Ok(serde_json::from_str(&text)
-        .map_err(|e| format!("POST {url}: bad JSON ({e}): {}", clip(&text)))?)
+    Ok(serde_json::from_str(&text).map_err(|e| format!("POST {url}: bad JSON ({e}): {}", clip(&text)))?)
 }
 
 fn json_str(v: &serde_json::Value, field: &str, what: &str) -> Res<String> {
@@ -357,11 +339,7 @@ async fn setup(args: &Args, base: &Url, admin_key: &str) -> Res<Ctx> {
     let client_secret = json_str(&client, "client_secret", "create client")?;
 
     // RFC 6749 section 2.3.1: id and secret are form-urlencoded before base64.
-    let creds = format!(
-        "{}:{}",
-        form_encode(&client_id),
-        form_encode(&client_secret)
-    );
+    let creds = format!("{}:{}", form_encode(&client_id), form_encode(&client_secret));
     let basic_auth = HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(creds)))?;
 
     Ok(Ctx {
@@ -391,9 +369,8 @@ struct PreparedCode {
 /// Drives authorize -> dev page -> approve with a fresh cookie jar and returns the code.
 async fn obtain_code(ctx: &Ctx) -> Result<PreparedCode, String> {
     let verifier = URL_SAFE_NO_PAD.encode(random_bytes(32).map_err(|e| e.to_string())?);
-    let challenge = URL_SAFE_NO_PAD.encode(
-        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref(),
-    );
+    let challenge =
+        URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref());
     let state = URL_SAFE_NO_PAD.encode(random_bytes(16).map_err(|e| e.to_string())?);
     let nonce = URL_SAFE_NO_PAD.encode(random_bytes(16).map_err(|e| e.to_string())?);
 
@@ -421,21 +398,13 @@ async fn obtain_code(ctx: &Ctx) -> Result<PreparedCode, String> {
         let page_url = next.clone();
         let resp = send_with_jar(ctx.http.get(page_url.clone()), &jar, &page_url).await?;
         let status = resp.status();
-        let html = resp
-            .text()
-            .await
-            .map_err(|e| format!("GET {page_url}: {e}"))?;
+        let html = resp.text().await.map_err(|e| format!("GET {page_url}: {e}"))?;
         if status != StatusCode::OK {
-            return Err(format!(
-                "GET {page_url}: expected 200, got {status}: {}",
-                clip(&html)
-            ));
+            return Err(format!("GET {page_url}: expected 200, got {status}: {}", clip(&html)));
         }
-        let form = parse_form(&html)
-            .ok_or_else(|| format!("GET {page_url}: no <form> found in page: {}", clip(&html)))?;
-        let action = page_url
-            .join(&form.action)
-            .map_err(|e| format!("bad form action {:?}: {e}", form.action))?;
+        let form =
+            parse_form(&html).ok_or_else(|| format!("GET {page_url}: no <form> found in page: {}", clip(&html)))?;
+        let action = page_url.join(&form.action).map_err(|e| format!("bad form action {:?}: {e}", form.action))?;
 
         // 3. approve.
         let body = {
@@ -446,17 +415,11 @@ async fn obtain_code(ctx: &Ctx) -> Result<PreparedCode, String> {
             ser.append_pair("action", "approve");
             ser.finish()
         };
-        let req = ctx
-            .http
-            .post(action.clone())
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(body);
+        let req = ctx.http.post(action.clone()).header(CONTENT_TYPE, "application/x-www-form-urlencoded").body(body);
         let resp = send_with_jar(req, &jar, &action).await?;
         next = redirect_target(resp, &action, "POST dev form").await?;
         if !is_redirect_uri(&next) {
-            return Err(format!(
-                "approve redirected to {next}, not to {REDIRECT_URI}"
-            ));
+            return Err(format!("approve redirected to {next}, not to {REDIRECT_URI}"));
         }
     }
 
@@ -470,22 +433,10 @@ async fn obtain_code(ctx: &Ctx) -> Result<PreparedCode, String> {
     }
     match q.get("iss") {
         Some(iss) if *iss == ctx.issuer => {}
-        _ => {
-            return Err(format!(
-                "missing or wrong iss (want {}) in redirect: {next}",
-                ctx.issuer
-            ))
-        }
+        _ => return Err(format!("missing or wrong iss (want {}) in redirect: {next}", ctx.issuer)),
     }
-    let code = q
-        .get("code")
-        .cloned()
-        .ok_or_else(|| format!("no code in redirect: {next}"))?;
-    Ok(PreparedCode {
-        code,
-        verifier,
-        issued: Instant::now(),
-    })
+    let code = q.get("code").cloned().ok_or_else(|| format!("no code in redirect: {next}"))?;
+    Ok(PreparedCode { code, verifier, issued: Instant::now() })
 }
 
 fn is_redirect_uri(u: &Url) -> bool {
@@ -494,11 +445,7 @@ fn is_redirect_uri(u: &Url) -> bool {
 }
 
 /// Sends a request with the jar's cookies and stores any `Set-Cookie` back into the jar.
-async fn send_with_jar(
-    mut req: reqwest::RequestBuilder,
-    jar: &Jar,
-    url: &Url,
-) -> Result<reqwest::Response, String> {
+async fn send_with_jar(mut req: reqwest::RequestBuilder, jar: &Jar, url: &Url) -> Result<reqwest::Response, String> {
     if let Some(c) = jar.cookies(url) {
         req = req.header(COOKIE, c);
     }
@@ -512,18 +459,14 @@ async fn redirect_target(resp: reqwest::Response, from: &Url, what: &str) -> Res
     let status = resp.status();
     if !status.is_redirection() {
         let body = resp.text().await.unwrap_or_default();
-        return Err(format!(
-            "{what}: expected a redirect, got {status}: {}",
-            clip(&body)
-        ));
+        return Err(format!("{what}: expected a redirect, got {status}: {}", clip(&body)));
     }
     let loc = resp
         .headers()
         .get(LOCATION)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| format!("{what}: {status} without a Location header"))?;
-    from.join(loc)
-        .map_err(|e| format!("{what}: bad Location {loc:?}: {e}"))
+    from.join(loc).map_err(|e| format!("{what}: bad Location {loc:?}: {e}"))
 }
 
 struct Form {
@@ -535,16 +478,9 @@ struct Form {
 fn parse_form(html: &str) -> Option<Form> {
     let lower = html.to_ascii_lowercase();
     let start = lower.find("<form")?;
-    let end = lower[start..]
-        .find("</form")
-        .map(|e| start + e)
-        .unwrap_or(html.len());
+    let end = lower[start..].find("</form").map(|e| start + e).unwrap_or(html.len());
     let (form_attrs, _) = tag_attrs(&html[start + 5..])?;
-    let action = form_attrs
-        .iter()
-        .find(|(k, _)| k == "action")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
+    let action = form_attrs.iter().find(|(k, _)| k == "action").map(|(_, v)| v.clone()).unwrap_or_default();
 
     let mut hidden = Vec::new();
     let mut pos = start;
@@ -552,12 +488,7 @@ fn parse_form(html: &str) -> Option<Form> {
         let at = pos + i + 6;
         let (attrs, len) = tag_attrs(&html[at..])?;
         pos = at + len;
-        let get = |name: &str| {
-            attrs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
+        let get = |name: &str| attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
         if get("type").map(|t| t.eq_ignore_ascii_case("hidden")) == Some(true) {
             if let Some(n) = get("name") {
                 hidden.push((n.to_owned(), get("value").unwrap_or("").to_owned()));
@@ -675,9 +606,7 @@ struct TokenResponse {
 }
 
 async fn token_request(ctx: &Ctx, form: &[(&str, &str)]) -> Result<TokenResponse, String> {
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(form)
-        .finish();
+    let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
     let resp = ctx
         .http
         .post(ctx.token_endpoint.clone())
@@ -692,16 +621,12 @@ async fn token_request(ctx: &Ctx, form: &[(&str, &str)]) -> Result<TokenResponse
     if status != StatusCode::OK {
         return Err(format!("HTTP {status}: {}", clip(&text)));
     }
-    let tr: TokenResponse = serde_json::from_str(&text)
-        .map_err(|e| format!("bad token JSON ({e}): {}", clip(&text)))?;
+    let tr: TokenResponse =
+        serde_json::from_str(&text).map_err(|e| format!("bad token JSON ({e}): {}", clip(&text)))?;
     if tr.access_token.as_deref().is_none_or(str::is_empty) {
         return Err(format!("no access_token: {}", clip(&text)));
     }
-    if !tr
-        .token_type
-        .as_deref()
-        .is_some_and(|t| t.eq_ignore_ascii_case("bearer"))
-    {
+    if !tr.token_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("bearer")) {
         return Err(format!("token_type is not Bearer: {}", clip(&text)));
     }
     Ok(tr)
@@ -722,17 +647,12 @@ async fn exchange_code(ctx: &Ctx, pc: &PreparedCode) -> Result<String, String> {
     if tr.id_token.as_deref().is_none_or(str::is_empty) {
         return Err("code exchange returned no id_token".into());
     }
-    tr.refresh_token
-        .ok_or_else(|| "code exchange returned no refresh_token (offline_access requested)".into())
+    tr.refresh_token.ok_or_else(|| "code exchange returned no refresh_token (offline_access requested)".into())
 }
 
 /// refresh_token grant; returns the rotated refresh token.
 async fn refresh(ctx: &Ctx, token: &str) -> Result<String, String> {
-    let tr = token_request(
-        ctx,
-        &[("grant_type", "refresh_token"), ("refresh_token", token)],
-    )
-    .await?;
+    let tr = token_request(ctx, &[("grant_type", "refresh_token"), ("refresh_token", token)]).await?;
     match tr.refresh_token {
         Some(t) if t != token => Ok(t),
         Some(_) => Err("refresh returned the same refresh_token (no rotation)".into()),
@@ -769,9 +689,7 @@ impl Measurement {
     }
 
     fn record(&mut self, latency: Duration, outcome: Result<(), String>) {
-        let us = u64::try_from(latency.as_micros())
-            .unwrap_or(u64::MAX)
-            .max(1);
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
         self.hist.saturating_record(us);
         match outcome {
             Ok(()) => self.ok += 1,
@@ -786,9 +704,7 @@ impl Measurement {
 
     /// Folds `other` in (wall times and CPU add up: used for batched phases).
     fn merge(&mut self, other: Measurement) -> Res<()> {
-        self.hist
-            .add(&other.hist)
-            .map_err(|e| format!("histogram merge: {e:?}"))?;
+        self.hist.add(&other.hist).map_err(|e| format!("histogram merge: {e:?}"))?;
         self.ok += other.ok;
         self.errors += other.errors;
         for e in other.error_samples {
@@ -816,12 +732,7 @@ fn new_hist() -> Res<Histogram<u64>> {
 /// The worker owns its state and gets it back from `f`, so per-worker state such as a
 /// refresh-token chain needs no locking. Workers stop taking new requests after `deadline`.
 /// Returns the measurement and the final worker states.
-async fn drive<S, F, Fut>(
-    states: Vec<S>,
-    total: usize,
-    deadline: Option<Instant>,
-    f: F,
-) -> Res<(Measurement, Vec<S>)>
+async fn drive<S, F, Fut>(states: Vec<S>, total: usize, deadline: Option<Instant>, f: F) -> Res<(Measurement, Vec<S>)>
 where
     S: Send + 'static,
     F: Fn(S, usize) -> Fut + Send + Sync + 'static,
@@ -866,12 +777,7 @@ where
 }
 
 /// [`drive`] with server CPU sampled before and after.
-async fn measure<S, F, Fut>(
-    cpu: &CpuSampler,
-    states: Vec<S>,
-    total: usize,
-    f: F,
-) -> Res<(Measurement, Vec<S>)>
+async fn measure<S, F, Fut>(cpu: &CpuSampler, states: Vec<S>, total: usize, f: F) -> Res<(Measurement, Vec<S>)>
 where
     S: Send + 'static,
     F: Fn(S, usize) -> Fut + Send + Sync + 'static,
@@ -894,8 +800,7 @@ async fn prepare_codes(
     concurrency: usize,
     deadline: Option<Instant>,
 ) -> Res<(Vec<PreparedCode>, Measurement)> {
-    let states: Vec<Vec<PreparedCode>> =
-        (0..concurrency.min(n).max(1)).map(|_| Vec::new()).collect();
+    let states: Vec<Vec<PreparedCode>> = (0..concurrency.min(n).max(1)).map(|_| Vec::new()).collect();
     let ctx = Arc::clone(ctx);
     let (m, states) = drive(states, n, deadline, move |mut acc, _i| {
         let ctx = Arc::clone(&ctx);
@@ -916,12 +821,7 @@ async fn prepare_codes(
 }
 
 fn report_prep(what: &str, m: &Measurement) {
-    eprintln!(
-        "  prepared {} {what} in {:.1}s ({} errors)",
-        m.ok,
-        m.wall.as_secs_f64(),
-        m.errors
-    );
+    eprintln!("  prepared {} {what} in {:.1}s ({} errors)", m.ok, m.wall.as_secs_f64(), m.errors);
     for e in &m.error_samples {
         eprintln!("    prep error: {e}");
     }
@@ -947,10 +847,9 @@ async fn exchange_batch(
         let codes = Arc::clone(&codes);
         async move {
             let r = match codes.get(i) {
-                Some(pc) if pc.issued.elapsed() > CODE_MAX_AGE => Err(format!(
-                    "code too old ({:.0}s), not sent",
-                    pc.issued.elapsed().as_secs_f64()
-                )),
+                Some(pc) if pc.issued.elapsed() > CODE_MAX_AGE => {
+                    Err(format!("code too old ({:.0}s), not sent", pc.issued.elapsed().as_secs_f64()))
+                }
                 Some(pc) => exchange_code(&ctx, pc).await.map(|_| ()),
                 None => Err(format!("no code #{i}")),
             };
@@ -969,24 +868,14 @@ async fn run_code_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) -> Res<Ph
     // Warm-up (untimed), possibly in several batches itself.
     let mut warm_left = args.warmup;
     while warm_left > 0 {
-        let (codes, pm) = prepare_codes(
-            ctx,
-            warm_left.min(batch_max),
-            c,
-            Some(Instant::now() + prep_budget),
-        )
-        .await?;
+        let (codes, pm) = prepare_codes(ctx, warm_left.min(batch_max), c, Some(Instant::now() + prep_budget)).await?;
         report_prep("warm-up codes", &pm);
         if codes.is_empty() {
             return Err("could not prepare any authorization code".into());
         }
         warm_left = warm_left.saturating_sub(codes.len());
         let wm = exchange_batch(ctx, cpu, codes, c).await?;
-        eprintln!(
-            "  warm-up: {} exchanges, {} errors",
-            wm.ok + wm.errors,
-            wm.errors
-        );
+        eprintln!("  warm-up: {} exchanges, {} errors", wm.ok + wm.errors, wm.errors);
     }
 
     // Timed, in batches: prepare (untimed) then exchange (timed) while the codes are fresh.
@@ -994,25 +883,14 @@ async fn run_code_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) -> Res<Ph
     total.server_cpu = cpu.pid.map(|_| 0.0);
     let mut left = args.count;
     while left > 0 {
-        let (codes, pm) = prepare_codes(
-            ctx,
-            left.min(batch_max),
-            c,
-            Some(Instant::now() + prep_budget),
-        )
-        .await?;
+        let (codes, pm) = prepare_codes(ctx, left.min(batch_max), c, Some(Instant::now() + prep_budget)).await?;
         report_prep("codes", &pm);
         if codes.is_empty() {
             return Err("could not prepare any authorization code".into());
         }
         left = left.saturating_sub(codes.len());
         let m = exchange_batch(ctx, cpu, codes, c).await?;
-        eprintln!(
-            "  exchanged {} codes in {:.2}s ({} errors)",
-            m.ok + m.errors,
-            m.wall.as_secs_f64(),
-            m.errors
-        );
+        eprintln!("  exchanged {} codes in {:.2}s ({} errors)", m.ok + m.errors, m.wall.as_secs_f64(), m.errors);
         total.merge(m)?;
     }
     Ok(PhaseReport::new(Phase::Code, c, total))
@@ -1039,10 +917,7 @@ async fn run_refresh_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) -> Res
         return Err("could not obtain any refresh token".into());
     }
     if chains.len() < c {
-        eprintln!(
-            "  only {} of {c} refresh chains could be set up",
-            chains.len()
-        );
+        eprintln!("  only {} of {c} refresh chains could be set up", chains.len());
     }
 
     let step = {
@@ -1075,11 +950,7 @@ async fn run_refresh_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) -> Res
 
     if args.warmup > 0 {
         let (wm, back) = drive(chains, args.warmup, None, step.clone()).await?;
-        eprintln!(
-            "  warm-up: {} refreshes, {} errors",
-            wm.ok + wm.errors,
-            wm.errors
-        );
+        eprintln!("  warm-up: {} refreshes, {} errors", wm.ok + wm.errors, wm.errors);
         for e in &wm.error_samples {
             eprintln!("    warm-up error: {e}");
         }
@@ -1122,19 +993,12 @@ impl PhaseReport {
             requests,
             errors: m.errors,
             seconds,
-            rps: if seconds > 0.0 {
-                m.ok as f64 / seconds
-            } else {
-                0.0
-            },
+            rps: if seconds > 0.0 { m.ok as f64 / seconds } else { 0.0 },
             p50_ms: pick(q(0.50)),
             p90_ms: pick(q(0.90)),
             p99_ms: pick(q(0.99)),
             max_ms: pick(m.hist.max() as f64 / 1000.0),
-            server_cpu_ms_per_req: m
-                .server_cpu
-                .filter(|_| requests > 0)
-                .map(|s| s * 1000.0 / requests as f64),
+            server_cpu_ms_per_req: m.server_cpu.filter(|_| requests > 0).map(|s| s * 1000.0 / requests as f64),
             server_cores_busy: m.server_cpu.filter(|_| seconds > 0.0).map(|s| s / seconds),
             error_samples: m.error_samples,
         }
@@ -1194,8 +1058,7 @@ fn print_table(reports: &[PhaseReport], args: &Args) {
         "cores"
     ));
     for r in reports {
-        let opt =
-            |v: Option<f64>, p: usize| v.map_or_else(|| "-".to_owned(), |x| format!("{x:.p$}"));
+        let opt = |v: Option<f64>, p: usize| v.map_or_else(|| "-".to_owned(), |x| format!("{x:.p$}"));
         out.push_str(&format!(
             "{:<8} {:>5} {:>8} {:>6} {:>8.2} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>11} {:>6}\n",
             r.phase.name(),
@@ -1271,14 +1134,10 @@ fn discover_server_pid(base: &Url) -> Option<u32> {
         };
         for line in text.lines().skip(1) {
             let cols: Vec<&str> = line.split_whitespace().collect();
-            let (Some(local), Some(st), Some(inode)) = (cols.get(1), cols.get(3), cols.get(9))
-            else {
+            let (Some(local), Some(st), Some(inode)) = (cols.get(1), cols.get(3), cols.get(9)) else {
                 continue;
             };
-            let lport = local
-                .rsplit(':')
-                .next()
-                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            let lport = local.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
             if *st == "0A" && lport == Some(port) && *inode != "0" {
                 inodes.push(format!("socket:[{inode}]"));
             }
@@ -1289,11 +1148,7 @@ fn discover_server_pid(base: &Url) -> Option<u32> {
     }
     let me = std::process::id();
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
         if pid == me {
@@ -1361,18 +1216,9 @@ mod tests {
             </FORM><input type="hidden" name="outside" value="no"></body></html>"#;
         let f = parse_form(html);
         assert!(f.is_some());
-        let f = f.unwrap_or(Form {
-            action: String::new(),
-            hidden: vec![],
-        });
+        let f = f.unwrap_or(Form { action: String::new(), hidden: vec![] });
         assert_eq!(f.action, "/sso/dev/abc?x=1&y=2");
-        assert_eq!(
-            f.hidden,
-            vec![
-                ("login_id".to_owned(), "abc".to_owned()),
-                ("csrf".to_owned(), "t/k\"".to_owned())
-            ]
-        );
+        assert_eq!(f.hidden, vec![("login_id".to_owned(), "abc".to_owned()), ("csrf".to_owned(), "t/k\"".to_owned())]);
     }
 
     #[test]

@@ -21,8 +21,7 @@ pub struct NormalizedIdentity {
 }
 
 fn clean(v: Option<String>) -> Option<String> {
-    v.map(|s| s.trim().chars().take(MAX_FIELD).collect::<String>())
-        .filter(|s| !s.is_empty())
+    v.map(|s| s.trim().chars().take(MAX_FIELD).collect::<String>()).filter(|s| !s.is_empty())
 }
 
 /// Lower-cases and sanity-checks an email address; anything that is not `local@domain` is dropped.

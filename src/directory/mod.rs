@@ -38,14 +38,10 @@ pub async fn link_login(
         .one(tx)
         .await?;
     if let Some(idn) = existing {
-        let u = user::Entity::find_by_id(idn.user_id.clone())
-            .one(tx)
-            .await?;
+        let u = user::Entity::find_by_id(idn.user_id.clone()).one(tx).await?;
         let Some(u) = u.filter(|u| u.tenant_id == tenant_id) else {
             // The identity points at a user that no longer exists: re-create below.
-            identity::Entity::delete_by_id(idn.id.clone())
-                .exec(tx)
-                .await?;
+            identity::Entity::delete_by_id(idn.id.clone()).exec(tx).await?;
             return create(tx, tenant_id, connection_id, ident, now_ms, rng).await;
         };
         if !u.active || u.deleted_at.is_some() {
@@ -71,11 +67,7 @@ pub async fn link_login(
         im.groups = Set(to_json_list(&ident.groups));
         im.last_login_at = Set(now);
         let identity = im.update(tx).await?;
-        return Ok(Linked {
-            user,
-            identity,
-            created: false,
-        });
+        return Ok(Linked { user, identity, created: false });
     }
     create(tx, tenant_id, connection_id, ident, now_ms, rng).await
 }
@@ -120,9 +112,5 @@ async fn create(
     }
     .insert(tx)
     .await?;
-    Ok(Linked {
-        user,
-        identity,
-        created: true,
-    })
+    Ok(Linked { user, identity, created: true })
 }

@@ -14,18 +14,13 @@ tokio::task_local! {
 
 /// The current request's id (inside a request), or "-".
 pub fn current_request_id() -> String {
-    REQUEST_ID
-        .try_with(|r| r.clone())
-        .unwrap_or_else(|_| "-".to_string())
+    REQUEST_ID.try_with(|r| r.clone()).unwrap_or_else(|_| "-".to_string())
 }
 
 fn incoming_request_id(req: &ServiceRequest) -> Option<String> {
     let v = req.headers().get("x-request-id")?.to_str().ok()?;
-    (!v.is_empty()
-        && v.len() <= 64
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-    .then(|| v.to_string())
+    (!v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .then(|| v.to_string())
 }
 
 /// One root span per request with a request id (taken from `X-Request-Id` when well-formed),
@@ -34,13 +29,10 @@ pub async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let id =
-        incoming_request_id(&req).unwrap_or_else(|| crate::ids::random128(&SystemRng as &dyn Rng));
+    let id = incoming_request_id(&req).unwrap_or_else(|| crate::ids::random128(&SystemRng as &dyn Rng));
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
     let started = std::time::Instant::now();
-    let fut = REQUEST_ID
-        .scope(id.clone(), next.call(req))
-        .instrument(span.clone());
+    let fut = REQUEST_ID.scope(id.clone(), next.call(req)).instrument(span.clone());
     let mut res = fut.await?;
     let status = res.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -49,19 +41,15 @@ pub async fn request_context(
     if let Ok(v) = HeaderValue::from_str(&id) {
         h.insert(HeaderName::from_static("x-request-id"), v);
     }
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
         h.insert(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"),
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+            ),
         );
     }
     Ok(res)
@@ -104,33 +92,20 @@ impl Params {
 
 /// Reads a urlencoded form body after checking the content type.
 pub fn form_params(req: &actix_web::HttpRequest, body: &[u8]) -> Result<Params, String> {
-    let ct = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     if !ct.starts_with("application/x-www-form-urlencoded") {
         return Err("the request body must be application/x-www-form-urlencoded".into());
     }
-    let text =
-        std::str::from_utf8(body).map_err(|_| "the request body is not UTF-8".to_string())?;
+    let text = std::str::from_utf8(body).map_err(|_| "the request body is not UTF-8".to_string())?;
     Params::parse(text).map_err(|e| e.to_string())
 }
 
 /// A cookie value by name.
 pub fn cookie(req: &actix_web::HttpRequest, name: &str) -> Option<String> {
-    req.cookie(name)
-        .map(|c| c.value().to_string())
-        .filter(|v| !v.is_empty() && v.len() <= 256)
+    req.cookie(name).map(|c| c.value().to_string()).filter(|v| !v.is_empty() && v.len() <= 256)
 }
 
-pub fn build_cookie(
-    name: &str,
-    value: String,
-    secure: bool,
-    max_age_secs: i64,
-) -> actix_web::cookie::Cookie<'static> {
+pub fn build_cookie(name: &str, value: String, secure: bool, max_age_secs: i64) -> actix_web::cookie::Cookie<'static> {
     actix_web::cookie::Cookie::build(name.to_string(), value)
         .path("/")
         .http_only(true)
@@ -142,21 +117,32 @@ pub fn build_cookie(
 
 /// The client's address as seen by this process (no proxy headers are trusted).
 pub fn peer(req: &actix_web::HttpRequest) -> String {
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "-".into())
+    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "-".into())
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn params_parse_never_panics_and_roundtrips(pairs in proptest::collection::btree_map("[a-z_]{1,12}", ".{0,40}", 0..10)) {
+            let raw: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs.iter()).finish();
+            let p = Params::parse(&raw).unwrap();
+            for (k, v) in &pairs {
+                prop_assert_eq!(p.get(k), (!v.is_empty()).then_some(v.as_str()));
+            }
+        }
+        #[test]
+        fn params_arbitrary_input(s in ".{0,200}") {
+            let _ = Params::parse(&s);
+        }
+    }
     #[test]
     fn params_refuse_repeats_and_treat_empty_as_absent() {
-        assert_eq!(
-            Params::parse("a=1&a=2").unwrap_err(),
-            ParamsError::Repeated("a".into())
-        );
+        assert_eq!(Params::parse("a=1&a=2").unwrap_err(), ParamsError::Repeated("a".into()));
         let p = Params::parse("a=&b=x%20y").unwrap();
         assert!(p.get("a").is_none());
         assert_eq!(p.get("b"), Some("x y"));

@@ -70,23 +70,12 @@ async fn validate(
 ) -> Result<Result<AuthRequest, (Redirectable, &'static str, String)>, PageError> {
     // 1. Client and redirect_uri: without both valid, never redirect.
     let client_id = params.get("client_id").ok_or_else(|| {
-        PageError::bad_request(
-            "invalid_client",
-            "The application did not identify itself (client_id is missing).",
-        )
+        PageError::bad_request("invalid_client", "The application did not identify itself (client_id is missing).")
     })?;
-    let client = if client_id.len() <= 64 {
-        client::Entity::find_by_id(client_id.to_string())
-            .one(&st.db)
-            .await?
-    } else {
-        None
-    };
+    let client =
+        if client_id.len() <= 64 { client::Entity::find_by_id(client_id.to_string()).one(&st.db).await? } else { None };
     let client = client.ok_or_else(|| {
-        PageError::bad_request(
-            "invalid_client",
-            "The application is not registered with this sign-in service.",
-        )
+        PageError::bad_request("invalid_client", "The application is not registered with this sign-in service.")
     })?;
     let redirect_uri = params.get("redirect_uri").ok_or_else(|| {
         PageError::bad_request(
@@ -94,20 +83,14 @@ async fn validate(
             "The application did not say where to return (redirect_uri is missing).",
         )
     })?;
-    if !from_json_list(&client.redirect_uris)
-        .iter()
-        .any(|r| r == redirect_uri)
-    {
+    if !from_json_list(&client.redirect_uris).iter().any(|r| r == redirect_uri) {
         return Err(PageError::bad_request(
             "invalid_redirect_uri",
             "The application asked to return to an address that is not registered for it.",
         ));
     }
     let state = params.get("state").map(str::to_string);
-    let r = Redirectable {
-        redirect_uri: redirect_uri.to_string(),
-        state: state.clone(),
-    };
+    let r = Redirectable { redirect_uri: redirect_uri.to_string(), state: state.clone() };
     let fail = |r: Redirectable, e: &'static str, d: &str| Ok(Err((r, e, d.to_string())));
 
     if state.as_ref().is_some_and(|s| s.len() > 2048) {
@@ -115,128 +98,58 @@ async fn validate(
     }
     // 2. Everything else is reported to the app.
     if params.contains("request") {
-        return fail(
-            r,
-            "request_not_supported",
-            "request objects are not supported",
-        );
+        return fail(r, "request_not_supported", "request objects are not supported");
     }
     if params.contains("request_uri") {
-        return fail(
-            r,
-            "request_uri_not_supported",
-            "request_uri is not supported",
-        );
+        return fail(r, "request_uri_not_supported", "request_uri is not supported");
     }
     match params.get("response_type") {
         Some("code") => {}
-        Some(_) => {
-            return fail(
-                r,
-                "unsupported_response_type",
-                "only response_type=code is supported",
-            )
-        }
+        Some(_) => return fail(r, "unsupported_response_type", "only response_type=code is supported"),
         None => return fail(r, "invalid_request", "response_type is missing"),
     }
     if let Some(m) = params.get("response_mode") {
         if m != "query" {
-            return fail(
-                r,
-                "invalid_request",
-                "only response_mode=query is supported",
-            );
+            return fail(r, "invalid_request", "only response_mode=query is supported");
         }
     }
-    if !crate::issuer::clients::allows_grant(
-        &client,
-        crate::issuer::clients::GrantType::AuthorizationCode,
-    ) {
-        return fail(
-            r,
-            "unauthorized_client",
-            "this client may not use the authorization code grant",
-        );
+    if !crate::issuer::clients::allows_grant(&client, crate::issuer::clients::GrantType::AuthorizationCode) {
+        return fail(r, "unauthorized_client", "this client may not use the authorization code grant");
     }
-    let scopes: Vec<&str> = params
-        .get("scope")
-        .unwrap_or("")
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .collect();
+    let scopes: Vec<&str> = params.get("scope").unwrap_or("").split(' ').filter(|s| !s.is_empty()).collect();
     if !scopes.contains(&"openid") {
         return fail(r, "invalid_scope", "the openid scope is required");
     }
-    let mut granted: Vec<&str> = KNOWN_SCOPES
-        .iter()
-        .copied()
-        .filter(|k| scopes.contains(k))
-        .collect();
-    if !crate::issuer::clients::allows_grant(
-        &client,
-        crate::issuer::clients::GrantType::RefreshToken,
-    ) {
+    let mut granted: Vec<&str> = KNOWN_SCOPES.iter().copied().filter(|k| scopes.contains(k)).collect();
+    if !crate::issuer::clients::allows_grant(&client, crate::issuer::clients::GrantType::RefreshToken) {
         granted.retain(|s| *s != "offline_access");
     }
     let challenge = params.get("code_challenge");
     match (challenge, params.get("code_challenge_method")) {
         (Some(c), Some("S256")) => {
-            if c.len() != 43
-                || !c
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
-                return fail(
-                    r,
-                    "invalid_request",
-                    "code_challenge must be a base64url SHA-256 (43 characters)",
-                );
+            if c.len() != 43 || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return fail(r, "invalid_request", "code_challenge must be a base64url SHA-256 (43 characters)");
             }
         }
         (Some(_), _) => return fail(r, "invalid_request", "code_challenge_method must be S256"),
-        (None, Some(_)) => {
-            return fail(
-                r,
-                "invalid_request",
-                "code_challenge_method without code_challenge",
-            )
-        }
+        (None, Some(_)) => return fail(r, "invalid_request", "code_challenge_method without code_challenge"),
         (None, None) if client.client_type == "public" => {
-            return fail(
-                r,
-                "invalid_request",
-                "public clients must use PKCE (code_challenge with S256)",
-            )
+            return fail(r, "invalid_request", "public clients must use PKCE (code_challenge with S256)")
         }
         (None, None) => {}
     }
-    let prompt: Vec<String> = params
-        .get("prompt")
-        .unwrap_or("")
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
+    let prompt: Vec<String> =
+        params.get("prompt").unwrap_or("").split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect();
     if prompt.iter().any(|p| !PROMPTS.contains(&p.as_str())) {
         return fail(r, "invalid_request", "unsupported prompt value");
     }
     if prompt.iter().any(|p| p == "none") && prompt.len() > 1 {
-        return fail(
-            r,
-            "invalid_request",
-            "prompt=none cannot be combined with other values",
-        );
+        return fail(r, "invalid_request", "prompt=none cannot be combined with other values");
     }
     let max_age = match params.get("max_age") {
         Some(v) => match v.parse::<i64>() {
             Ok(n) if n >= 0 => Some(n),
-            _ => {
-                return fail(
-                    r,
-                    "invalid_request",
-                    "max_age must be a non-negative integer",
-                )
-            }
+            _ => return fail(r, "invalid_request", "max_age must be a non-negative integer"),
         },
         None => None,
     };
@@ -268,37 +181,25 @@ async fn validate(
 }
 
 /// GET or POST /oauth2/authorize
-pub async fn authorize(
-    req: HttpRequest,
-    body: web::Bytes,
-    st: web::Data<AppState>,
-) -> Result<HttpResponse, PageError> {
+pub async fn authorize(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     let params = if req.method() == actix_web::http::Method::POST {
         form_params(&req, &body).map_err(|m| PageError::bad_request("invalid_request", m))?
     } else {
-        Params::parse(req.query_string())
-            .map_err(|e| PageError::bad_request("invalid_request", e.to_string()))?
+        Params::parse(req.query_string()).map_err(|e| PageError::bad_request("invalid_request", e.to_string()))?
     };
     let ar = match validate(&st, &params).await? {
         Ok(ar) => ar,
         Err((r, e, d)) => return Ok(r.error(&st, e, &d)),
     };
-    let r = Redirectable {
-        redirect_uri: ar.redirect_uri.clone(),
-        state: ar.state.clone(),
-    };
+    let r = Redirectable { redirect_uri: ar.redirect_uri.clone(), state: ar.state.clone() };
 
     // Resolve explicit routing first: it decides whether an existing session fits.
     let conn = match &ar.connection {
         Some(cid) => {
-            let c = connection::Entity::find_by_id(cid.clone())
-                .one(&st.db)
-                .await?;
+            let c = connection::Entity::find_by_id(cid.clone()).one(&st.db).await?;
             match c.filter(|c| c.enabled) {
                 Some(c) => Some(c),
-                None => {
-                    return Ok(r.error(&st, "invalid_request", "unknown or disabled connection"))
-                }
+                None => return Ok(r.error(&st, "invalid_request", "unknown or disabled connection")),
             }
         }
         None => None,
@@ -312,31 +213,19 @@ pub async fn authorize(
     };
     if let (Some(c), Some(t)) = (&conn, &org) {
         if c.tenant_id != t.id {
-            return Ok(r.error(
-                &st,
-                "invalid_request",
-                "the connection does not belong to the organization",
-            ));
+            return Ok(r.error(&st, "invalid_request", "the connection does not belong to the organization"));
         }
     }
-    let wanted_tenant = conn
-        .as_ref()
-        .map(|c| c.tenant_id.clone())
-        .or_else(|| org.as_ref().map(|t| t.id.clone()));
+    let wanted_tenant = conn.as_ref().map(|c| c.tenant_id.clone()).or_else(|| org.as_ref().map(|t| t.id.clone()));
 
     // An existing fedgate session answers without a round trip upstream, unless re-authentication
     // is requested or the session does not fit the requested routing.
-    let force = ar
-        .prompt
-        .iter()
-        .any(|p| p == "login" || p == "select_account");
+    let force = ar.prompt.iter().any(|p| p == "login" || p == "select_account");
     if !force {
         if let Some(sess) = flow::current_session(&st, &req).await? {
             let fits_tenant = wanted_tenant.as_ref().is_none_or(|t| *t == sess.tenant_id);
             let fits_conn = conn.as_ref().is_none_or(|c| c.id == sess.connection_id);
-            let fresh = ar
-                .max_age
-                .is_none_or(|m| st.clock.now() - sess.auth_time <= m);
+            let fresh = ar.max_age.is_none_or(|m| st.clock.now() - sess.auth_time <= m);
             let active = user::Entity::find_by_id(sess.user_id.clone())
                 .one(&st.db)
                 .await?
@@ -365,11 +254,7 @@ pub async fn authorize(
         }
     }
     if ar.prompt.iter().any(|p| p == "none") {
-        return Ok(r.error(
-            &st,
-            "login_required",
-            "no active session; the user must sign in",
-        ));
+        return Ok(r.error(&st, "login_required", "no active session; the user must sign in"));
     }
 
     // A pending login row: the only login state, shared by every instance.
@@ -402,8 +287,7 @@ pub async fn authorize(
 
     let mut resp = route(&st, &login_row, conn, org, ar.domain_hint.as_deref()).await?;
     if bind_new {
-        resp.add_cookie(&binding_cookie(&st, bind))
-            .map_err(|_| PageError::internal())?;
+        resp.add_cookie(&binding_cookie(&st, bind)).map_err(|_| PageError::internal())?;
     }
     Ok(resp)
 }
@@ -436,17 +320,11 @@ async fn route(
     };
     match tenant {
         Some(t) => to_tenant(st, login, &t, StatusCode::FOUND).await,
-        None => Ok(redirect(
-            StatusCode::FOUND,
-            &format!("{}/login/{}", st.config.issuer, login.id),
-        )),
+        None => Ok(redirect(StatusCode::FOUND, &format!("{}/login/{}", st.config.issuer, login.id))),
     }
 }
 
-async fn enabled_connections(
-    st: &AppState,
-    tenant_id: &str,
-) -> Result<Vec<connection::Model>, sea_orm::DbErr> {
+async fn enabled_connections(st: &AppState, tenant_id: &str) -> Result<Vec<connection::Model>, sea_orm::DbErr> {
     connection::Entity::find()
         .filter(connection::Column::TenantId.eq(tenant_id))
         .filter(connection::Column::Enabled.eq(true))
@@ -477,22 +355,11 @@ async fn to_tenant(
             StatusCode::BAD_REQUEST,
             "no_connection",
             "Single sign-on is not set up",
-            format!(
-                "{} has no sign-in method configured yet. Contact your administrator.",
-                t.name
-            ),
+            format!("{} has no sign-in method configured yet. Contact your administrator.", t.name),
         )
-        .with_back(flow::error_url(
-            st,
-            &login,
-            "access_denied",
-            "the organization has no enabled connection",
-        ))),
+        .with_back(flow::error_url(st, &login, "access_denied", "the organization has no enabled connection"))),
         [one] => flow::start_connection(st, &login, one, status).await,
-        _ => Ok(redirect(
-            status,
-            &format!("{}/login/{}", st.config.issuer, login.id),
-        )),
+        _ => Ok(redirect(status, &format!("{}/login/{}", st.config.issuer, login.id))),
     }
 }
 
@@ -504,9 +371,7 @@ fn html(body: String) -> HttpResponse {
 }
 
 fn email_form(login_id: &str, message: Option<&str>, value: &str) -> String {
-    let msg = message
-        .map(|m| format!("<p class=\"error\">{}</p>", escape(m)))
-        .unwrap_or_default();
+    let msg = message.map(|m| format!("<p class=\"error\">{}</p>", escape(m))).unwrap_or_default();
     page(
         "Sign in",
         &format!(
@@ -553,11 +418,7 @@ pub async fn login_page(
             return Ok(html(chooser(&login.id, &t, &conns)));
         }
     }
-    Ok(html(email_form(
-        &login.id,
-        None,
-        login.login_hint.as_deref().unwrap_or(""),
-    )))
+    Ok(html(email_form(&login.id, None, login.login_hint.as_deref().unwrap_or(""))))
 }
 
 /// POST /login/{login}: route by the email's domain.
@@ -568,15 +429,10 @@ pub async fn login_submit(
     path: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
     let login = pending_login(&st, &req, &path).await?;
-    let params =
-        form_params(&req, &body).map_err(|m| PageError::bad_request("invalid_request", m))?;
+    let params = form_params(&req, &body).map_err(|m| PageError::bad_request("invalid_request", m))?;
     let email = params.get("email").unwrap_or("").trim().to_string();
     let Some(domain) = email_domain(&email) else {
-        return Ok(html(email_form(
-            &login.id,
-            Some("Enter a valid email address."),
-            &email,
-        )));
+        return Ok(html(email_form(&login.id, Some("Enter a valid email address."), &email)));
     };
     let Some(t) = crate::tenant::by_domain(&st.db, &domain).await? else {
         // Same answer for every unknown domain: no hint about which tenants exist.
@@ -604,8 +460,7 @@ pub async fn choose_connection(
     path: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
     let login = pending_login(&st, &req, &path).await?;
-    let params =
-        form_params(&req, &body).map_err(|m| PageError::bad_request("invalid_request", m))?;
+    let params = form_params(&req, &body).map_err(|m| PageError::bad_request("invalid_request", m))?;
     let cid = params.get("connection").unwrap_or("");
     let conn = connection::Entity::find_by_id(cid.to_string())
         .one(&st.db)

@@ -20,11 +20,7 @@ pub async fn expired(db: &Db, now: i64) -> Result<u64, sea_orm::DbErr> {
         .exec(db)
         .await?
         .rows_affected;
-    n += session::Entity::delete_many()
-        .filter(session::Column::ExpiresAt.lt(now))
-        .exec(db)
-        .await?
-        .rows_affected;
+    n += session::Entity::delete_many().filter(session::Column::ExpiresAt.lt(now)).exec(db).await?.rows_affected;
     n += refresh_token::Entity::delete_many()
         .filter(refresh_token::Column::ExpiresAt.lt(now))
         .exec(db)
@@ -40,11 +36,7 @@ pub async fn expired(db: &Db, now: i64) -> Result<u64, sea_orm::DbErr> {
         .exec(db)
         .await?
         .rows_affected;
-    n += grant::Entity::delete_many()
-        .filter(grant::Column::ExpiresAt.lt(now))
-        .exec(db)
-        .await?
-        .rows_affected;
+    n += grant::Entity::delete_many().filter(grant::Column::ExpiresAt.lt(now)).exec(db).await?.rows_affected;
     n += revoked_token::Entity::delete_many()
         .filter(revoked_token::Column::ExpiresAt.lt(now))
         .exec(db)

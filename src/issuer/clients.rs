@@ -70,12 +70,7 @@ pub fn view(c: &client::Model, secret: Option<String>) -> ClientView {
         post_logout_redirect_uris: from_json_list(&c.post_logout_redirect_uris),
         grant_types: from_json_list(&c.grant_types),
         id_token_signed_response_alg: c.id_token_alg.clone(),
-        token_endpoint_auth_method: if c.client_type == "public" {
-            "none"
-        } else {
-            "client_secret_basic"
-        }
-        .into(),
+        token_endpoint_auth_method: if c.client_type == "public" { "none" } else { "client_secret_basic" }.into(),
         backchannel_logout_uri: c.backchannel_logout_uri.clone(),
         client_secret: secret,
         created_at: rfc3339(c.created_at),
@@ -106,32 +101,17 @@ pub fn validate_redirect_uri(field: &str, s: &str, dev_mode: bool) -> Result<Str
                 return Err(bad("http is allowed only for loopback hosts; use https"));
             }
         }
-        "javascript" | "data" | "file" | "vbscript" | "blob" | "about" => {
-            return Err(bad("scheme not allowed"))
-        }
+        "javascript" | "data" | "file" | "vbscript" | "blob" | "about" => return Err(bad("scheme not allowed")),
         scheme if scheme.contains('.') => {}
-        _ => {
-            return Err(bad(
-                "use https, http on loopback, or a reverse-domain private-use scheme",
-            ))
-        }
+        _ => return Err(bad("use https, http on loopback, or a reverse-domain private-use scheme")),
     }
     // Store exactly what was registered: redirect_uri matching is exact string comparison.
     Ok(s.to_string())
 }
 
-pub fn validate_uris(
-    field: &str,
-    v: &[String],
-    dev_mode: bool,
-    min: usize,
-) -> Result<Vec<String>, ApiError> {
+pub fn validate_uris(field: &str, v: &[String], dev_mode: bool, min: usize) -> Result<Vec<String>, ApiError> {
     if v.len() < min || v.len() > 32 {
-        return Err(ApiError::invalid(
-            field,
-            "invalid_redirect_uri",
-            format!("{field} must list {min} to 32 URIs"),
-        ));
+        return Err(ApiError::invalid(field, "invalid_redirect_uri", format!("{field} must list {min} to 32 URIs")));
     }
     let mut out = Vec::new();
     for s in v {
@@ -145,11 +125,7 @@ pub fn validate_uris(
 
 pub fn validate_alg(a: &str) -> Result<Alg, ApiError> {
     Alg::parse(a).ok_or_else(|| {
-        ApiError::invalid(
-            "id_token_signed_response_alg",
-            "invalid_alg",
-            "supported: ES256, EdDSA, RS256",
-        )
+        ApiError::invalid("id_token_signed_response_alg", "invalid_alg", "supported: ES256, EdDSA, RS256")
     })
 }
 
@@ -174,30 +150,21 @@ pub async fn authenticate(
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Basic ")
-                .or_else(|| v.strip_prefix("basic "))
-        });
+        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")));
     let (client_id, secret, method) = match (basic, params.get("client_secret")) {
         (Some(_), Some(_)) => {
-            return Err(OAuthError::invalid_request(
-                "use one client authentication method, not both",
-            ));
+            return Err(OAuthError::invalid_request("use one client authentication method, not both"));
         }
         (Some(b), None) => {
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(b.trim())
                 .map_err(|_| OAuthError::invalid_client("malformed Basic credentials", true))?;
-            let text = String::from_utf8(raw)
-                .map_err(|_| OAuthError::invalid_client("malformed Basic credentials", true))?;
-            let (id, secret) = text
-                .split_once(':')
-                .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials", true))?;
-            let dec = |s: &str| {
-                url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                    .next()
-                    .map(|(_, v)| v.to_string())
-            };
+            let text =
+                String::from_utf8(raw).map_err(|_| OAuthError::invalid_client("malformed Basic credentials", true))?;
+            let (id, secret) =
+                text.split_once(':').ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials", true))?;
+            let dec =
+                |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.to_string());
             let id = dec(id).unwrap_or_default();
             let secret = dec(secret).unwrap_or_default();
             if let Some(body_id) = params.get("client_id") {
@@ -210,15 +177,13 @@ pub async fn authenticate(
             (id, Some(secret), AuthMethod::Basic)
         }
         (None, Some(s)) => {
-            let id = params
-                .get("client_id")
-                .ok_or_else(|| OAuthError::invalid_request("client_id is missing"))?;
+            let id = params.get("client_id").ok_or_else(|| OAuthError::invalid_request("client_id is missing"))?;
             (id.to_string(), Some(s.to_string()), AuthMethod::Post)
         }
         (None, None) => {
-            let id = params.get("client_id").ok_or_else(|| {
-                OAuthError::invalid_client("client authentication is required", false)
-            })?;
+            let id = params
+                .get("client_id")
+                .ok_or_else(|| OAuthError::invalid_client("client authentication is required", false))?;
             (id.to_string(), None, AuthMethod::None)
         }
     };
@@ -232,32 +197,27 @@ pub async fn authenticate(
         .ok_or_else(|| OAuthError::invalid_client("unknown client", is_basic))?;
     match (client.client_type.as_str(), &secret, &client.secret_hash) {
         ("public", None, _) => Ok((client, AuthMethod::None)),
-        ("public", Some(_), _) => Err(OAuthError::invalid_client(
-            "public clients do not have a secret",
-            is_basic,
-        )),
+        ("public", Some(_), _) => Err(OAuthError::invalid_client("public clients do not have a secret", is_basic)),
         (_, Some(s), Some(h)) if verify_hashed(s, h) => Ok((client, method)),
-        (_, None, _) => Err(OAuthError::invalid_client(
-            "client authentication is required",
-            false,
-        )),
-        _ => Err(OAuthError::invalid_client(
-            "client authentication failed",
-            is_basic,
-        )),
+        (_, None, _) => Err(OAuthError::invalid_client("client authentication is required", false)),
+        _ => Err(OAuthError::invalid_client("client authentication failed", is_basic)),
     }
 }
 
 pub fn allows_grant(c: &client::Model, g: GrantType) -> bool {
-    from_json_list(&c.grant_types)
-        .iter()
-        .any(|x| x == g.as_str())
+    from_json_list(&c.grant_types).iter().any(|x| x == g.as_str())
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    proptest::proptest! {
+        #[test]
+        fn redirect_validation_never_panics(s in ".{0,300}") {
+            let _ = validate_redirect_uri("r", &s, false);
+        }
+    }
     #[test]
     fn redirect_uri_rules() {
         assert!(validate_redirect_uri("r", "https://app.example.com/cb", false).is_ok());

@@ -23,22 +23,13 @@ async fn dev_connection(
             "The development sign-in is disabled.",
         ));
     }
-    let cid = login.connection_id.clone().ok_or_else(|| {
-        PageError::bad_request(
-            "login_not_routed",
-            "This sign-in has not been sent to a connection.",
-        )
-    })?;
-    connection::Entity::find_by_id(cid)
-        .one(&st.db)
-        .await?
-        .filter(|c| c.conn_type == "dev")
-        .ok_or_else(|| {
-            PageError::bad_request(
-                "connection_not_allowed",
-                "This sign-in does not use the development connection.",
-            )
-        })
+    let cid = login
+        .connection_id
+        .clone()
+        .ok_or_else(|| PageError::bad_request("login_not_routed", "This sign-in has not been sent to a connection."))?;
+    connection::Entity::find_by_id(cid).one(&st.db).await?.filter(|c| c.conn_type == "dev").ok_or_else(|| {
+        PageError::bad_request("connection_not_allowed", "This sign-in does not use the development connection.")
+    })
 }
 
 pub async fn show(
@@ -54,16 +45,9 @@ pub async fn show(
         .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
         .and_then(|v| v.get("email").and_then(|e| e.as_str()).map(str::to_string))
         .unwrap_or_default();
-    let app = client::Entity::find_by_id(login.client_id.clone())
-        .one(&st.db)
-        .await?
-        .map(|c| c.name)
-        .unwrap_or_default();
-    let org = tenant::Entity::find_by_id(conn.tenant_id.clone())
-        .one(&st.db)
-        .await?
-        .map(|t| t.name)
-        .unwrap_or_default();
+    let app =
+        client::Entity::find_by_id(login.client_id.clone()).one(&st.db).await?.map(|c| c.name).unwrap_or_default();
+    let org = tenant::Entity::find_by_id(conn.tenant_id.clone()).one(&st.db).await?.map(|t| t.name).unwrap_or_default();
     let body = format!(
         "<h1>Development sign-in</h1>\
          <p>Sign in to <strong>{app}</strong> as <strong>{email}</strong> of <strong>{org}</strong>?</p>\
@@ -91,8 +75,7 @@ pub async fn submit(
 ) -> Result<HttpResponse, PageError> {
     let login = pending_login(&st, &req, &path).await?;
     let conn = dev_connection(&st, &login).await?;
-    let params =
-        form_params(&req, &body).map_err(|m| PageError::bad_request("invalid_request", m))?;
+    let params = form_params(&req, &body).map_err(|m| PageError::bad_request("invalid_request", m))?;
     let cfg = ConnectionConfig::from_row(&conn).map_err(|_| PageError::internal())?;
     let connector = cfg.open(st.config.dev_mode);
     let ctx = LoginContext {
@@ -103,13 +86,8 @@ pub async fn submit(
         issuer: st.config.issuer.clone(),
         force_authn: false,
     };
-    let state = ConnectorState(
-        login
-            .connector_state
-            .as_deref()
-            .and_then(|s| serde_json::from_str(s).ok())
-            .unwrap_or_default(),
-    );
+    let state =
+        ConnectorState(login.connector_state.as_deref().and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default());
     let mut payload = CallbackPayload::default();
     if let Some(a) = params.get("action") {
         payload.params.insert("action".into(), a.to_string());

@@ -39,9 +39,7 @@ pub fn document(issuer: &str) -> serde_json::Value {
 }
 
 pub async fn openid_configuration(st: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
-        .json(document(&st.config.issuer))
+    HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "public, max-age=3600")).json(document(&st.config.issuer))
 }
 
 pub async fn jwks(st: web::Data<AppState>) -> HttpResponse {

@@ -9,9 +9,7 @@ use crate::error::{OAuthError, PageError};
 use crate::html::{escape, page};
 use crate::http::{form_params, Params};
 use crate::keys::{sha256_hex, UnverifiedJws};
-use crate::store::entities::{
-    client, grant, identity, refresh_token, revoked_token, session, tenant, user,
-};
+use crate::store::entities::{client, grant, identity, refresh_token, revoked_token, session, tenant, user};
 use crate::store::write_tx;
 use crate::util::from_json_list;
 use actix_web::http::{header, StatusCode};
@@ -22,33 +20,23 @@ fn bearer(req: &HttpRequest) -> Option<String> {
     req.headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(|t| t.trim().to_string())
 }
 
 /// GET or POST /oauth2/userinfo
-pub async fn userinfo(
-    req: HttpRequest,
-    st: web::Data<AppState>,
-) -> Result<HttpResponse, OAuthError> {
+pub async fn userinfo(req: HttpRequest, st: web::Data<AppState>) -> Result<HttpResponse, OAuthError> {
     let token = bearer(&req).ok_or_else(|| OAuthError {
         status: StatusCode::UNAUTHORIZED,
         error: "invalid_request",
         description: "a bearer access token is required".into(),
         www_authenticate: Some("Bearer".into()),
     })?;
-    let v = verify_access_token(&st, &token).await?.ok_or_else(|| {
-        OAuthError::invalid_token("the access token is invalid, expired or revoked")
-    })?;
-    let tenant = tenant::Entity::find_by_id(v.user.tenant_id.clone())
-        .one(&st.db)
-        .await?;
-    let session = session::Entity::find_by_id(v.grant.session_id.clone())
-        .one(&st.db)
-        .await?;
+    let v = verify_access_token(&st, &token)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_token("the access token is invalid, expired or revoked"))?;
+    let tenant = tenant::Entity::find_by_id(v.user.tenant_id.clone()).one(&st.db).await?;
+    let session = session::Entity::find_by_id(v.grant.session_id.clone()).one(&st.db).await?;
     let groups = match &session {
         Some(s) => identity::Entity::find()
             .filter(identity::Column::UserId.eq(v.user.id.clone()))
@@ -60,9 +48,7 @@ pub async fn userinfo(
         None => Vec::new(),
     };
     let mut body = serde_json::json!({ "sub": v.user.id });
-    if let Ok(serde_json::Value::Object(m)) =
-        serde_json::to_value(profile_claims(&v.user, &v.grant.scope))
-    {
+    if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(profile_claims(&v.user, &v.grant.scope)) {
         for (k, val) in m {
             body[k] = val;
         }
@@ -72,35 +58,21 @@ pub async fn userinfo(
         body["org_slug"] = t.slug.into();
     }
     body["groups"] = groups.into();
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(body))
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(body))
 }
 
 /// POST /oauth2/revoke. Always 200 for a token the client may not revoke or that is unknown
 /// (RFC 7009 §2.2). Revoking a refresh token revokes its whole grant.
-pub async fn revoke(
-    req: HttpRequest,
-    body: web::Bytes,
-    st: web::Data<AppState>,
-) -> Result<HttpResponse, OAuthError> {
+pub async fn revoke(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>) -> Result<HttpResponse, OAuthError> {
     let params = form_params(&req, &body).map_err(OAuthError::invalid_request)?;
     let (client, _) = authenticate(&st.db, &req, &params).await?;
-    let token = params
-        .get("token")
-        .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+    let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     let now = st.clock.now();
     let as_refresh = || async {
-        let Some(rt) = refresh_token::Entity::find_by_id(sha256_hex(token))
-            .one(&st.db)
-            .await?
-        else {
+        let Some(rt) = refresh_token::Entity::find_by_id(sha256_hex(token)).one(&st.db).await? else {
             return Ok::<bool, sea_orm::DbErr>(false);
         };
-        let Some(g) = grant::Entity::find_by_id(rt.grant_id.clone())
-            .one(&st.db)
-            .await?
-        else {
+        let Some(g) = grant::Entity::find_by_id(rt.grant_id.clone()).one(&st.db).await? else {
             return Ok(false);
         };
         if g.client_id == client.id {
@@ -116,12 +88,8 @@ pub async fn revoke(
         };
         if v.grant.client_id == client.id {
             if let (Some(jti), Some(exp)) = (v.claims["jti"].as_str(), v.claims["exp"].as_i64()) {
-                let r = revoked_token::ActiveModel {
-                    jti: Set(jti.to_string()),
-                    expires_at: Set(exp),
-                }
-                .insert(&st.db)
-                .await;
+                let r =
+                    revoked_token::ActiveModel { jti: Set(jti.to_string()), expires_at: Set(exp) }.insert(&st.db).await;
                 if let Err(e) = r {
                     if !crate::store::is_unique_violation(&e) {
                         return Err(e);
@@ -138,9 +106,7 @@ pub async fn revoke(
     } else if !as_refresh().await? {
         as_access().await?;
     }
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish())
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).finish())
 }
 
 /// POST /oauth2/introspect. A client sees only its own tokens; anything else is inactive.
@@ -151,38 +117,26 @@ pub async fn introspect(
 ) -> Result<HttpResponse, OAuthError> {
     let params = form_params(&req, &body).map_err(OAuthError::invalid_request)?;
     let (client, _) = authenticate(&st.db, &req, &params).await?;
-    let token = params
-        .get("token")
-        .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+    let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     let inactive = || {
-        HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(serde_json::json!({"active": false}))
+        HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(serde_json::json!({"active": false}))
     };
     if let Some(v) = verify_access_token(&st, token).await? {
         if v.grant.client_id != client.id {
             return Ok(inactive());
         }
         let c = &v.claims;
-        return Ok(HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(serde_json::json!({
-                "active": true,
-                "token_type": "Bearer",
-                "scope": c["scope"], "client_id": c["client_id"], "sub": c["sub"], "aud": c["aud"],
-                "iss": c["iss"], "exp": c["exp"], "iat": c["iat"], "jti": c["jti"],
-                "sid": c["sid"], "org_id": c["org_id"], "auth_time": c["auth_time"],
-            })));
+        return Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(serde_json::json!({
+            "active": true,
+            "token_type": "Bearer",
+            "scope": c["scope"], "client_id": c["client_id"], "sub": c["sub"], "aud": c["aud"],
+            "iss": c["iss"], "exp": c["exp"], "iat": c["iat"], "jti": c["jti"],
+            "sid": c["sid"], "org_id": c["org_id"], "auth_time": c["auth_time"],
+        })));
     }
     let now = st.clock.now();
-    if let Some(rt) = refresh_token::Entity::find_by_id(sha256_hex(token))
-        .one(&st.db)
-        .await?
-    {
-        if let Some(g) = grant::Entity::find_by_id(rt.grant_id.clone())
-            .one(&st.db)
-            .await?
-        {
+    if let Some(rt) = refresh_token::Entity::find_by_id(sha256_hex(token)).one(&st.db).await? {
+        if let Some(g) = grant::Entity::find_by_id(rt.grant_id.clone()).one(&st.db).await? {
             let user_ok = user::Entity::find_by_id(g.user_id.clone())
                 .one(&st.db)
                 .await?
@@ -215,10 +169,7 @@ async fn end_session(st: &AppState, session_id: &str) -> Result<(), sea_orm::DbE
         .filter(session::Column::RevokedAt.is_null())
         .exec(&tx)
         .await?;
-    let grants = grant::Entity::find()
-        .filter(grant::Column::SessionId.eq(session_id))
-        .all(&tx)
-        .await?;
+    let grants = grant::Entity::find().filter(grant::Column::SessionId.eq(session_id)).all(&tx).await?;
     for g in grants {
         revoke_grant(&tx, &g.id, "logout", now).await?;
     }
@@ -228,27 +179,18 @@ async fn end_session(st: &AppState, session_id: &str) -> Result<(), sea_orm::DbE
 }
 
 /// GET or POST /oauth2/logout
-pub async fn logout(
-    req: HttpRequest,
-    body: web::Bytes,
-    st: web::Data<AppState>,
-) -> Result<HttpResponse, PageError> {
+pub async fn logout(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     let params = if req.method() == actix_web::http::Method::POST {
         form_params(&req, &body).map_err(|m| PageError::bad_request("invalid_request", m))?
     } else {
-        Params::parse(req.query_string())
-            .map_err(|e| PageError::bad_request("invalid_request", e.to_string()))?
+        Params::parse(req.query_string()).map_err(|e| PageError::bad_request("invalid_request", e.to_string()))?
     };
     // id_token_hint: one of our ID tokens (expired is fine), identifying client and session.
     let mut hint_client: Option<String> = None;
     let mut hint_sid: Option<String> = None;
     if let Some(h) = params.get("id_token_hint") {
-        let jws = UnverifiedJws::parse(h).ok_or_else(|| {
-            PageError::bad_request(
-                "invalid_id_token_hint",
-                "The sign-out request is malformed.",
-            )
-        })?;
+        let jws = UnverifiedJws::parse(h)
+            .ok_or_else(|| PageError::bad_request("invalid_id_token_hint", "The sign-out request is malformed."))?;
         let key = match jws.header.kid.as_deref() {
             Some(k) => st.keys.public_key(k).await,
             None => None,
@@ -267,10 +209,7 @@ pub async fn logout(
     }
     let client_id = match (params.get("client_id"), &hint_client) {
         (Some(a), Some(b)) if a != b => {
-            return Err(PageError::bad_request(
-                "invalid_request",
-                "client_id does not match the id_token_hint.",
-            ))
+            return Err(PageError::bad_request("invalid_request", "client_id does not match the id_token_hint."))
         }
         (Some(a), _) => Some(a.to_string()),
         (None, b) => b.clone(),
@@ -278,17 +217,10 @@ pub async fn logout(
     let mut target: Option<String> = None;
     if let Some(uri) = params.get("post_logout_redirect_uri") {
         let cid = client_id.clone().ok_or_else(|| {
-            PageError::bad_request(
-                "invalid_request",
-                "post_logout_redirect_uri needs client_id or id_token_hint.",
-            )
+            PageError::bad_request("invalid_request", "post_logout_redirect_uri needs client_id or id_token_hint.")
         })?;
         let c = client::Entity::find_by_id(cid).one(&st.db).await?;
-        let registered = c.is_some_and(|c| {
-            from_json_list(&c.post_logout_redirect_uris)
-                .iter()
-                .any(|r| r == uri)
-        });
+        let registered = c.is_some_and(|c| from_json_list(&c.post_logout_redirect_uris).iter().any(|r| r == uri));
         if !registered {
             return Err(PageError::bad_request(
                 "invalid_post_logout_redirect_uri",
@@ -298,18 +230,13 @@ pub async fn logout(
         target = Some(client_redirect_url(uri, &[("state", params.get("state"))]));
     }
     let current = super::flow::current_session(&st, &req).await?;
-    let confirmed =
-        req.method() == actix_web::http::Method::POST && params.get("confirm") == Some("yes");
+    let confirmed = req.method() == actix_web::http::Method::POST && params.get("confirm") == Some("yes");
     // Without a verified hint, ask the person (a bare link must not sign anyone out).
     if hint_sid.is_none() && !confirmed && current.is_some() {
         let mut hidden = String::new();
         for k in ["post_logout_redirect_uri", "state", "client_id"] {
             if let Some(v) = params.get(k) {
-                hidden.push_str(&format!(
-                    "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                    k,
-                    escape(v)
-                ));
+                hidden.push_str(&format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", k, escape(v)));
             }
         }
         let body = format!(
@@ -317,9 +244,7 @@ pub async fn logout(
              <form method=\"post\" action=\"/oauth2/logout\">{hidden}<input type=\"hidden\" name=\"confirm\" value=\"yes\">\
              <button type=\"submit\">Sign out</button></form>"
         );
-        return Ok(HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body(page("Sign out", &body)));
+        return Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(page("Sign out", &body)));
     }
     if let Some(s) = &current {
         if hint_sid.as_ref().is_none_or(|h| *h == s.id) || confirmed {
@@ -329,17 +254,12 @@ pub async fn logout(
     if let Some(sid) = &hint_sid {
         if current.as_ref().is_none_or(|s| s.id != *sid) {
             // The hint names a session of this user in another browser: end it only if it exists.
-            if session::Entity::find_by_id(sid.clone())
-                .one(&st.db)
-                .await?
-                .is_some()
-            {
+            if session::Entity::find_by_id(sid.clone()).one(&st.db).await?.is_some() {
                 end_session(&st, sid).await?;
             }
         }
     }
-    let clear =
-        crate::http::build_cookie(SESSION_COOKIE, String::new(), st.config.secure_cookies(), 0);
+    let clear = crate::http::build_cookie(SESSION_COOKIE, String::new(), st.config.secure_cookies(), 0);
     match target {
         Some(url) => {
             let mut r = redirect(StatusCode::SEE_OTHER, &url);
@@ -349,9 +269,6 @@ pub async fn logout(
         None => Ok(HttpResponse::Ok()
             .cookie(clear)
             .content_type("text/html; charset=utf-8")
-            .body(page(
-                "Signed out",
-                "<h1>You are signed out</h1><p>You can close this window.</p>",
-            ))),
+            .body(page("Signed out", "<h1>You are signed out</h1><p>You can close this window.</p>"))),
     }
 }

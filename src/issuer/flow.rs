@@ -70,21 +70,12 @@ pub fn binding(req: &actix_web::HttpRequest, st: &AppState) -> (String, bool) {
 }
 
 pub fn binding_cookie(st: &AppState, value: String) -> actix_web::cookie::Cookie<'static> {
-    build_cookie(
-        BINDING_COOKIE,
-        value,
-        st.config.secure_cookies(),
-        st.config.tokens.login_ttl.max(3600),
-    )
+    build_cookie(BINDING_COOKIE, value, st.config.secure_cookies(), st.config.tokens.login_ttl.max(3600))
 }
 
 /// Loads a pending login for a browser request, checking expiry and that the same browser
 /// started it (the binding cookie), so a login cannot be finished in someone else's browser.
-pub async fn pending_login(
-    st: &AppState,
-    req: &actix_web::HttpRequest,
-    id: &str,
-) -> Result<login::Model, PageError> {
+pub async fn pending_login(st: &AppState, req: &actix_web::HttpRequest, id: &str) -> Result<login::Model, PageError> {
     let not_found = || {
         PageError::new(
             StatusCode::NOT_FOUND,
@@ -94,12 +85,8 @@ pub async fn pending_login(
         )
     };
     let id = LoginId::parse(id).map_err(|_| not_found())?;
-    let row = login::Entity::find_by_id(id.into_string())
-        .one(&st.db)
-        .await?
-        .ok_or_else(not_found)?;
-    let bound = cookie(req, BINDING_COOKIE)
-        .is_some_and(|c| constant_time_eq(&sha256_hex(&c), &row.binding_hash));
+    let row = login::Entity::find_by_id(id.into_string()).one(&st.db).await?.ok_or_else(not_found)?;
+    let bound = cookie(req, BINDING_COOKIE).is_some_and(|c| constant_time_eq(&sha256_hex(&c), &row.binding_hash));
     if !bound {
         return Err(PageError::new(
             StatusCode::BAD_REQUEST,
@@ -152,22 +139,16 @@ pub async fn upstream_failure(
 ) -> Result<HttpResponse, PageError> {
     mark_failed(st, login, e.code()).await;
     match e {
-        UpstreamError::Denied => Ok(redirect(
-            StatusCode::SEE_OTHER,
-            &error_url(st, login, "access_denied", "the sign-in was declined"),
-        )),
+        UpstreamError::Denied => {
+            Ok(redirect(StatusCode::SEE_OTHER, &error_url(st, login, "access_denied", "the sign-in was declined")))
+        }
         other => Err(PageError::new(
             StatusCode::BAD_GATEWAY,
             other.code(),
             "Sign-in could not be completed",
             format!("{other}. Your administrator can find the details under this code."),
         )
-        .with_back(error_url(
-            st,
-            login,
-            "server_error",
-            "the sign-in could not be completed",
-        ))),
+        .with_back(error_url(st, login, "server_error", "the sign-in could not be completed"))),
     }
 }
 
@@ -178,12 +159,7 @@ pub async fn start_connection(
     conn: &connection::Model,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
-    if login
-        .tenant_id
-        .as_deref()
-        .is_some_and(|t| t != conn.tenant_id)
-        || !conn.enabled
-    {
+    if login.tenant_id.as_deref().is_some_and(|t| t != conn.tenant_id) || !conn.enabled {
         return Err(PageError::bad_request(
             "connection_not_allowed",
             "That sign-in method is not available for your organization.",
@@ -200,10 +176,7 @@ pub async fn start_connection(
         connection_id: ConnectionId::from_db(conn.id.clone()),
         login_hint: login.login_hint.clone(),
         issuer: st.config.issuer.clone(),
-        force_authn: login
-            .prompt
-            .as_deref()
-            .is_some_and(|p| p.split(' ').any(|x| x == "login"))
+        force_authn: login.prompt.as_deref().is_some_and(|p| p.split(' ').any(|x| x == "login"))
             || login.max_age.is_some(),
     };
     let mut pending = login.clone();
@@ -215,19 +188,13 @@ pub async fn start_connection(
     let updated = login::Entity::update_many()
         .col_expr(login::Column::TenantId, conn.tenant_id.clone().into())
         .col_expr(login::Column::ConnectionId, conn.id.clone().into())
-        .col_expr(
-            login::Column::ConnectorState,
-            start.state.0.to_string().into(),
-        )
+        .col_expr(login::Column::ConnectorState, start.state.0.to_string().into())
         .filter(login::Column::Id.eq(login.id.clone()))
         .filter(login::Column::Status.eq(STATUS_PENDING))
         .exec(&st.db)
         .await?;
     if updated.rows_affected != 1 {
-        return Err(PageError::bad_request(
-            "login_already_used",
-            "This sign-in has already been completed.",
-        ));
+        return Err(PageError::bad_request("login_already_used", "This sign-in has already been completed."));
     }
     tracing::info!(login = %login.id, connection = %conn.id, "login routed to connection");
     match start.action {
@@ -243,13 +210,7 @@ fn auto_post(url: &str, fields: &[(String, String)]) -> String {
     use crate::html::escape;
     let inputs: String = fields
         .iter()
-        .map(|(k, v)| {
-            format!(
-                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                escape(k),
-                escape(v)
-            )
-        })
+        .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", escape(k), escape(v)))
         .collect();
     crate::html::page(
         "Continue sign-in",
@@ -299,14 +260,7 @@ pub async fn issue_code(
 }
 
 pub fn success_url(st: &AppState, redirect_uri: &str, code: &str, state: Option<&str>) -> String {
-    client_redirect_url(
-        redirect_uri,
-        &[
-            ("code", Some(code)),
-            ("state", state),
-            ("iss", Some(&st.config.issuer)),
-        ],
-    )
+    client_redirect_url(redirect_uri, &[("code", Some(code)), ("state", state), ("iss", Some(&st.config.issuer))])
 }
 
 /// Finishes a login: normalizes the upstream identity, applies tenant policy, links the person,
@@ -321,14 +275,10 @@ pub async fn finish_login(
     let now = now_ms / 1000;
     let ident = match claims::normalize(up) {
         Ok(i) => i,
-        Err(m) => {
-            return upstream_failure(st, login, UpstreamError::InvalidResponse(m.into())).await
-        }
+        Err(m) => return upstream_failure(st, login, UpstreamError::InvalidResponse(m.into())).await,
     };
-    let tenant = tenant::Entity::find_by_id(conn.tenant_id.clone())
-        .one(&st.db)
-        .await?
-        .ok_or_else(PageError::internal)?;
+    let tenant =
+        tenant::Entity::find_by_id(conn.tenant_id.clone()).one(&st.db).await?.ok_or_else(PageError::internal)?;
     if let Some(email) = &ident.email {
         let settings = crate::tenant::settings_of(&tenant);
         let domains = crate::tenant::domains_of(&st.db, &tenant.id).await?;
@@ -339,17 +289,27 @@ pub async fn finish_login(
                 StatusCode::FORBIDDEN,
                 "email_domain_not_allowed",
                 "Email address not allowed",
-                format!("Your identity provider signed you in as an address at {domain}, which is not a domain of {}.", tenant.name),
+                format!(
+                    "Your identity provider signed you in as an address at {domain}, which is not a domain of {}.",
+                    tenant.name
+                ),
             )
-            .with_back(error_url(st, login, "access_denied", "the email domain is not allowed for this organization")));
+            .with_back(error_url(
+                st,
+                login,
+                "access_denied",
+                "the email domain is not allowed for this organization",
+            )));
         }
     }
-    let tx = write_tx(&st.db).await?;
-    let linked =
-        match crate::directory::link_login(&tx, &tenant.id, &conn.id, &ident, now_ms, &*st.rng)
-            .await
-        {
-            Ok(l) => l,
+    // Two first logins of the same person at once (PostgreSQL runs them concurrently) race to
+    // create the identity; the loser retries and links to the winner's user.
+    let mut attempt = 0;
+    let (tx, linked) = loop {
+        attempt += 1;
+        let tx = write_tx(&st.db).await?;
+        match crate::directory::link_login(&tx, &tenant.id, &conn.id, &ident, now_ms, &*st.rng).await {
+            Ok(l) => break (tx, l),
             Err(crate::directory::LinkError::Inactive) => {
                 drop(tx);
                 mark_failed(st, login, "user_inactive").await;
@@ -358,8 +318,13 @@ pub async fn finish_login(
                     &error_url(st, login, "access_denied", "the user is deactivated"),
                 ));
             }
+            Err(crate::directory::LinkError::Db(e)) if attempt < 3 && crate::store::is_unique_violation(&e) => {
+                drop(tx);
+                tracing::debug!(login = %login.id, "identity created concurrently; retrying the link");
+            }
             Err(crate::directory::LinkError::Db(e)) => return Err(e.into()),
-        };
+        }
+    };
     let session_id = SessionId::new(&*st.rng);
     let session_secret = new_token("fgs_", &*st.rng);
     session::ActiveModel {
@@ -393,10 +358,7 @@ pub async fn finish_login(
     let done = login::Entity::update_many()
         .col_expr(login::Column::Status, STATUS_COMPLETED.into())
         .col_expr(login::Column::CompletedAt, now.into())
-        .col_expr(
-            login::Column::ConnectorState,
-            sea_orm::sea_query::Expr::value(Option::<String>::None),
-        )
+        .col_expr(login::Column::ConnectorState, sea_orm::sea_query::Expr::value(Option::<String>::None))
         .filter(login::Column::Id.eq(login.id.clone()))
         .filter(login::Column::Status.eq(STATUS_PENDING))
         .exec(&tx)
@@ -404,25 +366,14 @@ pub async fn finish_login(
     if done.rows_affected != 1 {
         // Another request finished (or failed) this login first: a replayed callback.
         drop(tx);
-        return Err(PageError::bad_request(
-            "login_already_used",
-            "This sign-in has already been completed.",
-        ));
+        return Err(PageError::bad_request("login_already_used", "This sign-in has already been completed."));
     }
     tx.commit().await?;
     tracing::info!(login = %login.id, user = %linked.user.id, tenant = %tenant.id, connection = %conn.id, jit = linked.created, "login succeeded");
-    let cookie = build_cookie(
-        SESSION_COOKIE,
-        session_secret,
-        st.config.secure_cookies(),
-        st.config.tokens.session_ttl,
-    );
+    let cookie = build_cookie(SESSION_COOKIE, session_secret, st.config.secure_cookies(), st.config.tokens.session_ttl);
     Ok(HttpResponse::SeeOther()
         .cookie(cookie)
-        .insert_header((
-            header::LOCATION,
-            success_url(st, &login.redirect_uri, &code, login.state.as_deref()),
-        ))
+        .insert_header((header::LOCATION, success_url(st, &login.redirect_uri, &code, login.state.as_deref())))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish())
 }

@@ -21,9 +21,7 @@ async fn readyz(st: web::Data<AppState>) -> HttpResponse {
         Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ready"),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            HttpResponse::ServiceUnavailable()
-                .content_type("text/plain")
-                .body("database unreachable")
+            HttpResponse::ServiceUnavailable().content_type("text/plain").body("database unreachable")
         }
     }
 }
@@ -31,10 +29,7 @@ async fn readyz(st: web::Data<AppState>) -> HttpResponse {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
-        .route(
-            "/.well-known/openid-configuration",
-            web::get().to(discovery::openid_configuration),
-        )
+        .route("/.well-known/openid-configuration", web::get().to(discovery::openid_configuration))
         .route("/oauth2/jwks", web::get().to(discovery::jwks))
         .route("/oauth2/authorize", web::get().to(authorize::authorize))
         .route("/oauth2/authorize", web::post().to(authorize::authorize))
@@ -47,10 +42,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/oauth2/logout", web::post().to(endpoints::logout))
         .route("/login/{login}", web::get().to(authorize::login_page))
         .route("/login/{login}", web::post().to(authorize::login_submit))
-        .route(
-            "/login/{login}/connection",
-            web::post().to(authorize::choose_connection),
-        )
+        .route("/login/{login}/connection", web::post().to(authorize::choose_connection))
         .route("/sso/dev/{login}", web::get().to(dev_pages::show))
         .route("/sso/dev/{login}", web::post().to(dev_pages::submit));
 }

@@ -34,36 +34,23 @@ fn ok(body: TokenResponse) -> HttpResponse {
         .json(body)
 }
 
-pub async fn token(
-    req: HttpRequest,
-    body: web::Bytes,
-    st: web::Data<AppState>,
-) -> Result<HttpResponse, OAuthError> {
+pub async fn token(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>) -> Result<HttpResponse, OAuthError> {
     let params = form_params(&req, &body).map_err(OAuthError::invalid_request)?;
     let (client, _method) = authenticate(&st.db, &req, &params).await?;
     match params.get("grant_type") {
         Some("authorization_code") => {
             if !allows_grant(&client, GrantType::AuthorizationCode) {
-                return Err(OAuthError::new(
-                    "unauthorized_client",
-                    "this client may not use authorization_code",
-                ));
+                return Err(OAuthError::new("unauthorized_client", "this client may not use authorization_code"));
             }
             code_grant(&st, &client, &params).await
         }
         Some("refresh_token") => {
             if !allows_grant(&client, GrantType::RefreshToken) {
-                return Err(OAuthError::new(
-                    "unauthorized_client",
-                    "this client may not use refresh_token",
-                ));
+                return Err(OAuthError::new("unauthorized_client", "this client may not use refresh_token"));
             }
             refresh_grant(&st, &client, &params).await
         }
-        Some(_) => Err(OAuthError::new(
-            "unsupported_grant_type",
-            "supported: authorization_code, refresh_token",
-        )),
+        Some(_) => Err(OAuthError::new("unsupported_grant_type", "supported: authorization_code, refresh_token")),
         None => Err(OAuthError::invalid_request("grant_type is missing")),
     }
 }
@@ -82,17 +69,12 @@ pub async fn revoke_grant(
         .filter(grant::Column::RevokedAt.is_null())
         .exec(db)
         .await?;
-    refresh_token::Entity::delete_many()
-        .filter(refresh_token::Column::GrantId.eq(grant_id))
-        .exec(db)
-        .await?;
+    refresh_token::Entity::delete_many().filter(refresh_token::Column::GrantId.eq(grant_id)).exec(db).await?;
     Ok(())
 }
 
 fn valid_verifier(v: &str) -> bool {
-    (43..=128).contains(&v.len())
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    (43..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
 async fn code_grant(
@@ -100,9 +82,7 @@ async fn code_grant(
     client: &client::Model,
     p: &crate::http::Params,
 ) -> Result<HttpResponse, OAuthError> {
-    let code = p
-        .get("code")
-        .ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
+    let code = p.get("code").ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
     let now = st.clock.now();
     let hash = sha256_hex(code);
     let row = auth_code::Entity::find_by_id(hash.clone())
@@ -110,9 +90,7 @@ async fn code_grant(
         .await?
         .ok_or_else(|| OAuthError::invalid_grant("the authorization code is invalid"))?;
     if row.client_id != client.id {
-        return Err(OAuthError::invalid_grant(
-            "the authorization code was issued to another client",
-        ));
+        return Err(OAuthError::invalid_grant("the authorization code was issued to another client"));
     }
     if row.used_at.is_some() {
         // A replayed code: revoke what the first exchange issued (RFC 6749 §4.1.2).
@@ -122,22 +100,14 @@ async fn code_grant(
             tx.commit().await?;
         }
         tracing::warn!(client = %client.id, "authorization code replayed; its grant was revoked");
-        return Err(OAuthError::invalid_grant(
-            "the authorization code was already used",
-        ));
+        return Err(OAuthError::invalid_grant("the authorization code was already used"));
     }
     if row.expires_at <= now {
-        return Err(OAuthError::invalid_grant(
-            "the authorization code has expired",
-        ));
+        return Err(OAuthError::invalid_grant("the authorization code has expired"));
     }
     match p.get("redirect_uri") {
         Some(r) if r == row.redirect_uri => {}
-        Some(_) => {
-            return Err(OAuthError::invalid_grant(
-                "redirect_uri does not match the authorization request",
-            ))
-        }
+        Some(_) => return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request")),
         None => return Err(OAuthError::invalid_request("redirect_uri is missing")),
     }
     match (&row.code_challenge, p.get("code_verifier")) {
@@ -148,11 +118,7 @@ async fn code_grant(
         }
         (Some(_), None) => return Err(OAuthError::invalid_grant("code_verifier is missing")),
         // RFC 9700 §2.1.1: a verifier without a challenge is a downgrade attempt.
-        (None, Some(_)) => {
-            return Err(OAuthError::invalid_grant(
-                "code_verifier sent but no code_challenge was used",
-            ))
-        }
+        (None, Some(_)) => return Err(OAuthError::invalid_grant("code_verifier sent but no code_challenge was used")),
         (None, None) => {}
     }
     let tx = write_tx(&st.db).await?;
@@ -165,9 +131,7 @@ async fn code_grant(
         .exec(&tx)
         .await?;
     if claimed.rows_affected != 1 {
-        return Err(OAuthError::invalid_grant(
-            "the authorization code was already used",
-        ));
+        return Err(OAuthError::invalid_grant("the authorization code was already used"));
     }
     let subject = load_subject(&tx, &row.user_id, &row.session_id)
         .await?
@@ -240,9 +204,7 @@ async fn refresh_grant(
     client: &client::Model,
     p: &crate::http::Params,
 ) -> Result<HttpResponse, OAuthError> {
-    let token = p
-        .get("refresh_token")
-        .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
+    let token = p.get("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
     let now = st.clock.now();
     let hash = sha256_hex(token);
     let row = refresh_token::Entity::find_by_id(hash.clone())
@@ -254,14 +216,10 @@ async fn refresh_grant(
         .await?
         .ok_or_else(|| OAuthError::invalid_grant("the refresh token is invalid or revoked"))?;
     if g.client_id != client.id {
-        return Err(OAuthError::invalid_grant(
-            "the refresh token was issued to another client",
-        ));
+        return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
     }
     if g.revoked_at.is_some() {
-        return Err(OAuthError::invalid_grant(
-            "the refresh token is invalid or revoked",
-        ));
+        return Err(OAuthError::invalid_grant("the refresh token is invalid or revoked"));
     }
     if row.used_at.is_some() {
         let tx = write_tx(&st.db).await?;
@@ -278,14 +236,8 @@ async fn refresh_grant(
     let mut g = g;
     if let Some(scope) = p.get("scope") {
         let requested: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
-        if requested
-            .iter()
-            .any(|s| !super::tokens::has_scope(&g.scope, s))
-        {
-            return Err(OAuthError::new(
-                "invalid_scope",
-                "the requested scope exceeds the original grant",
-            ));
+        if requested.iter().any(|s| !super::tokens::has_scope(&g.scope, s)) {
+            return Err(OAuthError::new("invalid_scope", "the requested scope exceeds the original grant"));
         }
         g.scope = requested.join(" ");
     }

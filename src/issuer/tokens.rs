@@ -74,22 +74,13 @@ pub async fn load_subject(
     user_id: &str,
     session_id: &str,
 ) -> Result<Option<Subject>, sea_orm::DbErr> {
-    let Some(user) = user::Entity::find_by_id(user_id.to_string())
-        .one(db)
-        .await?
-    else {
+    let Some(user) = user::Entity::find_by_id(user_id.to_string()).one(db).await? else {
         return Ok(None);
     };
-    let Some(session) = session::Entity::find_by_id(session_id.to_string())
-        .one(db)
-        .await?
-    else {
+    let Some(session) = session::Entity::find_by_id(session_id.to_string()).one(db).await? else {
         return Ok(None);
     };
-    let Some(tenant) = tenant::Entity::find_by_id(user.tenant_id.clone())
-        .one(db)
-        .await?
-    else {
+    let Some(tenant) = tenant::Entity::find_by_id(user.tenant_id.clone()).one(db).await? else {
         return Ok(None);
     };
     let ident = identity::Entity::find()
@@ -97,20 +88,13 @@ pub async fn load_subject(
         .filter(identity::Column::ConnectionId.eq(session.connection_id.clone()))
         .one(db)
         .await?;
-    let conn_type =
-        crate::store::entities::connection::Entity::find_by_id(session.connection_id.clone())
-            .one(db)
-            .await?
-            .map(|c| c.conn_type)
-            .unwrap_or_else(|| "unknown".into());
+    let conn_type = crate::store::entities::connection::Entity::find_by_id(session.connection_id.clone())
+        .one(db)
+        .await?
+        .map(|c| c.conn_type)
+        .unwrap_or_else(|| "unknown".into());
     let groups = ident.map(|i| from_json_list(&i.groups)).unwrap_or_default();
-    Ok(Some(Subject {
-        user,
-        tenant,
-        session,
-        connection_type: conn_type,
-        groups,
-    }))
+    Ok(Some(Subject { user, tenant, session, connection_type: conn_type, groups }))
 }
 
 pub fn has_scope(scope: &str, s: &str) -> bool {
@@ -205,19 +189,11 @@ pub struct ValidAccessToken {
 
 /// Verifies one of our access tokens: signature by a published key, `typ`, issuer, expiry, and
 /// that its grant, its own jti and its user are all still live.
-pub async fn verify_access_token(
-    st: &AppState,
-    token: &str,
-) -> Result<Option<ValidAccessToken>, sea_orm::DbErr> {
+pub async fn verify_access_token(st: &AppState, token: &str) -> Result<Option<ValidAccessToken>, sea_orm::DbErr> {
     let Some(jws) = UnverifiedJws::parse(token) else {
         return Ok(None);
     };
-    if !jws
-        .header
-        .typ
-        .as_deref()
-        .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt"))
-    {
+    if !jws.header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("at+jwt")) {
         return Ok(None);
     }
     let Some(kid) = jws.header.kid.as_deref() else {
@@ -231,10 +207,7 @@ pub async fn verify_access_token(
     };
     let now = st.clock.now();
     if claims.get("iss").and_then(|v| v.as_str()) != Some(st.config.issuer.as_str())
-        || claims
-            .get("exp")
-            .and_then(|v| v.as_i64())
-            .is_none_or(|e| e <= now)
+        || claims.get("exp").and_then(|v| v.as_i64()).is_none_or(|e| e <= now)
     {
         return Ok(None);
     }
@@ -244,34 +217,20 @@ pub async fn verify_access_token(
     let Some((grant_id, _)) = jti.split_once('.') else {
         return Ok(None);
     };
-    if revoked_token::Entity::find_by_id(jti.to_string())
-        .one(&st.db)
-        .await?
-        .is_some()
-    {
+    if revoked_token::Entity::find_by_id(jti.to_string()).one(&st.db).await?.is_some() {
         return Ok(None);
     }
-    let Some(grant) = grant::Entity::find_by_id(grant_id.to_string())
-        .one(&st.db)
-        .await?
-    else {
+    let Some(grant) = grant::Entity::find_by_id(grant_id.to_string()).one(&st.db).await? else {
         return Ok(None);
     };
     if grant.revoked_at.is_some() {
         return Ok(None);
     }
-    let Some(user) = user::Entity::find_by_id(grant.user_id.clone())
-        .one(&st.db)
-        .await?
-    else {
+    let Some(user) = user::Entity::find_by_id(grant.user_id.clone()).one(&st.db).await? else {
         return Ok(None);
     };
     if !user.active || user.deleted_at.is_some() {
         return Ok(None);
     }
-    Ok(Some(ValidAccessToken {
-        claims,
-        grant,
-        user,
-    }))
+    Ok(Some(ValidAccessToken { claims, grant, user }))
 }

@@ -93,14 +93,8 @@ impl KeyRing {
     pub async fn reload(&self) -> Result<(), KeyError> {
         let now = self.clock.now();
         let rows = signing_key::Entity::find().all(&self.db).await?;
-        let mut cache = Cache {
-            loaded_at_ms: self.clock.now_ms(),
-            ..Default::default()
-        };
-        let mut rows: Vec<_> = rows
-            .into_iter()
-            .filter(|r| r.expires_at.is_none_or(|e| e > now))
-            .collect();
+        let mut cache = Cache { loaded_at_ms: self.clock.now_ms(), ..Default::default() };
+        let mut rows: Vec<_> = rows.into_iter().filter(|r| r.expires_at.is_none_or(|e| e > now)).collect();
         rows.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.kid.cmp(&a.kid)));
         for row in rows {
             let Some(alg) = Alg::parse(&row.alg) else {
@@ -126,11 +120,7 @@ impl KeyRing {
 
     pub fn signer(&self, alg: Alg) -> Result<Arc<SigningKey>, KeyError> {
         let guard = self.cache.read().unwrap_or_else(|e| e.into_inner());
-        guard
-            .active
-            .get(&alg)
-            .cloned()
-            .ok_or(KeyError::NoActiveKey(alg))
+        guard.active.get(&alg).cloned().ok_or(KeyError::NoActiveKey(alg))
     }
 
     /// The public key for `kid`; on a miss, reloads from the database (at most every 5 s) so a key
@@ -157,11 +147,7 @@ impl KeyRing {
     /// The JWKS document.
     pub fn jwks(&self) -> serde_json::Value {
         let guard = self.cache.read().unwrap_or_else(|e| e.into_inner());
-        let keys: Vec<&PublicKey> = guard
-            .order
-            .iter()
-            .filter_map(|k| guard.public.get(k))
-            .collect();
+        let keys: Vec<&PublicKey> = guard.order.iter().filter_map(|k| guard.public.get(k)).collect();
         serde_json::json!({ "keys": keys })
     }
 
@@ -172,19 +158,14 @@ impl KeyRing {
         state: &str,
         now: i64,
     ) -> Result<String, KeyError> {
-        let kid = format!(
-            "{}-{}",
-            alg.as_str().to_ascii_lowercase(),
-            &crate::ids::random128(&*self.rng)[..16]
-        );
+        let kid = format!("{}-{}", alg.as_str().to_ascii_lowercase(), &crate::ids::random128(&*self.rng)[..16]);
         let (key, der) = SigningKey::generate(alg, kid.clone())?;
         let row = signing_key::ActiveModel {
             kid: Set(kid.clone()),
             alg: Set(alg.as_str().into()),
             state: Set(state.into()),
             private_enc: Set(self.master.seal(&der, &Self::aad(&kid), &*self.rng)),
-            public_jwk: Set(serde_json::to_string(key.public())
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?),
+            public_jwk: Set(serde_json::to_string(key.public()).map_err(|e| StoreError::Corrupt(e.to_string()))?),
             created_at: Set(now),
             activated_at: Set((state == STATE_ACTIVE).then_some(now)),
             retired_at: Set(None),
@@ -201,33 +182,21 @@ impl KeyRing {
         let mut report = RotationReport::default();
         let tx = write_tx(&self.db).await?;
         take_lock(&tx, "signing_keys", "rotate", now).await?;
-        let expired = signing_key::Entity::delete_many()
-            .filter(signing_key::Column::ExpiresAt.lte(now))
-            .exec(&tx)
-            .await?;
+        let expired =
+            signing_key::Entity::delete_many().filter(signing_key::Column::ExpiresAt.lte(now)).exec(&tx).await?;
         report.deleted = expired.rows_affected as usize;
         let rows = signing_key::Entity::find().all(&tx).await?;
         for alg in Alg::ALL {
             let mine: Vec<_> = rows.iter().filter(|r| r.alg == alg.as_str()).collect();
-            let active = mine
-                .iter()
-                .filter(|r| r.state == STATE_ACTIVE)
-                .max_by_key(|r| r.activated_at);
-            let next = mine
-                .iter()
-                .filter(|r| r.state == STATE_NEXT)
-                .min_by_key(|r| r.created_at);
+            let active = mine.iter().filter(|r| r.state == STATE_ACTIVE).max_by_key(|r| r.activated_at);
+            let next = mine.iter().filter(|r| r.state == STATE_NEXT).min_by_key(|r| r.created_at);
             let due = match active {
                 None => true,
-                Some(a) => {
-                    force || now - a.activated_at.unwrap_or(a.created_at) >= self.rotation_interval
-                }
+                Some(a) => force || now - a.activated_at.unwrap_or(a.created_at) >= self.rotation_interval,
             };
             let mut next_used = false;
             if due {
-                let ready = next.filter(|n| {
-                    force || active.is_none() || now - n.created_at >= self.publish_ahead
-                });
+                let ready = next.filter(|n| force || active.is_none() || now - n.created_at >= self.publish_ahead);
                 let new_active = match ready {
                     Some(n) => {
                         let mut m: signing_key::ActiveModel = (*n).clone().into();
@@ -238,9 +207,7 @@ impl KeyRing {
                         Some(n.kid.clone())
                     }
                     // Bootstrap: nothing has been signed yet, so a key may start signing at once.
-                    None if active.is_none() => {
-                        Some(self.create_key(&tx, alg, STATE_ACTIVE, now).await?)
-                    }
+                    None if active.is_none() => Some(self.create_key(&tx, alg, STATE_ACTIVE, now).await?),
                     None => None,
                 };
                 if let Some(kid) = new_active {
@@ -256,9 +223,7 @@ impl KeyRing {
                 }
             }
             if next.is_none() || next_used {
-                report
-                    .created
-                    .push(self.create_key(&tx, alg, STATE_NEXT, now).await?);
+                report.created.push(self.create_key(&tx, alg, STATE_NEXT, now).await?);
             }
         }
         tx.commit().await?;

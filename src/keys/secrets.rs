@@ -15,10 +15,7 @@ pub enum SecretError {
     #[error("ciphertext is malformed or was encrypted with another master key")]
     Decrypt,
     #[error("master key file {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
 }
 
 /// The master key. Encrypts with AES-256-GCM; the ciphertext format is
@@ -39,17 +36,12 @@ impl MasterKey {
             return Err(SecretError::BadMasterKey);
         }
         let key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| SecretError::BadMasterKey)?;
-        Ok(Self {
-            key: LessSafeKey::new(key),
-        })
+        Ok(Self { key: LessSafeKey::new(key) })
     }
 
     pub fn from_base64(s: &str) -> Result<Self, SecretError> {
         let s = s.trim();
-        let bytes = STANDARD
-            .decode(s)
-            .or_else(|_| URL_SAFE_NO_PAD.decode(s))
-            .map_err(|_| SecretError::BadMasterKey)?;
+        let bytes = STANDARD.decode(s).or_else(|_| URL_SAFE_NO_PAD.decode(s)).map_err(|_| SecretError::BadMasterKey)?;
         Self::from_bytes(&bytes)
     }
 
@@ -57,10 +49,7 @@ impl MasterKey {
     /// Returns the key and whether it was generated now.
     pub fn load_or_create(dir: &Path, rng: &dyn Rng) -> Result<(Self, bool), SecretError> {
         let path = dir.join("master.key");
-        let io = |source| SecretError::Io {
-            path: path.display().to_string(),
-            source,
-        };
+        let io = |source| SecretError::Io { path: path.display().to_string(), source };
         match std::fs::read_to_string(&path) {
             Ok(text) => Ok((Self::from_base64(&text)?, false)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -82,11 +71,7 @@ impl MasterKey {
         // Sealing with a valid key and a fresh nonce cannot fail for inputs under 64 GiB.
         if self
             .key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad.as_bytes()),
-                &mut buf,
-            )
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad.as_bytes()), &mut buf)
             .is_err()
         {
             buf.clear();
@@ -105,10 +90,8 @@ impl MasterKey {
         let (nonce, ct) = raw.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SecretError::Decrypt)?;
         let mut buf = ct.to_vec();
-        let plain = self
-            .key
-            .open_in_place(nonce, Aad::from(aad.as_bytes()), &mut buf)
-            .map_err(|_| SecretError::Decrypt)?;
+        let plain =
+            self.key.open_in_place(nonce, Aad::from(aad.as_bytes()), &mut buf).map_err(|_| SecretError::Decrypt)?;
         Ok(plain.to_vec())
     }
 }
@@ -117,11 +100,7 @@ impl MasterKey {
 fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     f.write_all(data)?;
     f.sync_all()
 }
@@ -188,10 +167,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("master.key"))
-                .unwrap()
-                .permissions()
-                .mode();
+            let mode = std::fs::metadata(dir.path().join("master.key")).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

@@ -4,8 +4,7 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
-    self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair, UnparsedPublicKey,
-    ECDSA_P256_SHA256_FIXED_SIGNING,
+    self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED_SIGNING,
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -172,12 +171,7 @@ impl SigningKey {
         public.kid = kid.clone();
         public.alg = alg.as_str().into();
         public.use_ = "sig".into();
-        Ok(Self {
-            kid,
-            alg,
-            inner,
-            public,
-        })
+        Ok(Self { kid, alg, inner, public })
     }
 
     pub fn public(&self) -> &PublicKey {
@@ -187,15 +181,11 @@ impl SigningKey {
     fn sign_bytes(&self, msg: &[u8]) -> Result<Vec<u8>, SigningError> {
         let rng = SystemRandom::new();
         match &self.inner {
-            Inner::Es256(k) => k
-                .sign(&rng, msg)
-                .map(|s| s.as_ref().to_vec())
-                .map_err(|_| SigningError::Sign),
+            Inner::Es256(k) => k.sign(&rng, msg).map(|s| s.as_ref().to_vec()).map_err(|_| SigningError::Sign),
             Inner::EdDsa(k) => Ok(k.sign(msg).as_ref().to_vec()),
             Inner::Rs256(k) => {
                 let mut sig = vec![0u8; k.public_modulus_len()];
-                k.sign(&signature::RSA_PKCS1_SHA256, &rng, msg, &mut sig)
-                    .map_err(|_| SigningError::Sign)?;
+                k.sign(&signature::RSA_PKCS1_SHA256, &rng, msg, &mut sig).map_err(|_| SigningError::Sign)?;
                 Ok(sig)
             }
         }
@@ -223,17 +213,13 @@ impl PublicKey {
                 let mut point = vec![4u8];
                 point.extend_from_slice(&x);
                 point.extend_from_slice(&y);
-                UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
-                    .verify(msg, sig)
-                    .is_ok()
+                UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point).verify(msg, sig).is_ok()
             }
             "EdDSA" => {
                 let Some(x) = unb64(&self.x) else {
                     return false;
                 };
-                UnparsedPublicKey::new(&signature::ED25519, x)
-                    .verify(msg, sig)
-                    .is_ok()
+                UnparsedPublicKey::new(&signature::ED25519, x).verify(msg, sig).is_ok()
             }
             "RS256" => {
                 let (Some(n), Some(e)) = (unb64(&self.n), unb64(&self.e)) else {
@@ -277,18 +263,12 @@ impl<'a> UnverifiedJws<'a> {
         let header: JwsHeader = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).ok()?).ok()?;
         let signature = URL_SAFE_NO_PAD.decode(s).ok()?;
         let signing_input = &token[..h.len() + 1 + p.len()];
-        Some(Self {
-            header,
-            signing_input,
-            payload_b64: p,
-            signature,
-        })
+        Some(Self { header, signing_input, payload_b64: p, signature })
     }
 
     /// Verifies with `key` (whose alg must equal the header's) and returns the payload.
     pub fn verify(&self, key: &PublicKey) -> Option<serde_json::Value> {
-        if key.alg != self.header.alg || !key.verify(self.signing_input.as_bytes(), &self.signature)
-        {
+        if key.alg != self.header.alg || !key.verify(self.signing_input.as_bytes(), &self.signature) {
             return None;
         }
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(self.payload_b64).ok()?).ok()
@@ -319,15 +299,38 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn jws_parse_never_panics(s in ".{0,300}") {
+            let _ = UnverifiedJws::parse(&s);
+        }
+        #[test]
+        fn jws_parse_of_dotted_base64_never_panics(a in "[A-Za-z0-9_-]{0,80}", b in "[A-Za-z0-9_-]{0,80}", c in "[A-Za-z0-9_-]{0,80}") {
+            let _ = UnverifiedJws::parse(&format!("{a}.{b}.{c}"));
+        }
+    }
+
+    #[test]
+    fn alg_none_and_hmac_are_never_accepted() {
+        let (es, _) = SigningKey::generate(Alg::ES256, "a".into()).unwrap();
+        let good = es.sign_jwt("JWT", &serde_json::json!({"sub": "x"})).unwrap();
+        let parts: Vec<&str> = good.split('.').collect();
+        for alg in ["none", "HS256"] {
+            let h = URL_SAFE_NO_PAD.encode(format!("{{\"alg\":\"{alg}\",\"kid\":\"a\"}}"));
+            for sig in ["", parts[2]] {
+                let forged = format!("{h}.{}.{sig}", parts[1]);
+                let p = UnverifiedJws::parse(&forged).unwrap();
+                assert!(p.verify(es.public()).is_none(), "{alg} accepted");
+            }
+        }
+    }
+
     #[test]
     fn alg_confusion_rejected() {
         let (es, _) = SigningKey::generate(Alg::ES256, "a".into()).unwrap();
         let (ed, _) = SigningKey::generate(Alg::EdDSA, "b".into()).unwrap();
         let jwt = ed.sign_jwt("JWT", &serde_json::json!({})).unwrap();
-        assert!(UnverifiedJws::parse(&jwt)
-            .unwrap()
-            .verify(es.public())
-            .is_none());
+        assert!(UnverifiedJws::parse(&jwt).unwrap().verify(es.public()).is_none());
         assert!(UnverifiedJws::parse("a.b").is_none());
         assert!(UnverifiedJws::parse("a.b.c.d").is_none());
     }

@@ -136,9 +136,7 @@ impl CompareOp {
 
     /// Parses an operator keyword case-insensitively (`pr` is not included).
     pub fn from_keyword(word: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|op| op.as_str().eq_ignore_ascii_case(word))
+        Self::ALL.into_iter().find(|op| op.as_str().eq_ignore_ascii_case(word))
     }
 }
 
@@ -311,9 +309,7 @@ pub enum FilterError {
         pos: usize,
     },
     /// A value filter inside another value filter.
-    #[error(
-        "nested value filter at position {pos}: a value filter cannot contain another value filter"
-    )]
+    #[error("nested value filter at position {pos}: a value filter cannot contain another value filter")]
     NestedValuePath {
         /// Position of the inner `[`.
         pos: usize,
@@ -390,11 +386,7 @@ pub fn parse_patch_path(input: &str) -> Result<PatchPath, FilterError> {
     if !p.at_end() {
         return Err(p.unexpected("end of path"));
     }
-    Ok(PatchPath {
-        attr,
-        filter: filter.map(|f| *f),
-        sub_attr,
-    })
+    Ok(PatchPath { attr, filter: filter.map(|f| *f), sub_attr })
 }
 
 /// Recursive-descent parser over the input bytes. Only ASCII bytes are
@@ -414,21 +406,12 @@ fn is_ws(b: u8) -> bool {
 impl<'a> Parser<'a> {
     fn new(src: &'a str) -> Result<Self, FilterError> {
         if src.len() > MAX_FILTER_LEN {
-            return Err(FilterError::TooLong {
-                len: src.len(),
-                max: MAX_FILTER_LEN,
-            });
+            return Err(FilterError::TooLong { len: src.len(), max: MAX_FILTER_LEN });
         }
         if src.bytes().all(is_ws) {
             return Err(FilterError::Empty);
         }
-        Ok(Self {
-            src,
-            bytes: src.as_bytes(),
-            pos: 0,
-            depth: 0,
-            in_value_path: false,
-        })
+        Ok(Self { src, bytes: src.as_bytes(), pos: 0, depth: 0, in_value_path: false })
     }
 
     fn at_end(&self) -> bool {
@@ -471,10 +454,7 @@ impl<'a> Parser<'a> {
     fn enter(&mut self, pos: usize) -> Result<(), FilterError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            Err(FilterError::TooDeep {
-                pos,
-                max: MAX_DEPTH,
-            })
+            Err(FilterError::TooDeep { pos, max: MAX_DEPTH })
         } else {
             Ok(())
         }
@@ -496,11 +476,7 @@ impl<'a> Parser<'a> {
             let short: String = token.chars().take(32).collect();
             format!("\"{short}\"")
         };
-        FilterError::Unexpected {
-            pos: self.pos,
-            found,
-            expected,
-        }
+        FilterError::Unexpected { pos: self.pos, found, expected }
     }
 
     fn expect(&mut self, b: u8, expected: &'static str) -> Result<(), FilterError> {
@@ -541,9 +517,7 @@ impl<'a> Parser<'a> {
     fn parse_unary(&mut self) -> Result<Filter, FilterError> {
         self.skip_ws();
         match self.peek() {
-            None => Err(FilterError::UnexpectedEnd {
-                expected: "an attribute path, \"not\" or \"(\"",
-            }),
+            None => Err(FilterError::UnexpectedEnd { expected: "an attribute path, \"not\" or \"(\"" }),
             Some(b'(') => {
                 self.enter(self.pos)?;
                 let inner = self.parse_group()?;
@@ -554,11 +528,7 @@ impl<'a> Parser<'a> {
                 self.enter(self.pos)?;
                 self.pos += 3;
                 self.skip_ws();
-                let inner = if self.peek() == Some(b'(') {
-                    self.parse_group()?
-                } else {
-                    self.parse_unary()?
-                };
+                let inner = if self.peek() == Some(b'(') { self.parse_group()? } else { self.parse_unary()? };
                 self.leave();
                 Ok(Filter::negate(inner))
             }
@@ -588,9 +558,7 @@ impl<'a> Parser<'a> {
             Some(b'(') => true,
             Some(_) if i > after => {
                 let next = self.token_at(i);
-                !next.is_empty()
-                    && CompareOp::from_keyword(next).is_none()
-                    && !next.eq_ignore_ascii_case("pr")
+                !next.is_empty() && CompareOp::from_keyword(next).is_none() && !next.eq_ignore_ascii_case("pr")
             }
             _ => false,
         }
@@ -658,10 +626,8 @@ impl<'a> Parser<'a> {
         if op.eq_ignore_ascii_case("pr") {
             return Ok(Filter::Present(path));
         }
-        let op = CompareOp::from_keyword(op).ok_or_else(|| FilterError::UnknownOperator {
-            pos: op_pos,
-            op: op.chars().take(32).collect(),
-        })?;
+        let op = CompareOp::from_keyword(op)
+            .ok_or_else(|| FilterError::UnknownOperator { pos: op_pos, op: op.chars().take(32).collect() })?;
         self.skip_ws();
         let value = self.parse_value()?;
         Ok(Filter::Compare { path, op, value })
@@ -669,9 +635,7 @@ impl<'a> Parser<'a> {
 
     fn parse_value(&mut self) -> Result<CompValue, FilterError> {
         match self.peek() {
-            None => Err(FilterError::UnexpectedEnd {
-                expected: "a comparison value",
-            }),
+            None => Err(FilterError::UnexpectedEnd { expected: "a comparison value" }),
             Some(b'"') => self.parse_string().map(CompValue::Str),
             Some(b'-' | b'0'..=b'9') => self.parse_number().map(CompValue::Num),
             Some(_) => {
@@ -701,10 +665,7 @@ impl<'a> Parser<'a> {
         let rest = self.src.get(body_start..).unwrap_or("");
         let mut out = String::new();
         let mut chars = rest.char_indices();
-        let bad_escape = |i: usize, reason: &'static str| FilterError::InvalidValue {
-            pos: body_start + i,
-            reason,
-        };
+        let bad_escape = |i: usize, reason: &'static str| FilterError::InvalidValue { pos: body_start + i, reason };
         while let Some((i, c)) = chars.next() {
             match c {
                 '"' => {
@@ -721,8 +682,7 @@ impl<'a> Parser<'a> {
                         'r' => out.push('\r'),
                         't' => out.push('\t'),
                         'u' => {
-                            let hi = read_hex4(&mut chars)
-                                .ok_or_else(|| bad_escape(i, "invalid \\u escape"))?;
+                            let hi = read_hex4(&mut chars).ok_or_else(|| bad_escape(i, "invalid \\u escape"))?;
                             let code = if (0xD800..0xDC00).contains(&hi) {
                                 let lo = match (chars.next(), chars.next()) {
                                     (Some((_, '\\')), Some((_, 'u'))) => read_hex4(&mut chars),
@@ -734,8 +694,7 @@ impl<'a> Parser<'a> {
                             } else {
                                 hi
                             };
-                            let ch = char::from_u32(code)
-                                .ok_or_else(|| bad_escape(i, "unpaired UTF-16 surrogate"))?;
+                            let ch = char::from_u32(code).ok_or_else(|| bad_escape(i, "unpaired UTF-16 surrogate"))?;
                             out.push(ch);
                         }
                         _ => return Err(bad_escape(i, "invalid escape sequence")),
@@ -803,10 +762,7 @@ impl<'a> Parser<'a> {
                 return Ok(Number::from(n));
             }
         }
-        text.parse::<f64>()
-            .ok()
-            .and_then(Number::from_f64)
-            .ok_or_else(|| invalid("number out of range"))
+        text.parse::<f64>().ok().and_then(Number::from_f64).ok_or_else(|| invalid("number out of range"))
     }
 }
 
@@ -841,11 +797,7 @@ fn read_hex4(chars: &mut std::str::CharIndices<'_>) -> Option<u32> {
 ///   absent/null attributes;
 /// * `pr` means present with a value that is not null, `""`, `[]` or `{}`.
 pub fn matches(filter: &Filter, resource: &Value, case_exact: impl Fn(&AttrPath) -> bool) -> bool {
-    Evaluator {
-        case_exact: &case_exact,
-    }
-    .eval(filter, resource, None, 0)
-    .unwrap_or(false)
+    Evaluator { case_exact: &case_exact }.eval(filter, resource, None, 0).unwrap_or(false)
 }
 
 /// Evaluates `filter` against one `element` of the multi-valued attribute
@@ -858,11 +810,7 @@ pub fn matches_element(
     parent: &AttrPath,
     case_exact: impl Fn(&AttrPath) -> bool,
 ) -> bool {
-    Evaluator {
-        case_exact: &case_exact,
-    }
-    .eval(filter, element, Some(parent), 0)
-    .unwrap_or(false)
+    Evaluator { case_exact: &case_exact }.eval(filter, element, Some(parent), 0).unwrap_or(false)
 }
 
 struct Evaluator<'f> {
@@ -872,27 +820,15 @@ struct Evaluator<'f> {
 impl Evaluator<'_> {
     /// `None` when the AST is deeper than [`MAX_EVAL_DEPTH`] (the whole
     /// evaluation then yields `false`).
-    fn eval(
-        &self,
-        f: &Filter,
-        ctx: &Value,
-        parent: Option<&AttrPath>,
-        depth: usize,
-    ) -> Option<bool> {
+    fn eval(&self, f: &Filter, ctx: &Value, parent: Option<&AttrPath>, depth: usize) -> Option<bool> {
         if depth > MAX_EVAL_DEPTH {
             return None;
         }
         Some(match f {
-            Filter::And(l, r) => {
-                self.eval(l, ctx, parent, depth + 1)? && self.eval(r, ctx, parent, depth + 1)?
-            }
-            Filter::Or(l, r) => {
-                self.eval(l, ctx, parent, depth + 1)? || self.eval(r, ctx, parent, depth + 1)?
-            }
+            Filter::And(l, r) => self.eval(l, ctx, parent, depth + 1)? && self.eval(r, ctx, parent, depth + 1)?,
+            Filter::Or(l, r) => self.eval(l, ctx, parent, depth + 1)? || self.eval(r, ctx, parent, depth + 1)?,
             Filter::Not(inner) => !self.eval(inner, ctx, parent, depth + 1)?,
-            Filter::Present(path) => resolve(ctx, path, parent.is_none())
-                .into_iter()
-                .any(is_present),
+            Filter::Present(path) => resolve(ctx, path, parent.is_none()).into_iter().any(is_present),
             Filter::Compare { path, op, value } => {
                 let candidates = resolve(ctx, path, parent.is_none());
                 if *value == CompValue::Null {
@@ -904,11 +840,7 @@ impl Evaluator<'_> {
                     });
                 }
                 let exact = (self.case_exact)(&effective_path(parent, path));
-                let any_eq = |op| {
-                    candidates
-                        .iter()
-                        .any(|c| compare(implicit_value(c), op, value, exact))
-                };
+                let any_eq = |op| candidates.iter().any(|c| compare(implicit_value(c), op, value, exact));
                 match op {
                     CompareOp::Ne => !any_eq(CompareOp::Eq),
                     op => any_eq(*op),
@@ -930,21 +862,15 @@ impl Evaluator<'_> {
 fn effective_path(parent: Option<&AttrPath>, path: &AttrPath) -> AttrPath {
     match parent {
         None => path.clone(),
-        Some(p) => AttrPath {
-            schema_urn: p.schema_urn.clone(),
-            attr: p.attr.clone(),
-            sub_attr: Some(path.attr.clone()),
-        },
+        Some(p) => {
+            AttrPath { schema_urn: p.schema_urn.clone(), attr: p.attr.clone(), sub_attr: Some(path.attr.clone()) }
+        }
     }
 }
 
 /// Case-insensitive JSON object lookup (exact match preferred).
 pub(crate) fn get_ci<'v>(obj: &'v serde_json::Map<String, Value>, key: &str) -> Option<&'v Value> {
-    obj.get(key).or_else(|| {
-        obj.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    })
+    obj.get(key).or_else(|| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
 }
 
 /// All values `path` designates in `ctx`, with arrays flattened one level.
@@ -1015,9 +941,7 @@ fn ordering_matches(op: CompareOp, ord: Ordering) -> bool {
 fn compare(candidate: &Value, op: CompareOp, value: &CompValue, case_exact: bool) -> bool {
     match (candidate, value) {
         (Value::String(a), CompValue::Str(b)) => compare_strings(a, b, op, case_exact),
-        (Value::Number(a), CompValue::Num(b)) => {
-            compare_numbers(a, b).is_some_and(|ord| ordering_matches(op, ord))
-        }
+        (Value::Number(a), CompValue::Num(b)) => compare_numbers(a, b).is_some_and(|ord| ordering_matches(op, ord)),
         (Value::Bool(a), CompValue::Bool(b)) => match op {
             CompareOp::Eq => a == b,
             CompareOp::Ne => a != b,
@@ -1068,17 +992,12 @@ pub(crate) fn parse_datetime(s: &str) -> Option<i128> {
         if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        part.iter().try_fold(0i64, |acc, d| {
-            acc.checked_mul(10)?.checked_add(i64::from(d - b'0'))
-        })
+        part.iter().try_fold(0i64, |acc, d| acc.checked_mul(10)?.checked_add(i64::from(d - b'0')))
     };
     if b.len() < 20 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
         return None;
     }
-    if !matches!(b.get(10), Some(b'T' | b't' | b' '))
-        || b.get(13) != Some(&b':')
-        || b.get(16) != Some(&b':')
-    {
+    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) || b.get(13) != Some(&b':') || b.get(16) != Some(&b':') {
         return None;
     }
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
@@ -1208,20 +1127,10 @@ mod tests {
 
     #[test]
     fn builds_expected_ast() {
-        assert_eq!(
-            p(r#"userName eq "bjensen""#),
-            cmp("userName", CompareOp::Eq, s("bjensen"))
-        );
-        let f = p(
-            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "7""#,
-        );
-        let Filter::Compare { path, op, value } = f else {
-            panic!()
-        };
-        assert_eq!(
-            path.schema_urn.as_deref(),
-            Some(path::ENTERPRISE_USER_SCHEMA)
-        );
+        assert_eq!(p(r#"userName eq "bjensen""#), cmp("userName", CompareOp::Eq, s("bjensen")));
+        let f = p(r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "7""#);
+        let Filter::Compare { path, op, value } = f else { panic!() };
+        assert_eq!(path.schema_urn.as_deref(), Some(path::ENTERPRISE_USER_SCHEMA));
         assert_eq!(path.attr, "employeeNumber");
         assert_eq!(op, CompareOp::Eq);
         assert_eq!(value, s("7"));
@@ -1237,46 +1146,21 @@ mod tests {
         );
         assert_eq!(
             p(r#"meta.lastModified gt "2011-05-13T04:42:34Z""#),
-            cmp(
-                "meta.lastModified",
-                CompareOp::Gt,
-                s("2011-05-13T04:42:34Z")
-            )
+            cmp("meta.lastModified", CompareOp::Gt, s("2011-05-13T04:42:34Z"))
         );
     }
 
     #[test]
     fn precedence_not_over_and_over_or() {
-        assert_eq!(
-            p("a pr or b pr and c pr"),
-            Filter::or(pr("a"), Filter::and(pr("b"), pr("c")))
-        );
-        assert_eq!(
-            p("a pr and b pr or c pr"),
-            Filter::or(Filter::and(pr("a"), pr("b")), pr("c"))
-        );
-        assert_eq!(
-            p("not (a pr) and b pr"),
-            Filter::and(Filter::negate(pr("a")), pr("b"))
-        );
-        assert_eq!(
-            p("a pr and (b pr or c pr)"),
-            Filter::and(pr("a"), Filter::or(pr("b"), pr("c")))
-        );
+        assert_eq!(p("a pr or b pr and c pr"), Filter::or(pr("a"), Filter::and(pr("b"), pr("c"))));
+        assert_eq!(p("a pr and b pr or c pr"), Filter::or(Filter::and(pr("a"), pr("b")), pr("c")));
+        assert_eq!(p("not (a pr) and b pr"), Filter::and(Filter::negate(pr("a")), pr("b")));
+        assert_eq!(p("a pr and (b pr or c pr)"), Filter::and(pr("a"), Filter::or(pr("b"), pr("c"))));
         // left associative
-        assert_eq!(
-            p("a pr and b pr and c pr"),
-            Filter::and(Filter::and(pr("a"), pr("b")), pr("c"))
-        );
-        assert_eq!(
-            p("a pr or b pr or c pr"),
-            Filter::or(Filter::or(pr("a"), pr("b")), pr("c"))
-        );
+        assert_eq!(p("a pr and b pr and c pr"), Filter::and(Filter::and(pr("a"), pr("b")), pr("c")));
+        assert_eq!(p("a pr or b pr or c pr"), Filter::or(Filter::or(pr("a"), pr("b")), pr("c")));
         // lenient `not` without parentheses binds to one expression
-        assert_eq!(
-            p("not a pr and b pr"),
-            Filter::and(Filter::negate(pr("a")), pr("b"))
-        );
+        assert_eq!(p("not a pr and b pr"), Filter::and(Filter::negate(pr("a")), pr("b")));
         assert_eq!(p("not not (a pr)"), Filter::negate(Filter::negate(pr("a"))));
         assert_eq!(p("((a pr))"), pr("a"));
     }
@@ -1287,14 +1171,8 @@ mod tests {
             p(r#"userName EQ "x" AnD title Pr"#),
             Filter::and(cmp("userName", CompareOp::Eq, s("x")), pr("title"))
         );
-        assert_eq!(
-            p("NOT (a PR) OR b pr"),
-            Filter::or(Filter::negate(pr("a")), pr("b"))
-        );
-        assert_eq!(
-            p("active eq TRUE"),
-            cmp("active", CompareOp::Eq, CompValue::Bool(true))
-        );
+        assert_eq!(p("NOT (a PR) OR b pr"), Filter::or(Filter::negate(pr("a")), pr("b")));
+        assert_eq!(p("active eq TRUE"), cmp("active", CompareOp::Eq, CompValue::Bool(true)));
         assert_eq!(p("x Ne Null"), cmp("x", CompareOp::Ne, CompValue::Null));
         for op in CompareOp::ALL {
             let upper = format!("a {} 1", op.as_str().to_uppercase());
@@ -1312,17 +1190,11 @@ mod tests {
             Filter::Compare { value, .. } => value,
             other => panic!("{other:?}"),
         };
-        assert_eq!(
-            v(r#""q\"b\\s\/\b\f\n\r\t\u00e9\ud83d\ude00 é""#),
-            s("q\"b\\s/\u{8}\u{c}\n\r\t\u{e9}\u{1f600} é")
-        );
+        assert_eq!(v(r#""q\"b\\s\/\b\f\n\r\t\u00e9\ud83d\ude00 é""#), s("q\"b\\s/\u{8}\u{c}\n\r\t\u{e9}\u{1f600} é"));
         assert_eq!(v("42"), CompValue::Num(42.into()));
         assert_eq!(v("-7"), CompValue::Num((-7).into()));
         assert_eq!(v("18446744073709551615"), CompValue::Num(u64::MAX.into()));
-        assert_eq!(
-            v("-1.5e3"),
-            CompValue::Num(Number::from_f64(-1500.0).unwrap())
-        );
+        assert_eq!(v("-1.5e3"), CompValue::Num(Number::from_f64(-1500.0).unwrap()));
         assert_eq!(v("0.25"), CompValue::Num(Number::from_f64(0.25).unwrap()));
         assert_eq!(v("true"), CompValue::Bool(true));
         assert_eq!(v("False"), CompValue::Bool(false));
@@ -1333,14 +1205,8 @@ mod tests {
 
     #[test]
     fn whitespace_is_flexible() {
-        assert_eq!(
-            p("  a   pr\tand\n( b pr )  "),
-            Filter::and(pr("a"), pr("b"))
-        );
-        assert_eq!(
-            p(r#"emails[ type eq "work" ]"#),
-            p(r#"emails[type eq "work"]"#)
-        );
+        assert_eq!(p("  a   pr\tand\n( b pr )  "), Filter::and(pr("a"), pr("b")));
+        assert_eq!(p(r#"emails[ type eq "work" ]"#), p(r#"emails[type eq "work"]"#));
     }
 
     #[test]
@@ -1349,10 +1215,7 @@ mod tests {
         assert_eq!(p(r#"not eq "x""#), cmp("not", CompareOp::Eq, s("x")));
         assert_eq!(
             p(r#"not[and eq "x"]"#),
-            Filter::ValuePath {
-                path: attr("not"),
-                filter: Box::new(cmp("and", CompareOp::Eq, s("x")))
-            }
+            Filter::ValuePath { path: attr("not"), filter: Box::new(cmp("and", CompareOp::Eq, s("x"))) }
         );
         assert_eq!(p("a pr or and pr"), Filter::or(pr("a"), pr("and")));
     }
@@ -1368,85 +1231,31 @@ mod tests {
     fn errors_are_typed_with_positions() {
         assert_eq!(err(""), FilterError::Empty);
         assert_eq!(err("   "), FilterError::Empty);
-        assert!(matches!(
-            err(r#"userName foo "x""#),
-            FilterError::UnknownOperator { pos: 9, .. }
-        ));
-        assert!(matches!(
-            err("userName eq"),
-            FilterError::UnexpectedEnd { .. }
-        ));
-        assert!(matches!(
-            err("userName eq bjensen"),
-            FilterError::InvalidValue { pos: 12, .. }
-        ));
-        assert!(matches!(
-            err(r#"userName eq "bjensen"#),
-            FilterError::UnterminatedString { pos: 12 }
-        ));
+        assert!(matches!(err(r#"userName foo "x""#), FilterError::UnknownOperator { pos: 9, .. }));
+        assert!(matches!(err("userName eq"), FilterError::UnexpectedEnd { .. }));
+        assert!(matches!(err("userName eq bjensen"), FilterError::InvalidValue { pos: 12, .. }));
+        assert!(matches!(err(r#"userName eq "bjensen"#), FilterError::UnterminatedString { pos: 12 }));
         assert!(matches!(err("(a pr"), FilterError::UnexpectedEnd { .. }));
-        assert!(matches!(
-            err("a pr)"),
-            FilterError::Unexpected { pos: 4, .. }
-        ));
-        assert!(matches!(
-            err("a pr b pr"),
-            FilterError::Unexpected { pos: 5, .. }
-        ));
+        assert!(matches!(err("a pr)"), FilterError::Unexpected { pos: 4, .. }));
+        assert!(matches!(err("a pr b pr"), FilterError::Unexpected { pos: 5, .. }));
         assert!(matches!(err("a pr and"), FilterError::UnexpectedEnd { .. }));
         assert!(matches!(err("userName"), FilterError::UnexpectedEnd { .. }));
-        assert!(matches!(
-            err(r#"userName"x""#),
-            FilterError::Unexpected { pos: 8, .. }
-        ));
-        assert!(matches!(
-            err(r#"1name eq "x""#),
-            FilterError::InvalidAttrPath { pos: 0, .. }
-        ));
-        assert!(matches!(
-            err(r#"a.b.c eq "x""#),
-            FilterError::InvalidAttrPath { .. }
-        ));
-        assert!(matches!(
-            err(r#"a eq "\x""#),
-            FilterError::InvalidValue { .. }
-        ));
-        assert!(matches!(
-            err(r#"a eq "\ud83d""#),
-            FilterError::InvalidValue { .. }
-        ));
-        assert!(matches!(
-            err(r#"a eq "\u12""#),
-            FilterError::InvalidValue { .. }
-        ));
+        assert!(matches!(err(r#"userName"x""#), FilterError::Unexpected { pos: 8, .. }));
+        assert!(matches!(err(r#"1name eq "x""#), FilterError::InvalidAttrPath { pos: 0, .. }));
+        assert!(matches!(err(r#"a.b.c eq "x""#), FilterError::InvalidAttrPath { .. }));
+        assert!(matches!(err(r#"a eq "\x""#), FilterError::InvalidValue { .. }));
+        assert!(matches!(err(r#"a eq "\ud83d""#), FilterError::InvalidValue { .. }));
+        assert!(matches!(err(r#"a eq "\u12""#), FilterError::InvalidValue { .. }));
         assert!(matches!(err("a eq 01"), FilterError::InvalidValue { .. }));
         assert!(matches!(err("a eq 1."), FilterError::InvalidValue { .. }));
-        assert!(matches!(
-            err("a eq 1e999"),
-            FilterError::InvalidValue { .. }
-        ));
-        assert!(matches!(
-            err("a eq 5and b pr"),
-            FilterError::InvalidValue { .. }
-        ));
+        assert!(matches!(err("a eq 1e999"), FilterError::InvalidValue { .. }));
+        assert!(matches!(err("a eq 5and b pr"), FilterError::InvalidValue { .. }));
         assert!(matches!(err("a eq -"), FilterError::InvalidValue { .. }));
-        assert!(matches!(
-            err(r#"emails[type eq "work" and x[y pr]]"#),
-            FilterError::NestedValuePath { pos: 27 }
-        ));
-        assert!(matches!(
-            err(r#"emails[type eq "work"].value eq "x""#),
-            FilterError::InvalidValuePath { .. }
-        ));
-        assert!(matches!(
-            err(r#"name.givenName[x pr]"#),
-            FilterError::InvalidValuePath { .. }
-        ));
+        assert!(matches!(err(r#"emails[type eq "work" and x[y pr]]"#), FilterError::NestedValuePath { pos: 27 }));
+        assert!(matches!(err(r#"emails[type eq "work"].value eq "x""#), FilterError::InvalidValuePath { .. }));
+        assert!(matches!(err(r#"name.givenName[x pr]"#), FilterError::InvalidValuePath { .. }));
         assert!(matches!(err("a pr \u{e9}"), FilterError::Unexpected { .. }));
-        assert!(matches!(
-            err("emails[type pr"),
-            FilterError::UnexpectedEnd { .. }
-        ));
+        assert!(matches!(err("emails[type pr"), FilterError::UnexpectedEnd { .. }));
     }
 
     #[test]
@@ -1469,13 +1278,7 @@ mod tests {
     #[test]
     fn length_limit() {
         let long = format!("a eq \"{}\"", "x".repeat(MAX_FILTER_LEN));
-        assert!(matches!(
-            err(&long),
-            FilterError::TooLong {
-                max: MAX_FILTER_LEN,
-                ..
-            }
-        ));
+        assert!(matches!(err(&long), FilterError::TooLong { max: MAX_FILTER_LEN, .. }));
         let ok = format!("a eq \"{}\"", "x".repeat(MAX_FILTER_LEN - 7));
         assert_eq!(ok.len(), MAX_FILTER_LEN);
         assert!(parse(&ok).is_ok());
@@ -1485,26 +1288,13 @@ mod tests {
     fn depth_limit() {
         let nested = |n: usize| format!("{}a pr{}", "(".repeat(n), ")".repeat(n));
         assert!(parse(&nested(MAX_DEPTH)).is_ok());
-        assert!(matches!(
-            err(&nested(MAX_DEPTH + 1)),
-            FilterError::TooDeep {
-                pos: 32,
-                max: MAX_DEPTH
-            }
-        ));
+        assert!(matches!(err(&nested(MAX_DEPTH + 1)), FilterError::TooDeep { pos: 32, max: MAX_DEPTH }));
         let nots = |n: usize| format!("{}a pr{}", "not (".repeat(n), ")".repeat(n));
         assert!(parse(&nots(MAX_DEPTH)).is_ok());
-        assert!(matches!(
-            err(&nots(MAX_DEPTH + 1)),
-            FilterError::TooDeep { .. }
-        ));
+        assert!(matches!(err(&nots(MAX_DEPTH + 1)), FilterError::TooDeep { .. }));
         let bare_nots = format!("{}a pr", "not ".repeat(MAX_DEPTH + 1));
         assert!(matches!(err(&bare_nots), FilterError::TooDeep { .. }));
-        let in_value_path = format!(
-            "emails[{}x pr{}]",
-            "(".repeat(MAX_DEPTH),
-            ")".repeat(MAX_DEPTH)
-        );
+        let in_value_path = format!("emails[{}x pr{}]", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
         assert!(matches!(err(&in_value_path), FilterError::TooDeep { .. }));
         // far beyond: still an error, no stack overflow
         let huge = "(".repeat(100_000);
@@ -1598,17 +1388,12 @@ mod tests {
     #[test]
     fn evaluates_rfc_style_filters() {
         assert!(m(r#"userName eq "bjensen@example.com""#));
-        assert!(
-            m(r#"userName Eq "BJENSEN@example.COM""#),
-            "case-insensitive by default"
-        );
+        assert!(m(r#"userName Eq "BJENSEN@example.COM""#), "case-insensitive by default");
         assert!(m(r#"name.familyName co "ens""#));
         assert!(m(r#"userName sw "bj""#));
         assert!(m(r#"userName ew ".com""#));
         assert!(!m(r#"userName ew ".org""#));
-        assert!(m(
-            r#"urn:ietf:params:scim:schemas:core:2.0:User:userName sw "B""#
-        ));
+        assert!(m(r#"urn:ietf:params:scim:schemas:core:2.0:User:userName sw "B""#));
         assert!(m("title pr"));
         assert!(!m("nickName pr"));
         assert!(!m("name.middleName pr"), "empty string is not present");
@@ -1617,28 +1402,16 @@ mod tests {
         assert!(m(r#"title pr and userType eq "Employee""#));
         assert!(m(r#"title pr or userType eq "Intern""#));
         assert!(!m(r#"userType eq "Intern" or nickName pr"#));
-        assert!(m(
-            r#"userType eq "Employee" and (emails co "example.com" or emails.value co "example.org")"#
-        ));
-        assert!(!m(
-            r#"userType ne "Employee" and not (emails co "example.com" or emails.value co "example.org")"#
-        ));
+        assert!(m(r#"userType eq "Employee" and (emails co "example.com" or emails.value co "example.org")"#));
+        assert!(!m(r#"userType ne "Employee" and not (emails co "example.com" or emails.value co "example.org")"#));
         assert!(m(r#"emails[type eq "work" and value co "@example.com"]"#));
         assert!(!m(r#"emails[type eq "home" and value co "@example.com"]"#));
         assert!(m(r#"emails[type eq "home"] and emails[primary eq true]"#));
         assert!(m(r#"emails.type eq "home""#), "any element matches");
-        assert!(m(
-            r#"schemas eq "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User""#
-        ));
-        assert!(m(
-            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "701984""#
-        ));
-        assert!(m(
-            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "26118915""#
-        ));
-        assert!(!m(
-            r#"urn:example:other:1.0:User:employeeNumber eq "701984""#
-        ));
+        assert!(m(r#"schemas eq "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User""#));
+        assert!(m(r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "701984""#));
+        assert!(m(r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "26118915""#));
+        assert!(!m(r#"urn:example:other:1.0:User:employeeNumber eq "701984""#));
         assert!(m("active eq true") && !m("active eq false") && m("active ne false"));
         assert!(m("loginCount gt 41") && m("loginCount ge 42") && !m("loginCount lt 42"));
         assert!(m("loginCount eq 42.0") && m("loginCount le 42.5"));
@@ -1653,10 +1426,7 @@ mod tests {
         assert!(!m("nickName ne null"));
         assert!(m("title ne null"));
         assert!(!m("title eq null"));
-        assert!(
-            !m(r#"emails.type ne "home""#),
-            "ne is not-any-equal for multi-valued"
-        );
+        assert!(!m(r#"emails.type ne "home""#), "ne is not-any-equal for multi-valued");
     }
 
     #[test]
@@ -1666,23 +1436,11 @@ mod tests {
         assert!(m(r#"meta.lastModified eq "2011-05-13T06:42:34+02:00""#));
         assert!(!m(r#"meta.lastModified gt "2011-05-13T04:42:34Z""#));
         assert!(m(r#"meta.lastModified lt "2011-05-13T04:42:34.5Z""#));
-        assert!(
-            m(r#"meta.created lt "2010-01-23T03:56:22Z""#),
-            "offset applied"
-        );
-        assert!(
-            m(r#"meta.lastModified ge "2011""#),
-            "non-date falls back to string order"
-        );
+        assert!(m(r#"meta.created lt "2010-01-23T03:56:22Z""#), "offset applied");
+        assert!(m(r#"meta.lastModified ge "2011""#), "non-date falls back to string order");
         assert_eq!(parse_datetime("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            parse_datetime("1970-01-01T00:00:01.5z"),
-            Some(1_500_000_000)
-        );
-        assert_eq!(
-            parse_datetime("2000-03-01T00:00:00Z"),
-            Some(951_868_800 * 1_000_000_000)
-        );
+        assert_eq!(parse_datetime("1970-01-01T00:00:01.5z"), Some(1_500_000_000));
+        assert_eq!(parse_datetime("2000-03-01T00:00:00Z"), Some(951_868_800 * 1_000_000_000));
         for bad in [
             "2011-13-01T00:00:00Z",
             "2011-02-30T00:00:00Z",
@@ -1711,12 +1469,7 @@ mod tests {
         assert!(!hit);
         assert!(seen.iter().all(|p| p == "emails.type"), "{seen:?}");
         let el = json!({"type": "WORK"});
-        assert!(matches_element(
-            &p(r#"type eq "work""#),
-            &el,
-            &attr("emails"),
-            |_| false
-        ));
+        assert!(matches_element(&p(r#"type eq "work""#), &el, &attr("emails"), |_| false));
     }
 
     #[test]
@@ -1725,11 +1478,7 @@ mod tests {
             assert!(!matches(&p("a pr"), &v, |_| false));
             assert!(matches(&p(r#"a ne "x""#), &v, |_| false));
         }
-        assert!(!matches(
-            &p("emails[type pr]"),
-            &json!({"emails": [1, "x", null]}),
-            |_| false
-        ));
+        assert!(!matches(&p("emails[type pr]"), &json!({"emails": [1, "x", null]}), |_| false));
     }
 
     #[test]
@@ -1768,16 +1517,9 @@ mod tests {
     }
 
     fn attr_path(allow_sub: bool) -> impl Strategy<Value = AttrPath> {
-        (
-            prop::option::weighted(0.2, urn()),
-            name(),
-            prop::option::weighted(0.3, name()),
+        (prop::option::weighted(0.2, urn()), name(), prop::option::weighted(0.3, name())).prop_map(
+            move |(schema_urn, attr, sub_attr)| AttrPath { schema_urn, attr, sub_attr: sub_attr.filter(|_| allow_sub) },
         )
-            .prop_map(move |(schema_urn, attr, sub_attr)| AttrPath {
-                schema_urn,
-                attr,
-                sub_attr: sub_attr.filter(|_| allow_sub),
-            })
     }
 
     fn comp_value() -> impl Strategy<Value = CompValue> {

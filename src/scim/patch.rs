@@ -40,8 +40,7 @@ use serde_json::{Map, Value};
 
 use crate::scim::filter::{self, CompareOp, Filter};
 use crate::scim::path::{
-    is_core_schema, starts_with_ignore_case, AttrPath, PatchPath, ENTERPRISE_USER_SCHEMA,
-    GROUP_SCHEMA, USER_SCHEMA,
+    is_core_schema, starts_with_ignore_case, AttrPath, PatchPath, ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA,
 };
 
 /// The PatchOp message schema URN that requests must declare.
@@ -83,9 +82,7 @@ pub enum PatchOpKind {
 impl PatchOpKind {
     /// Parses an op name case-insensitively.
     pub fn from_name(name: &str) -> Option<Self> {
-        [Self::Add, Self::Replace, Self::Remove]
-            .into_iter()
-            .find(|k| k.as_str().eq_ignore_ascii_case(name))
+        [Self::Add, Self::Replace, Self::Remove].into_iter().find(|k| k.as_str().eq_ignore_ascii_case(name))
     }
 
     /// Lower-case op name.
@@ -200,36 +197,21 @@ pub fn parse_request_slice(body: &[u8]) -> Result<PatchRequest, PatchError> {
 /// objects with `op`, optional `path` and `value` (keys matched
 /// case-insensitively).
 pub fn parse_request(body: &Value) -> Result<PatchRequest, PatchError> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| PatchError::InvalidSyntax("request body must be a JSON object".into()))?;
+    let obj = body.as_object().ok_or_else(|| PatchError::InvalidSyntax("request body must be a JSON object".into()))?;
     let has_schema = filter::get_ci(obj, "schemas")
         .and_then(Value::as_array)
-        .is_some_and(|s| {
-            s.iter()
-                .filter_map(Value::as_str)
-                .any(|s| s.eq_ignore_ascii_case(PATCH_OP_SCHEMA))
-        });
+        .is_some_and(|s| s.iter().filter_map(Value::as_str).any(|s| s.eq_ignore_ascii_case(PATCH_OP_SCHEMA)));
     if !has_schema {
-        return Err(PatchError::InvalidSyntax(format!(
-            "\"schemas\" must contain \"{PATCH_OP_SCHEMA}\""
-        )));
+        return Err(PatchError::InvalidSyntax(format!("\"schemas\" must contain \"{PATCH_OP_SCHEMA}\"")));
     }
     let ops = filter::get_ci(obj, "Operations")
         .and_then(Value::as_array)
-        .ok_or_else(|| {
-            PatchError::InvalidSyntax("\"Operations\" must be an array of operations".into())
-        })?;
+        .ok_or_else(|| PatchError::InvalidSyntax("\"Operations\" must be an array of operations".into()))?;
     if ops.is_empty() {
-        return Err(PatchError::InvalidSyntax(
-            "\"Operations\" must contain at least one operation".into(),
-        ));
+        return Err(PatchError::InvalidSyntax("\"Operations\" must contain at least one operation".into()));
     }
     if ops.len() > MAX_OPERATIONS {
-        return Err(PatchError::TooManyOperations {
-            count: ops.len(),
-            max: MAX_OPERATIONS,
-        });
+        return Err(PatchError::TooManyOperations { count: ops.len(), max: MAX_OPERATIONS });
     }
     let operations = ops
         .iter()
@@ -240,68 +222,40 @@ pub fn parse_request(body: &Value) -> Result<PatchRequest, PatchError> {
 }
 
 fn parse_operation(op: &Value) -> Result<PatchOperation, PatchError> {
-    let obj = op
-        .as_object()
-        .ok_or_else(|| PatchError::InvalidSyntax("an operation must be a JSON object".into()))?;
+    let obj = op.as_object().ok_or_else(|| PatchError::InvalidSyntax("an operation must be a JSON object".into()))?;
     let name = filter::get_ci(obj, "op")
         .and_then(Value::as_str)
         .ok_or_else(|| PatchError::InvalidSyntax("\"op\" must be a string".into()))?;
     let kind = PatchOpKind::from_name(name).ok_or_else(|| {
-        PatchError::InvalidSyntax(format!(
-            "unknown op \"{}\": expected add, replace or remove",
-            truncate(name)
-        ))
+        PatchError::InvalidSyntax(format!("unknown op \"{}\": expected add, replace or remove", truncate(name)))
     })?;
     let path = match filter::get_ci(obj, "path") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.trim().is_empty() => None,
-        Some(Value::String(s)) => Some(PatchPath::parse(s).map_err(|e| {
-            PatchError::InvalidPath(format!("invalid path \"{}\": {e}", truncate(s)))
-        })?),
-        Some(_) => {
-            return Err(PatchError::InvalidSyntax(
-                "\"path\" must be a string".into(),
-            ))
-        }
+        Some(Value::String(s)) => Some(
+            PatchPath::parse(s)
+                .map_err(|e| PatchError::InvalidPath(format!("invalid path \"{}\": {e}", truncate(s))))?,
+        ),
+        Some(_) => return Err(PatchError::InvalidSyntax("\"path\" must be a string".into())),
     };
     let value = filter::get_ci(obj, "value").cloned();
-    let op = PatchOperation {
-        op: kind,
-        path,
-        value,
-    };
+    let op = PatchOperation { op: kind, path, value };
     validate_operation(&op)?;
     Ok(op)
 }
 
 fn validate_operation(op: &PatchOperation) -> Result<(), PatchError> {
     if op.op != PatchOpKind::Remove && op.value.is_none() {
-        return Err(PatchError::InvalidValue(format!(
-            "\"{}\" requires a \"value\"",
-            op.op.as_str()
-        )));
+        return Err(PatchError::InvalidValue(format!("\"{}\" requires a \"value\"", op.op.as_str())));
     }
     if op.op == PatchOpKind::Remove && op.path.is_none() {
-        return Err(PatchError::NoTarget(
-            "\"remove\" requires a \"path\"".into(),
-        ));
+        return Err(PatchError::NoTarget("\"remove\" requires a \"path\"".into()));
     }
-    if op.path.is_none()
-        && op.op != PatchOpKind::Remove
-        && !op.value.as_ref().is_some_and(Value::is_object)
-    {
-        return Err(PatchError::InvalidValue(
-            "an operation without \"path\" requires an object \"value\"".into(),
-        ));
+    if op.path.is_none() && op.op != PatchOpKind::Remove && !op.value.as_ref().is_some_and(Value::is_object) {
+        return Err(PatchError::InvalidValue("an operation without \"path\" requires an object \"value\"".into()));
     }
-    if op
-        .value
-        .as_ref()
-        .is_some_and(|v| exceeds_depth(v, MAX_VALUE_DEPTH))
-    {
-        return Err(PatchError::InvalidValue(format!(
-            "\"value\" is nested deeper than {MAX_VALUE_DEPTH} levels"
-        )));
+    if op.value.as_ref().is_some_and(|v| exceeds_depth(v, MAX_VALUE_DEPTH)) {
+        return Err(PatchError::InvalidValue(format!("\"value\" is nested deeper than {MAX_VALUE_DEPTH} levels")));
     }
     Ok(())
 }
@@ -340,19 +294,13 @@ pub fn apply_patch(resource: &Value, body: &Value) -> Result<PatchOutcome, Patch
 /// Returns the patched copy and the membership diff, or the first error.
 pub fn apply(resource: &Value, request: &PatchRequest) -> Result<PatchOutcome, PatchError> {
     if request.operations.len() > MAX_OPERATIONS {
-        return Err(PatchError::TooManyOperations {
-            count: request.operations.len(),
-            max: MAX_OPERATIONS,
-        });
+        return Err(PatchError::TooManyOperations { count: request.operations.len(), max: MAX_OPERATIONS });
     }
     let mut doc = resource.clone();
-    let root = doc
-        .as_object_mut()
-        .ok_or_else(|| PatchError::InvalidValue("the resource must be a JSON object".into()))?;
+    let root =
+        doc.as_object_mut().ok_or_else(|| PatchError::InvalidValue("the resource must be a JSON object".into()))?;
     for (i, op) in request.operations.iter().enumerate() {
-        validate_operation(op)
-            .and_then(|()| apply_operation(root, op))
-            .map_err(|e| e.in_operation(i))?;
+        validate_operation(op).and_then(|()| apply_operation(root, op)).map_err(|e| e.in_operation(i))?;
     }
     let before = member_ids(resource);
     let after = member_ids(&doc);
@@ -366,9 +314,7 @@ pub fn apply(resource: &Value, request: &PatchRequest) -> Result<PatchOutcome, P
 
 fn apply_operation(root: &mut Map<String, Value>, op: &PatchOperation) -> Result<(), PatchError> {
     match (&op.path, &op.value) {
-        (Some(path), value) if op.op == PatchOpKind::Remove => {
-            remove_path(root, path, value.as_ref())
-        }
+        (Some(path), value) if op.op == PatchOpKind::Remove => remove_path(root, path, value.as_ref()),
         (Some(path), Some(value)) => write_path(root, path, op.op, value.clone()),
         (None, Some(value)) => write_pathless(root, op.op, value),
         _ => Err(PatchError::InvalidValue("missing \"value\"".into())),
@@ -395,10 +341,7 @@ fn member_ids(resource: &Value) -> Vec<String> {
 fn difference(a: &[String], b: &[String]) -> Vec<String> {
     let exclude: HashSet<&str> = b.iter().map(String::as_str).collect();
     let mut seen = HashSet::new();
-    a.iter()
-        .filter(|id| !exclude.contains(id.as_str()) && seen.insert(id.as_str()))
-        .cloned()
-        .collect()
+    a.iter().filter(|id| !exclude.contains(id.as_str()) && seen.insert(id.as_str())).cloned().collect()
 }
 
 /// Where an attribute path points.
@@ -418,19 +361,13 @@ fn is_schema_urn(root: &Map<String, Value>, s: &str) -> bool {
     if !s.contains(':') {
         return false;
     }
-    let known = [USER_SCHEMA, GROUP_SCHEMA, ENTERPRISE_USER_SCHEMA]
-        .iter()
-        .any(|k| k.eq_ignore_ascii_case(s));
+    let known = [USER_SCHEMA, GROUP_SCHEMA, ENTERPRISE_USER_SCHEMA].iter().any(|k| k.eq_ignore_ascii_case(s));
     let listed = filter::get_ci(root, "schemas")
         .and_then(Value::as_array)
-        .is_some_and(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .any(|x| x.eq_ignore_ascii_case(s))
-        });
+        .is_some_and(|a| a.iter().filter_map(Value::as_str).any(|x| x.eq_ignore_ascii_case(s)));
     let last = s.rsplit(':').next().unwrap_or("");
-    let looks_like_schema = starts_with_ignore_case(s, "urn:")
-        && (last.eq_ignore_ascii_case("User") || last.eq_ignore_ascii_case("Group"));
+    let looks_like_schema =
+        starts_with_ignore_case(s, "urn:") && (last.eq_ignore_ascii_case("User") || last.eq_ignore_ascii_case("Group"));
     known || listed || find_key(root, s).is_some() || looks_like_schema
 }
 
@@ -441,11 +378,7 @@ fn classify(root: &Map<String, Value>, attr: &AttrPath) -> Target {
     if attr.sub_attr.is_none() {
         let full = format!("{urn}:{}", attr.attr);
         if is_schema_urn(root, &full) {
-            return if is_core_schema(&full) {
-                Target::Resource
-            } else {
-                Target::Extension(full)
-            };
+            return if is_core_schema(&full) { Target::Resource } else { Target::Extension(full) };
         }
     }
     if is_core_schema(urn) {
@@ -475,13 +408,8 @@ impl<'a> AttrCtx<'a> {
             name,
             multi: top && MULTI_VALUED.iter().any(|m| m.eq_ignore_ascii_case(name)),
             exact_values: top && (attr.attr_is("members") || attr.attr_is("groups")),
-            manager: ext.is_some_and(|u| u.eq_ignore_ascii_case(ENTERPRISE_USER_SCHEMA))
-                && attr.attr_is("manager"),
-            path: AttrPath {
-                schema_urn: ext.map(str::to_string),
-                attr: attr.attr.clone(),
-                sub_attr: None,
-            },
+            manager: ext.is_some_and(|u| u.eq_ignore_ascii_case(ENTERPRISE_USER_SCHEMA)) && attr.attr_is("manager"),
+            path: AttrPath { schema_urn: ext.map(str::to_string), attr: attr.attr.clone(), sub_attr: None },
         }
     }
 }
@@ -501,15 +429,10 @@ fn check_mutable(ext: Option<&str>, attr: &AttrPath) -> Result<(), PatchError> {
         return Ok(());
     }
     if attr.attr_is("id") {
-        return Err(PatchError::Mutability(
-            "attribute \"id\" is immutable".into(),
-        ));
+        return Err(PatchError::Mutability("attribute \"id\" is immutable".into()));
     }
     if attr.attr_is("meta") || attr.attr_is("schemas") {
-        return Err(PatchError::Mutability(format!(
-            "attribute \"{}\" is read-only",
-            attr.attr
-        )));
+        return Err(PatchError::Mutability(format!("attribute \"{}\" is read-only", attr.attr)));
     }
     Ok(())
 }
@@ -528,11 +451,7 @@ fn key_for(map: &Map<String, Value>, name: &str) -> String {
 
 fn add_schema(root: &mut Map<String, Value>, urn: &str) {
     if let Some(Value::Array(schemas)) = find_key(root, "schemas").and_then(|k| root.get_mut(&k)) {
-        if !schemas
-            .iter()
-            .filter_map(Value::as_str)
-            .any(|s| s.eq_ignore_ascii_case(urn))
-        {
+        if !schemas.iter().filter_map(Value::as_str).any(|s| s.eq_ignore_ascii_case(urn)) {
             schemas.push(Value::String(urn.to_string()));
         }
     }
@@ -571,9 +490,7 @@ fn container<'m>(
     }
     match slot {
         Value::Object(m) => Ok(Some(m)),
-        _ => Err(PatchError::InvalidValue(format!(
-            "extension \"{urn}\" of the resource is not an object"
-        ))),
+        _ => Err(PatchError::InvalidValue(format!("extension \"{urn}\" of the resource is not an object"))),
     }
 }
 
@@ -625,11 +542,9 @@ fn coerce(name: Option<&str>, v: Value) -> Result<Value, PatchError> {
             }
             Ok(Value::Object(out))
         }
-        Value::Array(items) => items
-            .into_iter()
-            .map(|x| coerce(name, x))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Value::Array),
+        Value::Array(items) => {
+            items.into_iter().map(|x| coerce(name, x)).collect::<Result<Vec<_>, _>>().map(Value::Array)
+        }
         Value::String(s) if boolean => {
             if s.eq_ignore_ascii_case("true") {
                 Ok(Value::Bool(true))
@@ -645,10 +560,7 @@ fn coerce(name: Option<&str>, v: Value) -> Result<Value, PatchError> {
 }
 
 fn bad_boolean(name: Option<&str>) -> PatchError {
-    PatchError::InvalidValue(format!(
-        "attribute \"{}\" must be a boolean",
-        name.unwrap_or_default()
-    ))
+    PatchError::InvalidValue(format!("attribute \"{}\" must be a boolean", name.unwrap_or_default()))
 }
 
 /// Normalises a value written to the attribute itself.
@@ -661,9 +573,7 @@ fn normalize(ctx: &AttrCtx<'_>, v: Value) -> Result<Value, PatchError> {
         Value::String(s) if s.is_empty() => Ok(Value::Null),
         Value::String(s) => Ok(serde_json::json!({ "value": s })),
         v @ (Value::Object(_) | Value::Null) => Ok(v),
-        _ => Err(PatchError::InvalidValue(
-            "\"manager\" must be the manager's id or an object with \"value\"".into(),
-        )),
+        _ => Err(PatchError::InvalidValue("\"manager\" must be the manager's id or an object with \"value\"".into())),
     }
 }
 
@@ -677,9 +587,7 @@ fn into_items(v: Value) -> Vec<Value> {
 
 fn values_equal(exact: bool, a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::String(x), Value::String(y)) if !exact => {
-            x == y || x.to_lowercase() == y.to_lowercase()
-        }
+        (Value::String(x), Value::String(y)) if !exact => x == y || x.to_lowercase() == y.to_lowercase(),
         _ => a == b,
     }
 }
@@ -691,14 +599,11 @@ fn is_duplicate(ctx: &AttrCtx<'_>, existing: &Value, new: &Value) -> bool {
     match (existing.as_object(), new.as_object()) {
         (Some(e), Some(n)) => {
             if ctx.exact_values {
-                if let (Some(a), Some(b)) = (filter::get_ci(e, "value"), filter::get_ci(n, "value"))
-                {
+                if let (Some(a), Some(b)) = (filter::get_ci(e, "value"), filter::get_ci(n, "value")) {
                     return a == b;
                 }
             }
-            n.iter().all(|(k, v)| {
-                filter::get_ci(e, k).is_some_and(|ev| values_equal(ctx.exact_values, ev, v))
-            })
+            n.iter().all(|(k, v)| filter::get_ci(e, k).is_some_and(|ev| values_equal(ctx.exact_values, ev, v)))
         }
         _ => values_equal(ctx.exact_values, existing, new),
     }
@@ -731,10 +636,7 @@ fn append(ctx: &AttrCtx<'_>, arr: &mut Vec<Value>, items: Vec<Value>) -> Vec<usi
 }
 
 fn is_primary(v: &Value) -> bool {
-    v.as_object()
-        .and_then(|o| filter::get_ci(o, "primary"))
-        .and_then(Value::as_bool)
-        == Some(true)
+    v.as_object().and_then(|o| filter::get_ci(o, "primary")).and_then(Value::as_bool) == Some(true)
 }
 
 /// Leaves at most one element with `primary: true`, preferring the first of
@@ -795,16 +697,10 @@ fn write_sub_value(obj: &mut Map<String, Value>, sub: &str, kind: PatchOpKind, v
 
 // --- add / replace ---------------------------------------------------------
 
-fn write_pathless(
-    root: &mut Map<String, Value>,
-    kind: PatchOpKind,
-    value: &Value,
-) -> Result<(), PatchError> {
-    let obj = value.as_object().ok_or_else(|| {
-        PatchError::InvalidValue(
-            "an operation without \"path\" requires an object \"value\"".into(),
-        )
-    })?;
+fn write_pathless(root: &mut Map<String, Value>, kind: PatchOpKind, value: &Value) -> Result<(), PatchError> {
+    let obj = value
+        .as_object()
+        .ok_or_else(|| PatchError::InvalidValue("an operation without \"path\" requires an object \"value\"".into()))?;
     for (k, v) in obj {
         if k.eq_ignore_ascii_case("schemas") || k.eq_ignore_ascii_case("meta") {
             continue;
@@ -812,9 +708,7 @@ fn write_pathless(
         if k.eq_ignore_ascii_case("id") {
             match filter::get_ci(root, "id") {
                 Some(existing) if existing != v => {
-                    return Err(PatchError::Mutability(
-                        "attribute \"id\" is immutable".into(),
-                    ))
+                    return Err(PatchError::Mutability("attribute \"id\" is immutable".into()))
                 }
                 _ => continue,
             }
@@ -823,14 +717,9 @@ fn write_pathless(
             write_schema_object(root, k, kind, v)?;
             continue;
         }
-        let path = PatchPath::parse(k).map_err(|e| {
-            PatchError::InvalidPath(format!(
-                "invalid attribute \"{}\" in value: {e}",
-                truncate(k)
-            ))
-        })?;
-        let readonly =
-            path.attr.is_core() && (path.attr.attr_is("meta") || path.attr.attr_is("schemas"));
+        let path = PatchPath::parse(k)
+            .map_err(|e| PatchError::InvalidPath(format!("invalid attribute \"{}\" in value: {e}", truncate(k))))?;
+        let readonly = path.attr.is_core() && (path.attr.attr_is("meta") || path.attr.attr_is("schemas"));
         if !readonly {
             write_path(root, &path, kind, v.clone())?;
         }
@@ -870,12 +759,8 @@ fn write_schema_object(
     }
     for (k, v) in obj {
         let full = format!("{urn}:{k}");
-        let path = PatchPath::parse(&full).map_err(|e| {
-            PatchError::InvalidPath(format!(
-                "invalid attribute \"{}\" in value: {e}",
-                truncate(k)
-            ))
-        })?;
+        let path = PatchPath::parse(&full)
+            .map_err(|e| PatchError::InvalidPath(format!("invalid attribute \"{}\" in value: {e}", truncate(k))))?;
         write_path(root, &path, kind, v.clone())?;
     }
     tidy_extension(root, Some(urn));
@@ -889,9 +774,7 @@ fn write_path(
     value: Value,
 ) -> Result<(), PatchError> {
     let ext = match classify(root, &path.attr) {
-        Target::Resource | Target::Extension(_)
-            if path.filter.is_some() || path.sub_attr.is_some() =>
-        {
+        Target::Resource | Target::Extension(_) if path.filter.is_some() || path.sub_attr.is_some() => {
             return Err(PatchError::InvalidPath(format!(
                 "\"{}\" is a schema and cannot take a value filter",
                 path.attr
@@ -977,11 +860,7 @@ fn write_sub_attr(
             }
             let mut element = Map::new();
             element.insert(sub.to_string(), value);
-            let new = if ctx.multi {
-                Value::Array(vec![Value::Object(element)])
-            } else {
-                Value::Object(element)
-            };
+            let new = if ctx.multi { Value::Array(vec![Value::Object(element)]) } else { Value::Object(element) };
             obj.insert(key.clone(), new);
         }
         Some(Value::Object(o)) => write_sub_value(o, sub, kind, value),
@@ -1000,12 +879,7 @@ fn write_sub_attr(
             let all: Vec<usize> = (0..arr.len()).collect();
             enforce_primary(arr, &all);
         }
-        Some(_) => {
-            return Err(PatchError::InvalidPath(format!(
-                "attribute \"{}\" has no sub-attributes",
-                ctx.name
-            )))
-        }
+        Some(_) => return Err(PatchError::InvalidPath(format!("attribute \"{}\" has no sub-attributes", ctx.name))),
     }
     drop_if_empty(obj, &key);
     Ok(())
@@ -1015,11 +889,9 @@ fn write_sub_attr(
 /// (`type eq "work" and primary eq true` -> `{"type":"work","primary":true}`).
 fn element_from_filter(f: &Filter) -> Option<Map<String, Value>> {
     match f {
-        Filter::Compare {
-            path,
-            op: CompareOp::Eq,
-            value,
-        } if path.schema_urn.is_none() && !value.to_json().is_null() => {
+        Filter::Compare { path, op: CompareOp::Eq, value }
+            if path.schema_urn.is_none() && !value.to_json().is_null() =>
+        {
             let mut m = Map::new();
             match &path.sub_attr {
                 None => m.insert(path.attr.clone(), value.to_json()),
@@ -1058,10 +930,7 @@ fn write_filtered(
 ) -> Result<(), PatchError> {
     let value = coerce(sub.or(Some(ctx.name)), value)?;
     if sub.is_none() && !value.is_object() {
-        return Err(PatchError::InvalidValue(format!(
-            "the value for \"{}[...]\" must be an object",
-            ctx.name
-        )));
+        return Err(PatchError::InvalidValue(format!("the value for \"{}[...]\" must be an object", ctx.name)));
     }
     let key = key_for(obj, ctx.name);
     let slot = obj.entry(key.clone()).or_insert(Value::Null);
@@ -1069,10 +938,7 @@ fn write_filtered(
         *slot = Value::Array(Vec::new());
     }
     let Value::Array(arr) = slot else {
-        return Err(PatchError::InvalidPath(format!(
-            "attribute \"{}\" is not multi-valued",
-            ctx.name
-        )));
+        return Err(PatchError::InvalidPath(format!("attribute \"{}\" is not multi-valued", ctx.name)));
     };
     let matched: Vec<usize> = arr
         .iter()
@@ -1132,17 +998,9 @@ fn write_filtered(
 
 // --- remove ----------------------------------------------------------------
 
-fn remove_path(
-    root: &mut Map<String, Value>,
-    path: &PatchPath,
-    value: Option<&Value>,
-) -> Result<(), PatchError> {
+fn remove_path(root: &mut Map<String, Value>, path: &PatchPath, value: Option<&Value>) -> Result<(), PatchError> {
     let ext = match classify(root, &path.attr) {
-        Target::Resource => {
-            return Err(PatchError::InvalidPath(
-                "cannot remove the resource's core schema".into(),
-            ))
-        }
+        Target::Resource => return Err(PatchError::InvalidPath("cannot remove the resource's core schema".into())),
         Target::Extension(_) if path.filter.is_some() || path.sub_attr.is_some() => {
             return Err(PatchError::InvalidPath(format!(
                 "\"{}\" is a schema and cannot take a value filter",
@@ -1202,13 +1060,7 @@ fn remove_sub(obj: &mut Map<String, Value>, sub: &str) {
     }
 }
 
-fn remove_filtered(
-    obj: &mut Map<String, Value>,
-    key: &str,
-    ctx: &AttrCtx<'_>,
-    f: &Filter,
-    sub: Option<&str>,
-) {
+fn remove_filtered(obj: &mut Map<String, Value>, key: &str, ctx: &AttrCtx<'_>, f: &Filter, sub: Option<&str>) {
     let hit = |el: &Value| filter::matches_element(f, el, &ctx.path, patch_case_exact);
     match obj.get_mut(key) {
         Some(Value::Array(arr)) => match sub {
@@ -1320,10 +1172,7 @@ mod tests {
         .unwrap();
         assert_eq!(req.operations.len(), 4);
         assert_eq!(req.operations[0].op, PatchOpKind::Replace);
-        assert_eq!(
-            req.operations[0].path,
-            Some(PatchPath::parse("active").unwrap())
-        );
+        assert_eq!(req.operations[0].path, Some(PatchPath::parse("active").unwrap()));
         assert_eq!(req.operations[1].op, PatchOpKind::Add);
         assert_eq!(req.operations[2].op, PatchOpKind::Remove);
         assert!(req.operations[2].value.is_none());
@@ -1346,15 +1195,10 @@ mod tests {
 
     #[test]
     fn empty_path_counts_as_absent() {
-        let req = parse_request(&body(
-            json!([{"op": "replace", "path": "", "value": {"displayName": "x"}}]),
-        ))
-        .unwrap();
+        let req = parse_request(&body(json!([{"op": "replace", "path": "", "value": {"displayName": "x"}}]))).unwrap();
         assert!(req.operations[0].path.is_none());
-        let req = parse_request(&body(
-            json!([{"op": "replace", "path": null, "value": {"displayName": "x"}}]),
-        ))
-        .unwrap();
+        let req =
+            parse_request(&body(json!([{"op": "replace", "path": null, "value": {"displayName": "x"}}]))).unwrap();
         assert!(req.operations[0].path.is_none());
     }
 
@@ -1362,63 +1206,27 @@ mod tests {
     fn request_syntax_errors() {
         let cases: Vec<(Value, &str)> = vec![
             (json!([]), "invalidSyntax"),
-            (
-                json!({"Operations": [{"op": "add", "path": "a", "value": 1}]}),
-                "invalidSyntax",
-            ),
-            (
-                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "Operations": []}),
-                "invalidSyntax",
-            ),
+            (json!({"Operations": [{"op": "add", "path": "a", "value": 1}]}), "invalidSyntax"),
+            (json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "Operations": []}), "invalidSyntax"),
             (
                 json!({"schemas": PATCH_OP_SCHEMA, "Operations": [{"op": "add", "path": "a", "value": 1}]}),
                 "invalidSyntax",
             ),
             (json!({"schemas": [PATCH_OP_SCHEMA]}), "invalidSyntax"),
-            (
-                json!({"schemas": [PATCH_OP_SCHEMA], "Operations": {"op": "add"}}),
-                "invalidSyntax",
-            ),
+            (json!({"schemas": [PATCH_OP_SCHEMA], "Operations": {"op": "add"}}), "invalidSyntax"),
             (body(json!([])), "invalidSyntax"),
             (body(json!(["add"])), "invalidSyntax"),
             (body(json!([{"path": "a", "value": 1}])), "invalidSyntax"),
-            (
-                body(json!([{"op": 1, "path": "a", "value": 1}])),
-                "invalidSyntax",
-            ),
-            (
-                body(json!([{"op": "move", "path": "a", "value": 1}])),
-                "invalidSyntax",
-            ),
-            (
-                body(json!([{"op": "add", "path": 7, "value": 1}])),
-                "invalidSyntax",
-            ),
-            (
-                body(json!([{"op": "add", "path": "emails[type eq]", "value": 1}])),
-                "invalidPath",
-            ),
-            (
-                body(json!([{"op": "add", "path": "a b", "value": 1}])),
-                "invalidPath",
-            ),
-            (
-                body(json!([{"op": "add", "path": "displayName"}])),
-                "invalidValue",
-            ),
-            (
-                body(json!([{"op": "replace", "value": "x"}])),
-                "invalidValue",
-            ),
-            (
-                body(json!([{"op": "add", "value": [{"displayName": "x"}]}])),
-                "invalidValue",
-            ),
+            (body(json!([{"op": 1, "path": "a", "value": 1}])), "invalidSyntax"),
+            (body(json!([{"op": "move", "path": "a", "value": 1}])), "invalidSyntax"),
+            (body(json!([{"op": "add", "path": 7, "value": 1}])), "invalidSyntax"),
+            (body(json!([{"op": "add", "path": "emails[type eq]", "value": 1}])), "invalidPath"),
+            (body(json!([{"op": "add", "path": "a b", "value": 1}])), "invalidPath"),
+            (body(json!([{"op": "add", "path": "displayName"}])), "invalidValue"),
+            (body(json!([{"op": "replace", "value": "x"}])), "invalidValue"),
+            (body(json!([{"op": "add", "value": [{"displayName": "x"}]}])), "invalidValue"),
             (body(json!([{"op": "remove"}])), "noTarget"),
-            (
-                body(json!([{"op": "remove", "value": {"displayName": "x"}}])),
-                "noTarget",
-            ),
+            (body(json!([{"op": "remove", "value": {"displayName": "x"}}])), "noTarget"),
         ];
         for (b, scim_type) in cases {
             let e = parse_request(&b).expect_err(&b.to_string());
@@ -1433,19 +1241,9 @@ mod tests {
             {"op": "add", "path": "emails[type eq]", "value": 1}
         ])))
         .unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("Operations[1]: invalid path \"emails[type eq]\""),
-            "{e}"
-        );
-        let e = patch_err(
-            &bare_user(),
-            json!([{"op": "replace", "path": "id", "value": "x"}]),
-        );
-        assert_eq!(
-            e.to_string(),
-            "Operations[0]: attribute \"id\" is immutable"
-        );
+        assert!(e.to_string().starts_with("Operations[1]: invalid path \"emails[type eq]\""), "{e}");
+        let e = patch_err(&bare_user(), json!([{"op": "replace", "path": "id", "value": "x"}]));
+        assert_eq!(e.to_string(), "Operations[0]: attribute \"id\" is immutable");
     }
 
     #[test]
@@ -1455,42 +1253,24 @@ mod tests {
         let e = parse_request_slice(b"{not json").unwrap_err();
         assert_eq!(e.scim_type(), "invalidSyntax");
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-        assert_eq!(
-            parse_request_slice(deep.as_bytes())
-                .unwrap_err()
-                .scim_type(),
-            "invalidSyntax"
-        );
+        assert_eq!(parse_request_slice(deep.as_bytes()).unwrap_err().scim_type(), "invalidSyntax");
     }
 
     #[test]
     fn operation_count_limit() {
-        let ops: Vec<Value> = (0..=MAX_OPERATIONS)
-            .map(|i| json!({"op": "add", "path": "title", "value": i.to_string()}))
-            .collect();
+        let ops: Vec<Value> =
+            (0..=MAX_OPERATIONS).map(|i| json!({"op": "add", "path": "title", "value": i.to_string()})).collect();
         let e = parse_request(&body(Value::Array(ops.clone()))).unwrap_err();
-        assert_eq!(
-            e,
-            PatchError::TooManyOperations {
-                count: MAX_OPERATIONS + 1,
-                max: MAX_OPERATIONS
-            }
-        );
+        assert_eq!(e, PatchError::TooManyOperations { count: MAX_OPERATIONS + 1, max: MAX_OPERATIONS });
         assert_eq!(e.scim_type(), "invalidValue");
         let ok = parse_request(&body(Value::Array(ops[..MAX_OPERATIONS].to_vec()))).unwrap();
         assert_eq!(ok.operations.len(), MAX_OPERATIONS);
         let out = apply(&bare_user(), &ok).unwrap();
-        assert_eq!(
-            out.resource["title"],
-            json!((MAX_OPERATIONS - 1).to_string())
-        );
+        assert_eq!(out.resource["title"], json!((MAX_OPERATIONS - 1).to_string()));
         // hand-built requests are checked too
         let mut big = ok.clone();
         big.operations.push(big.operations[0].clone());
-        assert!(matches!(
-            apply(&bare_user(), &big),
-            Err(PatchError::TooManyOperations { .. })
-        ));
+        assert!(matches!(apply(&bare_user(), &big), Err(PatchError::TooManyOperations { .. })));
     }
 
     #[test]
@@ -1512,16 +1292,9 @@ mod tests {
         assert!(e.to_string().contains("nested too deeply"), "{e}");
         // hand-built operations are validated on apply
         let req = PatchRequest {
-            operations: vec![PatchOperation {
-                op: PatchOpKind::Add,
-                path: None,
-                value: Some(json!({"a": v})),
-            }],
+            operations: vec![PatchOperation { op: PatchOpKind::Add, path: None, value: Some(json!({"a": v})) }],
         };
-        assert_eq!(
-            apply(&bare_user(), &req).unwrap_err().scim_type(),
-            "invalidValue"
-        );
+        assert_eq!(apply(&bare_user(), &req).unwrap_err().scim_type(), "invalidValue");
     }
 
     // --- booleans ------------------------------------------------------------
@@ -1535,24 +1308,15 @@ mod tests {
         .unwrap();
         assert_eq!(out.resource["active"], json!(false));
         assert!(out.changed);
-        let out = patch(
-            &out.resource,
-            json!([{"op": "Replace", "path": "active", "value": "true"}]),
-        );
+        let out = patch(&out.resource, json!([{"op": "Replace", "path": "active", "value": "true"}]));
         assert_eq!(out.resource["active"], json!(true));
-        let out = patch(
-            &bare_user(),
-            json!([{"op": "Add", "value": {"active": "FALSE"}}]),
-        );
+        let out = patch(&bare_user(), json!([{"op": "Add", "value": {"active": "FALSE"}}]));
         assert_eq!(out.resource["active"], json!(false));
     }
 
     #[test]
     fn okta_deactivate_user() {
-        let out = patch(
-            &full_user(),
-            json!([{"op": "replace", "value": {"active": false}}]),
-        );
+        let out = patch(&full_user(), json!([{"op": "replace", "value": {"active": false}}]));
         assert_eq!(out.resource["active"], json!(false));
         let mut expected = full_user();
         expected["active"] = json!(false);
@@ -1561,15 +1325,9 @@ mod tests {
 
     #[test]
     fn invalid_boolean_strings_are_rejected() {
-        let e = patch_err(
-            &bare_user(),
-            json!([{"op": "replace", "path": "active", "value": "yes"}]),
-        );
+        let e = patch_err(&bare_user(), json!([{"op": "replace", "path": "active", "value": "yes"}]));
         assert_eq!(e.scim_type(), "invalidValue");
-        let e = patch_err(
-            &bare_user(),
-            json!([{"op": "replace", "path": "active", "value": 1}]),
-        );
+        let e = patch_err(&bare_user(), json!([{"op": "replace", "path": "active", "value": 1}]));
         assert_eq!(e.scim_type(), "invalidValue");
     }
 
@@ -1604,27 +1362,15 @@ mod tests {
 
     #[test]
     fn sub_attribute_paths() {
-        let out = patch(
-            &full_user(),
-            json!([{"op": "replace", "path": "name.givenName", "value": "Babs"}]),
-        );
+        let out = patch(&full_user(), json!([{"op": "replace", "path": "name.givenName", "value": "Babs"}]));
         assert_eq!(
             out.resource["name"],
             json!({"givenName": "Babs", "familyName": "Jensen", "formatted": "Ms. Barbara J Jensen III"})
         );
-        let out = patch(
-            &bare_user(),
-            json!([{"op": "add", "path": "name.familyName", "value": "Smith"}]),
-        );
+        let out = patch(&bare_user(), json!([{"op": "add", "path": "name.familyName", "value": "Smith"}]));
         assert_eq!(out.resource["name"], json!({"familyName": "Smith"}));
-        let out = patch(
-            &full_user(),
-            json!([{"op": "remove", "path": "name.formatted"}]),
-        );
-        assert_eq!(
-            out.resource["name"],
-            json!({"givenName": "Barbara", "familyName": "Jensen"})
-        );
+        let out = patch(&full_user(), json!([{"op": "remove", "path": "name.formatted"}]));
+        assert_eq!(out.resource["name"], json!({"givenName": "Barbara", "familyName": "Jensen"}));
         let out = patch(
             &bare_user(),
             json!([
@@ -1632,10 +1378,7 @@ mod tests {
                 {"op": "remove", "path": "name.givenName"}
             ]),
         );
-        assert!(
-            out.resource.get("name").is_none(),
-            "emptied complex attribute is removed"
-        );
+        assert!(out.resource.get("name").is_none(), "emptied complex attribute is removed");
         assert!(!out.changed);
     }
 
@@ -1664,10 +1407,7 @@ mod tests {
         assert_eq!(out.resource["name"]["familyName"], json!("Jensen-Smith"));
         assert_eq!(out.resource[ENT]["department"], json!("Sales"));
         assert_eq!(out.resource["displayName"], json!("B"));
-        assert!(out
-            .resource
-            .get("urn:ietf:params:scim:schemas:core:2.0:User")
-            .is_none());
+        assert!(out.resource.get("urn:ietf:params:scim:schemas:core:2.0:User").is_none());
     }
 
     #[test]
@@ -1710,10 +1450,7 @@ mod tests {
                 {"op": "add", "path": ENT, "value": {"department": "Eng", "manager": "m-1"}}
             ]),
         );
-        assert_eq!(
-            out.resource[ENT],
-            json!({"department": "Eng", "manager": {"value": "m-1"}})
-        );
+        assert_eq!(out.resource[ENT], json!({"department": "Eng", "manager": {"value": "m-1"}}));
         let out = patch(&full_user(), json!([{"op": "remove", "path": ENT}]));
         assert!(out.resource.get(ENT).is_none());
         assert_eq!(out.resource["schemas"], json!([USER_SCHEMA]));
@@ -1735,11 +1472,7 @@ mod tests {
         assert!(!r.contains_key("DisplayName"));
         assert_eq!(r["name"]["givenName"], json!("Y"));
         assert_eq!(r["emails"][0]["value"], json!("z@example.com"));
-        assert_eq!(
-            r["NickName"],
-            json!("Babs"),
-            "new keys keep the spelling sent"
-        );
+        assert_eq!(r["NickName"], json!("Babs"), "new keys keep the spelling sent");
     }
 
     // --- value-filter paths --------------------------------------------------
@@ -1769,10 +1502,7 @@ mod tests {
                 {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "a@b"}
             ]),
         );
-        assert_eq!(
-            out.resource["emails"],
-            json!([{"type": "work", "value": "a@b"}])
-        );
+        assert_eq!(out.resource["emails"], json!([{"type": "work", "value": "a@b"}]));
         // no matching element among existing ones: appended
         let out = patch(
             &full_user(),
@@ -1786,14 +1516,8 @@ mod tests {
             out.resource["phoneNumbers"],
             json!([{"value": "555-555-8377", "type": "work"}, {"type": "mobile", "value": "+1 555 0100"}])
         );
-        assert_eq!(
-            out.resource["addresses"][1],
-            json!({"type": "home", "streetAddress": "1 Main St"})
-        );
-        assert_eq!(
-            out.resource["emails"][2],
-            json!({"type": "other", "primary": false, "value": "o@x"})
-        );
+        assert_eq!(out.resource["addresses"][1], json!({"type": "home", "streetAddress": "1 Main St"}));
+        assert_eq!(out.resource["emails"][2], json!({"type": "other", "primary": false, "value": "o@x"}));
     }
 
     #[test]
@@ -1821,10 +1545,7 @@ mod tests {
                 {"op": "add", "path": "emails[type eq \"home\"]", "value": {"display": "Home"}}
             ]),
         );
-        assert_eq!(
-            out.resource["emails"][1],
-            json!({"value": "babs@jensen.org", "type": "home", "display": "Home"})
-        );
+        assert_eq!(out.resource["emails"][1], json!({"value": "babs@jensen.org", "type": "home", "display": "Home"}));
         // replace replaces the element, keeping the filter's eq conditions
         let out = patch(
             &full_user(),
@@ -1832,10 +1553,7 @@ mod tests {
                 {"op": "replace", "path": "emails[type eq \"home\"]", "value": {"value": "new@jensen.org"}}
             ]),
         );
-        assert_eq!(
-            out.resource["emails"][1],
-            json!({"value": "new@jensen.org", "type": "home"})
-        );
+        assert_eq!(out.resource["emails"][1], json!({"value": "new@jensen.org", "type": "home"}));
         // and creates one when nothing matches
         let out = patch(
             &bare_user(),
@@ -1843,14 +1561,8 @@ mod tests {
                 {"op": "add", "path": "emails[type eq \"work\"]", "value": {"value": "w@x"}}
             ]),
         );
-        assert_eq!(
-            out.resource["emails"],
-            json!([{"type": "work", "value": "w@x"}])
-        );
-        let e = patch_err(
-            &full_user(),
-            json!([{"op": "add", "path": "emails[type eq \"home\"]", "value": "x"}]),
-        );
+        assert_eq!(out.resource["emails"], json!([{"type": "work", "value": "w@x"}]));
+        let e = patch_err(&full_user(), json!([{"op": "add", "path": "emails[type eq \"home\"]", "value": "x"}]));
         assert_eq!(e.scim_type(), "invalidValue");
     }
 
@@ -1882,39 +1594,18 @@ mod tests {
 
     #[test]
     fn filter_on_single_valued_attribute_is_invalid_path() {
-        let e = patch_err(
-            &full_user(),
-            json!([{"op": "add", "path": "displayName[value eq \"x\"].y", "value": "z"}]),
-        );
+        let e = patch_err(&full_user(), json!([{"op": "add", "path": "displayName[value eq \"x\"].y", "value": "z"}]));
         assert_eq!(e.scim_type(), "invalidPath");
     }
 
     #[test]
     fn remove_with_filter() {
-        let out = patch(
-            &full_user(),
-            json!([{"op": "remove", "path": "emails[type eq \"home\"]"}]),
-        );
-        assert_eq!(
-            out.resource["emails"],
-            json!([{"value": "bjensen@example.com", "type": "work", "primary": true}])
-        );
-        let out = patch(
-            &full_user(),
-            json!([{"op": "remove", "path": "emails[type eq \"work\"].primary"}]),
-        );
-        assert_eq!(
-            out.resource["emails"][0],
-            json!({"value": "bjensen@example.com", "type": "work"})
-        );
-        let out = patch(
-            &out.resource,
-            json!([{"op": "remove", "path": "emails[type pr]"}]),
-        );
-        assert!(
-            out.resource.get("emails").is_none(),
-            "empty multi-valued attribute is removed"
-        );
+        let out = patch(&full_user(), json!([{"op": "remove", "path": "emails[type eq \"home\"]"}]));
+        assert_eq!(out.resource["emails"], json!([{"value": "bjensen@example.com", "type": "work", "primary": true}]));
+        let out = patch(&full_user(), json!([{"op": "remove", "path": "emails[type eq \"work\"].primary"}]));
+        assert_eq!(out.resource["emails"][0], json!({"value": "bjensen@example.com", "type": "work"}));
+        let out = patch(&out.resource, json!([{"op": "remove", "path": "emails[type pr]"}]));
+        assert!(out.resource.get("emails").is_none(), "empty multi-valued attribute is removed");
     }
 
     #[test]
@@ -1931,34 +1622,18 @@ mod tests {
             assert!(!out.changed, "{path}");
             assert_eq!(out.resource, bare_user());
         }
-        let out = patch(
-            &group(),
-            json!([{"op": "Remove", "path": "members", "value": [{"value": "u-404"}]}]),
-        );
+        let out = patch(&group(), json!([{"op": "Remove", "path": "members", "value": [{"value": "u-404"}]}]));
         assert!(!out.changed);
         assert!(out.members_removed.is_empty());
     }
 
     #[test]
     fn sub_attribute_of_multi_valued_without_filter_applies_to_all_elements() {
-        let out = patch(
-            &full_user(),
-            json!([{"op": "replace", "path": "emails.display", "value": "E"}]),
-        );
-        assert!(out.resource["emails"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|e| e["display"] == "E"));
-        let out = patch(
-            &out.resource,
-            json!([{"op": "remove", "path": "emails.display"}]),
-        );
+        let out = patch(&full_user(), json!([{"op": "replace", "path": "emails.display", "value": "E"}]));
+        assert!(out.resource["emails"].as_array().unwrap().iter().all(|e| e["display"] == "E"));
+        let out = patch(&out.resource, json!([{"op": "remove", "path": "emails.display"}]));
         assert_eq!(out.resource, full_user());
-        let out = patch(
-            &bare_user(),
-            json!([{"op": "add", "path": "emails.value", "value": "a@b"}]),
-        );
+        let out = patch(&bare_user(), json!([{"op": "add", "path": "emails.value", "value": "a@b"}]));
         assert_eq!(out.resource["emails"], json!([{"value": "a@b"}]));
     }
 
@@ -1979,17 +1654,11 @@ mod tests {
                 }
             }]),
         );
-        assert_eq!(
-            out.resource["name"],
-            json!({"givenName": "Alice", "familyName": "Liddell"})
-        );
+        assert_eq!(out.resource["name"], json!({"givenName": "Alice", "familyName": "Liddell"}));
         assert_eq!(out.resource[ENT], json!({"department": "Eng"}));
         assert_eq!(out.resource["schemas"], json!([USER_SCHEMA, ENT]));
         assert_eq!(out.resource["title"], json!("Engineer"));
-        assert_eq!(
-            out.resource["emails"],
-            json!([{"type": "work", "value": "alice@example.com"}])
-        );
+        assert_eq!(out.resource["emails"], json!([{"type": "work", "value": "alice@example.com"}]));
     }
 
     #[test]
@@ -2017,10 +1686,7 @@ mod tests {
         assert_eq!(out.resource["name"], json!({"givenName": "A"}));
         // custom extension not yet on the resource
         let custom = "urn:ietf:params:scim:schemas:extension:Acme:2.0:User";
-        let out = patch(
-            &bare_user(),
-            json!([{"op": "add", "value": {custom: {"badge": "42"}}}]),
-        );
+        let out = patch(&bare_user(), json!([{"op": "add", "value": {custom: {"badge": "42"}}}]));
         assert_eq!(out.resource[custom], json!({"badge": "42"}));
         assert_eq!(out.resource["schemas"], json!([USER_SCHEMA, custom]));
     }
@@ -2042,40 +1708,25 @@ mod tests {
         );
         assert_eq!(out.resource, full_user());
         assert!(!out.changed);
-        let e = patch_err(
-            &full_user(),
-            json!([{"op": "replace", "value": {"id": "other"}}]),
-        );
+        let e = patch_err(&full_user(), json!([{"op": "replace", "value": {"id": "other"}}]));
         assert_eq!(e.scim_type(), "mutability");
     }
 
     #[test]
     fn okta_group_rename() {
-        let out = patch(
-            &group(),
-            json!([{"op": "replace", "value": {"id": "g-1", "displayName": "Platform"}}]),
-        );
+        let out = patch(&group(), json!([{"op": "replace", "value": {"id": "g-1", "displayName": "Platform"}}]));
         assert_eq!(out.resource["displayName"], json!("Platform"));
         assert!(out.changed);
         assert!(out.members_added.is_empty() && out.members_removed.is_empty());
-        let out = patch(
-            &group(),
-            json!([{"op": "Replace", "value": {"displayName": "Platform"}}]),
-        );
+        let out = patch(&group(), json!([{"op": "Replace", "value": {"displayName": "Platform"}}]));
         assert_eq!(out.resource["displayName"], json!("Platform"));
-        let e = patch_err(
-            &group(),
-            json!([{"op": "replace", "value": {"id": "g-2", "displayName": "X"}}]),
-        );
+        let e = patch_err(&group(), json!([{"op": "replace", "value": {"id": "g-2", "displayName": "X"}}]));
         assert_eq!(e.scim_type(), "mutability");
     }
 
     #[test]
     fn pathless_invalid_key_is_invalid_path() {
-        let e = patch_err(
-            &bare_user(),
-            json!([{"op": "add", "value": {"not a path": 1}}]),
-        );
+        let e = patch_err(&bare_user(), json!([{"op": "add", "value": {"not a path": 1}}]));
         assert_eq!(e.scim_type(), "invalidPath");
     }
 
@@ -2092,25 +1743,14 @@ mod tests {
             ]}]),
         );
         assert_eq!(out.resource["emails"].as_array().unwrap().len(), 3);
-        assert_eq!(
-            out.resource["emails"][2],
-            json!({"value": "b@other.org", "type": "other"})
-        );
+        assert_eq!(out.resource["emails"][2], json!({"value": "b@other.org", "type": "other"}));
         // single object value is appended too
-        let out = patch(
-            &bare_user(),
-            json!([{"op": "add", "path": "emails", "value": {"value": "a@b", "type": "work"}}]),
-        );
-        assert_eq!(
-            out.resource["emails"],
-            json!([{"value": "a@b", "type": "work"}])
-        );
+        let out =
+            patch(&bare_user(), json!([{"op": "add", "path": "emails", "value": {"value": "a@b", "type": "work"}}]));
+        assert_eq!(out.resource["emails"], json!([{"value": "a@b", "type": "work"}]));
         // simple multi-valued
         let r = json!({"id": "x", "tags": ["a"]});
-        let out = patch(
-            &r,
-            json!([{"op": "add", "path": "tags", "value": ["a", "b", "b"]}]),
-        );
+        let out = patch(&r, json!([{"op": "add", "path": "tags", "value": ["a", "b", "b"]}]));
         assert_eq!(out.resource["tags"], json!(["a", "b"]));
     }
 
@@ -2120,36 +1760,21 @@ mod tests {
             &full_user(),
             json!([{"op": "replace", "path": "emails", "value": [{"value": "n@x", "type": "work"}]}]),
         );
-        assert_eq!(
-            out.resource["emails"],
-            json!([{"value": "n@x", "type": "work"}])
-        );
+        assert_eq!(out.resource["emails"], json!([{"value": "n@x", "type": "work"}]));
         let out = patch(
             &full_user(),
             json!([{"op": "replace", "path": "phoneNumbers", "value": {"value": "1", "type": "fax"}}]),
         );
-        assert_eq!(
-            out.resource["phoneNumbers"],
-            json!([{"value": "1", "type": "fax"}])
-        );
-        let out = patch(
-            &full_user(),
-            json!([{"op": "replace", "path": "emails", "value": []}]),
-        );
+        assert_eq!(out.resource["phoneNumbers"], json!([{"value": "1", "type": "fax"}]));
+        let out = patch(&full_user(), json!([{"op": "replace", "path": "emails", "value": []}]));
         assert!(out.resource.get("emails").is_none());
     }
 
     #[test]
     fn pathless_replace_of_multi_valued_replaces_and_add_appends() {
-        let out = patch(
-            &full_user(),
-            json!([{"op": "replace", "value": {"emails": [{"value": "n@x"}]}}]),
-        );
+        let out = patch(&full_user(), json!([{"op": "replace", "value": {"emails": [{"value": "n@x"}]}}]));
         assert_eq!(out.resource["emails"], json!([{"value": "n@x"}]));
-        let out = patch(
-            &full_user(),
-            json!([{"op": "add", "value": {"emails": [{"value": "n@x"}]}}]),
-        );
+        let out = patch(&full_user(), json!([{"op": "add", "value": {"emails": [{"value": "n@x"}]}}]));
         assert_eq!(out.resource["emails"].as_array().unwrap().len(), 3);
     }
 
@@ -2177,22 +1802,13 @@ mod tests {
                 {"value": "a", "primary": true}, {"value": "b", "primary": "true"}
             ]}]),
         );
-        assert_eq!(
-            out.resource["emails"],
-            json!([{"value": "a", "primary": true}, {"value": "b", "primary": false}])
-        );
+        assert_eq!(out.resource["emails"], json!([{"value": "a", "primary": true}, {"value": "b", "primary": false}]));
         let out = patch(
             &full_user(),
             json!([{"op": "add", "path": "emails[type eq \"work2\" and primary eq true].value", "value": "w2@x"}]),
         );
         let emails = out.resource["emails"].as_array().unwrap();
-        assert_eq!(
-            emails
-                .iter()
-                .filter(|e| e["primary"] == json!(true))
-                .count(),
-            1
-        );
+        assert_eq!(emails.iter().filter(|e| e["primary"] == json!(true)).count(), 1);
         assert_eq!(emails[2]["primary"], json!(true));
     }
 
@@ -2200,10 +1816,8 @@ mod tests {
 
     #[test]
     fn entra_add_members() {
-        let out = patch(
-            &group(),
-            json!([{"op": "Add", "path": "members", "value": [{"value": "u-3"}, {"value": "u-4"}]}]),
-        );
+        let out =
+            patch(&group(), json!([{"op": "Add", "path": "members", "value": [{"value": "u-3"}, {"value": "u-4"}]}]));
         assert_eq!(
             out.resource["members"],
             json!([{"value": "u-1", "display": "Alice"}, {"value": "u-2"}, {"value": "u-3"}, {"value": "u-4"}])
@@ -2221,42 +1835,24 @@ mod tests {
         assert!(out.members_added.is_empty());
         assert_eq!(out.resource, group());
         // ids are case-sensitive
-        let out = patch(
-            &group(),
-            json!([{"op": "add", "path": "members", "value": [{"value": "U-1"}]}]),
-        );
+        let out = patch(&group(), json!([{"op": "add", "path": "members", "value": [{"value": "U-1"}]}]));
         assert_eq!(out.members_added, vec!["U-1"]);
     }
 
     #[test]
     fn remove_member_by_filter() {
-        let out = patch(
-            &group(),
-            json!([{"op": "remove", "path": "members[value eq \"u-2\"]"}]),
-        );
-        assert_eq!(
-            out.resource["members"],
-            json!([{"value": "u-1", "display": "Alice"}])
-        );
+        let out = patch(&group(), json!([{"op": "remove", "path": "members[value eq \"u-2\"]"}]));
+        assert_eq!(out.resource["members"], json!([{"value": "u-1", "display": "Alice"}]));
         assert_eq!(out.members_removed, vec!["u-2"]);
-        let out = patch(
-            &group(),
-            json!([{"op": "remove", "path": "members[value eq \"U-2\"]"}]),
-        );
+        let out = patch(&group(), json!([{"op": "remove", "path": "members[value eq \"U-2\"]"}]));
         assert!(!out.changed, "member ids match exactly");
     }
 
     #[test]
     fn entra_remove_members_with_value_list() {
-        let g = patch(
-            &group(),
-            json!([{"op": "add", "path": "members", "value": [{"value": "u-3"}]}]),
-        )
-        .resource;
-        let out = patch(
-            &g,
-            json!([{"op": "Remove", "path": "members", "value": [{"value": "u-1"}, {"value": "u-3"}]}]),
-        );
+        let g = patch(&group(), json!([{"op": "add", "path": "members", "value": [{"value": "u-3"}]}])).resource;
+        let out =
+            patch(&g, json!([{"op": "Remove", "path": "members", "value": [{"value": "u-1"}, {"value": "u-3"}]}]));
         assert_eq!(out.resource["members"], json!([{"value": "u-2"}]));
         assert_eq!(out.members_removed, vec!["u-1", "u-3"]);
     }
@@ -2278,10 +1874,7 @@ mod tests {
                 {"op": "replace", "value": {"id": "g-1", "displayName": "Engineering"}}
             ]),
         );
-        assert_eq!(
-            out.resource["members"],
-            json!([{"value": "u-2"}, {"value": "u-5", "display": "eve@example.com"}])
-        );
+        assert_eq!(out.resource["members"], json!([{"value": "u-2"}, {"value": "u-5", "display": "eve@example.com"}]));
         assert_eq!(out.members_added, vec!["u-5"]);
         assert_eq!(out.members_removed, vec!["u-1"]);
     }
@@ -2292,10 +1885,7 @@ mod tests {
             &group(),
             json!([{"op": "replace", "path": "members", "value": [{"value": "u-2"}, {"value": "u-7"}]}]),
         );
-        assert_eq!(
-            out.resource["members"],
-            json!([{"value": "u-2"}, {"value": "u-7"}])
-        );
+        assert_eq!(out.resource["members"], json!([{"value": "u-2"}, {"value": "u-7"}]));
         assert_eq!(out.members_added, vec!["u-7"]);
         assert_eq!(out.members_removed, vec!["u-1"]);
         // add then remove within one request nets out
@@ -2312,28 +1902,18 @@ mod tests {
     #[test]
     fn members_on_empty_group() {
         let g = json!({"schemas": [GROUP_SCHEMA], "id": "g-2", "displayName": "New"});
-        let out = patch(
-            &g,
-            json!([{"op": "add", "path": "members", "value": [{"value": "u-1"}]}]),
-        );
+        let out = patch(&g, json!([{"op": "add", "path": "members", "value": [{"value": "u-1"}]}]));
         assert_eq!(out.resource["members"], json!([{"value": "u-1"}]));
         assert_eq!(out.members_added, vec!["u-1"]);
-        let out = patch(
-            &g,
-            json!([{"op": "add", "value": {"members": [{"value": "u-1"}, {"value": "u-1"}]}}]),
-        );
+        let out = patch(&g, json!([{"op": "add", "value": {"members": [{"value": "u-1"}, {"value": "u-1"}]}}]));
         assert_eq!(out.resource["members"], json!([{"value": "u-1"}]));
     }
 
     #[test]
     fn large_group_membership_changes() {
-        let members: Vec<Value> = (0..20_000)
-            .map(|i| json!({"value": format!("u-{i}")}))
-            .collect();
+        let members: Vec<Value> = (0..20_000).map(|i| json!({"value": format!("u-{i}")})).collect();
         let g = json!({"schemas": [GROUP_SCHEMA], "id": "g-big", "displayName": "All", "members": members});
-        let adds: Vec<Value> = (19_950..20_050)
-            .map(|i| json!({"value": format!("u-{i}")}))
-            .collect();
+        let adds: Vec<Value> = (19_950..20_050).map(|i| json!({"value": format!("u-{i}")})).collect();
         let start = std::time::Instant::now();
         let out = patch(
             &g,
@@ -2354,39 +1934,17 @@ mod tests {
     #[test]
     fn manager_as_string_or_object() {
         let mpath = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager";
-        let out = patch(
-            &bare_user(),
-            json!([{"op": "Add", "path": mpath, "value": "m-1"}]),
-        );
+        let out = patch(&bare_user(), json!([{"op": "Add", "path": mpath, "value": "m-1"}]));
         assert_eq!(out.resource[ENT], json!({"manager": {"value": "m-1"}}));
-        let out = patch(
-            &full_user(),
-            json!([{"op": "replace", "path": mpath, "value": {"value": "m-2"}}]),
-        );
-        assert_eq!(
-            out.resource[ENT]["manager"],
-            json!({"value": "m-2"}),
-            "manager is replaced, not merged"
-        );
-        let out = patch(
-            &full_user(),
-            json!([{"op": "replace", "path": format!("{mpath}.value"), "value": "m-3"}]),
-        );
+        let out = patch(&full_user(), json!([{"op": "replace", "path": mpath, "value": {"value": "m-2"}}]));
+        assert_eq!(out.resource[ENT]["manager"], json!({"value": "m-2"}), "manager is replaced, not merged");
+        let out = patch(&full_user(), json!([{"op": "replace", "path": format!("{mpath}.value"), "value": "m-3"}]));
         assert_eq!(out.resource[ENT]["manager"]["value"], json!("m-3"));
-        let out = patch(
-            &full_user(),
-            json!([{"op": "add", "value": {mpath: "m-4"}}]),
-        );
+        let out = patch(&full_user(), json!([{"op": "add", "value": {mpath: "m-4"}}]));
         assert_eq!(out.resource[ENT]["manager"], json!({"value": "m-4"}));
-        let out = patch(
-            &full_user(),
-            json!([{"op": "add", "value": {ENT: {"manager": "m-5"}}}]),
-        );
+        let out = patch(&full_user(), json!([{"op": "add", "value": {ENT: {"manager": "m-5"}}}]));
         assert_eq!(out.resource[ENT]["manager"], json!({"value": "m-5"}));
-        let e = patch_err(
-            &full_user(),
-            json!([{"op": "add", "path": mpath, "value": 5}]),
-        );
+        let e = patch_err(&full_user(), json!([{"op": "add", "path": mpath, "value": 5}]));
         assert_eq!(e.scim_type(), "invalidValue");
     }
 
@@ -2406,10 +1964,7 @@ mod tests {
                 "{ops}"
             );
         }
-        let out = patch(
-            &bare_user(),
-            json!([{"op": "Replace", "path": mpath, "value": ""}]),
-        );
+        let out = patch(&bare_user(), json!([{"op": "Replace", "path": mpath, "value": ""}]));
         assert!(!out.changed);
     }
 
@@ -2426,10 +1981,7 @@ mod tests {
             ("add", "schemas"),
             ("replace", "urn:ietf:params:scim:schemas:core:2.0:User:id"),
         ] {
-            let e = patch_err(
-                &full_user(),
-                json!([{"op": op, "path": path, "value": "x"}]),
-            );
+            let e = patch_err(&full_user(), json!([{"op": op, "path": path, "value": "x"}]));
             assert_eq!(e.scim_type(), "mutability", "{op} {path}");
         }
     }
@@ -2459,19 +2011,12 @@ mod tests {
             ]),
         );
         assert!(out.resource.get("displayName").is_none());
-        assert_eq!(
-            out.resource["name"],
-            json!({"givenName": "Barbara", "familyName": "Jensen"})
-        );
+        assert_eq!(out.resource["name"], json!({"givenName": "Barbara", "familyName": "Jensen"}));
     }
 
     #[test]
     fn resource_must_be_an_object() {
-        let e = apply_patch(
-            &json!([1]),
-            &body(json!([{"op": "add", "path": "a", "value": 1}])),
-        )
-        .unwrap_err();
+        let e = apply_patch(&json!([1]), &body(json!([{"op": "add", "path": "a", "value": 1}]))).unwrap_err();
         assert_eq!(e.scim_type(), "invalidValue");
     }
 
@@ -2495,18 +2040,8 @@ mod tests {
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
             any::<i64>().prop_map(|n| json!(n)),
-            prop::sample::select(vec![
-                "true",
-                "False",
-                "",
-                "work",
-                "u-1",
-                "m-1",
-                "a@b",
-                PATCH_OP_SCHEMA,
-                ENT
-            ])
-            .prop_map(|s| json!(s)),
+            prop::sample::select(vec!["true", "False", "", "work", "u-1", "m-1", "a@b", PATCH_OP_SCHEMA, ENT])
+                .prop_map(|s| json!(s)),
             any::<String>().prop_map(Value::String),
         ];
         leaf.prop_recursive(5, 48, 6, |inner| {
@@ -2536,8 +2071,7 @@ mod tests {
             ];
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                prop::collection::btree_map(key, inner, 0..6)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+                prop::collection::btree_map(key, inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
     }
@@ -2570,16 +2104,9 @@ mod tests {
 
     fn arb_element() -> impl Strategy<Value = Value> {
         (
-            prop::option::of(prop::sample::select(vec![
-                "u-1", "u-2", "u-9", "a@b", "B@x",
-            ])),
+            prop::option::of(prop::sample::select(vec!["u-1", "u-2", "u-9", "a@b", "B@x"])),
             prop::option::of(prop::sample::select(vec!["work", "home", "other"])),
-            prop::option::of(prop::sample::select(vec![
-                json!(true),
-                json!(false),
-                json!("True"),
-                json!("false"),
-            ])),
+            prop::option::of(prop::sample::select(vec![json!(true), json!(false), json!("True"), json!("false")])),
         )
             .prop_map(|(value, kind, primary)| {
                 let mut m = serde_json::Map::new();
@@ -2612,9 +2139,7 @@ mod tests {
 
     fn arb_op() -> impl Strategy<Value = Value> {
         (
-            prop::sample::select(vec![
-                "add", "Add", "replace", "Replace", "remove", "REMOVE", "add", "replace",
-            ]),
+            prop::sample::select(vec!["add", "Add", "replace", "Replace", "remove", "REMOVE", "add", "replace"]),
             prop::option::weighted(
                 0.85,
                 prop_oneof![
@@ -2638,10 +2163,7 @@ mod tests {
     }
 
     fn primaries(resource: &Value, attr: &str) -> usize {
-        resource[attr]
-            .as_array()
-            .map(|a| a.iter().filter(|e| e["primary"] == json!(true)).count())
-            .unwrap_or(0)
+        resource[attr].as_array().map(|a| a.iter().filter(|e| e["primary"] == json!(true)).count()).unwrap_or(0)
     }
 
     proptest! {

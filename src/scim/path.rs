@@ -17,8 +17,7 @@ pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 /// Core Group schema URN.
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 /// Enterprise User extension schema URN (RFC 7643 §4.3).
-pub const ENTERPRISE_USER_SCHEMA: &str =
-    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const ENTERPRISE_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 /// An attribute path: `[schemaURN ":"] attr ["." subAttr]`, e.g. `userName`,
 /// `name.givenName`, or
@@ -38,20 +37,12 @@ pub struct AttrPath {
 impl AttrPath {
     /// A path to a top-level attribute without schema prefix.
     pub fn new(attr: impl Into<String>) -> Self {
-        Self {
-            schema_urn: None,
-            attr: attr.into(),
-            sub_attr: None,
-        }
+        Self { schema_urn: None, attr: attr.into(), sub_attr: None }
     }
 
     /// A path `attr.sub` without schema prefix.
     pub fn with_sub(attr: impl Into<String>, sub: impl Into<String>) -> Self {
-        Self {
-            schema_urn: None,
-            attr: attr.into(),
-            sub_attr: Some(sub.into()),
-        }
+        Self { schema_urn: None, attr: attr.into(), sub_attr: Some(sub.into()) }
     }
 
     /// Returns the same path qualified with `urn`.
@@ -85,9 +76,7 @@ impl AttrPath {
 
     /// Case-insensitive comparison of the sub-attribute name.
     pub fn sub_is(&self, name: &str) -> bool {
-        self.sub_attr
-            .as_deref()
-            .is_some_and(|s| s.eq_ignore_ascii_case(name))
+        self.sub_attr.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(name))
     }
 
     /// Lower-cased canonical key, e.g. `name.givenname` or
@@ -127,15 +116,9 @@ impl Eq for AttrPath {}
 
 impl Hash for AttrPath {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.schema_urn
-            .as_ref()
-            .map(|s| s.to_ascii_lowercase())
-            .hash(state);
+        self.schema_urn.as_ref().map(|s| s.to_ascii_lowercase()).hash(state);
         self.attr.to_ascii_lowercase().hash(state);
-        self.sub_attr
-            .as_ref()
-            .map(|s| s.to_ascii_lowercase())
-            .hash(state);
+        self.sub_attr.as_ref().map(|s| s.to_ascii_lowercase()).hash(state);
     }
 }
 
@@ -179,11 +162,7 @@ pub struct PatchPath {
 impl PatchPath {
     /// A path to a plain attribute (no filter).
     pub fn attr(attr: AttrPath) -> Self {
-        Self {
-            attr,
-            filter: None,
-            sub_attr: None,
-        }
+        Self { attr, filter: None, sub_attr: None }
     }
 
     /// Parses a PATCH `path` value. Surrounding whitespace is ignored.
@@ -278,11 +257,7 @@ pub(crate) fn attr_path_from_token(token: &str) -> Result<AttrPath, &'static str
         }
         validate_name(sub)?;
     }
-    Ok(AttrPath {
-        schema_urn,
-        attr: attr.to_string(),
-        sub_attr: sub_attr.map(str::to_string),
-    })
+    Ok(AttrPath { schema_urn, attr: attr.to_string(), sub_attr: sub_attr.map(str::to_string) })
 }
 
 #[cfg(test)]
@@ -293,18 +268,9 @@ mod tests {
 
     #[test]
     fn parses_simple_sub_and_urn_paths() {
-        assert_eq!(
-            AttrPath::parse("userName").unwrap(),
-            AttrPath::new("userName")
-        );
-        assert_eq!(
-            AttrPath::parse("name.givenName").unwrap(),
-            AttrPath::with_sub("name", "givenName")
-        );
-        let p = AttrPath::parse(
-            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
-        )
-        .unwrap();
+        assert_eq!(AttrPath::parse("userName").unwrap(), AttrPath::new("userName"));
+        assert_eq!(AttrPath::parse("name.givenName").unwrap(), AttrPath::with_sub("name", "givenName"));
+        let p = AttrPath::parse("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value").unwrap();
         assert_eq!(p.schema_urn.as_deref(), Some(ENTERPRISE_USER_SCHEMA));
         assert_eq!(p.attr, "manager");
         assert_eq!(p.sub_attr.as_deref(), Some("value"));
@@ -313,13 +279,7 @@ mod tests {
         let core = AttrPath::parse("urn:ietf:params:scim:schemas:core:2.0:User:userName").unwrap();
         assert!(core.is_core());
         assert_eq!(core.normalized_key(), "username");
-        assert_eq!(
-            AttrPath::parse("  members.$ref ")
-                .unwrap()
-                .sub_attr
-                .unwrap(),
-            "$ref"
-        );
+        assert_eq!(AttrPath::parse("  members.$ref ").unwrap().sub_attr.unwrap(), "$ref");
     }
 
     #[test]
@@ -349,14 +309,8 @@ mod tests {
         let set: HashSet<_> = [a.clone(), b].into_iter().collect();
         assert_eq!(set.len(), 1);
         assert_eq!(a.to_string(), "Name.GivenName");
-        assert_ne!(
-            AttrPath::new("name"),
-            AttrPath::with_sub("name", "givenName")
-        );
-        assert_ne!(
-            AttrPath::new("name"),
-            AttrPath::new("name").in_schema(USER_SCHEMA)
-        );
+        assert_ne!(AttrPath::new("name"), AttrPath::with_sub("name", "givenName"));
+        assert_ne!(AttrPath::new("name"), AttrPath::new("name").in_schema(USER_SCHEMA));
     }
 
     #[test]

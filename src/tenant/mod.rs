@@ -46,8 +46,7 @@ pub fn settings_of(t: &tenant::Model) -> TenantSettings {
 /// `a-z0-9-`, 2 to 63 characters, starting with a letter or digit, and not shaped like an id.
 pub fn validate_slug(s: &str) -> Result<String, ApiError> {
     let ok = (2..=63).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
         && !s.starts_with("org_");
@@ -76,45 +75,28 @@ pub fn validate_domain(d: &str) -> Result<String, ApiError> {
     if d.len() <= 253 && labels.len() >= 2 && labels.iter().all(|l| label_ok(l)) {
         Ok(d)
     } else {
-        Err(ApiError::invalid(
-            "domains",
-            "invalid_domain",
-            format!("{d:?} is not a domain name"),
-        ))
+        Err(ApiError::invalid("domains", "invalid_domain", format!("{d:?} is not a domain name")))
     }
 }
 
 pub fn validate_name(field: &str, s: &str) -> Result<String, ApiError> {
     let t = s.trim();
     if t.is_empty() || t.chars().count() > 200 || t.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            field,
-            "invalid_name",
-            format!("{field} must be 1-200 printable characters"),
-        ));
+        return Err(ApiError::invalid(field, "invalid_name", format!("{field} must be 1-200 printable characters")));
     }
     Ok(t.to_string())
 }
 
 /// Finds a tenant by id (`org_...`) or slug.
-pub async fn find(
-    db: &impl ConnectionTrait,
-    key: &str,
-) -> Result<Option<tenant::Model>, sea_orm::DbErr> {
+pub async fn find(db: &impl ConnectionTrait, key: &str) -> Result<Option<tenant::Model>, sea_orm::DbErr> {
     if TenantId::parse(key).is_ok() {
         tenant::Entity::find_by_id(key.to_string()).one(db).await
     } else {
-        tenant::Entity::find()
-            .filter(tenant::Column::Slug.eq(key.to_ascii_lowercase()))
-            .one(db)
-            .await
+        tenant::Entity::find().filter(tenant::Column::Slug.eq(key.to_ascii_lowercase())).one(db).await
     }
 }
 
-pub async fn domains_of(
-    db: &impl ConnectionTrait,
-    tenant_id: &str,
-) -> Result<Vec<String>, sea_orm::DbErr> {
+pub async fn domains_of(db: &impl ConnectionTrait, tenant_id: &str) -> Result<Vec<String>, sea_orm::DbErr> {
     Ok(tenant_domain::Entity::find()
         .filter(tenant_domain::Column::TenantId.eq(tenant_id))
         .order_by_asc(tenant_domain::Column::Domain)
@@ -126,14 +108,8 @@ pub async fn domains_of(
 }
 
 /// The tenant owning an email domain.
-pub async fn by_domain(
-    db: &impl ConnectionTrait,
-    domain: &str,
-) -> Result<Option<tenant::Model>, sea_orm::DbErr> {
-    let Some(d) = tenant_domain::Entity::find_by_id(domain.to_ascii_lowercase())
-        .one(db)
-        .await?
-    else {
+pub async fn by_domain(db: &impl ConnectionTrait, domain: &str) -> Result<Option<tenant::Model>, sea_orm::DbErr> {
+    let Some(d) = tenant_domain::Entity::find_by_id(domain.to_ascii_lowercase()).one(db).await? else {
         return Ok(None);
     };
     tenant::Entity::find_by_id(d.tenant_id).one(db).await

@@ -49,11 +49,7 @@ impl ConnectionConfig {
 
     /// Parses the type-specific fields of a request body (everything but `type`, `name`,
     /// `enabled`), refusing unknown fields by name.
-    pub fn from_fields(
-        kind: ConnectionType,
-        fields: Map<String, Value>,
-        dev_mode: bool,
-    ) -> Result<Self, ApiError> {
+    pub fn from_fields(kind: ConnectionType, fields: Map<String, Value>, dev_mode: bool) -> Result<Self, ApiError> {
         match kind {
             ConnectionType::Dev => {
                 if !dev_mode {
@@ -74,11 +70,7 @@ impl ConnectionConfig {
                         ));
                     }
                 }
-                if c.groups.len() > 100
-                    || c.groups
-                        .iter()
-                        .any(|g| g.trim().is_empty() || g.len() > 256)
-                {
+                if c.groups.len() > 100 || c.groups.iter().any(|g| g.trim().is_empty() || g.len() > 256) {
                     return Err(ApiError::invalid(
                         "groups",
                         "invalid_groups",
@@ -90,10 +82,7 @@ impl ConnectionConfig {
             ConnectionType::Oidc | ConnectionType::Saml => Err(ApiError::invalid(
                 "type",
                 "unsupported_connection_type",
-                format!(
-                    "{} connections are not available in this version yet",
-                    kind.as_str()
-                ),
+                format!("{} connections are not available in this version yet", kind.as_str()),
             )),
         }
     }
@@ -110,9 +99,7 @@ impl ConnectionConfig {
 
     pub fn from_row(row: &connection::Model) -> Result<Self, String> {
         match row.conn_type.as_str() {
-            "dev" => serde_json::from_str(&row.config)
-                .map(Self::Dev)
-                .map_err(|e| e.to_string()),
+            "dev" => serde_json::from_str(&row.config).map(Self::Dev).map_err(|e| e.to_string()),
             other => Err(format!("unknown connection type {other}")),
         }
     }
@@ -120,10 +107,7 @@ impl ConnectionConfig {
     /// Opens the configuration into a connector.
     pub fn open(&self, dev_mode: bool) -> Box<dyn Connector> {
         match self {
-            Self::Dev(c) => Box::new(DevConnector {
-                config: c.clone(),
-                dev_mode,
-            }),
+            Self::Dev(c) => Box::new(DevConnector { config: c.clone(), dev_mode }),
         }
     }
 }

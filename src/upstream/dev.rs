@@ -1,8 +1,7 @@
 //! The development connector: a confirmation page on fedgate itself that signs in the person
 //! named by `login_hint` (or the connection's default user). Refused unless dev mode is on.
 use super::{
-    CallbackPayload, Connector, ConnectorState, LoginAction, LoginContext, LoginStart,
-    UpstreamError, UpstreamIdentity,
+    CallbackPayload, Connector, ConnectorState, LoginAction, LoginContext, LoginStart, UpstreamError, UpstreamIdentity,
 };
 use serde::{Deserialize, Serialize};
 
@@ -31,12 +30,7 @@ impl DevConnector {
     pub fn email_for(&self, login_hint: Option<&str>) -> Option<String> {
         login_hint
             .and_then(crate::claims::normalize_email)
-            .or_else(|| {
-                self.config
-                    .default_email
-                    .as_deref()
-                    .and_then(crate::claims::normalize_email)
-            })
+            .or_else(|| self.config.default_email.as_deref().and_then(crate::claims::normalize_email))
     }
 }
 
@@ -47,9 +41,7 @@ impl Connector for DevConnector {
             return Err(UpstreamError::DevModeOff);
         }
         let email = self.email_for(login.login_hint.as_deref()).ok_or_else(|| {
-            UpstreamError::Misconfigured(
-                "no login_hint was sent and the dev connection has no default_email".into(),
-            )
+            UpstreamError::Misconfigured("no login_hint was sent and the dev connection has no default_email".into())
         })?;
         Ok(LoginStart {
             action: LoginAction::Redirect(format!("{}/sso/dev/{}", login.issuer, login.login_id)),
@@ -77,12 +69,7 @@ impl Connector for DevConnector {
             .and_then(|v| v.as_str())
             .ok_or_else(|| UpstreamError::InvalidResponse("no email in connector state".into()))?
             .to_string();
-        let name = if self
-            .config
-            .default_email
-            .as_deref()
-            .and_then(crate::claims::normalize_email)
-            .as_deref()
+        let name = if self.config.default_email.as_deref().and_then(crate::claims::normalize_email).as_deref()
             == Some(email.as_str())
         {
             self.config.default_name.clone()
@@ -94,17 +81,11 @@ impl Connector for DevConnector {
         let (given, family) = match &name {
             Some(n) => {
                 let mut parts = n.splitn(2, ' ');
-                (
-                    parts.next().map(str::to_string),
-                    parts.next().map(str::to_string),
-                )
+                (parts.next().map(str::to_string), parts.next().map(str::to_string))
             }
             None => {
                 let local = email.split('@').next().unwrap_or_default().to_string();
-                let mut words = local
-                    .split(['.', '_', '-'])
-                    .filter(|w| !w.is_empty())
-                    .map(capitalize);
+                let mut words = local.split(['.', '_', '-']).filter(|w| !w.is_empty()).map(capitalize);
                 (words.next(), words.next())
             }
         };

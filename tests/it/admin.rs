@@ -17,54 +17,29 @@ async fn requires_a_valid_admin_key(app: &TestApp) {
     }
     // An OAuth client secret is not an admin key.
     let (cid, secret) = app.client("confidential", "ES256").await;
-    let r = app
-        .http
-        .get(app.url("/admin/v1/tenants"))
-        .bearer_auth(secret.unwrap())
-        .send()
-        .await
-        .unwrap();
+    let r = app.http.get(app.url("/admin/v1/tenants")).bearer_auth(secret.unwrap()).send().await.unwrap();
     assert_eq!(r.status(), 401, "{cid}");
 }
 
 async fn tenant_crud_and_conflicts(app: &TestApp) {
-    let (s, t) = app
-        .post(
-            "/tenants",
-            json!({"name": "Acme", "slug": "acme", "domains": ["Acme.TEST", "acme.test"]}),
-        )
-        .await;
+    let (s, t) =
+        app.post("/tenants", json!({"name": "Acme", "slug": "acme", "domains": ["Acme.TEST", "acme.test"]})).await;
     assert_eq!(s, 201, "{t}");
     assert_eq!(t["domains"], json!(["acme.test"]));
     assert!(t["id"].as_str().unwrap().starts_with("org_"));
-    let (s, e) = app
-        .post("/tenants", json!({"name": "Other", "slug": "acme"}))
-        .await;
-    assert_eq!(
-        (s, e["error"].as_str(), e["field"].as_str()),
-        (409, Some("slug_taken"), Some("slug"))
-    );
+    let (s, e) = app.post("/tenants", json!({"name": "Other", "slug": "acme"})).await;
+    assert_eq!((s, e["error"].as_str(), e["field"].as_str()), (409, Some("slug_taken"), Some("slug")));
     // A taken domain: 409, and the tenant is NOT created (one transaction).
     let (s, e) = app
-        .post(
-            "/tenants",
-            json!({"name": "Globex", "slug": "globex", "domains": ["globex.test", "acme.test"]}),
-        )
+        .post("/tenants", json!({"name": "Globex", "slug": "globex", "domains": ["globex.test", "acme.test"]}))
         .await;
     assert_eq!((s, e["error"].as_str()), (409, Some("domain_taken")));
     let (s, _) = app.get("/tenants/globex").await;
     assert_eq!(s, 404, "no half-written tenant");
-    let (s, g) = app
-        .post(
-            "/tenants",
-            json!({"name": "Globex", "slug": "globex", "domains": ["globex.test"]}),
-        )
-        .await;
+    let (s, g) = app.post("/tenants", json!({"name": "Globex", "slug": "globex", "domains": ["globex.test"]})).await;
     assert_eq!(s, 201);
     // Get by id and by slug.
-    let (s, by_id) = app
-        .get(&format!("/tenants/{}", t["id"].as_str().unwrap()))
-        .await;
+    let (s, by_id) = app.get(&format!("/tenants/{}", t["id"].as_str().unwrap())).await;
     assert_eq!(s, 200);
     assert_eq!(by_id["slug"], "acme");
     // Update: rename, replace domains, settings; conflicts leave the tenant unchanged.
@@ -72,62 +47,29 @@ async fn tenant_crud_and_conflicts(app: &TestApp) {
     assert_eq!(s, 200, "{u}");
     assert_eq!(u["domains"], json!(["acme.example", "acme.test"]));
     assert_eq!(u["settings"]["allow_email_outside_domains"], true);
-    let (s, _) = app
-        .admin(
-            Method::PATCH,
-            "/tenants/globex",
-            Some(json!({"domains": ["acme.test"], "name": "Renamed"})),
-        )
-        .await;
+    let (s, _) =
+        app.admin(Method::PATCH, "/tenants/globex", Some(json!({"domains": ["acme.test"], "name": "Renamed"}))).await;
     assert_eq!(s, 409);
     let (_, g2) = app.get("/tenants/globex").await;
     assert_eq!(g2["domains"], json!(["globex.test"]));
     assert_eq!(g2["name"], "Globex", "a failed PATCH changes nothing");
     // Delete removes everything it owns.
-    let (s, _) = app
-        .post(
-            "/tenants/globex/connections",
-            json!({"type": "dev", "name": "Dev"}),
-        )
-        .await;
+    let (s, _) = app.post("/tenants/globex/connections", json!({"type": "dev", "name": "Dev"})).await;
     assert_eq!(s, 201);
     let (s, _) = app.admin(Method::DELETE, "/tenants/globex", None).await;
     assert_eq!(s, 204);
-    let (s, _) = app
-        .get(&format!("/tenants/{}", g["id"].as_str().unwrap()))
-        .await;
+    let (s, _) = app.get(&format!("/tenants/{}", g["id"].as_str().unwrap())).await;
     assert_eq!(s, 404);
-    let (s, _) = app
-        .post(
-            "/tenants",
-            json!({"name": "G2", "slug": "g2", "domains": ["globex.test"]}),
-        )
-        .await;
+    let (s, _) = app.post("/tenants", json!({"name": "G2", "slug": "g2", "domains": ["globex.test"]})).await;
     assert_eq!(s, 201, "the deleted tenant's domain is free again");
 }
 
 async fn validation_errors_name_the_field(app: &TestApp) {
     let cases = vec![
-        (
-            json!({"name": "A", "slug": "Bad Slug"}),
-            "invalid_slug",
-            Some("slug"),
-        ),
-        (
-            json!({"name": "", "slug": "ok-slug"}),
-            "invalid_name",
-            Some("name"),
-        ),
-        (
-            json!({"name": "A", "slug": "ok-slug", "domains": ["not a domain"]}),
-            "invalid_domain",
-            Some("domains"),
-        ),
-        (
-            json!({"name": "A", "slug": "ok-slug", "colour": "red"}),
-            "invalid_json",
-            None,
-        ),
+        (json!({"name": "A", "slug": "Bad Slug"}), "invalid_slug", Some("slug")),
+        (json!({"name": "", "slug": "ok-slug"}), "invalid_name", Some("name")),
+        (json!({"name": "A", "slug": "ok-slug", "domains": ["not a domain"]}), "invalid_domain", Some("domains")),
+        (json!({"name": "A", "slug": "ok-slug", "colour": "red"}), "invalid_json", None),
         (json!({"name": "A"}), "invalid_json", None),
     ];
     for (body, code, field) in cases {
@@ -139,16 +81,8 @@ async fn validation_errors_name_the_field(app: &TestApp) {
         }
         assert!(e["message"].is_string());
     }
-    let (_, e) = app
-        .post(
-            "/tenants",
-            json!({"name": "A", "slug": "ok-slug", "colour": "red"}),
-        )
-        .await;
-    assert!(
-        e["message"].as_str().unwrap().contains("colour"),
-        "unknown fields are named: {e}"
-    );
+    let (_, e) = app.post("/tenants", json!({"name": "A", "slug": "ok-slug", "colour": "red"})).await;
+    assert!(e["message"].as_str().unwrap().contains("colour"), "unknown fields are named: {e}");
     // Malformed JSON, wrong content type, oversized bodies.
     let raw = |ct: &str, body: Vec<u8>| {
         app.http
@@ -158,16 +92,12 @@ async fn validation_errors_name_the_field(app: &TestApp) {
             .body(body)
             .send()
     };
-    let r = raw("application/json", b"{\"name\":".to_vec())
-        .await
-        .unwrap();
+    let r = raw("application/json", b"{\"name\":".to_vec()).await.unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_json");
     let r = raw("text/plain", b"{}".to_vec()).await.unwrap();
     assert_eq!(r.status(), 415);
-    let r = raw("application/json", vec![b' '; 2 * 1024 * 1024])
-        .await
-        .unwrap();
+    let r = raw("application/json", vec![b' '; 2 * 1024 * 1024]).await.unwrap();
     assert_eq!(r.status(), 413);
     // Clients: redirect URIs and algorithms are checked.
     for body in [
@@ -185,8 +115,7 @@ async fn validation_errors_name_the_field(app: &TestApp) {
     let (s, _) = app.get("/clients").await;
     assert_eq!(s, 200);
     // Connections: unknown type fields and read-only fields are refused.
-    app.post("/tenants", json!({"name": "A", "slug": "conn-t"}))
-        .await;
+    app.post("/tenants", json!({"name": "A", "slug": "conn-t"})).await;
     for body in [
         json!({"type": "dev", "name": "D", "bogus": 1}),
         json!({"type": "nope", "name": "D"}),
@@ -198,34 +127,25 @@ async fn validation_errors_name_the_field(app: &TestApp) {
         let (s, e) = app.post("/tenants/conn-t/connections", body.clone()).await;
         assert_eq!(s, 400, "{body} -> {e}");
     }
-    let (s, e) = app
-        .post(
-            "/tenants/conn-t/connections",
-            json!({"type": "dev", "name": "D", "bogus": 1}),
-        )
-        .await;
+    let (s, e) = app.post("/tenants/conn-t/connections", json!({"type": "dev", "name": "D", "bogus": 1})).await;
     assert!(e["message"].as_str().unwrap().contains("bogus"), "{s} {e}");
 }
 
 async fn clients_secret_shown_once_and_hashed(app: &TestApp) {
-    let (s, c) = app.post("/clients", json!({"name": "App", "type": "confidential", "redirect_uris": ["https://app.example/cb"]})).await;
+    let (s, c) = app
+        .post("/clients", json!({"name": "App", "type": "confidential", "redirect_uris": ["https://app.example/cb"]}))
+        .await;
     assert_eq!(s, 201);
     let secret = c["client_secret"].as_str().unwrap().to_string();
     assert_eq!(c["id_token_signed_response_alg"], "ES256");
-    assert_eq!(
-        c["grant_types"],
-        json!(["authorization_code", "refresh_token"])
-    );
+    assert_eq!(c["grant_types"], json!(["authorization_code", "refresh_token"]));
     let id = c["id"].as_str().unwrap();
     let (_, got) = app.get(&format!("/clients/{id}")).await;
     assert!(got.get("client_secret").is_none());
     // The database holds only a hash.
     use sea_orm::EntityTrait;
-    let row = fedgate::store::entities::client::Entity::find_by_id(id.to_string())
-        .one(&app.state.db)
-        .await
-        .unwrap()
-        .unwrap();
+    let row =
+        fedgate::store::entities::client::Entity::find_by_id(id.to_string()).one(&app.state.db).await.unwrap().unwrap();
     assert_ne!(row.secret_hash.as_deref(), Some(secret.as_str()));
     assert_eq!(row.secret_hash.unwrap(), fedgate::keys::sha256_hex(&secret));
     // Rotation: the old secret stops working.
@@ -233,11 +153,7 @@ async fn clients_secret_shown_once_and_hashed(app: &TestApp) {
     assert_eq!(s, 200);
     let new = r["client_secret"].as_str().unwrap();
     let try_auth = |sec: String| {
-        app.http
-            .post(app.url("/oauth2/introspect"))
-            .basic_auth(id, Some(sec))
-            .form(&[("token", "x")])
-            .send()
+        app.http.post(app.url("/oauth2/introspect")).basic_auth(id, Some(sec)).form(&[("token", "x")]).send()
     };
     assert_eq!(try_auth(secret).await.unwrap().status(), 401);
     assert_eq!(try_auth(new.to_string()).await.unwrap().status(), 200);
@@ -246,17 +162,10 @@ async fn clients_secret_shown_once_and_hashed(app: &TestApp) {
     assert_eq!(s, 200, "{u}");
     assert_eq!(u["id_token_signed_response_alg"], "RS256");
     assert_eq!(u["backchannel_logout_uri"], "https://app.example/bcl");
-    let (_, u) = app
-        .admin(
-            Method::PATCH,
-            &format!("/clients/{id}"),
-            Some(json!({"backchannel_logout_uri": null})),
-        )
-        .await;
+    let (_, u) =
+        app.admin(Method::PATCH, &format!("/clients/{id}"), Some(json!({"backchannel_logout_uri": null}))).await;
     assert_eq!(u["backchannel_logout_uri"], Value::Null);
-    let (s, _) = app
-        .admin(Method::DELETE, &format!("/clients/{id}"), None)
-        .await;
+    let (s, _) = app.admin(Method::DELETE, &format!("/clients/{id}"), None).await;
     assert_eq!(s, 204);
     let (s, e) = app.get(&format!("/clients/{id}")).await;
     assert_eq!((s, e["error"].as_str()), (404, Some("not_found")));
@@ -264,12 +173,7 @@ async fn clients_secret_shown_once_and_hashed(app: &TestApp) {
 
 async fn pagination_walks_every_row_once(app: &TestApp) {
     for i in 0..7 {
-        let (s, _) = app
-            .post(
-                "/tenants",
-                json!({"name": format!("T{i}"), "slug": format!("t{i}")}),
-            )
-            .await;
+        let (s, _) = app.post("/tenants", json!({"name": format!("T{i}"), "slug": format!("t{i}")})).await;
         assert_eq!(s, 201);
     }
     let mut seen = Vec::new();
@@ -289,11 +193,7 @@ async fn pagination_walks_every_row_once(app: &TestApp) {
             None => break,
         }
     }
-    assert_eq!(
-        seen,
-        (0..7).map(|i| format!("t{i}")).collect::<Vec<_>>(),
-        "creation order, no gaps or repeats"
-    );
+    assert_eq!(seen, (0..7).map(|i| format!("t{i}")).collect::<Vec<_>>(), "creation order, no gaps or repeats");
     let (s, _) = app.get("/tenants?limit=0").await;
     assert_eq!(s, 400);
     let (s, _) = app.get("/tenants?limit=abc").await;
@@ -308,13 +208,7 @@ async fn connections_crud_and_tenant_scoping(app: &TestApp) {
     // Another tenant's URL never reaches this connection.
     for m in [Method::GET, Method::PATCH, Method::DELETE] {
         let body = (m == Method::PATCH).then(|| json!({"name": "x"}));
-        let (s, _) = app
-            .admin(
-                m.clone(),
-                &format!("/tenants/globex/connections/{id}"),
-                body,
-            )
-            .await;
+        let (s, _) = app.admin(m.clone(), &format!("/tenants/globex/connections/{id}"), body).await;
         assert_eq!(s, 404, "{m}");
     }
     let (_, list) = app.get("/tenants/globex/connections").await;
@@ -331,21 +225,10 @@ async fn connections_crud_and_tenant_scoping(app: &TestApp) {
     assert_eq!(u["groups"], json!(["x", "y"]));
     assert_eq!(u["version"], 2);
     assert_eq!(u["default_email"], "alice@acme.test", "PATCH merges");
-    let (s, _) = app
-        .admin(
-            Method::PATCH,
-            &format!("/tenants/acme/connections/{id}"),
-            Some(json!({"type": "oidc"})),
-        )
-        .await;
+    let (s, _) =
+        app.admin(Method::PATCH, &format!("/tenants/acme/connections/{id}"), Some(json!({"type": "oidc"}))).await;
     assert_eq!(s, 400);
-    let (s, _) = app
-        .admin(
-            Method::DELETE,
-            &format!("/tenants/acme/connections/{id}"),
-            None,
-        )
-        .await;
+    let (s, _) = app.admin(Method::DELETE, &format!("/tenants/acme/connections/{id}"), None).await;
     assert_eq!(s, 204);
     let (s, _) = app.get(&format!("/tenants/acme/connections/{id}")).await;
     assert_eq!(s, 404);
@@ -388,57 +271,22 @@ async fn openapi_matches_routes(app: &TestApp) {
     // Each documented operation is routed (answers something other than the fallback 404).
     for op in &ops {
         let (m, p) = op.split_once(' ').unwrap();
-        let p = p
-            .replace("/admin/v1", "")
-            .replace("{tenant}", "nope")
-            .replace("{id}", "nope");
+        let p = p.replace("/admin/v1", "").replace("{tenant}", "nope").replace("{id}", "nope");
         let (s, body) = app
-            .admin(
-                Method::from_bytes(m.as_bytes()).unwrap(),
-                &p,
-                (m != "GET" && m != "DELETE").then(|| json!({})),
-            )
+            .admin(Method::from_bytes(m.as_bytes()).unwrap(), &p, (m != "GET" && m != "DELETE").then(|| json!({})))
             .await;
         if s == 404 {
-            assert_ne!(
-                body["message"], "no such admin API route",
-                "{op} is documented but not routed"
-            );
+            assert_ne!(body["message"], "no such admin API route", "{op} is documented but not routed");
         }
     }
     let (s, body) = app.get("/no-such-thing").await;
-    assert_eq!(
-        (s, body["message"].as_str()),
-        (404, Some("no such admin API route"))
-    );
+    assert_eq!((s, body["message"].as_str()), (404, Some("no such admin API route")));
 }
 
 async fn health_endpoints(app: &TestApp) {
-    assert_eq!(
-        app.http
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        app.http
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let r = app
-        .http
-        .get(app.url("/healthz"))
-        .header("x-request-id", "abc-123")
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(app.http.get(app.url("/readyz")).send().await.unwrap().status(), 200);
+    let r = app.http.get(app.url("/healthz")).header("x-request-id", "abc-123").send().await.unwrap();
     assert_eq!(r.headers()["x-request-id"], "abc-123");
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
 }

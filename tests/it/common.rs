@@ -26,8 +26,7 @@ pub struct TestApp {
 }
 
 pub fn pg_admin_url() -> String {
-    std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 static PG_CLEAN: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
@@ -35,9 +34,7 @@ static PG_CLEAN: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 /// Creates a fresh PostgreSQL database for one test (dropping those of earlier runs once).
 async fn fresh_pg_database() -> String {
     use sea_orm::{ConnectionTrait, Database, Statement};
-    let admin = Database::connect(pg_admin_url())
-        .await
-        .expect("PostgreSQL must be running (see README)");
+    let admin = Database::connect(pg_admin_url()).await.expect("PostgreSQL must be running (see README)");
     PG_CLEAN
         .get_or_init(|| async {
             let rows = admin
@@ -61,10 +58,7 @@ async fn fresh_pg_database() -> String {
         .await;
     let name = format!("fgt_{}", &fedgate::ids::random128(&SystemRng)[..20]);
     admin
-        .execute_raw(Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            format!("CREATE DATABASE \"{name}\""),
-        ))
+        .execute_raw(Statement::from_string(sea_orm::DbBackend::Postgres, format!("CREATE DATABASE \"{name}\"")))
         .await
         .expect("create test database");
     let base = pg_admin_url();
@@ -73,11 +67,7 @@ async fn fresh_pg_database() -> String {
 }
 
 pub fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(Policy::none())
-        .cookie_store(true)
-        .build()
-        .expect("client")
+    reqwest::Client::builder().redirect(Policy::none()).cookie_store(true).build().expect("client")
 }
 
 impl TestApp {
@@ -105,13 +95,9 @@ impl TestApp {
         config.database.max_connections = 8;
         tweak(&mut config);
         let clock = ManualClock::new(SystemClock.now_ms());
-        let state = AppState::new(config, Arc::new(clock.clone()), Arc::new(SystemRng))
-            .await
-            .expect("app state");
+        let state = AppState::new(config, Arc::new(clock.clone()), Arc::new(SystemRng)).await.expect("app state");
         let (_, admin_key) =
-            fedgate::admin::auth::create_key(&state.db, "tests", clock.now_ms(), &SystemRng)
-                .await
-                .expect("admin key");
+            fedgate::admin::auth::create_key(&state.db, "tests", clock.now_ms(), &SystemRng).await.expect("admin key");
         let running = app::start_on(state.clone(), listener).await.expect("start");
         TestApp {
             base: format!("http://127.0.0.1:{port}"),
@@ -129,16 +115,8 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
-    pub async fn admin(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut r = self
-            .http
-            .request(method, self.url(&format!("/admin/v1{path}")))
-            .bearer_auth(&self.admin_key);
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut r = self.http.request(method, self.url(&format!("/admin/v1{path}"))).bearer_auth(&self.admin_key);
         if let Some(b) = body {
             r = r.json(&b);
         }
@@ -158,12 +136,8 @@ impl TestApp {
 
     /// A tenant with a dev connection. Returns (tenant, connection).
     pub async fn tenant(&self, slug: &str, domain: &str, groups: &[&str]) -> (Value, Value) {
-        let (s, t) = self
-            .post(
-                "/tenants",
-                json!({"name": format!("{slug} Inc"), "slug": slug, "domains": [domain]}),
-            )
-            .await;
+        let (s, t) =
+            self.post("/tenants", json!({"name": format!("{slug} Inc"), "slug": slug, "domains": [domain]})).await;
         assert_eq!(s, 201, "{t}");
         let (s, c) = self
             .post(
@@ -185,19 +159,11 @@ impl TestApp {
             )
             .await;
         assert_eq!(s, 201, "{c}");
-        (
-            c["id"].as_str().unwrap().to_string(),
-            c["client_secret"].as_str().map(str::to_string),
-        )
+        (c["id"].as_str().unwrap().to_string(), c["client_secret"].as_str().map(str::to_string))
     }
 
     pub async fn jwks(&self) -> Value {
-        reqwest::get(self.url("/oauth2/jwks"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        reqwest::get(self.url("/oauth2/jwks")).await.unwrap().json().await.unwrap()
     }
 
     pub async fn stop(self) {
@@ -210,18 +176,11 @@ pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 pub fn location(r: &reqwest::Response) -> String {
-    r.headers()
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default()
+    r.headers().get("location").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
 }
 
 pub fn query_of(url: &str) -> std::collections::HashMap<String, String> {
-    url::Url::parse(url)
-        .unwrap()
-        .query_pairs()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    url::Url::parse(url).unwrap().query_pairs().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 /// Authorize URL with PKCE and the given extra params.
@@ -247,60 +206,30 @@ pub fn authorize_url(app: &TestApp, client_id: &str, extra: &[(&str, &str)]) -> 
 /// Follows authorize -> dev page -> approve. Returns the final redirect to the app.
 pub async fn login_via(app: &TestApp, b: &reqwest::Client, url: &str) -> String {
     let r = b.get(url).send().await.unwrap();
-    assert_eq!(
-        r.status().as_u16(),
-        302,
-        "authorize: {}",
-        r.text().await.unwrap_or_default()
-    );
+    assert_eq!(r.status().as_u16(), 302, "authorize: {}", r.text().await.unwrap_or_default());
     let dev = location(&r);
     if dev.starts_with(REDIRECT) {
         return dev;
     }
-    assert!(
-        dev.contains("/sso/dev/"),
-        "expected the dev page, got {dev}"
-    );
+    assert!(dev.contains("/sso/dev/"), "expected the dev page, got {dev}");
     let page = b.get(&dev).send().await.unwrap();
     assert_eq!(page.status().as_u16(), 200);
-    let r = b
-        .post(&dev)
-        .form(&[("action", "approve")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        r.status().as_u16(),
-        303,
-        "approve: {}",
-        r.text().await.unwrap_or_default()
-    );
+    let r = b.post(&dev).form(&[("action", "approve")]).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303, "approve: {}", r.text().await.unwrap_or_default());
     let _ = app;
     location(&r)
 }
 
 /// A complete login for `client_id` in `org`; returns the code.
-pub async fn code_for(
-    app: &TestApp,
-    b: &reqwest::Client,
-    client_id: &str,
-    extra: &[(&str, &str)],
-) -> String {
+pub async fn code_for(app: &TestApp, b: &reqwest::Client, client_id: &str, extra: &[(&str, &str)]) -> String {
     let back = login_via(app, b, &authorize_url(app, client_id, extra)).await;
     let q = query_of(&back);
     assert_eq!(q.get("state").map(String::as_str), Some("st-123"), "{back}");
     assert_eq!(q.get("iss"), Some(&app.base), "{back}");
-    q.get("code")
-        .cloned()
-        .unwrap_or_else(|| panic!("no code in {back}"))
+    q.get("code").cloned().unwrap_or_else(|| panic!("no code in {back}"))
 }
 
-pub async fn exchange(
-    app: &TestApp,
-    client_id: &str,
-    secret: Option<&str>,
-    code: &str,
-) -> (u16, Value) {
+pub async fn exchange(app: &TestApp, client_id: &str, secret: Option<&str>, code: &str) -> (u16, Value) {
     let mut form = vec![
         ("grant_type", "authorization_code"),
         ("code", code),
@@ -317,12 +246,7 @@ pub async fn exchange(
     (s, resp.json().await.unwrap_or(Value::Null))
 }
 
-pub async fn refresh(
-    app: &TestApp,
-    client_id: &str,
-    secret: Option<&str>,
-    rt: &str,
-) -> (u16, Value) {
+pub async fn refresh(app: &TestApp, client_id: &str, secret: Option<&str>, rt: &str) -> (u16, Value) {
     let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", rt)];
     let mut r = app.http.post(app.url("/oauth2/token"));
     match secret {
@@ -353,27 +277,18 @@ pub async fn verify_jwt(app: &TestApp, token: &str, aud: &str) -> Value {
     let jwks: JwkSet = serde_json::from_value(app.jwks().await).unwrap();
     let header = decode_header(token).unwrap();
     let kid = header.kid.clone().unwrap();
-    let jwk = jwks
-        .find(&kid)
-        .unwrap_or_else(|| panic!("kid {kid} not in JWKS"));
+    let jwk = jwks.find(&kid).unwrap_or_else(|| panic!("kid {kid} not in JWKS"));
     let key = DecodingKey::from_jwk(jwk).unwrap();
     let mut v = Validation::new(header.alg);
     v.set_audience(&[aud]);
     v.set_issuer(&[&app.base]);
-    decode::<Value>(token, &key, &v)
-        .unwrap_or_else(|e| panic!("verification failed: {e}"))
-        .claims
+    decode::<Value>(token, &key, &v).unwrap_or_else(|e| panic!("verification failed: {e}")).claims
 }
 
 pub fn jwt_header(token: &str) -> Value {
     use base64::Engine;
     let h = token.split('.').next().unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(h)
-            .unwrap(),
-    )
-    .unwrap()
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).unwrap()).unwrap()
 }
 
 /// Runs each listed async test function against SQLite and PostgreSQL.

@@ -22,48 +22,22 @@ async fn rotation_lifecycle(app: &TestApp) {
     assert_eq!(kids_of(&jwks0, "ES256").len(), 2, "active + next published");
     let code = code_for(app, &browser(), &cid, &[("organization", "acme")]).await;
     let (_, t) = exchange(app, &cid, Some(&s), &code).await;
-    let old_kid = jwt_header(t["id_token"].as_str().unwrap())["kid"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let next_kid: String = kids_of(&jwks0, "ES256")
-        .into_iter()
-        .find(|k| *k != old_kid)
-        .unwrap();
+    let old_kid = jwt_header(t["id_token"].as_str().unwrap())["kid"].as_str().unwrap().to_string();
+    let next_kid: String = kids_of(&jwks0, "ES256").into_iter().find(|k| *k != old_kid).unwrap();
     // Nothing changes before the rotation interval.
     app.state.maintenance().await.unwrap();
-    assert_eq!(
-        app.state
-            .keys
-            .signer(fedgate::keys::Alg::ES256)
-            .unwrap()
-            .kid,
-        old_kid
-    );
+    assert_eq!(app.state.keys.signer(fedgate::keys::Alg::ES256).unwrap().kid, old_kid);
     // After it, the published next key becomes active; the old one stays published.
     app.clock.advance_secs(30 * 86400 + 1);
     app.state.maintenance().await.unwrap();
-    assert_eq!(
-        app.state
-            .keys
-            .signer(fedgate::keys::Alg::ES256)
-            .unwrap()
-            .kid,
-        next_kid
-    );
+    assert_eq!(app.state.keys.signer(fedgate::keys::Alg::ES256).unwrap().kid, next_kid);
     let jwks1 = app.jwks().await;
     let es = kids_of(&jwks1, "ES256");
-    assert!(
-        es.contains(&old_kid) && es.contains(&next_kid) && es.len() == 3,
-        "{es:?}"
-    );
+    assert!(es.contains(&old_kid) && es.contains(&next_kid) && es.len() == 3, "{es:?}");
     // New tokens use the new key and verify; the old tokens' key is still there to verify them.
     let code = code_for(app, &browser(), &cid, &[("organization", "acme")]).await;
     let (_, t2) = exchange(app, &cid, Some(&s), &code).await;
-    assert_eq!(
-        jwt_header(t2["id_token"].as_str().unwrap())["kid"],
-        next_kid.as_str()
-    );
+    assert_eq!(jwt_header(t2["id_token"].as_str().unwrap())["kid"], next_kid.as_str());
     verify_jwt(app, t2["access_token"].as_str().unwrap(), &cid).await;
     // Once everything the old key signed has expired, it leaves the JWKS.
     app.clock.advance_secs(3600 + 301);
@@ -74,27 +48,12 @@ async fn rotation_lifecycle(app: &TestApp) {
 }
 
 async fn forced_rotation_and_encryption_at_rest(app: &TestApp) {
-    let before = app
-        .state
-        .keys
-        .signer(fedgate::keys::Alg::RS256)
-        .unwrap()
-        .kid
-        .clone();
+    let before = app.state.keys.signer(fedgate::keys::Alg::RS256).unwrap().kid.clone();
     let report = app.state.keys.rotate(true).await.unwrap();
     assert_eq!(report.activated.len(), 3);
-    let after = app
-        .state
-        .keys
-        .signer(fedgate::keys::Alg::RS256)
-        .unwrap()
-        .kid
-        .clone();
+    let after = app.state.keys.signer(fedgate::keys::Alg::RS256).unwrap().kid.clone();
     assert_ne!(before, after);
-    let rows = fedgate::store::entities::signing_key::Entity::find()
-        .all(&app.state.db)
-        .await
-        .unwrap();
+    let rows = fedgate::store::entities::signing_key::Entity::find().all(&app.state.db).await.unwrap();
     for r in rows {
         assert!(r.private_enc.starts_with("v1."), "private keys are sealed");
         assert!(!r.private_enc.contains("PRIVATE"));
@@ -117,18 +76,9 @@ async fn forced_rotation_and_encryption_at_rest(app: &TestApp) {
     let (a, b) = tokio::join!(other.rotate(true), app.state.keys.rotate(true));
     a.unwrap();
     b.unwrap();
-    let rows = fedgate::store::entities::signing_key::Entity::find()
-        .all(&app.state.db)
-        .await
-        .unwrap();
+    let rows = fedgate::store::entities::signing_key::Entity::find().all(&app.state.db).await.unwrap();
     for alg in ["ES256", "EdDSA", "RS256"] {
-        assert_eq!(
-            rows.iter()
-                .filter(|r| r.alg == alg && r.state == "active")
-                .count(),
-            1,
-            "{alg}"
-        );
+        assert_eq!(rows.iter().filter(|r| r.alg == alg && r.state == "active").count(), 1, "{alg}");
     }
 }
 

@@ -5,56 +5,28 @@ use crate::common::*;
 use serde_json::{json, Value};
 
 async fn discovery_document(app: &TestApp) {
-    let r = app
-        .http
-        .get(app.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.http.get(app.url("/.well-known/openid-configuration")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let text = r
-        .text()
-        .await
-        .unwrap()
-        .replace(&app.base, "https://issuer.example");
+    let text = r.text().await.unwrap().replace(&app.base, "https://issuer.example");
     let doc: Value = serde_json::from_str(&text).unwrap();
     insta::assert_json_snapshot!("discovery", doc);
     let jwks = app.jwks().await;
-    let algs: Vec<&str> = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["alg"].as_str().unwrap())
-        .collect();
+    let algs: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["alg"].as_str().unwrap()).collect();
     for a in ["ES256", "EdDSA", "RS256"] {
         assert!(algs.contains(&a), "{a} missing from JWKS");
     }
     for k in jwks["keys"].as_array().unwrap() {
-        assert!(
-            k.get("d").is_none() && k.get("p").is_none(),
-            "private material in JWKS"
-        );
+        assert!(k.get("d").is_none() && k.get("p").is_none(), "private material in JWKS");
         assert_eq!(k["use"], "sig");
     }
 }
 
 async fn code_flow_tokens_and_claims(app: &TestApp) {
-    let (t, conn) = app
-        .tenant("acme", "acme.test", &["engineering", "admins"])
-        .await;
+    let (t, conn) = app.tenant("acme", "acme.test", &["engineering", "admins"]).await;
     for alg in ["ES256", "EdDSA", "RS256"] {
         let (cid, secret) = app.client("confidential", alg).await;
         let b = browser();
-        let code = code_for(
-            app,
-            &b,
-            &cid,
-            &[
-                ("organization", "acme"),
-                ("login_hint", "bob.builder@acme.test"),
-            ],
-        )
-        .await;
+        let code = code_for(app, &b, &cid, &[("organization", "acme"), ("login_hint", "bob.builder@acme.test")]).await;
         let (s, tok) = exchange(app, &cid, secret.as_deref(), &code).await;
         assert_eq!(s, 200, "{tok}");
         assert_eq!(tok["token_type"], "Bearer");
@@ -85,28 +57,11 @@ async fn code_flow_tokens_and_claims(app: &TestApp) {
         assert_eq!(atc["scope"], "openid profile email offline_access");
         if alg == "ES256" {
             let mut shape = claims.clone();
-            for k in [
-                "sub",
-                "sid",
-                "org_id",
-                "connection_id",
-                "aud",
-                "azp",
-                "exp",
-                "iat",
-                "auth_time",
-                "iss",
-            ] {
+            for k in ["sub", "sid", "org_id", "connection_id", "aud", "azp", "exp", "iat", "auth_time", "iss"] {
                 shape[k] = json!(format!("[{k}]"));
             }
             insta::assert_json_snapshot!("id_token_claims", shape);
-            let r = app
-                .http
-                .get(app.url("/oauth2/userinfo"))
-                .bearer_auth(at)
-                .send()
-                .await
-                .unwrap();
+            let r = app.http.get(app.url("/oauth2/userinfo")).bearer_auth(at).send().await.unwrap();
             assert_eq!(r.status(), 200);
             let ui: Value = r.json().await.unwrap();
             assert_eq!(ui["sub"], claims["sub"]);
@@ -119,13 +74,8 @@ async fn code_flow_tokens_and_claims(app: &TestApp) {
     let (cid, secret) = app.client("confidential", "ES256").await;
     let mut subs = Vec::new();
     for _ in 0..2 {
-        let code = code_for(
-            app,
-            &browser(),
-            &cid,
-            &[("organization", "acme"), ("login_hint", "carol@acme.test")],
-        )
-        .await;
+        let code =
+            code_for(app, &browser(), &cid, &[("organization", "acme"), ("login_hint", "carol@acme.test")]).await;
         let (_, tok) = exchange(app, &cid, secret.as_deref(), &code).await;
         subs.push(verify_jwt(app, tok["id_token"].as_str().unwrap(), &cid).await["sub"].clone());
     }
@@ -136,10 +86,7 @@ async fn scopes_limit_claims(app: &TestApp) {
     app.tenant("acme", "acme.test", &[]).await;
     let (cid, secret) = app.client("confidential", "ES256").await;
     let mut url = authorize_url(app, &cid, &[("organization", "acme")]);
-    url = url.replace(
-        "scope=openid+email+profile+offline_access",
-        "scope=openid+unknownscope",
-    );
+    url = url.replace("scope=openid+email+profile+offline_access", "scope=openid+unknownscope");
     let code = query_of(&login_via(app, &browser(), &url).await)["code"].clone();
     let (s, tok) = exchange(app, &cid, secret.as_deref(), &code).await;
     assert_eq!(s, 200);
@@ -161,20 +108,13 @@ async fn refresh_rotation_and_reuse_detection(app: &TestApp) {
     let rt2 = t2["refresh_token"].as_str().unwrap().to_string();
     assert_ne!(rt1, rt2);
     let idc = verify_jwt(app, t2["id_token"].as_str().unwrap(), &cid).await;
-    assert!(
-        idc.get("nonce").is_none(),
-        "refreshed ID tokens carry no nonce"
-    );
+    assert!(idc.get("nonce").is_none(), "refreshed ID tokens carry no nonce");
     // Narrower scope is allowed, wider is not.
     let (st, t3) = app
         .http
         .post(app.url("/oauth2/token"))
         .basic_auth(&cid, s)
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", rt2.as_str()),
-            ("scope", "openid email"),
-        ])
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", rt2.as_str()), ("scope", "openid email")])
         .send()
         .await
         .map(|r| (r.status().as_u16(), r))
@@ -184,31 +124,19 @@ async fn refresh_rotation_and_reuse_detection(app: &TestApp) {
     assert_eq!(t3["scope"], "openid email");
     let rt3 = t3["refresh_token"].as_str().unwrap().to_string();
     let at3 = t3["access_token"].as_str().unwrap().to_string();
-    assert_eq!(
-        introspect(app, &cid, s.unwrap(), &at3).await["active"],
-        true
-    );
+    assert_eq!(introspect(app, &cid, s.unwrap(), &at3).await["active"], true);
     // Reuse of an old token: refused, and the whole family dies.
     let (st, e) = refresh(app, &cid, s, &rt1).await;
     assert_eq!(st, 400);
     assert_eq!(e["error"], "invalid_grant");
     let (st, e) = refresh(app, &cid, s, &rt3).await;
     assert_eq!((st, e["error"].as_str()), (400, Some("invalid_grant")));
-    assert_eq!(
-        introspect(app, &cid, s.unwrap(), &at3).await["active"],
-        false
-    );
+    assert_eq!(introspect(app, &cid, s.unwrap(), &at3).await["active"], false);
     // Another client cannot use this client's refresh tokens.
     let code = code_for(app, &browser(), &cid, &[("organization", "acme")]).await;
     let (_, t) = exchange(app, &cid, s, &code).await;
     let (other, osecret) = app.client("confidential", "ES256").await;
-    let (st, e) = refresh(
-        app,
-        &other,
-        osecret.as_deref(),
-        t["refresh_token"].as_str().unwrap(),
-    )
-    .await;
+    let (st, e) = refresh(app, &other, osecret.as_deref(), t["refresh_token"].as_str().unwrap()).await;
     assert_eq!((st, e["error"].as_str()), (400, Some("invalid_grant")));
 }
 
@@ -223,11 +151,7 @@ async fn code_is_single_use_and_replay_revokes(app: &TestApp) {
     assert_eq!(introspect(app, &cid, s.unwrap(), at).await["active"], true);
     let (st, e) = exchange(app, &cid, s, &code).await;
     assert_eq!((st, e["error"].as_str()), (400, Some("invalid_grant")));
-    assert_eq!(
-        introspect(app, &cid, s.unwrap(), at).await["active"],
-        false,
-        "replay must revoke the first exchange"
-    );
+    assert_eq!(introspect(app, &cid, s.unwrap(), at).await["active"], false, "replay must revoke the first exchange");
     let (st, _) = refresh(app, &cid, s, t["refresh_token"].as_str().unwrap()).await;
     assert_eq!(st, 400);
 }
@@ -269,11 +193,7 @@ async fn pkce_rules(app: &TestApp) {
         .http
         .post(app.url("/oauth2/token"))
         .basic_auth(&cid, s)
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", REDIRECT),
-        ])
+        .form(&[("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT)])
         .send()
         .await
         .unwrap();
@@ -281,10 +201,8 @@ async fn pkce_rules(app: &TestApp) {
     // Public client: PKCE is mandatory, and plain is refused.
     let (pub_id, none) = app.client("public", "ES256").await;
     assert!(none.is_none());
-    let url = authorize_url(app, &pub_id, &[("organization", "acme")]).replace(
-        &format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"),
-        "",
-    );
+    let url = authorize_url(app, &pub_id, &[("organization", "acme")])
+        .replace(&format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"), "");
     let r = browser().get(&url).send().await.unwrap();
     let q = query_of(&location(&r));
     assert_eq!(q["error"], "invalid_request");
@@ -299,13 +217,7 @@ async fn pkce_rules(app: &TestApp) {
     let (st, t) = exchange(app, &pub_id, None, &code).await;
     assert_eq!(st, 200, "{t}");
     // A public client sending a secret is refused.
-    let (st, e) = refresh(
-        app,
-        &pub_id,
-        Some("nope"),
-        t["refresh_token"].as_str().unwrap(),
-    )
-    .await;
+    let (st, e) = refresh(app, &pub_id, Some("nope"), t["refresh_token"].as_str().unwrap()).await;
     assert_eq!((st, e["error"].as_str()), (401, Some("invalid_client")));
 }
 
@@ -322,15 +234,9 @@ async fn authorize_errors(app: &TestApp) {
         let r = b.get(&url).send().await.unwrap();
         assert_eq!(r.status(), 400, "{url}");
         assert!(r.headers().get("location").is_none());
-        assert!(r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html"));
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
         let body = r.text().await.unwrap();
-        assert!(
-            body.contains("Error code") && body.contains("Request"),
-            "{body}"
-        );
+        assert!(body.contains("Error code") && body.contains("Request"), "{body}");
     }
     // Everything else goes back to the app with state and iss.
     let cases: Vec<(String, &str)> = vec![
@@ -338,38 +244,14 @@ async fn authorize_errors(app: &TestApp) {
             authorize_url(app, &cid, &[]).replace("response_type=code", "response_type=token"),
             "unsupported_response_type",
         ),
-        (
-            authorize_url(app, &cid, &[]).replace("scope=openid+", "scope="),
-            "invalid_scope",
-        ),
-        (
-            authorize_url(app, &cid, &[("prompt", "none login")]),
-            "invalid_request",
-        ),
-        (
-            authorize_url(app, &cid, &[("prompt", "bogus")]),
-            "invalid_request",
-        ),
-        (
-            authorize_url(app, &cid, &[("max_age", "-1")]),
-            "invalid_request",
-        ),
-        (
-            authorize_url(app, &cid, &[("request", "eyJ")]),
-            "request_not_supported",
-        ),
-        (
-            authorize_url(app, &cid, &[("organization", "nope")]),
-            "invalid_request",
-        ),
-        (
-            authorize_url(app, &cid, &[("prompt", "none"), ("organization", "acme")]),
-            "login_required",
-        ),
-        (
-            authorize_url(app, &cid, &[("response_mode", "fragment")]),
-            "invalid_request",
-        ),
+        (authorize_url(app, &cid, &[]).replace("scope=openid+", "scope="), "invalid_scope"),
+        (authorize_url(app, &cid, &[("prompt", "none login")]), "invalid_request"),
+        (authorize_url(app, &cid, &[("prompt", "bogus")]), "invalid_request"),
+        (authorize_url(app, &cid, &[("max_age", "-1")]), "invalid_request"),
+        (authorize_url(app, &cid, &[("request", "eyJ")]), "request_not_supported"),
+        (authorize_url(app, &cid, &[("organization", "nope")]), "invalid_request"),
+        (authorize_url(app, &cid, &[("prompt", "none"), ("organization", "acme")]), "login_required"),
+        (authorize_url(app, &cid, &[("response_mode", "fragment")]), "invalid_request"),
     ];
     for (url, err) in cases {
         let r = b.get(&url).send().await.unwrap();
@@ -381,11 +263,7 @@ async fn authorize_errors(app: &TestApp) {
         assert!(location(&r).starts_with(REDIRECT));
     }
     // Repeated parameters are refused (RFC 6749 §3.1) before anything else.
-    let r = b
-        .get(format!("{}&client_id=x", authorize_url(app, &cid, &[])))
-        .send()
-        .await
-        .unwrap();
+    let r = b.get(format!("{}&client_id=x", authorize_url(app, &cid, &[]))).send().await.unwrap();
     assert_eq!(r.status(), 400);
 }
 
@@ -393,28 +271,18 @@ async fn token_endpoint_errors(app: &TestApp) {
     let (cid, secret) = app.client("confidential", "ES256").await;
     let secret = secret.unwrap();
     let post = |auth: Option<(&str, &str)>, ct: &str, body: String| {
-        let mut r = app
-            .http
-            .post(app.url("/oauth2/token"))
-            .header("content-type", ct.to_string())
-            .body(body);
+        let mut r = app.http.post(app.url("/oauth2/token")).header("content-type", ct.to_string()).body(body);
         if let Some((u, p)) = auth {
             r = r.basic_auth(u, Some(p));
         }
         r.send()
     };
-    let r = post(
-        Some((&cid, "wrong")),
-        "application/x-www-form-urlencoded",
-        "grant_type=authorization_code&code=x".into(),
-    )
-    .await
-    .unwrap();
+    let r =
+        post(Some((&cid, "wrong")), "application/x-www-form-urlencoded", "grant_type=authorization_code&code=x".into())
+            .await
+            .unwrap();
     assert_eq!(r.status(), 401);
-    assert!(r.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .starts_with("Basic"));
+    assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
     assert_eq!(r.headers()["cache-control"], "no-store");
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_client");
     let r = post(
@@ -425,10 +293,7 @@ async fn token_endpoint_errors(app: &TestApp) {
     .await
     .unwrap();
     assert_eq!(
-        (
-            r.status().as_u16(),
-            r.json::<Value>().await.unwrap()["error"].clone()
-        ),
+        (r.status().as_u16(), r.json::<Value>().await.unwrap()["error"].clone()),
         (401, json!("invalid_client"))
     );
     let r = post(
@@ -438,32 +303,15 @@ async fn token_endpoint_errors(app: &TestApp) {
     )
     .await
     .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request", "two auth methods");
+    let r = post(Some((&cid, &secret)), "application/json", "{}".into()).await.unwrap();
     assert_eq!(
-        r.json::<Value>().await.unwrap()["error"],
-        "invalid_request",
-        "two auth methods"
-    );
-    let r = post(Some((&cid, &secret)), "application/json", "{}".into())
-        .await
-        .unwrap();
-    assert_eq!(
-        (
-            r.status().as_u16(),
-            r.json::<Value>().await.unwrap()["error"].clone()
-        ),
+        (r.status().as_u16(), r.json::<Value>().await.unwrap()["error"].clone()),
         (400, json!("invalid_request"))
     );
-    let r = post(
-        Some((&cid, &secret)),
-        "application/x-www-form-urlencoded",
-        "grant_type=password".into(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        r.json::<Value>().await.unwrap()["error"],
-        "unsupported_grant_type"
-    );
+    let r =
+        post(Some((&cid, &secret)), "application/x-www-form-urlencoded", "grant_type=password".into()).await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "unsupported_grant_type");
     let r = post(
         Some((&cid, &secret)),
         "application/x-www-form-urlencoded",
@@ -479,26 +327,14 @@ async fn token_endpoint_errors(app: &TestApp) {
     )
     .await
     .unwrap();
-    assert_eq!(
-        r.json::<Value>().await.unwrap()["error"],
-        "invalid_grant",
-        "unknown code"
-    );
-    let r = post(
-        Some((&cid, &secret)),
-        "application/x-www-form-urlencoded",
-        "x".repeat(100_000),
-    )
-    .await
-    .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant", "unknown code");
+    let r = post(Some((&cid, &secret)), "application/x-www-form-urlencoded", "x".repeat(100_000)).await.unwrap();
     assert_eq!(r.status(), 413);
     // client_secret_post works.
     let r = post(
         None,
         "application/x-www-form-urlencoded",
-        format!(
-            "grant_type=refresh_token&refresh_token=zzz&client_id={cid}&client_secret={secret}"
-        ),
+        format!("grant_type=refresh_token&refresh_token=zzz&client_id={cid}&client_secret={secret}"),
     )
     .await
     .unwrap();
@@ -519,10 +355,7 @@ async fn revocation_and_introspection(app: &TestApp) {
     assert_eq!(i["client_id"], cid.as_str());
     assert_eq!(introspect(app, &cid, &s, rt).await["active"], true);
     // Another client learns nothing about these tokens, and cannot revoke them.
-    assert_eq!(
-        introspect(app, &other, osecret.as_deref().unwrap(), at).await,
-        json!({"active": false})
-    );
+    assert_eq!(introspect(app, &other, osecret.as_deref().unwrap(), at).await, json!({"active": false}));
     let r = app
         .http
         .post(app.url("/oauth2/revoke"))
@@ -544,18 +377,9 @@ async fn revocation_and_introspection(app: &TestApp) {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(introspect(app, &cid, &s, at).await["active"], false);
-    let r = app
-        .http
-        .get(app.url("/oauth2/userinfo"))
-        .bearer_auth(at)
-        .send()
-        .await
-        .unwrap();
+    let r = app.http.get(app.url("/oauth2/userinfo")).bearer_auth(at).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    assert!(r.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .contains("invalid_token"));
+    assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
     // Revoking the refresh token kills the grant.
     let r = app
         .http
@@ -582,10 +406,7 @@ async fn revocation_and_introspection(app: &TestApp) {
     let code = code_for(app, &browser(), &cid, &[("organization", "acme")]).await;
     let (_, t) = exchange(app, &cid, Some(&s), &code).await;
     app.clock.advance_secs(601);
-    assert_eq!(
-        introspect(app, &cid, &s, t["access_token"].as_str().unwrap()).await["active"],
-        false
-    );
+    assert_eq!(introspect(app, &cid, &s, t["access_token"].as_str().unwrap()).await["active"], false);
 }
 
 async fn sessions_prompt_and_max_age(app: &TestApp) {
@@ -596,62 +417,27 @@ async fn sessions_prompt_and_max_age(app: &TestApp) {
     let (_, t) = exchange(app, &cid, secret.as_deref(), &code).await;
     let first = verify_jwt(app, t["id_token"].as_str().unwrap(), &cid).await;
     // Same browser: answered from the session, no upstream round trip, same sid and auth_time.
-    let r = b
-        .get(authorize_url(
-            app,
-            &cid,
-            &[("organization", "acme"), ("prompt", "none")],
-        ))
-        .send()
-        .await
-        .unwrap();
+    let r = b.get(authorize_url(app, &cid, &[("organization", "acme"), ("prompt", "none")])).send().await.unwrap();
     let back = location(&r);
-    assert!(
-        back.starts_with(REDIRECT) && back.contains("code="),
-        "{back}"
-    );
+    assert!(back.starts_with(REDIRECT) && back.contains("code="), "{back}");
     let (_, t2) = exchange(app, &cid, secret.as_deref(), &query_of(&back)["code"]).await;
     let second = verify_jwt(app, t2["id_token"].as_str().unwrap(), &cid).await;
     assert_eq!(first["sid"], second["sid"]);
     assert_eq!(first["auth_time"], second["auth_time"]);
     // prompt=login forces a new sign-in.
-    let r = b
-        .get(authorize_url(
-            app,
-            &cid,
-            &[("organization", "acme"), ("prompt", "login")],
-        ))
-        .send()
-        .await
-        .unwrap();
+    let r = b.get(authorize_url(app, &cid, &[("organization", "acme"), ("prompt", "login")])).send().await.unwrap();
     assert!(location(&r).contains("/sso/dev/"));
     // max_age older than the session forces a new sign-in; with prompt=none that is login_required.
     app.clock.advance_secs(120);
     let r = b
-        .get(authorize_url(
-            app,
-            &cid,
-            &[
-                ("organization", "acme"),
-                ("max_age", "60"),
-                ("prompt", "none"),
-            ],
-        ))
+        .get(authorize_url(app, &cid, &[("organization", "acme"), ("max_age", "60"), ("prompt", "none")]))
         .send()
         .await
         .unwrap();
     assert_eq!(query_of(&location(&r))["error"], "login_required");
     // A session of another tenant does not answer for this one.
     app.tenant("globex", "globex.test", &[]).await;
-    let r = b
-        .get(authorize_url(
-            app,
-            &cid,
-            &[("organization", "globex"), ("prompt", "none")],
-        ))
-        .send()
-        .await
-        .unwrap();
+    let r = b.get(authorize_url(app, &cid, &[("organization", "globex"), ("prompt", "none")])).send().await.unwrap();
     assert_eq!(query_of(&location(&r))["error"], "login_required");
 }
 
@@ -666,77 +452,35 @@ async fn logout_ends_session_and_tokens(app: &TestApp) {
     // Unregistered post-logout URI: refused.
     let r = b
         .get(app.url("/oauth2/logout"))
-        .query(&[
-            ("id_token_hint", id),
-            ("post_logout_redirect_uri", "https://evil.example/"),
-        ])
+        .query(&[("id_token_hint", id), ("post_logout_redirect_uri", "https://evil.example/")])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
     let r = b
         .get(app.url("/oauth2/logout"))
-        .query(&[
-            ("id_token_hint", id),
-            ("post_logout_redirect_uri", "http://127.0.0.1:9/bye"),
-            ("state", "xyz"),
-        ])
+        .query(&[("id_token_hint", id), ("post_logout_redirect_uri", "http://127.0.0.1:9/bye"), ("state", "xyz")])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "http://127.0.0.1:9/bye?state=xyz");
-    let r = b
-        .get(authorize_url(
-            app,
-            &cid,
-            &[("organization", "acme"), ("prompt", "none")],
-        ))
-        .send()
-        .await
-        .unwrap();
+    let r = b.get(authorize_url(app, &cid, &[("organization", "acme"), ("prompt", "none")])).send().await.unwrap();
     assert_eq!(query_of(&location(&r))["error"], "login_required");
     let (st, _) = refresh(app, &cid, Some(&s), t["refresh_token"].as_str().unwrap()).await;
     assert_eq!(st, 400, "logout revokes the session's grants");
-    assert_eq!(
-        introspect(app, &cid, &s, t["access_token"].as_str().unwrap()).await["active"],
-        false
-    );
+    assert_eq!(introspect(app, &cid, &s, t["access_token"].as_str().unwrap()).await["active"], false);
     // Without a hint, a bare GET only asks for confirmation.
     let b2 = browser();
     code_for(app, &b2, &cid, &[("organization", "acme")]).await;
     let r = b2.get(app.url("/oauth2/logout")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("Sign out?"));
-    let r = b2
-        .get(authorize_url(
-            app,
-            &cid,
-            &[("organization", "acme"), ("prompt", "none")],
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        location(&r).contains("code="),
-        "session must survive an unconfirmed logout link"
-    );
-    let r = b2
-        .post(app.url("/oauth2/logout"))
-        .form(&[("confirm", "yes")])
-        .send()
-        .await
-        .unwrap();
+    let r = b2.get(authorize_url(app, &cid, &[("organization", "acme"), ("prompt", "none")])).send().await.unwrap();
+    assert!(location(&r).contains("code="), "session must survive an unconfirmed logout link");
+    let r = b2.post(app.url("/oauth2/logout")).form(&[("confirm", "yes")]).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let r = b2
-        .get(authorize_url(
-            app,
-            &cid,
-            &[("organization", "acme"), ("prompt", "none")],
-        ))
-        .send()
-        .await
-        .unwrap();
+    let r = b2.get(authorize_url(app, &cid, &[("organization", "acme"), ("prompt", "none")])).send().await.unwrap();
     assert_eq!(query_of(&location(&r))["error"], "login_required");
 }
 
@@ -744,54 +488,26 @@ async fn login_is_bound_to_its_browser(app: &TestApp) {
     app.tenant("acme", "acme.test", &[]).await;
     let (cid, _) = app.client("confidential", "ES256").await;
     let victim = browser();
-    let r = victim
-        .get(authorize_url(app, &cid, &[("organization", "acme")]))
-        .send()
-        .await
-        .unwrap();
+    let r = victim.get(authorize_url(app, &cid, &[("organization", "acme")])).send().await.unwrap();
     let dev = location(&r);
     // An attacker holding the link cannot finish the login in another browser.
     let attacker = browser();
-    let r = attacker
-        .post(&dev)
-        .form(&[("action", "approve")])
-        .send()
-        .await
-        .unwrap();
+    let r = attacker.post(&dev).form(&[("action", "approve")]).send().await.unwrap();
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("login_binding_mismatch"));
     // Deny goes back to the app as access_denied; the login cannot be replayed afterwards.
-    let r = victim
-        .post(&dev)
-        .form(&[("action", "deny")])
-        .send()
-        .await
-        .unwrap();
+    let r = victim.post(&dev).form(&[("action", "deny")]).send().await.unwrap();
     let q = query_of(&location(&r));
     assert_eq!(q["error"], "access_denied");
     assert_eq!(q["state"], "st-123");
-    let r = victim
-        .post(&dev)
-        .form(&[("action", "approve")])
-        .send()
-        .await
-        .unwrap();
+    let r = victim.post(&dev).form(&[("action", "approve")]).send().await.unwrap();
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("login_already_used"));
     // Logins expire.
-    let r = victim
-        .get(authorize_url(app, &cid, &[("organization", "acme")]))
-        .send()
-        .await
-        .unwrap();
+    let r = victim.get(authorize_url(app, &cid, &[("organization", "acme")])).send().await.unwrap();
     let dev = location(&r);
     app.clock.advance_secs(601);
-    let r = victim
-        .post(&dev)
-        .form(&[("action", "approve")])
-        .send()
-        .await
-        .unwrap();
+    let r = victim.post(&dev).form(&[("action", "approve")]).send().await.unwrap();
     assert!(r.text().await.unwrap().contains("login_expired"));
 }
 
@@ -809,10 +525,7 @@ async fn home_realm_discovery_and_isolation(app: &TestApp) {
         .get(authorize_url(
             app,
             &cid,
-            &[
-                ("organization", acme["id"].as_str().unwrap()),
-                ("connection", globex_conn["id"].as_str().unwrap()),
-            ],
+            &[("organization", acme["id"].as_str().unwrap()), ("connection", globex_conn["id"].as_str().unwrap())],
         ))
         .send()
         .await
@@ -825,52 +538,20 @@ async fn home_realm_discovery_and_isolation(app: &TestApp) {
     assert!(page.contains("/login/lgn_"));
     let html = b.get(&page).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("type=\"email\""));
-    let r = b
-        .post(&page)
-        .form(&[("email", "x@unknown.test")])
-        .send()
-        .await
-        .unwrap();
-    assert!(r
-        .text()
-        .await
-        .unwrap()
-        .contains("couldn&#x27;t find single sign-on"));
-    let r = b
-        .post(&page)
-        .form(&[("email", "erin@acme.test")])
-        .send()
-        .await
-        .unwrap();
+    let r = b.post(&page).form(&[("email", "x@unknown.test")]).send().await.unwrap();
+    assert!(r.text().await.unwrap().contains("couldn&#x27;t find single sign-on"));
+    let r = b.post(&page).form(&[("email", "erin@acme.test")]).send().await.unwrap();
     assert_eq!(r.status(), 303);
     let dev = location(&r);
     assert!(dev.contains("/sso/dev/"));
-    let r = b
-        .post(&dev)
-        .form(&[("action", "approve")])
-        .send()
-        .await
-        .unwrap();
-    let (_, t) = exchange(
-        app,
-        &cid,
-        secret.as_deref(),
-        &query_of(&location(&r))["code"],
-    )
-    .await;
+    let r = b.post(&dev).form(&[("action", "approve")]).send().await.unwrap();
+    let (_, t) = exchange(app, &cid, secret.as_deref(), &query_of(&location(&r))["code"]).await;
     let c = verify_jwt(app, t["id_token"].as_str().unwrap(), &cid).await;
     assert_eq!(c["org_slug"], "acme");
     assert_eq!(c["email"], "erin@acme.test");
     // An identity asserting an email outside the tenant's domains is refused.
     let r = browser()
-        .get(authorize_url(
-            app,
-            &cid,
-            &[
-                ("organization", "acme"),
-                ("login_hint", "mallory@globex.test"),
-            ],
-        ))
+        .get(authorize_url(app, &cid, &[("organization", "acme"), ("login_hint", "mallory@globex.test")]))
         .send()
         .await
         .unwrap();
@@ -878,39 +559,20 @@ async fn home_realm_discovery_and_isolation(app: &TestApp) {
     assert!(dev.contains("/sso/dev/"));
     let b = browser();
     let r = b
-        .get(authorize_url(
-            app,
-            &cid,
-            &[
-                ("organization", "acme"),
-                ("login_hint", "mallory@globex.test"),
-            ],
-        ))
+        .get(authorize_url(app, &cid, &[("organization", "acme"), ("login_hint", "mallory@globex.test")]))
         .send()
         .await
         .unwrap();
-    let r = b
-        .post(location(&r))
-        .form(&[("action", "approve")])
-        .send()
-        .await
-        .unwrap();
+    let r = b.post(location(&r)).form(&[("action", "approve")]).send().await.unwrap();
     assert_eq!(r.status(), 403);
     assert!(r.text().await.unwrap().contains("email_domain_not_allowed"));
     // Several connections: a chooser.
     let (s, second) = app
-        .post(
-            "/tenants/acme/connections",
-            json!({"type": "dev", "name": "Second", "default_email": "x@acme.test"}),
-        )
+        .post("/tenants/acme/connections", json!({"type": "dev", "name": "Second", "default_email": "x@acme.test"}))
         .await;
     assert_eq!(s, 201);
     let b = browser();
-    let r = b
-        .get(authorize_url(app, &cid, &[("organization", "acme")]))
-        .send()
-        .await
-        .unwrap();
+    let r = b.get(authorize_url(app, &cid, &[("organization", "acme")])).send().await.unwrap();
     let page = location(&r);
     let html = b.get(&page).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("Choose how to sign in") && html.contains("Second"));
@@ -920,11 +582,7 @@ async fn home_realm_discovery_and_isolation(app: &TestApp) {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        r.status(),
-        400,
-        "another tenant's connection cannot be chosen"
-    );
+    assert_eq!(r.status(), 400, "another tenant's connection cannot be chosen");
     let r = b
         .post(format!("{page}/connection"))
         .form(&[("connection", second["id"].as_str().unwrap())])
@@ -936,19 +594,9 @@ async fn home_realm_discovery_and_isolation(app: &TestApp) {
 
 async fn dev_mode_off_refuses_dev_logins(_app: &TestApp) {
     let app = TestApp::spawn_with(_app.backend, |c| c.dev_mode = false).await;
-    let (s, _) = app
-        .post(
-            "/tenants",
-            json!({"name": "Acme", "slug": "acme", "domains": ["acme.test"]}),
-        )
-        .await;
+    let (s, _) = app.post("/tenants", json!({"name": "Acme", "slug": "acme", "domains": ["acme.test"]})).await;
     assert_eq!(s, 201);
-    let (s, e) = app
-        .post(
-            "/tenants/acme/connections",
-            json!({"type": "dev", "name": "Dev"}),
-        )
-        .await;
+    let (s, e) = app.post("/tenants/acme/connections", json!({"type": "dev", "name": "Dev"})).await;
     assert_eq!((s, e["error"].as_str()), (400, Some("dev_mode_disabled")));
     app.stop().await;
 }
