@@ -11,7 +11,7 @@ use crate::store::entities::{auth_code, client, grant, refresh_token};
 use crate::store::write_tx;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde::Serialize;
 
 pub const REFRESH_PREFIX: &str = "fgrt_";
@@ -83,32 +83,44 @@ async fn code_grant(
     p: &crate::http::Params,
 ) -> Result<HttpResponse, OAuthError> {
     let code = p.get("code").ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
+    let redirect_uri = p.get("redirect_uri").ok_or_else(|| OAuthError::invalid_request("redirect_uri is missing"))?;
     let now = st.clock.now();
     let hash = sha256_hex(code);
-    let row = auth_code::Entity::find_by_id(hash.clone())
-        .one(&st.db)
-        .await?
-        .ok_or_else(|| OAuthError::invalid_grant("the authorization code is invalid"))?;
+    let grant_id = GrantId::new(&*st.rng);
+    let tx = write_tx(&st.db).await?;
+    // Claim the code first (single use, atomic): one statement on the happy path. Any check
+    // that fails below rolls the claim back by dropping the transaction.
+    let claimed = auth_code::Entity::update_many()
+        .col_expr(auth_code::Column::UsedAt, now.into())
+        .col_expr(auth_code::Column::GrantId, grant_id.to_string().into())
+        .filter(auth_code::Column::CodeHash.eq(hash.clone()))
+        .filter(auth_code::Column::UsedAt.is_null())
+        .exec_with_returning(&tx)
+        .await?;
+    let Some(row) = claimed.into_iter().next() else {
+        let existing = auth_code::Entity::find_by_id(hash).one(&tx).await?;
+        return match existing {
+            Some(used) if used.client_id == client.id => {
+                // A replayed code: revoke what the first exchange issued (RFC 6749 §4.1.2).
+                if let Some(g) = &used.grant_id {
+                    revoke_grant(&tx, g, "code_replay", now).await?;
+                }
+                tx.commit().await?;
+                tracing::warn!(client = %client.id, "authorization code replayed; its grant was revoked");
+                Err(OAuthError::invalid_grant("the authorization code was already used"))
+            }
+            Some(_) => Err(OAuthError::invalid_grant("the authorization code was issued to another client")),
+            None => Err(OAuthError::invalid_grant("the authorization code is invalid")),
+        };
+    };
     if row.client_id != client.id {
         return Err(OAuthError::invalid_grant("the authorization code was issued to another client"));
-    }
-    if row.used_at.is_some() {
-        // A replayed code: revoke what the first exchange issued (RFC 6749 §4.1.2).
-        if let Some(g) = &row.grant_id {
-            let tx = write_tx(&st.db).await?;
-            revoke_grant(&tx, g, "code_replay", now).await?;
-            tx.commit().await?;
-        }
-        tracing::warn!(client = %client.id, "authorization code replayed; its grant was revoked");
-        return Err(OAuthError::invalid_grant("the authorization code was already used"));
     }
     if row.expires_at <= now {
         return Err(OAuthError::invalid_grant("the authorization code has expired"));
     }
-    match p.get("redirect_uri") {
-        Some(r) if r == row.redirect_uri => {}
-        Some(_) => return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request")),
-        None => return Err(OAuthError::invalid_request("redirect_uri is missing")),
+    if redirect_uri != row.redirect_uri {
+        return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
     }
     match (&row.code_challenge, p.get("code_verifier")) {
         (Some(ch), Some(v)) => {
@@ -121,37 +133,24 @@ async fn code_grant(
         (None, Some(_)) => return Err(OAuthError::invalid_grant("code_verifier sent but no code_challenge was used")),
         (None, None) => {}
     }
-    let tx = write_tx(&st.db).await?;
-    let grant_id = GrantId::new(&*st.rng);
-    let claimed = auth_code::Entity::update_many()
-        .col_expr(auth_code::Column::UsedAt, now.into())
-        .col_expr(auth_code::Column::GrantId, grant_id.to_string().into())
-        .filter(auth_code::Column::CodeHash.eq(hash))
-        .filter(auth_code::Column::UsedAt.is_null())
-        .exec(&tx)
-        .await?;
-    if claimed.rows_affected != 1 {
-        return Err(OAuthError::invalid_grant("the authorization code was already used"));
-    }
     let subject = load_subject(&tx, &row.user_id, &row.session_id)
         .await?
         .ok_or_else(|| OAuthError::invalid_grant("the user or session no longer exists"))?;
     check_subject(&subject)?;
-    let g = grant::ActiveModel {
-        id: Set(grant_id.to_string()),
-        client_id: Set(client.id.clone()),
-        user_id: Set(row.user_id.clone()),
-        tenant_id: Set(subject.tenant.id.clone()),
-        session_id: Set(row.session_id.clone()),
-        scope: Set(row.scope.clone()),
-        auth_time: Set(row.auth_time),
-        created_at: Set(now),
-        expires_at: Set(now + st.config.tokens.refresh_token_ttl),
-        revoked_at: Set(None),
-        revoked_reason: Set(None),
-    }
-    .insert(&tx)
-    .await?;
+    let g = grant::Model {
+        id: grant_id.to_string(),
+        client_id: client.id.clone(),
+        user_id: row.user_id.clone(),
+        tenant_id: subject.tenant.id.clone(),
+        session_id: row.session_id.clone(),
+        scope: row.scope.clone(),
+        auth_time: row.auth_time,
+        created_at: now,
+        expires_at: now + st.config.tokens.refresh_token_ttl,
+        revoked_at: None,
+        revoked_reason: None,
+    };
+    grant::Entity::insert(grant::ActiveModel::from(g.clone())).exec_without_returning(&tx).await?;
     let refresh = if allows_grant(client, GrantType::RefreshToken) {
         Some(insert_refresh(&tx, st, &g, now).await?)
     } else {
@@ -187,15 +186,14 @@ async fn insert_refresh(
     now: i64,
 ) -> Result<String, sea_orm::DbErr> {
     let token = new_token(REFRESH_PREFIX, &*st.rng);
-    refresh_token::ActiveModel {
+    let row = refresh_token::ActiveModel {
         token_hash: Set(sha256_hex(&token)),
         grant_id: Set(g.id.clone()),
         created_at: Set(now),
         expires_at: Set(g.expires_at),
         used_at: Set(None),
-    }
-    .insert(tx)
-    .await?;
+    };
+    refresh_token::Entity::insert(row).exec_without_returning(tx).await?;
     Ok(token)
 }
 
@@ -207,53 +205,48 @@ async fn refresh_grant(
     let token = p.get("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
     let now = st.clock.now();
     let hash = sha256_hex(token);
-    let row = refresh_token::Entity::find_by_id(hash.clone())
-        .one(&st.db)
-        .await?
-        .ok_or_else(|| OAuthError::invalid_grant("the refresh token is invalid or revoked"))?;
-    let g = grant::Entity::find_by_id(row.grant_id.clone())
-        .one(&st.db)
-        .await?
-        .ok_or_else(|| OAuthError::invalid_grant("the refresh token is invalid or revoked"))?;
+    let tx = write_tx(&st.db).await?;
+    // Claim (rotate) first; checks that fail below roll the claim back.
+    let claimed = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::UsedAt, now.into())
+        .filter(refresh_token::Column::TokenHash.eq(hash.clone()))
+        .filter(refresh_token::Column::UsedAt.is_null())
+        .exec_with_returning(&tx)
+        .await?;
+    let invalid = || OAuthError::invalid_grant("the refresh token is invalid or revoked");
+    let row = match claimed.into_iter().next() {
+        Some(r) => r,
+        None => {
+            let Some(used) = refresh_token::Entity::find_by_id(hash).one(&tx).await? else { return Err(invalid()) };
+            let g = grant::Entity::find_by_id(used.grant_id.clone()).one(&tx).await?.ok_or_else(invalid)?;
+            if g.client_id != client.id {
+                return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
+            }
+            // Reuse of a rotated token: treat as theft and revoke the whole family.
+            revoke_grant(&tx, &g.id, "refresh_token_reuse", now).await?;
+            tx.commit().await?;
+            tracing::warn!(client = %client.id, grant = %g.id, "refresh token reused; the token family was revoked");
+            return Err(OAuthError::invalid_grant(
+                "the refresh token was already used; all tokens of this grant are revoked",
+            ));
+        }
+    };
+    let mut g = grant::Entity::find_by_id(row.grant_id.clone()).one(&tx).await?.ok_or_else(invalid)?;
     if g.client_id != client.id {
         return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
     }
     if g.revoked_at.is_some() {
-        return Err(OAuthError::invalid_grant("the refresh token is invalid or revoked"));
-    }
-    if row.used_at.is_some() {
-        let tx = write_tx(&st.db).await?;
-        revoke_grant(&tx, &g.id, "refresh_token_reuse", now).await?;
-        tx.commit().await?;
-        tracing::warn!(client = %client.id, grant = %g.id, "refresh token reused; the token family was revoked");
-        return Err(OAuthError::invalid_grant(
-            "the refresh token was already used; all tokens of this grant are revoked",
-        ));
+        return Err(invalid());
     }
     if row.expires_at <= now || g.expires_at <= now {
         return Err(OAuthError::invalid_grant("the refresh token has expired"));
     }
-    let mut g = g;
     if let Some(scope) = p.get("scope") {
         let requested: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
         if requested.iter().any(|s| !super::tokens::has_scope(&g.scope, s)) {
             return Err(OAuthError::new("invalid_scope", "the requested scope exceeds the original grant"));
         }
         g.scope = requested.join(" ");
-    }
-    let tx = write_tx(&st.db).await?;
-    let claimed = refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::UsedAt, now.into())
-        .filter(refresh_token::Column::TokenHash.eq(hash))
-        .filter(refresh_token::Column::UsedAt.is_null())
-        .exec(&tx)
-        .await?;
-    if claimed.rows_affected != 1 {
-        revoke_grant(&tx, &g.id, "refresh_token_reuse", now).await?;
-        tx.commit().await?;
-        return Err(OAuthError::invalid_grant(
-            "the refresh token was already used; all tokens of this grant are revoked",
-        ));
     }
     let subject = load_subject(&tx, &g.user_id, &g.session_id)
         .await?

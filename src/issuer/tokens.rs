@@ -3,9 +3,9 @@
 use crate::app::AppState;
 use crate::error::OAuthError;
 use crate::keys::{Alg, UnverifiedJws};
-use crate::store::entities::{client, grant, identity, revoked_token, session, tenant, user};
+use crate::store::entities::{client, grant, revoked_token, session, tenant, user};
 use crate::util::from_json_list;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ConnectionTrait, EntityTrait};
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
@@ -69,32 +69,47 @@ pub struct Subject {
     pub groups: Vec<String>,
 }
 
+/// Loads user, session, tenant, connection type and the identity's groups in ONE query: every
+/// statement is a round trip to the database (a thread hop on SQLite), and this runs on every
+/// code exchange and refresh.
 pub async fn load_subject(
     db: &impl ConnectionTrait,
     user_id: &str,
     session_id: &str,
 ) -> Result<Option<Subject>, sea_orm::DbErr> {
-    let Some(user) = user::Entity::find_by_id(user_id.to_string()).one(db).await? else {
-        return Ok(None);
+    use sea_orm::FromQueryResult;
+    fn cols<C: sea_orm::ColumnTrait + sea_orm::Iterable>(alias: &str) -> String {
+        C::iter().map(|c| format!("{alias}.{0} AS {alias}_{0}", c.as_str())).collect::<Vec<_>>().join(", ")
+    }
+    let backend = db.get_database_backend();
+    let (p1, p2) = match backend {
+        sea_orm::DbBackend::Postgres => ("$1", "$2"),
+        _ => ("?", "?"),
     };
-    let Some(session) = session::Entity::find_by_id(session_id.to_string()).one(db).await? else {
-        return Ok(None);
-    };
-    let Some(tenant) = tenant::Entity::find_by_id(user.tenant_id.clone()).one(db).await? else {
-        return Ok(None);
-    };
-    let ident = identity::Entity::find()
-        .filter(identity::Column::UserId.eq(user.id.clone()))
-        .filter(identity::Column::ConnectionId.eq(session.connection_id.clone()))
-        .one(db)
-        .await?;
-    let conn_type = crate::store::entities::connection::Entity::find_by_id(session.connection_id.clone())
-        .one(db)
-        .await?
-        .map(|c| c.conn_type)
-        .unwrap_or_else(|| "unknown".into());
-    let groups = ident.map(|i| from_json_list(&i.groups)).unwrap_or_default();
-    Ok(Some(Subject { user, tenant, session, connection_type: conn_type, groups }))
+    let sql = format!(
+        "SELECT {}, {}, {}, c.conn_type AS c_conn_type, i.groups AS i_groups \
+         FROM sessions s JOIN users u ON u.id = s.user_id JOIN tenants t ON t.id = u.tenant_id \
+         LEFT JOIN connections c ON c.id = s.connection_id \
+         LEFT JOIN identities i ON i.user_id = u.id AND i.connection_id = s.connection_id \
+         WHERE s.id = {p1} AND u.id = {p2}",
+        cols::<user::Column>("u"),
+        cols::<session::Column>("s"),
+        cols::<tenant::Column>("t"),
+    );
+    let stmt = sea_orm::Statement::from_sql_and_values(backend, sql, [session_id.into(), user_id.into()]);
+    let Some(row) = db.query_one_raw(stmt).await? else { return Ok(None) };
+    let user = user::Model::from_query_result(&row, "u_")?;
+    let session = session::Model::from_query_result(&row, "s_")?;
+    let tenant = tenant::Model::from_query_result(&row, "t_")?;
+    let connection_type: Option<String> = row.try_get("", "c_conn_type")?;
+    let groups: Option<String> = row.try_get("", "i_groups")?;
+    Ok(Some(Subject {
+        user,
+        tenant,
+        session,
+        connection_type: connection_type.unwrap_or_else(|| "unknown".into()),
+        groups: groups.map(|g| from_json_list(&g)).unwrap_or_default(),
+    }))
 }
 
 pub fn has_scope(scope: &str, s: &str) -> bool {

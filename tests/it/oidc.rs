@@ -323,11 +323,15 @@ async fn token_endpoint_errors(app: &TestApp) {
     let r = post(
         Some((&cid, &secret)),
         "application/x-www-form-urlencoded",
-        "grant_type=authorization_code&code=nope".into(),
+        format!("grant_type=authorization_code&code=nope&redirect_uri={}", urlencode(REDIRECT)),
     )
     .await
     .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant", "unknown code");
+    let r = post(Some((&cid, &secret)), "application/x-www-form-urlencoded", "grant_type=authorization_code&code=nope".into())
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request", "redirect_uri is required");
     let r = post(Some((&cid, &secret)), "application/x-www-form-urlencoded", "x".repeat(100_000)).await.unwrap();
     assert_eq!(r.status(), 413);
     // client_secret_post works.
@@ -599,6 +603,10 @@ async fn dev_mode_off_refuses_dev_logins(_app: &TestApp) {
     let (s, e) = app.post("/tenants/acme/connections", json!({"type": "dev", "name": "Dev"})).await;
     assert_eq!((s, e["error"].as_str()), (400, Some("dev_mode_disabled")));
     app.stop().await;
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 both!(
