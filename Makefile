@@ -26,7 +26,8 @@ unit:
 
 interop:
 	@bash scripts/postgres.sh
-	$(CARGO) build --bin fedgate
+	# Same feature set as `cargo test`, so CI reuses the binary the tests already built.
+	$(CARGO) test --no-run --test it
 	bash tests/interop/run.sh sqlite
 	bash tests/interop/run.sh postgres
 

@@ -76,12 +76,33 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
+        let db = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(fresh_pg_database().await),
+        };
+        Self::spawn_on(backend, db, tweak).await
+    }
+
+    /// A second instance on the same database (PostgreSQL), as behind a load balancer: same
+    /// master key, same issuer.
+    pub async fn second_instance(&self) -> TestApp {
+        let url = self.state.config.database_url.clone();
+        let master = std::fs::read_to_string(self.state.config.data_dir.join("master.key")).expect("master key");
+        let issuer = self.state.config.issuer.clone();
+        Self::spawn_on(self.backend, url, move |c| {
+            c.master_key = Some(fedgate::config::SecretString(master.trim().to_string()));
+            c.issuer = issuer;
+        })
+        .await
+    }
+
+    async fn spawn_on(backend: Backend, db: Option<String>, tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let database_url = Some(match backend {
-            Backend::Sqlite => format!("sqlite://{}/fedgate.db?mode=rwc", dir.path().display()),
-            Backend::Postgres => fresh_pg_database().await,
+        let database_url = Some(match db {
+            Some(u) => u,
+            None => format!("sqlite://{}/fedgate.db?mode=rwc", dir.path().display()),
         });
         let mut config = Config {
             listen: format!("127.0.0.1:{port}"),

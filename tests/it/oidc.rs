@@ -328,9 +328,13 @@ async fn token_endpoint_errors(app: &TestApp) {
     .await
     .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant", "unknown code");
-    let r = post(Some((&cid, &secret)), "application/x-www-form-urlencoded", "grant_type=authorization_code&code=nope".into())
-        .await
-        .unwrap();
+    let r = post(
+        Some((&cid, &secret)),
+        "application/x-www-form-urlencoded",
+        "grant_type=authorization_code&code=nope".into(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request", "redirect_uri is required");
     let r = post(Some((&cid, &secret)), "application/x-www-form-urlencoded", "x".repeat(100_000)).await.unwrap();
     assert_eq!(r.status(), 413);
@@ -607,6 +611,46 @@ async fn dev_mode_off_refuses_dev_logins(_app: &TestApp) {
 
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Two instances on one PostgreSQL database act as one: a login begun on one finishes on the
+/// other, tokens issued by one are understood by the other, logout on one ends the session on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_behind_a_load_balancer() {
+    let a = TestApp::spawn(Backend::Postgres).await;
+    let b = a.second_instance().await;
+    let on_b = |url: &str| url.replacen(&a.base, &b.base, 1);
+    a.tenant("acme", "acme.test", &["g"]).await;
+    let (cid, secret) = a.client("confidential", "ES256").await;
+    let s = secret.unwrap();
+    let br = browser();
+    // authorize on A, the dev page and approval on B, the code exchanged on B.
+    let r = br.get(authorize_url(&a, &cid, &[("organization", "acme")])).send().await.unwrap();
+    let dev = on_b(&location(&r));
+    assert!(dev.starts_with(&b.base));
+    let r = br.post(&dev).form(&[("action", "approve")]).send().await.unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+    let code = query_of(&location(&r))["code"].clone();
+    let (st, t) = exchange(&b, &cid, Some(&s), &code).await;
+    assert_eq!(st, 200, "{t}");
+    // A verifies and introspects what B issued; a refresh on A rotates B's token.
+    verify_jwt(&a, t["id_token"].as_str().unwrap(), &cid).await;
+    assert_eq!(introspect(&a, &cid, &s, t["access_token"].as_str().unwrap()).await["active"], true);
+    let (st, t2) = refresh(&a, &cid, Some(&s), t["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(st, 200);
+    let (st, _) = refresh(&b, &cid, Some(&s), t["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(st, 400, "reuse is detected on the other instance too");
+    let (st, _) = refresh(&b, &cid, Some(&s), t2["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(st, 400, "and the family is revoked everywhere");
+    // Keys rotated by B are used and served by A after its reload.
+    b.state.keys.rotate(true).await.unwrap();
+    a.state.keys.reload().await.unwrap();
+    assert_eq!(
+        a.state.keys.signer(fedgate::keys::Alg::ES256).unwrap().kid,
+        b.state.keys.signer(fedgate::keys::Alg::ES256).unwrap().kid
+    );
+    b.stop().await;
+    a.stop().await;
 }
 
 both!(
