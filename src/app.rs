@@ -16,6 +16,11 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     pub master: Arc<MasterKey>,
     pub openapi: Arc<serde_json::Value>,
+    /// Outbound HTTP (webhooks, back-channel logout), SSRF-guarded.
+    pub outbound: crate::net::Outbound,
+    /// This process's id for delivery leases.
+    pub instance_id: String,
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Set by `serve --demo`: the built-in demo app's client secret.
     pub demo: Arc<std::sync::RwLock<Option<crate::demo::DemoApp>>>,
 }
@@ -72,13 +77,32 @@ impl AppState {
         ));
         keys.rotate(false).await?;
         let openapi = Arc::new(crate::admin::openapi_document());
-        Ok(Self { config: Arc::new(config), db, clock, rng, keys, master, openapi, demo: Arc::default() })
+        let outbound = crate::net::Outbound::new(config.allow_private_network)
+            .map_err(|e| StartError::Io(std::io::Error::other(e.to_string())))?;
+        let instance_id = format!("ins_{}", crate::ids::random128(&*rng));
+        Ok(Self {
+            config: Arc::new(config),
+            db,
+            clock,
+            rng,
+            keys,
+            master,
+            openapi,
+            outbound,
+            instance_id,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
+            demo: Arc::default(),
+        })
     }
 
     /// One round of maintenance: key rotation when due, expired rows removed.
     pub async fn maintenance(&self) -> Result<(), crate::keys::KeyError> {
         self.keys.rotate(false).await?;
-        crate::issuer::cleanup::expired(&self.db, self.clock.now()).await.map_err(crate::keys::KeyError::from)?;
+        let now = self.clock.now();
+        crate::issuer::cleanup::expired(&self.db, now).await.map_err(crate::keys::KeyError::from)?;
+        crate::events::prune(&self.db, now - self.config.events.retention)
+            .await
+            .map_err(crate::keys::KeyError::from)?;
         Ok(())
     }
 }
@@ -147,6 +171,40 @@ pub async fn start_on(state: AppState, listener: std::net::TcpListener) -> Resul
                 }
             }
         });
+    }
+    if state.config.background_tasks {
+        let st = state.clone();
+        tokio::spawn(async move {
+            let mut tick =
+                tokio::time::interval(std::time::Duration::from_millis(st.config.webhooks.poll_interval_ms.max(50)));
+            loop {
+                tick.tick().await;
+                loop {
+                    match crate::events::delivery::run_once(&st, &st.instance_id).await {
+                        Ok(0) => break,
+                        Ok(_) => continue,
+                        Err(e) => {
+                            crate::error::log_internal("delivery round failed", &e);
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    if let Some(addr) = state.config.metrics.listen.clone() {
+        let st = state.clone();
+        let metrics_server = HttpServer::new(move || {
+            App::new()
+                .app_data(web::Data::new(st.clone()))
+                .app_data(web::Data::new(crate::issuer::MetricsListener))
+                .route("/metrics", web::get().to(crate::issuer::metrics))
+        })
+        .workers(1)
+        .bind(&addr)?
+        .run();
+        tokio::spawn(metrics_server);
+        tracing::info!(%addr, "metrics listener");
     }
     let task = tokio::spawn(server);
     Ok(Running { port, state, handle, task })

@@ -65,6 +65,53 @@ pub struct Config {
     pub tokens: TokenConfig,
     pub keys: KeyConfig,
     pub limits: LimitConfig,
+    pub webhooks: WebhookConfig,
+    pub events: EventConfig,
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// Seconds a delivery stays leased by one instance (a killed instance's work is retried after).
+    pub lease_secs: i64,
+    /// Seconds to keep retrying a delivery.
+    pub retry_for: i64,
+    /// Seconds of uninterrupted failure after which an endpoint is disabled.
+    pub disable_after: i64,
+    /// Milliseconds between delivery rounds.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self { lease_secs: 60, retry_for: 86400, disable_after: 3 * 86400, poll_interval_ms: 1000 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventConfig {
+    /// Seconds events are kept for the events API.
+    pub retention: i64,
+    /// Seconds audit log entries are kept.
+    pub audit_retention: i64,
+}
+
+impl Default for EventConfig {
+    fn default() -> Self {
+        Self { retention: 30 * 86400, audit_retention: 365 * 86400 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Bearer token required for `/metrics` on the main listener. Without it (and without
+    /// `listen`), `/metrics` is not served.
+    pub token: Option<SecretString>,
+    /// A separate listener for `/metrics` (no token; protect it by network), e.g. `127.0.0.1:9090`.
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -126,6 +173,9 @@ impl Default for Config {
             tokens: TokenConfig::default(),
             keys: KeyConfig::default(),
             limits: LimitConfig::default(),
+            webhooks: WebhookConfig::default(),
+            events: EventConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -170,6 +220,7 @@ const FLAT_VARS: &[(&str, &str, Kind)] = &[
     ("FEDGATE_DEV_MODE", "dev_mode", Kind::Bool),
     ("FEDGATE_ALLOW_PRIVATE_NETWORK", "allow_private_network", Kind::Bool),
     ("FEDGATE_LOG_FORMAT", "log_format", Kind::Str),
+    ("FEDGATE_METRICS_TOKEN", "metrics.token", Kind::Str),
 ];
 
 #[derive(Clone, Copy)]
@@ -212,7 +263,8 @@ impl Config {
                     Kind::Str => toml::Value::String(value.clone()),
                     Kind::Bool => toml::Value::Boolean(parse_bool(var, value)?),
                 };
-                table.insert((*key).to_string(), v);
+                let parts: Vec<String> = key.split('.').map(str::to_string).collect();
+                insert_path(&mut table, &parts, v).map_err(|m| ConfigError::Env { var: var.clone(), message: m })?;
             } else if let Some(rest) = var.strip_prefix("FEDGATE__") {
                 let parts: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
                 if parts.iter().any(|p| p.is_empty()) {
@@ -262,6 +314,10 @@ impl Config {
             ("tokens.session_ttl", t.session_ttl),
             ("tokens.login_ttl", t.login_ttl),
             ("keys.rotation_interval", self.keys.rotation_interval),
+            ("webhooks.lease_secs", self.webhooks.lease_secs),
+            ("webhooks.retry_for", self.webhooks.retry_for),
+            ("webhooks.disable_after", self.webhooks.disable_after),
+            ("events.retention", self.events.retention),
         ] {
             if v <= 0 {
                 return Err(ConfigError::Invalid(format!("{name} must be positive")));

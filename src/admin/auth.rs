@@ -14,6 +14,14 @@ use std::pin::Pin;
 pub struct Admin {
     pub key_id: String,
     pub key_name: String,
+    pub ip: String,
+}
+
+impl Admin {
+    /// Who did it, for the audit log: the admin key's name and id, and the peer address.
+    pub fn actor(&self) -> crate::events::audit::Actor<'_> {
+        crate::events::audit::Actor { name: &self.key_name, ip: &self.ip }
+    }
 }
 
 pub const ADMIN_KEY_PREFIX: &str = "fgadm_";
@@ -24,6 +32,7 @@ impl FromRequest for Admin {
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let ip = crate::http::peer(req);
         let token = req
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
@@ -51,7 +60,7 @@ impl FromRequest for Admin {
                     tracing::warn!(error = %e, "could not record admin key use");
                 }
             }
-            Ok(Admin { key_id: key.id, key_name: key.name })
+            Ok(Admin { key_name: format!("{} ({})", key.name, key.id), key_id: key.id, ip })
         })
     }
 }

@@ -83,7 +83,7 @@ async fn load(state: &AppState, id: &str) -> Result<client::Model, ApiError> {
     responses((status = 201, body = ClientView), (status = 400, description = "Invalid input")))]
 #[post("/clients")]
 pub async fn create(
-    _a: Admin,
+    a: Admin,
     state: web::Data<AppState>,
     body: web::Json<CreateClient>,
 ) -> Result<HttpResponse, ApiError> {
@@ -117,6 +117,17 @@ pub async fn create(
     }
     .insert(&state.db)
     .await?;
+    crate::events::audit::record(
+        &state.db,
+        now_ms / 1000,
+        &a.actor(),
+        "client.create",
+        "client",
+        Some(&row.id),
+        None,
+        serde_json::json!({"name": row.name, "type": row.client_type, "redirect_uris": redirect_uris}),
+    )
+    .await?;
     tracing::info!(client = %row.id, "client registered");
     Ok(HttpResponse::Created().json(c::view(&row, secret)))
 }
@@ -147,7 +158,7 @@ pub async fn get(_a: Admin, state: web::Data<AppState>, path: web::Path<String>)
     responses((status = 200, body = ClientView), (status = 404, description = "Not found")))]
 #[patch("/clients/{id}")]
 pub async fn update(
-    _a: Admin,
+    a: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Json<UpdateClient>,
@@ -176,6 +187,17 @@ pub async fn update(
     }
     m.updated_at = Set(state.clock.now());
     let row = m.update(&state.db).await?;
+    crate::events::audit::record(
+        &state.db,
+        state.clock.now(),
+        &a.actor(),
+        "client.update",
+        "client",
+        Some(&row.id),
+        None,
+        serde_json::json!({"name": row.name}),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(c::view(&row, None)))
 }
 
@@ -183,7 +205,7 @@ pub async fn update(
 #[utoipa::path(delete, path = "/clients/{id}", tag = "clients", params(("id" = String, Path, description = "client_id")),
     responses((status = 204, description = "Deleted"), (status = 404, description = "Not found")))]
 #[delete("/clients/{id}")]
-pub async fn remove(_a: Admin, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn remove(a: Admin, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let tx = write_tx(&state.db).await?;
     let row =
         client::Entity::find_by_id(path.to_string()).one(&tx).await?.ok_or_else(|| ApiError::not_found("client"))?;
@@ -202,6 +224,17 @@ pub async fn remove(_a: Admin, state: web::Data<AppState>, path: web::Path<Strin
         .exec(&tx)
         .await?;
     client::Entity::delete_by_id(row.id.clone()).exec(&tx).await?;
+    crate::events::audit::record(
+        &tx,
+        now,
+        &a.actor(),
+        "client.delete",
+        "client",
+        Some(&row.id),
+        None,
+        serde_json::json!({}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -211,7 +244,7 @@ pub async fn remove(_a: Admin, state: web::Data<AppState>, path: web::Path<Strin
     responses((status = 200, body = ClientView), (status = 400, description = "Public client"), (status = 404, description = "Not found")))]
 #[post("/clients/{id}/secret")]
 pub async fn rotate_secret(
-    _a: Admin,
+    a: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -224,5 +257,16 @@ pub async fn rotate_secret(
     m.secret_hash = Set(Some(sha256_hex(&secret)));
     m.updated_at = Set(state.clock.now());
     let row = m.update(&state.db).await?;
+    crate::events::audit::record(
+        &state.db,
+        state.clock.now(),
+        &a.actor(),
+        "client.rotate_secret",
+        "client",
+        Some(&row.id),
+        None,
+        serde_json::json!({}),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(c::view(&row, Some(secret))))
 }

@@ -77,7 +77,7 @@ fn take_common(body: Value) -> Result<Common, ApiError> {
     responses((status = 201, description = "The connection", body = Object), (status = 400, description = "Invalid input"), (status = 404, description = "Unknown tenant")))]
 #[post("/tenants/{tenant}/connections")]
 pub async fn create(
-    _a: Admin,
+    a: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Json<Value>,
@@ -105,6 +105,21 @@ pub async fn create(
     }
     .insert(&state.db)
     .await?;
+    let now = state.clock.now();
+    crate::events::audit::record(
+        &state.db,
+        now,
+        &a.actor(),
+        "connection.create",
+        "connection",
+        Some(&row.id),
+        Some(&tenant.id),
+        serde_json::json!({"type": row.conn_type, "name": row.name}),
+    )
+    .await?;
+    if row.enabled {
+        crate::events::emit(&state.db, &*state.rng, now, Some(&tenant.id), "connection.activated", view(&row)).await?;
+    }
     tracing::info!(tenant = %tenant.id, connection = %row.id, "connection created");
     Ok(HttpResponse::Created().json(view(&row)))
 }
@@ -154,7 +169,7 @@ pub async fn get(
     responses((status = 200, description = "The connection", body = Object), (status = 404, description = "Not found")))]
 #[patch("/tenants/{tenant}/connections/{id}")]
 pub async fn update(
-    _a: Admin,
+    a: Admin,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     body: web::Json<Value>,
@@ -194,7 +209,26 @@ pub async fn update(
     m.config = Set(Value::Object(config.to_fields()).to_string());
     m.version = Set(row.version + 1);
     m.updated_at = Set(state.clock.now());
-    let row = m.update(&state.db).await?;
+    let was_enabled = row.enabled;
+    let now = state.clock.now();
+    let tx = crate::store::write_tx(&state.db).await?;
+    let row = m.update(&tx).await?;
+    crate::events::audit::record(
+        &tx,
+        now,
+        &a.actor(),
+        "connection.update",
+        "connection",
+        Some(&row.id),
+        Some(&tenant.id),
+        serde_json::json!({"enabled": row.enabled, "version": row.version}),
+    )
+    .await?;
+    if was_enabled != row.enabled {
+        let kind = if row.enabled { "connection.activated" } else { "connection.deactivated" };
+        crate::events::emit(&tx, &*state.rng, now, Some(&tenant.id), kind, view(&row)).await?;
+    }
+    tx.commit().await?;
     Ok(HttpResponse::Ok().json(view(&row)))
 }
 
@@ -204,13 +238,30 @@ pub async fn update(
     responses((status = 204, description = "Deleted"), (status = 404, description = "Not found")))]
 #[delete("/tenants/{tenant}/connections/{id}")]
 pub async fn remove(
-    _a: Admin,
+    a: Admin,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (t, id) = path.into_inner();
     let tenant = tenant_of(&state, &t).await?;
     let row = load(&state, &tenant, &id).await?;
-    connection::Entity::delete_by_id(row.id).exec(&state.db).await?;
+    let now = state.clock.now();
+    let tx = crate::store::write_tx(&state.db).await?;
+    connection::Entity::delete_by_id(row.id.clone()).exec(&tx).await?;
+    crate::events::audit::record(
+        &tx,
+        now,
+        &a.actor(),
+        "connection.delete",
+        "connection",
+        Some(&row.id),
+        Some(&tenant.id),
+        serde_json::json!({}),
+    )
+    .await?;
+    if row.enabled {
+        crate::events::emit(&tx, &*state.rng, now, Some(&tenant.id), "connection.deactivated", view(&row)).await?;
+    }
+    tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }

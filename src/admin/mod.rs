@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod clients;
 pub mod connections;
+pub mod events;
 pub mod tenants;
 
 use crate::app::AppState;
@@ -69,6 +70,16 @@ where
             .service(connections::get)
             .service(connections::update)
             .service(connections::remove)
+            .service(events::list_events)
+            .service(events::create_webhook)
+            .service(events::list_webhooks)
+            .service(events::get_webhook)
+            .service(events::update_webhook)
+            .service(events::delete_webhook)
+            .service(events::list_deliveries)
+            .service(events::replay_delivery)
+            .service(events::audit_log)
+            .service(events::revoke_sessions)
             .default_service(web::to(|| async {
                 Err::<HttpResponse, ApiError>(ApiError::new(
                     actix_web::http::StatusCode::NOT_FOUND,

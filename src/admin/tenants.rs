@@ -84,7 +84,7 @@ async fn load(state: &AppState, key: &str) -> Result<tenant::Model, ApiError> {
     responses((status = 201, body = TenantView), (status = 400, description = "Invalid input"), (status = 409, description = "Slug or domain taken")))]
 #[post("/tenants")]
 pub async fn create(
-    _a: Admin,
+    a: Admin,
     state: web::Data<AppState>,
     body: web::Json<CreateTenant>,
 ) -> Result<HttpResponse, ApiError> {
@@ -113,6 +113,17 @@ pub async fn create(
         Err(e) => return Err(e.into()),
     };
     insert_domains(&tx, row.id.as_str(), &domains, now).await?;
+    crate::events::audit::record(
+        &tx,
+        now,
+        &a.actor(),
+        "tenant.create",
+        "tenant",
+        Some(&row.id),
+        Some(&row.id),
+        serde_json::json!({"slug": row.slug, "domains": domains}),
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(tenant = %row.id, "tenant created");
     Ok(HttpResponse::Created().json(t::view(&row, domains)))
@@ -162,7 +173,7 @@ pub async fn get(_a: Admin, state: web::Data<AppState>, path: web::Path<String>)
     responses((status = 200, body = TenantView), (status = 404, description = "Not found"), (status = 409, description = "Slug or domain taken")))]
 #[patch("/tenants/{tenant}")]
 pub async fn update(
-    _a: Admin,
+    a: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Json<UpdateTenant>,
@@ -204,6 +215,17 @@ pub async fn update(
         insert_domains(&tx, &row.id, ds, now).await?;
     }
     let ds = t::domains_of(&tx, &row.id).await?;
+    crate::events::audit::record(
+        &tx,
+        now,
+        &a.actor(),
+        "tenant.update",
+        "tenant",
+        Some(&row.id),
+        Some(&row.id),
+        serde_json::json!({"slug": row.slug, "domains": ds}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(t::view(&row, ds)))
 }
@@ -212,7 +234,7 @@ pub async fn update(
 #[utoipa::path(delete, path = "/tenants/{tenant}", tag = "tenants", params(("tenant" = String, Path, description = "Tenant id or slug")),
     responses((status = 204, description = "Deleted"), (status = 404, description = "Not found")))]
 #[delete("/tenants/{tenant}")]
-pub async fn remove(_a: Admin, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn remove(a: Admin, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let tx = write_tx(&state.db).await?;
     let row = t::find(&tx, &path).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
     let tid = row.id.clone();
@@ -238,6 +260,17 @@ pub async fn remove(_a: Admin, state: web::Data<AppState>, path: web::Path<Strin
     connection::Entity::delete_many().filter(connection::Column::TenantId.eq(tid.clone())).exec(&tx).await?;
     tenant_domain::Entity::delete_many().filter(tenant_domain::Column::TenantId.eq(tid.clone())).exec(&tx).await?;
     tenant::Entity::delete_by_id(tid.clone()).exec(&tx).await?;
+    crate::events::audit::record(
+        &tx,
+        state.clock.now(),
+        &a.actor(),
+        "tenant.delete",
+        "tenant",
+        Some(&tid),
+        Some(&tid),
+        serde_json::json!({"slug": row.slug}),
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(tenant = %tid, "tenant deleted");
     Ok(HttpResponse::NoContent().finish())

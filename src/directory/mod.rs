@@ -114,3 +114,12 @@ async fn create(
     .await?;
     Ok(Linked { user, identity, created: true })
 }
+
+/// A user's normalized state, as carried by `user.*` events.
+pub fn user_event(u: &user::Model, source: &str) -> serde_json::Value {
+    serde_json::json!({
+        "user_id": u.id, "tenant_id": u.tenant_id, "user_name": u.user_name, "email": u.email,
+        "email_verified": u.email_verified, "name": u.name, "given_name": u.given_name, "family_name": u.family_name,
+        "active": u.active, "external_id": u.external_id, "source": source,
+    })
+}

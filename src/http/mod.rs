@@ -30,6 +30,9 @@ pub async fn request_context(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let id = incoming_request_id(&req).unwrap_or_else(|| crate::ids::random128(&SystemRng as &dyn Rng));
+    let metrics = req.app_data::<actix_web::web::Data<crate::app::AppState>>().map(|s| s.metrics.clone());
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().to_string();
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
     let started = std::time::Instant::now();
     let fut = REQUEST_ID.scope(id.clone(), next.call(req)).instrument(span.clone());
@@ -37,6 +40,15 @@ pub async fn request_context(
     let status = res.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| tracing::info!(status, elapsed_ms = format!("{elapsed_ms:.2}"), "request"));
+    if let Some(m) = metrics {
+        let code = status.to_string();
+        m.inc("fedgate_http_requests_total", &[("route", &route), ("method", &method), ("status", &code)]);
+        m.observe(
+            "fedgate_http_request_duration_seconds",
+            &[("route", &route), ("method", &method)],
+            elapsed_ms / 1000.0,
+        );
+    }
     let h = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
         h.insert(HeaderName::from_static("x-request-id"), v);

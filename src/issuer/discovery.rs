@@ -34,7 +34,8 @@ pub fn document(issuer: &str) -> serde_json::Value {
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
         "frontchannel_logout_supported": false,
-        "backchannel_logout_supported": false
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true
     })
 }
 

@@ -159,22 +159,80 @@ pub async fn introspect(
     Ok(inactive())
 }
 
-/// Ends a session: the session row, every grant made under it, and the cookie.
+/// Ends sessions (all of a user's, or one), revokes every grant made under them, queues
+/// back-channel logout tokens and emits `session.revoked` — in the caller's transaction.
+async fn end_sessions(
+    tx: &sea_orm::DatabaseTransaction,
+    st: &AppState,
+    sessions: Vec<session::Model>,
+    reason: &str,
+    now: i64,
+) -> Result<usize, sea_orm::DbErr> {
+    let ids: Vec<String> = sessions.iter().map(|s| s.id.clone()).collect();
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, now.into())
+        .filter(session::Column::Id.is_in(ids.clone()))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(tx)
+        .await?;
+    let grants = grant::Entity::find().filter(grant::Column::SessionId.is_in(ids.clone())).all(tx).await?;
+    for g in &grants {
+        revoke_grant(tx, &g.id, reason, now).await?;
+    }
+    crate::events::backchannel::enqueue(tx, &*st.rng, now, &ids).await?;
+    for s in &sessions {
+        crate::events::emit(
+            tx,
+            &*st.rng,
+            now,
+            Some(&s.tenant_id),
+            "session.revoked",
+            serde_json::json!({"session_id": s.id, "user_id": s.user_id, "tenant_id": s.tenant_id, "reason": reason}),
+        )
+        .await?;
+    }
+    tracing::info!(sessions = ids.len(), reason, "sessions ended");
+    Ok(ids.len())
+}
+
+/// Ends every live session of a user (deactivation, deletion, an admin's request).
+pub async fn revoke_user_sessions(
+    tx: &sea_orm::DatabaseTransaction,
+    st: &AppState,
+    user_id: &str,
+    reason: &str,
+    now: i64,
+) -> Result<usize, sea_orm::DbErr> {
+    let sessions = session::Entity::find()
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .all(tx)
+        .await?;
+    // Grants of already-ended sessions (e.g. offline refresh tokens) die too.
+    let grants = grant::Entity::find()
+        .filter(grant::Column::UserId.eq(user_id))
+        .filter(grant::Column::RevokedAt.is_null())
+        .all(tx)
+        .await?;
+    for g in &grants {
+        revoke_grant(tx, &g.id, reason, now).await?;
+    }
+    end_sessions(tx, st, sessions, reason, now).await
+}
+
 async fn end_session(st: &AppState, session_id: &str) -> Result<(), sea_orm::DbErr> {
     let now = st.clock.now();
     let tx = write_tx(&st.db).await?;
-    session::Entity::update_many()
-        .col_expr(session::Column::RevokedAt, now.into())
+    let sessions = session::Entity::find()
         .filter(session::Column::Id.eq(session_id))
         .filter(session::Column::RevokedAt.is_null())
-        .exec(&tx)
+        .all(&tx)
         .await?;
-    let grants = grant::Entity::find().filter(grant::Column::SessionId.eq(session_id)).all(&tx).await?;
-    for g in grants {
-        revoke_grant(&tx, &g.id, "logout", now).await?;
-    }
+    end_sessions(&tx, st, sessions, "logout", now).await?;
     tx.commit().await?;
-    tracing::info!(session = %session_id, "session ended");
     Ok(())
 }
 

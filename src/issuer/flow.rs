@@ -128,6 +128,16 @@ pub async fn mark_failed(st: &AppState, login: &login::Model, code: &str) {
     if let Err(e) = r {
         log_internal("marking login failed", &e);
     }
+    let tenant = login.tenant_id.as_deref().unwrap_or("-");
+    let connection = login.connection_id.as_deref().unwrap_or("-");
+    st.metrics.inc("fedgate_logins_total", &[("tenant", tenant), ("connection", connection), ("result", "failed")]);
+    let data = serde_json::json!({"login_id": login.id, "tenant_id": login.tenant_id, "connection_id": login.connection_id,
+                                  "client_id": login.client_id, "error_code": code});
+    let emitted =
+        crate::events::emit(&st.db, &*st.rng, st.clock.now(), login.tenant_id.as_deref(), "login.failed", data).await;
+    if let Err(e) = emitted {
+        log_internal("emitting login.failed", &e);
+    }
     tracing::info!(login = %login.id, code, "login failed");
 }
 
@@ -368,7 +378,30 @@ pub async fn finish_login(
         drop(tx);
         return Err(PageError::bad_request("login_already_used", "This sign-in has already been completed."));
     }
+    if linked.created {
+        crate::events::emit(
+            &tx,
+            &*st.rng,
+            now,
+            Some(&tenant.id),
+            "user.created",
+            crate::directory::user_event(&linked.user, "sso"),
+        )
+        .await?;
+    }
+    crate::events::emit(
+        &tx,
+        &*st.rng,
+        now,
+        Some(&tenant.id),
+        "login.succeeded",
+        serde_json::json!({"login_id": login.id, "user_id": linked.user.id, "tenant_id": tenant.id, "connection_id": conn.id,
+                           "client_id": login.client_id, "session_id": session_id.as_str()}),
+    )
+    .await?;
     tx.commit().await?;
+    st.metrics
+        .inc("fedgate_logins_total", &[("tenant", &tenant.id), ("connection", &conn.id), ("result", "succeeded")]);
     tracing::info!(login = %login.id, user = %linked.user.id, tenant = %tenant.id, connection = %conn.id, jit = linked.created, "login succeeded");
     let cookie = build_cookie(SESSION_COOKIE, session_secret, st.config.secure_cookies(), st.config.tokens.session_ttl);
     Ok(HttpResponse::SeeOther()

@@ -26,8 +26,44 @@ async fn readyz(st: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// `/metrics` (Prometheus text). Needs `Authorization: Bearer <metrics.token>` on the main
+/// listener; not served there at all without a token. The optional separate metrics listener
+/// serves it without a token.
+pub async fn metrics(req: actix_web::HttpRequest, st: web::Data<AppState>) -> HttpResponse {
+    let on_metrics_listener = req.app_data::<web::Data<MetricsListener>>().is_some();
+    if !on_metrics_listener {
+        let Some(token) = &st.config.metrics.token else { return HttpResponse::NotFound().finish() };
+        let given = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !crate::keys::constant_time_eq(given, &token.0) {
+            return HttpResponse::Unauthorized().insert_header(("www-authenticate", "Bearer")).finish();
+        }
+    }
+    metrics_text(&st).await
+}
+
+/// Marker app data for the separate metrics listener.
+pub struct MetricsListener;
+
+pub async fn metrics_text(st: &AppState) -> HttpResponse {
+    use crate::store::entities::delivery;
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+    let now = st.clock.now();
+    let pending = delivery::Entity::find().filter(delivery::Column::Status.eq(delivery::PENDING));
+    let count = pending.clone().count(&st.db).await.unwrap_or(0) as f64;
+    let oldest = pending.order_by_asc(delivery::Column::CreatedAt).one(&st.db).await.ok().flatten();
+    let lag = oldest.map(|d| (now - d.created_at).max(0) as f64).unwrap_or(0.0);
+    let body = st.metrics.render(&[("fedgate_deliveries_pending", count), ("fedgate_deliveries_lag_seconds", lag)]);
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(body)
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
+        .route("/metrics", web::get().to(metrics))
         .route("/readyz", web::get().to(readyz))
         .route("/.well-known/openid-configuration", web::get().to(discovery::openid_configuration))
         .route("/oauth2/jwks", web::get().to(discovery::jwks))

@@ -157,6 +157,7 @@ async fn code_grant(
         None
     };
     tx.commit().await?;
+    st.metrics.inc("fedgate_tokens_issued_total", &[("grant", "authorization_code")]);
     // Sign after commit: no database connection or lock is held while signing.
     let issued = sign_tokens(st, client, &g, &subject, row.nonce.clone())?;
     Ok(ok(TokenResponse {
@@ -256,6 +257,7 @@ async fn refresh_grant(
     }
     let new_refresh = insert_refresh(&tx, st, &g, now).await?;
     tx.commit().await?;
+    st.metrics.inc("fedgate_tokens_issued_total", &[("grant", "refresh_token")]);
     let issued = sign_tokens(st, client, &g, &subject, None)?;
     Ok(ok(TokenResponse {
         access_token: issued.access_token,

@@ -252,26 +252,37 @@ async fn openapi_matches_routes(app: &TestApp) {
         "DELETE /admin/v1/clients/{id}",
         "DELETE /admin/v1/tenants/{tenant}",
         "DELETE /admin/v1/tenants/{tenant}/connections/{id}",
+        "DELETE /admin/v1/webhooks/{id}",
+        "GET /admin/v1/audit-log",
         "GET /admin/v1/clients",
         "GET /admin/v1/clients/{id}",
+        "GET /admin/v1/events",
         "GET /admin/v1/openapi.json",
         "GET /admin/v1/tenants",
         "GET /admin/v1/tenants/{tenant}",
         "GET /admin/v1/tenants/{tenant}/connections",
         "GET /admin/v1/tenants/{tenant}/connections/{id}",
+        "GET /admin/v1/webhooks",
+        "GET /admin/v1/webhooks/{id}",
+        "GET /admin/v1/webhooks/{id}/deliveries",
         "PATCH /admin/v1/clients/{id}",
         "PATCH /admin/v1/tenants/{tenant}",
         "PATCH /admin/v1/tenants/{tenant}/connections/{id}",
+        "PATCH /admin/v1/webhooks/{id}",
         "POST /admin/v1/clients",
         "POST /admin/v1/clients/{id}/secret",
+        "POST /admin/v1/deliveries/{id}/replay",
         "POST /admin/v1/tenants",
         "POST /admin/v1/tenants/{tenant}/connections",
+        "POST /admin/v1/tenants/{tenant}/users/{user}/revoke-sessions",
+        "POST /admin/v1/webhooks",
     ];
     assert_eq!(ops, expected);
     // Each documented operation is routed (answers something other than the fallback 404).
     for op in &ops {
         let (m, p) = op.split_once(' ').unwrap();
-        let p = p.replace("/admin/v1", "").replace("{tenant}", "nope").replace("{id}", "nope");
+        let p =
+            p.replace("/admin/v1", "").replace("{tenant}", "nope").replace("{id}", "nope").replace("{user}", "nope");
         let (s, body) = app
             .admin(Method::from_bytes(m.as_bytes()).unwrap(), &p, (m != "GET" && m != "DELETE").then(|| json!({})))
             .await;

@@ -72,7 +72,7 @@ pub fn browser() -> reqwest::Client {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Self {
-        Self::spawn_with(backend, |_| {}).await
+        Self::spawn_with(backend, |c| c.allow_private_network = true).await
     }
 
     pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
@@ -89,9 +89,11 @@ impl TestApp {
         let url = self.state.config.database_url.clone();
         let master = std::fs::read_to_string(self.state.config.data_dir.join("master.key")).expect("master key");
         let issuer = self.state.config.issuer.clone();
+        let allow_private = self.state.config.allow_private_network;
         Self::spawn_on(self.backend, url, move |c| {
             c.master_key = Some(fedgate::config::SecretString(master.trim().to_string()));
             c.issuer = issuer;
+            c.allow_private_network = allow_private;
         })
         .await
     }

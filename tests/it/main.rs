@@ -2,5 +2,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod admin;
 mod common;
+mod events;
 mod keys;
 mod oidc;

@@ -1,7 +1,11 @@
 pub mod admin_key;
+pub mod audit_entry;
 pub mod auth_code;
 pub mod client;
 pub mod connection;
+pub mod delivery;
+pub mod delivery_attempt;
+pub mod event;
 pub mod grant;
 pub mod identity;
 pub mod lock;
@@ -13,3 +17,4 @@ pub mod signing_key;
 pub mod tenant;
 pub mod tenant_domain;
 pub mod user;
+pub mod webhook_endpoint;
