@@ -34,3 +34,9 @@ pub async fn record(
     audit_entry::Entity::insert(row).exec_without_returning(db).await?;
     Ok(())
 }
+
+/// Removes entries older than the retention period.
+pub async fn prune(db: &impl ConnectionTrait, before: i64) -> Result<u64, sea_orm::DbErr> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    Ok(audit_entry::Entity::delete_many().filter(audit_entry::Column::At.lt(before)).exec(db).await?.rows_affected)
+}

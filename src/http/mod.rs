@@ -33,7 +33,13 @@ pub async fn request_context(
     let metrics = req.app_data::<actix_web::web::Data<crate::app::AppState>>().map(|s| s.metrics.clone());
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_string());
     let method = req.method().to_string();
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        path = %req.path(),
+        tenant = tracing::field::Empty
+    );
     let started = std::time::Instant::now();
     let fut = REQUEST_ID.scope(id.clone(), next.call(req)).instrument(span.clone());
     let mut res = fut.await?;
@@ -65,6 +71,11 @@ pub async fn request_context(
         );
     }
     Ok(res)
+}
+
+/// Records the tenant on the current request's span, so every later log line carries it.
+pub fn record_tenant(tenant_id: &str) {
+    tracing::Span::current().record("tenant", tenant_id);
 }
 
 /// Parameters of a query string or urlencoded form, refusing repeated names

@@ -189,6 +189,7 @@ pub async fn start_connection(
         force_authn: login.prompt.as_deref().is_some_and(|p| p.split(' ').any(|x| x == "login"))
             || login.max_age.is_some(),
     };
+    crate::http::record_tenant(&conn.tenant_id);
     let mut pending = login.clone();
     pending.tenant_id = Some(conn.tenant_id.clone());
     let start = match connector.begin(&ctx).await {

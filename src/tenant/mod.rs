@@ -89,11 +89,15 @@ pub fn validate_name(field: &str, s: &str) -> Result<String, ApiError> {
 
 /// Finds a tenant by id (`org_...`) or slug.
 pub async fn find(db: &impl ConnectionTrait, key: &str) -> Result<Option<tenant::Model>, sea_orm::DbErr> {
-    if TenantId::parse(key).is_ok() {
-        tenant::Entity::find_by_id(key.to_string()).one(db).await
+    let t = if TenantId::parse(key).is_ok() {
+        tenant::Entity::find_by_id(key.to_string()).one(db).await?
     } else {
-        tenant::Entity::find().filter(tenant::Column::Slug.eq(key.to_ascii_lowercase())).one(db).await
+        tenant::Entity::find().filter(tenant::Column::Slug.eq(key.to_ascii_lowercase())).one(db).await?
+    };
+    if let Some(t) = &t {
+        crate::http::record_tenant(&t.id);
     }
+    Ok(t)
 }
 
 pub async fn domains_of(db: &impl ConnectionTrait, tenant_id: &str) -> Result<Vec<String>, sea_orm::DbErr> {
