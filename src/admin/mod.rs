@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod clients;
 pub mod connections;
+pub mod scim;
 pub mod tenants;
 
 use crate::app::AppState;
@@ -69,6 +70,10 @@ where
             .service(connections::get)
             .service(connections::update)
             .service(connections::remove)
+            .service(scim::create_token)
+            .service(scim::list_tokens)
+            .service(scim::revoke_token)
+            .service(scim::list_requests)
             .default_service(web::to(|| async {
                 Err::<HttpResponse, ApiError>(ApiError::new(
                     actix_web::http::StatusCode::NOT_FOUND,

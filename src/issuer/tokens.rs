@@ -93,7 +93,8 @@ pub async fn load_subject(
         .await?
         .map(|c| c.conn_type)
         .unwrap_or_else(|| "unknown".into());
-    let groups = ident.map(|i| from_json_list(&i.groups)).unwrap_or_default();
+    let upstream = ident.map(|i| from_json_list(&i.groups)).unwrap_or_default();
+    let groups = crate::directory::merge_groups(upstream, crate::directory::scim_groups_of(db, &user.id).await?);
     Ok(Some(Subject { user, tenant, session, connection_type: conn_type, groups }))
 }
 

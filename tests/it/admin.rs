@@ -252,6 +252,7 @@ async fn openapi_matches_routes(app: &TestApp) {
         "DELETE /admin/v1/clients/{id}",
         "DELETE /admin/v1/tenants/{tenant}",
         "DELETE /admin/v1/tenants/{tenant}/connections/{id}",
+        "DELETE /admin/v1/tenants/{tenant}/scim-tokens/{id}",
         "GET /admin/v1/clients",
         "GET /admin/v1/clients/{id}",
         "GET /admin/v1/openapi.json",
@@ -259,6 +260,8 @@ async fn openapi_matches_routes(app: &TestApp) {
         "GET /admin/v1/tenants/{tenant}",
         "GET /admin/v1/tenants/{tenant}/connections",
         "GET /admin/v1/tenants/{tenant}/connections/{id}",
+        "GET /admin/v1/tenants/{tenant}/scim-requests",
+        "GET /admin/v1/tenants/{tenant}/scim-tokens",
         "PATCH /admin/v1/clients/{id}",
         "PATCH /admin/v1/tenants/{tenant}",
         "PATCH /admin/v1/tenants/{tenant}/connections/{id}",
@@ -266,6 +269,7 @@ async fn openapi_matches_routes(app: &TestApp) {
         "POST /admin/v1/clients/{id}/secret",
         "POST /admin/v1/tenants",
         "POST /admin/v1/tenants/{tenant}/connections",
+        "POST /admin/v1/tenants/{tenant}/scim-tokens",
     ];
     assert_eq!(ops, expected);
     // Each documented operation is routed (answers something other than the fallback 404).
