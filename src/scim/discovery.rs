@@ -72,6 +72,12 @@ fn complex(name: &str, multi: bool, subs: Vec<Value>) -> Value {
     a
 }
 
+fn reference(name: &str, types: &[&str], mutability: &str) -> Value {
+    let mut a = attr(name, "reference", false, false, false, mutability, "default", "none");
+    a["referenceTypes"] = json!(types);
+    a
+}
+
 fn multi_sub() -> Vec<Value> {
     vec![
         s("value"),
@@ -98,7 +104,7 @@ pub fn schemas(base: &str) -> Vec<Value> {
         ),
         s("displayName"),
         s("nickName"),
-        attr("profileUrl", "reference", false, false, false, "readWrite", "default", "none"),
+        reference("profileUrl", &["external"], "readWrite"),
         s("title"),
         s("userType"),
         s("preferredLanguage"),
@@ -130,7 +136,7 @@ pub fn schemas(base: &str) -> Vec<Value> {
                 true,
                 vec![
                     attr("value", "string", false, false, false, "readOnly", "default", "none"),
-                    attr("$ref", "reference", false, false, false, "readOnly", "default", "none"),
+                    reference("$ref", &["User", "Group"], "readOnly"),
                     attr("display", "string", false, false, false, "readOnly", "default", "none"),
                     attr("type", "string", false, false, false, "readOnly", "default", "none"),
                 ],
@@ -149,9 +155,13 @@ pub fn schemas(base: &str) -> Vec<Value> {
             true,
             vec![
                 attr("value", "string", false, false, false, "immutable", "default", "none"),
-                attr("$ref", "reference", false, false, false, "immutable", "default", "none"),
+                reference("$ref", &["User", "Group"], "immutable"),
                 attr("display", "string", false, false, false, "readOnly", "default", "none"),
-                attr("type", "string", false, false, false, "immutable", "default", "none"),
+                {
+                    let mut t = attr("type", "string", false, false, false, "immutable", "default", "none");
+                    t["canonicalValues"] = json!(["User", "Group"]);
+                    t
+                },
             ],
         ),
     ];
@@ -166,7 +176,7 @@ pub fn schemas(base: &str) -> Vec<Value> {
             false,
             vec![
                 s("value"),
-                attr("$ref", "reference", false, false, false, "readWrite", "default", "none"),
+                reference("$ref", &["User"], "readWrite"),
                 attr("displayName", "string", false, false, false, "readOnly", "default", "none"),
             ],
         ),

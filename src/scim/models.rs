@@ -178,11 +178,11 @@ pub fn normalize_user(input: Value) -> Result<Value, ScimError> {
     m.insert("userName".into(), user_name.into());
     opt_str(&m, "externalId", "externalId")?;
     opt_str(&m, "displayName", "displayName")?;
-    let active = match m.get("active") {
-        None => true,
-        Some(v) => as_bool(v).ok_or_else(|| ScimError::invalid_value("active must be a boolean"))?,
-    };
-    m.insert("active".into(), active.into());
+    // An absent `active` means active (and stays absent, as the client left it).
+    if let Some(v) = m.get("active") {
+        let active = as_bool(v).ok_or_else(|| ScimError::invalid_value("active must be a boolean"))?;
+        m.insert("active".into(), active.into());
+    }
     if let Some(n) = m.get("name") {
         if !n.is_object() {
             return Err(ScimError::invalid_value("name must be an object"));
@@ -311,7 +311,9 @@ fn parse_doc(s: &str) -> Map<String, Value> {
 pub fn user_resource(u: &user::Model, groups: &[(String, String)], base: &str) -> Value {
     let mut m = parse_doc(u.scim.as_deref().unwrap_or("{}"));
     m.insert("id".into(), u.id.clone().into());
-    m.insert("active".into(), u.active.into());
+    if m.contains_key("active") || !u.active {
+        m.insert("active".into(), u.active.into());
+    }
     if !groups.is_empty() {
         let gs: Vec<Value> = groups
             .iter()
@@ -334,9 +336,7 @@ pub fn group_resource(g: &scim_group::Model, members: Option<&[(String, String)]
         if !ms.is_empty() {
             let v: Vec<Value> = ms
                 .iter()
-                .map(|(id, name)| {
-                    json!({"value": id, "display": name, "type": "User", "$ref": format!("{base}/Users/{id}")})
-                })
+                .map(|(id, _)| json!({"value": id, "type": "User", "$ref": format!("{base}/Users/{id}")}))
                 .collect();
             m.insert("members".into(), Value::Array(v));
         }

@@ -23,31 +23,46 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::scope("/scim/v2/{tenant}")
             .wrap(from_fn(request_log))
             .app_data(web::PayloadConfig::new(MAX_BODY))
-            .route("/ServiceProviderConfig", web::get().to(spc))
-            .route("/ResourceTypes", web::get().to(resource_types))
-            .route("/ResourceTypes/{id}", web::get().to(resource_type))
-            .route("/Schemas", web::get().to(schemas))
-            .route("/Schemas/{id}", web::get().to(schema))
-            .route("/.search", web::post().to(search_all))
-            .route("/Users", web::get().to(list_users))
-            .route("/Users", web::post().to(create_user))
-            .route("/Users/.search", web::post().to(search_users))
-            .route("/Users/{id}", web::get().to(get_user))
-            .route("/Users/{id}", web::put().to(replace_user))
-            .route("/Users/{id}", web::patch().to(patch_user))
-            .route("/Users/{id}", web::delete().to(delete_user))
-            .route("/Groups", web::get().to(list_groups))
-            .route("/Groups", web::post().to(create_group))
-            .route("/Groups/.search", web::post().to(search_groups))
-            .route("/Groups/{id}", web::get().to(get_group))
-            .route("/Groups/{id}", web::put().to(replace_group))
-            .route("/Groups/{id}", web::patch().to(patch_group))
-            .route("/Groups/{id}", web::delete().to(delete_group))
+            .service(res("/ServiceProviderConfig").route(web::get().to(spc)))
+            .service(res("/ResourceTypes").route(web::get().to(resource_types)))
+            .service(res("/ResourceTypes/{id}").route(web::get().to(resource_type)))
+            .service(res("/Schemas").route(web::get().to(schemas)))
+            .service(res("/Schemas/{id}").route(web::get().to(schema)))
+            .service(res("/.search").route(web::post().to(search_all)))
+            .service(res("/Users").route(web::get().to(list_users)).route(web::post().to(create_user)))
+            .service(res("/Users/.search").route(web::post().to(search_users)))
+            .service(
+                res("/Users/{id}")
+                    .route(web::get().to(get_user))
+                    .route(web::put().to(replace_user))
+                    .route(web::patch().to(patch_user))
+                    .route(web::delete().to(delete_user)),
+            )
+            .service(res("/Groups").route(web::get().to(list_groups)).route(web::post().to(create_group)))
+            .service(res("/Groups/.search").route(web::post().to(search_groups)))
+            .service(
+                res("/Groups/{id}")
+                    .route(web::get().to(get_group))
+                    .route(web::put().to(replace_group))
+                    .route(web::patch().to(patch_group))
+                    .route(web::delete().to(delete_group)),
+            )
             .default_service(web::to(|| async { Err::<HttpResponse, ScimError>(ScimError::not_found("endpoint")) })),
     );
 }
 
 type Res = Result<HttpResponse, ScimError>;
+
+/// A resource whose other methods get a SCIM 405.
+fn res(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|| async {
+        Err::<HttpResponse, ScimError>(ScimError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            None,
+            "this method is not supported on this endpoint",
+        ))
+    }))
+}
 
 fn ctx<'a>(st: &'a AppState, t: ScimTenant) -> Ctx<'a> {
     let base = format!("{}/scim/v2/{}", st.config.issuer.trim_end_matches('/'), t.tenant.slug);

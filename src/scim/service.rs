@@ -270,7 +270,6 @@ impl Ctx<'_> {
         check_if_match(if_match, u.version)?;
         let mut current: Value = serde_json::from_str(u.scim.as_deref().unwrap_or("{}")).unwrap_or_else(|_| json!({}));
         current["id"] = u.id.clone().into();
-        current["active"] = u.active.into();
         let outcome = crate::scim::patch::apply(&current, &req)?;
         let row =
             if outcome.changed { self.save_user(&tx, u, md::normalize_user(outcome.resource)?).await? } else { u };
