@@ -30,6 +30,8 @@ interop:
 	$(CARGO) test --no-run --test it
 	bash tests/interop/run.sh sqlite
 	bash tests/interop/run.sh postgres
+	bash tests/interop/scim/run.sh sqlite
+	bash tests/interop/scim/run.sh postgres
 
 ## Load driver against a release server (see docs/performance.md).
 bench:

@@ -114,6 +114,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
         cfg.app_data(web::Data::new(state))
             .app_data(web::PayloadConfig::new(form_limit))
             .configure(crate::issuer::routes)
+            .configure(crate::scim::routes)
             .configure(crate::demo::routes);
     }
 }

@@ -4,6 +4,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_foundation;
+mod m20261126_000003_scim;
 mod m20261126_000004_events;
 
 pub struct Migrator;
@@ -11,6 +12,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261126_000001_foundation::Migration), Box::new(m20261126_000004_events::Migration)]
+        vec![
+            Box::new(m20261126_000001_foundation::Migration),
+            Box::new(m20261126_000003_scim::Migration),
+            Box::new(m20261126_000004_events::Migration),
+        ]
     }
 }

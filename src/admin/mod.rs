@@ -5,6 +5,7 @@ pub mod auth;
 pub mod clients;
 pub mod connections;
 pub mod events;
+pub mod scim;
 pub mod tenants;
 
 use crate::app::AppState;
@@ -80,6 +81,10 @@ where
             .service(events::replay_delivery)
             .service(events::audit_log)
             .service(events::revoke_sessions)
+            .service(scim::create_token)
+            .service(scim::list_tokens)
+            .service(scim::revoke_token)
+            .service(scim::list_requests)
             .default_service(web::to(|| async {
                 Err::<HttpResponse, ApiError>(ApiError::new(
                     actix_web::http::StatusCode::NOT_FOUND,

@@ -4,7 +4,8 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::ids::TenantId;
 use crate::store::entities::{
-    auth_code, connection, grant, identity, refresh_token, session, tenant, tenant_domain, user,
+    auth_code, connection, grant, identity, refresh_token, scim_group, scim_group_member, scim_request, scim_token,
+    session, tenant, tenant_domain, user,
 };
 use crate::store::{is_unique_violation, write_tx};
 use crate::tenant::{self as t, TenantSettings, TenantView};
@@ -256,6 +257,13 @@ pub async fn remove(a: Admin, state: web::Data<AppState>, path: web::Path<String
     grant::Entity::delete_many().filter(grant::Column::TenantId.eq(tid.clone())).exec(&tx).await?;
     session::Entity::delete_many().filter(session::Column::TenantId.eq(tid.clone())).exec(&tx).await?;
     identity::Entity::delete_many().filter(identity::Column::TenantId.eq(tid.clone())).exec(&tx).await?;
+    scim_group_member::Entity::delete_many()
+        .filter(scim_group_member::Column::TenantId.eq(tid.clone()))
+        .exec(&tx)
+        .await?;
+    scim_group::Entity::delete_many().filter(scim_group::Column::TenantId.eq(tid.clone())).exec(&tx).await?;
+    scim_token::Entity::delete_many().filter(scim_token::Column::TenantId.eq(tid.clone())).exec(&tx).await?;
+    scim_request::Entity::delete_many().filter(scim_request::Column::TenantId.eq(tid.clone())).exec(&tx).await?;
     user::Entity::delete_many().filter(user::Column::TenantId.eq(tid.clone())).exec(&tx).await?;
     connection::Entity::delete_many().filter(connection::Column::TenantId.eq(tid.clone())).exec(&tx).await?;
     tenant_domain::Entity::delete_many().filter(tenant_domain::Column::TenantId.eq(tid.clone())).exec(&tx).await?;

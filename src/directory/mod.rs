@@ -1,11 +1,14 @@
-//! The directory: users and the upstream identities linked to them. The one place SSO (and,
-//! later, SCIM) meet. A person is found by (connection, upstream subject), never by email alone.
+//! The directory: users and the upstream identities linked to them. The one place SSO and SCIM
+//! meet. A person is found by (connection, upstream subject); a first login may link to a
+//! SCIM-provisioned user of the same tenant by the tenant's [`ScimLinkRule`], never across tenants.
 use crate::claims::NormalizedIdentity;
 use crate::clock::Rng;
 use crate::ids::{IdentityId, UserId};
-use crate::store::entities::{identity, user};
+use crate::store::entities::{grant, identity, refresh_token, scim_group, scim_group_member, session, user};
+use crate::tenant::ScimLinkRule;
 use crate::util::to_json_list;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::sea_query::Query;
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
@@ -28,6 +31,7 @@ pub async fn link_login(
     tenant_id: &str,
     connection_id: &str,
     ident: &NormalizedIdentity,
+    link_rule: ScimLinkRule,
     now_ms: i64,
     rng: &dyn Rng,
 ) -> Result<Linked, LinkError> {
@@ -47,6 +51,14 @@ pub async fn link_login(
         if !u.active || u.deleted_at.is_some() {
             return Err(LinkError::Inactive);
         }
+        if u.scim.is_some() {
+            // SCIM is authoritative for provisioned users' profiles.
+            let mut im: identity::ActiveModel = idn.into();
+            im.groups = Set(to_json_list(&ident.groups));
+            im.last_login_at = Set(now);
+            let identity = im.update(tx).await?;
+            return Ok(Linked { user: u, identity, created: false });
+        }
         let mut um: user::ActiveModel = u.into();
         if ident.email.is_some() {
             um.email = Set(ident.email.clone());
@@ -61,6 +73,7 @@ pub async fn link_login(
         if ident.family_name.is_some() {
             um.family_name = Set(ident.family_name.clone());
         }
+        um.email_lower = Set(ident.email.as_ref().map(|e| e.to_lowercase()));
         um.updated_at = Set(now);
         let user = um.update(tx).await?;
         let mut im: identity::ActiveModel = idn.into();
@@ -69,7 +82,127 @@ pub async fn link_login(
         let identity = im.update(tx).await?;
         return Ok(Linked { user, identity, created: false });
     }
+    if let Some(u) = find_provisioned(tx, tenant_id, ident, link_rule).await? {
+        if !u.active || u.deleted_at.is_some() {
+            return Err(LinkError::Inactive);
+        }
+        let identity = identity::ActiveModel {
+            id: Set(IdentityId::new(now_ms, rng).to_string()),
+            tenant_id: Set(tenant_id.to_string()),
+            connection_id: Set(connection_id.to_string()),
+            subject: Set(ident.subject.clone()),
+            user_id: Set(u.id.clone()),
+            attributes: Set("{}".into()),
+            groups: Set(to_json_list(&ident.groups)),
+            created_at: Set(now),
+            last_login_at: Set(now),
+        }
+        .insert(tx)
+        .await?;
+        return Ok(Linked { user: u, identity, created: false });
+    }
     create(tx, tenant_id, connection_id, ident, now_ms, rng).await
+}
+
+/// The SCIM-provisioned user of `tenant_id` a first login links to, by the tenant's rule.
+/// Soft-deleted users are found too (so the login is refused rather than re-created).
+async fn find_provisioned(
+    tx: &impl ConnectionTrait,
+    tenant_id: &str,
+    ident: &NormalizedIdentity,
+    rule: ScimLinkRule,
+) -> Result<Option<user::Model>, sea_orm::DbErr> {
+    let base = || {
+        user::Entity::find()
+            .filter(user::Column::TenantId.eq(tenant_id))
+            .filter(user::Column::Scim.is_not_null())
+            .order_by_asc(user::Column::DeletedAt)
+            .order_by_asc(user::Column::Id)
+    };
+    let email = ident.email.as_ref().map(|e| e.to_lowercase());
+    match rule {
+        ScimLinkRule::None => Ok(None),
+        ScimLinkRule::ExternalId => base().filter(user::Column::ExternalId.eq(ident.subject.clone())).one(tx).await,
+        ScimLinkRule::UserName => match email {
+            Some(e) => {
+                base().filter(user::Column::UserNameLower.eq(e)).filter(user::Column::DeletedAt.is_null()).one(tx).await
+            }
+            None => Ok(None),
+        },
+        ScimLinkRule::Email => {
+            let Some(e) = email else { return Ok(None) };
+            if let Some(u) = base()
+                .filter(user::Column::UserNameLower.eq(e.clone()))
+                .filter(user::Column::DeletedAt.is_null())
+                .one(tx)
+                .await?
+            {
+                return Ok(Some(u));
+            }
+            base().filter(user::Column::EmailLower.eq(e)).one(tx).await
+        }
+    }
+}
+
+/// Ends every session of a user and revokes every grant (and so every refresh token; access
+/// tokens of revoked grants are inactive at introspection). Runs in the caller's transaction.
+pub async fn revoke_user(
+    tx: &impl ConnectionTrait,
+    user_id: &str,
+    reason: &str,
+    now: i64,
+) -> Result<(), sea_orm::DbErr> {
+    session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, now.into())
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(tx)
+        .await?;
+    let grants_of_user = Query::select()
+        .column(grant::Column::Id)
+        .from(grant::Entity)
+        .and_where(grant::Column::UserId.eq(user_id))
+        .to_owned();
+    refresh_token::Entity::delete_many()
+        .filter(refresh_token::Column::GrantId.in_subquery(grants_of_user))
+        .exec(tx)
+        .await?;
+    grant::Entity::update_many()
+        .col_expr(grant::Column::RevokedAt, now.into())
+        .col_expr(grant::Column::RevokedReason, reason.into())
+        .filter(grant::Column::UserId.eq(user_id))
+        .filter(grant::Column::RevokedAt.is_null())
+        .exec(tx)
+        .await?;
+    Ok(())
+}
+
+/// Display names of the SCIM groups a user belongs to, sorted.
+pub async fn scim_groups_of(db: &impl ConnectionTrait, user_id: &str) -> Result<Vec<String>, sea_orm::DbErr> {
+    let group_ids = Query::select()
+        .column(scim_group_member::Column::GroupId)
+        .from(scim_group_member::Entity)
+        .and_where(scim_group_member::Column::UserId.eq(user_id))
+        .to_owned();
+    let names: Vec<String> = scim_group::Entity::find()
+        .select_only()
+        .column(scim_group::Column::DisplayName)
+        .filter(scim_group::Column::Id.in_subquery(group_ids))
+        .order_by_asc(scim_group::Column::DisplayName)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(names)
+}
+
+/// Upstream groups followed by the user's SCIM groups, without duplicates.
+pub fn merge_groups(mut upstream: Vec<String>, scim: Vec<String>) -> Vec<String> {
+    for g in scim {
+        if !upstream.contains(&g) {
+            upstream.push(g);
+        }
+    }
+    upstream
 }
 
 async fn create(
@@ -96,6 +229,10 @@ async fn create(
         created_at: Set(now),
         updated_at: Set(now),
         deleted_at: Set(None),
+        user_name_lower: Set(None),
+        email_lower: Set(ident.email.as_ref().map(|e| e.to_lowercase())),
+        scim: Set(None),
+        version: Set(0),
     }
     .insert(tx)
     .await?;

@@ -47,6 +47,7 @@ pub async fn userinfo(req: HttpRequest, st: web::Data<AppState>) -> Result<HttpR
             .unwrap_or_default(),
         None => Vec::new(),
     };
+    let groups = crate::directory::merge_groups(groups, crate::directory::scim_groups_of(&st.db, &v.user.id).await?);
     let mut body = serde_json::json!({ "sub": v.user.id });
     if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(profile_claims(&v.user, &v.grant.scope)) {
         for (k, val) in m {

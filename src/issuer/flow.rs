@@ -290,8 +290,8 @@ pub async fn finish_login(
     };
     let tenant =
         tenant::Entity::find_by_id(conn.tenant_id.clone()).one(&st.db).await?.ok_or_else(PageError::internal)?;
+    let settings = crate::tenant::settings_of(&tenant);
     if let Some(email) = &ident.email {
-        let settings = crate::tenant::settings_of(&tenant);
         let domains = crate::tenant::domains_of(&st.db, &tenant.id).await?;
         let domain = claims::email_domain(email).unwrap_or_default();
         if !settings.allow_email_outside_domains && !domains.contains(&domain) {
@@ -319,7 +319,9 @@ pub async fn finish_login(
     let (tx, linked) = loop {
         attempt += 1;
         let tx = write_tx(&st.db).await?;
-        match crate::directory::link_login(&tx, &tenant.id, &conn.id, &ident, now_ms, &*st.rng).await {
+        match crate::directory::link_login(&tx, &tenant.id, &conn.id, &ident, settings.scim_link, now_ms, &*st.rng)
+            .await
+        {
             Ok(l) => break (tx, l),
             Err(crate::directory::LinkError::Inactive) => {
                 drop(tx);

@@ -103,12 +103,15 @@ pub async fn load_subject(
     let tenant = tenant::Model::from_query_result(&row, "t_")?;
     let connection_type: Option<String> = row.try_get("", "c_conn_type")?;
     let groups: Option<String> = row.try_get("", "i_groups")?;
+    let upstream = groups.map(|g| from_json_list(&g)).unwrap_or_default();
+    // Upstream groups first, then SCIM groups (one more query, only when the tenant uses SCIM).
+    let groups = crate::directory::merge_groups(upstream, crate::directory::scim_groups_of(db, &user.id).await?);
     Ok(Some(Subject {
         user,
         tenant,
         session,
         connection_type: connection_type.unwrap_or_else(|| "unknown".into()),
-        groups: groups.map(|g| from_json_list(&g)).unwrap_or_default(),
+        groups,
     }))
 }
 

@@ -14,6 +14,39 @@ pub struct TenantSettings {
     /// Accept logins whose email domain is not one of the tenant's domains (off by default:
     /// an IdP could otherwise assert any address).
     pub allow_email_outside_domains: bool,
+    /// How a first SSO login finds an existing SCIM-provisioned user of this tenant.
+    #[serde(default)]
+    pub scim_link: ScimLinkRule,
+    /// What SCIM `DELETE /Users/{id}` does.
+    #[serde(default)]
+    pub scim_delete: ScimDeletePolicy,
+}
+
+/// How a first SSO login is linked to a SCIM-provisioned user of the same tenant (never across
+/// tenants).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScimLinkRule {
+    /// The SCIM `externalId` equals the upstream subject.
+    ExternalId,
+    /// The SCIM `userName` equals the upstream email (case-insensitive).
+    UserName,
+    /// The SCIM `userName` or primary email equals the upstream email (case-insensitive).
+    #[default]
+    Email,
+    /// Never link: SSO users are always created just in time.
+    None,
+}
+
+/// What SCIM DELETE does to a user.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScimDeletePolicy {
+    /// Mark deleted; a later POST with the same externalId restores the user.
+    #[default]
+    Soft,
+    /// Remove the user, its identities, memberships, sessions and grants.
+    Hard,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

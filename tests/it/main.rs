@@ -5,3 +5,4 @@ mod common;
 mod events;
 mod keys;
 mod oidc;
+mod scim;

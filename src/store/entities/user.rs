@@ -19,6 +19,14 @@ pub struct Model {
     pub created_at: i64,
     pub updated_at: i64,
     pub deleted_at: Option<i64>,
+    /// Lower-cased SCIM userName (unique per tenant; NULL when not SCIM-managed or deleted).
+    pub user_name_lower: Option<String>,
+    /// Lower-cased email, for case-insensitive lookups.
+    pub email_lower: Option<String>,
+    /// The stored SCIM resource (JSON, without id/meta); NULL for users not provisioned by SCIM.
+    pub scim: Option<String>,
+    /// Incremented on every SCIM write (the ETag).
+    pub version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,183 @@
+//! `/admin/v1/tenants/{tenant}/scim-tokens` and `/scim-requests`: per-tenant SCIM bearer tokens
+//! (shown once, stored hashed, revocable) and the SCIM request log.
+use super::{page_of, Admin, Page, PageQuery};
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::ids::ScimTokenId;
+use crate::keys::{new_token, sha256_hex};
+use crate::scim::SCIM_TOKEN_PREFIX;
+use crate::store::entities::{scim_request, scim_token};
+use crate::util::rfc3339;
+use actix_web::{delete, get, post, web, HttpResponse};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateScimToken {
+    /// A label, e.g. "Okta provisioning".
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ScimTokenView {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+    /// The bearer token: present only in the response that created it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// The SCIM base URL to configure in the provisioning client.
+    pub scim_base_url: String,
+}
+
+fn view(st: &AppState, slug: &str, t: scim_token::Model, token: Option<String>) -> ScimTokenView {
+    ScimTokenView {
+        id: t.id,
+        tenant_id: t.tenant_id,
+        name: t.name,
+        created_at: rfc3339(t.created_at),
+        last_used_at: t.last_used_at.map(rfc3339),
+        revoked_at: t.revoked_at.map(rfc3339),
+        token,
+        scim_base_url: format!("{}/scim/v2/{slug}", st.config.issuer.trim_end_matches('/')),
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ScimRequestView {
+    pub id: String,
+    pub method: String,
+    pub path: String,
+    pub status: i32,
+    pub duration_ms: f64,
+    pub error_code: Option<String>,
+    pub created_at: String,
+}
+
+async fn tenant(st: &AppState, key: &str) -> Result<crate::store::entities::tenant::Model, ApiError> {
+    crate::tenant::find(&st.db, key).await?.ok_or_else(|| ApiError::not_found("tenant"))
+}
+
+/// Create a SCIM token for a tenant. The token is in this response only.
+#[utoipa::path(post, path = "/tenants/{tenant}/scim-tokens", tag = "scim", request_body = CreateScimToken,
+    params(("tenant" = String, Path, description = "Tenant id or slug")),
+    responses((status = 201, body = ScimTokenView), (status = 404, description = "No such tenant")))]
+#[post("/tenants/{tenant}/scim-tokens")]
+pub async fn create_token(
+    _a: Admin,
+    st: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<CreateScimToken>,
+) -> Result<HttpResponse, ApiError> {
+    let t = tenant(&st, &path).await?;
+    let name = crate::tenant::validate_name("name", &body.name)?;
+    let now_ms = st.clock.now_ms();
+    let token = new_token(SCIM_TOKEN_PREFIX, &*st.rng);
+    let row = scim_token::ActiveModel {
+        id: Set(ScimTokenId::new(now_ms, &*st.rng).to_string()),
+        tenant_id: Set(t.id.clone()),
+        name: Set(name),
+        token_hash: Set(sha256_hex(&token)),
+        created_at: Set(now_ms / 1000),
+        last_used_at: Set(None),
+        revoked_at: Set(None),
+    }
+    .insert(&st.db)
+    .await?;
+    tracing::info!(tenant = %t.id, token = %row.id, "SCIM token created");
+    Ok(HttpResponse::Created().json(view(&st, &t.slug, row, Some(token))))
+}
+
+/// List a tenant's SCIM tokens (never the token values).
+#[utoipa::path(get, path = "/tenants/{tenant}/scim-tokens", tag = "scim", params(("tenant" = String, Path, description = "Tenant id or slug"), PageQuery),
+    responses((status = 200, body = Page<ScimTokenView>)))]
+#[get("/tenants/{tenant}/scim-tokens")]
+pub async fn list_tokens(
+    _a: Admin,
+    st: web::Data<AppState>,
+    path: web::Path<String>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let t = tenant(&st, &path).await?;
+    let limit = q.limit()?;
+    let mut query = scim_token::Entity::find()
+        .filter(scim_token::Column::TenantId.eq(t.id.clone()))
+        .order_by_asc(scim_token::Column::Id)
+        .limit(limit + 1);
+    if let Some(c) = &q.cursor {
+        query = query.filter(scim_token::Column::Id.gt(c.clone()));
+    }
+    let rows = query.all(&st.db).await?;
+    Ok(HttpResponse::Ok().json(page_of(rows, limit, |r| r.id.clone(), |r| view(&st, &t.slug, r, None))))
+}
+
+/// Revoke a SCIM token: it stops working at once.
+#[utoipa::path(delete, path = "/tenants/{tenant}/scim-tokens/{id}", tag = "scim",
+    params(("tenant" = String, Path, description = "Tenant id or slug"), ("id" = String, Path, description = "Token id")),
+    responses((status = 204, description = "Revoked"), (status = 404, description = "Not found")))]
+#[delete("/tenants/{tenant}/scim-tokens/{id}")]
+pub async fn revoke_token(
+    _a: Admin,
+    st: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let t = tenant(&st, &path.0).await?;
+    let r = scim_token::Entity::update_many()
+        .col_expr(scim_token::Column::RevokedAt, st.clock.now().into())
+        .filter(scim_token::Column::Id.eq(path.1.clone()))
+        .filter(scim_token::Column::TenantId.eq(t.id.clone()))
+        .filter(scim_token::Column::RevokedAt.is_null())
+        .exec(&st.db)
+        .await?;
+    if r.rows_affected == 0 {
+        let exists = scim_token::Entity::find_by_id(path.1.clone())
+            .filter(scim_token::Column::TenantId.eq(t.id.clone()))
+            .one(&st.db)
+            .await?
+            .is_some();
+        if !exists {
+            return Err(ApiError::not_found("SCIM token"));
+        }
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The tenant's SCIM request log, newest first (method, path, status, duration, error code; no bodies).
+#[utoipa::path(get, path = "/tenants/{tenant}/scim-requests", tag = "scim", params(("tenant" = String, Path, description = "Tenant id or slug"), PageQuery),
+    responses((status = 200, body = Page<ScimRequestView>)))]
+#[get("/tenants/{tenant}/scim-requests")]
+pub async fn list_requests(
+    _a: Admin,
+    st: web::Data<AppState>,
+    path: web::Path<String>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let t = tenant(&st, &path).await?;
+    let limit = q.limit()?;
+    let mut query = scim_request::Entity::find()
+        .filter(scim_request::Column::TenantId.eq(t.id.clone()))
+        .order_by_desc(scim_request::Column::Id)
+        .limit(limit + 1);
+    if let Some(c) = &q.cursor {
+        query = query.filter(scim_request::Column::Id.lt(c.clone()));
+    }
+    let rows = query.all(&st.db).await?;
+    Ok(HttpResponse::Ok().json(page_of(
+        rows,
+        limit,
+        |r| r.id.clone(),
+        |r| ScimRequestView {
+            id: r.id,
+            method: r.method,
+            path: r.path,
+            status: r.status,
+            duration_ms: r.duration_us as f64 / 1000.0,
+            error_code: r.error_code,
+            created_at: rfc3339(r.created_at),
+        },
+    )))
+}

@@ -1,0 +1,105 @@
+//! SCIM error responses (RFC 7644 §3.12): `{"schemas": [Error], "status": "400", "scimType": ..., "detail": ...}`.
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use std::fmt;
+
+/// The SCIM error message schema URN.
+pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+/// SCIM media type.
+pub const SCIM_JSON: &str = "application/scim+json";
+
+/// The error code recorded in the request log (set on error responses as an extension).
+#[derive(Debug, Clone)]
+pub struct LoggedErrorCode(pub String);
+
+/// A SCIM error.
+#[derive(Debug)]
+pub struct ScimError {
+    pub status: StatusCode,
+    pub scim_type: Option<&'static str>,
+    pub detail: String,
+}
+
+impl ScimError {
+    pub fn new(status: StatusCode, scim_type: Option<&'static str>, detail: impl Into<String>) -> Self {
+        Self { status, scim_type, detail: detail.into() }
+    }
+    /// 400 with a scimType.
+    pub fn bad(scim_type: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, Some(scim_type), detail)
+    }
+    pub fn invalid_value(detail: impl Into<String>) -> Self {
+        Self::bad("invalidValue", detail)
+    }
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, None, format!("{what} not found"))
+    }
+    pub fn uniqueness(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, Some("uniqueness"), detail)
+    }
+    pub fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, None, "a valid SCIM bearer token for this tenant is required")
+    }
+    pub fn precondition() -> Self {
+        Self::new(StatusCode::PRECONDITION_FAILED, None, "the resource was modified (If-Match does not match its ETag)")
+    }
+    pub fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, None, "internal error; see the server log for this request id")
+    }
+    /// The code shown in the request log.
+    pub fn code(&self) -> String {
+        match self.scim_type {
+            Some(t) => t.to_string(),
+            None => self.status.as_u16().to_string(),
+        }
+    }
+}
+
+impl fmt::Display for ScimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {:?}: {}", self.status.as_u16(), self.scim_type, self.detail)
+    }
+}
+
+impl ResponseError for ScimError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+    fn error_response(&self) -> HttpResponse {
+        let mut body = serde_json::json!({
+            "schemas": [ERROR_SCHEMA],
+            "status": self.status.as_u16().to_string(),
+            "detail": self.detail,
+        });
+        if let Some(t) = self.scim_type {
+            body["scimType"] = t.into();
+        }
+        let mut r = HttpResponse::build(self.status);
+        r.content_type(SCIM_JSON);
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"fedgate-scim\""));
+        }
+        let mut resp = r.body(body.to_string());
+        resp.extensions_mut().insert(LoggedErrorCode(self.code()));
+        resp
+    }
+}
+
+impl From<sea_orm::DbErr> for ScimError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        crate::error::log_internal("database error", &e);
+        ScimError::internal()
+    }
+}
+
+impl From<crate::scim::filter::FilterError> for ScimError {
+    fn from(e: crate::scim::filter::FilterError) -> Self {
+        ScimError::bad("invalidFilter", e.to_string())
+    }
+}
+
+impl From<crate::scim::patch::PatchError> for ScimError {
+    fn from(e: crate::scim::patch::PatchError) -> Self {
+        ScimError::bad(e.scim_type(), e.to_string())
+    }
+}
