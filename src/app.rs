@@ -18,6 +18,8 @@ pub struct AppState {
     pub openapi: Arc<serde_json::Value>,
     /// Set by `serve --demo`: the built-in demo app's client secret.
     pub demo: Arc<std::sync::RwLock<Option<crate::demo::DemoApp>>>,
+    /// Upstream HTTP client (SSRF-guarded) and the OIDC discovery/JWKS cache.
+    pub upstream: Arc<crate::upstream::UpstreamCtx>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,13 +74,18 @@ impl AppState {
         ));
         keys.rotate(false).await?;
         let openapi = Arc::new(crate::admin::openapi_document());
-        Ok(Self { config: Arc::new(config), db, clock, rng, keys, master, openapi, demo: Arc::default() })
+        let upstream =
+            Arc::new(crate::upstream::UpstreamCtx::new(config.allow_private_network).map_err(std::io::Error::other)?);
+        Ok(Self { config: Arc::new(config), db, clock, rng, keys, master, openapi, demo: Arc::default(), upstream })
     }
 
     /// One round of maintenance: key rotation when due, expired rows removed.
     pub async fn maintenance(&self) -> Result<(), crate::keys::KeyError> {
         self.keys.rotate(false).await?;
         crate::issuer::cleanup::expired(&self.db, self.clock.now()).await.map_err(crate::keys::KeyError::from)?;
+        crate::traces::expire(&self.db, self.clock.now(), self.config.tokens.login_trace_retention)
+            .await
+            .map_err(crate::keys::KeyError::from)?;
         Ok(())
     }
 }
@@ -90,6 +97,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
         cfg.app_data(web::Data::new(state))
             .app_data(web::PayloadConfig::new(form_limit))
             .configure(crate::issuer::routes)
+            .configure(crate::upstream::oidc::callback::routes)
             .configure(crate::demo::routes);
     }
 }
@@ -100,6 +108,7 @@ async fn not_found() -> actix_web::HttpResponse {
         "There is nothing at this address.",
         "not_found",
         &crate::http::current_request_id(),
+        None,
         None,
     ))
 }

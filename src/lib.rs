@@ -16,5 +16,6 @@ pub mod keys;
 pub mod scim;
 pub mod store;
 pub mod tenant;
+pub mod traces;
 pub mod upstream;
 pub mod util;

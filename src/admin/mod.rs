@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod clients;
 pub mod connections;
+pub mod logins;
 pub mod tenants;
 
 use crate::app::AppState;
@@ -69,6 +70,8 @@ where
             .service(connections::get)
             .service(connections::update)
             .service(connections::remove)
+            .service(logins::list)
+            .service(logins::get)
             .default_service(web::to(|| async {
                 Err::<HttpResponse, ApiError>(ApiError::new(
                     actix_web::http::StatusCode::NOT_FOUND,

@@ -65,6 +65,7 @@ pub async fn link_login(
         let user = um.update(tx).await?;
         let mut im: identity::ActiveModel = idn.into();
         im.groups = Set(to_json_list(&ident.groups));
+        im.attributes = Set(attributes_json(ident));
         im.last_login_at = Set(now);
         let identity = im.update(tx).await?;
         return Ok(Linked { user, identity, created: false });
@@ -105,7 +106,7 @@ async fn create(
         connection_id: Set(connection_id.to_string()),
         subject: Set(ident.subject.clone()),
         user_id: Set(user.id.clone()),
-        attributes: Set("{}".into()),
+        attributes: Set(attributes_json(ident)),
         groups: Set(to_json_list(&ident.groups)),
         created_at: Set(now),
         last_login_at: Set(now),
@@ -113,4 +114,11 @@ async fn create(
     .insert(tx)
     .await?;
     Ok(Linked { user, identity, created: true })
+}
+
+fn attributes_json(ident: &NormalizedIdentity) -> String {
+    match &ident.attributes {
+        serde_json::Value::Object(m) => serde_json::Value::Object(m.clone()).to_string(),
+        _ => "{}".into(),
+    }
 }

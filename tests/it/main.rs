@@ -4,3 +4,6 @@ mod admin;
 mod common;
 mod keys;
 mod oidc;
+#[path = "../../idp-fixtures/oidc_idp.rs"]
+mod oidc_idp;
+mod upstream_oidc;
