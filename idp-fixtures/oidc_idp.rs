@@ -78,7 +78,7 @@ struct Pending {
 struct Inner {
     issuer: String,
     knobs: Mutex<Knobs>,
-    rs: SigningKey,
+    rs: Mutex<Arc<SigningKey>>,
     es: SigningKey,
     other: SigningKey,
     codes: Mutex<HashMap<String, Pending>>,
@@ -116,7 +116,7 @@ impl FixtureIdp {
         let inner = Arc::new(Inner {
             issuer: issuer.clone(),
             knobs: Mutex::new(knobs),
-            rs: gen(Alg::RS256, "fixture-rs").map_err(err)?,
+            rs: Mutex::new(Arc::new(gen(Alg::RS256, "fixture-rs").map_err(err)?)),
             es: gen(Alg::ES256, "fixture-es").map_err(err)?,
             other: gen(Alg::RS256, "fixture-rs").map_err(err)?,
             codes: Mutex::new(HashMap::new()),
@@ -152,6 +152,15 @@ impl FixtureIdp {
 
     pub fn hits(&self, what: &'static str) -> u64 {
         self.inner.hits.lock().unwrap_or_else(|e| e.into_inner()).get(what).copied().unwrap_or(0)
+    }
+
+    /// Replaces the RS256 key with a new one under a new `kid` (key rotation).
+    pub fn rotate(&self) -> std::io::Result<()> {
+        let kid = format!("fixture-rs-{}", &fedgate::ids::random128(&SystemRng)[..8]);
+        let (k, _) =
+            SigningKey::generate(Alg::RS256, kid).map_err(|_| std::io::Error::other("key generation failed"))?;
+        *self.inner.rs.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(k);
+        Ok(())
     }
 
     /// Stops answering (the "IdP is down" case).
@@ -192,7 +201,8 @@ async fn discovery(st: web::Data<Inner>) -> HttpResponse {
 
 async fn jwks(st: web::Data<Inner>) -> HttpResponse {
     hit(&st, "jwks");
-    HttpResponse::Ok().json(json!({ "keys": [st.rs.public(), st.es.public()] }))
+    let rs = st.rs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    HttpResponse::Ok().json(json!({ "keys": [rs.public(), st.es.public()] }))
 }
 
 async fn authorize(req: HttpRequest, st: web::Data<Inner>) -> HttpResponse {
@@ -320,7 +330,7 @@ async fn token(req: HttpRequest, body: web::Bytes, st: web::Data<Inner>) -> Http
             Err(e) => Err(e),
         },
         _ if k.alg == Alg::ES256 => st.es.sign_jwt("JWT", &claims),
-        _ => st.rs.sign_jwt("JWT", &claims),
+        _ => st.rs.lock().unwrap_or_else(|e| e.into_inner()).clone().sign_jwt("JWT", &claims),
     };
     let Ok(id_token) = signed else {
         return HttpResponse::InternalServerError().finish();

@@ -292,6 +292,11 @@ async fn tenant_routing_and_cross_tenant_connection(app: &TestApp) {
     // domain_hint routes too.
     let end = run(app, &browser(), &cid, &[("domain_hint", "globex.test")]).await;
     assert_eq!(end.status, 303, "{}", end.body);
+    // An unknown domain: the work-email page with a message that names no tenant.
+    let b = browser();
+    let r = b.get(authorize_url(app, &cid, &[("login_hint", "z@nowhere.test")])).send().await.unwrap();
+    let page = b.get(location(&r)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("couldn&#x27;t find single sign-on") && !page.contains("globex"), "{page}");
     // Globex's connection with Acme's organization: refused to the app.
     let r = browser()
         .get(authorize_url(app, &cid, &[("organization", "acme"), ("connection", cg["id"].as_str().unwrap())]))
@@ -353,7 +358,87 @@ async fn ssrf_guard_refuses_loopback(app: &TestApp) {
     assert_eq!(idp.hits("discovery"), 0, "no request reached the loopback IdP");
 }
 
+async fn jwks_refresh_on_key_rotation(app: &TestApp) {
+    let (idp, _, _) = oidc_tenant(app, "acme", "acme.test", Knobs::default()).await;
+    let (cid, _) = app.client("confidential", "ES256").await;
+    assert_eq!(run(app, &browser(), &cid, &[("organization", "acme")]).await.status, 303);
+    idp.rotate().unwrap();
+    // The JWKS was fetched a moment ago: the refresh is rate-limited and the login fails closed.
+    let end = run(app, &browser(), &cid, &[("organization", "acme")]).await;
+    assert_eq!(end.code(), "id_token_key_unknown", "{}", end.body);
+    assert_eq!(idp.hits("jwks"), 1);
+    // A minute later the unknown kid triggers one refresh, and the login succeeds.
+    app.clock.advance_secs(61);
+    let end = run(app, &browser(), &cid, &[("organization", "acme")]).await;
+    assert_eq!(end.status, 303, "{}", end.body);
+    assert_eq!(idp.hits("jwks"), 2);
+}
+
+async fn presets_userinfo_and_roles(app: &TestApp) {
+    let (idp, t, conn) = oidc_tenant(app, "acme", "acme.test", Knobs::default()).await;
+    let id = conn["id"].as_str().unwrap();
+    let path = format!("/tenants/acme/connections/{id}");
+    let patch = |body: Value| app.admin(reqwest::Method::PATCH, &path, Some(body));
+    // Entra: subject from tid+oid, groups overage recorded in the trace, userinfo merged.
+    let (s, c) = patch(json!({"preset": "entra", "fetch_userinfo": true})).await;
+    assert_eq!(s, 200, "{c}");
+    idp.set(|k| {
+        k.extra_claims = json!({"tid": "tenant-1", "oid": "object-1", "_claim_names": {"groups": "src1"},
+                                "_claim_sources": {"src1": {"endpoint": "https://graph.microsoft.com/v1.0/me/getMemberObjects"}}})
+    });
+    let (s, _) = app
+        .admin(
+            reqwest::Method::PATCH,
+            "/tenants/acme",
+            Some(json!({"settings": {"role_mapping": {"engineering": ["developer", "reader"]}}})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (cid, secret) = app.client("confidential", "ES256").await;
+    let end = run(app, &browser(), &cid, &[("organization", "acme")]).await;
+    assert_eq!(end.status, 303, "{}", end.body);
+    let (_, tok) = exchange(app, &cid, secret.as_deref(), &query_of(&end.location)["code"]).await;
+    let claims = verify_jwt(app, tok["id_token"].as_str().unwrap(), &cid).await;
+    assert_eq!(claims["org_id"], t["id"]);
+    assert_eq!(claims["roles"], json!(["developer", "reader"]));
+    let tr = trace(app, &query_of(&end.callback)["state"]).await;
+    let text = tr.to_string();
+    assert!(text.contains("groups_overage") && text.contains("userinfo_merged"), "{text}");
+    {
+        use fedgate::store::entities::identity;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let idn = identity::Entity::find()
+            .filter(identity::Column::ConnectionId.eq(id))
+            .one(&app.state.db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(idn.subject, "tenant-1:object-1");
+        assert!(idn.attributes.contains("en-GB"), "{}", idn.attributes);
+    }
+    // Google: hd must be one of the hosted domains.
+    let (s, _) = patch(json!({"preset": "google", "hosted_domains": ["acme.test"], "fetch_userinfo": false})).await;
+    assert_eq!(s, 200);
+    idp.set(|k| k.extra_claims = json!({"hd": "gmail.com"}));
+    let end = run(app, &browser(), &cid, &[("organization", "acme")]).await;
+    assert_eq!((end.status, end.code().as_str()), (502, "google_hd_mismatch"), "{}", end.body);
+    idp.set(|k| k.extra_claims = json!({"hd": "acme.test"}));
+    assert_eq!(run(app, &browser(), &cid, &[("organization", "acme")]).await.status, 303);
+    // Custom rules: groups from a dotted path; email trust by domain.
+    let (s, _) = patch(json!({"preset": "keycloak", "claim_mapping": {"groups": "realm_access.roles"}})).await;
+    assert_eq!(s, 200);
+    idp.set(|k| k.extra_claims = json!({"realm_access": {"roles": ["admins"]}, "email_verified": false}));
+    let end = run(app, &browser(), &cid, &[("organization", "acme")]).await;
+    let (_, tok) = exchange(app, &cid, secret.as_deref(), &query_of(&end.location)["code"]).await;
+    let claims = verify_jwt(app, tok["id_token"].as_str().unwrap(), &cid).await;
+    assert_eq!(claims["groups"], json!(["admins"]));
+    assert_eq!(claims["roles"], json!([]));
+    assert_eq!(claims["email_verified"], false);
+}
+
 both_private!(
+    jwks_refresh_on_key_rotation,
+    presets_userinfo_and_roles,
     full_chain_and_trace,
     id_token_checks,
     state_and_replay,
