@@ -29,6 +29,8 @@ interop:
 	$(CARGO) build --bin fedgate
 	bash tests/interop/run.sh sqlite
 	bash tests/interop/run.sh postgres
+	bash tests/interop/upstream/run.sh sqlite
+	bash tests/interop/upstream/run.sh postgres
 
 ## Load driver against a release server (see docs/performance.md).
 bench:
