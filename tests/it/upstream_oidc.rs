@@ -155,6 +155,32 @@ async fn full_chain_and_trace(app: &TestApp) {
     let (s, page) = app.get("/tenants/acme/logins?status=completed").await;
     assert_eq!(s, 200);
     assert_eq!(page["data"].as_array().unwrap().len(), 2);
+    // Retention: traces older than tokens.login_trace_retention are removed by maintenance.
+    app.clock.advance_secs(31 * 86400);
+    app.state.maintenance().await.unwrap();
+    assert_eq!(app.get(&format!("/logins/{login_id}")).await.0, 404);
+}
+
+async fn explicit_endpoints_and_client_secret_post(app: &TestApp) {
+    let idp = FixtureIdp::start(Knobs { email: "alice@acme.test".into(), ..Knobs::default() }, 1).await.unwrap();
+    app.post("/tenants", json!({"name": "A", "slug": "acme", "domains": ["acme.test"]})).await;
+    let mut body = idp.connection_body("Explicit");
+    let i = idp.issuer.clone();
+    body["authorization_endpoint"] = json!(format!("{i}/authorize"));
+    body["token_endpoint"] = json!(format!("{i}/token"));
+    body["jwks_uri"] = json!(format!("{i}/jwks"));
+    body["token_endpoint_auth_method"] = json!("client_secret_post");
+    body["extra_auth_params"] = json!({"acr_values": "mfa"});
+    let (s, c) = app.post("/tenants/acme/connections", body).await;
+    assert_eq!(s, 201, "{c}");
+    let (cid, _) = app.client("confidential", "ES256").await;
+    let b = browser();
+    let r = b.get(authorize_url(app, &cid, &[("organization", "acme"), ("prompt", "login")])).send().await.unwrap();
+    let to_idp = query_of(&location(&r));
+    assert_eq!((to_idp["acr_values"].as_str(), to_idp["prompt"].as_str()), ("mfa", "login"));
+    let end = run(app, &browser(), &cid, &[("organization", "acme")]).await;
+    assert_eq!(end.status, 303, "{}", end.body);
+    assert_eq!(idp.hits("discovery"), 0, "explicit endpoints skip discovery");
 }
 
 /// Runs one login against a misbehaving IdP and checks the page code and the trace.
@@ -437,6 +463,7 @@ async fn presets_userinfo_and_roles(app: &TestApp) {
 }
 
 both_private!(
+    explicit_endpoints_and_client_secret_post,
     jwks_refresh_on_key_rotation,
     presets_userinfo_and_roles,
     full_chain_and_trace,
