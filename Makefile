@@ -32,6 +32,8 @@ interop:
 	bash tests/interop/run.sh postgres
 	bash tests/interop/scim/run.sh sqlite
 	bash tests/interop/scim/run.sh postgres
+	bash tests/interop/upstream/run.sh sqlite
+	bash tests/interop/upstream/run.sh postgres
 
 ## Load driver against a release server (see docs/performance.md).
 bench:

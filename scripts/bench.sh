@@ -24,15 +24,18 @@ run_one() {
     url="sqlite://$tmp/fedgate.db?mode=rwc"
   fi
   export FEDGATE_DATABASE_URL="$url" FEDGATE_DATA_DIR="$tmp" FEDGATE_LISTEN="127.0.0.1:$port" \
-         FEDGATE_ISSUER="http://127.0.0.1:$port" FEDGATE_DEV_MODE=1 FEDGATE_LOG=warn
+         FEDGATE_ISSUER="http://127.0.0.1:$port" FEDGATE_DEV_MODE=1 FEDGATE_LOG=warn \
+         FEDGATE_ALLOW_PRIVATE_NETWORK=1
   $BIN/fedgate migrate 2>/dev/null
   key="$($BIN/fedgate admin-key create --name bench 2>/dev/null)"
   $PIN_SERVER $BIN/fedgate serve 2>"$tmp/server.log" &
   pid=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
   echo "== $kind ==" >&2
-  FEDGATE_ADMIN_KEY="$key" $PIN_BENCH $BIN/fedgate-bench --url "http://127.0.0.1:$port" --server-pid "$pid" \
-     --concurrency "$CONC" --count "$COUNT" --json token | sed "s/^{/{\"db\":\"$kind\",/"
+  for phase in ${BENCH_PHASES:-token login}; do
+    FEDGATE_ADMIN_KEY="$key" $PIN_BENCH $BIN/fedgate-bench --url "http://127.0.0.1:$port" --server-pid "$pid" \
+       --concurrency "$CONC" --count "$COUNT" --json "$phase" | sed "s/^{/{\"db\":\"$kind\",/"
+  done
   kill "$pid"; wait "$pid" 2>/dev/null || true
   rm -rf "$tmp"
 }

@@ -23,6 +23,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Set by `serve --demo`: the built-in demo app's client secret.
     pub demo: Arc<std::sync::RwLock<Option<crate::demo::DemoApp>>>,
+    /// Upstream HTTP client (SSRF-guarded) and the OIDC discovery/JWKS cache.
+    pub upstream: Arc<crate::upstream::UpstreamCtx>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +79,8 @@ impl AppState {
         ));
         keys.rotate(false).await?;
         let openapi = Arc::new(crate::admin::openapi_document());
+        let upstream =
+            Arc::new(crate::upstream::UpstreamCtx::new(config.allow_private_network).map_err(std::io::Error::other)?);
         let outbound = crate::net::Outbound::new(config.allow_private_network)
             .map_err(|e| StartError::Io(std::io::Error::other(e.to_string())))?;
         let instance_id = format!("ins_{}", crate::ids::random128(&*rng));
@@ -92,6 +96,7 @@ impl AppState {
             instance_id,
             metrics: Arc::new(crate::metrics::Metrics::new()),
             demo: Arc::default(),
+            upstream,
         })
     }
 
@@ -101,6 +106,12 @@ impl AppState {
         let now = self.clock.now();
         crate::issuer::cleanup::expired(&self.db, now).await.map_err(crate::keys::KeyError::from)?;
         crate::events::prune(&self.db, now - self.config.events.retention)
+            .await
+            .map_err(crate::keys::KeyError::from)?;
+        crate::events::audit::prune(&self.db, now - self.config.events.audit_retention)
+            .await
+            .map_err(crate::keys::KeyError::from)?;
+        crate::traces::expire(&self.db, now, self.config.tokens.login_trace_retention)
             .await
             .map_err(crate::keys::KeyError::from)?;
         Ok(())
@@ -115,6 +126,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(web::PayloadConfig::new(form_limit))
             .configure(crate::issuer::routes)
             .configure(crate::scim::routes)
+            .configure(crate::upstream::oidc::callback::routes)
             .configure(crate::demo::routes);
     }
 }
@@ -125,6 +137,7 @@ async fn not_found() -> actix_web::HttpResponse {
         "There is nothing at this address.",
         "not_found",
         &crate::http::current_request_id(),
+        None,
         None,
     ))
 }

@@ -137,6 +137,8 @@ pub struct TokenConfig {
     pub session_ttl: i64,
     /// Seconds a pending login may take (upstream round trip included).
     pub login_ttl: i64,
+    /// Seconds login traces (`/admin/v1/logins`) are kept.
+    pub login_trace_retention: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -195,6 +197,7 @@ impl Default for TokenConfig {
             code_ttl: 60,
             session_ttl: 8 * 3600,
             login_ttl: 600,
+            login_trace_retention: 30 * 86400,
         }
     }
 }
@@ -313,6 +316,7 @@ impl Config {
             ("tokens.code_ttl", t.code_ttl),
             ("tokens.session_ttl", t.session_ttl),
             ("tokens.login_ttl", t.login_ttl),
+            ("tokens.login_trace_retention", t.login_trace_retention),
             ("keys.rotation_interval", self.keys.rotation_interval),
             ("webhooks.lease_secs", self.webhooks.lease_secs),
             ("webhooks.retry_for", self.webhooks.retry_for),

@@ -185,11 +185,17 @@ pub struct PageError {
     pub message: String,
     /// Where "Return to the application" leads (an error redirect to a validated redirect_uri).
     pub back: Option<String>,
+    /// The login trace id, shown so the person can give it to support.
+    pub trace: Option<String>,
 }
 
 impl PageError {
     pub fn new(status: StatusCode, code: &'static str, title: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { status, code, title: title.into(), message: message.into(), back: None }
+        Self { status, code, title: title.into(), message: message.into(), back: None, trace: None }
+    }
+    pub fn with_trace(mut self, trace_id: String) -> Self {
+        self.trace = Some(trace_id);
+        self
     }
     pub fn with_back(mut self, url: String) -> Self {
         self.back = Some(url);
@@ -228,6 +234,7 @@ impl ResponseError for PageError {
                 self.code,
                 &current_request_id(),
                 self.back.as_deref(),
+                self.trace.as_deref(),
             ))
     }
 }

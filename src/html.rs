@@ -41,13 +41,21 @@ pub fn page(title: &str, body: &str) -> String {
 
 /// The page a person sees when something went wrong: what happened, a short code and the
 /// request id to give to support.
-pub fn error_page(title: &str, message: &str, code: &str, request_id: &str, back: Option<&str>) -> String {
+pub fn error_page(
+    title: &str,
+    message: &str,
+    code: &str,
+    request_id: &str,
+    back: Option<&str>,
+    trace: Option<&str>,
+) -> String {
+    let trace = trace.map(|t| format!(" · Trace <code>{}</code>", escape(t))).unwrap_or_default();
     let back =
         back.map(|u| format!("<p><a href=\"{}\">Return to the application</a></p>", escape(u))).unwrap_or_default();
     page(
         title,
         &format!(
-            "<h1>{}</h1><p>{}</p>{back}<p class=\"muted\">Error code <code>{}</code> · Request <code>{}</code><br>\
+            "<h1>{}</h1><p>{}</p>{back}<p class=\"muted\">Error code <code>{}</code> · Request <code>{}</code>{trace}<br>\
              If this keeps happening, give these to your administrator or support.</p>",
             escape(title),
             escape(message),
@@ -63,7 +71,7 @@ mod tests {
     #[test]
     fn escapes_everything_dangerous() {
         assert_eq!(escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#x27;&amp;&#x27;&lt;/a&gt;");
-        let p = error_page("<t>", "<script>", "c", "r", Some("https://x/?a=1&b=\"2"));
+        let p = error_page("<t>", "<script>", "c", "r", Some("https://x/?a=1&b=\"2"), Some("lgn_1"));
         assert!(p.contains("a=1&amp;b=&quot;2"));
         assert!(!p.contains("<script>"));
     }

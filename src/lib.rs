@@ -19,5 +19,6 @@ pub mod net;
 pub mod scim;
 pub mod store;
 pub mod tenant;
+pub mod traces;
 pub mod upstream;
 pub mod util;

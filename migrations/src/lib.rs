@@ -4,6 +4,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_foundation;
+mod m20261126_000002_upstream_oidc;
 mod m20261126_000003_scim;
 mod m20261126_000004_events;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
             Box::new(m20261126_000001_foundation::Migration),
+            Box::new(m20261126_000002_upstream_oidc::Migration),
             Box::new(m20261126_000003_scim::Migration),
             Box::new(m20261126_000004_events::Migration),
         ]

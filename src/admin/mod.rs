@@ -5,6 +5,7 @@ pub mod auth;
 pub mod clients;
 pub mod connections;
 pub mod events;
+pub mod logins;
 pub mod scim;
 pub mod tenants;
 
@@ -85,6 +86,8 @@ where
             .service(scim::list_tokens)
             .service(scim::revoke_token)
             .service(scim::list_requests)
+            .service(logins::list)
+            .service(logins::get)
             .default_service(web::to(|| async {
                 Err::<HttpResponse, ApiError>(ApiError::new(
                     actix_web::http::StatusCode::NOT_FOUND,

@@ -7,9 +7,13 @@
 //! * `code`    - authorization_code grants (client_secret_basic, PKCE S256)
 //! * `refresh` - refresh_token grants, each worker rotating its own token chain
 //! * `token`   - `code` then `refresh`
+//! * `login`   - complete brokered logins through an upstream OIDC connection: authorize ->
+//!   fixture IdP -> `/sso/oidc/callback` -> code -> token, one timed operation each. The
+//!   fixture IdP (idp-fixtures/oidc_idp.rs) runs inside this process, so its CPU is not the
+//!   server's; the server needs dev mode (http issuer URLs) and `allow_private_network`.
 //!
-//! This file is deliberately self-contained (it does not use the fedgate library) so that it
-//! measures the server strictly through its HTTP contract.
+//! This file is deliberately self-contained: it measures the server strictly through its HTTP
+//! contract (the fedgate library is used only by the in-process fixture IdP, for its keys).
 //!
 //! Adding a phase: add a variant to [`PhaseArg`] / [`Phase`], write an `async fn run_xxx_phase`
 //! that prepares whatever state it needs untimed and then calls [`drive`] (the generic
@@ -121,6 +125,8 @@ enum PhaseArg {
     Code,
     /// refresh_token grants (rotation).
     Refresh,
+    /// complete brokered logins through a fixture upstream OIDC IdP.
+    Login,
 }
 
 impl PhaseArg {
@@ -129,6 +135,7 @@ impl PhaseArg {
             PhaseArg::Token => vec![Phase::Code, Phase::Refresh],
             PhaseArg::Code => vec![Phase::Code],
             PhaseArg::Refresh => vec![Phase::Refresh],
+            PhaseArg::Login => vec![Phase::Login],
         }
     }
 }
@@ -138,6 +145,7 @@ impl PhaseArg {
 enum Phase {
     Code,
     Refresh,
+    Login,
 }
 
 impl Phase {
@@ -145,6 +153,7 @@ impl Phase {
         match self {
             Phase::Code => "code",
             Phase::Refresh => "refresh",
+            Phase::Login => "login",
         }
     }
 }
@@ -223,6 +232,7 @@ async fn run_phase(phase: Phase, ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) 
     match phase {
         Phase::Code => run_code_phase(ctx, args, cpu).await,
         Phase::Refresh => run_refresh_phase(ctx, args, cpu).await,
+        Phase::Login => run_login_phase(ctx, args, cpu).await,
     }
 }
 
@@ -233,6 +243,8 @@ async fn run_phase(phase: Phase, ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) 
 /// Everything the phases need to talk to the server.
 struct Ctx {
     http: Client,
+    base: Url,
+    admin_key: String,
     issuer: String,
     authorize_endpoint: Url,
     token_endpoint: Url,
@@ -344,6 +356,8 @@ async fn setup(args: &Args, base: &Url, admin_key: &str) -> Res<Ctx> {
 
     Ok(Ctx {
         http,
+        base: base.clone(),
+        admin_key: admin_key.to_string(),
         issuer: disco.issuer,
         authorize_endpoint,
         token_endpoint,
@@ -958,6 +972,84 @@ async fn run_refresh_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) -> Res
     }
     let (m, _) = measure(cpu, chains, args.count, step).await?;
     Ok(PhaseReport::new(Phase::Refresh, c, m))
+}
+
+#[path = "../../idp-fixtures/oidc_idp.rs"]
+mod oidc_idp;
+
+/// One brokered login, start to finish: authorize -> fixture IdP -> callback -> code -> token.
+async fn brokered_login(ctx: &Ctx, org: &str) -> Result<(), String> {
+    let verifier = URL_SAFE_NO_PAD.encode(random_bytes(32).map_err(|e| e.to_string())?);
+    let challenge =
+        URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref());
+    let state = URL_SAFE_NO_PAD.encode(random_bytes(16).map_err(|e| e.to_string())?);
+    let mut authorize = ctx.authorize_endpoint.clone();
+    authorize
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &ctx.client_id)
+        .append_pair("redirect_uri", REDIRECT_URI)
+        .append_pair("scope", SCOPE)
+        .append_pair("state", &state)
+        .append_pair("nonce", &state)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("organization", org);
+    let jar = Jar::default();
+    let resp = send_with_jar(ctx.http.get(authorize.clone()), &jar, &authorize).await?;
+    let idp = redirect_target(resp, &authorize, "GET /oauth2/authorize").await?;
+    let resp = ctx.http.get(idp.clone()).send().await.map_err(|e| format!("{idp}: {e}"))?;
+    let callback = redirect_target(resp, &idp, "GET fixture /authorize").await?;
+    let resp = send_with_jar(ctx.http.get(callback.clone()), &jar, &callback).await?;
+    let back = redirect_target(resp, &callback, "GET /sso/oidc/callback").await?;
+    let q: BTreeMap<String, String> = back.query_pairs().into_owned().collect();
+    let code = q.get("code").cloned().ok_or_else(|| format!("no code in {back}"))?;
+    exchange_code(ctx, &PreparedCode { code, verifier, issued: Instant::now() }).await.map(|_| ())
+}
+
+async fn run_login_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) -> Res<PhaseReport> {
+    let c = args.concurrency;
+    let slug = format!("{}-oidc", ctx.slug);
+    let knobs = oidc_idp::Knobs {
+        email: format!("person@{slug}.test"),
+        alg: fedgate::keys::Alg::ES256,
+        ..oidc_idp::Knobs::default()
+    };
+    let idp = oidc_idp::FixtureIdp::start(knobs, 1).await?;
+    admin_post(
+        &ctx.http,
+        ctx.base.join("/admin/v1/tenants")?,
+        &ctx.admin_key,
+        json!({"name": format!("Bench {slug}"), "slug": slug, "domains": [format!("{slug}.test")]}),
+    )
+    .await?;
+    admin_post(
+        &ctx.http,
+        ctx.base.join(&format!("/admin/v1/tenants/{slug}/connections"))?,
+        &ctx.admin_key,
+        idp.connection_body("Bench fixture IdP"),
+    )
+    .await?;
+    eprintln!("  fixture IdP at {} (tenant {slug})", idp.issuer);
+    let step = {
+        let ctx = Arc::clone(ctx);
+        let slug = slug.clone();
+        move |(), _i: usize| {
+            let ctx = Arc::clone(&ctx);
+            let slug = slug.clone();
+            async move { ((), brokered_login(&ctx, &slug).await) }
+        }
+    };
+    if args.warmup > 0 {
+        let (wm, _) = drive(vec![(); c], args.warmup, None, step.clone()).await?;
+        eprintln!("  warm-up: {} logins, {} errors", wm.ok + wm.errors, wm.errors);
+        for e in &wm.error_samples {
+            eprintln!("    warm-up error: {e}");
+        }
+    }
+    let (m, _) = measure(cpu, vec![(); c], args.count, step).await?;
+    idp.stop().await;
+    Ok(PhaseReport::new(Phase::Login, c, m))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,5 +1,8 @@
 //! Pure functions: an upstream identity becomes fedgate's normalized identity. No I/O here.
+pub mod oidc;
+
 use crate::upstream::UpstreamIdentity;
+use std::collections::BTreeMap;
 
 const MAX_GROUPS: usize = 500;
 const MAX_FIELD: usize = 256;
@@ -18,6 +21,8 @@ pub struct NormalizedIdentity {
     /// Group names, de-duplicated, in first-seen order.
     pub groups: Vec<String>,
     pub amr: Vec<String>,
+    /// Non-secret upstream claims worth keeping (an object, or null).
+    pub attributes: serde_json::Value,
 }
 
 fn clean(v: Option<String>) -> Option<String> {
@@ -66,7 +71,22 @@ pub fn normalize(u: UpstreamIdentity) -> Result<NormalizedIdentity, &'static str
         family_name: clean(u.family_name),
         groups,
         amr: u.amr,
+        attributes: u.attributes,
     })
+}
+
+/// App role names for a person's groups, from a tenant's group -> roles mapping; de-duplicated,
+/// in mapping order.
+pub fn roles_for(groups: &[String], mapping: &BTreeMap<String, Vec<String>>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for g in groups {
+        for r in mapping.get(g).into_iter().flatten() {
+            if !out.contains(r) {
+                out.push(r.clone());
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -85,6 +105,7 @@ mod tests {
             family_name: Some("".into()),
             groups: vec!["a".into(), "b".into(), "a".into(), " ".into()],
             amr: vec!["pwd".into()],
+            attributes: serde_json::Value::Null,
         }
     }
 
@@ -108,6 +129,15 @@ mod tests {
         let mut u = up();
         u.subject = "  ".into();
         assert!(normalize(u).is_err());
+    }
+
+    #[test]
+    fn roles_from_groups() {
+        let m = BTreeMap::from([
+            ("eng".to_string(), vec!["dev".to_string(), "user".to_string()]),
+            ("ops".to_string(), vec!["user".to_string()]),
+        ]);
+        assert_eq!(roles_for(&["ops".into(), "eng".into(), "x".into()], &m), vec!["user", "dev"]);
     }
 
     proptest! {

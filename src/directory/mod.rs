@@ -78,6 +78,7 @@ pub async fn link_login(
         let user = um.update(tx).await?;
         let mut im: identity::ActiveModel = idn.into();
         im.groups = Set(to_json_list(&ident.groups));
+        im.attributes = Set(attributes_json(ident));
         im.last_login_at = Set(now);
         let identity = im.update(tx).await?;
         return Ok(Linked { user, identity, created: false });
@@ -242,7 +243,7 @@ async fn create(
         connection_id: Set(connection_id.to_string()),
         subject: Set(ident.subject.clone()),
         user_id: Set(user.id.clone()),
-        attributes: Set("{}".into()),
+        attributes: Set(attributes_json(ident)),
         groups: Set(to_json_list(&ident.groups)),
         created_at: Set(now),
         last_login_at: Set(now),
@@ -259,4 +260,11 @@ pub fn user_event(u: &user::Model, source: &str) -> serde_json::Value {
         "email_verified": u.email_verified, "name": u.name, "given_name": u.given_name, "family_name": u.family_name,
         "active": u.active, "external_id": u.external_id, "source": source,
     })
+}
+
+fn attributes_json(ident: &NormalizedIdentity) -> String {
+    match &ident.attributes {
+        serde_json::Value::Object(m) => serde_json::Value::Object(m.clone()).to_string(),
+        _ => "{}".into(),
+    }
 }

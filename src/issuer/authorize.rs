@@ -418,8 +418,18 @@ pub async fn login_page(
             return Ok(html(chooser(&login.id, &t, &conns)));
         }
     }
-    Ok(html(email_form(&login.id, None, login.login_hint.as_deref().unwrap_or(""))))
+    // A login_hint whose domain no tenant has: say so (the same words for every unknown domain,
+    // so the page reveals nothing about which tenants exist).
+    let unknown = match login.login_hint.as_deref().and_then(email_domain) {
+        Some(d) => crate::tenant::by_domain(&st.db, &d).await?.is_none(),
+        None => false,
+    };
+    let message = unknown.then_some(UNKNOWN_DOMAIN);
+    Ok(html(email_form(&login.id, message, login.login_hint.as_deref().unwrap_or(""))))
 }
+
+const UNKNOWN_DOMAIN: &str =
+    "We couldn't find single sign-on for that email address. Check it, or ask your administrator.";
 
 /// POST /login/{login}: route by the email's domain.
 pub async fn login_submit(
@@ -436,11 +446,7 @@ pub async fn login_submit(
     };
     let Some(t) = crate::tenant::by_domain(&st.db, &domain).await? else {
         // Same answer for every unknown domain: no hint about which tenants exist.
-        return Ok(html(email_form(
-            &login.id,
-            Some("We couldn't find single sign-on for that email address. Check it, or ask your administrator."),
-            &email,
-        )));
+        return Ok(html(email_form(&login.id, Some(UNKNOWN_DOMAIN), &email)));
     };
     login::Entity::update_many()
         .col_expr(login::Column::LoginHint, email.clone().into())

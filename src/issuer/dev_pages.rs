@@ -6,7 +6,7 @@ use crate::html::{escape, page};
 use crate::http::form_params;
 use crate::store::entities::{client, connection, tenant};
 use crate::upstream::connections::ConnectionConfig;
-use crate::upstream::{CallbackPayload, ConnectorState, LoginContext};
+use crate::upstream::{CallbackPayload, ConnectorState, LoginContext, StepLog};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use sea_orm::EntityTrait;
@@ -77,7 +77,12 @@ pub async fn submit(
     let conn = dev_connection(&st, &login).await?;
     let params = form_params(&req, &body).map_err(|m| PageError::bad_request("invalid_request", m))?;
     let cfg = ConnectionConfig::from_row(&conn).map_err(|_| PageError::internal())?;
-    let connector = cfg.open(st.config.dev_mode);
+    let steps = StepLog::default();
+    steps.push("callback_received", st.clock.now_ms(), 0, serde_json::Value::Null);
+    let connector = match cfg.open(&st, &conn) {
+        Ok(c) => c,
+        Err(e) => return flow::upstream_failure(&st, &login, e, &steps).await,
+    };
     let ctx = LoginContext {
         login_id: crate::ids::LoginId::from_db(login.id.clone()),
         tenant_id: crate::ids::TenantId::from_db(conn.tenant_id.clone()),
@@ -85,6 +90,7 @@ pub async fn submit(
         login_hint: login.login_hint.clone(),
         issuer: st.config.issuer.clone(),
         force_authn: false,
+        steps: steps.clone(),
     };
     let state =
         ConnectorState(login.connector_state.as_deref().and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default());
@@ -93,7 +99,7 @@ pub async fn submit(
         payload.params.insert("action".into(), a.to_string());
     }
     match connector.complete(&ctx, &state, payload).await {
-        Ok(identity) => flow::finish_login(&st, &login, &conn, identity).await,
-        Err(e) => flow::upstream_failure(&st, &login, e).await,
+        Ok(identity) => flow::finish_login(&st, &login, &conn, identity, &steps).await,
+        Err(e) => flow::upstream_failure(&st, &login, e, &steps).await,
     }
 }

@@ -9,8 +9,9 @@ use crate::ids::{ConnectionId, LoginId, SessionId, TenantId};
 use crate::keys::{constant_time_eq, new_token, sha256_hex};
 use crate::store::entities::{auth_code, connection, login, session, tenant};
 use crate::store::write_tx;
+use crate::traces::{self, Outcome};
 use crate::upstream::connections::ConnectionConfig;
-use crate::upstream::{LoginAction, LoginContext, UpstreamError, UpstreamIdentity};
+use crate::upstream::{LoginAction, LoginContext, StepLog, UpstreamError, UpstreamIdentity};
 use actix_web::http::{header, StatusCode};
 use actix_web::HttpResponse;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
@@ -115,8 +116,35 @@ pub async fn pending_login(st: &AppState, req: &actix_web::HttpRequest, id: &str
     Ok(row)
 }
 
-/// Marks a login failed (best effort) and logs why.
+/// Marks a login failed (best effort), records it on the trace and logs why.
 pub async fn mark_failed(st: &AppState, login: &login::Model, code: &str) {
+    let (cause, fix) = traces_explain(code);
+    mark_failed_with(st, login, code, cause, fix, &StepLog::default()).await
+}
+
+fn traces_explain(code: &str) -> (String, String) {
+    match code {
+        "email_domain_not_allowed" => (
+            "The identity provider signed the person in with an email address outside the organization's domains.".into(),
+            "Add the domain to the organization, or set allow_email_outside_domains in its settings if this is expected.".into(),
+        ),
+        "user_inactive" => (
+            "The person's user is deactivated in fedgate.".into(),
+            "Reactivate the user (or their SCIM provisioning) if they should have access.".into(),
+        ),
+        other => (format!("The sign-in failed ({other})."), "See docs/error-codes.md.".into()),
+    }
+}
+
+/// [`mark_failed`] with an explicit cause, fix and the steps recorded so far.
+pub async fn mark_failed_with(
+    st: &AppState,
+    login: &login::Model,
+    code: &str,
+    cause: String,
+    fix: String,
+    steps: &StepLog,
+) {
     let r = login::Entity::update_many()
         .col_expr(login::Column::Status, STATUS_FAILED.into())
         .col_expr(login::Column::ErrorCode, code.into())
@@ -138,26 +166,49 @@ pub async fn mark_failed(st: &AppState, login: &login::Model, code: &str) {
     if let Err(e) = emitted {
         log_internal("emitting login.failed", &e);
     }
+    let outcome = Outcome::Failed { code: code.to_string(), cause, fix };
+    traces::record_best_effort(st, login, login.connection_id.as_deref(), steps.take(), outcome).await;
     tracing::info!(login = %login.id, code, "login failed");
 }
 
-/// Turns a connector error into what the person and the app see.
+/// Turns a connector error into what the person and the app see, and records it on the trace.
 pub async fn upstream_failure(
     st: &AppState,
     login: &login::Model,
     e: UpstreamError,
+    steps: &StepLog,
 ) -> Result<HttpResponse, PageError> {
-    mark_failed(st, login, e.code()).await;
+    let conn_name = match &login.connection_id {
+        Some(c) => connection::Entity::find_by_id(c.clone())
+            .one(&st.db)
+            .await
+            .ok()
+            .flatten()
+            .map(|c| format!("{} ({})", c.name, c.id)),
+        None => None,
+    }
+    .unwrap_or_else(|| "(none)".into());
+    let cause = e.to_string();
+    mark_failed_with(st, login, e.code(), cause, e.fix(&conn_name), steps).await;
     match e {
-        UpstreamError::Denied => {
+        UpstreamError::Denied(_) => {
             Ok(redirect(StatusCode::SEE_OTHER, &error_url(st, login, "access_denied", "the sign-in was declined")))
         }
+        UpstreamError::Unreachable(_) => Err(PageError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_unreachable",
+            "Your sign-in service is not responding",
+            "Your organization's identity provider could not be reached. Try again in a few minutes; if it keeps happening, tell your administrator.",
+        )
+        .with_trace(login.id.clone())
+        .with_back(error_url(st, login, "temporarily_unavailable", "the identity provider could not be reached"))),
         other => Err(PageError::new(
             StatusCode::BAD_GATEWAY,
             other.code(),
             "Sign-in could not be completed",
             format!("{other}. Your administrator can find the details under this code."),
         )
+        .with_trace(login.id.clone())
         .with_back(error_url(st, login, "server_error", "the sign-in could not be completed"))),
     }
 }
@@ -179,7 +230,20 @@ pub async fn start_connection(
         tracing::error!(connection = %conn.id, error = %e, "stored connection config is corrupt");
         PageError::internal()
     })?;
-    let connector = cfg.open(st.config.dev_mode);
+    let steps = StepLog::default();
+    let mut pending = login.clone();
+    pending.tenant_id = Some(conn.tenant_id.clone());
+    pending.connection_id = Some(conn.id.clone());
+    steps.push(
+        "routed_to_connection",
+        st.clock.now_ms(),
+        0,
+        serde_json::json!({ "connection_id": conn.id, "type": conn.conn_type, "name": conn.name }),
+    );
+    let connector = match cfg.open(st, conn) {
+        Ok(c) => c,
+        Err(e) => return upstream_failure(st, &pending, e, &steps).await,
+    };
     let ctx = LoginContext {
         login_id: LoginId::from_db(login.id.clone()),
         tenant_id: TenantId::from_db(conn.tenant_id.clone()),
@@ -188,13 +252,12 @@ pub async fn start_connection(
         issuer: st.config.issuer.clone(),
         force_authn: login.prompt.as_deref().is_some_and(|p| p.split(' ').any(|x| x == "login"))
             || login.max_age.is_some(),
+        steps: steps.clone(),
     };
     crate::http::record_tenant(&conn.tenant_id);
-    let mut pending = login.clone();
-    pending.tenant_id = Some(conn.tenant_id.clone());
     let start = match connector.begin(&ctx).await {
         Ok(s) => s,
-        Err(e) => return upstream_failure(st, &pending, e).await,
+        Err(e) => return upstream_failure(st, &pending, e, &steps).await,
     };
     let updated = login::Entity::update_many()
         .col_expr(login::Column::TenantId, conn.tenant_id.clone().into())
@@ -207,6 +270,7 @@ pub async fn start_connection(
     if updated.rows_affected != 1 {
         return Err(PageError::bad_request("login_already_used", "This sign-in has already been completed."));
     }
+    traces::record_best_effort(st, &pending, Some(&conn.id), steps.take(), Outcome::Pending).await;
     tracing::info!(login = %login.id, connection = %conn.id, "login routed to connection");
     match start.action {
         LoginAction::Redirect(url) => Ok(redirect(status, &url)),
@@ -281,12 +345,13 @@ pub async fn finish_login(
     login: &login::Model,
     conn: &connection::Model,
     up: UpstreamIdentity,
+    steps: &StepLog,
 ) -> Result<HttpResponse, PageError> {
     let now_ms = st.clock.now_ms();
     let now = now_ms / 1000;
     let ident = match claims::normalize(up) {
         Ok(i) => i,
-        Err(m) => return upstream_failure(st, login, UpstreamError::InvalidResponse(m.into())).await,
+        Err(m) => return upstream_failure(st, login, UpstreamError::InvalidResponse(m.into()), steps).await,
     };
     let tenant =
         tenant::Entity::find_by_id(conn.tenant_id.clone()).one(&st.db).await?.ok_or_else(PageError::internal)?;
@@ -295,7 +360,10 @@ pub async fn finish_login(
         let domains = crate::tenant::domains_of(&st.db, &tenant.id).await?;
         let domain = claims::email_domain(email).unwrap_or_default();
         if !settings.allow_email_outside_domains && !domains.contains(&domain) {
-            mark_failed(st, login, "email_domain_not_allowed").await;
+            let (cause, fix) = traces_explain("email_domain_not_allowed");
+            let cause =
+                format!("{cause} The address is at {domain}; the organization's domains are {}.", domains.join(", "));
+            mark_failed_with(st, login, "email_domain_not_allowed", cause, fix, steps).await;
             return Err(PageError::new(
                 StatusCode::FORBIDDEN,
                 "email_domain_not_allowed",
@@ -305,6 +373,7 @@ pub async fn finish_login(
                     tenant.name
                 ),
             )
+            .with_trace(login.id.clone())
             .with_back(error_url(
                 st,
                 login,
@@ -325,7 +394,8 @@ pub async fn finish_login(
             Ok(l) => break (tx, l),
             Err(crate::directory::LinkError::Inactive) => {
                 drop(tx);
-                mark_failed(st, login, "user_inactive").await;
+                let (cause, fix) = traces_explain("user_inactive");
+                mark_failed_with(st, login, "user_inactive", cause, fix, steps).await;
                 return Ok(redirect(
                     StatusCode::SEE_OTHER,
                     &error_url(st, login, "access_denied", "the user is deactivated"),
@@ -402,6 +472,17 @@ pub async fn finish_login(
                            "client_id": login.client_id, "session_id": session_id.as_str()}),
     )
     .await?;
+    let done_ms = st.clock.now_ms();
+    steps.push(
+        "user_linked",
+        done_ms,
+        done_ms - now_ms,
+        serde_json::json!({ "user_id": linked.user.id, "created": linked.created, "groups": ident.groups.len() }),
+    );
+    steps.push("code_issued", done_ms, 0, serde_json::json!({ "client_id": login.client_id }));
+    let mut traced = login.clone();
+    traced.tenant_id = Some(tenant.id.clone());
+    traces::record(&tx, &traced, Some(&tenant.id), Some(&conn.id), steps.take(), Outcome::Completed, done_ms).await?;
     tx.commit().await?;
     st.metrics
         .inc("fedgate_logins_total", &[("tenant", &tenant.id), ("connection", &conn.id), ("result", "succeeded")]);

@@ -27,6 +27,9 @@ pub struct IdTokenClaims {
     #[serde(flatten)]
     pub profile: ProfileClaims,
     pub groups: Vec<String>,
+    /// App roles from the tenant's group -> roles mapping; present only when the tenant has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
     pub amr: Vec<String>,
 }
 
@@ -170,6 +173,10 @@ pub fn sign_tokens(
         connection_type: s.connection_type.clone(),
         profile: profile_claims(&s.user, &g.scope),
         groups: s.groups.clone(),
+        roles: {
+            let mapping = crate::tenant::settings_of(&s.tenant).role_mapping;
+            (!mapping.is_empty()).then(|| crate::claims::roles_for(&s.groups, &mapping))
+        },
         amr: from_json_list(&s.session.amr),
     };
     let jti = format!("{}.{}", g.id, &crate::ids::random128(&*st.rng)[..16]);

@@ -14,6 +14,10 @@ pub struct TenantSettings {
     /// Accept logins whose email domain is not one of the tenant's domains (off by default:
     /// an IdP could otherwise assert any address).
     pub allow_email_outside_domains: bool,
+    /// Optional mapping from upstream group names to app role names, emitted as `roles` in ID
+    /// tokens (absent when empty).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub role_mapping: std::collections::BTreeMap<String, Vec<String>>,
     /// How a first SSO login finds an existing SCIM-provisioned user of this tenant.
     #[serde(default)]
     pub scim_link: ScimLinkRule,

@@ -1,7 +1,10 @@
 //! Connection configuration: a closed, tagged set of types, validated at the boundary and
 //! opened into connectors. Secrets (none yet for `dev`) are encrypted at rest and never returned.
 use super::dev::{DevConfig, DevConnector};
-use super::Connector;
+use super::oidc::connector::OidcConnector;
+use super::oidc::OidcConfig;
+use super::{Connector, UpstreamError};
+use crate::app::AppState;
 use crate::error::ApiError;
 use crate::store::entities::connection;
 use crate::util::rfc3339;
@@ -38,12 +41,59 @@ impl ConnectionType {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectionConfig {
     Dev(DevConfig),
+    Oidc(Box<OidcConfig>),
+}
+
+/// The write-only secret fields of a connection type (stored sealed in `secrets_enc`).
+pub fn secret_fields(kind: ConnectionType) -> &'static [&'static str] {
+    match kind {
+        ConnectionType::Oidc => &["client_secret"],
+        _ => &[],
+    }
+}
+
+/// The associated data binding a connection's sealed secrets to its id.
+pub fn secrets_aad(connection_id: &str) -> String {
+    format!("connection-secrets:{connection_id}")
+}
+
+/// Removes the type's secret fields from a request body. `Ok(None)`: none was sent.
+pub fn take_secrets(
+    kind: ConnectionType,
+    fields: &mut Map<String, Value>,
+) -> Result<Option<Map<String, Value>>, ApiError> {
+    let mut out = Map::new();
+    for f in secret_fields(kind) {
+        match fields.remove(*f) {
+            None => {}
+            Some(Value::String(v)) if !v.is_empty() && v.len() <= 4096 => {
+                out.insert((*f).to_string(), Value::String(v));
+            }
+            Some(Value::Null) => {
+                out.insert((*f).to_string(), Value::Null);
+            }
+            Some(_) => return Err(ApiError::invalid(f, "invalid_secret", format!("{f} must be a non-empty string"))),
+        }
+    }
+    Ok((!out.is_empty()).then_some(out))
+}
+
+/// Seals secrets for the `secrets_enc` column (`None` when nothing is left).
+pub fn seal_secrets(st: &AppState, connection_id: &str, secrets: &Map<String, Value>) -> Option<String> {
+    let kept: Map<String, Value> =
+        secrets.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect();
+    if kept.is_empty() {
+        return None;
+    }
+    let plain = Value::Object(kept).to_string();
+    Some(st.master.seal(plain.as_bytes(), &secrets_aad(connection_id), &*st.rng))
 }
 
 impl ConnectionConfig {
     pub fn kind(&self) -> ConnectionType {
         match self {
             Self::Dev(_) => ConnectionType::Dev,
+            Self::Oidc(_) => ConnectionType::Oidc,
         }
     }
 
@@ -79,7 +129,13 @@ impl ConnectionConfig {
                 }
                 Ok(Self::Dev(c))
             }
-            ConnectionType::Oidc | ConnectionType::Saml => Err(ApiError::invalid(
+            ConnectionType::Oidc => {
+                let c: OidcConfig = serde_json::from_value(Value::Object(fields))
+                    .map_err(|e| ApiError::invalid("config", "invalid_config", e.to_string()))?;
+                c.validate(dev_mode)?;
+                Ok(Self::Oidc(Box::new(c)))
+            }
+            ConnectionType::Saml => Err(ApiError::invalid(
                 "type",
                 "unsupported_connection_type",
                 format!("{} connections are not available in this version yet", kind.as_str()),
@@ -90,6 +146,7 @@ impl ConnectionConfig {
     pub fn to_fields(&self) -> Map<String, Value> {
         let v = match self {
             Self::Dev(c) => serde_json::to_value(c),
+            Self::Oidc(c) => serde_json::to_value(c),
         };
         match v {
             Ok(Value::Object(m)) => m,
@@ -100,15 +157,43 @@ impl ConnectionConfig {
     pub fn from_row(row: &connection::Model) -> Result<Self, String> {
         match row.conn_type.as_str() {
             "dev" => serde_json::from_str(&row.config).map(Self::Dev).map_err(|e| e.to_string()),
+            "oidc" => serde_json::from_str(&row.config).map(|c| Self::Oidc(Box::new(c))).map_err(|e| e.to_string()),
             other => Err(format!("unknown connection type {other}")),
         }
     }
 
-    /// Opens the configuration into a connector.
-    pub fn open(&self, dev_mode: bool) -> Box<dyn Connector> {
+    /// Opens the configuration of `row` into a connector (decrypting its secrets).
+    pub fn open(&self, st: &AppState, row: &connection::Model) -> Result<Box<dyn Connector>, UpstreamError> {
         match self {
-            Self::Dev(c) => Box::new(DevConnector { config: c.clone(), dev_mode }),
+            Self::Dev(c) => Ok(Box::new(DevConnector { config: c.clone(), dev_mode: st.config.dev_mode })),
+            Self::Oidc(c) => {
+                let secrets = open_secrets(st, row)?;
+                Ok(Box::new(OidcConnector {
+                    config: (**c).clone(),
+                    client_secret: secrets.get("client_secret").and_then(Value::as_str).map(str::to_string),
+                    connection_id: row.id.clone(),
+                    version: row.version,
+                    ctx: st.upstream.clone(),
+                    clock: st.clock.clone(),
+                    rng: st.rng.clone(),
+                }))
+            }
         }
+    }
+}
+
+/// Decrypts a connection's secrets (an empty object when it has none).
+pub fn open_secrets(st: &AppState, row: &connection::Model) -> Result<Map<String, Value>, UpstreamError> {
+    let Some(sealed) = &row.secrets_enc else {
+        return Ok(Map::new());
+    };
+    let plain = st.master.open(sealed, &secrets_aad(&row.id)).map_err(|e| {
+        tracing::error!(connection = %row.id, error = %e, "cannot decrypt connection secrets");
+        UpstreamError::Misconfigured("the connection's secrets cannot be decrypted (wrong master key?)".into())
+    })?;
+    match serde_json::from_slice(&plain) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(UpstreamError::Misconfigured("the connection's secrets are corrupt".into())),
     }
 }
 
@@ -121,6 +206,12 @@ pub fn view(row: &connection::Model) -> Value {
     m.insert("name".into(), row.name.clone().into());
     m.insert("enabled".into(), row.enabled.into());
     m.insert("version".into(), row.version.into());
+    if let Some(kind) = ConnectionType::parse(&row.conn_type) {
+        for f in secret_fields(kind) {
+            // Secrets are write-only: only their presence is shown.
+            m.insert(format!("has_{f}"), row.secrets_enc.is_some().into());
+        }
+    }
     m.insert("created_at".into(), rfc3339(row.created_at).into());
     m.insert("updated_at".into(), rfc3339(row.updated_at).into());
     if let Ok(cfg) = ConnectionConfig::from_row(row) {

@@ -60,7 +60,7 @@ impl Connector for DevConnector {
         }
         match payload.params.get("action").map(String::as_str) {
             Some("approve") => {}
-            Some("deny") => return Err(UpstreamError::Denied),
+            Some("deny") => return Err(UpstreamError::Denied(None)),
             _ => return Err(UpstreamError::InvalidResponse("missing action".into())),
         }
         let email = state
@@ -103,6 +103,7 @@ impl Connector for DevConnector {
             family_name: family,
             groups: self.config.groups.clone(),
             amr: vec!["user".into()],
+            attributes: serde_json::Value::Null,
         })
     }
 }

@@ -3,9 +3,24 @@
 //! id (our LoginId) and stores each connector's state on the pending login row.
 pub mod connections;
 pub mod dev;
+pub mod http;
+pub mod oidc;
 
 use crate::ids::{ConnectionId, LoginId, TenantId};
 use std::collections::HashMap;
+
+/// What connectors share across requests: the guarded HTTP client and the discovery/JWKS cache.
+#[derive(Debug)]
+pub struct UpstreamCtx {
+    pub http: http::UpstreamHttp,
+    pub oidc: oidc::metadata::MetadataCache,
+}
+
+impl UpstreamCtx {
+    pub fn new(allow_private_network: bool) -> Result<Self, reqwest::Error> {
+        Ok(Self { http: http::UpstreamHttp::new(allow_private_network)?, oidc: Default::default() })
+    }
+}
 
 /// What a connector knows about the login it is serving.
 #[derive(Debug, Clone)]
@@ -19,6 +34,8 @@ pub struct LoginContext {
     pub issuer: String,
     /// Force re-authentication upstream (`prompt=login` / `max_age`).
     pub force_authn: bool,
+    /// Where the connector records its steps (token exchange, ID token checks...).
+    pub steps: StepLog,
 }
 
 /// How to send the browser upstream.
@@ -59,30 +76,125 @@ pub struct UpstreamIdentity {
     pub family_name: Option<String>,
     pub groups: Vec<String>,
     pub amr: Vec<String>,
+    /// Non-secret upstream claims kept on the identity (issuer, acr, tid, hd...).
+    pub attributes: serde_json::Value,
 }
 
+/// Why an upstream login failed. Every variant has a stable [`code`](UpstreamError::code), a
+/// plain-language cause (`Display`) and a [`fix`](UpstreamError::fix) for the administrator.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     /// The person (or the IdP) declined the login: the app gets `access_denied`.
-    #[error("the sign-in was declined")]
-    Denied,
+    #[error("the sign-in was declined at the identity provider{}", .0.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Denied(Option<String>),
     #[error("the dev connector is disabled (dev mode is off)")]
     DevModeOff,
     #[error("the connection is misconfigured: {0}")]
     Misconfigured(String),
     #[error("the identity provider's answer is invalid: {0}")]
     InvalidResponse(String),
+    /// The IdP answered the authorization request with an error other than access_denied.
+    #[error("the identity provider returned the error {error}{}", .description.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    ProviderError { error: String, description: Option<String> },
+    /// Discovery, JWKS or the token endpoint could not be reached.
+    #[error("the identity provider could not be reached: {0}")]
+    Unreachable(String),
+    #[error("the callback's state does not belong to this sign-in")]
+    StateMismatch,
+    /// RFC 9207 mix-up defence: the `iss` authorization-response parameter is wrong.
+    #[error("the authorization response came from issuer {got}, expected {expected}")]
+    IssuerParamMismatch { got: String, expected: String },
+    #[error("the token endpoint refused the code: {0}")]
+    TokenExchange(String),
+    #[error("the token response has no ID token")]
+    NoIdToken,
+    #[error("the ID token is signed with {0}, which is not allowed")]
+    AlgNotAllowed(String),
+    #[error("the ID token's signature does not verify with the identity provider's published keys ({0})")]
+    BadSignature(String),
+    #[error("the ID token is signed with key {0}, which the identity provider does not publish")]
+    UnknownKey(String),
+    #[error("the ID token has expired or was issued at an invalid time: {0}")]
+    Expired(String),
+    #[error("the ID token is not valid yet (nbf {0})")]
+    NotYetValid(i64),
+    #[error("the ID token audience was {got}, expected {expected}")]
+    WrongAudience { got: String, expected: String },
+    #[error("the ID token issuer was {got}, expected {expected}")]
+    WrongIssuer { got: String, expected: String },
+    #[error("the ID token's nonce does not match this sign-in")]
+    NonceMismatch,
+    #[error("the ID token is invalid: {0}")]
+    InvalidIdToken(String),
+    /// The claims were refused by the connection's policy (preset checks).
+    #[error("{detail}")]
+    ClaimsRejected { code: &'static str, detail: String, fix: String },
 }
 
 impl UpstreamError {
     /// Stable code for traces, pages and logs.
     pub fn code(&self) -> &'static str {
         match self {
-            UpstreamError::Denied => "upstream_denied",
+            UpstreamError::Denied(_) => "upstream_denied",
             UpstreamError::DevModeOff => "dev_mode_disabled",
             UpstreamError::Misconfigured(_) => "connection_misconfigured",
             UpstreamError::InvalidResponse(_) => "upstream_invalid_response",
+            UpstreamError::ProviderError { .. } => "upstream_error",
+            UpstreamError::Unreachable(_) => "upstream_unreachable",
+            UpstreamError::StateMismatch => "state_mismatch",
+            UpstreamError::IssuerParamMismatch { .. } => "iss_parameter_mismatch",
+            UpstreamError::TokenExchange(_) => "token_exchange_failed",
+            UpstreamError::NoIdToken => "id_token_missing",
+            UpstreamError::AlgNotAllowed(_) => "id_token_alg_not_allowed",
+            UpstreamError::BadSignature(_) => "id_token_signature_invalid",
+            UpstreamError::UnknownKey(_) => "id_token_key_unknown",
+            UpstreamError::Expired(_) => "id_token_expired",
+            UpstreamError::NotYetValid(_) => "id_token_not_yet_valid",
+            UpstreamError::WrongAudience { .. } => "id_token_audience_mismatch",
+            UpstreamError::WrongIssuer { .. } => "id_token_issuer_mismatch",
+            UpstreamError::NonceMismatch => "id_token_nonce_mismatch",
+            UpstreamError::InvalidIdToken(_) => "id_token_invalid",
+            UpstreamError::ClaimsRejected { code, .. } => code,
         }
+    }
+
+    /// What the administrator of connection `conn` should do about it.
+    pub fn fix(&self, conn: &str) -> String {
+        match self {
+            UpstreamError::Denied(_) => "None needed if the person cancelled; otherwise check that the person is assigned to the application at the identity provider.".into(),
+            UpstreamError::DevModeOff => "Dev connections only work with dev_mode = true; use a real connection in production.".into(),
+            UpstreamError::Misconfigured(_) => format!("Correct the configuration of connection {conn}."),
+            UpstreamError::InvalidResponse(_) | UpstreamError::InvalidIdToken(_) => format!("Check the identity provider's logs and the settings of connection {conn}."),
+            UpstreamError::ProviderError { .. } => format!("Read the error at the identity provider and check the application settings there (redirect URI, scopes) for connection {conn}."),
+            UpstreamError::Unreachable(_) => format!("Check that the issuer URL of connection {conn} is right and that the identity provider is up and reachable from fedgate."),
+            UpstreamError::StateMismatch => "Start the sign-in again from the application; if it persists, the identity provider is not returning the state parameter unchanged.".into(),
+            UpstreamError::IssuerParamMismatch { .. } => format!("The answer came from another identity provider than the one connection {conn} sent the person to (mix-up attack or wrong issuer): check the issuer of connection {conn}."),
+            UpstreamError::TokenExchange(_) => format!("Check the client ID and client secret of connection {conn} and that the redirect URI {{issuer}}/sso/oidc/callback is registered at the identity provider."),
+            UpstreamError::NoIdToken => format!("Make sure the scopes of connection {conn} include openid."),
+            UpstreamError::AlgNotAllowed(_) => "Configure the identity provider to sign ID tokens with RS256, ES256 or another asymmetric algorithm.".into(),
+            UpstreamError::BadSignature(_) | UpstreamError::UnknownKey(_) => format!("Check that the issuer of connection {conn} is the identity provider that signs the tokens; if keys were just rotated, retry in a minute."),
+            UpstreamError::Expired(_) | UpstreamError::NotYetValid(_) => "Check the clocks of the identity provider and of fedgate (NTP).".into(),
+            UpstreamError::WrongAudience { expected, .. } => format!("Check the client ID configured on connection {conn} (currently {expected}): it must be the identity provider's client ID for fedgate."),
+            UpstreamError::WrongIssuer { .. } => format!("Check the issuer configured on connection {conn}: it must be exactly the identity provider's issuer."),
+            UpstreamError::NonceMismatch => "Start the sign-in again from the application; if it persists, the identity provider does not echo the nonce.".into(),
+            UpstreamError::ClaimsRejected { fix, .. } => fix.clone(),
+        }
+    }
+}
+
+/// Steps of a login, collected while a request runs and written to the login's trace.
+#[derive(Debug, Clone, Default)]
+pub struct StepLog(pub std::sync::Arc<std::sync::Mutex<Vec<crate::traces::Step>>>);
+
+impl StepLog {
+    /// Records a step that took `duration_ms`, with non-secret details.
+    pub fn push(&self, name: &str, at_ms: i64, duration_ms: i64, detail: serde_json::Value) {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.push(crate::traces::Step { step: name.to_string(), at_ms, duration_ms, detail });
+    }
+    /// Takes the steps recorded so far.
+    pub fn take(&self) -> Vec<crate::traces::Step> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 

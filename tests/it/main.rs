@@ -5,4 +5,7 @@ mod common;
 mod events;
 mod keys;
 mod oidc;
+#[path = "../../idp-fixtures/oidc_idp.rs"]
+mod oidc_idp;
 mod scim;
+mod upstream_oidc;

@@ -10,6 +10,7 @@ pub mod grant;
 pub mod identity;
 pub mod lock;
 pub mod login;
+pub mod login_trace;
 pub mod refresh_token;
 pub mod revoked_token;
 pub mod scim_group;

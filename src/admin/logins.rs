@@ -1,0 +1,68 @@
+//! `/admin/v1/.../logins`: login traces, to answer "why did my login fail?".
+use super::Admin;
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::store::entities::login_trace;
+use actix_web::{get, web, HttpResponse};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde::Deserialize;
+
+/// Filters for a tenant's login traces, newest first.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LoginQuery {
+    /// `pending`, `completed` or `failed`.
+    pub status: Option<String>,
+    /// 1 to 200, default 50.
+    pub limit: Option<u64>,
+    /// `next_cursor` from the previous page.
+    pub cursor: Option<String>,
+}
+
+/// List a tenant's login attempts (traces), newest first.
+#[utoipa::path(get, path = "/tenants/{tenant}/logins", tag = "logins",
+    params(("tenant" = String, Path, description = "Tenant id or slug"), LoginQuery),
+    responses((status = 200, description = "A page of login traces", body = Object), (status = 404, description = "Unknown tenant")))]
+#[get("/tenants/{tenant}/logins")]
+pub async fn list(
+    _a: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: web::Query<LoginQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = crate::tenant::find(&state.db, &path).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
+    let limit = match q.limit {
+        None => 50,
+        Some(n) if (1..=200).contains(&n) => n,
+        Some(_) => return Err(ApiError::invalid("limit", "invalid_limit", "limit must be between 1 and 200")),
+    };
+    let mut query = login_trace::Entity::find()
+        .filter(login_trace::Column::TenantId.eq(tenant.id.clone()))
+        .order_by_desc(login_trace::Column::SortKey)
+        .limit(limit + 1);
+    if let Some(s) = &q.status {
+        if !matches!(s.as_str(), "pending" | "completed" | "failed") {
+            return Err(ApiError::invalid("status", "invalid_status", "status must be pending, completed or failed"));
+        }
+        query = query.filter(login_trace::Column::Status.eq(s.clone()));
+    }
+    if let Some(c) = &q.cursor {
+        query = query.filter(login_trace::Column::SortKey.lt(c.clone()));
+    }
+    let rows = query.all(&state.db).await?;
+    let page = super::page_of(rows, limit, |r| r.sort_key.clone(), |r| crate::traces::view(&r));
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// One login attempt's trace: steps with timings and, on failure, the code, cause and fix.
+#[utoipa::path(get, path = "/logins/{id}", tag = "logins",
+    params(("id" = String, Path, description = "Trace id (the login id shown to the person)")),
+    responses((status = 200, description = "The trace", body = Object), (status = 404, description = "Not found")))]
+#[get("/logins/{id}")]
+pub async fn get(_a: Admin, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let row = login_trace::Entity::find_by_id(path.into_inner())
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| ApiError::not_found("login"))?;
+    Ok(HttpResponse::Ok().json(crate::traces::view(&row)))
+}

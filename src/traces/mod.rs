@@ -1,0 +1,163 @@
+//! Login traces: every login attempt's steps with timings and, on failure, a stable error code,
+//! a plain-language cause and the fix. Raw tokens are never recorded; claim names and
+//! non-secret values may be.
+use crate::app::AppState;
+use crate::store::entities::{login, login_trace};
+use crate::util::rfc3339;
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+pub const PENDING: &str = "pending";
+pub const COMPLETED: &str = "completed";
+pub const FAILED: &str = "failed";
+
+/// One step of a login.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub step: String,
+    /// Unix milliseconds when the step finished.
+    pub at_ms: i64,
+    pub duration_ms: i64,
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub detail: Value,
+}
+
+/// How the login stands after the steps being recorded.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Pending,
+    Completed,
+    Failed { code: String, cause: String, fix: String },
+}
+
+fn sort_key(ms: i64, id: &str) -> String {
+    format!("{:015}{id}", ms.max(0))
+}
+
+/// Appends steps (creating the trace if needed) and sets the outcome.
+#[allow(clippy::too_many_arguments)]
+pub async fn record(
+    db: &impl ConnectionTrait,
+    login: &login::Model,
+    tenant_id: Option<&str>,
+    connection_id: Option<&str>,
+    steps: Vec<Step>,
+    outcome: Outcome,
+    now_ms: i64,
+) -> Result<(), sea_orm::DbErr> {
+    let now = now_ms / 1000;
+    let existing = login_trace::Entity::find_by_id(login.id.clone()).one(db).await?;
+    let (mut all, row) = match existing {
+        Some(r) => (serde_json::from_str::<Vec<Step>>(&r.steps).unwrap_or_default(), Some(r)),
+        None => (
+            vec![Step {
+                step: "authorize_received".into(),
+                at_ms: login.created_at * 1000,
+                duration_ms: 0,
+                detail: json!({ "client_id": login.client_id, "login_hint_domain": login.login_hint.as_deref().and_then(crate::claims::email_domain) }),
+            }],
+            None,
+        ),
+    };
+    all.extend(steps);
+    let steps_json = serde_json::to_string(&all).unwrap_or_else(|_| "[]".into());
+    let (status, code, cause, fix) = match outcome {
+        Outcome::Pending => (PENDING, None, None, None),
+        Outcome::Completed => (COMPLETED, None, None, None),
+        Outcome::Failed { code, cause, fix } => (FAILED, Some(code), Some(cause), Some(fix)),
+    };
+    match row {
+        Some(r) => {
+            let mut m: login_trace::ActiveModel = r.clone().into();
+            if let Some(t) = tenant_id {
+                m.tenant_id = Set(Some(t.to_string()));
+            }
+            if let Some(c) = connection_id {
+                m.connection_id = Set(Some(c.to_string()));
+            }
+            m.steps = Set(steps_json);
+            m.status = Set(status.into());
+            m.error_code = Set(code);
+            m.cause = Set(cause);
+            m.fix = Set(fix);
+            m.updated_at = Set(now);
+            m.update(db).await?;
+        }
+        None => {
+            login_trace::ActiveModel {
+                id: Set(login.id.clone()),
+                sort_key: Set(sort_key(now_ms, &login.id)),
+                tenant_id: Set(tenant_id.map(str::to_string).or_else(|| login.tenant_id.clone())),
+                connection_id: Set(connection_id.map(str::to_string).or_else(|| login.connection_id.clone())),
+                client_id: Set(login.client_id.clone()),
+                status: Set(status.into()),
+                error_code: Set(code),
+                cause: Set(cause),
+                fix: Set(fix),
+                steps: Set(steps_json),
+                created_at: Set(login.created_at),
+                updated_at: Set(now),
+            }
+            .insert(db)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// [`record`] on the main pool, logging (not failing) on database errors: a trace must never
+/// break a login.
+pub async fn record_best_effort(
+    st: &AppState,
+    login: &login::Model,
+    connection_id: Option<&str>,
+    steps: Vec<Step>,
+    outcome: Outcome,
+) {
+    let tenant = login.tenant_id.clone();
+    if let Err(e) = record(&st.db, login, tenant.as_deref(), connection_id, steps, outcome, st.clock.now_ms()).await {
+        crate::error::log_internal("recording the login trace", &e);
+    }
+}
+
+/// Removes traces older than `retention` seconds.
+pub async fn expire(db: &impl ConnectionTrait, now: i64, retention: i64) -> Result<u64, sea_orm::DbErr> {
+    Ok(login_trace::Entity::delete_many()
+        .filter(login_trace::Column::CreatedAt.lt(now - retention))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
+/// The admin API's view of a trace.
+pub fn view(r: &login_trace::Model) -> Value {
+    let steps: Vec<Step> = serde_json::from_str(&r.steps).unwrap_or_default();
+    let start = steps.first().map(|s| s.at_ms).unwrap_or(r.created_at * 1000);
+    let end = steps.last().map(|s| s.at_ms).unwrap_or(start);
+    let steps: Vec<Value> = steps
+        .iter()
+        .map(|s| {
+            json!({
+                "step": s.step,
+                "at": rfc3339(s.at_ms / 1000),
+                "elapsed_ms": s.at_ms - start,
+                "duration_ms": s.duration_ms,
+                "detail": s.detail,
+            })
+        })
+        .collect();
+    let error = r.error_code.as_ref().map(|c| json!({ "code": c, "cause": r.cause, "fix": r.fix }));
+    json!({
+        "id": r.id,
+        "tenant_id": r.tenant_id,
+        "connection_id": r.connection_id,
+        "client_id": r.client_id,
+        "status": r.status,
+        "error": error,
+        "started_at": rfc3339(r.created_at),
+        "updated_at": rfc3339(r.updated_at),
+        "duration_ms": end - start,
+        "steps": steps,
+    })
+}

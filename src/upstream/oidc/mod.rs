@@ -1,0 +1,194 @@
+//! Upstream OpenID Connect connections (`type: oidc`): configuration, discovery/JWKS cache, the
+//! connector (authorization code + PKCE S256 + state + nonce, through the `openidconnect` crate)
+//! and the one callback route, `/sso/oidc/callback`.
+pub mod callback;
+pub mod connector;
+pub mod metadata;
+
+use crate::claims::oidc::{Preset, MAPPABLE};
+use crate::error::ApiError;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// ID token algorithms accepted by default: asymmetric only (never `none`, never HMAC).
+pub const DEFAULT_ALGS: [&str; 9] = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
+
+/// Authorization parameters fedgate sets itself; `extra_auth_params` cannot override them.
+const RESERVED_PARAMS: [&str; 11] = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "login_hint",
+    "prompt",
+    "response_mode",
+];
+
+fn default_scopes() -> Vec<String> {
+    vec!["openid".into(), "email".into(), "profile".into()]
+}
+fn default_skew() -> i64 {
+    60
+}
+
+/// How fedgate authenticates at the IdP's token endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenAuth {
+    #[default]
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+/// The `oidc` connection's configuration (the client secret is kept apart, encrypted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The IdP's issuer identifier; discovery is `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    /// Explicit endpoints: when `authorization_endpoint`, `token_endpoint` and `jwks_uri` are all
+    /// set, discovery is skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userinfo_endpoint: Option<String>,
+    pub client_id: String,
+    #[serde(default)]
+    pub token_endpoint_auth_method: TokenAuth,
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// `prompt` sent upstream (unless the app asked for re-authentication: then `login`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// Additional authorization request parameters (e.g. `{"acr_values": "mfa"}`).
+    #[serde(default)]
+    pub extra_auth_params: BTreeMap<String, String>,
+    /// Vendor preset: `generic`, `okta`, `entra`, `google`, `keycloak`, `auth0`.
+    #[serde(default)]
+    pub preset: Preset,
+    /// Custom rules: our field (`subject`, `email`, `email_verified`, `name`, `given_name`,
+    /// `family_name`, `groups`) -> upstream claim (dotted path).
+    #[serde(default)]
+    pub claim_mapping: BTreeMap<String, String>,
+    /// Merge the userinfo endpoint's claims into the ID token's.
+    #[serde(default)]
+    pub fetch_userinfo: bool,
+    /// Accepted ID token algorithms (a subset of the asymmetric ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token_signing_algs: Option<Vec<String>>,
+    /// Emails in these domains count as verified even if the IdP does not say so.
+    #[serde(default)]
+    pub trusted_email_domains: Vec<String>,
+    /// `google` preset: accepted `hd` values.
+    #[serde(default)]
+    pub hosted_domains: Vec<String>,
+    /// `entra` preset: accepted directory (tenant) ids; required with a `common` or
+    /// `organizations` issuer.
+    #[serde(default)]
+    pub allowed_tenant_ids: Vec<String>,
+    /// Seconds of clock skew tolerated on `exp`, `iat` and `nbf` (0 to 300, default 60).
+    #[serde(default = "default_skew")]
+    pub clock_skew: i64,
+}
+
+impl OidcConfig {
+    /// Whether the issuer is Entra's multi-tenant endpoint (`common` / `organizations`).
+    pub fn entra_multi_tenant(&self) -> bool {
+        self.preset == Preset::Entra && (self.issuer.contains("/common/") || self.issuer.contains("/organizations/"))
+    }
+
+    /// The ID token algorithms accepted.
+    pub fn algs(&self) -> Vec<String> {
+        self.id_token_signing_algs.clone().unwrap_or_else(|| DEFAULT_ALGS.iter().map(|s| s.to_string()).collect())
+    }
+
+    /// Checks the configuration; `dev_mode` allows plain http URLs.
+    pub fn validate(&self, dev_mode: bool) -> Result<(), ApiError> {
+        let url_ok = |field: &str, u: &str| -> Result<(), ApiError> {
+            match url::Url::parse(u) {
+                Ok(p) if p.scheme() == "https" || (dev_mode && p.scheme() == "http") => {
+                    if p.fragment().is_some() || !p.username().is_empty() {
+                        return Err(ApiError::invalid(
+                            field,
+                            "invalid_url",
+                            format!("{field} must not carry credentials or a fragment"),
+                        ));
+                    }
+                    Ok(())
+                }
+                _ => Err(ApiError::invalid(
+                    field,
+                    "invalid_url",
+                    format!("{field} must be an https URL (http only in dev mode)"),
+                )),
+            }
+        };
+        url_ok("issuer", &self.issuer)?;
+        for (f, v) in [
+            ("authorization_endpoint", &self.authorization_endpoint),
+            ("token_endpoint", &self.token_endpoint),
+            ("jwks_uri", &self.jwks_uri),
+            ("userinfo_endpoint", &self.userinfo_endpoint),
+        ] {
+            if let Some(v) = v {
+                url_ok(f, v)?;
+            }
+        }
+        if self.client_id.trim().is_empty() || self.client_id.len() > 512 {
+            return Err(ApiError::invalid(
+                "client_id",
+                "invalid_client_id",
+                "client_id is required (at most 512 characters)",
+            ));
+        }
+        if self.scopes.len() > 30 || self.scopes.iter().any(|s| s.is_empty() || s.contains(' ') || s.len() > 128) {
+            return Err(ApiError::invalid("scopes", "invalid_scopes", "scopes must be at most 30 single words"));
+        }
+        for k in self.extra_auth_params.keys() {
+            if RESERVED_PARAMS.contains(&k.as_str()) {
+                return Err(ApiError::invalid(
+                    "extra_auth_params",
+                    "reserved_parameter",
+                    format!("{k} is set by fedgate and cannot be overridden"),
+                ));
+            }
+        }
+        for k in self.claim_mapping.keys() {
+            if !MAPPABLE.contains(&k.as_str()) {
+                return Err(ApiError::invalid(
+                    "claim_mapping",
+                    "invalid_mapping",
+                    format!("{k} cannot be mapped; use one of {}", MAPPABLE.join(", ")),
+                ));
+            }
+        }
+        for a in self.algs() {
+            if !DEFAULT_ALGS.contains(&a.as_str()) {
+                return Err(ApiError::invalid(
+                    "id_token_signing_algs",
+                    "alg_not_allowed",
+                    format!("{a} is not allowed; use asymmetric algorithms ({})", DEFAULT_ALGS.join(", ")),
+                ));
+            }
+        }
+        if !(0..=300).contains(&self.clock_skew) {
+            return Err(ApiError::invalid("clock_skew", "invalid_clock_skew", "clock_skew must be 0 to 300 seconds"));
+        }
+        if self.entra_multi_tenant() && self.allowed_tenant_ids.is_empty() {
+            return Err(ApiError::invalid(
+                "allowed_tenant_ids",
+                "missing_field",
+                "a multi-tenant Entra issuer (common/organizations) needs allowed_tenant_ids",
+            ));
+        }
+        Ok(())
+    }
+}
