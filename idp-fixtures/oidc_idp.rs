@@ -51,6 +51,11 @@ pub struct Knobs {
     pub extra_claims: Value,
     pub alg: Alg,
     pub send_iss: bool,
+    /// Entra multi-tenant mode: tokens come from this directory (`tid`, `oid`, and `iss` =
+    /// `{issuer}/{tid}/v2.0`); discovery under `/common/v2.0` publishes the templated issuer.
+    pub entra_tid: Option<String>,
+    /// Entra mode: put another directory in `iss` than in `tid` (a forged tenant).
+    pub entra_iss_tid: Option<String>,
 }
 
 impl Default for Knobs {
@@ -64,6 +69,8 @@ impl Default for Knobs {
             extra_claims: json!({}),
             alg: Alg::RS256,
             send_iss: true,
+            entra_tid: None,
+            entra_iss_tid: None,
         }
     }
 }
@@ -127,6 +134,7 @@ impl FixtureIdp {
             App::new()
                 .app_data(data.clone())
                 .route("/.well-known/openid-configuration", web::get().to(discovery))
+                .route("/common/v2.0/.well-known/openid-configuration", web::get().to(entra_common_discovery))
                 .route("/jwks", web::get().to(jwks))
                 .route("/authorize", web::get().to(authorize))
                 .route("/token", web::post().to(token))
@@ -196,6 +204,20 @@ async fn discovery(st: web::Data<Inner>) -> HttpResponse {
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "authorization_response_iss_parameter_supported": send_iss,
+    }))
+}
+
+async fn entra_common_discovery(st: web::Data<Inner>) -> HttpResponse {
+    hit(&st, "discovery");
+    let i = &st.issuer;
+    HttpResponse::Ok().json(json!({
+        "issuer": format!("{i}/{{tenantid}}/v2.0"),
+        "authorization_endpoint": format!("{i}/authorize"),
+        "token_endpoint": format!("{i}/token"),
+        "jwks_uri": format!("{i}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
     }))
 }
 
@@ -302,6 +324,16 @@ async fn token(req: HttpRequest, body: web::Bytes, st: web::Data<Inner>) -> Http
     });
     if let Some(n) = p.nonce {
         claims["nonce"] = json!(if k.misbehave == Misbehave::WrongNonce { "not-your-nonce".to_string() } else { n });
+    }
+    if let Some(tid) = &k.entra_tid {
+        let iss_tid = k.entra_iss_tid.clone().unwrap_or_else(|| tid.clone());
+        claims["iss"] = json!(format!("{}/{iss_tid}/v2.0", st.issuer));
+        claims["tid"] = json!(tid);
+        claims["oid"] = json!(format!("oid-{}", p.email));
+        claims["preferred_username"] = claims["email"].clone();
+        if let Value::Object(c) = &mut claims {
+            c.remove("email");
+        }
     }
     if k.misbehave == Misbehave::NotYetValid {
         claims["nbf"] = json!(now + 3600);

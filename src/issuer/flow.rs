@@ -149,6 +149,7 @@ pub async fn mark_failed_with(
         .col_expr(login::Column::Status, STATUS_FAILED.into())
         .col_expr(login::Column::ErrorCode, code.into())
         .col_expr(login::Column::CompletedAt, st.clock.now().into())
+        .col_expr(login::Column::ConnectorState, sea_orm::sea_query::Expr::value(Option::<String>::None))
         .filter(login::Column::Id.eq(login.id.clone()))
         .filter(login::Column::Status.eq(STATUS_PENDING))
         .exec(&st.db)

@@ -47,18 +47,25 @@ pub async fn record(
     now_ms: i64,
 ) -> Result<(), sea_orm::DbErr> {
     let now = now_ms / 1000;
-    let existing = login_trace::Entity::find_by_id(login.id.clone()).one(db).await?;
+    // Routing (the only `Pending` writer) normally creates the trace: try the insert first and
+    // save a read; fall back to read-modify-write when the trace exists already.
+    let existing = if matches!(outcome, Outcome::Pending) {
+        let mut first = vec![first_step(login)];
+        first.extend(steps.iter().cloned());
+        let row = new_row(login, tenant_id, connection_id, &first, PENDING, now_ms);
+        match row.insert(db).await {
+            Ok(_) => return Ok(()),
+            Err(e) if crate::store::is_unique_violation(&e) => {
+                login_trace::Entity::find_by_id(login.id.clone()).one(db).await?
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        login_trace::Entity::find_by_id(login.id.clone()).one(db).await?
+    };
     let (mut all, row) = match existing {
         Some(r) => (serde_json::from_str::<Vec<Step>>(&r.steps).unwrap_or_default(), Some(r)),
-        None => (
-            vec![Step {
-                step: "authorize_received".into(),
-                at_ms: login.created_at * 1000,
-                duration_ms: 0,
-                detail: json!({ "client_id": login.client_id, "login_hint_domain": login.login_hint.as_deref().and_then(crate::claims::email_domain) }),
-            }],
-            None,
-        ),
+        None => (vec![first_step(login)], None),
     };
     all.extend(steps);
     let steps_json = serde_json::to_string(&all).unwrap_or_else(|_| "[]".into());
@@ -85,25 +92,47 @@ pub async fn record(
             m.update(db).await?;
         }
         None => {
-            login_trace::ActiveModel {
-                id: Set(login.id.clone()),
-                sort_key: Set(sort_key(now_ms, &login.id)),
-                tenant_id: Set(tenant_id.map(str::to_string).or_else(|| login.tenant_id.clone())),
-                connection_id: Set(connection_id.map(str::to_string).or_else(|| login.connection_id.clone())),
-                client_id: Set(login.client_id.clone()),
-                status: Set(status.into()),
-                error_code: Set(code),
-                cause: Set(cause),
-                fix: Set(fix),
-                steps: Set(steps_json),
-                created_at: Set(login.created_at),
-                updated_at: Set(now),
-            }
-            .insert(db)
-            .await?;
+            let mut row = new_row(login, tenant_id, connection_id, &all, status, now_ms);
+            row.error_code = Set(code);
+            row.cause = Set(cause);
+            row.fix = Set(fix);
+            row.insert(db).await?;
         }
     }
     Ok(())
+}
+
+fn first_step(login: &login::Model) -> Step {
+    Step {
+        step: "authorize_received".into(),
+        at_ms: login.created_at * 1000,
+        duration_ms: 0,
+        detail: json!({ "client_id": login.client_id, "login_hint_domain": login.login_hint.as_deref().and_then(crate::claims::email_domain) }),
+    }
+}
+
+fn new_row(
+    login: &login::Model,
+    tenant_id: Option<&str>,
+    connection_id: Option<&str>,
+    steps: &[Step],
+    status: &str,
+    now_ms: i64,
+) -> login_trace::ActiveModel {
+    login_trace::ActiveModel {
+        id: Set(login.id.clone()),
+        sort_key: Set(sort_key(now_ms, &login.id)),
+        tenant_id: Set(tenant_id.map(str::to_string).or_else(|| login.tenant_id.clone())),
+        connection_id: Set(connection_id.map(str::to_string).or_else(|| login.connection_id.clone())),
+        client_id: Set(login.client_id.clone()),
+        status: Set(status.into()),
+        error_code: Set(None),
+        cause: Set(None),
+        fix: Set(None),
+        steps: Set(serde_json::to_string(steps).unwrap_or_else(|_| "[]".into())),
+        created_at: Set(login.created_at),
+        updated_at: Set(now_ms / 1000),
+    }
 }
 
 /// [`record`] on the main pool, logging (not failing) on database errors: a trace must never

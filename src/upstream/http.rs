@@ -89,7 +89,9 @@ impl std::fmt::Debug for UpstreamHttp {
 
 impl UpstreamHttp {
     pub fn new(allow_private: bool) -> Result<Self, reqwest::Error> {
+        // No proxy: a proxy would resolve names itself, past the address checks below.
         let mut b = reqwest::Client::builder()
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(10))

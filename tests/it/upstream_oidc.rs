@@ -466,7 +466,38 @@ async fn presets_userinfo_and_roles(app: &TestApp) {
     assert_eq!(claims["email_verified"], false);
 }
 
+async fn entra_multi_tenant_issuer(app: &TestApp) {
+    let knobs =
+        Knobs { email: "alice@acme.test".into(), send_iss: false, entra_tid: Some("dir-1".into()), ..Knobs::default() };
+    let idp = FixtureIdp::start(knobs, 1).await.unwrap();
+    app.post("/tenants", json!({"name": "A", "slug": "acme", "domains": ["acme.test"]})).await;
+    let mut body = idp.connection_body("Entra common");
+    body["issuer"] = json!(format!("{}/common/v2.0", idp.issuer));
+    body["preset"] = json!("entra");
+    body["allowed_tenant_ids"] = json!(["dir-1"]);
+    let (s, c) = app.post("/tenants/acme/connections", body).await;
+    assert_eq!(s, 201, "{c}");
+    let (cid, secret) = app.client("confidential", "ES256").await;
+    let end = run(app, &browser(), &cid, &[("organization", "acme")]).await;
+    assert_eq!(end.status, 303, "{}", end.body);
+    let (_, tok) = exchange(app, &cid, secret.as_deref(), &query_of(&end.location)["code"]).await;
+    let claims = verify_jwt(app, tok["id_token"].as_str().unwrap(), &cid).await;
+    assert_eq!(claims["email"], "alice@acme.test", "email from preferred_username");
+    // A token whose iss names another directory than its tid: refused.
+    idp.set(|k| k.entra_iss_tid = Some("dir-2".into()));
+    let end = run(app, &browser(), &cid, &[("organization", "acme")]).await;
+    assert_eq!(end.code(), "id_token_issuer_mismatch", "{}", end.body);
+    // A directory that is not allowed.
+    idp.set(|k| {
+        k.entra_iss_tid = None;
+        k.entra_tid = Some("dir-9".into());
+    });
+    let end = run(app, &browser(), &cid, &[("organization", "acme")]).await;
+    assert_eq!(end.code(), "entra_tenant_not_allowed", "{}", end.body);
+}
+
 both_private!(
+    entra_multi_tenant_issuer,
     explicit_endpoints_and_client_secret_post,
     jwks_refresh_on_key_rotation,
     presets_userinfo_and_roles,
