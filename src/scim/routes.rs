@@ -327,6 +327,12 @@ async fn request_log(
     let tenant = res.request().extensions().get::<ScimTenant>().map(|t| t.tenant.id.clone());
     if let (Some(tenant_id), Some(st)) = (tenant, res.request().app_data::<web::Data<AppState>>().cloned()) {
         let error_code = res.response().extensions().get::<LoggedErrorCode>().map(|c| c.0.clone());
+        let resource = path.split('/').nth(4).map(|r| r.split('?').next().unwrap_or(r)).unwrap_or("-").to_string();
+        let status = res.status().as_u16().to_string();
+        st.metrics.inc(
+            "fedgate_scim_requests_total",
+            &[("tenant", &tenant_id), ("resource", &resource), ("status", &status)],
+        );
         let row = crate::store::entities::scim_request::ActiveModel {
             id: sea_orm::Set(crate::ids::ScimRequestId::new(st.clock.now_ms(), &*st.rng).to_string()),
             tenant_id: sea_orm::Set(tenant_id),

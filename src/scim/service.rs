@@ -246,6 +246,7 @@ impl Ctx<'_> {
         };
         let row = row.map_err(|e| user_conflict(e, &cols.user_name))?;
         let view = md::user_resource(&row, &[], &self.base);
+        self.emit(&tx, "user.created", crate::directory::user_event(&row, "scim")).await?;
         tx.commit().await?;
         Ok((view, row.version))
     }
@@ -289,10 +290,17 @@ impl Ctx<'_> {
         m.version = Set(version);
         m.updated_at = Set(now);
         let row = m.update(tx).await.map_err(|e| user_conflict(e, &cols.user_name))?;
-        if was_active && !row.active {
-            crate::directory::revoke_user(tx, &uid, "scim_deactivated", now).await?;
+        let kind = if was_active && !row.active {
+            // Sessions end, grants are revoked, apps with a back-channel logout URI are told.
+            crate::issuer::endpoints::revoke_user_sessions(tx, self.st, &uid, "user_deactivated", now).await?;
             tracing::info!(user = %uid, tenant = %self.tenant.id, "SCIM deactivated a user; sessions and grants revoked");
-        }
+            "user.deactivated"
+        } else if !was_active && row.active {
+            "user.reactivated"
+        } else {
+            "user.updated"
+        };
+        self.emit(tx, kind, crate::directory::user_event(&row, "scim")).await?;
         Ok(row)
     }
 
@@ -303,7 +311,8 @@ impl Ctx<'_> {
         let tx = write_tx(&self.st.db).await?;
         let u = self.load_user(&tx, id).await?;
         check_if_match(if_match, u.version)?;
-        crate::directory::revoke_user(&tx, &u.id, "scim_deleted", now).await?;
+        crate::issuer::endpoints::revoke_user_sessions(&tx, self.st, &u.id, "user_deleted", now).await?;
+        self.emit(&tx, "user.deleted", crate::directory::user_event(&u, "scim")).await?;
         scim_group_member::Entity::delete_many()
             .filter(scim_group_member::Column::UserId.eq(u.id.clone()))
             .exec(&tx)
@@ -376,6 +385,14 @@ impl Ctx<'_> {
                 .exec_without_returning(tx)
                 .await?;
         }
+        for uid in ids {
+            self.emit(
+                tx,
+                "group.member_added",
+                json!({"group_id": group_id, "user_id": uid, "tenant_id": self.tenant.id}),
+            )
+            .await?;
+        }
         Ok(())
     }
 
@@ -387,6 +404,20 @@ impl Ctx<'_> {
                 .exec(tx)
                 .await?;
         }
+        for uid in ids {
+            self.emit(
+                tx,
+                "group.member_removed",
+                json!({"group_id": group_id, "user_id": uid, "tenant_id": self.tenant.id}),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Writes an event in the caller's transaction (the outbox).
+    async fn emit(&self, tx: &DatabaseTransaction, kind: &str, data: Value) -> Result<(), ScimError> {
+        crate::events::emit(tx, &*self.st.rng, self.st.clock.now(), Some(&self.tenant.id), kind, data).await?;
         Ok(())
     }
 
@@ -408,6 +439,7 @@ impl Ctx<'_> {
         }
         .insert(&tx)
         .await?;
+        self.emit(&tx, "group.created", group_event(&row)).await?;
         self.add_members(&tx, &row.id, &members.unwrap_or_default()).await?;
         let view = self.group_view(&tx, &row, true).await?;
         tx.commit().await?;
@@ -478,6 +510,8 @@ impl Ctx<'_> {
     ) -> Result<scim_group::Model, ScimError> {
         let (_, now) = self.now();
         let version = g.version + 1;
+        let renamed = g.display_name != str_of(doc, "displayName")
+            || g.external_id.as_deref() != doc.get("externalId").and_then(Value::as_str);
         let mut m: scim_group::ActiveModel = g.into();
         m.display_name = Set(str_of(doc, "displayName"));
         m.display_name_lower = Set(str_of(doc, "displayName").to_lowercase());
@@ -485,7 +519,11 @@ impl Ctx<'_> {
         m.scim = Set(doc.to_string());
         m.version = Set(version);
         m.updated_at = Set(now);
-        Ok(m.update(tx).await?)
+        let row = m.update(tx).await?;
+        if renamed {
+            self.emit(tx, "group.updated", group_event(&row)).await?;
+        }
+        Ok(row)
     }
 
     /// DELETE /Groups/{id}.
@@ -497,10 +535,16 @@ impl Ctx<'_> {
             .filter(scim_group_member::Column::GroupId.eq(g.id.clone()))
             .exec(&tx)
             .await?;
+        self.emit(&tx, "group.deleted", group_event(&g)).await?;
         scim_group::Entity::delete_by_id(g.id).exec(&tx).await?;
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// A group's state, as carried by `group.*` events.
+fn group_event(g: &scim_group::Model) -> Value {
+    json!({"group_id": g.id, "tenant_id": g.tenant_id, "display_name": g.display_name, "external_id": g.external_id})
 }
 
 fn str_of(doc: &Value, k: &str) -> String {

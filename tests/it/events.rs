@@ -425,3 +425,101 @@ async fn killed_instance_loses_nothing() {
     let names: Vec<&str> = got.iter().map(|e| e["data"]["name"].as_str().unwrap()).collect();
     assert_eq!(names, vec!["c0", "c1", "c2", "c3", "c4"], "every event, in order, after the crash");
 }
+
+/// A SCIM provisioning sequence produces exactly the expected events, in order, each carrying
+/// the resource's state — and deactivation ends the person's session.
+async fn scim_sequence_produces_the_expected_events(app: &TestApp) {
+    let rx = Receiver::start().await;
+    let (_, secret) = webhook(app, &rx, json!([])).await;
+    let scim = crate::scim::Scim::setup(app, "acme", "acme.test").await;
+    let (s, u) = scim
+        .req(
+            Method::POST,
+            "/Users",
+            Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "alice@acme.test",
+                        "name": {"givenName": "Alice", "familyName": "Anderson"},
+                        "emails": [{"value": "alice@acme.test", "primary": true}], "active": true})),
+        )
+        .await;
+    assert_eq!(s, 201, "{u}");
+    let uid = u["id"].as_str().unwrap().to_string();
+    let (cid, _) = app.client("confidential", "ES256").await;
+    code_for(app, &browser(), &cid, &[("organization", "acme"), ("login_hint", "alice@acme.test")]).await;
+    let patch = |ops: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
+    let (s, _) = scim
+        .req(
+            Method::PATCH,
+            &format!("/Users/{uid}"),
+            Some(patch(json!([{"op": "replace", "path": "name.givenName", "value": "Alicia"}]))),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, g) = scim
+        .req(Method::POST, "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "eng", "members": [{"value": uid}]})))
+        .await;
+    assert_eq!(s, 201, "{g}");
+    let gid = g["id"].as_str().unwrap().to_string();
+    let (s, _) = scim
+        .req(
+            Method::PATCH,
+            &format!("/Groups/{gid}"),
+            Some(patch(json!([{"op": "remove", "path": format!("members[value eq \"{uid}\"]")}]))),
+        )
+        .await;
+    assert!(s == 200 || s == 204, "{s}");
+    let (s, _) = scim
+        .req(
+            Method::PATCH,
+            &format!("/Groups/{gid}"),
+            Some(patch(json!([{"op": "replace", "value": {"displayName": "engineering"}}]))),
+        )
+        .await;
+    assert!(s == 200 || s == 204, "{s}");
+    for active in ["False", "True"] {
+        let (s, _) = scim
+            .req(
+                Method::PATCH,
+                &format!("/Users/{uid}"),
+                Some(patch(json!([{"op": "Replace", "path": "active", "value": active}]))),
+            )
+            .await;
+        assert_eq!(s, 200);
+    }
+    let (s, _) = scim.req(Method::DELETE, &format!("/Users/{uid}"), None).await;
+    assert_eq!(s, 204);
+    let (s, _) = scim.req(Method::DELETE, &format!("/Groups/{gid}"), None).await;
+    assert_eq!(s, 204);
+    drain(app).await;
+    let got = rx.events();
+    let types: Vec<&str> = got.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        vec![
+            "connection.activated",
+            "user.created",
+            "login.succeeded",
+            "user.updated",
+            "group.created",
+            "group.member_added",
+            "group.member_removed",
+            "group.updated",
+            "session.revoked",
+            "user.deactivated",
+            "user.reactivated",
+            "user.deleted",
+            "group.deleted",
+        ]
+    );
+    for r in rx.got.lock().unwrap().iter() {
+        assert!(verify_signature(&secret, r));
+    }
+    let by = |t: &str| got.iter().find(|e| e["type"] == t).unwrap()["data"].clone();
+    assert_eq!(by("user.created")["user_id"], uid.as_str());
+    assert_eq!(by("user.updated")["given_name"], "Alicia");
+    assert_eq!(by("user.deactivated")["active"], false);
+    assert_eq!(by("group.member_added")["user_id"], uid.as_str());
+    assert_eq!(by("group.updated")["display_name"], "engineering");
+    assert_eq!(by("session.revoked")["reason"], "user_deactivated");
+}
+
+crate::both!(scim_sequence_produces_the_expected_events);
