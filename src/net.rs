@@ -39,7 +39,8 @@ pub fn is_public(ip: &IpAddr) -> bool {
     }
 }
 
-struct GuardedResolver;
+/// A DNS resolver that drops every non-public address (and fails when none is left).
+pub struct GuardedResolver;
 
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
