@@ -3,7 +3,7 @@
 //! addresses — checked on literal IP hosts and on every address DNS returns.
 use openidconnect::{HttpRequest, HttpResponse};
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
