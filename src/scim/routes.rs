@@ -187,6 +187,12 @@ async fn search_all(t: ScimTenant, st: web::Data<AppState>, body: web::Bytes) ->
     let c = ctx(&st, t);
     let start = q.start_index.unwrap_or(1).max(1);
     let count = q.count.unwrap_or(100).clamp(0, crate::scim::service::MAX_RESULTS);
+    if start - 1 + count > crate::scim::service::MAX_RESULTS {
+        return Err(ScimError::bad(
+            "tooMany",
+            "a search across resource types pages through at most 1000 results; search /Users or /Groups instead",
+        ));
+    }
     let mut wide = q.clone();
     wide.start_index = Some(1);
     wide.count = Some((start - 1 + count).min(crate::scim::service::MAX_RESULTS));

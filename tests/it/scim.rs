@@ -310,6 +310,7 @@ async fn errors_use_the_scim_schema(app: &TestApp) {
     let many: Vec<Value> = (0..1001).map(|_| json!({"op": "add", "path": "title", "value": "x"})).collect();
     check(s.patch(&format!("/Users/{id}"), json!(many)).await, 400, Some("invalidValue"));
     check(s.get("/Users?sortBy=emails[").await, 400, Some("invalidPath"));
+    check(s.post("/.search", json!({"startIndex": 990, "count": 100})).await, 400, Some("tooMany"));
     check(s.get("/Users/usr_nope").await, 404, None);
     check(s.get("/Nope").await, 404, None);
     let (st, _) =
