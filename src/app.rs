@@ -18,6 +18,8 @@ pub struct AppState {
     pub openapi: Arc<serde_json::Value>,
     /// Set by `serve --demo`: the built-in demo app's client secret.
     pub demo: Arc<std::sync::RwLock<Option<crate::demo::DemoApp>>>,
+    /// The SCIM request log buffer (written in batches).
+    pub scim_log: Arc<crate::scim::reqlog::RequestLog>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +74,8 @@ impl AppState {
         ));
         keys.rotate(false).await?;
         let openapi = Arc::new(crate::admin::openapi_document());
-        Ok(Self { config: Arc::new(config), db, clock, rng, keys, master, openapi, demo: Arc::default() })
+        let scim_log = crate::scim::reqlog::RequestLog::start(db.clone());
+        Ok(Self { config: Arc::new(config), db, clock, rng, keys, master, openapi, demo: Arc::default(), scim_log })
     }
 
     /// One round of maintenance: key rotation when due, expired rows removed.

@@ -343,9 +343,7 @@ async fn request_log(
             error_code: sea_orm::Set(error_code),
             created_at: sea_orm::Set(st.clock.now()),
         };
-        if let Err(e) = sea_orm::ActiveModelTrait::insert(row, &st.db).await {
-            tracing::warn!(error = %e, "could not record the SCIM request");
-        }
+        st.scim_log.push(row);
     }
     Ok(res)
 }

@@ -670,8 +670,9 @@ async fn entra_provisioning_sequence(app: &TestApp) {
     let s = Scim::setup(app, "entra", "contoso.test").await;
     let (cid, secret) = app.client("confidential", "ES256").await;
     let upn = "Test_User_dfeef4c5@contoso.test";
-    let (st, l) = s.filter("Users", &format!("userName eq \"{upn}\"")).await;
-    assert_eq!((st, l["totalResults"].as_i64()), (200, Some(0)));
+    // Entra keeps the `?aadOptscim062020` flag of the tenant URL on its requests.
+    let (st, l) = s.get(&format!("/Users?aadOptscim062020&filter=userName%20eq%20%22{upn}%22")).await;
+    assert_eq!((st, l["totalResults"].as_i64()), (200, Some(0)), "{l}");
     let (st, u) = s.post("/Users", json!({
         "schemas": [USER, ENT], "externalId": "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef", "userName": upn, "active": true,
         "emails": [{"primary": true, "type": "work", "value": "Test_User_11bb6eea@contoso.test"}],
