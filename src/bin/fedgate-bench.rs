@@ -9,7 +9,8 @@
 //! * `token`   - `code` then `refresh`
 //! * `scim`    - SCIM: `POST /Users` one at a time (`scim-create-1`) and at the configured
 //!   concurrency (`scim-create`), `GET /Users?filter=userName eq "..."` once the tenant holds
-//!   `--scim-users` users (`scim-filter`; populating is untimed), and `PATCH active=false`
+//!   `--scim-users` users (`scim-filter`, and `scim-filter-1` one at a time; populating is
+//!   untimed), and `PATCH active=false`
 //!   (`scim-deactivate`)
 //!
 //! This file is deliberately self-contained (it does not use the fedgate library) so that it
@@ -139,7 +140,15 @@ impl PhaseArg {
             PhaseArg::Token => vec![Phase::Code, Phase::Refresh],
             PhaseArg::Code => vec![Phase::Code],
             PhaseArg::Refresh => vec![Phase::Refresh],
-            PhaseArg::Scim => vec![Phase::ScimCreate1, Phase::ScimCreate, Phase::ScimFilter, Phase::ScimDeactivate],
+            PhaseArg::Scim => {
+                vec![
+                    Phase::ScimCreate1,
+                    Phase::ScimCreate,
+                    Phase::ScimFilter,
+                    Phase::ScimFilter1,
+                    Phase::ScimDeactivate,
+                ]
+            }
         }
     }
 }
@@ -152,6 +161,7 @@ enum Phase {
     ScimCreate1,
     ScimCreate,
     ScimFilter,
+    ScimFilter1,
     ScimDeactivate,
 }
 
@@ -163,6 +173,7 @@ impl Phase {
             Phase::ScimCreate1 => "scim-create-1",
             Phase::ScimCreate => "scim-create",
             Phase::ScimFilter => "scim-filter",
+            Phase::ScimFilter1 => "scim-filter-1",
             Phase::ScimDeactivate => "scim-deactivate",
         }
     }
@@ -244,7 +255,8 @@ async fn run_phase(phase: Phase, ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) 
         Phase::Refresh => run_refresh_phase(ctx, args, cpu).await,
         Phase::ScimCreate1 => run_scim_create_phase(ctx, args, cpu, 1, Phase::ScimCreate1).await,
         Phase::ScimCreate => run_scim_create_phase(ctx, args, cpu, args.concurrency, Phase::ScimCreate).await,
-        Phase::ScimFilter => run_scim_filter_phase(ctx, args, cpu).await,
+        Phase::ScimFilter => run_scim_filter_phase(ctx, args, cpu, args.concurrency, Phase::ScimFilter).await,
+        Phase::ScimFilter1 => run_scim_filter_phase(ctx, args, cpu, 1, Phase::ScimFilter1).await,
         Phase::ScimDeactivate => run_scim_deactivate_phase(ctx, args, cpu).await,
     }
 }
@@ -1071,12 +1083,17 @@ fn scim_created(ctx: &Ctx) -> usize {
     ctx.scim_next.load(Ordering::Relaxed)
 }
 
-async fn run_scim_filter_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) -> Res<PhaseReport> {
-    let c = args.concurrency;
+async fn run_scim_filter_phase(
+    ctx: &Arc<Ctx>,
+    args: &Args,
+    cpu: &CpuSampler,
+    c: usize,
+    phase: Phase,
+) -> Res<PhaseReport> {
     let have = scim_created(ctx);
     if have < args.scim_users {
         let t0 = Instant::now();
-        let pm = scim_creates(ctx, cpu, args.scim_users - have, c).await?;
+        let pm = scim_creates(ctx, cpu, args.scim_users - have, args.concurrency).await?;
         eprintln!(
             "  populated {} users (untimed) in {:.1}s ({} errors); the tenant now has {}",
             pm.ok,
@@ -1113,7 +1130,7 @@ async fn run_scim_filter_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) ->
         }
     })
     .await?;
-    Ok(PhaseReport::new(Phase::ScimFilter, c, m))
+    Ok(PhaseReport::new(phase, c, m))
 }
 
 async fn run_scim_deactivate_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) -> Res<PhaseReport> {
