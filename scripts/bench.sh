@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks the token endpoint of a release build on loopback, on SQLite and on PostgreSQL.
 # Usage: scripts/bench.sh [count] [concurrency]     (results: one JSON line per phase)
+# BENCH_PHASE=scim runs the SCIM phases instead of the token endpoint (--scim-users 100000).
 # The server runs pinned to CPU 0 and the load driver to CPU 1 when taskset is available, so
 # "per core" numbers mean what they say.
 set -euo pipefail
@@ -32,7 +33,7 @@ run_one() {
   pid=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
   echo "== $kind ==" >&2
-  for phase in ${BENCH_PHASES:-token login}; do
+  for phase in ${BENCH_PHASES:-${BENCH_PHASE:-token login scim}}; do
     FEDGATE_ADMIN_KEY="$key" $PIN_BENCH $BIN/fedgate-bench --url "http://127.0.0.1:$port" --server-pid "$pid" \
        --concurrency "$CONC" --count "$COUNT" --json "$phase" | sed "s/^{/{\"db\":\"$kind\",/"
   done

@@ -25,6 +25,8 @@ pub struct AppState {
     pub demo: Arc<std::sync::RwLock<Option<crate::demo::DemoApp>>>,
     /// Upstream HTTP client (SSRF-guarded) and the OIDC discovery/JWKS cache.
     pub upstream: Arc<crate::upstream::UpstreamCtx>,
+    /// The SCIM request log buffer (written in batches).
+    pub scim_log: Arc<crate::scim::reqlog::RequestLog>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +81,7 @@ impl AppState {
         ));
         keys.rotate(false).await?;
         let openapi = Arc::new(crate::admin::openapi_document());
+        let scim_log = crate::scim::reqlog::RequestLog::start(db.clone());
         let upstream =
             Arc::new(crate::upstream::UpstreamCtx::new(config.allow_private_network).map_err(std::io::Error::other)?);
         let outbound = crate::net::Outbound::new(config.allow_private_network)
@@ -97,6 +100,7 @@ impl AppState {
             metrics: Arc::new(crate::metrics::Metrics::new()),
             demo: Arc::default(),
             upstream,
+            scim_log,
         })
     }
 

@@ -158,6 +158,7 @@ pub async fn list_requests(
 ) -> Result<HttpResponse, ApiError> {
     let t = tenant(&st, &path).await?;
     let limit = q.limit()?;
+    st.scim_log.flush(&st.db).await?;
     let mut query = scim_request::Entity::find()
         .filter(scim_request::Column::TenantId.eq(t.id.clone()))
         .order_by_desc(scim_request::Column::Id)

@@ -11,6 +11,11 @@
 //!   fixture IdP -> `/sso/oidc/callback` -> code -> token, one timed operation each. The
 //!   fixture IdP (idp-fixtures/oidc_idp.rs) runs inside this process, so its CPU is not the
 //!   server's; the server needs dev mode (http issuer URLs) and `allow_private_network`.
+//! * `scim`    - SCIM: `POST /Users` one at a time (`scim-create-1`) and at the configured
+//!   concurrency (`scim-create`), `GET /Users?filter=userName eq "..."` once the tenant holds
+//!   `--scim-users` users (`scim-filter`, and `scim-filter-1` one at a time; populating is
+//!   untimed), and `PATCH active=false`
+//!   (`scim-deactivate`)
 //!
 //! This file is deliberately self-contained: it measures the server strictly through its HTTP
 //! contract (the fedgate library is used only by the in-process fixture IdP, for its keys).
@@ -111,6 +116,10 @@ struct Args {
     #[arg(long)]
     client_threads: Option<usize>,
 
+    /// Users in the tenant before the `scim-filter` phase is timed (created untimed as needed).
+    #[arg(long, default_value_t = 100_000)]
+    scim_users: usize,
+
     /// Phase to run.
     #[arg(value_enum)]
     phase: PhaseArg,
@@ -127,6 +136,8 @@ enum PhaseArg {
     Refresh,
     /// complete brokered logins through a fixture upstream OIDC IdP.
     Login,
+    /// SCIM provisioning: creates (1 and N in flight), filter lookups, deactivations.
+    Scim,
 }
 
 impl PhaseArg {
@@ -136,6 +147,15 @@ impl PhaseArg {
             PhaseArg::Code => vec![Phase::Code],
             PhaseArg::Refresh => vec![Phase::Refresh],
             PhaseArg::Login => vec![Phase::Login],
+            PhaseArg::Scim => {
+                vec![
+                    Phase::ScimCreate1,
+                    Phase::ScimCreate,
+                    Phase::ScimFilter,
+                    Phase::ScimFilter1,
+                    Phase::ScimDeactivate,
+                ]
+            }
         }
     }
 }
@@ -146,6 +166,11 @@ enum Phase {
     Code,
     Refresh,
     Login,
+    ScimCreate1,
+    ScimCreate,
+    ScimFilter,
+    ScimFilter1,
+    ScimDeactivate,
 }
 
 impl Phase {
@@ -154,6 +179,11 @@ impl Phase {
             Phase::Code => "code",
             Phase::Refresh => "refresh",
             Phase::Login => "login",
+            Phase::ScimCreate1 => "scim-create-1",
+            Phase::ScimCreate => "scim-create",
+            Phase::ScimFilter => "scim-filter",
+            Phase::ScimFilter1 => "scim-filter-1",
+            Phase::ScimDeactivate => "scim-deactivate",
         }
     }
 }
@@ -233,6 +263,11 @@ async fn run_phase(phase: Phase, ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) 
         Phase::Code => run_code_phase(ctx, args, cpu).await,
         Phase::Refresh => run_refresh_phase(ctx, args, cpu).await,
         Phase::Login => run_login_phase(ctx, args, cpu).await,
+        Phase::ScimCreate1 => run_scim_create_phase(ctx, args, cpu, 1, Phase::ScimCreate1).await,
+        Phase::ScimCreate => run_scim_create_phase(ctx, args, cpu, args.concurrency, Phase::ScimCreate).await,
+        Phase::ScimFilter => run_scim_filter_phase(ctx, args, cpu, args.concurrency, Phase::ScimFilter).await,
+        Phase::ScimFilter1 => run_scim_filter_phase(ctx, args, cpu, 1, Phase::ScimFilter1).await,
+        Phase::ScimDeactivate => run_scim_deactivate_phase(ctx, args, cpu).await,
     }
 }
 
@@ -254,6 +289,12 @@ struct Ctx {
     client_id: String,
     /// Precomputed `Authorization: Basic ...` for client_secret_basic.
     basic_auth: HeaderValue,
+    /// `<issuer>/scim/v2/<slug>` and its bearer token.
+    scim_base: String,
+    scim_token: String,
+    /// Next SCIM user number, and the ids of the users created so far.
+    scim_next: AtomicUsize,
+    scim_ids: std::sync::Mutex<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -354,7 +395,21 @@ async fn setup(args: &Args, base: &Url, admin_key: &str) -> Res<Ctx> {
     let creds = format!("{}:{}", form_encode(&client_id), form_encode(&client_secret));
     let basic_auth = HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(creds)))?;
 
+    let scim = admin_post(
+        &http,
+        base.join(&format!("/admin/v1/tenants/{tenant_id}/scim-tokens"))?,
+        admin_key,
+        json!({"name": "bench"}),
+    )
+    .await?;
+    let scim_token = json_str(&scim, "token", "create SCIM token")?;
+    let scim_base = json_str(&scim, "scim_base_url", "create SCIM token")?;
+
     Ok(Ctx {
+        scim_base,
+        scim_token,
+        scim_next: AtomicUsize::new(0),
+        scim_ids: std::sync::Mutex::new(Vec::new()),
         http,
         base: base.clone(),
         admin_key: admin_key.to_string(),
@@ -1050,6 +1105,165 @@ async fn run_login_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) -> Res<P
     let (m, _) = measure(cpu, vec![(); c], args.count, step).await?;
     idp.stop().await;
     Ok(PhaseReport::new(Phase::Login, c, m))
+}
+
+// ---------------------------------------------------------------------------------------------
+// SCIM phases
+// ---------------------------------------------------------------------------------------------
+
+fn scim_user_name(ctx: &Ctx, n: usize) -> String {
+    format!("user{n}@{}.test", ctx.slug)
+}
+
+/// `POST /Users` of the next user; records its id.
+async fn scim_create(ctx: &Ctx) -> Result<(), String> {
+    let n = ctx.scim_next.fetch_add(1, Ordering::Relaxed);
+    let name = scim_user_name(ctx, n);
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": name, "externalId": format!("ext-{n}"), "active": true,
+        "name": {"givenName": "Bench", "familyName": format!("User {n}")},
+        "emails": [{"value": name, "type": "work", "primary": true}],
+    });
+    let url = format!("{}/Users", ctx.scim_base);
+    let resp = ctx
+        .http
+        .post(&url)
+        .bearer_auth(&ctx.scim_token)
+        .header(CONTENT_TYPE, "application/scim+json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| format!("POST {url}: {e}"))?;
+    let status = resp.status();
+    let text = resp.text().await.map_err(|e| format!("POST {url}: {e}"))?;
+    if status != StatusCode::CREATED {
+        return Err(format!("POST /Users: {status}: {}", clip(&text)));
+    }
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("POST /Users: {e}"))?;
+    let id = v.get("id").and_then(|x| x.as_str()).ok_or("POST /Users: no id")?.to_string();
+    ctx.scim_ids.lock().map_err(|_| "poisoned")?.push(id);
+    Ok(())
+}
+
+async fn scim_creates(ctx: &Arc<Ctx>, cpu: &CpuSampler, n: usize, concurrency: usize) -> Res<Measurement> {
+    let c2 = Arc::clone(ctx);
+    let (m, _) = measure(cpu, vec![(); concurrency.min(n).max(1)], n, move |(), _i| {
+        let ctx = Arc::clone(&c2);
+        async move { ((), scim_create(&ctx).await) }
+    })
+    .await?;
+    Ok(m)
+}
+
+async fn run_scim_create_phase(
+    ctx: &Arc<Ctx>,
+    args: &Args,
+    cpu: &CpuSampler,
+    concurrency: usize,
+    phase: Phase,
+) -> Res<PhaseReport> {
+    if args.warmup > 0 {
+        let wm = scim_creates(ctx, cpu, args.warmup, concurrency).await?;
+        eprintln!("  warm-up: {} creates, {} errors", wm.ok + wm.errors, wm.errors);
+    }
+    let m = scim_creates(ctx, cpu, args.count, concurrency).await?;
+    Ok(PhaseReport::new(phase, concurrency, m))
+}
+
+fn scim_created(ctx: &Ctx) -> usize {
+    ctx.scim_next.load(Ordering::Relaxed)
+}
+
+async fn run_scim_filter_phase(
+    ctx: &Arc<Ctx>,
+    args: &Args,
+    cpu: &CpuSampler,
+    c: usize,
+    phase: Phase,
+) -> Res<PhaseReport> {
+    let have = scim_created(ctx);
+    if have < args.scim_users {
+        let t0 = Instant::now();
+        let pm = scim_creates(ctx, cpu, args.scim_users - have, args.concurrency).await?;
+        eprintln!(
+            "  populated {} users (untimed) in {:.1}s ({} errors); the tenant now has {}",
+            pm.ok,
+            t0.elapsed().as_secs_f64(),
+            pm.errors,
+            scim_created(ctx)
+        );
+    }
+    let total = scim_created(ctx).max(1);
+    let c2 = Arc::clone(ctx);
+    let (m, _) = measure(cpu, vec![(); c], args.count, move |(), i| {
+        let ctx = Arc::clone(&c2);
+        async move {
+            // Spread lookups over the whole tenant, in a different case than stored.
+            let n = (i.wrapping_mul(7919).wrapping_add(13)) % total;
+            let filter = format!("userName eq \"{}\"", scim_user_name(&ctx, n).to_uppercase());
+            let mut url = match Url::parse(&format!("{}/Users", ctx.scim_base)) {
+                Ok(u) => u,
+                Err(e) => return ((), Err(e.to_string())),
+            };
+            url.query_pairs_mut().append_pair("filter", &filter);
+            let r = async {
+                let resp =
+                    ctx.http.get(url.clone()).bearer_auth(&ctx.scim_token).send().await.map_err(|e| e.to_string())?;
+                let status = resp.status();
+                let text = resp.text().await.map_err(|e| e.to_string())?;
+                if status != StatusCode::OK || !text.contains("\"totalResults\":1") {
+                    return Err(format!("GET /Users?filter: {status}: {}", clip(&text)));
+                }
+                Ok(())
+            }
+            .await;
+            ((), r)
+        }
+    })
+    .await?;
+    Ok(PhaseReport::new(phase, c, m))
+}
+
+async fn run_scim_deactivate_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) -> Res<PhaseReport> {
+    let c = args.concurrency;
+    let ids: Arc<Vec<String>> = Arc::new(ctx.scim_ids.lock().map_err(|_| "poisoned")?.clone());
+    if ids.is_empty() {
+        return Err("no SCIM users to deactivate".into());
+    }
+    let n = args.count.min(ids.len());
+    let c2 = Arc::clone(ctx);
+    let (m, _) = measure(cpu, vec![(); c.min(n).max(1)], n, move |(), i| {
+        let ctx = Arc::clone(&c2);
+        let ids = Arc::clone(&ids);
+        async move {
+            let r = async {
+                let id = ids.get(i).ok_or("no id")?;
+                let url = format!("{}/Users/{id}", ctx.scim_base);
+                let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                                  "Operations": [{"op": "replace", "path": "active", "value": false}]});
+                let resp = ctx
+                    .http
+                    .patch(&url)
+                    .bearer_auth(&ctx.scim_token)
+                    .header(CONTENT_TYPE, "application/scim+json")
+                    .body(body.to_string())
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let status = resp.status();
+                if status != StatusCode::OK {
+                    let text = resp.text().await.unwrap_or_default();
+                    return Err(format!("PATCH /Users/{id}: {status}: {}", clip(&text)));
+                }
+                Ok::<(), String>(())
+            }
+            .await;
+            ((), r)
+        }
+    })
+    .await?;
+    Ok(PhaseReport::new(Phase::ScimDeactivate, c, m))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 pub fn service_provider_config(base: &str) -> Value {
     json!({
         "schemas": [SPC],
-        "documentationUri": "https://github.com/fedgate/fedgate/blob/main/docs/scim.md",
         "patch": {"supported": true},
         "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
         "filter": {"supported": true, "maxResults": MAX_RESULTS},

@@ -7,6 +7,7 @@ pub mod filter;
 pub mod models;
 pub mod patch;
 pub mod path;
+pub mod reqlog;
 pub mod routes;
 pub mod service;
 pub mod sql;

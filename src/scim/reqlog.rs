@@ -1,0 +1,58 @@
+//! The per-tenant SCIM request log, written in batches: each request appends a row to an
+//! in-memory buffer, and a background task (or a reader of the log) inserts the buffered rows
+//! with one statement every 250 ms, so logging does not add a write transaction per request.
+//! At most [`MAX_BUFFERED`] rows wait; beyond that the oldest are dropped (and counted in a warning).
+use crate::store::entities::scim_request;
+use crate::store::Db;
+use sea_orm::EntityTrait;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+/// Rows kept in memory at most between two flushes.
+pub const MAX_BUFFERED: usize = 50_000;
+
+/// The buffer shared by every worker of an instance.
+#[derive(Default)]
+pub struct RequestLog {
+    buf: Mutex<Vec<scim_request::ActiveModel>>,
+}
+
+impl RequestLog {
+    /// A buffer with its flusher task (which stops when the buffer is dropped).
+    pub fn start(db: Db) -> Arc<Self> {
+        let log = Arc::new(Self::default());
+        let weak: Weak<Self> = Arc::downgrade(&log);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let Some(log) = weak.upgrade() else { break };
+                if let Err(e) = log.flush(&db).await {
+                    crate::error::log_internal("writing the SCIM request log failed", &e);
+                }
+            }
+        });
+        log
+    }
+
+    pub fn push(&self, row: scim_request::ActiveModel) {
+        if let Ok(mut b) = self.buf.lock() {
+            if b.len() >= MAX_BUFFERED {
+                tracing::warn!("SCIM request log buffer full; dropping the oldest entry");
+                b.remove(0);
+            }
+            b.push(row);
+        }
+    }
+
+    /// Writes every buffered row.
+    pub async fn flush(&self, db: &Db) -> Result<(), sea_orm::DbErr> {
+        let rows = match self.buf.lock() {
+            Ok(mut b) => std::mem::take(&mut *b),
+            Err(_) => return Ok(()),
+        };
+        for chunk in rows.chunks(500) {
+            scim_request::Entity::insert_many(chunk.to_vec()).exec_without_returning(db).await?;
+        }
+        Ok(())
+    }
+}
