@@ -120,7 +120,9 @@ async fn find_provisioned(
             .order_by_asc(user::Column::DeletedAt)
             .order_by_asc(user::Column::Id)
     };
-    let email = ident.email.as_ref().map(|e| e.to_lowercase());
+    // Only a verified email may link to an existing account: an IdP that does not vouch for
+    // the address must not be able to take over a provisioned user.
+    let email = ident.email.as_ref().filter(|_| ident.email_verified).map(|e| e.to_lowercase());
     match rule {
         ScimLinkRule::None => Ok(None),
         ScimLinkRule::ExternalId => base().filter(user::Column::ExternalId.eq(ident.subject.clone())).one(tx).await,

@@ -496,7 +496,40 @@ async fn entra_multi_tenant_issuer(app: &TestApp) {
     assert_eq!(end.code(), "entra_tenant_not_allowed", "{}", end.body);
 }
 
+/// A first SSO login links to a SCIM-provisioned user by email only when the IdP vouches for
+/// the address; an unverified email gets its own (JIT) user instead of taking over the account.
+async fn unverified_email_never_links_to_a_provisioned_user(app: &TestApp) {
+    for verified in [false, true] {
+        let slug = if verified { "ver" } else { "unver" };
+        let domain = format!("{slug}.test");
+        let knobs = Knobs { extra_claims: json!({"email_verified": verified}), ..Knobs::default() };
+        let (_idp, _, _) = oidc_tenant(app, slug, &domain, knobs).await;
+        let scim = crate::scim::Scim::token_for(app, slug).await;
+        let email = format!("alice@{domain}");
+        let (s, u) = scim
+            .req(
+                reqwest::Method::POST,
+                "/Users",
+                Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": email,
+                            "emails": [{"value": email, "primary": true}], "active": true})),
+            )
+            .await;
+        assert_eq!(s, 201, "{u}");
+        let (cid, secret) = app.client("confidential", "ES256").await;
+        let end = run(app, &browser(), &cid, &[("organization", slug), ("login_hint", &email)]).await;
+        assert_eq!(end.status, 303, "{}", end.body);
+        let (_, tok) = exchange(app, &cid, secret.as_deref(), &query_of(&end.location)["code"]).await;
+        let c = verify_jwt(app, tok["id_token"].as_str().unwrap(), &cid).await;
+        if verified {
+            assert_eq!(c["sub"], u["id"], "a verified email links to the provisioned user");
+        } else {
+            assert_ne!(c["sub"], u["id"], "an unverified email must not take over the provisioned user");
+        }
+    }
+}
+
 both_private!(
+    unverified_email_never_links_to_a_provisioned_user,
     entra_multi_tenant_issuer,
     explicit_endpoints_and_client_secret_post,
     jwks_refresh_on_key_rotation,
