@@ -218,6 +218,16 @@ impl Ctx<'_> {
             }
             None => None,
         };
+        // A person who signed in through SSO before provisioning was turned on already has a
+        // user: adopt it (same tenant, not yet SCIM-managed, matched by the tenant's link rule)
+        // instead of creating a second user for the same person.
+        let (deleted, kind) = match deleted {
+            Some(d) => (Some(d), "user.reactivated"),
+            None => match self.sso_user_to_adopt(&tx, &cols).await? {
+                Some(u) => (Some(u), "user.updated"),
+                None => (None, "user.created"),
+            },
+        };
         let row = match deleted {
             Some(old) => {
                 let version = old.version + 1;
@@ -246,9 +256,54 @@ impl Ctx<'_> {
         };
         let row = row.map_err(|e| user_conflict(e, &cols.user_name))?;
         let view = md::user_resource(&row, &[], &self.base);
-        self.emit(&tx, "user.created", crate::directory::user_event(&row, "scim")).await?;
+        self.emit(&tx, kind, crate::directory::user_event(&row, "scim")).await?;
         tx.commit().await?;
         Ok((view, row.version))
+    }
+
+    /// The SSO-created (not SCIM-managed) user of this tenant that a SCIM create should adopt.
+    /// Email rules need an email the IdP verified; the externalId rule matches the upstream subject.
+    async fn sso_user_to_adopt(
+        &self,
+        tx: &DatabaseTransaction,
+        cols: &md::UserColumns,
+    ) -> Result<Option<user::Model>, ScimError> {
+        use crate::tenant::ScimLinkRule;
+        let base = || {
+            user::Entity::find()
+                .filter(user::Column::TenantId.eq(self.tenant.id.clone()))
+                .filter(user::Column::Scim.is_null())
+                .filter(user::Column::DeletedAt.is_null())
+        };
+        let found = match crate::tenant::settings_of(&self.tenant).scim_link {
+            ScimLinkRule::None => None,
+            ScimLinkRule::ExternalId => match &cols.external_id {
+                Some(ext) => {
+                    let idn = identity::Entity::find()
+                        .filter(identity::Column::TenantId.eq(self.tenant.id.clone()))
+                        .filter(identity::Column::Subject.eq(ext.clone()))
+                        .one(tx)
+                        .await?;
+                    match idn {
+                        Some(i) => base().filter(user::Column::Id.eq(i.user_id)).one(tx).await?,
+                        None => None,
+                    }
+                }
+                None => None,
+            },
+            ScimLinkRule::UserName | ScimLinkRule::Email => {
+                let mut emails = vec![cols.user_name.to_lowercase()];
+                if let Some(e) = &cols.email {
+                    emails.push(e.to_lowercase());
+                }
+                base()
+                    .filter(user::Column::EmailLower.is_in(emails))
+                    .filter(user::Column::EmailVerified.eq(true))
+                    .one(tx)
+                    .await?
+            }
+        };
+        Ok(found)
     }
 
     /// PUT /Users/{id}.

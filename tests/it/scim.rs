@@ -816,7 +816,33 @@ async fn concurrent_tenants(app: &TestApp) {
     }
 }
 
+/// Provisioning turned on after people already signed in: the SCIM create adopts the user the
+/// SSO login created (same tenant, verified email) instead of making a second one.
+async fn provisioning_adopts_users_created_by_sso(app: &TestApp) {
+    let s = Scim::setup(app, "acme", "acme.test").await;
+    let (cid, secret) = app.client("confidential", "ES256").await;
+    let (_, tok) = exchange(app, &cid, secret.as_deref(), &login(app, &cid, "acme", "early@acme.test").await).await;
+    let first = verify_jwt(app, tok["id_token"].as_str().unwrap(), &cid).await["sub"].as_str().unwrap().to_string();
+    let adopted = s.user("Early@acme.test", json!({})).await;
+    assert_eq!(adopted, first, "the SCIM create adopted the SSO user");
+    let (st, list) = s.req(Method::GET, "/Users?filter=userName%20eq%20%22early%40acme.test%22", None).await;
+    assert_eq!((st, list["totalResults"].as_i64()), (200, Some(1)));
+    let (_, g) = s
+        .post("/Groups", json!({"schemas": [GROUP], "displayName": "Early birds", "members": [{"value": adopted}]}))
+        .await;
+    assert!(g["id"].is_string(), "{g}");
+    let (_, tok) = exchange(app, &cid, secret.as_deref(), &login(app, &cid, "acme", "early@acme.test").await).await;
+    let c = verify_jwt(app, tok["id_token"].as_str().unwrap(), &cid).await;
+    assert_eq!(c["sub"], first.as_str(), "still one person");
+    assert_eq!(c["groups"], json!(["upstream-group", "Early birds"]));
+    // Another tenant's SCIM create never adopts this user.
+    let other = Scim::setup(app, "globex", "globex.test").await;
+    let g2 = other.user("early@acme.test", json!({})).await;
+    assert_ne!(g2, first);
+}
+
 both!(
+    provisioning_adopts_users_created_by_sso,
     okta_provisioning_sequence,
     entra_provisioning_sequence,
     concurrent_tenants,
