@@ -3,6 +3,8 @@
 //! time and later migrations only add tables, columns and indexes.
 pub use sea_orm_migration::prelude::*;
 
+mod schema_util;
+
 mod m20261126_000001_foundation;
 mod m20261126_000002_upstream_oidc;
 mod m20261126_000003_scim;

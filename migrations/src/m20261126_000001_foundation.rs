@@ -1,26 +1,11 @@
 //! The foundation: admin keys, tenants and domains, OAuth clients, connections, signing keys,
 //! pending logins, users and their upstream identities, sessions, codes, grants, refresh tokens.
 //! All times are Unix seconds (BIGINT) so both databases agree on them.
+use crate::schema_util::{idx, t};
 use sea_orm_migration::{prelude::*, schema::*};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-fn t(name: &'static str) -> TableCreateStatement {
-    Table::create().table(name).if_not_exists().to_owned()
-}
-
-fn idx(name: &'static str, table: &'static str, cols: &[&'static str], unique: bool) -> IndexCreateStatement {
-    let mut i = Index::create();
-    i.name(name).table(table).if_not_exists();
-    for c in cols {
-        i.col(*c);
-    }
-    if unique {
-        i.unique();
-    }
-    i.to_owned()
-}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

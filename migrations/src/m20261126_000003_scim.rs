@@ -1,26 +1,11 @@
 //! SCIM 2.0 provisioning: SCIM columns on users (lower-cased userName and email for indexed
 //! case-insensitive lookups, the stored SCIM resource, a version for ETags), groups and their
 //! members, per-tenant SCIM bearer tokens (hashed) and the per-tenant SCIM request log.
+use crate::schema_util::{idx, t};
 use sea_orm_migration::{prelude::*, schema::*};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-fn t(name: &'static str) -> TableCreateStatement {
-    Table::create().table(name).if_not_exists().to_owned()
-}
-
-fn idx(name: &'static str, table: &'static str, cols: &[&'static str], unique: bool) -> IndexCreateStatement {
-    let mut i = Index::create();
-    i.name(name).table(table).if_not_exists();
-    for c in cols {
-        i.col(*c);
-    }
-    if unique {
-        i.unique();
-    }
-    i.to_owned()
-}
 
 fn add_col(col: ColumnDef) -> TableAlterStatement {
     Table::alter().table("users").add_column(col).to_owned()

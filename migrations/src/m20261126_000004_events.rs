@@ -1,22 +1,10 @@
 //! Events (transactional outbox), webhook endpoints and deliveries (also used for back-channel
 //! logout), and the admin audit log.
+use crate::schema_util::{idx, t};
 use sea_orm_migration::{prelude::*, schema::*};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-fn t(name: &'static str) -> TableCreateStatement {
-    Table::create().table(name).if_not_exists().to_owned()
-}
-
-fn idx(name: &'static str, table: &'static str, cols: &[&'static str]) -> IndexCreateStatement {
-    let mut i = Index::create();
-    i.name(name).table(table).if_not_exists();
-    for c in cols {
-        i.col(*c);
-    }
-    i.to_owned()
-}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -91,14 +79,14 @@ impl MigrationTrait for Migration {
             m.create_table(table).await?;
         }
         for i in [
-            idx("idx_events_order", "events", &["tx_id", "seq"]),
-            idx("idx_events_tenant", "events", &["tenant_id", "seq"]),
-            idx("idx_events_time", "events", &["occurred_at"]),
-            idx("idx_deliveries_due", "deliveries", &["status", "next_attempt_at"]),
-            idx("idx_deliveries_queue", "deliveries", &["target_id", "ordering_key", "status", "event_seq"]),
-            idx("idx_attempts_delivery", "delivery_attempts", &["delivery_id"]),
-            idx("idx_attempts_target", "delivery_attempts", &["target_id", "seq"]),
-            idx("idx_audit_time", "audit_log", &["at"]),
+            idx("idx_events_order", "events", &["tx_id", "seq"], false),
+            idx("idx_events_tenant", "events", &["tenant_id", "seq"], false),
+            idx("idx_events_time", "events", &["occurred_at"], false),
+            idx("idx_deliveries_due", "deliveries", &["status", "next_attempt_at"], false),
+            idx("idx_deliveries_queue", "deliveries", &["target_id", "ordering_key", "status", "event_seq"], false),
+            idx("idx_attempts_delivery", "delivery_attempts", &["delivery_id"], false),
+            idx("idx_attempts_target", "delivery_attempts", &["target_id", "seq"], false),
+            idx("idx_audit_time", "audit_log", &["at"], false),
         ] {
             m.create_index(i).await?;
         }
