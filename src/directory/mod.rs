@@ -4,7 +4,7 @@
 use crate::claims::NormalizedIdentity;
 use crate::clock::Rng;
 use crate::ids::{IdentityId, UserId};
-use crate::store::entities::{grant, identity, refresh_token, scim_group, scim_group_member, session, user};
+use crate::store::entities::{identity, scim_group, scim_group_member, user};
 use crate::tenant::ScimLinkRule;
 use crate::util::to_json_list;
 use sea_orm::sea_query::Query;
@@ -145,39 +145,6 @@ async fn find_provisioned(
             base().filter(user::Column::EmailLower.eq(e)).one(tx).await
         }
     }
-}
-
-/// Ends every session of a user and revokes every grant (and so every refresh token; access
-/// tokens of revoked grants are inactive at introspection). Runs in the caller's transaction.
-pub async fn revoke_user(
-    tx: &impl ConnectionTrait,
-    user_id: &str,
-    reason: &str,
-    now: i64,
-) -> Result<(), sea_orm::DbErr> {
-    session::Entity::update_many()
-        .col_expr(session::Column::RevokedAt, now.into())
-        .filter(session::Column::UserId.eq(user_id))
-        .filter(session::Column::RevokedAt.is_null())
-        .exec(tx)
-        .await?;
-    let grants_of_user = Query::select()
-        .column(grant::Column::Id)
-        .from(grant::Entity)
-        .and_where(grant::Column::UserId.eq(user_id))
-        .to_owned();
-    refresh_token::Entity::delete_many()
-        .filter(refresh_token::Column::GrantId.in_subquery(grants_of_user))
-        .exec(tx)
-        .await?;
-    grant::Entity::update_many()
-        .col_expr(grant::Column::RevokedAt, now.into())
-        .col_expr(grant::Column::RevokedReason, reason.into())
-        .filter(grant::Column::UserId.eq(user_id))
-        .filter(grant::Column::RevokedAt.is_null())
-        .exec(tx)
-        .await?;
-    Ok(())
 }
 
 /// Display names of the SCIM groups a user belongs to, sorted.

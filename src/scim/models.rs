@@ -94,18 +94,7 @@ const NAMES: &[&str] = &[
     "version",
 ];
 
-const MULTI: &[&str] = &[
-    "emails",
-    "phoneNumbers",
-    "ims",
-    "photos",
-    "addresses",
-    "groups",
-    "entitlements",
-    "roles",
-    "x509Certificates",
-    "members",
-];
+use crate::scim::patch::MULTI_VALUED as MULTI;
 
 /// The canonical spelling of a known attribute name; unknown names are returned as given.
 pub fn canonical_name(n: &str) -> &str {

@@ -52,7 +52,7 @@ pub const MAX_OPERATIONS: usize = 1000;
 pub const MAX_VALUE_DEPTH: usize = 16;
 
 /// Attributes known to be multi-valued in the core User/Group schemas.
-const MULTI_VALUED: &[&str] = &[
+pub(crate) const MULTI_VALUED: &[&str] = &[
     "emails",
     "phoneNumbers",
     "ims",
