@@ -118,6 +118,7 @@ impl AppState {
         crate::traces::expire(&self.db, now, self.config.tokens.login_trace_retention)
             .await
             .map_err(crate::keys::KeyError::from)?;
+        crate::upstream::saml::refresh::run_due(self).await.map_err(crate::keys::KeyError::from)?;
         Ok(())
     }
 }
@@ -131,6 +132,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(crate::issuer::routes)
             .configure(crate::scim::routes)
             .configure(crate::upstream::oidc::callback::routes)
+            .configure(crate::upstream::saml::routes::routes)
             .configure(crate::demo::routes);
     }
 }

@@ -9,6 +9,7 @@ mod m20261126_000001_foundation;
 mod m20261126_000002_upstream_oidc;
 mod m20261126_000003_scim;
 mod m20261126_000004_events;
+mod m20261126_000005_saml;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_upstream_oidc::Migration),
             Box::new(m20261126_000003_scim::Migration),
             Box::new(m20261126_000004_events::Migration),
+            Box::new(m20261126_000005_saml::Migration),
         ]
     }
 }

@@ -39,6 +39,36 @@ pub struct ConnectionBody {
     claim_mapping: Option<std::collections::BTreeMap<String, String>>,
 }
 
+fn show(state: &AppState, row: &connection::Model) -> Value {
+    view(row, &state.config.issuer, state.clock.now())
+}
+
+/// A SAML connection's configuration from admin input (metadata parsed or fetched) and, for a new
+/// connection, its SP key pair (the key sealed with the connection's secrets).
+async fn saml_config(
+    state: &AppState,
+    id: &str,
+    fields: Map<String, Value>,
+    previous: Option<&crate::upstream::saml::SamlConfig>,
+) -> Result<(ConnectionConfig, Option<Map<String, Value>>), ApiError> {
+    use crate::upstream::saml;
+    let now = state.clock.now();
+    let (cert, secrets) = match previous {
+        Some(p) => (p.sp_certificate.clone(), None),
+        None => {
+            let (key, cert) = saml::metadata::generate_sp_key(&format!("fedgate SAML SP {id}"), now).map_err(|e| {
+                tracing::error!(error = %e, "SP key generation failed");
+                ApiError::internal()
+            })?;
+            let mut m = Map::new();
+            m.insert(saml::SP_KEY_FIELD.into(), Value::String(key));
+            (cert, Some(m))
+        }
+    };
+    let cfg = saml::prepare(fields, previous, cert, &state.upstream, state.config.dev_mode, now).await?;
+    Ok((ConnectionConfig::Saml(Box::new(cfg)), secrets))
+}
+
 async fn tenant_of(state: &AppState, key: &str) -> Result<tenant::Model, ApiError> {
     crate::tenant::find(&state.db, key).await?.ok_or_else(|| ApiError::not_found("tenant"))
 }
@@ -104,10 +134,14 @@ pub async fn create(
     let kind = ConnectionType::parse(&kind)
         .ok_or_else(|| ApiError::invalid("type", "invalid_type", "type must be dev, oidc or saml"))?;
     let name = validate_name("name", name.as_deref().unwrap_or(""))?;
-    let secrets = take_secrets(kind, &mut fields)?;
-    let config = ConnectionConfig::from_fields(kind, fields, state.config.dev_mode)?;
     let now_ms = state.clock.now_ms();
     let id = ConnectionId::new(now_ms, &*state.rng).to_string();
+    let (config, secrets) = if kind == ConnectionType::Saml {
+        saml_config(&state, &id, fields, None).await?
+    } else {
+        let secrets = take_secrets(kind, &mut fields)?;
+        (ConnectionConfig::from_fields(kind, fields, state.config.dev_mode)?, secrets)
+    };
     let secrets_enc = secrets.as_ref().and_then(|s| seal_secrets(&state, &id, s));
     let row = connection::ActiveModel {
         id: Set(id),
@@ -136,10 +170,11 @@ pub async fn create(
     )
     .await?;
     if row.enabled {
-        crate::events::emit(&state.db, &*state.rng, now, Some(&tenant.id), "connection.activated", view(&row)).await?;
+        crate::events::emit(&state.db, &*state.rng, now, Some(&tenant.id), "connection.activated", show(&state, &row))
+            .await?;
     }
     tracing::info!(tenant = %tenant.id, connection = %row.id, "connection created");
-    Ok(HttpResponse::Created().json(view(&row)))
+    Ok(HttpResponse::Created().json(show(&state, &row)))
 }
 
 /// List a tenant's connections.
@@ -163,7 +198,7 @@ pub async fn list(
         query = query.filter(connection::Column::Id.gt(c.clone()));
     }
     let rows = query.all(&state.db).await?;
-    Ok(HttpResponse::Ok().json(page_of(rows, limit, |r| r.id.clone(), |r| view(&r))))
+    Ok(HttpResponse::Ok().json(page_of(rows, limit, |r| r.id.clone(), |r| show(&state, &r))))
 }
 
 /// Get a connection.
@@ -178,7 +213,7 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let (t, id) = path.into_inner();
     let tenant = tenant_of(&state, &t).await?;
-    Ok(HttpResponse::Ok().json(view(&load(&state, &tenant, &id).await?)))
+    Ok(HttpResponse::Ok().json(show(&state, &load(&state, &tenant, &id).await?)))
 }
 
 /// Update a connection: `name`, `enabled`, and the type's own fields (merged).
@@ -208,7 +243,22 @@ pub async fn update(
         ApiError::internal()
     })?;
     let new_secrets = take_secrets(current.kind(), &mut fields)?;
-    let mut merged = current.to_fields();
+    let mut merged = match &current {
+        ConnectionConfig::Saml(c) => {
+            // A new IdP source replaces the old one.
+            let mut m = c.input_fields();
+            if ["metadata_xml", "metadata_url", "idp_certificates", "sso_url_redirect", "sso_url_post"]
+                .iter()
+                .any(|k| fields.contains_key(*k))
+            {
+                for k in ["metadata_url", "idp_entity_id", "sso_url_redirect", "sso_url_post", "idp_certificates"] {
+                    m.remove(k);
+                }
+            }
+            m
+        }
+        other => other.to_fields(),
+    };
     for (k, v) in fields {
         if v.is_null() {
             merged.remove(&k);
@@ -217,7 +267,10 @@ pub async fn update(
         }
     }
     let kind = current.kind();
-    let config = ConnectionConfig::from_fields(kind, merged, state.config.dev_mode)?;
+    let config = match &current {
+        ConnectionConfig::Saml(c) => saml_config(&state, &row.id, merged, Some(c)).await?.0,
+        _ => ConnectionConfig::from_fields(kind, merged, state.config.dev_mode)?,
+    };
     let mut m: connection::ActiveModel = row.clone().into();
     if let Some(n) = name {
         m.name = Set(validate_name("name", &n)?);
@@ -252,10 +305,10 @@ pub async fn update(
     .await?;
     if was_enabled != row.enabled {
         let kind = if row.enabled { "connection.activated" } else { "connection.deactivated" };
-        crate::events::emit(&tx, &*state.rng, now, Some(&tenant.id), kind, view(&row)).await?;
+        crate::events::emit(&tx, &*state.rng, now, Some(&tenant.id), kind, show(&state, &row)).await?;
     }
     tx.commit().await?;
-    Ok(HttpResponse::Ok().json(view(&row)))
+    Ok(HttpResponse::Ok().json(show(&state, &row)))
 }
 
 /// Delete a connection. People who signed in through it keep their user record.
@@ -286,7 +339,8 @@ pub async fn remove(
     )
     .await?;
     if row.enabled {
-        crate::events::emit(&tx, &*state.rng, now, Some(&tenant.id), "connection.deactivated", view(&row)).await?;
+        crate::events::emit(&tx, &*state.rng, now, Some(&tenant.id), "connection.deactivated", show(&state, &row))
+            .await?;
     }
     tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())

@@ -1,6 +1,6 @@
 //! Removes rows whose life is over: pending logins, codes, sessions, grants and their refresh
 //! tokens, revoked-token markers.
-use crate::store::entities::{auth_code, grant, login, refresh_token, revoked_token, session};
+use crate::store::entities::{auth_code, grant, login, refresh_token, revoked_token, saml_assertion, session};
 use crate::store::Db;
 use sea_orm::sea_query::Query;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
@@ -17,6 +17,11 @@ pub async fn expired(db: &Db, now: i64) -> Result<u64, sea_orm::DbErr> {
         .rows_affected;
     n += auth_code::Entity::delete_many()
         .filter(auth_code::Column::ExpiresAt.lt(now - 3600))
+        .exec(db)
+        .await?
+        .rows_affected;
+    n += saml_assertion::Entity::delete_many()
+        .filter(saml_assertion::Column::ExpiresAt.lt(now))
         .exec(db)
         .await?
         .rows_affected;

@@ -348,6 +348,28 @@ pub async fn finish_login(
     up: UpstreamIdentity,
     steps: &StepLog,
 ) -> Result<HttpResponse, PageError> {
+    finish_login_then(st, login, conn, up, steps, AfterLogin::Code).await
+}
+
+/// What a finished login answers the browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterLogin {
+    /// An authorization code to the app's redirect_uri (the normal case).
+    Code,
+    /// Only fedgate's session, then this URL (IdP-initiated SAML: the app starts a fresh OIDC
+    /// flow there, which the session answers).
+    SessionThen(String),
+}
+
+/// [`finish_login`] with a choice of answer.
+pub async fn finish_login_then(
+    st: &AppState,
+    login: &login::Model,
+    conn: &connection::Model,
+    up: UpstreamIdentity,
+    steps: &StepLog,
+    after: AfterLogin,
+) -> Result<HttpResponse, PageError> {
     let now_ms = st.clock.now_ms();
     let now = now_ms / 1000;
     let ident = match claims::normalize(up) {
@@ -425,20 +447,26 @@ pub async fn finish_login(
     }
     .insert(&tx)
     .await?;
-    let code = issue_code(
-        &tx,
-        st,
-        &login.id,
-        &login.client_id,
-        &login.redirect_uri,
-        &login.scope,
-        login.nonce.clone(),
-        login.code_challenge.clone(),
-        &linked.user.id,
-        session_id.as_str(),
-        now,
-    )
-    .await?;
+    let location = match &after {
+        AfterLogin::Code => {
+            let code = issue_code(
+                &tx,
+                st,
+                &login.id,
+                &login.client_id,
+                &login.redirect_uri,
+                &login.scope,
+                login.nonce.clone(),
+                login.code_challenge.clone(),
+                &linked.user.id,
+                session_id.as_str(),
+                now,
+            )
+            .await?;
+            success_url(st, &login.redirect_uri, &code, login.state.as_deref())
+        }
+        AfterLogin::SessionThen(url) => url.clone(),
+    };
     let done = login::Entity::update_many()
         .col_expr(login::Column::Status, STATUS_COMPLETED.into())
         .col_expr(login::Column::CompletedAt, now.into())
@@ -480,7 +508,12 @@ pub async fn finish_login(
         done_ms - now_ms,
         serde_json::json!({ "user_id": linked.user.id, "created": linked.created, "groups": ident.groups.len() }),
     );
-    steps.push("code_issued", done_ms, 0, serde_json::json!({ "client_id": login.client_id }));
+    match after {
+        AfterLogin::Code => steps.push("code_issued", done_ms, 0, serde_json::json!({ "client_id": login.client_id })),
+        AfterLogin::SessionThen(_) => {
+            steps.push("session_opened", done_ms, 0, serde_json::json!({ "next": "initiate_login_uri" }))
+        }
+    }
     let mut traced = login.clone();
     traced.tenant_id = Some(tenant.id.clone());
     traces::record(&tx, &traced, Some(&tenant.id), Some(&conn.id), steps.take(), Outcome::Completed, done_ms).await?;
@@ -491,7 +524,7 @@ pub async fn finish_login(
     let cookie = build_cookie(SESSION_COOKIE, session_secret, st.config.secure_cookies(), st.config.tokens.session_ttl);
     Ok(HttpResponse::SeeOther()
         .cookie(cookie)
-        .insert_header((header::LOCATION, success_url(st, &login.redirect_uri, &code, login.state.as_deref())))
+        .insert_header((header::LOCATION, location))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish())
 }

@@ -42,6 +42,7 @@ impl ConnectionType {
 pub enum ConnectionConfig {
     Dev(DevConfig),
     Oidc(Box<OidcConfig>),
+    Saml(Box<super::saml::SamlConfig>),
 }
 
 /// The write-only secret fields of a connection type (stored sealed in `secrets_enc`).
@@ -94,6 +95,7 @@ impl ConnectionConfig {
         match self {
             Self::Dev(_) => ConnectionType::Dev,
             Self::Oidc(_) => ConnectionType::Oidc,
+            Self::Saml(_) => ConnectionType::Saml,
         }
     }
 
@@ -135,11 +137,10 @@ impl ConnectionConfig {
                 c.validate(dev_mode)?;
                 Ok(Self::Oidc(Box::new(c)))
             }
-            ConnectionType::Saml => Err(ApiError::invalid(
-                "type",
-                "unsupported_connection_type",
-                format!("{} connections are not available in this version yet", kind.as_str()),
-            )),
+            // SAML input needs metadata parsing (and maybe a fetch): see `saml::prepare`.
+            ConnectionType::Saml => serde_json::from_value(Value::Object(fields))
+                .map(|c| Self::Saml(Box::new(c)))
+                .map_err(|e| ApiError::invalid("config", "invalid_config", e.to_string())),
         }
     }
 
@@ -147,6 +148,7 @@ impl ConnectionConfig {
         let v = match self {
             Self::Dev(c) => serde_json::to_value(c),
             Self::Oidc(c) => serde_json::to_value(c),
+            Self::Saml(c) => serde_json::to_value(c),
         };
         match v {
             Ok(Value::Object(m)) => m,
@@ -158,6 +160,7 @@ impl ConnectionConfig {
         match row.conn_type.as_str() {
             "dev" => serde_json::from_str(&row.config).map(Self::Dev).map_err(|e| e.to_string()),
             "oidc" => serde_json::from_str(&row.config).map(|c| Self::Oidc(Box::new(c))).map_err(|e| e.to_string()),
+            "saml" => serde_json::from_str(&row.config).map(|c| Self::Saml(Box::new(c))).map_err(|e| e.to_string()),
             other => Err(format!("unknown connection type {other}")),
         }
     }
@@ -176,6 +179,15 @@ impl ConnectionConfig {
                     ctx: st.upstream.clone(),
                     clock: st.clock.clone(),
                     rng: st.rng.clone(),
+                }))
+            }
+            Self::Saml(c) => {
+                let secrets = open_secrets(st, row)?;
+                Ok(Box::new(super::saml::SamlConnector {
+                    config: (**c).clone(),
+                    connection_id: row.id.clone(),
+                    sp_key_pem: secrets.get(super::saml::SP_KEY_FIELD).and_then(Value::as_str).map(str::to_string),
+                    clock: st.clock.clone(),
                 }))
             }
         }
@@ -198,7 +210,7 @@ pub fn open_secrets(st: &AppState, row: &connection::Model) -> Result<Map<String
 }
 
 /// A connection as the admin API shows it: common fields plus the type's own fields.
-pub fn view(row: &connection::Model) -> Value {
+pub fn view(row: &connection::Model, issuer: &str, now: i64) -> Value {
     let mut m = Map::new();
     m.insert("id".into(), row.id.clone().into());
     m.insert("tenant_id".into(), row.tenant_id.clone().into());
@@ -211,10 +223,18 @@ pub fn view(row: &connection::Model) -> Value {
             // Secrets are write-only: only their presence is shown.
             m.insert(format!("has_{f}"), row.secrets_enc.is_some().into());
         }
+        if kind == ConnectionType::Saml {
+            m.insert("has_sp_private_key".into(), row.secrets_enc.is_some().into());
+        }
     }
     m.insert("created_at".into(), rfc3339(row.created_at).into());
     m.insert("updated_at".into(), rfc3339(row.updated_at).into());
-    if let Ok(cfg) = ConnectionConfig::from_row(row) {
+    if let Ok(ConnectionConfig::Saml(c)) = ConnectionConfig::from_row(row) {
+        // Public SAML values (SP entity ID, ACS, certificates) and warnings, computed.
+        for (k, v) in c.view_fields(issuer, &row.id, now) {
+            m.entry(k).or_insert(v);
+        }
+    } else if let Ok(cfg) = ConnectionConfig::from_row(row) {
         for (k, v) in cfg.to_fields() {
             m.entry(k).or_insert(v);
         }

@@ -5,6 +5,7 @@ pub mod connections;
 pub mod dev;
 pub mod http;
 pub mod oidc;
+pub mod saml;
 
 use crate::ids::{ConnectionId, LoginId, TenantId};
 use std::collections::HashMap;
@@ -65,8 +66,9 @@ pub struct CallbackPayload {
     pub params: HashMap<String, String>,
 }
 
-/// The upstream's statement about the person, before normalization.
-#[derive(Debug, Clone, Default)]
+/// The upstream's statement about the person, before normalization. Serializable: a SAML login
+/// keeps it on the pending login row between the ACS and the browser's return.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct UpstreamIdentity {
     pub subject: String,
     pub email: Option<String>,
@@ -129,6 +131,9 @@ pub enum UpstreamError {
     /// The claims were refused by the connection's policy (preset checks).
     #[error("{detail}")]
     ClaimsRejected { code: &'static str, detail: String, fix: String },
+    /// A SAML response was refused (each reason has its own code).
+    #[error("{0}")]
+    Saml(saml::validate::SamlError),
 }
 
 impl UpstreamError {
@@ -155,6 +160,7 @@ impl UpstreamError {
             UpstreamError::NonceMismatch => "id_token_nonce_mismatch",
             UpstreamError::InvalidIdToken(_) => "id_token_invalid",
             UpstreamError::ClaimsRejected { code, .. } => code,
+            UpstreamError::Saml(e) => e.code(),
         }
     }
 
@@ -178,6 +184,7 @@ impl UpstreamError {
             UpstreamError::WrongIssuer { .. } => format!("Check the issuer configured on connection {conn}: it must be exactly the identity provider's issuer."),
             UpstreamError::NonceMismatch => "Start the sign-in again from the application; if it persists, the identity provider does not echo the nonce.".into(),
             UpstreamError::ClaimsRejected { fix, .. } => fix.clone(),
+            UpstreamError::Saml(e) => e.fix(conn),
         }
     }
 }

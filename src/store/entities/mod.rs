@@ -13,6 +13,7 @@ pub mod login;
 pub mod login_trace;
 pub mod refresh_token;
 pub mod revoked_token;
+pub mod saml_assertion;
 pub mod scim_group;
 pub mod scim_group_member;
 pub mod scim_request;

@@ -1,0 +1,609 @@
+//! SAML 2.0 connections: fedgate is the service provider of each connection (its own entity ID,
+//! ACS URL and key pair). samael (with xmlsec) verifies signatures; everything it does not do —
+//! metadata without certificates, SHA-1, required Audience, strict InResponseTo, replay,
+//! decryption with any AES mode, 128-bit request IDs, escaped forms — is done here.
+pub mod decrypt;
+pub mod metadata;
+pub mod refresh;
+pub mod routes;
+pub mod validate;
+
+use super::{CallbackPayload, Connector, ConnectorState, LoginAction, LoginContext, LoginStart, UpstreamError};
+use super::{UpstreamCtx, UpstreamIdentity};
+use crate::claims::oidc::Policy;
+use crate::claims::saml::{AttributeMapping, SamlAssertionView, SamlPreset};
+use crate::clock::Clock;
+use crate::error::ApiError;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use validate::{Expectations, ExpectedRequest, SamlError, ValidatedAssertion};
+
+/// How the AuthnRequest travels to the IdP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestBinding {
+    Redirect,
+    Post,
+}
+
+/// IdP-initiated sign-in: off unless enabled, and then only towards one app.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdpInitiated {
+    #[serde(default)]
+    pub enabled: bool,
+    /// The app (OIDC client) whose sign-in fedgate starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The app's login-initiation URL (OIDC Core §4): fedgate sends the browser there with
+    /// `iss`, and the app starts a normal authorization request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initiate_login_uri: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_skew() -> i64 {
+    120
+}
+
+/// What an administrator writes (the admin API input); `metadata_xml` is read once and not kept.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamlInput {
+    pub metadata_xml: Option<String>,
+    pub metadata_url: Option<String>,
+    pub idp_entity_id: Option<String>,
+    pub sso_url_redirect: Option<String>,
+    pub sso_url_post: Option<String>,
+    pub idp_certificates: Option<Vec<String>>,
+    pub preset: Option<SamlPreset>,
+    pub attribute_mapping: Option<AttributeMapping>,
+    pub request_binding: Option<RequestBinding>,
+    pub sign_requests: Option<bool>,
+    pub allow_sha1: Option<bool>,
+    pub clock_skew_secs: Option<i64>,
+    pub require_encrypted_assertions: Option<bool>,
+    pub trusted_email_domains: Option<Vec<String>>,
+    pub allowed_tenant_ids: Option<Vec<String>>,
+    pub idp_initiated: Option<IdpInitiated>,
+}
+
+/// A certificate that left the IdP's metadata: still trusted for a day, so a response signed
+/// just before a refresh still verifies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiredCert {
+    pub pem: String,
+    pub until: i64,
+}
+
+/// The stored configuration of a SAML connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamlConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_url: Option<String>,
+    pub idp_entity_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sso_url_redirect: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sso_url_post: Option<String>,
+    /// Trusted signing certificates (PEM).
+    pub idp_certificates: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired_certificates: Vec<RetiredCert>,
+    #[serde(default)]
+    pub preset: SamlPreset,
+    #[serde(default)]
+    pub attribute_mapping: AttributeMapping,
+    pub request_binding: RequestBinding,
+    #[serde(default = "default_true")]
+    pub sign_requests: bool,
+    #[serde(default)]
+    pub allow_sha1: bool,
+    #[serde(default = "default_skew")]
+    pub clock_skew_secs: i64,
+    #[serde(default)]
+    pub require_encrypted_assertions: bool,
+    #[serde(default)]
+    pub trusted_email_domains: Vec<String>,
+    #[serde(default)]
+    pub allowed_tenant_ids: Vec<String>,
+    #[serde(default)]
+    pub idp_initiated: IdpInitiated,
+    /// The SP certificate (public; the key is sealed with the connection's secrets).
+    pub sp_certificate: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_refreshed_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_refresh_error: Option<String>,
+    /// Certificates already announced as expiring (fingerprints), so the event fires once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expiry_warned: Vec<String>,
+}
+
+/// The secret field holding a SAML connection's SP private key.
+pub const SP_KEY_FIELD: &str = "sp_private_key";
+
+pub fn sp_entity_id(issuer: &str, connection_id: &str) -> String {
+    format!("{issuer}/sso/saml/{connection_id}/metadata")
+}
+pub fn acs_url(issuer: &str, connection_id: &str) -> String {
+    format!("{issuer}/sso/saml/{connection_id}/acs")
+}
+
+fn invalid(field: &str, code: &'static str, msg: impl Into<String>) -> ApiError {
+    ApiError::invalid(field, code, msg)
+}
+
+fn check_url(field: &str, u: &str, dev_mode: bool) -> Result<String, ApiError> {
+    let parsed =
+        url::Url::parse(u.trim()).map_err(|_| invalid(field, "invalid_url", format!("{field} is not a URL")))?;
+    let ok = parsed.scheme() == "https" || (dev_mode && parsed.scheme() == "http");
+    if !ok || parsed.host_str().is_none() || u.len() > 2048 {
+        return Err(invalid(field, "invalid_url", format!("{field} must be an https URL")));
+    }
+    Ok(u.trim().to_string())
+}
+
+fn domains(field: &str, v: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if v.len() > 100 {
+        return Err(invalid(field, "too_many", format!("{field} has more than 100 entries")));
+    }
+    v.into_iter()
+        .map(|d| {
+            let d = d.trim().to_ascii_lowercase();
+            if d.is_empty() || d.len() > 253 || d.contains(|c: char| c.is_whitespace() || c == '@' || c == '/') {
+                Err(invalid(field, "invalid_domain", format!("{field} holds an invalid entry")))
+            } else {
+                Ok(d)
+            }
+        })
+        .collect()
+}
+
+impl SamlConfig {
+    /// The fields an administrator set, as they would be written again (for PATCH merging).
+    pub fn input_fields(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        if let Some(u) = &self.metadata_url {
+            m.insert("metadata_url".into(), u.clone().into());
+        } else {
+            m.insert("idp_entity_id".into(), self.idp_entity_id.clone().into());
+            if let Some(u) = &self.sso_url_redirect {
+                m.insert("sso_url_redirect".into(), u.clone().into());
+            }
+            if let Some(u) = &self.sso_url_post {
+                m.insert("sso_url_post".into(), u.clone().into());
+            }
+            m.insert("idp_certificates".into(), serde_json::json!(self.idp_certificates));
+        }
+        m.insert("preset".into(), serde_json::json!(self.preset));
+        m.insert("attribute_mapping".into(), serde_json::json!(self.attribute_mapping));
+        m.insert("request_binding".into(), serde_json::json!(self.request_binding));
+        m.insert("sign_requests".into(), self.sign_requests.into());
+        m.insert("allow_sha1".into(), self.allow_sha1.into());
+        m.insert("clock_skew_secs".into(), self.clock_skew_secs.into());
+        m.insert("require_encrypted_assertions".into(), self.require_encrypted_assertions.into());
+        m.insert("trusted_email_domains".into(), serde_json::json!(self.trusted_email_domains));
+        m.insert("allowed_tenant_ids".into(), serde_json::json!(self.allowed_tenant_ids));
+        m.insert("idp_initiated".into(), serde_json::json!(self.idp_initiated));
+        m
+    }
+
+    /// Every certificate trusted now: the current ones and recently retired ones.
+    pub fn trusted_certs_der(&self, now: i64) -> Vec<Vec<u8>> {
+        self.idp_certificates
+            .iter()
+            .map(String::as_str)
+            .chain(self.retired_certificates.iter().filter(|r| r.until > now).map(|r| r.pem.as_str()))
+            .filter_map(|p| metadata::cert_der(p).ok())
+            .collect()
+    }
+
+    /// Replaces the IdP settings with fresh metadata, keeping certificates that left it trusted
+    /// for a day. Returns whether anything changed.
+    pub fn apply_metadata(&mut self, md: metadata::IdpMetadata, now: i64) -> bool {
+        let before = (
+            self.idp_entity_id.clone(),
+            self.sso_url_redirect.clone(),
+            self.sso_url_post.clone(),
+            self.idp_certificates.clone(),
+        );
+        for old in &self.idp_certificates {
+            if !md.certificates.contains(old) && !self.retired_certificates.iter().any(|r| &r.pem == old) {
+                self.retired_certificates.push(RetiredCert { pem: old.clone(), until: now + 86_400 });
+            }
+        }
+        self.retired_certificates.retain(|r| r.until > now && !md.certificates.contains(&r.pem));
+        self.idp_entity_id = md.entity_id;
+        self.sso_url_redirect = md.sso_url_redirect;
+        self.sso_url_post = md.sso_url_post;
+        self.idp_certificates = md.certificates;
+        if self.request_binding == RequestBinding::Redirect && self.sso_url_redirect.is_none() {
+            self.request_binding = RequestBinding::Post;
+        }
+        before
+            != (
+                self.idp_entity_id.clone(),
+                self.sso_url_redirect.clone(),
+                self.sso_url_post.clone(),
+                self.idp_certificates.clone(),
+            )
+    }
+
+    /// Warnings an administrator should see: certificates expiring within 30 days, a failing
+    /// metadata refresh.
+    pub fn warnings(&self, now: i64) -> Vec<String> {
+        let mut w = Vec::new();
+        for pem in &self.idp_certificates {
+            if let Ok(info) = metadata::cert_info(pem) {
+                if info.not_after <= now {
+                    w.push(format!(
+                        "the IdP signing certificate {} expired at {}",
+                        info.fingerprint_sha256,
+                        crate::util::rfc3339(info.not_after)
+                    ));
+                } else if info.not_after - now < 30 * 86_400 {
+                    w.push(format!(
+                        "the IdP signing certificate {} expires at {}",
+                        info.fingerprint_sha256,
+                        crate::util::rfc3339(info.not_after)
+                    ));
+                }
+            }
+        }
+        if let Some(e) = &self.metadata_refresh_error {
+            w.push(format!("the metadata refresh failed: {e}"));
+        }
+        w
+    }
+
+    /// The shape the admin API shows (computed values included).
+    pub fn view_fields(&self, issuer: &str, connection_id: &str, now: i64) -> Map<String, Value> {
+        let mut m = match serde_json::to_value(self) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        m.remove("retired_certificates");
+        m.remove("expiry_warned");
+        m.insert("sp_entity_id".into(), sp_entity_id(issuer, connection_id).into());
+        m.insert("acs_url".into(), acs_url(issuer, connection_id).into());
+        m.insert("sp_metadata_url".into(), sp_entity_id(issuer, connection_id).into());
+        let certs: Vec<Value> = self
+            .idp_certificates
+            .iter()
+            .filter_map(|p| metadata::cert_info(p).ok())
+            .map(|c| serde_json::json!({"pem": c.pem, "subject": c.subject, "not_after": crate::util::rfc3339(c.not_after), "fingerprint_sha256": c.fingerprint_sha256}))
+            .collect();
+        m.insert("idp_certificates".into(), Value::Array(certs));
+        m.insert("warnings".into(), serde_json::json!(self.warnings(now)));
+        m
+    }
+}
+
+/// Builds a connection's configuration from admin input: parses metadata (XML given, or fetched
+/// from `metadata_url` with the guarded client) or manual fields, validates every option, and
+/// keeps `previous`'s SP certificate and refresh state. The SP key is generated by the caller.
+pub async fn prepare(
+    fields: Map<String, Value>,
+    previous: Option<&SamlConfig>,
+    sp_certificate: String,
+    ctx: &UpstreamCtx,
+    dev_mode: bool,
+    now: i64,
+) -> Result<SamlConfig, ApiError> {
+    let input: SamlInput = serde_json::from_value(Value::Object(fields))
+        .map_err(|e| invalid("config", "invalid_config", e.to_string()))?;
+    let manual = input.idp_certificates.is_some() || input.sso_url_redirect.is_some() || input.sso_url_post.is_some();
+    let sources = [input.metadata_xml.is_some(), input.metadata_url.is_some(), manual].iter().filter(|x| **x).count();
+    if sources != 1 {
+        return Err(invalid(
+            "metadata_xml",
+            "invalid_config",
+            "give exactly one of metadata_xml, metadata_url, or the manual fields (idp_entity_id, sso_url_redirect and/or sso_url_post, idp_certificates)",
+        ));
+    }
+    let mut cfg = SamlConfig {
+        metadata_url: None,
+        idp_entity_id: String::new(),
+        sso_url_redirect: None,
+        sso_url_post: None,
+        idp_certificates: vec![],
+        retired_certificates: previous.map(|p| p.retired_certificates.clone()).unwrap_or_default(),
+        preset: input.preset.unwrap_or_default(),
+        attribute_mapping: input.attribute_mapping.unwrap_or_default(),
+        request_binding: input.request_binding.unwrap_or(RequestBinding::Redirect),
+        sign_requests: input.sign_requests.unwrap_or(true),
+        allow_sha1: input.allow_sha1.unwrap_or(false),
+        clock_skew_secs: input.clock_skew_secs.unwrap_or(120),
+        require_encrypted_assertions: input.require_encrypted_assertions.unwrap_or(false),
+        trusted_email_domains: domains("trusted_email_domains", input.trusted_email_domains.unwrap_or_default())?,
+        allowed_tenant_ids: input.allowed_tenant_ids.unwrap_or_default(),
+        idp_initiated: input.idp_initiated.unwrap_or_default(),
+        sp_certificate,
+        metadata_refreshed_at: None,
+        metadata_refresh_error: None,
+        expiry_warned: previous.map(|p| p.expiry_warned.clone()).unwrap_or_default(),
+    };
+    cfg.attribute_mapping.validate().map_err(|m| invalid("attribute_mapping", "invalid_mapping", m))?;
+    if !(0..=validate::MAX_SKEW_SECS).contains(&cfg.clock_skew_secs) {
+        return Err(invalid("clock_skew_secs", "out_of_range", "clock_skew_secs must be between 0 and 600"));
+    }
+    if cfg.allowed_tenant_ids.len() > 50 || cfg.allowed_tenant_ids.iter().any(|t| t.is_empty() || t.len() > 64) {
+        return Err(invalid("allowed_tenant_ids", "invalid_config", "allowed_tenant_ids holds invalid entries"));
+    }
+    if cfg.idp_initiated.enabled {
+        let (Some(c), Some(u)) = (&cfg.idp_initiated.client_id, &cfg.idp_initiated.initiate_login_uri) else {
+            return Err(invalid(
+                "idp_initiated",
+                "invalid_config",
+                "IdP-initiated sign-in needs client_id (the app) and initiate_login_uri (where the app starts its sign-in)",
+            ));
+        };
+        if c.is_empty() || c.len() > 128 {
+            return Err(invalid("idp_initiated.client_id", "invalid_config", "client_id is invalid"));
+        }
+        let u = check_url("idp_initiated.initiate_login_uri", u, dev_mode)?;
+        cfg.idp_initiated.initiate_login_uri = Some(u);
+    }
+    let md = if let Some(xml) = input.metadata_xml {
+        metadata::parse_idp_metadata(&xml, input.idp_entity_id.as_deref())
+            .map_err(|m| invalid("metadata_xml", "invalid_metadata", m))?
+    } else if let Some(u) = input.metadata_url {
+        let u = check_url("metadata_url", &u, dev_mode)?;
+        let xml = refresh::fetch(ctx, &u).await.map_err(|m| invalid("metadata_url", "metadata_unreachable", m))?;
+        cfg.metadata_url = Some(u);
+        cfg.metadata_refreshed_at = Some(now);
+        metadata::parse_idp_metadata(&xml, input.idp_entity_id.as_deref())
+            .map_err(|m| invalid("metadata_url", "invalid_metadata", m))?
+    } else {
+        let entity_id =
+            input.idp_entity_id.map(|s| s.trim().to_string()).filter(|s| !s.is_empty() && s.len() <= 1024).ok_or_else(
+                || invalid("idp_entity_id", "missing_field", "idp_entity_id is required with manual settings"),
+            )?;
+        let certs = input.idp_certificates.unwrap_or_default();
+        if certs.is_empty() || certs.len() > 10 {
+            return Err(invalid(
+                "idp_certificates",
+                "missing_field",
+                "give between 1 and 10 IdP signing certificates (PEM): fedgate never accepts unsigned assertions",
+            ));
+        }
+        let certificates = certs
+            .iter()
+            .map(|c| metadata::normalize_cert(c))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|m| invalid("idp_certificates", "invalid_certificate", m))?;
+        let r = input.sso_url_redirect.map(|u| check_url("sso_url_redirect", &u, dev_mode)).transpose()?;
+        let p = input.sso_url_post.map(|u| check_url("sso_url_post", &u, dev_mode)).transpose()?;
+        metadata::IdpMetadata { entity_id, sso_url_redirect: r, sso_url_post: p, certificates, valid_until: None }
+    };
+    if md.sso_url_redirect.is_none() && md.sso_url_post.is_none() {
+        return Err(invalid(
+            "sso_url_redirect",
+            "missing_field",
+            "an SSO URL (sso_url_redirect or sso_url_post) is required",
+        ));
+    }
+    for (f, u) in [("sso_url_redirect", &md.sso_url_redirect), ("sso_url_post", &md.sso_url_post)] {
+        if let Some(u) = u {
+            check_url(f, u, dev_mode)?;
+        }
+    }
+    let explicit_binding = input.request_binding;
+    cfg.apply_metadata(md, now);
+    match explicit_binding {
+        Some(RequestBinding::Redirect) if cfg.sso_url_redirect.is_none() => {
+            return Err(invalid("request_binding", "invalid_config", "the IdP has no HTTP-Redirect SSO URL"))
+        }
+        Some(RequestBinding::Post) if cfg.sso_url_post.is_none() => {
+            return Err(invalid("request_binding", "invalid_config", "the IdP has no HTTP-POST SSO URL"))
+        }
+        _ => {}
+    }
+    Ok(cfg)
+}
+
+/// An opened SAML connection.
+pub struct SamlConnector {
+    pub config: SamlConfig,
+    pub connection_id: String,
+    /// PKCS#8 PEM of the SP key (request signing, assertion decryption).
+    pub sp_key_pem: Option<String>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for SamlConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SamlConnector").field("connection_id", &self.connection_id).finish_non_exhaustive()
+    }
+}
+
+fn saml_instant(secs: i64) -> String {
+    crate::util::rfc3339(secs)
+}
+
+impl SamlConnector {
+    /// The AuthnRequest for a login (our LoginId is its ID).
+    pub fn authn_request(&self, login: &LoginContext, destination: &str) -> String {
+        let esc = crate::html::escape;
+        format!(
+            "<samlp:AuthnRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"{}\" Version=\"2.0\" IssueInstant=\"{}\" Destination=\"{}\" AssertionConsumerServiceURL=\"{}\" ProtocolBinding=\"{}\"{}><saml:Issuer>{}</saml:Issuer><samlp:NameIDPolicy AllowCreate=\"true\"/></samlp:AuthnRequest>",
+            esc(login.login_id.as_str()),
+            saml_instant(self.clock.now()),
+            esc(destination),
+            esc(&acs_url(&login.issuer, &self.connection_id)),
+            metadata::BINDING_POST,
+            if login.force_authn { " ForceAuthn=\"true\"" } else { "" },
+            esc(&sp_entity_id(&login.issuer, &self.connection_id)),
+        )
+    }
+
+    /// The HTTP-Redirect binding URL: DEFLATE + base64 + URL encoding, signed over the query
+    /// (RSA-SHA256) when the connection signs requests.
+    pub fn redirect_url(&self, sso_url: &str, request_xml: &str, relay_state: &str) -> Result<String, UpstreamError> {
+        use std::io::Write;
+        let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(request_xml.as_bytes())
+            .map_err(|e| UpstreamError::Misconfigured(format!("cannot encode the request: {e}")))?;
+        let deflated =
+            enc.finish().map_err(|e| UpstreamError::Misconfigured(format!("cannot encode the request: {e}")))?;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(deflated);
+        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let mut query = format!("SAMLRequest={}&RelayState={}", enc(&b64), enc(relay_state));
+        if self.config.sign_requests {
+            let key_pem = self
+                .sp_key_pem
+                .as_deref()
+                .ok_or_else(|| UpstreamError::Misconfigured("the connection has no SP key to sign requests".into()))?;
+            query.push_str(&format!("&SigAlg={}", enc("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")));
+            let sig = sign_rsa_sha256(key_pem, query.as_bytes())?;
+            query.push_str(&format!("&Signature={}", enc(&base64::engine::general_purpose::STANDARD.encode(sig))));
+        }
+        let sep = if sso_url.contains('?') { '&' } else { '?' };
+        Ok(format!("{sso_url}{sep}{query}"))
+    }
+
+    fn expectations<'a>(
+        &'a self,
+        issuer: &'a str,
+        certs: &'a [Vec<u8>],
+        request: ExpectedRequest<'a>,
+        sp_entity: &'a str,
+        acs: &'a str,
+    ) -> Expectations<'a> {
+        let _ = issuer;
+        Expectations {
+            idp_entity_id: &self.config.idp_entity_id,
+            idp_certs_der: certs,
+            sp_entity_id: sp_entity,
+            acs_url: acs,
+            allow_sha1: self.config.allow_sha1,
+            skew_secs: self.config.clock_skew_secs,
+            now: self.clock.now(),
+            request,
+            decryption_key_pem: self.sp_key_pem.as_deref(),
+            require_encrypted: self.config.require_encrypted_assertions,
+        }
+    }
+
+    /// Validates a SAMLResponse against this connection. `request` is our LoginId, or `None` for
+    /// an IdP-initiated response.
+    pub fn validate(
+        &self,
+        issuer: &str,
+        saml_response: &str,
+        request: Option<&str>,
+    ) -> Result<ValidatedAssertion, SamlError> {
+        let certs = self.config.trusted_certs_der(self.clock.now());
+        let sp = sp_entity_id(issuer, &self.connection_id);
+        let acs = acs_url(issuer, &self.connection_id);
+        let req = match request {
+            Some(id) => ExpectedRequest::Id(id),
+            None => ExpectedRequest::Unsolicited,
+        };
+        let e = self.expectations(issuer, &certs, req, &sp, &acs);
+        validate::validate_response(saml_response, &e)
+    }
+
+    /// Maps a validated assertion to the upstream identity with the connection's preset.
+    pub fn identity(&self, a: &ValidatedAssertion) -> Result<(UpstreamIdentity, Vec<String>), UpstreamError> {
+        let view = SamlAssertionView {
+            issuer: &a.issuer,
+            name_id: a.name_id.as_deref(),
+            name_id_format: a.name_id_format.as_deref(),
+            attributes: &a.attributes,
+            authn_context: a.authn_context.as_deref(),
+            session_index: a.session_index.as_deref(),
+        };
+        let policy = Policy {
+            trusted_email_domains: self.config.trusted_email_domains.clone(),
+            hosted_domains: vec![],
+            allowed_tenant_ids: self.config.allowed_tenant_ids.clone(),
+        };
+        let mapped = crate::claims::saml::map(&view, self.config.preset, &self.config.attribute_mapping, &policy)
+            .map_err(|r| UpstreamError::ClaimsRejected { code: r.code, detail: r.detail, fix: r.fix })?;
+        let mut identity = mapped.identity;
+        if identity.amr.is_empty() {
+            identity.amr = vec!["saml".into()];
+        }
+        Ok((identity, mapped.notes))
+    }
+}
+
+/// RSA PKCS#1 v1.5 SHA-256 signature with a PKCS#8 PEM key.
+pub fn sign_rsa_sha256(key_pem: &str, data: &[u8]) -> Result<Vec<u8>, UpstreamError> {
+    let run = || -> Result<Vec<u8>, openssl::error::ErrorStack> {
+        let key = openssl::pkey::PKey::private_key_from_pem(key_pem.as_bytes())?;
+        let mut s = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key)?;
+        s.update(data)?;
+        s.sign_to_vec()
+    };
+    run().map_err(|_| UpstreamError::Misconfigured("the SP key cannot sign (corrupt key?)".into()))
+}
+
+#[async_trait::async_trait]
+impl Connector for SamlConnector {
+    async fn begin(&self, login: &LoginContext) -> Result<LoginStart, UpstreamError> {
+        let relay = login.login_id.as_str().to_string();
+        let (action, binding) = match self.config.request_binding {
+            RequestBinding::Redirect => {
+                let sso = self
+                    .config
+                    .sso_url_redirect
+                    .as_deref()
+                    .ok_or_else(|| UpstreamError::Misconfigured("no HTTP-Redirect SSO URL".into()))?;
+                let xml = self.authn_request(login, sso);
+                (LoginAction::Redirect(self.redirect_url(sso, &xml, &relay)?), "redirect")
+            }
+            RequestBinding::Post => {
+                let sso = self
+                    .config
+                    .sso_url_post
+                    .as_deref()
+                    .ok_or_else(|| UpstreamError::Misconfigured("no HTTP-POST SSO URL".into()))?;
+                let xml = self.authn_request(login, sso);
+                let b64 = base64::engine::general_purpose::STANDARD.encode(xml);
+                (
+                    LoginAction::AutoPost {
+                        url: sso.to_string(),
+                        fields: vec![("SAMLRequest".into(), b64), ("RelayState".into(), relay)],
+                    },
+                    "post",
+                )
+            }
+        };
+        login.steps.push(
+            "saml_request_sent",
+            self.clock.now_ms(),
+            0,
+            serde_json::json!({"request_id": login.login_id.as_str(), "binding": binding, "signed": binding == "redirect" && self.config.sign_requests, "idp_entity_id": self.config.idp_entity_id}),
+        );
+        Ok(LoginStart {
+            action,
+            state: ConnectorState(serde_json::json!({"saml_request_id": login.login_id.as_str()})),
+        })
+    }
+
+    async fn complete(
+        &self,
+        login: &LoginContext,
+        _state: &ConnectorState,
+        payload: CallbackPayload,
+    ) -> Result<UpstreamIdentity, UpstreamError> {
+        let started = self.clock.now_ms();
+        let resp = payload.params.get("SAMLResponse").map(String::as_str).unwrap_or_default();
+        let a = self.validate(&login.issuer, resp, Some(login.login_id.as_str())).map_err(UpstreamError::Saml)?;
+        login.steps.push(
+            "saml_response_validated",
+            self.clock.now_ms(),
+            self.clock.now_ms() - started,
+            serde_json::json!({"assertion_id": a.assertion_id, "protection": a.protection, "name_id_format": a.name_id_format, "attributes": a.attributes.keys().collect::<Vec<_>>()}),
+        );
+        Ok(self.identity(&a)?.0)
+    }
+}

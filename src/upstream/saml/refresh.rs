@@ -1,0 +1,179 @@
+//! IdP metadata refresh: connections created from a metadata URL fetch it again on a schedule
+//! (guarded HTTP client), add new signing certificates beside the old ones (so a rotation at the
+//! IdP causes no outage), and record a warning plus an event when a refresh fails or a trusted
+//! certificate expires within 30 days. One instance refreshes at a time (a database lock).
+use super::{metadata, SamlConfig};
+use crate::app::AppState;
+use crate::store::entities::connection;
+use crate::upstream::UpstreamCtx;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+
+/// How often metadata is fetched again.
+pub const REFRESH_INTERVAL_SECS: i64 = 6 * 3600;
+/// After a failure, how soon to try again.
+pub const RETRY_SECS: i64 = 15 * 60;
+/// Certificates expiring sooner than this are announced.
+pub const EXPIRY_WARNING_SECS: i64 = 30 * 86_400;
+
+/// Fetches metadata with the guarded client (no redirects, size limit, no private addresses
+/// unless allowed).
+pub async fn fetch(ctx: &UpstreamCtx, url: &str) -> Result<String, String> {
+    let req = openidconnect::http::Request::builder()
+        .method(openidconnect::http::Method::GET)
+        .uri(url)
+        .header(openidconnect::http::header::ACCEPT, "application/samlmetadata+xml, application/xml, text/xml")
+        .body(Vec::new())
+        .map_err(|_| format!("invalid metadata URL {url}"))?;
+    let resp = ctx.http.execute(req).await.map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!("the metadata URL answered HTTP {}", resp.status().as_u16()));
+    }
+    String::from_utf8(resp.into_body()).map_err(|_| "the metadata is not UTF-8".to_string())
+}
+
+/// What one refresh did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refreshed {
+    Unchanged,
+    Changed,
+    Failed(String),
+}
+
+/// Refreshes one connection's metadata now, records the result on the row, and emits events.
+pub async fn refresh_one(
+    st: &AppState,
+    row: &connection::Model,
+) -> Result<(connection::Model, Refreshed), sea_orm::DbErr> {
+    let Ok(crate::upstream::connections::ConnectionConfig::Saml(cfg)) =
+        crate::upstream::connections::ConnectionConfig::from_row(row)
+    else {
+        return Ok((row.clone(), Refreshed::Unchanged));
+    };
+    let mut cfg: SamlConfig = *cfg;
+    let Some(url) = cfg.metadata_url.clone() else {
+        return Ok((row.clone(), Refreshed::Unchanged));
+    };
+    let now = st.clock.now();
+    let was_failing = cfg.metadata_refresh_error.is_some();
+    let fetched = match fetch(&st.upstream, &url).await {
+        Ok(xml) => metadata::parse_idp_metadata(&xml, Some(&cfg.idp_entity_id)),
+        Err(e) => Err(e),
+    };
+    let outcome = match fetched {
+        Ok(md) => {
+            cfg.metadata_refresh_error = None;
+            if cfg.apply_metadata(md, now) {
+                Refreshed::Changed
+            } else {
+                Refreshed::Unchanged
+            }
+        }
+        Err(e) => {
+            let e: String = e.chars().take(500).collect();
+            cfg.metadata_refresh_error = Some(e.clone());
+            Refreshed::Failed(e)
+        }
+    };
+    cfg.metadata_refreshed_at = Some(now);
+    let expiring = newly_expiring(&mut cfg, now);
+    let tx = crate::store::write_tx(&st.db).await?;
+    let mut m: connection::ActiveModel = row.clone().into();
+    m.config = Set(serde_json::to_string(&cfg).unwrap_or_else(|_| row.config.clone()));
+    if outcome == Refreshed::Changed {
+        m.version = Set(row.version + 1);
+        m.updated_at = Set(now);
+    }
+    let updated = m.update(&tx).await?;
+    if let Refreshed::Failed(e) = &outcome {
+        tracing::warn!(connection = %row.id, error = %e, "SAML metadata refresh failed");
+        if !was_failing {
+            crate::events::emit(
+                &tx,
+                &*st.rng,
+                now,
+                Some(&row.tenant_id),
+                "connection.metadata_refresh_failed",
+                serde_json::json!({"connection_id": row.id, "tenant_id": row.tenant_id, "metadata_url": url, "error": e}),
+            )
+            .await?;
+        }
+    }
+    if outcome == Refreshed::Changed {
+        tracing::info!(connection = %row.id, "SAML metadata changed (certificates or endpoints)");
+    }
+    for info in expiring {
+        crate::events::emit(
+            &tx,
+            &*st.rng,
+            now,
+            Some(&row.tenant_id),
+            "connection.certificate_expiring",
+            serde_json::json!({"connection_id": row.id, "tenant_id": row.tenant_id, "fingerprint_sha256": info.fingerprint_sha256,
+                               "subject": info.subject, "not_after": crate::util::rfc3339(info.not_after)}),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok((updated, outcome))
+}
+
+/// Trusted certificates expiring within 30 days that were not announced yet (marked announced).
+fn newly_expiring(cfg: &mut SamlConfig, now: i64) -> Vec<metadata::CertInfo> {
+    let mut out = Vec::new();
+    for pem in &cfg.idp_certificates {
+        if let Ok(info) = metadata::cert_info(pem) {
+            if info.not_after - now < EXPIRY_WARNING_SECS && !cfg.expiry_warned.contains(&info.fingerprint_sha256) {
+                out.push(info);
+            }
+        }
+    }
+    for i in &out {
+        cfg.expiry_warned.push(i.fingerprint_sha256.clone());
+    }
+    out
+}
+
+/// One maintenance pass: refreshes every due metadata URL and announces expiring certificates
+/// of every SAML connection. Returns how many connections were looked at.
+pub async fn run_due(st: &AppState) -> Result<usize, sea_orm::DbErr> {
+    let now = st.clock.now();
+    let rows = connection::Entity::find().filter(connection::Column::ConnType.eq("saml")).all(&st.db).await?;
+    let mut n = 0;
+    for row in rows {
+        let Ok(crate::upstream::connections::ConnectionConfig::Saml(cfg)) =
+            crate::upstream::connections::ConnectionConfig::from_row(&row)
+        else {
+            continue;
+        };
+        let last = cfg.metadata_refreshed_at.unwrap_or(0);
+        let wait = if cfg.metadata_refresh_error.is_some() { RETRY_SECS } else { REFRESH_INTERVAL_SECS };
+        if cfg.metadata_url.is_some() && now - last >= wait {
+            refresh_one(st, &row).await?;
+            n += 1;
+        } else {
+            let mut cfg = *cfg;
+            let expiring = newly_expiring(&mut cfg, now);
+            if !expiring.is_empty() {
+                let tx = crate::store::write_tx(&st.db).await?;
+                let mut m: connection::ActiveModel = row.clone().into();
+                m.config = Set(serde_json::to_string(&cfg).unwrap_or_else(|_| row.config.clone()));
+                m.update(&tx).await?;
+                for info in expiring {
+                    crate::events::emit(
+                        &tx,
+                        &*st.rng,
+                        now,
+                        Some(&row.tenant_id),
+                        "connection.certificate_expiring",
+                        serde_json::json!({"connection_id": row.id, "tenant_id": row.tenant_id, "fingerprint_sha256": info.fingerprint_sha256,
+                                           "subject": info.subject, "not_after": crate::util::rfc3339(info.not_after)}),
+                    )
+                    .await?;
+                }
+                tx.commit().await?;
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}

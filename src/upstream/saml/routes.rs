@@ -1,0 +1,359 @@
+//! SAML endpoints of each connection: SP metadata, the ACS (HTTP-POST), and the resume step.
+//!
+//! The ACS is a cross-site POST from the IdP, which does not carry fedgate's SameSite=Lax
+//! browser-binding cookie. So the ACS only validates the response (signature, conditions,
+//! InResponseTo, replay) and stores the resulting identity on the pending login; it then sends
+//! the browser (303, a top-level GET that does carry the cookie) to `/sso/saml/resume`, which
+//! checks that this browser started the login before finishing it. A response posted into
+//! someone else's browser therefore never signs that browser in.
+use super::validate::{self, SamlError};
+use super::{acs_url, metadata, sp_entity_id, SamlConfig, SamlConnector};
+use crate::app::AppState;
+use crate::error::PageError;
+use crate::http::{form_params, Params};
+use crate::ids::LoginId;
+use crate::issuer::flow::{self, AfterLogin, STATUS_PENDING};
+use crate::keys::{new_token, sha256_hex};
+use crate::store::entities::{connection, login, saml_assertion};
+use crate::traces::{self, Outcome};
+use crate::upstream::connections::{open_secrets, ConnectionConfig};
+use crate::upstream::{StepLog, UpstreamError, UpstreamIdentity};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use serde_json::Value;
+
+/// Largest ACS form body.
+const MAX_ACS_BODY: usize = validate::MAX_RESPONSE_B64 + 8 * 1024;
+
+fn unknown_connection() -> PageError {
+    PageError::new(
+        StatusCode::NOT_FOUND,
+        "connection_not_found",
+        "Sign-in method not found",
+        "This SAML sign-in address does not belong to an active connection. Check the ACS URL configured at your identity provider.",
+    )
+}
+
+/// Loads an enabled SAML connection and opens it.
+async fn open(st: &AppState, id: &str) -> Result<(connection::Model, SamlConnector), PageError> {
+    let row = connection::Entity::find_by_id(id.to_string())
+        .one(&st.db)
+        .await?
+        .filter(|c| c.conn_type == "saml")
+        .ok_or_else(unknown_connection)?;
+    let Ok(ConnectionConfig::Saml(cfg)) = ConnectionConfig::from_row(&row) else {
+        tracing::error!(connection = %row.id, "stored SAML connection config is corrupt");
+        return Err(PageError::internal());
+    };
+    let secrets = open_secrets(st, &row).map_err(|_| PageError::internal())?;
+    let connector = SamlConnector {
+        config: *cfg,
+        connection_id: row.id.clone(),
+        sp_key_pem: secrets.get(super::SP_KEY_FIELD).and_then(Value::as_str).map(str::to_string),
+        clock: st.clock.clone(),
+    };
+    Ok((row, connector))
+}
+
+/// GET /sso/saml/{connection}/metadata — the SP metadata to give the IdP.
+pub async fn sp_metadata(path: web::Path<String>, st: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    let id = path.into_inner();
+    let row = connection::Entity::find_by_id(id.clone())
+        .one(&st.db)
+        .await?
+        .filter(|c| c.conn_type == "saml")
+        .ok_or_else(unknown_connection)?;
+    let Ok(ConnectionConfig::Saml(cfg)) = ConnectionConfig::from_row(&row) else {
+        return Err(PageError::internal());
+    };
+    let xml = metadata::sp_metadata(
+        &sp_entity_id(&st.config.issuer, &row.id),
+        &acs_url(&st.config.issuer, &row.id),
+        &cfg.sp_certificate,
+        cfg.sign_requests,
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("application/samlmetadata+xml; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .insert_header(("Content-Disposition", format!("inline; filename=\"fedgate-{}-metadata.xml\"", row.id)))
+        .body(xml))
+}
+
+/// A login row for an ACS answer that matches no pending login (unknown InResponseTo,
+/// unsolicited, unreadable): failures are traced like any other, so administrators can see them.
+async fn detached_login(
+    st: &AppState,
+    conn: &connection::Model,
+    client_id: &str,
+    redirect_uri: &str,
+) -> Result<login::Model, PageError> {
+    let now = st.clock.now();
+    Ok(login::ActiveModel {
+        id: Set(LoginId::new(&*st.rng).to_string()),
+        client_id: Set(client_id.to_string()),
+        redirect_uri: Set(redirect_uri.to_string()),
+        scope: Set("openid".into()),
+        state: Set(None),
+        nonce: Set(None),
+        code_challenge: Set(None),
+        prompt: Set(None),
+        max_age: Set(None),
+        login_hint: Set(None),
+        tenant_id: Set(Some(conn.tenant_id.clone())),
+        connection_id: Set(Some(conn.id.clone())),
+        connector_state: Set(None),
+        // Nobody can resume this login: the binding is a random value nobody holds.
+        binding_hash: Set(sha256_hex(&new_token("fgb_", &*st.rng))),
+        status: Set(STATUS_PENDING.into()),
+        error_code: Set(None),
+        created_at: Set(now),
+        expires_at: Set(now + st.config.tokens.login_ttl),
+        completed_at: Set(None),
+    }
+    .insert(&st.db)
+    .await?)
+}
+
+/// Records a failure on a detached login and shows the person an error page.
+async fn detached_failure(
+    st: &AppState,
+    conn: &connection::Model,
+    e: SamlError,
+    steps: &StepLog,
+) -> Result<HttpResponse, PageError> {
+    let l = detached_login(st, conn, "", "").await?;
+    let ue = UpstreamError::Saml(e);
+    let conn_name = format!("{} ({})", conn.name, conn.id);
+    flow::mark_failed_with(st, &l, ue.code(), ue.to_string(), ue.fix(&conn_name), steps).await;
+    Err(PageError::new(
+        StatusCode::BAD_REQUEST,
+        ue.code(),
+        "Sign-in could not be completed",
+        format!("{ue}. Go back to the application and sign in again; your administrator can find the details under this code."),
+    )
+    .with_trace(l.id))
+}
+
+/// Consumes an assertion ID in the replay cache; a second use fails on every instance.
+async fn consume(st: &AppState, conn_id: &str, a: &validate::ValidatedAssertion) -> Result<(), SamlError> {
+    let r = saml_assertion::ActiveModel {
+        connection_id: Set(conn_id.to_string()),
+        assertion_id: Set(a.assertion_id.clone()),
+        expires_at: Set(a.expires_at),
+        consumed_at: Set(st.clock.now()),
+    }
+    .insert(&st.db)
+    .await;
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if crate::store::is_unique_violation(&e) => Err(SamlError::Replay(a.assertion_id.clone())),
+        Err(e) => {
+            crate::error::log_internal("recording a SAML assertion", &e);
+            Err(SamlError::Replay(a.assertion_id.clone()))
+        }
+    }
+}
+
+/// POST /sso/saml/{connection}/acs
+pub async fn acs(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    st: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let (conn, connector) = open(&st, &path.into_inner()).await?;
+    crate::http::record_tenant(&conn.tenant_id);
+    let steps = StepLog::default();
+    let started = st.clock.now_ms();
+    if body.len() > MAX_ACS_BODY {
+        return detached_failure(&st, &conn, SamlError::TooLarge, &steps).await;
+    }
+    let params = match form_params(&req, &body) {
+        Ok(p) => p,
+        Err(m) => return detached_failure(&st, &conn, SamlError::Malformed(m), &steps).await,
+    };
+    let response = params.get("SAMLResponse").unwrap_or_default().to_string();
+    steps.push(
+        "saml_response_received",
+        started,
+        0,
+        serde_json::json!({"bytes": response.len(), "relay_state": params.get("RelayState").is_some()}),
+    );
+    if !conn.enabled {
+        return Err(unknown_connection());
+    }
+    let xml = match validate::decode(&response) {
+        Ok(x) => x,
+        Err(e) => return detached_failure(&st, &conn, e, &steps).await,
+    };
+    let irt = match validate::peek_in_response_to(&xml) {
+        Ok(i) => i,
+        Err(e) => return detached_failure(&st, &conn, e, &steps).await,
+    };
+    match irt {
+        Some(id) => solicited(&st, conn, connector, &response, &id, steps, started).await,
+        None => unsolicited(&st, conn, connector, &response, steps, started).await,
+    }
+}
+
+async fn solicited(
+    st: &AppState,
+    conn: connection::Model,
+    connector: SamlConnector,
+    response: &str,
+    id: &str,
+    steps: StepLog,
+    started: i64,
+) -> Result<HttpResponse, PageError> {
+    let now = st.clock.now();
+    let pending = match LoginId::parse(id) {
+        Ok(_) => login::Entity::find_by_id(id.to_string()).one(&st.db).await?,
+        Err(_) => None,
+    }
+    .filter(|l| {
+        l.connection_id.as_deref() == Some(conn.id.as_str()) && l.status == STATUS_PENDING && l.expires_at > now
+    });
+    let Some(login) = pending else {
+        let e = SamlError::InResponseToMismatch {
+            got: id.chars().take(100).collect(),
+            expected: "a pending sign-in of this connection".into(),
+        };
+        return detached_failure(st, &conn, e, &steps).await;
+    };
+    if login.connector_state.as_deref().is_some_and(|s| s.contains("\"asserted\"")) {
+        return flow::upstream_failure(
+            st,
+            &login,
+            UpstreamError::Saml(SamlError::Replay("(second response)".into())),
+            &steps,
+        )
+        .await;
+    }
+    let a = match connector.validate(&st.config.issuer, response, Some(id)) {
+        Ok(a) => a,
+        Err(e) => return flow::upstream_failure(st, &login, UpstreamError::Saml(e), &steps).await,
+    };
+    steps.push(
+        "saml_response_validated",
+        st.clock.now_ms(),
+        st.clock.now_ms() - started,
+        serde_json::json!({"assertion_id": a.assertion_id, "protection": a.protection, "name_id_format": a.name_id_format,
+                           "attributes": a.attributes.keys().collect::<Vec<_>>()}),
+    );
+    if let Err(e) = consume(st, &conn.id, &a).await {
+        return flow::upstream_failure(st, &login, UpstreamError::Saml(e), &steps).await;
+    }
+    let (identity, notes) = match connector.identity(&a) {
+        Ok(i) => i,
+        Err(e) => return flow::upstream_failure(st, &login, e, &steps).await,
+    };
+    steps.push(
+        "claims_mapped",
+        st.clock.now_ms(),
+        0,
+        serde_json::json!({"preset": connector.config.preset, "notes": notes}),
+    );
+    let state = serde_json::json!({"saml_request_id": id, "asserted": identity});
+    let stored = login::Entity::update_many()
+        .col_expr(login::Column::ConnectorState, state.to_string().into())
+        .filter(login::Column::Id.eq(login.id.clone()))
+        .filter(login::Column::Status.eq(STATUS_PENDING))
+        .exec(&st.db)
+        .await?;
+    if stored.rows_affected != 1 {
+        return Err(PageError::bad_request("login_already_used", "This sign-in has already been completed."));
+    }
+    traces::record_best_effort(st, &login, Some(&conn.id), steps.take(), Outcome::Pending).await;
+    let url = format!("{}/sso/saml/resume?login={}", st.config.issuer, login.id);
+    Ok(flow::redirect(StatusCode::SEE_OTHER, &url))
+}
+
+/// IdP-initiated: only when the connection enables it. The assertion passes every check (and
+/// the replay cache); fedgate then opens its own session and sends the browser to the app's
+/// login-initiation URL, where the app starts a normal authorization request (state, nonce,
+/// PKCE) that the session answers. No authorization code is ever sent unsolicited.
+async fn unsolicited(
+    st: &AppState,
+    conn: connection::Model,
+    connector: SamlConnector,
+    response: &str,
+    steps: StepLog,
+    started: i64,
+) -> Result<HttpResponse, PageError> {
+    let cfg: &SamlConfig = &connector.config;
+    let (Some(client_id), Some(initiate), true) =
+        (cfg.idp_initiated.client_id.clone(), cfg.idp_initiated.initiate_login_uri.clone(), cfg.idp_initiated.enabled)
+    else {
+        return detached_failure(st, &conn, SamlError::Unsolicited, &steps).await;
+    };
+    let a = match connector.validate(&st.config.issuer, response, None) {
+        Ok(a) => a,
+        Err(e) => return detached_failure(st, &conn, e, &steps).await,
+    };
+    steps.push(
+        "saml_response_validated",
+        st.clock.now_ms(),
+        st.clock.now_ms() - started,
+        serde_json::json!({"assertion_id": a.assertion_id, "protection": a.protection, "idp_initiated": true}),
+    );
+    if let Err(e) = consume(st, &conn.id, &a).await {
+        return detached_failure(st, &conn, e, &steps).await;
+    }
+    let login = detached_login(st, &conn, &client_id, &initiate).await?;
+    let identity = match connector.identity(&a) {
+        Ok(i) => i.0,
+        Err(e) => return flow::upstream_failure(st, &login, e, &steps).await,
+    };
+    let mut next = url::Url::parse(&initiate).map_err(|_| PageError::internal())?;
+    {
+        let mut q = next.query_pairs_mut();
+        q.append_pair("iss", &st.config.issuer);
+        q.append_pair("connection", &conn.id);
+        if let Some(e) = identity.email.as_deref() {
+            q.append_pair("login_hint", e);
+        }
+    }
+    flow::finish_login_then(st, &login, &conn, identity, &steps, AfterLogin::SessionThen(next.to_string())).await
+}
+
+/// GET /sso/saml/resume?login= — the browser returns with its binding cookie; the identity the
+/// ACS stored is used to finish the login.
+pub async fn resume(req: HttpRequest, st: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    let params =
+        Params::parse(req.query_string()).map_err(|e| PageError::bad_request("invalid_request", e.to_string()))?;
+    let id = params.get("login").unwrap_or_default().to_string();
+    let login = flow::pending_login(&st, &req, &id).await?;
+    let identity: Option<UpstreamIdentity> = login
+        .connector_state
+        .as_deref()
+        .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        .and_then(|mut v| v.get_mut("asserted").map(Value::take))
+        .and_then(|v| serde_json::from_value(v).ok());
+    let Some(identity) = identity else {
+        return Err(PageError::bad_request(
+            "login_not_asserted",
+            "Your identity provider has not answered this sign-in yet. Go back to the application and sign in again.",
+        )
+        .with_trace(login.id.clone()));
+    };
+    let conn = match &login.connection_id {
+        Some(c) => connection::Entity::find_by_id(c.clone()).one(&st.db).await?,
+        None => None,
+    }
+    .filter(|c| c.conn_type == "saml" && c.enabled)
+    .ok_or_else(unknown_connection)?;
+    let steps = StepLog::default();
+    steps.push("browser_returned", st.clock.now_ms(), 0, serde_json::json!({}));
+    flow::finish_login(&st, &login, &conn, identity, &steps).await
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/sso/saml/resume", web::get().to(resume))
+        .route("/sso/saml/{connection}/metadata", web::get().to(sp_metadata))
+        .service(
+            web::resource("/sso/saml/{connection}/acs")
+                .app_data(web::PayloadConfig::new(MAX_ACS_BODY + 1))
+                .route(web::post().to(acs)),
+        );
+}
