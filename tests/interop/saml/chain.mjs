@@ -172,19 +172,25 @@ function lastHop(r) {
   return `${r.hops.join(' -> ')}\n${r.status ?? ''} ${(r.page || '').replace(/\s+/g, ' ').slice(0, 800)}`;
 }
 
-/** The login trace of a failed attempt: the id on the error page, else the tenant's newest failure. */
+/** The login trace of a failed attempt: the failed one among the login ids on the error page (the
+ * page may also quote the InResponseTo it refused), else the tenant's newest failure. */
 async function failedTrace(r, connectionId) {
-  const id = (r.page || '').match(/lgn_[0-9a-z]{10,}/i)?.[0];
-  if (id) {
+  for (const id of new Set((r.page || '').match(/lgn_[0-9a-z]{10,}/gi) || [])) {
     const t = await admin('GET', `/logins/${id}`);
-    assert.equal(t.status, 200, t.text);
-    return t.json;
+    if (t.status === 200 && t.json.status === 'failed') return t.json;
   }
   const list = await admin('GET', `/tenants/${SLUG}/logins?status=failed&limit=10`);
   assert.equal(list.status, 200, list.text);
   const mine = list.json.data.filter((l) => !connectionId || l.connection_id === connectionId);
   assert.ok(mine.length > 0, `no failed login trace for ${connectionId}: ${list.text.slice(0, 500)}`);
   return mine[0];
+}
+
+/** A refused login: an error page (4xx, or 502 like every upstream failure), never a 500. */
+function assertRefused(r, what) {
+  assert.ok(!r.url.startsWith(APP_REDIRECT) && !r.url.startsWith(INITIATE_URI), `${what}: logged in (${r.url})`);
+  assert.ok(r.status >= 400 && r.status !== 500, `${what}: ${lastHop(r)}`);
+  assert.match(r.page, /<html/i, `${what}: an HTML error page`);
 }
 
 // ---------------------------------------------------------------- setup
@@ -220,19 +226,20 @@ async function redeem(flow, back) {
 }
 
 function assertClaims(c, conn, { emailVerified = true, groups = USER.groups } = {}) {
-  assert.equal(c.iss, FEDGATE);
-  assert.equal(c.org_id, tenant.id);
-  assert.equal(c.org_slug, SLUG);
-  assert.equal(c.connection_id, conn.id);
-  assert.equal(c.connection_type, 'saml');
   assert.match(c.sub, /^usr_/);
-  assert.equal(c.email, EMAIL.toLowerCase(), 'email is lower-cased');
-  assert.equal(c.email_verified, emailVerified);
-  assert.equal(c.given_name, 'Alice');
-  assert.equal(c.family_name, 'Anderson');
-  assert.equal(c.name, 'Alice Anderson');
   assert.ok(Array.isArray(c.groups), `groups is an array: ${JSON.stringify(c.groups)}`);
-  assert.deepEqual([...c.groups].sort(), [...groups].sort());
+  // All normalized claims in one comparison, so a failure shows every difference at once.
+  const pick = (o) => ({
+    iss: o.iss, org_id: o.org_id, org_slug: o.org_slug, connection_id: o.connection_id,
+    connection_type: o.connection_type, email: o.email, email_verified: o.email_verified,
+    given_name: o.given_name, family_name: o.family_name, name: o.name,
+    groups: Array.isArray(o.groups) ? [...o.groups].sort() : o.groups,
+  });
+  assert.deepEqual(pick(c), {
+    iss: FEDGATE, org_id: tenant.id, org_slug: SLUG, connection_id: conn.id, connection_type: 'saml',
+    email: EMAIL.toLowerCase(), email_verified: emailVerified,
+    given_name: 'Alice', family_name: 'Anderson', name: 'Alice Anderson', groups: [...groups].sort(),
+  }, `normalized claims through ${conn.name}`);
   const prev = seen.subs.get(conn.id);
   if (prev) assert.equal(c.sub, prev, 'sub is stable for the same person through the same connection');
   else seen.subs.set(conn.id, c.sub);
@@ -324,7 +331,6 @@ test('SAML connection from metadata XML (preset generic, POST binding); metadata
 
 test('SP-initiated, HTTP-Redirect (signed AuthnRequest), signed Response', async (t) => {
   const { claims, r, last } = await spLogin(t, connA, { sign_response: true, sign_assertion: false });
-  assertClaims(claims, connA);
   assert.ok(r.hops.some((h) => h.includes(`${new URL(IDP).host}/sso/redirect 200`)), 'went through the Redirect SSO');
   assert.equal(last.binding, 'redirect');
   assert.equal(last.issuer, connA.sp_entity_id);
@@ -334,23 +340,24 @@ test('SP-initiated, HTTP-Redirect (signed AuthnRequest), signed Response', async
   assert.match(last.id, /^lgn_/, 'AuthnRequest ID is the LoginId');
   assert.equal(last.relay_state, last.id, 'RelayState is the LoginId');
   assert.equal(last.destination, `${IDP}/sso/redirect`);
-  assert.equal(last.acs_url ?? connA.acs_url, connA.acs_url);
+  assert.equal(last.acs_url, connA.acs_url, "AssertionConsumerServiceURL");
   const trace = await admin('GET', `/logins/${last.id}`);
   assert.equal(trace.status, 200, trace.text);
   assert.equal(trace.json.status, 'completed');
   t.diagnostic(`steps: ${trace.json.steps.map((s) => s.step).join(',')}`);
+  assertClaims(claims, connA);
 });
 
 test('SP-initiated, signed Assertion only (Response unsigned)', async (t) => {
   const { claims, last } = await spLogin(t, connA, { sign_response: false, sign_assertion: true });
-  assertClaims(claims, connA);
   assert.equal((last.response_xml.match(/SignatureValue>/g) || []).length, 2, 'exactly one signature');
+  assertClaims(claims, connA);
 });
 
 test('SP-initiated, Response and Assertion both signed', async (t) => {
   const { claims, last } = await spLogin(t, connA, { sign_response: true, sign_assertion: true });
-  assertClaims(claims, connA);
   assert.equal((last.response_xml.match(/SignatureValue>/g) || []).length, 4, 'two signatures');
+  assertClaims(claims, connA);
 });
 
 for (const enc of ['aes256-cbc', 'aes128-cbc', 'aes256-gcm', 'aes128-gcm']) {
@@ -380,7 +387,7 @@ test("pysaml2's default encryption (tripledes-cbc) ends cleanly: a login or saml
     assertClaims(await redeem(flow, r.url), connA);
     t.diagnostic('3DES-encrypted assertion accepted');
   } else {
-    assert.ok(r.status >= 400 && r.status < 500, lastHop(r));
+    assertRefused(r, '3DES');
     const trace = await failedTrace(r, connA.id);
     assert.equal(trace.error?.code, 'saml_decryption_failed', JSON.stringify(trace.error));
     t.diagnostic(`3DES refused: ${trace.error.cause}`);
@@ -391,12 +398,12 @@ test('SP-initiated, HTTP-POST binding (request_binding "post"): the form page is
   await patch(`/tenants/${SLUG}/connections/${connA.id}`, { request_binding: 'post' });
   try {
     const { claims, r, last } = await spLogin(t, connA, { sign_response: true });
-    assertClaims(claims, connA);
     assert.ok(r.hops.some((h) => h.startsWith('GET') && h.includes('/authorize 200')), 'fedgate renders the POST form');
     assert.ok(r.hops.some((h) => h === `POST ${new URL(IDP).host}/sso/post 200`), 'POSTed to the IdP');
     assert.equal(last.binding, 'post');
     assert.equal(last.destination, `${IDP}/sso/post`);
     t.diagnostic(`embedded AuthnRequest signature: ${last.embedded_signature}`);
+    assertClaims(claims, connA);
   } finally {
     await patch(`/tenants/${SLUG}/connections/${connA.id}`, { request_binding: 'redirect' });
   }
@@ -405,8 +412,8 @@ test('SP-initiated, HTTP-POST binding (request_binding "post"): the form page is
 test('connection from metadata XML with preset generic: POST binding, the preset maps the attributes', async (t) => {
   const { claims, last } = await spLogin(t, connB, { sign_response: true, sign_assertion: true });
   assert.equal(last.binding, 'post');
-  assertClaims(claims, connB);
   t.diagnostic(`same sub as through the metadata-URL connection: ${claims.sub === seen.subs.get(connA.id)}`);
+  assertClaims(claims, connB);
 });
 
 // ---------------------------------------------------------------- IdP-initiated
@@ -421,9 +428,7 @@ test('IdP-initiated while disabled: rejected with saml_unsolicited_response', as
   await idpMode({ sign_response: true, sign_assertion: true });
   const r = await idpInitiated(connA);
   t.diagnostic(r.hops.join(' -> '));
-  assert.ok(!r.url.startsWith(INITIATE_URI) && !r.url.startsWith(APP_REDIRECT), `must not log in: ${r.url}`);
-  assert.ok(r.status >= 400 && r.status < 500, lastHop(r));
-  assert.match(r.page, /<html/i, 'an HTML error page');
+  assertRefused(r, 'unsolicited while disabled');
   const trace = await failedTrace(r, connA.id);
   assert.equal(trace.status, 'failed');
   assert.equal(trace.error?.code, 'saml_unsolicited_response', JSON.stringify(trace.error));
@@ -444,7 +449,9 @@ test('IdP-initiated when enabled: fedgate starts a fresh OIDC flow at initiate_l
   // OIDC Core §4: iss, login_hint, and the connection.
   const init = new URL(r.url);
   assert.equal(init.searchParams.get('iss'), FEDGATE);
-  assert.equal(init.searchParams.get('login_hint'), EMAIL.toLowerCase());
+  // The email as the IdP sent it (the ID token's is lower-cased); compared without case.
+  assert.equal(init.searchParams.get('login_hint')?.toLowerCase(), EMAIL.toLowerCase());
+  t.diagnostic(`login_hint=${init.searchParams.get('login_hint')}`);
   assert.equal(init.searchParams.get('connection'), connA.id);
   // The app starts a normal flow (state, nonce, PKCE); fedgate's session answers it at once.
   const flow = await startLogin(null, {
@@ -462,8 +469,7 @@ test('a replayed IdP-initiated SAMLResponse is rejected with saml_replay', async
   assert.ok(idpInitiatedPost, 'needs the IdP-initiated login above');
   const r = await browse(idpInitiatedPost); // a fresh browser (no cookies), same form
   t.diagnostic(r.hops.join(' -> '));
-  assert.ok(!r.url.startsWith(INITIATE_URI) && !r.url.startsWith(APP_REDIRECT), `replay logged in: ${r.url}`);
-  assert.ok(r.status >= 400 && r.status < 500, lastHop(r));
+  assertRefused(r, 'replay');
   const trace = await failedTrace(r, connA.id);
   assert.equal(trace.error?.code, 'saml_replay', JSON.stringify(trace.error));
 });
@@ -474,13 +480,30 @@ test('a replayed SP-initiated SAMLResponse is rejected (same browser and a fresh
   for (const [who, jar] of [['same browser', r.jar], ['fresh browser', new Jar()]]) {
     const again = await browse(post, { jar });
     t.diagnostic(`${who}: ${again.hops.join(' -> ')}`);
-    assert.ok(!again.url.startsWith(APP_REDIRECT) && !again.url.startsWith(INITIATE_URI), `${who}: replay logged in`);
-    assert.ok(again.status >= 400 && again.status < 500, lastHop(again));
+    assertRefused(again, who);
     const trace = await failedTrace(again, connA.id);
     // The first check that trips may be the consumed request (InResponseTo) or the assertion ID.
     assert.ok(['saml_replay', 'saml_in_response_to_mismatch'].includes(trace.error?.code), JSON.stringify(trace.error));
     t.diagnostic(`${who}: ${trace.error.code}: ${trace.error.cause}`);
   }
+});
+
+test('the same SAMLResponse posted twice before the browser returns: saml_replay, and the login does not complete', async (t) => {
+  await idpMode({ sign_response: true, sign_assertion: true });
+  const flow = await startLogin(connA);
+  const jar = new Jar();
+  const r = await browse(flow.url, { jar, stopAt: [`${FEDGATE}/sso/saml/resume`, APP_REDIRECT] });
+  t.diagnostic(r.hops.join(' -> '));
+  assert.ok(r.url.startsWith(`${FEDGATE}/sso/saml/resume`), lastHop(r));
+  const again = await browse(r.acsPosts[0], { jar: new Jar() });
+  t.diagnostic(again.hops.join(' -> '));
+  assertRefused(again, 'second POST');
+  const trace = await failedTrace(again, connA.id);
+  assert.equal(trace.error?.code, 'saml_replay', JSON.stringify(trace.error));
+  // The victim's browser now returns: its login must not be completed with the replayed assertion.
+  const back = await browse(r.url, { jar });
+  t.diagnostic(`resume after the replay: ${back.hops.join(' -> ')} ${back.url.startsWith(APP_REDIRECT) ? back.url.replace(/code=[^&]+/, 'code=…') : ''}`);
+  assert.ok(!new URL(back.url).searchParams.get('code'), 'no authorization code after a replay');
 });
 
 test('IdP-initiated, Assertion encrypted: also accepted when enabled', async (t) => {

@@ -324,7 +324,7 @@ class Idp:
         xml = str(resp)
         if m["encrypt_assertion"] and "EncryptedAssertion" not in xml:
             raise ValueError("asked to encrypt, but pysaml2 found no SP encryption certificate")
-        self.last.update({"response_xml": xml, "destination": destination, "in_response_to": in_response_to})
+        self.last.update({"response_xml": xml, "response_destination": destination, "in_response_to": in_response_to})
         http_args = self.server.apply_binding(BINDING_HTTP_POST, xml, destination, relay_state, response=True)
         return http_args["data"]
 
