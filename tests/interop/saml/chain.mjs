@@ -248,7 +248,8 @@ function assertClaims(c, conn, { emailVerified = true, groups = USER.groups } = 
 /** A complete SP-initiated login through `conn`; returns { claims, r, last }. */
 async function spLogin(t, conn, mode) {
   assert.ok(conn, 'the connection was not created (see the first tests)');
-  await idpMode(mode);
+  const { expect_protection: _, ...idp } = mode;
+  await idpMode(idp);
   const flow = await startLogin(conn);
   const r = await browse(flow.url);
   t.diagnostic(r.hops.join(' -> '));
@@ -260,7 +261,18 @@ async function spLogin(t, conn, mode) {
   assert.ok(r.hops.some((h) => /GET [^ ]+\/sso\/saml\/resume 303$/.test(h)), '/sso/saml/resume answers 303');
   const last = await idpLast();
   const claims = await redeem(flow, r.url);
-  return { claims, r, last };
+  const trace = await admin('GET', `/logins/${last.id}`);
+  assert.equal(trace.status, 200, trace.text);
+  assert.equal(trace.json.status, 'completed');
+  const validated = trace.json.steps.find((s) => s.step === 'saml_response_validated');
+  assert.ok(validated, `no saml_response_validated step: ${trace.json.steps.map((s) => s.step)}`);
+  if (mode.expect_protection) {
+    // What fedgate says it verified must be what pysaml2 protected (the trace detail, when given).
+    const got = validated.detail?.protection;
+    t.diagnostic(`protection: ${JSON.stringify(got)}`);
+    if (Array.isArray(got)) assert.deepEqual([...got].sort(), [...mode.expect_protection].sort(), 'protection');
+  }
+  return { claims, r, last, trace: trace.json };
 }
 
 before(async () => {
@@ -330,7 +342,9 @@ test('SAML connection from metadata XML (preset generic, POST binding); metadata
 // ---------------------------------------------------------------- SP-initiated
 
 test('SP-initiated, HTTP-Redirect (signed AuthnRequest), signed Response', async (t) => {
-  const { claims, r, last } = await spLogin(t, connA, { sign_response: true, sign_assertion: false });
+  const { claims, r, last, trace } = await spLogin(t, connA, {
+    sign_response: true, sign_assertion: false, expect_protection: ['response'],
+  });
   assert.ok(r.hops.some((h) => h.includes(`${new URL(IDP).host}/sso/redirect 200`)), 'went through the Redirect SSO');
   assert.equal(last.binding, 'redirect');
   assert.equal(last.issuer, connA.sp_entity_id);
@@ -341,21 +355,22 @@ test('SP-initiated, HTTP-Redirect (signed AuthnRequest), signed Response', async
   assert.equal(last.relay_state, last.id, 'RelayState is the LoginId');
   assert.equal(last.destination, `${IDP}/sso/redirect`);
   assert.equal(last.acs_url, connA.acs_url, "AssertionConsumerServiceURL");
-  const trace = await admin('GET', `/logins/${last.id}`);
-  assert.equal(trace.status, 200, trace.text);
-  assert.equal(trace.json.status, 'completed');
-  t.diagnostic(`steps: ${trace.json.steps.map((s) => s.step).join(',')}`);
+  t.diagnostic(`steps: ${trace.steps.map((s) => s.step).join(',')}`);
   assertClaims(claims, connA);
 });
 
 test('SP-initiated, signed Assertion only (Response unsigned)', async (t) => {
-  const { claims, last } = await spLogin(t, connA, { sign_response: false, sign_assertion: true });
+  const { claims, last } = await spLogin(t, connA, {
+    sign_response: false, sign_assertion: true, expect_protection: ['assertion'],
+  });
   assert.equal((last.response_xml.match(/SignatureValue>/g) || []).length, 2, 'exactly one signature');
   assertClaims(claims, connA);
 });
 
 test('SP-initiated, Response and Assertion both signed', async (t) => {
-  const { claims, last } = await spLogin(t, connA, { sign_response: true, sign_assertion: true });
+  const { claims, last } = await spLogin(t, connA, {
+    sign_response: true, sign_assertion: true, expect_protection: ['response', 'assertion'],
+  });
   assert.equal((last.response_xml.match(/SignatureValue>/g) || []).length, 4, 'two signatures');
   assertClaims(claims, connA);
 });
@@ -364,6 +379,7 @@ for (const enc of ['aes256-cbc', 'aes128-cbc', 'aes256-gcm', 'aes128-gcm']) {
   test(`SP-initiated, encrypted Assertion (${enc}, RSA-OAEP to fedgate's SP certificate), signed inside, Response signed`, async (t) => {
     const { claims, last } = await spLogin(t, connA, {
       sign_response: true, sign_assertion: true, encrypt_assertion: true, enc_alg: enc,
+      expect_protection: ['response', 'encrypted', 'assertion'],
     });
     assert.ok(last.response_xml.includes('EncryptedAssertion') && !last.response_xml.includes('alice-7f3a9c2e'));
     assertClaims(claims, connA);
@@ -374,6 +390,7 @@ test('SP-initiated, encrypted Assertion signed inside only (Response unsigned)',
   // Allowed by the spec when the decrypted Assertion's own signature is verified.
   const { claims } = await spLogin(t, connA, {
     sign_response: false, sign_assertion: true, encrypt_assertion: true, enc_alg: 'aes256-gcm',
+    expect_protection: ['encrypted', 'assertion'],
   });
   assertClaims(claims, connA);
 });
