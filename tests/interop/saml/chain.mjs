@@ -433,6 +433,39 @@ test('connection from metadata XML with preset generic: POST binding, the preset
   assertClaims(claims, connB);
 });
 
+/** An SP-initiated login that fedgate must refuse with `code`; returns the trace. */
+async function spRefused(t, conn, mode, code) {
+  await idpMode(mode);
+  const flow = await startLogin(conn);
+  const r = await browse(flow.url);
+  t.diagnostic(r.hops.join(' -> '));
+  assertRefused(r, code);
+  const trace = await failedTrace(r, conn.id);
+  assert.equal(trace.error?.code, code, JSON.stringify(trace.error));
+  t.diagnostic(`${code}: ${trace.error.cause}`);
+  return trace;
+}
+
+test('RSA-SHA1 signatures from pysaml2 are refused (allow_sha1 is off): saml_signature_algorithm_not_allowed', async (t) => {
+  await spRefused(t, connA, { sign_response: true, sign_assertion: true, sign_alg: 'rsa-sha1', digest_alg: 'sha1' },
+    'saml_signature_algorithm_not_allowed');
+});
+
+test('a transient NameID without a subject attribute cannot be the stable subject: saml_subject_missing', async (t) => {
+  await spRefused(t, connA, { sign_response: true, name_id_format: 'transient', name_id: `tr-${RUN}` },
+    'saml_subject_missing');
+});
+
+test('a failure status from pysaml2 (Responder/AuthnFailed) reaches the trace verbatim: saml_status_not_success', async (t) => {
+  const trace = await spRefused(t, connA, {
+    sign_response: true, error_status: 'urn:oasis:names:tc:SAML:2.0:status:AuthnFailed',
+    error_message: `alice could not be authenticated ${RUN}`,
+  }, 'saml_status_not_success');
+  const text = JSON.stringify(trace);
+  assert.ok(text.includes('urn:oasis:names:tc:SAML:2.0:status:AuthnFailed'), 'second-level status code in the trace');
+  assert.ok(text.includes(`alice could not be authenticated ${RUN}`), 'StatusMessage in the trace');
+});
+
 // ---------------------------------------------------------------- IdP-initiated
 
 async function idpInitiated(conn, jar = new Jar()) {

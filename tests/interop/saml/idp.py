@@ -107,6 +107,10 @@ DEFAULT_MODE = {
         "groups": ["engineering", "admins"],
     },
     "lifetime_minutes": 5,
+    # A failure Response instead of an assertion: second-level StatusCode (e.g.
+    # urn:oasis:names:tc:SAML:2.0:status:AuthnFailed) under Responder, with a StatusMessage.
+    "error_status": None,
+    "error_message": None,
 }
 
 
@@ -296,6 +300,15 @@ class Idp:
 
     def respond(self, in_response_to, destination, sp_entity_id, relay_state, name_id_policy=None):
         m = self.mode
+        if m["error_status"]:
+            resp = self.server.create_error_response(
+                in_response_to, destination, (m["error_status"], m["error_message"]),
+                sign=m["sign_response"], sign_alg=SIG_ALGS[m["sign_alg"]], digest_alg=DIGEST_ALGS[m["digest_alg"]],
+            )
+            xml = str(resp)
+            self.last.update({"response_xml": xml, "response_destination": destination, "in_response_to": in_response_to})
+            http_args = self.server.apply_binding(BINDING_HTTP_POST, xml, destination, relay_state, response=True)
+            return http_args["data"]
         fmt = NAME_FORMATS[m["attribute_name_format"]]
         conv = AttributeConverter(fmt)
         conv._to = {k.lower(): k for k in m["attributes"]}  # send the names exactly as configured
