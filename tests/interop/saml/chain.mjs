@@ -386,6 +386,15 @@ for (const enc of ['aes256-cbc', 'aes128-cbc', 'aes256-gcm', 'aes128-gcm']) {
   });
 }
 
+test('SP-initiated, RSA-SHA512 / SHA-512 signatures on Response and Assertion', async (t) => {
+  const { claims, last } = await spLogin(t, connA, {
+    sign_response: true, sign_assertion: true, sign_alg: 'rsa-sha512', digest_alg: 'sha512',
+    expect_protection: ['response', 'assertion'],
+  });
+  assert.ok(last.response_xml.includes('xmldsig-more#rsa-sha512'));
+  assertClaims(claims, connA);
+});
+
 test('SP-initiated, encrypted Assertion signed inside only (Response unsigned)', async (t) => {
   // Allowed by the spec when the decrypted Assertion's own signature is verified.
   const { claims } = await spLogin(t, connA, {

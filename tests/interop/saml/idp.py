@@ -78,6 +78,7 @@ ENC_ALGS = {
 }
 KEY_ENC_ALGS = {
     "rsa-oaep-mgf1p": "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p",
+    # Needs xmlsec1 >= 1.3 (Debian bookworm has 1.2.37, whose --encrypt fails with it).
     "rsa-oaep": "http://www.w3.org/2009/xmlenc11#rsa-oaep",
 }
 REDIRECT_SIG_HASHES = {
