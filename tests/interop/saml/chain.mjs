@@ -435,6 +435,29 @@ test('SP-initiated, HTTP-POST binding (request_binding "post"): the form page is
   }
 });
 
+// fedgate's SP metadata says AuthnRequestsSigned="true" (sign_requests defaults to true); an IdP
+// that takes it at its word (pysaml2's want_authn_requests_signed, like Shibboleth or ADFS set to
+// require signed requests) must get signed AuthnRequests over both bindings.
+for (const binding of ['redirect', 'post']) {
+  test(`an IdP that requires signed AuthnRequests (pysaml2 want_authn_requests_signed) accepts fedgate's ${binding} binding`, async (t) => {
+    const md = await (await fetch(connA.sp_metadata_url)).text();
+    assert.match(md, /AuthnRequestsSigned="true"/);
+    await patch(`/tenants/${SLUG}/connections/${connA.id}`, { request_binding: binding });
+    try {
+      await idpMode({ sign_response: true, want_authn_requests_signed: true });
+      const flow = await startLogin(connA);
+      const r = await browse(flow.url);
+      t.diagnostic(r.hops.join(' -> '));
+      const last = await idpLast();
+      assert.ok(r.url.startsWith(APP_REDIRECT),
+        `pysaml2 refused the ${binding} AuthnRequest (signed query: ${last.signed_query}, enveloped signature: ${last.embedded_signature}): ${last.pysaml2_refused || lastHop(r)}`);
+      await redeem(flow, r.url);
+    } finally {
+      await patch(`/tenants/${SLUG}/connections/${connA.id}`, { request_binding: 'redirect' });
+    }
+  });
+}
+
 test('connection from metadata XML with preset generic: POST binding, the preset maps the attributes', async (t) => {
   const { claims, last } = await spLogin(t, connB, { sign_response: true, sign_assertion: true });
   assert.equal(last.binding, 'post');

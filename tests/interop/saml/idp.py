@@ -97,6 +97,9 @@ DEFAULT_MODE = {
     "digest_alg": "sha256",
     # Refuse AuthnRequests over HTTP-Redirect without a Signature (fedgate signs by default).
     "require_signed_redirect": False,
+    # pysaml2's own want_authn_requests_signed: every AuthnRequest must be signed (Redirect: query
+    # signature; POST: enveloped XML signature), checked by pysaml2 with the SP metadata's key.
+    "want_authn_requests_signed": False,
     "name_id_format": "persistent",
     "name_id": "alice-7f3a9c2e",
     "attribute_name_format": "basic",
@@ -279,7 +282,13 @@ class Idp:
                         raise PermissionError(f"AuthnRequest signature invalid: {why}")
                 elif self.mode["require_signed_redirect"]:
                     raise PermissionError("unsigned AuthnRequest over HTTP-Redirect")
-            req = self.server.parse_authn_request(saml_request, binding)
+            self.server.config.setattr("idp", "want_authn_requests_signed", bool(self.mode["want_authn_requests_signed"]))
+            try:
+                req = self.server.parse_authn_request(saml_request, binding, relay_state=relay_state, sigalg=sigalg,
+                                                      signature=signature)
+            except Exception as e:
+                info["pysaml2_refused"] = f"{type(e).__name__}: {e}"
+                raise PermissionError(f"pysaml2 refused the AuthnRequest: {type(e).__name__}: {e}") from e
             info["id"] = req.message.id
             info["destination"] = req.message.destination
             info["acs_url"] = req.message.assertion_consumer_service_url

@@ -23,12 +23,13 @@ command -v openssl >/dev/null || fg_die "openssl is required"
 start_idp() {
   local out="$FG_TMP/idp.out" err="$FG_TMP/idp.log" url=""
   mkdir -p "$FG_TMP/idp"
+  : >"$out"  # exists before the loop below reads it (the background job opens it asynchronously)
   "$HERE/.venv/bin/python" -u "$HERE/idp.py" --port 0 --workdir "$FG_TMP/idp" \
     ${SAML_IDP_VERBOSE:+--verbose} >"$out" 2>"$err" &
   local pid=$!
   fg_track_pid "$pid" "$err"
   for _ in $(seq 1 100); do
-    url="$(sed -n 's/^READY //p' "$out" 2>/dev/null | head -n 1)"
+    url="$(sed -n 's/^READY //p' "$out" 2>/dev/null | head -n 1 || true)"
     [ -n "$url" ] && break
     kill -0 "$pid" 2>/dev/null || fg_die "idp.py exited early: $(tail -n 20 "$err")"
     sleep 0.1
