@@ -34,6 +34,8 @@ interop:
 	bash tests/interop/scim/run.sh postgres
 	bash tests/interop/upstream/run.sh sqlite
 	bash tests/interop/upstream/run.sh postgres
+	bash tests/interop/saml/run.sh sqlite
+	bash tests/interop/saml/run.sh postgres
 
 ## Load driver against a release server (see docs/performance.md).
 bench:
