@@ -468,6 +468,36 @@ impl SamlConnector {
         Ok(format!("{sso_url}{sep}{query}"))
     }
 
+    /// Signs an AuthnRequest for the HTTP-POST binding: an enveloped XML signature (exclusive
+    /// c14n, RSA-SHA256) right after the Issuer, made by xmlsec.
+    pub fn sign_enveloped(&self, xml: &str, id: &str) -> Result<String, UpstreamError> {
+        use samael::crypto::{Crypto, CryptoProvider};
+        let key_pem = self
+            .sp_key_pem
+            .as_deref()
+            .ok_or_else(|| UpstreamError::Misconfigured("the connection has no SP key to sign requests".into()))?;
+        let key_der = openssl::pkey::PKey::private_key_from_pem(key_pem.as_bytes())
+            .and_then(|k| k.private_key_to_der())
+            .map_err(|_| UpstreamError::Misconfigured("the SP key cannot be read".into()))?;
+        let cert_b64: String = self.config.sp_certificate.lines().filter(|l| !l.starts_with("-----")).collect();
+        let template = format!(
+            "<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/><ds:SignatureMethod Algorithm=\"http://www.w3.org/2001/04/xmldsig-more#rsa-sha256\"/><ds:Reference URI=\"#{}\"><ds:Transforms><ds:Transform Algorithm=\"http://www.w3.org/2000/09/xmldsig#enveloped-signature\"/><ds:Transform Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/></ds:Transforms><ds:DigestMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#sha256\"/><ds:DigestValue></ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue></ds:SignatureValue><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert_b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></ds:Signature>",
+            crate::html::escape(id)
+        );
+        let at = xml
+            .find("</saml:Issuer>")
+            .map(|i| i + "</saml:Issuer>".len())
+            .ok_or_else(|| UpstreamError::Misconfigured("cannot place the request signature".into()))?;
+        let unsigned = format!("{}{}{}", &xml[..at], template, &xml[at..]);
+        let signed = Crypto::sign_xml(unsigned.as_bytes(), &key_der)
+            .map_err(|e| UpstreamError::Misconfigured(format!("cannot sign the request: {e}")))?;
+        let signed = signed.trim();
+        Ok(match signed.strip_prefix("<?xml") {
+            Some(rest) => rest.split_once("?>").map(|(_, r)| r.trim_start().to_string()).unwrap_or_default(),
+            None => signed.to_string(),
+        })
+    }
+
     fn expectations<'a>(
         &'a self,
         issuer: &'a str,
@@ -566,7 +596,10 @@ impl Connector for SamlConnector {
                     .sso_url_post
                     .as_deref()
                     .ok_or_else(|| UpstreamError::Misconfigured("no HTTP-POST SSO URL".into()))?;
-                let xml = self.authn_request(login, sso);
+                let mut xml = self.authn_request(login, sso);
+                if self.config.sign_requests {
+                    xml = self.sign_enveloped(&xml, login.login_id.as_str())?;
+                }
                 let b64 = base64::engine::general_purpose::STANDARD.encode(xml);
                 (
                     LoginAction::AutoPost {
@@ -581,7 +614,7 @@ impl Connector for SamlConnector {
             "saml_request_sent",
             self.clock.now_ms(),
             0,
-            serde_json::json!({"request_id": login.login_id.as_str(), "binding": binding, "signed": binding == "redirect" && self.config.sign_requests, "idp_entity_id": self.config.idp_entity_id}),
+            serde_json::json!({"request_id": login.login_id.as_str(), "binding": binding, "signed": self.config.sign_requests, "idp_entity_id": self.config.idp_entity_id}),
         );
         Ok(LoginStart {
             action,

@@ -310,8 +310,8 @@ async fn unsolicited(
         let mut q = next.query_pairs_mut();
         q.append_pair("iss", &st.config.issuer);
         q.append_pair("connection", &conn.id);
-        if let Some(e) = identity.email.as_deref() {
-            q.append_pair("login_hint", e);
+        if let Some(e) = identity.email.as_deref().and_then(crate::claims::normalize_email) {
+            q.append_pair("login_hint", &e);
         }
     }
     flow::finish_login_then(st, &login, &conn, identity, &steps, AfterLogin::SessionThen(next.to_string())).await
