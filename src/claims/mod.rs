@@ -1,5 +1,6 @@
 //! Pure functions: an upstream identity becomes fedgate's normalized identity. No I/O here.
 pub mod oidc;
+pub mod saml;
 
 use crate::upstream::UpstreamIdentity;
 use std::collections::BTreeMap;
