@@ -207,13 +207,17 @@ async fn solicited(
     started: i64,
 ) -> Result<HttpResponse, PageError> {
     let now = st.clock.now();
-    let pending = match LoginId::parse(id) {
+    let found = match LoginId::parse(id) {
         Ok(_) => login::Entity::find_by_id(id.to_string()).one(&st.db).await?,
         Err(_) => None,
     }
-    .filter(|l| {
-        l.connection_id.as_deref() == Some(conn.id.as_str()) && l.status == STATUS_PENDING && l.expires_at > now
-    });
+    .filter(|l| l.connection_id.as_deref() == Some(conn.id.as_str()));
+    if found.as_ref().is_some_and(|l| l.status != STATUS_PENDING) {
+        // The sign-in this response answers is already over: a response used (or sent) twice.
+        let e = SamlError::Replay(format!("(an answer to the finished sign-in {id})"));
+        return detached_failure(st, &conn, e, &steps).await;
+    }
+    let pending = found.filter(|l| l.expires_at > now);
     let Some(login) = pending else {
         let e = SamlError::InResponseToMismatch {
             got: id.chars().take(100).collect(),
