@@ -23,7 +23,9 @@ pub const REQUEST_ID: &str = "lgn_corpus00000000000000000000";
 /// 2026-01-01T00:00:00Z: IssueInstant of every case (NotOnOrAfter is 5 minutes later).
 pub const T0: i64 = 1_767_225_600;
 /// The validator's clock: 2026-01-01T00:01:00Z.
+#[allow(dead_code)] // used by the contract test (next commit)
 pub const NOW: i64 = T0 + 60;
+#[allow(dead_code)]
 pub const SKEW_SECS: i64 = 120;
 const EVIL_NAME_ID: &str = "u-666-admin";
 const EVIL_EMAIL: &str = "attacker@evil.test";
@@ -763,4 +765,64 @@ fn corpus_cases_are_what_they_claim() {
             assert!(c.xml.matches("<saml:Assertion ").count() >= 2, "{}", c.file);
         }
     }
+}
+
+/// What an accepting validator returned, reduced to what the corpus checks.
+pub struct Accepted {
+    pub name_id: Option<String>,
+    pub attributes: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// Compares one validator outcome (`Err` = the error code) with a manifest entry.
+pub fn check_entry(entry: &Value, got: Result<Accepted, &str>) -> Result<(), String> {
+    let file = entry["file"].as_str().unwrap_or("?");
+    let expect = entry["expect"].as_str().unwrap_or("?");
+    let also: Vec<&str> =
+        entry["also"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let or_rejected = entry["or_rejected"].as_bool().unwrap_or(false);
+    match (expect, got) {
+        ("ok", Ok(a)) => {
+            if let Some(want) = entry["name_id"].as_str() {
+                if a.name_id.as_deref() != Some(want) {
+                    return Err(format!("{file}: accepted with name_id {:?}, expected {want:?}", a.name_id));
+                }
+            }
+            if let Some(want) = entry["email"].as_str() {
+                let got = a.attributes.get("email");
+                if got.map(|v| v.as_slice()) != Some(&[want.to_owned()][..]) {
+                    return Err(format!("{file}: accepted with email {got:?}, expected [{want:?}]"));
+                }
+            }
+            Ok(())
+        }
+        ("ok", Err(code)) if or_rejected => {
+            let _ = code;
+            Ok(())
+        }
+        ("ok", Err(code)) => Err(format!("{file}: rejected with {code}, expected ok")),
+        (_, Ok(a)) => Err(format!(
+            "{file}: ACCEPTED (name_id {:?}, email {:?}), expected {expect}",
+            a.name_id,
+            a.attributes.get("email")
+        )),
+        (_, Err(code)) if code == expect || also.contains(&code) => Ok(()),
+        (_, Err(code)) => Err(format!("{file}: got {code}, expected {expect}")),
+    }
+}
+
+#[test]
+fn check_entry_is_strict() {
+    let accepted = || Ok(Accepted { name_id: Some("u-1001".into()), attributes: Default::default() });
+    let e = json!({"file": "x.xml", "expect": "saml_expired"});
+    assert!(check_entry(&e, Err("saml_expired")).is_ok());
+    assert!(check_entry(&e, Err("saml_signature_invalid")).is_err());
+    assert!(check_entry(&e, accepted()).is_err());
+    let e = json!({"file": "x.xml", "expect": "saml_signature_wrapping", "also": ["saml_signature_invalid"]});
+    assert!(check_entry(&e, Err("saml_signature_invalid")).is_ok());
+    let e = json!({"file": "x.xml", "expect": "ok", "name_id": "u-1002"});
+    assert!(check_entry(&e, accepted()).is_err());
+    assert!(check_entry(&e, Err("saml_expired")).is_err());
+    let e = json!({"file": "x.xml", "expect": "ok", "name_id": "u-1001", "or_rejected": true});
+    assert!(check_entry(&e, accepted()).is_ok());
+    assert!(check_entry(&e, Err("saml_signature_invalid")).is_ok());
 }
