@@ -23,9 +23,7 @@ pub const REQUEST_ID: &str = "lgn_corpus00000000000000000000";
 /// 2026-01-01T00:00:00Z: IssueInstant of every case (NotOnOrAfter is 5 minutes later).
 pub const T0: i64 = 1_767_225_600;
 /// The validator's clock: 2026-01-01T00:01:00Z.
-#[allow(dead_code)] // used by the contract test (next commit)
 pub const NOW: i64 = T0 + 60;
-#[allow(dead_code)]
 pub const SKEW_SECS: i64 = 120;
 const EVIL_NAME_ID: &str = "u-666-admin";
 const EVIL_EMAIL: &str = "attacker@evil.test";
@@ -808,6 +806,57 @@ pub fn check_entry(entry: &Value, got: Result<Accepted, &str>) -> Result<(), Str
         (_, Err(code)) if code == expect || also.contains(&code) => Ok(()),
         (_, Err(code)) => Err(format!("{file}: got {code}, expected {expect}")),
     }
+}
+
+/// The contract: every corpus file through the connector's pure validator, with the fixed
+/// expectations of the corpus README (clock 2026-01-01T00:01:00Z). Replay is not covered here
+/// (it needs the database; the connector's HTTP tests cover it).
+#[test]
+fn contract() {
+    use fedgate::upstream::saml::validate::{validate_response, Expectations, ExpectedRequest};
+    let certs = vec![FixtureIdp::test(IDP_ENTITY_ID).unwrap().cert_der().to_vec()];
+    let dir = corpus_dir();
+    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let entries = manifest.as_array().unwrap();
+    assert!(entries.len() >= 40, "corpus too small: {}", entries.len());
+    let mut failures = Vec::new();
+    for entry in entries {
+        let file = entry["file"].as_str().unwrap();
+        let xml = std::fs::read(dir.join(file)).unwrap();
+        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &xml);
+        let e = Expectations {
+            idp_entity_id: IDP_ENTITY_ID,
+            idp_certs_der: &certs,
+            sp_entity_id: SP_ENTITY_ID,
+            acs_url: ACS_URL,
+            allow_sha1: false,
+            skew_secs: SKEW_SECS,
+            now: NOW,
+            request: if entry["request"] == "unsolicited" {
+                ExpectedRequest::Unsolicited
+            } else {
+                ExpectedRequest::Id(REQUEST_ID)
+            },
+            decryption_key_pem: Some(SP_KEY_PEM),
+            require_encrypted: false,
+        };
+        let got = validate_response(&b64, &e)
+            .map(|a| Accepted { name_id: a.name_id, attributes: a.attributes })
+            .map_err(|err| err.code());
+        match &got {
+            Ok(a) => eprintln!("{file}: ok (name_id {:?})", a.name_id),
+            Err(code) => eprintln!("{file}: {code}"),
+        }
+        if let Err(msg) = check_entry(entry, got) {
+            failures.push(msg);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} corpus case(s) disagree with the validator:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
