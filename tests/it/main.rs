@@ -7,5 +7,6 @@ mod keys;
 mod oidc;
 #[path = "../../idp-fixtures/oidc_idp.rs"]
 mod oidc_idp;
+mod saml_corpus;
 mod scim;
 mod upstream_oidc;
