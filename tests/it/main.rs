@@ -7,6 +7,7 @@ mod keys;
 mod oidc;
 #[path = "../../idp-fixtures/oidc_idp.rs"]
 mod oidc_idp;
+mod saml;
 mod saml_corpus;
 mod scim;
 mod upstream_oidc;

@@ -1,0 +1,415 @@
+//! SAML connections end to end over HTTP, on SQLite and PostgreSQL: admin API (metadata XML,
+//! manual fields, refusal without a signing certificate), SP metadata, an SP-initiated login
+//! through the fixture IdP to a token, the browser binding at the ACS, replay across instances,
+//! tenant isolation, IdP-initiated refusal, metadata refresh with certificate rotation and its
+//! events.
+use crate::both;
+use crate::common::*;
+use crate::saml_corpus::saml_idp::{post_form_fields, Encrypt, FixtureIdp, ResponseParams, Sign};
+use fedgate::clock::Clock;
+use serde_json::{json, Value};
+
+const IDP: &str = "https://idp.fixture.test/saml";
+
+struct Conn {
+    domain: String,
+    id: String,
+    sp_entity_id: String,
+    acs_url: String,
+    sp_cert: String,
+}
+
+async fn saml_tenant(app: &TestApp, slug: &str, domain: &str, extra: Value) -> Conn {
+    let (s, t) = app.post("/tenants", json!({"name": format!("{slug} Inc"), "slug": slug, "domains": [domain]})).await;
+    assert_eq!(s, 201, "{t}");
+    let idp = FixtureIdp::test(IDP).unwrap();
+    let mut body = json!({
+        "type": "saml", "name": "Fixture SAML",
+        "metadata_xml": idp.metadata_xml(Some("https://idp.fixture.test/sso"), Some("https://idp.fixture.test/sso-post")),
+        "trusted_email_domains": [domain],
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let (s, c) = app.post(&format!("/tenants/{slug}/connections"), body).await;
+    assert_eq!(s, 201, "{c}");
+    Conn {
+        domain: domain.into(),
+        id: c["id"].as_str().unwrap().into(),
+        sp_entity_id: c["sp_entity_id"].as_str().unwrap().into(),
+        acs_url: c["acs_url"].as_str().unwrap().into(),
+        sp_cert: c["sp_certificate"].as_str().unwrap().into(),
+    }
+}
+
+/// authorize?connection= → the IdP redirect; returns the login id (the AuthnRequest ID and
+/// RelayState).
+async fn start(app: &TestApp, b: &reqwest::Client, client_id: &str, conn: &Conn) -> String {
+    let r = b.get(authorize_url(app, client_id, &[("connection", &conn.id)])).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 302);
+    let to = location(&r);
+    assert!(to.starts_with("https://idp.fixture.test/sso?"), "{to}");
+    let q = query_of(&to);
+    assert!(q.contains_key("SAMLRequest") && q.contains_key("Signature"), "signed redirect binding: {to}");
+    assert_eq!(q.get("SigAlg").map(String::as_str), Some("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"));
+    q["RelayState"].clone()
+}
+
+fn response(conn: &Conn, login: Option<&str>, now: i64, tweak: impl FnOnce(&mut ResponseParams)) -> String {
+    let idp = FixtureIdp::test(IDP).unwrap();
+    let email = format!("alice@{}", conn.domain);
+    let mut p = ResponseParams::new(IDP, &conn.sp_entity_id, &conn.acs_url, login, "u-1001", &email, now);
+    p.attributes.push(("groups".into(), vec!["eng".into(), "ops".into()]));
+    tweak(&mut p);
+    post_form_fields(&idp.response(&p).unwrap())
+}
+
+async fn post_acs(b: &reqwest::Client, conn: &Conn, saml_response: &str, relay: &str) -> reqwest::Response {
+    b.post(&conn.acs_url).form(&[("SAMLResponse", saml_response), ("RelayState", relay)]).send().await.unwrap()
+}
+
+fn page_code(body: &str) -> String {
+    body.split("Error code <code>").nth(1).and_then(|r| r.split("</code>").next()).unwrap_or_default().to_string()
+}
+
+async fn failed_codes(app: &TestApp, slug: &str) -> Vec<String> {
+    let (s, v) = app.get(&format!("/tenants/{slug}/logins?status=failed")).await;
+    assert_eq!(s, 200, "{v}");
+    v["data"].as_array().unwrap().iter().map(|t| t["error"]["code"].as_str().unwrap_or_default().to_string()).collect()
+}
+
+async fn sp_initiated_login_to_token(app: &TestApp) {
+    let conn = saml_tenant(app, "acme", "acme.test", json!({})).await;
+    let (client, secret) = app.client("confidential", "ES256").await;
+    // SP metadata: our entity ID, ACS and certificate, for pasting into the IdP.
+    let md = app.http.get(&conn.sp_entity_id).send().await.unwrap();
+    assert_eq!(md.status().as_u16(), 200);
+    assert!(md.headers()["content-type"].to_str().unwrap().starts_with("application/samlmetadata+xml"));
+    let md = md.text().await.unwrap();
+    assert!(md.contains(&format!("entityID=\"{}\"", conn.sp_entity_id)) && md.contains(&conn.acs_url), "{md}");
+    let body: String = conn.sp_cert.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(md.contains(&body));
+
+    let b = browser();
+    let login = start(app, &b, &client, &conn).await;
+    assert!(login.starts_with("lgn_"));
+    let r = post_acs(&b, &conn, &response(&conn, Some(&login), app.clock.now(), |_| {}), &login).await;
+    assert_eq!(r.status().as_u16(), 303, "{}", r.text().await.unwrap());
+    let resume = location(&r);
+    assert_eq!(resume, app.url(&format!("/sso/saml/resume?login={login}")));
+    // The ACS POST is cross-site: the same response in a browser without the binding cookie
+    // cannot finish this login (and the replay cache refuses it anyway).
+    let stranger = browser();
+    let r = stranger.get(&resume).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(page_code(&r.text().await.unwrap()), "login_binding_mismatch");
+    let r = b.get(&resume).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303, "{}", r.text().await.unwrap());
+    let back = location(&r);
+    let q = query_of(&back);
+    assert_eq!(q.get("state").map(String::as_str), Some("st-123"));
+    let (s, tok) = exchange(app, &client, secret.as_deref(), &q["code"]).await;
+    assert_eq!(s, 200, "{tok}");
+    let claims = verify_jwt(app, tok["id_token"].as_str().unwrap(), &client).await;
+    assert_eq!(claims["email"], "alice@acme.test");
+    assert_eq!(claims["email_verified"], true, "trusted_email_domains");
+    assert_eq!(claims["connection_id"], conn.id.as_str(), "{claims}");
+    assert_eq!(claims["groups"], json!(["eng", "ops"]), "{claims}");
+    // The trace tells the story.
+    let (s, tr) = app.get(&format!("/logins/{login}")).await;
+    assert_eq!(s, 200);
+    let steps: Vec<&str> = tr["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    for want in ["saml_request_sent", "saml_response_validated", "claims_mapped", "browser_returned", "code_issued"] {
+        assert!(steps.contains(&want), "{want} missing in {steps:?}");
+    }
+    assert_eq!(tr["status"], "completed", "{tr}");
+}
+
+async fn encrypted_assertion_and_required_encryption(app: &TestApp) {
+    let conn = saml_tenant(app, "enc", "enc.test", json!({"require_encrypted_assertions": true})).await;
+    let (client, _) = app.client("confidential", "ES256").await;
+    let b = browser();
+    let login = start(app, &b, &client, &conn).await;
+    // A plain (signed) assertion is refused when encryption is required.
+    let r = post_acs(&b, &conn, &response(&conn, Some(&login), app.clock.now(), |_| {}), &login).await;
+    assert_eq!(page_code(&r.text().await.unwrap()), "saml_encryption_required");
+    let login = start(app, &b, &client, &conn).await;
+    let sp_cert = conn.sp_cert.clone();
+    let enc = response(&conn, Some(&login), app.clock.now(), |p| {
+        p.sign = Sign::Assertion;
+        p.encrypt = Some(Encrypt::to(&sp_cert));
+    });
+    let r = post_acs(&b, &conn, &enc, &login).await;
+    assert_eq!(r.status().as_u16(), 303, "{}", r.text().await.unwrap());
+    let r = b.get(location(&r)).send().await.unwrap();
+    let to = location(&r);
+    assert!(to.starts_with(REDIRECT), "{to} {}", r.text().await.unwrap());
+}
+
+async fn each_check_has_its_code(app: &TestApp) {
+    let conn = saml_tenant(app, "neg", "neg.test", json!({})).await;
+    let (client, _) = app.client("confidential", "ES256").await;
+    let b = browser();
+    let now = app.clock.now();
+    type Tweak = Box<dyn FnOnce(&mut ResponseParams)>;
+    let cases: Vec<(&str, Tweak)> = vec![
+        ("saml_signature_missing", Box::new(|p| p.sign = Sign::None)),
+        ("saml_audience_mismatch", Box::new(|p| p.audience = Some("https://other.test/sp".into()))),
+        ("saml_recipient_mismatch", Box::new(|p| p.recipient = Some("https://evil.test/acs".into()))),
+        ("saml_destination_mismatch", Box::new(|p| p.destination = Some("https://evil.test/acs".into()))),
+        ("saml_expired", Box::new(|p| p.shift_times(-3600))),
+        ("saml_not_yet_valid", Box::new(|p| p.shift_times(3600))),
+        ("saml_issuer_mismatch", Box::new(|p| p.assertion_issuer = "https://evil.test".into())),
+    ];
+    for (code, tweak) in cases {
+        let login = start(app, &b, &client, &conn).await;
+        let r = post_acs(&b, &conn, &response(&conn, Some(&login), now, tweak), &login).await;
+        assert_eq!(r.status().as_u16(), 502, "{code}");
+        let body = r.text().await.unwrap();
+        assert_eq!(page_code(&body), code, "{body}");
+        assert!(body.contains(&login), "the page shows the trace id");
+        let (_, tr) = app.get(&format!("/logins/{login}")).await;
+        assert_eq!(tr["error"]["code"], code, "{tr}");
+        assert!(tr["error"]["fix"].as_str().is_some_and(|f| !f.is_empty()));
+    }
+    // A response to another (unknown) request, and an unsolicited one: traced too.
+    let r = post_acs(&b, &conn, &response(&conn, Some("lgn_00000000000000000000000000"), now, |_| {}), "").await;
+    assert_eq!(page_code(&r.text().await.unwrap()), "saml_in_response_to_mismatch");
+    let r = post_acs(&b, &conn, &response(&conn, None, now, |_| {}), "").await;
+    assert_eq!(page_code(&r.text().await.unwrap()), "saml_unsolicited_response");
+    let codes = failed_codes(app, "neg").await;
+    assert!(codes.contains(&"saml_unsolicited_response".to_string()), "{codes:?}");
+    assert!(codes.contains(&"saml_in_response_to_mismatch".to_string()), "{codes:?}");
+}
+
+async fn replay_is_refused_by_every_instance(app: &TestApp) {
+    let conn = saml_tenant(app, "rep", "rep.test", json!({})).await;
+    let (client, _) = app.client("confidential", "ES256").await;
+    let other = app.second_instance().await;
+    let b = browser();
+    let login = start(app, &b, &client, &conn).await;
+    let resp = response(&conn, Some(&login), app.clock.now(), |_| {});
+    // The first POST goes to instance 1, the replay to instance 2 (same database).
+    let r = post_acs(&b, &conn, &resp, &login).await;
+    assert_eq!(r.status().as_u16(), 303);
+    let acs2 = conn.acs_url.replace(&app.base, &other.base);
+    let r =
+        b.post(&acs2).form(&[("SAMLResponse", resp.as_str()), ("RelayState", login.as_str())]).send().await.unwrap();
+    let body = r.text().await.unwrap();
+    assert_eq!(page_code(&body), "saml_replay", "{body}");
+    // The login itself finishes on instance 2 (state lives in the database).
+    let resume = format!("{}/sso/saml/resume?login={login}", other.base);
+    let r = b.get(&resume).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400, "the replay failed this login");
+    other.stop().await;
+}
+
+async fn tenant_isolation(app: &TestApp) {
+    // Tenant B's connection trusts the same IdP key. A response made for tenant A's connection
+    // (its audience and ACS) posted to B's ACS is refused, and A's login cannot be completed
+    // through B's ACS either.
+    let a = saml_tenant(app, "ta", "ta.test", json!({})).await;
+    let bconn = saml_tenant(app, "tb", "tb.test", json!({})).await;
+    let (client, _) = app.client("confidential", "ES256").await;
+    let b = browser();
+    let login = start(app, &b, &client, &a).await;
+    let for_a = response(&a, Some(&login), app.clock.now(), |_| {});
+    let r = post_acs(&b, &bconn, &for_a, &login).await;
+    assert_eq!(page_code(&r.text().await.unwrap()), "saml_in_response_to_mismatch");
+    // Even addressed to B (audience, recipient, destination) with A's login id.
+    let forged = response(&bconn, Some(&login), app.clock.now(), |_| {});
+    let r = post_acs(&b, &bconn, &forged, &login).await;
+    assert_eq!(page_code(&r.text().await.unwrap()), "saml_in_response_to_mismatch");
+    // And A's connection is not readable through B's admin path.
+    let (s, _) = app.get(&format!("/tenants/tb/connections/{}", a.id)).await;
+    assert_eq!(s, 404);
+}
+
+async fn admin_api_validation(app: &TestApp) {
+    let (s, _) = app.post("/tenants", json!({"name": "Adm", "slug": "adm", "domains": ["adm.test"]})).await;
+    assert_eq!(s, 201);
+    let idp = FixtureIdp::test(IDP).unwrap();
+    let md = idp.metadata_xml(Some("https://idp.fixture.test/sso"), None);
+    // Metadata without a signing certificate is refused, clearly.
+    let start = md.find("<md:KeyDescriptor").unwrap();
+    let end = md.find("</md:KeyDescriptor>").unwrap() + "</md:KeyDescriptor>".len();
+    let no_cert = format!("{}{}", &md[..start], &md[end..]);
+    let (s, e) =
+        app.post("/tenants/adm/connections", json!({"type": "saml", "name": "x", "metadata_xml": no_cert})).await;
+    assert_eq!(s, 400, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("no signing certificate"), "{e}");
+    // Two sources at once, a DTD, unknown fields, an out-of-range skew.
+    let (s, _) = app
+        .post(
+            "/tenants/adm/connections",
+            json!({"type": "saml", "name": "x", "metadata_xml": md, "metadata_url": "https://x.test/md"}),
+        )
+        .await;
+    assert_eq!(s, 400);
+    let dtd = format!("<!DOCTYPE x [<!ENTITY a \"b\">]>{md}");
+    let (s, _) = app.post("/tenants/adm/connections", json!({"type": "saml", "name": "x", "metadata_xml": dtd})).await;
+    assert_eq!(s, 400);
+    let (s, e) = app
+        .post("/tenants/adm/connections", json!({"type": "saml", "name": "x", "metadata_xml": md, "colour": 1}))
+        .await;
+    assert_eq!(s, 400, "{e}");
+    let (s, _) = app
+        .post(
+            "/tenants/adm/connections",
+            json!({"type": "saml", "name": "x", "metadata_xml": md, "clock_skew_secs": 3600}),
+        )
+        .await;
+    assert_eq!(s, 400);
+    // Manual fields work; the view shows what to paste into the IdP, never the SP private key.
+    let (s, c) = app
+        .post(
+            "/tenants/adm/connections",
+            json!({"type": "saml", "name": "Manual", "idp_entity_id": IDP, "sso_url_post": "https://idp.fixture.test/sso-post",
+                   "idp_certificates": [idp.cert_pem()], "preset": "okta"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{c}");
+    assert_eq!(c["request_binding"], "post", "only a POST SSO URL");
+    assert_eq!(c["idp_certificates"][0]["fingerprint_sha256"].as_str().unwrap().len(), 64);
+    assert!(c["acs_url"].as_str().unwrap().ends_with(&format!("/sso/saml/{}/acs", c["id"].as_str().unwrap())));
+    assert_eq!(c["has_sp_private_key"], true);
+    let text = c.to_string();
+    assert!(!text.contains("PRIVATE KEY"), "{text}");
+    // PATCH keeps the SP key and certificate.
+    let id = c["id"].as_str().unwrap();
+    let (s, p) = app
+        .admin(reqwest::Method::PATCH, &format!("/tenants/adm/connections/{id}"), Some(json!({"clock_skew_secs": 30})))
+        .await;
+    assert_eq!(s, 200, "{p}");
+    assert_eq!(p["sp_certificate"], c["sp_certificate"]);
+    assert_eq!(p["clock_skew_secs"], 30);
+    // POST binding: an auto-submit page with a signed AuthnRequest.
+    let (client, _) = app.client("confidential", "ES256").await;
+    let r = browser().get(authorize_url(app, &client, &[("connection", id)])).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("action=\"https://idp.fixture.test/sso-post\"") && page.contains("name=\"SAMLRequest\""),
+        "{page}"
+    );
+    let req_b64 = page.split("name=\"SAMLRequest\" value=\"").nth(1).unwrap().split('"').next().unwrap();
+    use base64::Engine;
+    let req = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(req_b64).unwrap()).unwrap();
+    assert!(req.contains("<ds:SignatureValue>") && req.contains("ID=\"lgn_"), "{req}");
+}
+
+/// A metadata server whose document can be swapped (certificate rotation), or broken.
+async fn metadata_server() -> (String, std::sync::Arc<std::sync::Mutex<(u16, String)>>) {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    let doc = std::sync::Arc::new(std::sync::Mutex::new((200u16, String::new())));
+    let d = doc.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = HttpServer::new(move || {
+        let d = d.clone();
+        App::new().route(
+            "/md",
+            web::get().to(move || {
+                let (status, body) = d.lock().unwrap().clone();
+                async move {
+                    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+                        .content_type("application/samlmetadata+xml")
+                        .body(body)
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    (format!("http://127.0.0.1:{port}/md"), doc)
+}
+
+async fn metadata_refresh_rotates_certificates(app: &TestApp) {
+    let (s, _) = app.post("/tenants", json!({"name": "Rot", "slug": "rot", "domains": ["rot.test"]})).await;
+    assert_eq!(s, 201);
+    let old = FixtureIdp::test(IDP).unwrap();
+    let new = FixtureIdp::untrusted(IDP).unwrap();
+    let (url, doc) = metadata_server().await;
+    *doc.lock().unwrap() = (200, old.metadata_xml(Some("https://idp.fixture.test/sso"), None));
+    let (s, c) =
+        app.post("/tenants/rot/connections", json!({"type": "saml", "name": "Rot", "metadata_url": url})).await;
+    assert_eq!(s, 201, "{c}");
+    let conn = Conn {
+        domain: "rot.test".into(),
+        id: c["id"].as_str().unwrap().into(),
+        sp_entity_id: c["sp_entity_id"].as_str().unwrap().into(),
+        acs_url: c["acs_url"].as_str().unwrap().into(),
+        sp_cert: String::new(),
+    };
+    let (client, _) = app.client("confidential", "ES256").await;
+    let signed_by = |idp: &FixtureIdp, login: &str, now: i64| {
+        let p = ResponseParams::new(IDP, &conn.sp_entity_id, &conn.acs_url, Some(login), "u-1", "bob@rot.test", now);
+        post_form_fields(&idp.response(&p).unwrap())
+    };
+    // The IdP publishes its next certificate beside the current one; the next refresh (6 h)
+    // picks it up, so responses signed with either verify during the overlap.
+    let both = old.metadata_xml(Some("https://idp.fixture.test/sso"), None).replacen(
+        "</md:KeyDescriptor>",
+        &format!(
+            "</md:KeyDescriptor><md:KeyDescriptor use=\"signing\"><ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>",
+            new.cert_b64()
+        ),
+        1,
+    );
+    *doc.lock().unwrap() = (200, both);
+    app.clock.advance_secs(6 * 3600 + 1);
+    app.state.maintenance().await.unwrap();
+    let (_, v) = app.get(&format!("/tenants/rot/connections/{}", conn.id)).await;
+    assert_eq!(v["idp_certificates"].as_array().unwrap().len(), 2, "{v}");
+    for idp in [&old, &new] {
+        let b = browser();
+        let login = start_any(app, &b, &client, &conn.id).await;
+        let r = b
+            .post(&conn.acs_url)
+            .form(&[("SAMLResponse", signed_by(idp, &login, app.clock.now()).as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 303, "{}", r.text().await.unwrap());
+    }
+    // A failing refresh: a warning on the connection and one event.
+    *doc.lock().unwrap() = (500, String::new());
+    app.clock.advance_secs(6 * 3600 + 1);
+    app.state.maintenance().await.unwrap();
+    let (_, v) = app.get(&format!("/tenants/rot/connections/{}", conn.id)).await;
+    let warnings = v["warnings"].to_string();
+    assert!(warnings.contains("metadata refresh failed"), "{v}");
+    let (_, ev) = app.get("/events?types=connection.metadata_refresh_failed").await;
+    assert_eq!(ev["data"].as_array().unwrap().len(), 1, "{ev}");
+    // The certificates stay trusted while the refresh fails.
+    assert_eq!(v["idp_certificates"].as_array().unwrap().len(), 2);
+}
+
+async fn start_any(app: &TestApp, b: &reqwest::Client, client_id: &str, conn_id: &str) -> String {
+    let r = b.get(authorize_url(app, client_id, &[("connection", conn_id)])).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 302);
+    query_of(&location(&r))["RelayState"].clone()
+}
+
+both!(
+    sp_initiated_login_to_token,
+    encrypted_assertion_and_required_encryption,
+    each_check_has_its_code,
+    tenant_isolation,
+    admin_api_validation,
+    metadata_refresh_rotates_certificates
+);
+
+mod replay {
+    // A second instance shares the database: PostgreSQL (SQLite's file is per instance here too,
+    // but the instances of a test share it only through the URL, which works for both).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        let app = crate::common::TestApp::spawn(crate::common::Backend::Postgres).await;
+        super::replay_is_refused_by_every_instance(&app).await;
+        app.stop().await;
+    }
+}
