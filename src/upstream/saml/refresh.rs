@@ -177,3 +177,50 @@ pub async fn run_due(st: &AppState) -> Result<usize, sea_orm::DbErr> {
     }
     Ok(n)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiring_certificates_are_announced_once_and_warned() {
+        let t0 = 1_767_225_600;
+        let (_, cert) = metadata::generate_sp_key("idp", t0).unwrap();
+        let not_after = metadata::cert_info(&cert).unwrap().not_after;
+        let mut cfg: SamlConfig = serde_json::from_value(serde_json::json!({
+            "idp_entity_id": "https://idp.test", "sso_url_redirect": "https://idp.test/sso",
+            "idp_certificates": [cert], "request_binding": "redirect", "sp_certificate": ""
+        }))
+        .unwrap();
+        assert!(newly_expiring(&mut cfg, t0).is_empty());
+        assert!(cfg.warnings(t0).is_empty());
+        let soon = not_after - 10 * 86_400;
+        assert_eq!(newly_expiring(&mut cfg, soon).len(), 1);
+        assert!(newly_expiring(&mut cfg, soon).is_empty(), "announced once");
+        assert!(cfg.warnings(soon)[0].contains("expires at"), "{:?}", cfg.warnings(soon));
+        assert!(cfg.warnings(not_after + 1)[0].contains("expired at"));
+    }
+
+    #[test]
+    fn rotation_keeps_the_old_certificate_for_a_day() {
+        let (_, a) = metadata::generate_sp_key("a", 0).unwrap();
+        let (_, b) = metadata::generate_sp_key("b", 0).unwrap();
+        let mut cfg: SamlConfig = serde_json::from_value(serde_json::json!({
+            "idp_entity_id": "https://idp.test", "sso_url_redirect": "https://idp.test/sso",
+            "idp_certificates": [a], "request_binding": "redirect", "sp_certificate": ""
+        }))
+        .unwrap();
+        let md = |certs: Vec<String>| metadata::IdpMetadata {
+            entity_id: "https://idp.test".into(),
+            sso_url_redirect: Some("https://idp.test/sso".into()),
+            sso_url_post: None,
+            certificates: certs,
+            valid_until: None,
+        };
+        assert!(cfg.apply_metadata(md(vec![b.clone()]), 1000));
+        assert_eq!(cfg.trusted_certs_der(1000).len(), 2, "old one kept during the overlap");
+        assert_eq!(cfg.trusted_certs_der(1000 + 86_401).len(), 1, "and dropped a day later");
+        assert!(!cfg.apply_metadata(md(vec![b]), 2000), "unchanged");
+    }
+}
