@@ -33,10 +33,34 @@ pub struct ConnectionBody {
     /// oidc: scopes requested upstream (default openid email profile).
     scopes: Option<Vec<String>>,
     /// oidc: vendor preset (generic, okta, entra, google, keycloak, auth0).
+    /// oidc: generic, okta, entra, google, keycloak, auth0; saml: generic, okta, entra, google,
+    /// adfs, onelogin, ping, jumpcloud, keycloak.
     #[schema(value_type = Option<String>)]
     preset: Option<crate::claims::oidc::Preset>,
     /// oidc: our field -> upstream claim (dotted path).
     claim_mapping: Option<std::collections::BTreeMap<String, String>>,
+    /// saml: IdP metadata XML (read once; exactly one of metadata_xml, metadata_url or the
+    /// manual fields idp_entity_id + sso_url_redirect/sso_url_post + idp_certificates).
+    metadata_xml: Option<String>,
+    /// saml: IdP metadata URL, fetched now and refreshed every 6 hours.
+    metadata_url: Option<String>,
+    idp_entity_id: Option<String>,
+    sso_url_redirect: Option<String>,
+    sso_url_post: Option<String>,
+    /// saml: IdP signing certificates (PEM).
+    idp_certificates: Option<Vec<String>>,
+    /// saml: attribute names overriding the preset (subject, email, name, given_name, family_name, groups).
+    attribute_mapping: Option<crate::claims::saml::AttributeMapping>,
+    /// saml: `redirect` or `post`.
+    request_binding: Option<String>,
+    sign_requests: Option<bool>,
+    allow_sha1: Option<bool>,
+    clock_skew_secs: Option<i64>,
+    require_encrypted_assertions: Option<bool>,
+    trusted_email_domains: Option<Vec<String>>,
+    allowed_tenant_ids: Option<Vec<String>>,
+    /// saml: `{enabled, client_id, initiate_login_uri}`; off by default.
+    idp_initiated: Option<crate::upstream::saml::IdpInitiated>,
 }
 
 fn show(state: &AppState, row: &connection::Model) -> Value {

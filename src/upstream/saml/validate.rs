@@ -537,16 +537,52 @@ fn check_algorithms(sig: Node, allow_sha1: bool) -> Result<(), SamlError> {
     Ok(())
 }
 
-fn certs(e: &Expectations) -> Vec<CertificateDer> {
-    e.idp_certs_der.iter().map(|c| CertificateDer::from(c.clone())).collect()
+/// The trusted certificates, the one the signature names in its KeyInfo first (when trusted):
+/// during a rotation this saves a failed verification. The embedded certificate is only a hint
+/// for the order; trust comes from the connection's list alone.
+fn certs(xml: &str, e: &Expectations) -> Vec<CertificateDer> {
+    let mut out: Vec<CertificateDer> = e.idp_certs_der.iter().map(|c| CertificateDer::from(c.clone())).collect();
+    if out.len() > 1 {
+        let hint = xml
+            .find("X509Certificate>")
+            .map(|i| &xml[i + "X509Certificate>".len()..])
+            .and_then(|rest| rest.split('<').next())
+            .map(|b64| b64.chars().filter(|c| !c.is_ascii_whitespace()).collect::<String>())
+            .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64.as_bytes()).ok());
+        if let Some(h) = hint {
+            if let Some(i) = out.iter().position(|c| c.der_data() == h.as_slice()) {
+                let c = out.remove(i);
+                out.insert(0, c);
+            }
+        }
+    }
+    out
+}
+
+#[link(name = "xmlsec1")]
+extern "C" {
+    fn xmlSecErrorsDefaultCallbackEnableOutput(enabled: std::os::raw::c_int);
+}
+
+/// xmlsec prints every failed check to stderr (a forged response, or each certificate tried
+/// during a rotation). fedgate reports failures itself, with codes, in its structured log and
+/// the login trace; the raw lines would only be noise an attacker can trigger at will.
+fn quiet_xmlsec() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: a plain setter of a global flag in libxmlsec1 (already linked by samael),
+        // taking an int and touching no memory of ours.
+        unsafe { xmlSecErrorsDefaultCallbackEnableOutput(0) }
+    });
 }
 
 /// Verifies every signature of `xml` and returns the pre-digest bytes: exactly what was signed.
 fn verify(xml: &str, e: &Expectations) -> Result<String, SamlError> {
+    quiet_xmlsec();
     if e.idp_certs_der.is_empty() {
         return Err(SamlError::SignatureInvalid("the connection trusts no certificate".into()));
     }
-    Crypto::reduce_xml_to_signed_with_allowed_algorithms(xml, &certs(e), ReduceMode::PreDigest, None)
+    Crypto::reduce_xml_to_signed_with_allowed_algorithms(xml, &certs(xml, e), ReduceMode::PreDigest, None)
         .map_err(|err| SamlError::SignatureInvalid(crypto_error(&err)))
 }
 
