@@ -369,3 +369,51 @@ pub async fn remove(
     tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+/// Fetch a SAML connection's metadata URL now (as the 6-hourly refresh does): new signing
+/// certificates are added beside the old ones, and failures are recorded as a warning.
+#[utoipa::path(post, path = "/tenants/{tenant}/connections/{id}/refresh-metadata", tag = "connections",
+    params(("tenant" = String, Path, description = "Tenant id or slug"), ("id" = String, Path, description = "Connection id")),
+    responses((status = 200, description = "The connection after the refresh", body = Object),
+              (status = 400, description = "Not a SAML connection with a metadata URL"),
+              (status = 502, description = "The metadata could not be fetched or parsed (the connection keeps its settings)"),
+              (status = 404, description = "Not found")))]
+#[post("/tenants/{tenant}/connections/{id}/refresh-metadata")]
+pub async fn refresh_metadata(
+    a: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    use crate::upstream::saml::refresh::{refresh_one, Refreshed};
+    let (t, id) = path.into_inner();
+    let tenant = tenant_of(&state, &t).await?;
+    let row = load(&state, &tenant, &id).await?;
+    let has_url = matches!(ConnectionConfig::from_row(&row), Ok(ConnectionConfig::Saml(c)) if c.metadata_url.is_some());
+    if !has_url {
+        return Err(ApiError::invalid(
+            "id",
+            "not_refreshable",
+            "only SAML connections created from a metadata URL can be refreshed",
+        ));
+    }
+    let (row, outcome) = refresh_one(&state, &row).await?;
+    crate::events::audit::record(
+        &state.db,
+        state.clock.now(),
+        &a.actor(),
+        "connection.refresh_metadata",
+        "connection",
+        Some(&row.id),
+        Some(&tenant.id),
+        serde_json::json!({"outcome": format!("{outcome:?}").chars().take(200).collect::<String>()}),
+    )
+    .await?;
+    match outcome {
+        Refreshed::Failed(e) => Err(ApiError::new(
+            actix_web::http::StatusCode::BAD_GATEWAY,
+            "metadata_refresh_failed",
+            format!("the metadata could not be refreshed: {e}"),
+        )),
+        _ => Ok(HttpResponse::Ok().json(show(&state, &row))),
+    }
+}

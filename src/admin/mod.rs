@@ -72,6 +72,7 @@ where
             .service(connections::get)
             .service(connections::update)
             .service(connections::remove)
+            .service(connections::refresh_metadata)
             .service(events::list_events)
             .service(events::create_webhook)
             .service(events::list_webhooks)

@@ -279,6 +279,7 @@ async fn openapi_matches_routes(app: &TestApp) {
         "POST /admin/v1/deliveries/{id}/replay",
         "POST /admin/v1/tenants",
         "POST /admin/v1/tenants/{tenant}/connections",
+        "POST /admin/v1/tenants/{tenant}/connections/{id}/refresh-metadata",
         "POST /admin/v1/tenants/{tenant}/scim-tokens",
         "POST /admin/v1/tenants/{tenant}/users/{user}/revoke-sessions",
         "POST /admin/v1/webhooks",

@@ -400,8 +400,22 @@ async fn metadata_refresh_rotates_certificates(app: &TestApp) {
         .await
         .unwrap();
     assert_eq!(n2, 1, "a refresh that keeps failing is announced once");
-    // The certificates stay trusted while the refresh fails.
+    // The certificates stay trusted while the refresh fails; editing an option does not need
+    // the IdP; a manual refresh reports the failure.
     assert_eq!(v["idp_certificates"].as_array().unwrap().len(), 2);
+    let path = format!("/tenants/rot/connections/{}", conn.id);
+    let (s, p) = app.admin(reqwest::Method::PATCH, &path, Some(json!({"clock_skew_secs": 60}))).await;
+    assert_eq!(s, 200, "{p}");
+    assert_eq!(p["idp_certificates"].as_array().unwrap().len(), 2);
+    let (s, e) = app.post(&format!("{path}/refresh-metadata"), json!({})).await;
+    assert_eq!(s, 502, "{e}");
+    assert_eq!(e["error"], "metadata_refresh_failed");
+    // The IdP finishes its rotation: only the new certificate is published.
+    *doc.lock().unwrap() = (200, new.metadata_xml(Some("https://idp.fixture.test/sso"), None));
+    let (s, v) = app.post(&format!("{path}/refresh-metadata"), json!({})).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["idp_certificates"].as_array().unwrap().len(), 1);
+    assert_eq!(v["warnings"], json!([]));
 }
 
 async fn start_any(app: &TestApp, b: &reqwest::Client, client_id: &str, conn_id: &str) -> String {

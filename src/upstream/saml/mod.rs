@@ -353,6 +353,21 @@ pub async fn prepare(
     let md = if let Some(xml) = input.metadata_xml {
         metadata::parse_idp_metadata(&xml, input.idp_entity_id.as_deref())
             .map_err(|m| invalid("metadata_xml", "invalid_metadata", m))?
+    } else if let (Some(u), Some(p)) = (&input.metadata_url, previous.filter(|p| p.metadata_url == input.metadata_url))
+    {
+        // Same metadata URL as before: keep what the last fetch found (refresh has its own
+        // schedule and endpoint), so editing an option never depends on the IdP being up.
+        cfg.metadata_url = Some(u.clone());
+        cfg.metadata_refreshed_at = p.metadata_refreshed_at;
+        cfg.metadata_refresh_error = p.metadata_refresh_error.clone();
+        cfg.retired_certificates = p.retired_certificates.clone();
+        metadata::IdpMetadata {
+            entity_id: p.idp_entity_id.clone(),
+            sso_url_redirect: p.sso_url_redirect.clone(),
+            sso_url_post: p.sso_url_post.clone(),
+            certificates: p.idp_certificates.clone(),
+            valid_until: None,
+        }
     } else if let Some(u) = input.metadata_url {
         let u = check_url("metadata_url", &u, dev_mode)?;
         let xml = refresh::fetch(ctx, &u).await.map_err(|m| invalid("metadata_url", "metadata_unreachable", m))?;
