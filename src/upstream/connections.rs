@@ -181,15 +181,7 @@ impl ConnectionConfig {
                     rng: st.rng.clone(),
                 }))
             }
-            Self::Saml(c) => {
-                let secrets = open_secrets(st, row)?;
-                Ok(Box::new(super::saml::SamlConnector {
-                    config: (**c).clone(),
-                    connection_id: row.id.clone(),
-                    sp_key_pem: secrets.get(super::saml::SP_KEY_FIELD).and_then(Value::as_str).map(str::to_string),
-                    clock: st.clock.clone(),
-                }))
-            }
+            Self::Saml(c) => Ok(Box::new(super::saml::open(st, row, (**c).clone())?)),
         }
     }
 }

@@ -423,6 +423,21 @@ pub async fn prepare(
     Ok(cfg)
 }
 
+/// Opens a SAML connection row (decrypting its SP key).
+pub fn open(
+    st: &crate::app::AppState,
+    row: &crate::store::entities::connection::Model,
+    config: SamlConfig,
+) -> Result<SamlConnector, UpstreamError> {
+    let secrets = super::connections::open_secrets(st, row)?;
+    Ok(SamlConnector {
+        config,
+        connection_id: row.id.clone(),
+        sp_key_pem: secrets.get(SP_KEY_FIELD).and_then(Value::as_str).map(str::to_string),
+        clock: st.clock.clone(),
+    })
+}
+
 /// An opened SAML connection.
 pub struct SamlConnector {
     pub config: SamlConfig,

@@ -101,11 +101,24 @@ pub async fn refresh_one(
     if outcome == Refreshed::Changed {
         tracing::info!(connection = %row.id, "SAML metadata changed (certificates or endpoints)");
     }
+    announce_expiring(&tx, st, row, expiring).await?;
+    tx.commit().await?;
+    Ok((updated, outcome))
+}
+
+/// One `connection.certificate_expiring` event per certificate.
+async fn announce_expiring(
+    tx: &sea_orm::DatabaseTransaction,
+    st: &AppState,
+    row: &connection::Model,
+    expiring: Vec<metadata::CertInfo>,
+) -> Result<(), sea_orm::DbErr> {
     for info in expiring {
+        tracing::warn!(connection = %row.id, fingerprint = %info.fingerprint_sha256, not_after = info.not_after, "IdP signing certificate expires soon");
         crate::events::emit(
-            &tx,
+            tx,
             &*st.rng,
-            now,
+            st.clock.now(),
             Some(&row.tenant_id),
             "connection.certificate_expiring",
             serde_json::json!({"connection_id": row.id, "tenant_id": row.tenant_id, "fingerprint_sha256": info.fingerprint_sha256,
@@ -113,8 +126,7 @@ pub async fn refresh_one(
         )
         .await?;
     }
-    tx.commit().await?;
-    Ok((updated, outcome))
+    Ok(())
 }
 
 /// Trusted certificates expiring within 30 days that were not announced yet (marked announced).
@@ -158,18 +170,7 @@ pub async fn run_due(st: &AppState) -> Result<usize, sea_orm::DbErr> {
                 let mut m: connection::ActiveModel = row.clone().into();
                 m.config = Set(serde_json::to_string(&cfg).unwrap_or_else(|_| row.config.clone()));
                 m.update(&tx).await?;
-                for info in expiring {
-                    crate::events::emit(
-                        &tx,
-                        &*st.rng,
-                        now,
-                        Some(&row.tenant_id),
-                        "connection.certificate_expiring",
-                        serde_json::json!({"connection_id": row.id, "tenant_id": row.tenant_id, "fingerprint_sha256": info.fingerprint_sha256,
-                                           "subject": info.subject, "not_after": crate::util::rfc3339(info.not_after)}),
-                    )
-                    .await?;
-                }
+                announce_expiring(&tx, st, &row, expiring).await?;
                 tx.commit().await?;
                 n += 1;
             }

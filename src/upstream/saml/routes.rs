@@ -16,7 +16,7 @@ use crate::issuer::flow::{self, AfterLogin, STATUS_PENDING};
 use crate::keys::{new_token, sha256_hex};
 use crate::store::entities::{connection, login, saml_assertion};
 use crate::traces::{self, Outcome};
-use crate::upstream::connections::{open_secrets, ConnectionConfig};
+use crate::upstream::connections::ConnectionConfig;
 use crate::upstream::{StepLog, UpstreamError, UpstreamIdentity};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -46,13 +46,7 @@ async fn open(st: &AppState, id: &str) -> Result<(connection::Model, SamlConnect
         tracing::error!(connection = %row.id, "stored SAML connection config is corrupt");
         return Err(PageError::internal());
     };
-    let secrets = open_secrets(st, &row).map_err(|_| PageError::internal())?;
-    let connector = SamlConnector {
-        config: *cfg,
-        connection_id: row.id.clone(),
-        sp_key_pem: secrets.get(super::SP_KEY_FIELD).and_then(Value::as_str).map(str::to_string),
-        clock: st.clock.clone(),
-    };
+    let connector = super::open(st, &row, *cfg).map_err(|_| PageError::internal())?;
     Ok((row, connector))
 }
 
