@@ -1,5 +1,5 @@
 # fedgate: the two commands that matter are `make demo` and `make test`.
-.PHONY: demo serve test lint unit interop bench fmt deps
+.PHONY: demo serve test lint unit interop fuzz-smoke fuzz bench fmt deps
 
 CARGO ?= cargo
 
@@ -13,8 +13,9 @@ serve: deps
 deps:
 	@bash scripts/deps.sh
 
-## Everything CI runs: lint, unit + integration tests (SQLite and PostgreSQL), interop tests.
-test: deps lint unit interop
+## Everything CI runs: lint, unit + integration tests (SQLite and PostgreSQL), interop tests,
+## a short fuzz run.
+test: deps lint unit interop fuzz-smoke
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -36,6 +37,19 @@ interop:
 	bash tests/interop/upstream/run.sh postgres
 	bash tests/interop/saml/run.sh sqlite
 	bash tests/interop/saml/run.sh postgres
+
+## Every fuzz target for FUZZ_SECS seconds (default 20): the SAML ACS input check, SCIM filters and
+## PATCH bodies (tests/fuzz/README.md). Fails on a crash and prints the crashing input.
+FUZZ_SECS ?= 20
+fuzz-smoke:
+	bash scripts/fuzz-smoke.sh $(FUZZ_SECS)
+
+## A long local run of one target (default saml_acs, 10 minutes), optimized build; new inputs are
+## added to tests/fuzz/corpus/$(FUZZ_TARGET).
+FUZZ_TARGET ?= saml_acs
+FUZZ_LONG_SECS = $(if $(filter command line environment,$(origin FUZZ_SECS)),$(FUZZ_SECS),600)
+fuzz:
+	FUZZ_SECS=$(FUZZ_LONG_SECS) FUZZ_PROFILE=release FUZZ_CORPUS=keep bash scripts/fuzz-smoke.sh $(FUZZ_LONG_SECS) $(FUZZ_TARGET)
 
 ## Load driver against a release server (see docs/performance.md).
 bench:
