@@ -441,3 +441,50 @@ mod replay {
         app.stop().await;
     }
 }
+
+/// Altered ciphertext of an unsigned EncryptedAssertion (AES-CBC, where padding oracles live;
+/// and GCM) always fails with one code and one message, whatever broke inside.
+#[test]
+fn decryption_failures_are_uniform() {
+    use crate::saml_corpus::saml_idp::{DataAlg, SP_CERT_PEM, SP_KEY_PEM};
+    use base64::Engine;
+    use fedgate::upstream::saml::validate::{validate_response, Expectations, ExpectedRequest};
+    let idp = FixtureIdp::test(IDP).unwrap();
+    let (sp, acs) = ("https://fedgate.test/sso/saml/c/metadata", "https://fedgate.test/sso/saml/c/acs");
+    let now = 1_767_225_600;
+    let certs = vec![idp.cert_der().to_vec()];
+    let e = Expectations {
+        idp_entity_id: IDP,
+        idp_certs_der: &certs,
+        sp_entity_id: sp,
+        acs_url: acs,
+        allow_sha1: false,
+        skew_secs: 120,
+        now,
+        request: ExpectedRequest::Id("lgn_x"),
+        decryption_key_pem: Some(SP_KEY_PEM),
+        require_encrypted: false,
+    };
+    for alg in [DataAlg::Aes256Cbc, DataAlg::Aes128Gcm] {
+        let mut p = ResponseParams::new(IDP, sp, acs, Some("lgn_x"), "u-1", "a@b.test", now);
+        p.sign = Sign::Assertion;
+        p.encrypt = Some(Encrypt { data_alg: alg, ..Encrypt::to(SP_CERT_PEM) });
+        let xml = idp.response(&p).unwrap();
+        assert!(validate_response(&post_form_fields(&xml), &e).is_ok(), "the untouched response is valid");
+        // The second CipherValue is the content (the first is the wrapped key).
+        let at = xml.match_indices("<xenc:CipherValue>").nth(1).unwrap().0 + "<xenc:CipherValue>".len();
+        let end = at + xml[at..].find('<').unwrap();
+        let ct = base64::engine::general_purpose::STANDARD.decode(&xml[at..end]).unwrap();
+        let mut messages = std::collections::BTreeSet::new();
+        for i in [0, 5, 16, 31, ct.len() - 17, ct.len() - 2, ct.len() - 1] {
+            let mut bad = ct.clone();
+            bad[i] ^= 0x41;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&bad);
+            let tampered = format!("{}{}{}", &xml[..at], b64, &xml[end..]);
+            let err = validate_response(&post_form_fields(&tampered), &e).unwrap_err();
+            assert_eq!(err.code(), "saml_decryption_failed", "{err}");
+            messages.insert(err.to_string());
+        }
+        assert_eq!(messages.len(), 1, "{messages:?}");
+    }
+}

@@ -26,6 +26,16 @@ fn fail(m: impl Into<String>) -> SamlError {
     SamlError::Decryption(m.into())
 }
 
+/// The one message for every failure that depends on the ciphertext's content (key unwrap,
+/// authentication, padding, encoding, the plaintext's XML): telling them apart would give an
+/// attacker a padding or OAEP oracle on an unsigned EncryptedAssertion.
+pub const UNDECRYPTABLE: &str =
+    "the assertion does not decrypt to a valid assertion with the SP key (encrypted for another certificate, or altered)";
+
+pub fn undecryptable() -> SamlError {
+    SamlError::Decryption(UNDECRYPTABLE.into())
+}
+
 fn cipher_value(n: Node) -> Result<Vec<u8>, SamlError> {
     let cv = child(n, NS_XENC, "CipherData")
         .and_then(|c| child(c, NS_XENC, "CipherValue"))
@@ -94,9 +104,7 @@ fn unwrap_key(ek: Node, key: &PKey<Private>) -> Result<Vec<u8>, SamlError> {
         ctx.decrypt_to_vec(&wrapped, &mut out)?;
         Ok(out)
     };
-    run().map_err(|_| {
-        fail("the content key does not decrypt with the SP key (was the assertion encrypted for another certificate?)")
-    })
+    run().map_err(|_| undecryptable())
 }
 
 /// Decrypts the content with the unwrapped key.
@@ -111,33 +119,32 @@ fn decrypt_content(alg: &str, key: &[u8], data: &[u8]) -> Result<Vec<u8>, SamlEr
         other => return Err(fail(format!("unsupported content encryption {other}"))),
     };
     if key.len() != cipher.key_len() {
-        return Err(fail("the content key has the wrong length"));
+        return Err(undecryptable());
     }
     if gcm {
         // IV (96 bits) || ciphertext || tag (128 bits)
         if data.len() < 12 + 16 {
-            return Err(fail("the ciphertext is too short"));
+            return Err(undecryptable());
         }
         let (iv, rest) = data.split_at(12);
         let (ct, tag) = rest.split_at(rest.len() - 16);
-        openssl::symm::decrypt_aead(cipher, key, Some(iv), &[], ct, tag)
-            .map_err(|_| fail("the ciphertext does not authenticate"))
+        openssl::symm::decrypt_aead(cipher, key, Some(iv), &[], ct, tag).map_err(|_| undecryptable())
     } else {
         // IV (128 bits) || ciphertext; XML Encryption padding: the last byte is the pad length.
         if data.len() < 32 || !data.len().is_multiple_of(16) {
-            return Err(fail("the ciphertext has an invalid length"));
+            return Err(undecryptable());
         }
         let (iv, ct) = data.split_at(16);
         let mut c = openssl::symm::Crypter::new(cipher, openssl::symm::Mode::Decrypt, key, Some(iv))
-            .map_err(|_| fail("cannot set up AES-CBC"))?;
+            .map_err(|_| undecryptable())?;
         c.pad(false);
         let mut out = vec![0u8; ct.len() + 16];
-        let mut n = c.update(ct, &mut out).map_err(|_| fail("AES-CBC failed"))?;
-        n += c.finalize(&mut out[n..]).map_err(|_| fail("AES-CBC failed"))?;
+        let mut n = c.update(ct, &mut out).map_err(|_| undecryptable())?;
+        n += c.finalize(&mut out[n..]).map_err(|_| undecryptable())?;
         out.truncate(n);
-        let pad = usize::from(*out.last().ok_or_else(|| fail("empty plaintext"))?);
+        let pad = usize::from(*out.last().ok_or_else(undecryptable)?);
         if pad == 0 || pad > 16 || pad > out.len() {
-            return Err(fail("invalid padding"));
+            return Err(undecryptable());
         }
         out.truncate(out.len() - pad);
         Ok(out)
@@ -163,10 +170,10 @@ pub fn decrypt_assertion(enc: Node, sp_key_pem: &str) -> Result<String, SamlErro
         return Err(fail("too many EncryptedKey elements"));
     }
     let data = cipher_value(ed)?;
-    let mut last = fail("no EncryptedKey could be unwrapped");
+    let mut last = undecryptable();
     for ek in keys {
         match unwrap_key(ek, &key).and_then(|k| decrypt_content(data_alg, &k, &data)) {
-            Ok(plain) => return String::from_utf8(plain).map_err(|_| fail("the plaintext is not UTF-8")),
+            Ok(plain) => return String::from_utf8(plain).map_err(|_| undecryptable()),
             Err(e) => last = e,
         }
     }

@@ -352,7 +352,8 @@ pub fn validate_xml(xml: &str, e: &Expectations) -> Result<ValidatedAssertion, S
             .decryption_key_pem
             .ok_or_else(|| SamlError::Decryption("the connection has no SP decryption key".into()))?;
         let plain = super::decrypt::decrypt_assertion(enc, key)?;
-        refuse_declarations(&plain)?;
+        // From here until a signature verifies, every failure reads the same (no oracle).
+        refuse_declarations(&plain).map_err(|_| super::decrypt::undecryptable())?;
         protection.push("encrypted");
         // The plaintext may use prefixes declared outside it: declare them on its root.
         let in_scope: Vec<(Option<String>, String)> =
@@ -364,10 +365,10 @@ pub fn validate_xml(xml: &str, e: &Expectations) -> Result<ValidatedAssertion, S
         };
         let plain = add_declarations(plain, &in_scope);
         let signed_inside = {
-            let d = parse(&plain)?;
+            let d = parse(&plain).map_err(|_| super::decrypt::undecryptable())?;
             let a = d.root_element();
             if !is(a, NS_ASSERTION, "Assertion") {
-                return Err(SamlError::Decryption("the decrypted content is not an Assertion".into()));
+                return Err(super::decrypt::undecryptable());
             }
             let sigs: Vec<Node> = a.descendants().filter(|n| is(*n, NS_DSIG, "Signature")).collect();
             for s in &sigs {
