@@ -11,9 +11,12 @@
 #   fg_free_port                       prints a free TCP port on 127.0.0.1
 #
 # Inputs: FEDGATE_BIN (default <repo>/target/debug/fedgate), PGHOST/PGUSER (postgres mode;
-# default 127.0.0.1 / postgres), FG_EXTRA_ENV (e.g. "FEDGATE_ALLOW_PRIVATE_NETWORK=1").
+# default 127.0.0.1 / postgres), FG_LOG_LINES (how much of fedgate's log a failure prints; default
+# 150). Extra settings (e.g. FEDGATE_ALLOW_PRIVATE_NETWORK=1) are exported between fg_init and
+# fg_start_fedgate.
 
 FG_TAG="${FG_TAG:-interop}"
+FG_LOG_LINES="${FG_LOG_LINES:-150}"
 FG_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 FEDGATE_BIN="${FEDGATE_BIN:-$FG_ROOT/target/debug/fedgate}"
 case "$FEDGATE_BIN" in /*) ;; *) FEDGATE_BIN="$PWD/$FEDGATE_BIN" ;; esac
@@ -63,8 +66,8 @@ fg_cleanup() {
     fi
   done
   if [ "$rc" -ne 0 ] && [ -n "$FG_LOG" ] && [ -f "$FG_LOG" ]; then
-    fg_log "---- fedgate log (last 150 lines of $FG_LOG) ----"
-    tail -n 150 "$FG_LOG" >&2
+    fg_log "---- fedgate log (last $FG_LOG_LINES lines of $FG_LOG) ----"
+    tail -n "$FG_LOG_LINES" "$FG_LOG" >&2
     fg_log "---- end of fedgate log ----"
   fi
   if [ -n "$FG_PG_DB" ]; then

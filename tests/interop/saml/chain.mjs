@@ -17,9 +17,8 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import * as client from 'openid-client';
+import { FEDGATE, ADMIN_KEY, admin, create, Jar } from '../browser.mjs';
 
-const FEDGATE = (process.env.FEDGATE_URL || '').replace(/\/+$/, '');
-const ADMIN_KEY = process.env.FEDGATE_ADMIN_KEY || '';
 const IDP = (process.env.SAML_IDP_URL || '').replace(/\/+$/, '');
 const APP_REDIRECT = 'http://127.0.0.1:9/cb';
 const INITIATE_URI = 'http://127.0.0.1:9/initiate';
@@ -37,24 +36,6 @@ const USER = {
 const insecure = { execute: [client.allowInsecureRequests] };
 
 // ---------------------------------------------------------------- helpers
-
-async function admin(method, path, body) {
-  const res = await fetch(`${FEDGATE}/admin/v1${path}`, {
-    method,
-    headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json;
-  try { json = JSON.parse(text); } catch { json = undefined; }
-  return { status: res.status, json, text };
-}
-
-async function create(path, body) {
-  const r = await admin('POST', path, body);
-  assert.equal(r.status, 201, `POST ${path} -> ${r.status} ${r.text}`);
-  return r.json;
-}
 
 async function patch(path, body) {
   const r = await admin('PATCH', path, body);
@@ -106,27 +87,6 @@ function parseForm(html, base) {
     fields[i.name] = i.value ?? '';
   }
   return { action: new URL(a.action || base, base).toString(), method: (a.method || 'get').toLowerCase(), fields };
-}
-
-/** Cookie jar per host:port (fedgate and the IdP set their own cookies). */
-class Jar {
-  constructor() { this.hosts = new Map(); }
-  header(url) {
-    const m = this.hosts.get(new URL(url).host);
-    return m ? [...m].map(([k, v]) => `${k}=${v}`).join('; ') : '';
-  }
-  store(url, res) {
-    const host = new URL(url).host;
-    if (!this.hosts.has(host)) this.hosts.set(host, new Map());
-    for (const line of res.headers.getSetCookie()) {
-      const [pair] = line.split(';');
-      const eq = pair.indexOf('=');
-      const name = pair.slice(0, eq).trim();
-      const value = pair.slice(eq + 1).trim();
-      if (/max-age=0|expires=thu, 01 jan 1970/i.test(line) || value === '') this.hosts.get(host).delete(name);
-      else this.hosts.get(host).set(name, value);
-    }
-  }
 }
 
 /**

@@ -16,30 +16,11 @@ import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import Provider from 'oidc-provider';
 import * as client from 'openid-client';
+import { FEDGATE, ADMIN_KEY, admin, create, Jar } from '../browser.mjs';
 
-const FEDGATE = (process.env.FEDGATE_URL || '').replace(/\/+$/, '');
-const ADMIN_KEY = process.env.FEDGATE_ADMIN_KEY || '';
 const APP_REDIRECT = 'http://127.0.0.1:9/cb';
 const RUN = randomBytes(4).toString('hex');
 const insecure = { execute: [client.allowInsecureRequests] };
-
-async function admin(method, path, body) {
-  const res = await fetch(`${FEDGATE}/admin/v1${path}`, {
-    method,
-    headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json;
-  try { json = JSON.parse(text); } catch { json = undefined; }
-  return { status: res.status, json, text };
-}
-
-async function create(path, body) {
-  const r = await admin('POST', path, body);
-  assert.equal(r.status, 201, `POST ${path} -> ${r.status} ${r.text}`);
-  return r.json;
-}
 
 /** Starts an oidc-provider on 127.0.0.1:0 with one client (fedgate). */
 async function startIdp({ clientId, clientSecret, groups, claimsInIdToken }) {
@@ -98,27 +79,6 @@ async function startIdp({ clientId, clientSecret, groups, claimsInIdToken }) {
     }
   });
   return { issuer, close: () => new Promise((r) => server.close(r)) };
-}
-
-/** Cookie jar per host:port (fedgate and each IdP set their own cookies). */
-class Jar {
-  constructor() { this.hosts = new Map(); }
-  header(url) {
-    const m = this.hosts.get(new URL(url).host);
-    return m ? [...m].map(([k, v]) => `${k}=${v}`).join('; ') : '';
-  }
-  store(url, res) {
-    const host = new URL(url).host;
-    if (!this.hosts.has(host)) this.hosts.set(host, new Map());
-    for (const line of res.headers.getSetCookie()) {
-      const [pair] = line.split(';');
-      const eq = pair.indexOf('=');
-      const name = pair.slice(0, eq).trim();
-      const value = pair.slice(eq + 1).trim();
-      if (/max-age=0|expires=thu, 01 jan 1970/i.test(line) || value === '') this.hosts.get(host).delete(name);
-      else this.hosts.get(host).set(name, value);
-    }
-  }
 }
 
 /** Follows redirects like a browser until the app's redirect URI; returns that URL. */
