@@ -1225,10 +1225,8 @@ async fn saml_start(ctx: &Ctx, s: &SamlSetup) -> Result<PendingSaml, String> {
 
 /// The fixture IdP's answer: the base64 `SAMLResponse` for `login_id` (a signed Response).
 fn saml_answer(s: &SamlSetup, login_id: &str, n: usize) -> Result<String, String> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|e| e.to_string())?
-        .as_secs() as i64;
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_err(|e| e.to_string())?.as_secs() as i64;
     let user = n % 100;
     let p = saml_idp::ResponseParams::new(
         &s.idp.entity_id,
