@@ -2,6 +2,8 @@
 # Benchmarks the token endpoint of a release build on loopback, on SQLite and on PostgreSQL.
 # Usage: scripts/bench.sh [count] [concurrency]     (results: one JSON line per phase)
 # BENCH_PHASE=scim runs the SCIM phases instead of the token endpoint (--scim-users 100000).
+# BENCH_PHASES=saml runs complete SAML logins (fixture SAML IdP in the driver) and the ACS alone;
+# BENCH_ARGS adds driver flags (e.g. BENCH_ARGS=--saml-unsigned-requests).
 # The server runs pinned to CPU 0 and the load driver to CPU 1 when taskset is available, so
 # "per core" numbers mean what they say.
 set -euo pipefail
@@ -35,7 +37,7 @@ run_one() {
   echo "== $kind ==" >&2
   for phase in ${BENCH_PHASES:-${BENCH_PHASE:-token login scim}}; do
     FEDGATE_ADMIN_KEY="$key" $PIN_BENCH $BIN/fedgate-bench --url "http://127.0.0.1:$port" --server-pid "$pid" \
-       --concurrency "$CONC" --count "$COUNT" --json "$phase" | sed "s/^{/{\"db\":\"$kind\",/"
+       --concurrency "$CONC" --count "$COUNT" ${BENCH_ARGS:-} --json "$phase" | sed "s/^{/{\"db\":\"$kind\",/"
   done
   kill "$pid"; wait "$pid" 2>/dev/null || true
   rm -rf "$tmp"

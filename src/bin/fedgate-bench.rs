@@ -11,6 +11,13 @@
 //!   fixture IdP -> `/sso/oidc/callback` -> code -> token, one timed operation each. The
 //!   fixture IdP (idp-fixtures/oidc_idp.rs) runs inside this process, so its CPU is not the
 //!   server's; the server needs dev mode (http issuer URLs) and `allow_private_network`.
+//! * `saml`    - complete SAML logins: authorize -> 302 to the IdP (HTTP-Redirect, signed
+//!   AuthnRequest) -> the bench plays the IdP with the fixture SAML IdP
+//!   (idp-fixtures/saml_idp.rs: a signed Response to the request whose ID is the RelayState) ->
+//!   `POST /sso/saml/{conn}/acs` -> 303 `/sso/saml/resume` (binding cookie) -> code -> token,
+//!   one timed operation each. Signing happens in this process (the other core).
+//! * `saml-acs` - the ACS alone: pending logins are started and their Responses signed untimed,
+//!   then only `POST /sso/saml/{conn}/acs` is timed.
 //! * `scim`    - SCIM: `POST /Users` one at a time (`scim-create-1`) and at the configured
 //!   concurrency (`scim-create`), `GET /Users?filter=userName eq "..."` once the tenant holds
 //!   `--scim-users` users (`scim-filter`, and `scim-filter-1` one at a time; populating is
@@ -116,6 +123,11 @@ struct Args {
     #[arg(long)]
     client_threads: Option<usize>,
 
+    /// SAML phases: the connection does not sign its AuthnRequests (`sign_requests: false`),
+    /// to see what request signing costs the server.
+    #[arg(long)]
+    saml_unsigned_requests: bool,
+
     /// Users in the tenant before the `scim-filter` phase is timed (created untimed as needed).
     #[arg(long, default_value_t = 100_000)]
     scim_users: usize,
@@ -136,6 +148,10 @@ enum PhaseArg {
     Refresh,
     /// complete brokered logins through a fixture upstream OIDC IdP.
     Login,
+    /// complete SAML logins through the fixture SAML IdP, then the ACS alone.
+    Saml,
+    /// the ACS alone (pending logins and signed Responses prepared untimed).
+    SamlAcs,
     /// SCIM provisioning: creates (1 and N in flight), filter lookups, deactivations.
     Scim,
 }
@@ -147,6 +163,8 @@ impl PhaseArg {
             PhaseArg::Code => vec![Phase::Code],
             PhaseArg::Refresh => vec![Phase::Refresh],
             PhaseArg::Login => vec![Phase::Login],
+            PhaseArg::Saml => vec![Phase::Saml, Phase::SamlAcs],
+            PhaseArg::SamlAcs => vec![Phase::SamlAcs],
             PhaseArg::Scim => {
                 vec![
                     Phase::ScimCreate1,
@@ -166,6 +184,8 @@ enum Phase {
     Code,
     Refresh,
     Login,
+    Saml,
+    SamlAcs,
     ScimCreate1,
     ScimCreate,
     ScimFilter,
@@ -179,6 +199,8 @@ impl Phase {
             Phase::Code => "code",
             Phase::Refresh => "refresh",
             Phase::Login => "login",
+            Phase::Saml => "saml",
+            Phase::SamlAcs => "saml-acs",
             Phase::ScimCreate1 => "scim-create-1",
             Phase::ScimCreate => "scim-create",
             Phase::ScimFilter => "scim-filter",
@@ -263,6 +285,8 @@ async fn run_phase(phase: Phase, ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) 
         Phase::Code => run_code_phase(ctx, args, cpu).await,
         Phase::Refresh => run_refresh_phase(ctx, args, cpu).await,
         Phase::Login => run_login_phase(ctx, args, cpu).await,
+        Phase::Saml => run_saml_phase(ctx, args, cpu).await,
+        Phase::SamlAcs => run_saml_acs_phase(ctx, args, cpu).await,
         Phase::ScimCreate1 => run_scim_create_phase(ctx, args, cpu, 1, Phase::ScimCreate1).await,
         Phase::ScimCreate => run_scim_create_phase(ctx, args, cpu, args.concurrency, Phase::ScimCreate).await,
         Phase::ScimFilter => run_scim_filter_phase(ctx, args, cpu, args.concurrency, Phase::ScimFilter).await,
@@ -1105,6 +1129,246 @@ async fn run_login_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) -> Res<P
     let (m, _) = measure(cpu, vec![(); c], args.count, step).await?;
     idp.stop().await;
     Ok(PhaseReport::new(Phase::Login, c, m))
+}
+
+// ---------------------------------------------------------------------------------------------
+// SAML
+// ---------------------------------------------------------------------------------------------
+
+#[path = "../../idp-fixtures/saml_idp.rs"]
+mod saml_idp;
+
+const SAML_IDP_ENTITY: &str = "https://idp.bench.test/saml";
+/// Never contacted: the bench reads the redirect and answers as the IdP itself.
+const SAML_SSO_URL: &str = "http://127.0.0.1:9/saml/sso";
+
+/// A tenant with one SAML connection to the fixture IdP.
+struct SamlSetup {
+    slug: String,
+    idp: saml_idp::FixtureIdp,
+    sp_entity_id: String,
+    acs_url: Url,
+}
+
+async fn saml_setup(ctx: &Ctx, args: &Args, suffix: &str) -> Res<Arc<SamlSetup>> {
+    let slug = format!("{}-{suffix}", ctx.slug);
+    let idp = saml_idp::FixtureIdp::test(SAML_IDP_ENTITY)?;
+    admin_post(
+        &ctx.http,
+        ctx.base.join("/admin/v1/tenants")?,
+        &ctx.admin_key,
+        json!({"name": format!("Bench {slug}"), "slug": slug, "domains": [format!("{slug}.test")]}),
+    )
+    .await?;
+    let conn = admin_post(
+        &ctx.http,
+        ctx.base.join(&format!("/admin/v1/tenants/{slug}/connections"))?,
+        &ctx.admin_key,
+        json!({
+            "type": "saml",
+            "name": "Bench fixture SAML IdP",
+            "metadata_xml": idp.metadata_xml(Some(SAML_SSO_URL), None),
+            "request_binding": "redirect",
+            "sign_requests": !args.saml_unsigned_requests,
+        }),
+    )
+    .await?;
+    let sp_entity_id = json_str(&conn, "sp_entity_id", "create SAML connection")?;
+    let acs_url = Url::parse(&json_str(&conn, "acs_url", "create SAML connection")?)?;
+    eprintln!(
+        "  SAML connection {} (tenant {slug}, signed requests: {})",
+        json_str(&conn, "id", "create SAML connection")?,
+        !args.saml_unsigned_requests
+    );
+    Ok(Arc::new(SamlSetup { slug, idp, sp_entity_id, acs_url }))
+}
+
+/// A SAML login started (authorize answered with the redirect to the IdP), not yet answered.
+struct PendingSaml {
+    jar: Jar,
+    login_id: String,
+    verifier: String,
+}
+
+/// authorize -> the 302 to the IdP; returns the login (its ID is the AuthnRequest's ID and the
+/// RelayState).
+async fn saml_start(ctx: &Ctx, s: &SamlSetup) -> Result<PendingSaml, String> {
+    let verifier = URL_SAFE_NO_PAD.encode(random_bytes(32).map_err(|e| e.to_string())?);
+    let challenge =
+        URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref());
+    let state = URL_SAFE_NO_PAD.encode(random_bytes(16).map_err(|e| e.to_string())?);
+    let mut authorize = ctx.authorize_endpoint.clone();
+    authorize
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &ctx.client_id)
+        .append_pair("redirect_uri", REDIRECT_URI)
+        .append_pair("scope", SCOPE)
+        .append_pair("state", &state)
+        .append_pair("nonce", &state)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("organization", &s.slug);
+    let jar = Jar::default();
+    let resp = send_with_jar(ctx.http.get(authorize.clone()), &jar, &authorize).await?;
+    let idp = redirect_target(resp, &authorize, "GET /oauth2/authorize").await?;
+    if !idp.as_str().starts_with(SAML_SSO_URL) || !idp.query_pairs().any(|(k, _)| k == "SAMLRequest") {
+        return Err(format!("authorize did not redirect to the SAML IdP: {idp}"));
+    }
+    let login_id = idp
+        .query_pairs()
+        .find(|(k, _)| k == "RelayState")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| format!("no RelayState in {idp}"))?;
+    Ok(PendingSaml { jar, login_id, verifier })
+}
+
+/// The fixture IdP's answer: the base64 `SAMLResponse` for `login_id` (a signed Response).
+fn saml_answer(s: &SamlSetup, login_id: &str, n: usize) -> Result<String, String> {
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_err(|e| e.to_string())?.as_secs() as i64;
+    let user = n % 100;
+    let p = saml_idp::ResponseParams::new(
+        &s.idp.entity_id,
+        &s.sp_entity_id,
+        s.acs_url.as_str(),
+        Some(login_id),
+        &format!("bench-user-{user}"),
+        &format!("person{user}@{}.test", s.slug),
+        now,
+    );
+    Ok(saml_idp::post_form_fields(&s.idp.response(&p)?))
+}
+
+/// POST the Response to the ACS; returns the resume URL it redirects to.
+async fn saml_post_acs(ctx: &Ctx, s: &SamlSetup, login_id: &str, saml_response: &str) -> Result<Url, String> {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("SAMLResponse", saml_response)
+        .append_pair("RelayState", login_id)
+        .finish();
+    // A cross-site POST from the IdP: no fedgate cookie travels with it.
+    let resp = ctx
+        .http
+        .post(s.acs_url.clone())
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("POST ACS: {e}"))?;
+    if resp.status() != StatusCode::SEE_OTHER {
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        return Err(format!("POST ACS: expected 303, got {status}: {}", clip(&text)));
+    }
+    redirect_target(resp, &s.acs_url, "POST ACS").await
+}
+
+/// One complete SAML login: authorize -> (fixture IdP) -> ACS -> resume -> code -> token.
+async fn saml_login(ctx: &Ctx, s: &SamlSetup, n: usize) -> Result<(), String> {
+    let p = saml_start(ctx, s).await?;
+    let answer = saml_answer(s, &p.login_id, n)?;
+    let resume = saml_post_acs(ctx, s, &p.login_id, &answer).await?;
+    let resp = send_with_jar(ctx.http.get(resume.clone()), &p.jar, &resume).await?;
+    let back = redirect_target(resp, &resume, "GET /sso/saml/resume").await?;
+    if !is_redirect_uri(&back) {
+        return Err(format!("resume redirected to {back}, not to the app"));
+    }
+    let q: BTreeMap<String, String> = back.query_pairs().into_owned().collect();
+    let code = q.get("code").cloned().ok_or_else(|| format!("no code in {back}"))?;
+    exchange_code(ctx, &PreparedCode { code, verifier: p.verifier, issued: Instant::now() }).await.map(|_| ())
+}
+
+async fn run_saml_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) -> Res<PhaseReport> {
+    let c = args.concurrency;
+    let setup = saml_setup(ctx, args, "saml").await?;
+    let step = {
+        let ctx = Arc::clone(ctx);
+        move |(), i: usize| {
+            let ctx = Arc::clone(&ctx);
+            let setup = Arc::clone(&setup);
+            async move { ((), saml_login(&ctx, &setup, i).await) }
+        }
+    };
+    if args.warmup > 0 {
+        let (wm, _) = drive(vec![(); c], args.warmup, None, step.clone()).await?;
+        eprintln!("  warm-up: {} logins, {} errors", wm.ok + wm.errors, wm.errors);
+        for e in &wm.error_samples {
+            eprintln!("    warm-up error: {e}");
+        }
+    }
+    let (m, _) = measure(cpu, vec![(); c], args.count, step).await?;
+    Ok(PhaseReport::new(Phase::Saml, c, m))
+}
+
+/// Starts `n` logins and signs their Responses, untimed (batches stay well inside the pending
+/// login's lifetime and the Response's 5-minute validity).
+async fn prepare_saml_answers(
+    ctx: &Arc<Ctx>,
+    setup: &Arc<SamlSetup>,
+    n: usize,
+    c: usize,
+) -> Res<Vec<(String, String)>> {
+    let states: Vec<Vec<(String, String)>> = (0..c.min(n).max(1)).map(|_| Vec::new()).collect();
+    let ctx = Arc::clone(ctx);
+    let setup = Arc::clone(setup);
+    let (m, states) = drive(states, n, None, move |mut acc, i| {
+        let ctx = Arc::clone(&ctx);
+        let setup = Arc::clone(&setup);
+        async move {
+            let r = match saml_start(&ctx, &setup).await {
+                Ok(p) => saml_answer(&setup, &p.login_id, i).map(|a| acc.push((p.login_id, a))),
+                Err(e) => Err(e),
+            };
+            (acc, r)
+        }
+    })
+    .await?;
+    report_prep("pending SAML logins with signed Responses", &m);
+    Ok(states.into_iter().flatten().collect())
+}
+
+async fn run_saml_acs_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) -> Res<PhaseReport> {
+    let c = args.concurrency;
+    let setup = saml_setup(ctx, args, "acs").await?;
+    let post_all = |answers: Vec<(String, String)>| {
+        let ctx = Arc::clone(ctx);
+        let setup = Arc::clone(&setup);
+        let n = answers.len();
+        let answers = Arc::new(answers);
+        (n, move |(), i: usize| {
+            let ctx = Arc::clone(&ctx);
+            let setup = Arc::clone(&setup);
+            let answers = Arc::clone(&answers);
+            async move {
+                let r = match answers.get(i) {
+                    Some((id, a)) => saml_post_acs(&ctx, &setup, id, a).await.map(|_| ()),
+                    None => Err(format!("no prepared Response #{i}")),
+                };
+                ((), r)
+            }
+        })
+    };
+    if args.warmup > 0 {
+        let (n, f) = post_all(prepare_saml_answers(ctx, &setup, args.warmup, c).await?);
+        let (wm, _) = drive(vec![(); c], n, None, f).await?;
+        eprintln!("  warm-up: {} ACS posts, {} errors", wm.ok + wm.errors, wm.errors);
+    }
+    // Batches of at most 2,000 so every Response is posted well within its validity.
+    let mut total = Measurement::new()?;
+    total.server_cpu = cpu.pid.map(|_| 0.0);
+    let mut left = args.count;
+    while left > 0 {
+        let answers = prepare_saml_answers(ctx, &setup, left.min(2000), c).await?;
+        if answers.is_empty() {
+            return Err("could not prepare any SAML Response".into());
+        }
+        left = left.saturating_sub(answers.len());
+        let (n, f) = post_all(answers);
+        let (m, _) = measure(cpu, vec![(); c], n, f).await?;
+        eprintln!("  posted {} Responses in {:.2}s ({} errors)", m.ok + m.errors, m.wall.as_secs_f64(), m.errors);
+        total.merge(m)?;
+    }
+    Ok(PhaseReport::new(Phase::SamlAcs, c, total))
 }
 
 // ---------------------------------------------------------------------------------------------

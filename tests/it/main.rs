@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod admin;
 mod common;
+mod demo_saml;
 mod events;
 mod keys;
 mod oidc;

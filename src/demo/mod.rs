@@ -3,10 +3,18 @@
 //! back-channel token exchange) and shows the token it received.
 //! The demo app keeps its own state in a cookie, as an external app would; fedgate's state is
 //! all in the database.
+//!
+//! The demo tenant also has a `saml` connection to a demo SAML IdP that fedgate serves itself
+//! ([`saml_idp`], at `/demo/saml-idp/`), so a real SAML login works on one machine.
+#[path = "../../idp-fixtures/saml_idp.rs"]
+pub mod saml_fixture_idp;
+pub mod saml_idp;
+
 use crate::app::AppState;
 use crate::html::{escape, page};
 use crate::keys::{new_token, sha256_b64url, sha256_hex};
 use crate::store::entities::{client, connection, tenant, tenant_domain};
+use crate::upstream::connections::{seal_secrets, ConnectionConfig};
 use crate::util::to_json_list;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -15,6 +23,8 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 
 pub const DEMO_CLIENT_ID: &str = "demo-app";
 const DEMO_COOKIE: &str = "fedgate_demo_app";
+/// The name of the demo tenant's SAML connection (also shown in the connection chooser).
+pub const DEMO_SAML_NAME: &str = "Demo SAML IdP";
 
 #[derive(Debug, Clone)]
 pub struct DemoApp {
@@ -70,6 +80,7 @@ pub async fn setup(st: &AppState) -> Result<String, sea_orm::DbErr> {
         .insert(&st.db)
         .await?;
     }
+    setup_saml(st, &t.id).await?;
     let secret = new_token("fgcs_", &*st.rng);
     let redirect = format!("{}/demo/callback", st.config.issuer);
     let row = client::ActiveModel {
@@ -93,8 +104,91 @@ pub async fn setup(st: &AppState) -> Result<String, sea_orm::DbErr> {
     *st.demo.write().unwrap_or_else(|e| e.into_inner()) = Some(DemoApp { client_secret: secret.clone() });
     let i = &st.config.issuer;
     Ok(format!(
-        "\n  fedgate demo is ready.\n\n  Open the demo app:     {i}/demo\n  Discovery document:    {i}/.well-known/openid-configuration\n  Demo tenant:           acme (domain acme.test), dev connection signs in alice@acme.test\n  Demo client:           client_id={DEMO_CLIENT_ID} client_secret={secret}\n  Admin API key:         run `fedgate admin-key create` (same data directory)\n"
+        "\n  fedgate demo is ready.\n\n  Open the demo app:     {i}/demo\n  Discovery document:    {i}/.well-known/openid-configuration\n  Demo tenant:           acme (domain acme.test), dev connection signs in alice@acme.test\n  Demo SAML IdP:         {i}/demo/saml-idp/metadata (the demo tenant's SAML connection; signs in alice@demo.example)\n  Demo client:           client_id={DEMO_CLIENT_ID} client_secret={secret}\n  Admin API key:         run `fedgate admin-key create` (same data directory)\n"
     ))
+}
+
+fn setup_error(what: &str, e: impl std::fmt::Display) -> sea_orm::DbErr {
+    sea_orm::DbErr::Custom(format!("demo SAML connection: {what}: {e}"))
+}
+
+/// Creates the demo tenant's `saml` connection from the demo IdP's metadata (`metadata_xml`, as
+/// the IdP is fedgate itself), or refreshes it when the issuer changed (its SP key is kept).
+async fn setup_saml(st: &AppState, tenant_id: &str) -> Result<(), sea_orm::DbErr> {
+    use crate::upstream::saml;
+    let now_ms = st.clock.now_ms();
+    let now = now_ms / 1000;
+    // The demo IdP signs in alice@demo.example: the tenant owns that domain too, as a real
+    // tenant owns the domains of its IdP's users.
+    if tenant_domain::Entity::find_by_id(saml_idp::DEMO_DOMAIN).one(&st.db).await?.is_none() {
+        tenant_domain::ActiveModel {
+            domain: Set(saml_idp::DEMO_DOMAIN.into()),
+            tenant_id: Set(tenant_id.to_string()),
+            created_at: Set(now),
+        }
+        .insert(&st.db)
+        .await?;
+    }
+    let xml = saml_idp::metadata_xml(&st.config.issuer).map_err(|e| setup_error("metadata", e))?;
+    let mut fields = serde_json::Map::new();
+    fields.insert("metadata_xml".into(), xml.into());
+    fields.insert("preset".into(), "generic".into());
+    fields.insert("request_binding".into(), "redirect".into());
+    let existing = connection::Entity::find()
+        .filter(connection::Column::TenantId.eq(tenant_id))
+        .filter(connection::Column::ConnType.eq("saml"))
+        .filter(connection::Column::Name.eq(DEMO_SAML_NAME))
+        .one(&st.db)
+        .await?;
+    if let Some(row) = existing {
+        let Ok(ConnectionConfig::Saml(prev)) = ConnectionConfig::from_row(&row) else {
+            return Err(setup_error("stored config", "unreadable"));
+        };
+        let cfg = saml::prepare(fields, Some(&prev), prev.sp_certificate.clone(), &st.upstream, true, now)
+            .await
+            .map_err(|e| setup_error("config", format!("{e:?}")))?;
+        let mut active: connection::ActiveModel = row.into();
+        active.config = Set(serde_json::Value::Object(ConnectionConfig::Saml(Box::new(cfg)).to_fields()).to_string());
+        active.enabled = Set(true);
+        active.updated_at = Set(now);
+        active.update(&st.db).await?;
+        return Ok(());
+    }
+    let id = crate::ids::ConnectionId::new(now_ms, &*st.rng).to_string();
+    let (key, cert) =
+        saml::metadata::generate_sp_key(&format!("fedgate SAML SP {id}"), now).map_err(|e| setup_error("SP key", e))?;
+    let cfg = saml::prepare(fields, None, cert, &st.upstream, true, now)
+        .await
+        .map_err(|e| setup_error("config", format!("{e:?}")))?;
+    let mut secrets = serde_json::Map::new();
+    secrets.insert(saml::SP_KEY_FIELD.into(), key.into());
+    connection::ActiveModel {
+        id: Set(id.clone()),
+        tenant_id: Set(tenant_id.to_string()),
+        conn_type: Set("saml".into()),
+        name: Set(DEMO_SAML_NAME.into()),
+        enabled: Set(true),
+        config: Set(serde_json::Value::Object(ConnectionConfig::Saml(Box::new(cfg)).to_fields()).to_string()),
+        secrets_enc: Set(seal_secrets(st, &id, &secrets)),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&st.db)
+    .await?;
+    Ok(())
+}
+
+/// The demo tenant's connection of `kind` (`dev` or `saml`).
+async fn demo_connection_id(st: &AppState, kind: &str) -> Option<String> {
+    let t = crate::tenant::find(&st.db, "acme").await.ok()??;
+    let mut q = connection::Entity::find()
+        .filter(connection::Column::TenantId.eq(t.id))
+        .filter(connection::Column::ConnType.eq(kind));
+    if kind == "saml" {
+        q = q.filter(connection::Column::Name.eq(DEMO_SAML_NAME));
+    }
+    q.one(&st.db).await.ok()?.map(|c| c.id)
 }
 
 fn demo_state(st: &AppState) -> Option<DemoApp> {
@@ -115,7 +209,8 @@ pub async fn home(st: web::Data<AppState>) -> HttpResponse {
     html(page(
         "fedgate demo app",
         "<h1>Demo app</h1><p>This page plays the part of a SaaS app that trusts fedgate as its one OpenID Connect issuer.</p>\
-         <p><a href=\"/demo/start\">Sign in with Acme SSO</a></p>\
+         <p><a href=\"/demo/start\">Sign in with Acme SSO</a> (the dev connection)</p>\
+         <p><a href=\"/demo/start?via=saml\">Sign in with SAML</a> (a real SAML 2.0 login through the demo SAML IdP that fedgate serves at <code>/demo/saml-idp/</code>)</p>\
          <p><a href=\"/demo/start?login_hint=bob.builder%40acme.test\">Sign in as bob.builder@acme.test</a></p>\
          <p class=\"muted\">Or start without a hint to see home-realm discovery: <a href=\"/demo/start?discover=1\">ask for my email</a>.</p>",
     ))
@@ -126,6 +221,7 @@ pub async fn start(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
         return HttpResponse::NotFound().finish();
     }
     let q = crate::http::Params::parse(req.query_string()).unwrap_or_default();
+    let conn = demo_connection_id(&st, if q.get("via") == Some("saml") { "saml" } else { "dev" }).await;
     let state = new_token("", &*st.rng);
     let nonce = new_token("", &*st.rng);
     let verifier = new_token("", &*st.rng);
@@ -145,6 +241,10 @@ pub async fn start(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
             .append_pair("code_challenge_method", "S256");
         if q.get("discover").is_none() {
             p.append_pair("organization", "acme");
+            // The tenant has two connections; each button picks one (discovery shows the chooser).
+            if let Some(c) = &conn {
+                p.append_pair("connection", c);
+            }
         }
         if let Some(h) = q.get("login_hint") {
             p.append_pair("login_hint", h);
@@ -233,5 +333,6 @@ pub async fn callback(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/demo", web::get().to(home))
         .route("/demo/start", web::get().to(start))
-        .route("/demo/callback", web::get().to(callback));
+        .route("/demo/callback", web::get().to(callback))
+        .configure(saml_idp::routes);
 }
