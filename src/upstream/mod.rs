@@ -15,11 +15,17 @@ use std::collections::HashMap;
 pub struct UpstreamCtx {
     pub http: http::UpstreamHttp,
     pub oidc: oidc::metadata::MetadataCache,
+    /// Opened SAML key material per connection.
+    pub saml_keys: saml::KeyCache,
 }
 
 impl UpstreamCtx {
     pub fn new(allow_private_network: bool) -> Result<Self, reqwest::Error> {
-        Ok(Self { http: http::UpstreamHttp::new(allow_private_network)?, oidc: Default::default() })
+        Ok(Self {
+            http: http::UpstreamHttp::new(allow_private_network)?,
+            oidc: Default::default(),
+            saml_keys: Default::default(),
+        })
     }
 }
 

@@ -423,27 +423,100 @@ pub async fn prepare(
     Ok(cfg)
 }
 
-/// Opens a SAML connection row (decrypting its SP key).
+/// Parsed key material of a connection. Parsing the PEM key (and setting up RSA blinding for a
+/// fresh key) cost more than the signature itself, so opened keys are cached per connection
+/// and reused until the row changes.
+pub struct SamlKeys {
+    /// The SP key (request signing, assertion decryption).
+    pub sp_key: Option<openssl::pkey::PKey<openssl::pkey::Private>>,
+    /// The same key as PEM (the validator's decryption input) and DER (xmlsec signing).
+    sp_key_pem: Option<String>,
+    sp_key_der: Option<Vec<u8>>,
+    /// Trusted IdP certificates (DER), each with the time it stops being trusted (retired ones).
+    certs: Vec<(Vec<u8>, Option<i64>)>,
+}
+
+impl SamlKeys {
+    fn new(config: &SamlConfig, sp_key_pem: Option<String>) -> Self {
+        let sp_key = sp_key_pem.as_deref().and_then(|p| openssl::pkey::PKey::private_key_from_pem(p.as_bytes()).ok());
+        let sp_key_der = sp_key.as_ref().and_then(|k| k.private_key_to_der().ok());
+        let certs = config
+            .idp_certificates
+            .iter()
+            .filter_map(|p| metadata::cert_der(p).ok().map(|d| (d, None)))
+            .chain(
+                config
+                    .retired_certificates
+                    .iter()
+                    .filter_map(|r| metadata::cert_der(&r.pem).ok().map(|d| (d, Some(r.until)))),
+            )
+            .collect();
+        Self { sp_key, sp_key_pem, sp_key_der, certs }
+    }
+
+    /// The certificates trusted at `now`.
+    pub fn trusted_certs_der(&self, now: i64) -> Vec<Vec<u8>> {
+        self.certs.iter().filter(|(_, until)| until.is_none_or(|u| u > now)).map(|(d, _)| d.clone()).collect()
+    }
+}
+
+/// Opened key material per connection, valid while the row's config and secrets are unchanged.
+#[derive(Default)]
+pub struct KeyCache(std::sync::Mutex<std::collections::HashMap<String, (String, Arc<SamlKeys>)>>);
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyCache")
+    }
+}
+
+impl KeyCache {
+    const MAX: usize = 10_000;
+
+    fn get_or_open(
+        &self,
+        st: &crate::app::AppState,
+        row: &crate::store::entities::connection::Model,
+        config: &SamlConfig,
+    ) -> Result<Arc<SamlKeys>, UpstreamError> {
+        let stamp = crate::keys::sha256_hex(&format!(
+            "{}\n{}\n{}",
+            row.version,
+            row.config,
+            row.secrets_enc.as_deref().unwrap_or("")
+        ));
+        if let Some((s, k)) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&row.id) {
+            if *s == stamp {
+                return Ok(k.clone());
+            }
+        }
+        let secrets = super::connections::open_secrets(st, row)?;
+        let pem = secrets.get(SP_KEY_FIELD).and_then(Value::as_str).map(str::to_string);
+        let keys = Arc::new(SamlKeys::new(config, pem));
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if g.len() >= Self::MAX {
+            g.clear();
+        }
+        g.insert(row.id.clone(), (stamp, keys.clone()));
+        Ok(keys)
+    }
+}
+
+/// Opens a SAML connection row (its SP key decrypted and parsed once, then cached).
 pub fn open(
     st: &crate::app::AppState,
     row: &crate::store::entities::connection::Model,
     config: SamlConfig,
 ) -> Result<SamlConnector, UpstreamError> {
-    let secrets = super::connections::open_secrets(st, row)?;
-    Ok(SamlConnector {
-        config,
-        connection_id: row.id.clone(),
-        sp_key_pem: secrets.get(SP_KEY_FIELD).and_then(Value::as_str).map(str::to_string),
-        clock: st.clock.clone(),
-    })
+    let keys = st.upstream.saml_keys.get_or_open(st, row, &config)?;
+    Ok(SamlConnector { config, connection_id: row.id.clone(), keys, clock: st.clock.clone() })
 }
 
 /// An opened SAML connection.
 pub struct SamlConnector {
     pub config: SamlConfig,
     pub connection_id: String,
-    /// PKCS#8 PEM of the SP key (request signing, assertion decryption).
-    pub sp_key_pem: Option<String>,
+    pub keys: Arc<SamlKeys>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -486,12 +559,12 @@ impl SamlConnector {
         let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let mut query = format!("SAMLRequest={}&RelayState={}", enc(&b64), enc(relay_state));
         if self.config.sign_requests {
-            let key_pem = self
-                .sp_key_pem
-                .as_deref()
-                .ok_or_else(|| UpstreamError::Misconfigured("the connection has no SP key to sign requests".into()))?;
+            let key =
+                self.keys.sp_key.as_ref().ok_or_else(|| {
+                    UpstreamError::Misconfigured("the connection has no SP key to sign requests".into())
+                })?;
             query.push_str(&format!("&SigAlg={}", enc("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")));
-            let sig = sign_rsa_sha256(key_pem, query.as_bytes())?;
+            let sig = sign_rsa_sha256(key, query.as_bytes())?;
             query.push_str(&format!("&Signature={}", enc(&base64::engine::general_purpose::STANDARD.encode(sig))));
         }
         let sep = if sso_url.contains('?') { '&' } else { '?' };
@@ -502,13 +575,11 @@ impl SamlConnector {
     /// c14n, RSA-SHA256) right after the Issuer, made by xmlsec.
     pub fn sign_enveloped(&self, xml: &str, id: &str) -> Result<String, UpstreamError> {
         use samael::crypto::{Crypto, CryptoProvider};
-        let key_pem = self
-            .sp_key_pem
+        let key_der = self
+            .keys
+            .sp_key_der
             .as_deref()
             .ok_or_else(|| UpstreamError::Misconfigured("the connection has no SP key to sign requests".into()))?;
-        let key_der = openssl::pkey::PKey::private_key_from_pem(key_pem.as_bytes())
-            .and_then(|k| k.private_key_to_der())
-            .map_err(|_| UpstreamError::Misconfigured("the SP key cannot be read".into()))?;
         let cert_b64: String = self.config.sp_certificate.lines().filter(|l| !l.starts_with("-----")).collect();
         let template = format!(
             "<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/><ds:SignatureMethod Algorithm=\"http://www.w3.org/2001/04/xmldsig-more#rsa-sha256\"/><ds:Reference URI=\"#{}\"><ds:Transforms><ds:Transform Algorithm=\"http://www.w3.org/2000/09/xmldsig#enveloped-signature\"/><ds:Transform Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/></ds:Transforms><ds:DigestMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#sha256\"/><ds:DigestValue></ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue></ds:SignatureValue><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert_b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></ds:Signature>",
@@ -519,7 +590,7 @@ impl SamlConnector {
             .map(|i| i + "</saml:Issuer>".len())
             .ok_or_else(|| UpstreamError::Misconfigured("cannot place the request signature".into()))?;
         let unsigned = format!("{}{}{}", &xml[..at], template, &xml[at..]);
-        let signed = Crypto::sign_xml(unsigned.as_bytes(), &key_der)
+        let signed = Crypto::sign_xml(unsigned.as_bytes(), key_der)
             .map_err(|e| UpstreamError::Misconfigured(format!("cannot sign the request: {e}")))?;
         let signed = signed.trim();
         Ok(match signed.strip_prefix("<?xml") {
@@ -546,7 +617,7 @@ impl SamlConnector {
             skew_secs: self.config.clock_skew_secs,
             now: self.clock.now(),
             request,
-            decryption_key_pem: self.sp_key_pem.as_deref(),
+            decryption_key_pem: self.keys.sp_key_pem.as_deref(),
             require_encrypted: self.config.require_encrypted_assertions,
         }
     }
@@ -559,7 +630,7 @@ impl SamlConnector {
         saml_response: &str,
         request: Option<&str>,
     ) -> Result<ValidatedAssertion, SamlError> {
-        let certs = self.config.trusted_certs_der(self.clock.now());
+        let certs = self.keys.trusted_certs_der(self.clock.now());
         let sp = sp_entity_id(issuer, &self.connection_id);
         let acs = acs_url(issuer, &self.connection_id);
         let req = match request {
@@ -595,11 +666,13 @@ impl SamlConnector {
     }
 }
 
-/// RSA PKCS#1 v1.5 SHA-256 signature with a PKCS#8 PEM key.
-pub fn sign_rsa_sha256(key_pem: &str, data: &[u8]) -> Result<Vec<u8>, UpstreamError> {
+/// RSA PKCS#1 v1.5 SHA-256 signature.
+pub fn sign_rsa_sha256(
+    key: &openssl::pkey::PKeyRef<openssl::pkey::Private>,
+    data: &[u8],
+) -> Result<Vec<u8>, UpstreamError> {
     let run = || -> Result<Vec<u8>, openssl::error::ErrorStack> {
-        let key = openssl::pkey::PKey::private_key_from_pem(key_pem.as_bytes())?;
-        let mut s = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key)?;
+        let mut s = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), key)?;
         s.update(data)?;
         s.sign_to_vec()
     };
