@@ -601,13 +601,11 @@ impl SamlConnector {
 
     fn expectations<'a>(
         &'a self,
-        issuer: &'a str,
         certs: &'a [Vec<u8>],
         request: ExpectedRequest<'a>,
         sp_entity: &'a str,
         acs: &'a str,
     ) -> Expectations<'a> {
-        let _ = issuer;
         Expectations {
             idp_entity_id: &self.config.idp_entity_id,
             idp_certs_der: certs,
@@ -637,7 +635,7 @@ impl SamlConnector {
             Some(id) => ExpectedRequest::Id(id),
             None => ExpectedRequest::Unsolicited,
         };
-        let e = self.expectations(issuer, &certs, req, &sp, &acs);
+        let e = self.expectations(&certs, req, &sp, &acs);
         validate::validate_response(saml_response, &e)
     }
 
