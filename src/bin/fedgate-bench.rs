@@ -459,14 +459,14 @@ struct PreparedCode {
     issued: Instant,
 }
 
-/// Drives authorize -> dev page -> approve with a fresh cookie jar and returns the code.
-async fn obtain_code(ctx: &Ctx) -> Result<PreparedCode, String> {
-    let verifier = URL_SAFE_NO_PAD.encode(random_bytes(32).map_err(|e| e.to_string())?);
+/// A fresh authorization request for `org`: PKCE S256, random state and nonce. Returns the URL,
+/// the code verifier and the state.
+fn authorize_url(ctx: &Ctx, org: &str) -> Result<(Url, String, String), String> {
+    let random = |n: usize| random_bytes(n).map(|b| URL_SAFE_NO_PAD.encode(b)).map_err(|e| e.to_string());
+    let verifier = random(32)?;
     let challenge =
         URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref());
-    let state = URL_SAFE_NO_PAD.encode(random_bytes(16).map_err(|e| e.to_string())?);
-    let nonce = URL_SAFE_NO_PAD.encode(random_bytes(16).map_err(|e| e.to_string())?);
-
+    let state = random(16)?;
     let mut authorize = ctx.authorize_endpoint.clone();
     authorize
         .query_pairs_mut()
@@ -475,10 +475,16 @@ async fn obtain_code(ctx: &Ctx) -> Result<PreparedCode, String> {
         .append_pair("redirect_uri", REDIRECT_URI)
         .append_pair("scope", SCOPE)
         .append_pair("state", &state)
-        .append_pair("nonce", &nonce)
+        .append_pair("nonce", &random(16)?)
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256")
-        .append_pair("organization", &ctx.slug);
+        .append_pair("organization", org);
+    Ok((authorize, verifier, state))
+}
+
+/// Drives authorize -> dev page -> approve with a fresh cookie jar and returns the code.
+async fn obtain_code(ctx: &Ctx) -> Result<PreparedCode, String> {
+    let (authorize, verifier, state) = authorize_url(ctx, &ctx.slug)?;
 
     let jar = Jar::default();
 
@@ -1058,22 +1064,7 @@ mod oidc_idp;
 
 /// One brokered login, start to finish: authorize -> fixture IdP -> callback -> code -> token.
 async fn brokered_login(ctx: &Ctx, org: &str) -> Result<(), String> {
-    let verifier = URL_SAFE_NO_PAD.encode(random_bytes(32).map_err(|e| e.to_string())?);
-    let challenge =
-        URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref());
-    let state = URL_SAFE_NO_PAD.encode(random_bytes(16).map_err(|e| e.to_string())?);
-    let mut authorize = ctx.authorize_endpoint.clone();
-    authorize
-        .query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &ctx.client_id)
-        .append_pair("redirect_uri", REDIRECT_URI)
-        .append_pair("scope", SCOPE)
-        .append_pair("state", &state)
-        .append_pair("nonce", &state)
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("organization", org);
+    let (authorize, verifier, _) = authorize_url(ctx, org)?;
     let jar = Jar::default();
     let resp = send_with_jar(ctx.http.get(authorize.clone()), &jar, &authorize).await?;
     let idp = redirect_target(resp, &authorize, "GET /oauth2/authorize").await?;
@@ -1193,22 +1184,7 @@ struct PendingSaml {
 /// authorize -> the 302 to the IdP; returns the login (its ID is the AuthnRequest's ID and the
 /// RelayState).
 async fn saml_start(ctx: &Ctx, s: &SamlSetup) -> Result<PendingSaml, String> {
-    let verifier = URL_SAFE_NO_PAD.encode(random_bytes(32).map_err(|e| e.to_string())?);
-    let challenge =
-        URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref());
-    let state = URL_SAFE_NO_PAD.encode(random_bytes(16).map_err(|e| e.to_string())?);
-    let mut authorize = ctx.authorize_endpoint.clone();
-    authorize
-        .query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &ctx.client_id)
-        .append_pair("redirect_uri", REDIRECT_URI)
-        .append_pair("scope", SCOPE)
-        .append_pair("state", &state)
-        .append_pair("nonce", &state)
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("organization", &s.slug);
+    let (authorize, verifier, _) = authorize_url(ctx, &s.slug)?;
     let jar = Jar::default();
     let resp = send_with_jar(ctx.http.get(authorize.clone()), &jar, &authorize).await?;
     let idp = redirect_target(resp, &authorize, "GET /oauth2/authorize").await?;

@@ -2,7 +2,7 @@
 //! Bleichenbacher's attack) and AES-GCM or AES-CBC content encryption, with the connection's SP
 //! key. The decrypted assertion is checked by the caller like any other (its own signature, or a
 //! verified Response signature around it).
-use super::validate::{SamlError, NS_DSIG, NS_XENC};
+use super::validate::{child, is, SamlError, NS_DSIG, NS_XENC};
 use base64::Engine;
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
@@ -13,14 +13,6 @@ use roxmltree::Node;
 
 const NS_XENC11: &str = "http://www.w3.org/2009/xmlenc11#";
 const MAX_CIPHERTEXT: usize = 512 * 1024;
-
-fn is(n: Node, ns: &str, local: &str) -> bool {
-    n.is_element() && n.tag_name().name() == local && n.tag_name().namespace() == Some(ns)
-}
-
-fn child<'a, 'i>(n: Node<'a, 'i>, ns: &str, local: &str) -> Option<Node<'a, 'i>> {
-    n.children().find(|c| is(*c, ns, local))
-}
 
 fn fail(m: impl Into<String>) -> SamlError {
     SamlError::Decryption(m.into())

@@ -1,5 +1,5 @@
 //! IdP metadata in, SP metadata out, and the X.509 certificates in between.
-use super::validate::{NS_DSIG, NS_PROTOCOL};
+use super::validate::{is, NS_DSIG, NS_PROTOCOL};
 use base64::Engine;
 use openssl::x509::X509;
 use roxmltree::{Document, Node};
@@ -29,10 +29,6 @@ pub struct CertInfo {
     pub subject: String,
     pub not_after: i64,
     pub fingerprint_sha256: String,
-}
-
-fn is(n: Node, ns: &str, local: &str) -> bool {
-    n.is_element() && n.tag_name().name() == local && n.tag_name().namespace() == Some(ns)
 }
 
 /// Parses one certificate (PEM, or bare base64 DER as found in metadata) into canonical PEM.

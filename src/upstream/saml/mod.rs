@@ -9,7 +9,7 @@ pub mod routes;
 pub mod validate;
 
 use super::{CallbackPayload, Connector, ConnectorState, LoginAction, LoginContext, LoginStart, UpstreamError};
-use super::{UpstreamCtx, UpstreamIdentity};
+use super::{StepLog, UpstreamCtx, UpstreamIdentity};
 use crate::claims::oidc::Policy;
 use crate::claims::saml::{AttributeMapping, SamlAssertionView, SamlPreset};
 use crate::clock::Clock;
@@ -592,11 +592,7 @@ impl SamlConnector {
         let unsigned = format!("{}{}{}", &xml[..at], template, &xml[at..]);
         let signed = Crypto::sign_xml(unsigned.as_bytes(), key_der)
             .map_err(|e| UpstreamError::Misconfigured(format!("cannot sign the request: {e}")))?;
-        let signed = signed.trim();
-        Ok(match signed.strip_prefix("<?xml") {
-            Some(rest) => rest.split_once("?>").map(|(_, r)| r.trim_start().to_string()).unwrap_or_default(),
-            None => signed.to_string(),
-        })
+        Ok(validate::strip_xml_declaration(&signed).trim_end().to_string())
     }
 
     fn expectations<'a>(
@@ -620,13 +616,16 @@ impl SamlConnector {
         }
     }
 
-    /// Validates a SAMLResponse against this connection. `request` is our LoginId, or `None` for
-    /// an IdP-initiated response.
+    /// Validates a decoded SAMLResponse ([`validate::decode`]) against this connection and
+    /// records the step. `request` is our LoginId, or `None` for an IdP-initiated response;
+    /// `started_ms` is when the response arrived.
     pub fn validate(
         &self,
         issuer: &str,
-        saml_response: &str,
+        xml: &str,
         request: Option<&str>,
+        steps: &StepLog,
+        started_ms: i64,
     ) -> Result<ValidatedAssertion, SamlError> {
         let certs = self.keys.trusted_certs_der(self.clock.now());
         let sp = sp_entity_id(issuer, &self.connection_id);
@@ -635,8 +634,16 @@ impl SamlConnector {
             Some(id) => ExpectedRequest::Id(id),
             None => ExpectedRequest::Unsolicited,
         };
-        let e = self.expectations(&certs, req, &sp, &acs);
-        validate::validate_response(saml_response, &e)
+        let a = validate::validate_xml(xml, &self.expectations(&certs, req, &sp, &acs))?;
+        let now = self.clock.now_ms();
+        steps.push(
+            "saml_response_validated",
+            now,
+            now - started_ms,
+            serde_json::json!({"assertion_id": a.assertion_id, "protection": a.protection, "name_id_format": a.name_id_format,
+                               "attributes": a.attributes.keys().collect::<Vec<_>>(), "idp_initiated": request.is_none()}),
+        );
+        Ok(a)
     }
 
     /// Maps a validated assertion to the upstream identity with the connection's preset.
@@ -731,13 +738,10 @@ impl Connector for SamlConnector {
     ) -> Result<UpstreamIdentity, UpstreamError> {
         let started = self.clock.now_ms();
         let resp = payload.params.get("SAMLResponse").map(String::as_str).unwrap_or_default();
-        let a = self.validate(&login.issuer, resp, Some(login.login_id.as_str())).map_err(UpstreamError::Saml)?;
-        login.steps.push(
-            "saml_response_validated",
-            self.clock.now_ms(),
-            self.clock.now_ms() - started,
-            serde_json::json!({"assertion_id": a.assertion_id, "protection": a.protection, "name_id_format": a.name_id_format, "attributes": a.attributes.keys().collect::<Vec<_>>()}),
-        );
+        let xml = validate::decode(resp).map_err(UpstreamError::Saml)?;
+        let a = self
+            .validate(&login.issuer, &xml, Some(login.login_id.as_str()), &login.steps, started)
+            .map_err(UpstreamError::Saml)?;
         Ok(self.identity(&a)?.0)
     }
 }

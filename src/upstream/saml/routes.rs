@@ -35,8 +35,8 @@ fn unknown_connection() -> PageError {
     )
 }
 
-/// Loads an enabled SAML connection and opens it.
-async fn open(st: &AppState, id: &str) -> Result<(connection::Model, SamlConnector), PageError> {
+/// Loads a SAML connection (enabled or not: the caller decides) and its configuration.
+async fn load(st: &AppState, id: &str) -> Result<(connection::Model, SamlConfig), PageError> {
     let row = connection::Entity::find_by_id(id.to_string())
         .one(&st.db)
         .await?
@@ -46,21 +46,19 @@ async fn open(st: &AppState, id: &str) -> Result<(connection::Model, SamlConnect
         tracing::error!(connection = %row.id, "stored SAML connection config is corrupt");
         return Err(PageError::internal());
     };
-    let connector = super::open(st, &row, *cfg).map_err(|_| PageError::internal())?;
+    Ok((row, *cfg))
+}
+
+/// Loads a SAML connection and opens it (keys from the cache).
+async fn open(st: &AppState, id: &str) -> Result<(connection::Model, SamlConnector), PageError> {
+    let (row, cfg) = load(st, id).await?;
+    let connector = super::open(st, &row, cfg).map_err(|_| PageError::internal())?;
     Ok((row, connector))
 }
 
 /// GET /sso/saml/{connection}/metadata — the SP metadata to give the IdP.
 pub async fn sp_metadata(path: web::Path<String>, st: web::Data<AppState>) -> Result<HttpResponse, PageError> {
-    let id = path.into_inner();
-    let row = connection::Entity::find_by_id(id.clone())
-        .one(&st.db)
-        .await?
-        .filter(|c| c.conn_type == "saml")
-        .ok_or_else(unknown_connection)?;
-    let Ok(ConnectionConfig::Saml(cfg)) = ConnectionConfig::from_row(&row) else {
-        return Err(PageError::internal());
-    };
+    let (row, cfg) = load(&st, &path.into_inner()).await?;
     let xml = metadata::sp_metadata(
         &sp_entity_id(&st.config.issuer, &row.id),
         &acs_url(&st.config.issuer, &row.id),
@@ -186,8 +184,8 @@ pub async fn acs(
         Err(e) => return detached_failure(&st, &conn, e, &steps).await,
     };
     match irt {
-        Some(id) => solicited(&st, conn, connector, &response, &id, steps, started).await,
-        None => unsolicited(&st, conn, connector, &response, steps, started).await,
+        Some(id) => solicited(&st, conn, connector, &xml, &id, steps, started).await,
+        None => unsolicited(&st, conn, connector, &xml, steps, started).await,
     }
 }
 
@@ -195,7 +193,7 @@ async fn solicited(
     st: &AppState,
     conn: connection::Model,
     connector: SamlConnector,
-    response: &str,
+    xml: &str,
     id: &str,
     steps: StepLog,
     started: i64,
@@ -228,17 +226,10 @@ async fn solicited(
         )
         .await;
     }
-    let a = match connector.validate(&st.config.issuer, response, Some(id)) {
+    let a = match connector.validate(&st.config.issuer, xml, Some(id), &steps, started) {
         Ok(a) => a,
         Err(e) => return flow::upstream_failure(st, &login, UpstreamError::Saml(e), &steps).await,
     };
-    steps.push(
-        "saml_response_validated",
-        st.clock.now_ms(),
-        st.clock.now_ms() - started,
-        serde_json::json!({"assertion_id": a.assertion_id, "protection": a.protection, "name_id_format": a.name_id_format,
-                           "attributes": a.attributes.keys().collect::<Vec<_>>()}),
-    );
     if let Err(e) = consume(st, &conn.id, &a).await {
         return flow::upstream_failure(st, &login, UpstreamError::Saml(e), &steps).await;
     }
@@ -275,7 +266,7 @@ async fn unsolicited(
     st: &AppState,
     conn: connection::Model,
     connector: SamlConnector,
-    response: &str,
+    xml: &str,
     steps: StepLog,
     started: i64,
 ) -> Result<HttpResponse, PageError> {
@@ -285,16 +276,10 @@ async fn unsolicited(
     else {
         return detached_failure(st, &conn, SamlError::Unsolicited, &steps).await;
     };
-    let a = match connector.validate(&st.config.issuer, response, None) {
+    let a = match connector.validate(&st.config.issuer, xml, None, &steps, started) {
         Ok(a) => a,
         Err(e) => return detached_failure(st, &conn, e, &steps).await,
     };
-    steps.push(
-        "saml_response_validated",
-        st.clock.now_ms(),
-        st.clock.now_ms() - started,
-        serde_json::json!({"assertion_id": a.assertion_id, "protection": a.protection, "idp_initiated": true}),
-    );
     if let Err(e) = consume(st, &conn.id, &a).await {
         return detached_failure(st, &conn, e, &steps).await;
     }

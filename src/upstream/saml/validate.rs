@@ -256,11 +256,13 @@ fn parse(xml: &str) -> Result<Document<'_>, SamlError> {
     })
 }
 
-fn is(n: Node, ns: &str, local: &str) -> bool {
+/// Whether `n` is the element `{ns}local`.
+pub(super) fn is(n: Node, ns: &str, local: &str) -> bool {
     n.is_element() && n.tag_name().name() == local && n.tag_name().namespace() == Some(ns)
 }
 
-fn child<'a, 'i>(n: Node<'a, 'i>, ns: &str, local: &str) -> Option<Node<'a, 'i>> {
+/// The first child element `{ns}local` of `n`.
+pub(super) fn child<'a, 'i>(n: Node<'a, 'i>, ns: &str, local: &str) -> Option<Node<'a, 'i>> {
     n.children().find(|c| is(*c, ns, local))
 }
 
@@ -358,12 +360,7 @@ pub fn validate_xml(xml: &str, e: &Expectations) -> Result<ValidatedAssertion, S
         // The plaintext may use prefixes declared outside it: declare them on its root.
         let in_scope: Vec<(Option<String>, String)> =
             enc.namespaces().map(|ns| (ns.name().map(str::to_string), ns.uri().to_string())).collect();
-        let plain = plain.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
-        let plain = match plain.strip_prefix("<?xml") {
-            Some(rest) => rest.split_once("?>").map(|(_, r)| r.trim_start()).unwrap_or_default(),
-            None => plain,
-        };
-        let plain = add_declarations(plain, &in_scope);
+        let plain = add_declarations(strip_xml_declaration(&plain), &in_scope);
         let signed_inside = {
             let d = parse(&plain).map_err(|_| super::decrypt::undecryptable())?;
             let a = d.root_element();
@@ -426,6 +423,15 @@ fn find_assertion<'a, 'i>(d: &'a Document<'i>) -> Result<Node<'a, 'i>, SamlError
         (Some(a), None) if a.parent() == Some(r) => Ok(a),
         (None, _) => Err(SamlError::Malformed("no assertion in the signed content".into())),
         _ => Err(SamlError::Wrapping("the signed content holds more than one assertion".into())),
+    }
+}
+
+/// `xml` without a leading BOM, whitespace and `<?xml …?>` declaration.
+pub(super) fn strip_xml_declaration(xml: &str) -> &str {
+    let xml = xml.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
+    match xml.strip_prefix("<?xml") {
+        Some(rest) => rest.split_once("?>").map(|(_, r)| r.trim_start()).unwrap_or_default(),
+        None => xml,
     }
 }
 
