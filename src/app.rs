@@ -27,6 +27,8 @@ pub struct AppState {
     pub upstream: Arc<crate::upstream::UpstreamCtx>,
     /// The SCIM request log buffer (written in batches).
     pub scim_log: Arc<crate::scim::reqlog::RequestLog>,
+    /// Bounded blocking pool for SAML signature verification and decryption.
+    pub saml_pool: Arc<crate::blocking::BlockingPool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +89,7 @@ impl AppState {
         let outbound = crate::net::Outbound::new(config.allow_private_network)
             .map_err(|e| StartError::Io(std::io::Error::other(e.to_string())))?;
         let instance_id = format!("ins_{}", crate::ids::random128(&*rng));
+        let saml_pool = Arc::new(crate::blocking::BlockingPool::new(config.saml.workers(), config.saml.verify_queue));
         Ok(Self {
             config: Arc::new(config),
             db,
@@ -101,6 +104,7 @@ impl AppState {
             demo: Arc::default(),
             upstream,
             scim_log,
+            saml_pool,
         })
     }
 

@@ -68,6 +68,38 @@ pub struct Config {
     pub webhooks: WebhookConfig,
     pub events: EventConfig,
     pub metrics: MetricsConfig,
+    pub saml: SamlServiceConfig,
+}
+
+/// How SAML messages are processed (signature verification and decryption run on a bounded
+/// pool of blocking threads, never on the async workers).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamlServiceConfig {
+    /// Verifications that may run at once; 0 = the number of CPUs.
+    pub verify_workers: usize,
+    /// Verifications that may wait for a worker; beyond that the ACS answers 503 with
+    /// Retry-After at once.
+    pub verify_queue: usize,
+    /// Milliseconds every failure to decrypt and verify an unauthenticated encrypted assertion
+    /// takes at least, so that its timing tells nothing about the plaintext.
+    pub decryption_failure_floor_ms: u64,
+}
+
+impl Default for SamlServiceConfig {
+    fn default() -> Self {
+        Self { verify_workers: 0, verify_queue: 64, decryption_failure_floor_ms: 25 }
+    }
+}
+
+impl SamlServiceConfig {
+    pub fn workers(&self) -> usize {
+        if self.verify_workers > 0 {
+            self.verify_workers
+        } else {
+            std::thread::available_parallelism().map(usize::from).unwrap_or(2)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -178,6 +210,7 @@ impl Default for Config {
             webhooks: WebhookConfig::default(),
             events: EventConfig::default(),
             metrics: MetricsConfig::default(),
+            saml: SamlServiceConfig::default(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! downstream) and SCIM provisioning gateway.
 pub mod admin;
 pub mod app;
+pub mod blocking;
 pub mod claims;
 pub mod clock;
 pub mod config;

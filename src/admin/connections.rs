@@ -57,6 +57,8 @@ pub struct ConnectionBody {
     allow_sha1: Option<bool>,
     clock_skew_secs: Option<i64>,
     require_encrypted_assertions: Option<bool>,
+    /// saml: accept AES-GCM encrypted assertions only (refuse AES-CBC).
+    require_aes_gcm: Option<bool>,
     trusted_email_domains: Option<Vec<String>>,
     allowed_tenant_ids: Option<Vec<String>>,
     /// saml: `{enabled, client_id, initiate_login_uri}`; off by default.

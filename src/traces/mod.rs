@@ -12,6 +12,9 @@ pub const PENDING: &str = "pending";
 pub const COMPLETED: &str = "completed";
 pub const FAILED: &str = "failed";
 
+/// Most steps a trace keeps.
+pub const MAX_STEPS: usize = 100;
+
 /// One step of a login.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
@@ -68,6 +71,11 @@ pub async fn record(
         None => (vec![first_step(login)], None),
     };
     all.extend(steps);
+    // A trace stays bounded however many answers arrive for one login: the first step and the
+    // latest ones are kept.
+    if all.len() > MAX_STEPS {
+        all.drain(1..all.len() - (MAX_STEPS - 1));
+    }
     let steps_json = serde_json::to_string(&all).unwrap_or_else(|_| "[]".into());
     let (status, code, cause, fix) = match outcome {
         Outcome::Pending => (PENDING, None, None, None),

@@ -10,5 +10,6 @@ mod oidc;
 mod oidc_idp;
 mod saml;
 mod saml_corpus;
+mod saml_hostile;
 mod scim;
 mod upstream_oidc;

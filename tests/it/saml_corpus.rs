@@ -76,6 +76,12 @@ impl Case {
         self
     }
 
+    /// Another code that is also correct for this construction.
+    fn or_also(mut self, code: &'static str) -> Self {
+        self.also.push(code);
+        self
+    }
+
     fn ok_with(mut self, name_id: &str, email: &str) -> Self {
         self.name_id = Some(name_id.to_owned());
         self.email = Some(email.to_owned());
@@ -242,7 +248,7 @@ pub fn cases() -> Vec<Case> {
     ));
     let mut p = base("encrypted_unsigned", Sign::None);
     p.encrypt = Some(seeded("encrypted_unsigned", DataAlg::Aes256Gcm, SP_CERT_PEM));
-    out.push(case("encrypted_unsigned", "saml_signature_missing", "An unsigned Assertion, encrypted to sp.crt.pem, in an unsigned Response: decryption succeeds but nothing is signed (samael 0.0.22 would not check the decrypted Assertion's signature).", idp.response(&p).unwrap(), None));
+    out.push(case("encrypted_unsigned", "saml_decryption_failed", "An unsigned Assertion, encrypted to sp.crt.pem, in an unsigned Response: decryption succeeds but nothing is signed (samael 0.0.22 would not check the decrypted Assertion's signature). Every failure after decrypting unauthenticated ciphertext has the one code saml_decryption_failed (no oracle).", idp.response(&p).unwrap(), None));
     let p = base("tampered_after_signing", Sign::Response);
     let xml = idp.response(&p).unwrap().replace(">u-1001</saml:NameID>", ">u-1002</saml:NameID>");
     out.push(case(
@@ -612,6 +618,85 @@ pub fn cases() -> Vec<Case> {
         xml,
         None,
     ));
+    // --- references, signature shape and parser agreement -----------------------------------
+    // A signed Response whose one Reference is rewritten: none of these may reach xmlsec.
+    let signed = |name: &str| idp.response(&base(name, Sign::Response)).unwrap();
+    let reref =
+        |name: &str, uri: &str| signed(name).replacen(&format!("URI=\"#_r_{name}\""), &format!("URI=\"{uri}\""), 1);
+    for (name, uri, note) in [
+        ("reference_xpointer", "#xpointer(/)", "The Reference URI is an XPointer expression (#xpointer(/)) instead of the signed element's ID: xmlsec would evaluate it before checking the signature."),
+        ("reference_xpointer_cpu", "#xpointer(//node()[count(//node()[count(//node()) &gt; 0]) &gt; 0])", "An XPointer whose cost grows with a power of the element count (the review's CPU exhaustion): refused before xmlsec sees it."),
+        ("reference_http", "http://169.254.169.254/latest/meta-data/", "The Reference URI is an http: URL of an internal address (SSRF through xmlsec's URI loader)."),
+        ("reference_file", "file:///dev/zero", "The Reference URI is a file: that never ends (/dev/zero)."),
+        ("reference_relative", "secret.xml", "The Reference URI is a relative URI."),
+        ("reference_whole_document", "", "The Reference URI is empty (the whole document), not the signed element's ID."),
+    ] {
+        out.push(case(name, "saml_signature_wrapping", note, reref(name, uri), None));
+    }
+    let n = "reference_to_assertion";
+    out.push(case(n, "saml_signature_wrapping", "The Response's Signature references the Assertion's ID: a reference must name the element the Signature stands in.", reref(n, "#_a_reference_to_assertion"), None));
+    let n = "signature_manifest";
+    let xml = signed(n).replacen("</ds:Signature>", "<ds:Object><ds:Manifest><ds:Reference URI=\"http://169.254.169.254/\"><ds:DigestMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#sha256\"/><ds:DigestValue>AAAA</ds:DigestValue></ds:Reference></ds:Manifest></ds:Object></ds:Signature>", 1);
+    out.push(case(n, "saml_signature_wrapping", "A ds:Object with a Manifest whose Reference names an internal URL: a Signature may hold only SignedInfo, SignatureValue and KeyInfo.", xml, None));
+    let n = "keyinfo_retrieval_method";
+    let xml =
+        signed(n).replacen("<ds:KeyInfo>", "<ds:KeyInfo><ds:RetrievalMethod URI=\"http://169.254.169.254/key\"/>", 1);
+    out.push(case(n, "saml_signature_wrapping", "KeyInfo with a RetrievalMethod pointing to an internal URL: KeyInfo may hold X509Data, KeyName or KeyValue only.", xml, None));
+    let n = "transform_xpath";
+    let xml = signed(n).replacen("<ds:Transforms>", "<ds:Transforms><ds:Transform Algorithm=\"http://www.w3.org/TR/1999/REC-xpath-19991116\"><ds:XPath>count(//node())</ds:XPath></ds:Transform>", 1);
+    out.push(
+        case(n, "saml_signature_algorithm_not_allowed", "An XPath transform in front of the allowed ones.", xml, None)
+            .or_also("saml_signature_wrapping"),
+    );
+    let n = "encoding_utf7";
+    let xml = signed(n).replacen("encoding=\"UTF-8\"", "encoding=\"UTF-7\"", 1).replacen(
+        "</ds:SignedInfo>",
+        "+ADw-ds:Reference URI=+ACI-http://169.254.169.254/+ACI-/+AD4-</ds:SignedInfo>",
+        1,
+    );
+    out.push(case(n, "saml_response_malformed", "Declares UTF-7: libxml2 would decode +ADw-...+AD4- into a hidden second Reference that roxmltree reads as text. Only UTF-8 is accepted, checked before any parser runs.", xml, None));
+    let n = "encoding_latin1";
+    let xml = signed(n).replacen("encoding=\"UTF-8\"", "encoding=\"ISO-8859-1\"", 1);
+    out.push(case(
+        n,
+        "saml_response_malformed",
+        "Declares ISO-8859-1: the two parsers would read non-ASCII text differently.",
+        xml,
+        None,
+    ));
+    let n = "namespaced_id";
+    let xml = signed(n).replacen("<saml:Subject>", "<saml:Subject xmlns:x=\"urn:x\" x:ID=\"_elsewhere\">", 1);
+    out.push(case(n, "saml_signature_wrapping", "An element carries a namespaced x:ID: samael (libxml2's xmlGetProp) counts it as an ID, fedgate's checks would not.", xml, None));
+    let n = "xml_id";
+    let xml = signed(n).replacen("<saml:Subject>", "<saml:Subject xml:id=\"_elsewhere\">", 1);
+    out.push(case(
+        n,
+        "saml_signature_wrapping",
+        "An element carries xml:id, which libxml2 resolves for #id references.",
+        xml,
+        None,
+    ));
+    let n = "c1_control_character";
+    let xml = signed(n).replacen(">u-1001</saml:NameID>", ">u-1001\u{85}</saml:NameID>", 1);
+    out.push(case(n, "saml_response_malformed", "A C1 control character (U+0085, NEL) in the NameID: XML 1.0 and 1.1 read it differently; refused before parsing.", xml, None));
+    let n = "too_deep";
+    let xml = signed(n).replacen(
+        "<samlp:Status>",
+        &format!(
+            "<samlp:Extensions>{}{}</samlp:Extensions><samlp:Status>",
+            "<x:e xmlns:x=\"urn:x\">".repeat(60),
+            "</x:e>".repeat(60)
+        ),
+        1,
+    );
+    out.push(case(
+        n,
+        "saml_response_malformed",
+        "Elements nested 60 deep in Extensions: deeper than the 48 allowed.",
+        xml,
+        None,
+    ));
+
     let n = "wrong_root_element";
     let logout = format!(
         r#"<samlp:LogoutRequest xmlns:samlp="{NS_PROTOCOL}" xmlns:saml="{NS_ASSERTION}" ID="_logout_{n}" Version="2.0" IssueInstant="{}" Destination="{ACS_URL}"><saml:Issuer>{IDP_ENTITY_ID}</saml:Issuer><saml:NameID>u-1001</saml:NameID></samlp:LogoutRequest>"#,
@@ -839,6 +924,7 @@ fn contract() {
             },
             decryption_key_pem: Some(SP_KEY_PEM),
             require_encrypted: false,
+            allow_cbc: true,
         };
         let got = validate_response(&b64, &e)
             .map(|a| Accepted { name_id: a.name_id, attributes: a.attributes })

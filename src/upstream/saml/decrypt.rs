@@ -22,7 +22,7 @@ fn fail(m: impl Into<String>) -> SamlError {
 /// authentication, padding, encoding, the plaintext's XML): telling them apart would give an
 /// attacker a padding or OAEP oracle on an unsigned EncryptedAssertion.
 pub const UNDECRYPTABLE: &str =
-    "the assertion does not decrypt to a valid assertion with the SP key (encrypted for another certificate, or altered)";
+    "the encrypted assertion does not decrypt, with the SP key, to an assertion signed by the identity provider (encrypted for another certificate, altered, or not signed inside)";
 
 pub fn undecryptable() -> SamlError {
     SamlError::Decryption(UNDECRYPTABLE.into())
@@ -97,6 +97,23 @@ fn unwrap_key(ek: Node, key: &PKey<Private>) -> Result<Vec<u8>, SamlError> {
         Ok(out)
     };
     run().map_err(|_| undecryptable())
+}
+
+/// Refuses AES-CBC content encryption when the connection accepts AES-GCM only. The algorithm
+/// is the sender's choice, not a property of the plaintext: saying so reveals nothing.
+pub fn check_content_algorithm(enc: Node, allow_cbc: bool) -> Result<(), SamlError> {
+    let alg = child(enc, NS_XENC, "EncryptedData").map(algorithm).unwrap_or_default();
+    if !allow_cbc && is_cbc(alg) {
+        return Err(fail(
+            "the assertion is encrypted with AES-CBC, and this connection accepts AES-GCM only (require_aes_gcm)",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a content-encryption algorithm is AES-CBC (the ciphertext is not authenticated).
+pub fn is_cbc(alg: &str) -> bool {
+    alg.starts_with("http://www.w3.org/2001/04/xmlenc#aes") && alg.ends_with("-cbc")
 }
 
 /// Decrypts the content with the unwrapped key.

@@ -7,6 +7,7 @@ pub mod metadata;
 pub mod refresh;
 pub mod routes;
 pub mod validate;
+pub mod xml;
 
 use super::{CallbackPayload, Connector, ConnectorState, LoginAction, LoginContext, LoginStart, UpstreamError};
 use super::{StepLog, UpstreamCtx, UpstreamIdentity};
@@ -67,6 +68,7 @@ pub struct SamlInput {
     pub allow_sha1: Option<bool>,
     pub clock_skew_secs: Option<i64>,
     pub require_encrypted_assertions: Option<bool>,
+    pub require_aes_gcm: Option<bool>,
     pub trusted_email_domains: Option<Vec<String>>,
     pub allowed_tenant_ids: Option<Vec<String>>,
     pub idp_initiated: Option<IdpInitiated>,
@@ -108,6 +110,10 @@ pub struct SamlConfig {
     pub clock_skew_secs: i64,
     #[serde(default)]
     pub require_encrypted_assertions: bool,
+    /// Accept encrypted assertions only with AES-GCM (authenticated encryption); AES-CBC, which
+    /// Okta and AD FS use by default, is refused.
+    #[serde(default)]
+    pub require_aes_gcm: bool,
     #[serde(default)]
     pub trusted_email_domains: Vec<String>,
     #[serde(default)]
@@ -188,6 +194,7 @@ impl SamlConfig {
         m.insert("allow_sha1".into(), self.allow_sha1.into());
         m.insert("clock_skew_secs".into(), self.clock_skew_secs.into());
         m.insert("require_encrypted_assertions".into(), self.require_encrypted_assertions.into());
+        m.insert("require_aes_gcm".into(), self.require_aes_gcm.into());
         m.insert("trusted_email_domains".into(), serde_json::json!(self.trusted_email_domains));
         m.insert("allowed_tenant_ids".into(), serde_json::json!(self.allowed_tenant_ids));
         m.insert("idp_initiated".into(), serde_json::json!(self.idp_initiated));
@@ -321,6 +328,7 @@ pub async fn prepare(
         allow_sha1: input.allow_sha1.unwrap_or(false),
         clock_skew_secs: input.clock_skew_secs.unwrap_or(120),
         require_encrypted_assertions: input.require_encrypted_assertions.unwrap_or(false),
+        require_aes_gcm: input.require_aes_gcm.unwrap_or(false),
         trusted_email_domains: domains("trusted_email_domains", input.trusted_email_domains.unwrap_or_default())?,
         allowed_tenant_ids: input.allowed_tenant_ids.unwrap_or_default(),
         idp_initiated: input.idp_initiated.unwrap_or_default(),
@@ -613,6 +621,7 @@ impl SamlConnector {
             request,
             decryption_key_pem: self.keys.sp_key_pem.as_deref(),
             require_encrypted: self.config.require_encrypted_assertions,
+            allow_cbc: !self.config.require_aes_gcm,
         }
     }
 

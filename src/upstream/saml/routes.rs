@@ -22,6 +22,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::Value;
+use std::sync::Arc;
 
 /// Largest ACS form body.
 const MAX_ACS_BODY: usize = validate::MAX_RESPONSE_B64 + 8 * 1024;
@@ -147,6 +148,106 @@ async fn consume(st: &AppState, conn_id: &str, a: &validate::ValidatedAssertion)
     }
 }
 
+/// The pending login's SAML state (the `connector_state` column): the request id, and each
+/// identity an ACS answer established, under the hash of the handle that only the browser which
+/// posted that answer received. Several answers may arrive for one login (a person retrying,
+/// or someone else posting a response for this request id): each is kept apart, so an answer
+/// can only ever be finished by the browser that posted it, and only when that browser also
+/// holds the login's binding cookie.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct AcsState {
+    saml_request_id: String,
+    #[serde(default)]
+    asserted: Vec<Asserted>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Asserted {
+    handle_hash: String,
+    identity: UpstreamIdentity,
+}
+
+/// At most this many answers are kept for one pending login.
+const MAX_ASSERTED: usize = 3;
+
+impl AcsState {
+    fn read(raw: Option<&str>) -> Self {
+        let Some(v) = raw.and_then(|s| serde_json::from_str::<Value>(s).ok()) else { return Self::default() };
+        let id = v.get("saml_request_id").and_then(Value::as_str).unwrap_or_default().to_string();
+        let asserted = match v.get("asserted") {
+            // Written before answers were kept per handle (an in-flight login during an
+            // upgrade): one identity, finished by the binding cookie alone.
+            Some(Value::Object(_)) => v
+                .get("asserted")
+                .cloned()
+                .and_then(|a| serde_json::from_value(a).ok())
+                .map(|identity| vec![Asserted { handle_hash: String::new(), identity }])
+                .unwrap_or_default(),
+            Some(a @ Value::Array(_)) => serde_json::from_value(a.clone()).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        Self { saml_request_id: id, asserted }
+    }
+}
+
+/// The answer while the verification pool is full: try again in a moment.
+fn busy() -> HttpResponse {
+    HttpResponse::ServiceUnavailable()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::RETRY_AFTER, "2"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(crate::html::error_page(
+            "Sign-in is busy",
+            "Too many sign-ins are being checked right now. Go back to the application and try again in a moment.",
+            "saml_busy",
+            &crate::http::current_request_id(),
+            None,
+            None,
+        ))
+}
+
+/// What a job on the SAML pool produced.
+enum Pooled<T> {
+    Done(T),
+    Busy,
+}
+
+/// Runs CPU work on a SAMLResponse (base64, parsing, signatures, decryption) on the bounded
+/// blocking pool, never on the async workers.
+async fn pooled<T: Send + 'static>(
+    st: &AppState,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<Pooled<T>, PageError> {
+    match st.saml_pool.run(f).await {
+        Ok(v) => Ok(Pooled::Done(v)),
+        Err(crate::blocking::PoolError::Busy) => {
+            st.metrics.inc("fedgate_saml_busy_total", &[]);
+            Ok(Pooled::Busy)
+        }
+        Err(crate::blocking::PoolError::Failed) => Err(PageError::internal()),
+    }
+}
+
+/// Validates a decoded response on the pool. A failure to decrypt (and verify) unauthenticated
+/// ciphertext always takes at least `decryption_failure_floor_ms`, whatever failed inside.
+async fn validate_pooled(
+    st: &AppState,
+    connector: &Arc<SamlConnector>,
+    xml: Arc<str>,
+    request: Option<String>,
+    steps: &StepLog,
+    started: i64,
+) -> Result<Pooled<Result<validate::ValidatedAssertion, SamlError>>, PageError> {
+    let (c, issuer, steps2) = (connector.clone(), st.config.issuer.clone(), steps.clone());
+    let began = tokio::time::Instant::now();
+    let r = pooled(st, move || c.validate(&issuer, &xml, request.as_deref(), &steps2, started)).await?;
+    if let Pooled::Done(Err(SamlError::Decryption(_))) = &r {
+        tokio::time::sleep_until(began + std::time::Duration::from_millis(st.config.saml.decryption_failure_floor_ms))
+            .await;
+    }
+    Ok(r)
+}
+
 /// POST /sso/saml/{connection}/acs
 pub async fn acs(
     req: HttpRequest,
@@ -155,6 +256,7 @@ pub async fn acs(
     st: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let (conn, connector) = open(&st, &path.into_inner()).await?;
+    let connector = Arc::new(connector);
     crate::http::record_tenant(&conn.tenant_id);
     let steps = StepLog::default();
     let started = st.clock.now_ms();
@@ -175,25 +277,54 @@ pub async fn acs(
     if !conn.enabled {
         return Err(unknown_connection());
     }
-    let xml = match validate::decode(&response) {
-        Ok(x) => x,
-        Err(e) => return detached_failure(&st, &conn, e, &steps).await,
-    };
-    let irt = match validate::peek_in_response_to(&xml) {
-        Ok(i) => i,
-        Err(e) => return detached_failure(&st, &conn, e, &steps).await,
+    // Base64, the byte checks and the unverified InResponseTo: CPU work, on the pool too.
+    let decoded = pooled(&st, move || {
+        let xml = validate::decode(&response)?;
+        let irt = validate::peek_in_response_to(&xml)?;
+        Ok::<_, SamlError>((Arc::<str>::from(xml), irt))
+    })
+    .await?;
+    let (xml, irt) = match decoded {
+        Pooled::Busy => return Ok(busy()),
+        Pooled::Done(Ok(v)) => v,
+        Pooled::Done(Err(e)) => return detached_failure(&st, &conn, e, &steps).await,
     };
     match irt {
-        Some(id) => solicited(&st, conn, connector, &xml, &id, steps, started).await,
-        None => unsolicited(&st, conn, connector, &xml, steps, started).await,
+        Some(id) => solicited(&st, conn, connector, xml, &id, steps, started).await,
+        None => unsolicited(&st, conn, connector, xml, steps, started).await,
     }
+}
+
+/// A response that does not complete the pending login it names: the attempt is recorded on the
+/// login's trace (so the administrator sees why), the person sees why, and the login stays open.
+/// The InResponseTo that chose this login is unsigned: whoever learns a login id can post
+/// anything for it, and must not be able to end someone else's sign-in that way.
+async fn attempt_failed(
+    st: &AppState,
+    login: &login::Model,
+    conn: &connection::Model,
+    e: UpstreamError,
+    steps: &StepLog,
+) -> Result<HttpResponse, PageError> {
+    let conn_name = format!("{} ({})", conn.name, conn.id);
+    st.metrics.inc("fedgate_saml_responses_refused_total", &[("code", e.code())]);
+    let outcome = Outcome::Failed { code: e.code().to_string(), cause: e.to_string(), fix: e.fix(&conn_name) };
+    traces::record_best_effort(st, login, Some(&conn.id), steps.take(), outcome).await;
+    tracing::info!(login = %login.id, code = e.code(), "SAML response refused; the sign-in stays open");
+    Err(PageError::new(
+        StatusCode::BAD_REQUEST,
+        e.code(),
+        "Sign-in could not be completed",
+        format!("{e}. Go back to the application and sign in again; your administrator can find the details under this code."),
+    )
+    .with_trace(login.id.clone()))
 }
 
 async fn solicited(
     st: &AppState,
     conn: connection::Model,
-    connector: SamlConnector,
-    xml: &str,
+    connector: Arc<SamlConnector>,
+    xml: Arc<str>,
     id: &str,
     steps: StepLog,
     started: i64,
@@ -217,25 +348,22 @@ async fn solicited(
         };
         return detached_failure(st, &conn, e, &steps).await;
     };
-    if login.connector_state.as_deref().is_some_and(|s| s.contains("\"asserted\"")) {
-        return flow::upstream_failure(
-            st,
-            &login,
-            UpstreamError::Saml(SamlError::Replay("(second response)".into())),
-            &steps,
-        )
-        .await;
+    let state = AcsState::read(login.connector_state.as_deref());
+    if state.asserted.len() >= MAX_ASSERTED {
+        let e = UpstreamError::Saml(SamlError::Replay("(too many answers to this sign-in)".into()));
+        return attempt_failed(st, &login, &conn, e, &steps).await;
     }
-    let a = match connector.validate(&st.config.issuer, xml, Some(id), &steps, started) {
-        Ok(a) => a,
-        Err(e) => return flow::upstream_failure(st, &login, UpstreamError::Saml(e), &steps).await,
+    let a = match validate_pooled(st, &connector, xml, Some(id.to_string()), &steps, started).await? {
+        Pooled::Busy => return Ok(busy()),
+        Pooled::Done(Ok(a)) => a,
+        Pooled::Done(Err(e)) => return attempt_failed(st, &login, &conn, UpstreamError::Saml(e), &steps).await,
     };
     if let Err(e) = consume(st, &conn.id, &a).await {
-        return flow::upstream_failure(st, &login, UpstreamError::Saml(e), &steps).await;
+        return attempt_failed(st, &login, &conn, UpstreamError::Saml(e), &steps).await;
     }
     let (identity, notes) = match connector.identity(&a) {
         Ok(i) => i,
-        Err(e) => return flow::upstream_failure(st, &login, e, &steps).await,
+        Err(e) => return attempt_failed(st, &login, &conn, e, &steps).await,
     };
     steps.push(
         "claims_mapped",
@@ -243,18 +371,28 @@ async fn solicited(
         0,
         serde_json::json!({"preset": connector.config.preset, "notes": notes}),
     );
-    let state = serde_json::json!({"saml_request_id": id, "asserted": identity});
-    let stored = login::Entity::update_many()
-        .col_expr(login::Column::ConnectorState, state.to_string().into())
+    // Keep the identity under a handle only this browser receives (in the resume URL).
+    let handle = new_token("fgh_", &*st.rng);
+    let mut next = state;
+    next.saml_request_id = id.to_string();
+    next.asserted.push(Asserted { handle_hash: sha256_hex(&handle), identity });
+    let next_json = serde_json::to_string(&next).map_err(|_| PageError::internal())?;
+    let mut update = login::Entity::update_many()
+        .col_expr(login::Column::ConnectorState, next_json.into())
         .filter(login::Column::Id.eq(login.id.clone()))
-        .filter(login::Column::Status.eq(STATUS_PENDING))
-        .exec(&st.db)
-        .await?;
+        .filter(login::Column::Status.eq(STATUS_PENDING));
+    // Optimistic: a concurrent answer to the same login makes one of the two writes miss.
+    update = match &login.connector_state {
+        Some(old) => update.filter(login::Column::ConnectorState.eq(old.clone())),
+        None => update.filter(login::Column::ConnectorState.is_null()),
+    };
+    let stored = update.exec(&st.db).await?;
     if stored.rows_affected != 1 {
-        return Err(PageError::bad_request("login_already_used", "This sign-in has already been completed."));
+        let e = UpstreamError::Saml(SamlError::Replay("(a concurrent answer to this sign-in)".into()));
+        return attempt_failed(st, &login, &conn, e, &steps).await;
     }
     traces::record_best_effort(st, &login, Some(&conn.id), steps.take(), Outcome::Pending).await;
-    let url = format!("{}/sso/saml/resume?login={}", st.config.issuer, login.id);
+    let url = format!("{}/sso/saml/resume?login={}&h={}", st.config.issuer, login.id, handle);
     Ok(flow::redirect(StatusCode::SEE_OTHER, &url))
 }
 
@@ -265,8 +403,8 @@ async fn solicited(
 async fn unsolicited(
     st: &AppState,
     conn: connection::Model,
-    connector: SamlConnector,
-    xml: &str,
+    connector: Arc<SamlConnector>,
+    xml: Arc<str>,
     steps: StepLog,
     started: i64,
 ) -> Result<HttpResponse, PageError> {
@@ -276,9 +414,10 @@ async fn unsolicited(
     else {
         return detached_failure(st, &conn, SamlError::Unsolicited, &steps).await;
     };
-    let a = match connector.validate(&st.config.issuer, xml, None, &steps, started) {
-        Ok(a) => a,
-        Err(e) => return detached_failure(st, &conn, e, &steps).await,
+    let a = match validate_pooled(st, &connector, xml, None, &steps, started).await? {
+        Pooled::Busy => return Ok(busy()),
+        Pooled::Done(Ok(a)) => a,
+        Pooled::Done(Err(e)) => return detached_failure(st, &conn, e, &steps).await,
     };
     if let Err(e) = consume(st, &conn.id, &a).await {
         return detached_failure(st, &conn, e, &steps).await;
@@ -300,19 +439,20 @@ async fn unsolicited(
     flow::finish_login_then(st, &login, &conn, identity, &steps, AfterLogin::SessionThen(next.to_string())).await
 }
 
-/// GET /sso/saml/resume?login= — the browser returns with its binding cookie; the identity the
-/// ACS stored is used to finish the login.
+/// GET /sso/saml/resume?login=&h= — the browser returns with its binding cookie and the handle
+/// of the answer it posted; that answer's identity finishes the login.
 pub async fn resume(req: HttpRequest, st: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     let params =
         Params::parse(req.query_string()).map_err(|e| PageError::bad_request("invalid_request", e.to_string()))?;
     let id = params.get("login").unwrap_or_default().to_string();
     let login = flow::pending_login(&st, &req, &id).await?;
-    let identity: Option<UpstreamIdentity> = login
-        .connector_state
-        .as_deref()
-        .and_then(|s| serde_json::from_str::<Value>(s).ok())
-        .and_then(|mut v| v.get_mut("asserted").map(Value::take))
-        .and_then(|v| serde_json::from_value(v).ok());
+    let state = AcsState::read(login.connector_state.as_deref());
+    let handle_hash = params.get("h").map(sha256_hex).unwrap_or_default();
+    let identity = state
+        .asserted
+        .into_iter()
+        .find(|a| crate::keys::constant_time_eq(&a.handle_hash, &handle_hash))
+        .map(|a| a.identity);
     let Some(identity) = identity else {
         return Err(PageError::bad_request(
             "login_not_asserted",

@@ -65,6 +65,8 @@ pub struct Expectations<'a> {
     /// PKCS#8 PEM of the SP's decryption key.
     pub decryption_key_pem: Option<&'a str>,
     pub require_encrypted: bool,
+    /// Accept AES-CBC content encryption (off: AES-GCM only, which authenticates the ciphertext).
+    pub allow_cbc: bool,
 }
 
 /// The statements of a verified assertion that fedgate uses.
@@ -197,7 +199,7 @@ impl SamlError {
             SamlError::InResponseToMismatch { .. } => "Start the sign-in again from the application; a response to an old or another browser's request cannot be used.".into(),
             SamlError::Unsolicited => format!("Start the sign-in from the application, or enable IdP-initiated sign-in on connection {conn} (idp_initiated.enabled) with a default app."),
             SamlError::SubjectMissing(_) => format!("Configure a persistent NameID (or a unique, stable subject attribute) at the identity provider for connection {conn}; transient NameIDs change at every sign-in."),
-            SamlError::Decryption(_) => format!("Give the identity provider the current SP certificate of connection {conn} (from its SP metadata) for assertion encryption, with RSA-OAEP and AES-GCM or AES-CBC."),
+            SamlError::Decryption(_) => format!("Give the identity provider the current SP certificate of connection {conn} (from its SP metadata) for assertion encryption, with RSA-OAEP and AES-GCM (or AES-CBC unless require_aes_gcm is set), and have it sign the assertion (or the whole response)."),
             SamlError::EncryptionRequired => format!("Enable assertion encryption at the identity provider with the SP certificate of connection {conn}, or turn off require_encrypted_assertions."),
         }
     }
@@ -219,28 +221,19 @@ pub fn decode(saml_response_b64: &str) -> Result<String, SamlError> {
         return Err(SamlError::TooLarge);
     }
     let xml = String::from_utf8(bytes).map_err(|_| SamlError::Malformed("not UTF-8".into()))?;
-    refuse_declarations(&xml)?;
-    Ok(xml)
-}
-
-/// Refuses `<!DOCTYPE`, `<!ENTITY` and any other markup declaration. Comments and CDATA are
-/// markup too but harmless (comments cannot truncate values here: text is read whole).
-fn refuse_declarations(xml: &str) -> Result<(), SamlError> {
-    let mut rest = xml;
-    while let Some(i) = rest.find("<!") {
-        let after = &rest[i + 2..];
-        if !(after.starts_with("--") || after.starts_with("[CDATA[")) {
-            return Err(SamlError::DtdForbidden);
-        }
-        rest = after;
+    // UTF-8 XML 1.0 only, no DTD, no bytes the two XML parsers would read apart: checked here,
+    // before any parser sees the document.
+    let checked = super::xml::check_bytes(&xml)?;
+    if checked.len() != xml.len() {
+        return Ok(checked.to_string());
     }
-    Ok(())
+    Ok(xml)
 }
 
 /// Reads the InResponseTo of an unverified response, to find the sign-in it claims to answer.
 /// Only a lookup key: everything is checked again on the signed bytes.
 pub fn peek_in_response_to(xml: &str) -> Result<Option<String>, SamlError> {
-    let doc = parse(xml)?;
+    let doc = parse(super::xml::check_bytes(xml)?)?;
     let root = doc.root_element();
     if !is(root, NS_PROTOCOL, "Response") {
         return Err(SamlError::Malformed("the document is not a SAML 2.0 Response".into()));
@@ -249,11 +242,7 @@ pub fn peek_in_response_to(xml: &str) -> Result<Option<String>, SamlError> {
 }
 
 fn parse(xml: &str) -> Result<Document<'_>, SamlError> {
-    let opts = roxmltree::ParsingOptions { allow_dtd: false, nodes_limit: 200_000, ..Default::default() };
-    Document::parse_with_options(xml, opts).map_err(|e| match e {
-        roxmltree::Error::DtdDetected => SamlError::DtdForbidden,
-        e => SamlError::Malformed(format!("not well-formed XML ({e})")),
-    })
+    super::xml::parse(xml)
 }
 
 /// Whether `n` is the element `{ns}local`.
@@ -284,8 +273,11 @@ pub fn validate_response(saml_response_b64: &str, e: &Expectations) -> Result<Va
 
 /// [`validate_response`] on already-decoded XML.
 pub fn validate_xml(xml: &str, e: &Expectations) -> Result<ValidatedAssertion, SamlError> {
-    refuse_declarations(xml)?;
-    let doc = parse(xml)?;
+    // Both parsers (roxmltree here, libxml2 in xmlsec) must read one and the same document.
+    let xml = super::xml::check_bytes(xml)?;
+    let doc = super::xml::parse(xml)?;
+    super::xml::libxml_agrees(xml, &doc)?;
+    check_ids(&doc)?;
     let root = doc.root_element();
     if !is(root, NS_PROTOCOL, "Response") {
         return Err(SamlError::Malformed("the document is not a SAML 2.0 Response".into()));
@@ -314,9 +306,19 @@ pub fn validate_xml(xml: &str, e: &Expectations) -> Result<ValidatedAssertion, S
         return Err(SamlError::EncryptionRequired);
     }
     let response_signed = child(root, NS_DSIG, "Signature").is_some();
+    // Signatures may stand only as the direct child of the Response or of the Assertion, one
+    // each, and each must have the shape checked by `check_signature` (one same-document
+    // reference to its parent, allow-listed algorithms and transforms, nothing to load).
     let signatures: Vec<Node> = root.descendants().filter(|n| is(*n, NS_DSIG, "Signature")).collect();
     for s in &signatures {
-        check_algorithms(*s, e.allow_sha1)?;
+        let parent_ok = s.parent().is_some_and(|p| p == root || p == assertions[0]);
+        if !parent_ok {
+            return Err(SamlError::Wrapping("a signature stands outside the Response and the Assertion".into()));
+        }
+        check_signature(*s, e.allow_sha1)?;
+    }
+    if children(root, NS_DSIG, "Signature").count() > 1 || children(assertions[0], NS_DSIG, "Signature").count() > 1 {
+        return Err(SamlError::Wrapping("an element carries more than one signature".into()));
     }
 
     // What the verified bytes say about the Response (only when the Response itself is signed).
@@ -353,37 +355,25 @@ pub fn validate_xml(xml: &str, e: &Expectations) -> Result<ValidatedAssertion, S
         let key = e
             .decryption_key_pem
             .ok_or_else(|| SamlError::Decryption("the connection has no SP decryption key".into()))?;
-        let plain = super::decrypt::decrypt_assertion(enc, key)?;
-        // From here until a signature verifies, every failure reads the same (no oracle).
-        refuse_declarations(&plain).map_err(|_| super::decrypt::undecryptable())?;
-        protection.push("encrypted");
-        // The plaintext may use prefixes declared outside it: declare them on its root.
-        let in_scope: Vec<(Option<String>, String)> =
-            enc.namespaces().map(|ns| (ns.name().map(str::to_string), ns.uri().to_string())).collect();
-        let plain = add_declarations(strip_xml_declaration(&plain), &in_scope);
-        let signed_inside = {
-            let d = parse(&plain).map_err(|_| super::decrypt::undecryptable())?;
-            let a = d.root_element();
-            if !is(a, NS_ASSERTION, "Assertion") {
+        let authenticated = signed_response_doc.is_some();
+        super::decrypt::check_content_algorithm(enc, e.allow_cbc)?;
+        match decrypted_assertion(enc, key, e, authenticated) {
+            Ok((pre, signed_inside)) => {
+                protection.push("encrypted");
+                if signed_inside {
+                    protection.push("assertion");
+                }
+                pre
+            }
+            // Without a verified Response signature around it, the ciphertext is the
+            // attacker's: every failure from the decryption to the verified inner signature
+            // reads the same (code, message; the caller evens out the time), so nothing can be
+            // learnt about the plaintext (no padding oracle on AES-CBC).
+            Err(err) if !authenticated => {
+                tracing::debug!(reason = %err.code(), "unauthenticated encrypted assertion refused");
                 return Err(super::decrypt::undecryptable());
             }
-            let sigs: Vec<Node> = a.descendants().filter(|n| is(*n, NS_DSIG, "Signature")).collect();
-            for s in &sigs {
-                check_algorithms(*s, e.allow_sha1)?;
-            }
-            if a.descendants().filter(|n| is(*n, NS_ASSERTION, "Assertion")).count() != 1 {
-                return Err(SamlError::Wrapping("the decrypted content holds more than one assertion".into()));
-            }
-            !sigs.is_empty()
-        };
-        if signed_inside {
-            let pre = verify_assertion(&plain, e)?;
-            protection.push("assertion");
-            pre
-        } else if signed_response_doc.is_some() {
-            plain
-        } else {
-            return Err(SamlError::SignatureMissing);
+            Err(err) => return Err(err),
         }
     } else if let Some(pre) = &signed_response {
         // samael verified every signature in the document, the assertion's included.
@@ -409,6 +399,90 @@ pub fn validate_xml(xml: &str, e: &Expectations) -> Result<ValidatedAssertion, S
         }
     }
     check_statements(response_view, response_signed, a, e, protection)
+}
+
+/// Decrypts an EncryptedAssertion and returns the assertion bytes to trust and whether the
+/// assertion carried its own (verified) signature. Unless `authenticated` (a verified Response
+/// signature covers the ciphertext), the decrypted assertion must be signed itself.
+fn decrypted_assertion(
+    enc: Node,
+    key: &str,
+    e: &Expectations,
+    authenticated: bool,
+) -> Result<(String, bool), SamlError> {
+    let plain = super::decrypt::decrypt_assertion(enc, key)?;
+    // The plaintext may use prefixes declared outside it: declare them on its root.
+    let in_scope: Vec<(Option<String>, String)> =
+        enc.namespaces().map(|ns| (ns.name().map(str::to_string), ns.uri().to_string())).collect();
+    let plain = add_declarations(strip_xml_declaration(&plain), &in_scope);
+    let signed_inside = {
+        // The decrypted assertion is read by both parsers too (xmlsec verifies it).
+        let checked = super::xml::check_bytes(&plain)?;
+        let d = super::xml::parse(checked)?;
+        super::xml::libxml_agrees(checked, &d)?;
+        check_ids(&d)?;
+        let a = d.root_element();
+        if !is(a, NS_ASSERTION, "Assertion") {
+            return Err(SamlError::Malformed("the decrypted content is not an Assertion".into()));
+        }
+        if a.descendants().filter(|n| is(*n, NS_ASSERTION, "Assertion")).count() != 1 {
+            return Err(SamlError::Wrapping("the decrypted content holds more than one assertion".into()));
+        }
+        let sigs: Vec<Node> = a.descendants().filter(|n| is(*n, NS_DSIG, "Signature")).collect();
+        for s in &sigs {
+            if s.parent() != Some(a) {
+                return Err(SamlError::Wrapping("a signature stands outside the decrypted Assertion".into()));
+            }
+            check_signature(*s, e.allow_sha1)?;
+        }
+        if sigs.len() > 1 {
+            return Err(SamlError::Wrapping("the decrypted Assertion carries more than one signature".into()));
+        }
+        !sigs.is_empty()
+    };
+    if signed_inside {
+        Ok((verify_assertion(&plain, e)?, true))
+    } else if authenticated {
+        Ok((plain, false))
+    } else {
+        Err(SamlError::SignatureMissing)
+    }
+}
+
+/// Every `ID` attribute value is unique and plain (an NCName), and no element carries an ID
+/// in another namespace (`xml:id`, `p:ID`): libxml2 and samael would resolve `#id` references
+/// to such elements while fedgate's checks read only the plain `ID`.
+fn check_ids(doc: &Document) -> Result<(), SamlError> {
+    let mut seen = std::collections::HashSet::new();
+    for n in doc.descendants().filter(Node::is_element) {
+        for a in n.attributes() {
+            let named_id = a.name() == "ID" || a.name().eq_ignore_ascii_case("id");
+            match a.namespace() {
+                Some(_) if named_id => {
+                    return Err(SamlError::Wrapping(format!("an element carries a namespaced {} attribute", a.name())))
+                }
+                None if a.name() == "ID" => {
+                    if !is_ncname(a.value()) {
+                        return Err(SamlError::Malformed("an ID attribute is not a plain name".into()));
+                    }
+                    if !seen.insert(a.value()) {
+                        return Err(SamlError::Wrapping(format!("the ID {} is used twice", shown(a.value()))));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An ASCII NCName: a letter or `_`, then letters, digits, `_`, `-`, `.`; at most 256 bytes.
+fn is_ncname(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 256
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
 }
 
 /// The one assertion of a verified document: the root itself, or the Response's only child
@@ -496,52 +570,123 @@ const DIGEST_OK: [&str; 3] = [
     "http://www.w3.org/2001/04/xmlenc#sha512",
 ];
 const DIGEST_SHA1: &str = "http://www.w3.org/2000/09/xmldsig#sha1";
-const TRANSFORMS_OK: [&str; 4] = [
+/// Transforms a Reference may list: the enveloped-signature transform and exclusive c14n.
+const TRANSFORMS_OK: [&str; 3] = [
     "http://www.w3.org/2000/09/xmldsig#enveloped-signature",
+    "http://www.w3.org/2001/10/xml-exc-c14n#",
+    "http://www.w3.org/2001/10/xml-exc-c14n#WithComments",
+];
+/// Canonicalization of SignedInfo: exclusive (with or without comments) or inclusive c14n 1.0.
+const C14N_OK: [&str; 3] = [
     "http://www.w3.org/2001/10/xml-exc-c14n#",
     "http://www.w3.org/2001/10/xml-exc-c14n#WithComments",
     "http://www.w3.org/TR/2001/REC-xml-c14n-20010315",
 ];
+const NS_EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
 
-/// Allow-lists the signature, digest, canonicalization and transform algorithms of a signature
-/// (no XPath or XSLT transforms, no SHA-1 unless allowed), and requires one same-document
-/// reference.
-fn check_algorithms(sig: Node, allow_sha1: bool) -> Result<(), SamlError> {
-    let si = child(sig, NS_DSIG, "SignedInfo").ok_or_else(|| SamlError::SignatureInvalid("no SignedInfo".into()))?;
-    let method = child(si, NS_DSIG, "SignatureMethod").and_then(|m| m.attribute("Algorithm")).unwrap_or_default();
-    let sig_ok = SIG_OK.contains(&method) || (allow_sha1 && SIG_SHA1.contains(&method));
-    if !sig_ok {
-        return Err(SamlError::AlgorithmNotAllowed(if method.is_empty() {
-            "no algorithm".into()
-        } else {
-            method.into()
-        }));
+/// The element children of `n`.
+fn elements<'a, 'i>(n: Node<'a, 'i>) -> Vec<Node<'a, 'i>> {
+    n.children().filter(Node::is_element).collect()
+}
+
+fn shape(why: &str) -> SamlError {
+    SamlError::Wrapping(format!("the signature is not of the accepted form ({why})"))
+}
+
+/// Checks a `ds:Signature` before xmlsec sees it, so that verification can neither load
+/// anything nor cost more than a fixed amount:
+/// - children: `SignedInfo`, `SignatureValue`, an optional `KeyInfo` (X509Data, KeyName or
+///   KeyValue only: no RetrievalMethod, no `Object`, hence no `Manifest`);
+/// - `SignedInfo`: an allow-listed c14n method, an allow-listed signature method (no SHA-1
+///   unless allowed), and exactly one `Reference`;
+/// - the `Reference` URI is `#` followed by the ID of the element the Signature is a direct
+///   child of: no XPointer, no other same-document form, no `http:`/`file:`/relative URI;
+/// - at most two transforms, each the enveloped-signature transform or exclusive c14n, and an
+///   allow-listed digest.
+fn check_signature(sig: Node, allow_sha1: bool) -> Result<(), SamlError> {
+    let parent = sig.parent_element().ok_or_else(|| shape("no parent"))?;
+    let parent_id =
+        parent.attribute("ID").filter(|id| is_ncname(id)).ok_or_else(|| shape("the signed element has no ID"))?;
+    let kids = elements(sig);
+    let (si, rest) = kids.split_first().ok_or_else(|| SamlError::SignatureInvalid("no SignedInfo".into()))?;
+    if !is(*si, NS_DSIG, "SignedInfo") {
+        return Err(SamlError::SignatureInvalid("no SignedInfo".into()));
     }
-    let refs: Vec<Node> = children(si, NS_DSIG, "Reference").collect();
-    if refs.len() != 1 {
-        return Err(SamlError::Wrapping(format!("the signature has {} references, expected 1", refs.len())));
-    }
-    let r = refs[0];
-    if !r.attribute("URI").is_some_and(|u| u.starts_with('#') && u.len() > 1) {
-        return Err(SamlError::Wrapping("the signature reference is not a same-document ID reference".into()));
-    }
-    let digest = child(r, NS_DSIG, "DigestMethod").and_then(|m| m.attribute("Algorithm")).unwrap_or_default();
-    if !(DIGEST_OK.contains(&digest) || (allow_sha1 && digest == DIGEST_SHA1)) {
-        return Err(SamlError::AlgorithmNotAllowed(if digest.is_empty() { "no digest".into() } else { digest.into() }));
-    }
-    let c14n = child(si, NS_DSIG, "CanonicalizationMethod").and_then(|m| m.attribute("Algorithm")).unwrap_or_default();
-    if !TRANSFORMS_OK[1..].contains(&c14n) {
-        return Err(SamlError::AlgorithmNotAllowed(format!("canonicalization {c14n}")));
-    }
-    if let Some(ts) = child(r, NS_DSIG, "Transforms") {
-        for t in children(ts, NS_DSIG, "Transform") {
-            let alg = t.attribute("Algorithm").unwrap_or_default();
-            if !TRANSFORMS_OK.contains(&alg) {
-                return Err(SamlError::AlgorithmNotAllowed(format!("transform {alg}")));
+    match rest {
+        [sv] if is(*sv, NS_DSIG, "SignatureValue") => {}
+        [sv, ki] if is(*sv, NS_DSIG, "SignatureValue") && is(*ki, NS_DSIG, "KeyInfo") => {
+            for k in elements(*ki) {
+                let ok = k.tag_name().namespace() == Some(NS_DSIG)
+                    && matches!(k.tag_name().name(), "X509Data" | "KeyName" | "KeyValue");
+                if !ok {
+                    return Err(shape(&format!("KeyInfo holds {}", k.tag_name().name())));
+                }
             }
         }
+        _ => return Err(shape("only SignedInfo, SignatureValue and KeyInfo may appear")),
+    }
+    let si_kids = elements(*si);
+    let [c14n, method, r] = si_kids.as_slice() else {
+        return Err(shape("SignedInfo must hold a c14n method, a signature method and one reference"));
+    };
+    if !is(*c14n, NS_DSIG, "CanonicalizationMethod") || !is(*method, NS_DSIG, "SignatureMethod") {
+        return Err(shape("SignedInfo must hold a c14n method, a signature method and one reference"));
+    }
+    if !is(*r, NS_DSIG, "Reference") {
+        let n = si_kids.iter().filter(|k| is(**k, NS_DSIG, "Reference")).count();
+        return Err(SamlError::Wrapping(format!("the signature has {n} references, expected 1")));
+    }
+    let alg = method.attribute("Algorithm").unwrap_or_default();
+    if !(SIG_OK.contains(&alg) || (allow_sha1 && SIG_SHA1.contains(&alg))) {
+        return Err(SamlError::AlgorithmNotAllowed(if alg.is_empty() { "no algorithm".into() } else { shown(alg) }));
+    }
+    if !elements(*method).is_empty() {
+        return Err(shape("the signature method has parameters"));
+    }
+    let c14n_alg = c14n.attribute("Algorithm").unwrap_or_default();
+    if !C14N_OK.contains(&c14n_alg) {
+        return Err(SamlError::AlgorithmNotAllowed(format!("canonicalization {}", shown(c14n_alg))));
+    }
+    check_c14n_params(*c14n)?;
+    // The one reference: to the signed element itself.
+    let uri = r.attribute("URI").unwrap_or_default();
+    if uri.strip_prefix('#') != Some(parent_id) {
+        return Err(SamlError::Wrapping(
+            "the signature reference is not the ID of the element the signature stands in".into(),
+        ));
+    }
+    let mut r_kids = elements(*r).into_iter().peekable();
+    if let Some(ts) = r_kids.next_if(|k| is(*k, NS_DSIG, "Transforms")) {
+        let transforms = elements(ts);
+        if transforms.is_empty() || transforms.len() > 2 {
+            return Err(shape("a reference has one or two transforms"));
+        }
+        for t in transforms {
+            let alg = t.attribute("Algorithm").unwrap_or_default();
+            if !is(t, NS_DSIG, "Transform") || !TRANSFORMS_OK.contains(&alg) {
+                return Err(SamlError::AlgorithmNotAllowed(format!("transform {}", shown(alg))));
+            }
+            check_c14n_params(t)?;
+        }
+    }
+    let digest = r_kids.next().filter(|d| is(*d, NS_DSIG, "DigestMethod")).ok_or_else(|| shape("no DigestMethod"))?;
+    let dalg = digest.attribute("Algorithm").unwrap_or_default();
+    if !(DIGEST_OK.contains(&dalg) || (allow_sha1 && dalg == DIGEST_SHA1)) {
+        return Err(SamlError::AlgorithmNotAllowed(if dalg.is_empty() { "no digest".into() } else { shown(dalg) }));
+    }
+    if !r_kids.next().is_some_and(|d| is(d, NS_DSIG, "DigestValue")) || r_kids.next().is_some() {
+        return Err(shape("a reference ends with its DigestValue"));
     }
     Ok(())
+}
+
+/// A c14n method or transform may only carry exclusive c14n's `InclusiveNamespaces`.
+fn check_c14n_params(n: Node) -> Result<(), SamlError> {
+    match elements(n).as_slice() {
+        [] => Ok(()),
+        [p] if is(*p, NS_EXC_C14N, "InclusiveNamespaces") && elements(*p).is_empty() => Ok(()),
+        _ => Err(shape("a transform has parameters")),
+    }
 }
 
 /// The trusted certificates, the one the signature names in its KeyInfo first (when trusted):
@@ -566,31 +711,19 @@ fn certs(xml: &str, e: &Expectations) -> Vec<CertificateDer> {
     out
 }
 
-#[link(name = "xmlsec1")]
-extern "C" {
-    fn xmlSecErrorsDefaultCallbackEnableOutput(enabled: std::os::raw::c_int);
-}
-
-/// xmlsec prints every failed check to stderr (a forged response, or each certificate tried
-/// during a rotation). fedgate reports failures itself, with codes, in its structured log and
-/// the login trace; the raw lines would only be noise an attacker can trigger at will.
-fn quiet_xmlsec() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: a plain setter of a global flag in libxmlsec1 (already linked by samael),
-        // taking an int and touching no memory of ours.
-        unsafe { xmlSecErrorsDefaultCallbackEnableOutput(0) }
-    });
-}
-
 /// Verifies every signature of `xml` and returns the pre-digest bytes: exactly what was signed.
 fn verify(xml: &str, e: &Expectations) -> Result<String, SamlError> {
-    quiet_xmlsec();
+    super::xml::harden_libraries();
     if e.idp_certs_der.is_empty() {
         return Err(SamlError::SignatureInvalid("the connection trusts no certificate".into()));
     }
-    Crypto::reduce_xml_to_signed_with_allowed_algorithms(xml, &certs(xml, e), ReduceMode::PreDigest, None)
-        .map_err(|err| SamlError::SignatureInvalid(crypto_error(&err)))
+    Crypto::reduce_xml_to_signed_with_allowed_algorithms(xml, &certs(xml, e), ReduceMode::PreDigest, None).map_err(
+        |err| {
+            // The library's text stays in the server log (debug): people and traces get our words.
+            tracing::debug!(detail = %crypto_error(&err), "SAML signature verification failed");
+            SamlError::SignatureInvalid("no trusted certificate verifies it".into())
+        },
+    )
 }
 
 /// Verifies an assertion standing alone and returns its pre-digest.

@@ -41,6 +41,7 @@ fn expectations(request: ExpectedRequest<'static>) -> Expectations<'static> {
         request,
         decryption_key_pem: Some(SP_KEY_PEM),
         require_encrypted: false,
+        allow_cbc: true,
     }
 }
 
