@@ -95,7 +95,8 @@ pub async fn link_login(
         if !u.active || u.deleted_at.is_some() {
             return Err(LinkError::Inactive);
         }
-        let identity = new_identity(tenant_id, connection_id, &u.id, ident, "{}".into(), now_ms, rng).insert(tx).await?;
+        let identity =
+            new_identity(tenant_id, connection_id, &u.id, ident, "{}".into(), now_ms, rng).insert(tx).await?;
         return Ok(Linked { user: u, identity, created: false });
     }
     create(tx, tenant_id, connection_id, ident, now_ms, rng).await

@@ -387,14 +387,6 @@ pub async fn finish_login_then(
         // the tenant (whatever allow_email_outside_domains lets in).
         let vouched = ident.email_verified;
         ident.email_verified = vouched && crate::tenant::domain_trusted_for_email(&tenant.id, email, &rows);
-        if vouched && !ident.email_verified {
-            steps.push(
-                "email_untrusted",
-                now_ms,
-                0,
-                serde_json::json!({ "email_domain": domain, "note": "the IdP vouched for the address, but its domain is not one of the organization's: email_verified is false" }),
-            );
-        }
         if !settings.allow_email_outside_domains && !domains.contains(&domain) {
             let (cause, fix) = traces_explain("email_domain_not_allowed");
             let cause =
@@ -417,6 +409,14 @@ pub async fn finish_login_then(
                 "the email domain is not allowed for this organization",
             )));
         }
+        if vouched && !ident.email_verified {
+            steps.push(
+                "email_untrusted",
+                now_ms,
+                0,
+                serde_json::json!({ "email_domain": domain, "note": "the IdP vouched for the address, but its domain is not one of the organization's: email_verified is false" }),
+            );
+        }
     }
     // Two first logins of the same person at once (PostgreSQL runs them concurrently) race to
     // create the identity; the loser retries and links to the winner's user.
@@ -424,9 +424,7 @@ pub async fn finish_login_then(
     let (tx, linked) = loop {
         attempt += 1;
         let tx = write_tx(&st.db).await?;
-        match crate::directory::link_login(&tx, &tenant.id, &conn.id, &ident, &settings, now_ms, &*st.rng)
-            .await
-        {
+        match crate::directory::link_login(&tx, &tenant.id, &conn.id, &ident, &settings, now_ms, &*st.rng).await {
             Ok(l) => break (tx, l),
             Err(crate::directory::LinkError::Inactive) => {
                 drop(tx);

@@ -271,4 +271,24 @@ mod tests {
         assert!(validate_domain("a..b").is_err());
         assert!(validate_domain("exa mple.com").is_err());
     }
+
+    #[test]
+    fn email_trust_needs_a_domain_of_the_tenant() {
+        let row = |d: &str, t: &str| tenant_domain::Model { domain: d.into(), tenant_id: t.into(), created_at: 0 };
+        let rows = [row("acme.com", "org_a"), row("other.com", "org_b")];
+        assert!(domain_trusted_for_email("org_a", "x@Acme.COM", &rows));
+        assert!(!domain_trusted_for_email("org_a", "x@sub.acme.com", &rows), "subdomains are other domains");
+        assert!(!domain_trusted_for_email("org_a", "x@other.com", &rows), "another tenant's domain");
+        assert!(!domain_trusted_for_email("org_b", "x@acme.com", &rows));
+        assert!(!domain_trusted_for_email("org_a", "not-an-email", &rows));
+        assert!(!domain_trusted_for_email("org_a", "x@acme.com", &[]));
+    }
+
+    #[test]
+    fn external_id_scope_admits() {
+        assert!(ExternalIdScope::Connection("c1".into()).admits("c1"));
+        assert!(!ExternalIdScope::Connection("c1".into()).admits("c2"));
+        assert!(ExternalIdScope::Tenant.admits("c2"));
+        assert!(!ExternalIdScope::Nowhere.admits("c1"));
+    }
 }
