@@ -76,6 +76,34 @@ async fn insert_domains(
     Ok(())
 }
 
+/// Settings that name other rows: `scim_link_connection` must be a connection of this tenant
+/// (`tenant_id` None: a tenant being created, which has none yet) and only goes with
+/// `scim_link_scope: connection`.
+async fn validate_settings(
+    db: &impl sea_orm::ConnectionTrait,
+    tenant_id: Option<&str>,
+    s: &TenantSettings,
+) -> Result<(), ApiError> {
+    let Some(c) = &s.scim_link_connection else { return Ok(()) };
+    let invalid = |m: String| ApiError::invalid("settings.scim_link_connection", "invalid_scim_link_connection", m);
+    if s.scim_link_scope != t::ScimLinkScope::Connection {
+        return Err(invalid("scim_link_connection goes only with scim_link_scope \"connection\"".into()));
+    }
+    let found = match tenant_id {
+        Some(tid) => connection::Entity::find_by_id(c.clone())
+            .filter(connection::Column::TenantId.eq(tid))
+            .one(db)
+            .await?
+            .is_some(),
+        None => false,
+    };
+    if found {
+        Ok(())
+    } else {
+        Err(invalid(format!("{c:?} is not a connection of this tenant")))
+    }
+}
+
 async fn load(state: &AppState, key: &str) -> Result<tenant::Model, ApiError> {
     t::find(&state.db, key).await?.ok_or_else(|| ApiError::not_found("tenant"))
 }
@@ -94,6 +122,7 @@ pub async fn create(
     let slug = t::validate_slug(&body.slug)?;
     let domains = validate_domains(&body.domains)?;
     let settings = body.settings.unwrap_or_default();
+    validate_settings(&state.db, None, &settings).await?;
     let now_ms = state.clock.now_ms();
     let now = now_ms / 1000;
     let id = TenantId::new(now_ms, &*state.rng);
@@ -194,6 +223,7 @@ pub async fn update(
         m.slug = Set(s);
     }
     if let Some(s) = body.settings {
+        validate_settings(&tx, Some(&row.id), &s).await?;
         m.settings = Set(serde_json::to_string(&s).unwrap_or_else(|_| "{}".into()));
     }
     m.updated_at = Set(now);

@@ -5,7 +5,7 @@ use crate::claims::NormalizedIdentity;
 use crate::clock::Rng;
 use crate::ids::{IdentityId, UserId};
 use crate::store::entities::{identity, scim_group, scim_group_member, user};
-use crate::tenant::ScimLinkRule;
+use crate::tenant::{ScimLinkRule, TenantSettings};
 use crate::util::to_json_list;
 use sea_orm::sea_query::Query;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
@@ -26,12 +26,17 @@ pub struct Linked {
 
 /// Finds or creates (just in time) the user behind an upstream identity and refreshes what the
 /// upstream says about them. Runs inside the caller's transaction.
+///
+/// `ident.email_verified` must already say whether fedgate trusts the address (the IdP vouched
+/// for it AND [`crate::tenant::domain_trusted_for_email`]); see `issuer::flow`. Only such an
+/// address links to a provisioned user by email, and only such an address is recorded as the
+/// identity's `verified_email` (the one tokens may call verified).
 pub async fn link_login(
     tx: &impl ConnectionTrait,
     tenant_id: &str,
     connection_id: &str,
     ident: &NormalizedIdentity,
-    link_rule: ScimLinkRule,
+    settings: &TenantSettings,
     now_ms: i64,
     rng: &dyn Rng,
 ) -> Result<Linked, LinkError> {
@@ -52,9 +57,11 @@ pub async fn link_login(
             return Err(LinkError::Inactive);
         }
         if u.scim.is_some() {
-            // SCIM is authoritative for provisioned users' profiles.
+            // SCIM is authoritative for provisioned users' profiles; what the IdP vouches for
+            // stays on the identity.
             let mut im: identity::ActiveModel = idn.into();
             im.groups = Set(to_json_list(&ident.groups));
+            set_verified_email(&mut im, ident);
             im.last_login_at = Set(now);
             let identity = im.update(tx).await?;
             return Ok(Linked { user: u, identity, created: false });
@@ -62,6 +69,7 @@ pub async fn link_login(
         let mut um: user::ActiveModel = u.into();
         if ident.email.is_some() {
             um.email = Set(ident.email.clone());
+            um.email_lower = Set(ident.email.as_ref().map(|e| e.to_lowercase()));
             um.email_verified = Set(ident.email_verified);
         }
         if ident.name.is_some() {
@@ -73,45 +81,76 @@ pub async fn link_login(
         if ident.family_name.is_some() {
             um.family_name = Set(ident.family_name.clone());
         }
-        um.email_lower = Set(ident.email.as_ref().map(|e| e.to_lowercase()));
         um.updated_at = Set(now);
         let user = um.update(tx).await?;
         let mut im: identity::ActiveModel = idn.into();
         im.groups = Set(to_json_list(&ident.groups));
         im.attributes = Set(attributes_json(ident));
+        set_verified_email(&mut im, ident);
         im.last_login_at = Set(now);
         let identity = im.update(tx).await?;
         return Ok(Linked { user, identity, created: false });
     }
-    if let Some(u) = find_provisioned(tx, tenant_id, ident, link_rule).await? {
+    if let Some(u) = find_provisioned(tx, tenant_id, connection_id, ident, settings).await? {
         if !u.active || u.deleted_at.is_some() {
             return Err(LinkError::Inactive);
         }
-        let identity = identity::ActiveModel {
-            id: Set(IdentityId::new(now_ms, rng).to_string()),
-            tenant_id: Set(tenant_id.to_string()),
-            connection_id: Set(connection_id.to_string()),
-            subject: Set(ident.subject.clone()),
-            user_id: Set(u.id.clone()),
-            attributes: Set("{}".into()),
-            groups: Set(to_json_list(&ident.groups)),
-            created_at: Set(now),
-            last_login_at: Set(now),
-        }
-        .insert(tx)
-        .await?;
+        let identity =
+            new_identity(tenant_id, connection_id, &u.id, ident, "{}".into(), now_ms, rng).insert(tx).await?;
         return Ok(Linked { user: u, identity, created: false });
     }
     create(tx, tenant_id, connection_id, ident, now_ms, rng).await
 }
 
-/// The SCIM-provisioned user of `tenant_id` a first login links to, by the tenant's rule.
-/// Soft-deleted users are found too (so the login is refused rather than re-created).
+/// The address this login's IdP vouched for (and fedgate trusts), or none.
+fn verified_email(ident: &NormalizedIdentity) -> (Option<String>, Option<String>) {
+    match ident.email.as_deref().filter(|_| ident.email_verified) {
+        Some(e) => (Some(e.to_string()), crate::claims::email_domain(e)),
+        None => (None, None),
+    }
+}
+
+fn set_verified_email(im: &mut identity::ActiveModel, ident: &NormalizedIdentity) {
+    let (email, domain) = verified_email(ident);
+    im.verified_email = Set(email);
+    im.verified_email_domain = Set(domain);
+}
+
+fn new_identity(
+    tenant_id: &str,
+    connection_id: &str,
+    user_id: &str,
+    ident: &NormalizedIdentity,
+    attributes: String,
+    now_ms: i64,
+    rng: &dyn Rng,
+) -> identity::ActiveModel {
+    let now = now_ms / 1000;
+    let (verified_email, verified_email_domain) = verified_email(ident);
+    identity::ActiveModel {
+        id: Set(IdentityId::new(now_ms, rng).to_string()),
+        tenant_id: Set(tenant_id.to_string()),
+        connection_id: Set(connection_id.to_string()),
+        subject: Set(ident.subject.clone()),
+        user_id: Set(user_id.to_string()),
+        attributes: Set(attributes),
+        groups: Set(to_json_list(&ident.groups)),
+        created_at: Set(now),
+        last_login_at: Set(now),
+        verified_email: Set(verified_email),
+        verified_email_domain: Set(verified_email_domain),
+    }
+}
+
+/// The SCIM-provisioned user of `tenant_id` a first login through `connection_id` links to, by
+/// the tenant's rule. Soft-deleted users are found too (so the login is refused rather than
+/// re-created).
 async fn find_provisioned(
     tx: &impl ConnectionTrait,
     tenant_id: &str,
+    connection_id: &str,
     ident: &NormalizedIdentity,
-    rule: ScimLinkRule,
+    settings: &TenantSettings,
 ) -> Result<Option<user::Model>, sea_orm::DbErr> {
     let base = || {
         user::Entity::find()
@@ -120,12 +159,20 @@ async fn find_provisioned(
             .order_by_asc(user::Column::DeletedAt)
             .order_by_asc(user::Column::Id)
     };
-    // Only a verified email may link to an existing account: an IdP that does not vouch for
-    // the address must not be able to take over a provisioned user.
+    // Only a trusted email may link to an existing account: an IdP that does not vouch for the
+    // address, or vouches for one outside the tenant's domains, must not be able to take over a
+    // provisioned user.
     let email = ident.email.as_ref().filter(|_| ident.email_verified).map(|e| e.to_lowercase());
-    match rule {
+    match settings.scim_link {
         ScimLinkRule::None => Ok(None),
-        ScimLinkRule::ExternalId => base().filter(user::Column::ExternalId.eq(ident.subject.clone())).one(tx).await,
+        ScimLinkRule::ExternalId => {
+            // A subject means a person only within its connection: it links only through the
+            // connection(s) the tenant's scim_link_scope admits.
+            if !crate::tenant::external_id_scope(tx, tenant_id, settings).await?.admits(connection_id) {
+                return Ok(None);
+            }
+            base().filter(user::Column::ExternalId.eq(ident.subject.clone())).one(tx).await
+        }
         ScimLinkRule::UserName => match email {
             Some(e) => {
                 base().filter(user::Column::UserNameLower.eq(e)).filter(user::Column::DeletedAt.is_null()).one(tx).await
@@ -206,19 +253,8 @@ async fn create(
     }
     .insert(tx)
     .await?;
-    let identity = identity::ActiveModel {
-        id: Set(IdentityId::new(now_ms, rng).to_string()),
-        tenant_id: Set(tenant_id.to_string()),
-        connection_id: Set(connection_id.to_string()),
-        subject: Set(ident.subject.clone()),
-        user_id: Set(user.id.clone()),
-        attributes: Set(attributes_json(ident)),
-        groups: Set(to_json_list(&ident.groups)),
-        created_at: Set(now),
-        last_login_at: Set(now),
-    }
-    .insert(tx)
-    .await?;
+    let identity =
+        new_identity(tenant_id, connection_id, &user.id, ident, attributes_json(ident), now_ms, rng).insert(tx).await?;
     Ok(Linked { user, identity, created: true })
 }
 

@@ -3,7 +3,7 @@
 use super::clients::authenticate;
 use super::flow::{client_redirect_url, redirect, SESSION_COOKIE};
 use super::token::revoke_grant;
-use super::tokens::{profile_claims, verify_access_token};
+use super::tokens::{profile_claims, trusted_email_of, verify_access_token};
 use crate::app::AppState;
 use crate::error::{OAuthError, PageError};
 use crate::html::{escape, page};
@@ -37,19 +37,22 @@ pub async fn userinfo(req: HttpRequest, st: web::Data<AppState>) -> Result<HttpR
         .ok_or_else(|| OAuthError::invalid_token("the access token is invalid, expired or revoked"))?;
     let tenant = tenant::Entity::find_by_id(v.user.tenant_id.clone()).one(&st.db).await?;
     let session = session::Entity::find_by_id(v.grant.session_id.clone()).one(&st.db).await?;
-    let groups = match &session {
-        Some(s) => identity::Entity::find()
-            .filter(identity::Column::UserId.eq(v.user.id.clone()))
-            .filter(identity::Column::ConnectionId.eq(s.connection_id.clone()))
-            .one(&st.db)
-            .await?
-            .map(|i| from_json_list(&i.groups))
-            .unwrap_or_default(),
-        None => Vec::new(),
+    let idn = match &session {
+        Some(s) => {
+            identity::Entity::find()
+                .filter(identity::Column::UserId.eq(v.user.id.clone()))
+                .filter(identity::Column::ConnectionId.eq(s.connection_id.clone()))
+                .one(&st.db)
+                .await?
+        }
+        None => None,
     };
+    let verified_email = trusted_email_of(&st.db, &v.user.tenant_id, idn.as_ref()).await?;
+    let groups = idn.map(|i| from_json_list(&i.groups)).unwrap_or_default();
     let groups = crate::directory::merge_groups(groups, crate::directory::scim_groups_of(&st.db, &v.user.id).await?);
     let mut body = serde_json::json!({ "sub": v.user.id });
-    if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(profile_claims(&v.user, &v.grant.scope)) {
+    let profile = profile_claims(&v.user, verified_email.as_deref(), &v.grant.scope);
+    if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(profile) {
         for (k, val) in m {
             body[k] = val;
         }

@@ -372,7 +372,7 @@ pub async fn finish_login_then(
 ) -> Result<HttpResponse, PageError> {
     let now_ms = st.clock.now_ms();
     let now = now_ms / 1000;
-    let ident = match claims::normalize(up) {
+    let mut ident = match claims::normalize(up) {
         Ok(i) => i,
         Err(m) => return upstream_failure(st, login, UpstreamError::InvalidResponse(m.into()), steps).await,
     };
@@ -380,8 +380,13 @@ pub async fn finish_login_then(
         tenant::Entity::find_by_id(conn.tenant_id.clone()).one(&st.db).await?.ok_or_else(PageError::internal)?;
     let settings = crate::tenant::settings_of(&tenant);
     if let Some(email) = &ident.email {
-        let domains = crate::tenant::domains_of(&st.db, &tenant.id).await?;
+        let rows = crate::tenant::domain_rows_of(&st.db, &tenant.id).await?;
+        let domains: Vec<String> = rows.iter().map(|d| d.domain.clone()).collect();
         let domain = claims::email_domain(email).unwrap_or_default();
+        // The IdP vouching is not enough: fedgate calls an address verified only in a domain of
+        // the tenant (whatever allow_email_outside_domains lets in).
+        let vouched = ident.email_verified;
+        ident.email_verified = vouched && crate::tenant::domain_trusted_for_email(&tenant.id, email, &rows);
         if !settings.allow_email_outside_domains && !domains.contains(&domain) {
             let (cause, fix) = traces_explain("email_domain_not_allowed");
             let cause =
@@ -404,6 +409,14 @@ pub async fn finish_login_then(
                 "the email domain is not allowed for this organization",
             )));
         }
+        if vouched && !ident.email_verified {
+            steps.push(
+                "email_untrusted",
+                now_ms,
+                0,
+                serde_json::json!({ "email_domain": domain, "note": "the IdP vouched for the address, but its domain is not one of the organization's: email_verified is false" }),
+            );
+        }
     }
     // Two first logins of the same person at once (PostgreSQL runs them concurrently) race to
     // create the identity; the loser retries and links to the winner's user.
@@ -411,9 +424,7 @@ pub async fn finish_login_then(
     let (tx, linked) = loop {
         attempt += 1;
         let tx = write_tx(&st.db).await?;
-        match crate::directory::link_login(&tx, &tenant.id, &conn.id, &ident, settings.scim_link, now_ms, &*st.rng)
-            .await
-        {
+        match crate::directory::link_login(&tx, &tenant.id, &conn.id, &ident, &settings, now_ms, &*st.rng).await {
             Ok(l) => break (tx, l),
             Err(crate::directory::LinkError::Inactive) => {
                 drop(tx);

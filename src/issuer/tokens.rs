@@ -3,7 +3,7 @@
 use crate::app::AppState;
 use crate::error::OAuthError;
 use crate::keys::{Alg, UnverifiedJws};
-use crate::store::entities::{client, grant, revoked_token, session, tenant, user};
+use crate::store::entities::{client, grant, identity, revoked_token, session, tenant, tenant_domain, user};
 use crate::util::from_json_list;
 use sea_orm::{ConnectionTrait, EntityTrait};
 use serde::Serialize;
@@ -66,6 +66,9 @@ pub struct AccessTokenClaims {
 /// Everything the tokens say about the person, loaded once per issuance.
 pub struct Subject {
     pub user: user::Model,
+    /// The address this session's connection vouched for, when fedgate still trusts it (see
+    /// [`trusted_email`]): the only email tokens call verified.
+    pub verified_email: Option<String>,
     pub tenant: tenant::Model,
     pub session: session::Model,
     pub connection_type: String,
@@ -90,14 +93,16 @@ pub async fn load_subject(
         _ => ("?", "?"),
     };
     let sql = format!(
-        "SELECT {}, {}, {}, c.conn_type AS c_conn_type, i.groups AS i_groups \
+        "SELECT {}, {}, {}, {}, c.conn_type AS c_conn_type, i.groups AS i_groups, i.verified_email AS i_verified_email \
          FROM sessions s JOIN users u ON u.id = s.user_id JOIN tenants t ON t.id = u.tenant_id \
          LEFT JOIN connections c ON c.id = s.connection_id \
          LEFT JOIN identities i ON i.user_id = u.id AND i.connection_id = s.connection_id \
+         LEFT JOIN tenant_domains d ON d.domain = i.verified_email_domain \
          WHERE s.id = {p1} AND u.id = {p2}",
         cols::<user::Column>("u"),
         cols::<session::Column>("s"),
         cols::<tenant::Column>("t"),
+        cols::<tenant_domain::Column>("d"),
     );
     let stmt = sea_orm::Statement::from_sql_and_values(backend, sql, [session_id.into(), user_id.into()]);
     let Some(row) = db.query_one_raw(stmt).await? else { return Ok(None) };
@@ -106,11 +111,15 @@ pub async fn load_subject(
     let tenant = tenant::Model::from_query_result(&row, "t_")?;
     let connection_type: Option<String> = row.try_get("", "c_conn_type")?;
     let groups: Option<String> = row.try_get("", "i_groups")?;
+    let vouched: Option<String> = row.try_get("", "i_verified_email")?;
+    let domain = tenant_domain::Model::from_query_result_optional(&row, "d_")?;
+    let verified_email = trusted_email(&tenant.id, vouched, domain.as_slice());
     let upstream = groups.map(|g| from_json_list(&g)).unwrap_or_default();
     // Upstream groups first, then SCIM groups (one more query, only when the tenant uses SCIM).
     let groups = crate::directory::merge_groups(upstream, crate::directory::scim_groups_of(db, &user.id).await?);
     Ok(Some(Subject {
         user,
+        verified_email,
         tenant,
         session,
         connection_type: connection_type.unwrap_or_else(|| "unknown".into()),
@@ -122,11 +131,42 @@ pub fn has_scope(scope: &str, s: &str) -> bool {
     scope.split(' ').any(|x| x == s)
 }
 
-pub fn profile_claims(u: &user::Model, scope: &str) -> ProfileClaims {
+/// The address a token may call verified: the one the session's connection vouched for at its
+/// last login (`identities.verified_email`), if its domain is still trusted for the tenant
+/// (`domains`: candidate `tenant_domains` rows).
+pub fn trusted_email(tenant_id: &str, vouched: Option<String>, domains: &[tenant_domain::Model]) -> Option<String> {
+    vouched.filter(|e| crate::tenant::domain_trusted_for_email(tenant_id, e, domains))
+}
+
+/// [`trusted_email`] for an identity row (userinfo), with its one domain lookup.
+pub async fn trusted_email_of(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    idn: Option<&identity::Model>,
+) -> Result<Option<String>, sea_orm::DbErr> {
+    let Some(i) = idn else { return Ok(None) };
+    let (Some(email), Some(domain)) = (&i.verified_email, &i.verified_email_domain) else { return Ok(None) };
+    let row = tenant_domain::Entity::find_by_id(domain.clone()).one(db).await?;
+    Ok(trusted_email(tenant_id, Some(email.clone()), row.as_slice()))
+}
+
+/// The `email` and `profile` claims. `email` + `email_verified: true` only for `verified_email`
+/// (an address an IdP vouched for, in a trusted domain of the tenant); otherwise the profile
+/// email (SCIM's, or what the IdP asserted without fedgate trusting it) with
+/// `email_verified: false`. Names come from the profile (SCIM's for provisioned users).
+pub fn profile_claims(u: &user::Model, verified_email: Option<&str>, scope: &str) -> ProfileClaims {
     let mut p = ProfileClaims::default();
     if has_scope(scope, "email") {
-        p.email = u.email.clone();
-        p.email_verified = u.email.as_ref().map(|_| u.email_verified);
+        match verified_email {
+            Some(e) => {
+                p.email = Some(e.to_string());
+                p.email_verified = Some(true);
+            }
+            None => {
+                p.email = u.email.clone();
+                p.email_verified = u.email.as_ref().map(|_| false);
+            }
+        }
     }
     if has_scope(scope, "profile") {
         p.name = u.name.clone();
@@ -171,7 +211,7 @@ pub fn sign_tokens(
         org_slug: s.tenant.slug.clone(),
         connection_id: s.session.connection_id.clone(),
         connection_type: s.connection_type.clone(),
-        profile: profile_claims(&s.user, &g.scope),
+        profile: profile_claims(&s.user, s.verified_email.as_deref(), &g.scope),
         groups: s.groups.clone(),
         roles: {
             let mapping = crate::tenant::settings_of(&s.tenant).role_mapping;

@@ -262,31 +262,41 @@ impl Ctx<'_> {
     }
 
     /// The SSO-created (not SCIM-managed) user of this tenant that a SCIM create should adopt.
-    /// Email rules need an email the IdP verified; the externalId rule matches the upstream subject.
+    /// Email rules need an email fedgate trusted at the login (the IdP vouched for it, in a
+    /// domain of the tenant); the externalId rule matches the upstream subject of a connection
+    /// the tenant's `scim_link_scope` admits, and only when it names one person.
     async fn sso_user_to_adopt(
         &self,
         tx: &DatabaseTransaction,
         cols: &md::UserColumns,
     ) -> Result<Option<user::Model>, ScimError> {
-        use crate::tenant::ScimLinkRule;
+        use crate::tenant::{ExternalIdScope, ScimLinkRule};
         let base = || {
             user::Entity::find()
                 .filter(user::Column::TenantId.eq(self.tenant.id.clone()))
                 .filter(user::Column::Scim.is_null())
                 .filter(user::Column::DeletedAt.is_null())
         };
-        let found = match crate::tenant::settings_of(&self.tenant).scim_link {
+        let settings = crate::tenant::settings_of(&self.tenant);
+        let found = match settings.scim_link {
             ScimLinkRule::None => None,
             ScimLinkRule::ExternalId => match &cols.external_id {
                 Some(ext) => {
-                    let idn = identity::Entity::find()
+                    let mut q = identity::Entity::find()
                         .filter(identity::Column::TenantId.eq(self.tenant.id.clone()))
-                        .filter(identity::Column::Subject.eq(ext.clone()))
-                        .one(tx)
-                        .await?;
-                    match idn {
-                        Some(i) => base().filter(user::Column::Id.eq(i.user_id)).one(tx).await?,
-                        None => None,
+                        .filter(identity::Column::Subject.eq(ext.clone()));
+                    match crate::tenant::external_id_scope(tx, &self.tenant.id, &settings).await? {
+                        ExternalIdScope::Connection(c) => q = q.filter(identity::Column::ConnectionId.eq(c)),
+                        ExternalIdScope::Tenant => {}
+                        ExternalIdScope::Nowhere => return Ok(None),
+                    }
+                    let mut users: Vec<String> = q.all(tx).await?.into_iter().map(|i| i.user_id).collect();
+                    users.sort();
+                    users.dedup();
+                    match users.as_slice() {
+                        // The same subject at two connections naming two people: ambiguous.
+                        [one] => base().filter(user::Column::Id.eq(one.clone())).one(tx).await?,
+                        _ => None,
                     }
                 }
                 None => None,
@@ -613,6 +623,9 @@ fn set_user_columns(m: &mut user::ActiveModel, doc: &Value, c: &md::UserColumns)
     m.active = Set(c.active);
     m.email = Set(c.email.clone());
     m.email_lower = Set(c.email.as_ref().map(|e| e.to_lowercase()));
+    // SCIM never verifies an address: a provisioning client may send any email. What an IdP
+    // vouched for lives on the identity (`verified_email`), which SCIM never writes.
+    m.email_verified = Set(false);
     m.name = Set(c.name.clone());
     m.given_name = Set(c.given_name.clone());
     m.family_name = Set(c.family_name.clone());

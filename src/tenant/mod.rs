@@ -2,7 +2,7 @@
 //! home-realm discovery.
 use crate::error::ApiError;
 use crate::ids::TenantId;
-use crate::store::entities::{tenant, tenant_domain};
+use crate::store::entities::{connection, tenant, tenant_domain};
 use crate::util::rfc3339;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields, default)]
 pub struct TenantSettings {
     /// Accept logins whose email domain is not one of the tenant's domains (off by default:
-    /// an IdP could otherwise assert any address).
+    /// an IdP could otherwise assert any address). Such an address is never `email_verified`
+    /// in tokens, whatever the IdP says (see [`domain_trusted_for_email`]).
     pub allow_email_outside_domains: bool,
     /// Optional mapping from upstream group names to app role names, emitted as `roles` in ID
     /// tokens (absent when empty).
@@ -21,6 +22,14 @@ pub struct TenantSettings {
     /// How a first SSO login finds an existing SCIM-provisioned user of this tenant.
     #[serde(default)]
     pub scim_link: ScimLinkRule,
+    /// Which connections' upstream subjects a SCIM `externalId` may name (the `external_id`
+    /// link rule and SCIM adoption by externalId).
+    #[serde(default)]
+    pub scim_link_scope: ScimLinkScope,
+    /// With `scim_link_scope: connection`: the connection whose subjects SCIM externalIds name.
+    /// Unset: the tenant's only connection, and no link at all while it has several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scim_link_connection: Option<String>,
     /// What SCIM `DELETE /Users/{id}` does.
     #[serde(default)]
     pub scim_delete: ScimDeletePolicy,
@@ -31,7 +40,8 @@ pub struct TenantSettings {
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ScimLinkRule {
-    /// The SCIM `externalId` equals the upstream subject.
+    /// The SCIM `externalId` equals the upstream subject, of a connection admitted by
+    /// `scim_link_scope`.
     ExternalId,
     /// The SCIM `userName` equals the upstream email (case-insensitive).
     UserName,
@@ -40,6 +50,71 @@ pub enum ScimLinkRule {
     Email,
     /// Never link: SSO users are always created just in time.
     None,
+}
+
+/// Where a SCIM `externalId` is compared with upstream subjects. A subject is only unique within
+/// its connection: two connections of a tenant (two IdPs) may well issue the same subject string
+/// for different people.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScimLinkScope {
+    /// Only the subjects of one connection: `scim_link_connection`, else the tenant's only
+    /// connection (none while the tenant has several and names none).
+    #[default]
+    Connection,
+    /// The subjects of every connection of the tenant (only when all of them are the same
+    /// directory, e.g. the SAML and OIDC apps of one Entra tenant, whose subjects agree).
+    Tenant,
+}
+
+/// The connections whose upstream subjects may match a SCIM `externalId`, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExternalIdScope {
+    /// This connection only.
+    Connection(String),
+    /// Any connection of the tenant.
+    Tenant,
+    /// None: externalId never links (several connections and none named).
+    Nowhere,
+}
+
+impl ExternalIdScope {
+    /// Whether a subject of `connection_id` may match an externalId.
+    pub fn admits(&self, connection_id: &str) -> bool {
+        match self {
+            Self::Connection(c) => c == connection_id,
+            Self::Tenant => true,
+            Self::Nowhere => false,
+        }
+    }
+}
+
+/// Resolves the tenant's `scim_link_scope` / `scim_link_connection`.
+pub async fn external_id_scope(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    settings: &TenantSettings,
+) -> Result<ExternalIdScope, sea_orm::DbErr> {
+    use sea_orm::QuerySelect;
+    if settings.scim_link_scope == ScimLinkScope::Tenant {
+        return Ok(ExternalIdScope::Tenant);
+    }
+    if let Some(c) = &settings.scim_link_connection {
+        return Ok(ExternalIdScope::Connection(c.clone()));
+    }
+    let ids: Vec<String> = connection::Entity::find()
+        .select_only()
+        .column(connection::Column::Id)
+        .filter(connection::Column::TenantId.eq(tenant_id))
+        .order_by_asc(connection::Column::Id)
+        .limit(2)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(match <[String; 1]>::try_from(ids) {
+        Ok([only]) => ExternalIdScope::Connection(only),
+        Err(_) => ExternalIdScope::Nowhere,
+    })
 }
 
 /// What SCIM DELETE does to a user.
@@ -148,6 +223,31 @@ pub async fn domains_of(db: &impl ConnectionTrait, tenant_id: &str) -> Result<Ve
         .collect())
 }
 
+/// The tenant's domain rows (for [`domain_trusted_for_email`]).
+pub async fn domain_rows_of(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+) -> Result<Vec<tenant_domain::Model>, sea_orm::DbErr> {
+    tenant_domain::Entity::find()
+        .filter(tenant_domain::Column::TenantId.eq(tenant_id))
+        .order_by_asc(tenant_domain::Column::Domain)
+        .all(db)
+        .await
+}
+
+/// Whether fedgate may call `email` verified for a user of `tenant_id`: the IdP vouching for an
+/// address is not enough, the address must also be in a domain of the tenant. `domains` are
+/// candidate `tenant_domains` rows (all of the tenant's, or just the row of the email's domain).
+///
+/// The ONE place this rule lives: logins (linking by email, the user's `email_verified`), ID
+/// tokens and userinfo all ask here. A domain on a tenant proves only that the operator put it
+/// there (unique across tenants), not DNS ownership; when domains get a `verified` flag, it is
+/// checked here and nowhere else.
+pub fn domain_trusted_for_email(tenant_id: &str, email: &str, domains: &[tenant_domain::Model]) -> bool {
+    let Some(domain) = crate::claims::email_domain(email) else { return false };
+    domains.iter().any(|d| d.tenant_id == tenant_id && d.domain == domain)
+}
+
 /// The tenant owning an email domain.
 pub async fn by_domain(db: &impl ConnectionTrait, domain: &str) -> Result<Option<tenant::Model>, sea_orm::DbErr> {
     let Some(d) = tenant_domain::Entity::find_by_id(domain.to_ascii_lowercase()).one(db).await? else {
@@ -170,5 +270,25 @@ mod tests {
         assert!(validate_domain("localhost").is_err());
         assert!(validate_domain("a..b").is_err());
         assert!(validate_domain("exa mple.com").is_err());
+    }
+
+    #[test]
+    fn email_trust_needs_a_domain_of_the_tenant() {
+        let row = |d: &str, t: &str| tenant_domain::Model { domain: d.into(), tenant_id: t.into(), created_at: 0 };
+        let rows = [row("acme.com", "org_a"), row("other.com", "org_b")];
+        assert!(domain_trusted_for_email("org_a", "x@Acme.COM", &rows));
+        assert!(!domain_trusted_for_email("org_a", "x@sub.acme.com", &rows), "subdomains are other domains");
+        assert!(!domain_trusted_for_email("org_a", "x@other.com", &rows), "another tenant's domain");
+        assert!(!domain_trusted_for_email("org_b", "x@acme.com", &rows));
+        assert!(!domain_trusted_for_email("org_a", "not-an-email", &rows));
+        assert!(!domain_trusted_for_email("org_a", "x@acme.com", &[]));
+    }
+
+    #[test]
+    fn external_id_scope_admits() {
+        assert!(ExternalIdScope::Connection("c1".into()).admits("c1"));
+        assert!(!ExternalIdScope::Connection("c1".into()).admits("c2"));
+        assert!(ExternalIdScope::Tenant.admits("c2"));
+        assert!(!ExternalIdScope::Nowhere.admits("c1"));
     }
 }

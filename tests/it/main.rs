@@ -3,6 +3,7 @@
 mod admin;
 mod common;
 mod demo_saml;
+mod email_trust;
 mod events;
 mod keys;
 mod oidc;

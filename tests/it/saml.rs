@@ -129,6 +129,39 @@ async fn sp_initiated_login_to_token(app: &TestApp) {
     assert_eq!(tr["status"], "completed", "{tr}");
 }
 
+/// `trusted_email_domains` on a SAML connection cannot vouch for an address outside the
+/// tenant's domains: with allow_email_outside_domains the login works, and the token says
+/// `email_verified: false`; an address in the tenant's domain stays verified.
+async fn trusted_email_domains_cannot_vouch_outside_the_tenant(app: &TestApp) {
+    let conn =
+        saml_tenant(app, "acme", "acme.test", json!({"trusted_email_domains": ["acme.test", "victim.example"]})).await;
+    let (s, v) = app
+        .admin(
+            reqwest::Method::PATCH,
+            "/tenants/acme",
+            Some(json!({"settings": {"allow_email_outside_domains": true}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (client, secret) = app.client("confidential", "ES256").await;
+    for (email, verified) in [("ceo@victim.example", false), ("alice@acme.test", true)] {
+        let b = browser();
+        let login = start(app, &b, &client, &conn).await;
+        let resp = response(&conn, Some(&login), app.clock.now(), |p| {
+            p.name_id = Some(format!("u-{email}"));
+            p.attributes[0] = ("email".into(), vec![email.into()]);
+        });
+        let r = post_acs(&b, &conn, &resp, &login).await;
+        assert_eq!(r.status().as_u16(), 303, "{}", r.text().await.unwrap());
+        let r = b.get(location(&r)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 303, "{}", r.text().await.unwrap());
+        let (s, tok) = exchange(app, &client, secret.as_deref(), &query_of(&location(&r))["code"]).await;
+        assert_eq!(s, 200, "{tok}");
+        let c = verify_jwt(app, tok["id_token"].as_str().unwrap(), &client).await;
+        assert_eq!((c["email"].as_str(), c["email_verified"].as_bool()), (Some(email), Some(verified)), "{c}");
+    }
+}
+
 async fn encrypted_assertion_and_required_encryption(app: &TestApp) {
     let conn = saml_tenant(app, "enc", "enc.test", json!({"require_encrypted_assertions": true})).await;
     let (client, _) = app.client("confidential", "ES256").await;
@@ -427,6 +460,7 @@ async fn metadata_refresh_rotates_certificates(app: &TestApp) {
 }
 
 both!(
+    trusted_email_domains_cannot_vouch_outside_the_tenant,
     sp_initiated_login_to_token,
     encrypted_assertion_and_required_encryption,
     each_check_has_its_code,

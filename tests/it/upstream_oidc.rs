@@ -528,7 +528,35 @@ async fn unverified_email_never_links_to_a_provisioned_user(app: &TestApp) {
     }
 }
 
+/// An IdP vouching for an address outside the tenant's domains (`email_verified: true`, and even
+/// the connection's trusted_email_domains listing it), let in by allow_email_outside_domains:
+/// tokens say `email_verified: false`. Only the tenant's domains make an address verified.
+async fn vouched_address_outside_the_tenant_is_not_verified(app: &TestApp) {
+    let knobs = Knobs { extra_claims: json!({"email_verified": true}), ..Knobs::default() };
+    let idp = FixtureIdp::start(knobs, 1).await.unwrap();
+    let (s, t) = app
+        .post(
+            "/tenants",
+            json!({"name": "Acme", "slug": "acme", "domains": ["acme.test"], "settings": {"allow_email_outside_domains": true}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let mut body = idp.connection_body("Acme IdP");
+    body["trusted_email_domains"] = json!(["victim.example"]);
+    let (s, c) = app.post("/tenants/acme/connections", body).await;
+    assert_eq!(s, 201, "{c}");
+    let (cid, secret) = app.client("confidential", "ES256").await;
+    for (email, verified) in [("ceo@victim.example", false), ("bob@acme.test", true)] {
+        let end = run(app, &browser(), &cid, &[("organization", "acme"), ("login_hint", email)]).await;
+        assert_eq!(end.status, 303, "{}", end.body);
+        let (_, tok) = exchange(app, &cid, secret.as_deref(), &query_of(&end.location)["code"]).await;
+        let c = verify_jwt(app, tok["id_token"].as_str().unwrap(), &cid).await;
+        assert_eq!((c["email"].as_str(), c["email_verified"].as_bool()), (Some(email), Some(verified)), "{c}");
+    }
+}
+
 both_private!(
+    vouched_address_outside_the_tenant_is_not_verified,
     unverified_email_never_links_to_a_provisioned_user,
     entra_multi_tenant_issuer,
     explicit_endpoints_and_client_secret_post,
