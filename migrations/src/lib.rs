@@ -10,6 +10,7 @@ mod m20261126_000002_upstream_oidc;
 mod m20261126_000003_scim;
 mod m20261126_000004_events;
 mod m20261126_000005_saml;
+mod m20261205_000001_webhook_tenant_ids;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_scim::Migration),
             Box::new(m20261126_000004_events::Migration),
             Box::new(m20261126_000005_saml::Migration),
+            Box::new(m20261205_000001_webhook_tenant_ids::Migration),
         ]
     }
 }
