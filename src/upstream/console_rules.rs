@@ -311,8 +311,8 @@ mod tests {
         let conn = ConnectionId::new(1_767_225_600_000, &SystemRng).to_string();
         let legacy = acs_url(ISSUER, &conn, SpUrlForm::Underscore);
         let broken: Vec<&str> = violations(Value::AcsUrl, &legacy).iter().map(|r| r.id).collect();
-        assert_eq!(broken, vec!["no_underscore"]);
-        assert_eq!(describe(&[(Value::AcsUrl, &legacy)]).len(), 1);
+        assert_eq!(broken, vec!["no_underscore", "lowercase_path"]);
+        assert_eq!(describe(&[(Value::AcsUrl, &legacy)]).len(), 2);
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! One integration test binary: the real app over real HTTP, on SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod admin;
+mod browser_security;
 mod common;
 mod demo_saml;
+mod demo_trust;
 mod events;
+mod idp_console;
 mod keys;
 mod oidc;
 #[path = "../../idp-fixtures/oidc_idp.rs"]
@@ -11,4 +14,5 @@ mod oidc_idp;
 mod saml;
 mod saml_corpus;
 mod scim;
+mod upstream_checks;
 mod upstream_oidc;

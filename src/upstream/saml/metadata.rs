@@ -264,6 +264,27 @@ pub fn generate_sp_key(common_name: &str, now: i64) -> Result<(String, String), 
 mod tests {
     use super::*;
 
+    #[test]
+    fn sso_urls_follow_the_import_rules() {
+        let m = |r: Option<&str>, p: Option<&str>| IdpMetadata {
+            entity_id: "https://idp.example/x".into(),
+            sso_url_redirect: r.map(str::to_string),
+            sso_url_post: p.map(str::to_string),
+            certificates: vec![],
+            valid_until: None,
+        };
+        assert!(m(Some("https://idp.example/sso"), None).check_sso_urls(false).is_ok());
+        assert!(m(None, Some("https://idp.example/sso")).check_sso_urls(false).is_ok());
+        let long = format!("https://idp.example/{}", "a".repeat(MAX_URL_LEN));
+        for bad in ["http://idp.example/sso", "javascript:alert(1)", "https://", "https://:443/sso", "data:text/html,x", "sso", &long] {
+            let e = m(Some("https://idp.example/ok"), Some(bad)).check_sso_urls(false).unwrap_err();
+            assert!(e.contains("HTTP-POST"), "{bad}: {e}");
+        }
+        assert!(m(Some("http://idp.example/sso"), None).check_sso_urls(true).is_ok(), "http in dev mode");
+        assert!(m(Some("javascript:alert(1)"), None).check_sso_urls(true).is_err());
+        assert!(m(None, None).check_sso_urls(true).is_err());
+    }
+
     fn md(cert: &str) -> String {
         format!(
             r#"<md:EntityDescriptor xmlns:md="{NS_MD}" xmlns:ds="{NS_DSIG}" entityID="https://idp.example/x">
