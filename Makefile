@@ -20,6 +20,7 @@ test: deps lint unit interop fuzz-smoke
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	bash scripts/deny.sh
 
 unit:
 	@bash scripts/postgres.sh

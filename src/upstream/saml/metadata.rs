@@ -276,7 +276,15 @@ mod tests {
         assert!(m(Some("https://idp.example/sso"), None).check_sso_urls(false).is_ok());
         assert!(m(None, Some("https://idp.example/sso")).check_sso_urls(false).is_ok());
         let long = format!("https://idp.example/{}", "a".repeat(MAX_URL_LEN));
-        for bad in ["http://idp.example/sso", "javascript:alert(1)", "https://", "https://:443/sso", "data:text/html,x", "sso", &long] {
+        for bad in [
+            "http://idp.example/sso",
+            "javascript:alert(1)",
+            "https://",
+            "https://:443/sso",
+            "data:text/html,x",
+            "sso",
+            &long,
+        ] {
             let e = m(Some("https://idp.example/ok"), Some(bad)).check_sso_urls(false).unwrap_err();
             assert!(e.contains("HTTP-POST"), "{bad}: {e}");
         }
