@@ -31,7 +31,7 @@ if [ "$($CARGO deny --version 2>/dev/null || true)" != "cargo-deny $CARGO_DENY_V
   $CARGO install cargo-deny --version "$CARGO_DENY_VERSION" --locked
 fi
 
-$CARGO deny --color never check licenses bans sources
+$CARGO deny --color never check --hide-inclusion-graph licenses bans sources
 
 case "$MODE" in
   skip) echo "deny: advisories skipped (DENY_ADVISORIES=skip)"; exit 0 ;;
