@@ -20,3 +20,11 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo not found: install Rust 1.94 or newer (https://rustup.rs), then re-run." >&2
   exit 1
 fi
+
+# cargo-deny for `make lint` (scripts/deny.sh), pinned: built from crates.io (about 8 minutes
+# on 2 cores, once).
+CARGO_DENY_VERSION=0.20.2
+if [ "$(cargo deny --version 2>/dev/null || true)" != "cargo-deny $CARGO_DENY_VERSION" ]; then
+  echo "installing cargo-deny $CARGO_DENY_VERSION"
+  cargo install cargo-deny --version "$CARGO_DENY_VERSION" --locked
+fi

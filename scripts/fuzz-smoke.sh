@@ -10,6 +10,9 @@
 #   FUZZ_SANITIZER    none (default) or address (see the README: not what CI runs)
 #   FUZZ_CORPUS       tmp (default: new inputs go to a temporary directory, the committed seeds
 #                     stay untouched) or keep (new inputs are added to tests/fuzz/corpus/TARGET)
+#   FUZZ_SEED         libFuzzer's -seed (default 1: the smoke run in CI is the same run every
+#                     time, so it cannot fail by lottery on an unchanged tree); 0 = a random seed
+#                     (what `make fuzz` uses to explore)
 #   CARGO_BUILD_JOBS  cargo build jobs (cargo's own variable)
 #
 # Installs cargo-fuzz (pinned) when missing. Needs no nightly toolchain: with -s none cargo-fuzz
@@ -34,9 +37,14 @@ fi
 PROFILE=${FUZZ_PROFILE:-dev}
 SANITIZER=${FUZZ_SANITIZER:-none}
 CORPUS_MODE=${FUZZ_CORPUS:-tmp}
+SEED=${FUZZ_SEED:-1}
 
 if ! [[ "$SECS" =~ ^[0-9]+$ ]] || [ "$SECS" -lt 1 ]; then
   echo "fuzz-smoke: seconds must be a positive integer, got '$SECS'" >&2
+  exit 2
+fi
+if ! [[ "$SEED" =~ ^[0-9]+$ ]]; then
+  echo "fuzz-smoke: FUZZ_SEED must be a non-negative integer (0 = random), got '$SEED'" >&2
   exit 2
 fi
 
@@ -54,7 +62,7 @@ case "$PROFILE" in
   release) FLAGS+=(--release --debug-assertions) ;;
   *) echo "fuzz-smoke: FUZZ_PROFILE is dev or release, got '$PROFILE'" >&2; exit 2 ;;
 esac
-LIBFUZZER=(-max_total_time="$SECS" -rss_limit_mb=2048 -timeout=25 -print_final_stats=1)
+LIBFUZZER=(-max_total_time="$SECS" -seed="$SEED" -rss_limit_mb=2048 -timeout=25 -print_final_stats=1)
 # libxml2 and xmlsec keep process-wide state that is never freed: not leaks of ours.
 [ "$SANITIZER" = address ] && LIBFUZZER+=(-detect_leaks=0)
 
@@ -76,7 +84,7 @@ for t in "${TARGETS[@]}"; do
     dirs=("$work/$t" "$seeds")
   fi
   log=$work/$t.log
-  echo "fuzz-smoke: $t for ${SECS}s"
+  echo "fuzz-smoke: $t for ${SECS}s (seed $SEED)"
   start=$(date +%s)
   set +e
   $CARGO fuzz run "${FLAGS[@]}" "$t" "${dirs[@]}" -- "${LIBFUZZER[@]}" >"$log" 2>&1
@@ -93,6 +101,7 @@ for t in "${TARGETS[@]}"; do
     echo "fuzz-smoke: $t FAILED; full log: tests/fuzz/artifacts/$t.log" >&2
     grep -oE 'Test unit written to [^ ]+' "$log" | sed 's/^Test unit written to /fuzz-smoke: crashing input: /' >&2 || true
     echo "fuzz-smoke: reproduce with: ${RUSTC_BOOTSTRAP:+RUSTC_BOOTSTRAP=1 }cargo fuzz run ${FLAGS[*]} $t <input>" >&2
+    echo "fuzz-smoke: or the whole run again: FUZZ_SEED=$SEED scripts/fuzz-smoke.sh $SECS $t" >&2
   fi
 done
 

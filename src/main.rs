@@ -21,7 +21,8 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve {
-        /// Turn on dev mode and create a demo tenant, dev connection and demo app.
+        /// Turn on dev mode and create a demo tenant, dev connection and demo app (in
+        /// ./fedgate-demo-data unless a data directory is configured).
         #[arg(long)]
         demo: bool,
     },
@@ -78,6 +79,11 @@ fn main() -> ExitCode {
     };
     if let Command::Serve { demo: true } = cli.command {
         config.dev_mode = true;
+        // The demo never shares the default data directory with `serve`: its demo sign-ins
+        // must not end up in a database that later runs without dev mode.
+        if config.data_dir == Config::default().data_dir {
+            config.data_dir = PathBuf::from(fedgate::demo::DEMO_DATA_DIR);
+        }
     }
     init_logs(config.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -121,6 +127,7 @@ async fn run(cmd: Command, config: Config) -> Result<(), Box<dyn std::error::Err
         }
         Command::Serve { demo } => {
             let state = AppState::new(config, clock, rng).await?;
+            fedgate::demo::refuse_without_dev_mode(&state).await?;
             if state.config.dev_mode {
                 tracing::warn!(
                     "DEV MODE IS ON: the dev connector signs in anyone without a password. Never use it in production."

@@ -11,6 +11,7 @@ mod m20261126_000003_scim;
 mod m20261126_000004_events;
 mod m20261126_000005_saml;
 mod m20261127_000001_email_trust;
+mod m20261205_000001_webhook_tenant_ids;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_events::Migration),
             Box::new(m20261126_000005_saml::Migration),
             Box::new(m20261127_000001_email_trust::Migration),
+            Box::new(m20261205_000001_webhook_tenant_ids::Migration),
         ]
     }
 }

@@ -63,10 +63,40 @@ pub struct ConnectionBody {
     allowed_tenant_ids: Option<Vec<String>>,
     /// saml: `{enabled, client_id, initiate_login_uri}`; off by default.
     idp_initiated: Option<crate::upstream::saml::IdpInitiated>,
+    /// saml: `hyphen` (new connections: `/sso/saml/conn-…/acs`) or `underscore` (connections set
+    /// up before: `/sso/saml/conn_…/acs`). Changing it changes the ACS URL and SP entity ID the
+    /// IdP must have.
+    #[schema(value_type = Option<String>)]
+    sp_url_form: Option<crate::upstream::saml::SpUrlForm>,
 }
 
+/// A connection as shown: with the values to paste into the IdP's console (SAML: `acs_url`,
+/// `sp_entity_id`, `sp_metadata_url`; OIDC: `redirect_uri`), and a warning for each console rule
+/// one of them breaks ([`crate::upstream::console_rules`]; only with an https issuer: an http
+/// issuer is a local setup whose URLs no production IdP console takes anyway).
 fn show(state: &AppState, row: &connection::Model) -> Value {
-    view(row, &state.config.issuer, state.clock.now())
+    use crate::upstream::console_rules::{describe, Value as Kind};
+    let mut v = view(row, &state.config.issuer, state.clock.now());
+    if row.conn_type == "oidc" {
+        v["redirect_uri"] = crate::upstream::oidc::connector::callback_url(&state.config.issuer).into();
+    }
+    let handed_out: Vec<(Kind, String)> = [
+        (Kind::AcsUrl, "acs_url"),
+        (Kind::SpEntityId, "sp_entity_id"),
+        (Kind::SpMetadataUrl, "sp_metadata_url"),
+        (Kind::OidcRedirectUri, "redirect_uri"),
+    ]
+    .into_iter()
+    .filter_map(|(k, f)| v.get(f).and_then(Value::as_str).map(|s| (k, s.to_string())))
+    .collect();
+    let pairs: Vec<(Kind, &str)> = handed_out.iter().map(|(k, s)| (*k, s.as_str())).collect();
+    let extra = if state.config.secure_cookies() { describe(&pairs) } else { Vec::new() };
+    if !extra.is_empty() {
+        let mut warnings = v.get("warnings").and_then(Value::as_array).cloned().unwrap_or_default();
+        warnings.extend(extra.into_iter().map(Value::String));
+        v["warnings"] = Value::Array(warnings);
+    }
+    v
 }
 
 /// A SAML connection's configuration from admin input (metadata parsed or fetched) and, for a new

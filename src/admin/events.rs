@@ -72,7 +72,8 @@ pub struct CreateWebhook {
     /// Event types (`user.created`, `user.*`); empty or absent = all.
     #[serde(default)]
     pub event_types: Vec<String>,
-    /// Only this tenant's events; absent = every tenant's.
+    /// Only this tenant's events; absent = every tenant's. A tenant id (`org_…`) or slug; the
+    /// endpoint stores (and shows) the id, which is what events carry.
     pub tenant_id: Option<String>,
 }
 
@@ -129,11 +130,16 @@ pub async fn create_webhook(
     let b = body.into_inner();
     let url = validate_url(&st, &b.url)?;
     let types = validate_types(&b.event_types)?;
-    if let Some(t) = &b.tenant_id {
-        crate::tenant::find(&st.db, t)
-            .await?
-            .ok_or_else(|| ApiError::invalid("tenant_id", "unknown_tenant", "no such tenant"))?;
-    }
+    // Events carry the tenant id: a slug stored here would match no event, ever.
+    let tenant_id = match &b.tenant_id {
+        Some(t) => Some(
+            crate::tenant::find(&st.db, t)
+                .await?
+                .ok_or_else(|| ApiError::invalid("tenant_id", "unknown_tenant", "no such tenant"))?
+                .id,
+        ),
+        None => None,
+    };
     let now_ms = st.clock.now_ms();
     let id = format!("whk_{}", crate::ids::sortable(now_ms, &*st.rng));
     let secret = webhooks::new_secret(&*st.rng);
@@ -143,7 +149,7 @@ pub async fn create_webhook(
         url: Set(url),
         secret_enc: Set(st.master.seal(secret.as_bytes(), &format!("webhook:{id}"), &*st.rng)),
         event_types: Set(to_json_list(&types)),
-        tenant_id: Set(b.tenant_id.clone()),
+        tenant_id: Set(tenant_id.clone()),
         enabled: Set(true),
         disabled_reason: Set(None),
         failing_since: Set(None),
@@ -159,7 +165,7 @@ pub async fn create_webhook(
         "webhook.create",
         "webhook",
         Some(&id),
-        b.tenant_id.as_deref(),
+        tenant_id.as_deref(),
         json!({"url": row.url, "event_types": types}),
     )
     .await?;

@@ -76,6 +76,53 @@ pub fn normalize(u: UpstreamIdentity) -> Result<NormalizedIdentity, &'static str
     })
 }
 
+/// Whether the upstream's authentication satisfies what the app asked for, in one place for every
+/// connection type: with `prompt=login` the person must have authenticated after the login
+/// started (`login_started`, minus `skew`); with `max_age` no longer than `max_age` (plus `skew`)
+/// before `now`. `upstream_auth_time` is the ID token's `auth_time` or the SAML `AuthnInstant`;
+/// when the app asked for either and the upstream does not say when the person authenticated,
+/// the login fails too. `Err` holds the cause for the login trace.
+pub fn check_reauthentication(
+    prompt: Option<&str>,
+    max_age: Option<i64>,
+    login_started: i64,
+    upstream_auth_time: Option<i64>,
+    skew: i64,
+    now: i64,
+) -> Result<(), String> {
+    let prompt_login = prompt.is_some_and(|p| p.split(' ').any(|x| x == "login"));
+    if !prompt_login && max_age.is_none() {
+        return Ok(());
+    }
+    let asked = match (prompt_login, max_age) {
+        (true, Some(m)) => format!("prompt=login and max_age={m}"),
+        (true, None) => "prompt=login".to_string(),
+        (false, Some(m)) => format!("max_age={m}"),
+        (false, None) => String::new(),
+    };
+    let Some(at) = upstream_auth_time else {
+        return Err(format!(
+            "The application asked for {asked}, but the identity provider's answer does not say when the person              authenticated (no auth_time in the ID token, no AuthnInstant in the assertion)."
+        ));
+    };
+    let shown = crate::util::rfc3339(at);
+    if prompt_login && at < login_started - skew {
+        return Err(format!(
+            "The application asked for {asked}, but the identity provider reused an earlier sign-in: the person              authenticated at {shown}, before this login started at {} (clock skew allowed: {skew} s).",
+            crate::util::rfc3339(login_started)
+        ));
+    }
+    if let Some(m) = max_age {
+        if now - at > m + skew {
+            return Err(format!(
+                "The application asked for {asked}, but the person authenticated at the identity provider at {shown},                  {} s ago (clock skew allowed: {skew} s).",
+                now - at
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// App role names for a person's groups, from a tenant's group -> roles mapping; de-duplicated,
 /// in mapping order.
 pub fn roles_for(groups: &[String], mapping: &BTreeMap<String, Vec<String>>) -> Vec<String> {
@@ -107,6 +154,7 @@ mod tests {
             groups: vec!["a".into(), "b".into(), "a".into(), " ".into()],
             amr: vec!["pwd".into()],
             attributes: serde_json::Value::Null,
+            auth_time: None,
         }
     }
 
@@ -130,6 +178,33 @@ mod tests {
         let mut u = up();
         u.subject = "  ".into();
         assert!(normalize(u).is_err());
+    }
+
+    #[test]
+    fn reauthentication_is_checked_against_the_upstream_time() {
+        let (started, now, skew) = (10_000, 10_060, 120);
+        // Nothing asked: anything goes, even no time at all.
+        assert!(check_reauthentication(None, None, started, None, skew, now).is_ok());
+        assert!(check_reauthentication(Some("consent"), None, started, Some(1), skew, now).is_ok());
+        // prompt=login: after the login started, minus the skew.
+        assert!(check_reauthentication(Some("login"), None, started, Some(started + 30), skew, now).is_ok());
+        assert!(check_reauthentication(Some("consent login"), None, started, Some(started - skew), skew, now).is_ok());
+        let e = check_reauthentication(Some("login"), None, started, Some(started - skew - 1), skew, now).unwrap_err();
+        assert!(e.contains("reused an earlier sign-in"), "{e}");
+        // max_age: no older than max_age plus the skew.
+        assert!(check_reauthentication(None, Some(300), started, Some(now - 300 - skew), skew, now).is_ok());
+        let e = check_reauthentication(None, Some(300), started, Some(now - 301 - skew), skew, now).unwrap_err();
+        assert!(e.contains("max_age=300"), "{e}");
+        // max_age=0 with a fresh authentication passes within the skew.
+        assert!(check_reauthentication(None, Some(0), started, Some(now - 5), skew, now).is_ok());
+        // Both: both must hold.
+        let e = check_reauthentication(Some("login"), Some(3600), started, Some(started - 600), skew, now).unwrap_err();
+        assert!(e.contains("prompt=login and max_age=3600"), "{e}");
+        // Asked, but the upstream does not say when.
+        for (p, m) in [(Some("login"), None), (None, Some(60))] {
+            let e = check_reauthentication(p, m, started, None, skew, now).unwrap_err();
+            assert!(e.contains("does not say when"), "{e}");
+        }
     }
 
     #[test]

@@ -201,6 +201,8 @@ pub fn map_claims(
             groups,
             amr: if amr.is_empty() { vec!["fed".into()] } else { amr },
             attributes: Value::Object(attributes),
+            // Set by the connector from the verified ID token (never from userinfo).
+            auth_time: None,
         },
         notes,
     })

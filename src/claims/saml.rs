@@ -575,6 +575,8 @@ pub fn map(
             groups,
             amr: amr(a),
             attributes: Value::Object(attributes),
+            // Set by the connector from the validated AuthnInstant.
+            auth_time: None,
         },
         notes,
     })

@@ -5,12 +5,20 @@
 //! all in the database.
 //!
 //! The demo tenant also has a `saml` connection to a demo SAML IdP that fedgate serves itself
-//! ([`saml_idp`], at `/demo/saml-idp/`), so a real SAML login works on one machine.
+//! ([`saml_idp`], at `/demo/saml-idp/`), so a real SAML login works on one machine. That IdP
+//! signs with a key pair generated at the first demo start and kept in the data directory
+//! (`demo-saml-idp.json`, the private key sealed with the master key), never with a key that
+//! is published anywhere.
+//!
+//! The demo keeps its data apart: `serve --demo` uses `./fedgate-demo-data` unless a data
+//! directory is configured, and `serve` without dev mode refuses to start on a database that
+//! holds the demo ([`refuse_without_dev_mode`]).
 #[path = "../../idp-fixtures/saml_idp.rs"]
 pub mod saml_fixture_idp;
 pub mod saml_idp;
 
 use crate::app::AppState;
+use crate::config::SecretString;
 use crate::html::{escape, page};
 use crate::keys::{new_token, sha256_b64url, sha256_hex};
 use crate::store::entities::{client, connection, tenant, tenant_domain};
@@ -25,14 +33,108 @@ pub const DEMO_CLIENT_ID: &str = "demo-app";
 const DEMO_COOKIE: &str = "fedgate_demo_app";
 /// The name of the demo tenant's SAML connection (also shown in the connection chooser).
 pub const DEMO_SAML_NAME: &str = "Demo SAML IdP";
+/// The demo's data directory when none is configured: never the default `./fedgate-data`.
+pub const DEMO_DATA_DIR: &str = "fedgate-demo-data";
+/// The demo SAML IdP's key pair, in the data directory.
+pub const DEMO_IDP_KEY_FILE: &str = "demo-saml-idp.json";
+const DEMO_IDP_KEY_AAD: &str = "demo-saml-idp-key";
 
 #[derive(Debug, Clone)]
 pub struct DemoApp {
     pub client_secret: String,
+    /// The demo SAML IdP's signing key (PKCS#8 PEM) and self-signed certificate.
+    pub idp_key_pem: SecretString,
+    pub idp_cert_pem: String,
+}
+
+/// Why the demo cannot start (or why `serve` refuses to).
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("database: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    #[error("demo SAML IdP key ({path}): {message}")]
+    IdpKey { path: String, message: String },
+    #[error(
+        "this database holds the demo created by `fedgate serve --demo` (tenant acme, client demo-app, \
+         connection \"Demo SAML IdP\"), whose sign-ins are for demos only, and dev mode is off. Use a separate \
+         data directory for the demo (`make demo` and `serve --demo` use ./fedgate-demo-data), or delete the demo \
+         (admin API: DELETE /admin/v1/tenants/acme and DELETE /admin/v1/clients/demo-app), or turn dev mode on \
+         (FEDGATE_DEV_MODE=1) if this server is a demo"
+    )]
+    DemoInProduction,
+}
+
+/// Whether the database holds the demo (its client, or its SAML connection: older versions
+/// trusted a published test key there).
+pub async fn present(db: &crate::store::Db) -> Result<bool, sea_orm::DbErr> {
+    if client::Entity::find_by_id(DEMO_CLIENT_ID).one(db).await?.is_some() {
+        return Ok(true);
+    }
+    Ok(connection::Entity::find()
+        .filter(connection::Column::ConnType.eq("saml"))
+        .filter(connection::Column::Name.eq(DEMO_SAML_NAME))
+        .one(db)
+        .await?
+        .is_some())
+}
+
+/// `serve` without dev mode refuses to start when the database holds the demo.
+pub async fn refuse_without_dev_mode(st: &AppState) -> Result<(), DemoError> {
+    if !st.config.dev_mode && present(&st.db).await? {
+        return Err(DemoError::DemoInProduction);
+    }
+    Ok(())
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredIdpKey {
+    /// The PKCS#8 PEM private key, sealed with the master key.
+    key_sealed: String,
+    cert_pem: String,
+}
+
+/// The demo SAML IdP's key pair: read from the data directory, or generated (first start, or
+/// an unreadable file) and written there with the private key sealed by the master key.
+pub fn idp_key_pair(st: &AppState) -> Result<(SecretString, String), DemoError> {
+    let path = st.config.data_dir.join(DEMO_IDP_KEY_FILE);
+    let err = |message: String| DemoError::IdpKey { path: path.display().to_string(), message };
+    let stored = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<StoredIdpKey>(&text).ok())
+        .and_then(|s| {
+            let key = st.master.open(&s.key_sealed, DEMO_IDP_KEY_AAD).ok()?;
+            let key = String::from_utf8(key).ok()?;
+            saml_fixture_idp::FixtureIdp::from_pem("check", &key, &s.cert_pem).ok()?;
+            Some((SecretString(key), s.cert_pem))
+        });
+    if let Some(pair) = stored {
+        return Ok(pair);
+    }
+    let (key, cert) = crate::upstream::saml::metadata::generate_sp_key("fedgate demo SAML IdP", st.clock.now())
+        .map_err(|e| err(format!("cannot generate: {e}")))?;
+    let record =
+        StoredIdpKey { key_sealed: st.master.seal(key.as_bytes(), DEMO_IDP_KEY_AAD, &*st.rng), cert_pem: cert };
+    let text = serde_json::to_string_pretty(&record).map_err(|e| err(e.to_string()))?;
+    std::fs::create_dir_all(&st.config.data_dir).map_err(|e| err(e.to_string()))?;
+    write_private(&path, text.as_bytes()).map_err(|e| err(e.to_string()))?;
+    tracing::info!(path = %path.display(), "generated the demo SAML IdP's key pair");
+    Ok((SecretString(key), record.cert_pem))
+}
+
+fn write_private(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path)?.write_all(data)
 }
 
 /// Creates (or refreshes) the demo tenant, connection and client. Returns a message for stderr.
-pub async fn setup(st: &AppState) -> Result<String, sea_orm::DbErr> {
+pub async fn setup(st: &AppState) -> Result<String, DemoError> {
     let now_ms = st.clock.now_ms();
     let now = now_ms / 1000;
     let t = match crate::tenant::find(&st.db, "acme").await? {
@@ -80,7 +182,8 @@ pub async fn setup(st: &AppState) -> Result<String, sea_orm::DbErr> {
         .insert(&st.db)
         .await?;
     }
-    setup_saml(st, &t.id).await?;
+    let (idp_key_pem, idp_cert_pem) = idp_key_pair(st)?;
+    setup_saml(st, &t.id, &idp_key_pem, &idp_cert_pem).await?;
     let secret = new_token("fgcs_", &*st.rng);
     let redirect = format!("{}/demo/callback", st.config.issuer);
     let row = client::ActiveModel {
@@ -101,7 +204,8 @@ pub async fn setup(st: &AppState) -> Result<String, sea_orm::DbErr> {
     } else {
         row.insert(&st.db).await?;
     }
-    *st.demo.write().unwrap_or_else(|e| e.into_inner()) = Some(DemoApp { client_secret: secret.clone() });
+    *st.demo.write().unwrap_or_else(|e| e.into_inner()) =
+        Some(DemoApp { client_secret: secret.clone(), idp_key_pem, idp_cert_pem });
     let i = &st.config.issuer;
     Ok(format!(
         "\n  fedgate demo is ready.\n\n  Open the demo app:     {i}/demo\n  Discovery document:    {i}/.well-known/openid-configuration\n  Demo tenant:           acme (domain acme.test), dev connection signs in alice@acme.test\n  Demo SAML IdP:         {i}/demo/saml-idp/metadata (the demo tenant's SAML connection; signs in alice@demo.example)\n  Demo client:           client_id={DEMO_CLIENT_ID} client_secret={secret}\n  Admin API key:         run `fedgate admin-key create` (same data directory)\n"
@@ -114,7 +218,12 @@ fn setup_error(what: &str, e: impl std::fmt::Display) -> sea_orm::DbErr {
 
 /// Creates the demo tenant's `saml` connection from the demo IdP's metadata (`metadata_xml`, as
 /// the IdP is fedgate itself), or refreshes it when the issuer changed (its SP key is kept).
-async fn setup_saml(st: &AppState, tenant_id: &str) -> Result<(), sea_orm::DbErr> {
+async fn setup_saml(
+    st: &AppState,
+    tenant_id: &str,
+    key_pem: &SecretString,
+    cert_pem: &str,
+) -> Result<(), sea_orm::DbErr> {
     use crate::upstream::saml;
     let now_ms = st.clock.now_ms();
     let now = now_ms / 1000;
@@ -129,7 +238,8 @@ async fn setup_saml(st: &AppState, tenant_id: &str) -> Result<(), sea_orm::DbErr
         .insert(&st.db)
         .await?;
     }
-    let xml = saml_idp::metadata_xml(&st.config.issuer).map_err(|e| setup_error("metadata", e))?;
+    let xml =
+        saml_idp::metadata_xml(&st.config.issuer, &key_pem.0, cert_pem).map_err(|e| setup_error("metadata", e))?;
     let mut fields = serde_json::Map::new();
     fields.insert("metadata_xml".into(), xml.into());
     fields.insert("preset".into(), "generic".into());
@@ -269,7 +379,7 @@ pub async fn callback(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse
     if let Some(e) = q.get("error") {
         return fail(format!("{e}: {}", q.get("error_description").unwrap_or("")));
     }
-    let Some(saved) = crate::http::cookie(&req, DEMO_COOKIE) else {
+    let Some(saved) = crate::http::cookie(&req, DEMO_COOKIE, st.config.secure_cookies()) else {
         return fail("no demo cookie".into());
     };
     let parts: Vec<&str> = saved.split('.').collect();
@@ -285,7 +395,13 @@ pub async fn callback(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse
     let Some(code) = q.get("code") else {
         return fail("no code".into());
     };
-    let client = reqwest::Client::new();
+    let client = match reqwest::Client::builder().no_proxy().build() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "demo app HTTP client");
+            return fail("the demo app cannot call the token endpoint".into());
+        }
+    };
     let resp = client
         .post(format!("{}/oauth2/token", st.config.issuer))
         .basic_auth(DEMO_CLIENT_ID, Some(&demo.client_secret))
@@ -299,7 +415,10 @@ pub async fn callback(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse
         .await;
     let body: serde_json::Value = match resp {
         Ok(r) => r.json().await.unwrap_or_default(),
-        Err(e) => return fail(format!("token request failed: {e}")),
+        Err(e) => {
+            tracing::warn!(error = %e, "demo app token request failed");
+            return fail("the token request failed (see the server log)".into());
+        }
     };
     let Some(id_token) = body["id_token"].as_str() else {
         return fail(format!("token error: {body}"));

@@ -1,8 +1,10 @@
 //! The demo's built-in SAML identity provider, served by fedgate itself at `/demo/saml-idp/`
 //! (only in `serve --demo`): IdP metadata, and an SSO endpoint (HTTP-Redirect binding) that
 //! shows "Sign in as alice@demo.example" and, on a click, POSTs a signed SAMLResponse (no
-//! JavaScript) to the demo SAML connection's ACS. It signs with the fixture IdP's test key
-//! (`idp-fixtures/saml_idp.rs`), so it is for demos only.
+//! JavaScript) to the demo SAML connection's ACS. It signs with a key pair generated at the
+//! first demo start ([`super::idp_key_pair`], kept in the data directory), never with the
+//! fixture IdP's published test key: whoever holds a trusted IdP key signs in as anyone. The
+//! response is built by the fixture IdP's code (`idp-fixtures/saml_idp.rs`) with that key.
 //!
 //! The AuthnRequest is read minimally (inflate, parse, take its `ID`). The ACS URL and the
 //! audience come from the demo connection's configuration, never from the request: a demo IdP
@@ -12,7 +14,6 @@ use crate::app::AppState;
 use crate::html::{escape, page};
 use crate::store::entities::connection;
 use crate::upstream::connections::ConnectionConfig;
-use crate::upstream::saml::{acs_url, sp_entity_id};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
@@ -36,14 +37,14 @@ pub fn sso_url(issuer: &str) -> String {
     format!("{issuer}/demo/saml-idp/sso")
 }
 
-/// The fixture IdP under this server's demo entity ID.
-pub fn idp(issuer: &str) -> Result<FixtureIdp, String> {
-    FixtureIdp::test(&entity_id(issuer))
+/// The demo IdP under this server's demo entity ID, signing with the demo's generated key.
+pub fn idp(issuer: &str, key_pem: &str, cert_pem: &str) -> Result<FixtureIdp, String> {
+    FixtureIdp::from_pem(&entity_id(issuer), key_pem, cert_pem)
 }
 
 /// The demo IdP's metadata, as the demo connection is created from.
-pub fn metadata_xml(issuer: &str) -> Result<String, String> {
-    Ok(idp(issuer)?.metadata_xml(Some(&sso_url(issuer)), None))
+pub fn metadata_xml(issuer: &str, key_pem: &str, cert_pem: &str) -> Result<String, String> {
+    Ok(idp(issuer, key_pem, cert_pem)?.metadata_xml(Some(&sso_url(issuer)), None))
 }
 
 fn text(status: actix_web::http::StatusCode, msg: &str) -> HttpResponse {
@@ -53,16 +54,16 @@ fn text(status: actix_web::http::StatusCode, msg: &str) -> HttpResponse {
         .body(page("Demo SAML IdP", &format!("<h1>Demo SAML IdP</h1><p class=\"error\">{}</p>", escape(msg))))
 }
 
-fn enabled(st: &AppState) -> bool {
-    st.demo.read().unwrap_or_else(|e| e.into_inner()).is_some()
+fn demo(st: &AppState) -> Option<super::DemoApp> {
+    st.demo.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 /// GET /demo/saml-idp/metadata
 pub async fn metadata(st: web::Data<AppState>) -> HttpResponse {
-    if !enabled(&st) {
+    let Some(d) = demo(&st) else {
         return HttpResponse::NotFound().finish();
-    }
-    match metadata_xml(&st.config.issuer) {
+    };
+    match metadata_xml(&st.config.issuer, &d.idp_key_pem.0, &d.idp_cert_pem) {
         Ok(xml) => HttpResponse::Ok().content_type("application/samlmetadata+xml; charset=utf-8").body(xml),
         Err(e) => {
             tracing::error!(error = %e, "demo SAML IdP metadata");
@@ -111,9 +112,9 @@ pub async fn demo_connection(st: &AppState) -> Result<Option<connection::Model>,
 /// GET /demo/saml-idp/sso?SAMLRequest=…&RelayState=… — the sign-in page with the signed answer.
 pub async fn sso(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
     use actix_web::http::StatusCode;
-    if !enabled(&st) {
+    let Some(d) = demo(&st) else {
         return HttpResponse::NotFound().finish();
-    }
+    };
     let q = crate::http::Params::parse(req.query_string()).unwrap_or_default();
     let request_id = match authn_request_id(q.get("SAMLRequest").unwrap_or_default()) {
         Ok(id) => id,
@@ -129,11 +130,14 @@ pub async fn sso(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
         }
     };
     let issuer = &st.config.issuer;
-    let acs = acs_url(issuer, &conn.id);
-    let signed = idp(issuer).and_then(|idp| {
+    let Ok(ConnectionConfig::Saml(cfg)) = ConnectionConfig::from_row(&conn) else {
+        return HttpResponse::InternalServerError().finish();
+    };
+    let acs = cfg.acs_url(issuer, &conn.id);
+    let signed = idp(issuer, &d.idp_key_pem.0, &d.idp_cert_pem).and_then(|idp| {
         let mut p = ResponseParams::new(
             &idp.entity_id,
-            &sp_entity_id(issuer, &conn.id),
+            &cfg.sp_entity_id(issuer, &conn.id),
             &acs,
             Some(&request_id),
             DEMO_NAME_ID,
@@ -156,7 +160,7 @@ pub async fn sso(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
          fedgate sent the browser here with a SAML AuthnRequest <code>{id}</code>.</p>\
          <form method=\"post\" action=\"{acs}\"><input type=\"hidden\" name=\"SAMLResponse\" value=\"{resp}\">\
          <input type=\"hidden\" name=\"RelayState\" value=\"{relay}\"><button type=\"submit\">Sign in as {email}</button></form>\
-         <p class=\"muted\">The button posts a SAML Response signed with the demo IdP's test key to fedgate's ACS \
+         <p class=\"muted\">The button posts a SAML Response signed with the demo IdP's key (generated at the first demo start) to fedgate's ACS \
          (<code>{acs}</code>).</p>",
         id = escape(&request_id),
         acs = escape(&acs),

@@ -123,13 +123,28 @@ pub fn form_params(req: &actix_web::HttpRequest, body: &[u8]) -> Result<Params, 
     Params::parse(text).map_err(|e| e.to_string())
 }
 
-/// A cookie value by name.
-pub fn cookie(req: &actix_web::HttpRequest, name: &str) -> Option<String> {
-    req.cookie(name).map(|c| c.value().to_string()).filter(|v| !v.is_empty() && v.len() <= 256)
+/// The name a cookie has on the wire. With an https issuer (`secure`), fedgate's cookies carry
+/// the `__Host-` prefix: browsers then accept them only with `Secure`, `Path=/` and no `Domain`,
+/// so neither a sibling subdomain nor a plain-http page of the same host can set or overwrite
+/// them (session fixation, login CSRF through a forced binding cookie).
+pub fn cookie_name(base: &str, secure: bool) -> String {
+    if secure {
+        format!("__Host-{base}")
+    } else {
+        base.to_string()
+    }
 }
 
-pub fn build_cookie(name: &str, value: String, secure: bool, max_age_secs: i64) -> actix_web::cookie::Cookie<'static> {
-    actix_web::cookie::Cookie::build(name.to_string(), value)
+/// A cookie value by its base name, read under the name in use ([`cookie_name`]): with an https
+/// issuer only the `__Host-` cookie counts, never a plain one of the same base name.
+pub fn cookie(req: &actix_web::HttpRequest, base: &str, secure: bool) -> Option<String> {
+    req.cookie(&cookie_name(base, secure)).map(|c| c.value().to_string()).filter(|v| !v.is_empty() && v.len() <= 256)
+}
+
+/// One of fedgate's cookies: HttpOnly, SameSite=Lax, `Path=/`, no `Domain`; with `secure`
+/// (https issuer) also `Secure` and named `__Host-{base}`.
+pub fn build_cookie(base: &str, value: String, secure: bool, max_age_secs: i64) -> actix_web::cookie::Cookie<'static> {
+    actix_web::cookie::Cookie::build(cookie_name(base, secure), value)
         .path("/")
         .http_only(true)
         .secure(secure)
@@ -163,6 +178,20 @@ mod tests {
             let _ = Params::parse(&s);
         }
     }
+    #[test]
+    fn host_prefix_only_with_https() {
+        let c = build_cookie("fedgate_session", "v".into(), true, 60);
+        assert_eq!(c.name(), "__Host-fedgate_session");
+        assert_eq!(c.secure(), Some(true));
+        assert_eq!(c.path(), Some("/"));
+        assert_eq!(c.domain(), None);
+        let header = c.to_string();
+        assert!(header.starts_with("__Host-fedgate_session=v;") && header.contains("Secure"), "{header}");
+        let plain = build_cookie("fedgate_session", "v".into(), false, 60);
+        assert_eq!(plain.name(), "fedgate_session");
+        assert_eq!(plain.secure(), Some(false));
+    }
+
     #[test]
     fn params_refuse_repeats_and_treat_empty_as_absent() {
         assert_eq!(Params::parse("a=1&a=2").unwrap_err(), ParamsError::Repeated("a".into()));

@@ -90,6 +90,8 @@ pub async fn submit(
         login_hint: login.login_hint.clone(),
         issuer: st.config.issuer.clone(),
         force_authn: false,
+        prompt_login: false,
+        max_age: None,
         steps: steps.clone(),
     };
     let state =

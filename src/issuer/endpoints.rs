@@ -8,7 +8,7 @@ use crate::app::AppState;
 use crate::error::{OAuthError, PageError};
 use crate::html::{escape, page};
 use crate::http::{form_params, Params};
-use crate::keys::{sha256_hex, UnverifiedJws};
+use crate::keys::{constant_time_eq, sha256_hex, UnverifiedJws};
 use crate::store::entities::{client, grant, identity, refresh_token, revoked_token, session, tenant, user};
 use crate::store::write_tx;
 use crate::util::from_json_list;
@@ -240,6 +240,36 @@ async fn end_session(st: &AppState, session_id: &str) -> Result<(), sea_orm::DbE
     Ok(())
 }
 
+/// The confirmation token of this browser's sign-out form: derived from the session cookie's
+/// secret, so only a page that can read our answer (our own page) can post it.
+fn logout_token(session_cookie: &str) -> String {
+    sha256_hex(&format!("fedgate-logout:{session_cookie}"))
+}
+
+/// "Sign out?": a POST form back to /oauth2/logout with the CSRF-safe token.
+fn confirm_page(params: &Params, client_id: Option<&str>, token: &str) -> HttpResponse {
+    let mut hidden = String::new();
+    let field = |k: &str, v: &str| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", k, escape(v));
+    for k in ["post_logout_redirect_uri", "state"] {
+        if let Some(v) = params.get(k) {
+            hidden.push_str(&field(k, v));
+        }
+    }
+    if let Some(c) = client_id {
+        hidden.push_str(&field("client_id", c));
+    }
+    hidden.push_str(&field("logout_token", token));
+    let body = format!(
+        "<h1>Sign out?</h1><p>Do you want to sign out of your organization's single sign-on session?</p>\
+         <form method=\"post\" action=\"/oauth2/logout\">{hidden}<input type=\"hidden\" name=\"confirm\" value=\"yes\">\
+         <button type=\"submit\">Sign out</button></form>"
+    );
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(page("Sign out", &body))
+}
+
 /// GET or POST /oauth2/logout
 pub async fn logout(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     let params = if req.method() == actix_web::http::Method::POST {
@@ -291,35 +321,22 @@ pub async fn logout(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>)
         }
         target = Some(client_redirect_url(uri, &[("state", params.get("state"))]));
     }
+    // A session ends only in the browser that holds it: when the hint names this browser's
+    // session, or when the person confirms on our page (a POST carrying a token derived from
+    // the session cookie, which another site cannot read). A hint alone never ends a session
+    // elsewhere: anyone holding an ID token (the app, its logs, a leaked URL) could otherwise sign
+    // the person out of every browser.
+    let cookie_secret = crate::http::cookie(&req, SESSION_COOKIE, st.config.secure_cookies());
     let current = super::flow::current_session(&st, &req).await?;
-    let confirmed = req.method() == actix_web::http::Method::POST && params.get("confirm") == Some("yes");
-    // Without a verified hint, ask the person (a bare link must not sign anyone out).
-    if hint_sid.is_none() && !confirmed && current.is_some() {
-        let mut hidden = String::new();
-        for k in ["post_logout_redirect_uri", "state", "client_id"] {
-            if let Some(v) = params.get(k) {
-                hidden.push_str(&format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", k, escape(v)));
-            }
+    if let (Some(s), Some(secret)) = (&current, &cookie_secret) {
+        let hint_matches = hint_sid.as_deref() == Some(s.id.as_str());
+        let confirmed = req.method() == actix_web::http::Method::POST
+            && params.get("confirm") == Some("yes")
+            && params.get("logout_token").is_some_and(|t| constant_time_eq(t, &logout_token(secret)));
+        if !hint_matches && !confirmed {
+            return Ok(confirm_page(&params, client_id.as_deref(), &logout_token(secret)));
         }
-        let body = format!(
-            "<h1>Sign out?</h1><p>Do you want to sign out of your organization's single sign-on session?</p>\
-             <form method=\"post\" action=\"/oauth2/logout\">{hidden}<input type=\"hidden\" name=\"confirm\" value=\"yes\">\
-             <button type=\"submit\">Sign out</button></form>"
-        );
-        return Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(page("Sign out", &body)));
-    }
-    if let Some(s) = &current {
-        if hint_sid.as_ref().is_none_or(|h| *h == s.id) || confirmed {
-            end_session(&st, &s.id).await?;
-        }
-    }
-    if let Some(sid) = &hint_sid {
-        if current.as_ref().is_none_or(|s| s.id != *sid) {
-            // The hint names a session of this user in another browser: end it only if it exists.
-            if session::Entity::find_by_id(sid.clone()).one(&st.db).await?.is_some() {
-                end_session(&st, sid).await?;
-            }
-        }
+        end_session(&st, &s.id).await?;
     }
     let clear = crate::http::build_cookie(SESSION_COOKIE, String::new(), st.config.secure_cookies(), 0);
     match target {

@@ -16,6 +16,8 @@ use actix_web::http::{header, StatusCode};
 use actix_web::HttpResponse;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 
+/// Base names of fedgate's cookies. With an https issuer they are sent and read as
+/// `__Host-fedgate_login` and `__Host-fedgate_session` ([`crate::http::cookie_name`]).
 pub const BINDING_COOKIE: &str = "fedgate_login";
 pub const SESSION_COOKIE: &str = "fedgate_session";
 pub const CODE_PREFIX: &str = "fgac_";
@@ -64,7 +66,7 @@ pub fn error_url(st: &AppState, login: &login::Model, error: &str, description: 
 
 /// Reads the browser-binding cookie, creating one when absent. Returns (value, is_new).
 pub fn binding(req: &actix_web::HttpRequest, st: &AppState) -> (String, bool) {
-    match cookie(req, BINDING_COOKIE) {
+    match cookie(req, BINDING_COOKIE, st.config.secure_cookies()) {
         Some(v) => (v, false),
         None => (new_token("fgb_", &*st.rng), true),
     }
@@ -87,7 +89,8 @@ pub async fn pending_login(st: &AppState, req: &actix_web::HttpRequest, id: &str
     };
     let id = LoginId::parse(id).map_err(|_| not_found())?;
     let row = login::Entity::find_by_id(id.into_string()).one(&st.db).await?.ok_or_else(not_found)?;
-    let bound = cookie(req, BINDING_COOKIE).is_some_and(|c| constant_time_eq(&sha256_hex(&c), &row.binding_hash));
+    let bound = cookie(req, BINDING_COOKIE, st.config.secure_cookies())
+        .is_some_and(|c| constant_time_eq(&sha256_hex(&c), &row.binding_hash));
     if !bound {
         return Err(PageError::new(
             StatusCode::BAD_REQUEST,
@@ -189,7 +192,10 @@ pub async fn upstream_failure(
         None => None,
     }
     .unwrap_or_else(|| "(none)".into());
-    let cause = e.to_string();
+    // The detail (which may quote the IdP or a library: xmlsec, OpenSSL, HTTP) goes to the log
+    // and the admin-only trace, bounded; the person sees the code and a fixed sentence.
+    let cause = e.detail();
+    tracing::warn!(login = %login.id, code = e.code(), detail = %cause, "upstream sign-in failed");
     mark_failed_with(st, login, e.code(), cause, e.fix(&conn_name), steps).await;
     match e {
         UpstreamError::Denied(_) => {
@@ -207,7 +213,7 @@ pub async fn upstream_failure(
             StatusCode::BAD_GATEWAY,
             other.code(),
             "Sign-in could not be completed",
-            format!("{other}. Your administrator can find the details under this code."),
+            format!("{} Your administrator can find the details under this code.", other.public_message()),
         )
         .with_trace(login.id.clone())
         .with_back(error_url(st, login, "server_error", "the sign-in could not be completed"))),
@@ -245,14 +251,16 @@ pub async fn start_connection(
         Ok(c) => c,
         Err(e) => return upstream_failure(st, &pending, e, &steps).await,
     };
+    let prompt_login = login.prompt.as_deref().is_some_and(|p| p.split(' ').any(|x| x == "login"));
     let ctx = LoginContext {
         login_id: LoginId::from_db(login.id.clone()),
         tenant_id: TenantId::from_db(conn.tenant_id.clone()),
         connection_id: ConnectionId::from_db(conn.id.clone()),
         login_hint: login.login_hint.clone(),
         issuer: st.config.issuer.clone(),
-        force_authn: login.prompt.as_deref().is_some_and(|p| p.split(' ').any(|x| x == "login"))
-            || login.max_age.is_some(),
+        force_authn: prompt_login || login.max_age.is_some(),
+        prompt_login,
+        max_age: login.max_age,
         steps: steps.clone(),
     };
     crate::http::record_tenant(&conn.tenant_id);
@@ -372,6 +380,21 @@ pub async fn finish_login_then(
 ) -> Result<HttpResponse, PageError> {
     let now_ms = st.clock.now_ms();
     let now = now_ms / 1000;
+    // The dev connector's confirmation page is the authentication itself.
+    let upstream_auth_time = if conn.conn_type == "dev" { up.auth_time.or(Some(now)) } else { up.auth_time };
+    if let Err(cause) = claims::check_reauthentication(
+        login.prompt.as_deref(),
+        login.max_age,
+        login.created_at,
+        upstream_auth_time,
+        clock_skew_of(conn),
+        now,
+    ) {
+        return upstream_failure(st, login, UpstreamError::ReauthenticationMissing(cause), steps).await;
+    }
+    // The session's auth_time is when the person authenticated upstream, when the IdP says so
+    // (never in the future, never before 1970).
+    let auth_time = upstream_auth_time.map_or(now, |t| t.clamp(0, now));
     let mut ident = match claims::normalize(up) {
         Ok(i) => i,
         Err(m) => return upstream_failure(st, login, UpstreamError::InvalidResponse(m.into()), steps).await,
@@ -450,7 +473,7 @@ pub async fn finish_login_then(
         user_id: Set(linked.user.id.clone()),
         tenant_id: Set(tenant.id.clone()),
         connection_id: Set(conn.id.clone()),
-        auth_time: Set(now),
+        auth_time: Set(auth_time),
         amr: Set(crate::util::to_json_list(&ident.amr)),
         created_at: Set(now),
         expires_at: Set(now + st.config.tokens.session_ttl),
@@ -471,7 +494,7 @@ pub async fn finish_login_then(
                 login.code_challenge.clone(),
                 &linked.user.id,
                 session_id.as_str(),
-                now,
+                auth_time,
             )
             .await?;
             success_url(st, &login.redirect_uri, &code, login.state.as_deref())
@@ -540,12 +563,21 @@ pub async fn finish_login_then(
         .finish())
 }
 
+/// The clock skew a connection allows (its own setting; 120 s for the dev connector).
+fn clock_skew_of(conn: &connection::Model) -> i64 {
+    match ConnectionConfig::from_row(conn) {
+        Ok(ConnectionConfig::Saml(c)) => c.clock_skew_secs,
+        Ok(ConnectionConfig::Oidc(c)) => c.clock_skew,
+        _ => 120,
+    }
+}
+
 /// fedgate's own browser session from the cookie, if valid now.
 pub async fn current_session(
     st: &AppState,
     req: &actix_web::HttpRequest,
 ) -> Result<Option<session::Model>, sea_orm::DbErr> {
-    let Some(c) = cookie(req, SESSION_COOKIE) else {
+    let Some(c) = cookie(req, SESSION_COOKIE, st.config.secure_cookies()) else {
         return Ok(None);
     };
     let now = st.clock.now();

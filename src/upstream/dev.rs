@@ -104,6 +104,8 @@ impl Connector for DevConnector {
             groups: self.config.groups.clone(),
             amr: vec!["user".into()],
             attributes: serde_json::Value::Null,
+            // The confirmation page is the authentication: the login flow records it as now.
+            auth_time: None,
         })
     }
 }

@@ -2,6 +2,7 @@
 //! Connectors hold no actix types and never see the browser; the server owns the correlation
 //! id (our LoginId) and stores each connector's state on the pending login row.
 pub mod connections;
+pub mod console_rules;
 pub mod dev;
 pub mod http;
 pub mod oidc;
@@ -39,8 +40,12 @@ pub struct LoginContext {
     pub login_hint: Option<String>,
     /// fedgate's public base URL.
     pub issuer: String,
-    /// Force re-authentication upstream (`prompt=login` / `max_age`).
+    /// Force re-authentication upstream (`prompt=login` / `max_age`): SAML `ForceAuthn`.
     pub force_authn: bool,
+    /// The app sent `prompt=login`: forwarded to OIDC upstreams as `prompt=login`.
+    pub prompt_login: bool,
+    /// The app's `max_age` (seconds): forwarded to OIDC upstreams as `max_age`.
+    pub max_age: Option<i64>,
     /// Where the connector records its steps (token exchange, ID token checks...).
     pub steps: StepLog,
 }
@@ -86,6 +91,11 @@ pub struct UpstreamIdentity {
     pub amr: Vec<String>,
     /// Non-secret upstream claims kept on the identity (issuer, acr, tid, hd...).
     pub attributes: serde_json::Value,
+    /// When the person last authenticated at the upstream (unix seconds): the OIDC ID token's
+    /// `auth_time`, the SAML `AuthnInstant`. Checked against `prompt=login` / `max_age` and used
+    /// as the session's `auth_time`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
 }
 
 /// Why an upstream login failed. Every variant has a stable [`code`](UpstreamError::code), a
@@ -140,6 +150,10 @@ pub enum UpstreamError {
     /// A SAML response was refused (each reason has its own code).
     #[error("{0}")]
     Saml(saml::validate::SamlError),
+    /// The app asked for a fresh sign-in (`prompt=login` / `max_age`) and the upstream's answer
+    /// does not show one (see [`crate::claims::check_reauthentication`]).
+    #[error("{0}")]
+    ReauthenticationMissing(String),
 }
 
 impl UpstreamError {
@@ -167,6 +181,51 @@ impl UpstreamError {
             UpstreamError::InvalidIdToken(_) => "id_token_invalid",
             UpstreamError::ClaimsRejected { code, .. } => code,
             UpstreamError::Saml(e) => e.code(),
+            UpstreamError::ReauthenticationMissing(_) => "upstream_reauthentication_missing",
+        }
+    }
+
+    /// What the person is told on the error page: one fixed sentence per kind of failure. The
+    /// detail ([`Display`](std::fmt::Display)) may carry the identity provider's or a library's
+    /// text (xmlsec, OpenSSL, JOSE, HTTP errors): it goes only to the server log and the
+    /// admin-only login trace, never to the person.
+    pub fn public_message(&self) -> &'static str {
+        match self {
+            UpstreamError::Denied(_) => "The sign-in was declined at your identity provider.",
+            UpstreamError::DevModeOff => "This sign-in method is turned off on this server.",
+            UpstreamError::Misconfigured(_) => "This sign-in method of your organization is not set up correctly.",
+            UpstreamError::Unreachable(_) => "Your organization's identity provider could not be reached.",
+            UpstreamError::StateMismatch | UpstreamError::NonceMismatch | UpstreamError::IssuerParamMismatch { .. } => {
+                "The answer from your identity provider does not belong to this sign-in."
+            }
+            UpstreamError::Expired(_) | UpstreamError::NotYetValid(_) => {
+                "The answer from your identity provider is outside its validity period."
+            }
+            UpstreamError::ClaimsRejected { .. } => {
+                "Your identity provider's answer does not meet your organization's sign-in policy."
+            }
+            UpstreamError::ReauthenticationMissing(_) => {
+                "The application asked you to sign in again, but your identity provider did not ask you to."
+            }
+            UpstreamError::Saml(e) => match e.code() {
+                "saml_replay" => "This answer from your identity provider was already used.",
+                "saml_status_not_success" => "Your identity provider did not sign you in.",
+                "saml_expired" | "saml_not_yet_valid" => {
+                    "The answer from your identity provider is outside its validity period."
+                }
+                "saml_unsolicited_response" => "Sign-ins started at your identity provider are not enabled here.",
+                _ => "The answer from your identity provider could not be accepted.",
+            },
+            _ => "The answer from your identity provider could not be accepted.",
+        }
+    }
+
+    /// The detail for the server log and the admin-only trace, bounded.
+    pub fn detail(&self) -> String {
+        let full = self.to_string();
+        match full.char_indices().nth(MAX_DETAIL) {
+            Some((at, _)) => format!("{}…", &full[..at]),
+            None => full,
         }
     }
 
@@ -191,9 +250,13 @@ impl UpstreamError {
             UpstreamError::NonceMismatch => "Start the sign-in again from the application; if it persists, the identity provider does not echo the nonce.".into(),
             UpstreamError::ClaimsRejected { fix, .. } => fix.clone(),
             UpstreamError::Saml(e) => e.fix(conn),
+            UpstreamError::ReauthenticationMissing(_) => format!("The application asked for a fresh sign-in (prompt=login or max_age). Make sure the identity provider of connection {conn} re-authenticates when asked (SAML ForceAuthn; OIDC prompt=login and max_age) and says when it did: AuthnInstant in the SAML AuthnStatement, auth_time in the OIDC ID token (Entra ID: add the optional claim auth_time). Clock skew allowed: the connection's clock skew setting."),
         }
     }
 }
+
+/// Longest technical detail kept for the log and the trace.
+pub const MAX_DETAIL: usize = 1000;
 
 /// Steps of a login, collected while a request runs and written to the login's trace.
 #[derive(Debug, Clone, Default)]

@@ -1,10 +1,13 @@
 //! One integration test binary: the real app over real HTTP, on SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod admin;
+mod browser_security;
 mod common;
 mod demo_saml;
+mod demo_trust;
 mod email_trust;
 mod events;
+mod idp_console;
 mod keys;
 mod oidc;
 #[path = "../../idp-fixtures/oidc_idp.rs"]
@@ -13,4 +16,5 @@ mod saml;
 mod saml_corpus;
 mod saml_hostile;
 mod scim;
+mod upstream_checks;
 mod upstream_oidc;

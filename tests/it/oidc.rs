@@ -486,7 +486,13 @@ async fn logout_ends_session_and_tokens(app: &TestApp) {
     assert!(r.text().await.unwrap().contains("Sign out?"));
     let r = b2.get(authorize_url(app, &cid, &[("organization", "acme"), ("prompt", "none")])).send().await.unwrap();
     assert!(location(&r).contains("code="), "session must survive an unconfirmed logout link");
-    let r = b2.post(app.url("/oauth2/logout")).form(&[("confirm", "yes")]).send().await.unwrap();
+    // The confirmation carries the page's token (a forged POST without it ends nothing: see
+    // browser_security.rs).
+    let page = b2.get(app.url("/oauth2/logout")).send().await.unwrap().text().await.unwrap();
+    let at = page.find("name=\"logout_token\" value=\"").unwrap() + 27;
+    let token = page[at..at + page[at..].find('"').unwrap()].to_string();
+    let r =
+        b2.post(app.url("/oauth2/logout")).form(&[("confirm", "yes"), ("logout_token", &token)]).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let r = b2.get(authorize_url(app, &cid, &[("organization", "acme"), ("prompt", "none")])).send().await.unwrap();
     assert_eq!(query_of(&location(&r))["error"], "login_required");

@@ -312,7 +312,9 @@ async fn admin_api_validation(app: &TestApp) {
     assert_eq!(s, 201, "{c}");
     assert_eq!(c["request_binding"], "post", "only a POST SSO URL");
     assert_eq!(c["idp_certificates"][0]["fingerprint_sha256"].as_str().unwrap().len(), 64);
-    assert!(c["acs_url"].as_str().unwrap().ends_with(&format!("/sso/saml/{}/acs", c["id"].as_str().unwrap())));
+    // New connections: the hyphen form (no underscore; see idp_console.rs).
+    let hyphen = c["id"].as_str().unwrap().replacen("conn_", "conn-", 1);
+    assert!(c["acs_url"].as_str().unwrap().ends_with(&format!("/sso/saml/{hyphen}/acs")));
     assert_eq!(c["has_sp_private_key"], true);
     let text = c.to_string();
     assert!(!text.contains("PRIVATE KEY"), "{text}");

@@ -62,6 +62,8 @@ pub async fn callback(req: HttpRequest, body: web::Bytes, st: web::Data<AppState
         login_hint: login.login_hint.clone(),
         issuer: st.config.issuer.clone(),
         force_authn: false,
+        prompt_login: false,
+        max_age: None,
         steps: steps.clone(),
     };
     let connector_state =

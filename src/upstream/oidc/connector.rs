@@ -223,10 +223,15 @@ impl Connector for OidcConnector {
         if let Some(h) = &login.login_hint {
             req = req.set_login_hint(LoginHint::new(h.clone()));
         }
-        if login.force_authn {
+        // The app's demand for a fresh sign-in goes upstream as is; the answer's auth_time is
+        // checked against it when the login finishes (crate::claims::check_reauthentication).
+        if login.prompt_login {
             req = req.add_prompt(CoreAuthPrompt::Login);
         } else if let Some(p) = &self.config.prompt {
             req = req.add_extra_param("prompt", p.clone());
+        }
+        if let Some(m) = login.max_age {
+            req = req.add_extra_param("max_age", m.to_string());
         }
         for (k, v) in &self.config.extra_auth_params {
             req = req.add_extra_param(k.clone(), v.clone());
@@ -349,6 +354,9 @@ impl Connector for OidcConnector {
             self.clock.now_ms() - t1,
             json!({ "alg": alg, "kid": header.get("kid"), "iss": claims.get("iss"), "aud": claims.get("aud"), "claims": names }),
         );
+        // The ID token's auth_time, read before userinfo is merged in: only the verified token
+        // may say when the person authenticated.
+        let auth_time = claims.get("auth_time").and_then(Value::as_i64);
         if self.config.fetch_userinfo {
             let t2 = self.clock.now_ms();
             self.userinfo(&meta, resp.access_token().secret(), &mut claims).await?;
@@ -365,8 +373,10 @@ impl Connector for OidcConnector {
             "claims_mapped",
             self.clock.now_ms(),
             0,
-            json!({ "preset": self.config.preset, "email_domain": mapped.identity.email.as_deref().and_then(crate::claims::email_domain), "email_verified": mapped.identity.email_verified, "groups": mapped.identity.groups.len(), "notes": mapped.notes }),
+            json!({ "preset": self.config.preset, "email_domain": mapped.identity.email.as_deref().and_then(crate::claims::email_domain), "email_verified": mapped.identity.email_verified, "groups": mapped.identity.groups.len(), "notes": mapped.notes, "auth_time": auth_time }),
         );
-        Ok(mapped.identity)
+        let mut identity = mapped.identity;
+        identity.auth_time = auth_time;
+        Ok(identity)
     }
 }

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 pub const DEFAULT_ALGS: [&str; 9] = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
 
 /// Authorization parameters fedgate sets itself; `extra_auth_params` cannot override them.
-const RESERVED_PARAMS: [&str; 11] = [
+const RESERVED_PARAMS: [&str; 12] = [
     "response_type",
     "client_id",
     "redirect_uri",
@@ -25,6 +25,7 @@ const RESERVED_PARAMS: [&str; 11] = [
     "code_challenge_method",
     "login_hint",
     "prompt",
+    "max_age",
     "response_mode",
 ];
 

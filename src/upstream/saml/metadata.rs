@@ -74,6 +74,41 @@ pub fn cert_info(pem: &str) -> Result<CertInfo, String> {
     })
 }
 
+/// Longest IdP URL accepted (SSO URLs, metadata URL).
+pub const MAX_URL_LEN: usize = 2048;
+
+/// The rules for every URL an IdP gives fedgate (SSO URLs, the metadata URL), on the first
+/// import and on every metadata refresh alike: a URL with a host, https (http only in dev
+/// mode), at most [`MAX_URL_LEN`] bytes. Returns the trimmed URL, or why not (to follow the
+/// field name).
+pub fn check_idp_url(u: &str, dev_mode: bool) -> Result<String, String> {
+    let t = u.trim();
+    let parsed = url::Url::parse(t).map_err(|_| "is not a URL".to_string())?;
+    let scheme_ok = parsed.scheme() == "https" || (dev_mode && parsed.scheme() == "http");
+    if !scheme_ok || parsed.host_str().is_none_or(str::is_empty) || t.len() > MAX_URL_LEN {
+        return Err(format!("must be an https URL with a host, at most {MAX_URL_LEN} bytes"));
+    }
+    Ok(t.to_string())
+}
+
+impl IdpMetadata {
+    /// Every SSO URL follows [`check_idp_url`], and there is at least one.
+    pub fn check_sso_urls(&self, dev_mode: bool) -> Result<(), String> {
+        if self.sso_url_redirect.is_none() && self.sso_url_post.is_none() {
+            return Err("the metadata has no SingleSignOnService for the HTTP-Redirect or HTTP-POST binding".into());
+        }
+        for (what, u) in [("HTTP-Redirect", &self.sso_url_redirect), ("HTTP-POST", &self.sso_url_post)] {
+            if let Some(u) = u {
+                check_idp_url(u, dev_mode).map_err(|m| {
+                    let shown: String = u.chars().take(100).collect();
+                    format!("the {what} SingleSignOnService Location {shown:?} {m}")
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Parses IdP metadata: an `EntityDescriptor`, or an `EntitiesDescriptor` holding exactly one
 /// IdP (or the one whose entityID is `want_entity_id`). Refuses metadata without a signing
 /// certificate: samael would then accept unsigned responses, fedgate never does.
@@ -228,6 +263,35 @@ pub fn generate_sp_key(common_name: &str, now: i64) -> Result<(String, String), 
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sso_urls_follow_the_import_rules() {
+        let m = |r: Option<&str>, p: Option<&str>| IdpMetadata {
+            entity_id: "https://idp.example/x".into(),
+            sso_url_redirect: r.map(str::to_string),
+            sso_url_post: p.map(str::to_string),
+            certificates: vec![],
+            valid_until: None,
+        };
+        assert!(m(Some("https://idp.example/sso"), None).check_sso_urls(false).is_ok());
+        assert!(m(None, Some("https://idp.example/sso")).check_sso_urls(false).is_ok());
+        let long = format!("https://idp.example/{}", "a".repeat(MAX_URL_LEN));
+        for bad in [
+            "http://idp.example/sso",
+            "javascript:alert(1)",
+            "https://",
+            "https://:443/sso",
+            "data:text/html,x",
+            "sso",
+            &long,
+        ] {
+            let e = m(Some("https://idp.example/ok"), Some(bad)).check_sso_urls(false).unwrap_err();
+            assert!(e.contains("HTTP-POST"), "{bad}: {e}");
+        }
+        assert!(m(Some("http://idp.example/sso"), None).check_sso_urls(true).is_ok(), "http in dev mode");
+        assert!(m(Some("javascript:alert(1)"), None).check_sso_urls(true).is_err());
+        assert!(m(None, None).check_sso_urls(true).is_err());
+    }
 
     fn md(cert: &str) -> String {
         format!(

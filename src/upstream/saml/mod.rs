@@ -44,6 +44,26 @@ pub struct IdpInitiated {
     pub initiate_login_uri: Option<String>,
 }
 
+/// Which form of the SP URLs (ACS URL, SP entity ID = SP metadata URL) a connection uses.
+/// The IdP checks them verbatim (Audience, Recipient, Destination), so a connection keeps the
+/// form it was set up with; new connections get [`SpUrlForm::Hyphen`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SpUrlForm {
+    /// `/sso/saml/conn_…/acs`: connections created before the hyphen form. Okta's SAML wizard
+    /// refuses it (no underscore in the Single sign-on URL).
+    #[default]
+    Underscore,
+    /// `/sso/saml/conn-…/acs`: lowercase letters, digits, `-` and `/` only.
+    Hyphen,
+}
+
+impl SpUrlForm {
+    fn is_underscore(&self) -> bool {
+        *self == SpUrlForm::Underscore
+    }
+}
+
 fn default_true() -> bool {
     true
 }
@@ -72,6 +92,8 @@ pub struct SamlInput {
     pub trusted_email_domains: Option<Vec<String>>,
     pub allowed_tenant_ids: Option<Vec<String>>,
     pub idp_initiated: Option<IdpInitiated>,
+    /// Move an existing connection to the other URL form (the IdP must be updated too).
+    pub sp_url_form: Option<SpUrlForm>,
 }
 
 /// A certificate that left the IdP's metadata: still trusted for a day, so a response signed
@@ -129,16 +151,39 @@ pub struct SamlConfig {
     /// Certificates already announced as expiring (fingerprints), so the event fires once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expiry_warned: Vec<String>,
+    /// The form of this connection's SP URLs (absent in connections stored before it existed,
+    /// which keep the underscore form).
+    #[serde(default, skip_serializing_if = "SpUrlForm::is_underscore")]
+    pub sp_url_form: SpUrlForm,
 }
 
 /// The secret field holding a SAML connection's SP private key.
 pub const SP_KEY_FIELD: &str = "sp_private_key";
 
-pub fn sp_entity_id(issuer: &str, connection_id: &str) -> String {
-    format!("{issuer}/sso/saml/{connection_id}/metadata")
+/// The connection's path segment in its SP URLs: the id itself (`conn_…`), or with a hyphen
+/// (`conn-…`: ids are lowercase Crockford base32, so the rest is `[0-9a-z]`).
+pub fn url_segment(connection_id: &str, form: SpUrlForm) -> String {
+    match form {
+        SpUrlForm::Underscore => connection_id.to_string(),
+        SpUrlForm::Hyphen => connection_id.replacen("conn_", "conn-", 1),
+    }
 }
-pub fn acs_url(issuer: &str, connection_id: &str) -> String {
-    format!("{issuer}/sso/saml/{connection_id}/acs")
+
+/// The connection id for a path segment of either form (`conn_…` or `conn-…`).
+pub fn connection_id_of_segment(segment: &str) -> String {
+    match segment.strip_prefix("conn-") {
+        Some(rest) => format!("conn_{rest}"),
+        None => segment.to_string(),
+    }
+}
+
+/// The SP entity ID (also the SP metadata URL) of a connection.
+pub fn sp_entity_id(issuer: &str, connection_id: &str, form: SpUrlForm) -> String {
+    format!("{issuer}/sso/saml/{}/metadata", url_segment(connection_id, form))
+}
+/// The ACS URL of a connection.
+pub fn acs_url(issuer: &str, connection_id: &str, form: SpUrlForm) -> String {
+    format!("{issuer}/sso/saml/{}/acs", url_segment(connection_id, form))
 }
 
 fn invalid(field: &str, code: &'static str, msg: impl Into<String>) -> ApiError {
@@ -146,13 +191,7 @@ fn invalid(field: &str, code: &'static str, msg: impl Into<String>) -> ApiError 
 }
 
 fn check_url(field: &str, u: &str, dev_mode: bool) -> Result<String, ApiError> {
-    let parsed =
-        url::Url::parse(u.trim()).map_err(|_| invalid(field, "invalid_url", format!("{field} is not a URL")))?;
-    let ok = parsed.scheme() == "https" || (dev_mode && parsed.scheme() == "http");
-    if !ok || parsed.host_str().is_none() || u.len() > 2048 {
-        return Err(invalid(field, "invalid_url", format!("{field} must be an https URL")));
-    }
-    Ok(u.trim().to_string())
+    metadata::check_idp_url(u, dev_mode).map_err(|m| invalid(field, "invalid_url", format!("{field} {m}")))
 }
 
 fn domains(field: &str, v: Vec<String>) -> Result<Vec<String>, ApiError> {
@@ -172,6 +211,16 @@ fn domains(field: &str, v: Vec<String>) -> Result<Vec<String>, ApiError> {
 }
 
 impl SamlConfig {
+    /// This connection's SP entity ID (and SP metadata URL), in its URL form.
+    pub fn sp_entity_id(&self, issuer: &str, connection_id: &str) -> String {
+        sp_entity_id(issuer, connection_id, self.sp_url_form)
+    }
+
+    /// This connection's ACS URL, in its URL form.
+    pub fn acs_url(&self, issuer: &str, connection_id: &str) -> String {
+        acs_url(issuer, connection_id, self.sp_url_form)
+    }
+
     /// The fields an administrator set, as they would be written again (for PATCH merging).
     pub fn input_fields(&self) -> Map<String, Value> {
         let mut m = Map::new();
@@ -277,9 +326,10 @@ impl SamlConfig {
         };
         m.remove("retired_certificates");
         m.remove("expiry_warned");
-        m.insert("sp_entity_id".into(), sp_entity_id(issuer, connection_id).into());
-        m.insert("acs_url".into(), acs_url(issuer, connection_id).into());
-        m.insert("sp_metadata_url".into(), sp_entity_id(issuer, connection_id).into());
+        m.insert("sp_entity_id".into(), self.sp_entity_id(issuer, connection_id).into());
+        m.insert("acs_url".into(), self.acs_url(issuer, connection_id).into());
+        m.insert("sp_metadata_url".into(), self.sp_entity_id(issuer, connection_id).into());
+        m.insert("sp_url_form".into(), serde_json::json!(self.sp_url_form));
         let certs: Vec<Value> = self
             .idp_certificates
             .iter()
@@ -336,6 +386,8 @@ pub async fn prepare(
         metadata_refreshed_at: None,
         metadata_refresh_error: None,
         expiry_warned: previous.map(|p| p.expiry_warned.clone()).unwrap_or_default(),
+        // A connection keeps its URL form (the IdP has it); new ones get the hyphen form.
+        sp_url_form: input.sp_url_form.or(previous.map(|p| p.sp_url_form)).unwrap_or(SpUrlForm::Hyphen),
     };
     cfg.attribute_mapping.validate().map_err(|m| invalid("attribute_mapping", "invalid_mapping", m))?;
     if !(0..=validate::MAX_SKEW_SECS).contains(&cfg.clock_skew_secs) {
@@ -547,10 +599,10 @@ impl SamlConnector {
             esc(login.login_id.as_str()),
             saml_instant(self.clock.now()),
             esc(destination),
-            esc(&acs_url(&login.issuer, &self.connection_id)),
+            esc(&self.config.acs_url(&login.issuer, &self.connection_id)),
             metadata::BINDING_POST,
             if login.force_authn { " ForceAuthn=\"true\"" } else { "" },
-            esc(&sp_entity_id(&login.issuer, &self.connection_id)),
+            esc(&self.config.sp_entity_id(&login.issuer, &self.connection_id)),
         )
     }
 
@@ -637,8 +689,8 @@ impl SamlConnector {
         started_ms: i64,
     ) -> Result<ValidatedAssertion, SamlError> {
         let certs = self.keys.trusted_certs_der(self.clock.now());
-        let sp = sp_entity_id(issuer, &self.connection_id);
-        let acs = acs_url(issuer, &self.connection_id);
+        let sp = self.config.sp_entity_id(issuer, &self.connection_id);
+        let acs = self.config.acs_url(issuer, &self.connection_id);
         let req = match request {
             Some(id) => ExpectedRequest::Id(id),
             None => ExpectedRequest::Unsolicited,
@@ -676,6 +728,7 @@ impl SamlConnector {
         if identity.amr.is_empty() {
             identity.amr = vec!["saml".into()];
         }
+        identity.auth_time = a.authn_instant;
         Ok((identity, mapped.notes))
     }
 }

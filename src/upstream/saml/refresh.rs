@@ -55,8 +55,12 @@ pub async fn refresh_one(
     };
     let now = st.clock.now();
     let was_failing = cfg.metadata_refresh_error.is_some();
+    // The same checks as the first import: a signing certificate (parse_idp_metadata) and SSO
+    // URLs that are https (http only in dev mode), with a host, of bounded length. Metadata that
+    // fails them changes nothing: the connection keeps its last good settings.
     let fetched = match fetch(&st.upstream, &url).await {
-        Ok(xml) => metadata::parse_idp_metadata(&xml, Some(&cfg.idp_entity_id)),
+        Ok(xml) => metadata::parse_idp_metadata(&xml, Some(&cfg.idp_entity_id))
+            .and_then(|md| md.check_sso_urls(st.config.dev_mode).map(|()| md)),
         Err(e) => Err(e),
     };
     let outcome = match fetched {

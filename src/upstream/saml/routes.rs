@@ -7,7 +7,7 @@
 //! checks that this browser started the login before finishing it. A response posted into
 //! someone else's browser therefore never signs that browser in.
 use super::validate::{self, SamlError};
-use super::{acs_url, metadata, sp_entity_id, SamlConfig, SamlConnector};
+use super::{connection_id_of_segment, metadata, SamlConfig, SamlConnector};
 use crate::app::AppState;
 use crate::error::PageError;
 use crate::http::{form_params, Params};
@@ -36,9 +36,11 @@ fn unknown_connection() -> PageError {
     )
 }
 
-/// Loads a SAML connection (enabled or not: the caller decides) and its configuration.
-async fn load(st: &AppState, id: &str) -> Result<(connection::Model, SamlConfig), PageError> {
-    let row = connection::Entity::find_by_id(id.to_string())
+/// Loads a SAML connection (enabled or not: the caller decides) and its configuration. The path
+/// segment is the connection id in either URL form (`conn_…` or `conn-…`): the form the
+/// connection was set up with is what its Audience, Recipient and Destination checks use.
+async fn load(st: &AppState, segment: &str) -> Result<(connection::Model, SamlConfig), PageError> {
+    let row = connection::Entity::find_by_id(connection_id_of_segment(segment))
         .one(&st.db)
         .await?
         .filter(|c| c.conn_type == "saml")
@@ -61,15 +63,18 @@ async fn open(st: &AppState, id: &str) -> Result<(connection::Model, SamlConnect
 pub async fn sp_metadata(path: web::Path<String>, st: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     let (row, cfg) = load(&st, &path.into_inner()).await?;
     let xml = metadata::sp_metadata(
-        &sp_entity_id(&st.config.issuer, &row.id),
-        &acs_url(&st.config.issuer, &row.id),
+        &cfg.sp_entity_id(&st.config.issuer, &row.id),
+        &cfg.acs_url(&st.config.issuer, &row.id),
         &cfg.sp_certificate,
         cfg.sign_requests,
     );
     Ok(HttpResponse::Ok()
         .content_type("application/samlmetadata+xml; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
-        .insert_header(("Content-Disposition", format!("inline; filename=\"fedgate-{}-metadata.xml\"", row.id)))
+        .insert_header((
+            "Content-Disposition",
+            format!("inline; filename=\"fedgate-{}-metadata.xml\"", super::url_segment(&row.id, cfg.sp_url_form)),
+        ))
         .body(xml))
 }
 
@@ -118,12 +123,18 @@ async fn detached_failure(
     let l = detached_login(st, conn, "", "").await?;
     let ue = UpstreamError::Saml(e);
     let conn_name = format!("{} ({})", conn.name, conn.id);
-    flow::mark_failed_with(st, &l, ue.code(), ue.to_string(), ue.fix(&conn_name), steps).await;
+    // Library text (xmlsec, OpenSSL) stays in the log and the admin-only trace, bounded.
+    let detail = ue.detail();
+    tracing::warn!(login = %l.id, code = ue.code(), detail = %detail, "SAML response refused");
+    flow::mark_failed_with(st, &l, ue.code(), detail, ue.fix(&conn_name), steps).await;
     Err(PageError::new(
         StatusCode::BAD_REQUEST,
         ue.code(),
         "Sign-in could not be completed",
-        format!("{ue}. Go back to the application and sign in again; your administrator can find the details under this code."),
+        format!(
+            "{} Go back to the application and sign in again; your administrator can find the details under this code.",
+            ue.public_message()
+        ),
     )
     .with_trace(l.id))
 }
@@ -308,14 +319,19 @@ async fn attempt_failed(
 ) -> Result<HttpResponse, PageError> {
     let conn_name = format!("{} ({})", conn.name, conn.id);
     st.metrics.inc("fedgate_saml_responses_refused_total", &[("code", e.code())]);
-    let outcome = Outcome::Failed { code: e.code().to_string(), cause: e.to_string(), fix: e.fix(&conn_name) };
+    // Library text (xmlsec, OpenSSL) stays in the log and the admin-only trace, bounded.
+    let detail = e.detail();
+    let outcome = Outcome::Failed { code: e.code().to_string(), cause: detail.clone(), fix: e.fix(&conn_name) };
     traces::record_best_effort(st, login, Some(&conn.id), steps.take(), outcome).await;
-    tracing::info!(login = %login.id, code = e.code(), "SAML response refused; the sign-in stays open");
+    tracing::info!(login = %login.id, code = e.code(), detail = %detail, "SAML response refused; the sign-in stays open");
     Err(PageError::new(
         StatusCode::BAD_REQUEST,
         e.code(),
         "Sign-in could not be completed",
-        format!("{e}. Go back to the application and sign in again; your administrator can find the details under this code."),
+        format!(
+            "{} Go back to the application and sign in again; your administrator can find the details under this code.",
+            e.public_message()
+        ),
     )
     .with_trace(login.id.clone()))
 }
@@ -471,6 +487,8 @@ pub async fn resume(req: HttpRequest, st: web::Data<AppState>) -> Result<HttpRes
     flow::finish_login(&st, &login, &conn, identity, &steps).await
 }
 
+/// `{connection}` is the connection id in either URL form: `conn_…` (connections set up before
+/// the hyphen form) or `conn-…` (no underscore, which Okta's SAML wizard requires).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/sso/saml/resume", web::get().to(resume))
         .route("/sso/saml/{connection}/metadata", web::get().to(sp_metadata))

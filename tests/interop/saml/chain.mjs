@@ -258,9 +258,12 @@ test('SAML connection from the pysaml2 metadata URL: SP values for the IdP admin
   assert.equal(connA.type, 'saml');
   assert.match(connA.id, /^conn_/);
   assert.equal(connA.idp_entity_id, `${IDP}/metadata`);
-  assert.equal(connA.sp_entity_id, `${FEDGATE}/sso/saml/${connA.id}/metadata`);
-  assert.equal(connA.sp_metadata_url, `${FEDGATE}/sso/saml/${connA.id}/metadata`);
-  assert.equal(connA.acs_url, `${FEDGATE}/sso/saml/${connA.id}/acs`);
+  // New connections use the hyphen form of the id in their URLs (Okta refuses underscores).
+  const seg = connA.id.replace(/^conn_/, 'conn-');
+  assert.equal(connA.sp_url_form, 'hyphen');
+  assert.equal(connA.sp_entity_id, `${FEDGATE}/sso/saml/${seg}/metadata`);
+  assert.equal(connA.sp_metadata_url, `${FEDGATE}/sso/saml/${seg}/metadata`);
+  assert.equal(connA.acs_url, `${FEDGATE}/sso/saml/${seg}/acs`);
   assert.match(connA.sp_certificate, /-----BEGIN CERTIFICATE-----/);
   assert.equal(connA.idp_certificates.length, 1);
   assert.match(connA.idp_certificates[0].fingerprint_sha256 || '', /[0-9a-f]/i);
