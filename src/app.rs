@@ -27,6 +27,10 @@ pub struct AppState {
     pub upstream: Arc<crate::upstream::UpstreamCtx>,
     /// The SCIM request log buffer (written in batches).
     pub scim_log: Arc<crate::scim::reqlog::RequestLog>,
+    /// Rate limits (per instance, in memory).
+    pub limits: Arc<crate::http::limits::Limits>,
+    /// Sampling of the log lines of anonymous failures.
+    pub failure_log: Arc<crate::traces::sampled::FailureLog>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +91,14 @@ impl AppState {
         let outbound = crate::net::Outbound::new(config.allow_private_network)
             .map_err(|e| StartError::Io(std::io::Error::other(e.to_string())))?;
         let instance_id = format!("ins_{}", crate::ids::random128(&*rng));
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let limits = Arc::new(crate::http::limits::Limits::new(
+            &config.rate_limits,
+            config.limits.form_body,
+            clock.clone(),
+            metrics.clone(),
+        ));
+        let failure_log = Arc::new(crate::traces::sampled::FailureLog::new(config.rate_limits.failure_log_interval));
         Ok(Self {
             config: Arc::new(config),
             db,
@@ -97,15 +109,18 @@ impl AppState {
             openapi,
             outbound,
             instance_id,
-            metrics: Arc::new(crate::metrics::Metrics::new()),
+            metrics,
             demo: Arc::default(),
             upstream,
             scim_log,
+            limits,
+            failure_log,
         })
     }
 
     /// One round of maintenance: key rotation when due, expired rows removed.
     pub async fn maintenance(&self) -> Result<(), crate::keys::KeyError> {
+        self.limits.housekeeping();
         self.keys.rotate(false).await?;
         let now = self.clock.now();
         crate::issuer::cleanup::expired(&self.db, now).await.map_err(crate::keys::KeyError::from)?;
@@ -167,6 +182,7 @@ pub async fn start_on(state: AppState, listener: std::net::TcpListener) -> Resul
     let s2 = state.clone();
     let server = HttpServer::new(move || {
         let app = App::new()
+            .wrap(actix_web::middleware::from_fn(crate::http::limits::rate_limit))
             .wrap(actix_web::middleware::from_fn(crate::http::request_context))
             .configure(configure(s2.clone()));
         crate::admin::register(utoipa_actix_web::AppExt::into_utoipa_app(app))

@@ -72,8 +72,7 @@ pub async fn sp_metadata(path: web::Path<String>, st: web::Data<AppState>) -> Re
         .body(xml))
 }
 
-/// A login row for an ACS answer that matches no pending login (unknown InResponseTo,
-/// unsolicited, unreadable): failures are traced like any other, so administrators can see them.
+/// A login row for a validated IdP-initiated answer (one that passed every check).
 async fn detached_login(
     st: &AppState,
     conn: &connection::Model,
@@ -107,24 +106,25 @@ async fn detached_login(
     .await?)
 }
 
-/// Records a failure on a detached login and shows the person an error page.
+/// An ACS answer that matches no pending login (unreadable, unknown or finished InResponseTo,
+/// unsolicited and refused or invalid): anyone can post these, so nothing is written (no login
+/// row, trace, event or delivery). They are counted (`fedgate_anonymous_failures_total`) and
+/// logged at most once per interval per connection and code; the person sees the code and the
+/// request id.
 async fn detached_failure(
     st: &AppState,
     conn: &connection::Model,
     e: SamlError,
-    steps: &StepLog,
+    _steps: &StepLog,
 ) -> Result<HttpResponse, PageError> {
-    let l = detached_login(st, conn, "", "").await?;
     let ue = UpstreamError::Saml(e);
-    let conn_name = format!("{} ({})", conn.name, conn.id);
-    flow::mark_failed_with(st, &l, ue.code(), ue.to_string(), ue.fix(&conn_name), steps).await;
+    crate::traces::sampled::anonymous_failure(st, &conn.tenant_id, &conn.id, ue.code(), &ue.to_string());
     Err(PageError::new(
         StatusCode::BAD_REQUEST,
         ue.code(),
         "Sign-in could not be completed",
-        format!("{ue}. Go back to the application and sign in again; your administrator can find the details under this code."),
-    )
-    .with_trace(l.id))
+        format!("{ue}. Go back to the application and sign in again; if it keeps failing, give your administrator this code and the request id."),
+    ))
 }
 
 /// Consumes an assertion ID in the replay cache; a second use fails on every instance.
@@ -156,6 +156,12 @@ pub async fn acs(
 ) -> Result<HttpResponse, PageError> {
     let (conn, connector) = open(&st, &path.into_inner()).await?;
     crate::http::record_tenant(&conn.tenant_id);
+    if !conn.enabled {
+        return Err(unknown_connection());
+    }
+    if let Err(limited) = st.limits.acs_tenant(&conn.tenant_id) {
+        return Ok(crate::http::limits::refuse(&st, &limited));
+    }
     let steps = StepLog::default();
     let started = st.clock.now_ms();
     if body.len() > MAX_ACS_BODY {
@@ -172,9 +178,6 @@ pub async fn acs(
         0,
         serde_json::json!({"bytes": response.len(), "relay_state": params.get("RelayState").is_some()}),
     );
-    if !conn.enabled {
-        return Err(unknown_connection());
-    }
     let xml = match validate::decode(&response) {
         Ok(x) => x,
         Err(e) => return detached_failure(&st, &conn, e, &steps).await,
