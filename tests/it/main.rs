@@ -5,6 +5,7 @@ mod common;
 mod demo_saml;
 mod events;
 mod keys;
+mod limits;
 mod oidc;
 #[path = "../../idp-fixtures/oidc_idp.rs"]
 mod oidc_idp;
