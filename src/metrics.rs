@@ -30,7 +30,11 @@ const HELP: &[(&str, &str, &str)] = &[
     ("fedgate_tokens_issued_total", "counter", "Token responses by grant type."),
     ("fedgate_scim_requests_total", "counter", "SCIM requests by tenant, resource and status."),
     ("fedgate_deliveries_total", "counter", "Webhook and back-channel logout delivery attempts by kind and result."),
-    ("fedgate_rate_limited_total", "counter", "Requests refused with 429 by limit (see docs/configuration.md#rate-limits)."),
+    (
+        "fedgate_rate_limited_total",
+        "counter",
+        "Requests refused with 429 by limit (see docs/configuration.md#rate-limits).",
+    ),
     (
         "fedgate_anonymous_failures_total",
         "counter",

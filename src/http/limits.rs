@@ -119,7 +119,14 @@ struct Limit {
 }
 
 impl Limit {
-    fn new(name: &'static str, surface: Surface, per_minute: u32, burst: u32, cfg: &RateLimitConfig, clock: &LimiterClock) -> Self {
+    fn new(
+        name: &'static str,
+        surface: Surface,
+        per_minute: u32,
+        burst: u32,
+        cfg: &RateLimitConfig,
+        clock: &LimiterClock,
+    ) -> Self {
         let quota = match (cfg.enabled, NonZeroU32::new(per_minute), NonZeroU32::new(burst)) {
             (true, Some(p), Some(b)) => Some(Quota::per_minute(p).allow_burst(b)),
             _ => None,
@@ -164,8 +171,12 @@ impl Limit {
         table.retain_recent();
         table.shrink_to_fit();
         if table.len() > self.max_keys {
-            tracing::warn!(limit = self.name, keys = table.len(), max_keys = self.max_keys,
-                "rate limit table over max_keys after dropping idle keys; starting it afresh");
+            tracing::warn!(
+                limit = self.name,
+                keys = table.len(),
+                max_keys = self.max_keys,
+                "rate limit table over max_keys after dropping idle keys; starting it afresh"
+            );
             *self.table.write().unwrap_or_else(|e| e.into_inner()) =
                 Arc::new(RateLimiter::dashmap_with_clock(quota, self.clock.clone()));
         }
@@ -285,7 +296,12 @@ impl Limits {
             trusted: cfg.trusted_proxies.iter().filter_map(|p| Cidr::parse(p)).collect(),
             hasher: std::collections::hash_map::RandomState::new(),
             form_body,
-            authorize_ip: l("authorize_per_ip", Surface::Page, cfg.authorize_per_ip_per_minute, cfg.authorize_per_ip_burst),
+            authorize_ip: l(
+                "authorize_per_ip",
+                Surface::Page,
+                cfg.authorize_per_ip_per_minute,
+                cfg.authorize_per_ip_burst,
+            ),
             pages_ip: l("pages_per_ip", Surface::Page, cfg.pages_per_ip_per_minute, cfg.pages_per_ip_burst),
             token_ip: l("token_per_ip", Surface::OAuth, cfg.token_per_ip_per_minute, cfg.token_per_ip_burst),
             token_client: l(
@@ -361,11 +377,8 @@ fn basic_client_id(headers: &HeaderMap) -> Option<String> {
 /// Reads the (small) form body of a token request to find `client_id`, and puts it back for the
 /// handler. Bodies over the form limit are left to the handler (which refuses them).
 async fn form_client_id(req: &mut ServiceRequest, limit: usize) -> Result<Option<String>, actix_web::Error> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Ok(None);
     }
@@ -480,10 +493,7 @@ mod tests {
         // An untrusted peer's header is ignored.
         assert_eq!(client_ip(peer("203.0.113.9"), &xff(&["198.51.100.1"]), &trusted), "203.0.113.9");
         // From a trusted proxy: the right-most untrusted entry; spoofed entries to its left lose.
-        assert_eq!(
-            client_ip(peer("10.0.0.2"), &xff(&["1.1.1.1, 198.51.100.7", "10.0.0.3"]), &trusted),
-            "198.51.100.7"
-        );
+        assert_eq!(client_ip(peer("10.0.0.2"), &xff(&["1.1.1.1, 198.51.100.7", "10.0.0.3"]), &trusted), "198.51.100.7");
         // Every hop trusted: the left-most.
         assert_eq!(client_ip(peer("10.0.0.2"), &xff(&["10.9.9.9"]), &trusted), "10.9.9.9");
         // No header: the proxy itself.

@@ -40,15 +40,23 @@ where
 {
     let mut n = 0;
     for _ in 0..MAX_BATCHES {
-        let sub: SelectStatement =
-            Query::select().columns(keys.iter().copied()).from(E::default()).cond_where(cond.clone()).limit(BATCH).to_owned();
+        let sub: SelectStatement = Query::select()
+            .columns(keys.iter().copied())
+            .from(E::default())
+            .cond_where(cond.clone())
+            .limit(BATCH)
+            .to_owned();
         let done = E::delete_many().filter(lhs(keys).in_subquery(sub)).exec(db).await?.rows_affected;
         n += done;
         if done < BATCH {
             return Ok(n);
         }
     }
-    tracing::info!(table = E::default().table_name(), rows = n, "row limit of this clean-up run reached; the next run goes on");
+    tracing::info!(
+        table = E::default().table_name(),
+        rows = n,
+        "row limit of this clean-up run reached; the next run goes on"
+    );
     Ok(n)
 }
 
@@ -64,8 +72,12 @@ pub async fn expired(db: &impl ConnectionTrait, now: i64) -> Result<u64, sea_orm
         login::Column::ConnectionId.is_null().and(login::Column::ExpiresAt.lt(now)),
     )
     .await?;
-    n += delete_batched::<auth_code::Entity, _>(db, auth_code::Column::CodeHash, auth_code::Column::ExpiresAt.lt(now - 3600))
-        .await?;
+    n += delete_batched::<auth_code::Entity, _>(
+        db,
+        auth_code::Column::CodeHash,
+        auth_code::Column::ExpiresAt.lt(now - 3600),
+    )
+    .await?;
     n += delete_batched_by::<saml_assertion::Entity, _>(
         db,
         &[saml_assertion::Column::ConnectionId, saml_assertion::Column::AssertionId],
@@ -80,7 +92,11 @@ pub async fn expired(db: &impl ConnectionTrait, now: i64) -> Result<u64, sea_orm
         refresh_token::Column::ExpiresAt.lt(now),
     )
     .await?;
-    let dead = Query::select().column(grant::Column::Id).from(grant::Entity).and_where(grant::Column::ExpiresAt.lt(now)).to_owned();
+    let dead = Query::select()
+        .column(grant::Column::Id)
+        .from(grant::Entity)
+        .and_where(grant::Column::ExpiresAt.lt(now))
+        .to_owned();
     let orphans = delete_batched::<refresh_token::Entity, _>(
         db,
         refresh_token::Column::TokenHash,
@@ -92,8 +108,12 @@ pub async fn expired(db: &impl ConnectionTrait, now: i64) -> Result<u64, sea_orm
     if orphans < BATCH * MAX_BATCHES {
         n += delete_batched::<grant::Entity, _>(db, grant::Column::Id, grant::Column::ExpiresAt.lt(now)).await?;
     }
-    n += delete_batched::<revoked_token::Entity, _>(db, revoked_token::Column::Jti, revoked_token::Column::ExpiresAt.lt(now))
-        .await?;
+    n += delete_batched::<revoked_token::Entity, _>(
+        db,
+        revoked_token::Column::Jti,
+        revoked_token::Column::ExpiresAt.lt(now),
+    )
+    .await?;
     if n > 0 {
         tracing::debug!(rows = n, "expired rows removed");
     }

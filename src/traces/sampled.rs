@@ -62,7 +62,8 @@ pub fn note(st: &AppState, scope: &str, detail_scope: &str, code: &str, detail: 
 /// Counts and (sampled) logs a sign-in failure that matches no pending login: nothing is
 /// written to the database, no event is emitted.
 pub fn anonymous_failure(st: &AppState, tenant: &str, connection: &str, code: &str, cause: &str) {
-    st.metrics.inc("fedgate_anonymous_failures_total", &[("tenant", tenant), ("connection", connection), ("code", code)]);
+    st.metrics
+        .inc("fedgate_anonymous_failures_total", &[("tenant", tenant), ("connection", connection), ("code", code)]);
     note(st, "sign_in", connection, code, cause);
 }
 

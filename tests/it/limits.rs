@@ -113,7 +113,8 @@ async fn acs_junk_writes_nothing(app: &TestApp) {
         .admin(Method::PATCH, &format!("/tenants/idle/connections/{}", idle.id), Some(json!({"enabled": false})))
         .await;
     assert_eq!(s, 200);
-    let (s, w) = app.post("/webhooks", json!({"url": "http://127.0.0.1:9/hook", "event_types": ["login.failed"]})).await;
+    let (s, w) =
+        app.post("/webhooks", json!({"url": "http://127.0.0.1:9/hook", "event_types": ["login.failed"]})).await;
     assert_eq!(s, 201, "{w}");
     let before = rows(app).await;
     let b = browser();
@@ -149,9 +150,17 @@ async fn acs_junk_writes_nothing(app: &TestApp) {
     // The log samples them: one line per (connection, code) and interval, with the count.
     let interval = app.state.config.rate_limits.failure_log_interval;
     let scope = format!("sign_in:{}", conn.id);
-    assert_eq!(app.state.failure_log.sample(app.clock.now_ms(), &scope, "saml_response_malformed"), None, "within the interval");
+    assert_eq!(
+        app.state.failure_log.sample(app.clock.now_ms(), &scope, "saml_response_malformed"),
+        None,
+        "within the interval"
+    );
     app.clock.advance_secs(interval);
-    assert_eq!(app.state.failure_log.sample(app.clock.now_ms(), &scope, "saml_response_malformed"), Some(malformed), "the ones since the first line, this check included");
+    assert_eq!(
+        app.state.failure_log.sample(app.clock.now_ms(), &scope, "saml_response_malformed"),
+        Some(malformed),
+        "the ones since the first line, this check included"
+    );
 }
 
 async fn oidc_callback_junk_writes_nothing(app: &TestApp) {
@@ -163,7 +172,9 @@ async fn oidc_callback_junk_writes_nothing(app: &TestApp) {
     }
     assert_eq!(rows(app).await, before);
     let metrics = app.state.metrics.render(&[]);
-    assert!(metrics.contains("fedgate_anonymous_failures_total{tenant=\"-\",connection=\"-\",code=\"unknown_state\"} 3"));
+    assert!(
+        metrics.contains("fedgate_anonymous_failures_total{tenant=\"-\",connection=\"-\",code=\"unknown_state\"} 3")
+    );
 }
 
 async fn unrouted_logins_expire_quickly_and_are_pruned(app: &TestApp) {
@@ -285,9 +296,10 @@ async fn each_surface_answers_429_in_its_shape(app: &TestApp) {
     assert_eq!(scim_b.get("/Users").await.0, 200, "tenant B's token is not limited by tenant A's flood");
 
     // Admin API: admin JSON, per key; the other key goes on.
-    let (_, second) = fedgate::admin::auth::create_key(&app.state.db, "ci", app.clock.now_ms(), &fedgate::clock::SystemRng)
-        .await
-        .unwrap();
+    let (_, second) =
+        fedgate::admin::auth::create_key(&app.state.db, "ci", app.clock.now_ms(), &fedgate::clock::SystemRng)
+            .await
+            .unwrap();
     let admin2 = || app.http.get(app.url("/admin/v1/tenants")).bearer_auth(&second).send();
     let mut last = None;
     for _ in 0..31 {

@@ -81,7 +81,13 @@ pub async fn callback(req: HttpRequest, body: web::Bytes, st: web::Data<AppState
 
 /// Counts (and logs, sampled) a callback that belongs to no pending login of this browser.
 fn anonymous(st: &AppState, e: PageError) -> PageError {
-    crate::traces::sampled::anonymous_failure(st, "-", "-", e.code, "OIDC callback without a pending login of this browser");
+    crate::traces::sampled::anonymous_failure(
+        st,
+        "-",
+        "-",
+        e.code,
+        "OIDC callback without a pending login of this browser",
+    );
     e
 }
 
