@@ -4,6 +4,8 @@
 # BENCH_PHASE=scim runs the SCIM phases instead of the token endpoint (--scim-users 100000).
 # BENCH_PHASES=saml runs complete SAML logins (fixture SAML IdP in the driver) and the ACS alone;
 # BENCH_ARGS adds driver flags (e.g. BENCH_ARGS=--saml-unsigned-requests).
+# BENCH_PHASES=flood: junk ACS posts and authorization requests during legitimate logins
+# (scripts/bench.sh 500 16: 500 legitimate logins; rows added and webhooks sent are printed).
 # The server runs pinned to CPU 0 and the load driver to CPU 1 when taskset is available, so
 # "per core" numbers mean what they say.
 set -euo pipefail
@@ -35,11 +37,21 @@ run_one() {
   pid=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
   echo "== $kind ==" >&2
-  for phase in ${BENCH_PHASES:-${BENCH_PHASE:-token login scim}}; do
+  for phase in $PHASES; do
     FEDGATE_ADMIN_KEY="$key" $PIN_BENCH $BIN/fedgate-bench --url "http://127.0.0.1:$port" --server-pid "$pid" \
        --concurrency "$CONC" --count "$COUNT" ${BENCH_ARGS:-} --json "$phase" | sed "s/^{/{\"db\":\"$kind\",/"
   done
   kill "$pid"; wait "$pid" 2>/dev/null || true
   rm -rf "$tmp"
 }
+# Rate limits are about admission, not throughput: they are off for the throughput phases and
+# on (defaults) for `flood`, with loopback trusted as a proxy so the driver can speak for the
+# attacker's and the offices' addresses through X-Forwarded-For.
+PHASES="${BENCH_PHASES:-${BENCH_PHASE:-token login scim}}"
+if [[ " $PHASES " == *" flood "* ]]; then
+  export FEDGATE__RATE_LIMITS__TRUSTED_PROXIES=127.0.0.1/32
+  [ "$PHASES" = flood ] || echo "note: rate limits stay on for every phase of this run" >&2
+else
+  export FEDGATE__RATE_LIMITS__ENABLED=false
+fi
 for kind in ${BENCH_DBS:-sqlite postgres}; do run_one "$kind"; done

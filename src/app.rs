@@ -29,6 +29,10 @@ pub struct AppState {
     pub scim_log: Arc<crate::scim::reqlog::RequestLog>,
     /// Bounded blocking pool for SAML signature verification and decryption.
     pub saml_pool: Arc<crate::blocking::BlockingPool>,
+    /// Rate limits (per instance, in memory).
+    pub limits: Arc<crate::http::limits::Limits>,
+    /// Sampling of the log lines of anonymous failures.
+    pub failure_log: Arc<crate::traces::sampled::FailureLog>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +94,14 @@ impl AppState {
             .map_err(|e| StartError::Io(std::io::Error::other(e.to_string())))?;
         let instance_id = format!("ins_{}", crate::ids::random128(&*rng));
         let saml_pool = Arc::new(crate::blocking::BlockingPool::new(config.saml.workers(), config.saml.verify_queue));
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let limits = Arc::new(crate::http::limits::Limits::new(
+            &config.rate_limits,
+            config.limits.form_body,
+            clock.clone(),
+            metrics.clone(),
+        ));
+        let failure_log = Arc::new(crate::traces::sampled::FailureLog::new(config.rate_limits.failure_log_interval));
         Ok(Self {
             config: Arc::new(config),
             db,
@@ -100,16 +112,19 @@ impl AppState {
             openapi,
             outbound,
             instance_id,
-            metrics: Arc::new(crate::metrics::Metrics::new()),
+            metrics,
             demo: Arc::default(),
             upstream,
             scim_log,
             saml_pool,
+            limits,
+            failure_log,
         })
     }
 
     /// One round of maintenance: key rotation when due, expired rows removed.
     pub async fn maintenance(&self) -> Result<(), crate::keys::KeyError> {
+        self.limits.housekeeping();
         self.keys.rotate(false).await?;
         let now = self.clock.now();
         crate::issuer::cleanup::expired(&self.db, now).await.map_err(crate::keys::KeyError::from)?;
@@ -171,6 +186,7 @@ pub async fn start_on(state: AppState, listener: std::net::TcpListener) -> Resul
     let s2 = state.clone();
     let server = HttpServer::new(move || {
         let app = App::new()
+            .wrap(actix_web::middleware::from_fn(crate::http::limits::rate_limit))
             .wrap(actix_web::middleware::from_fn(crate::http::request_context))
             .configure(configure(s2.clone()));
         crate::admin::register(utoipa_actix_web::AppExt::into_utoipa_app(app))

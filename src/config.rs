@@ -68,6 +68,7 @@ pub struct Config {
     pub webhooks: WebhookConfig,
     pub events: EventConfig,
     pub metrics: MetricsConfig,
+    pub rate_limits: RateLimitConfig,
     pub saml: SamlServiceConfig,
 }
 
@@ -167,8 +168,12 @@ pub struct TokenConfig {
     pub code_ttl: i64,
     /// Seconds. fedgate's own browser session (for `prompt=none` and SSO across apps).
     pub session_ttl: i64,
-    /// Seconds a pending login may take (upstream round trip included).
+    /// Seconds a pending login may take once it is routed to a connection (upstream round trip
+    /// included).
     pub login_ttl: i64,
+    /// Seconds a pending login may wait before it reaches a connection (the email page, the
+    /// chooser). Logins that never get that far are removed soon after.
+    pub unrouted_login_ttl: i64,
     /// Seconds login traces (`/admin/v1/logins`) are kept.
     pub login_trace_retention: i64,
 }
@@ -191,6 +196,100 @@ pub struct LimitConfig {
     pub form_body: usize,
 }
 
+/// Per-instance rate limits (GCRA, see docs/configuration.md#rate-limits). Each limit is a
+/// sustained rate (`*_per_minute`; 0 turns that limit off) and a burst (requests allowed at once
+/// on top of an idle key).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// All limits on or off.
+    pub enabled: bool,
+    /// CIDRs of reverse proxies whose `X-Forwarded-For` is believed (a list, or one string with
+    /// commas). The client is the right-most address that is not a trusted proxy.
+    #[serde(deserialize_with = "string_or_list")]
+    pub trusted_proxies: Vec<String>,
+    /// Keys (addresses, clients, tenants, tokens) remembered per limit; idle keys are dropped
+    /// every minute, and past this size the table restarts empty.
+    pub max_keys: usize,
+    /// Seconds between two log lines for the same anonymous failure (connection and code);
+    /// the line carries the number suppressed since the last one.
+    pub failure_log_interval: i64,
+    /// `/oauth2/authorize`, per client IP.
+    pub authorize_per_ip_per_minute: u32,
+    pub authorize_per_ip_burst: u32,
+    /// `/login/...` and `/sso/...` pages (the SAML ACS and the OIDC callback included), per client IP.
+    pub pages_per_ip_per_minute: u32,
+    pub pages_per_ip_burst: u32,
+    /// `/oauth2/token`, per client IP.
+    pub token_per_ip_per_minute: u32,
+    pub token_per_ip_burst: u32,
+    /// `/oauth2/token`, per `client_id` (HTTP Basic or form).
+    pub token_per_client_per_minute: u32,
+    pub token_per_client_burst: u32,
+    /// The SAML ACS, per tenant.
+    pub acs_per_tenant_per_minute: u32,
+    pub acs_per_tenant_burst: u32,
+    /// SCIM, per bearer token (so per tenant: tokens belong to one tenant).
+    pub scim_per_token_per_minute: u32,
+    pub scim_per_token_burst: u32,
+    /// The admin API, per admin key.
+    pub admin_per_key_per_minute: u32,
+    pub admin_per_key_burst: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            trusted_proxies: Vec::new(),
+            max_keys: 100_000,
+            failure_log_interval: 60,
+            authorize_per_ip_per_minute: 1200,
+            authorize_per_ip_burst: 600,
+            pages_per_ip_per_minute: 3000,
+            pages_per_ip_burst: 1200,
+            token_per_ip_per_minute: 6000,
+            token_per_ip_burst: 2000,
+            token_per_client_per_minute: 6000,
+            token_per_client_burst: 2000,
+            acs_per_tenant_per_minute: 3000,
+            acs_per_tenant_burst: 1000,
+            scim_per_token_per_minute: 6000,
+            scim_per_token_burst: 2000,
+            admin_per_key_per_minute: 3000,
+            admin_per_key_burst: 600,
+        }
+    }
+}
+
+impl RateLimitConfig {
+    /// (name, per minute, burst) of every limit.
+    pub fn rates(&self) -> [(&'static str, u32, u32); 7] {
+        [
+            ("authorize_per_ip", self.authorize_per_ip_per_minute, self.authorize_per_ip_burst),
+            ("pages_per_ip", self.pages_per_ip_per_minute, self.pages_per_ip_burst),
+            ("token_per_ip", self.token_per_ip_per_minute, self.token_per_ip_burst),
+            ("token_per_client", self.token_per_client_per_minute, self.token_per_client_burst),
+            ("acs_per_tenant", self.acs_per_tenant_per_minute, self.acs_per_tenant_burst),
+            ("scim_per_token", self.scim_per_token_per_minute, self.scim_per_token_burst),
+            ("admin_per_key", self.admin_per_key_per_minute, self.admin_per_key_burst),
+        ]
+    }
+}
+
+fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect(),
+        OneOrMany::Many(v) => v,
+    })
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -211,6 +310,7 @@ impl Default for Config {
             events: EventConfig::default(),
             metrics: MetricsConfig::default(),
             saml: SamlServiceConfig::default(),
+            rate_limits: RateLimitConfig::default(),
         }
     }
 }
@@ -230,6 +330,7 @@ impl Default for TokenConfig {
             code_ttl: 60,
             session_ttl: 8 * 3600,
             login_ttl: 600,
+            unrouted_login_ttl: 300,
             login_trace_retention: 30 * 86400,
         }
     }
@@ -349,6 +450,8 @@ impl Config {
             ("tokens.code_ttl", t.code_ttl),
             ("tokens.session_ttl", t.session_ttl),
             ("tokens.login_ttl", t.login_ttl),
+            ("tokens.unrouted_login_ttl", t.unrouted_login_ttl),
+            ("rate_limits.failure_log_interval", self.rate_limits.failure_log_interval),
             ("tokens.login_trace_retention", t.login_trace_retention),
             ("keys.rotation_interval", self.keys.rotation_interval),
             ("webhooks.lease_secs", self.webhooks.lease_secs),
@@ -362,6 +465,27 @@ impl Config {
         }
         if t.code_ttl > 600 {
             return Err(ConfigError::Invalid("tokens.code_ttl must be at most 600 seconds".into()));
+        }
+        if t.unrouted_login_ttl > t.login_ttl {
+            return Err(ConfigError::Invalid("tokens.unrouted_login_ttl must not exceed tokens.login_ttl".into()));
+        }
+        let rl = &self.rate_limits;
+        for (name, per_minute, burst) in rl.rates() {
+            if per_minute > 0 && burst == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "rate_limits.{name}_burst must be at least 1 (or set {name}_per_minute = 0 to turn the limit off)"
+                )));
+            }
+        }
+        if rl.max_keys == 0 {
+            return Err(ConfigError::Invalid("rate_limits.max_keys must be positive".into()));
+        }
+        for p in &rl.trusted_proxies {
+            if crate::http::limits::Cidr::parse(p).is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "rate_limits.trusted_proxies: {p:?} is not an IP address or CIDR (e.g. 10.0.0.0/8)"
+                )));
+            }
         }
         if self.keys.publish_ahead < 0 {
             return Err(ConfigError::Invalid("keys.publish_ahead must not be negative".into()));
@@ -459,6 +583,28 @@ mod tests {
         let e = Config::load(None, &env(&[("FEDGATE_ISSUER", "http://auth.example.com")])).unwrap_err();
         assert!(e.to_string().contains("https"));
         assert!(Config::load(None, &env(&[("FEDGATE_ISSUER", "https://auth.example.com/")])).is_err());
+    }
+
+    #[test]
+    fn rate_limit_settings() {
+        let c = Config::load(
+            None,
+            &env(&[
+                ("FEDGATE__RATE_LIMITS__TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
+                ("FEDGATE__RATE_LIMITS__SCIM_PER_TOKEN_PER_MINUTE", "60"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.rate_limits.trusted_proxies, vec!["10.0.0.0/8".to_string(), "127.0.0.1".to_string()]);
+        assert_eq!(c.rate_limits.scim_per_token_per_minute, 60);
+        let e = Config::load(None, &env(&[("FEDGATE__RATE_LIMITS__TRUSTED_PROXIES", "10.0.0.0/33")])).unwrap_err();
+        assert!(e.to_string().contains("trusted_proxies"), "{e}");
+        let e = Config::load(None, &env(&[("FEDGATE__RATE_LIMITS__ADMIN_PER_KEY_BURST", "0")])).unwrap_err();
+        assert!(e.to_string().contains("admin_per_key_burst"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.toml");
+        std::fs::write(&p, "[rate_limits]\ntrusted_proxies = [\"::1\", \"192.168.0.0/16\"]\n").unwrap();
+        assert_eq!(Config::load(Some(&p), &[]).unwrap().rate_limits.trusted_proxies.len(), 2);
     }
 
     #[test]

@@ -30,6 +30,16 @@ const HELP: &[(&str, &str, &str)] = &[
     ("fedgate_tokens_issued_total", "counter", "Token responses by grant type."),
     ("fedgate_scim_requests_total", "counter", "SCIM requests by tenant, resource and status."),
     ("fedgate_deliveries_total", "counter", "Webhook and back-channel logout delivery attempts by kind and result."),
+    (
+        "fedgate_rate_limited_total",
+        "counter",
+        "Requests refused with 429 by limit (see docs/configuration.md#rate-limits).",
+    ),
+    (
+        "fedgate_anonymous_failures_total",
+        "counter",
+        "Sign-in failures that match no pending login (not stored; sampled in the log) by tenant, connection and code.",
+    ),
     ("fedgate_deliveries_pending", "gauge", "Deliveries waiting to be sent."),
     ("fedgate_deliveries_lag_seconds", "gauge", "Age of the oldest pending delivery."),
 ];

@@ -23,6 +23,10 @@
 //!   `--scim-users` users (`scim-filter`, and `scim-filter-1` one at a time; populating is
 //!   untimed), and `PATCH active=false`
 //!   (`scim-deactivate`)
+//! * `flood`   - 10,000 junk ACS posts and 10,000 anonymous authorization requests from one
+//!   address while legitimate logins of another tenant run: counts the logins that succeed, the
+//!   rows the flood adds and the webhooks that leave (see `fedgate-bench/flood.rs`). Needs the
+//!   database URL and a server that trusts loopback as a proxy; scripts/bench.sh sets both.
 //!
 //! This file is deliberately self-contained: it measures the server strictly through its HTTP
 //! contract (the fedgate library is used only by the in-process fixture IdP, for its keys).
@@ -132,6 +136,18 @@ struct Args {
     #[arg(long, default_value_t = 100_000)]
     scim_users: usize,
 
+    /// `flood`: junk ACS posts.
+    #[arg(long, default_value_t = 10_000)]
+    flood_acs: usize,
+
+    /// `flood`: anonymous authorization requests.
+    #[arg(long, default_value_t = 10_000)]
+    flood_authorize: usize,
+
+    /// `flood`: the server's database, to count rows (default: FEDGATE_DATABASE_URL).
+    #[arg(long)]
+    database_url: Option<String>,
+
     /// Phase to run.
     #[arg(value_enum)]
     phase: PhaseArg,
@@ -154,6 +170,8 @@ enum PhaseArg {
     SamlAcs,
     /// SCIM provisioning: creates (1 and N in flight), filter lookups, deactivations.
     Scim,
+    /// junk ACS posts and authorization requests during legitimate logins (`--count` of them).
+    Flood,
 }
 
 impl PhaseArg {
@@ -165,6 +183,7 @@ impl PhaseArg {
             PhaseArg::Login => vec![Phase::Login],
             PhaseArg::Saml => vec![Phase::Saml, Phase::SamlAcs],
             PhaseArg::SamlAcs => vec![Phase::SamlAcs],
+            PhaseArg::Flood => vec![Phase::Flood],
             PhaseArg::Scim => {
                 vec![
                     Phase::ScimCreate1,
@@ -191,6 +210,7 @@ enum Phase {
     ScimFilter,
     ScimFilter1,
     ScimDeactivate,
+    Flood,
 }
 
 impl Phase {
@@ -206,6 +226,7 @@ impl Phase {
             Phase::ScimFilter => "scim-filter",
             Phase::ScimFilter1 => "scim-filter-1",
             Phase::ScimDeactivate => "scim-deactivate",
+            Phase::Flood => "flood",
         }
     }
 }
@@ -292,6 +313,7 @@ async fn run_phase(phase: Phase, ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) 
         Phase::ScimFilter => run_scim_filter_phase(ctx, args, cpu, args.concurrency, Phase::ScimFilter).await,
         Phase::ScimFilter1 => run_scim_filter_phase(ctx, args, cpu, 1, Phase::ScimFilter1).await,
         Phase::ScimDeactivate => run_scim_deactivate_phase(ctx, args, cpu).await,
+        Phase::Flood => flood::run_flood_phase(ctx, args, cpu).await,
     }
 }
 
@@ -1505,6 +1527,9 @@ async fn run_scim_deactivate_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler
     .await?;
     Ok(PhaseReport::new(Phase::ScimDeactivate, c, m))
 }
+
+#[path = "fedgate-bench/flood.rs"]
+mod flood;
 
 // ---------------------------------------------------------------------------------------------
 // Reporting

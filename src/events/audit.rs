@@ -37,6 +37,11 @@ pub async fn record(
 
 /// Removes entries older than the retention period.
 pub async fn prune(db: &impl ConnectionTrait, before: i64) -> Result<u64, sea_orm::DbErr> {
-    use sea_orm::{ColumnTrait, QueryFilter};
-    Ok(audit_entry::Entity::delete_many().filter(audit_entry::Column::At.lt(before)).exec(db).await?.rows_affected)
+    use sea_orm::ColumnTrait;
+    crate::issuer::cleanup::delete_batched::<audit_entry::Entity, _>(
+        db,
+        audit_entry::Column::Seq,
+        audit_entry::Column::At.lt(before),
+    )
+    .await
 }

@@ -171,9 +171,14 @@ pub async fn list(
     q.order_by_asc(event::Column::TxId).order_by_asc(event::Column::Seq).limit(limit).all(db).await
 }
 
-/// Removes events older than the retention period.
+/// Removes events older than the retention period (in bounded batches).
 pub async fn prune(db: &impl ConnectionTrait, before: i64) -> Result<u64, sea_orm::DbErr> {
-    Ok(event::Entity::delete_many().filter(event::Column::OccurredAt.lt(before)).exec(db).await?.rows_affected)
+    crate::issuer::cleanup::delete_batched::<event::Entity, _>(
+        db,
+        event::Column::Seq,
+        event::Column::OccurredAt.lt(before),
+    )
+    .await
 }
 
 #[cfg(test)]

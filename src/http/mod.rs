@@ -1,5 +1,7 @@
 //! actix wiring shared by every surface: request ids, access logs, security headers, body
 //! limits and parameter parsing.
+pub mod limits;
+
 use crate::clock::{Rng, SystemRng};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};

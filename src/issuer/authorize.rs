@@ -278,7 +278,9 @@ pub async fn authorize(req: HttpRequest, body: web::Bytes, st: web::Data<AppStat
         status: Set(flow::STATUS_PENDING.into()),
         error_code: Set(None),
         created_at: Set(now),
-        expires_at: Set(now + st.config.tokens.login_ttl),
+        // Short until the login reaches a connection (start_connection gives it login_ttl):
+        // requests nobody follows up cost a row for minutes, then clean-up removes it.
+        expires_at: Set(now + st.config.tokens.unrouted_login_ttl),
         completed_at: Set(None),
     }
     .insert(&st.db)

@@ -1,52 +1,119 @@
 //! Removes rows whose life is over: pending logins, codes, sessions, grants and their refresh
 //! tokens, revoked-token markers.
+//!
+//! Every prune deletes in bounded batches (`DELETE ... WHERE key IN (SELECT key ... LIMIT n)`,
+//! at most [`MAX_BATCHES`] per table and run), so a large backlog never holds long locks or one
+//! huge transaction: the next run (a minute later) goes on where this one stopped.
 use crate::store::entities::{auth_code, grant, login, refresh_token, revoked_token, saml_assertion, session};
-use crate::store::Db;
-use sea_orm::sea_query::Query;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition, Query, SelectStatement};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 /// Keep finished logins this long (seconds) for support.
 const LOGIN_RETENTION: i64 = 7 * 86400;
+/// Rows per delete statement.
+pub const BATCH: u64 = 1000;
+/// Statements per table and run (so at most `BATCH * MAX_BATCHES` rows per table a run).
+pub const MAX_BATCHES: u64 = 50;
 
-pub async fn expired(db: &Db, now: i64) -> Result<u64, sea_orm::DbErr> {
+/// Deletes the rows matching `cond`, [`BATCH`] at a time, at most [`MAX_BATCHES`] times.
+pub async fn delete_batched<E, C>(db: &C, key: E::Column, cond: impl IntoCondition) -> Result<u64, sea_orm::DbErr>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    delete_batched_by::<E, C>(db, &[key], cond.into_condition(), |keys| match keys {
+        [one] => Expr::col(*one),
+        many => Expr::tuple(many.iter().map(|c| Expr::col(*c))),
+    })
+    .await
+}
+
+async fn delete_batched_by<E, C>(
+    db: &C,
+    keys: &[E::Column],
+    cond: sea_orm::Condition,
+    lhs: impl Fn(&[E::Column]) -> Expr,
+) -> Result<u64, sea_orm::DbErr>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
     let mut n = 0;
-    n += login::Entity::delete_many()
-        .filter(login::Column::ExpiresAt.lt(now - LOGIN_RETENTION))
-        .exec(db)
-        .await?
-        .rows_affected;
-    n += auth_code::Entity::delete_many()
-        .filter(auth_code::Column::ExpiresAt.lt(now - 3600))
-        .exec(db)
-        .await?
-        .rows_affected;
-    n += saml_assertion::Entity::delete_many()
-        .filter(saml_assertion::Column::ExpiresAt.lt(now))
-        .exec(db)
-        .await?
-        .rows_affected;
-    n += session::Entity::delete_many().filter(session::Column::ExpiresAt.lt(now)).exec(db).await?.rows_affected;
-    n += refresh_token::Entity::delete_many()
-        .filter(refresh_token::Column::ExpiresAt.lt(now))
-        .exec(db)
-        .await?
-        .rows_affected;
+    for _ in 0..MAX_BATCHES {
+        let sub: SelectStatement = Query::select()
+            .columns(keys.iter().copied())
+            .from(E::default())
+            .cond_where(cond.clone())
+            .limit(BATCH)
+            .to_owned();
+        let done = E::delete_many().filter(lhs(keys).in_subquery(sub)).exec(db).await?.rows_affected;
+        n += done;
+        if done < BATCH {
+            return Ok(n);
+        }
+    }
+    tracing::info!(
+        table = E::default().table_name(),
+        rows = n,
+        "row limit of this clean-up run reached; the next run goes on"
+    );
+    Ok(n)
+}
+
+pub async fn expired(db: &impl ConnectionTrait, now: i64) -> Result<u64, sea_orm::DbErr> {
+    let mut n = 0;
+    n += delete_batched::<login::Entity, _>(db, login::Column::Id, login::Column::ExpiresAt.lt(now - LOGIN_RETENTION))
+        .await?;
+    // Logins that never reached a connection have no trace and nothing to support: they go as
+    // soon as they expire (an anonymous flood of authorization requests leaves nothing behind).
+    n += delete_batched::<login::Entity, _>(
+        db,
+        login::Column::Id,
+        login::Column::ConnectionId.is_null().and(login::Column::ExpiresAt.lt(now)),
+    )
+    .await?;
+    n += delete_batched::<auth_code::Entity, _>(
+        db,
+        auth_code::Column::CodeHash,
+        auth_code::Column::ExpiresAt.lt(now - 3600),
+    )
+    .await?;
+    n += delete_batched_by::<saml_assertion::Entity, _>(
+        db,
+        &[saml_assertion::Column::ConnectionId, saml_assertion::Column::AssertionId],
+        saml_assertion::Column::ExpiresAt.lt(now).into_condition(),
+        |keys| Expr::tuple(keys.iter().map(|c| Expr::col(*c))),
+    )
+    .await?;
+    n += delete_batched::<session::Entity, _>(db, session::Column::Id, session::Column::ExpiresAt.lt(now)).await?;
+    n += delete_batched::<refresh_token::Entity, _>(
+        db,
+        refresh_token::Column::TokenHash,
+        refresh_token::Column::ExpiresAt.lt(now),
+    )
+    .await?;
     let dead = Query::select()
         .column(grant::Column::Id)
         .from(grant::Entity)
         .and_where(grant::Column::ExpiresAt.lt(now))
         .to_owned();
-    n += refresh_token::Entity::delete_many()
-        .filter(refresh_token::Column::GrantId.in_subquery(dead))
-        .exec(db)
-        .await?
-        .rows_affected;
-    n += grant::Entity::delete_many().filter(grant::Column::ExpiresAt.lt(now)).exec(db).await?.rows_affected;
-    n += revoked_token::Entity::delete_many()
-        .filter(revoked_token::Column::ExpiresAt.lt(now))
-        .exec(db)
-        .await?
-        .rows_affected;
+    let orphans = delete_batched::<refresh_token::Entity, _>(
+        db,
+        refresh_token::Column::TokenHash,
+        refresh_token::Column::GrantId.in_subquery(dead),
+    )
+    .await?;
+    n += orphans;
+    // Grants go once their refresh tokens are gone (else the next run finishes the tokens first).
+    if orphans < BATCH * MAX_BATCHES {
+        n += delete_batched::<grant::Entity, _>(db, grant::Column::Id, grant::Column::ExpiresAt.lt(now)).await?;
+    }
+    n += delete_batched::<revoked_token::Entity, _>(
+        db,
+        revoked_token::Column::Jti,
+        revoked_token::Column::ExpiresAt.lt(now),
+    )
+    .await?;
     if n > 0 {
         tracing::debug!(rows = n, "expired rows removed");
     }

@@ -272,6 +272,7 @@ pub async fn start_connection(
         .col_expr(login::Column::TenantId, conn.tenant_id.clone().into())
         .col_expr(login::Column::ConnectionId, conn.id.clone().into())
         .col_expr(login::Column::ConnectorState, start.state.0.to_string().into())
+        .col_expr(login::Column::ExpiresAt, (st.clock.now() + st.config.tokens.login_ttl).into())
         .filter(login::Column::Id.eq(login.id.clone()))
         .filter(login::Column::Status.eq(STATUS_PENDING))
         .exec(&st.db)

@@ -1,10 +1,12 @@
 //! Login traces: every login attempt's steps with timings and, on failure, a stable error code,
 //! a plain-language cause and the fix. Raw tokens are never recorded; claim names and
 //! non-secret values may be.
+pub mod sampled;
+
 use crate::app::AppState;
 use crate::store::entities::{login, login_trace};
 use crate::util::rfc3339;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Set};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -158,13 +160,14 @@ pub async fn record_best_effort(
     }
 }
 
-/// Removes traces older than `retention` seconds.
+/// Removes traces older than `retention` seconds (in bounded batches).
 pub async fn expire(db: &impl ConnectionTrait, now: i64, retention: i64) -> Result<u64, sea_orm::DbErr> {
-    Ok(login_trace::Entity::delete_many()
-        .filter(login_trace::Column::CreatedAt.lt(now - retention))
-        .exec(db)
-        .await?
-        .rows_affected)
+    crate::issuer::cleanup::delete_batched::<login_trace::Entity, _>(
+        db,
+        login_trace::Column::Id,
+        login_trace::Column::CreatedAt.lt(now - retention),
+    )
+    .await
 }
 
 /// The admin API's view of a trace.

@@ -25,12 +25,13 @@ pub async fn callback(req: HttpRequest, body: web::Bytes, st: web::Data<AppState
     };
     let state = params.get("state").unwrap_or_default().to_string();
     if state.is_empty() || LoginId::parse(&state).is_err() {
-        return Err(unknown_state());
+        return Err(anonymous(&st, unknown_state()));
     }
+    // No pending login for this browser: nothing is written, the failure is counted and sampled.
     let login = match pending_login(&st, &req, &state).await {
         Ok(l) => l,
-        Err(e) if e.code == "login_not_found" => return Err(unknown_state()),
-        Err(e) => return Err(e.with_trace(state)),
+        Err(e) if e.code == "login_not_found" => return Err(anonymous(&st, unknown_state())),
+        Err(e) => return Err(anonymous(&st, e).with_trace(state)),
     };
     let steps = StepLog::default();
     steps.push(
@@ -78,6 +79,18 @@ pub async fn callback(req: HttpRequest, body: web::Bytes, st: web::Data<AppState
         Ok(identity) => flow::finish_login(&st, &login, &conn, identity, &steps).await,
         Err(e) => flow::upstream_failure(&st, &login, e, &steps).await,
     }
+}
+
+/// Counts (and logs, sampled) a callback that belongs to no pending login of this browser.
+fn anonymous(st: &AppState, e: PageError) -> PageError {
+    crate::traces::sampled::anonymous_failure(
+        st,
+        "-",
+        "-",
+        e.code,
+        "OIDC callback without a pending login of this browser",
+    );
+    e
 }
 
 fn unknown_state() -> PageError {

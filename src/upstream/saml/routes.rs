@@ -78,8 +78,7 @@ pub async fn sp_metadata(path: web::Path<String>, st: web::Data<AppState>) -> Re
         .body(xml))
 }
 
-/// A login row for an ACS answer that matches no pending login (unknown InResponseTo,
-/// unsolicited, unreadable): failures are traced like any other, so administrators can see them.
+/// A login row for a validated IdP-initiated answer (one that passed every check).
 async fn detached_login(
     st: &AppState,
     conn: &connection::Model,
@@ -113,30 +112,28 @@ async fn detached_login(
     .await?)
 }
 
-/// Records a failure on a detached login and shows the person an error page.
+/// An ACS answer that matches no pending login (unreadable, unknown or finished InResponseTo,
+/// unsolicited and refused or invalid): anyone can post these, so nothing is written (no login
+/// row, trace, event or delivery). They are counted (`fedgate_anonymous_failures_total`) and
+/// logged at most once per interval per connection and code; the person sees the code and the
+/// request id.
 async fn detached_failure(
     st: &AppState,
     conn: &connection::Model,
     e: SamlError,
-    steps: &StepLog,
+    _steps: &StepLog,
 ) -> Result<HttpResponse, PageError> {
-    let l = detached_login(st, conn, "", "").await?;
     let ue = UpstreamError::Saml(e);
-    let conn_name = format!("{} ({})", conn.name, conn.id);
-    // Library text (xmlsec, OpenSSL) stays in the log and the admin-only trace, bounded.
-    let detail = ue.detail();
-    tracing::warn!(login = %l.id, code = ue.code(), detail = %detail, "SAML response refused");
-    flow::mark_failed_with(st, &l, ue.code(), detail, ue.fix(&conn_name), steps).await;
+    crate::traces::sampled::anonymous_failure(st, &conn.tenant_id, &conn.id, ue.code(), &ue.detail());
     Err(PageError::new(
         StatusCode::BAD_REQUEST,
         ue.code(),
         "Sign-in could not be completed",
         format!(
-            "{} Go back to the application and sign in again; your administrator can find the details under this code.",
+            "{} Go back to the application and sign in again; if it keeps failing, give your administrator this code and the request id.",
             ue.public_message()
         ),
-    )
-    .with_trace(l.id))
+    ))
 }
 
 /// Consumes an assertion ID in the replay cache; a second use fails on every instance.
@@ -269,6 +266,12 @@ pub async fn acs(
     let (conn, connector) = open(&st, &path.into_inner()).await?;
     let connector = Arc::new(connector);
     crate::http::record_tenant(&conn.tenant_id);
+    if !conn.enabled {
+        return Err(unknown_connection());
+    }
+    if let Err(limited) = st.limits.acs_tenant(&conn.tenant_id) {
+        return Ok(crate::http::limits::refuse(&st, &limited));
+    }
     let steps = StepLog::default();
     let started = st.clock.now_ms();
     if body.len() > MAX_ACS_BODY {
@@ -285,9 +288,6 @@ pub async fn acs(
         0,
         serde_json::json!({"bytes": response.len(), "relay_state": params.get("RelayState").is_some()}),
     );
-    if !conn.enabled {
-        return Err(unknown_connection());
-    }
     // Base64, the byte checks and the unverified InResponseTo: CPU work, on the pool too.
     let decoded = pooled(&st, move || {
         let xml = validate::decode(&response)?;

@@ -1,0 +1,84 @@
+//! Failures that belong to no pending login (an ACS post that answers nothing we asked, an
+//! OIDC callback with an unknown `state`, a request over a rate limit) are anonymous: anyone
+//! can send them, as fast as they like. They are counted in metrics and logged at most once per
+//! `rate_limits.failure_log_interval` for each (scope, code), with the number of lines
+//! suppressed since; nothing is written to the database for them.
+use crate::app::AppState;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Distinct (scope, code) pairs remembered; past this the table starts afresh.
+const MAX_ENTRIES: usize = 10_000;
+
+struct Seen {
+    last_ms: i64,
+    suppressed: u64,
+}
+
+/// Decides which anonymous failures are logged.
+pub struct FailureLog {
+    interval_ms: i64,
+    seen: Mutex<HashMap<(String, String), Seen>>,
+}
+
+impl FailureLog {
+    pub fn new(interval_secs: i64) -> Self {
+        Self { interval_ms: interval_secs.saturating_mul(1000), seen: Mutex::new(HashMap::new()) }
+    }
+
+    /// `Some(suppressed since the last line)` when this occurrence is to be logged.
+    pub fn sample(&self, now_ms: i64, scope: &str, code: &str) -> Option<u64> {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= MAX_ENTRIES && !seen.contains_key(&(scope.to_string(), code.to_string())) {
+            seen.clear();
+        }
+        let e = seen.entry((scope.to_string(), code.to_string())).or_insert(Seen { last_ms: i64::MIN, suppressed: 0 });
+        if e.last_ms == i64::MIN || now_ms - e.last_ms >= self.interval_ms {
+            let n = e.suppressed;
+            e.last_ms = now_ms;
+            e.suppressed = 0;
+            Some(n)
+        } else {
+            e.suppressed += 1;
+            None
+        }
+    }
+}
+
+/// Logs an anonymous failure if its (scope, code) was not logged within the interval.
+pub fn note(st: &AppState, scope: &str, detail_scope: &str, code: &str, detail: &str) {
+    if let Some(suppressed) = st.failure_log.sample(st.clock.now_ms(), &format!("{scope}:{detail_scope}"), code) {
+        tracing::warn!(
+            scope,
+            key = detail_scope,
+            code,
+            suppressed,
+            detail,
+            "anonymous failure (logged at most once per interval; `suppressed` similar ones since the last line)"
+        );
+    }
+}
+
+/// Counts and (sampled) logs a sign-in failure that matches no pending login: nothing is
+/// written to the database, no event is emitted.
+pub fn anonymous_failure(st: &AppState, tenant: &str, connection: &str, code: &str, cause: &str) {
+    st.metrics
+        .inc("fedgate_anonymous_failures_total", &[("tenant", tenant), ("connection", connection), ("code", code)]);
+    note(st, "sign_in", connection, code, cause);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn one_line_per_interval_with_the_count_suppressed() {
+        let l = FailureLog::new(60);
+        assert_eq!(l.sample(0, "c1", "x"), Some(0));
+        assert_eq!(l.sample(1_000, "c1", "x"), None);
+        assert_eq!(l.sample(2_000, "c1", "x"), None);
+        assert_eq!(l.sample(2_000, "c2", "x"), Some(0), "per scope");
+        assert_eq!(l.sample(2_000, "c1", "y"), Some(0), "per code");
+        assert_eq!(l.sample(60_000, "c1", "x"), Some(2));
+        assert_eq!(l.sample(61_000, "c1", "x"), None);
+    }
+}
