@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the cargo-fuzz targets of tests/fuzz briefly (CI) or for long (locally); see tests/fuzz/README.md.
 #
-#   scripts/fuzz-smoke.sh [SECS] [TARGET...]     default: 20 seconds each, saml_acs scim_filter scim_patch
+#   scripts/fuzz-smoke.sh [SECS] [TARGET...]     default: 20 seconds each, saml_acs xml_differential scim_filter scim_patch
 #
 # Environment:
 #   FUZZ_SECS         seconds per target (overrides the first argument; default 20)
@@ -32,7 +32,7 @@ if [ -n "${FUZZ_TARGETS:-}" ]; then
 elif [ $# -gt 0 ]; then
   TARGETS=("$@")
 else
-  TARGETS=(saml_acs scim_filter scim_patch)
+  TARGETS=(saml_acs xml_differential scim_filter scim_patch)
 fi
 PROFILE=${FUZZ_PROFILE:-dev}
 SANITIZER=${FUZZ_SANITIZER:-none}

@@ -209,14 +209,27 @@ const STRICT: i32 = (libxml::bindings::xmlParserOption_XML_PARSE_NONET
     | libxml::bindings::xmlParserOption_XML_PARSE_NOERROR
     | libxml::bindings::xmlParserOption_XML_PARSE_NOWARNING) as i32;
 
+/// libxml2 options of samael's own reading (the `libxml` crate's defaults: recovery on, errors
+/// and warnings silent). The fuzz target `xml_differential` checks that whatever passes
+/// [`parse_checked`] reads the same this way too.
+pub const SAMAEL_READING: i32 = (libxml::bindings::xmlParserOption_XML_PARSE_RECOVER
+    | libxml::bindings::xmlParserOption_XML_PARSE_NOERROR
+    | libxml::bindings::xmlParserOption_XML_PARSE_NOWARNING) as i32;
+
 /// Parses `xml` with libxml2 (strictly) and checks that it reads exactly what roxmltree read.
 pub fn libxml_agrees(xml: &str, doc: &Document) -> Result<(), SamlError> {
+    libxml_reads_alike(xml, doc, STRICT)
+}
+
+/// Parses `xml` with libxml2 under `options` and checks that it reads exactly what roxmltree
+/// read (elements, namespaces, attributes, text, comments, processing instructions).
+pub fn libxml_reads_alike(xml: &str, doc: &Document, options: i32) -> Result<(), SamlError> {
     harden_libraries();
     let len = i32::try_from(xml.len()).map_err(|_| SamlError::TooLarge)?;
     // SAFETY: xmlReadMemory reads `len` bytes of `xml`, which outlives the call; it returns a
     // new document (or null) that is freed below, once, by the guard.
     let ptr = unsafe {
-        libxml::bindings::xmlReadMemory(xml.as_ptr().cast::<c_char>(), len, std::ptr::null(), std::ptr::null(), STRICT)
+        libxml::bindings::xmlReadMemory(xml.as_ptr().cast::<c_char>(), len, std::ptr::null(), std::ptr::null(), options)
     };
     if ptr.is_null() {
         return Err(mismatch());
