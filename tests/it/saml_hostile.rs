@@ -205,3 +205,46 @@ fn hardened_xmlsec_loads_nothing() {
     }
     assert!(listener.accept().is_err(), "xmlsec connected to the listener");
 }
+
+/// `require_aes_gcm`: AES-CBC is refused outright (its ciphertext is not authenticated), GCM
+/// works; and a failure to decrypt unauthenticated ciphertext takes at least the configured
+/// floor, whatever failed inside.
+async fn gcm_only_connections_refuse_cbc(app: &TestApp) {
+    use crate::saml_corpus::saml_idp::{DataAlg, Encrypt};
+    let conn = saml_tenant(app, "gcm", "gcm.test", json!({"require_aes_gcm": true})).await;
+    let (client, _) = app.client("confidential", "ES256").await;
+    let b = browser();
+    for (alg, ok) in [(DataAlg::Aes256Cbc, false), (DataAlg::Aes256Gcm, true)] {
+        let login = start(app, &b, &client, &conn).await;
+        let cert = conn.sp_cert.clone();
+        let enc = response(&conn, Some(&login), app.clock.now(), |p| {
+            p.sign = Sign::Assertion;
+            p.encrypt = Some(Encrypt { data_alg: alg, ..Encrypt::to(&cert) });
+        });
+        let r = post_acs(&b, &conn, &enc, &login).await;
+        if ok {
+            assert_eq!(r.status().as_u16(), 303, "{}", r.text().await.unwrap());
+        } else {
+            assert_eq!(page_code(&r.text().await.unwrap()), "saml_decryption_failed");
+            let (_, tr) = app.get(&format!("/logins/{login}")).await;
+            assert!(tr["error"]["cause"].as_str().unwrap().contains("AES-GCM only"), "{tr}");
+        }
+    }
+    // Altered ciphertext: refused no faster than the floor.
+    let login = start(app, &b, &client, &conn).await;
+    let cert = conn.sp_cert.clone();
+    let enc = response(&conn, Some(&login), app.clock.now(), |p| {
+        p.sign = Sign::Assertion;
+        p.encrypt = Some(Encrypt { data_alg: DataAlg::Aes256Gcm, ..Encrypt::to(&cert) });
+    });
+    use base64::Engine;
+    let mut xml = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(&enc).unwrap()).unwrap();
+    let at = xml.match_indices("<xenc:CipherValue>").nth(1).unwrap().0 + "<xenc:CipherValue>".len();
+    xml.replace_range(at..at + 4, if &xml[at..at + 4] == "AAAA" { "BBBB" } else { "AAAA" });
+    let started = std::time::Instant::now();
+    let r = post_acs(&b, &conn, &post_form_fields(&xml), &login).await;
+    assert_eq!(page_code(&r.text().await.unwrap()), "saml_decryption_failed");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(app.state.config.saml.decryption_failure_floor_ms));
+}
+
+both!(gcm_only_connections_refuse_cbc);
