@@ -1,39 +1,11 @@
 //! Builds the application from explicit dependencies and runs it. Tests build it on port 0.
 use crate::clock::{Clock, Rng};
 use crate::config::Config;
+pub use crate::http::state::AppState;
 use crate::keys::{KeyRing, MasterKey};
 use crate::store::Db;
 use actix_web::{web, App, HttpServer};
 use std::sync::Arc;
-
-/// Everything a request handler may use. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub db: Db,
-    pub clock: Arc<dyn Clock>,
-    pub rng: Arc<dyn Rng>,
-    pub keys: Arc<KeyRing>,
-    pub master: Arc<MasterKey>,
-    pub openapi: Arc<serde_json::Value>,
-    /// Outbound HTTP (webhooks, back-channel logout), SSRF-guarded.
-    pub outbound: crate::net::Outbound,
-    /// This process's id for delivery leases.
-    pub instance_id: String,
-    pub metrics: Arc<crate::metrics::Metrics>,
-    /// Set by `serve --demo`: the built-in demo app's client secret.
-    pub demo: Arc<std::sync::RwLock<Option<crate::demo::DemoApp>>>,
-    /// Upstream HTTP client (SSRF-guarded) and the OIDC discovery/JWKS cache.
-    pub upstream: Arc<crate::upstream::UpstreamCtx>,
-    /// The SCIM request log buffer (written in batches).
-    pub scim_log: Arc<crate::scim::reqlog::RequestLog>,
-    /// Bounded blocking pool for SAML signature verification and decryption.
-    pub saml_pool: Arc<crate::blocking::BlockingPool>,
-    /// Rate limits (per instance, in memory).
-    pub limits: Arc<crate::http::limits::Limits>,
-    /// Sampling of the log lines of anonymous failures.
-    pub failure_log: Arc<crate::traces::sampled::FailureLog>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -88,12 +60,21 @@ impl AppState {
         keys.rotate(false).await?;
         let openapi = Arc::new(crate::admin::openapi_document());
         let scim_log = crate::scim::reqlog::RequestLog::start(db.clone());
-        let upstream =
-            Arc::new(crate::upstream::UpstreamCtx::new(config.allow_private_network).map_err(std::io::Error::other)?);
         let outbound = crate::net::Outbound::new(config.allow_private_network)
             .map_err(|e| StartError::Io(std::io::Error::other(e.to_string())))?;
         let instance_id = format!("ins_{}", crate::ids::random128(&*rng));
         let saml_pool = Arc::new(crate::blocking::BlockingPool::new(config.saml.workers(), config.saml.verify_queue));
+        let upstream = Arc::new(
+            crate::upstream::UpstreamCtx::new(
+                config.allow_private_network,
+                master.clone(),
+                clock.clone(),
+                rng.clone(),
+                config.dev_mode,
+                saml_pool.clone(),
+            )
+            .map_err(std::io::Error::other)?,
+        );
         let metrics = Arc::new(crate::metrics::Metrics::new());
         let limits = Arc::new(crate::http::limits::Limits::new(
             &config.rate_limits,
@@ -122,12 +103,27 @@ impl AppState {
         })
     }
 
+    /// The webhook and back-channel delivery worker's dependencies.
+    pub fn delivery_worker(&self) -> crate::events::delivery::Worker {
+        crate::events::delivery::Worker {
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            rng: self.rng.clone(),
+            master: self.master.clone(),
+            keys: self.keys.clone(),
+            outbound: self.outbound.clone(),
+            metrics: self.metrics.clone(),
+            issuer: self.config.issuer.clone(),
+            webhooks: self.config.webhooks.clone(),
+        }
+    }
+
     /// One round of maintenance: key rotation when due, expired rows removed.
     pub async fn maintenance(&self) -> Result<(), crate::keys::KeyError> {
         self.limits.housekeeping();
         self.keys.rotate(false).await?;
         let now = self.clock.now();
-        crate::issuer::cleanup::expired(&self.db, now).await.map_err(crate::keys::KeyError::from)?;
+        crate::store::cleanup::expired(&self.db, now).await.map_err(crate::keys::KeyError::from)?;
         crate::events::prune(&self.db, now - self.config.events.retention)
             .await
             .map_err(crate::keys::KeyError::from)?;
@@ -137,7 +133,7 @@ impl AppState {
         crate::traces::expire(&self.db, now, self.config.tokens.login_trace_retention)
             .await
             .map_err(crate::keys::KeyError::from)?;
-        crate::upstream::saml::refresh::run_due(self).await.map_err(crate::keys::KeyError::from)?;
+        crate::upstream::saml::refresh::run_due(&self.db, &self.upstream).await.map_err(crate::keys::KeyError::from)?;
         Ok(())
     }
 }
@@ -204,27 +200,28 @@ pub async fn start_on(state: AppState, listener: std::net::TcpListener) -> Resul
             loop {
                 tick.tick().await;
                 if let Err(e) = st.maintenance().await {
-                    crate::error::log_internal("maintenance failed", &e);
+                    crate::util::log_internal("maintenance failed", &e);
                 }
                 if let Err(e) = st.keys.reload().await {
-                    crate::error::log_internal("reloading keys failed", &e);
+                    crate::util::log_internal("reloading keys failed", &e);
                 }
             }
         });
     }
     if state.config.background_tasks {
         let st = state.clone();
+        let worker = st.delivery_worker();
         tokio::spawn(async move {
             let mut tick =
                 tokio::time::interval(std::time::Duration::from_millis(st.config.webhooks.poll_interval_ms.max(50)));
             loop {
                 tick.tick().await;
                 loop {
-                    match crate::events::delivery::run_once(&st, &st.instance_id).await {
+                    match crate::events::delivery::run_once(&worker, &st.instance_id).await {
                         Ok(0) => break,
                         Ok(_) => continue,
                         Err(e) => {
-                            crate::error::log_internal("delivery round failed", &e);
+                            crate::util::log_internal("delivery round failed", &e);
                             break;
                         }
                     }

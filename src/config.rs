@@ -481,7 +481,7 @@ impl Config {
             return Err(ConfigError::Invalid("rate_limits.max_keys must be positive".into()));
         }
         for p in &rl.trusted_proxies {
-            if crate::http::limits::Cidr::parse(p).is_none() {
+            if crate::net::Cidr::parse(p).is_none() {
                 return Err(ConfigError::Invalid(format!(
                     "rate_limits.trusted_proxies: {p:?} is not an IP address or CIDR (e.g. 10.0.0.0/8)"
                 )));

@@ -1,5 +1,32 @@
 //! Small helpers with no better home.
 
+/// Logs an unexpected error with its whole cause chain.
+pub fn log_internal(context: &str, e: &(dyn std::error::Error + 'static)) {
+    let mut chain = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        src = s.source();
+    }
+    tracing::error!(error = %chain, "{context}");
+}
+
+tokio::task_local! {
+    /// The id of the request being served (set by the HTTP middleware).
+    pub static REQUEST_ID: String;
+}
+
+/// The current request's id (inside a request), or "-".
+pub fn current_request_id() -> String {
+    REQUEST_ID.try_with(|r| r.clone()).unwrap_or_else(|_| "-".to_string())
+}
+
+/// Records the tenant on the current request's span, so every later log line carries it.
+pub fn record_tenant(tenant_id: &str) {
+    tracing::Span::current().record("tenant", tenant_id);
+}
+
 /// Formats Unix seconds as RFC 3339 UTC (`2026-11-26T12:00:00Z`).
 pub fn rfc3339(secs: i64) -> String {
     let days = secs.div_euclid(86400);

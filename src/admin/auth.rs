@@ -1,7 +1,7 @@
 //! Admin API authentication: `Authorization: Bearer <admin key>`. Keys are stored as SHA-256
 //! hashes and looked up by hash; the comparison of the stored hash is constant-time.
-use crate::app::AppState;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::http::AppState;
 use crate::keys::{constant_time_eq, sha256_hex};
 use crate::store::entities::admin_key;
 use actix_web::{web, FromRequest, HttpRequest};

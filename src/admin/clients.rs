@@ -1,7 +1,7 @@
 //! `/admin/v1/clients`: the apps that trust fedgate as their OpenID provider.
 use super::{page_of, Admin, Page, PageQuery};
-use crate::app::AppState;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::http::AppState;
 use crate::ids::ClientId;
 use crate::issuer::clients::{self as c, ClientType, ClientView, GrantType};
 use crate::keys::{new_token, sha256_hex, Alg};

@@ -1,7 +1,7 @@
 //! `/admin/v1/tenants/{tenant}/connections`: how a tenant's people sign in.
 use super::{page_of, Admin, PageQuery};
-use crate::app::AppState;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::http::AppState;
 use crate::ids::ConnectionId;
 use crate::store::entities::{connection, tenant};
 use crate::tenant::validate_name;
@@ -198,7 +198,7 @@ pub async fn create(
         let secrets = take_secrets(kind, &mut fields)?;
         (ConnectionConfig::from_fields(kind, fields, state.config.dev_mode)?, secrets)
     };
-    let secrets_enc = secrets.as_ref().and_then(|s| seal_secrets(&state, &id, s));
+    let secrets_enc = secrets.as_ref().and_then(|s| seal_secrets(&state.upstream, &id, s));
     let row = connection::ActiveModel {
         id: Set(id),
         tenant_id: Set(tenant.id.clone()),
@@ -336,11 +336,11 @@ pub async fn update(
     }
     m.config = Set(Value::Object(config.to_fields()).to_string());
     if let Some(new) = new_secrets {
-        let mut all = open_secrets(&state, &row).map_err(|_| ApiError::internal())?;
+        let mut all = open_secrets(&state.upstream, &row).map_err(|_| ApiError::internal())?;
         for (k, v) in new {
             all.insert(k, v);
         }
-        m.secrets_enc = Set(seal_secrets(&state, &row.id, &all));
+        m.secrets_enc = Set(seal_secrets(&state.upstream, &row.id, &all));
     }
     m.version = Set(row.version + 1);
     m.updated_at = Set(state.clock.now());
@@ -428,7 +428,7 @@ pub async fn refresh_metadata(
             "only SAML connections created from a metadata URL can be refreshed",
         ));
     }
-    let (row, outcome) = refresh_one(&state, &row).await?;
+    let (row, outcome) = refresh_one(&state.db, &state.upstream, &row).await?;
     crate::events::audit::record(
         &state.db,
         state.clock.now(),

@@ -1,8 +1,8 @@
 //! `/admin/v1/events`, `/admin/v1/webhooks`, deliveries, the audit log, and session revocation.
 use super::{page_of, Admin, Page, PageQuery};
-use crate::app::AppState;
-use crate::error::ApiError;
 use crate::events::{self, audit, webhooks};
+use crate::http::error::ApiError;
+use crate::http::AppState;
 use crate::store::entities::{audit_entry, delivery, delivery_attempt, session, user, webhook_endpoint};
 use crate::store::write_tx;
 use crate::util::{from_json_list, rfc3339, to_json_list};
@@ -338,7 +338,7 @@ pub async fn replay_delivery(
     st: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    if !events::delivery::replay(&st, &path).await? {
+    if !events::delivery::replay(&st.db, st.clock.now(), &path).await? {
         return Err(ApiError::not_found("delivery"));
     }
     audit::record(&st.db, st.clock.now(), &a.actor(), "delivery.replay", "delivery", Some(&path), None, json!({}))

@@ -1,7 +1,7 @@
 //! `/admin/v1/.../logins`: login traces, to answer "why did my login fail?".
 use super::Admin;
-use crate::app::AppState;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::http::AppState;
 use crate::store::entities::login_trace;
 use actix_web::{get, web, HttpResponse};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};

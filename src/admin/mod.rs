@@ -9,8 +9,8 @@ pub mod logins;
 pub mod scim;
 pub mod tenants;
 
-use crate::app::AppState;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::http::AppState;
 use actix_web::{get, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::OpenApi;

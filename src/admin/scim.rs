@@ -1,8 +1,8 @@
 //! `/admin/v1/tenants/{tenant}/scim-tokens` and `/scim-requests`: per-tenant SCIM bearer tokens
 //! (shown once, stored hashed, revocable) and the SCIM request log.
 use super::{page_of, Admin, Page, PageQuery};
-use crate::app::AppState;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::http::AppState;
 use crate::ids::ScimTokenId;
 use crate::keys::{new_token, sha256_hex};
 use crate::scim::SCIM_TOKEN_PREFIX;

@@ -1,7 +1,7 @@
 //! `/admin/v1/tenants`
 use super::{page_of, Admin, Page, PageQuery};
-use crate::app::AppState;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::http::AppState;
 use crate::ids::TenantId;
 use crate::store::entities::{
     auth_code, connection, grant, identity, refresh_token, scim_group, scim_group_member, scim_request, scim_token,

@@ -144,6 +144,10 @@ struct Args {
     #[arg(long, default_value_t = 10_000)]
     flood_authorize: usize,
 
+    /// `acs-burst`: clients posting hostile SAML responses during the second measurement.
+    #[arg(long, default_value_t = 16)]
+    burst_concurrency: usize,
+
     /// `flood`: the server's database, to count rows (default: FEDGATE_DATABASE_URL).
     #[arg(long)]
     database_url: Option<String>,
@@ -172,6 +176,8 @@ enum PhaseArg {
     Scim,
     /// junk ACS posts and authorization requests during legitimate logins (`--count` of them).
     Flood,
+    /// A burst of hostile SAML responses at one tenant's ACS while another tenant's logins are timed.
+    AcsBurst,
 }
 
 impl PhaseArg {
@@ -184,6 +190,7 @@ impl PhaseArg {
             PhaseArg::Saml => vec![Phase::Saml, Phase::SamlAcs],
             PhaseArg::SamlAcs => vec![Phase::SamlAcs],
             PhaseArg::Flood => vec![Phase::Flood],
+            PhaseArg::AcsBurst => vec![Phase::AcsBurst],
             PhaseArg::Scim => {
                 vec![
                     Phase::ScimCreate1,
@@ -211,6 +218,7 @@ enum Phase {
     ScimFilter1,
     ScimDeactivate,
     Flood,
+    AcsBurst,
 }
 
 impl Phase {
@@ -227,6 +235,7 @@ impl Phase {
             Phase::ScimFilter1 => "scim-filter-1",
             Phase::ScimDeactivate => "scim-deactivate",
             Phase::Flood => "flood",
+            Phase::AcsBurst => "acs-burst",
         }
     }
 }
@@ -314,6 +323,7 @@ async fn run_phase(phase: Phase, ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) 
         Phase::ScimFilter1 => run_scim_filter_phase(ctx, args, cpu, 1, Phase::ScimFilter1).await,
         Phase::ScimDeactivate => run_scim_deactivate_phase(ctx, args, cpu).await,
         Phase::Flood => flood::run_flood_phase(ctx, args, cpu).await,
+        Phase::AcsBurst => burst::run_acs_burst_phase(ctx, args, cpu).await,
     }
 }
 
@@ -1530,6 +1540,9 @@ async fn run_scim_deactivate_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler
 
 #[path = "fedgate-bench/flood.rs"]
 mod flood;
+
+#[path = "fedgate-bench/burst.rs"]
+mod burst;
 
 // ---------------------------------------------------------------------------------------------
 // Reporting

@@ -17,9 +17,9 @@
 pub mod saml_fixture_idp;
 pub mod saml_idp;
 
-use crate::app::AppState;
 use crate::config::SecretString;
 use crate::html::{escape, page};
+use crate::http::AppState;
 use crate::keys::{new_token, sha256_b64url, sha256_hex};
 use crate::store::entities::{client, connection, tenant, tenant_domain};
 use crate::upstream::connections::{seal_secrets, ConnectionConfig};
@@ -279,7 +279,7 @@ async fn setup_saml(
         name: Set(DEMO_SAML_NAME.into()),
         enabled: Set(true),
         config: Set(serde_json::Value::Object(ConnectionConfig::Saml(Box::new(cfg)).to_fields()).to_string()),
-        secrets_enc: Set(seal_secrets(st, &id, &secrets)),
+        secrets_enc: Set(seal_secrets(&st.upstream, &id, &secrets)),
         version: Set(1),
         created_at: Set(now),
         updated_at: Set(now),

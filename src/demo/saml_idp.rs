@@ -10,8 +10,8 @@
 //! audience come from the demo connection's configuration, never from the request: a demo IdP
 //! must not be a signing oracle for an arbitrary `AssertionConsumerServiceURL`.
 use super::saml_fixture_idp::{post_form_fields, FixtureIdp, ResponseParams};
-use crate::app::AppState;
 use crate::html::{escape, page};
+use crate::http::AppState;
 use crate::store::entities::connection;
 use crate::upstream::connections::ConnectionConfig;
 use actix_web::http::header;
@@ -125,7 +125,7 @@ pub async fn sso(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
         Ok(Some(c)) => c,
         Ok(None) => return text(StatusCode::NOT_FOUND, "the demo SAML connection does not exist"),
         Err(e) => {
-            crate::error::log_internal("demo SAML IdP", &e);
+            crate::util::log_internal("demo SAML IdP", &e);
             return HttpResponse::InternalServerError().finish();
         }
     };

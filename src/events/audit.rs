@@ -28,7 +28,7 @@ pub async fn record(
         target_id: Set(target_id.map(str::to_string)),
         tenant_id: Set(tenant_id.map(str::to_string)),
         ip: Set(actor.ip.to_string()),
-        request_id: Set(crate::http::current_request_id()),
+        request_id: Set(crate::util::current_request_id()),
         details: Set(details.to_string()),
     };
     audit_entry::Entity::insert(row).exec_without_returning(db).await?;
@@ -38,7 +38,7 @@ pub async fn record(
 /// Removes entries older than the retention period.
 pub async fn prune(db: &impl ConnectionTrait, before: i64) -> Result<u64, sea_orm::DbErr> {
     use sea_orm::ColumnTrait;
-    crate::issuer::cleanup::delete_batched::<audit_entry::Entity, _>(
+    crate::store::cleanup::delete_batched::<audit_entry::Entity, _>(
         db,
         audit_entry::Column::Seq,
         audit_entry::Column::At.lt(before),

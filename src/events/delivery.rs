@@ -4,10 +4,31 @@
 //! `webhook-id`. Per (endpoint, tenant) the oldest pending delivery goes first, so each tenant's
 //! events arrive in order.
 use super::{backchannel, webhooks};
-use crate::app::AppState;
+use crate::clock::{Clock, Rng};
+use crate::config::WebhookConfig;
+use crate::keys::{KeyRing, MasterKey};
+use crate::metrics::Metrics;
+use crate::net::Outbound;
 use crate::store::entities::{client, delivery, delivery_attempt, webhook_endpoint};
+use crate::store::Db;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, Set, Statement};
+use std::sync::Arc;
 use std::time::Instant;
+
+/// What the delivery worker uses (built once by the server, cheap to clone).
+#[derive(Clone)]
+pub struct Worker {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub rng: Arc<dyn Rng>,
+    pub master: Arc<MasterKey>,
+    /// Signs back-channel logout tokens.
+    pub keys: Arc<KeyRing>,
+    pub outbound: Outbound,
+    pub metrics: Arc<Metrics>,
+    pub issuer: String,
+    pub webhooks: WebhookConfig,
+}
 
 /// Seconds until attempt n+1 after n failures (first retry within 10 s), capped at 6 hours.
 pub fn backoff(attempts: i32) -> i64 {
@@ -16,9 +37,9 @@ pub fn backoff(attempts: i32) -> i64 {
 }
 
 /// Leases up to `limit` due deliveries for this instance.
-async fn lease(st: &AppState, owner: &str, limit: i64) -> Result<Vec<delivery::Model>, sea_orm::DbErr> {
+async fn lease(st: &Worker, owner: &str, limit: i64) -> Result<Vec<delivery::Model>, sea_orm::DbErr> {
     let now = st.clock.now();
-    let until = now + st.config.webhooks.lease_secs;
+    let until = now + st.webhooks.lease_secs;
     let backend = st.db.get_database_backend();
     let (p, lock) = match backend {
         DbBackend::Postgres => (["$1", "$2", "$3", "$4"], " FOR UPDATE SKIP LOCKED"),
@@ -48,7 +69,7 @@ async fn lease(st: &AppState, owner: &str, limit: i64) -> Result<Vec<delivery::M
 }
 
 /// One round: lease, send, record. Returns how many deliveries were attempted.
-pub async fn run_once(st: &AppState, owner: &str) -> Result<usize, sea_orm::DbErr> {
+pub async fn run_once(st: &Worker, owner: &str) -> Result<usize, sea_orm::DbErr> {
     let leased = lease(st, owner, 32).await?;
     let n = leased.len();
     for d in leased {
@@ -67,7 +88,7 @@ enum Outcome {
     Dropped(String),
 }
 
-async fn send(st: &AppState, d: &delivery::Model) -> Outcome {
+async fn send(st: &Worker, d: &delivery::Model) -> Outcome {
     match d.kind.as_str() {
         "webhook" => {
             let ep = match webhook_endpoint::Entity::find_by_id(d.target_id.clone()).one(&st.db).await {
@@ -104,7 +125,7 @@ async fn send(st: &AppState, d: &delivery::Model) -> Outcome {
             };
             let p: serde_json::Value = serde_json::from_str(&d.payload).unwrap_or_default();
             let claims = backchannel::claims(
-                &st.config.issuer,
+                &st.issuer,
                 &c.id,
                 p["sub"].as_str().unwrap_or_default(),
                 p["sid"].as_str().unwrap_or_default(),
@@ -130,13 +151,13 @@ async fn send(st: &AppState, d: &delivery::Model) -> Outcome {
     }
 }
 
-async fn record(st: &AppState, d: &delivery::Model, outcome: Outcome, latency_ms: i32) -> Result<(), sea_orm::DbErr> {
+async fn record(st: &Worker, d: &delivery::Model, outcome: Outcome, latency_ms: i32) -> Result<(), sea_orm::DbErr> {
     let now = st.clock.now();
     let attempts = d.attempts + 1;
     let (status, code, error) = match &outcome {
         Outcome::Ok(s) => (delivery::SUCCEEDED, Some(*s), None),
         Outcome::Failed(s, e) => {
-            let give_up = now - d.created_at >= st.config.webhooks.retry_for;
+            let give_up = now - d.created_at >= st.webhooks.retry_for;
             (if give_up { delivery::FAILED } else { delivery::PENDING }, *s, Some(e.clone()))
         }
         Outcome::Dropped(e) => (delivery::FAILED, None, Some(e.clone())),
@@ -184,7 +205,7 @@ async fn record(st: &AppState, d: &delivery::Model, outcome: Outcome, latency_ms
 /// Tracks how long an endpoint has been failing; disables it after `disable_after` seconds of
 /// uninterrupted failure and emits `webhook.endpoint_disabled`.
 async fn endpoint_health(
-    st: &AppState,
+    st: &Worker,
     tx: &sea_orm::DatabaseTransaction,
     endpoint_id: &str,
     ok: bool,
@@ -200,7 +221,7 @@ async fn endpoint_health(
     } else {
         let since = ep.failing_since.unwrap_or(now);
         m.failing_since = Set(Some(since));
-        if now - since >= st.config.webhooks.disable_after && ep.enabled {
+        if now - since >= st.webhooks.disable_after && ep.enabled {
             m.enabled = Set(false);
             m.disabled_reason = Set(Some(format!("failing since {}", crate::util::rfc3339(since))));
             super::emit(
@@ -223,14 +244,14 @@ async fn endpoint_health(
 }
 
 /// Re-queues a delivery (manual replay).
-pub async fn replay(st: &AppState, id: &str) -> Result<bool, sea_orm::DbErr> {
+pub async fn replay(db: &Db, now: i64, id: &str) -> Result<bool, sea_orm::DbErr> {
     let r = delivery::Entity::update_many()
         .col_expr(delivery::Column::Status, delivery::PENDING.into())
-        .col_expr(delivery::Column::NextAttemptAt, st.clock.now().into())
-        .col_expr(delivery::Column::CreatedAt, st.clock.now().into())
+        .col_expr(delivery::Column::NextAttemptAt, now.into())
+        .col_expr(delivery::Column::CreatedAt, now.into())
         .col_expr(delivery::Column::FinishedAt, sea_orm::sea_query::Expr::value(Option::<i64>::None))
         .filter(delivery::Column::Id.eq(id))
-        .exec(&st.db)
+        .exec(db)
         .await?;
     Ok(r.rows_affected == 1)
 }

@@ -173,7 +173,7 @@ pub async fn list(
 
 /// Removes events older than the retention period (in bounded batches).
 pub async fn prune(db: &impl ConnectionTrait, before: i64) -> Result<u64, sea_orm::DbErr> {
-    crate::issuer::cleanup::delete_batched::<event::Entity, _>(
+    crate::store::cleanup::delete_batched::<event::Entity, _>(
         db,
         event::Column::Seq,
         event::Column::OccurredAt.lt(before),

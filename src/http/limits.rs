@@ -12,9 +12,9 @@
 //! table is trimmed of idle keys every minute and restarts empty past `max_keys`.
 //!
 //! Over a limit the answer is 429 with `Retry-After` (seconds), in the surface's error shape.
-use crate::app::AppState;
 use crate::config::RateLimitConfig;
 use crate::http::current_request_id;
+use crate::http::AppState;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap};
@@ -187,48 +187,7 @@ impl Limit {
     }
 }
 
-/// An IP network (address and prefix length).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    /// `10.0.0.0/8`, `2001:db8::/32`, or a bare address (one host).
-    pub fn parse(s: &str) -> Option<Self> {
-        let (a, p) = match s.trim().split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s.trim(), None),
-        };
-        let addr: IpAddr = a.parse().ok()?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match p {
-            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max)?,
-            None => max,
-        };
-        Some(Self { addr: addr.to_canonical(), prefix })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        fn masked(bits: u128, prefix: u8, width: u8) -> u128 {
-            if prefix == 0 {
-                0
-            } else {
-                bits >> (width - prefix)
-            }
-        }
-        match (self.addr, ip.to_canonical()) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                masked(u32::from(n).into(), self.prefix, 32) == masked(u32::from(a).into(), self.prefix, 32)
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                masked(u128::from(n), self.prefix, 128) == masked(u128::from(a), self.prefix, 128)
-            }
-            _ => false,
-        }
-    }
-}
+pub use crate::net::Cidr;
 
 /// One `X-Forwarded-For` entry as an address (`1.2.3.4`, `1.2.3.4:5678`, `[::1]:80`, `::1`).
 fn forwarded_addr(s: &str) -> Option<IpAddr> {
@@ -439,7 +398,7 @@ async fn admit(st: &AppState, req: &mut ServiceRequest) -> Result<Result<(), Lim
 
 /// Logs (sampled) and answers a request over a limit.
 pub fn refuse(st: &AppState, limited: &Limited) -> HttpResponse {
-    crate::traces::sampled::note(st, "rate_limit", limited.limit, "rate_limited", "a rate limit was reached");
+    st.failure_log.note(st.clock.now_ms(), "rate_limit", limited.limit, "rate_limited", "a rate limit was reached");
     limited.response()
 }
 

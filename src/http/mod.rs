@@ -2,6 +2,11 @@
 //! limits and parameter parsing.
 pub mod limits;
 
+pub mod error;
+pub mod state;
+
+pub use state::AppState;
+
 use crate::clock::{Rng, SystemRng};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -10,14 +15,7 @@ use actix_web::middleware::Next;
 use std::collections::HashMap;
 use tracing::Instrument;
 
-tokio::task_local! {
-    static REQUEST_ID: String;
-}
-
-/// The current request's id (inside a request), or "-".
-pub fn current_request_id() -> String {
-    REQUEST_ID.try_with(|r| r.clone()).unwrap_or_else(|_| "-".to_string())
-}
+pub use crate::util::{current_request_id, REQUEST_ID};
 
 fn incoming_request_id(req: &ServiceRequest) -> Option<String> {
     let v = req.headers().get("x-request-id")?.to_str().ok()?;
@@ -32,7 +30,7 @@ pub async fn request_context(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let id = incoming_request_id(&req).unwrap_or_else(|| crate::ids::random128(&SystemRng as &dyn Rng));
-    let metrics = req.app_data::<actix_web::web::Data<crate::app::AppState>>().map(|s| s.metrics.clone());
+    let metrics = req.app_data::<actix_web::web::Data<crate::http::AppState>>().map(|s| s.metrics.clone());
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_string());
     let method = req.method().to_string();
     let span = tracing::info_span!(
@@ -75,10 +73,7 @@ pub async fn request_context(
     Ok(res)
 }
 
-/// Records the tenant on the current request's span, so every later log line carries it.
-pub fn record_tenant(tenant_id: &str) {
-    tracing::Span::current().record("tenant", tenant_id);
-}
+pub use crate::util::record_tenant;
 
 /// Parameters of a query string or urlencoded form, refusing repeated names
 /// (RFC 6749 §3.1: parameters MUST NOT be included more than once).

@@ -3,10 +3,10 @@
 //! Until the client and redirect_uri are known to be valid, errors are an HTML page; after that
 //! they are redirects to the registered redirect_uri with `error`, `state` and `iss`.
 use super::flow::{self, binding, binding_cookie, client_redirect_url, pending_login, redirect};
-use crate::app::AppState;
 use crate::claims::email_domain;
-use crate::error::PageError;
 use crate::html::{escape, page};
+use crate::http::error::PageError;
+use crate::http::AppState;
 use crate::http::{form_params, Params};
 use crate::ids::LoginId;
 use crate::keys::sha256_hex;

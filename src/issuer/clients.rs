@@ -1,5 +1,5 @@
 //! OAuth clients (the SaaS apps): registration rules and client authentication.
-use crate::error::{ApiError, OAuthError};
+use crate::http::error::{ApiError, OAuthError};
 use crate::http::Params;
 use crate::keys::{verify_hashed, Alg};
 use crate::store::entities::client;

@@ -1,9 +1,9 @@
 //! The dev connector's confirmation page (`/sso/dev/{login}`): one form, no JavaScript.
 use super::flow::{self, pending_login};
-use crate::app::AppState;
-use crate::error::PageError;
 use crate::html::{escape, page};
+use crate::http::error::PageError;
 use crate::http::form_params;
+use crate::http::AppState;
 use crate::store::entities::{client, connection, tenant};
 use crate::upstream::connections::ConnectionConfig;
 use crate::upstream::{CallbackPayload, ConnectorState, LoginContext, StepLog};
@@ -79,7 +79,7 @@ pub async fn submit(
     let cfg = ConnectionConfig::from_row(&conn).map_err(|_| PageError::internal())?;
     let steps = StepLog::default();
     steps.push("callback_received", st.clock.now_ms(), 0, serde_json::Value::Null);
-    let connector = match cfg.open(&st, &conn) {
+    let connector = match cfg.open(&st.upstream, &conn) {
         Ok(c) => c,
         Err(e) => return flow::upstream_failure(&st, &login, e, &steps).await,
     };

@@ -1,5 +1,5 @@
 //! `/.well-known/openid-configuration` and the JWKS.
-use crate::app::AppState;
+use crate::http::AppState;
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 

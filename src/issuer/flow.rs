@@ -1,9 +1,9 @@
 //! The login flow between `/oauth2/authorize` and the app's redirect: pending login rows (all
 //! state in the database, so any instance can continue a login), starting a connection,
 //! finishing a login (link the person, open a session, issue a code), and error redirects.
-use crate::app::AppState;
 use crate::claims;
-use crate::error::{log_internal, PageError};
+use crate::http::error::{log_internal, PageError};
+use crate::http::AppState;
 use crate::http::{build_cookie, cookie};
 use crate::ids::{ConnectionId, LoginId, SessionId, TenantId};
 use crate::keys::{constant_time_eq, new_token, sha256_hex};
@@ -171,7 +171,8 @@ pub async fn mark_failed_with(
         log_internal("emitting login.failed", &e);
     }
     let outcome = Outcome::Failed { code: code.to_string(), cause, fix };
-    traces::record_best_effort(st, login, login.connection_id.as_deref(), steps.take(), outcome).await;
+    traces::record_best_effort(&st.db, st.clock.now_ms(), login, login.connection_id.as_deref(), steps.take(), outcome)
+        .await;
     tracing::info!(login = %login.id, code, "login failed");
 }
 
@@ -247,7 +248,7 @@ pub async fn start_connection(
         0,
         serde_json::json!({ "connection_id": conn.id, "type": conn.conn_type, "name": conn.name }),
     );
-    let connector = match cfg.open(st, conn) {
+    let connector = match cfg.open(&st.upstream, conn) {
         Ok(c) => c,
         Err(e) => return upstream_failure(st, &pending, e, &steps).await,
     };
@@ -280,7 +281,8 @@ pub async fn start_connection(
     if updated.rows_affected != 1 {
         return Err(PageError::bad_request("login_already_used", "This sign-in has already been completed."));
     }
-    traces::record_best_effort(st, &pending, Some(&conn.id), steps.take(), Outcome::Pending).await;
+    traces::record_best_effort(&st.db, st.clock.now_ms(), &pending, Some(&conn.id), steps.take(), Outcome::Pending)
+        .await;
     tracing::info!(login = %login.id, connection = %conn.id, "login routed to connection");
     match start.action {
         LoginAction::Redirect(url) => Ok(redirect(status, &url)),

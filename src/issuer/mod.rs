@@ -1,6 +1,5 @@
 //! fedgate's OpenID Provider: one issuer for every tenant.
 pub mod authorize;
-pub mod cleanup;
 pub mod clients;
 pub mod dev_pages;
 pub mod discovery;
@@ -9,7 +8,7 @@ pub mod flow;
 pub mod token;
 pub mod tokens;
 
-use crate::app::AppState;
+use crate::http::AppState;
 use actix_web::{web, HttpResponse};
 
 async fn healthz() -> HttpResponse {

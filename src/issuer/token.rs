@@ -2,9 +2,9 @@
 //! detection). RFC 6749 §5 responses, `Cache-Control: no-store`.
 use super::clients::{allows_grant, authenticate, GrantType};
 use super::tokens::{load_subject, sign_tokens, Subject};
-use crate::app::AppState;
-use crate::error::OAuthError;
+use crate::http::error::OAuthError;
 use crate::http::form_params;
+use crate::http::AppState;
 use crate::ids::GrantId;
 use crate::keys::{constant_time_eq, new_token, sha256_b64url, sha256_hex};
 use crate::store::entities::{auth_code, client, grant, refresh_token};

@@ -1,7 +1,7 @@
 //! The one token format: ID tokens and RFC 9068 access tokens, built from the directory and
 //! signed with the client's algorithm; verification of our own access tokens.
-use crate::app::AppState;
-use crate::error::OAuthError;
+use crate::http::error::OAuthError;
+use crate::http::AppState;
 use crate::keys::{Alg, UnverifiedJws};
 use crate::store::entities::{client, grant, identity, revoked_token, session, tenant, tenant_domain, user};
 use crate::util::from_json_list;
@@ -193,7 +193,7 @@ pub fn sign_tokens(
     let now = st.clock.now();
     let alg = Alg::parse(&c.id_token_alg).unwrap_or(Alg::ES256);
     let key = st.keys.signer(alg).map_err(|e| {
-        crate::error::log_internal("no signing key", &e);
+        crate::util::log_internal("no signing key", &e);
         OAuthError::server_error()
     })?;
     let iss = st.config.issuer.clone();
@@ -234,7 +234,7 @@ pub fn sign_tokens(
         org_id: s.tenant.id.clone(),
     };
     let sign_err = |e: crate::keys::signing::SigningError| {
-        crate::error::log_internal("signing failed", &e);
+        crate::util::log_internal("signing failed", &e);
         OAuthError::server_error()
     };
     Ok(Issued {

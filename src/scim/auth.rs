@@ -1,6 +1,6 @@
 //! SCIM bearer tokens: per tenant, stored as SHA-256 hashes, revocable, with a last-used time.
 //! A token authenticates only on its own tenant's URL.
-use crate::app::AppState;
+use crate::http::AppState;
 use crate::keys::{constant_time_eq, sha256_hex};
 use crate::scim::error::ScimError;
 use crate::store::entities::{scim_token, tenant};

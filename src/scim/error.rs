@@ -87,7 +87,7 @@ impl ResponseError for ScimError {
 
 impl From<sea_orm::DbErr> for ScimError {
     fn from(e: sea_orm::DbErr) -> Self {
-        crate::error::log_internal("database error", &e);
+        crate::util::log_internal("database error", &e);
         ScimError::internal()
     }
 }

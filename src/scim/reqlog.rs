@@ -27,7 +27,7 @@ impl RequestLog {
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 let Some(log) = weak.upgrade() else { break };
                 if let Err(e) = log.flush(&db).await {
-                    crate::error::log_internal("writing the SCIM request log failed", &e);
+                    crate::util::log_internal("writing the SCIM request log failed", &e);
                 }
             }
         });

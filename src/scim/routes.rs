@@ -1,7 +1,7 @@
 //! `/scim/v2/{tenant}`: Users, Groups, `.search`, ServiceProviderConfig, ResourceTypes, Schemas.
 //! Every request authenticates with a SCIM token of the tenant in the URL, and every
 //! authenticated request is recorded in the tenant's request log (no bodies).
-use crate::app::AppState;
+use crate::http::AppState;
 use crate::scim::auth::ScimTenant;
 use crate::scim::discovery;
 use crate::scim::error::{LoggedErrorCode, ScimError, SCIM_JSON};

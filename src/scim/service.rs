@@ -1,6 +1,6 @@
 //! The SCIM service: one database transaction per write (a failing write changes nothing),
 //! everything scoped to the tenant of the authenticated token.
-use crate::app::AppState;
+use crate::http::AppState;
 use crate::ids::{ScimGroupId, UserId};
 use crate::scim::error::ScimError;
 use crate::scim::filter;

@@ -1,4 +1,5 @@
 //! Storage: sea-orm entities and connection set-up. SQLite (default, WAL) and PostgreSQL.
+pub mod cleanup;
 pub mod entities;
 
 use sea_orm::{

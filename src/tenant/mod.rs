@@ -1,9 +1,9 @@
 //! Tenants (the enterprise customers), their verified email domains, and lookups used by
 //! home-realm discovery.
-use crate::error::ApiError;
 use crate::ids::TenantId;
 use crate::store::entities::{connection, tenant, tenant_domain};
 use crate::util::rfc3339;
+use crate::validation::Invalid;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 
@@ -156,7 +156,7 @@ pub fn settings_of(t: &tenant::Model) -> TenantSettings {
 }
 
 /// `a-z0-9-`, 2 to 63 characters, starting with a letter or digit, and not shaped like an id.
-pub fn validate_slug(s: &str) -> Result<String, ApiError> {
+pub fn validate_slug(s: &str) -> Result<String, Invalid> {
     let ok = (2..=63).contains(&s.len())
         && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
@@ -165,7 +165,7 @@ pub fn validate_slug(s: &str) -> Result<String, ApiError> {
     if ok {
         Ok(s.to_string())
     } else {
-        Err(ApiError::invalid(
+        Err(Invalid::field(
             "slug",
             "invalid_slug",
             "slug must be 2-63 characters of a-z, 0-9 and '-', not starting or ending with '-'",
@@ -174,7 +174,7 @@ pub fn validate_slug(s: &str) -> Result<String, ApiError> {
 }
 
 /// A DNS domain name in lower case (IDNs in their `xn--` form).
-pub fn validate_domain(d: &str) -> Result<String, ApiError> {
+pub fn validate_domain(d: &str) -> Result<String, Invalid> {
     let d = d.trim().trim_end_matches('.').to_ascii_lowercase();
     let label_ok = |l: &str| {
         !l.is_empty()
@@ -187,14 +187,14 @@ pub fn validate_domain(d: &str) -> Result<String, ApiError> {
     if d.len() <= 253 && labels.len() >= 2 && labels.iter().all(|l| label_ok(l)) {
         Ok(d)
     } else {
-        Err(ApiError::invalid("domains", "invalid_domain", format!("{d:?} is not a domain name")))
+        Err(Invalid::field("domains", "invalid_domain", format!("{d:?} is not a domain name")))
     }
 }
 
-pub fn validate_name(field: &str, s: &str) -> Result<String, ApiError> {
+pub fn validate_name(field: &str, s: &str) -> Result<String, Invalid> {
     let t = s.trim();
     if t.is_empty() || t.chars().count() > 200 || t.chars().any(char::is_control) {
-        return Err(ApiError::invalid(field, "invalid_name", format!("{field} must be 1-200 printable characters")));
+        return Err(Invalid::field(field, "invalid_name", format!("{field} must be 1-200 printable characters")));
     }
     Ok(t.to_string())
 }
@@ -207,7 +207,7 @@ pub async fn find(db: &impl ConnectionTrait, key: &str) -> Result<Option<tenant:
         tenant::Entity::find().filter(tenant::Column::Slug.eq(key.to_ascii_lowercase())).one(db).await?
     };
     if let Some(t) = &t {
-        crate::http::record_tenant(&t.id);
+        crate::util::record_tenant(&t.id);
     }
     Ok(t)
 }

@@ -3,7 +3,6 @@
 //! non-secret values may be.
 pub mod sampled;
 
-use crate::app::AppState;
 use crate::store::entities::{login, login_trace};
 use crate::util::rfc3339;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Set};
@@ -148,21 +147,22 @@ fn new_row(
 /// [`record`] on the main pool, logging (not failing) on database errors: a trace must never
 /// break a login.
 pub async fn record_best_effort(
-    st: &AppState,
+    db: &crate::store::Db,
+    now_ms: i64,
     login: &login::Model,
     connection_id: Option<&str>,
     steps: Vec<Step>,
     outcome: Outcome,
 ) {
     let tenant = login.tenant_id.clone();
-    if let Err(e) = record(&st.db, login, tenant.as_deref(), connection_id, steps, outcome, st.clock.now_ms()).await {
-        crate::error::log_internal("recording the login trace", &e);
+    if let Err(e) = record(db, login, tenant.as_deref(), connection_id, steps, outcome, now_ms).await {
+        crate::util::log_internal("recording the login trace", &e);
     }
 }
 
 /// Removes traces older than `retention` seconds (in bounded batches).
 pub async fn expire(db: &impl ConnectionTrait, now: i64, retention: i64) -> Result<u64, sea_orm::DbErr> {
-    crate::issuer::cleanup::delete_batched::<login_trace::Entity, _>(
+    crate::store::cleanup::delete_batched::<login_trace::Entity, _>(
         db,
         login_trace::Column::Id,
         login_trace::Column::CreatedAt.lt(now - retention),

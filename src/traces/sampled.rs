@@ -3,7 +3,7 @@
 //! can send them, as fast as they like. They are counted in metrics and logged at most once per
 //! `rate_limits.failure_log_interval` for each (scope, code), with the number of lines
 //! suppressed since; nothing is written to the database for them.
-use crate::app::AppState;
+use crate::metrics::Metrics;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -45,26 +45,37 @@ impl FailureLog {
     }
 }
 
-/// Logs an anonymous failure if its (scope, code) was not logged within the interval.
-pub fn note(st: &AppState, scope: &str, detail_scope: &str, code: &str, detail: &str) {
-    if let Some(suppressed) = st.failure_log.sample(st.clock.now_ms(), &format!("{scope}:{detail_scope}"), code) {
-        tracing::warn!(
-            scope,
-            key = detail_scope,
-            code,
-            suppressed,
-            detail,
-            "anonymous failure (logged at most once per interval; `suppressed` similar ones since the last line)"
-        );
+impl FailureLog {
+    /// Logs an anonymous failure if its (scope, code) was not logged within the interval.
+    pub fn note(&self, now_ms: i64, scope: &str, detail_scope: &str, code: &str, detail: &str) {
+        if let Some(suppressed) = self.sample(now_ms, &format!("{scope}:{detail_scope}"), code) {
+            tracing::warn!(
+                scope,
+                key = detail_scope,
+                code,
+                suppressed,
+                detail,
+                "anonymous failure (logged at most once per interval; `suppressed` similar ones since the last line)"
+            );
+        }
     }
-}
 
-/// Counts and (sampled) logs a sign-in failure that matches no pending login: nothing is
-/// written to the database, no event is emitted.
-pub fn anonymous_failure(st: &AppState, tenant: &str, connection: &str, code: &str, cause: &str) {
-    st.metrics
-        .inc("fedgate_anonymous_failures_total", &[("tenant", tenant), ("connection", connection), ("code", code)]);
-    note(st, "sign_in", connection, code, cause);
+    /// Counts and (sampled) logs a sign-in failure that matches no pending login: nothing is
+    /// written to the database, no event is emitted.
+    #[allow(clippy::too_many_arguments)]
+    pub fn anonymous_failure(
+        &self,
+        metrics: &Metrics,
+        now_ms: i64,
+        tenant: &str,
+        connection: &str,
+        code: &str,
+        cause: &str,
+    ) {
+        metrics
+            .inc("fedgate_anonymous_failures_total", &[("tenant", tenant), ("connection", connection), ("code", code)]);
+        self.note(now_ms, "sign_in", connection, code, cause);
+    }
 }
 
 #[cfg(test)]

@@ -3,13 +3,14 @@
 use super::dev::{DevConfig, DevConnector};
 use super::oidc::connector::OidcConnector;
 use super::oidc::OidcConfig;
+use super::UpstreamCtx;
 use super::{Connector, UpstreamError};
-use crate::app::AppState;
-use crate::error::ApiError;
 use crate::store::entities::connection;
 use crate::util::rfc3339;
+use crate::validation::Invalid;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -62,7 +63,7 @@ pub fn secrets_aad(connection_id: &str) -> String {
 pub fn take_secrets(
     kind: ConnectionType,
     fields: &mut Map<String, Value>,
-) -> Result<Option<Map<String, Value>>, ApiError> {
+) -> Result<Option<Map<String, Value>>, Invalid> {
     let mut out = Map::new();
     for f in secret_fields(kind) {
         match fields.remove(*f) {
@@ -73,21 +74,21 @@ pub fn take_secrets(
             Some(Value::Null) => {
                 out.insert((*f).to_string(), Value::Null);
             }
-            Some(_) => return Err(ApiError::invalid(f, "invalid_secret", format!("{f} must be a non-empty string"))),
+            Some(_) => return Err(Invalid::field(f, "invalid_secret", format!("{f} must be a non-empty string"))),
         }
     }
     Ok((!out.is_empty()).then_some(out))
 }
 
 /// Seals secrets for the `secrets_enc` column (`None` when nothing is left).
-pub fn seal_secrets(st: &AppState, connection_id: &str, secrets: &Map<String, Value>) -> Option<String> {
+pub fn seal_secrets(ctx: &UpstreamCtx, connection_id: &str, secrets: &Map<String, Value>) -> Option<String> {
     let kept: Map<String, Value> =
         secrets.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect();
     if kept.is_empty() {
         return None;
     }
     let plain = Value::Object(kept).to_string();
-    Some(st.master.seal(plain.as_bytes(), &secrets_aad(connection_id), &*st.rng))
+    Some(ctx.master.seal(plain.as_bytes(), &secrets_aad(connection_id), &*ctx.rng))
 }
 
 impl ConnectionConfig {
@@ -101,21 +102,21 @@ impl ConnectionConfig {
 
     /// Parses the type-specific fields of a request body (everything but `type`, `name`,
     /// `enabled`), refusing unknown fields by name.
-    pub fn from_fields(kind: ConnectionType, fields: Map<String, Value>, dev_mode: bool) -> Result<Self, ApiError> {
+    pub fn from_fields(kind: ConnectionType, fields: Map<String, Value>, dev_mode: bool) -> Result<Self, Invalid> {
         match kind {
             ConnectionType::Dev => {
                 if !dev_mode {
-                    return Err(ApiError::invalid(
+                    return Err(Invalid::field(
                         "type",
                         "dev_mode_disabled",
                         "dev connections need dev mode (dev_mode = true or FEDGATE_DEV_MODE=1); never enable it in production",
                     ));
                 }
                 let c: DevConfig = serde_json::from_value(Value::Object(fields))
-                    .map_err(|e| ApiError::invalid("config", "invalid_config", e.to_string()))?;
+                    .map_err(|e| Invalid::field("config", "invalid_config", e.to_string()))?;
                 if let Some(e) = &c.default_email {
                     if crate::claims::normalize_email(e).is_none() {
-                        return Err(ApiError::invalid(
+                        return Err(Invalid::field(
                             "default_email",
                             "invalid_email",
                             "default_email is not an email address",
@@ -123,7 +124,7 @@ impl ConnectionConfig {
                     }
                 }
                 if c.groups.len() > 100 || c.groups.iter().any(|g| g.trim().is_empty() || g.len() > 256) {
-                    return Err(ApiError::invalid(
+                    return Err(Invalid::field(
                         "groups",
                         "invalid_groups",
                         "groups must be at most 100 non-empty names",
@@ -133,14 +134,14 @@ impl ConnectionConfig {
             }
             ConnectionType::Oidc => {
                 let c: OidcConfig = serde_json::from_value(Value::Object(fields))
-                    .map_err(|e| ApiError::invalid("config", "invalid_config", e.to_string()))?;
+                    .map_err(|e| Invalid::field("config", "invalid_config", e.to_string()))?;
                 c.validate(dev_mode)?;
                 Ok(Self::Oidc(Box::new(c)))
             }
             // SAML input needs metadata parsing (and maybe a fetch): see `saml::prepare`.
             ConnectionType::Saml => serde_json::from_value(Value::Object(fields))
                 .map(|c| Self::Saml(Box::new(c)))
-                .map_err(|e| ApiError::invalid("config", "invalid_config", e.to_string())),
+                .map_err(|e| Invalid::field("config", "invalid_config", e.to_string())),
         }
     }
 
@@ -166,32 +167,32 @@ impl ConnectionConfig {
     }
 
     /// Opens the configuration of `row` into a connector (decrypting its secrets).
-    pub fn open(&self, st: &AppState, row: &connection::Model) -> Result<Box<dyn Connector>, UpstreamError> {
+    pub fn open(&self, ctx: &Arc<UpstreamCtx>, row: &connection::Model) -> Result<Box<dyn Connector>, UpstreamError> {
         match self {
-            Self::Dev(c) => Ok(Box::new(DevConnector { config: c.clone(), dev_mode: st.config.dev_mode })),
+            Self::Dev(c) => Ok(Box::new(DevConnector { config: c.clone(), dev_mode: ctx.dev_mode })),
             Self::Oidc(c) => {
-                let secrets = open_secrets(st, row)?;
+                let secrets = open_secrets(ctx, row)?;
                 Ok(Box::new(OidcConnector {
                     config: (**c).clone(),
                     client_secret: secrets.get("client_secret").and_then(Value::as_str).map(str::to_string),
                     connection_id: row.id.clone(),
                     version: row.version,
-                    ctx: st.upstream.clone(),
-                    clock: st.clock.clone(),
-                    rng: st.rng.clone(),
+                    ctx: ctx.clone(),
+                    clock: ctx.clock.clone(),
+                    rng: ctx.rng.clone(),
                 }))
             }
-            Self::Saml(c) => Ok(Box::new(super::saml::open(st, row, (**c).clone())?)),
+            Self::Saml(c) => Ok(Box::new(super::saml::open(ctx, row, (**c).clone())?)),
         }
     }
 }
 
 /// Decrypts a connection's secrets (an empty object when it has none).
-pub fn open_secrets(st: &AppState, row: &connection::Model) -> Result<Map<String, Value>, UpstreamError> {
+pub fn open_secrets(ctx: &UpstreamCtx, row: &connection::Model) -> Result<Map<String, Value>, UpstreamError> {
     let Some(sealed) = &row.secrets_enc else {
         return Ok(Map::new());
     };
-    let plain = st.master.open(sealed, &secrets_aad(&row.id)).map_err(|e| {
+    let plain = ctx.master.open(sealed, &secrets_aad(&row.id)).map_err(|e| {
         tracing::error!(connection = %row.id, error = %e, "cannot decrypt connection secrets");
         UpstreamError::Misconfigured("the connection's secrets cannot be decrypted (wrong master key?)".into())
     })?;

@@ -4,28 +4,57 @@
 pub mod connections;
 pub mod console_rules;
 pub mod dev;
-pub mod http;
 pub mod oidc;
 pub mod saml;
 
 use crate::ids::{ConnectionId, LoginId, TenantId};
 use std::collections::HashMap;
 
-/// What connectors share across requests: the guarded HTTP client and the discovery/JWKS cache.
-#[derive(Debug)]
+/// What connectors share, and what opening a connection needs: the guarded HTTP client, the
+/// discovery/JWKS cache, opened SAML key material, the master key that seals connection
+/// secrets, the clock and RNG, and the bounded pool SAML verification runs on. Built once at
+/// start; connectors hold an `Arc` of it.
 pub struct UpstreamCtx {
-    pub http: http::UpstreamHttp,
+    pub http: crate::net::upstream::UpstreamHttp,
     pub oidc: oidc::metadata::MetadataCache,
     /// Opened SAML key material per connection.
     pub saml_keys: saml::KeyCache,
+    pub master: std::sync::Arc<crate::keys::MasterKey>,
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+    pub rng: std::sync::Arc<dyn crate::clock::Rng>,
+    /// Dev mode: the dev connector works, and http URLs are accepted for IdPs.
+    pub dev_mode: bool,
+    /// SAML signature verification and decryption run here, never on the async workers.
+    pub saml_pool: std::sync::Arc<crate::blocking::BlockingPool>,
+}
+
+impl std::fmt::Debug for UpstreamCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamCtx")
+            .field("http", &self.http)
+            .field("dev_mode", &self.dev_mode)
+            .finish_non_exhaustive()
+    }
 }
 
 impl UpstreamCtx {
-    pub fn new(allow_private_network: bool) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        allow_private_network: bool,
+        master: std::sync::Arc<crate::keys::MasterKey>,
+        clock: std::sync::Arc<dyn crate::clock::Clock>,
+        rng: std::sync::Arc<dyn crate::clock::Rng>,
+        dev_mode: bool,
+        saml_pool: std::sync::Arc<crate::blocking::BlockingPool>,
+    ) -> Result<Self, reqwest::Error> {
         Ok(Self {
-            http: http::UpstreamHttp::new(allow_private_network)?,
+            http: crate::net::upstream::UpstreamHttp::new(allow_private_network)?,
             oidc: Default::default(),
             saml_keys: Default::default(),
+            master,
+            clock,
+            rng,
+            dev_mode,
+            saml_pool,
         })
     }
 }

@@ -92,7 +92,7 @@ async fn spawn(backend: Backend) -> TestApp {
 /// Runs delivery rounds until nothing is due.
 async fn drain(app: &TestApp) {
     for _ in 0..50 {
-        if fedgate::events::delivery::run_once(&app.state, "test").await.unwrap() == 0 {
+        if fedgate::events::delivery::run_once(&app.state.delivery_worker(), "test").await.unwrap() == 0 {
             return;
         }
     }
@@ -328,10 +328,9 @@ async fn instances_share_deliveries_without_duplicates() {
     }
     // Per-tenant order means one delivery of the tenant's queue is in flight at a time.
     for _ in 0..200 {
-        let (x, y) = tokio::join!(
-            fedgate::events::delivery::run_once(&a.state, "a"),
-            fedgate::events::delivery::run_once(&b.state, "b")
-        );
+        let (wa, wb) = (a.state.delivery_worker(), b.state.delivery_worker());
+        let (x, y) =
+            tokio::join!(fedgate::events::delivery::run_once(&wa, "a"), fedgate::events::delivery::run_once(&wb, "b"));
         if x.unwrap() + y.unwrap() == 0 {
             break;
         }

@@ -9,6 +9,7 @@ mod email_trust;
 mod events;
 mod idp_console;
 mod keys;
+mod layers;
 mod limits;
 mod oidc;
 #[path = "../../idp-fixtures/oidc_idp.rs"]

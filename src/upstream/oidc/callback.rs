@@ -1,7 +1,7 @@
 //! `/sso/oidc/callback`: the one redirect URI of every OIDC connection. The login (and so the
 //! connection) is found server-side from `state` — our LoginId — and the browser-binding cookie.
-use crate::app::AppState;
-use crate::error::PageError;
+use crate::http::error::PageError;
+use crate::http::AppState;
 use crate::http::{form_params, Params};
 use crate::ids::{ConnectionId, LoginId, TenantId};
 use crate::issuer::flow::{self, pending_login};
@@ -52,7 +52,7 @@ pub async fn callback(req: HttpRequest, body: web::Bytes, st: web::Data<AppState
         tracing::error!(connection = %conn.id, error = %e, "stored connection config is corrupt");
         PageError::internal()
     })?;
-    let connector = match cfg.open(&st, &conn) {
+    let connector = match cfg.open(&st.upstream, &conn) {
         Ok(c) => c,
         Err(e) => return flow::upstream_failure(&st, &login, e, &steps).await,
     };
@@ -83,8 +83,9 @@ pub async fn callback(req: HttpRequest, body: web::Bytes, st: web::Data<AppState
 
 /// Counts (and logs, sampled) a callback that belongs to no pending login of this browser.
 fn anonymous(st: &AppState, e: PageError) -> PageError {
-    crate::traces::sampled::anonymous_failure(
-        st,
+    st.failure_log.anonymous_failure(
+        &st.metrics,
+        st.clock.now_ms(),
         "-",
         "-",
         e.code,

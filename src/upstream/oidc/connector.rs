@@ -6,7 +6,7 @@ use super::metadata::Metadata;
 use super::OidcConfig;
 use crate::claims::oidc::{map_claims, Policy};
 use crate::clock::{Clock, Rng};
-use crate::upstream::http::HttpError;
+use crate::net::upstream::HttpError;
 use crate::upstream::{
     CallbackPayload, Connector, ConnectorState, LoginAction, LoginContext, LoginStart, UpstreamCtx, UpstreamError,
     UpstreamIdentity,

@@ -2,7 +2,7 @@
 //! connection's `version` changes. The JWKS is refreshed on an unknown `kid`, at most once a
 //! minute per connection; if it cannot be fetched, logins fail closed.
 use super::OidcConfig;
-use crate::upstream::http::{HttpError, UpstreamHttp};
+use crate::net::upstream::{HttpError, UpstreamHttp};
 use crate::upstream::UpstreamError;
 use openidconnect::core::{
     CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType, CoreJsonWebKey,

@@ -6,7 +6,7 @@ pub mod connector;
 pub mod metadata;
 
 use crate::claims::oidc::{Preset, MAPPABLE};
-use crate::error::ApiError;
+use crate::validation::Invalid;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -112,12 +112,12 @@ impl OidcConfig {
     }
 
     /// Checks the configuration; `dev_mode` allows plain http URLs.
-    pub fn validate(&self, dev_mode: bool) -> Result<(), ApiError> {
-        let url_ok = |field: &str, u: &str| -> Result<(), ApiError> {
+    pub fn validate(&self, dev_mode: bool) -> Result<(), Invalid> {
+        let url_ok = |field: &str, u: &str| -> Result<(), Invalid> {
             match url::Url::parse(u) {
                 Ok(p) if p.scheme() == "https" || (dev_mode && p.scheme() == "http") => {
                     if p.fragment().is_some() || !p.username().is_empty() {
-                        return Err(ApiError::invalid(
+                        return Err(Invalid::field(
                             field,
                             "invalid_url",
                             format!("{field} must not carry credentials or a fragment"),
@@ -125,7 +125,7 @@ impl OidcConfig {
                     }
                     Ok(())
                 }
-                _ => Err(ApiError::invalid(
+                _ => Err(Invalid::field(
                     field,
                     "invalid_url",
                     format!("{field} must be an https URL (http only in dev mode)"),
@@ -144,18 +144,18 @@ impl OidcConfig {
             }
         }
         if self.client_id.trim().is_empty() || self.client_id.len() > 512 {
-            return Err(ApiError::invalid(
+            return Err(Invalid::field(
                 "client_id",
                 "invalid_client_id",
                 "client_id is required (at most 512 characters)",
             ));
         }
         if self.scopes.len() > 30 || self.scopes.iter().any(|s| s.is_empty() || s.contains(' ') || s.len() > 128) {
-            return Err(ApiError::invalid("scopes", "invalid_scopes", "scopes must be at most 30 single words"));
+            return Err(Invalid::field("scopes", "invalid_scopes", "scopes must be at most 30 single words"));
         }
         for k in self.extra_auth_params.keys() {
             if RESERVED_PARAMS.contains(&k.as_str()) {
-                return Err(ApiError::invalid(
+                return Err(Invalid::field(
                     "extra_auth_params",
                     "reserved_parameter",
                     format!("{k} is set by fedgate and cannot be overridden"),
@@ -164,7 +164,7 @@ impl OidcConfig {
         }
         for k in self.claim_mapping.keys() {
             if !MAPPABLE.contains(&k.as_str()) {
-                return Err(ApiError::invalid(
+                return Err(Invalid::field(
                     "claim_mapping",
                     "invalid_mapping",
                     format!("{k} cannot be mapped; use one of {}", MAPPABLE.join(", ")),
@@ -173,7 +173,7 @@ impl OidcConfig {
         }
         for a in self.algs() {
             if !DEFAULT_ALGS.contains(&a.as_str()) {
-                return Err(ApiError::invalid(
+                return Err(Invalid::field(
                     "id_token_signing_algs",
                     "alg_not_allowed",
                     format!("{a} is not allowed; use asymmetric algorithms ({})", DEFAULT_ALGS.join(", ")),
@@ -181,10 +181,10 @@ impl OidcConfig {
             }
         }
         if !(0..=300).contains(&self.clock_skew) {
-            return Err(ApiError::invalid("clock_skew", "invalid_clock_skew", "clock_skew must be 0 to 300 seconds"));
+            return Err(Invalid::field("clock_skew", "invalid_clock_skew", "clock_skew must be 0 to 300 seconds"));
         }
         if self.entra_multi_tenant() && self.allowed_tenant_ids.is_empty() {
-            return Err(ApiError::invalid(
+            return Err(Invalid::field(
                 "allowed_tenant_ids",
                 "missing_field",
                 "a multi-tenant Entra issuer (common/organizations) needs allowed_tenant_ids",

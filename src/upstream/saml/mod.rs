@@ -14,7 +14,7 @@ use super::{StepLog, UpstreamCtx, UpstreamIdentity};
 use crate::claims::oidc::Policy;
 use crate::claims::saml::{AttributeMapping, SamlAssertionView, SamlPreset};
 use crate::clock::Clock;
-use crate::error::ApiError;
+use crate::validation::Invalid;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -186,15 +186,15 @@ pub fn acs_url(issuer: &str, connection_id: &str, form: SpUrlForm) -> String {
     format!("{issuer}/sso/saml/{}/acs", url_segment(connection_id, form))
 }
 
-fn invalid(field: &str, code: &'static str, msg: impl Into<String>) -> ApiError {
-    ApiError::invalid(field, code, msg)
+fn invalid(field: &str, code: &'static str, msg: impl Into<String>) -> Invalid {
+    Invalid::field(field, code, msg)
 }
 
-fn check_url(field: &str, u: &str, dev_mode: bool) -> Result<String, ApiError> {
+fn check_url(field: &str, u: &str, dev_mode: bool) -> Result<String, Invalid> {
     metadata::check_idp_url(u, dev_mode).map_err(|m| invalid(field, "invalid_url", format!("{field} {m}")))
 }
 
-fn domains(field: &str, v: Vec<String>) -> Result<Vec<String>, ApiError> {
+fn domains(field: &str, v: Vec<String>) -> Result<Vec<String>, Invalid> {
     if v.len() > 100 {
         return Err(invalid(field, "too_many", format!("{field} has more than 100 entries")));
     }
@@ -352,7 +352,7 @@ pub async fn prepare(
     ctx: &UpstreamCtx,
     dev_mode: bool,
     now: i64,
-) -> Result<SamlConfig, ApiError> {
+) -> Result<SamlConfig, Invalid> {
     let input: SamlInput = serde_json::from_value(Value::Object(fields))
         .map_err(|e| invalid("config", "invalid_config", e.to_string()))?;
     let manual = input.idp_certificates.is_some() || input.sso_url_redirect.is_some() || input.sso_url_post.is_some();
@@ -535,7 +535,7 @@ impl KeyCache {
 
     fn get_or_open(
         &self,
-        st: &crate::app::AppState,
+        ctx: &super::UpstreamCtx,
         row: &crate::store::entities::connection::Model,
         config: &SamlConfig,
     ) -> Result<Arc<SamlKeys>, UpstreamError> {
@@ -550,7 +550,7 @@ impl KeyCache {
                 return Ok(k.clone());
             }
         }
-        let secrets = super::connections::open_secrets(st, row)?;
+        let secrets = super::connections::open_secrets(ctx, row)?;
         let pem = secrets.get(SP_KEY_FIELD).and_then(Value::as_str).map(str::to_string);
         let keys = Arc::new(SamlKeys::new(config, pem));
         let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -564,12 +564,12 @@ impl KeyCache {
 
 /// Opens a SAML connection row (its SP key decrypted and parsed once, then cached).
 pub fn open(
-    st: &crate::app::AppState,
+    ctx: &std::sync::Arc<super::UpstreamCtx>,
     row: &crate::store::entities::connection::Model,
     config: SamlConfig,
 ) -> Result<SamlConnector, UpstreamError> {
-    let keys = st.upstream.saml_keys.get_or_open(st, row, &config)?;
-    Ok(SamlConnector { config, connection_id: row.id.clone(), keys, clock: st.clock.clone() })
+    let keys = ctx.saml_keys.get_or_open(ctx, row, &config)?;
+    Ok(SamlConnector { config, connection_id: row.id.clone(), keys, clock: ctx.clock.clone() })
 }
 
 /// An opened SAML connection.

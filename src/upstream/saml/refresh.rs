@@ -3,8 +3,8 @@
 //! IdP causes no outage), and record a warning plus an event when a refresh fails or a trusted
 //! certificate expires within 30 days. One instance refreshes at a time (a database lock).
 use super::{metadata, SamlConfig};
-use crate::app::AppState;
 use crate::store::entities::connection;
+use crate::store::Db;
 use crate::upstream::UpstreamCtx;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 
@@ -41,7 +41,8 @@ pub enum Refreshed {
 
 /// Refreshes one connection's metadata now, records the result on the row, and emits events.
 pub async fn refresh_one(
-    st: &AppState,
+    db: &Db,
+    ctx: &UpstreamCtx,
     row: &connection::Model,
 ) -> Result<(connection::Model, Refreshed), sea_orm::DbErr> {
     let Ok(crate::upstream::connections::ConnectionConfig::Saml(cfg)) =
@@ -53,14 +54,14 @@ pub async fn refresh_one(
     let Some(url) = cfg.metadata_url.clone() else {
         return Ok((row.clone(), Refreshed::Unchanged));
     };
-    let now = st.clock.now();
+    let now = ctx.clock.now();
     let was_failing = cfg.metadata_refresh_error.is_some();
     // The same checks as the first import: a signing certificate (parse_idp_metadata) and SSO
     // URLs that are https (http only in dev mode), with a host, of bounded length. Metadata that
     // fails them changes nothing: the connection keeps its last good settings.
-    let fetched = match fetch(&st.upstream, &url).await {
+    let fetched = match fetch(ctx, &url).await {
         Ok(xml) => metadata::parse_idp_metadata(&xml, Some(&cfg.idp_entity_id))
-            .and_then(|md| md.check_sso_urls(st.config.dev_mode).map(|()| md)),
+            .and_then(|md| md.check_sso_urls(ctx.dev_mode).map(|()| md)),
         Err(e) => Err(e),
     };
     let outcome = match fetched {
@@ -80,7 +81,7 @@ pub async fn refresh_one(
     };
     cfg.metadata_refreshed_at = Some(now);
     let expiring = newly_expiring(&mut cfg, now);
-    let tx = crate::store::write_tx(&st.db).await?;
+    let tx = crate::store::write_tx(db).await?;
     let mut m: connection::ActiveModel = row.clone().into();
     m.config = Set(serde_json::to_string(&cfg).unwrap_or_else(|_| row.config.clone()));
     if outcome == Refreshed::Changed {
@@ -93,7 +94,7 @@ pub async fn refresh_one(
         if !was_failing {
             crate::events::emit(
                 &tx,
-                &*st.rng,
+                &*ctx.rng,
                 now,
                 Some(&row.tenant_id),
                 "connection.metadata_refresh_failed",
@@ -105,7 +106,7 @@ pub async fn refresh_one(
     if outcome == Refreshed::Changed {
         tracing::info!(connection = %row.id, "SAML metadata changed (certificates or endpoints)");
     }
-    announce_expiring(&tx, st, row, expiring).await?;
+    announce_expiring(&tx, ctx, row, expiring).await?;
     tx.commit().await?;
     Ok((updated, outcome))
 }
@@ -113,7 +114,7 @@ pub async fn refresh_one(
 /// One `connection.certificate_expiring` event per certificate.
 async fn announce_expiring(
     tx: &sea_orm::DatabaseTransaction,
-    st: &AppState,
+    ctx: &UpstreamCtx,
     row: &connection::Model,
     expiring: Vec<metadata::CertInfo>,
 ) -> Result<(), sea_orm::DbErr> {
@@ -121,8 +122,8 @@ async fn announce_expiring(
         tracing::warn!(connection = %row.id, fingerprint = %info.fingerprint_sha256, not_after = info.not_after, "IdP signing certificate expires soon");
         crate::events::emit(
             tx,
-            &*st.rng,
-            st.clock.now(),
+            &*ctx.rng,
+            ctx.clock.now(),
             Some(&row.tenant_id),
             "connection.certificate_expiring",
             serde_json::json!({"connection_id": row.id, "tenant_id": row.tenant_id, "fingerprint_sha256": info.fingerprint_sha256,
@@ -151,9 +152,9 @@ fn newly_expiring(cfg: &mut SamlConfig, now: i64) -> Vec<metadata::CertInfo> {
 
 /// One maintenance pass: refreshes every due metadata URL and announces expiring certificates
 /// of every SAML connection. Returns how many connections were looked at.
-pub async fn run_due(st: &AppState) -> Result<usize, sea_orm::DbErr> {
-    let now = st.clock.now();
-    let rows = connection::Entity::find().filter(connection::Column::ConnType.eq("saml")).all(&st.db).await?;
+pub async fn run_due(db: &Db, ctx: &UpstreamCtx) -> Result<usize, sea_orm::DbErr> {
+    let now = ctx.clock.now();
+    let rows = connection::Entity::find().filter(connection::Column::ConnType.eq("saml")).all(db).await?;
     let mut n = 0;
     for row in rows {
         let Ok(crate::upstream::connections::ConnectionConfig::Saml(cfg)) =
@@ -164,17 +165,17 @@ pub async fn run_due(st: &AppState) -> Result<usize, sea_orm::DbErr> {
         let last = cfg.metadata_refreshed_at.unwrap_or(0);
         let wait = if cfg.metadata_refresh_error.is_some() { RETRY_SECS } else { REFRESH_INTERVAL_SECS };
         if cfg.metadata_url.is_some() && now - last >= wait {
-            refresh_one(st, &row).await?;
+            refresh_one(db, ctx, &row).await?;
             n += 1;
         } else {
             let mut cfg = *cfg;
             let expiring = newly_expiring(&mut cfg, now);
             if !expiring.is_empty() {
-                let tx = crate::store::write_tx(&st.db).await?;
+                let tx = crate::store::write_tx(db).await?;
                 let mut m: connection::ActiveModel = row.clone().into();
                 m.config = Set(serde_json::to_string(&cfg).unwrap_or_else(|_| row.config.clone()));
                 m.update(&tx).await?;
-                announce_expiring(&tx, st, &row, expiring).await?;
+                announce_expiring(&tx, ctx, &row, expiring).await?;
                 tx.commit().await?;
                 n += 1;
             }

@@ -8,8 +8,8 @@
 //! someone else's browser therefore never signs that browser in.
 use super::validate::{self, SamlError};
 use super::{connection_id_of_segment, metadata, SamlConfig, SamlConnector};
-use crate::app::AppState;
-use crate::error::PageError;
+use crate::http::error::PageError;
+use crate::http::AppState;
 use crate::http::{form_params, Params};
 use crate::ids::LoginId;
 use crate::issuer::flow::{self, AfterLogin, STATUS_PENDING};
@@ -55,7 +55,7 @@ async fn load(st: &AppState, segment: &str) -> Result<(connection::Model, SamlCo
 /// Loads a SAML connection and opens it (keys from the cache).
 async fn open(st: &AppState, id: &str) -> Result<(connection::Model, SamlConnector), PageError> {
     let (row, cfg) = load(st, id).await?;
-    let connector = super::open(st, &row, cfg).map_err(|_| PageError::internal())?;
+    let connector = super::open(&st.upstream, &row, cfg).map_err(|_| PageError::internal())?;
     Ok((row, connector))
 }
 
@@ -124,7 +124,14 @@ async fn detached_failure(
     _steps: &StepLog,
 ) -> Result<HttpResponse, PageError> {
     let ue = UpstreamError::Saml(e);
-    crate::traces::sampled::anonymous_failure(st, &conn.tenant_id, &conn.id, ue.code(), &ue.detail());
+    st.failure_log.anonymous_failure(
+        &st.metrics,
+        st.clock.now_ms(),
+        &conn.tenant_id,
+        &conn.id,
+        ue.code(),
+        &ue.detail(),
+    );
     Err(PageError::new(
         StatusCode::BAD_REQUEST,
         ue.code(),
@@ -150,7 +157,7 @@ async fn consume(st: &AppState, conn_id: &str, a: &validate::ValidatedAssertion)
         Ok(_) => Ok(()),
         Err(e) if crate::store::is_unique_violation(&e) => Err(SamlError::Replay(a.assertion_id.clone())),
         Err(e) => {
-            crate::error::log_internal("recording a SAML assertion", &e);
+            crate::util::log_internal("recording a SAML assertion", &e);
             Err(SamlError::Replay(a.assertion_id.clone()))
         }
     }
@@ -322,7 +329,7 @@ async fn attempt_failed(
     // Library text (xmlsec, OpenSSL) stays in the log and the admin-only trace, bounded.
     let detail = e.detail();
     let outcome = Outcome::Failed { code: e.code().to_string(), cause: detail.clone(), fix: e.fix(&conn_name) };
-    traces::record_best_effort(st, login, Some(&conn.id), steps.take(), outcome).await;
+    traces::record_best_effort(&st.db, st.clock.now_ms(), login, Some(&conn.id), steps.take(), outcome).await;
     tracing::info!(login = %login.id, code = e.code(), detail = %detail, "SAML response refused; the sign-in stays open");
     Err(PageError::new(
         StatusCode::BAD_REQUEST,
@@ -407,7 +414,7 @@ async fn solicited(
         let e = UpstreamError::Saml(SamlError::Replay("(a concurrent answer to this sign-in)".into()));
         return attempt_failed(st, &login, &conn, e, &steps).await;
     }
-    traces::record_best_effort(st, &login, Some(&conn.id), steps.take(), Outcome::Pending).await;
+    traces::record_best_effort(&st.db, st.clock.now_ms(), &login, Some(&conn.id), steps.take(), Outcome::Pending).await;
     let url = format!("{}/sso/saml/resume?login={}&h={}", st.config.issuer, login.id, handle);
     Ok(flow::redirect(StatusCode::SEE_OTHER, &url))
 }

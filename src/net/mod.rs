@@ -11,6 +11,9 @@
 //! (`2001::/32`) by its server and client addresses; the deprecated or local-only forms —
 //! IPv4-compatible (`::a.b.c.d`), IPv4-translated (`::ffff:0:a.b.c.d`), 6to4 (`2002::/16`, RFC
 //! 7526), local-use NAT64 (`64:ff9b:1::/48`, RFC 8215) and site-local (`fec0::/10`) — always.
+/// The client for calls to identity providers (discovery, JWKS, token endpoint, metadata).
+pub mod upstream;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -176,6 +179,49 @@ impl Outbound {
     }
 }
 
+/// An IP network (address and prefix length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// `10.0.0.0/8`, `2001:db8::/32`, or a bare address (one host).
+    pub fn parse(s: &str) -> Option<Self> {
+        let (a, p) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let addr: IpAddr = a.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max)?,
+            None => max,
+        };
+        Some(Self { addr: addr.to_canonical(), prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        fn masked(bits: u128, prefix: u8, width: u8) -> u128 {
+            if prefix == 0 {
+                0
+            } else {
+                bits >> (width - prefix)
+            }
+        }
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                masked(u32::from(n).into(), self.prefix, 32) == masked(u32::from(a).into(), self.prefix, 32)
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                masked(u128::from(n), self.prefix, 128) == masked(u128::from(a), self.prefix, 128)
+            }
+            _ => false,
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -304,7 +350,7 @@ mod tests {
         }
         let o = Outbound::new(false).unwrap();
         let _ = o.post("http://internal-only.invalid/hook", "application/json", &[], "{}".into()).await;
-        let u = crate::upstream::http::UpstreamHttp::new(false).unwrap();
+        let u = crate::net::upstream::UpstreamHttp::new(false).unwrap();
         let req = openidconnect::http::Request::builder()
             .uri("http://internal-only.invalid/.well-known/openid-configuration")
             .body(Vec::new())

@@ -9,17 +9,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use std::fmt;
 
-/// Logs an unexpected error with its whole cause chain.
-pub fn log_internal(context: &str, e: &(dyn std::error::Error + 'static)) {
-    let mut chain = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
-        src = s.source();
-    }
-    tracing::error!(error = %chain, "{context}");
-}
+pub use crate::util::log_internal;
 
 /// Admin API error.
 #[derive(Debug)]
@@ -80,6 +70,18 @@ impl ResponseError for ApiError {
             r.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"fedgate-admin\""));
         }
         r.json(body)
+    }
+}
+
+impl From<crate::validation::Invalid> for ApiError {
+    fn from(e: crate::validation::Invalid) -> Self {
+        use crate::validation::InvalidKind;
+        let status = match e.kind {
+            InvalidKind::BadValue => StatusCode::BAD_REQUEST,
+            InvalidKind::Conflict => StatusCode::CONFLICT,
+            InvalidKind::NotFound => StatusCode::NOT_FOUND,
+        };
+        Self { status, code: e.code, message: e.message, field: e.field }
     }
 }
 
