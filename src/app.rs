@@ -72,6 +72,7 @@ impl AppState {
                 rng.clone(),
                 config.dev_mode,
                 saml_pool.clone(),
+                config.saml.decryption_failure_floor_ms,
             )
             .map_err(std::io::Error::other)?,
         );
@@ -95,6 +96,7 @@ impl AppState {
             instance_id,
             metrics,
             demo: Arc::default(),
+            connectors: Arc::new(crate::upstream::registry::Connectors::new(upstream.clone())),
             upstream,
             scim_log,
             saml_pool,
@@ -146,8 +148,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(web::PayloadConfig::new(form_limit))
             .configure(crate::issuer::routes)
             .configure(crate::scim::routes)
-            .configure(crate::upstream::oidc::callback::routes)
-            .configure(crate::upstream::saml::routes::routes)
+            .configure(crate::login::routes)
             .configure(crate::demo::routes);
     }
 }

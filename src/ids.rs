@@ -51,7 +51,8 @@ pub struct IdError {
 
 macro_rules! define_id {
     ($name:ident, $prefix:literal, $gen:ident) => {
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+        /// Stored as its text in the database (a typed column of the store's rows).
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, sea_orm::DeriveValueType)]
         #[serde(transparent)]
         pub struct $name(String);
 
@@ -83,6 +84,11 @@ macro_rules! define_id {
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.0)
+            }
+        }
+        impl sea_orm::TryFromU64 for $name {
+            fn try_from_u64(_: u64) -> Result<Self, sea_orm::DbErr> {
+                Err(sea_orm::DbErr::ConvertFromU64(stringify!($name)))
             }
         }
         define_id!(@gen $name, $prefix, $gen);

@@ -14,6 +14,7 @@ pub mod http;
 pub mod ids;
 pub mod issuer;
 pub mod keys;
+pub mod login;
 pub mod metrics;
 pub mod net;
 pub mod scim;

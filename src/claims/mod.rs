@@ -2,8 +2,28 @@
 pub mod oidc;
 pub mod saml;
 
-use crate::upstream::UpstreamIdentity;
 use std::collections::BTreeMap;
+
+/// The upstream's statement about the person, before normalization. Serializable: a SAML login
+/// keeps it on the pending login row between the ACS and the browser's return.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UpstreamIdentity {
+    pub subject: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub groups: Vec<String>,
+    pub amr: Vec<String>,
+    /// Non-secret upstream claims kept on the identity (issuer, acr, tid, hd...).
+    pub attributes: serde_json::Value,
+    /// When the person last authenticated at the upstream (unix seconds): the OIDC ID token's
+    /// `auth_time`, the SAML `AuthnInstant`. Checked against `prompt=login` / `max_age` and used
+    /// as the session's `auth_time`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+}
 
 const MAX_GROUPS: usize = 500;
 const MAX_FIELD: usize = 256;

@@ -1,6 +1,6 @@
 //! Pure functions: the claims of a verified upstream ID token (plus userinfo) become an
 //! [`UpstreamIdentity`], following a vendor preset and the connection's custom rules. No I/O.
-use crate::upstream::UpstreamIdentity;
+use super::UpstreamIdentity;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;

@@ -19,7 +19,7 @@
 //!   Google Workspace when the email is the NameID (the primary email, in a domain the Workspace
 //!   organization has verified).
 use super::oidc::{Mapped, Policy, Rejected};
-use crate::upstream::UpstreamIdentity;
+use super::UpstreamIdentity;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;

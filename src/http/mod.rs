@@ -120,6 +120,32 @@ pub fn form_params(req: &actix_web::HttpRequest, body: &[u8]) -> Result<Params, 
     Params::parse(text).map_err(|e| e.to_string())
 }
 
+/// Builds `redirect_uri` + query parameters (the registered URI may carry its own query).
+pub fn client_redirect_url(redirect_uri: &str, params: &[(&str, Option<&str>)]) -> String {
+    match url::Url::parse(redirect_uri) {
+        Ok(mut u) => {
+            {
+                let mut q = u.query_pairs_mut();
+                for (k, v) in params {
+                    if let Some(v) = v {
+                        q.append_pair(k, v);
+                    }
+                }
+            }
+            u.to_string()
+        }
+        Err(_) => redirect_uri.to_string(),
+    }
+}
+
+/// A redirect that is never cached.
+pub fn redirect(status: actix_web::http::StatusCode, location: &str) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::build(status)
+        .insert_header((header::LOCATION, location.to_string()))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
 /// The name a cookie has on the wire. With an https issuer (`secure`), fedgate's cookies carry
 /// the `__Host-` prefix: browsers then accept them only with `Secure`, `Path=/` and no `Domain`,
 /// so neither a sibling subdomain nor a plain-http page of the same host can set or overwrite

@@ -26,6 +26,8 @@ pub struct AppState {
     pub demo: Arc<std::sync::RwLock<Option<crate::demo::DemoApp>>>,
     /// Upstream HTTP client (SSRF-guarded) and the OIDC discovery/JWKS cache.
     pub upstream: Arc<crate::upstream::UpstreamCtx>,
+    /// Connectors opened once per (connection, version).
+    pub connectors: Arc<crate::upstream::registry::Connectors>,
     /// The SCIM request log buffer (written in batches).
     pub scim_log: Arc<crate::scim::reqlog::RequestLog>,
     /// Bounded blocking pool for SAML signature verification and decryption.

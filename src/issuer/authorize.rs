@@ -1,20 +1,20 @@
-//! `/oauth2/authorize` (OpenID Connect Core §3.1.2) and home-realm discovery pages.
+//! `/oauth2/authorize` (OpenID Connect Core §3.1.2): validates the request, answers from
+//! fedgate's own session when it fits, else starts a pending login and hands it to
+//! home-realm discovery (`crate::login`).
 //!
 //! Until the client and redirect_uri are known to be valid, errors are an HTML page; after that
 //! they are redirects to the registered redirect_uri with `error`, `state` and `iss`.
-use super::flow::{self, binding, binding_cookie, client_redirect_url, pending_login, redirect};
-use crate::claims::email_domain;
-use crate::html::{escape, page};
 use crate::http::error::PageError;
-use crate::http::AppState;
-use crate::http::{form_params, Params};
-use crate::ids::LoginId;
+use crate::http::{client_redirect_url, form_params, redirect, AppState, Params};
+use crate::ids::{LoginId, TenantId};
 use crate::keys::sha256_hex;
-use crate::store::entities::{client, connection, login, tenant, user};
+use crate::login::pending::{binding, binding_cookie};
+use crate::login::session::{self, CodeFor};
+use crate::store::entities::{client, user};
 use crate::util::from_json_list;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::EntityTrait;
 
 const KNOWN_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 const PROMPTS: [&str; 4] = ["none", "login", "consent", "select_account"];
@@ -196,7 +196,7 @@ pub async fn authorize(req: HttpRequest, body: web::Bytes, st: web::Data<AppStat
     // Resolve explicit routing first: it decides whether an existing session fits.
     let conn = match &ar.connection {
         Some(cid) => {
-            let c = connection::Entity::find_by_id(cid.clone()).one(&st.db).await?;
+            let c = crate::store::connections::get(&st.db, cid).await?;
             match c.filter(|c| c.enabled) {
                 Some(c) => Some(c),
                 None => return Ok(r.error(&st, "invalid_request", "unknown or disabled connection")),
@@ -222,7 +222,7 @@ pub async fn authorize(req: HttpRequest, body: web::Bytes, st: web::Data<AppStat
     // is requested or the session does not fit the requested routing.
     let force = ar.prompt.iter().any(|p| p == "login" || p == "select_account");
     if !force {
-        if let Some(sess) = flow::current_session(&st, &req).await? {
+        if let Some(sess) = session::current(&st, &req).await? {
             let fits_tenant = wanted_tenant.as_ref().is_none_or(|t| *t == sess.tenant_id);
             let fits_conn = conn.as_ref().is_none_or(|c| c.id == sess.connection_id);
             let fresh = ar.max_age.is_none_or(|m| st.clock.now() - sess.auth_time <= m);
@@ -231,24 +231,26 @@ pub async fn authorize(req: HttpRequest, body: web::Bytes, st: web::Data<AppStat
                 .await?
                 .is_some_and(|u| u.active && u.deleted_at.is_none());
             if fits_tenant && fits_conn && fresh && active {
-                let code = flow::issue_code(
+                let code = session::issue_code(
                     &st.db,
                     &st,
-                    "sso",
-                    &ar.client.id,
-                    &ar.redirect_uri,
-                    &ar.scope,
-                    ar.nonce.clone(),
-                    ar.code_challenge.clone(),
-                    &sess.user_id,
-                    &sess.id,
-                    sess.auth_time,
+                    CodeFor {
+                        login_id: "sso",
+                        client_id: &ar.client.id,
+                        redirect_uri: &ar.redirect_uri,
+                        scope: &ar.scope,
+                        nonce: ar.nonce.clone(),
+                        code_challenge: ar.code_challenge.clone(),
+                        user_id: &sess.user_id,
+                        session_id: &sess.id,
+                        auth_time: sess.auth_time,
+                    },
                 )
                 .await?;
                 tracing::info!(session = %sess.id, client = %ar.client.id, "authorization answered from existing session");
                 return Ok(redirect(
                     StatusCode::FOUND,
-                    &flow::success_url(&st, &ar.redirect_uri, &code, ar.state.as_deref()),
+                    &session::success_url(&st, &ar.redirect_uri, &code, ar.state.as_deref()),
                 ));
             }
         }
@@ -260,225 +262,34 @@ pub async fn authorize(req: HttpRequest, body: web::Bytes, st: web::Data<AppStat
     // A pending login row: the only login state, shared by every instance.
     let (bind, bind_new) = binding(&req, &st);
     let now = st.clock.now();
-    let login_row = login::ActiveModel {
-        id: Set(LoginId::new(&*st.rng).to_string()),
-        client_id: Set(ar.client.id.clone()),
-        redirect_uri: Set(ar.redirect_uri.clone()),
-        scope: Set(ar.scope.clone()),
-        state: Set(ar.state.clone()),
-        nonce: Set(ar.nonce.clone()),
-        code_challenge: Set(ar.code_challenge.clone()),
-        prompt: Set((!ar.prompt.is_empty()).then(|| ar.prompt.join(" "))),
-        max_age: Set(ar.max_age),
-        login_hint: Set(ar.login_hint.clone()),
-        tenant_id: Set(wanted_tenant.clone()),
-        connection_id: Set(None),
-        connector_state: Set(None),
-        binding_hash: Set(sha256_hex(&bind)),
-        status: Set(flow::STATUS_PENDING.into()),
-        error_code: Set(None),
-        created_at: Set(now),
-        // Short until the login reaches a connection (start_connection gives it login_ttl):
-        // requests nobody follows up cost a row for minutes, then clean-up removes it.
-        expires_at: Set(now + st.config.tokens.unrouted_login_ttl),
-        completed_at: Set(None),
-    }
-    .insert(&st.db)
+    let login_row = crate::store::logins::insert(
+        &st.db,
+        crate::store::logins::NewLogin {
+            id: LoginId::new(&*st.rng),
+            client_id: ar.client.id.clone(),
+            redirect_uri: ar.redirect_uri.clone(),
+            scope: ar.scope.clone(),
+            state: ar.state.clone(),
+            nonce: ar.nonce.clone(),
+            code_challenge: ar.code_challenge.clone(),
+            prompt: (!ar.prompt.is_empty()).then(|| ar.prompt.join(" ")),
+            max_age: ar.max_age,
+            login_hint: ar.login_hint.clone(),
+            tenant_id: wanted_tenant.clone().map(TenantId::from_db),
+            connection_id: None,
+            binding_hash: sha256_hex(&bind),
+            created_at: now,
+            // Short until the login reaches a connection (start_connection gives it login_ttl):
+            // requests nobody follows up cost a row for minutes, then clean-up removes it.
+            expires_at: now + st.config.tokens.unrouted_login_ttl,
+        },
+    )
     .await?;
     tracing::info!(login = %login_row.id, client = %ar.client.id, "authorization request accepted");
 
-    let mut resp = route(&st, &login_row, conn, org, ar.domain_hint.as_deref()).await?;
+    let mut resp = crate::login::discovery::route(&st, &login_row, conn, org, ar.domain_hint.as_deref()).await?;
     if bind_new {
         resp.add_cookie(&binding_cookie(&st, bind)).map_err(|_| PageError::internal())?;
     }
     Ok(resp)
-}
-
-/// Home-realm discovery: connection, else organization, else the login_hint's (or domain_hint's)
-/// domain, else ask for the work email.
-async fn route(
-    st: &AppState,
-    login: &login::Model,
-    conn: Option<connection::Model>,
-    org: Option<tenant::Model>,
-    domain_hint: Option<&str>,
-) -> Result<HttpResponse, PageError> {
-    if let Some(c) = conn {
-        return flow::start_connection(st, login, &c, StatusCode::FOUND).await;
-    }
-    let tenant = match org {
-        Some(t) => Some(t),
-        None => {
-            let domain = login
-                .login_hint
-                .as_deref()
-                .and_then(email_domain)
-                .or_else(|| domain_hint.map(|d| d.to_ascii_lowercase()));
-            match domain {
-                Some(d) => crate::tenant::by_domain(&st.db, &d).await?,
-                None => None,
-            }
-        }
-    };
-    match tenant {
-        Some(t) => to_tenant(st, login, &t, StatusCode::FOUND).await,
-        None => Ok(redirect(StatusCode::FOUND, &format!("{}/login/{}", st.config.issuer, login.id))),
-    }
-}
-
-async fn enabled_connections(st: &AppState, tenant_id: &str) -> Result<Vec<connection::Model>, sea_orm::DbErr> {
-    connection::Entity::find()
-        .filter(connection::Column::TenantId.eq(tenant_id))
-        .filter(connection::Column::Enabled.eq(true))
-        .order_by_asc(connection::Column::Id)
-        .all(&st.db)
-        .await
-}
-
-/// Sends a login to its tenant: the only connection directly, a chooser for several.
-async fn to_tenant(
-    st: &AppState,
-    login: &login::Model,
-    t: &tenant::Model,
-    status: StatusCode,
-) -> Result<HttpResponse, PageError> {
-    let conns = enabled_connections(st, &t.id).await?;
-    let mut login = login.clone();
-    if login.tenant_id.as_deref() != Some(t.id.as_str()) {
-        login::Entity::update_many()
-            .col_expr(login::Column::TenantId, t.id.clone().into())
-            .filter(login::Column::Id.eq(login.id.clone()))
-            .exec(&st.db)
-            .await?;
-        login.tenant_id = Some(t.id.clone());
-    }
-    match conns.as_slice() {
-        [] => Err(PageError::new(
-            StatusCode::BAD_REQUEST,
-            "no_connection",
-            "Single sign-on is not set up",
-            format!("{} has no sign-in method configured yet. Contact your administrator.", t.name),
-        )
-        .with_back(flow::error_url(st, &login, "access_denied", "the organization has no enabled connection"))),
-        [one] => flow::start_connection(st, &login, one, status).await,
-        _ => Ok(redirect(status, &format!("{}/login/{}", st.config.issuer, login.id))),
-    }
-}
-
-fn html(body: String) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .body(body)
-}
-
-fn email_form(login_id: &str, message: Option<&str>, value: &str) -> String {
-    let msg = message.map(|m| format!("<p class=\"error\">{}</p>", escape(m))).unwrap_or_default();
-    page(
-        "Sign in",
-        &format!(
-            "<h1>Sign in with your work account</h1>{msg}<form method=\"post\" action=\"/login/{id}\">\
-             <label for=\"email\">Work email</label><input id=\"email\" type=\"email\" name=\"email\" required autofocus value=\"{v}\">\
-             <button type=\"submit\">Continue</button></form>",
-            id = escape(login_id),
-            v = escape(value)
-        ),
-    )
-}
-
-fn chooser(login_id: &str, tenant: &tenant::Model, conns: &[connection::Model]) -> String {
-    let items: String = conns
-        .iter()
-        .map(|c| {
-            format!(
-                "<li><button type=\"submit\" class=\"secondary\" name=\"connection\" value=\"{}\">{}</button></li>",
-                escape(&c.id),
-                escape(&c.name)
-            )
-        })
-        .collect();
-    page(
-        "Choose how to sign in",
-        &format!(
-            "<h1>Sign in to {}</h1><p>Choose how to sign in:</p><form method=\"post\" action=\"/login/{}/connection\"><ul class=\"choices\">{items}</ul></form>",
-            escape(&tenant.name),
-            escape(login_id)
-        ),
-    )
-}
-
-/// GET /login/{login}: the work-email page, or the chooser once the tenant is known.
-pub async fn login_page(
-    req: HttpRequest,
-    st: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, PageError> {
-    let login = pending_login(&st, &req, &path).await?;
-    if let Some(tid) = &login.tenant_id {
-        if let Some(t) = tenant::Entity::find_by_id(tid.clone()).one(&st.db).await? {
-            let conns = enabled_connections(&st, &t.id).await?;
-            return Ok(html(chooser(&login.id, &t, &conns)));
-        }
-    }
-    // A login_hint whose domain no tenant has: say so (the same words for every unknown domain,
-    // so the page reveals nothing about which tenants exist).
-    let unknown = match login.login_hint.as_deref().and_then(email_domain) {
-        Some(d) => crate::tenant::by_domain(&st.db, &d).await?.is_none(),
-        None => false,
-    };
-    let message = unknown.then_some(UNKNOWN_DOMAIN);
-    Ok(html(email_form(&login.id, message, login.login_hint.as_deref().unwrap_or(""))))
-}
-
-const UNKNOWN_DOMAIN: &str =
-    "We couldn't find single sign-on for that email address. Check it, or ask your administrator.";
-
-/// POST /login/{login}: route by the email's domain.
-pub async fn login_submit(
-    req: HttpRequest,
-    body: web::Bytes,
-    st: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, PageError> {
-    let login = pending_login(&st, &req, &path).await?;
-    let params = form_params(&req, &body).map_err(|m| PageError::bad_request("invalid_request", m))?;
-    let email = params.get("email").unwrap_or("").trim().to_string();
-    let Some(domain) = email_domain(&email) else {
-        return Ok(html(email_form(&login.id, Some("Enter a valid email address."), &email)));
-    };
-    let Some(t) = crate::tenant::by_domain(&st.db, &domain).await? else {
-        // Same answer for every unknown domain: no hint about which tenants exist.
-        return Ok(html(email_form(&login.id, Some(UNKNOWN_DOMAIN), &email)));
-    };
-    login::Entity::update_many()
-        .col_expr(login::Column::LoginHint, email.clone().into())
-        .filter(login::Column::Id.eq(login.id.clone()))
-        .exec(&st.db)
-        .await?;
-    let mut login = login;
-    login.login_hint = Some(email);
-    to_tenant(&st, &login, &t, StatusCode::SEE_OTHER).await
-}
-
-/// POST /login/{login}/connection: the chooser's answer.
-pub async fn choose_connection(
-    req: HttpRequest,
-    body: web::Bytes,
-    st: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, PageError> {
-    let login = pending_login(&st, &req, &path).await?;
-    let params = form_params(&req, &body).map_err(|m| PageError::bad_request("invalid_request", m))?;
-    let cid = params.get("connection").unwrap_or("");
-    let conn = connection::Entity::find_by_id(cid.to_string())
-        .one(&st.db)
-        .await?
-        .filter(|c| login.tenant_id.as_deref() == Some(c.tenant_id.as_str()))
-        .ok_or_else(|| {
-            PageError::bad_request(
-                "connection_not_allowed",
-                "That sign-in method is not available for your organization.",
-            )
-        })?;
-    flow::start_connection(&st, &login, &conn, StatusCode::SEE_OTHER).await
 }

@@ -1,14 +1,15 @@
 //! `/oauth2/userinfo`, `/oauth2/revoke` (RFC 7009), `/oauth2/introspect` (RFC 7662),
 //! `/oauth2/logout` (OpenID Connect RP-Initiated Logout 1.0).
 use super::clients::authenticate;
-use super::flow::{client_redirect_url, redirect, SESSION_COOKIE};
 use super::token::revoke_grant;
 use super::tokens::{profile_claims, trusted_email_of, verify_access_token};
 use crate::html::{escape, page};
 use crate::http::error::{OAuthError, PageError};
 use crate::http::AppState;
+use crate::http::{client_redirect_url, redirect};
 use crate::http::{form_params, Params};
 use crate::keys::{constant_time_eq, sha256_hex, UnverifiedJws};
+use crate::login::session::SESSION_COOKIE;
 use crate::store::entities::{client, grant, identity, refresh_token, revoked_token, session, tenant, user};
 use crate::store::write_tx;
 use crate::util::from_json_list;
@@ -327,7 +328,7 @@ pub async fn logout(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>)
     // elsewhere: anyone holding an ID token (the app, its logs, a leaked URL) could otherwise sign
     // the person out of every browser.
     let cookie_secret = crate::http::cookie(&req, SESSION_COOKIE, st.config.secure_cookies());
-    let current = super::flow::current_session(&st, &req).await?;
+    let current = crate::login::session::current(&st, &req).await?;
     if let (Some(s), Some(secret)) = (&current, &cookie_secret) {
         let hint_matches = hint_sid.as_deref() == Some(s.id.as_str());
         let confirmed = req.method() == actix_web::http::Method::POST

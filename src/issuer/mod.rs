@@ -1,10 +1,8 @@
 //! fedgate's OpenID Provider: one issuer for every tenant.
 pub mod authorize;
 pub mod clients;
-pub mod dev_pages;
 pub mod discovery;
 pub mod endpoints;
-pub mod flow;
 pub mod token;
 pub mod tokens;
 
@@ -74,10 +72,5 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/oauth2/revoke", web::post().to(endpoints::revoke))
         .route("/oauth2/introspect", web::post().to(endpoints::introspect))
         .route("/oauth2/logout", web::get().to(endpoints::logout))
-        .route("/oauth2/logout", web::post().to(endpoints::logout))
-        .route("/login/{login}", web::get().to(authorize::login_page))
-        .route("/login/{login}", web::post().to(authorize::login_submit))
-        .route("/login/{login}/connection", web::post().to(authorize::choose_connection))
-        .route("/sso/dev/{login}", web::get().to(dev_pages::show))
-        .route("/sso/dev/{login}", web::post().to(dev_pages::submit));
+        .route("/oauth2/logout", web::post().to(endpoints::logout));
 }

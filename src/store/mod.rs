@@ -1,6 +1,12 @@
 //! Storage: sea-orm entities and connection set-up. SQLite (default, WAL) and PostgreSQL.
 pub mod cleanup;
+pub mod clients;
+pub mod codes;
+pub mod connections;
 pub mod entities;
+pub mod logins;
+pub mod replay;
+pub mod sessions;
 
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqlErr,

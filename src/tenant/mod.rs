@@ -200,6 +200,11 @@ pub fn validate_name(field: &str, s: &str) -> Result<String, Invalid> {
 }
 
 /// Finds a tenant by id (`org_...`) or slug.
+/// A tenant by id.
+pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<tenant::Model>, sea_orm::DbErr> {
+    tenant::Entity::find_by_id(id.to_string()).one(db).await
+}
+
 pub async fn find(db: &impl ConnectionTrait, key: &str) -> Result<Option<tenant::Model>, sea_orm::DbErr> {
     let t = if TenantId::parse(key).is_ok() {
         tenant::Entity::find_by_id(key.to_string()).one(db).await?

@@ -60,12 +60,12 @@ pub async fn record(
         match row.insert(db).await {
             Ok(_) => return Ok(()),
             Err(e) if crate::store::is_unique_violation(&e) => {
-                login_trace::Entity::find_by_id(login.id.clone()).one(db).await?
+                login_trace::Entity::find_by_id(login.id.to_string()).one(db).await?
             }
             Err(e) => return Err(e),
         }
     } else {
-        login_trace::Entity::find_by_id(login.id.clone()).one(db).await?
+        login_trace::Entity::find_by_id(login.id.to_string()).one(db).await?
     };
     let (mut all, row) = match existing {
         Some(r) => (serde_json::from_str::<Vec<Step>>(&r.steps).unwrap_or_default(), Some(r)),
@@ -129,10 +129,12 @@ fn new_row(
     now_ms: i64,
 ) -> login_trace::ActiveModel {
     login_trace::ActiveModel {
-        id: Set(login.id.clone()),
-        sort_key: Set(sort_key(now_ms, &login.id)),
-        tenant_id: Set(tenant_id.map(str::to_string).or_else(|| login.tenant_id.clone())),
-        connection_id: Set(connection_id.map(str::to_string).or_else(|| login.connection_id.clone())),
+        id: Set(login.id.to_string()),
+        sort_key: Set(sort_key(now_ms, login.id.as_str())),
+        tenant_id: Set(tenant_id.map(str::to_string).or_else(|| login.tenant_id.as_ref().map(|t| t.to_string()))),
+        connection_id: Set(connection_id
+            .map(str::to_string)
+            .or_else(|| login.connection_id.as_ref().map(|c| c.to_string()))),
         client_id: Set(login.client_id.clone()),
         status: Set(status.into()),
         error_code: Set(None),
@@ -154,7 +156,7 @@ pub async fn record_best_effort(
     steps: Vec<Step>,
     outcome: Outcome,
 ) {
-    let tenant = login.tenant_id.clone();
+    let tenant = login.tenant_id.as_ref().map(|t| t.to_string());
     if let Err(e) = record(db, login, tenant.as_deref(), connection_id, steps, outcome, now_ms).await {
         crate::util::log_internal("recording the login trace", &e);
     }

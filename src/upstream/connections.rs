@@ -3,8 +3,9 @@
 use super::dev::{DevConfig, DevConnector};
 use super::oidc::connector::OidcConnector;
 use super::oidc::OidcConfig;
+use super::registry::Opened;
 use super::UpstreamCtx;
-use super::{Connector, UpstreamError};
+use super::UpstreamError;
 use crate::store::entities::connection;
 use crate::util::rfc3339;
 use crate::validation::Invalid;
@@ -167,12 +168,13 @@ impl ConnectionConfig {
     }
 
     /// Opens the configuration of `row` into a connector (decrypting its secrets).
-    pub fn open(&self, ctx: &Arc<UpstreamCtx>, row: &connection::Model) -> Result<Box<dyn Connector>, UpstreamError> {
+    /// Use [`super::registry::Connectors`], which caches the result per version.
+    pub fn open(&self, ctx: &Arc<UpstreamCtx>, row: &connection::Model) -> Result<Opened, UpstreamError> {
         match self {
-            Self::Dev(c) => Ok(Box::new(DevConnector { config: c.clone(), dev_mode: ctx.dev_mode })),
+            Self::Dev(c) => Ok(Opened::Dev(Arc::new(DevConnector { config: c.clone(), dev_mode: ctx.dev_mode }))),
             Self::Oidc(c) => {
                 let secrets = open_secrets(ctx, row)?;
-                Ok(Box::new(OidcConnector {
+                Ok(Opened::Oidc(Arc::new(OidcConnector {
                     config: (**c).clone(),
                     client_secret: secrets.get("client_secret").and_then(Value::as_str).map(str::to_string),
                     connection_id: row.id.clone(),
@@ -180,9 +182,9 @@ impl ConnectionConfig {
                     ctx: ctx.clone(),
                     clock: ctx.clock.clone(),
                     rng: ctx.rng.clone(),
-                }))
+                })))
             }
-            Self::Saml(c) => Ok(Box::new(super::saml::open(ctx, row, (**c).clone())?)),
+            Self::Saml(c) => Ok(Opened::Saml(Arc::new(super::saml::open(ctx, row, (**c).clone())?))),
         }
     }
 }

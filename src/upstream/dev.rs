@@ -1,7 +1,8 @@
 //! The development connector: a confirmation page on fedgate itself that signs in the person
 //! named by `login_hint` (or the connection's default user). Refused unless dev mode is on.
 use super::{
-    CallbackPayload, Connector, ConnectorState, LoginAction, LoginContext, LoginStart, UpstreamError, UpstreamIdentity,
+    CallbackPayload, Completed, Connector, ConnectorState, LoginAction, LoginContext, LoginStart, UpstreamError,
+    UpstreamIdentity,
 };
 use serde::{Deserialize, Serialize};
 
@@ -45,7 +46,7 @@ impl Connector for DevConnector {
         })?;
         Ok(LoginStart {
             action: LoginAction::Redirect(format!("{}/sso/dev/{}", login.issuer, login.login_id)),
-            state: ConnectorState(serde_json::json!({ "email": email })),
+            state: ConnectorState::Dev { email },
         })
     }
 
@@ -54,7 +55,7 @@ impl Connector for DevConnector {
         _login: &LoginContext,
         state: &ConnectorState,
         payload: CallbackPayload,
-    ) -> Result<UpstreamIdentity, UpstreamError> {
+    ) -> Result<Completed, UpstreamError> {
         if !self.dev_mode {
             return Err(UpstreamError::DevModeOff);
         }
@@ -63,12 +64,9 @@ impl Connector for DevConnector {
             Some("deny") => return Err(UpstreamError::Denied(None)),
             _ => return Err(UpstreamError::InvalidResponse("missing action".into())),
         }
-        let email = state
-            .0
-            .get("email")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| UpstreamError::InvalidResponse("no email in connector state".into()))?
-            .to_string();
+        let ConnectorState::Dev { email } = state.clone() else {
+            return Err(UpstreamError::InvalidResponse("no email in connector state".into()));
+        };
         let name = if self.config.default_email.as_deref().and_then(crate::claims::normalize_email).as_deref()
             == Some(email.as_str())
         {
@@ -94,7 +92,7 @@ impl Connector for DevConnector {
             (Some(g), None) => Some(g.clone()),
             _ => None,
         });
-        Ok(UpstreamIdentity {
+        Ok(Completed::identity(UpstreamIdentity {
             subject: format!("dev|{email}"),
             email: Some(email),
             email_verified: true,
@@ -106,7 +104,7 @@ impl Connector for DevConnector {
             attributes: serde_json::Value::Null,
             // The confirmation page is the authentication: the login flow records it as now.
             auth_time: None,
-        })
+        }))
     }
 }
 

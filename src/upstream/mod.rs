@@ -5,6 +5,7 @@ pub mod connections;
 pub mod console_rules;
 pub mod dev;
 pub mod oidc;
+pub mod registry;
 pub mod saml;
 
 use crate::ids::{ConnectionId, LoginId, TenantId};
@@ -17,8 +18,6 @@ use std::collections::HashMap;
 pub struct UpstreamCtx {
     pub http: crate::net::upstream::UpstreamHttp,
     pub oidc: oidc::metadata::MetadataCache,
-    /// Opened SAML key material per connection.
-    pub saml_keys: saml::KeyCache,
     pub master: std::sync::Arc<crate::keys::MasterKey>,
     pub clock: std::sync::Arc<dyn crate::clock::Clock>,
     pub rng: std::sync::Arc<dyn crate::clock::Rng>,
@@ -26,6 +25,8 @@ pub struct UpstreamCtx {
     pub dev_mode: bool,
     /// SAML signature verification and decryption run here, never on the async workers.
     pub saml_pool: std::sync::Arc<crate::blocking::BlockingPool>,
+    /// The least time a failure to decrypt unauthenticated SAML ciphertext takes.
+    pub decryption_failure_floor_ms: u64,
 }
 
 impl std::fmt::Debug for UpstreamCtx {
@@ -45,11 +46,12 @@ impl UpstreamCtx {
         rng: std::sync::Arc<dyn crate::clock::Rng>,
         dev_mode: bool,
         saml_pool: std::sync::Arc<crate::blocking::BlockingPool>,
+        decryption_failure_floor_ms: u64,
     ) -> Result<Self, reqwest::Error> {
         Ok(Self {
             http: crate::net::upstream::UpstreamHttp::new(allow_private_network)?,
             oidc: Default::default(),
-            saml_keys: Default::default(),
+            decryption_failure_floor_ms,
             master,
             clock,
             rng,
@@ -90,9 +92,94 @@ pub enum LoginAction {
     },
 }
 
-/// Connector state kept on the pending login row (never in the browser).
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct ConnectorState(pub serde_json::Value);
+/// The upstream's statement about the person, before normalization (defined with the pure
+/// claims code that maps it; connectors produce it).
+pub use crate::claims::UpstreamIdentity;
+
+/// Connector state kept on the pending login row (never in the browser), one shape per
+/// connection type. Stored as JSON tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ConnectorState {
+    /// The person the dev confirmation page signs in.
+    Dev { email: String },
+    /// PKCE verifier and nonce of the upstream authorization request, and the connection
+    /// version it was sent with.
+    Oidc { nonce: String, verifier: String, version: i64 },
+    /// The AuthnRequest ID (our login id) and the answers the ACS accepted for it, each under
+    /// the hash of a handle only the browser that posted it holds.
+    Saml {
+        saml_request_id: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        asserted: Vec<SamlAnswer>,
+    },
+}
+
+/// An identity a SAML response established, waiting for its browser (`/sso/saml/resume`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SamlAnswer {
+    /// SHA-256 of the handle in the resume URL; empty for answers stored before handles existed.
+    pub handle_hash: String,
+    pub identity: UpstreamIdentity,
+}
+
+impl ConnectorState {
+    /// Reads the stored JSON. Rows written before the state was typed (an in-flight login
+    /// during an upgrade) are recognised by their fields.
+    pub fn from_stored(raw: &str) -> Option<Self> {
+        if let Ok(s) = serde_json::from_str::<Self>(raw) {
+            return Some(s);
+        }
+        let v: serde_json::Value = serde_json::from_str(raw).ok()?;
+        let text = |k: &str| v.get(k).and_then(serde_json::Value::as_str).map(str::to_string);
+        if let Some(email) = text("email") {
+            return Some(Self::Dev { email });
+        }
+        if let (Some(nonce), Some(verifier)) = (text("nonce"), text("verifier")) {
+            let version = v.get("version").and_then(serde_json::Value::as_i64).unwrap_or(0);
+            return Some(Self::Oidc { nonce, verifier, version });
+        }
+        let saml_request_id = text("saml_request_id")?;
+        let asserted = match v.get("asserted") {
+            Some(one @ serde_json::Value::Object(_)) => serde_json::from_value(one.clone())
+                .ok()
+                .map(|identity| vec![SamlAnswer { handle_hash: String::new(), identity }])
+                .unwrap_or_default(),
+            Some(many @ serde_json::Value::Array(_)) => serde_json::from_value(many.clone()).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        Some(Self::Saml { saml_request_id, asserted })
+    }
+
+    /// The JSON stored on the login row.
+    pub fn to_stored(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "null".into())
+    }
+}
+
+/// A use-once key a connector's answer carries (a SAML assertion ID): the login module records
+/// it in the replay cache, shared by every instance, before it accepts the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneTimeUse {
+    pub key: String,
+    /// Until when the key could be accepted again (unix seconds): keep it at least that long.
+    pub until: i64,
+}
+
+/// What a connector's `complete` established.
+#[derive(Debug, Clone)]
+pub struct Completed {
+    pub identity: UpstreamIdentity,
+    pub one_time: Option<OneTimeUse>,
+    /// Notes on the claims mapping (for the login trace).
+    pub notes: Vec<String>,
+}
+
+impl Completed {
+    pub fn identity(identity: UpstreamIdentity) -> Self {
+        Self { identity, one_time: None, notes: Vec::new() }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct LoginStart {
@@ -104,27 +191,9 @@ pub struct LoginStart {
 #[derive(Debug, Clone, Default)]
 pub struct CallbackPayload {
     pub params: HashMap<String, String>,
-}
-
-/// The upstream's statement about the person, before normalization. Serializable: a SAML login
-/// keeps it on the pending login row between the ACS and the browser's return.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct UpstreamIdentity {
-    pub subject: String,
-    pub email: Option<String>,
-    pub email_verified: bool,
-    pub name: Option<String>,
-    pub given_name: Option<String>,
-    pub family_name: Option<String>,
-    pub groups: Vec<String>,
-    pub amr: Vec<String>,
-    /// Non-secret upstream claims kept on the identity (issuer, acr, tid, hd...).
-    pub attributes: serde_json::Value,
-    /// When the person last authenticated at the upstream (unix seconds): the OIDC ID token's
-    /// `auth_time`, the SAML `AuthnInstant`. Checked against `prompt=login` / `max_age` and used
-    /// as the session's `auth_time`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth_time: Option<i64>,
+    /// The message already decoded by the surface (SAML: the SAMLResponse XML, decoded and
+    /// checked while finding the login it names), so the connector need not decode it again.
+    pub decoded: Option<std::sync::Arc<str>>,
 }
 
 /// Why an upstream login failed. Every variant has a stable [`code`](UpstreamError::code), a
@@ -183,6 +252,9 @@ pub enum UpstreamError {
     /// does not show one (see [`crate::claims::check_reauthentication`]).
     #[error("{0}")]
     ReauthenticationMissing(String),
+    /// Every SAML verification worker is busy and the queue is full: try again shortly.
+    #[error("too many SAML responses are being verified right now")]
+    Busy,
 }
 
 impl UpstreamError {
@@ -211,6 +283,7 @@ impl UpstreamError {
             UpstreamError::ClaimsRejected { code, .. } => code,
             UpstreamError::Saml(e) => e.code(),
             UpstreamError::ReauthenticationMissing(_) => "upstream_reauthentication_missing",
+            UpstreamError::Busy => "saml_busy",
         }
     }
 
@@ -235,6 +308,9 @@ impl UpstreamError {
             }
             UpstreamError::ReauthenticationMissing(_) => {
                 "The application asked you to sign in again, but your identity provider did not ask you to."
+            }
+            UpstreamError::Busy => {
+                "Too many sign-ins are being checked right now. Go back to the application and try again in a moment."
             }
             UpstreamError::Saml(e) => match e.code() {
                 "saml_replay" => "This answer from your identity provider was already used.",
@@ -279,6 +355,7 @@ impl UpstreamError {
             UpstreamError::NonceMismatch => "Start the sign-in again from the application; if it persists, the identity provider does not echo the nonce.".into(),
             UpstreamError::ClaimsRejected { fix, .. } => fix.clone(),
             UpstreamError::Saml(e) => e.fix(conn),
+            UpstreamError::Busy => "None for one person (they retry). If it persists, look for a flood in fedgate_saml_busy_total and the rate-limit metrics, and raise saml.verify_workers if the load is real.".into(),
             UpstreamError::ReauthenticationMissing(_) => format!("The application asked for a fresh sign-in (prompt=login or max_age). Make sure the identity provider of connection {conn} re-authenticates when asked (SAML ForceAuthn; OIDC prompt=login and max_age) and says when it did: AuthnInstant in the SAML AuthnStatement, auth_time in the OIDC ID token (Entra ID: add the optional claim auth_time). Clock skew allowed: the connection's clock skew setting."),
         }
     }
@@ -307,11 +384,12 @@ impl StepLog {
 pub trait Connector: Send + Sync {
     /// Begin an upstream login.
     async fn begin(&self, login: &LoginContext) -> Result<LoginStart, UpstreamError>;
-    /// Check the upstream answer against what `begin` stored and return the upstream identity.
+    /// Check the upstream answer against what `begin` stored and return the upstream identity
+    /// (and the use-once key the caller must record, if the protocol has one).
     async fn complete(
         &self,
         login: &LoginContext,
         state: &ConnectorState,
         payload: CallbackPayload,
-    ) -> Result<UpstreamIdentity, UpstreamError>;
+    ) -> Result<Completed, UpstreamError>;
 }

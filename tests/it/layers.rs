@@ -88,7 +88,6 @@ pub fn violations() -> Vec<(String, usize, String)> {
 }
 
 #[test]
-#[ignore = "turned on when the login module lands (restructuring in progress)"]
 fn no_module_imports_a_layer_above_it() {
     let v = violations();
     let mut by_file: BTreeMap<&str, Vec<String>> = BTreeMap::new();

@@ -186,14 +186,22 @@ async fn unrouted_logins_expire_quickly_and_are_pruned(app: &TestApp) {
     assert_eq!(r.status().as_u16(), 302);
     let page = location(&r);
     let id = page.rsplit('/').next().unwrap().to_string();
-    let row = login::Entity::find_by_id(id.clone()).one(&app.state.db).await.unwrap().unwrap();
+    let row = login::Entity::find_by_id(fedgate::ids::LoginId::from_db(id.clone()))
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
     let tokens = &app.state.config.tokens;
     assert!(row.expires_at - app.clock.now() <= tokens.unrouted_login_ttl, "{row:?}");
     // Routed logins get the full login_ttl from routing on.
     let r = b.get(authorize_url(app, &client, &[("login_hint", "bob@acme.test")])).send().await.unwrap();
     assert!(location(&r).contains("/sso/dev/"), "{}", location(&r));
     let routed = location(&r).rsplit('/').next().unwrap().to_string();
-    let row = login::Entity::find_by_id(routed.clone()).one(&app.state.db).await.unwrap().unwrap();
+    let row = login::Entity::find_by_id(fedgate::ids::LoginId::from_db(routed.clone()))
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(row.expires_at - app.clock.now() > tokens.unrouted_login_ttl, "{row:?}");
     app.clock.advance_secs(tokens.unrouted_login_ttl + 1);
     let r = b.get(&page).send().await.unwrap();
@@ -203,7 +211,7 @@ async fn unrouted_logins_expire_quickly_and_are_pruned(app: &TestApp) {
     let mut junk = Vec::new();
     for i in 0..2500 {
         junk.push(login::ActiveModel {
-            id: sea_orm::Set(format!("lgn_junk{i:022}")),
+            id: sea_orm::Set(fedgate::ids::LoginId::from_db(format!("lgn_junk{i:022}"))),
             client_id: sea_orm::Set(client.clone()),
             redirect_uri: sea_orm::Set(REDIRECT.into()),
             scope: sea_orm::Set("openid".into()),
@@ -217,7 +225,7 @@ async fn unrouted_logins_expire_quickly_and_are_pruned(app: &TestApp) {
             connection_id: sea_orm::Set(None),
             connector_state: sea_orm::Set(None),
             binding_hash: sea_orm::Set("x".into()),
-            status: sea_orm::Set("pending".into()),
+            status: sea_orm::Set(login::LoginStatus::Pending),
             error_code: sea_orm::Set(None),
             created_at: sea_orm::Set(now - 400),
             expires_at: sea_orm::Set(now - 100),
@@ -228,9 +236,16 @@ async fn unrouted_logins_expire_quickly_and_are_pruned(app: &TestApp) {
         login::Entity::insert_many(chunk.to_vec()).exec(&app.state.db).await.unwrap();
     }
     app.state.maintenance().await.unwrap();
-    assert!(login::Entity::find_by_id(id).one(&app.state.db).await.unwrap().is_none(), "unrouted and expired: gone");
+    assert!(
+        login::Entity::find_by_id(fedgate::ids::LoginId::from_db(id)).one(&app.state.db).await.unwrap().is_none(),
+        "unrouted and expired: gone"
+    );
     assert_eq!(login::Entity::find().count(&app.state.db).await.unwrap(), 1, "only the routed login is kept");
-    assert!(login::Entity::find_by_id(routed).one(&app.state.db).await.unwrap().is_some());
+    assert!(login::Entity::find_by_id(fedgate::ids::LoginId::from_db(routed))
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .is_some());
 }
 
 async fn each_surface_answers_429_in_its_shape(app: &TestApp) {

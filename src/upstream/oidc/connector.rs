@@ -8,8 +8,8 @@ use crate::claims::oidc::{map_claims, Policy};
 use crate::clock::{Clock, Rng};
 use crate::net::upstream::HttpError;
 use crate::upstream::{
-    CallbackPayload, Connector, ConnectorState, LoginAction, LoginContext, LoginStart, UpstreamCtx, UpstreamError,
-    UpstreamIdentity,
+    CallbackPayload, Completed, Connector, ConnectorState, LoginAction, LoginContext, LoginStart, UpstreamCtx,
+    UpstreamError,
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -245,7 +245,7 @@ impl Connector for OidcConnector {
         );
         Ok(LoginStart {
             action: LoginAction::Redirect(url.to_string()),
-            state: ConnectorState(json!({ "nonce": nonce, "verifier": verifier, "version": self.version })),
+            state: ConnectorState::Oidc { nonce, verifier, version: self.version },
         })
     }
 
@@ -254,13 +254,12 @@ impl Connector for OidcConnector {
         login: &LoginContext,
         state: &ConnectorState,
         payload: CallbackPayload,
-    ) -> Result<UpstreamIdentity, UpstreamError> {
+    ) -> Result<Completed, UpstreamError> {
         let p = &payload.params;
         if p.get("state").map(String::as_str) != Some(login.login_id.as_str()) {
             return Err(UpstreamError::StateMismatch);
         }
-        let field = |k: &str| state.0.get(k).and_then(Value::as_str).map(str::to_string);
-        let (Some(nonce), Some(verifier)) = (field("nonce"), field("verifier")) else {
+        let ConnectorState::Oidc { nonce, verifier, .. } = state.clone() else {
             return Err(UpstreamError::InvalidResponse("no pending OIDC state for this sign-in".into()));
         };
         let mut meta = self.metadata().await?;
@@ -377,6 +376,6 @@ impl Connector for OidcConnector {
         );
         let mut identity = mapped.identity;
         identity.auth_time = auth_time;
-        Ok(identity)
+        Ok(Completed { identity, one_time: None, notes: mapped.notes })
     }
 }

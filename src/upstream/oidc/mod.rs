@@ -1,7 +1,6 @@
 //! Upstream OpenID Connect connections (`type: oidc`): configuration, discovery/JWKS cache, the
 //! connector (authorization code + PKCE S256 + state + nonce, through the `openidconnect` crate)
 //! and the one callback route, `/sso/oidc/callback`.
-pub mod callback;
 pub mod connector;
 pub mod metadata;
 

@@ -5,11 +5,13 @@
 pub mod decrypt;
 pub mod metadata;
 pub mod refresh;
-pub mod routes;
 pub mod validate;
 pub mod xml;
 
-use super::{CallbackPayload, Connector, ConnectorState, LoginAction, LoginContext, LoginStart, UpstreamError};
+use super::{
+    CallbackPayload, Completed, Connector, ConnectorState, LoginAction, LoginContext, LoginStart, OneTimeUse,
+    UpstreamError,
+};
 use super::{StepLog, UpstreamCtx, UpstreamIdentity};
 use crate::claims::oidc::Policy;
 use crate::claims::saml::{AttributeMapping, SamlAssertionView, SamlPreset};
@@ -520,64 +522,37 @@ impl SamlKeys {
     }
 }
 
-/// Opened key material per connection, valid while the row's config and secrets are unchanged.
-#[derive(Default)]
-pub struct KeyCache(std::sync::Mutex<std::collections::HashMap<String, (String, Arc<SamlKeys>)>>);
-
-impl std::fmt::Debug for KeyCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("KeyCache")
-    }
-}
-
-impl KeyCache {
-    const MAX: usize = 10_000;
-
-    fn get_or_open(
-        &self,
-        ctx: &super::UpstreamCtx,
-        row: &crate::store::entities::connection::Model,
-        config: &SamlConfig,
-    ) -> Result<Arc<SamlKeys>, UpstreamError> {
-        let stamp = crate::keys::sha256_hex(&format!(
-            "{}\n{}\n{}",
-            row.version,
-            row.config,
-            row.secrets_enc.as_deref().unwrap_or("")
-        ));
-        if let Some((s, k)) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&row.id) {
-            if *s == stamp {
-                return Ok(k.clone());
-            }
-        }
-        let secrets = super::connections::open_secrets(ctx, row)?;
-        let pem = secrets.get(SP_KEY_FIELD).and_then(Value::as_str).map(str::to_string);
-        let keys = Arc::new(SamlKeys::new(config, pem));
-        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if g.len() >= Self::MAX {
-            g.clear();
-        }
-        g.insert(row.id.clone(), (stamp, keys.clone()));
-        Ok(keys)
-    }
-}
-
-/// Opens a SAML connection row (its SP key decrypted and parsed once, then cached).
+/// Opens a SAML connection row: its SP key decrypted and parsed, the IdP certificates decoded.
+/// The connector registry does this once per (connection, version).
 pub fn open(
     ctx: &std::sync::Arc<super::UpstreamCtx>,
     row: &crate::store::entities::connection::Model,
     config: SamlConfig,
 ) -> Result<SamlConnector, UpstreamError> {
-    let keys = ctx.saml_keys.get_or_open(ctx, row, &config)?;
-    Ok(SamlConnector { config, connection_id: row.id.clone(), keys, clock: ctx.clock.clone() })
+    let secrets = super::connections::open_secrets(ctx, row)?;
+    let pem = secrets.get(SP_KEY_FIELD).and_then(Value::as_str).map(str::to_string);
+    let keys = Arc::new(SamlKeys::new(&config, pem));
+    Ok(SamlConnector {
+        config: Arc::new(config),
+        connection_id: row.id.clone(),
+        keys,
+        clock: ctx.clock.clone(),
+        pool: ctx.saml_pool.clone(),
+        decryption_floor: std::time::Duration::from_millis(ctx.decryption_failure_floor_ms),
+    })
 }
 
-/// An opened SAML connection.
+/// An opened SAML connection. Cheap to clone (everything heavy is shared).
+#[derive(Clone)]
 pub struct SamlConnector {
-    pub config: SamlConfig,
+    pub config: Arc<SamlConfig>,
     pub connection_id: String,
     pub keys: Arc<SamlKeys>,
     pub clock: Arc<dyn Clock>,
+    /// Decoding, parsing, verification and decryption run here, never on the async workers.
+    pub pool: Arc<crate::blocking::BlockingPool>,
+    /// Every failure to decrypt and verify unauthenticated ciphertext takes at least this long.
+    pub decryption_floor: std::time::Duration,
 }
 
 impl std::fmt::Debug for SamlConnector {
@@ -788,22 +763,75 @@ impl Connector for SamlConnector {
         );
         Ok(LoginStart {
             action,
-            state: ConnectorState(serde_json::json!({"saml_request_id": login.login_id.as_str()})),
+            state: ConnectorState::Saml { saml_request_id: login.login_id.to_string(), asserted: Vec::new() },
         })
     }
 
+    /// Validates the POSTed SAMLResponse against the request `begin` sent (on the pool) and
+    /// maps it; the assertion ID comes back as the use-once key for the replay cache.
     async fn complete(
         &self,
         login: &LoginContext,
         _state: &ConnectorState,
         payload: CallbackPayload,
-    ) -> Result<UpstreamIdentity, UpstreamError> {
+    ) -> Result<Completed, UpstreamError> {
+        self.complete_response(&login.issuer, payload, Some(login.login_id.to_string()), &login.steps).await
+    }
+}
+
+impl SamlConnector {
+    /// Runs CPU work on a SAML message on the bounded pool.
+    async fn pooled<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, UpstreamError> {
+        self.pool.run(f).await.map_err(|e| match e {
+            crate::blocking::PoolError::Busy => UpstreamError::Busy,
+            crate::blocking::PoolError::Failed => {
+                UpstreamError::Misconfigured("SAML verification failed unexpectedly".into())
+            }
+        })
+    }
+
+    /// Decodes the base64 `SAMLResponse` field (size, UTF-8, the byte checks) and reads the
+    /// unverified InResponseTo that names the login it answers, on the pool.
+    pub async fn decode_and_peek(&self, saml_response: String) -> Result<(Arc<str>, Option<String>), UpstreamError> {
+        self.pooled(move || {
+            let xml = validate::decode(&saml_response)?;
+            let irt = validate::peek_in_response_to(&xml)?;
+            Ok::<_, SamlError>((Arc::<str>::from(xml), irt))
+        })
+        .await?
+        .map_err(UpstreamError::Saml)
+    }
+
+    /// Validates a response for login `request` (or, `None`, an IdP-initiated one) and maps it.
+    /// A failure to decrypt and verify unauthenticated ciphertext takes at least
+    /// `decryption_floor`, whatever failed inside.
+    pub async fn complete_response(
+        &self,
+        issuer: &str,
+        payload: CallbackPayload,
+        request: Option<String>,
+        steps: &StepLog,
+    ) -> Result<Completed, UpstreamError> {
         let started = self.clock.now_ms();
-        let resp = payload.params.get("SAMLResponse").map(String::as_str).unwrap_or_default();
-        let xml = validate::decode(resp).map_err(UpstreamError::Saml)?;
-        let a = self
-            .validate(&login.issuer, &xml, Some(login.login_id.as_str()), &login.steps, started)
-            .map_err(UpstreamError::Saml)?;
-        Ok(self.identity(&a)?.0)
+        let began = tokio::time::Instant::now();
+        let xml = match payload.decoded {
+            Some(x) => x,
+            None => {
+                let raw = payload.params.get("SAMLResponse").cloned().unwrap_or_default();
+                self.decode_and_peek(raw).await?.0
+            }
+        };
+        let (me, issuer, steps2) = (self.clone(), issuer.to_string(), steps.clone());
+        let validated = self.pooled(move || me.validate(&issuer, &xml, request.as_deref(), &steps2, started)).await?;
+        let a = match validated {
+            Ok(a) => a,
+            Err(e @ SamlError::Decryption(_)) => {
+                tokio::time::sleep_until(began + self.decryption_floor).await;
+                return Err(UpstreamError::Saml(e));
+            }
+            Err(e) => return Err(UpstreamError::Saml(e)),
+        };
+        let (identity, notes) = self.identity(&a)?;
+        Ok(Completed { identity, one_time: Some(OneTimeUse { key: a.assertion_id, until: a.expires_at }), notes })
     }
 }

@@ -1,16 +1,13 @@
 //! `/sso/oidc/callback`: the one redirect URI of every OIDC connection. The login (and so the
 //! connection) is found server-side from `state` — our LoginId — and the browser-binding cookie.
+use super::complete::{complete_with, upstream_failure};
+use super::pending::{connector_state, load_for_browser, routed_connection};
 use crate::http::error::PageError;
-use crate::http::AppState;
-use crate::http::{form_params, Params};
-use crate::ids::{ConnectionId, LoginId, TenantId};
-use crate::issuer::flow::{self, pending_login};
-use crate::store::entities::connection;
-use crate::upstream::connections::ConnectionConfig;
-use crate::upstream::{CallbackPayload, ConnectorState, LoginContext, StepLog};
+use crate::http::{form_params, AppState, Params};
+use crate::ids::LoginId;
+use crate::upstream::{CallbackPayload, StepLog};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use sea_orm::EntityTrait;
 use std::collections::HashMap;
 
 /// Parameters read from the callback (everything else is ignored).
@@ -28,7 +25,7 @@ pub async fn callback(req: HttpRequest, body: web::Bytes, st: web::Data<AppState
         return Err(anonymous(&st, unknown_state()));
     }
     // No pending login for this browser: nothing is written, the failure is counted and sampled.
-    let login = match pending_login(&st, &req, &state).await {
+    let login = match load_for_browser(&st, &req, &state).await {
         Ok(l) => l,
         Err(e) if e.code == "login_not_found" => return Err(anonymous(&st, unknown_state())),
         Err(e) => return Err(anonymous(&st, e).with_trace(state)),
@@ -40,45 +37,24 @@ pub async fn callback(req: HttpRequest, body: web::Bytes, st: web::Data<AppState
         0,
         serde_json::json!({ "params": KEYS.iter().filter(|k| params.get(k).is_some()).collect::<Vec<_>>(), "error": params.get("error") }),
     );
-    let conn = match &login.connection_id {
-        Some(c) => connection::Entity::find_by_id(c.clone()).one(&st.db).await?,
-        None => None,
-    }
-    .filter(|c| c.conn_type == "oidc")
-    .ok_or_else(|| {
+    let conn = routed_connection(&st, &login, "oidc").await?.ok_or_else(|| {
         PageError::bad_request("connection_not_allowed", "This sign-in does not use an OpenID Connect connection.")
     })?;
-    let cfg = ConnectionConfig::from_row(&conn).map_err(|e| {
-        tracing::error!(connection = %conn.id, error = %e, "stored connection config is corrupt");
-        PageError::internal()
-    })?;
-    let connector = match cfg.open(&st.upstream, &conn) {
+    let opened = match st.connectors.open(&conn) {
         Ok(c) => c,
-        Err(e) => return flow::upstream_failure(&st, &login, e, &steps).await,
+        Err(e) => return upstream_failure(&st, &login, e, &steps).await,
     };
-    let ctx = LoginContext {
-        login_id: LoginId::from_db(login.id.clone()),
-        tenant_id: TenantId::from_db(conn.tenant_id.clone()),
-        connection_id: ConnectionId::from_db(conn.id.clone()),
-        login_hint: login.login_hint.clone(),
-        issuer: st.config.issuer.clone(),
-        force_authn: false,
-        prompt_login: false,
-        max_age: None,
-        steps: steps.clone(),
+    let Some(cstate) = connector_state(&login) else {
+        let e = crate::upstream::UpstreamError::InvalidResponse("no pending OIDC state for this sign-in".into());
+        return upstream_failure(&st, &login, e, &steps).await;
     };
-    let connector_state =
-        ConnectorState(login.connector_state.as_deref().and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default());
-    let mut payload = CallbackPayload { params: HashMap::new() };
+    let mut payload = CallbackPayload { params: HashMap::new(), decoded: None };
     for k in KEYS {
         if let Some(v) = params.get(k) {
             payload.params.insert(k.to_string(), v.chars().take(4096).collect());
         }
     }
-    match connector.complete(&ctx, &connector_state, payload).await {
-        Ok(identity) => flow::finish_login(&st, &login, &conn, identity, &steps).await,
-        Err(e) => flow::upstream_failure(&st, &login, e, &steps).await,
-    }
+    complete_with(&st, &login, &conn, &opened, &cstate, payload, &steps).await
 }
 
 /// Counts (and logs, sampled) a callback that belongs to no pending login of this browser.
@@ -101,8 +77,4 @@ fn unknown_state() -> PageError {
         "Sign-in not found",
         "This answer from your identity provider does not belong to a sign-in in progress. Go back to the application and sign in again.",
     )
-}
-
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/sso/oidc/callback", web::get().to(callback)).route("/sso/oidc/callback", web::post().to(callback));
 }

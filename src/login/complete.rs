@@ -1,0 +1,359 @@
+//! The one completion path. Every upstream answer — the OIDC callback, the dev confirmation
+//! page, the SAML resume step — ends here with an upstream identity: tenant policy, linking the
+//! person, the session, the code, the events and the trace, in one transaction; or a failure,
+//! recorded with its code, cause and fix, and answered in the shape the person and the app see.
+use super::pending::{context, error_url};
+use super::session::{issue_code, success_url, CodeFor, SESSION_COOKIE};
+use crate::claims;
+use crate::http::error::PageError;
+use crate::http::{build_cookie, redirect, AppState};
+use crate::ids::{SessionId, TenantId};
+use crate::keys::{new_token, sha256_hex};
+use crate::store::entities::{connection, login};
+use crate::store::write_tx;
+use crate::traces::{self, Outcome};
+use crate::upstream::registry::Opened;
+use crate::upstream::{CallbackPayload, ConnectorState, StepLog, UpstreamError, UpstreamIdentity};
+use crate::util::log_internal;
+use actix_web::http::{header, StatusCode};
+use actix_web::HttpResponse;
+
+/// Completes a login with the answer its connector received (OIDC callback, dev page): the
+/// connector checks the answer against the state `begin` stored, the use-once key it carries
+/// (if any) is consumed in the replay cache, and the login is finished.
+pub async fn complete_with(
+    st: &AppState,
+    login: &login::Model,
+    conn: &connection::Model,
+    opened: &Opened,
+    state: &ConnectorState,
+    payload: CallbackPayload,
+    steps: &StepLog,
+) -> Result<HttpResponse, PageError> {
+    let completed = match opened.connector().complete(&context(st, login, conn, steps), state, payload).await {
+        Ok(c) => c,
+        Err(e) => return upstream_failure(st, login, e, steps).await,
+    };
+    if let Some(once) = &completed.one_time {
+        if !crate::store::replay::consume(&st.db, &conn.id, &once.key, once.until, st.clock.now()).await? {
+            let e = UpstreamError::InvalidResponse(format!("the answer {} was already used", once.key));
+            return upstream_failure(st, login, e, steps).await;
+        }
+    }
+    finish(st, login, conn, completed.identity, steps).await
+}
+
+/// Marks a login failed (best effort), records it on the trace and logs why.
+pub async fn mark_failed(st: &AppState, login: &login::Model, code: &str) {
+    let (cause, fix) = explain(code);
+    mark_failed_with(st, login, code, cause, fix, &StepLog::default()).await
+}
+
+fn explain(code: &str) -> (String, String) {
+    match code {
+        "email_domain_not_allowed" => (
+            "The identity provider signed the person in with an email address outside the organization's domains.".into(),
+            "Add the domain to the organization, or set allow_email_outside_domains in its settings if this is expected.".into(),
+        ),
+        "user_inactive" => (
+            "The person's user is deactivated in fedgate.".into(),
+            "Reactivate the user (or their SCIM provisioning) if they should have access.".into(),
+        ),
+        other => (format!("The sign-in failed ({other})."), "See docs/error-codes.md.".into()),
+    }
+}
+
+/// [`mark_failed`] with an explicit cause, fix and the steps recorded so far.
+pub async fn mark_failed_with(
+    st: &AppState,
+    login: &login::Model,
+    code: &str,
+    cause: String,
+    fix: String,
+    steps: &StepLog,
+) {
+    if let Err(e) = crate::store::logins::fail(&st.db, &login.id, code, st.clock.now()).await {
+        log_internal("marking login failed", &e);
+    }
+    let tenant = login.tenant_id.as_ref().map(TenantId::as_str).unwrap_or("-");
+    let connection = login.connection_id.as_ref().map(|c| c.as_str()).unwrap_or("-");
+    st.metrics.inc("fedgate_logins_total", &[("tenant", tenant), ("connection", connection), ("result", "failed")]);
+    let data = serde_json::json!({"login_id": login.id, "tenant_id": login.tenant_id, "connection_id": login.connection_id,
+                                  "client_id": login.client_id, "error_code": code});
+    let tenant_id = login.tenant_id.as_ref().map(TenantId::as_str);
+    if let Err(e) = crate::events::emit(&st.db, &*st.rng, st.clock.now(), tenant_id, "login.failed", data).await {
+        log_internal("emitting login.failed", &e);
+    }
+    let outcome = Outcome::Failed { code: code.to_string(), cause, fix };
+    let conn = login.connection_id.as_ref().map(|c| c.as_str());
+    traces::record_best_effort(&st.db, st.clock.now_ms(), login, conn, steps.take(), outcome).await;
+    tracing::info!(login = %login.id, code, "login failed");
+}
+
+/// The connection's display name for fixes (`Name (conn_…)`).
+async fn connection_name(st: &AppState, login: &login::Model) -> String {
+    match &login.connection_id {
+        Some(c) => crate::store::connections::get(&st.db, c.as_str())
+            .await
+            .ok()
+            .flatten()
+            .map(|c| format!("{} ({})", c.name, c.id)),
+        None => None,
+    }
+    .unwrap_or_else(|| "(none)".into())
+}
+
+/// Turns a connector error into what the person and the app see, and records it on the trace.
+pub async fn upstream_failure(
+    st: &AppState,
+    login: &login::Model,
+    e: UpstreamError,
+    steps: &StepLog,
+) -> Result<HttpResponse, PageError> {
+    let conn_name = connection_name(st, login).await;
+    // The detail (which may quote the IdP or a library: xmlsec, OpenSSL, HTTP) goes to the log
+    // and the admin-only trace, bounded; the person sees the code and a fixed sentence.
+    let cause = e.detail();
+    tracing::warn!(login = %login.id, code = e.code(), detail = %cause, "upstream sign-in failed");
+    mark_failed_with(st, login, e.code(), cause, e.fix(&conn_name), steps).await;
+    match e {
+        UpstreamError::Denied(_) => {
+            Ok(redirect(StatusCode::SEE_OTHER, &error_url(st, login, "access_denied", "the sign-in was declined")))
+        }
+        UpstreamError::Unreachable(_) => Err(PageError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_unreachable",
+            "Your sign-in service is not responding",
+            "Your organization's identity provider could not be reached. Try again in a few minutes; if it keeps happening, tell your administrator.",
+        )
+        .with_trace(login.id.to_string())
+        .with_back(error_url(st, login, "temporarily_unavailable", "the identity provider could not be reached"))),
+        other => Err(PageError::new(
+            StatusCode::BAD_GATEWAY,
+            other.code(),
+            "Sign-in could not be completed",
+            format!("{} Your administrator can find the details under this code.", other.public_message()),
+        )
+        .with_trace(login.id.to_string())
+        .with_back(error_url(st, login, "server_error", "the sign-in could not be completed"))),
+    }
+}
+
+/// What a finished login answers the browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterLogin {
+    /// An authorization code to the app's redirect_uri (the normal case).
+    Code,
+    /// Only fedgate's session, then this URL (IdP-initiated SAML: the app starts a fresh OIDC
+    /// flow there, which the session answers).
+    SessionThen(String),
+}
+
+/// Finishes a login: normalizes the upstream identity, applies tenant policy, links the person,
+/// opens a session, issues a code — one transaction — and redirects to the app.
+pub async fn finish(
+    st: &AppState,
+    login: &login::Model,
+    conn: &connection::Model,
+    up: UpstreamIdentity,
+    steps: &StepLog,
+) -> Result<HttpResponse, PageError> {
+    finish_then(st, login, conn, up, steps, AfterLogin::Code).await
+}
+
+/// The clock skew a connection allows (its own setting; 120 s for the dev connector).
+fn clock_skew_of(st: &AppState, conn: &connection::Model) -> i64 {
+    match st.connectors.open(conn) {
+        Ok(Opened::Saml(c)) => c.config.clock_skew_secs,
+        Ok(Opened::Oidc(c)) => c.config.clock_skew,
+        _ => 120,
+    }
+}
+
+/// [`finish`] with a choice of answer.
+pub async fn finish_then(
+    st: &AppState,
+    login: &login::Model,
+    conn: &connection::Model,
+    up: UpstreamIdentity,
+    steps: &StepLog,
+    after: AfterLogin,
+) -> Result<HttpResponse, PageError> {
+    let now_ms = st.clock.now_ms();
+    let now = now_ms / 1000;
+    // The dev connector's confirmation page is the authentication itself.
+    let upstream_auth_time = if conn.conn_type == "dev" { up.auth_time.or(Some(now)) } else { up.auth_time };
+    if let Err(cause) = claims::check_reauthentication(
+        login.prompt.as_deref(),
+        login.max_age,
+        login.created_at,
+        upstream_auth_time,
+        clock_skew_of(st, conn),
+        now,
+    ) {
+        return upstream_failure(st, login, UpstreamError::ReauthenticationMissing(cause), steps).await;
+    }
+    // The session's auth_time is when the person authenticated upstream, when the IdP says so
+    // (never in the future, never before 1970).
+    let auth_time = upstream_auth_time.map_or(now, |t| t.clamp(0, now));
+    let mut ident = match claims::normalize(up) {
+        Ok(i) => i,
+        Err(m) => return upstream_failure(st, login, UpstreamError::InvalidResponse(m.into()), steps).await,
+    };
+    let tenant = crate::tenant::get(&st.db, &conn.tenant_id).await?.ok_or_else(PageError::internal)?;
+    let settings = crate::tenant::settings_of(&tenant);
+    if let Some(email) = &ident.email {
+        let rows = crate::tenant::domain_rows_of(&st.db, &tenant.id).await?;
+        let domains: Vec<String> = rows.iter().map(|d| d.domain.clone()).collect();
+        let domain = claims::email_domain(email).unwrap_or_default();
+        // The IdP vouching is not enough: fedgate calls an address verified only in a domain of
+        // the tenant (whatever allow_email_outside_domains lets in).
+        let vouched = ident.email_verified;
+        ident.email_verified = vouched && crate::tenant::domain_trusted_for_email(&tenant.id, email, &rows);
+        if !settings.allow_email_outside_domains && !domains.contains(&domain) {
+            let (cause, fix) = explain("email_domain_not_allowed");
+            let cause =
+                format!("{cause} The address is at {domain}; the organization's domains are {}.", domains.join(", "));
+            mark_failed_with(st, login, "email_domain_not_allowed", cause, fix, steps).await;
+            return Err(PageError::new(
+                StatusCode::FORBIDDEN,
+                "email_domain_not_allowed",
+                "Email address not allowed",
+                format!(
+                    "Your identity provider signed you in as an address at {domain}, which is not a domain of {}.",
+                    tenant.name
+                ),
+            )
+            .with_trace(login.id.to_string())
+            .with_back(error_url(
+                st,
+                login,
+                "access_denied",
+                "the email domain is not allowed for this organization",
+            )));
+        }
+        if vouched && !ident.email_verified {
+            steps.push(
+                "email_untrusted",
+                now_ms,
+                0,
+                serde_json::json!({ "email_domain": domain, "note": "the IdP vouched for the address, but its domain is not one of the organization's: email_verified is false" }),
+            );
+        }
+    }
+    // Two first logins of the same person at once (PostgreSQL runs them concurrently) race to
+    // create the identity; the loser retries and links to the winner's user.
+    let mut attempt = 0;
+    let (tx, linked) = loop {
+        attempt += 1;
+        let tx = write_tx(&st.db).await?;
+        match crate::directory::link_login(&tx, &tenant.id, &conn.id, &ident, &settings, now_ms, &*st.rng).await {
+            Ok(l) => break (tx, l),
+            Err(crate::directory::LinkError::Inactive) => {
+                drop(tx);
+                let (cause, fix) = explain("user_inactive");
+                mark_failed_with(st, login, "user_inactive", cause, fix, steps).await;
+                return Ok(redirect(
+                    StatusCode::SEE_OTHER,
+                    &error_url(st, login, "access_denied", "the user is deactivated"),
+                ));
+            }
+            Err(crate::directory::LinkError::Db(e)) if attempt < 3 && crate::store::is_unique_violation(&e) => {
+                drop(tx);
+                tracing::debug!(login = %login.id, "identity created concurrently; retrying the link");
+            }
+            Err(crate::directory::LinkError::Db(e)) => return Err(e.into()),
+        }
+    };
+    let session_id = SessionId::new(&*st.rng);
+    let session_secret = new_token("fgs_", &*st.rng);
+    crate::store::sessions::insert(
+        &tx,
+        crate::store::sessions::NewSession {
+            id: session_id.to_string(),
+            cookie_hash: sha256_hex(&session_secret),
+            user_id: linked.user.id.clone(),
+            tenant_id: tenant.id.clone(),
+            connection_id: conn.id.clone(),
+            auth_time,
+            amr: ident.amr.clone(),
+            created_at: now,
+            expires_at: now + st.config.tokens.session_ttl,
+        },
+    )
+    .await?;
+    let location = match &after {
+        AfterLogin::Code => {
+            let code = issue_code(
+                &tx,
+                st,
+                CodeFor {
+                    login_id: login.id.as_str(),
+                    client_id: &login.client_id,
+                    redirect_uri: &login.redirect_uri,
+                    scope: &login.scope,
+                    nonce: login.nonce.clone(),
+                    code_challenge: login.code_challenge.clone(),
+                    user_id: &linked.user.id,
+                    session_id: session_id.as_str(),
+                    auth_time,
+                },
+            )
+            .await?;
+            success_url(st, &login.redirect_uri, &code, login.state.as_deref())
+        }
+        AfterLogin::SessionThen(url) => url.clone(),
+    };
+    if !crate::store::logins::complete(&tx, &login.id, now).await? {
+        // Another request finished (or failed) this login first: a replayed callback.
+        drop(tx);
+        return Err(PageError::bad_request("login_already_used", "This sign-in has already been completed."));
+    }
+    if linked.created {
+        crate::events::emit(
+            &tx,
+            &*st.rng,
+            now,
+            Some(&tenant.id),
+            "user.created",
+            crate::directory::user_event(&linked.user, "sso"),
+        )
+        .await?;
+    }
+    crate::events::emit(
+        &tx,
+        &*st.rng,
+        now,
+        Some(&tenant.id),
+        "login.succeeded",
+        serde_json::json!({"login_id": login.id, "user_id": linked.user.id, "tenant_id": tenant.id, "connection_id": conn.id,
+                           "client_id": login.client_id, "session_id": session_id.as_str()}),
+    )
+    .await?;
+    let done_ms = st.clock.now_ms();
+    steps.push(
+        "user_linked",
+        done_ms,
+        done_ms - now_ms,
+        serde_json::json!({ "user_id": linked.user.id, "created": linked.created, "groups": ident.groups.len() }),
+    );
+    match after {
+        AfterLogin::Code => steps.push("code_issued", done_ms, 0, serde_json::json!({ "client_id": login.client_id })),
+        AfterLogin::SessionThen(_) => {
+            steps.push("session_opened", done_ms, 0, serde_json::json!({ "next": "initiate_login_uri" }))
+        }
+    }
+    let mut traced = login.clone();
+    traced.tenant_id = Some(TenantId::from_db(tenant.id.clone()));
+    traces::record(&tx, &traced, Some(&tenant.id), Some(&conn.id), steps.take(), Outcome::Completed, done_ms).await?;
+    tx.commit().await?;
+    st.metrics
+        .inc("fedgate_logins_total", &[("tenant", &tenant.id), ("connection", &conn.id), ("result", "succeeded")]);
+    tracing::info!(login = %login.id, user = %linked.user.id, tenant = %tenant.id, connection = %conn.id, jit = linked.created, "login succeeded");
+    let cookie = build_cookie(SESSION_COOKIE, session_secret, st.config.secure_cookies(), st.config.tokens.session_ttl);
+    Ok(HttpResponse::SeeOther()
+        .cookie(cookie)
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
+}

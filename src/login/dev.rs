@@ -1,0 +1,86 @@
+//! The dev connector's confirmation page (`/sso/dev/{login}`): one form, no JavaScript. Only
+//! in dev mode.
+use super::complete::{complete_with, upstream_failure};
+use super::pending::{connector_state, load_for_browser, routed_connection};
+use crate::html::{escape, page};
+use crate::http::error::PageError;
+use crate::http::{form_params, AppState};
+use crate::store::entities::{connection, login};
+use crate::upstream::{CallbackPayload, ConnectorState, StepLog};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+async fn dev_connection(st: &AppState, login: &login::Model) -> Result<connection::Model, PageError> {
+    if !st.config.dev_mode {
+        return Err(PageError::new(
+            StatusCode::NOT_FOUND,
+            "dev_mode_disabled",
+            "Not available",
+            "The development sign-in is disabled.",
+        ));
+    }
+    if login.connection_id.is_none() {
+        return Err(PageError::bad_request("login_not_routed", "This sign-in has not been sent to a connection."));
+    }
+    routed_connection(st, login, "dev").await?.ok_or_else(|| {
+        PageError::bad_request("connection_not_allowed", "This sign-in does not use the development connection.")
+    })
+}
+
+pub async fn show(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let login = load_for_browser(&st, &req, &path).await?;
+    let conn = dev_connection(&st, &login).await?;
+    let email = match connector_state(&login) {
+        Some(ConnectorState::Dev { email }) => email,
+        _ => String::new(),
+    };
+    let app = crate::store::clients::name_of(&st.db, &login.client_id).await?.unwrap_or_default();
+    let org = crate::tenant::get(&st.db, &conn.tenant_id).await?.map(|t| t.name).unwrap_or_default();
+    let body = format!(
+        "<h1>Development sign-in</h1>\
+         <p>Sign in to <strong>{app}</strong> as <strong>{email}</strong> of <strong>{org}</strong>?</p>\
+         <p class=\"muted\">This page exists only because dev mode is on. No password is checked.</p>\
+         <form method=\"post\" action=\"/sso/dev/{id}\">\
+         <input type=\"hidden\" name=\"login\" value=\"{id}\">\
+         <button type=\"submit\" name=\"action\" value=\"approve\">Sign in</button> \
+         <button type=\"submit\" class=\"secondary\" name=\"action\" value=\"deny\">Cancel</button></form>",
+        app = escape(&app),
+        email = escape(&email),
+        org = escape(&org),
+        id = escape(login.id.as_str())
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .body(page("Development sign-in", &body)))
+}
+
+pub async fn submit(
+    req: HttpRequest,
+    body: web::Bytes,
+    st: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let login = load_for_browser(&st, &req, &path).await?;
+    let conn = dev_connection(&st, &login).await?;
+    let params = form_params(&req, &body).map_err(|m| PageError::bad_request("invalid_request", m))?;
+    let steps = StepLog::default();
+    steps.push("callback_received", st.clock.now_ms(), 0, serde_json::Value::Null);
+    let opened = match st.connectors.open(&conn) {
+        Ok(c) => c,
+        Err(e) => return upstream_failure(&st, &login, e, &steps).await,
+    };
+    let Some(state) = connector_state(&login) else {
+        let e = crate::upstream::UpstreamError::InvalidResponse("no email in connector state".into());
+        return upstream_failure(&st, &login, e, &steps).await;
+    };
+    let mut payload = CallbackPayload::default();
+    if let Some(a) = params.get("action") {
+        payload.params.insert("action".into(), a.to_string());
+    }
+    complete_with(&st, &login, &conn, &opened, &state, payload, &steps).await
+}

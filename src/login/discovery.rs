@@ -1,0 +1,186 @@
+//! Home-realm discovery: which tenant and connection a login goes to — the connection or
+//! organization the app named, else the domain of `login_hint` (or `domain_hint`), else the
+//! work-email page; a chooser when the tenant has several connections. An unknown domain gets
+//! the same words whatever the domain, so the pages reveal nothing about which tenants exist.
+use super::pending::{error_url, load_for_browser};
+use super::start::start_connection;
+use crate::claims::email_domain;
+use crate::html::{escape, page};
+use crate::http::error::PageError;
+use crate::http::{form_params, redirect, AppState};
+use crate::ids::TenantId;
+use crate::store::entities::{connection, login, tenant};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+/// Routes a new login: connection, else organization, else the login_hint's (or domain_hint's)
+/// domain, else the work-email page.
+pub async fn route(
+    st: &AppState,
+    login: &login::Model,
+    conn: Option<connection::Model>,
+    org: Option<tenant::Model>,
+    domain_hint: Option<&str>,
+) -> Result<HttpResponse, PageError> {
+    if let Some(c) = conn {
+        return start_connection(st, login, &c, StatusCode::FOUND).await;
+    }
+    let tenant = match org {
+        Some(t) => Some(t),
+        None => {
+            let domain = login
+                .login_hint
+                .as_deref()
+                .and_then(email_domain)
+                .or_else(|| domain_hint.map(|d| d.to_ascii_lowercase()));
+            match domain {
+                Some(d) => crate::tenant::by_domain(&st.db, &d).await?,
+                None => None,
+            }
+        }
+    };
+    match tenant {
+        Some(t) => to_tenant(st, login, &t, StatusCode::FOUND).await,
+        None => Ok(redirect(StatusCode::FOUND, &format!("{}/login/{}", st.config.issuer, login.id))),
+    }
+}
+
+/// Sends a login to its tenant: the only connection directly, a chooser for several.
+async fn to_tenant(
+    st: &AppState,
+    login: &login::Model,
+    t: &tenant::Model,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
+    let conns = crate::store::connections::enabled_of_tenant(&st.db, &t.id).await?;
+    let mut login = login.clone();
+    if login.tenant_id.as_ref().map(TenantId::as_str) != Some(t.id.as_str()) {
+        let tid = TenantId::from_db(t.id.clone());
+        crate::store::logins::set_tenant(&st.db, &login.id, &tid).await?;
+        login.tenant_id = Some(tid);
+    }
+    match conns.as_slice() {
+        [] => Err(PageError::new(
+            StatusCode::BAD_REQUEST,
+            "no_connection",
+            "Single sign-on is not set up",
+            format!("{} has no sign-in method configured yet. Contact your administrator.", t.name),
+        )
+        .with_back(error_url(st, &login, "access_denied", "the organization has no enabled connection"))),
+        [one] => start_connection(st, &login, one, status).await,
+        _ => Ok(redirect(status, &format!("{}/login/{}", st.config.issuer, login.id))),
+    }
+}
+
+fn html(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .body(body)
+}
+
+fn email_form(login_id: &str, message: Option<&str>, value: &str) -> String {
+    let msg = message.map(|m| format!("<p class=\"error\">{}</p>", escape(m))).unwrap_or_default();
+    page(
+        "Sign in",
+        &format!(
+            "<h1>Sign in with your work account</h1>{msg}<form method=\"post\" action=\"/login/{id}\">\
+             <label for=\"email\">Work email</label><input id=\"email\" type=\"email\" name=\"email\" required autofocus value=\"{v}\">\
+             <button type=\"submit\">Continue</button></form>",
+            id = escape(login_id),
+            v = escape(value)
+        ),
+    )
+}
+
+fn chooser(login_id: &str, tenant: &tenant::Model, conns: &[connection::Model]) -> String {
+    let items: String = conns
+        .iter()
+        .map(|c| {
+            format!(
+                "<li><button type=\"submit\" class=\"secondary\" name=\"connection\" value=\"{}\">{}</button></li>",
+                escape(&c.id),
+                escape(&c.name)
+            )
+        })
+        .collect();
+    page(
+        "Choose how to sign in",
+        &format!(
+            "<h1>Sign in to {}</h1><p>Choose how to sign in:</p><form method=\"post\" action=\"/login/{}/connection\"><ul class=\"choices\">{items}</ul></form>",
+            escape(&tenant.name),
+            escape(login_id)
+        ),
+    )
+}
+
+const UNKNOWN_DOMAIN: &str =
+    "We couldn't find single sign-on for that email address. Check it, or ask your administrator.";
+
+/// GET /login/{login}: the work-email page, or the chooser once the tenant is known.
+pub async fn login_page(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let login = load_for_browser(&st, &req, &path).await?;
+    if let Some(tid) = &login.tenant_id {
+        if let Some(t) = crate::tenant::get(&st.db, tid.as_str()).await? {
+            let conns = crate::store::connections::enabled_of_tenant(&st.db, &t.id).await?;
+            return Ok(html(chooser(login.id.as_str(), &t, &conns)));
+        }
+    }
+    // A login_hint whose domain no tenant has: say so (the same words for every unknown domain,
+    // so the page reveals nothing about which tenants exist).
+    let unknown = match login.login_hint.as_deref().and_then(email_domain) {
+        Some(d) => crate::tenant::by_domain(&st.db, &d).await?.is_none(),
+        None => false,
+    };
+    let message = unknown.then_some(UNKNOWN_DOMAIN);
+    Ok(html(email_form(login.id.as_str(), message, login.login_hint.as_deref().unwrap_or(""))))
+}
+
+/// POST /login/{login}: route by the email's domain.
+pub async fn login_submit(
+    req: HttpRequest,
+    body: web::Bytes,
+    st: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let login = load_for_browser(&st, &req, &path).await?;
+    let params = form_params(&req, &body).map_err(|m| PageError::bad_request("invalid_request", m))?;
+    let email = params.get("email").unwrap_or("").trim().to_string();
+    let Some(domain) = email_domain(&email) else {
+        return Ok(html(email_form(login.id.as_str(), Some("Enter a valid email address."), &email)));
+    };
+    let Some(t) = crate::tenant::by_domain(&st.db, &domain).await? else {
+        // Same answer for every unknown domain: no hint about which tenants exist.
+        return Ok(html(email_form(login.id.as_str(), Some(UNKNOWN_DOMAIN), &email)));
+    };
+    crate::store::logins::set_login_hint(&st.db, &login.id, &email).await?;
+    let mut login = login;
+    login.login_hint = Some(email);
+    to_tenant(&st, &login, &t, StatusCode::SEE_OTHER).await
+}
+
+/// POST /login/{login}/connection: the chooser's answer.
+pub async fn choose_connection(
+    req: HttpRequest,
+    body: web::Bytes,
+    st: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let login = load_for_browser(&st, &req, &path).await?;
+    let params = form_params(&req, &body).map_err(|m| PageError::bad_request("invalid_request", m))?;
+    let cid = params.get("connection").unwrap_or("");
+    let conn = crate::store::connections::get(&st.db, cid)
+        .await?
+        .filter(|c| login.tenant_id.as_ref().map(TenantId::as_str) == Some(c.tenant_id.as_str()))
+        .ok_or_else(|| {
+            PageError::bad_request(
+                "connection_not_allowed",
+                "That sign-in method is not available for your organization.",
+            )
+        })?;
+    start_connection(&st, &login, &conn, StatusCode::SEE_OTHER).await
+}

@@ -1,0 +1,83 @@
+//! Sending a login to a connection: the connector's `begin`, its state stored on the pending
+//! login, and the browser sent upstream (a redirect, or an auto-submitting form).
+use super::complete::upstream_failure;
+use super::pending::context;
+use crate::http::error::PageError;
+use crate::http::{redirect, AppState};
+use crate::ids::{ConnectionId, TenantId};
+use crate::store::entities::{connection, login};
+use crate::traces::{self, Outcome};
+use crate::upstream::{LoginAction, StepLog};
+use actix_web::http::{header, StatusCode};
+use actix_web::HttpResponse;
+
+/// Sends the browser to a connection (a connection of the login's tenant).
+pub async fn start_connection(
+    st: &AppState,
+    login: &login::Model,
+    conn: &connection::Model,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
+    if login.tenant_id.as_ref().is_some_and(|t| t.as_str() != conn.tenant_id) || !conn.enabled {
+        return Err(PageError::bad_request(
+            "connection_not_allowed",
+            "That sign-in method is not available for your organization.",
+        ));
+    }
+    let steps = StepLog::default();
+    let mut pending = login.clone();
+    pending.tenant_id = Some(TenantId::from_db(conn.tenant_id.clone()));
+    pending.connection_id = Some(ConnectionId::from_db(conn.id.clone()));
+    steps.push(
+        "routed_to_connection",
+        st.clock.now_ms(),
+        0,
+        serde_json::json!({ "connection_id": conn.id, "type": conn.conn_type, "name": conn.name }),
+    );
+    let opened = match st.connectors.open(conn) {
+        Ok(c) => c,
+        Err(e) => return upstream_failure(st, &pending, e, &steps).await,
+    };
+    crate::util::record_tenant(&conn.tenant_id);
+    let start = match opened.connector().begin(&context(st, login, conn, &steps)).await {
+        Ok(s) => s,
+        Err(e) => return upstream_failure(st, &pending, e, &steps).await,
+    };
+    let routed = crate::store::logins::route(
+        &st.db,
+        &login.id,
+        pending.tenant_id.as_ref().unwrap_or(&TenantId::from_db(conn.tenant_id.clone())),
+        &ConnectionId::from_db(conn.id.clone()),
+        &start.state.to_stored(),
+        st.clock.now() + st.config.tokens.login_ttl,
+    )
+    .await?;
+    if !routed {
+        return Err(PageError::bad_request("login_already_used", "This sign-in has already been completed."));
+    }
+    traces::record_best_effort(&st.db, st.clock.now_ms(), &pending, Some(&conn.id), steps.take(), Outcome::Pending)
+        .await;
+    tracing::info!(login = %login.id, connection = %conn.id, "login routed to connection");
+    match start.action {
+        LoginAction::Redirect(url) => Ok(redirect(status, &url)),
+        LoginAction::AutoPost { url, fields } => Ok(HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .body(auto_post(&url, &fields))),
+    }
+}
+
+fn auto_post(url: &str, fields: &[(String, String)]) -> String {
+    use crate::html::escape;
+    let inputs: String = fields
+        .iter()
+        .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", escape(k), escape(v)))
+        .collect();
+    crate::html::page(
+        "Continue sign-in",
+        &format!(
+            "<h1>Continue to your identity provider</h1><form method=\"post\" action=\"{}\">{inputs}<button type=\"submit\">Continue</button></form>",
+            escape(url)
+        ),
+    )
+}

@@ -1,0 +1,137 @@
+//! Every query on the `logins` table. Writes that change a login's state are conditional on it
+//! being pending (and, where two answers may race, on the state they read), so a login finishes
+//! or fails exactly once, on any instance.
+use super::entities::login::{self, LoginStatus, Model};
+use crate::ids::{ConnectionId, LoginId, TenantId};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
+
+/// A login as the authorization endpoint starts it.
+#[derive(Debug, Clone)]
+pub struct NewLogin {
+    pub id: LoginId,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub prompt: Option<String>,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+    pub tenant_id: Option<TenantId>,
+    /// Set for logins that begin at a connection (IdP-initiated SAML).
+    pub connection_id: Option<ConnectionId>,
+    pub binding_hash: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+pub async fn insert(db: &impl ConnectionTrait, n: NewLogin) -> Result<Model, DbErr> {
+    login::ActiveModel {
+        id: Set(n.id),
+        client_id: Set(n.client_id),
+        redirect_uri: Set(n.redirect_uri),
+        scope: Set(n.scope),
+        state: Set(n.state),
+        nonce: Set(n.nonce),
+        code_challenge: Set(n.code_challenge),
+        prompt: Set(n.prompt),
+        max_age: Set(n.max_age),
+        login_hint: Set(n.login_hint),
+        tenant_id: Set(n.tenant_id),
+        connection_id: Set(n.connection_id),
+        connector_state: Set(None),
+        binding_hash: Set(n.binding_hash),
+        status: Set(LoginStatus::Pending),
+        error_code: Set(None),
+        created_at: Set(n.created_at),
+        expires_at: Set(n.expires_at),
+        completed_at: Set(None),
+    }
+    .insert(db)
+    .await
+}
+
+pub async fn get(db: &impl ConnectionTrait, id: &LoginId) -> Result<Option<Model>, DbErr> {
+    login::Entity::find_by_id(id.clone()).one(db).await
+}
+
+fn pending(id: &LoginId) -> sea_orm::UpdateMany<login::Entity> {
+    login::Entity::update_many()
+        .filter(login::Column::Id.eq(id.clone()))
+        .filter(login::Column::Status.eq(LoginStatus::Pending))
+}
+
+/// Records the tenant home-realm discovery found.
+pub async fn set_tenant(db: &impl ConnectionTrait, id: &LoginId, tenant: &TenantId) -> Result<bool, DbErr> {
+    Ok(pending(id).col_expr(login::Column::TenantId, Expr::value(tenant.clone())).exec(db).await?.rows_affected == 1)
+}
+
+/// Records the email the person typed on the work-email page.
+pub async fn set_login_hint(db: &impl ConnectionTrait, id: &LoginId, email: &str) -> Result<bool, DbErr> {
+    Ok(pending(id).col_expr(login::Column::LoginHint, email.into()).exec(db).await?.rows_affected == 1)
+}
+
+/// Sends the login to a connection: its tenant, the connection, the connector's state, and the
+/// full login lifetime from now on.
+pub async fn route(
+    db: &impl ConnectionTrait,
+    id: &LoginId,
+    tenant: &TenantId,
+    connection: &ConnectionId,
+    connector_state: &str,
+    expires_at: i64,
+) -> Result<bool, DbErr> {
+    Ok(pending(id)
+        .col_expr(login::Column::TenantId, Expr::value(tenant.clone()))
+        .col_expr(login::Column::ConnectionId, Expr::value(connection.clone()))
+        .col_expr(login::Column::ConnectorState, connector_state.into())
+        .col_expr(login::Column::ExpiresAt, expires_at.into())
+        .exec(db)
+        .await?
+        .rows_affected
+        == 1)
+}
+
+/// Replaces the connector state, only if it is still `expected` (two answers to one login
+/// cannot overwrite each other).
+pub async fn swap_connector_state(
+    db: &impl ConnectionTrait,
+    id: &LoginId,
+    expected: Option<&str>,
+    new: &str,
+) -> Result<bool, DbErr> {
+    let q = pending(id).col_expr(login::Column::ConnectorState, new.into());
+    let q = match expected {
+        Some(old) => q.filter(login::Column::ConnectorState.eq(old)),
+        None => q.filter(login::Column::ConnectorState.is_null()),
+    };
+    Ok(q.exec(db).await?.rows_affected == 1)
+}
+
+/// Ends a pending login with an error code (its connector state is dropped).
+pub async fn fail(db: &impl ConnectionTrait, id: &LoginId, code: &str, now: i64) -> Result<bool, DbErr> {
+    Ok(pending(id)
+        .col_expr(login::Column::Status, Expr::value(LoginStatus::Failed))
+        .col_expr(login::Column::ErrorCode, code.into())
+        .col_expr(login::Column::CompletedAt, now.into())
+        .col_expr(login::Column::ConnectorState, Expr::value(Option::<String>::None))
+        .exec(db)
+        .await?
+        .rows_affected
+        == 1)
+}
+
+/// Finishes a pending login (in the caller's transaction). `false`: another request finished or
+/// failed it first.
+pub async fn complete(db: &impl ConnectionTrait, id: &LoginId, now: i64) -> Result<bool, DbErr> {
+    Ok(pending(id)
+        .col_expr(login::Column::Status, Expr::value(LoginStatus::Completed))
+        .col_expr(login::Column::CompletedAt, now.into())
+        .col_expr(login::Column::ConnectorState, Expr::value(Option::<String>::None))
+        .exec(db)
+        .await?
+        .rows_affected
+        == 1)
+}

@@ -1,0 +1,27 @@
+//! The replay cache (`saml_assertions`): a use-once key per connection, kept until it could no
+//! longer be accepted. The unique key makes a second use fail on every instance.
+use super::entities::saml_assertion;
+use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, Set};
+
+/// Records `key` for `connection_id`. `Ok(false)`: it was already used.
+pub async fn consume(
+    db: &impl ConnectionTrait,
+    connection_id: &str,
+    key: &str,
+    until: i64,
+    now: i64,
+) -> Result<bool, DbErr> {
+    let r = saml_assertion::ActiveModel {
+        connection_id: Set(connection_id.to_string()),
+        assertion_id: Set(key.to_string()),
+        expires_at: Set(until),
+        consumed_at: Set(now),
+    }
+    .insert(db)
+    .await;
+    match r {
+        Ok(_) => Ok(true),
+        Err(e) if super::is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
