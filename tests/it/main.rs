@@ -13,6 +13,7 @@ mod limits;
 mod oidc;
 #[path = "../../idp-fixtures/oidc_idp.rs"]
 mod oidc_idp;
+mod openapi;
 mod saml;
 mod saml_corpus;
 mod saml_hostile;
