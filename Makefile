@@ -1,5 +1,5 @@
 # fedgate: the two commands that matter are `make demo` and `make test`.
-.PHONY: demo serve test lint unit interop fuzz-smoke fuzz bench fmt deps
+.PHONY: demo serve test lint openapi unit interop fuzz-smoke fuzz bench metrics-bench fmt deps
 
 CARGO ?= cargo
 
@@ -21,6 +21,11 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	bash scripts/deny.sh
+	bash scripts/openapi-check.sh
+
+## The admin API's OpenAPI document, checked by openapi-spec-validator (pinned, PyPI).
+openapi:
+	bash scripts/openapi-check.sh
 
 unit:
 	@bash scripts/postgres.sh
@@ -56,6 +61,10 @@ fuzz:
 ## Load driver against a release server (see docs/performance.md).
 bench:
 	bash scripts/bench.sh
+
+## The per-request metrics cost (src/metrics.rs alone, optimized; docs/operations.md#metrics).
+metrics-bench:
+	bash scripts/metrics-bench.sh
 
 fmt:
 	$(CARGO) fmt --all

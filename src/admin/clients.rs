@@ -79,7 +79,7 @@ async fn load(state: &AppState, id: &str) -> Result<client::Model, ApiError> {
 }
 
 /// Register an app. The response carries `client_secret` once; only its hash is stored.
-#[utoipa::path(post, path = "/clients", tag = "clients", request_body = CreateClient,
+#[utoipa::path(post, path = "/clients", operation_id = "createClient", tag = "clients", request_body = CreateClient,
     responses((status = 201, body = ClientView), (status = 400, description = "Invalid input")))]
 #[post("/clients")]
 pub async fn create(
@@ -133,7 +133,7 @@ pub async fn create(
 }
 
 /// List clients.
-#[utoipa::path(get, path = "/clients", tag = "clients", params(PageQuery), responses((status = 200, body = Page<ClientView>)))]
+#[utoipa::path(get, path = "/clients", operation_id = "listClients", tag = "clients", params(PageQuery), responses((status = 200, body = Page<ClientView>)))]
 #[get("/clients")]
 pub async fn list(_a: Admin, state: web::Data<AppState>, q: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
     let limit = q.limit()?;
@@ -146,7 +146,7 @@ pub async fn list(_a: Admin, state: web::Data<AppState>, q: web::Query<PageQuery
 }
 
 /// Get a client.
-#[utoipa::path(get, path = "/clients/{id}", tag = "clients", params(("id" = String, Path, description = "client_id")),
+#[utoipa::path(get, path = "/clients/{id}", operation_id = "getClient", tag = "clients", params(("id" = String, Path, description = "client_id")),
     responses((status = 200, body = ClientView), (status = 404, description = "Not found")))]
 #[get("/clients/{id}")]
 pub async fn get(_a: Admin, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
@@ -154,7 +154,7 @@ pub async fn get(_a: Admin, state: web::Data<AppState>, path: web::Path<String>)
 }
 
 /// Update a client.
-#[utoipa::path(patch, path = "/clients/{id}", tag = "clients", request_body = UpdateClient, params(("id" = String, Path, description = "client_id")),
+#[utoipa::path(patch, path = "/clients/{id}", operation_id = "updateClient", tag = "clients", request_body = UpdateClient, params(("id" = String, Path, description = "client_id")),
     responses((status = 200, body = ClientView), (status = 404, description = "Not found")))]
 #[patch("/clients/{id}")]
 pub async fn update(
@@ -202,7 +202,7 @@ pub async fn update(
 }
 
 /// Delete a client and revoke every token issued to it.
-#[utoipa::path(delete, path = "/clients/{id}", tag = "clients", params(("id" = String, Path, description = "client_id")),
+#[utoipa::path(delete, path = "/clients/{id}", operation_id = "deleteClient", tag = "clients", params(("id" = String, Path, description = "client_id")),
     responses((status = 204, description = "Deleted"), (status = 404, description = "Not found")))]
 #[delete("/clients/{id}")]
 pub async fn remove(a: Admin, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
@@ -240,7 +240,7 @@ pub async fn remove(a: Admin, state: web::Data<AppState>, path: web::Path<String
 }
 
 /// Replace a confidential client's secret. The new secret is in the response, once.
-#[utoipa::path(post, path = "/clients/{id}/secret", tag = "clients", params(("id" = String, Path, description = "client_id")),
+#[utoipa::path(post, path = "/clients/{id}/secret", operation_id = "rotateClientSecret", tag = "clients", params(("id" = String, Path, description = "client_id")),
     responses((status = 200, body = ClientView), (status = 400, description = "Public client"), (status = 404, description = "Not found")))]
 #[post("/clients/{id}/secret")]
 pub async fn rotate_secret(

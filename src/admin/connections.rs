@@ -173,7 +173,7 @@ fn take_common(body: Value) -> Result<Common, ApiError> {
 }
 
 /// Create a connection.
-#[utoipa::path(post, path = "/tenants/{tenant}/connections", tag = "connections", request_body = ConnectionBody,
+#[utoipa::path(post, path = "/tenants/{tenant}/connections", operation_id = "createConnection", tag = "connections", request_body = ConnectionBody,
     params(("tenant" = String, Path, description = "Tenant id or slug")),
     responses((status = 201, description = "The connection", body = Object), (status = 400, description = "Invalid input"), (status = 404, description = "Unknown tenant")))]
 #[post("/tenants/{tenant}/connections")]
@@ -234,7 +234,7 @@ pub async fn create(
 }
 
 /// List a tenant's connections.
-#[utoipa::path(get, path = "/tenants/{tenant}/connections", tag = "connections",
+#[utoipa::path(get, path = "/tenants/{tenant}/connections", operation_id = "listConnections", tag = "connections",
     params(("tenant" = String, Path, description = "Tenant id or slug"), PageQuery),
     responses((status = 200, description = "A page of connections", body = Object)))]
 #[get("/tenants/{tenant}/connections")]
@@ -258,7 +258,7 @@ pub async fn list(
 }
 
 /// Get a connection.
-#[utoipa::path(get, path = "/tenants/{tenant}/connections/{id}", tag = "connections",
+#[utoipa::path(get, path = "/tenants/{tenant}/connections/{id}", operation_id = "getConnection", tag = "connections",
     params(("tenant" = String, Path, description = "Tenant id or slug"), ("id" = String, Path, description = "Connection id")),
     responses((status = 200, description = "The connection", body = Object), (status = 404, description = "Not found")))]
 #[get("/tenants/{tenant}/connections/{id}")]
@@ -273,7 +273,7 @@ pub async fn get(
 }
 
 /// Update a connection: `name`, `enabled`, and the type's own fields (merged).
-#[utoipa::path(patch, path = "/tenants/{tenant}/connections/{id}", tag = "connections", request_body = ConnectionBody,
+#[utoipa::path(patch, path = "/tenants/{tenant}/connections/{id}", operation_id = "updateConnection", tag = "connections", request_body = ConnectionBody,
     params(("tenant" = String, Path, description = "Tenant id or slug"), ("id" = String, Path, description = "Connection id")),
     responses((status = 200, description = "The connection", body = Object), (status = 404, description = "Not found")))]
 #[patch("/tenants/{tenant}/connections/{id}")]
@@ -368,7 +368,7 @@ pub async fn update(
 }
 
 /// Delete a connection. People who signed in through it keep their user record.
-#[utoipa::path(delete, path = "/tenants/{tenant}/connections/{id}", tag = "connections",
+#[utoipa::path(delete, path = "/tenants/{tenant}/connections/{id}", operation_id = "deleteConnection", tag = "connections",
     params(("tenant" = String, Path, description = "Tenant id or slug"), ("id" = String, Path, description = "Connection id")),
     responses((status = 204, description = "Deleted"), (status = 404, description = "Not found")))]
 #[delete("/tenants/{tenant}/connections/{id}")]
@@ -404,7 +404,7 @@ pub async fn remove(
 
 /// Fetch a SAML connection's metadata URL now (as the 6-hourly refresh does): new signing
 /// certificates are added beside the old ones, and failures are recorded as a warning.
-#[utoipa::path(post, path = "/tenants/{tenant}/connections/{id}/refresh-metadata", tag = "connections",
+#[utoipa::path(post, path = "/tenants/{tenant}/connections/{id}/refresh-metadata", operation_id = "refreshConnectionMetadata", tag = "connections",
     params(("tenant" = String, Path, description = "Tenant id or slug"), ("id" = String, Path, description = "Connection id")),
     responses((status = 200, description = "The connection after the refresh", body = Object),
               (status = 400, description = "Not a SAML connection with a metadata URL"),

@@ -25,7 +25,7 @@ pub struct EventQuery {
 }
 
 /// Events in commit order, resumable with `after`.
-#[utoipa::path(get, path = "/events", tag = "events", params(EventQuery),
+#[utoipa::path(get, path = "/events", operation_id = "listEvents", tag = "events", params(EventQuery),
     responses((status = 200, description = "`{data: [...], next_cursor}`; poll again with after=next_cursor", body = Object)))]
 #[get("/events")]
 pub async fn list_events(
@@ -119,7 +119,7 @@ fn validate_types(v: &[String]) -> Result<Vec<String>, ApiError> {
 }
 
 /// Register a webhook endpoint. The signing secret (`whsec_...`) is in the response once.
-#[utoipa::path(post, path = "/webhooks", tag = "webhooks", request_body = CreateWebhook,
+#[utoipa::path(post, path = "/webhooks", operation_id = "createWebhook", tag = "webhooks", request_body = CreateWebhook,
     responses((status = 201, description = "The endpoint with its secret", body = Object), (status = 400, description = "Invalid")))]
 #[post("/webhooks")]
 pub async fn create_webhook(
@@ -174,7 +174,7 @@ pub async fn create_webhook(
 }
 
 /// List webhook endpoints.
-#[utoipa::path(get, path = "/webhooks", tag = "webhooks", params(PageQuery), responses((status = 200, body = Object)))]
+#[utoipa::path(get, path = "/webhooks", operation_id = "listWebhooks", tag = "webhooks", params(PageQuery), responses((status = 200, body = Object)))]
 #[get("/webhooks")]
 pub async fn list_webhooks(
     _a: Admin,
@@ -198,7 +198,7 @@ async fn load_webhook(st: &AppState, id: &str) -> Result<webhook_endpoint::Model
 }
 
 /// Get a webhook endpoint.
-#[utoipa::path(get, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "Webhook id")),
+#[utoipa::path(get, path = "/webhooks/{id}", operation_id = "getWebhook", tag = "webhooks", params(("id" = String, Path, description = "Webhook id")),
     responses((status = 200, body = Object), (status = 404, description = "Not found")))]
 #[get("/webhooks/{id}")]
 pub async fn get_webhook(
@@ -210,7 +210,7 @@ pub async fn get_webhook(
 }
 
 /// Update a webhook endpoint (re-enable with `enabled: true`).
-#[utoipa::path(patch, path = "/webhooks/{id}", tag = "webhooks", request_body = UpdateWebhook, params(("id" = String, Path, description = "Webhook id")),
+#[utoipa::path(patch, path = "/webhooks/{id}", operation_id = "updateWebhook", tag = "webhooks", request_body = UpdateWebhook, params(("id" = String, Path, description = "Webhook id")),
     responses((status = 200, body = Object), (status = 404, description = "Not found")))]
 #[patch("/webhooks/{id}")]
 pub async fn update_webhook(
@@ -255,7 +255,7 @@ pub async fn update_webhook(
 }
 
 /// Delete a webhook endpoint; its pending deliveries are dropped.
-#[utoipa::path(delete, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "Webhook id")),
+#[utoipa::path(delete, path = "/webhooks/{id}", operation_id = "deleteWebhook", tag = "webhooks", params(("id" = String, Path, description = "Webhook id")),
     responses((status = 204, description = "Deleted"), (status = 404, description = "Not found")))]
 #[delete("/webhooks/{id}")]
 pub async fn delete_webhook(
@@ -288,7 +288,7 @@ fn delivery_view(d: &delivery::Model, attempts: Vec<Value>) -> Value {
 }
 
 /// The delivery log of an endpoint: newest first, with every attempt (status, latency, error).
-#[utoipa::path(get, path = "/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path, description = "Webhook id"), PageQuery),
+#[utoipa::path(get, path = "/webhooks/{id}/deliveries", operation_id = "listWebhookDeliveries", tag = "webhooks", params(("id" = String, Path, description = "Webhook id"), PageQuery),
     responses((status = 200, body = Object), (status = 404, description = "Not found")))]
 #[get("/webhooks/{id}/deliveries")]
 pub async fn list_deliveries(
@@ -330,7 +330,7 @@ pub async fn list_deliveries(
 }
 
 /// Send a delivery again (manual replay); it keeps its `webhook-id`.
-#[utoipa::path(post, path = "/deliveries/{id}/replay", tag = "webhooks", params(("id" = String, Path, description = "Delivery id")),
+#[utoipa::path(post, path = "/deliveries/{id}/replay", operation_id = "replayDelivery", tag = "webhooks", params(("id" = String, Path, description = "Delivery id")),
     responses((status = 202, description = "Queued"), (status = 404, description = "Not found")))]
 #[post("/deliveries/{id}/replay")]
 pub async fn replay_delivery(
@@ -356,7 +356,7 @@ pub struct AuditQuery {
 }
 
 /// The audit log of admin actions, oldest first.
-#[utoipa::path(get, path = "/audit-log", tag = "audit", params(AuditQuery), responses((status = 200, body = Object)))]
+#[utoipa::path(get, path = "/audit-log", operation_id = "listAuditLog", tag = "audit", params(AuditQuery), responses((status = 200, body = Object)))]
 #[get("/audit-log")]
 pub async fn audit_log(
     _a: Admin,
@@ -384,7 +384,7 @@ pub async fn audit_log(
 
 /// End every session of a user and revoke their tokens; apps with a back-channel logout URI
 /// are told.
-#[utoipa::path(post, path = "/tenants/{tenant}/users/{user}/revoke-sessions", tag = "users",
+#[utoipa::path(post, path = "/tenants/{tenant}/users/{user}/revoke-sessions", operation_id = "revokeUserSessions", tag = "users",
     params(("tenant" = String, Path, description = "Tenant id or slug"), ("user" = String, Path, description = "User id")),
     responses((status = 200, description = "How many sessions ended", body = Object), (status = 404, description = "Not found")))]
 #[post("/tenants/{tenant}/users/{user}/revoke-sessions")]

@@ -20,7 +20,7 @@ pub struct LoginQuery {
 }
 
 /// List a tenant's login attempts (traces), newest first.
-#[utoipa::path(get, path = "/tenants/{tenant}/logins", tag = "logins",
+#[utoipa::path(get, path = "/tenants/{tenant}/logins", operation_id = "listLoginTraces", tag = "logins",
     params(("tenant" = String, Path, description = "Tenant id or slug"), LoginQuery),
     responses((status = 200, description = "A page of login traces", body = Object), (status = 404, description = "Unknown tenant")))]
 #[get("/tenants/{tenant}/logins")]
@@ -55,7 +55,7 @@ pub async fn list(
 }
 
 /// One login attempt's trace: steps with timings and, on failure, the code, cause and fix.
-#[utoipa::path(get, path = "/logins/{id}", tag = "logins",
+#[utoipa::path(get, path = "/logins/{id}", operation_id = "getLoginTrace", tag = "logins",
     params(("id" = String, Path, description = "Trace id (the login id shown to the person)")),
     responses((status = 200, description = "The trace", body = Object), (status = 404, description = "Not found")))]
 #[get("/logins/{id}")]

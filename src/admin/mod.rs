@@ -106,7 +106,7 @@ pub fn openapi_document() -> serde_json::Value {
 }
 
 /// This OpenAPI 3 document.
-#[utoipa::path(get, path = "/openapi.json", tag = "meta", responses((status = 200, description = "OpenAPI 3 document")))]
+#[utoipa::path(get, path = "/openapi.json", operation_id = "getOpenApiDocument", tag = "meta", responses((status = 200, description = "OpenAPI 3 document")))]
 #[get("/openapi.json")]
 async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(&*state.openapi)

@@ -63,7 +63,7 @@ async fn tenant(st: &AppState, key: &str) -> Result<crate::store::entities::tena
 }
 
 /// Create a SCIM token for a tenant. The token is in this response only.
-#[utoipa::path(post, path = "/tenants/{tenant}/scim-tokens", tag = "scim", request_body = CreateScimToken,
+#[utoipa::path(post, path = "/tenants/{tenant}/scim-tokens", operation_id = "createScimToken", tag = "scim", request_body = CreateScimToken,
     params(("tenant" = String, Path, description = "Tenant id or slug")),
     responses((status = 201, body = ScimTokenView), (status = 404, description = "No such tenant")))]
 #[post("/tenants/{tenant}/scim-tokens")]
@@ -93,7 +93,7 @@ pub async fn create_token(
 }
 
 /// List a tenant's SCIM tokens (never the token values).
-#[utoipa::path(get, path = "/tenants/{tenant}/scim-tokens", tag = "scim", params(("tenant" = String, Path, description = "Tenant id or slug"), PageQuery),
+#[utoipa::path(get, path = "/tenants/{tenant}/scim-tokens", operation_id = "listScimTokens", tag = "scim", params(("tenant" = String, Path, description = "Tenant id or slug"), PageQuery),
     responses((status = 200, body = Page<ScimTokenView>)))]
 #[get("/tenants/{tenant}/scim-tokens")]
 pub async fn list_tokens(
@@ -116,7 +116,7 @@ pub async fn list_tokens(
 }
 
 /// Revoke a SCIM token: it stops working at once.
-#[utoipa::path(delete, path = "/tenants/{tenant}/scim-tokens/{id}", tag = "scim",
+#[utoipa::path(delete, path = "/tenants/{tenant}/scim-tokens/{id}", operation_id = "revokeScimToken", tag = "scim",
     params(("tenant" = String, Path, description = "Tenant id or slug"), ("id" = String, Path, description = "Token id")),
     responses((status = 204, description = "Revoked"), (status = 404, description = "Not found")))]
 #[delete("/tenants/{tenant}/scim-tokens/{id}")]
@@ -147,7 +147,7 @@ pub async fn revoke_token(
 }
 
 /// The tenant's SCIM request log, newest first (method, path, status, duration, error code; no bodies).
-#[utoipa::path(get, path = "/tenants/{tenant}/scim-requests", tag = "scim", params(("tenant" = String, Path, description = "Tenant id or slug"), PageQuery),
+#[utoipa::path(get, path = "/tenants/{tenant}/scim-requests", operation_id = "listScimRequests", tag = "scim", params(("tenant" = String, Path, description = "Tenant id or slug"), PageQuery),
     responses((status = 200, body = Page<ScimRequestView>)))]
 #[get("/tenants/{tenant}/scim-requests")]
 pub async fn list_requests(

@@ -109,7 +109,7 @@ async fn load(state: &AppState, key: &str) -> Result<tenant::Model, ApiError> {
 }
 
 /// Create a tenant.
-#[utoipa::path(post, path = "/tenants", tag = "tenants", request_body = CreateTenant,
+#[utoipa::path(post, path = "/tenants", operation_id = "createTenant", tag = "tenants", request_body = CreateTenant,
     responses((status = 201, body = TenantView), (status = 400, description = "Invalid input"), (status = 409, description = "Slug or domain taken")))]
 #[post("/tenants")]
 pub async fn create(
@@ -160,7 +160,7 @@ pub async fn create(
 }
 
 /// List tenants.
-#[utoipa::path(get, path = "/tenants", tag = "tenants", params(PageQuery), responses((status = 200, body = Page<TenantView>)))]
+#[utoipa::path(get, path = "/tenants", operation_id = "listTenants", tag = "tenants", params(PageQuery), responses((status = 200, body = Page<TenantView>)))]
 #[get("/tenants")]
 pub async fn list(_a: Admin, state: web::Data<AppState>, q: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
     let limit = q.limit()?;
@@ -188,7 +188,7 @@ pub async fn list(_a: Admin, state: web::Data<AppState>, q: web::Query<PageQuery
 }
 
 /// Get a tenant by id or slug.
-#[utoipa::path(get, path = "/tenants/{tenant}", tag = "tenants", params(("tenant" = String, Path, description = "Tenant id or slug")),
+#[utoipa::path(get, path = "/tenants/{tenant}", operation_id = "getTenant", tag = "tenants", params(("tenant" = String, Path, description = "Tenant id or slug")),
     responses((status = 200, body = TenantView), (status = 404, description = "Not found")))]
 #[get("/tenants/{tenant}")]
 pub async fn get(_a: Admin, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
@@ -198,7 +198,7 @@ pub async fn get(_a: Admin, state: web::Data<AppState>, path: web::Path<String>)
 }
 
 /// Update a tenant.
-#[utoipa::path(patch, path = "/tenants/{tenant}", tag = "tenants", request_body = UpdateTenant,
+#[utoipa::path(patch, path = "/tenants/{tenant}", operation_id = "updateTenant", tag = "tenants", request_body = UpdateTenant,
     params(("tenant" = String, Path, description = "Tenant id or slug")),
     responses((status = 200, body = TenantView), (status = 404, description = "Not found"), (status = 409, description = "Slug or domain taken")))]
 #[patch("/tenants/{tenant}")]
@@ -262,7 +262,7 @@ pub async fn update(
 }
 
 /// Delete a tenant with everything it owns: domains, connections, users, sessions and tokens.
-#[utoipa::path(delete, path = "/tenants/{tenant}", tag = "tenants", params(("tenant" = String, Path, description = "Tenant id or slug")),
+#[utoipa::path(delete, path = "/tenants/{tenant}", operation_id = "deleteTenant", tag = "tenants", params(("tenant" = String, Path, description = "Tenant id or slug")),
     responses((status = 204, description = "Deleted"), (status = 404, description = "Not found")))]
 #[delete("/tenants/{tenant}")]
 pub async fn remove(a: Admin, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {

@@ -24,7 +24,9 @@ fn incoming_request_id(req: &ServiceRequest) -> Option<String> {
 }
 
 /// One root span per request with a request id (taken from `X-Request-Id` when well-formed),
-/// an access log line, the id echoed back, and security headers on every response.
+/// the method, the route pattern (never the raw path: ids and junk stay out of the logs and
+/// the metrics), the status and, once known, the tenant ([`record_tenant`]); an access log
+/// line; the request metrics; the id echoed back, and security headers on every response.
 pub async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -32,28 +34,24 @@ pub async fn request_context(
     let id = incoming_request_id(&req).unwrap_or_else(|| crate::ids::random128(&SystemRng as &dyn Rng));
     let metrics = req.app_data::<actix_web::web::Data<crate::http::AppState>>().map(|s| s.metrics.clone());
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_string());
-    let method = req.method().to_string();
+    let method = req.method().clone();
     let span = tracing::info_span!(
         "request",
         request_id = %id,
-        method = %req.method(),
-        path = %req.path(),
+        method = %method,
+        route = %route,
+        status = tracing::field::Empty,
         tenant = tracing::field::Empty
     );
     let started = std::time::Instant::now();
     let fut = REQUEST_ID.scope(id.clone(), next.call(req)).instrument(span.clone());
     let mut res = fut.await?;
     let status = res.status().as_u16();
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    span.in_scope(|| tracing::info!(status, elapsed_ms = format!("{elapsed_ms:.2}"), "request"));
+    let elapsed = started.elapsed().as_secs_f64();
+    span.record("status", status);
+    span.in_scope(|| tracing::info!(status, elapsed_ms = format!("{:.2}", elapsed * 1000.0), "request"));
     if let Some(m) = metrics {
-        let code = status.to_string();
-        m.inc("fedgate_http_requests_total", &[("route", &route), ("method", &method), ("status", &code)]);
-        m.observe(
-            "fedgate_http_request_duration_seconds",
-            &[("route", &route), ("method", &method)],
-            elapsed_ms / 1000.0,
-        );
+        m.http_request(route, method.as_str(), status, elapsed);
     }
     let h = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {

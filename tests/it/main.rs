@@ -14,6 +14,8 @@ mod limits;
 mod oidc;
 #[path = "../../idp-fixtures/oidc_idp.rs"]
 mod oidc_idp;
+mod openapi;
+mod request_context;
 mod saml;
 mod saml_corpus;
 mod saml_hostile;
