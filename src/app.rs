@@ -126,6 +126,7 @@ impl AppState {
         self.keys.rotate(false).await?;
         let now = self.clock.now();
         crate::store::cleanup::expired(&self.db, now).await.map_err(crate::keys::KeyError::from)?;
+        crate::store::ui_sessions::prune(&self.db, now).await.map_err(crate::keys::KeyError::from)?;
         crate::events::prune(&self.db, now - self.config.events.retention)
             .await
             .map_err(crate::keys::KeyError::from)?;

@@ -12,6 +12,7 @@ mod m20261126_000004_events;
 mod m20261126_000005_saml;
 mod m20261127_000001_email_trust;
 mod m20261205_000001_webhook_tenant_ids;
+mod m20261205_000002_ui_sessions;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000005_saml::Migration),
             Box::new(m20261127_000001_email_trust::Migration),
             Box::new(m20261205_000001_webhook_tenant_ids::Migration),
+            Box::new(m20261205_000002_ui_sessions::Migration),
         ]
     }
 }

@@ -4,6 +4,7 @@ pub mod limits;
 
 pub mod error;
 pub mod state;
+pub mod ui_session;
 
 pub use state::AppState;
 

@@ -7,6 +7,7 @@ pub mod entities;
 pub mod logins;
 pub mod replay;
 pub mod sessions;
+pub mod ui_sessions;
 
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqlErr,

@@ -22,5 +22,6 @@ pub mod session;
 pub mod signing_key;
 pub mod tenant;
 pub mod tenant_domain;
+pub mod ui_session;
 pub mod user;
 pub mod webhook_endpoint;
