@@ -86,10 +86,9 @@ pub async fn revoke_subject(db: &impl ConnectionTrait, kind: UiKind, subject: &s
 
 /// Removes sessions that ended (expired or revoked) more than a day ago, in bounded batches.
 pub async fn prune(db: &impl ConnectionTrait, now: i64) -> Result<u64, DbErr> {
-    use sea_orm::sea_query::IntoCondition;
-    let ended = ui_session::Column::ExpiresAt
-        .lt(now - 86_400)
-        .or(ui_session::Column::IdleExpiresAt.lt(now - 86_400))
-        .or(ui_session::Column::RevokedAt.lt(now - 86_400));
-    super::cleanup::delete_batched::<ui_session::Entity, _>(db, ui_session::Column::Id, ended.into_condition()).await
+    let ended = sea_orm::Condition::any()
+        .add(ui_session::Column::ExpiresAt.lt(now - 86_400))
+        .add(ui_session::Column::IdleExpiresAt.lt(now - 86_400))
+        .add(ui_session::Column::RevokedAt.lt(now - 86_400));
+    super::cleanup::delete_batched::<ui_session::Entity, _>(db, ui_session::Column::Id, ended).await
 }
