@@ -10,6 +10,8 @@ use crate::util::to_json_list;
 use sea_orm::sea_query::Query;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
+pub mod provisioning;
+
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
     #[error("the user is deactivated")]

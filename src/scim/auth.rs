@@ -3,9 +3,9 @@
 use crate::http::AppState;
 use crate::keys::{constant_time_eq, sha256_hex};
 use crate::scim::error::ScimError;
-use crate::store::entities::{scim_token, tenant};
+use crate::store::entities::tenant;
+use crate::store::scim_tokens;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -41,9 +41,7 @@ impl FromRequest for ScimTenant {
                 .ok_or_else(ScimError::unauthorized)?;
             let key = req.match_info().get("tenant").unwrap_or_default().to_string();
             let hash = sha256_hex(&token);
-            let tok = scim_token::Entity::find()
-                .filter(scim_token::Column::TokenHash.eq(hash.clone()))
-                .one(&state.db)
+            let tok = scim_tokens::find_by_hash(&state.db, &hash)
                 .await?
                 .filter(|k| k.revoked_at.is_none() && constant_time_eq(&k.token_hash, &hash))
                 .ok_or_else(ScimError::unauthorized)?;
@@ -53,9 +51,7 @@ impl FromRequest for ScimTenant {
             }
             let now = state.clock.now();
             if tok.last_used_at.is_none_or(|u| now - u >= 60) {
-                let mut m: scim_token::ActiveModel = tok.clone().into();
-                m.last_used_at = Set(Some(now));
-                if let Err(e) = m.update(&state.db).await {
+                if let Err(e) = scim_tokens::touch(&state.db, tok.clone(), now).await {
                     tracing::warn!(error = %e, "could not record SCIM token use");
                 }
             }

@@ -1,10 +1,12 @@
-//! SCIM error responses (RFC 7644 §3.12): `{"schemas": [Error], "status": "400", "scimType": ..., "detail": ...}`.
+//! SCIM error responses (RFC 7644 §3.12): `{"schemas": [Error], "status": "400", "scimType": ..., "detail": ...}`,
+//! and the mapping of provisioning errors to them.
+use crate::directory::provisioning::ProvisioningError;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use std::fmt;
 
 /// The SCIM error message schema URN.
-pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+pub const ERROR_SCHEMA: &str = fedgate_scim::urn::ERROR;
 /// SCIM media type.
 pub const SCIM_JSON: &str = "application/scim+json";
 
@@ -92,14 +94,23 @@ impl From<sea_orm::DbErr> for ScimError {
     }
 }
 
-impl From<crate::scim::filter::FilterError> for ScimError {
-    fn from(e: crate::scim::filter::FilterError) -> Self {
-        ScimError::bad("invalidFilter", e.to_string())
+impl From<ProvisioningError> for ScimError {
+    fn from(e: ProvisioningError) -> Self {
+        match e {
+            ProvisioningError::Db(e) => e.into(),
+            ProvisioningError::NotFound(what) => ScimError::not_found(what),
+            ProvisioningError::VersionMismatch => ScimError::precondition(),
+            ProvisioningError::UserNameTaken(_) => ScimError::uniqueness(e.to_string()),
+            e => match e.scim_type() {
+                Some(t) => ScimError::bad(t, e.to_string()),
+                None => ScimError::internal(),
+            },
+        }
     }
 }
 
-impl From<crate::scim::patch::PatchError> for ScimError {
-    fn from(e: crate::scim::patch::PatchError) -> Self {
+impl From<fedgate_scim::ResourceError> for ScimError {
+    fn from(e: fedgate_scim::ResourceError) -> Self {
         ScimError::bad(e.scim_type(), e.to_string())
     }
 }

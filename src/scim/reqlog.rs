@@ -2,9 +2,10 @@
 //! in-memory buffer, and a background task (or a reader of the log) inserts the buffered rows
 //! with one statement every 250 ms, so logging does not add a write transaction per request.
 //! At most [`MAX_BUFFERED`] rows wait; beyond that the oldest are dropped (and counted in a warning).
+//! One flush at a time: a reader's flush waits for a flush under way, so it then reads every row
+//! logged before it.
 use crate::store::entities::scim_request;
-use crate::store::Db;
-use sea_orm::EntityTrait;
+use crate::store::{scim_tokens, Db};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -14,7 +15,9 @@ pub const MAX_BUFFERED: usize = 50_000;
 /// The buffer shared by every worker of an instance.
 #[derive(Default)]
 pub struct RequestLog {
-    buf: Mutex<Vec<scim_request::ActiveModel>>,
+    buf: Mutex<Vec<scim_request::Model>>,
+    /// Held while rows are taken from the buffer and written.
+    flushing: tokio::sync::Mutex<()>,
 }
 
 impl RequestLog {
@@ -34,7 +37,7 @@ impl RequestLog {
         log
     }
 
-    pub fn push(&self, row: scim_request::ActiveModel) {
+    pub fn push(&self, row: scim_request::Model) {
         if let Ok(mut b) = self.buf.lock() {
             if b.len() >= MAX_BUFFERED {
                 tracing::warn!("SCIM request log buffer full; dropping the oldest entry");
@@ -46,13 +49,11 @@ impl RequestLog {
 
     /// Writes every buffered row.
     pub async fn flush(&self, db: &Db) -> Result<(), sea_orm::DbErr> {
+        let _one_at_a_time = self.flushing.lock().await;
         let rows = match self.buf.lock() {
             Ok(mut b) => std::mem::take(&mut *b),
             Err(_) => return Ok(()),
         };
-        for chunk in rows.chunks(500) {
-            scim_request::Entity::insert_many(chunk.to_vec()).exec_without_returning(db).await?;
-        }
-        Ok(())
+        scim_tokens::insert_requests(db, rows).await
     }
 }

@@ -2,16 +2,17 @@
 //! Every request authenticates with a SCIM token of the tenant in the URL, and every
 //! authenticated request is recorded in the tenant's request log (no bodies).
 use crate::http::AppState;
+use crate::directory::provisioning::{ListQuery, Provisioning, SessionRevoker};
 use crate::scim::auth::ScimTenant;
-use crate::scim::discovery;
 use crate::scim::error::{LoggedErrorCode, ScimError, SCIM_JSON};
-use crate::scim::models::{self as md, etag, Kind};
-use crate::scim::service::{Ctx, ListQuery};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use fedgate_scim::discovery;
+use fedgate_scim::resource::{etag, mentions, parse_attr_list, project};
+use fedgate_scim::ResourceKind;
 use serde_json::Value;
 
 /// Largest accepted request body.
@@ -29,29 +30,58 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(res("/Schemas").route(web::get().to(schemas)))
             .service(res("/Schemas/{id}").route(web::get().to(schema)))
             .service(res("/.search").route(web::post().to(search_all)))
-            .service(res("/Users").route(web::get().to(list_users)).route(web::post().to(create_user)))
-            .service(res("/Users/.search").route(web::post().to(search_users)))
-            .service(
-                res("/Users/{id}")
-                    .route(web::get().to(get_user))
-                    .route(web::put().to(replace_user))
-                    .route(web::patch().to(patch_user))
-                    .route(web::delete().to(delete_user)),
-            )
-            .service(res("/Groups").route(web::get().to(list_groups)).route(web::post().to(create_group)))
-            .service(res("/Groups/.search").route(web::post().to(search_groups)))
-            .service(
-                res("/Groups/{id}")
-                    .route(web::get().to(get_group))
-                    .route(web::put().to(replace_group))
-                    .route(web::patch().to(patch_group))
-                    .route(web::delete().to(delete_group)),
-            )
+            .configure(resource_routes::<Users>)
+            .configure(resource_routes::<Groups>)
             .default_service(web::to(|| async { Err::<HttpResponse, ScimError>(ScimError::not_found("endpoint")) })),
     );
 }
 
+/// A resource endpoint: the same handlers serve `/Users` and `/Groups`.
+trait Endpoint: 'static {
+    const KIND: ResourceKind;
+    /// Whether the response needs the membership attribute. A group's `members` are loaded
+    /// only when `attributes` / `excludedAttributes` let the response show them (a group may
+    /// have many thousands); a user's `groups` always (the query is read after the lookup).
+    fn relation_wanted(req: &HttpRequest) -> Result<bool, ScimError>;
+}
+
+struct Users;
+struct Groups;
+
+impl Endpoint for Users {
+    const KIND: ResourceKind = ResourceKind::User;
+    fn relation_wanted(_: &HttpRequest) -> Result<bool, ScimError> {
+        Ok(true)
+    }
+}
+
+impl Endpoint for Groups {
+    const KIND: ResourceKind = ResourceKind::Group;
+    fn relation_wanted(req: &HttpRequest) -> Result<bool, ScimError> {
+        let q = query(req)?;
+        let a = parse_attr_list(q.attributes.as_deref())?;
+        let e = parse_attr_list(q.excluded_attributes.as_deref())?;
+        let rel = Self::KIND.relation();
+        Ok(!mentions(&e, rel) && (a.is_empty() || mentions(&a, rel)))
+    }
+}
+
+/// `/{Users,Groups}`, `/.search` and `/{id}` of one resource type.
+fn resource_routes<E: Endpoint>(cfg: &mut web::ServiceConfig) {
+    let ep = E::KIND.endpoint();
+    cfg.service(res(ep).route(web::get().to(list::<E>)).route(web::post().to(create::<E>)))
+        .service(res(&format!("{ep}/.search")).route(web::post().to(search::<E>)))
+        .service(
+            res(&format!("{ep}/{{id}}"))
+                .route(web::get().to(get::<E>))
+                .route(web::put().to(replace::<E>))
+                .route(web::patch().to(patch::<E>))
+                .route(web::delete().to(delete::<E>)),
+        );
+}
+
 type Res = Result<HttpResponse, ScimError>;
+type IdPath = web::Path<(String, String)>;
 
 /// A resource whose other methods get a SCIM 405.
 fn res(path: &str) -> actix_web::Resource {
@@ -64,9 +94,43 @@ fn res(path: &str) -> actix_web::Resource {
     }))
 }
 
-fn ctx<'a>(st: &'a AppState, t: ScimTenant) -> Ctx<'a> {
-    let base = format!("{}/scim/v2/{}", st.config.issuer.trim_end_matches('/'), t.tenant.slug);
-    Ctx { st, tenant: t.tenant, base }
+/// A request's provisioning context: the state, the authenticated tenant, its SCIM base URL.
+struct Ctx {
+    st: web::Data<AppState>,
+    t: ScimTenant,
+    base: String,
+}
+
+impl Ctx {
+    fn new(st: web::Data<AppState>, t: ScimTenant) -> Self {
+        let base = format!("{}/scim/v2/{}", st.config.issuer.trim_end_matches('/'), t.tenant.slug);
+        Self { st, t, base }
+    }
+
+    fn service(&self) -> Provisioning<'_> {
+        Provisioning {
+            db: &self.st.db,
+            clock: &*self.st.clock,
+            rng: &*self.st.rng,
+            tenant: &self.t.tenant,
+            base: &self.base,
+            sessions: self,
+        }
+    }
+}
+
+#[async_trait::async_trait(?Send)]
+impl SessionRevoker for Ctx {
+    async fn revoke_user_sessions(
+        &self,
+        tx: &sea_orm::DatabaseTransaction,
+        user_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<(), sea_orm::DbErr> {
+        // TODO(lead): revocation moves to directory
+        crate::issuer::endpoints::revoke_user_sessions(tx, &self.st, user_id, reason, now).await.map(|_| ())
+    }
 }
 
 fn json(status: StatusCode, body: &Value) -> HttpResponse {
@@ -108,9 +172,9 @@ fn not_modified(req: &HttpRequest, version: i64) -> bool {
 /// Projects a single resource by the request's `attributes` / `excludedAttributes`.
 fn projected(req: &HttpRequest, v: Value) -> Result<Value, ScimError> {
     let q = query(req)?;
-    let a = md::parse_attr_list(q.attributes.as_deref())?;
-    let e = md::parse_attr_list(q.excluded_attributes.as_deref())?;
-    Ok(md::project(v, &a, &e))
+    let a = parse_attr_list(q.attributes.as_deref())?;
+    let e = parse_attr_list(q.excluded_attributes.as_deref())?;
+    Ok(project(v, &a, &e))
 }
 
 fn search_body(body: &[u8]) -> Result<ListQuery, ScimError> {
@@ -135,17 +199,19 @@ fn search_body(body: &[u8]) -> Result<ListQuery, ScimError> {
     Ok(q)
 }
 
+// --- discovery -----------------------------------------------------------------------------------
+
 async fn spc(t: ScimTenant, st: web::Data<AppState>) -> Res {
-    Ok(json(StatusCode::OK, &discovery::service_provider_config(&ctx(&st, t).base)))
+    Ok(json(StatusCode::OK, &discovery::service_provider_config(&Ctx::new(st, t).base)))
 }
 
 async fn resource_types(t: ScimTenant, st: web::Data<AppState>) -> Res {
-    Ok(json(StatusCode::OK, &discovery::list(discovery::resource_types(&ctx(&st, t).base))))
+    Ok(json(StatusCode::OK, &discovery::list(discovery::resource_types(&Ctx::new(st, t).base))))
 }
 
-async fn resource_type(t: ScimTenant, st: web::Data<AppState>, path: web::Path<(String, String)>) -> Res {
+async fn resource_type(t: ScimTenant, st: web::Data<AppState>, path: IdPath) -> Res {
     let id = &path.1;
-    discovery::resource_types(&ctx(&st, t).base)
+    discovery::resource_types(&Ctx::new(st, t).base)
         .into_iter()
         .find(|r| r["id"].as_str() == Some(id.as_str()))
         .map(|r| json(StatusCode::OK, &r))
@@ -153,164 +219,75 @@ async fn resource_type(t: ScimTenant, st: web::Data<AppState>, path: web::Path<(
 }
 
 async fn schemas(t: ScimTenant, st: web::Data<AppState>) -> Res {
-    Ok(json(StatusCode::OK, &discovery::list(discovery::schemas(&ctx(&st, t).base))))
+    Ok(json(StatusCode::OK, &discovery::list(discovery::schemas(&Ctx::new(st, t).base))))
 }
 
-async fn schema(t: ScimTenant, st: web::Data<AppState>, path: web::Path<(String, String)>) -> Res {
+async fn schema(t: ScimTenant, st: web::Data<AppState>, path: IdPath) -> Res {
     let id = &path.1;
-    discovery::schemas(&ctx(&st, t).base)
+    discovery::schemas(&Ctx::new(st, t).base)
         .into_iter()
         .find(|r| r["id"].as_str().is_some_and(|s| s.eq_ignore_ascii_case(id)))
         .map(|r| json(StatusCode::OK, &r))
         .ok_or_else(|| ScimError::not_found("schema"))
 }
 
-async fn list_users(t: ScimTenant, st: web::Data<AppState>, req: HttpRequest) -> Res {
-    Ok(json(StatusCode::OK, &ctx(&st, t).list(Kind::User, &query(&req)?).await?))
+// --- Users and Groups ----------------------------------------------------------------------------
+
+async fn list<E: Endpoint>(t: ScimTenant, st: web::Data<AppState>, req: HttpRequest) -> Res {
+    Ok(json(StatusCode::OK, &Ctx::new(st, t).service().list(E::KIND, &query(&req)?).await?))
 }
 
-async fn list_groups(t: ScimTenant, st: web::Data<AppState>, req: HttpRequest) -> Res {
-    Ok(json(StatusCode::OK, &ctx(&st, t).list(Kind::Group, &query(&req)?).await?))
-}
-
-async fn search_users(t: ScimTenant, st: web::Data<AppState>, body: web::Bytes) -> Res {
-    Ok(json(StatusCode::OK, &ctx(&st, t).list(Kind::User, &search_body(&body)?).await?))
-}
-
-async fn search_groups(t: ScimTenant, st: web::Data<AppState>, body: web::Bytes) -> Res {
-    Ok(json(StatusCode::OK, &ctx(&st, t).list(Kind::Group, &search_body(&body)?).await?))
+async fn search<E: Endpoint>(t: ScimTenant, st: web::Data<AppState>, body: web::Bytes) -> Res {
+    Ok(json(StatusCode::OK, &Ctx::new(st, t).service().list(E::KIND, &search_body(&body)?).await?))
 }
 
 /// `POST /.search` at the root: Users then Groups, paged together.
 async fn search_all(t: ScimTenant, st: web::Data<AppState>, body: web::Bytes) -> Res {
-    let q = search_body(&body)?;
-    let c = ctx(&st, t);
-    let start = q.start_index.unwrap_or(1).max(1);
-    let count = q.count.unwrap_or(100).clamp(0, crate::scim::service::MAX_RESULTS);
-    if start - 1 + count > crate::scim::service::MAX_RESULTS {
-        return Err(ScimError::bad(
-            "tooMany",
-            "a search across resource types pages through at most 1000 results; search /Users or /Groups instead",
-        ));
-    }
-    let mut wide = q.clone();
-    wide.start_index = Some(1);
-    wide.count = Some((start - 1 + count).min(crate::scim::service::MAX_RESULTS));
-    let users = c.list(Kind::User, &wide).await?;
-    let groups = c.list(Kind::Group, &wide).await?;
-    let total = users["totalResults"].as_i64().unwrap_or(0) + groups["totalResults"].as_i64().unwrap_or(0);
-    let mut all: Vec<Value> = Vec::new();
-    for l in [&users, &groups] {
-        if let Some(a) = l["Resources"].as_array() {
-            all.extend(a.iter().cloned());
-        }
-    }
-    let page: Vec<Value> = all.into_iter().skip((start - 1) as usize).take(count as usize).collect();
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
-            "totalResults": total, "startIndex": start, "itemsPerPage": page.len(), "Resources": page
-        }),
-    ))
+    Ok(json(StatusCode::OK, &Ctx::new(st, t).service().search_all(&search_body(&body)?).await?))
 }
 
-async fn get_user(t: ScimTenant, st: web::Data<AppState>, req: HttpRequest, path: web::Path<(String, String)>) -> Res {
-    let (v, version) = ctx(&st, t).get_user(&path.1).await?;
+async fn get<E: Endpoint>(t: ScimTenant, st: web::Data<AppState>, req: HttpRequest, path: IdPath) -> Res {
+    let wanted = E::relation_wanted(&req)?;
+    let (v, version) = Ctx::new(st, t).service().get(E::KIND, &path.1, wanted).await?;
     if not_modified(&req, version) {
         return Ok(HttpResponse::NotModified().insert_header((header::ETAG, etag(version))).finish());
     }
     Ok(resource(StatusCode::OK, &projected(&req, v)?, version))
 }
 
-async fn create_user(t: ScimTenant, st: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Res {
-    let (v, version) = ctx(&st, t).create_user(body_json(&body)?).await?;
+async fn create<E: Endpoint>(t: ScimTenant, st: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Res {
+    let (v, version) = Ctx::new(st, t).service().create(E::KIND, body_json(&body)?).await?;
     Ok(resource(StatusCode::CREATED, &projected(&req, v)?, version))
 }
 
-async fn replace_user(
+async fn replace<E: Endpoint>(
     t: ScimTenant,
     st: web::Data<AppState>,
     req: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: IdPath,
     body: web::Bytes,
 ) -> Res {
-    let (v, version) = ctx(&st, t).replace_user(&path.1, body_json(&body)?, if_match(&req).as_deref()).await?;
+    let c = Ctx::new(st, t);
+    let (v, version) = c.service().replace(E::KIND, &path.1, body_json(&body)?, if_match(&req).as_deref()).await?;
     Ok(resource(StatusCode::OK, &projected(&req, v)?, version))
 }
 
-async fn patch_user(
+async fn patch<E: Endpoint>(
     t: ScimTenant,
     st: web::Data<AppState>,
     req: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: IdPath,
     body: web::Bytes,
 ) -> Res {
-    let (v, version) = ctx(&st, t).patch_user(&path.1, body_json(&body)?, if_match(&req).as_deref()).await?;
-    Ok(resource(StatusCode::OK, &projected(&req, v)?, version))
-}
-
-async fn delete_user(
-    t: ScimTenant,
-    st: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-) -> Res {
-    ctx(&st, t).delete_user(&path.1, if_match(&req).as_deref()).await?;
-    Ok(HttpResponse::NoContent().finish())
-}
-
-fn members_wanted(req: &HttpRequest) -> Result<bool, ScimError> {
-    let q = query(req)?;
-    let a = md::parse_attr_list(q.attributes.as_deref())?;
-    let e = md::parse_attr_list(q.excluded_attributes.as_deref())?;
-    Ok(!md::mentions(&e, "members") && (a.is_empty() || md::mentions(&a, "members")))
-}
-
-async fn get_group(t: ScimTenant, st: web::Data<AppState>, req: HttpRequest, path: web::Path<(String, String)>) -> Res {
-    let (v, version) = ctx(&st, t).get_group(&path.1, members_wanted(&req)?).await?;
-    if not_modified(&req, version) {
-        return Ok(HttpResponse::NotModified().insert_header((header::ETAG, etag(version))).finish());
-    }
-    Ok(resource(StatusCode::OK, &projected(&req, v)?, version))
-}
-
-async fn create_group(t: ScimTenant, st: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Res {
-    let (v, version) = ctx(&st, t).create_group(body_json(&body)?).await?;
-    Ok(resource(StatusCode::CREATED, &projected(&req, v)?, version))
-}
-
-async fn replace_group(
-    t: ScimTenant,
-    st: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-    body: web::Bytes,
-) -> Res {
-    let (v, version) = ctx(&st, t).replace_group(&path.1, body_json(&body)?, if_match(&req).as_deref()).await?;
-    Ok(resource(StatusCode::OK, &projected(&req, v)?, version))
-}
-
-async fn patch_group(
-    t: ScimTenant,
-    st: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-    body: web::Bytes,
-) -> Res {
-    let with_members = members_wanted(&req)?;
+    let wanted = E::relation_wanted(&req)?;
+    let c = Ctx::new(st, t);
     let (v, version) =
-        ctx(&st, t).patch_group(&path.1, body_json(&body)?, if_match(&req).as_deref(), with_members).await?;
+        c.service().patch(E::KIND, &path.1, body_json(&body)?, if_match(&req).as_deref(), wanted).await?;
     Ok(resource(StatusCode::OK, &projected(&req, v)?, version))
 }
 
-async fn delete_group(
-    t: ScimTenant,
-    st: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-) -> Res {
-    ctx(&st, t).delete_group(&path.1, if_match(&req).as_deref()).await?;
+async fn delete<E: Endpoint>(t: ScimTenant, st: web::Data<AppState>, req: HttpRequest, path: IdPath) -> Res {
+    Ctx::new(st, t).service().delete(E::KIND, &path.1, if_match(&req).as_deref()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -339,15 +316,15 @@ async fn request_log(
             "fedgate_scim_requests_total",
             &[("tenant", &tenant_id), ("resource", &resource), ("status", &status)],
         );
-        let row = crate::store::entities::scim_request::ActiveModel {
-            id: sea_orm::Set(crate::ids::ScimRequestId::new(st.clock.now_ms(), &*st.rng).to_string()),
-            tenant_id: sea_orm::Set(tenant_id),
-            method: sea_orm::Set(method),
-            path: sea_orm::Set(path),
-            status: sea_orm::Set(i32::from(res.status().as_u16())),
-            duration_us: sea_orm::Set(started.elapsed().as_micros() as i64),
-            error_code: sea_orm::Set(error_code),
-            created_at: sea_orm::Set(st.clock.now()),
+        let row = crate::store::entities::scim_request::Model {
+            id: crate::ids::ScimRequestId::new(st.clock.now_ms(), &*st.rng).to_string(),
+            tenant_id,
+            method,
+            path,
+            status: i32::from(res.status().as_u16()),
+            duration_us: started.elapsed().as_micros() as i64,
+            error_code,
+            created_at: st.clock.now(),
         };
         st.scim_log.push(row);
     }

@@ -6,6 +6,11 @@ pub mod connections;
 pub mod entities;
 pub mod logins;
 pub mod replay;
+pub mod scim_groups;
+pub mod scim_list;
+pub mod scim_sql;
+pub mod scim_tokens;
+pub mod scim_users;
 pub mod sessions;
 pub mod ui_sessions;
 

@@ -841,7 +841,79 @@ async fn provisioning_adopts_users_created_by_sso(app: &TestApp) {
     assert_ne!(g2, first);
 }
 
+/// The wire format, byte for byte: the discovery documents as sent (raw text, base URL replaced)
+/// and a User, a Group and a ListResponse (ids and times redacted), with their headers.
+async fn wire_format_snapshots(app: &TestApp) {
+    let s = Scim::setup(app, "acme", "acme.test").await;
+    let base = app.url("/scim/v2/acme");
+    for (name, path) in [
+        ("scim_service_provider_config", "/ServiceProviderConfig"),
+        ("scim_resource_types", "/ResourceTypes"),
+        ("scim_resource_type_user", "/ResourceTypes/User"),
+        ("scim_schemas", "/Schemas"),
+        ("scim_schema_enterprise_user", "/Schemas/urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"),
+    ] {
+        let r = s.app.http.get(format!("{base}{path}")).bearer_auth(&s.token).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["content-type"], "application/scim+json");
+        let text = r.text().await.unwrap().replace(&base, "https://issuer.example/scim/v2/acme");
+        insta::assert_snapshot!(name, text);
+    }
+    let redact = |v: &Value| {
+        let text = v.to_string().replace(&base, "https://issuer.example/scim/v2/acme");
+        let mut v: Value = serde_json::from_str(&text).unwrap();
+        fn walk(v: &mut Value) {
+            match v {
+                Value::Object(m) => {
+                    for (k, x) in m.iter_mut() {
+                        match (k.as_str(), x.as_str()) {
+                            ("created" | "lastModified", Some(_)) => *x = "[time]".into(),
+                            ("id" | "value" | "$ref" | "location", Some(s))
+                                if s.contains("usr_") || s.contains("grp_") =>
+                            {
+                                let (head, tail) = s.split_at(s.find("usr_").or_else(|| s.find("grp_")).unwrap());
+                                *x = format!("{head}{}[id]", &tail[..4]).into();
+                            }
+                            _ => walk(x),
+                        }
+                    }
+                }
+                Value::Array(a) => a.iter_mut().for_each(walk),
+                _ => {}
+            }
+        }
+        walk(&mut v);
+        v
+    };
+    let ((st, u), h) = s
+        .req_h(
+            Method::POST,
+            "/Users",
+            Some(json!({"schemas": [USER, ENT], "userName": "Bjensen@Acme.test", "externalId": "ext-1",
+                "name": {"givenName": "Barbara", "familyName": "Jensen", "FORMATTED": "Barbara Jensen"},
+                "displayName": "Babs", "active": "true", "password": "secret!", "groups": [{"value": "x"}],
+                "emails": [{"value": "bjensen@acme.test", "type": "work", "primary": "True"}, {"value": "b@x.test"}],
+                ENT: {"department": "R&D", "manager": {"value": "m-1"}}})),
+            &[],
+        )
+        .await;
+    assert_eq!(st, 201, "{u}");
+    assert_eq!(h["etag"], "W/\"1\"");
+    let uid = u["id"].as_str().unwrap().to_string();
+    assert!(h["location"].to_str().unwrap().ends_with(&format!("/Users/{uid}")));
+    insta::assert_json_snapshot!("scim_user_created", redact(&u));
+    let (st, g) =
+        s.post("/Groups", json!({"schemas": [GROUP], "displayName": "Eng", "members": [{"value": uid}]})).await;
+    assert_eq!(st, 201, "{g}");
+    insta::assert_json_snapshot!("scim_group_created", redact(&g));
+    let (_, u) = s.get(&format!("/Users/{uid}")).await;
+    insta::assert_json_snapshot!("scim_user_with_groups", redact(&u));
+    let (_, l) = s.get("/Groups?count=5").await;
+    insta::assert_json_snapshot!("scim_group_list", redact(&l));
+}
+
 both!(
+    wire_format_snapshots,
     provisioning_adopts_users_created_by_sso,
     okta_provisioning_sequence,
     entra_provisioning_sequence,

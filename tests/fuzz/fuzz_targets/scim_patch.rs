@@ -1,7 +1,7 @@
 //! Any body: PATCH parsing and application never panic; a successful PATCH of a User yields an
 //! object that the User normalization accepts or rejects with a SCIM error (never a panic).
 #![no_main]
-use fedgate::scim::{models, patch};
+use fedgate_scim::{patch, resource};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -18,9 +18,9 @@ fuzz_target!(|data: &[u8]| {
         "members": [{"value": "usr_1"}, {"value": "usr_2"}]
     });
     if let Ok(out) = patch::apply(&user, &req) {
-        let _ = models::normalize_user(out.resource);
+        let _ = resource::normalize_user(out.resource);
     }
     if let Ok(out) = patch::apply(&group, &req) {
-        let _ = models::normalize_group(out.resource);
+        let _ = resource::normalize_group(out.resource);
     }
 });

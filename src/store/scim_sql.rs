@@ -4,15 +4,78 @@
 //! memberships); every other attribute is read from the stored resource with the database's JSON
 //! functions (`json_extract`/`json_each` on SQLite, `jsonb` operators on PostgreSQL).
 //! All values are bound parameters; attribute names only ever reach SQL as bound JSON paths.
-use crate::scim::filter::{CompValue, CompareOp, Filter};
-use crate::scim::models::{canonical_name, is_multi_valued, Kind};
-use crate::scim::path::AttrPath;
-use sea_orm::DbBackend;
+//!
+//! Which attribute is an indexed column, and which lives in the membership table, is read from
+//! the SCIM schema table (`fedgate_scim::schema`, [`Storage`]); the table and membership
+//! layout (`users`, `scim_groups`, `scim_group_members`) is this file's.
+//!
+//! Pure: it builds SQL text and its [`Param`]s, and runs nothing (`scim_list.rs` does). The fuzz
+//! target `scim_filter` compiles this file on its own (`#[path]` in
+//! tests/fuzz/fuzz_targets/scim_filter.rs), so it uses only `fedgate_scim` and std — never
+//! `crate::`.
+use fedgate_scim::datetime::parse_datetime;
+use fedgate_scim::filter::{CompValue, CompareOp, Filter};
+use fedgate_scim::schema::{self, canonical_name, canonical_urn, is_multi_valued, Compare, ResourceKind, Storage};
+use fedgate_scim::AttrPath;
+
+/// The SQL dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A bound value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl From<String> for Param {
+    fn from(v: String) -> Self {
+        Param::Text(v)
+    }
+}
+impl From<&str> for Param {
+    fn from(v: &str) -> Self {
+        Param::Text(v.to_string())
+    }
+}
+impl From<i64> for Param {
+    fn from(v: i64) -> Self {
+        Param::Int(v)
+    }
+}
+impl From<f64> for Param {
+    fn from(v: f64) -> Self {
+        Param::Float(v)
+    }
+}
+impl From<bool> for Param {
+    fn from(v: bool) -> Self {
+        Param::Bool(v)
+    }
+}
+
+/// The table of a resource kind and its alias in generated queries.
+pub fn table(kind: ResourceKind) -> (&'static str, &'static str) {
+    match kind {
+        ResourceKind::User => ("users", "u"),
+        ResourceKind::Group => ("scim_groups", "g"),
+    }
+}
+
+fn alias_of(kind: ResourceKind) -> &'static str {
+    table(kind).1
+}
 
 /// A WHERE fragment under construction with its bound values.
 pub struct Sql {
-    pub backend: DbBackend,
-    pub params: Vec<sea_orm::Value>,
+    pub dialect: Dialect,
+    pub params: Vec<Param>,
     aliases: usize,
 }
 
@@ -35,26 +98,37 @@ enum ColKind {
     Time,
 }
 
+impl From<Compare> for ColKind {
+    fn from(c: Compare) -> Self {
+        match c {
+            Compare::Exact => ColKind::Exact,
+            Compare::Lowercased => ColKind::Lower,
+            Compare::Boolean => ColKind::Bool,
+            Compare::EpochSeconds => ColKind::Time,
+        }
+    }
+}
+
 /// Where relative paths (inside `attr[...]`) point.
 enum Elem {
     Json(String),
-    GroupMembers(String),
-    UserGroups(String),
+    /// Rows of `scim_group_members` (alias) holding the memberships of a resource of this kind.
+    Membership(String, ResourceKind),
 }
 
 type R<T> = Result<T, String>;
 
 impl Sql {
-    pub fn new(backend: DbBackend) -> Self {
-        Self { backend, params: Vec::new(), aliases: 0 }
+    pub fn new(dialect: Dialect) -> Self {
+        Self { dialect, params: Vec::new(), aliases: 0 }
     }
 
     fn pg(&self) -> bool {
-        self.backend == DbBackend::Postgres
+        self.dialect == Dialect::Postgres
     }
 
     /// Binds a value and returns its placeholder.
-    pub fn bind(&mut self, v: impl Into<sea_orm::Value>) -> String {
+    pub fn bind(&mut self, v: impl Into<Param>) -> String {
         self.params.push(v.into());
         if self.pg() {
             format!("${}", self.params.len())
@@ -68,8 +142,8 @@ impl Sql {
         format!("j{}", self.aliases)
     }
 
-    fn doc(&self, kind: Kind) -> String {
-        let t = kind.alias();
+    fn doc(&self, kind: ResourceKind) -> String {
+        let t = alias_of(kind);
         if self.pg() {
             format!("({t}.scim::jsonb)")
         } else {
@@ -78,11 +152,11 @@ impl Sql {
     }
 
     /// `filter` as a boolean SQL expression that is never NULL.
-    pub fn filter(&mut self, kind: Kind, f: &Filter) -> R<String> {
+    pub fn filter(&mut self, kind: ResourceKind, f: &Filter) -> R<String> {
         self.expr(kind, f, None, 0)
     }
 
-    fn expr(&mut self, kind: Kind, f: &Filter, elem: Option<&Elem>, depth: usize) -> R<String> {
+    fn expr(&mut self, kind: ResourceKind, f: &Filter, elem: Option<&Elem>, depth: usize) -> R<String> {
         if depth > 64 {
             return Err("filter is nested too deeply".into());
         }
@@ -108,14 +182,16 @@ impl Sql {
     }
 
     /// `FROM` clause iterating the elements of a multi-valued attribute, and the element context.
-    fn elements(&mut self, kind: Kind, path: &AttrPath) -> R<(String, Elem)> {
+    fn elements(&mut self, kind: ResourceKind, path: &AttrPath) -> R<(String, Elem)> {
         let a = self.alias();
-        let t = kind.alias();
-        if path.is_core() && kind == Kind::Group && path.attr_is("members") {
-            return Ok((format!("scim_group_members {a} WHERE {a}.group_id = {t}.id AND "), Elem::GroupMembers(a)));
-        }
-        if path.is_core() && kind == Kind::User && path.attr_is("groups") {
-            return Ok((format!("scim_group_members {a} WHERE {a}.user_id = {t}.id AND "), Elem::UserGroups(a)));
+        let t = alias_of(kind);
+        let attr = if path.is_core() { kind.schema().attribute(&path.attr) } else { None };
+        if attr.is_some_and(|a| a.storage == Storage::Membership) {
+            let owner = match kind {
+                ResourceKind::Group => "group_id",
+                ResourceKind::User => "user_id",
+            };
+            return Ok((format!("scim_group_members {a} WHERE {a}.{owner} = {t}.id AND "), Elem::Membership(a, kind)));
         }
         let keys = json_keys(kind, path, false)?;
         let doc = self.doc(kind);
@@ -137,7 +213,7 @@ impl Sql {
     /// A comparison (or `pr` when `cmp` is None) on one attribute.
     fn leaf(
         &mut self,
-        kind: Kind,
+        kind: ResourceKind,
         path: &AttrPath,
         elem: Option<&Elem>,
         cmp: Option<(CompareOp, &CompValue)>,
@@ -148,9 +224,7 @@ impl Sql {
         }
         // A sub-attribute of a multi-valued attribute, or the multi-valued attribute itself:
         // some element matches.
-        let multi = path.is_core() && is_multi_valued(&path.attr)
-            || (kind == Kind::User && path.is_core() && path.attr_is("groups"));
-        if multi {
+        if path.is_core() && is_multi_valued(&path.attr) {
             let base = AttrPath { schema_urn: path.schema_urn.clone(), attr: path.attr.clone(), sub_attr: None };
             let (from, e) = self.elements(kind, &base)?;
             let sub = AttrPath::new(path.sub_attr.clone().unwrap_or_else(|| "value".into()));
@@ -185,46 +259,41 @@ impl Sql {
                 }
                 Target::Json { base: base.clone(), path: keys }
             }
-            Elem::GroupMembers(a) => match sub.to_ascii_lowercase().as_str() {
-                "value" => Target::Col(format!("{a}.user_id"), ColKind::Exact),
-                "display" => {
-                    Target::Col(format!("(SELECT us.user_name FROM users us WHERE us.id = {a}.user_id)"), ColKind::Ci)
+            Elem::Membership(a, kind) => {
+                let attr = kind.schema().attribute(kind.relation());
+                match attr.and_then(|at| at.sub(sub)).map(|s| s.storage) {
+                    Some(Storage::Column { name, compare }) => Target::Col(format!("{a}.{name}"), compare.into()),
+                    _ => match (sub.to_ascii_lowercase().as_str(), kind) {
+                        ("display", ResourceKind::Group) => Target::Col(
+                            format!("(SELECT us.user_name FROM users us WHERE us.id = {a}.user_id)"),
+                            ColKind::Ci,
+                        ),
+                        ("display", ResourceKind::User) => Target::Col(
+                            format!("(SELECT gg.display_name FROM scim_groups gg WHERE gg.id = {a}.group_id)"),
+                            ColKind::Ci,
+                        ),
+                        ("type", ResourceKind::Group) => Target::Col("'User'".into(), ColKind::Ci),
+                        ("type", ResourceKind::User) => Target::Col("'direct'".into(), ColKind::Ci),
+                        _ => Target::Col("NULL".into(), ColKind::Exact),
+                    },
                 }
-                "type" => Target::Col("'User'".into(), ColKind::Ci),
-                _ => Target::Col("NULL".into(), ColKind::Exact),
-            },
-            Elem::UserGroups(a) => match sub.to_ascii_lowercase().as_str() {
-                "value" => Target::Col(format!("{a}.group_id"), ColKind::Exact),
-                "display" => Target::Col(
-                    format!("(SELECT gg.display_name FROM scim_groups gg WHERE gg.id = {a}.group_id)"),
-                    ColKind::Ci,
-                ),
-                "type" => Target::Col("'direct'".into(), ColKind::Ci),
-                _ => Target::Col("NULL".into(), ColKind::Exact),
-            },
+            }
         })
     }
 
     /// A top-level (or complex single-valued) attribute: an indexed column when there is one.
-    fn column(&mut self, kind: Kind, path: &AttrPath) -> R<Target> {
-        let t = kind.alias();
-        let key = path.normalized_key();
-        let col = |c: &str, k: ColKind| Some(Target::Col(format!("{t}.{c}"), k));
-        let mapped = match (kind, key.as_str()) {
-            (_, "id") => col("id", ColKind::Exact),
-            (_, "externalid") => col("external_id", ColKind::Exact),
-            (_, "meta.created") => col("created_at", ColKind::Time),
-            (_, "meta.lastmodified") => col("updated_at", ColKind::Time),
-            (_, "meta.resourcetype") => {
-                Some(Target::Col(format!("'{}'", if kind == Kind::User { "User" } else { "Group" }), ColKind::Ci))
+    fn column(&mut self, kind: ResourceKind, path: &AttrPath) -> R<Target> {
+        let t = alias_of(kind);
+        // What the schema table says the attribute maps to, unless it lives in the membership
+        // table (multi-valued, so never here).
+        if let Some((attr, sub)) = schema::resolve(kind, path) {
+            if attr.storage != Storage::Membership {
+                match sub.unwrap_or(attr).storage {
+                    Storage::Column { name, compare } => return Ok(Target::Col(format!("{t}.{name}"), compare.into())),
+                    Storage::ResourceTypeName => return Ok(Target::Col(format!("'{}'", kind.name()), ColKind::Ci)),
+                    _ => {}
+                }
             }
-            (Kind::User, "username") => col("user_name_lower", ColKind::Lower),
-            (Kind::User, "active") => col("active", ColKind::Bool),
-            (Kind::Group, "displayname") => col("display_name_lower", ColKind::Lower),
-            _ => None,
-        };
-        if let Some(m) = mapped {
-            return Ok(m);
         }
         Ok(Target::Json { base: self.doc(kind), path: json_keys(kind, path, true)? })
     }
@@ -291,7 +360,7 @@ impl Sql {
         let esc = if is_like { " ESCAPE '\\'" } else { "" };
         match (kind, value) {
             (ColKind::Time, CompValue::Str(s)) => {
-                let secs = crate::scim::filter::parse_datetime(s)
+                let secs = parse_datetime(s)
                     .map(|ns| (ns.div_euclid(1_000_000_000)) as i64)
                     .ok_or_else(|| format!("{s:?} is not an RFC 3339 date-time"))?;
                 if is_like {
@@ -346,7 +415,7 @@ impl Sql {
     }
 
     /// An ORDER BY expression for `sortBy`.
-    pub fn sort_expr(&mut self, kind: Kind, path: &AttrPath) -> R<String> {
+    pub fn sort_expr(&mut self, kind: ResourceKind, path: &AttrPath) -> R<String> {
         if path.is_core() && is_multi_valued(&path.attr) {
             // RFC 7644 §3.4.2.3: a multi-valued attribute sorts by its primary (or first) value.
             let keys = json_keys(kind, &AttrPath::new(path.attr.clone()), false)?;
@@ -376,11 +445,11 @@ impl Sql {
 }
 
 /// The JSON keys of an attribute path in the stored document (canonical spelling).
-fn json_keys(kind: Kind, path: &AttrPath, with_sub: bool) -> R<Vec<String>> {
+fn json_keys(kind: ResourceKind, path: &AttrPath, with_sub: bool) -> R<Vec<String>> {
     let _ = kind;
     let mut keys = Vec::new();
     if let Some(urn) = path.extension_urn() {
-        keys.push(crate::scim::models::canonical_urn(urn));
+        keys.push(canonical_urn(urn));
     }
     keys.push(canonical_name(&path.attr).to_string());
     if with_sub {
@@ -410,3 +479,66 @@ fn pg_path(keys: &[String]) -> String {
     let parts: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
     format!("{{{}}}", parts.join(","))
 }
+
+/// The SQL of a list or search: `WHERE` (tenant, live resources, the filter) and `ORDER BY`,
+/// built step by step so that a bad filter is reported before a bad `sortBy`.
+pub struct ListSql {
+    kind: ResourceKind,
+    sql: Sql,
+    conditions: String,
+    /// Parameters of the `WHERE` clause (the sort expression's come after).
+    where_params: usize,
+    order: String,
+}
+
+impl ListSql {
+    /// The resources of a tenant (users: SCIM-managed and not deleted).
+    pub fn new(kind: ResourceKind, dialect: Dialect, tenant_id: &str) -> Self {
+        let mut sql = Sql::new(dialect);
+        let t = alias_of(kind);
+        let tp = sql.bind(tenant_id);
+        let mut conditions = format!("{t}.tenant_id = {tp}");
+        if kind == ResourceKind::User {
+            conditions.push_str(&format!(" AND {t}.scim IS NOT NULL AND {t}.deleted_at IS NULL"));
+        }
+        let where_params = sql.params.len();
+        Self { kind, sql, conditions, where_params, order: String::new() }
+    }
+
+    /// Adds a filter. The error is the `invalidFilter` detail.
+    pub fn filter(&mut self, f: &Filter) -> Result<(), String> {
+        let cond = self.sql.filter(self.kind, f)?;
+        self.conditions.push_str(&format!(" AND {cond}"));
+        self.where_params = self.sql.params.len();
+        Ok(())
+    }
+
+    /// Sorts by an attribute (then by id, always). The error is the `invalidPath` detail.
+    pub fn sort(&mut self, path: &AttrPath, descending: bool) -> Result<(), String> {
+        let e = self.sql.sort_expr(self.kind, path)?;
+        self.order = format!("{e} {}, ", if descending { "DESC" } else { "ASC" });
+        Ok(())
+    }
+
+    /// `SELECT COUNT(*) AS n` of the matching resources.
+    pub fn count_query(&self) -> (String, Vec<Param>) {
+        let (table, t) = table(self.kind);
+        let params = self.sql.params.get(..self.where_params).unwrap_or_default().to_vec();
+        (format!("SELECT COUNT(*) AS n FROM {table} {t} WHERE {}", self.conditions), params)
+    }
+
+    /// The rows of one page: `count` rows from the 1-based `start`.
+    pub fn page_query(mut self, start: i64, count: i64) -> (String, Vec<Param>) {
+        let (table, t) = table(self.kind);
+        let lim = self.sql.bind(count);
+        let off = self.sql.bind(start - 1);
+        let sql = format!(
+            "SELECT {t}.* FROM {table} {t} WHERE {} ORDER BY {}{t}.id ASC LIMIT {lim} OFFSET {off}",
+            self.conditions, self.order
+        );
+        (sql, self.sql.params)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,6 @@
-//! SCIM attribute paths (RFC 7644 §3.10 and the `attrPath` / `PATH` rules of
-//! §3.4.2.2 and §3.5.2), shared by the filter parser and the PATCH engine.
+//! SCIM attribute paths (RFC 7644 §3.10 and the `attrPath` rule of §3.4.2.2), shared by the
+//! filter parser, the PATCH engine, projection and the schema lookups. The parser lives in
+//! [`crate::filter`] (`AttrPath::parse`); this module only depends on [`crate::urn`].
 //!
 //! Attribute names and schema URNs are compared ASCII-case-insensitively
 //! (RFC 7643 §2.1): the `PartialEq`/`Hash` impls of [`AttrPath`] ignore case,
@@ -8,16 +9,7 @@
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
-use crate::scim::filter::{self, Filter, FilterError};
-
-/// Prefix shared by the SCIM core schema URNs (`...:core:2.0:User`, `...:core:2.0:Group`).
-pub const CORE_SCHEMA_PREFIX: &str = "urn:ietf:params:scim:schemas:core:";
-/// Core User schema URN.
-pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-/// Core Group schema URN.
-pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-/// Enterprise User extension schema URN (RFC 7643 §4.3).
-pub const ENTERPRISE_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+use crate::urn::CORE_SCHEMA_PREFIX;
 
 /// An attribute path: `[schemaURN ":"] attr ["." subAttr]`, e.g. `userName`,
 /// `name.givenName`, or
@@ -49,12 +41,6 @@ impl AttrPath {
     pub fn in_schema(mut self, urn: impl Into<String>) -> Self {
         self.schema_urn = Some(urn.into());
         self
-    }
-
-    /// Parses a standalone attribute path (no value filter), e.g. the entries
-    /// of the `attributes=` query parameter. Surrounding whitespace is ignored.
-    pub fn parse(input: &str) -> Result<Self, FilterError> {
-        filter::parse_attr_path(input)
     }
 
     /// True when the path has no schema prefix or a core-schema prefix, i.e.
@@ -135,62 +121,6 @@ impl fmt::Display for AttrPath {
     }
 }
 
-impl std::str::FromStr for AttrPath {
-    type Err = FilterError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
-
-/// A PATCH operation path (RFC 7644 §3.5.2):
-/// `attrPath / valuePath [subAttr]`, e.g. `members`, `name.givenName`,
-/// `emails[type eq "work"].value`, `members[value eq "abc"]`.
-///
-/// Invariant (enforced by the parser): when `filter` is set, `attr.sub_attr`
-/// is `None`; `sub_attr` is only set together with `filter`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PatchPath {
-    /// The attribute (possibly with sub-attribute when there is no filter).
-    pub attr: AttrPath,
-    /// Value selection filter of a `valuePath`, evaluated against each
-    /// element of the multi-valued attribute.
-    pub filter: Option<Filter>,
-    /// Sub-attribute after the value filter (`emails[...].value`).
-    pub sub_attr: Option<String>,
-}
-
-impl PatchPath {
-    /// A path to a plain attribute (no filter).
-    pub fn attr(attr: AttrPath) -> Self {
-        Self { attr, filter: None, sub_attr: None }
-    }
-
-    /// Parses a PATCH `path` value. Surrounding whitespace is ignored.
-    pub fn parse(input: &str) -> Result<Self, FilterError> {
-        filter::parse_patch_path(input)
-    }
-}
-
-impl fmt::Display for PatchPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.attr)?;
-        if let Some(filter) = &self.filter {
-            write!(f, "[{filter}]")?;
-        }
-        if let Some(sub) = &self.sub_attr {
-            write!(f, ".{sub}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::str::FromStr for PatchPath {
-    type Err = FilterError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
-
 /// True when `urn` names a SCIM core schema (`urn:ietf:params:scim:schemas:core:...`).
 pub fn is_core_schema(urn: &str) -> bool {
     starts_with_ignore_case(urn, CORE_SCHEMA_PREFIX)
@@ -264,6 +194,7 @@ pub(crate) fn attr_path_from_token(token: &str) -> Result<AttrPath, &'static str
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::urn::{ENTERPRISE_USER_SCHEMA, USER_SCHEMA};
     use std::collections::HashSet;
 
     #[test]
@@ -311,21 +242,5 @@ mod tests {
         assert_eq!(a.to_string(), "Name.GivenName");
         assert_ne!(AttrPath::new("name"), AttrPath::with_sub("name", "givenName"));
         assert_ne!(AttrPath::new("name"), AttrPath::new("name").in_schema(USER_SCHEMA));
-    }
-
-    #[test]
-    fn patch_path_display_round_trips() {
-        for s in [
-            "members",
-            "name.givenName",
-            "emails[type eq \"work\"].value",
-            "members[value eq \"abc\"]",
-            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
-            "urn:ietf:params:scim:schemas:core:2.0:User:emails[type eq \"work\" and primary eq true].value",
-        ] {
-            let p = PatchPath::parse(s).unwrap();
-            assert_eq!(p.to_string(), s);
-            assert_eq!(PatchPath::parse(&p.to_string()).unwrap(), p);
-        }
     }
 }

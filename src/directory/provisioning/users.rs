@@ -1,0 +1,194 @@
+//! Users: create (restoring a soft-deleted user, adopting one an SSO login created), replace,
+//! patch, delete; deactivation and deletion end the user's sessions.
+use super::{check_if_match, Provisioning, ProvisioningError, Result, Versioned};
+use crate::ids::UserId;
+use crate::store::entities::user;
+use crate::store::{is_unique_violation, scim_groups, scim_users, write_tx};
+use crate::tenant::{ExternalIdScope, ScimDeletePolicy, ScimLinkRule};
+use crate::util::rfc3339;
+use fedgate_scim::patch;
+use fedgate_scim::resource::{self, RowMeta, UserColumns};
+use sea_orm::{ConnectionTrait, DatabaseTransaction};
+use serde_json::{json, Value};
+
+fn user_conflict(e: sea_orm::DbErr, user_name: &str) -> ProvisioningError {
+    if is_unique_violation(&e) {
+        ProvisioningError::UserNameTaken(user_name.to_string())
+    } else {
+        e.into()
+    }
+}
+
+impl Provisioning<'_> {
+    /// The User resource as returned, with the given (group id, displayName) groups.
+    pub(super) fn user_resource(&self, u: &user::Model, groups: &[(String, String)]) -> Value {
+        let (created, modified) = (rfc3339(u.created_at), rfc3339(u.updated_at));
+        let row = RowMeta { id: &u.id, created: &created, last_modified: &modified, version: u.version };
+        resource::user_resource(u.scim.as_deref().unwrap_or("{}"), &row, u.active, groups, self.base)
+    }
+
+    /// The User resource as returned, with its groups unless `with_groups` is false.
+    async fn user_view(&self, db: &impl ConnectionTrait, u: &user::Model, with_groups: bool) -> Result<Value> {
+        if !with_groups {
+            return Ok(self.user_resource(u, &[]));
+        }
+        let groups = scim_groups::groups_of_users(db, std::slice::from_ref(&u.id)).await?;
+        Ok(self.user_resource(u, groups.get(&u.id).map(Vec::as_slice).unwrap_or(&[])))
+    }
+
+    async fn load_user(&self, db: &impl ConnectionTrait, id: &str) -> Result<user::Model> {
+        scim_users::find_live(db, &self.tenant.id, id).await?.ok_or(ProvisioningError::NotFound("user"))
+    }
+
+    pub(super) async fn get_user(&self, id: &str, with_groups: bool) -> Result<Versioned> {
+        let u = self.load_user(self.db, id).await?;
+        Ok((self.user_view(self.db, &u, with_groups).await?, u.version))
+    }
+
+    /// POST /Users. A soft-deleted user with the same externalId is restored; a user an SSO
+    /// login created is adopted (the tenant's link rule).
+    pub(super) async fn create_user(&self, body: Value) -> Result<Versioned> {
+        let doc = resource::normalize_user(body)?;
+        let cols = resource::user_columns(&doc);
+        let (now_ms, now) = self.now();
+        let tx = write_tx(self.db).await?;
+        let deleted = match &cols.external_id {
+            Some(ext) => scim_users::find_deleted_by_external_id(&tx, &self.tenant.id, ext).await?,
+            None => None,
+        };
+        // A person who signed in through SSO before provisioning was turned on already has a
+        // user: adopt it (same tenant, not yet SCIM-managed, matched by the tenant's link rule)
+        // instead of creating a second user for the same person.
+        let (existing, kind) = match deleted {
+            Some(d) => (Some(d), "user.reactivated"),
+            None => match self.sso_user_to_adopt(&tx, &cols).await? {
+                Some(u) => (Some(u), "user.updated"),
+                None => (None, "user.created"),
+            },
+        };
+        let row = match existing {
+            Some(old) => scim_users::update(&tx, old, &doc, &cols, true, now).await,
+            None => {
+                let id = UserId::new(now_ms, self.rng).to_string();
+                scim_users::insert(&tx, id, &self.tenant.id, &doc, &cols, now).await
+            }
+        };
+        let row = row.map_err(|e| user_conflict(e, &cols.user_name))?;
+        let view = self.user_resource(&row, &[]);
+        self.emit(&tx, kind, crate::directory::user_event(&row, "scim")).await?;
+        tx.commit().await?;
+        Ok((view, row.version))
+    }
+
+    /// The SSO-created (not SCIM-managed) user of this tenant that a SCIM create should adopt.
+    /// Email rules need an email fedgate trusted at the login (the IdP vouched for it, in a
+    /// domain of the tenant); the externalId rule matches the upstream subject of a connection
+    /// the tenant's `scim_link_scope` admits, and only when it names one person.
+    async fn sso_user_to_adopt(&self, tx: &DatabaseTransaction, cols: &UserColumns) -> Result<Option<user::Model>> {
+        let tenant_id = &self.tenant.id;
+        let settings = crate::tenant::settings_of(self.tenant);
+        let found = match settings.scim_link {
+            ScimLinkRule::None => None,
+            ScimLinkRule::ExternalId => match &cols.external_id {
+                Some(ext) => {
+                    let connection = match crate::tenant::external_id_scope(tx, tenant_id, &settings).await? {
+                        ExternalIdScope::Connection(c) => Some(c),
+                        ExternalIdScope::Tenant => None,
+                        ExternalIdScope::Nowhere => return Ok(None),
+                    };
+                    match scim_users::users_with_subject(tx, tenant_id, ext, connection.as_deref()).await?.as_slice() {
+                        // The same subject at two connections naming two people: ambiguous.
+                        [one] => scim_users::find_sso_user(tx, tenant_id, one).await?,
+                        _ => None,
+                    }
+                }
+                None => None,
+            },
+            ScimLinkRule::UserName | ScimLinkRule::Email => {
+                let mut emails = vec![cols.user_name.to_lowercase()];
+                if let Some(e) = &cols.email {
+                    emails.push(e.to_lowercase());
+                }
+                scim_users::find_sso_user_by_verified_email(tx, tenant_id, emails).await?
+            }
+        };
+        Ok(found)
+    }
+
+    /// PUT /Users/{id}.
+    pub(super) async fn replace_user(&self, id: &str, body: Value, if_match: Option<&str>) -> Result<Versioned> {
+        let doc = resource::normalize_user(body)?;
+        let tx = write_tx(self.db).await?;
+        let u = self.load_user(&tx, id).await?;
+        check_if_match(if_match, u.version)?;
+        let row = self.save_user(&tx, u, doc).await?;
+        let view = self.user_view(&tx, &row, true).await?;
+        tx.commit().await?;
+        Ok((view, row.version))
+    }
+
+    /// PATCH /Users/{id}.
+    pub(super) async fn patch_user(
+        &self,
+        id: &str,
+        body: Value,
+        if_match: Option<&str>,
+        with_groups: bool,
+    ) -> Result<Versioned> {
+        let req = patch::parse_request(&body)?;
+        let tx = write_tx(self.db).await?;
+        let u = self.load_user(&tx, id).await?;
+        check_if_match(if_match, u.version)?;
+        let mut current: Value = serde_json::from_str(u.scim.as_deref().unwrap_or("{}")).unwrap_or_else(|_| json!({}));
+        current["id"] = u.id.clone().into();
+        let outcome = patch::apply(&current, &req)?;
+        let row = if outcome.changed {
+            self.save_user(&tx, u, resource::normalize_user(outcome.resource)?).await?
+        } else {
+            u
+        };
+        let view = self.user_view(&tx, &row, with_groups).await?;
+        tx.commit().await?;
+        Ok((view, row.version))
+    }
+
+    /// Writes a normalized document over a user; a deactivation ends their sessions.
+    async fn save_user(&self, tx: &DatabaseTransaction, u: user::Model, doc: Value) -> Result<user::Model> {
+        let (_, now) = self.now();
+        let cols = resource::user_columns(&doc);
+        let was_active = u.active;
+        let uid = u.id.clone();
+        let row =
+            scim_users::update(tx, u, &doc, &cols, false, now).await.map_err(|e| user_conflict(e, &cols.user_name))?;
+        let kind = if was_active && !row.active {
+            // Sessions end, grants are revoked, apps with a back-channel logout URI are told.
+            self.sessions.revoke_user_sessions(tx, &uid, "user_deactivated", now).await?;
+            tracing::info!(user = %uid, tenant = %self.tenant.id, "SCIM deactivated a user; sessions and grants revoked");
+            "user.deactivated"
+        } else if !was_active && row.active {
+            "user.reactivated"
+        } else {
+            "user.updated"
+        };
+        self.emit(tx, kind, crate::directory::user_event(&row, "scim")).await?;
+        Ok(row)
+    }
+
+    /// DELETE /Users/{id}: soft or hard per tenant policy; sessions and grants revoked.
+    pub(super) async fn delete_user(&self, id: &str, if_match: Option<&str>) -> Result<()> {
+        let (_, now) = self.now();
+        let policy = crate::tenant::settings_of(self.tenant).scim_delete;
+        let tx = write_tx(self.db).await?;
+        let u = self.load_user(&tx, id).await?;
+        check_if_match(if_match, u.version)?;
+        self.sessions.revoke_user_sessions(&tx, &u.id, "user_deleted", now).await?;
+        self.emit(&tx, "user.deleted", crate::directory::user_event(&u, "scim")).await?;
+        scim_groups::remove_user(&tx, &u.id).await?;
+        match policy {
+            ScimDeletePolicy::Soft => scim_users::soft_delete(&tx, u, now).await?,
+            ScimDeletePolicy::Hard => scim_users::hard_delete(&tx, &u.id).await?,
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,67 @@
+//! The translation's SQL for indexed columns, memberships and list queries.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+use super::*;
+use fedgate_scim::filter::parse;
+
+fn sql(dialect: Dialect, kind: ResourceKind, f: &str) -> (String, Vec<Param>) {
+    let mut s = Sql::new(dialect);
+    let out = s.filter(kind, &parse(f).unwrap()).unwrap();
+    (out, s.params)
+}
+
+#[test]
+fn indexed_columns_come_from_the_schema_table() {
+    let (s, p) = sql(Dialect::Sqlite, ResourceKind::User, r#"userName eq "BJensen""#);
+    assert_eq!(s, "(u.user_name_lower IS NOT NULL AND u.user_name_lower = ?1)");
+    assert_eq!(p, [Param::Text("bjensen".into())]);
+    let (s, _) = sql(Dialect::Postgres, ResourceKind::Group, r#"displayName eq "Eng""#);
+    assert_eq!(s, "(g.display_name_lower IS NOT NULL AND g.display_name_lower = $1)");
+    let (s, p) = sql(Dialect::Sqlite, ResourceKind::User, r#"meta.lastModified gt "1970-01-01T00:01:00Z""#);
+    assert_eq!(s, "(u.updated_at IS NOT NULL AND u.updated_at > ?1)");
+    assert_eq!(p, [Param::Int(60)]);
+    let (s, _) = sql(Dialect::Sqlite, ResourceKind::User, "active eq true");
+    assert_eq!(s, "(u.active = ?1)");
+    let (s, _) = sql(Dialect::Sqlite, ResourceKind::Group, r#"meta.resourceType eq "group""#);
+    assert_eq!(s, "('Group' IS NOT NULL AND lower('Group') = ?1)");
+    // displayName of a user is in the document
+    let (s, p) = sql(Dialect::Sqlite, ResourceKind::User, r#"displayName eq "x""#);
+    assert!(s.starts_with("(json_extract(u.scim, ?1) IS NOT NULL"), "{s}");
+    assert_eq!(p[0], Param::Text("$.\"displayName\"".into()));
+}
+
+#[test]
+fn memberships_come_from_the_membership_table() {
+    let (s, _) = sql(Dialect::Sqlite, ResourceKind::Group, r#"members.value eq "usr_1""#);
+    assert_eq!(
+        s,
+        "EXISTS (SELECT 1 FROM scim_group_members j1 WHERE j1.group_id = g.id AND (j1.user_id IS NOT NULL AND j1.user_id = ?1))"
+    );
+    let (s, _) = sql(Dialect::Postgres, ResourceKind::User, r#"groups[display eq "Eng"]"#);
+    assert_eq!(
+        s,
+        "EXISTS (SELECT 1 FROM scim_group_members j1 WHERE j1.user_id = u.id AND ((SELECT gg.display_name FROM scim_groups gg WHERE gg.id = j1.group_id) IS NOT NULL AND lower((SELECT gg.display_name FROM scim_groups gg WHERE gg.id = j1.group_id)) = $1))"
+    );
+    let (s, _) = sql(Dialect::Sqlite, ResourceKind::User, r#"emails[type eq "work"]"#);
+    assert!(s.starts_with("EXISTS (SELECT 1 FROM json_each(u.scim, ?1) AS j1 WHERE "), "{s}");
+}
+
+#[test]
+fn list_queries() {
+    let mut q = ListSql::new(ResourceKind::User, Dialect::Postgres, "org_1");
+    q.filter(&parse(r#"emails.value co "x""#).unwrap()).unwrap();
+    q.sort(&AttrPath::parse("name.familyName").unwrap(), true).unwrap();
+    let (count, cp) = q.count_query();
+    assert!(count.starts_with("SELECT COUNT(*) AS n FROM users u WHERE u.tenant_id = $1 AND u.scim IS NOT NULL"));
+    assert!(!count.contains("ORDER BY"));
+    let (page, pp) = q.page_query(3, 10);
+    assert!(
+        page.ends_with(" ORDER BY lower(((u.scim::jsonb) #>> $6::text[])) DESC, u.id ASC LIMIT $7 OFFSET $8"),
+        "{page}"
+    );
+    assert_eq!(cp.len(), 5);
+    assert_eq!(&pp[..cp.len()], &cp[..]);
+    assert_eq!(pp[5..], [Param::Text("{\"name\",\"familyName\"}".into()), Param::Int(10), Param::Int(2)]);
+    let mut g = ListSql::new(ResourceKind::Group, Dialect::Sqlite, "org_1");
+    assert!(g.sort(&AttrPath::parse("members").unwrap(), false).is_ok());
+    assert!(g.filter(&parse("meta.created co \"x\"").unwrap()).is_err());
+}
