@@ -1,8 +1,8 @@
 //! `/scim/v2/{tenant}`: Users, Groups, `.search`, ServiceProviderConfig, ResourceTypes, Schemas.
 //! Every request authenticates with a SCIM token of the tenant in the URL, and every
 //! authenticated request is recorded in the tenant's request log (no bodies).
-use crate::http::AppState;
 use crate::directory::provisioning::{ListQuery, Provisioning, SessionRevoker};
+use crate::http::AppState;
 use crate::scim::auth::ScimTenant;
 use crate::scim::error::{LoggedErrorCode, ScimError, SCIM_JSON};
 use actix_web::body::MessageBody;
