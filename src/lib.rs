@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod directory;
+pub mod error_code;
 pub mod events;
 pub mod html;
 pub mod http;

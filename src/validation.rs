@@ -2,6 +2,8 @@
 //! for the person who sent it. It knows nothing of HTTP: each surface maps it to its own shape
 //! (the admin API's `{"error", "message", "field"}` with 400, 404 or 409).
 
+use crate::error_code::ErrorCode;
+
 /// What kind of refusal it is (the admin API answers 400, 409 and 404).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InvalidKind {
@@ -19,21 +21,26 @@ pub enum InvalidKind {
 pub struct Invalid {
     pub kind: InvalidKind,
     pub field: Option<String>,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
 impl Invalid {
     /// A wrong value of `field`.
-    pub fn field(field: &str, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn field(field: &str, code: ErrorCode, message: impl Into<String>) -> Self {
         Self { kind: InvalidKind::BadValue, field: Some(field.to_string()), code, message: message.into() }
     }
     /// A value of `field` that clashes with existing data.
-    pub fn conflict(code: &'static str, field: &str, message: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, field: &str, message: impl Into<String>) -> Self {
         Self { kind: InvalidKind::Conflict, field: Some(field.to_string()), code, message: message.into() }
     }
     /// `what` does not exist.
     pub fn not_found(what: &str) -> Self {
-        Self { kind: InvalidKind::NotFound, field: None, code: "not_found", message: format!("{what} not found") }
+        Self {
+            kind: InvalidKind::NotFound,
+            field: None,
+            code: ErrorCode::NotFound,
+            message: format!("{what} not found"),
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! `/admin/v1/clients`: the apps that trust fedgate as their OpenID provider.
 use super::{page_of, Admin, Page, PageQuery};
+use crate::error_code::ErrorCode;
 use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::ids::ClientId;
@@ -53,7 +54,7 @@ fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option
 fn grant_list(g: Option<Vec<GrantType>>) -> Result<Vec<String>, ApiError> {
     let g = g.unwrap_or_else(|| vec![GrantType::AuthorizationCode, GrantType::RefreshToken]);
     if !g.contains(&GrantType::AuthorizationCode) {
-        return Err(ApiError::invalid("grant_types", "invalid_grant_types", "authorization_code is required"));
+        return Err(ApiError::invalid("grant_types", ErrorCode::InvalidGrantTypes, "authorization_code is required"));
     }
     let mut out: Vec<String> = Vec::new();
     for x in g {
@@ -69,7 +70,7 @@ fn backchannel(uri: &str, dev: bool) -> Result<String, ApiError> {
         if u.starts_with("http") {
             Ok(u)
         } else {
-            Err(ApiError::invalid("backchannel_logout_uri", "invalid_uri", "must be an http(s) URL"))
+            Err(ApiError::invalid("backchannel_logout_uri", ErrorCode::InvalidUri, "must be an http(s) URL"))
         }
     })
 }
@@ -250,7 +251,7 @@ pub async fn rotate_secret(
 ) -> Result<HttpResponse, ApiError> {
     let row = load(&state, &path).await?;
     if row.client_type != "confidential" {
-        return Err(ApiError::invalid("type", "public_client", "public clients have no secret"));
+        return Err(ApiError::invalid("type", ErrorCode::PublicClient, "public clients have no secret"));
     }
     let secret = new_token(CLIENT_SECRET_PREFIX, &*state.rng);
     let mut m: client::ActiveModel = row.into();

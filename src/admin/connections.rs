@@ -1,5 +1,6 @@
 //! `/admin/v1/tenants/{tenant}/connections`: how a tenant's people sign in.
 use super::{page_of, Admin, PageQuery};
+use crate::error_code::ErrorCode;
 use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::ids::ConnectionId;
@@ -148,13 +149,17 @@ struct Common {
 
 fn take_common(body: Value) -> Result<Common, ApiError> {
     let Value::Object(mut m) = body else {
-        return Err(ApiError::new(actix_web::http::StatusCode::BAD_REQUEST, "invalid_json", "expected a JSON object"));
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidJson,
+            "expected a JSON object",
+        ));
     };
     let str_field = |m: &mut Map<String, Value>, k: &str| -> Result<Option<String>, ApiError> {
         match m.remove(k) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(ApiError::invalid(k, "invalid_type", format!("{k} must be a string"))),
+            Some(_) => Err(ApiError::invalid(k, ErrorCode::InvalidType, format!("{k} must be a string"))),
         }
     };
     let kind = str_field(&mut m, "type")?;
@@ -162,11 +167,11 @@ fn take_common(body: Value) -> Result<Common, ApiError> {
     let enabled = match m.remove("enabled") {
         None | Some(Value::Null) => None,
         Some(Value::Bool(b)) => Some(b),
-        Some(_) => return Err(ApiError::invalid("enabled", "invalid_type", "enabled must be a boolean")),
+        Some(_) => return Err(ApiError::invalid("enabled", ErrorCode::InvalidType, "enabled must be a boolean")),
     };
     for k in ["id", "tenant_id", "version", "created_at", "updated_at"] {
         if m.contains_key(k) {
-            return Err(ApiError::invalid(k, "read_only", format!("{k} is read-only")));
+            return Err(ApiError::invalid(k, ErrorCode::ReadOnly, format!("{k} is read-only")));
         }
     }
     Ok(Common { fields: m, kind, name, enabled })
@@ -186,9 +191,9 @@ pub async fn create(
     let tenant = tenant_of(&state, &path).await?;
     let Common { mut fields, kind, name, enabled } = take_common(body.into_inner())?;
     let kind =
-        kind.ok_or_else(|| ApiError::invalid("type", "missing_field", "type is required (dev, oidc or saml)"))?;
+        kind.ok_or_else(|| ApiError::invalid("type", ErrorCode::MissingField, "type is required (dev, oidc or saml)"))?;
     let kind = ConnectionType::parse(&kind)
-        .ok_or_else(|| ApiError::invalid("type", "invalid_type", "type must be dev, oidc or saml"))?;
+        .ok_or_else(|| ApiError::invalid("type", ErrorCode::InvalidType, "type must be dev, oidc or saml"))?;
     let name = validate_name("name", name.as_deref().unwrap_or(""))?;
     let now_ms = state.clock.now_ms();
     let id = ConnectionId::new(now_ms, &*state.rng).to_string();
@@ -290,7 +295,7 @@ pub async fn update(
     if kind.is_some_and(|k| k != row.conn_type) {
         return Err(ApiError::invalid(
             "type",
-            "immutable",
+            ErrorCode::Immutable,
             "a connection's type cannot change; create a new connection",
         ));
     }
@@ -424,7 +429,7 @@ pub async fn refresh_metadata(
     if !has_url {
         return Err(ApiError::invalid(
             "id",
-            "not_refreshable",
+            ErrorCode::NotRefreshable,
             "only SAML connections created from a metadata URL can be refreshed",
         ));
     }
@@ -443,7 +448,7 @@ pub async fn refresh_metadata(
     match outcome {
         Refreshed::Failed(e) => Err(ApiError::new(
             actix_web::http::StatusCode::BAD_GATEWAY,
-            "metadata_refresh_failed",
+            ErrorCode::MetadataRefreshFailed,
             format!("the metadata could not be refreshed: {e}"),
         )),
         _ => Ok(HttpResponse::Ok().json(show(&state, &row))),

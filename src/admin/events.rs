@@ -1,5 +1,6 @@
 //! `/admin/v1/events`, `/admin/v1/webhooks`, deliveries, the audit log, and session revocation.
 use super::{page_of, Admin, Page, PageQuery};
+use crate::error_code::ErrorCode;
 use crate::events::{self, audit, webhooks};
 use crate::http::error::ApiError;
 use crate::http::AppState;
@@ -36,11 +37,12 @@ pub async fn list_events(
     let limit = match q.limit {
         None => 100,
         Some(n) if (1..=1000).contains(&n) => n,
-        Some(_) => return Err(ApiError::invalid("limit", "invalid_limit", "limit must be between 1 and 1000")),
+        Some(_) => return Err(ApiError::invalid("limit", ErrorCode::InvalidLimit, "limit must be between 1 and 1000")),
     };
     let after = match &q.after {
         Some(c) => Some(
-            events::decode_cursor(c).ok_or_else(|| ApiError::invalid("after", "invalid_cursor", "malformed cursor"))?,
+            events::decode_cursor(c)
+                .ok_or_else(|| ApiError::invalid("after", ErrorCode::InvalidCursor, "malformed cursor"))?,
         ),
         None => None,
     };
@@ -54,7 +56,7 @@ pub async fn list_events(
         .map(str::to_string)
         .collect();
     if let Some(bad) = types.iter().find(|t| !events::EVENT_TYPES.contains(&t.as_str())) {
-        return Err(ApiError::invalid("types", "invalid_event_type", format!("unknown event type {bad}")));
+        return Err(ApiError::invalid("types", ErrorCode::InvalidEventType, format!("unknown event type {bad}")));
     }
     let rows = events::list(&st.db, after, &types, q.tenant.as_deref(), limit).await?;
     let next = rows.last().map(|e| events::encode_cursor(e.tx_id, e.seq)).or_else(|| q.after.clone());
@@ -100,9 +102,9 @@ fn webhook_view(ep: &webhook_endpoint::Model, secret: Option<String>) -> Value {
 }
 
 fn validate_url(st: &AppState, url: &str) -> Result<String, ApiError> {
-    let u = st.outbound.check_url(url).map_err(|e| ApiError::invalid("url", "invalid_url", e.to_string()))?;
+    let u = st.outbound.check_url(url).map_err(|e| ApiError::invalid("url", ErrorCode::InvalidUrl, e.to_string()))?;
     if u.scheme() != "https" && !(st.config.dev_mode || st.config.allow_private_network) {
-        return Err(ApiError::invalid("url", "invalid_url", "webhook URLs must use https"));
+        return Err(ApiError::invalid("url", ErrorCode::InvalidUrl, "webhook URLs must use https"));
     }
     Ok(url.to_string())
 }
@@ -112,7 +114,11 @@ fn validate_types(v: &[String]) -> Result<Vec<String>, ApiError> {
         let family_ok =
             t.strip_suffix(".*").is_some_and(|p| events::EVENT_TYPES.iter().any(|e| e.starts_with(&format!("{p}."))));
         if !(t == "*" || family_ok || events::EVENT_TYPES.contains(&t.as_str())) {
-            return Err(ApiError::invalid("event_types", "invalid_event_type", format!("unknown event type {t}")));
+            return Err(ApiError::invalid(
+                "event_types",
+                ErrorCode::InvalidEventType,
+                format!("unknown event type {t}"),
+            ));
         }
     }
     Ok(v.to_vec())
@@ -135,7 +141,7 @@ pub async fn create_webhook(
         Some(t) => Some(
             crate::tenant::find(&st.db, t)
                 .await?
-                .ok_or_else(|| ApiError::invalid("tenant_id", "unknown_tenant", "no such tenant"))?
+                .ok_or_else(|| ApiError::invalid("tenant_id", ErrorCode::UnknownTenant, "no such tenant"))?
                 .id,
         ),
         None => None,

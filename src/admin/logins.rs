@@ -1,5 +1,6 @@
 //! `/admin/v1/.../logins`: login traces, to answer "why did my login fail?".
 use super::Admin;
+use crate::error_code::ErrorCode;
 use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::store::entities::login_trace;
@@ -34,7 +35,7 @@ pub async fn list(
     let limit = match q.limit {
         None => 50,
         Some(n) if (1..=200).contains(&n) => n,
-        Some(_) => return Err(ApiError::invalid("limit", "invalid_limit", "limit must be between 1 and 200")),
+        Some(_) => return Err(ApiError::invalid("limit", ErrorCode::InvalidLimit, "limit must be between 1 and 200")),
     };
     let mut query = login_trace::Entity::find()
         .filter(login_trace::Column::TenantId.eq(tenant.id.clone()))
@@ -42,7 +43,11 @@ pub async fn list(
         .limit(limit + 1);
     if let Some(s) = &q.status {
         if !matches!(s.as_str(), "pending" | "completed" | "failed") {
-            return Err(ApiError::invalid("status", "invalid_status", "status must be pending, completed or failed"));
+            return Err(ApiError::invalid(
+                "status",
+                ErrorCode::InvalidStatus,
+                "status must be pending, completed or failed",
+            ));
         }
         query = query.filter(login_trace::Column::Status.eq(s.clone()));
     }

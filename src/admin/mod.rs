@@ -9,6 +9,7 @@ pub mod logins;
 pub mod scim;
 pub mod tenants;
 
+use crate::error_code::ErrorCode;
 use crate::http::error::ApiError;
 use crate::http::AppState;
 use actix_web::{get, web, HttpResponse};
@@ -92,7 +93,7 @@ where
             .default_service(web::to(|| async {
                 Err::<HttpResponse, ApiError>(ApiError::new(
                     actix_web::http::StatusCode::NOT_FOUND,
-                    "not_found",
+                    ErrorCode::NotFound,
                     "no such admin API route",
                 ))
             })),
@@ -118,29 +119,32 @@ fn json_config() -> web::JsonConfig {
         let e = match &err {
             E::ContentType => ApiError::new(
                 actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "the request body must be application/json",
             ),
             E::Overflow { .. } | E::OverflowKnownLength { .. } => ApiError::new(
                 actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 "the request body is too large",
             ),
-            E::Deserialize(d) => ApiError::new(actix_web::http::StatusCode::BAD_REQUEST, "invalid_json", d.to_string()),
-            other => ApiError::new(actix_web::http::StatusCode::BAD_REQUEST, "invalid_body", other.to_string()),
+            E::Deserialize(d) => {
+                ApiError::new(actix_web::http::StatusCode::BAD_REQUEST, ErrorCode::InvalidJson, d.to_string())
+            }
+            other => ApiError::new(actix_web::http::StatusCode::BAD_REQUEST, ErrorCode::InvalidBody, other.to_string()),
         };
         e.into()
     })
 }
 
 fn path_config() -> web::PathConfig {
-    web::PathConfig::default()
-        .error_handler(|_, _| ApiError::new(actix_web::http::StatusCode::NOT_FOUND, "not_found", "not found").into())
+    web::PathConfig::default().error_handler(|_, _| {
+        ApiError::new(actix_web::http::StatusCode::NOT_FOUND, ErrorCode::NotFound, "not found").into()
+    })
 }
 
 fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(|e, _| {
-        ApiError::new(actix_web::http::StatusCode::BAD_REQUEST, "invalid_query", e.to_string()).into()
+        ApiError::new(actix_web::http::StatusCode::BAD_REQUEST, ErrorCode::InvalidQuery, e.to_string()).into()
     })
 }
 
@@ -159,7 +163,7 @@ impl PageQuery {
         match self.limit {
             None => Ok(50),
             Some(n) if (1..=200).contains(&n) => Ok(n),
-            Some(_) => Err(ApiError::invalid("limit", "invalid_limit", "limit must be between 1 and 200")),
+            Some(_) => Err(ApiError::invalid("limit", ErrorCode::InvalidLimit, "limit must be between 1 and 200")),
         }
     }
 }

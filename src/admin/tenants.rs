@@ -1,5 +1,6 @@
 //! `/admin/v1/tenants`
 use super::{page_of, Admin, Page, PageQuery};
+use crate::error_code::ErrorCode;
 use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::ids::TenantId;
@@ -39,7 +40,7 @@ pub struct UpdateTenant {
 
 fn validate_domains(v: &[String]) -> Result<Vec<String>, ApiError> {
     if v.len() > 100 {
-        return Err(ApiError::invalid("domains", "too_many_domains", "at most 100 domains per tenant"));
+        return Err(ApiError::invalid("domains", ErrorCode::TooManyDomains, "at most 100 domains per tenant"));
     }
     let mut out: Vec<String> = Vec::new();
     for d in v {
@@ -68,7 +69,11 @@ async fn insert_domains(
         match r {
             Ok(_) => {}
             Err(e) if is_unique_violation(&e) => {
-                return Err(ApiError::conflict("domain_taken", "domains", format!("{d} already belongs to a tenant")))
+                return Err(ApiError::conflict(
+                    ErrorCode::DomainTaken,
+                    "domains",
+                    format!("{d} already belongs to a tenant"),
+                ))
             }
             Err(e) => return Err(e.into()),
         }
@@ -85,7 +90,8 @@ async fn validate_settings(
     s: &TenantSettings,
 ) -> Result<(), ApiError> {
     let Some(c) = &s.scim_link_connection else { return Ok(()) };
-    let invalid = |m: String| ApiError::invalid("settings.scim_link_connection", "invalid_scim_link_connection", m);
+    let invalid =
+        |m: String| ApiError::invalid("settings.scim_link_connection", ErrorCode::InvalidScimLinkConnection, m);
     if s.scim_link_scope != t::ScimLinkScope::Connection {
         return Err(invalid("scim_link_connection goes only with scim_link_scope \"connection\"".into()));
     }
@@ -138,7 +144,7 @@ pub async fn create(
     let row = match row.insert(&tx).await {
         Ok(r) => r,
         Err(e) if is_unique_violation(&e) => {
-            return Err(ApiError::conflict("slug_taken", "slug", format!("slug {slug:?} is taken")))
+            return Err(ApiError::conflict(ErrorCode::SlugTaken, "slug", format!("slug {slug:?} is taken")))
         }
         Err(e) => return Err(e.into()),
     };
@@ -231,7 +237,7 @@ pub async fn update(
         Ok(r) => r,
         Err(e) if is_unique_violation(&e) => {
             return Err(ApiError::conflict(
-                "slug_taken",
+                ErrorCode::SlugTaken,
                 "slug",
                 format!("slug {:?} is taken", slug.unwrap_or_default()),
             ))

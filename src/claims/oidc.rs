@@ -1,6 +1,7 @@
 //! Pure functions: the claims of a verified upstream ID token (plus userinfo) become an
 //! [`UpstreamIdentity`], following a vendor preset and the connection's custom rules. No I/O.
 use super::UpstreamIdentity;
+use crate::error_code::ErrorCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -37,7 +38,7 @@ pub struct Policy {
 /// Why the claims were refused. `code` is stable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejected {
-    pub code: &'static str,
+    pub code: crate::error_code::ErrorCode,
     pub detail: String,
     pub fix: String,
 }
@@ -122,7 +123,7 @@ pub fn map_claims(
                 (Some(t), Some(o)) if !rules.contains_key("subject") => subject = format!("{t}:{o}"),
                 (None, _) => {
                     return Err(Rejected {
-                        code: "entra_tid_missing",
+                        code: ErrorCode::EntraTidMissing,
                         detail: "the Entra ID token has no tid claim".into(),
                         fix: "Use the v2.0 endpoint (issuer https://login.microsoftonline.com/{tenant}/v2.0)".into(),
                     })
@@ -132,7 +133,7 @@ pub fn map_claims(
             if let Some(t) = &tid {
                 if !policy.allowed_tenant_ids.is_empty() && !policy.allowed_tenant_ids.iter().any(|a| a == t) {
                     return Err(Rejected {
-                        code: "entra_tenant_not_allowed",
+                        code: ErrorCode::EntraTenantNotAllowed,
                         detail: format!("the token comes from Entra directory {t}, which is not allowed"),
                         fix: format!("Add {t} to allowed_tenant_ids on the connection if this directory is trusted"),
                     });
@@ -157,7 +158,7 @@ pub fn map_claims(
             };
             if !ok {
                 return Err(Rejected {
-                    code: "google_hd_mismatch",
+                    code: ErrorCode::GoogleHdMismatch,
                     detail: format!("the Google account's hosted domain (hd) is {}", hd.as_deref().unwrap_or("missing (a consumer account)")),
                     fix: "Sign in with a Workspace account of the organization, or add its domain to hosted_domains on the connection".into(),
                 });
@@ -173,7 +174,7 @@ pub fn map_claims(
     }
     if subject.trim().is_empty() {
         return Err(Rejected {
-            code: "subject_missing",
+            code: ErrorCode::SubjectMissing,
             detail: format!("the claim {} is missing or empty", path("subject")),
             fix: "Check the subject mapping rule of the connection".into(),
         });

@@ -20,6 +20,7 @@
 //!   organization has verified).
 use super::oidc::{Mapped, Policy, Rejected};
 use super::UpstreamIdentity;
+use crate::error_code::ErrorCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -363,7 +364,7 @@ fn is_email_format(format: Option<&str>) -> bool {
 }
 
 fn subject_missing(detail: String, fix: &str) -> Rejected {
-    Rejected { code: "saml_subject_missing", detail, fix: fix.to_string() }
+    Rejected { code: ErrorCode::SamlSubjectMissing, detail, fix: fix.to_string() }
 }
 
 const SUBJECT_FIX: &str = "Configure the IdP to send a persistent (or emailAddress) NameID, or send a stable, \
@@ -473,7 +474,7 @@ pub fn map(
         && !tid.as_deref().is_some_and(|t| policy.allowed_tenant_ids.iter().any(|x| x.trim().eq_ignore_ascii_case(t)))
     {
         return Err(Rejected {
-            code: "saml_tenant_not_allowed",
+            code: ErrorCode::SamlTenantNotAllowed,
             detail: match &tid {
                 Some(t) => format!("the assertion comes from Entra directory {t}, which is not in allowed_tenant_ids"),
                 None => format!("the assertion has no {ENTRA_TENANT_ID} attribute, and allowed_tenant_ids is set"),

@@ -9,41 +9,43 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use std::fmt;
 
+pub use crate::error_code::ErrorCode;
+
 pub use crate::util::log_internal;
 
 /// Admin API error.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub field: Option<String>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self { status, code, message: message.into(), field: None }
     }
-    pub fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn invalid(field: &str, code: ErrorCode, message: impl Into<String>) -> Self {
         Self { status: StatusCode::BAD_REQUEST, code, message: message.into(), field: Some(field.into()) }
     }
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("{what} not found"))
     }
-    pub fn conflict(code: &'static str, field: &str, message: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, field: &str, message: impl Into<String>) -> Self {
         Self { status: StatusCode::CONFLICT, code, message: message.into(), field: Some(field.into()) }
     }
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "a valid admin API key is required (Authorization: Bearer ...)",
         )
     }
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
+            ErrorCode::InternalError,
             "internal error; see the server log for this request id",
         )
     }
@@ -103,27 +105,27 @@ impl From<crate::store::StoreError> for ApiError {
 #[derive(Debug)]
 pub struct OAuthError {
     pub status: StatusCode,
-    pub error: &'static str,
+    pub error: ErrorCode,
     pub description: String,
     pub www_authenticate: Option<String>,
 }
 
 impl OAuthError {
-    pub fn new(error: &'static str, description: impl Into<String>) -> Self {
+    pub fn new(error: ErrorCode, description: impl Into<String>) -> Self {
         Self { status: StatusCode::BAD_REQUEST, error, description: description.into(), www_authenticate: None }
     }
     pub fn invalid_request(d: impl Into<String>) -> Self {
-        Self::new("invalid_request", d)
+        Self::new(ErrorCode::InvalidRequest, d)
     }
     pub fn invalid_grant(d: impl Into<String>) -> Self {
-        Self::new("invalid_grant", d)
+        Self::new(ErrorCode::InvalidGrant, d)
     }
     /// 401 invalid_client; `basic` adds the WWW-Authenticate challenge RFC 6749 §5.2 requires
     /// when the client tried HTTP Basic.
     pub fn invalid_client(d: impl Into<String>, basic: bool) -> Self {
         Self {
             status: StatusCode::UNAUTHORIZED,
-            error: "invalid_client",
+            error: ErrorCode::InvalidClient,
             description: d.into(),
             www_authenticate: basic.then(|| "Basic realm=\"fedgate\"".to_string()),
         }
@@ -132,7 +134,7 @@ impl OAuthError {
         let d = d.into();
         Self {
             status: StatusCode::UNAUTHORIZED,
-            error: "invalid_token",
+            error: ErrorCode::InvalidToken,
             www_authenticate: Some(format!(
                 "Bearer error=\"invalid_token\", error_description=\"{}\"",
                 d.replace('"', "'")
@@ -143,7 +145,7 @@ impl OAuthError {
     pub fn server_error() -> Self {
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
-            error: "server_error",
+            error: ErrorCode::ServerError,
             description: "internal error".into(),
             www_authenticate: None,
         }
@@ -182,7 +184,7 @@ impl From<sea_orm::DbErr> for OAuthError {
 #[derive(Debug)]
 pub struct PageError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub title: String,
     pub message: String,
     /// Where "Return to the application" leads (an error redirect to a validated redirect_uri).
@@ -192,7 +194,7 @@ pub struct PageError {
 }
 
 impl PageError {
-    pub fn new(status: StatusCode, code: &'static str, title: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, title: impl Into<String>, message: impl Into<String>) -> Self {
         Self { status, code, title: title.into(), message: message.into(), back: None, trace: None }
     }
     pub fn with_trace(mut self, trace_id: String) -> Self {
@@ -203,13 +205,13 @@ impl PageError {
         self.back = Some(url);
         self
     }
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, "Sign-in request is not valid", message)
     }
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
+            ErrorCode::InternalError,
             "Something went wrong",
             "An unexpected error occurred while signing you in. Please try again.",
         )
@@ -233,7 +235,7 @@ impl ResponseError for PageError {
             .body(crate::html::error_page(
                 &self.title,
                 &self.message,
-                self.code,
+                self.code.as_str(),
                 &current_request_id(),
                 self.back.as_deref(),
                 self.trace.as_deref(),

@@ -10,6 +10,7 @@
 //! - a CSRF token for every form, derived from the cookie (`SHA-256("csrf:" + cookie)`,
 //!   base64url): nothing to store, unknowable without the cookie, checked in constant time on
 //!   every POST ([`UiSession::check_csrf`]).
+use crate::error_code::ErrorCode;
 use crate::http::error::PageError;
 use crate::http::{cookie, cookie_name, AppState};
 use crate::keys::{constant_time_eq, new_token, sha256_hex};
@@ -110,7 +111,7 @@ impl UiSession {
             Some(g) if constant_time_eq(g, &self.csrf) => Ok(()),
             _ => Err(PageError::new(
                 StatusCode::FORBIDDEN,
-                "csrf_token_invalid",
+                ErrorCode::CsrfTokenInvalid,
                 "This form has expired",
                 "The page you sent this form from is too old or did not come from fedgate. Reload the page and try again.",
             )),

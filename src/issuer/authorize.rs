@@ -4,6 +4,7 @@
 //!
 //! Until the client and redirect_uri are known to be valid, errors are an HTML page; after that
 //! they are redirects to the registered redirect_uri with `error`, `state` and `iss`.
+use crate::error_code::ErrorCode;
 use crate::http::error::PageError;
 use crate::http::{client_redirect_url, form_params, redirect, AppState, Params};
 use crate::ids::{LoginId, TenantId};
@@ -70,22 +71,25 @@ async fn validate(
 ) -> Result<Result<AuthRequest, (Redirectable, &'static str, String)>, PageError> {
     // 1. Client and redirect_uri: without both valid, never redirect.
     let client_id = params.get("client_id").ok_or_else(|| {
-        PageError::bad_request("invalid_client", "The application did not identify itself (client_id is missing).")
+        PageError::bad_request(
+            ErrorCode::InvalidClient,
+            "The application did not identify itself (client_id is missing).",
+        )
     })?;
     let client =
         if client_id.len() <= 64 { client::Entity::find_by_id(client_id.to_string()).one(&st.db).await? } else { None };
     let client = client.ok_or_else(|| {
-        PageError::bad_request("invalid_client", "The application is not registered with this sign-in service.")
+        PageError::bad_request(ErrorCode::InvalidClient, "The application is not registered with this sign-in service.")
     })?;
     let redirect_uri = params.get("redirect_uri").ok_or_else(|| {
         PageError::bad_request(
-            "invalid_redirect_uri",
+            ErrorCode::InvalidRedirectUri,
             "The application did not say where to return (redirect_uri is missing).",
         )
     })?;
     if !from_json_list(&client.redirect_uris).iter().any(|r| r == redirect_uri) {
         return Err(PageError::bad_request(
-            "invalid_redirect_uri",
+            ErrorCode::InvalidRedirectUri,
             "The application asked to return to an address that is not registered for it.",
         ));
     }
@@ -183,9 +187,10 @@ async fn validate(
 /// GET or POST /oauth2/authorize
 pub async fn authorize(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     let params = if req.method() == actix_web::http::Method::POST {
-        form_params(&req, &body).map_err(|m| PageError::bad_request("invalid_request", m))?
+        form_params(&req, &body).map_err(|m| PageError::bad_request(ErrorCode::InvalidRequest, m))?
     } else {
-        Params::parse(req.query_string()).map_err(|e| PageError::bad_request("invalid_request", e.to_string()))?
+        Params::parse(req.query_string())
+            .map_err(|e| PageError::bad_request(ErrorCode::InvalidRequest, e.to_string()))?
     };
     let ar = match validate(&st, &params).await? {
         Ok(ar) => ar,

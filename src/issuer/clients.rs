@@ -1,4 +1,5 @@
 //! OAuth clients (the SaaS apps): registration rules and client authentication.
+use crate::error_code::ErrorCode;
 use crate::http::error::{ApiError, OAuthError};
 use crate::http::Params;
 use crate::keys::{verify_hashed, Alg};
@@ -82,7 +83,7 @@ pub fn view(c: &client::Model, secret: Option<String>) -> ClientView {
 /// (RFC 8252 §7.3), or a private-use scheme for native apps (RFC 8252 §7.1). With dev mode on,
 /// plain http is accepted for any host.
 pub fn validate_redirect_uri(field: &str, s: &str, dev_mode: bool) -> Result<String, ApiError> {
-    let bad = |m: &str| ApiError::invalid(field, "invalid_redirect_uri", format!("{s:?}: {m}"));
+    let bad = |m: &str| ApiError::invalid(field, ErrorCode::InvalidRedirectUri, format!("{s:?}: {m}"));
     if s.len() > 2000 {
         return Err(bad("too long"));
     }
@@ -111,7 +112,11 @@ pub fn validate_redirect_uri(field: &str, s: &str, dev_mode: bool) -> Result<Str
 
 pub fn validate_uris(field: &str, v: &[String], dev_mode: bool, min: usize) -> Result<Vec<String>, ApiError> {
     if v.len() < min || v.len() > 32 {
-        return Err(ApiError::invalid(field, "invalid_redirect_uri", format!("{field} must list {min} to 32 URIs")));
+        return Err(ApiError::invalid(
+            field,
+            ErrorCode::InvalidRedirectUri,
+            format!("{field} must list {min} to 32 URIs"),
+        ));
     }
     let mut out = Vec::new();
     for s in v {
@@ -125,7 +130,7 @@ pub fn validate_uris(field: &str, v: &[String], dev_mode: bool, min: usize) -> R
 
 pub fn validate_alg(a: &str) -> Result<Alg, ApiError> {
     Alg::parse(a).ok_or_else(|| {
-        ApiError::invalid("id_token_signed_response_alg", "invalid_alg", "supported: ES256, EdDSA, RS256")
+        ApiError::invalid("id_token_signed_response_alg", ErrorCode::InvalidAlg, "supported: ES256, EdDSA, RS256")
     })
 }
 

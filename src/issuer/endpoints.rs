@@ -3,6 +3,7 @@
 use super::clients::authenticate;
 use super::token::revoke_grant;
 use super::tokens::{profile_claims, trusted_email_of, verify_access_token};
+use crate::error_code::ErrorCode;
 use crate::html::{escape, page};
 use crate::http::error::{OAuthError, PageError};
 use crate::http::AppState;
@@ -29,7 +30,7 @@ fn bearer(req: &HttpRequest) -> Option<String> {
 pub async fn userinfo(req: HttpRequest, st: web::Data<AppState>) -> Result<HttpResponse, OAuthError> {
     let token = bearer(&req).ok_or_else(|| OAuthError {
         status: StatusCode::UNAUTHORIZED,
-        error: "invalid_request",
+        error: ErrorCode::InvalidRequest,
         description: "a bearer access token is required".into(),
         www_authenticate: Some("Bearer".into()),
     })?;
@@ -274,16 +275,18 @@ fn confirm_page(params: &Params, client_id: Option<&str>, token: &str) -> HttpRe
 /// GET or POST /oauth2/logout
 pub async fn logout(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     let params = if req.method() == actix_web::http::Method::POST {
-        form_params(&req, &body).map_err(|m| PageError::bad_request("invalid_request", m))?
+        form_params(&req, &body).map_err(|m| PageError::bad_request(ErrorCode::InvalidRequest, m))?
     } else {
-        Params::parse(req.query_string()).map_err(|e| PageError::bad_request("invalid_request", e.to_string()))?
+        Params::parse(req.query_string())
+            .map_err(|e| PageError::bad_request(ErrorCode::InvalidRequest, e.to_string()))?
     };
     // id_token_hint: one of our ID tokens (expired is fine), identifying client and session.
     let mut hint_client: Option<String> = None;
     let mut hint_sid: Option<String> = None;
     if let Some(h) = params.get("id_token_hint") {
-        let jws = UnverifiedJws::parse(h)
-            .ok_or_else(|| PageError::bad_request("invalid_id_token_hint", "The sign-out request is malformed."))?;
+        let jws = UnverifiedJws::parse(h).ok_or_else(|| {
+            PageError::bad_request(ErrorCode::InvalidIdTokenHint, "The sign-out request is malformed.")
+        })?;
         let key = match jws.header.kid.as_deref() {
             Some(k) => st.keys.public_key(k).await,
             None => None,
@@ -293,7 +296,7 @@ pub async fn logout(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>)
             .filter(|c| c["iss"].as_str() == Some(st.config.issuer.as_str()))
             .ok_or_else(|| {
                 PageError::bad_request(
-                    "invalid_id_token_hint",
+                    ErrorCode::InvalidIdTokenHint,
                     "The sign-out request carries a token this service did not issue.",
                 )
             })?;
@@ -302,7 +305,10 @@ pub async fn logout(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>)
     }
     let client_id = match (params.get("client_id"), &hint_client) {
         (Some(a), Some(b)) if a != b => {
-            return Err(PageError::bad_request("invalid_request", "client_id does not match the id_token_hint."))
+            return Err(PageError::bad_request(
+                ErrorCode::InvalidRequest,
+                "client_id does not match the id_token_hint.",
+            ))
         }
         (Some(a), _) => Some(a.to_string()),
         (None, b) => b.clone(),
@@ -310,13 +316,16 @@ pub async fn logout(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>)
     let mut target: Option<String> = None;
     if let Some(uri) = params.get("post_logout_redirect_uri") {
         let cid = client_id.clone().ok_or_else(|| {
-            PageError::bad_request("invalid_request", "post_logout_redirect_uri needs client_id or id_token_hint.")
+            PageError::bad_request(
+                ErrorCode::InvalidRequest,
+                "post_logout_redirect_uri needs client_id or id_token_hint.",
+            )
         })?;
         let c = client::Entity::find_by_id(cid).one(&st.db).await?;
         let registered = c.is_some_and(|c| from_json_list(&c.post_logout_redirect_uris).iter().any(|r| r == uri));
         if !registered {
             return Err(PageError::bad_request(
-                "invalid_post_logout_redirect_uri",
+                ErrorCode::InvalidPostLogoutRedirectUri,
                 "The application asked to return to an address that is not registered for it.",
             ));
         }

@@ -2,6 +2,7 @@
 //! detection). RFC 6749 §5 responses, `Cache-Control: no-store`.
 use super::clients::{allows_grant, authenticate, GrantType};
 use super::tokens::{load_subject, sign_tokens, Subject};
+use crate::error_code::ErrorCode;
 use crate::http::error::OAuthError;
 use crate::http::form_params;
 use crate::http::AppState;
@@ -40,17 +41,22 @@ pub async fn token(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>) 
     match params.get("grant_type") {
         Some("authorization_code") => {
             if !allows_grant(&client, GrantType::AuthorizationCode) {
-                return Err(OAuthError::new("unauthorized_client", "this client may not use authorization_code"));
+                return Err(OAuthError::new(
+                    ErrorCode::UnauthorizedClient,
+                    "this client may not use authorization_code",
+                ));
             }
             code_grant(&st, &client, &params).await
         }
         Some("refresh_token") => {
             if !allows_grant(&client, GrantType::RefreshToken) {
-                return Err(OAuthError::new("unauthorized_client", "this client may not use refresh_token"));
+                return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client may not use refresh_token"));
             }
             refresh_grant(&st, &client, &params).await
         }
-        Some(_) => Err(OAuthError::new("unsupported_grant_type", "supported: authorization_code, refresh_token")),
+        Some(_) => {
+            Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "supported: authorization_code, refresh_token"))
+        }
         None => Err(OAuthError::invalid_request("grant_type is missing")),
     }
 }
@@ -245,7 +251,7 @@ async fn refresh_grant(
     if let Some(scope) = p.get("scope") {
         let requested: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
         if requested.iter().any(|s| !super::tokens::has_scope(&g.scope, s)) {
-            return Err(OAuthError::new("invalid_scope", "the requested scope exceeds the original grant"));
+            return Err(OAuthError::new(ErrorCode::InvalidScope, "the requested scope exceeds the original grant"));
         }
         g.scope = requested.join(" ");
     }

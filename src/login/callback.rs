@@ -2,6 +2,7 @@
 //! connection) is found server-side from `state` — our LoginId — and the browser-binding cookie.
 use super::complete::{complete_with, upstream_failure};
 use super::pending::{connector_state, load_for_browser, routed_connection};
+use crate::error_code::ErrorCode;
 use crate::http::error::PageError;
 use crate::http::{form_params, AppState, Params};
 use crate::ids::LoginId;
@@ -16,9 +17,10 @@ const KEYS: [&str; 5] = ["state", "code", "iss", "error", "error_description"];
 /// GET (query) or POST (`form_post`) /sso/oidc/callback
 pub async fn callback(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     let params = if req.method() == actix_web::http::Method::POST {
-        form_params(&req, &body).map_err(|m| PageError::bad_request("invalid_request", m))?
+        form_params(&req, &body).map_err(|m| PageError::bad_request(ErrorCode::InvalidRequest, m))?
     } else {
-        Params::parse(req.query_string()).map_err(|e| PageError::bad_request("invalid_request", e.to_string()))?
+        Params::parse(req.query_string())
+            .map_err(|e| PageError::bad_request(ErrorCode::InvalidRequest, e.to_string()))?
     };
     let state = params.get("state").unwrap_or_default().to_string();
     if state.is_empty() || LoginId::parse(&state).is_err() {
@@ -38,7 +40,10 @@ pub async fn callback(req: HttpRequest, body: web::Bytes, st: web::Data<AppState
         serde_json::json!({ "params": KEYS.iter().filter(|k| params.get(k).is_some()).collect::<Vec<_>>(), "error": params.get("error") }),
     );
     let conn = routed_connection(&st, &login, "oidc").await?.ok_or_else(|| {
-        PageError::bad_request("connection_not_allowed", "This sign-in does not use an OpenID Connect connection.")
+        PageError::bad_request(
+            ErrorCode::ConnectionNotAllowed,
+            "This sign-in does not use an OpenID Connect connection.",
+        )
     })?;
     let opened = match st.connectors.open(&conn) {
         Ok(c) => c,
@@ -64,7 +69,7 @@ fn anonymous(st: &AppState, e: PageError) -> PageError {
         st.clock.now_ms(),
         "-",
         "-",
-        e.code,
+        e.code.as_str(),
         "OIDC callback without a pending login of this browser",
     );
     e
@@ -73,7 +78,7 @@ fn anonymous(st: &AppState, e: PageError) -> PageError {
 fn unknown_state() -> PageError {
     PageError::new(
         StatusCode::BAD_REQUEST,
-        "unknown_state",
+        ErrorCode::UnknownState,
         "Sign-in not found",
         "This answer from your identity provider does not belong to a sign-in in progress. Go back to the application and sign in again.",
     )

@@ -5,6 +5,7 @@
 use super::pending::{context, error_url};
 use super::session::{issue_code, success_url, CodeFor, SESSION_COOKIE};
 use crate::claims;
+use crate::error_code::ErrorCode;
 use crate::http::error::PageError;
 use crate::http::{build_cookie, redirect, AppState};
 use crate::ids::{SessionId, TenantId};
@@ -114,15 +115,15 @@ pub async fn upstream_failure(
     // The detail (which may quote the IdP or a library: xmlsec, OpenSSL, HTTP) goes to the log
     // and the admin-only trace, bounded; the person sees the code and a fixed sentence.
     let cause = e.detail();
-    tracing::warn!(login = %login.id, code = e.code(), detail = %cause, "upstream sign-in failed");
-    mark_failed_with(st, login, e.code(), cause, e.fix(&conn_name), steps).await;
+    tracing::warn!(login = %login.id, code = %e.code(), detail = %cause, "upstream sign-in failed");
+    mark_failed_with(st, login, e.code().as_str(), cause, e.fix(&conn_name), steps).await;
     match e {
         UpstreamError::Denied(_) => {
             Ok(redirect(StatusCode::SEE_OTHER, &error_url(st, login, "access_denied", "the sign-in was declined")))
         }
         UpstreamError::Unreachable(_) => Err(PageError::new(
             StatusCode::BAD_GATEWAY,
-            "upstream_unreachable",
+            ErrorCode::UpstreamUnreachable,
             "Your sign-in service is not responding",
             "Your organization's identity provider could not be reached. Try again in a few minutes; if it keeps happening, tell your administrator.",
         )
@@ -217,7 +218,7 @@ pub async fn finish_then(
             mark_failed_with(st, login, "email_domain_not_allowed", cause, fix, steps).await;
             return Err(PageError::new(
                 StatusCode::FORBIDDEN,
-                "email_domain_not_allowed",
+                ErrorCode::EmailDomainNotAllowed,
                 "Email address not allowed",
                 format!(
                     "Your identity provider signed you in as an address at {domain}, which is not a domain of {}.",
@@ -307,7 +308,7 @@ pub async fn finish_then(
     if !crate::store::logins::complete(&tx, &login.id, now).await? {
         // Another request finished (or failed) this login first: a replayed callback.
         drop(tx);
-        return Err(PageError::bad_request("login_already_used", "This sign-in has already been completed."));
+        return Err(PageError::bad_request(ErrorCode::LoginAlreadyUsed, "This sign-in has already been completed."));
     }
     if linked.created {
         crate::events::emit(

@@ -2,6 +2,7 @@
 //! in dev mode.
 use super::complete::{complete_with, upstream_failure};
 use super::pending::{connector_state, load_for_browser, routed_connection};
+use crate::error_code::ErrorCode;
 use crate::html::{escape, page};
 use crate::http::error::PageError;
 use crate::http::{form_params, AppState};
@@ -14,16 +15,19 @@ async fn dev_connection(st: &AppState, login: &login::Model) -> Result<connectio
     if !st.config.dev_mode {
         return Err(PageError::new(
             StatusCode::NOT_FOUND,
-            "dev_mode_disabled",
+            ErrorCode::DevModeDisabled,
             "Not available",
             "The development sign-in is disabled.",
         ));
     }
     if login.connection_id.is_none() {
-        return Err(PageError::bad_request("login_not_routed", "This sign-in has not been sent to a connection."));
+        return Err(PageError::bad_request(
+            ErrorCode::LoginNotRouted,
+            "This sign-in has not been sent to a connection.",
+        ));
     }
     routed_connection(st, login, "dev").await?.ok_or_else(|| {
-        PageError::bad_request("connection_not_allowed", "This sign-in does not use the development connection.")
+        PageError::bad_request(ErrorCode::ConnectionNotAllowed, "This sign-in does not use the development connection.")
     })
 }
 
@@ -67,7 +71,7 @@ pub async fn submit(
 ) -> Result<HttpResponse, PageError> {
     let login = load_for_browser(&st, &req, &path).await?;
     let conn = dev_connection(&st, &login).await?;
-    let params = form_params(&req, &body).map_err(|m| PageError::bad_request("invalid_request", m))?;
+    let params = form_params(&req, &body).map_err(|m| PageError::bad_request(ErrorCode::InvalidRequest, m))?;
     let steps = StepLog::default();
     steps.push("callback_received", st.clock.now_ms(), 0, serde_json::Value::Null);
     let opened = match st.connectors.open(&conn) {

@@ -5,6 +5,7 @@
 use super::pending::{error_url, load_for_browser};
 use super::start::start_connection;
 use crate::claims::email_domain;
+use crate::error_code::ErrorCode;
 use crate::html::{escape, page};
 use crate::http::error::PageError;
 use crate::http::{form_params, redirect, AppState};
@@ -62,7 +63,7 @@ async fn to_tenant(
     match conns.as_slice() {
         [] => Err(PageError::new(
             StatusCode::BAD_REQUEST,
-            "no_connection",
+            ErrorCode::NoConnection,
             "Single sign-on is not set up",
             format!("{} has no sign-in method configured yet. Contact your administrator.", t.name),
         )
@@ -148,7 +149,7 @@ pub async fn login_submit(
     path: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
     let login = load_for_browser(&st, &req, &path).await?;
-    let params = form_params(&req, &body).map_err(|m| PageError::bad_request("invalid_request", m))?;
+    let params = form_params(&req, &body).map_err(|m| PageError::bad_request(ErrorCode::InvalidRequest, m))?;
     let email = params.get("email").unwrap_or("").trim().to_string();
     let Some(domain) = email_domain(&email) else {
         return Ok(html(email_form(login.id.as_str(), Some("Enter a valid email address."), &email)));
@@ -171,14 +172,14 @@ pub async fn choose_connection(
     path: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
     let login = load_for_browser(&st, &req, &path).await?;
-    let params = form_params(&req, &body).map_err(|m| PageError::bad_request("invalid_request", m))?;
+    let params = form_params(&req, &body).map_err(|m| PageError::bad_request(ErrorCode::InvalidRequest, m))?;
     let cid = params.get("connection").unwrap_or("");
     let conn = crate::store::connections::get(&st.db, cid)
         .await?
         .filter(|c| login.tenant_id.as_ref().map(TenantId::as_str) == Some(c.tenant_id.as_str()))
         .ok_or_else(|| {
             PageError::bad_request(
-                "connection_not_allowed",
+                ErrorCode::ConnectionNotAllowed,
                 "That sign-in method is not available for your organization.",
             )
         })?;

@@ -1,6 +1,7 @@
 //! The pending login: the only login state, in the database (any instance continues any login),
 //! bound to the browser that started it by a cookie, so a login can never be finished in
 //! someone else's browser.
+use crate::error_code::ErrorCode;
 use crate::http::error::PageError;
 use crate::http::{build_cookie, client_redirect_url, cookie, AppState};
 use crate::ids::LoginId;
@@ -41,7 +42,7 @@ pub fn error_url(st: &AppState, login: &Model, error: &str, description: &str) -
 fn not_found() -> PageError {
     PageError::new(
         StatusCode::NOT_FOUND,
-        "login_not_found",
+        ErrorCode::LoginNotFound,
         "Sign-in not found",
         "This sign-in link is not valid. Go back to the application and sign in again.",
     )
@@ -57,7 +58,7 @@ pub async fn load_for_browser(st: &AppState, req: &actix_web::HttpRequest, id: &
     if !bound {
         return Err(PageError::new(
             StatusCode::BAD_REQUEST,
-            "login_binding_mismatch",
+            ErrorCode::LoginBindingMismatch,
             "Sign-in started in another browser",
             "This sign-in was started in a different browser or your cookies were cleared. Go back to the application and sign in again.",
         ));
@@ -65,7 +66,7 @@ pub async fn load_for_browser(st: &AppState, req: &actix_web::HttpRequest, id: &
     if row.status != LoginStatus::Pending {
         return Err(PageError::new(
             StatusCode::BAD_REQUEST,
-            "login_already_used",
+            ErrorCode::LoginAlreadyUsed,
             "Sign-in already finished",
             "This sign-in has already been completed. Go back to the application.",
         ));
@@ -73,7 +74,7 @@ pub async fn load_for_browser(st: &AppState, req: &actix_web::HttpRequest, id: &
     if row.expires_at <= st.clock.now() {
         return Err(PageError::new(
             StatusCode::BAD_REQUEST,
-            "login_expired",
+            ErrorCode::LoginExpired,
             "Sign-in expired",
             "This sign-in took too long and expired. Go back to the application and try again.",
         )

@@ -10,6 +10,7 @@
 //! signs that browser in, and an answer posted for someone else's login id never ends it.
 use super::complete::{finish, finish_then, AfterLogin};
 use super::pending::{connector_state, context, load_for_browser, routed_connection};
+use crate::error_code::ErrorCode;
 use crate::http::error::PageError;
 use crate::http::{form_params, redirect, AppState, Params};
 use crate::ids::{ConnectionId, LoginId, TenantId};
@@ -33,7 +34,7 @@ const MAX_ASSERTED: usize = 3;
 fn unknown_connection() -> PageError {
     PageError::new(
         StatusCode::NOT_FOUND,
-        "connection_not_found",
+        ErrorCode::ConnectionNotFound,
         "Sign-in method not found",
         "This SAML sign-in address does not belong to an active connection. Check the ACS URL configured at your identity provider.",
     )
@@ -84,7 +85,14 @@ fn detached_failure(st: &AppState, conn: &connection::Model, e: UpstreamError) -
     if matches!(e, UpstreamError::Busy) {
         return Ok(busy(st));
     }
-    st.failure_log.anonymous_failure(&st.metrics, st.clock.now_ms(), &conn.tenant_id, &conn.id, e.code(), &e.detail());
+    st.failure_log.anonymous_failure(
+        &st.metrics,
+        st.clock.now_ms(),
+        &conn.tenant_id,
+        &conn.id,
+        e.code().as_str(),
+        &e.detail(),
+    );
     Err(PageError::new(
         StatusCode::BAD_REQUEST,
         e.code(),
@@ -172,12 +180,12 @@ async fn attempt_failed(
         return Ok(busy(st));
     }
     let conn_name = format!("{} ({})", conn.name, conn.id);
-    st.metrics.inc("fedgate_saml_responses_refused_total", &[("code", e.code())]);
+    st.metrics.inc("fedgate_saml_responses_refused_total", &[("code", e.code().as_str())]);
     // Library text (xmlsec, OpenSSL) stays in the log and the admin-only trace, bounded.
     let detail = e.detail();
     let outcome = Outcome::Failed { code: e.code().to_string(), cause: detail.clone(), fix: e.fix(&conn_name) };
     traces::record_best_effort(&st.db, st.clock.now_ms(), login, Some(&conn.id), steps.take(), outcome).await;
-    tracing::info!(login = %login.id, code = e.code(), detail = %detail, "SAML response refused; the sign-in stays open");
+    tracing::info!(login = %login.id, code = %e.code(), detail = %detail, "SAML response refused; the sign-in stays open");
     Err(PageError::new(
         StatusCode::BAD_REQUEST,
         e.code(),
@@ -326,8 +334,8 @@ async fn unsolicited(
 /// GET /sso/saml/resume?login=&h= — the browser returns with its binding cookie and the handle
 /// of the answer it posted; that answer's identity finishes the login.
 pub async fn resume(req: HttpRequest, st: web::Data<AppState>) -> Result<HttpResponse, PageError> {
-    let params =
-        Params::parse(req.query_string()).map_err(|e| PageError::bad_request("invalid_request", e.to_string()))?;
+    let params = Params::parse(req.query_string())
+        .map_err(|e| PageError::bad_request(ErrorCode::InvalidRequest, e.to_string()))?;
     let id = params.get("login").unwrap_or_default().to_string();
     let login = load_for_browser(&st, &req, &id).await?;
     let handle_hash = params.get("h").map(sha256_hex).unwrap_or_default();
@@ -339,7 +347,7 @@ pub async fn resume(req: HttpRequest, st: web::Data<AppState>) -> Result<HttpRes
     };
     let Some(identity) = identity else {
         return Err(PageError::bad_request(
-            "login_not_asserted",
+            ErrorCode::LoginNotAsserted,
             "Your identity provider has not answered this sign-in yet. Go back to the application and sign in again.",
         )
         .with_trace(login.id.to_string()));

@@ -2,6 +2,7 @@
 //! login, and the browser sent upstream (a redirect, or an auto-submitting form).
 use super::complete::upstream_failure;
 use super::pending::context;
+use crate::error_code::ErrorCode;
 use crate::http::error::PageError;
 use crate::http::{redirect, AppState};
 use crate::ids::{ConnectionId, TenantId};
@@ -20,7 +21,7 @@ pub async fn start_connection(
 ) -> Result<HttpResponse, PageError> {
     if login.tenant_id.as_ref().is_some_and(|t| t.as_str() != conn.tenant_id) || !conn.enabled {
         return Err(PageError::bad_request(
-            "connection_not_allowed",
+            ErrorCode::ConnectionNotAllowed,
             "That sign-in method is not available for your organization.",
         ));
     }
@@ -53,7 +54,7 @@ pub async fn start_connection(
     )
     .await?;
     if !routed {
-        return Err(PageError::bad_request("login_already_used", "This sign-in has already been completed."));
+        return Err(PageError::bad_request(ErrorCode::LoginAlreadyUsed, "This sign-in has already been completed."));
     }
     traces::record_best_effort(&st.db, st.clock.now_ms(), &pending, Some(&conn.id), steps.take(), Outcome::Pending)
         .await;

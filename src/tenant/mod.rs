@@ -1,5 +1,6 @@
 //! Tenants (the enterprise customers), their verified email domains, and lookups used by
 //! home-realm discovery.
+use crate::error_code::ErrorCode;
 use crate::ids::TenantId;
 use crate::store::entities::{connection, tenant, tenant_domain};
 use crate::util::rfc3339;
@@ -167,7 +168,7 @@ pub fn validate_slug(s: &str) -> Result<String, Invalid> {
     } else {
         Err(Invalid::field(
             "slug",
-            "invalid_slug",
+            ErrorCode::InvalidSlug,
             "slug must be 2-63 characters of a-z, 0-9 and '-', not starting or ending with '-'",
         ))
     }
@@ -187,14 +188,18 @@ pub fn validate_domain(d: &str) -> Result<String, Invalid> {
     if d.len() <= 253 && labels.len() >= 2 && labels.iter().all(|l| label_ok(l)) {
         Ok(d)
     } else {
-        Err(Invalid::field("domains", "invalid_domain", format!("{d:?} is not a domain name")))
+        Err(Invalid::field("domains", ErrorCode::InvalidDomain, format!("{d:?} is not a domain name")))
     }
 }
 
 pub fn validate_name(field: &str, s: &str) -> Result<String, Invalid> {
     let t = s.trim();
     if t.is_empty() || t.chars().count() > 200 || t.chars().any(char::is_control) {
-        return Err(Invalid::field(field, "invalid_name", format!("{field} must be 1-200 printable characters")));
+        return Err(Invalid::field(
+            field,
+            ErrorCode::InvalidName,
+            format!("{field} must be 1-200 printable characters"),
+        ));
     }
     Ok(t.to_string())
 }

@@ -6,6 +6,7 @@ use super::oidc::OidcConfig;
 use super::registry::Opened;
 use super::UpstreamCtx;
 use super::UpstreamError;
+use crate::error_code::ErrorCode;
 use crate::store::entities::connection;
 use crate::util::rfc3339;
 use crate::validation::Invalid;
@@ -75,7 +76,9 @@ pub fn take_secrets(
             Some(Value::Null) => {
                 out.insert((*f).to_string(), Value::Null);
             }
-            Some(_) => return Err(Invalid::field(f, "invalid_secret", format!("{f} must be a non-empty string"))),
+            Some(_) => {
+                return Err(Invalid::field(f, ErrorCode::InvalidSecret, format!("{f} must be a non-empty string")))
+            }
         }
     }
     Ok((!out.is_empty()).then_some(out))
@@ -109,17 +112,17 @@ impl ConnectionConfig {
                 if !dev_mode {
                     return Err(Invalid::field(
                         "type",
-                        "dev_mode_disabled",
+                        ErrorCode::DevModeDisabled,
                         "dev connections need dev mode (dev_mode = true or FEDGATE_DEV_MODE=1); never enable it in production",
                     ));
                 }
                 let c: DevConfig = serde_json::from_value(Value::Object(fields))
-                    .map_err(|e| Invalid::field("config", "invalid_config", e.to_string()))?;
+                    .map_err(|e| Invalid::field("config", ErrorCode::InvalidConfig, e.to_string()))?;
                 if let Some(e) = &c.default_email {
                     if crate::claims::normalize_email(e).is_none() {
                         return Err(Invalid::field(
                             "default_email",
-                            "invalid_email",
+                            ErrorCode::InvalidEmail,
                             "default_email is not an email address",
                         ));
                     }
@@ -127,7 +130,7 @@ impl ConnectionConfig {
                 if c.groups.len() > 100 || c.groups.iter().any(|g| g.trim().is_empty() || g.len() > 256) {
                     return Err(Invalid::field(
                         "groups",
-                        "invalid_groups",
+                        ErrorCode::InvalidGroups,
                         "groups must be at most 100 non-empty names",
                     ));
                 }
@@ -135,14 +138,14 @@ impl ConnectionConfig {
             }
             ConnectionType::Oidc => {
                 let c: OidcConfig = serde_json::from_value(Value::Object(fields))
-                    .map_err(|e| Invalid::field("config", "invalid_config", e.to_string()))?;
+                    .map_err(|e| Invalid::field("config", ErrorCode::InvalidConfig, e.to_string()))?;
                 c.validate(dev_mode)?;
                 Ok(Self::Oidc(Box::new(c)))
             }
             // SAML input needs metadata parsing (and maybe a fetch): see `saml::prepare`.
             ConnectionType::Saml => serde_json::from_value(Value::Object(fields))
                 .map(|c| Self::Saml(Box::new(c)))
-                .map_err(|e| Invalid::field("config", "invalid_config", e.to_string())),
+                .map_err(|e| Invalid::field("config", ErrorCode::InvalidConfig, e.to_string())),
         }
     }
 

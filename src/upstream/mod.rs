@@ -8,6 +8,7 @@ pub mod oidc;
 pub mod registry;
 pub mod saml;
 
+use crate::error_code::ErrorCode;
 use crate::ids::{ConnectionId, LoginId, TenantId};
 use std::collections::HashMap;
 
@@ -244,7 +245,7 @@ pub enum UpstreamError {
     InvalidIdToken(String),
     /// The claims were refused by the connection's policy (preset checks).
     #[error("{detail}")]
-    ClaimsRejected { code: &'static str, detail: String, fix: String },
+    ClaimsRejected { code: ErrorCode, detail: String, fix: String },
     /// A SAML response was refused (each reason has its own code).
     #[error("{0}")]
     Saml(saml::validate::SamlError),
@@ -259,31 +260,31 @@ pub enum UpstreamError {
 
 impl UpstreamError {
     /// Stable code for traces, pages and logs.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            UpstreamError::Denied(_) => "upstream_denied",
-            UpstreamError::DevModeOff => "dev_mode_disabled",
-            UpstreamError::Misconfigured(_) => "connection_misconfigured",
-            UpstreamError::InvalidResponse(_) => "upstream_invalid_response",
-            UpstreamError::ProviderError { .. } => "upstream_error",
-            UpstreamError::Unreachable(_) => "upstream_unreachable",
-            UpstreamError::StateMismatch => "state_mismatch",
-            UpstreamError::IssuerParamMismatch { .. } => "iss_parameter_mismatch",
-            UpstreamError::TokenExchange(_) => "token_exchange_failed",
-            UpstreamError::NoIdToken => "id_token_missing",
-            UpstreamError::AlgNotAllowed(_) => "id_token_alg_not_allowed",
-            UpstreamError::BadSignature(_) => "id_token_signature_invalid",
-            UpstreamError::UnknownKey(_) => "id_token_key_unknown",
-            UpstreamError::Expired(_) => "id_token_expired",
-            UpstreamError::NotYetValid(_) => "id_token_not_yet_valid",
-            UpstreamError::WrongAudience { .. } => "id_token_audience_mismatch",
-            UpstreamError::WrongIssuer { .. } => "id_token_issuer_mismatch",
-            UpstreamError::NonceMismatch => "id_token_nonce_mismatch",
-            UpstreamError::InvalidIdToken(_) => "id_token_invalid",
-            UpstreamError::ClaimsRejected { code, .. } => code,
+            UpstreamError::Denied(_) => ErrorCode::UpstreamDenied,
+            UpstreamError::DevModeOff => ErrorCode::DevModeDisabled,
+            UpstreamError::Misconfigured(_) => ErrorCode::ConnectionMisconfigured,
+            UpstreamError::InvalidResponse(_) => ErrorCode::UpstreamInvalidResponse,
+            UpstreamError::ProviderError { .. } => ErrorCode::UpstreamError,
+            UpstreamError::Unreachable(_) => ErrorCode::UpstreamUnreachable,
+            UpstreamError::StateMismatch => ErrorCode::StateMismatch,
+            UpstreamError::IssuerParamMismatch { .. } => ErrorCode::IssParameterMismatch,
+            UpstreamError::TokenExchange(_) => ErrorCode::TokenExchangeFailed,
+            UpstreamError::NoIdToken => ErrorCode::IdTokenMissing,
+            UpstreamError::AlgNotAllowed(_) => ErrorCode::IdTokenAlgNotAllowed,
+            UpstreamError::BadSignature(_) => ErrorCode::IdTokenSignatureInvalid,
+            UpstreamError::UnknownKey(_) => ErrorCode::IdTokenKeyUnknown,
+            UpstreamError::Expired(_) => ErrorCode::IdTokenExpired,
+            UpstreamError::NotYetValid(_) => ErrorCode::IdTokenNotYetValid,
+            UpstreamError::WrongAudience { .. } => ErrorCode::IdTokenAudienceMismatch,
+            UpstreamError::WrongIssuer { .. } => ErrorCode::IdTokenIssuerMismatch,
+            UpstreamError::NonceMismatch => ErrorCode::IdTokenNonceMismatch,
+            UpstreamError::InvalidIdToken(_) => ErrorCode::IdTokenInvalid,
+            UpstreamError::ClaimsRejected { code, .. } => *code,
             UpstreamError::Saml(e) => e.code(),
-            UpstreamError::ReauthenticationMissing(_) => "upstream_reauthentication_missing",
-            UpstreamError::Busy => "saml_busy",
+            UpstreamError::ReauthenticationMissing(_) => ErrorCode::UpstreamReauthenticationMissing,
+            UpstreamError::Busy => ErrorCode::SamlBusy,
         }
     }
 
@@ -313,12 +314,14 @@ impl UpstreamError {
                 "Too many sign-ins are being checked right now. Go back to the application and try again in a moment."
             }
             UpstreamError::Saml(e) => match e.code() {
-                "saml_replay" => "This answer from your identity provider was already used.",
-                "saml_status_not_success" => "Your identity provider did not sign you in.",
-                "saml_expired" | "saml_not_yet_valid" => {
+                ErrorCode::SamlReplay => "This answer from your identity provider was already used.",
+                ErrorCode::SamlStatusNotSuccess => "Your identity provider did not sign you in.",
+                ErrorCode::SamlExpired | ErrorCode::SamlNotYetValid => {
                     "The answer from your identity provider is outside its validity period."
                 }
-                "saml_unsolicited_response" => "Sign-ins started at your identity provider are not enabled here.",
+                ErrorCode::SamlUnsolicitedResponse => {
+                    "Sign-ins started at your identity provider are not enabled here."
+                }
                 _ => "The answer from your identity provider could not be accepted.",
             },
             _ => "The answer from your identity provider could not be accepted.",

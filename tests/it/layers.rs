@@ -9,6 +9,7 @@ pub const LAYERS: &[(&str, u8)] = &[
     ("blocking", 0),
     ("clock", 0),
     ("config", 0),
+    ("error_code", 0),
     ("html", 0),
     ("ids", 0),
     ("keys", 0),

@@ -928,7 +928,7 @@ fn contract() {
         };
         let got = validate_response(&b64, &e)
             .map(|a| Accepted { name_id: a.name_id, attributes: a.attributes })
-            .map_err(|err| err.code());
+            .map_err(|err| err.code().as_str());
         match &got {
             Ok(a) => eprintln!("{file}: ok (name_id {:?})", a.name_id),
             Err(code) => eprintln!("{file}: {code}"),

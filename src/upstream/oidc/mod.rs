@@ -5,6 +5,7 @@ pub mod connector;
 pub mod metadata;
 
 use crate::claims::oidc::{Preset, MAPPABLE};
+use crate::error_code::ErrorCode;
 use crate::validation::Invalid;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -118,7 +119,7 @@ impl OidcConfig {
                     if p.fragment().is_some() || !p.username().is_empty() {
                         return Err(Invalid::field(
                             field,
-                            "invalid_url",
+                            ErrorCode::InvalidUrl,
                             format!("{field} must not carry credentials or a fragment"),
                         ));
                     }
@@ -126,7 +127,7 @@ impl OidcConfig {
                 }
                 _ => Err(Invalid::field(
                     field,
-                    "invalid_url",
+                    ErrorCode::InvalidUrl,
                     format!("{field} must be an https URL (http only in dev mode)"),
                 )),
             }
@@ -145,18 +146,18 @@ impl OidcConfig {
         if self.client_id.trim().is_empty() || self.client_id.len() > 512 {
             return Err(Invalid::field(
                 "client_id",
-                "invalid_client_id",
+                ErrorCode::InvalidClientId,
                 "client_id is required (at most 512 characters)",
             ));
         }
         if self.scopes.len() > 30 || self.scopes.iter().any(|s| s.is_empty() || s.contains(' ') || s.len() > 128) {
-            return Err(Invalid::field("scopes", "invalid_scopes", "scopes must be at most 30 single words"));
+            return Err(Invalid::field("scopes", ErrorCode::InvalidScopes, "scopes must be at most 30 single words"));
         }
         for k in self.extra_auth_params.keys() {
             if RESERVED_PARAMS.contains(&k.as_str()) {
                 return Err(Invalid::field(
                     "extra_auth_params",
-                    "reserved_parameter",
+                    ErrorCode::ReservedParameter,
                     format!("{k} is set by fedgate and cannot be overridden"),
                 ));
             }
@@ -165,7 +166,7 @@ impl OidcConfig {
             if !MAPPABLE.contains(&k.as_str()) {
                 return Err(Invalid::field(
                     "claim_mapping",
-                    "invalid_mapping",
+                    ErrorCode::InvalidMapping,
                     format!("{k} cannot be mapped; use one of {}", MAPPABLE.join(", ")),
                 ));
             }
@@ -174,18 +175,22 @@ impl OidcConfig {
             if !DEFAULT_ALGS.contains(&a.as_str()) {
                 return Err(Invalid::field(
                     "id_token_signing_algs",
-                    "alg_not_allowed",
+                    ErrorCode::AlgNotAllowed,
                     format!("{a} is not allowed; use asymmetric algorithms ({})", DEFAULT_ALGS.join(", ")),
                 ));
             }
         }
         if !(0..=300).contains(&self.clock_skew) {
-            return Err(Invalid::field("clock_skew", "invalid_clock_skew", "clock_skew must be 0 to 300 seconds"));
+            return Err(Invalid::field(
+                "clock_skew",
+                ErrorCode::InvalidClockSkew,
+                "clock_skew must be 0 to 300 seconds",
+            ));
         }
         if self.entra_multi_tenant() && self.allowed_tenant_ids.is_empty() {
             return Err(Invalid::field(
                 "allowed_tenant_ids",
-                "missing_field",
+                ErrorCode::MissingField,
                 "a multi-tenant Entra issuer (common/organizations) needs allowed_tenant_ids",
             ));
         }

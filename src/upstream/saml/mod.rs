@@ -16,6 +16,7 @@ use super::{StepLog, UpstreamCtx, UpstreamIdentity};
 use crate::claims::oidc::Policy;
 use crate::claims::saml::{AttributeMapping, SamlAssertionView, SamlPreset};
 use crate::clock::Clock;
+use crate::error_code::ErrorCode;
 use crate::validation::Invalid;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -188,23 +189,23 @@ pub fn acs_url(issuer: &str, connection_id: &str, form: SpUrlForm) -> String {
     format!("{issuer}/sso/saml/{}/acs", url_segment(connection_id, form))
 }
 
-fn invalid(field: &str, code: &'static str, msg: impl Into<String>) -> Invalid {
+fn invalid(field: &str, code: crate::error_code::ErrorCode, msg: impl Into<String>) -> Invalid {
     Invalid::field(field, code, msg)
 }
 
 fn check_url(field: &str, u: &str, dev_mode: bool) -> Result<String, Invalid> {
-    metadata::check_idp_url(u, dev_mode).map_err(|m| invalid(field, "invalid_url", format!("{field} {m}")))
+    metadata::check_idp_url(u, dev_mode).map_err(|m| invalid(field, ErrorCode::InvalidUrl, format!("{field} {m}")))
 }
 
 fn domains(field: &str, v: Vec<String>) -> Result<Vec<String>, Invalid> {
     if v.len() > 100 {
-        return Err(invalid(field, "too_many", format!("{field} has more than 100 entries")));
+        return Err(invalid(field, ErrorCode::TooMany, format!("{field} has more than 100 entries")));
     }
     v.into_iter()
         .map(|d| {
             let d = d.trim().to_ascii_lowercase();
             if d.is_empty() || d.len() > 253 || d.contains(|c: char| c.is_whitespace() || c == '@' || c == '/') {
-                Err(invalid(field, "invalid_domain", format!("{field} holds an invalid entry")))
+                Err(invalid(field, ErrorCode::InvalidDomain, format!("{field} holds an invalid entry")))
             } else {
                 Ok(d)
             }
@@ -356,13 +357,13 @@ pub async fn prepare(
     now: i64,
 ) -> Result<SamlConfig, Invalid> {
     let input: SamlInput = serde_json::from_value(Value::Object(fields))
-        .map_err(|e| invalid("config", "invalid_config", e.to_string()))?;
+        .map_err(|e| invalid("config", ErrorCode::InvalidConfig, e.to_string()))?;
     let manual = input.idp_certificates.is_some() || input.sso_url_redirect.is_some() || input.sso_url_post.is_some();
     let sources = [input.metadata_xml.is_some(), input.metadata_url.is_some(), manual].iter().filter(|x| **x).count();
     if sources != 1 {
         return Err(invalid(
             "metadata_xml",
-            "invalid_config",
+            ErrorCode::InvalidConfig,
             "give exactly one of metadata_xml, metadata_url, or the manual fields (idp_entity_id, sso_url_redirect and/or sso_url_post, idp_certificates)",
         ));
     }
@@ -391,30 +392,34 @@ pub async fn prepare(
         // A connection keeps its URL form (the IdP has it); new ones get the hyphen form.
         sp_url_form: input.sp_url_form.or(previous.map(|p| p.sp_url_form)).unwrap_or(SpUrlForm::Hyphen),
     };
-    cfg.attribute_mapping.validate().map_err(|m| invalid("attribute_mapping", "invalid_mapping", m))?;
+    cfg.attribute_mapping.validate().map_err(|m| invalid("attribute_mapping", ErrorCode::InvalidMapping, m))?;
     if !(0..=validate::MAX_SKEW_SECS).contains(&cfg.clock_skew_secs) {
-        return Err(invalid("clock_skew_secs", "out_of_range", "clock_skew_secs must be between 0 and 600"));
+        return Err(invalid("clock_skew_secs", ErrorCode::OutOfRange, "clock_skew_secs must be between 0 and 600"));
     }
     if cfg.allowed_tenant_ids.len() > 50 || cfg.allowed_tenant_ids.iter().any(|t| t.is_empty() || t.len() > 64) {
-        return Err(invalid("allowed_tenant_ids", "invalid_config", "allowed_tenant_ids holds invalid entries"));
+        return Err(invalid(
+            "allowed_tenant_ids",
+            ErrorCode::InvalidConfig,
+            "allowed_tenant_ids holds invalid entries",
+        ));
     }
     if cfg.idp_initiated.enabled {
         let (Some(c), Some(u)) = (&cfg.idp_initiated.client_id, &cfg.idp_initiated.initiate_login_uri) else {
             return Err(invalid(
                 "idp_initiated",
-                "invalid_config",
+                ErrorCode::InvalidConfig,
                 "IdP-initiated sign-in needs client_id (the app) and initiate_login_uri (where the app starts its sign-in)",
             ));
         };
         if c.is_empty() || c.len() > 128 {
-            return Err(invalid("idp_initiated.client_id", "invalid_config", "client_id is invalid"));
+            return Err(invalid("idp_initiated.client_id", ErrorCode::InvalidConfig, "client_id is invalid"));
         }
         let u = check_url("idp_initiated.initiate_login_uri", u, dev_mode)?;
         cfg.idp_initiated.initiate_login_uri = Some(u);
     }
     let md = if let Some(xml) = input.metadata_xml {
         metadata::parse_idp_metadata(&xml, input.idp_entity_id.as_deref())
-            .map_err(|m| invalid("metadata_xml", "invalid_metadata", m))?
+            .map_err(|m| invalid("metadata_xml", ErrorCode::InvalidMetadata, m))?
     } else if let (Some(u), Some(p)) = (&input.metadata_url, previous.filter(|p| p.metadata_url == input.metadata_url))
     {
         // Same metadata URL as before: keep what the last fetch found (refresh has its own
@@ -432,21 +437,22 @@ pub async fn prepare(
         }
     } else if let Some(u) = input.metadata_url {
         let u = check_url("metadata_url", &u, dev_mode)?;
-        let xml = refresh::fetch(ctx, &u).await.map_err(|m| invalid("metadata_url", "metadata_unreachable", m))?;
+        let xml =
+            refresh::fetch(ctx, &u).await.map_err(|m| invalid("metadata_url", ErrorCode::MetadataUnreachable, m))?;
         cfg.metadata_url = Some(u);
         cfg.metadata_refreshed_at = Some(now);
         metadata::parse_idp_metadata(&xml, input.idp_entity_id.as_deref())
-            .map_err(|m| invalid("metadata_url", "invalid_metadata", m))?
+            .map_err(|m| invalid("metadata_url", ErrorCode::InvalidMetadata, m))?
     } else {
         let entity_id =
             input.idp_entity_id.map(|s| s.trim().to_string()).filter(|s| !s.is_empty() && s.len() <= 1024).ok_or_else(
-                || invalid("idp_entity_id", "missing_field", "idp_entity_id is required with manual settings"),
+                || invalid("idp_entity_id", ErrorCode::MissingField, "idp_entity_id is required with manual settings"),
             )?;
         let certs = input.idp_certificates.unwrap_or_default();
         if certs.is_empty() || certs.len() > 10 {
             return Err(invalid(
                 "idp_certificates",
-                "missing_field",
+                ErrorCode::MissingField,
                 "give between 1 and 10 IdP signing certificates (PEM): fedgate never accepts unsigned assertions",
             ));
         }
@@ -454,7 +460,7 @@ pub async fn prepare(
             .iter()
             .map(|c| metadata::normalize_cert(c))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|m| invalid("idp_certificates", "invalid_certificate", m))?;
+            .map_err(|m| invalid("idp_certificates", ErrorCode::InvalidCertificate, m))?;
         let r = input.sso_url_redirect.map(|u| check_url("sso_url_redirect", &u, dev_mode)).transpose()?;
         let p = input.sso_url_post.map(|u| check_url("sso_url_post", &u, dev_mode)).transpose()?;
         metadata::IdpMetadata { entity_id, sso_url_redirect: r, sso_url_post: p, certificates, valid_until: None }
@@ -462,7 +468,7 @@ pub async fn prepare(
     if md.sso_url_redirect.is_none() && md.sso_url_post.is_none() {
         return Err(invalid(
             "sso_url_redirect",
-            "missing_field",
+            ErrorCode::MissingField,
             "an SSO URL (sso_url_redirect or sso_url_post) is required",
         ));
     }
@@ -475,10 +481,10 @@ pub async fn prepare(
     cfg.apply_metadata(md, now);
     match explicit_binding {
         Some(RequestBinding::Redirect) if cfg.sso_url_redirect.is_none() => {
-            return Err(invalid("request_binding", "invalid_config", "the IdP has no HTTP-Redirect SSO URL"))
+            return Err(invalid("request_binding", ErrorCode::InvalidConfig, "the IdP has no HTTP-Redirect SSO URL"))
         }
         Some(RequestBinding::Post) if cfg.sso_url_post.is_none() => {
-            return Err(invalid("request_binding", "invalid_config", "the IdP has no HTTP-POST SSO URL"))
+            return Err(invalid("request_binding", ErrorCode::InvalidConfig, "the IdP has no HTTP-POST SSO URL"))
         }
         _ => {}
     }

@@ -18,6 +18,7 @@
 //!    the decrypted assertion must itself be signed unless a verified Response signature covers it.
 //! 6. Issuer, Conditions (required), Audience (required), time bounds with bounded skew, bearer
 //!    SubjectConfirmation (Recipient = our ACS, NotOnOrAfter, InResponseTo), Destination.
+use crate::error_code::ErrorCode;
 use base64::Engine;
 use roxmltree::{Document, Node};
 use samael::crypto::{CertificateDer, Crypto, CryptoProvider, ReduceMode};
@@ -155,30 +156,30 @@ pub enum SamlError {
 }
 
 impl SamlError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::error_code::ErrorCode {
         match self {
-            SamlError::Missing => "saml_response_missing",
-            SamlError::TooLarge => "saml_response_too_large",
-            SamlError::Malformed(_) => "saml_response_malformed",
-            SamlError::DtdForbidden => "saml_dtd_forbidden",
-            SamlError::SignatureMissing => "saml_signature_missing",
-            SamlError::SignatureInvalid(_) => "saml_signature_invalid",
-            SamlError::AlgorithmNotAllowed(_) => "saml_signature_algorithm_not_allowed",
-            SamlError::Wrapping(_) => "saml_signature_wrapping",
-            SamlError::Status { .. } => "saml_status_not_success",
-            SamlError::IssuerMismatch { .. } => "saml_issuer_mismatch",
-            SamlError::ConditionsMissing => "saml_conditions_missing",
-            SamlError::AudienceMismatch { .. } => "saml_audience_mismatch",
-            SamlError::RecipientMismatch { .. } => "saml_recipient_mismatch",
-            SamlError::DestinationMismatch { .. } => "saml_destination_mismatch",
-            SamlError::Expired(_) => "saml_expired",
-            SamlError::NotYetValid(_) => "saml_not_yet_valid",
-            SamlError::InResponseToMismatch { .. } => "saml_in_response_to_mismatch",
-            SamlError::Unsolicited => "saml_unsolicited_response",
-            SamlError::Replay(_) => "saml_replay",
-            SamlError::SubjectMissing(_) => "saml_subject_missing",
-            SamlError::Decryption(_) => "saml_decryption_failed",
-            SamlError::EncryptionRequired => "saml_encryption_required",
+            SamlError::Missing => ErrorCode::SamlResponseMissing,
+            SamlError::TooLarge => ErrorCode::SamlResponseTooLarge,
+            SamlError::Malformed(_) => ErrorCode::SamlResponseMalformed,
+            SamlError::DtdForbidden => ErrorCode::SamlDtdForbidden,
+            SamlError::SignatureMissing => ErrorCode::SamlSignatureMissing,
+            SamlError::SignatureInvalid(_) => ErrorCode::SamlSignatureInvalid,
+            SamlError::AlgorithmNotAllowed(_) => ErrorCode::SamlSignatureAlgorithmNotAllowed,
+            SamlError::Wrapping(_) => ErrorCode::SamlSignatureWrapping,
+            SamlError::Status { .. } => ErrorCode::SamlStatusNotSuccess,
+            SamlError::IssuerMismatch { .. } => ErrorCode::SamlIssuerMismatch,
+            SamlError::ConditionsMissing => ErrorCode::SamlConditionsMissing,
+            SamlError::AudienceMismatch { .. } => ErrorCode::SamlAudienceMismatch,
+            SamlError::RecipientMismatch { .. } => ErrorCode::SamlRecipientMismatch,
+            SamlError::DestinationMismatch { .. } => ErrorCode::SamlDestinationMismatch,
+            SamlError::Expired(_) => ErrorCode::SamlExpired,
+            SamlError::NotYetValid(_) => ErrorCode::SamlNotYetValid,
+            SamlError::InResponseToMismatch { .. } => ErrorCode::SamlInResponseToMismatch,
+            SamlError::Unsolicited => ErrorCode::SamlUnsolicitedResponse,
+            SamlError::Replay(_) => ErrorCode::SamlReplay,
+            SamlError::SubjectMissing(_) => ErrorCode::SamlSubjectMissing,
+            SamlError::Decryption(_) => ErrorCode::SamlDecryptionFailed,
+            SamlError::EncryptionRequired => ErrorCode::SamlEncryptionRequired,
         }
     }
 
