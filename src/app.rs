@@ -1,6 +1,7 @@
 //! Builds the application from explicit dependencies and runs it. Tests build it on port 0.
 use crate::clock::{Clock, Rng};
 use crate::config::Config;
+use crate::error_code::ErrorCode;
 pub use crate::http::state::AppState;
 use crate::keys::{KeyRing, MasterKey};
 use crate::store::Db;
@@ -155,14 +156,15 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
 }
 
 async fn not_found() -> actix_web::HttpResponse {
-    actix_web::HttpResponse::NotFound().content_type("text/html; charset=utf-8").body(crate::html::error_page(
-        "Not found",
-        "There is nothing at this address.",
-        "not_found",
-        &crate::http::current_request_id(),
-        None,
-        None,
-    ))
+    crate::templates::ErrorPage {
+        title: "Not found",
+        message: "There is nothing at this address.",
+        code: ErrorCode::NotFound,
+        request_id: &crate::http::current_request_id(),
+        back: None,
+        trace: None,
+    }
+    .respond(actix_web::HttpResponse::NotFound())
 }
 
 /// A running server.

@@ -108,6 +108,7 @@ error_codes! {
     OutOfRange = "out_of_range",
     PayloadTooLarge = "payload_too_large",
     PublicClient = "public_client",
+    RateLimited = "rate_limited",
     ReadOnly = "read_only",
     ReservedParameter = "reserved_parameter",
     SamlAudienceMismatch = "saml_audience_mismatch",

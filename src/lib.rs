@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod net;
 pub mod scim;
 pub mod store;
+pub mod templates;
 pub mod tenant;
 pub mod traces;
 pub mod upstream;

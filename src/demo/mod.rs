@@ -18,7 +18,6 @@ pub mod saml_fixture_idp;
 pub mod saml_idp;
 
 use crate::config::SecretString;
-use crate::html::{escape, page};
 use crate::http::AppState;
 use crate::keys::{new_token, sha256_b64url, sha256_hex};
 use crate::store::entities::{client, connection, tenant, tenant_domain};
@@ -305,25 +304,17 @@ fn demo_state(st: &AppState) -> Option<DemoApp> {
     st.demo.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-fn html(body: String) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(body)
+fn html(name: &str, ctx: serde_json::Value) -> HttpResponse {
+    let mut builder = HttpResponse::Ok();
+    builder.insert_header((header::CACHE_CONTROL, "no-store"));
+    crate::templates::respond(builder, name, ctx)
 }
 
 pub async fn home(st: web::Data<AppState>) -> HttpResponse {
     if demo_state(&st).is_none() {
         return HttpResponse::NotFound().finish();
     }
-    html(page(
-        "fedgate demo app",
-        "<h1>Demo app</h1><p>This page plays the part of a SaaS app that trusts fedgate as its one OpenID Connect issuer.</p>\
-         <p><a href=\"/demo/start\">Sign in with Acme SSO</a> (the dev connection)</p>\
-         <p><a href=\"/demo/start?via=saml\">Sign in with SAML</a> (a real SAML 2.0 login through the demo SAML IdP that fedgate serves at <code>/demo/saml-idp/</code>)</p>\
-         <p><a href=\"/demo/start?login_hint=bob.builder%40acme.test\">Sign in as bob.builder@acme.test</a></p>\
-         <p class=\"muted\">Or start without a hint to see home-realm discovery: <a href=\"/demo/start?discover=1\">ask for my email</a>.</p>",
-    ))
+    html("demo_home.html", serde_json::json!({}))
 }
 
 pub async fn start(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
@@ -370,12 +361,7 @@ pub async fn callback(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse
         return HttpResponse::NotFound().finish();
     };
     let q = crate::http::Params::parse(req.query_string()).unwrap_or_default();
-    let fail = |m: String| {
-        html(page(
-            "Demo app",
-            &format!("<h1>Sign-in failed</h1><p>{}</p><p><a href=\"/demo\">Back</a></p>", escape(&m)),
-        ))
-    };
+    let fail = |m: String| html("demo_failed.html", serde_json::json!({ "message": m }));
     if let Some(e) = q.get("error") {
         return fail(format!("{e}: {}", q.get("error_description").unwrap_or("")));
     }
@@ -438,15 +424,7 @@ pub async fn callback(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse
         id_token,
         url::form_urlencoded::byte_serialize(format!("{}/demo", st.config.issuer).as_bytes()).collect::<String>()
     );
-    html(page(
-        "Demo app",
-        &format!(
-            "<h1>Signed in</h1><p>The app received this ID token from fedgate (signature checked by fedgate's own token endpoint client; a real app verifies it against the JWKS):</p>\
-             <pre style=\"white-space:pre-wrap;font-size:.8rem\">{}</pre><p><a href=\"{}\">Sign out</a> · <a href=\"/demo\">Back</a></p>",
-            escape(&pretty),
-            escape(&logout)
-        ),
-    ))
+    html("demo_signed_in.html", serde_json::json!({ "claims": pretty, "logout_url": logout }))
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -10,7 +10,6 @@
 //! audience come from the demo connection's configuration, never from the request: a demo IdP
 //! must not be a signing oracle for an arbitrary `AssertionConsumerServiceURL`.
 use super::saml_fixture_idp::{post_form_fields, FixtureIdp, ResponseParams};
-use crate::html::{escape, page};
 use crate::http::AppState;
 use crate::store::entities::connection;
 use crate::upstream::connections::ConnectionConfig;
@@ -48,10 +47,9 @@ pub fn metadata_xml(issuer: &str, key_pem: &str, cert_pem: &str) -> Result<Strin
 }
 
 fn text(status: actix_web::http::StatusCode, msg: &str) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(page("Demo SAML IdP", &format!("<h1>Demo SAML IdP</h1><p class=\"error\">{}</p>", escape(msg))))
+    let mut builder = HttpResponse::build(status);
+    builder.insert_header((header::CACHE_CONTROL, "no-store"));
+    crate::templates::respond(builder, "demo_saml_idp_error.html", serde_json::json!({ "message": msg }))
 }
 
 fn demo(st: &AppState) -> Option<super::DemoApp> {
@@ -155,23 +153,19 @@ pub async fn sso(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
             return HttpResponse::InternalServerError().finish();
         }
     };
-    let body = format!(
-        "<h1>Demo SAML IdP</h1><p>This page plays the part of the tenant's own identity provider (Okta, Entra ID, …). \
-         fedgate sent the browser here with a SAML AuthnRequest <code>{id}</code>.</p>\
-         <form method=\"post\" action=\"{acs}\"><input type=\"hidden\" name=\"SAMLResponse\" value=\"{resp}\">\
-         <input type=\"hidden\" name=\"RelayState\" value=\"{relay}\"><button type=\"submit\">Sign in as {email}</button></form>\
-         <p class=\"muted\">The button posts a SAML Response signed with the demo IdP's key (generated at the first demo start) to fedgate's ACS \
-         (<code>{acs}</code>).</p>",
-        id = escape(&request_id),
-        acs = escape(&acs),
-        resp = escape(&post_form_fields(&xml)),
-        relay = escape(relay_state),
-        email = escape(DEMO_EMAIL),
-    );
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(page("Demo SAML IdP", &body))
+    let mut builder = HttpResponse::Ok();
+    builder.insert_header((header::CACHE_CONTROL, "no-store"));
+    crate::templates::respond(
+        builder,
+        "demo_saml_idp.html",
+        serde_json::json!({
+            "request_id": request_id,
+            "acs": acs,
+            "saml_response": post_form_fields(&xml),
+            "relay_state": relay_state,
+            "email": DEMO_EMAIL,
+        }),
+    )
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

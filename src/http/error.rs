@@ -229,17 +229,17 @@ impl ResponseError for PageError {
         self.status
     }
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status)
-            .content_type("text/html; charset=utf-8")
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .body(crate::html::error_page(
-                &self.title,
-                &self.message,
-                self.code.as_str(),
-                &current_request_id(),
-                self.back.as_deref(),
-                self.trace.as_deref(),
-            ))
+        let mut builder = HttpResponse::build(self.status);
+        builder.insert_header((header::CACHE_CONTROL, "no-store"));
+        crate::templates::ErrorPage {
+            title: &self.title,
+            message: &self.message,
+            code: self.code,
+            request_id: &current_request_id(),
+            back: self.back.as_deref(),
+            trace: self.trace.as_deref(),
+        }
+        .respond(builder)
     }
 }
 

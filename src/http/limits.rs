@@ -13,6 +13,7 @@
 //!
 //! Over a limit the answer is 429 with `Retry-After` (seconds), in the surface's error shape.
 use crate::config::RateLimitConfig;
+use crate::error_code::ErrorCode;
 use crate::http::current_request_id;
 use crate::http::AppState;
 use actix_web::body::{EitherBody, MessageBody};
@@ -76,14 +77,17 @@ impl Limited {
         r.insert_header((header::CACHE_CONTROL, "no-store"));
         let message = format!("too many requests; try again in {secs} seconds");
         match self.surface {
-            Surface::Page => r.content_type("text/html; charset=utf-8").body(crate::html::error_page(
-                "Too many requests",
-                &format!("This sign-in service is receiving too many requests from your network. Wait {secs} seconds and try again."),
-                "rate_limited",
-                &current_request_id(),
-                None,
-                None,
-            )),
+            Surface::Page => crate::templates::ErrorPage {
+                title: "Too many requests",
+                message: &format!(
+                    "This sign-in service is receiving too many requests from your network. Wait {secs} seconds and try again."
+                ),
+                code: ErrorCode::RateLimited,
+                request_id: &current_request_id(),
+                back: None,
+                trace: None,
+            }
+            .respond(r),
             // RFC 6749 registers `temporarily_unavailable` for overload (§4.1.2.1); with 429 and
             // Retry-After (RFC 6585) clients that know neither still back off on the status.
             Surface::OAuth => r.insert_header((header::PRAGMA, "no-cache")).json(serde_json::json!({

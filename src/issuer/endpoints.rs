@@ -4,7 +4,6 @@ use super::clients::authenticate;
 use super::token::revoke_grant;
 use super::tokens::{profile_claims, trusted_email_of, verify_access_token};
 use crate::error_code::ErrorCode;
-use crate::html::{escape, page};
 use crate::http::error::{OAuthError, PageError};
 use crate::http::AppState;
 use crate::http::{client_redirect_url, redirect};
@@ -13,6 +12,7 @@ use crate::keys::{constant_time_eq, sha256_hex, UnverifiedJws};
 use crate::login::session::SESSION_COOKIE;
 use crate::store::entities::{client, grant, identity, refresh_token, revoked_token, session, tenant, user};
 use crate::store::write_tx;
+use crate::templates::{self, Field};
 use crate::util::from_json_list;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -250,26 +250,19 @@ fn logout_token(session_cookie: &str) -> String {
 
 /// "Sign out?": a POST form back to /oauth2/logout with the CSRF-safe token.
 fn confirm_page(params: &Params, client_id: Option<&str>, token: &str) -> HttpResponse {
-    let mut hidden = String::new();
-    let field = |k: &str, v: &str| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", k, escape(v));
+    let mut fields = Vec::new();
     for k in ["post_logout_redirect_uri", "state"] {
-        if let Some(v) = params.get(k) {
-            hidden.push_str(&field(k, v));
+        if let Some(value) = params.get(k) {
+            fields.push(Field { name: k, value });
         }
     }
-    if let Some(c) = client_id {
-        hidden.push_str(&field("client_id", c));
+    if let Some(value) = client_id {
+        fields.push(Field { name: "client_id", value });
     }
-    hidden.push_str(&field("logout_token", token));
-    let body = format!(
-        "<h1>Sign out?</h1><p>Do you want to sign out of your organization's single sign-on session?</p>\
-         <form method=\"post\" action=\"/oauth2/logout\">{hidden}<input type=\"hidden\" name=\"confirm\" value=\"yes\">\
-         <button type=\"submit\">Sign out</button></form>"
-    );
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(page("Sign out", &body))
+    fields.push(Field { name: "logout_token", value: token });
+    let mut builder = HttpResponse::Ok();
+    builder.insert_header((header::CACHE_CONTROL, "no-store"));
+    templates::respond(builder, "logout_confirm.html", serde_json::json!({ "fields": fields }))
 }
 
 /// GET or POST /oauth2/logout
@@ -355,9 +348,10 @@ pub async fn logout(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>)
             r.add_cookie(&clear).map_err(|_| PageError::internal())?;
             Ok(r)
         }
-        None => Ok(HttpResponse::Ok()
-            .cookie(clear)
-            .content_type("text/html; charset=utf-8")
-            .body(page("Signed out", "<h1>You are signed out</h1><p>You can close this window.</p>"))),
+        None => {
+            let mut builder = HttpResponse::Ok();
+            builder.cookie(clear);
+            Ok(templates::respond(builder, "logout_done.html", serde_json::json!({})))
+        }
     }
 }

@@ -3,7 +3,6 @@
 use super::complete::{complete_with, upstream_failure};
 use super::pending::{connector_state, load_for_browser, routed_connection};
 use crate::error_code::ErrorCode;
-use crate::html::{escape, page};
 use crate::http::error::PageError;
 use crate::http::{form_params, AppState};
 use crate::store::entities::{connection, login};
@@ -44,23 +43,13 @@ pub async fn show(
     };
     let app = crate::store::clients::name_of(&st.db, &login.client_id).await?.unwrap_or_default();
     let org = crate::tenant::get(&st.db, &conn.tenant_id).await?.map(|t| t.name).unwrap_or_default();
-    let body = format!(
-        "<h1>Development sign-in</h1>\
-         <p>Sign in to <strong>{app}</strong> as <strong>{email}</strong> of <strong>{org}</strong>?</p>\
-         <p class=\"muted\">This page exists only because dev mode is on. No password is checked.</p>\
-         <form method=\"post\" action=\"/sso/dev/{id}\">\
-         <input type=\"hidden\" name=\"login\" value=\"{id}\">\
-         <button type=\"submit\" name=\"action\" value=\"approve\">Sign in</button> \
-         <button type=\"submit\" class=\"secondary\" name=\"action\" value=\"deny\">Cancel</button></form>",
-        app = escape(&app),
-        email = escape(&email),
-        org = escape(&org),
-        id = escape(login.id.as_str())
-    );
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .body(page("Development sign-in", &body)))
+    let mut builder = HttpResponse::Ok();
+    builder.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"));
+    Ok(crate::templates::respond(
+        builder,
+        "dev_login.html",
+        serde_json::json!({ "app": app, "email": email, "org": org, "login_id": login.id.as_str() }),
+    ))
 }
 
 pub async fn submit(

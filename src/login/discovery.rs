@@ -6,7 +6,6 @@ use super::pending::{error_url, load_for_browser};
 use super::start::start_connection;
 use crate::claims::email_domain;
 use crate::error_code::ErrorCode;
-use crate::html::{escape, page};
 use crate::http::error::PageError;
 use crate::http::{form_params, redirect, AppState};
 use crate::ids::TenantId;
@@ -73,45 +72,23 @@ async fn to_tenant(
     }
 }
 
-fn html(body: String) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .body(body)
+fn html(name: &str, ctx: serde_json::Value) -> HttpResponse {
+    let mut builder = HttpResponse::Ok();
+    builder.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"));
+    crate::templates::respond(builder, name, ctx)
 }
 
-fn email_form(login_id: &str, message: Option<&str>, value: &str) -> String {
-    let msg = message.map(|m| format!("<p class=\"error\">{}</p>", escape(m))).unwrap_or_default();
-    page(
-        "Sign in",
-        &format!(
-            "<h1>Sign in with your work account</h1>{msg}<form method=\"post\" action=\"/login/{id}\">\
-             <label for=\"email\">Work email</label><input id=\"email\" type=\"email\" name=\"email\" required autofocus value=\"{v}\">\
-             <button type=\"submit\">Continue</button></form>",
-            id = escape(login_id),
-            v = escape(value)
-        ),
-    )
+/// The work-email page.
+fn email_form(login_id: &str, message: Option<&str>, value: &str) -> HttpResponse {
+    html("login_email.html", serde_json::json!({ "login_id": login_id, "message": message, "value": value }))
 }
 
-fn chooser(login_id: &str, tenant: &tenant::Model, conns: &[connection::Model]) -> String {
-    let items: String = conns
-        .iter()
-        .map(|c| {
-            format!(
-                "<li><button type=\"submit\" class=\"secondary\" name=\"connection\" value=\"{}\">{}</button></li>",
-                escape(&c.id),
-                escape(&c.name)
-            )
-        })
-        .collect();
-    page(
-        "Choose how to sign in",
-        &format!(
-            "<h1>Sign in to {}</h1><p>Choose how to sign in:</p><form method=\"post\" action=\"/login/{}/connection\"><ul class=\"choices\">{items}</ul></form>",
-            escape(&tenant.name),
-            escape(login_id)
-        ),
+/// The connection chooser of a tenant with several connections.
+fn chooser(login_id: &str, tenant: &tenant::Model, conns: &[connection::Model]) -> HttpResponse {
+    let connections: Vec<_> = conns.iter().map(|c| serde_json::json!({ "id": c.id, "name": c.name })).collect();
+    html(
+        "login_chooser.html",
+        serde_json::json!({ "login_id": login_id, "tenant_name": tenant.name, "connections": connections }),
     )
 }
 
@@ -128,7 +105,7 @@ pub async fn login_page(
     if let Some(tid) = &login.tenant_id {
         if let Some(t) = crate::tenant::get(&st.db, tid.as_str()).await? {
             let conns = crate::store::connections::enabled_of_tenant(&st.db, &t.id).await?;
-            return Ok(html(chooser(login.id.as_str(), &t, &conns)));
+            return Ok(chooser(login.id.as_str(), &t, &conns));
         }
     }
     // A login_hint whose domain no tenant has: say so (the same words for every unknown domain,
@@ -138,7 +115,7 @@ pub async fn login_page(
         None => false,
     };
     let message = unknown.then_some(UNKNOWN_DOMAIN);
-    Ok(html(email_form(login.id.as_str(), message, login.login_hint.as_deref().unwrap_or(""))))
+    Ok(email_form(login.id.as_str(), message, login.login_hint.as_deref().unwrap_or("")))
 }
 
 /// POST /login/{login}: route by the email's domain.
@@ -152,11 +129,11 @@ pub async fn login_submit(
     let params = form_params(&req, &body).map_err(|m| PageError::bad_request(ErrorCode::InvalidRequest, m))?;
     let email = params.get("email").unwrap_or("").trim().to_string();
     let Some(domain) = email_domain(&email) else {
-        return Ok(html(email_form(login.id.as_str(), Some("Enter a valid email address."), &email)));
+        return Ok(email_form(login.id.as_str(), Some("Enter a valid email address."), &email));
     };
     let Some(t) = crate::tenant::by_domain(&st.db, &domain).await? else {
         // Same answer for every unknown domain: no hint about which tenants exist.
-        return Ok(html(email_form(login.id.as_str(), Some(UNKNOWN_DOMAIN), &email)));
+        return Ok(email_form(login.id.as_str(), Some(UNKNOWN_DOMAIN), &email));
     };
     crate::store::logins::set_login_hint(&st.db, &login.id, &email).await?;
     let mut login = login;

@@ -107,18 +107,17 @@ fn detached_failure(st: &AppState, conn: &connection::Model, e: UpstreamError) -
 /// The answer while the verification pool is full: try again in a moment.
 fn busy(st: &AppState) -> HttpResponse {
     st.metrics.inc("fedgate_saml_busy_total", &[]);
-    HttpResponse::ServiceUnavailable()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::RETRY_AFTER, "2"))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(crate::html::error_page(
-            "Sign-in is busy",
-            UpstreamError::Busy.public_message(),
-            "saml_busy",
-            &crate::http::current_request_id(),
-            None,
-            None,
-        ))
+    let mut builder = HttpResponse::ServiceUnavailable();
+    builder.insert_header((header::RETRY_AFTER, "2")).insert_header((header::CACHE_CONTROL, "no-store"));
+    crate::templates::ErrorPage {
+        title: "Sign-in is busy",
+        message: UpstreamError::Busy.public_message(),
+        code: ErrorCode::SamlBusy,
+        request_id: &crate::http::current_request_id(),
+        back: None,
+        trace: None,
+    }
+    .respond(builder)
 }
 
 /// POST /sso/saml/{connection}/acs

@@ -7,6 +7,7 @@ use crate::http::error::PageError;
 use crate::http::{redirect, AppState};
 use crate::ids::{ConnectionId, TenantId};
 use crate::store::entities::{connection, login};
+use crate::templates::Field;
 use crate::traces::{self, Outcome};
 use crate::upstream::{LoginAction, StepLog};
 use actix_web::http::{header, StatusCode};
@@ -61,24 +62,14 @@ pub async fn start_connection(
     tracing::info!(login = %login.id, connection = %conn.id, "login routed to connection");
     match start.action {
         LoginAction::Redirect(url) => Ok(redirect(status, &url)),
-        LoginAction::AutoPost { url, fields } => Ok(HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .body(auto_post(&url, &fields))),
+        LoginAction::AutoPost { url, fields } => Ok(auto_post(&url, &fields)),
     }
 }
 
-fn auto_post(url: &str, fields: &[(String, String)]) -> String {
-    use crate::html::escape;
-    let inputs: String = fields
-        .iter()
-        .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", escape(k), escape(v)))
-        .collect();
-    crate::html::page(
-        "Continue sign-in",
-        &format!(
-            "<h1>Continue to your identity provider</h1><form method=\"post\" action=\"{}\">{inputs}<button type=\"submit\">Continue</button></form>",
-            escape(url)
-        ),
-    )
+/// The auto-POST form to the upstream (SAML HTTP-POST binding): no JavaScript, one button.
+fn auto_post(url: &str, fields: &[(String, String)]) -> HttpResponse {
+    let fields: Vec<Field> = fields.iter().map(|(name, value)| Field { name, value }).collect();
+    let mut builder = HttpResponse::Ok();
+    builder.insert_header((header::CACHE_CONTROL, "no-store"));
+    crate::templates::respond(builder, "auto_post.html", serde_json::json!({ "url": url, "fields": fields }))
 }

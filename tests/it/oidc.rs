@@ -580,16 +580,20 @@ async fn home_realm_discovery_and_isolation(app: &TestApp) {
     let r = b.post(location(&r)).form(&[("action", "approve")]).send().await.unwrap();
     assert_eq!(r.status(), 403);
     assert!(r.text().await.unwrap().contains("email_domain_not_allowed"));
-    // Several connections: a chooser.
+    // Several connections: a chooser (names are printed escaped).
     let (s, second) = app
-        .post("/tenants/acme/connections", json!({"type": "dev", "name": "Second", "default_email": "x@acme.test"}))
+        .post(
+            "/tenants/acme/connections",
+            json!({"type": "dev", "name": "Second <script>alert(1)</script>", "default_email": "x@acme.test"}),
+        )
         .await;
     assert_eq!(s, 201);
     let b = browser();
     let r = b.get(authorize_url(app, &cid, &[("organization", "acme")])).send().await.unwrap();
     let page = location(&r);
     let html = b.get(&page).send().await.unwrap().text().await.unwrap();
-    assert!(html.contains("Choose how to sign in") && html.contains("Second"));
+    assert!(html.contains("Choose how to sign in") && html.contains("Second &lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(!html.contains("<script"), "{html}");
     let r = b
         .post(format!("{page}/connection"))
         .form(&[("connection", globex_conn["id"].as_str().unwrap())])

@@ -1,0 +1,179 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+use super::*;
+use serde_json::{json, Value as Json};
+
+/// A sample context for every page template: a new page needs one here.
+fn samples() -> Vec<(&'static str, Json)> {
+    vec![
+        (
+            "error.html",
+            json!({"title": "Sign-in failed", "message": "The identity provider refused.", "code": "saml_replay",
+                   "request_id": "req_1", "back": "https://app.test/cb?error=access_denied&state=s", "trace": "lgn_1"}),
+        ),
+        (
+            "login_email.html",
+            json!({"login_id": "lgn_1", "message": "Enter a valid email address.", "value": "a@b.test"}),
+        ),
+        (
+            "login_chooser.html",
+            json!({"login_id": "lgn_1", "tenant_name": "Acme",
+                   "connections": [{"id": "con_1", "name": "Okta"}, {"id": "con_2", "name": "Entra"}]}),
+        ),
+        (
+            "auto_post.html",
+            json!({"url": "https://idp.test/sso-post", "fields": [{"name": "SAMLRequest", "value": "PD94"}]}),
+        ),
+        ("dev_login.html", json!({"app": "Demo", "email": "a@acme.test", "org": "Acme", "login_id": "lgn_1"})),
+        ("logout_confirm.html", json!({"fields": [{"name": "logout_token", "value": "abc"}]})),
+        ("logout_done.html", json!({})),
+        ("demo_home.html", json!({})),
+        ("demo_failed.html", json!({"message": "state mismatch"})),
+        ("demo_signed_in.html", json!({"claims": "{\n  \"sub\": \"x\"\n}", "logout_url": "/oauth2/logout?a=1&b=2"})),
+        (
+            "demo_saml_idp.html",
+            json!({"request_id": "id_1", "acs": "https://f.test/sso/saml/con_1/acs", "saml_response": "PHNhbWw+",
+                   "relay_state": "lgn_1", "email": "alice@demo.example"}),
+        ),
+        ("demo_saml_idp_error.html", json!({"message": "no SAMLRequest"})),
+    ]
+}
+
+fn branded() -> Look {
+    Look {
+        brand: Branding::tenant(Some("Acme <b>Corp</b>"), Some("#0a7f3c"), Some("https://cdn.acme.test/logo.png")),
+        lang: "en".into(),
+    }
+}
+
+#[test]
+fn the_environment_builds() {
+    if let Err(e) = &*ENV {
+        panic!("{e}");
+    }
+}
+
+#[test]
+fn every_template_file_is_embedded() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if e.path().is_file() {
+            assert!(TEMPLATES.iter().any(|(n, _)| *n == name), "templates/{name} is not in TEMPLATES");
+        }
+    }
+}
+
+#[test]
+fn every_page_renders_with_its_sample_in_every_look() {
+    let samples = samples();
+    for (name, _) in TEMPLATES.iter().filter(|(n, _)| !PARTS.contains(n)) {
+        let (_, ctx) = samples.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no sample for {name}"));
+        for look in [Look::default(), branded(), Look { brand: Branding::default(), lang: "xx".into() }] {
+            let html = render(name, ctx, &look).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(html.starts_with("<!doctype html>") && html.contains("</main>"), "{name}: {html}");
+            assert!(!html.contains("<script"), "{name}: no JavaScript");
+        }
+    }
+}
+
+#[test]
+fn a_missing_variable_is_an_error() {
+    for (name, ctx) in samples() {
+        for key in ctx.as_object().unwrap().keys() {
+            let mut partial = ctx.clone();
+            partial.as_object_mut().unwrap().remove(key);
+            assert!(render(name, &partial, &Look::default()).is_err(), "{name} renders without `{key}`");
+        }
+    }
+    let r = respond(HttpResponse::Ok(), "dev_login.html", json!({}));
+    assert_eq!(r.status(), actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    let r = respond(HttpResponse::Ok(), "no_such_page.html", json!({}));
+    assert_eq!(r.status(), actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+#[test]
+fn values_are_escaped_and_texts_keep_their_markup() {
+    let p = ErrorPage {
+        title: "<t>",
+        message: "<script>alert(1)</script>",
+        code: crate::error_code::ErrorCode::InternalError,
+        request_id: "r",
+        back: Some("https://x/?a=1&b=\"2"),
+        trace: Some("lgn_'1"),
+    };
+    let html = render("error.html", &p, &Look::default()).unwrap();
+    assert!(html.contains("<title>&lt;t&gt;</title>") && html.contains("<h1>&lt;t&gt;</h1>"), "{html}");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !html.contains("<script"), "{html}");
+    assert!(html.contains("href=\"https://x/?a=1&amp;b=&quot;2\""), "{html}");
+    assert!(html.contains("Error code <code>internal_error</code> · Request <code>r</code>"), "{html}");
+    assert!(html.contains(" · Trace <code>lgn_&#x27;1</code>"), "{html}");
+    let html = render(
+        "login_chooser.html",
+        json!({"login_id": "lgn_1", "tenant_name": "<script>x</script>", "connections": [{"id": "\"><x", "name": "<i>"}]}),
+        &Look::default(),
+    )
+    .unwrap();
+    assert!(html.contains("<h1>Sign in to &lt;script&gt;x&lt;/script&gt;</h1>"), "{html}");
+    assert!(html.contains("value=\"&quot;&gt;&lt;x\">&lt;i&gt;</button>"), "{html}");
+    let html =
+        render("dev_login.html", json!({"app": "<a>", "email": "e", "org": "o", "login_id": "l"}), &branded()).unwrap();
+    assert!(
+        html.contains("Sign in to <strong>&lt;a&gt;</strong> as <strong>e</strong> of <strong>o</strong>?"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<strong>Acme &lt;b&gt;Corp&lt;/b&gt;</strong>") || html.contains("alt=\"Acme &lt;b&gt;Corp"),
+        "{html}"
+    );
+}
+
+#[test]
+fn the_default_look_is_fedgates() {
+    let html = render("logout_done.html", json!({}), &Look::default()).unwrap();
+    assert!(html.contains("<html lang=\"en\">") && html.contains("background:#1f6feb"), "{html}");
+    assert!(!html.contains("class=\"brand\"") && !html.contains("button:not(.secondary)"), "{html}");
+    assert!(html.contains("<h1>You are signed out</h1>\n<p>You can close this window.</p>"), "{html}");
+}
+
+#[test]
+fn branding_is_checked_and_shown() {
+    let b = Branding::tenant(Some("  "), Some("red;}body{x"), Some("http://cdn.test/l.png"));
+    assert_eq!(b, Branding::default());
+    assert_eq!(Branding::tenant(None, None, Some("javascript:alert(1)")).logo_url, None);
+    assert_eq!(Branding::tenant(None, None, Some("https://u:p@cdn.test/l.png")).logo_url, None);
+    let look = branded();
+    let html = render("logout_done.html", json!({}), &look).unwrap();
+    assert!(html.contains("button:not(.secondary){background:#0a7f3c;border-color:#0a7f3c}"), "{html}");
+    assert!(
+        html.contains("<img src=\"https://cdn.acme.test/logo.png\" alt=\"Acme &lt;b&gt;Corp&lt;/b&gt;\">"),
+        "{html}"
+    );
+    let r = respond_with(HttpResponse::Ok(), "logout_done.html", json!({}), &look);
+    let csp = r.headers().get(header::CONTENT_SECURITY_POLICY).unwrap().to_str().unwrap();
+    assert!(csp.contains("img-src https://cdn.acme.test;") && csp.starts_with("default-src 'none'"), "{csp}");
+    let r = respond(HttpResponse::Ok(), "logout_done.html", json!({}));
+    assert!(r.headers().get(header::CONTENT_SECURITY_POLICY).is_none(), "the middleware's default policy applies");
+}
+
+/// Every `t("id")` of a template is in the catalogue, and every text is used by a template.
+#[test]
+fn the_catalogue_and_the_templates_agree() {
+    let cat = Catalogue::builtin().unwrap();
+    let mut used = std::collections::BTreeSet::new();
+    for (name, source) in TEMPLATES {
+        for part in source.split("t(\"").skip(1) {
+            let id = part.split('"').next().unwrap();
+            assert!(cat.get(DEFAULT_LANG, id).is_some(), "{name}: no message `{id}`");
+            used.insert(id.to_string());
+        }
+    }
+    for (lang, id, text) in cat.entries() {
+        assert!(used.contains(id), "message `{id}` ({lang}) is used by no template");
+        let en = cat.get(DEFAULT_LANG, id).unwrap_or_else(|| panic!("`{id}` ({lang}) has no English text"));
+        let mut a = catalogue::placeholders(text);
+        let mut b = catalogue::placeholders(en);
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "`{id}` ({lang}) has other placeholders than English");
+    }
+}
