@@ -3,9 +3,8 @@
 use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::keys::{constant_time_eq, sha256_hex};
-use crate::store::entities::admin_key;
+use crate::store::admin_keys;
 use actix_web::{web, FromRequest, HttpRequest};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -45,18 +44,14 @@ impl FromRequest for Admin {
                 .filter(|t| t.starts_with(ADMIN_KEY_PREFIX) && t.len() < 200)
                 .ok_or_else(ApiError::unauthorized)?;
             let hash = sha256_hex(&token);
-            let key = admin_key::Entity::find()
-                .filter(admin_key::Column::TokenHash.eq(hash.clone()))
-                .one(&state.db)
+            let key = admin_keys::find_by_hash(&state.db, &hash)
                 .await?
                 .filter(|k| k.revoked_at.is_none() && constant_time_eq(&k.token_hash, &hash))
                 .ok_or_else(ApiError::unauthorized)?;
             let now = state.clock.now();
             // Record use at most once a minute, so reads do not turn into writes.
             if key.last_used_at.is_none_or(|t| now - t >= 60) {
-                let mut m: admin_key::ActiveModel = key.clone().into();
-                m.last_used_at = Set(Some(now));
-                if let Err(e) = m.update(&state.db).await {
+                if let Err(e) = admin_keys::touch(&state.db, key.clone(), now).await {
                     tracing::warn!(error = %e, "could not record admin key use");
                 }
             }
@@ -74,15 +69,6 @@ pub async fn create_key(
 ) -> Result<(String, String), sea_orm::DbErr> {
     let id = crate::ids::AdminKeyId::new(now_ms, rng);
     let token = crate::keys::new_token(ADMIN_KEY_PREFIX, rng);
-    admin_key::ActiveModel {
-        id: Set(id.to_string()),
-        name: Set(name.to_string()),
-        token_hash: Set(sha256_hex(&token)),
-        created_at: Set(now_ms / 1000),
-        last_used_at: Set(None),
-        revoked_at: Set(None),
-    }
-    .insert(db)
-    .await?;
+    admin_keys::insert(db, id.as_str(), name, &sha256_hex(&token), now_ms / 1000).await?;
     Ok((id.to_string(), token))
 }

@@ -6,13 +6,12 @@ use crate::http::AppState;
 use crate::ids::ClientId;
 use crate::issuer::clients::{self as c, ClientType, ClientView, GrantType};
 use crate::keys::{new_token, sha256_hex, Alg};
-use crate::store::entities::{client, grant, refresh_token};
-use crate::store::write_tx;
+use crate::store::client_admin::{self as store, ClientChanges};
+use crate::store::entities::client;
+use crate::store::{audited, clients};
 use crate::tenant::validate_name;
 use crate::util::to_json_list;
 use actix_web::{delete, get, patch, post, web, HttpResponse};
-use sea_orm::sea_query::Query;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde::Deserialize;
 
 pub const CLIENT_SECRET_PREFIX: &str = "fgcs_";
@@ -76,7 +75,7 @@ fn backchannel(uri: &str, dev: bool) -> Result<String, ApiError> {
 }
 
 async fn load(state: &AppState, id: &str) -> Result<client::Model, ApiError> {
-    client::Entity::find_by_id(id.to_string()).one(&state.db).await?.ok_or_else(|| ApiError::not_found("client"))
+    clients::get(&state.db, id).await?.ok_or_else(|| ApiError::not_found("client"))
 }
 
 /// Register an app. The response carries `client_secret` once; only its hash is stored.
@@ -103,32 +102,30 @@ pub async fn create(
     let now_ms = state.clock.now_ms();
     let id = ClientId::new(now_ms, &*state.rng);
     let secret = (b.client_type == ClientType::Confidential).then(|| new_token(CLIENT_SECRET_PREFIX, &*state.rng));
-    let row = client::ActiveModel {
-        id: Set(id.to_string()),
-        name: Set(name),
-        client_type: Set(b.client_type.as_str().into()),
-        secret_hash: Set(secret.as_deref().map(sha256_hex)),
-        redirect_uris: Set(to_json_list(&redirect_uris)),
-        post_logout_redirect_uris: Set(to_json_list(&post_logout)),
-        grant_types: Set(to_json_list(&grants)),
-        id_token_alg: Set(alg.as_str().into()),
-        backchannel_logout_uri: Set(bc),
-        created_at: Set(now_ms / 1000),
-        updated_at: Set(now_ms / 1000),
-    }
-    .insert(&state.db)
-    .await?;
-    crate::events::audit::record(
-        &state.db,
+    let row = client::Model {
+        id: id.to_string(),
+        name,
+        client_type: b.client_type.as_str().into(),
+        secret_hash: secret.as_deref().map(sha256_hex),
+        redirect_uris: to_json_list(&redirect_uris),
+        post_logout_redirect_uris: to_json_list(&post_logout),
+        grant_types: to_json_list(&grants),
+        id_token_alg: alg.as_str().into(),
+        backchannel_logout_uri: bc,
+        created_at: now_ms / 1000,
+        updated_at: now_ms / 1000,
+    };
+    let tx = audited::begin(&state.db).await?;
+    let row = store::insert(&*tx, row).await?;
+    let entry = a.actor().entry(
         now_ms / 1000,
-        &a.actor(),
         "client.create",
         "client",
         Some(&row.id),
         None,
         serde_json::json!({"name": row.name, "type": row.client_type, "redirect_uris": redirect_uris}),
-    )
-    .await?;
+    );
+    tx.commit(&*state.rng, entry, None).await?;
     tracing::info!(client = %row.id, "client registered");
     Ok(HttpResponse::Created().json(c::view(&row, secret)))
 }
@@ -137,13 +134,8 @@ pub async fn create(
 #[utoipa::path(get, path = "/clients", operation_id = "listClients", tag = "clients", params(PageQuery), responses((status = 200, body = Page<ClientView>)))]
 #[get("/clients")]
 pub async fn list(_a: Admin, state: web::Data<AppState>, q: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
-    let limit = q.limit()?;
-    let mut query = client::Entity::find().order_by_asc(client::Column::Id).limit(limit + 1);
-    if let Some(cur) = &q.cursor {
-        query = query.filter(client::Column::Id.gt(cur.clone()));
-    }
-    let rows = query.all(&state.db).await?;
-    Ok(HttpResponse::Ok().json(page_of(rows, limit, |r| r.id.clone(), |r| c::view(&r, None))))
+    let rows = store::page(&state.db, q.request()?).await?;
+    Ok(HttpResponse::Ok().json(page_of(rows, |r| c::view(&r, None))))
 }
 
 /// Get a client.
@@ -167,38 +159,36 @@ pub async fn update(
     let b = body.into_inner();
     let dev = state.config.dev_mode;
     let row = load(&state, &path).await?;
-    let mut m: client::ActiveModel = row.into();
+    let mut ch = ClientChanges::default();
     if let Some(n) = &b.name {
-        m.name = Set(validate_name("name", n)?);
+        ch.name = Some(validate_name("name", n)?);
     }
     if let Some(r) = &b.redirect_uris {
-        m.redirect_uris = Set(to_json_list(&c::validate_uris("redirect_uris", r, dev, 1)?));
+        ch.redirect_uris = Some(to_json_list(&c::validate_uris("redirect_uris", r, dev, 1)?));
     }
     if let Some(r) = &b.post_logout_redirect_uris {
-        m.post_logout_redirect_uris = Set(to_json_list(&c::validate_uris("post_logout_redirect_uris", r, dev, 0)?));
+        ch.post_logout_redirect_uris = Some(to_json_list(&c::validate_uris("post_logout_redirect_uris", r, dev, 0)?));
     }
     if let Some(g) = b.grant_types {
-        m.grant_types = Set(to_json_list(&grant_list(Some(g))?));
+        ch.grant_types = Some(to_json_list(&grant_list(Some(g))?));
     }
     if let Some(a) = &b.id_token_signed_response_alg {
-        m.id_token_alg = Set(c::validate_alg(a)?.as_str().into());
+        ch.id_token_alg = Some(c::validate_alg(a)?.as_str().into());
     }
     if let Some(bc) = &b.backchannel_logout_uri {
-        m.backchannel_logout_uri = Set(bc.as_deref().map(|u| backchannel(u, dev)).transpose()?);
+        ch.backchannel_logout_uri = Some(bc.as_deref().map(|u| backchannel(u, dev)).transpose()?);
     }
-    m.updated_at = Set(state.clock.now());
-    let row = m.update(&state.db).await?;
-    crate::events::audit::record(
-        &state.db,
+    let tx = audited::begin(&state.db).await?;
+    let row = store::update(&*tx, row, ch, state.clock.now()).await?;
+    let entry = a.actor().entry(
         state.clock.now(),
-        &a.actor(),
         "client.update",
         "client",
         Some(&row.id),
         None,
         serde_json::json!({"name": row.name}),
-    )
-    .await?;
+    );
+    tx.commit(&*state.rng, entry, None).await?;
     Ok(HttpResponse::Ok().json(c::view(&row, None)))
 }
 
@@ -207,36 +197,12 @@ pub async fn update(
     responses((status = 204, description = "Deleted"), (status = 404, description = "Not found")))]
 #[delete("/clients/{id}")]
 pub async fn remove(a: Admin, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let tx = write_tx(&state.db).await?;
-    let row =
-        client::Entity::find_by_id(path.to_string()).one(&tx).await?.ok_or_else(|| ApiError::not_found("client"))?;
+    let tx = audited::begin(&state.db).await?;
+    let row = clients::get(&*tx, &path).await?.ok_or_else(|| ApiError::not_found("client"))?;
     let now = state.clock.now();
-    let grants = Query::select()
-        .column(grant::Column::Id)
-        .from(grant::Entity)
-        .and_where(grant::Column::ClientId.eq(row.id.clone()))
-        .to_owned();
-    refresh_token::Entity::delete_many().filter(refresh_token::Column::GrantId.in_subquery(grants)).exec(&tx).await?;
-    grant::Entity::update_many()
-        .col_expr(grant::Column::RevokedAt, now.into())
-        .col_expr(grant::Column::RevokedReason, "client_deleted".into())
-        .filter(grant::Column::ClientId.eq(row.id.clone()))
-        .filter(grant::Column::RevokedAt.is_null())
-        .exec(&tx)
-        .await?;
-    client::Entity::delete_by_id(row.id.clone()).exec(&tx).await?;
-    crate::events::audit::record(
-        &tx,
-        now,
-        &a.actor(),
-        "client.delete",
-        "client",
-        Some(&row.id),
-        None,
-        serde_json::json!({}),
-    )
-    .await?;
-    tx.commit().await?;
+    store::delete_and_revoke(&*tx, &row.id, now).await?;
+    let entry = a.actor().entry(now, "client.delete", "client", Some(&row.id), None, serde_json::json!({}));
+    tx.commit(&*state.rng, entry, None).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -254,20 +220,17 @@ pub async fn rotate_secret(
         return Err(ApiError::invalid("type", ErrorCode::PublicClient, "public clients have no secret"));
     }
     let secret = new_token(CLIENT_SECRET_PREFIX, &*state.rng);
-    let mut m: client::ActiveModel = row.into();
-    m.secret_hash = Set(Some(sha256_hex(&secret)));
-    m.updated_at = Set(state.clock.now());
-    let row = m.update(&state.db).await?;
-    crate::events::audit::record(
-        &state.db,
+    let ch = ClientChanges { secret_hash: Some(Some(sha256_hex(&secret))), ..Default::default() };
+    let tx = audited::begin(&state.db).await?;
+    let row = store::update(&*tx, row, ch, state.clock.now()).await?;
+    let entry = a.actor().entry(
         state.clock.now(),
-        &a.actor(),
         "client.rotate_secret",
         "client",
         Some(&row.id),
         None,
         serde_json::json!({}),
-    )
-    .await?;
+    );
+    tx.commit(&*state.rng, entry, None).await?;
     Ok(HttpResponse::Ok().json(c::view(&row, Some(secret))))
 }

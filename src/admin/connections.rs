@@ -4,11 +4,13 @@ use crate::error_code::ErrorCode;
 use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::ids::ConnectionId;
+use crate::store::audited;
 use crate::store::entities::{connection, tenant};
+use crate::store::events::NewEvent;
+use crate::store::tenant_connections::{self as store, ConnectionChanges, NewConnection};
 use crate::tenant::validate_name;
 use crate::upstream::connections::{open_secrets, seal_secrets, take_secrets, view, ConnectionConfig, ConnectionType};
 use actix_web::{delete, get, patch, post, web, HttpResponse};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde_json::{Map, Value};
 
 /// A connection. `type` selects the remaining fields: for `dev`, `default_email`,
@@ -126,17 +128,17 @@ async fn saml_config(
     Ok((ConnectionConfig::Saml(Box::new(cfg)), secrets))
 }
 
+fn event(tenant: &tenant::Model, kind: &str, data: Value) -> NewEvent {
+    NewEvent { tenant_id: Some(tenant.id.clone()), event_type: kind.into(), data }
+}
+
 async fn tenant_of(state: &AppState, key: &str) -> Result<tenant::Model, ApiError> {
     crate::tenant::find(&state.db, key).await?.ok_or_else(|| ApiError::not_found("tenant"))
 }
 
 async fn load(state: &AppState, tenant: &tenant::Model, id: &str) -> Result<connection::Model, ApiError> {
-    connection::Entity::find_by_id(id.to_string())
-        .one(&state.db)
-        .await?
-        // Another tenant's connection is simply not found here.
-        .filter(|c| c.tenant_id == tenant.id)
-        .ok_or_else(|| ApiError::not_found("connection"))
+    // Another tenant's connection is simply not found here.
+    store::get_of_tenant(&state.db, &tenant.id, id).await?.ok_or_else(|| ApiError::not_found("connection"))
 }
 
 /// The common fields of a connection body, and the rest (the type's own fields).
@@ -204,36 +206,29 @@ pub async fn create(
         (ConnectionConfig::from_fields(kind, fields, state.config.dev_mode)?, secrets)
     };
     let secrets_enc = secrets.as_ref().and_then(|s| seal_secrets(&state.upstream, &id, s));
-    let row = connection::ActiveModel {
-        id: Set(id),
-        tenant_id: Set(tenant.id.clone()),
-        conn_type: Set(kind.as_str().into()),
-        name: Set(name),
-        enabled: Set(enabled.unwrap_or(true)),
-        config: Set(Value::Object(config.to_fields()).to_string()),
-        secrets_enc: Set(secrets_enc),
-        version: Set(1),
-        created_at: Set(now_ms / 1000),
-        updated_at: Set(now_ms / 1000),
-    }
-    .insert(&state.db)
-    .await?;
+    let new = NewConnection {
+        id,
+        tenant_id: tenant.id.clone(),
+        conn_type: kind.as_str().into(),
+        name,
+        enabled: enabled.unwrap_or(true),
+        config: Value::Object(config.to_fields()).to_string(),
+        secrets_enc,
+        now: now_ms / 1000,
+    };
+    let tx = audited::begin(&state.db).await?;
+    let row = store::insert(&*tx, new).await?;
     let now = state.clock.now();
-    crate::events::audit::record(
-        &state.db,
+    let entry = a.actor().entry(
         now,
-        &a.actor(),
         "connection.create",
         "connection",
         Some(&row.id),
         Some(&tenant.id),
         serde_json::json!({"type": row.conn_type, "name": row.name}),
-    )
-    .await?;
-    if row.enabled {
-        crate::events::emit(&state.db, &*state.rng, now, Some(&tenant.id), "connection.activated", show(&state, &row))
-            .await?;
-    }
+    );
+    let event = row.enabled.then(|| event(&tenant, "connection.activated", show(&state, &row)));
+    tx.commit(&*state.rng, entry, event).await?;
     tracing::info!(tenant = %tenant.id, connection = %row.id, "connection created");
     Ok(HttpResponse::Created().json(show(&state, &row)))
 }
@@ -250,16 +245,8 @@ pub async fn list(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = tenant_of(&state, &path).await?;
-    let limit = q.limit()?;
-    let mut query = connection::Entity::find()
-        .filter(connection::Column::TenantId.eq(tenant.id.clone()))
-        .order_by_asc(connection::Column::Id)
-        .limit(limit + 1);
-    if let Some(c) = &q.cursor {
-        query = query.filter(connection::Column::Id.gt(c.clone()));
-    }
-    let rows = query.all(&state.db).await?;
-    Ok(HttpResponse::Ok().json(page_of(rows, limit, |r| r.id.clone(), |r| show(&state, &r))))
+    let rows = store::page_of_tenant(&state.db, &tenant.id, q.request()?).await?;
+    Ok(HttpResponse::Ok().json(page_of(rows, |r| show(&state, &r))))
 }
 
 /// Get a connection.
@@ -332,43 +319,36 @@ pub async fn update(
         ConnectionConfig::Saml(c) => saml_config(&state, &row.id, merged, Some(c)).await?.0,
         _ => ConnectionConfig::from_fields(kind, merged, state.config.dev_mode)?,
     };
-    let mut m: connection::ActiveModel = row.clone().into();
+    let mut ch = ConnectionChanges { bump_version: true, ..Default::default() };
     if let Some(n) = name {
-        m.name = Set(validate_name("name", &n)?);
+        ch.name = Some(validate_name("name", &n)?);
     }
-    if let Some(e) = enabled {
-        m.enabled = Set(e);
-    }
-    m.config = Set(Value::Object(config.to_fields()).to_string());
+    ch.enabled = enabled;
+    ch.config = Some(Value::Object(config.to_fields()).to_string());
     if let Some(new) = new_secrets {
         let mut all = open_secrets(&state.upstream, &row).map_err(|_| ApiError::internal())?;
         for (k, v) in new {
             all.insert(k, v);
         }
-        m.secrets_enc = Set(seal_secrets(&state.upstream, &row.id, &all));
+        ch.secrets_enc = Some(seal_secrets(&state.upstream, &row.id, &all));
     }
-    m.version = Set(row.version + 1);
-    m.updated_at = Set(state.clock.now());
     let was_enabled = row.enabled;
     let now = state.clock.now();
-    let tx = crate::store::write_tx(&state.db).await?;
-    let row = m.update(&tx).await?;
-    crate::events::audit::record(
-        &tx,
+    let tx = audited::begin(&state.db).await?;
+    let row = store::update(&*tx, row, ch, now).await?;
+    let entry = a.actor().entry(
         now,
-        &a.actor(),
         "connection.update",
         "connection",
         Some(&row.id),
         Some(&tenant.id),
         serde_json::json!({"enabled": row.enabled, "version": row.version}),
-    )
-    .await?;
-    if was_enabled != row.enabled {
+    );
+    let event = (was_enabled != row.enabled).then(|| {
         let kind = if row.enabled { "connection.activated" } else { "connection.deactivated" };
-        crate::events::emit(&tx, &*state.rng, now, Some(&tenant.id), kind, show(&state, &row)).await?;
-    }
-    tx.commit().await?;
+        event(&tenant, kind, show(&state, &row))
+    });
+    tx.commit(&*state.rng, entry, event).await?;
     Ok(HttpResponse::Ok().json(show(&state, &row)))
 }
 
@@ -386,24 +366,12 @@ pub async fn remove(
     let tenant = tenant_of(&state, &t).await?;
     let row = load(&state, &tenant, &id).await?;
     let now = state.clock.now();
-    let tx = crate::store::write_tx(&state.db).await?;
-    connection::Entity::delete_by_id(row.id.clone()).exec(&tx).await?;
-    crate::events::audit::record(
-        &tx,
-        now,
-        &a.actor(),
-        "connection.delete",
-        "connection",
-        Some(&row.id),
-        Some(&tenant.id),
-        serde_json::json!({}),
-    )
-    .await?;
-    if row.enabled {
-        crate::events::emit(&tx, &*state.rng, now, Some(&tenant.id), "connection.deactivated", show(&state, &row))
-            .await?;
-    }
-    tx.commit().await?;
+    let tx = audited::begin(&state.db).await?;
+    store::delete(&*tx, &row.id).await?;
+    let entry =
+        a.actor().entry(now, "connection.delete", "connection", Some(&row.id), Some(&tenant.id), serde_json::json!({}));
+    let event = row.enabled.then(|| event(&tenant, "connection.deactivated", show(&state, &row)));
+    tx.commit(&*state.rng, entry, event).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

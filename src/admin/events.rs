@@ -1,14 +1,14 @@
 //! `/admin/v1/events`, `/admin/v1/webhooks`, deliveries, the audit log, and session revocation.
 use super::{page_of, Admin, Page, PageQuery};
 use crate::error_code::ErrorCode;
-use crate::events::{self, audit, webhooks};
+use crate::events::{self, webhooks};
 use crate::http::error::ApiError;
 use crate::http::AppState;
-use crate::store::entities::{audit_entry, delivery, delivery_attempt, session, user, webhook_endpoint};
-use crate::store::write_tx;
+use crate::store::entities::{delivery, webhook_endpoint};
+use crate::store::webhooks::{self as store, NewWebhook, WebhookChanges};
+use crate::store::{audited, deliveries};
 use crate::util::{from_json_list, rfc3339, to_json_list};
 use actix_web::{delete, get, patch, post, web, HttpResponse};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -149,33 +149,25 @@ pub async fn create_webhook(
     let now_ms = st.clock.now_ms();
     let id = format!("whk_{}", crate::ids::sortable(now_ms, &*st.rng));
     let secret = webhooks::new_secret(&*st.rng);
-    let tx = write_tx(&st.db).await?;
-    let row = webhook_endpoint::ActiveModel {
-        id: Set(id.clone()),
-        url: Set(url),
-        secret_enc: Set(st.master.seal(secret.as_bytes(), &format!("webhook:{id}"), &*st.rng)),
-        event_types: Set(to_json_list(&types)),
-        tenant_id: Set(tenant_id.clone()),
-        enabled: Set(true),
-        disabled_reason: Set(None),
-        failing_since: Set(None),
-        created_at: Set(now_ms / 1000),
-        updated_at: Set(now_ms / 1000),
-    }
-    .insert(&tx)
-    .await?;
-    audit::record(
-        &tx,
+    let new = NewWebhook {
+        id: id.clone(),
+        url,
+        secret_enc: st.master.seal(secret.as_bytes(), &format!("webhook:{id}"), &*st.rng),
+        event_types: to_json_list(&types),
+        tenant_id: tenant_id.clone(),
+        now: now_ms / 1000,
+    };
+    let tx = audited::begin(&st.db).await?;
+    let row = store::insert(&*tx, new).await?;
+    let entry = a.actor().entry(
         now_ms / 1000,
-        &a.actor(),
         "webhook.create",
         "webhook",
         Some(&id),
         tenant_id.as_deref(),
         json!({"url": row.url, "event_types": types}),
-    )
-    .await?;
-    tx.commit().await?;
+    );
+    tx.commit(&*st.rng, entry, None).await?;
     Ok(HttpResponse::Created().json(webhook_view(&row, Some(secret))))
 }
 
@@ -187,20 +179,12 @@ pub async fn list_webhooks(
     st: web::Data<AppState>,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = q.limit()?;
-    let mut query = webhook_endpoint::Entity::find().order_by_asc(webhook_endpoint::Column::Id).limit(limit + 1);
-    if let Some(c) = &q.cursor {
-        query = query.filter(webhook_endpoint::Column::Id.gt(c.clone()));
-    }
-    let rows = query.all(&st.db).await?;
-    Ok(HttpResponse::Ok().json(page_of(rows, limit, |r| r.id.clone(), |r| webhook_view(&r, None))))
+    let rows = store::page(&st.db, q.request()?).await?;
+    Ok(HttpResponse::Ok().json(page_of(rows, |r| webhook_view(&r, None))))
 }
 
 async fn load_webhook(st: &AppState, id: &str) -> Result<webhook_endpoint::Model, ApiError> {
-    webhook_endpoint::Entity::find_by_id(id.to_string())
-        .one(&st.db)
-        .await?
-        .ok_or_else(|| ApiError::not_found("webhook"))
+    store::get(&st.db, id).await?.ok_or_else(|| ApiError::not_found("webhook"))
 }
 
 /// Get a webhook endpoint.
@@ -228,35 +212,25 @@ pub async fn update_webhook(
     let b = body.into_inner();
     let ep = load_webhook(&st, &path).await?;
     let now = st.clock.now();
-    let mut m: webhook_endpoint::ActiveModel = ep.clone().into();
+    let mut ch = WebhookChanges::default();
     if let Some(u) = &b.url {
-        m.url = Set(validate_url(&st, u)?);
+        ch.url = Some(validate_url(&st, u)?);
     }
     if let Some(t) = &b.event_types {
-        m.event_types = Set(to_json_list(&validate_types(t)?));
+        ch.event_types = Some(to_json_list(&validate_types(t)?));
     }
-    if let Some(e) = b.enabled {
-        m.enabled = Set(e);
-        if e {
-            m.disabled_reason = Set(None);
-            m.failing_since = Set(None);
-        }
-    }
-    m.updated_at = Set(now);
-    let tx = write_tx(&st.db).await?;
-    let row = m.update(&tx).await?;
-    audit::record(
-        &tx,
+    ch.enabled = b.enabled;
+    let tx = audited::begin(&st.db).await?;
+    let row = store::update(&*tx, ep.clone(), ch, now).await?;
+    let entry = a.actor().entry(
         now,
-        &a.actor(),
         "webhook.update",
         "webhook",
         Some(&ep.id),
         ep.tenant_id.as_deref(),
         json!({"url": row.url, "enabled": row.enabled}),
-    )
-    .await?;
-    tx.commit().await?;
+    );
+    tx.commit(&*st.rng, entry, None).await?;
     Ok(HttpResponse::Ok().json(webhook_view(&row, None)))
 }
 
@@ -271,16 +245,10 @@ pub async fn delete_webhook(
 ) -> Result<HttpResponse, ApiError> {
     let ep = load_webhook(&st, &path).await?;
     let now = st.clock.now();
-    let tx = write_tx(&st.db).await?;
-    delivery::Entity::delete_many()
-        .filter(delivery::Column::TargetId.eq(ep.id.clone()))
-        .filter(delivery::Column::Status.eq(delivery::PENDING))
-        .exec(&tx)
-        .await?;
-    webhook_endpoint::Entity::delete_by_id(ep.id.clone()).exec(&tx).await?;
-    audit::record(&tx, now, &a.actor(), "webhook.delete", "webhook", Some(&ep.id), ep.tenant_id.as_deref(), json!({}))
-        .await?;
-    tx.commit().await?;
+    let tx = audited::begin(&st.db).await?;
+    store::delete(&*tx, &ep.id).await?;
+    let entry = a.actor().entry(now, "webhook.delete", "webhook", Some(&ep.id), ep.tenant_id.as_deref(), json!({}));
+    tx.commit(&*st.rng, entry, None).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -304,34 +272,17 @@ pub async fn list_deliveries(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let ep = load_webhook(&st, &path).await?;
-    let limit = q.limit()?;
-    let mut query = delivery::Entity::find()
-        .filter(delivery::Column::TargetId.eq(ep.id.clone()))
-        .order_by_desc(delivery::Column::Id)
-        .limit(limit + 1);
-    if let Some(c) = &q.cursor {
-        query = query.filter(delivery::Column::Id.lt(c.clone()));
-    }
-    let rows = query.all(&st.db).await?;
-    let ids: Vec<String> = rows.iter().map(|d| d.id.clone()).collect();
-    let attempts = delivery_attempt::Entity::find()
-        .filter(delivery_attempt::Column::DeliveryId.is_in(ids))
-        .order_by_asc(delivery_attempt::Column::Seq)
-        .all(&st.db)
-        .await?;
-    let page: Page<Value> = page_of(
-        rows,
-        limit,
-        |d| d.id.clone(),
-        |d| {
-            let a = attempts
-                .iter()
-                .filter(|x| x.delivery_id == d.id)
-                .map(|x| json!({"at": rfc3339(x.at), "status": x.status, "latency_ms": x.latency_ms, "error": x.error}))
-                .collect();
-            delivery_view(&d, a)
-        },
-    );
+    let rows = deliveries::page_for_target(&st.db, &ep.id, q.request()?).await?;
+    let ids: Vec<String> = rows.rows.iter().map(|d| d.id.clone()).collect();
+    let attempts = deliveries::attempts_of(&st.db, &ids).await?;
+    let page: Page<Value> = page_of(rows, |d| {
+        let a = attempts
+            .iter()
+            .filter(|x| x.delivery_id == d.id)
+            .map(|x| json!({"at": rfc3339(x.at), "status": x.status, "latency_ms": x.latency_ms, "error": x.error}))
+            .collect();
+        delivery_view(&d, a)
+    });
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -344,11 +295,13 @@ pub async fn replay_delivery(
     st: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    if !events::delivery::replay(&st.db, st.clock.now(), &path).await? {
+    let now = st.clock.now();
+    let tx = audited::begin(&st.db).await?;
+    if !deliveries::replay(&*tx, now, &path).await? {
         return Err(ApiError::not_found("delivery"));
     }
-    audit::record(&st.db, st.clock.now(), &a.actor(), "delivery.replay", "delivery", Some(&path), None, json!({}))
-        .await?;
+    let entry = a.actor().entry(now, "delivery.replay", "delivery", Some(&path), None, json!({}));
+    tx.commit(&*st.rng, entry, None).await?;
     Ok(HttpResponse::Accepted().json(json!({"id": path.into_inner(), "status": "pending"})))
 }
 
@@ -370,12 +323,7 @@ pub async fn audit_log(
     q: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let rows = audit_entry::Entity::find()
-        .filter(audit_entry::Column::Seq.gt(q.after.unwrap_or(0)))
-        .order_by_asc(audit_entry::Column::Seq)
-        .limit(limit)
-        .all(&st.db)
-        .await?;
+    let rows = crate::store::audit::list_after(&st.db, q.after.unwrap_or(0), limit).await?;
     let next = rows.last().map(|r| r.seq).or(q.after);
     let data: Vec<Value> = rows
         .iter()
@@ -401,26 +349,12 @@ pub async fn revoke_sessions(
 ) -> Result<HttpResponse, ApiError> {
     let (t, u) = path.into_inner();
     let tenant = crate::tenant::find(&st.db, &t).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
-    let user = user::Entity::find_by_id(u)
-        .one(&st.db)
-        .await?
-        .filter(|x| x.tenant_id == tenant.id)
-        .ok_or_else(|| ApiError::not_found("user"))?;
+    let user = crate::store::tenants::user(&st.db, &tenant.id, &u).await?.ok_or_else(|| ApiError::not_found("user"))?;
     let now = st.clock.now();
-    let tx = write_tx(&st.db).await?;
+    let tx = audited::begin(&st.db).await?;
     let n = crate::issuer::endpoints::revoke_user_sessions(&tx, &st, &user.id, "admin_revoked", now).await?;
-    audit::record(
-        &tx,
-        now,
-        &a.actor(),
-        "user.revoke_sessions",
-        "user",
-        Some(&user.id),
-        Some(&tenant.id),
-        json!({"sessions": n}),
-    )
-    .await?;
-    tx.commit().await?;
-    let _ = session::Entity::find();
+    let entry =
+        a.actor().entry(now, "user.revoke_sessions", "user", Some(&user.id), Some(&tenant.id), json!({"sessions": n}));
+    tx.commit(&*st.rng, entry, None).await?;
     Ok(HttpResponse::Ok().json(json!({"sessions_revoked": n})))
 }

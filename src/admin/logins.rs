@@ -3,9 +3,8 @@ use super::Admin;
 use crate::error_code::ErrorCode;
 use crate::http::error::ApiError;
 use crate::http::AppState;
-use crate::store::entities::login_trace;
+use crate::store::page::PageRequest;
 use actix_web::{get, web, HttpResponse};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Deserialize;
 
 /// Filters for a tenant's login traces, newest first.
@@ -37,10 +36,6 @@ pub async fn list(
         Some(n) if (1..=200).contains(&n) => n,
         Some(_) => return Err(ApiError::invalid("limit", ErrorCode::InvalidLimit, "limit must be between 1 and 200")),
     };
-    let mut query = login_trace::Entity::find()
-        .filter(login_trace::Column::TenantId.eq(tenant.id.clone()))
-        .order_by_desc(login_trace::Column::SortKey)
-        .limit(limit + 1);
     if let Some(s) = &q.status {
         if !matches!(s.as_str(), "pending" | "completed" | "failed") {
             return Err(ApiError::invalid(
@@ -49,13 +44,10 @@ pub async fn list(
                 "status must be pending, completed or failed",
             ));
         }
-        query = query.filter(login_trace::Column::Status.eq(s.clone()));
     }
-    if let Some(c) = &q.cursor {
-        query = query.filter(login_trace::Column::SortKey.lt(c.clone()));
-    }
-    let rows = query.all(&state.db).await?;
-    let page = super::page_of(rows, limit, |r| r.sort_key.clone(), |r| crate::traces::view(&r));
+    let req = PageRequest { cursor: q.cursor.as_deref(), limit };
+    let rows = crate::store::traces::page_of_tenant(&state.db, &tenant.id, q.status.as_deref(), req).await?;
+    let page = super::page_of(rows, |r| crate::traces::view(&r));
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -65,9 +57,6 @@ pub async fn list(
     responses((status = 200, description = "The trace", body = Object), (status = 404, description = "Not found")))]
 #[get("/logins/{id}")]
 pub async fn get(_a: Admin, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let row = login_trace::Entity::find_by_id(path.into_inner())
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| ApiError::not_found("login"))?;
+    let row = crate::store::traces::get(&state.db, &path).await?.ok_or_else(|| ApiError::not_found("login"))?;
     Ok(HttpResponse::Ok().json(crate::traces::view(&row)))
 }

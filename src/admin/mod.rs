@@ -175,15 +175,15 @@ pub struct Page<T: Serialize> {
     pub next_cursor: Option<String>,
 }
 
-/// Builds a page from `limit + 1` rows ordered by id.
-pub fn page_of<R, T: Serialize>(
-    mut rows: Vec<R>,
-    limit: u64,
-    id: impl Fn(&R) -> String,
-    view: impl Fn(R) -> T,
-) -> Page<T> {
-    let more = rows.len() as u64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(&id) } else { None };
-    Page { data: rows.into_iter().map(view).collect(), next_cursor }
+impl PageQuery {
+    /// The store's page request for these parameters.
+    pub fn request(&self) -> Result<crate::store::page::PageRequest<'_>, ApiError> {
+        Ok(crate::store::page::PageRequest { cursor: self.cursor.as_deref(), limit: self.limit()? })
+    }
+}
+
+/// The API's page of a store page.
+pub fn page_of<R, T: Serialize>(p: crate::store::page::Page<R>, view: impl FnMut(R) -> T) -> Page<T> {
+    let p = p.map(view);
+    Page { data: p.rows, next_cursor: p.next_cursor }
 }

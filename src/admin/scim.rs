@@ -6,10 +6,10 @@ use crate::http::AppState;
 use crate::ids::ScimTokenId;
 use crate::keys::{new_token, sha256_hex};
 use crate::scim::SCIM_TOKEN_PREFIX;
-use crate::store::entities::{scim_request, scim_token};
+use crate::store::entities::scim_token;
+use crate::store::scim_admin as store;
 use crate::util::rfc3339;
 use actix_web::{delete, get, post, web, HttpResponse};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -77,17 +77,8 @@ pub async fn create_token(
     let name = crate::tenant::validate_name("name", &body.name)?;
     let now_ms = st.clock.now_ms();
     let token = new_token(SCIM_TOKEN_PREFIX, &*st.rng);
-    let row = scim_token::ActiveModel {
-        id: Set(ScimTokenId::new(now_ms, &*st.rng).to_string()),
-        tenant_id: Set(t.id.clone()),
-        name: Set(name),
-        token_hash: Set(sha256_hex(&token)),
-        created_at: Set(now_ms / 1000),
-        last_used_at: Set(None),
-        revoked_at: Set(None),
-    }
-    .insert(&st.db)
-    .await?;
+    let id = ScimTokenId::new(now_ms, &*st.rng).to_string();
+    let row = store::insert_token(&st.db, &id, &t.id, &name, &sha256_hex(&token), now_ms / 1000).await?;
     tracing::info!(tenant = %t.id, token = %row.id, "SCIM token created");
     Ok(HttpResponse::Created().json(view(&st, &t.slug, row, Some(token))))
 }
@@ -103,16 +94,8 @@ pub async fn list_tokens(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let t = tenant(&st, &path).await?;
-    let limit = q.limit()?;
-    let mut query = scim_token::Entity::find()
-        .filter(scim_token::Column::TenantId.eq(t.id.clone()))
-        .order_by_asc(scim_token::Column::Id)
-        .limit(limit + 1);
-    if let Some(c) = &q.cursor {
-        query = query.filter(scim_token::Column::Id.gt(c.clone()));
-    }
-    let rows = query.all(&st.db).await?;
-    Ok(HttpResponse::Ok().json(page_of(rows, limit, |r| r.id.clone(), |r| view(&st, &t.slug, r, None))))
+    let rows = store::page_tokens(&st.db, &t.id, q.request()?).await?;
+    Ok(HttpResponse::Ok().json(page_of(rows, |r| view(&st, &t.slug, r, None))))
 }
 
 /// Revoke a SCIM token: it stops working at once.
@@ -126,22 +109,10 @@ pub async fn revoke_token(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let t = tenant(&st, &path.0).await?;
-    let r = scim_token::Entity::update_many()
-        .col_expr(scim_token::Column::RevokedAt, st.clock.now().into())
-        .filter(scim_token::Column::Id.eq(path.1.clone()))
-        .filter(scim_token::Column::TenantId.eq(t.id.clone()))
-        .filter(scim_token::Column::RevokedAt.is_null())
-        .exec(&st.db)
-        .await?;
-    if r.rows_affected == 0 {
-        let exists = scim_token::Entity::find_by_id(path.1.clone())
-            .filter(scim_token::Column::TenantId.eq(t.id.clone()))
-            .one(&st.db)
-            .await?
-            .is_some();
-        if !exists {
-            return Err(ApiError::not_found("SCIM token"));
-        }
+    if !store::revoke_token(&st.db, &t.id, &path.1, st.clock.now()).await?
+        && !store::token_exists(&st.db, &t.id, &path.1).await?
+    {
+        return Err(ApiError::not_found("SCIM token"));
     }
     Ok(HttpResponse::NoContent().finish())
 }
@@ -157,28 +128,16 @@ pub async fn list_requests(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let t = tenant(&st, &path).await?;
-    let limit = q.limit()?;
+    let req = q.request()?;
     st.scim_log.flush(&st.db).await?;
-    let mut query = scim_request::Entity::find()
-        .filter(scim_request::Column::TenantId.eq(t.id.clone()))
-        .order_by_desc(scim_request::Column::Id)
-        .limit(limit + 1);
-    if let Some(c) = &q.cursor {
-        query = query.filter(scim_request::Column::Id.lt(c.clone()));
-    }
-    let rows = query.all(&st.db).await?;
-    Ok(HttpResponse::Ok().json(page_of(
-        rows,
-        limit,
-        |r| r.id.clone(),
-        |r| ScimRequestView {
-            id: r.id,
-            method: r.method,
-            path: r.path,
-            status: r.status,
-            duration_ms: r.duration_us as f64 / 1000.0,
-            error_code: r.error_code,
-            created_at: rfc3339(r.created_at),
-        },
-    )))
+    let rows = store::page_requests(&st.db, &t.id, req).await?;
+    Ok(HttpResponse::Ok().json(page_of(rows, |r| ScimRequestView {
+        id: r.id,
+        method: r.method,
+        path: r.path,
+        status: r.status,
+        duration_ms: r.duration_us as f64 / 1000.0,
+        error_code: r.error_code,
+        created_at: rfc3339(r.created_at),
+    })))
 }

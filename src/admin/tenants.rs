@@ -4,15 +4,12 @@ use crate::error_code::ErrorCode;
 use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::ids::TenantId;
-use crate::store::entities::{
-    auth_code, connection, grant, identity, refresh_token, scim_group, scim_group_member, scim_request, scim_token,
-    session, tenant, tenant_domain, user,
-};
-use crate::store::{is_unique_violation, write_tx};
+use crate::store::conn::Conn;
+use crate::store::entities::tenant;
+use crate::store::tenants::{self as store, NewTenant, TenantChanges};
+use crate::store::{audited, is_unique_violation, tenant_connections};
 use crate::tenant::{self as t, TenantSettings, TenantView};
 use actix_web::{delete, get, patch, post, web, HttpResponse};
-use sea_orm::sea_query::Query;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -52,21 +49,9 @@ fn validate_domains(v: &[String]) -> Result<Vec<String>, ApiError> {
     Ok(out)
 }
 
-async fn insert_domains(
-    tx: &sea_orm::DatabaseTransaction,
-    tenant_id: &str,
-    domains: &[String],
-    now: i64,
-) -> Result<(), ApiError> {
+async fn insert_domains(tx: &impl Conn, tenant_id: &str, domains: &[String], now: i64) -> Result<(), ApiError> {
     for d in domains {
-        let r = tenant_domain::ActiveModel {
-            domain: Set(d.clone()),
-            tenant_id: Set(tenant_id.to_string()),
-            created_at: Set(now),
-        }
-        .insert(tx)
-        .await;
-        match r {
+        match store::insert_domain(tx, tenant_id, d, now).await {
             Ok(_) => {}
             Err(e) if is_unique_violation(&e) => {
                 return Err(ApiError::conflict(
@@ -84,11 +69,7 @@ async fn insert_domains(
 /// Settings that name other rows: `scim_link_connection` must be a connection of this tenant
 /// (`tenant_id` None: a tenant being created, which has none yet) and only goes with
 /// `scim_link_scope: connection`.
-async fn validate_settings(
-    db: &impl sea_orm::ConnectionTrait,
-    tenant_id: Option<&str>,
-    s: &TenantSettings,
-) -> Result<(), ApiError> {
+async fn validate_settings(db: &impl Conn, tenant_id: Option<&str>, s: &TenantSettings) -> Result<(), ApiError> {
     let Some(c) = &s.scim_link_connection else { return Ok(()) };
     let invalid =
         |m: String| ApiError::invalid("settings.scim_link_connection", ErrorCode::InvalidScimLinkConnection, m);
@@ -96,11 +77,7 @@ async fn validate_settings(
         return Err(invalid("scim_link_connection goes only with scim_link_scope \"connection\"".into()));
     }
     let found = match tenant_id {
-        Some(tid) => connection::Entity::find_by_id(c.clone())
-            .filter(connection::Column::TenantId.eq(tid))
-            .one(db)
-            .await?
-            .is_some(),
+        Some(tid) => tenant_connections::get_of_tenant(db, tid, c).await?.is_some(),
         None => false,
     };
     if found {
@@ -132,35 +109,31 @@ pub async fn create(
     let now_ms = state.clock.now_ms();
     let now = now_ms / 1000;
     let id = TenantId::new(now_ms, &*state.rng);
-    let tx = write_tx(&state.db).await?;
-    let row = tenant::ActiveModel {
-        id: Set(id.to_string()),
-        slug: Set(slug.clone()),
-        name: Set(name),
-        settings: Set(serde_json::to_string(&settings).unwrap_or_else(|_| "{}".into())),
-        created_at: Set(now),
-        updated_at: Set(now),
+    let tx = audited::begin(&state.db).await?;
+    let new = NewTenant {
+        id: id.to_string(),
+        slug: slug.clone(),
+        name,
+        settings: serde_json::to_string(&settings).unwrap_or_else(|_| "{}".into()),
+        now,
     };
-    let row = match row.insert(&tx).await {
+    let row = match store::insert(&*tx, new).await {
         Ok(r) => r,
         Err(e) if is_unique_violation(&e) => {
             return Err(ApiError::conflict(ErrorCode::SlugTaken, "slug", format!("slug {slug:?} is taken")))
         }
         Err(e) => return Err(e.into()),
     };
-    insert_domains(&tx, row.id.as_str(), &domains, now).await?;
-    crate::events::audit::record(
-        &tx,
+    insert_domains(&*tx, row.id.as_str(), &domains, now).await?;
+    let entry = a.actor().entry(
         now,
-        &a.actor(),
         "tenant.create",
         "tenant",
         Some(&row.id),
         Some(&row.id),
         serde_json::json!({"slug": row.slug, "domains": domains}),
-    )
-    .await?;
-    tx.commit().await?;
+    );
+    tx.commit(&*state.rng, entry, None).await?;
     tracing::info!(tenant = %row.id, "tenant created");
     Ok(HttpResponse::Created().json(t::view(&row, domains)))
 }
@@ -169,27 +142,13 @@ pub async fn create(
 #[utoipa::path(get, path = "/tenants", operation_id = "listTenants", tag = "tenants", params(PageQuery), responses((status = 200, body = Page<TenantView>)))]
 #[get("/tenants")]
 pub async fn list(_a: Admin, state: web::Data<AppState>, q: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
-    let limit = q.limit()?;
-    let mut query = tenant::Entity::find().order_by_asc(tenant::Column::Id).limit(limit + 1);
-    if let Some(c) = &q.cursor {
-        query = query.filter(tenant::Column::Id.gt(c.clone()));
-    }
-    let rows = query.all(&state.db).await?;
-    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-    let domains = tenant_domain::Entity::find()
-        .filter(tenant_domain::Column::TenantId.is_in(ids))
-        .order_by_asc(tenant_domain::Column::Domain)
-        .all(&state.db)
-        .await?;
-    let page = page_of(
-        rows,
-        limit,
-        |r| r.id.clone(),
-        |r| {
-            let ds = domains.iter().filter(|d| d.tenant_id == r.id).map(|d| d.domain.clone()).collect();
-            t::view(&r, ds)
-        },
-    );
+    let rows = store::page(&state.db, q.request()?).await?;
+    let ids: Vec<String> = rows.rows.iter().map(|r| r.id.clone()).collect();
+    let domains = store::domains_of_many(&state.db, &ids).await?;
+    let page = page_of(rows, |r| {
+        let ds = domains.iter().filter(|d| d.tenant_id == r.id).map(|d| d.domain.clone()).collect();
+        t::view(&r, ds)
+    });
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -219,21 +178,14 @@ pub async fn update(
     let slug = body.slug.as_deref().map(t::validate_slug).transpose()?;
     let domains = body.domains.as_deref().map(validate_domains).transpose()?;
     let now = state.clock.now();
-    let tx = write_tx(&state.db).await?;
-    let row = t::find(&tx, &path).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
-    let mut m: tenant::ActiveModel = row.clone().into();
-    if let Some(n) = name {
-        m.name = Set(n);
-    }
-    if let Some(s) = slug.clone() {
-        m.slug = Set(s);
-    }
+    let tx = audited::begin(&state.db).await?;
+    let row = t::find(&*tx, &path).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
+    let mut changes = TenantChanges { name, slug: slug.clone(), settings: None };
     if let Some(s) = body.settings {
-        validate_settings(&tx, Some(&row.id), &s).await?;
-        m.settings = Set(serde_json::to_string(&s).unwrap_or_else(|_| "{}".into()));
+        validate_settings(&*tx, Some(&row.id), &s).await?;
+        changes.settings = Some(serde_json::to_string(&s).unwrap_or_else(|_| "{}".into()));
     }
-    m.updated_at = Set(now);
-    let row = match m.update(&tx).await {
+    let row = match store::update(&*tx, row, changes, now).await {
         Ok(r) => r,
         Err(e) if is_unique_violation(&e) => {
             return Err(ApiError::conflict(
@@ -245,25 +197,19 @@ pub async fn update(
         Err(e) => return Err(e.into()),
     };
     if let Some(ds) = &domains {
-        tenant_domain::Entity::delete_many()
-            .filter(tenant_domain::Column::TenantId.eq(row.id.clone()))
-            .exec(&tx)
-            .await?;
-        insert_domains(&tx, &row.id, ds, now).await?;
+        store::delete_domains(&*tx, &row.id).await?;
+        insert_domains(&*tx, &row.id, ds, now).await?;
     }
-    let ds = t::domains_of(&tx, &row.id).await?;
-    crate::events::audit::record(
-        &tx,
+    let ds = t::domains_of(&*tx, &row.id).await?;
+    let entry = a.actor().entry(
         now,
-        &a.actor(),
         "tenant.update",
         "tenant",
         Some(&row.id),
         Some(&row.id),
         serde_json::json!({"slug": row.slug, "domains": ds}),
-    )
-    .await?;
-    tx.commit().await?;
+    );
+    tx.commit(&*state.rng, entry, None).await?;
     Ok(HttpResponse::Ok().json(t::view(&row, ds)))
 }
 
@@ -272,50 +218,19 @@ pub async fn update(
     responses((status = 204, description = "Deleted"), (status = 404, description = "Not found")))]
 #[delete("/tenants/{tenant}")]
 pub async fn remove(a: Admin, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let tx = write_tx(&state.db).await?;
-    let row = t::find(&tx, &path).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
+    let tx = audited::begin(&state.db).await?;
+    let row = t::find(&*tx, &path).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
     let tid = row.id.clone();
-    let grants_of_tenant = Query::select()
-        .column(grant::Column::Id)
-        .from(grant::Entity)
-        .and_where(grant::Column::TenantId.eq(tid.clone()))
-        .to_owned();
-    refresh_token::Entity::delete_many()
-        .filter(refresh_token::Column::GrantId.in_subquery(grants_of_tenant))
-        .exec(&tx)
-        .await?;
-    let users_of_tenant = Query::select()
-        .column(user::Column::Id)
-        .from(user::Entity)
-        .and_where(user::Column::TenantId.eq(tid.clone()))
-        .to_owned();
-    auth_code::Entity::delete_many().filter(auth_code::Column::UserId.in_subquery(users_of_tenant)).exec(&tx).await?;
-    grant::Entity::delete_many().filter(grant::Column::TenantId.eq(tid.clone())).exec(&tx).await?;
-    session::Entity::delete_many().filter(session::Column::TenantId.eq(tid.clone())).exec(&tx).await?;
-    identity::Entity::delete_many().filter(identity::Column::TenantId.eq(tid.clone())).exec(&tx).await?;
-    scim_group_member::Entity::delete_many()
-        .filter(scim_group_member::Column::TenantId.eq(tid.clone()))
-        .exec(&tx)
-        .await?;
-    scim_group::Entity::delete_many().filter(scim_group::Column::TenantId.eq(tid.clone())).exec(&tx).await?;
-    scim_token::Entity::delete_many().filter(scim_token::Column::TenantId.eq(tid.clone())).exec(&tx).await?;
-    scim_request::Entity::delete_many().filter(scim_request::Column::TenantId.eq(tid.clone())).exec(&tx).await?;
-    user::Entity::delete_many().filter(user::Column::TenantId.eq(tid.clone())).exec(&tx).await?;
-    connection::Entity::delete_many().filter(connection::Column::TenantId.eq(tid.clone())).exec(&tx).await?;
-    tenant_domain::Entity::delete_many().filter(tenant_domain::Column::TenantId.eq(tid.clone())).exec(&tx).await?;
-    tenant::Entity::delete_by_id(tid.clone()).exec(&tx).await?;
-    crate::events::audit::record(
-        &tx,
+    store::delete_cascade(&*tx, &tid).await?;
+    let entry = a.actor().entry(
         state.clock.now(),
-        &a.actor(),
         "tenant.delete",
         "tenant",
         Some(&tid),
         Some(&tid),
         serde_json::json!({"slug": row.slug}),
-    )
-    .await?;
-    tx.commit().await?;
+    );
+    tx.commit(&*state.rng, entry, None).await?;
     tracing::info!(tenant = %tid, "tenant deleted");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -20,13 +20,14 @@ pub mod saml_idp;
 use crate::config::SecretString;
 use crate::http::AppState;
 use crate::keys::{new_token, sha256_b64url, sha256_hex};
-use crate::store::entities::{client, connection, tenant, tenant_domain};
+use crate::store::entities::client;
+use crate::store::tenant_connections::{self as connections, ConnectionChanges, NewConnection};
+use crate::store::{client_admin, clients, tenants};
 use crate::upstream::connections::{seal_secrets, ConnectionConfig};
 use crate::util::to_json_list;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 
 pub const DEMO_CLIENT_ID: &str = "demo-app";
 const DEMO_COOKIE: &str = "fedgate_demo_app";
@@ -66,15 +67,10 @@ pub enum DemoError {
 /// Whether the database holds the demo (its client, or its SAML connection: older versions
 /// trusted a published test key there).
 pub async fn present(db: &crate::store::Db) -> Result<bool, sea_orm::DbErr> {
-    if client::Entity::find_by_id(DEMO_CLIENT_ID).one(db).await?.is_some() {
+    if clients::get(db, DEMO_CLIENT_ID).await?.is_some() {
         return Ok(true);
     }
-    Ok(connection::Entity::find()
-        .filter(connection::Column::ConnType.eq("saml"))
-        .filter(connection::Column::Name.eq(DEMO_SAML_NAME))
-        .one(db)
-        .await?
-        .is_some())
+    Ok(connections::find_by_type(db, None, "saml", Some(DEMO_SAML_NAME)).await?.is_some())
 }
 
 /// `serve` without dev mode refuses to start when the database holds the demo.
@@ -139,69 +135,53 @@ pub async fn setup(st: &AppState) -> Result<String, DemoError> {
     let t = match crate::tenant::find(&st.db, "acme").await? {
         Some(t) => t,
         None => {
-            let t = tenant::ActiveModel {
-                id: Set(crate::ids::TenantId::new(now_ms, &*st.rng).to_string()),
-                slug: Set("acme".into()),
-                name: Set("Acme Corporation (demo)".into()),
-                settings: Set("{}".into()),
-                created_at: Set(now),
-                updated_at: Set(now),
-            }
-            .insert(&st.db)
-            .await?;
-            tenant_domain::ActiveModel {
-                domain: Set("acme.test".into()),
-                tenant_id: Set(t.id.clone()),
-                created_at: Set(now),
-            }
-            .insert(&st.db)
-            .await?;
+            let new = tenants::NewTenant {
+                id: crate::ids::TenantId::new(now_ms, &*st.rng).to_string(),
+                slug: "acme".into(),
+                name: "Acme Corporation (demo)".into(),
+                settings: "{}".into(),
+                now,
+            };
+            let t = tenants::insert(&st.db, new).await?;
+            tenants::insert_domain(&st.db, &t.id, "acme.test", now).await?;
             t
         }
     };
-    let has_dev = connection::Entity::find()
-        .filter(connection::Column::TenantId.eq(t.id.clone()))
-        .filter(connection::Column::ConnType.eq("dev"))
-        .one(&st.db)
-        .await?
-        .is_some();
+    let has_dev = connections::find_by_type(&st.db, Some(&t.id), "dev", None).await?.is_some();
     if !has_dev {
-        connection::ActiveModel {
-            id: Set(crate::ids::ConnectionId::new(now_ms, &*st.rng).to_string()),
-            tenant_id: Set(t.id.clone()),
-            conn_type: Set("dev".into()),
-            name: Set("Demo sign-in".into()),
-            enabled: Set(true),
-            config: Set(serde_json::json!({"default_email": "alice@acme.test", "default_name": "Alice Anderson", "groups": ["engineering", "admins"]}).to_string()),
-            secrets_enc: Set(None),
-            version: Set(1),
-            created_at: Set(now),
-            updated_at: Set(now),
-        }
-        .insert(&st.db)
-        .await?;
+        let new = NewConnection {
+            id: crate::ids::ConnectionId::new(now_ms, &*st.rng).to_string(),
+            tenant_id: t.id.clone(),
+            conn_type: "dev".into(),
+            name: "Demo sign-in".into(),
+            enabled: true,
+            config: serde_json::json!({"default_email": "alice@acme.test", "default_name": "Alice Anderson", "groups": ["engineering", "admins"]}).to_string(),
+            secrets_enc: None,
+            now,
+        };
+        connections::insert(&st.db, new).await?;
     }
     let (idp_key_pem, idp_cert_pem) = idp_key_pair(st)?;
     setup_saml(st, &t.id, &idp_key_pem, &idp_cert_pem).await?;
     let secret = new_token("fgcs_", &*st.rng);
     let redirect = format!("{}/demo/callback", st.config.issuer);
-    let row = client::ActiveModel {
-        id: Set(DEMO_CLIENT_ID.into()),
-        name: Set("Demo app".into()),
-        client_type: Set("confidential".into()),
-        secret_hash: Set(Some(sha256_hex(&secret))),
-        redirect_uris: Set(to_json_list(&[redirect])),
-        post_logout_redirect_uris: Set(to_json_list(&[format!("{}/demo", st.config.issuer)])),
-        grant_types: Set(to_json_list(&["authorization_code".into(), "refresh_token".into()])),
-        id_token_alg: Set("ES256".into()),
-        backchannel_logout_uri: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
+    let row = client::Model {
+        id: DEMO_CLIENT_ID.into(),
+        name: "Demo app".into(),
+        client_type: "confidential".into(),
+        secret_hash: Some(sha256_hex(&secret)),
+        redirect_uris: to_json_list(&[redirect]),
+        post_logout_redirect_uris: to_json_list(&[format!("{}/demo", st.config.issuer)]),
+        grant_types: to_json_list(&["authorization_code".into(), "refresh_token".into()]),
+        id_token_alg: "ES256".into(),
+        backchannel_logout_uri: None,
+        created_at: now,
+        updated_at: now,
     };
-    if client::Entity::find_by_id(DEMO_CLIENT_ID).one(&st.db).await?.is_some() {
-        row.update(&st.db).await?;
+    if clients::get(&st.db, DEMO_CLIENT_ID).await?.is_some() {
+        client_admin::replace(&st.db, row).await?;
     } else {
-        row.insert(&st.db).await?;
+        client_admin::insert(&st.db, row).await?;
     }
     *st.demo.write().unwrap_or_else(|e| e.into_inner()) =
         Some(DemoApp { client_secret: secret.clone(), idp_key_pem, idp_cert_pem });
@@ -228,14 +208,8 @@ async fn setup_saml(
     let now = now_ms / 1000;
     // The demo IdP signs in alice@demo.example: the tenant owns that domain too, as a real
     // tenant owns the domains of its IdP's users.
-    if tenant_domain::Entity::find_by_id(saml_idp::DEMO_DOMAIN).one(&st.db).await?.is_none() {
-        tenant_domain::ActiveModel {
-            domain: Set(saml_idp::DEMO_DOMAIN.into()),
-            tenant_id: Set(tenant_id.to_string()),
-            created_at: Set(now),
-        }
-        .insert(&st.db)
-        .await?;
+    if tenants::domain(&st.db, saml_idp::DEMO_DOMAIN).await?.is_none() {
+        tenants::insert_domain(&st.db, tenant_id, saml_idp::DEMO_DOMAIN, now).await?;
     }
     let xml =
         saml_idp::metadata_xml(&st.config.issuer, &key_pem.0, cert_pem).map_err(|e| setup_error("metadata", e))?;
@@ -243,12 +217,7 @@ async fn setup_saml(
     fields.insert("metadata_xml".into(), xml.into());
     fields.insert("preset".into(), "generic".into());
     fields.insert("request_binding".into(), "redirect".into());
-    let existing = connection::Entity::find()
-        .filter(connection::Column::TenantId.eq(tenant_id))
-        .filter(connection::Column::ConnType.eq("saml"))
-        .filter(connection::Column::Name.eq(DEMO_SAML_NAME))
-        .one(&st.db)
-        .await?;
+    let existing = connections::find_by_type(&st.db, Some(tenant_id), "saml", Some(DEMO_SAML_NAME)).await?;
     if let Some(row) = existing {
         let Ok(ConnectionConfig::Saml(prev)) = ConnectionConfig::from_row(&row) else {
             return Err(setup_error("stored config", "unreadable"));
@@ -256,11 +225,12 @@ async fn setup_saml(
         let cfg = saml::prepare(fields, Some(&prev), prev.sp_certificate.clone(), &st.upstream, true, now)
             .await
             .map_err(|e| setup_error("config", format!("{e:?}")))?;
-        let mut active: connection::ActiveModel = row.into();
-        active.config = Set(serde_json::Value::Object(ConnectionConfig::Saml(Box::new(cfg)).to_fields()).to_string());
-        active.enabled = Set(true);
-        active.updated_at = Set(now);
-        active.update(&st.db).await?;
+        let ch = ConnectionChanges {
+            config: Some(serde_json::Value::Object(ConnectionConfig::Saml(Box::new(cfg)).to_fields()).to_string()),
+            enabled: Some(true),
+            ..Default::default()
+        };
+        connections::update(&st.db, row, ch, now).await?;
         return Ok(());
     }
     let id = crate::ids::ConnectionId::new(now_ms, &*st.rng).to_string();
@@ -271,33 +241,25 @@ async fn setup_saml(
         .map_err(|e| setup_error("config", format!("{e:?}")))?;
     let mut secrets = serde_json::Map::new();
     secrets.insert(saml::SP_KEY_FIELD.into(), key.into());
-    connection::ActiveModel {
-        id: Set(id.clone()),
-        tenant_id: Set(tenant_id.to_string()),
-        conn_type: Set("saml".into()),
-        name: Set(DEMO_SAML_NAME.into()),
-        enabled: Set(true),
-        config: Set(serde_json::Value::Object(ConnectionConfig::Saml(Box::new(cfg)).to_fields()).to_string()),
-        secrets_enc: Set(seal_secrets(&st.upstream, &id, &secrets)),
-        version: Set(1),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&st.db)
-    .await?;
+    let new = NewConnection {
+        id: id.clone(),
+        tenant_id: tenant_id.to_string(),
+        conn_type: "saml".into(),
+        name: DEMO_SAML_NAME.into(),
+        enabled: true,
+        config: serde_json::Value::Object(ConnectionConfig::Saml(Box::new(cfg)).to_fields()).to_string(),
+        secrets_enc: seal_secrets(&st.upstream, &id, &secrets),
+        now,
+    };
+    connections::insert(&st.db, new).await?;
     Ok(())
 }
 
 /// The demo tenant's connection of `kind` (`dev` or `saml`).
 async fn demo_connection_id(st: &AppState, kind: &str) -> Option<String> {
     let t = crate::tenant::find(&st.db, "acme").await.ok()??;
-    let mut q = connection::Entity::find()
-        .filter(connection::Column::TenantId.eq(t.id))
-        .filter(connection::Column::ConnType.eq(kind));
-    if kind == "saml" {
-        q = q.filter(connection::Column::Name.eq(DEMO_SAML_NAME));
-    }
-    q.one(&st.db).await.ok()?.map(|c| c.id)
+    let name = (kind == "saml").then_some(DEMO_SAML_NAME);
+    connections::find_by_type(&st.db, Some(&t.id), kind, name).await.ok()?.map(|c| c.id)
 }
 
 fn demo_state(st: &AppState) -> Option<DemoApp> {

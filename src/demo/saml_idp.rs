@@ -16,7 +16,6 @@ use crate::upstream::connections::ConnectionConfig;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 /// The person the demo IdP signs in, and the domain the demo tenant owns for it.
 pub const DEMO_EMAIL: &str = "alice@demo.example";
@@ -101,7 +100,7 @@ pub fn authn_request_id(saml_request: &str) -> Result<String, String> {
 /// The demo tenant's SAML connection to this IdP.
 pub async fn demo_connection(st: &AppState) -> Result<Option<connection::Model>, sea_orm::DbErr> {
     let want = entity_id(&st.config.issuer);
-    let rows = connection::Entity::find().filter(connection::Column::ConnType.eq("saml")).all(&st.db).await?;
+    let rows = crate::store::tenant_connections::all_of_type(&st.db, "saml").await?;
     Ok(rows.into_iter().find(
         |row| matches!(ConnectionConfig::from_row(row), Ok(ConnectionConfig::Saml(c)) if c.idp_entity_id == want),
     ))

@@ -1,6 +1,6 @@
 //! The audit log of admin actions: who, what, when, from where. Never secrets.
-use crate::store::entities::audit_entry;
-use sea_orm::{ConnectionTrait, EntityTrait, Set};
+use crate::store::audit::NewAudit;
+use crate::store::conn::Conn;
 use serde_json::Value;
 
 pub struct Actor<'a> {
@@ -8,9 +8,33 @@ pub struct Actor<'a> {
     pub ip: &'a str,
 }
 
+impl Actor<'_> {
+    /// The audit entry of this actor's action.
+    pub fn entry(
+        &self,
+        now: i64,
+        action: &str,
+        target_type: &str,
+        target_id: Option<&str>,
+        tenant_id: Option<&str>,
+        details: Value,
+    ) -> NewAudit {
+        NewAudit {
+            at: now,
+            actor: self.name.to_string(),
+            ip: self.ip.to_string(),
+            action: action.to_string(),
+            target_type: target_type.to_string(),
+            target_id: target_id.map(str::to_string),
+            tenant_id: tenant_id.map(str::to_string),
+            details,
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 pub async fn record(
-    db: &impl ConnectionTrait,
+    db: &impl Conn,
     now: i64,
     actor: &Actor<'_>,
     action: &str,
@@ -19,29 +43,10 @@ pub async fn record(
     tenant_id: Option<&str>,
     details: Value,
 ) -> Result<(), sea_orm::DbErr> {
-    let row = audit_entry::ActiveModel {
-        seq: sea_orm::NotSet,
-        at: Set(now),
-        actor: Set(actor.name.to_string()),
-        action: Set(action.to_string()),
-        target_type: Set(target_type.to_string()),
-        target_id: Set(target_id.map(str::to_string)),
-        tenant_id: Set(tenant_id.map(str::to_string)),
-        ip: Set(actor.ip.to_string()),
-        request_id: Set(crate::util::current_request_id()),
-        details: Set(details.to_string()),
-    };
-    audit_entry::Entity::insert(row).exec_without_returning(db).await?;
-    Ok(())
+    crate::store::audit::insert(db, actor.entry(now, action, target_type, target_id, tenant_id, details)).await
 }
 
 /// Removes entries older than the retention period.
-pub async fn prune(db: &impl ConnectionTrait, before: i64) -> Result<u64, sea_orm::DbErr> {
-    use sea_orm::ColumnTrait;
-    crate::store::cleanup::delete_batched::<audit_entry::Entity, _>(
-        db,
-        audit_entry::Column::Seq,
-        audit_entry::Column::At.lt(before),
-    )
-    .await
+pub async fn prune(db: &impl Conn, before: i64) -> Result<u64, sea_orm::DbErr> {
+    crate::store::audit::prune(db, before).await
 }

@@ -2,8 +2,8 @@
 //! revocation), each client with a `backchannel_logout_uri` that holds a grant under those
 //! sessions gets a logout token. Queued in the caller's transaction and delivered by the same
 //! durable, retrying worker as webhooks.
-use crate::store::entities::{client, delivery, grant};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use crate::store::conn::Conn;
+use crate::store::deliveries::{self, NewDelivery};
 use serde_json::json;
 
 pub const KIND: &str = "backchannel_logout";
@@ -11,7 +11,7 @@ pub const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
 /// Queues logout tokens for every client with a grant under `session_ids`.
 pub async fn enqueue(
-    tx: &impl ConnectionTrait,
+    tx: &impl Conn,
     rng: &dyn crate::clock::Rng,
     now: i64,
     session_ids: &[String],
@@ -19,37 +19,19 @@ pub async fn enqueue(
     if session_ids.is_empty() {
         return Ok(0);
     }
-    let grants = grant::Entity::find().filter(grant::Column::SessionId.is_in(session_ids.to_vec())).all(tx).await?;
-    let mut pairs: Vec<(String, String, String)> =
-        grants.into_iter().map(|g| (g.client_id, g.session_id, g.user_id)).collect();
-    pairs.sort();
-    pairs.dedup();
     let mut n = 0;
-    for (client_id, sid, sub) in pairs {
-        let Some(c) = client::Entity::find_by_id(client_id.clone()).one(tx).await? else { continue };
-        if c.backchannel_logout_uri.is_none() {
-            continue;
-        }
-        let row = delivery::ActiveModel {
-            id: Set(format!("dlv_{}", crate::ids::random128(rng))),
-            kind: Set(KIND.into()),
-            target_id: Set(client_id),
-            event_id: Set(None),
-            event_seq: Set(0),
-            ordering_key: Set(sub.clone()),
-            payload: Set(json!({"sub": sub, "sid": sid}).to_string()),
-            status: Set(delivery::PENDING.into()),
-            attempts: Set(0),
-            next_attempt_at: Set(now),
-            lease_owner: Set(None),
-            lease_until: Set(None),
-            last_status: Set(None),
-            last_error: Set(None),
-            last_latency_ms: Set(None),
-            created_at: Set(now),
-            finished_at: Set(None),
+    for (client_id, sid, sub) in deliveries::backchannel_targets(tx, session_ids).await? {
+        let d = NewDelivery {
+            id: format!("dlv_{}", crate::ids::random128(rng)),
+            kind: KIND.into(),
+            target_id: client_id,
+            event_id: None,
+            event_seq: 0,
+            ordering_key: sub.clone(),
+            payload: json!({"sub": sub, "sid": sid}).to_string(),
+            now,
         };
-        delivery::Entity::insert(row).exec_without_returning(tx).await?;
+        deliveries::insert(tx, d).await?;
         n += 1;
     }
     Ok(n)

@@ -9,9 +9,9 @@ use crate::config::WebhookConfig;
 use crate::keys::{KeyRing, MasterKey};
 use crate::metrics::Metrics;
 use crate::net::Outbound;
-use crate::store::entities::{client, delivery, delivery_attempt, webhook_endpoint};
+use crate::store::deliveries::{self, Attempt};
+use crate::store::entities::delivery;
 use crate::store::Db;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, Set, Statement};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -39,33 +39,7 @@ pub fn backoff(attempts: i32) -> i64 {
 /// Leases up to `limit` due deliveries for this instance.
 async fn lease(st: &Worker, owner: &str, limit: i64) -> Result<Vec<delivery::Model>, sea_orm::DbErr> {
     let now = st.clock.now();
-    let until = now + st.webhooks.lease_secs;
-    let backend = st.db.get_database_backend();
-    let (p, lock) = match backend {
-        DbBackend::Postgres => (["$1", "$2", "$3", "$4"], " FOR UPDATE SKIP LOCKED"),
-        _ => (["?", "?", "?", "?"], ""),
-    };
-    let sql = format!(
-        "UPDATE deliveries SET lease_owner = {o}, lease_until = {u} WHERE id IN (\
-           SELECT d.id FROM deliveries d WHERE d.status = 'pending' AND d.next_attempt_at <= {n} \
-           AND (d.lease_until IS NULL OR d.lease_until < {n2}) \
-           AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.target_id = d.target_id AND e.ordering_key = d.ordering_key \
-                           AND e.status = 'pending' AND e.event_seq < d.event_seq) \
-           ORDER BY d.next_attempt_at, d.event_seq LIMIT {l}{lock}) RETURNING *",
-        o = p[0],
-        u = p[1],
-        n = p[2],
-        n2 = p[2],
-        l = p[3],
-    );
-    let values: Vec<sea_orm::Value> = if backend == DbBackend::Postgres {
-        vec![owner.into(), until.into(), now.into(), limit.into()]
-    } else {
-        // SQLite numbers its `?` placeholders by position: `now` appears twice.
-        vec![owner.into(), until.into(), now.into(), now.into(), limit.into()]
-    };
-    let rows = st.db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
-    rows.iter().map(|r| delivery::Model::from_query_result(r, "")).collect()
+    deliveries::lease(&st.db, owner, now, now + st.webhooks.lease_secs, limit).await
 }
 
 /// One round: lease, send, record. Returns how many deliveries were attempted.
@@ -91,7 +65,7 @@ enum Outcome {
 async fn send(st: &Worker, d: &delivery::Model) -> Outcome {
     match d.kind.as_str() {
         "webhook" => {
-            let ep = match webhook_endpoint::Entity::find_by_id(d.target_id.clone()).one(&st.db).await {
+            let ep = match crate::store::webhooks::get(&st.db, &d.target_id).await {
                 Ok(Some(ep)) if ep.enabled => ep,
                 Ok(_) => return Outcome::Dropped("endpoint deleted or disabled".into()),
                 Err(e) => return Outcome::Failed(None, e.to_string()),
@@ -115,7 +89,7 @@ async fn send(st: &Worker, d: &delivery::Model) -> Outcome {
             }
         }
         backchannel::KIND => {
-            let c = match client::Entity::find_by_id(d.target_id.clone()).one(&st.db).await {
+            let c = match crate::store::clients::get(&st.db, &d.target_id).await {
                 Ok(Some(c)) => c,
                 Ok(None) => return Outcome::Dropped("client deleted".into()),
                 Err(e) => return Outcome::Failed(None, e.to_string()),
@@ -163,27 +137,15 @@ async fn record(st: &Worker, d: &delivery::Model, outcome: Outcome, latency_ms: 
         Outcome::Dropped(e) => (delivery::FAILED, None, Some(e.clone())),
     };
     let tx = crate::store::write_tx(&st.db).await?;
-    let mut m: delivery::ActiveModel = d.clone().into();
-    m.status = Set(status.into());
-    m.attempts = Set(attempts);
-    m.lease_owner = Set(None);
-    m.lease_until = Set(None);
-    m.last_status = Set(code.map(i32::from));
-    m.last_error = Set(error.clone());
-    m.last_latency_ms = Set(Some(latency_ms));
-    m.next_attempt_at = Set(now + backoff(attempts));
-    m.finished_at = Set((status != delivery::PENDING).then_some(now));
-    sea_orm::ActiveModelTrait::update(m, &tx).await?;
-    let a = delivery_attempt::ActiveModel {
-        seq: sea_orm::NotSet,
-        delivery_id: Set(d.id.clone()),
-        target_id: Set(d.target_id.clone()),
-        at: Set(now),
-        status: Set(code.map(i32::from)),
-        latency_ms: Set(latency_ms),
-        error: Set(error),
+    let attempt = Attempt {
+        at: now,
+        status,
+        http_status: code.map(i32::from),
+        error,
+        latency_ms,
+        next_attempt_at: now + backoff(attempts),
     };
-    delivery_attempt::Entity::insert(a).exec_without_returning(&tx).await?;
+    deliveries::record_attempt(&tx, d, attempt).await?;
     if d.kind == "webhook" {
         endpoint_health(st, &tx, &d.target_id, matches!(outcome, Outcome::Ok(_)), now).await?;
     }
@@ -206,24 +168,20 @@ async fn record(st: &Worker, d: &delivery::Model, outcome: Outcome, latency_ms: 
 /// uninterrupted failure and emits `webhook.endpoint_disabled`.
 async fn endpoint_health(
     st: &Worker,
-    tx: &sea_orm::DatabaseTransaction,
+    tx: &crate::store::conn::Tx,
     endpoint_id: &str,
     ok: bool,
     now: i64,
 ) -> Result<(), sea_orm::DbErr> {
-    let Some(ep) = webhook_endpoint::Entity::find_by_id(endpoint_id.to_string()).one(tx).await? else { return Ok(()) };
-    let mut m: webhook_endpoint::ActiveModel = ep.clone().into();
-    if ok {
+    let Some(ep) = crate::store::webhooks::get(tx, endpoint_id).await? else { return Ok(()) };
+    let (since, disabled) = if ok {
         if ep.failing_since.is_none() {
             return Ok(());
         }
-        m.failing_since = Set(None);
+        (None, None)
     } else {
         let since = ep.failing_since.unwrap_or(now);
-        m.failing_since = Set(Some(since));
         if now - since >= st.webhooks.disable_after && ep.enabled {
-            m.enabled = Set(false);
-            m.disabled_reason = Set(Some(format!("failing since {}", crate::util::rfc3339(since))));
             super::emit(
                 tx,
                 &*st.rng,
@@ -234,24 +192,18 @@ async fn endpoint_health(
             )
             .await?;
             tracing::warn!(endpoint = %ep.id, "webhook endpoint disabled after failing continuously");
+            (Some(since), Some(format!("failing since {}", crate::util::rfc3339(since))))
         } else if ep.failing_since.is_some() {
             return Ok(());
+        } else {
+            (Some(since), None)
         }
-    }
-    m.updated_at = Set(now);
-    sea_orm::ActiveModelTrait::update(m, tx).await?;
+    };
+    crate::store::webhooks::set_health(tx, ep, since, disabled, now).await?;
     Ok(())
 }
 
 /// Re-queues a delivery (manual replay).
 pub async fn replay(db: &Db, now: i64, id: &str) -> Result<bool, sea_orm::DbErr> {
-    let r = delivery::Entity::update_many()
-        .col_expr(delivery::Column::Status, delivery::PENDING.into())
-        .col_expr(delivery::Column::NextAttemptAt, now.into())
-        .col_expr(delivery::Column::CreatedAt, now.into())
-        .col_expr(delivery::Column::FinishedAt, sea_orm::sea_query::Expr::value(Option::<i64>::None))
-        .filter(delivery::Column::Id.eq(id))
-        .exec(db)
-        .await?;
-    Ok(r.rows_affected == 1)
+    deliveries::replay(db, now, id).await
 }

@@ -7,15 +7,7 @@ use base64::Engine;
 
 pub const SECRET_PREFIX: &str = "whsec_";
 
-/// Whether an endpoint subscribed to `event_type`. Empty = everything; `user.*` = a family.
-pub fn type_matches(subscribed: &[String], event_type: &str) -> bool {
-    subscribed.is_empty()
-        || subscribed.iter().any(|s| {
-            s == "*"
-                || s == event_type
-                || s.strip_suffix(".*").is_some_and(|p| event_type.starts_with(&format!("{p}.")))
-        })
-}
+pub use crate::store::webhooks::type_matches;
 
 /// A new signing secret: `whsec_` + base64 of 32 random bytes.
 pub fn new_secret(rng: &dyn crate::clock::Rng) -> String {

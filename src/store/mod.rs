@@ -1,18 +1,31 @@
 //! Storage: sea-orm entities and connection set-up. SQLite (default, WAL) and PostgreSQL.
+pub mod admin_keys;
+pub mod audit;
+pub mod audited;
 pub mod cleanup;
+pub mod client_admin;
 pub mod clients;
 pub mod codes;
+pub mod conn;
 pub mod connections;
+pub mod deliveries;
 pub mod entities;
+pub mod events;
 pub mod logins;
+pub mod page;
 pub mod replay;
+pub mod scim_admin;
 pub mod scim_groups;
 pub mod scim_list;
 pub mod scim_sql;
 pub mod scim_tokens;
 pub mod scim_users;
 pub mod sessions;
+pub mod tenant_connections;
+pub mod tenants;
+pub mod traces;
 pub mod ui_sessions;
+pub mod webhooks;
 
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqlErr,

@@ -2,10 +2,10 @@
 //! home-realm discovery.
 use crate::error_code::ErrorCode;
 use crate::ids::TenantId;
-use crate::store::entities::{connection, tenant, tenant_domain};
+use crate::store::entities::{tenant, tenant_domain};
+use crate::store::{self, conn::Conn};
 use crate::util::rfc3339;
 use crate::validation::Invalid;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 
 /// Per-tenant policy.
@@ -92,26 +92,17 @@ impl ExternalIdScope {
 
 /// Resolves the tenant's `scim_link_scope` / `scim_link_connection`.
 pub async fn external_id_scope(
-    db: &impl ConnectionTrait,
+    db: &impl Conn,
     tenant_id: &str,
     settings: &TenantSettings,
 ) -> Result<ExternalIdScope, sea_orm::DbErr> {
-    use sea_orm::QuerySelect;
     if settings.scim_link_scope == ScimLinkScope::Tenant {
         return Ok(ExternalIdScope::Tenant);
     }
     if let Some(c) = &settings.scim_link_connection {
         return Ok(ExternalIdScope::Connection(c.clone()));
     }
-    let ids: Vec<String> = connection::Entity::find()
-        .select_only()
-        .column(connection::Column::Id)
-        .filter(connection::Column::TenantId.eq(tenant_id))
-        .order_by_asc(connection::Column::Id)
-        .limit(2)
-        .into_tuple()
-        .all(db)
-        .await?;
+    let ids = crate::store::tenant_connections::ids_of_tenant(db, tenant_id, 2).await?;
     Ok(match <[String; 1]>::try_from(ids) {
         Ok([only]) => ExternalIdScope::Connection(only),
         Err(_) => ExternalIdScope::Nowhere,
@@ -204,17 +195,17 @@ pub fn validate_name(field: &str, s: &str) -> Result<String, Invalid> {
     Ok(t.to_string())
 }
 
-/// Finds a tenant by id (`org_...`) or slug.
 /// A tenant by id.
-pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<tenant::Model>, sea_orm::DbErr> {
-    tenant::Entity::find_by_id(id.to_string()).one(db).await
+pub async fn get(db: &impl Conn, id: &str) -> Result<Option<tenant::Model>, sea_orm::DbErr> {
+    store::tenants::get(db, id).await
 }
 
-pub async fn find(db: &impl ConnectionTrait, key: &str) -> Result<Option<tenant::Model>, sea_orm::DbErr> {
+/// Finds a tenant by id (`org_...`) or slug.
+pub async fn find(db: &impl Conn, key: &str) -> Result<Option<tenant::Model>, sea_orm::DbErr> {
     let t = if TenantId::parse(key).is_ok() {
-        tenant::Entity::find_by_id(key.to_string()).one(db).await?
+        store::tenants::get(db, key).await?
     } else {
-        tenant::Entity::find().filter(tenant::Column::Slug.eq(key.to_ascii_lowercase())).one(db).await?
+        store::tenants::by_slug(db, &key.to_ascii_lowercase()).await?
     };
     if let Some(t) = &t {
         crate::util::record_tenant(&t.id);
@@ -222,27 +213,13 @@ pub async fn find(db: &impl ConnectionTrait, key: &str) -> Result<Option<tenant:
     Ok(t)
 }
 
-pub async fn domains_of(db: &impl ConnectionTrait, tenant_id: &str) -> Result<Vec<String>, sea_orm::DbErr> {
-    Ok(tenant_domain::Entity::find()
-        .filter(tenant_domain::Column::TenantId.eq(tenant_id))
-        .order_by_asc(tenant_domain::Column::Domain)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|d| d.domain)
-        .collect())
+pub async fn domains_of(db: &impl Conn, tenant_id: &str) -> Result<Vec<String>, sea_orm::DbErr> {
+    Ok(store::tenants::domains_of(db, tenant_id).await?.into_iter().map(|d| d.domain).collect())
 }
 
 /// The tenant's domain rows (for [`domain_trusted_for_email`]).
-pub async fn domain_rows_of(
-    db: &impl ConnectionTrait,
-    tenant_id: &str,
-) -> Result<Vec<tenant_domain::Model>, sea_orm::DbErr> {
-    tenant_domain::Entity::find()
-        .filter(tenant_domain::Column::TenantId.eq(tenant_id))
-        .order_by_asc(tenant_domain::Column::Domain)
-        .all(db)
-        .await
+pub async fn domain_rows_of(db: &impl Conn, tenant_id: &str) -> Result<Vec<tenant_domain::Model>, sea_orm::DbErr> {
+    store::tenants::domains_of(db, tenant_id).await
 }
 
 /// Whether fedgate may call `email` verified for a user of `tenant_id`: the IdP vouching for an
@@ -259,11 +236,11 @@ pub fn domain_trusted_for_email(tenant_id: &str, email: &str, domains: &[tenant_
 }
 
 /// The tenant owning an email domain.
-pub async fn by_domain(db: &impl ConnectionTrait, domain: &str) -> Result<Option<tenant::Model>, sea_orm::DbErr> {
-    let Some(d) = tenant_domain::Entity::find_by_id(domain.to_ascii_lowercase()).one(db).await? else {
+pub async fn by_domain(db: &impl Conn, domain: &str) -> Result<Option<tenant::Model>, sea_orm::DbErr> {
+    let Some(d) = store::tenants::domain(db, &domain.to_ascii_lowercase()).await? else {
         return Ok(None);
     };
-    tenant::Entity::find_by_id(d.tenant_id).one(db).await
+    store::tenants::get(db, &d.tenant_id).await
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 pub mod sampled;
 
 use crate::store::entities::{login, login_trace};
+use crate::store::{self, conn::Conn};
 use crate::util::rfc3339;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Set};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -42,7 +42,7 @@ fn sort_key(ms: i64, id: &str) -> String {
 /// Appends steps (creating the trace if needed) and sets the outcome.
 #[allow(clippy::too_many_arguments)]
 pub async fn record(
-    db: &impl ConnectionTrait,
+    db: &impl Conn,
     login: &login::Model,
     tenant_id: Option<&str>,
     connection_id: Option<&str>,
@@ -57,15 +57,13 @@ pub async fn record(
         let mut first = vec![first_step(login)];
         first.extend(steps.iter().cloned());
         let row = new_row(login, tenant_id, connection_id, &first, PENDING, now_ms);
-        match row.insert(db).await {
+        match store::traces::insert(db, row).await {
             Ok(_) => return Ok(()),
-            Err(e) if crate::store::is_unique_violation(&e) => {
-                login_trace::Entity::find_by_id(login.id.to_string()).one(db).await?
-            }
+            Err(e) if crate::store::is_unique_violation(&e) => store::traces::get(db, login.id.as_str()).await?,
             Err(e) => return Err(e),
         }
     } else {
-        login_trace::Entity::find_by_id(login.id.to_string()).one(db).await?
+        store::traces::get(db, login.id.as_str()).await?
     };
     let (mut all, row) = match existing {
         Some(r) => (serde_json::from_str::<Vec<Step>>(&r.steps).unwrap_or_default(), Some(r)),
@@ -85,27 +83,27 @@ pub async fn record(
     };
     match row {
         Some(r) => {
-            let mut m: login_trace::ActiveModel = r.clone().into();
+            let mut new = r.clone();
             if let Some(t) = tenant_id {
-                m.tenant_id = Set(Some(t.to_string()));
+                new.tenant_id = Some(t.to_string());
             }
             if let Some(c) = connection_id {
-                m.connection_id = Set(Some(c.to_string()));
+                new.connection_id = Some(c.to_string());
             }
-            m.steps = Set(steps_json);
-            m.status = Set(status.into());
-            m.error_code = Set(code);
-            m.cause = Set(cause);
-            m.fix = Set(fix);
-            m.updated_at = Set(now);
-            m.update(db).await?;
+            new.steps = steps_json;
+            new.status = status.into();
+            new.error_code = code;
+            new.cause = cause;
+            new.fix = fix;
+            new.updated_at = now;
+            store::traces::update(db, r, new).await?;
         }
         None => {
             let mut row = new_row(login, tenant_id, connection_id, &all, status, now_ms);
-            row.error_code = Set(code);
-            row.cause = Set(cause);
-            row.fix = Set(fix);
-            row.insert(db).await?;
+            row.error_code = code;
+            row.cause = cause;
+            row.fix = fix;
+            store::traces::insert(db, row).await?;
         }
     }
     Ok(())
@@ -127,22 +125,22 @@ fn new_row(
     steps: &[Step],
     status: &str,
     now_ms: i64,
-) -> login_trace::ActiveModel {
-    login_trace::ActiveModel {
-        id: Set(login.id.to_string()),
-        sort_key: Set(sort_key(now_ms, login.id.as_str())),
-        tenant_id: Set(tenant_id.map(str::to_string).or_else(|| login.tenant_id.as_ref().map(|t| t.to_string()))),
-        connection_id: Set(connection_id
+) -> login_trace::Model {
+    login_trace::Model {
+        id: login.id.to_string(),
+        sort_key: sort_key(now_ms, login.id.as_str()),
+        tenant_id: tenant_id.map(str::to_string).or_else(|| login.tenant_id.as_ref().map(|t| t.to_string())),
+        connection_id: connection_id
             .map(str::to_string)
-            .or_else(|| login.connection_id.as_ref().map(|c| c.to_string()))),
-        client_id: Set(login.client_id.clone()),
-        status: Set(status.into()),
-        error_code: Set(None),
-        cause: Set(None),
-        fix: Set(None),
-        steps: Set(serde_json::to_string(steps).unwrap_or_else(|_| "[]".into())),
-        created_at: Set(login.created_at),
-        updated_at: Set(now_ms / 1000),
+            .or_else(|| login.connection_id.as_ref().map(|c| c.to_string())),
+        client_id: login.client_id.clone(),
+        status: status.into(),
+        error_code: None,
+        cause: None,
+        fix: None,
+        steps: serde_json::to_string(steps).unwrap_or_else(|_| "[]".into()),
+        created_at: login.created_at,
+        updated_at: now_ms / 1000,
     }
 }
 
@@ -163,13 +161,8 @@ pub async fn record_best_effort(
 }
 
 /// Removes traces older than `retention` seconds (in bounded batches).
-pub async fn expire(db: &impl ConnectionTrait, now: i64, retention: i64) -> Result<u64, sea_orm::DbErr> {
-    crate::store::cleanup::delete_batched::<login_trace::Entity, _>(
-        db,
-        login_trace::Column::Id,
-        login_trace::Column::CreatedAt.lt(now - retention),
-    )
-    .await
+pub async fn expire(db: &impl Conn, now: i64, retention: i64) -> Result<u64, sea_orm::DbErr> {
+    store::traces::expire(db, now - retention).await
 }
 
 /// The admin API's view of a trace.

@@ -1,0 +1,113 @@
+//! The `events` table (the transactional outbox) and the fan-out of each event to the webhook
+//! endpoints subscribed to it, in the caller's transaction.
+use super::entities::event;
+use super::{deliveries, webhooks};
+use crate::clock::Rng;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+};
+use serde_json::{json, Value};
+
+/// An event to emit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub tenant_id: Option<String>,
+    pub event_type: String,
+    pub data: Value,
+}
+
+/// Writes an event and its webhook deliveries with `db` (a transaction, for the outbox
+/// guarantee). Returns the event id.
+pub async fn emit(db: &impl ConnectionTrait, rng: &dyn Rng, now: i64, e: NewEvent) -> Result<String, DbErr> {
+    let id = format!("evt_{}", crate::ids::random128(rng));
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "INSERT INTO events (id, tx_id, tenant_id, event_type, occurred_at, data) \
+             VALUES ($1, pg_current_xact_id()::text::bigint, $2, $3, $4, $5) RETURNING seq"
+        }
+        _ => "INSERT INTO events (id, tx_id, tenant_id, event_type, occurred_at, data) VALUES (?, 0, ?, ?, ?, ?) RETURNING seq",
+    };
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [
+                id.clone().into(),
+                e.tenant_id.clone().into(),
+                e.event_type.clone().into(),
+                now.into(),
+                e.data.to_string().into(),
+            ],
+        ))
+        .await?
+        .ok_or_else(|| DbErr::Custom("event insert returned nothing".into()))?;
+    let seq: i64 = row.try_get("", "seq")?;
+    let endpoints = webhooks::enabled_for(db, e.tenant_id.as_deref()).await?;
+    if endpoints.is_empty() {
+        return Ok(id);
+    }
+    let payload = json!({
+        "type": e.event_type,
+        "timestamp": crate::util::rfc3339(now),
+        "data": e.data,
+    })
+    .to_string();
+    for ep in endpoints {
+        let types = crate::util::from_json_list(&ep.event_types);
+        if !webhooks::type_matches(&types, &e.event_type) {
+            continue;
+        }
+        deliveries::insert(
+            db,
+            deliveries::NewDelivery {
+                id: format!("dlv_{}", crate::ids::random128(rng)),
+                kind: deliveries::WEBHOOK.into(),
+                target_id: ep.id.clone(),
+                event_id: Some(id.clone()),
+                event_seq: seq,
+                ordering_key: e.tenant_id.as_deref().unwrap_or("-").to_string(),
+                payload: payload.clone(),
+                now,
+            },
+        )
+        .await?;
+    }
+    Ok(id)
+}
+
+/// Events after `after` (transaction id, sequence), in commit order, only from finished
+/// transactions; optionally of some types and of one tenant.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    after: Option<(i64, i64)>,
+    types: &[String],
+    tenant: Option<&str>,
+    limit: u64,
+) -> Result<Vec<event::Model>, DbErr> {
+    let backend = db.get_database_backend();
+    let mut q = event::Entity::find();
+    if let Some((tx_id, seq)) = after {
+        q = q.filter(
+            sea_orm::Condition::any()
+                .add(event::Column::TxId.gt(tx_id))
+                .add(sea_orm::Condition::all().add(event::Column::TxId.eq(tx_id)).add(event::Column::Seq.gt(seq))),
+        );
+    }
+    if backend == DbBackend::Postgres {
+        q = q.filter(sea_orm::sea_query::Expr::cust("tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"));
+    }
+    if !types.is_empty() {
+        q = q.filter(event::Column::EventType.is_in(types.to_vec()));
+    }
+    if let Some(t) = tenant {
+        q = q.filter(event::Column::TenantId.eq(t));
+    }
+    q.order_by_asc(event::Column::TxId).order_by_asc(event::Column::Seq).limit(limit).all(db).await
+}
+
+/// Removes events older than `before` (in bounded batches).
+pub async fn prune(db: &impl ConnectionTrait, before: i64) -> Result<u64, DbErr> {
+    super::cleanup::delete_batched::<event::Entity, _>(db, event::Column::Seq, event::Column::OccurredAt.lt(before))
+        .await
+}
