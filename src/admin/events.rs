@@ -402,7 +402,7 @@ pub async fn revoke_sessions(
         .ok_or_else(|| ApiError::not_found("user"))?;
     let now = st.clock.now();
     let tx = write_tx(&st.db).await?;
-    let n = crate::issuer::endpoints::revoke_user_sessions(&tx, &st, &user.id, "admin_revoked", now).await?;
+    let n = crate::directory::sessions::revoke_user_sessions(&tx, &*st.rng, &user.id, "admin_revoked", now).await?;
     audit::record(
         &tx,
         now,

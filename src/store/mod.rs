@@ -2,9 +2,14 @@
 pub mod cleanup;
 pub mod clients;
 pub mod codes;
+pub mod conn;
 pub mod connections;
+pub mod delivery_stats;
 pub mod entities;
+pub mod grants;
+pub mod identities;
 pub mod logins;
+pub mod refresh_tokens;
 pub mod replay;
 pub mod scim_groups;
 pub mod scim_list;
@@ -12,7 +17,9 @@ pub mod scim_sql;
 pub mod scim_tokens;
 pub mod scim_users;
 pub mod sessions;
+pub mod signing_keys;
 pub mod ui_sessions;
+pub mod users;
 
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqlErr,

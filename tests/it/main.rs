@@ -20,5 +20,6 @@ mod saml;
 mod saml_corpus;
 mod saml_hostile;
 mod scim;
+mod store_issuer;
 mod upstream_checks;
 mod upstream_oidc;
