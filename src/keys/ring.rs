@@ -8,7 +8,8 @@ use super::secrets::MasterKey;
 use super::signing::{Alg, PublicKey, SigningError, SigningKey};
 use crate::clock::{Clock, Rng};
 use crate::store::entities::signing_key;
-use crate::store::{signing_keys, take_lock, write_tx, Db, StoreError};
+use crate::store::signing_keys::{self, ACTIVE as STATE_ACTIVE, NEXT as STATE_NEXT};
+use crate::store::{take_lock, write_tx, Db, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -57,10 +58,6 @@ pub struct RotationReport {
     pub retired: Vec<String>,
     pub deleted: usize,
 }
-
-const STATE_NEXT: &str = "next";
-const STATE_ACTIVE: &str = "active";
-const STATE_RETIRED: &str = "retired";
 
 impl KeyRing {
     pub fn new(
@@ -196,7 +193,7 @@ impl KeyRing {
                 let ready = next.filter(|n| force || active.is_none() || now - n.created_at >= self.publish_ahead);
                 let new_active = match ready {
                     Some(n) => {
-                        signing_keys::activate(&tx, (*n).clone(), STATE_ACTIVE, now).await?;
+                        signing_keys::activate(&tx, (*n).clone(), now).await?;
                         next_used = true;
                         Some(n.kid.clone())
                     }
@@ -206,7 +203,7 @@ impl KeyRing {
                 };
                 if let Some(kid) = new_active {
                     for old in mine.iter().filter(|r| r.state == STATE_ACTIVE) {
-                        signing_keys::retire(&tx, (*old).clone(), STATE_RETIRED, now, now + self.retire_for).await?;
+                        signing_keys::retire(&tx, (*old).clone(), now, now + self.retire_for).await?;
                         report.retired.push(old.kid.clone());
                     }
                     report.activated.push(kid);

@@ -322,13 +322,13 @@ async fn signing_key_rows_and_rotation_order(app: &TestApp) {
     let kids: Vec<String> = signing_keys::all(db).await.unwrap().into_iter().map(|k| k.kid).collect();
     assert!(!kids.contains(&"k-exp".to_string()) && kids.contains(&"k-later".to_string()));
     signing_keys::insert(db, key("k-n", "next", 5, None)).await.unwrap();
-    signing_keys::activate(db, key("k-n", "next", 5, None), "active", 20).await.unwrap();
-    signing_keys::retire(db, key("k-later", "retired", 1, None), "retired", 30, 40).await.unwrap();
+    signing_keys::activate(db, key("k-n", "next", 5, None), 20).await.unwrap();
+    signing_keys::retire(db, key("k-later", "active", 1, None), 30, 40).await.unwrap();
     let all = signing_keys::all(db).await.unwrap();
     let n = all.iter().find(|k| k.kid == "k-n").unwrap();
     assert_eq!((n.state.as_str(), n.activated_at), ("active", Some(20)));
     let r = all.iter().find(|k| k.kid == "k-later").unwrap();
-    assert_eq!((r.retired_at, r.expires_at), (Some(30), Some(40)));
+    assert_eq!((r.state.as_str(), r.retired_at, r.expires_at), ("retired", Some(30), Some(40)));
 }
 
 both!(
