@@ -352,7 +352,7 @@ pub async fn revoke_sessions(
     let user = crate::store::tenants::user(&st.db, &tenant.id, &u).await?.ok_or_else(|| ApiError::not_found("user"))?;
     let now = st.clock.now();
     let tx = audited::begin(&st.db).await?;
-    let n = crate::issuer::endpoints::revoke_user_sessions(&tx, &st, &user.id, "admin_revoked", now).await?;
+    let n = crate::directory::sessions::revoke_user_sessions(&tx, &*st.rng, &user.id, "admin_revoked", now).await?;
     let entry =
         a.actor().entry(now, "user.revoke_sessions", "user", Some(&user.id), Some(&tenant.id), json!({"sessions": n}));
     tx.commit(&*st.rng, entry, None).await?;

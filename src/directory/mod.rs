@@ -4,20 +4,21 @@
 use crate::claims::NormalizedIdentity;
 use crate::clock::Rng;
 use crate::ids::{IdentityId, UserId};
-use crate::store::entities::{identity, scim_group, scim_group_member, user};
+use crate::store::conn::{Conn, DbErr};
+use crate::store::entities::{identity, user};
+use crate::store::{identities, users};
 use crate::tenant::{ScimLinkRule, TenantSettings};
 use crate::util::to_json_list;
-use sea_orm::sea_query::Query;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
 pub mod provisioning;
+pub mod sessions;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
     #[error("the user is deactivated")]
     Inactive,
     #[error(transparent)]
-    Db(#[from] sea_orm::DbErr),
+    Db(#[from] DbErr),
 }
 
 pub struct Linked {
@@ -34,7 +35,7 @@ pub struct Linked {
 /// address links to a provisioned user by email, and only such an address is recorded as the
 /// identity's `verified_email` (the one tokens may call verified).
 pub async fn link_login(
-    tx: &impl ConnectionTrait,
+    tx: &impl Conn,
     tenant_id: &str,
     connection_id: &str,
     ident: &NormalizedIdentity,
@@ -43,16 +44,12 @@ pub async fn link_login(
     rng: &dyn Rng,
 ) -> Result<Linked, LinkError> {
     let now = now_ms / 1000;
-    let existing = identity::Entity::find()
-        .filter(identity::Column::ConnectionId.eq(connection_id))
-        .filter(identity::Column::Subject.eq(ident.subject.clone()))
-        .one(tx)
-        .await?;
+    let existing = identities::by_subject(tx, connection_id, &ident.subject).await?;
     if let Some(idn) = existing {
-        let u = user::Entity::find_by_id(idn.user_id.clone()).one(tx).await?;
+        let u = users::get(tx, &idn.user_id).await?;
         let Some(u) = u.filter(|u| u.tenant_id == tenant_id) else {
             // The identity points at a user that no longer exists: re-create below.
-            identity::Entity::delete_by_id(idn.id.clone()).exec(tx).await?;
+            identities::delete(tx, &idn.id).await?;
             return create(tx, tenant_id, connection_id, ident, now_ms, rng).await;
         };
         if !u.active || u.deleted_at.is_some() {
@@ -61,36 +58,18 @@ pub async fn link_login(
         if u.scim.is_some() {
             // SCIM is authoritative for provisioned users' profiles; what the IdP vouches for
             // stays on the identity.
-            let mut im: identity::ActiveModel = idn.into();
-            im.groups = Set(to_json_list(&ident.groups));
-            set_verified_email(&mut im, ident);
-            im.last_login_at = Set(now);
-            let identity = im.update(tx).await?;
+            let identity = identities::record_login(tx, idn, login_record(ident, None, now)).await?;
             return Ok(Linked { user: u, identity, created: false });
         }
-        let mut um: user::ActiveModel = u.into();
-        if ident.email.is_some() {
-            um.email = Set(ident.email.clone());
-            um.email_lower = Set(ident.email.as_ref().map(|e| e.to_lowercase()));
-            um.email_verified = Set(ident.email_verified);
-        }
-        if ident.name.is_some() {
-            um.name = Set(ident.name.clone());
-        }
-        if ident.given_name.is_some() {
-            um.given_name = Set(ident.given_name.clone());
-        }
-        if ident.family_name.is_some() {
-            um.family_name = Set(ident.family_name.clone());
-        }
-        um.updated_at = Set(now);
-        let user = um.update(tx).await?;
-        let mut im: identity::ActiveModel = idn.into();
-        im.groups = Set(to_json_list(&ident.groups));
-        im.attributes = Set(attributes_json(ident));
-        set_verified_email(&mut im, ident);
-        im.last_login_at = Set(now);
-        let identity = im.update(tx).await?;
+        let profile = users::UpstreamProfile {
+            email: ident.email.clone().map(|e| (e, ident.email_verified)),
+            name: ident.name.clone(),
+            given_name: ident.given_name.clone(),
+            family_name: ident.family_name.clone(),
+        };
+        let user = users::update_profile(tx, u, profile, now).await?;
+        let identity =
+            identities::record_login(tx, idn, login_record(ident, Some(attributes_json(ident)), now)).await?;
         return Ok(Linked { user, identity, created: false });
     }
     if let Some(u) = find_provisioned(tx, tenant_id, connection_id, ident, settings).await? {
@@ -98,7 +77,8 @@ pub async fn link_login(
             return Err(LinkError::Inactive);
         }
         let identity =
-            new_identity(tenant_id, connection_id, &u.id, ident, "{}".into(), now_ms, rng).insert(tx).await?;
+            identities::insert(tx, new_identity(tenant_id, connection_id, &u.id, ident, "{}".into(), now_ms, rng))
+                .await?;
         return Ok(Linked { user: u, identity, created: false });
     }
     create(tx, tenant_id, connection_id, ident, now_ms, rng).await
@@ -112,10 +92,16 @@ fn verified_email(ident: &NormalizedIdentity) -> (Option<String>, Option<String>
     }
 }
 
-fn set_verified_email(im: &mut identity::ActiveModel, ident: &NormalizedIdentity) {
-    let (email, domain) = verified_email(ident);
-    im.verified_email = Set(email);
-    im.verified_email_domain = Set(domain);
+/// What a login records on an existing identity (`attributes`: `None` keeps them).
+fn login_record(ident: &NormalizedIdentity, attributes: Option<String>, now: i64) -> identities::LoginRecord {
+    let (verified_email, verified_email_domain) = verified_email(ident);
+    identities::LoginRecord {
+        groups: to_json_list(&ident.groups),
+        attributes,
+        verified_email,
+        verified_email_domain,
+        last_login_at: now,
+    }
 }
 
 fn new_identity(
@@ -126,21 +112,21 @@ fn new_identity(
     attributes: String,
     now_ms: i64,
     rng: &dyn Rng,
-) -> identity::ActiveModel {
+) -> identity::Model {
     let now = now_ms / 1000;
     let (verified_email, verified_email_domain) = verified_email(ident);
-    identity::ActiveModel {
-        id: Set(IdentityId::new(now_ms, rng).to_string()),
-        tenant_id: Set(tenant_id.to_string()),
-        connection_id: Set(connection_id.to_string()),
-        subject: Set(ident.subject.clone()),
-        user_id: Set(user_id.to_string()),
-        attributes: Set(attributes),
-        groups: Set(to_json_list(&ident.groups)),
-        created_at: Set(now),
-        last_login_at: Set(now),
-        verified_email: Set(verified_email),
-        verified_email_domain: Set(verified_email_domain),
+    identity::Model {
+        id: IdentityId::new(now_ms, rng).to_string(),
+        tenant_id: tenant_id.to_string(),
+        connection_id: connection_id.to_string(),
+        subject: ident.subject.clone(),
+        user_id: user_id.to_string(),
+        attributes,
+        groups: to_json_list(&ident.groups),
+        created_at: now,
+        last_login_at: now,
+        verified_email,
+        verified_email_domain,
     }
 }
 
@@ -148,19 +134,12 @@ fn new_identity(
 /// the tenant's rule. Soft-deleted users are found too (so the login is refused rather than
 /// re-created).
 async fn find_provisioned(
-    tx: &impl ConnectionTrait,
+    tx: &impl Conn,
     tenant_id: &str,
     connection_id: &str,
     ident: &NormalizedIdentity,
     settings: &TenantSettings,
-) -> Result<Option<user::Model>, sea_orm::DbErr> {
-    let base = || {
-        user::Entity::find()
-            .filter(user::Column::TenantId.eq(tenant_id))
-            .filter(user::Column::Scim.is_not_null())
-            .order_by_asc(user::Column::DeletedAt)
-            .order_by_asc(user::Column::Id)
-    };
+) -> Result<Option<user::Model>, DbErr> {
     // Only a trusted email may link to an existing account: an IdP that does not vouch for the
     // address, or vouches for one outside the tenant's domains, must not be able to take over a
     // provisioned user.
@@ -173,45 +152,25 @@ async fn find_provisioned(
             if !crate::tenant::external_id_scope(tx, tenant_id, settings).await?.admits(connection_id) {
                 return Ok(None);
             }
-            base().filter(user::Column::ExternalId.eq(ident.subject.clone())).one(tx).await
+            users::provisioned_by_external_id(tx, tenant_id, &ident.subject).await
         }
         ScimLinkRule::UserName => match email {
-            Some(e) => {
-                base().filter(user::Column::UserNameLower.eq(e)).filter(user::Column::DeletedAt.is_null()).one(tx).await
-            }
+            Some(e) => users::live_provisioned_by_user_name(tx, tenant_id, &e).await,
             None => Ok(None),
         },
         ScimLinkRule::Email => {
             let Some(e) = email else { return Ok(None) };
-            if let Some(u) = base()
-                .filter(user::Column::UserNameLower.eq(e.clone()))
-                .filter(user::Column::DeletedAt.is_null())
-                .one(tx)
-                .await?
-            {
+            if let Some(u) = users::live_provisioned_by_user_name(tx, tenant_id, &e).await? {
                 return Ok(Some(u));
             }
-            base().filter(user::Column::EmailLower.eq(e)).one(tx).await
+            users::provisioned_by_email(tx, tenant_id, &e).await
         }
     }
 }
 
 /// Display names of the SCIM groups a user belongs to, sorted.
-pub async fn scim_groups_of(db: &impl ConnectionTrait, user_id: &str) -> Result<Vec<String>, sea_orm::DbErr> {
-    let group_ids = Query::select()
-        .column(scim_group_member::Column::GroupId)
-        .from(scim_group_member::Entity)
-        .and_where(scim_group_member::Column::UserId.eq(user_id))
-        .to_owned();
-    let names: Vec<String> = scim_group::Entity::find()
-        .select_only()
-        .column(scim_group::Column::DisplayName)
-        .filter(scim_group::Column::Id.in_subquery(group_ids))
-        .order_by_asc(scim_group::Column::DisplayName)
-        .into_tuple()
-        .all(db)
-        .await?;
-    Ok(names)
+pub async fn scim_groups_of(db: &impl Conn, user_id: &str) -> Result<Vec<String>, DbErr> {
+    users::scim_group_names(db, user_id).await
 }
 
 /// Upstream groups followed by the user's SCIM groups, without duplicates.
@@ -225,7 +184,7 @@ pub fn merge_groups(mut upstream: Vec<String>, scim: Vec<String>) -> Vec<String>
 }
 
 async fn create(
-    tx: &impl ConnectionTrait,
+    tx: &impl Conn,
     tenant_id: &str,
     connection_id: &str,
     ident: &NormalizedIdentity,
@@ -233,30 +192,35 @@ async fn create(
     rng: &dyn Rng,
 ) -> Result<Linked, LinkError> {
     let now = now_ms / 1000;
-    let user = user::ActiveModel {
-        id: Set(UserId::new(now_ms, rng).to_string()),
-        tenant_id: Set(tenant_id.to_string()),
-        user_name: Set(ident.email.clone()),
-        email: Set(ident.email.clone()),
-        email_verified: Set(ident.email_verified),
-        name: Set(ident.name.clone()),
-        given_name: Set(ident.given_name.clone()),
-        family_name: Set(ident.family_name.clone()),
-        active: Set(true),
-        external_id: Set(None),
-        attributes: Set("{}".into()),
-        created_at: Set(now),
-        updated_at: Set(now),
-        deleted_at: Set(None),
-        user_name_lower: Set(None),
-        email_lower: Set(ident.email.as_ref().map(|e| e.to_lowercase())),
-        scim: Set(None),
-        version: Set(0),
-    }
-    .insert(tx)
+    let user = users::insert(
+        tx,
+        user::Model {
+            id: UserId::new(now_ms, rng).to_string(),
+            tenant_id: tenant_id.to_string(),
+            user_name: ident.email.clone(),
+            email: ident.email.clone(),
+            email_verified: ident.email_verified,
+            name: ident.name.clone(),
+            given_name: ident.given_name.clone(),
+            family_name: ident.family_name.clone(),
+            active: true,
+            external_id: None,
+            attributes: "{}".into(),
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+            user_name_lower: None,
+            email_lower: ident.email.as_ref().map(|e| e.to_lowercase()),
+            scim: None,
+            version: 0,
+        },
+    )
     .await?;
-    let identity =
-        new_identity(tenant_id, connection_id, &user.id, ident, attributes_json(ident), now_ms, rng).insert(tx).await?;
+    let identity = identities::insert(
+        tx,
+        new_identity(tenant_id, connection_id, &user.id, ident, attributes_json(ident), now_ms, rng),
+    )
+    .await?;
     Ok(Linked { user, identity, created: true })
 }
 

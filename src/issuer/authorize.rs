@@ -11,11 +11,10 @@ use crate::ids::{LoginId, TenantId};
 use crate::keys::sha256_hex;
 use crate::login::pending::{binding, binding_cookie};
 use crate::login::session::{self, CodeFor};
-use crate::store::entities::{client, user};
+use crate::store::entities::client;
 use crate::util::from_json_list;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use sea_orm::EntityTrait;
 
 const KNOWN_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 const PROMPTS: [&str; 4] = ["none", "login", "consent", "select_account"];
@@ -76,8 +75,7 @@ async fn validate(
             "The application did not identify itself (client_id is missing).",
         )
     })?;
-    let client =
-        if client_id.len() <= 64 { client::Entity::find_by_id(client_id.to_string()).one(&st.db).await? } else { None };
+    let client = if client_id.len() <= 64 { crate::store::clients::get(&st.db, client_id).await? } else { None };
     let client = client.ok_or_else(|| {
         PageError::bad_request(ErrorCode::InvalidClient, "The application is not registered with this sign-in service.")
     })?;
@@ -231,10 +229,7 @@ pub async fn authorize(req: HttpRequest, body: web::Bytes, st: web::Data<AppStat
             let fits_tenant = wanted_tenant.as_ref().is_none_or(|t| *t == sess.tenant_id);
             let fits_conn = conn.as_ref().is_none_or(|c| c.id == sess.connection_id);
             let fresh = ar.max_age.is_none_or(|m| st.clock.now() - sess.auth_time <= m);
-            let active = user::Entity::find_by_id(sess.user_id.clone())
-                .one(&st.db)
-                .await?
-                .is_some_and(|u| u.active && u.deleted_at.is_none());
+            let active = crate::store::users::is_live(&st.db, &sess.user_id).await?;
             if fits_tenant && fits_conn && fresh && active {
                 let code = session::issue_code(
                     &st.db,

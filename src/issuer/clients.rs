@@ -146,11 +146,10 @@ pub enum AuthMethod {
 /// form-urlencoded id and secret, or `client_id`/`client_secret` in the body, never both;
 /// public clients send only `client_id`.
 pub async fn authenticate(
-    db: &impl sea_orm::ConnectionTrait,
+    db: &impl crate::store::conn::Conn,
     req: &actix_web::HttpRequest,
     params: &Params,
 ) -> Result<(client::Model, AuthMethod), OAuthError> {
-    use sea_orm::EntityTrait;
     let basic = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
@@ -196,8 +195,7 @@ pub async fn authenticate(
     if client_id.is_empty() || client_id.len() > 64 {
         return Err(OAuthError::invalid_client("unknown client", is_basic));
     }
-    let client = client::Entity::find_by_id(client_id)
-        .one(db)
+    let client = crate::store::clients::get(db, &client_id)
         .await?
         .ok_or_else(|| OAuthError::invalid_client("unknown client", is_basic))?;
     match (client.client_type.as_str(), &secret, &client.secret_hash) {

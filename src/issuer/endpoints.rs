@@ -1,7 +1,6 @@
 //! `/oauth2/userinfo`, `/oauth2/revoke` (RFC 7009), `/oauth2/introspect` (RFC 7662),
 //! `/oauth2/logout` (OpenID Connect RP-Initiated Logout 1.0).
 use super::clients::authenticate;
-use super::token::revoke_grant;
 use super::tokens::{profile_claims, trusted_email_of, verify_access_token};
 use crate::error_code::ErrorCode;
 use crate::http::error::{OAuthError, PageError};
@@ -10,13 +9,12 @@ use crate::http::{client_redirect_url, redirect};
 use crate::http::{form_params, Params};
 use crate::keys::{constant_time_eq, sha256_hex, UnverifiedJws};
 use crate::login::session::SESSION_COOKIE;
-use crate::store::entities::{client, grant, identity, refresh_token, revoked_token, session, tenant, user};
-use crate::store::write_tx;
+use crate::store::conn::DbErr;
+use crate::store::{clients, grants, identities, refresh_tokens, sessions, users, write_tx};
 use crate::templates::{self, Field};
 use crate::util::from_json_list;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 
 fn bearer(req: &HttpRequest) -> Option<String> {
     req.headers()
@@ -37,16 +35,10 @@ pub async fn userinfo(req: HttpRequest, st: web::Data<AppState>) -> Result<HttpR
     let v = verify_access_token(&st, &token)
         .await?
         .ok_or_else(|| OAuthError::invalid_token("the access token is invalid, expired or revoked"))?;
-    let tenant = tenant::Entity::find_by_id(v.user.tenant_id.clone()).one(&st.db).await?;
-    let session = session::Entity::find_by_id(v.grant.session_id.clone()).one(&st.db).await?;
+    let tenant = crate::tenant::get(&st.db, &v.user.tenant_id).await?;
+    let session = sessions::get(&st.db, &v.grant.session_id).await?;
     let idn = match &session {
-        Some(s) => {
-            identity::Entity::find()
-                .filter(identity::Column::UserId.eq(v.user.id.clone()))
-                .filter(identity::Column::ConnectionId.eq(s.connection_id.clone()))
-                .one(&st.db)
-                .await?
-        }
+        Some(s) => identities::of_user_at(&st.db, &v.user.id, &s.connection_id).await?,
         None => None,
     };
     let verified_email = trusted_email_of(&st.db, &v.user.tenant_id, idn.as_ref()).await?;
@@ -75,32 +67,26 @@ pub async fn revoke(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>)
     let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     let now = st.clock.now();
     let as_refresh = || async {
-        let Some(rt) = refresh_token::Entity::find_by_id(sha256_hex(token)).one(&st.db).await? else {
-            return Ok::<bool, sea_orm::DbErr>(false);
+        let Some(rt) = refresh_tokens::get(&st.db, &sha256_hex(token)).await? else {
+            return Ok::<bool, DbErr>(false);
         };
-        let Some(g) = grant::Entity::find_by_id(rt.grant_id.clone()).one(&st.db).await? else {
+        let Some(g) = grants::get(&st.db, &rt.grant_id).await? else {
             return Ok(false);
         };
         if g.client_id == client.id {
             let tx = write_tx(&st.db).await?;
-            revoke_grant(&tx, &g.id, "revoked_by_client", now).await?;
+            grants::revoke(&tx, &g.id, "revoked_by_client", now).await?;
             tx.commit().await?;
         }
         Ok(true)
     };
     let as_access = || async {
         let Some(v) = verify_access_token(&st, token).await? else {
-            return Ok::<bool, sea_orm::DbErr>(false);
+            return Ok::<bool, DbErr>(false);
         };
         if v.grant.client_id == client.id {
             if let (Some(jti), Some(exp)) = (v.claims["jti"].as_str(), v.claims["exp"].as_i64()) {
-                let r =
-                    revoked_token::ActiveModel { jti: Set(jti.to_string()), expires_at: Set(exp) }.insert(&st.db).await;
-                if let Err(e) = r {
-                    if !crate::store::is_unique_violation(&e) {
-                        return Err(e);
-                    }
-                }
+                grants::revoke_access_token(&st.db, jti, exp).await?;
             }
         }
         Ok(true)
@@ -141,12 +127,9 @@ pub async fn introspect(
         })));
     }
     let now = st.clock.now();
-    if let Some(rt) = refresh_token::Entity::find_by_id(sha256_hex(token)).one(&st.db).await? {
-        if let Some(g) = grant::Entity::find_by_id(rt.grant_id.clone()).one(&st.db).await? {
-            let user_ok = user::Entity::find_by_id(g.user_id.clone())
-                .one(&st.db)
-                .await?
-                .is_some_and(|u| u.active && u.deleted_at.is_none());
+    if let Some(rt) = refresh_tokens::get(&st.db, &sha256_hex(token)).await? {
+        if let Some(g) = grants::get(&st.db, &rt.grant_id).await? {
+            let user_ok = users::is_live(&st.db, &g.user_id).await?;
             if g.client_id == client.id
                 && g.revoked_at.is_none()
                 && rt.used_at.is_none()
@@ -165,79 +148,10 @@ pub async fn introspect(
     Ok(inactive())
 }
 
-/// Ends sessions (all of a user's, or one), revokes every grant made under them, queues
-/// back-channel logout tokens and emits `session.revoked` — in the caller's transaction.
-async fn end_sessions(
-    tx: &sea_orm::DatabaseTransaction,
-    st: &AppState,
-    sessions: Vec<session::Model>,
-    reason: &str,
-    now: i64,
-) -> Result<usize, sea_orm::DbErr> {
-    let ids: Vec<String> = sessions.iter().map(|s| s.id.clone()).collect();
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    session::Entity::update_many()
-        .col_expr(session::Column::RevokedAt, now.into())
-        .filter(session::Column::Id.is_in(ids.clone()))
-        .filter(session::Column::RevokedAt.is_null())
-        .exec(tx)
-        .await?;
-    let grants = grant::Entity::find().filter(grant::Column::SessionId.is_in(ids.clone())).all(tx).await?;
-    for g in &grants {
-        revoke_grant(tx, &g.id, reason, now).await?;
-    }
-    crate::events::backchannel::enqueue(tx, &*st.rng, now, &ids).await?;
-    for s in &sessions {
-        crate::events::emit(
-            tx,
-            &*st.rng,
-            now,
-            Some(&s.tenant_id),
-            "session.revoked",
-            serde_json::json!({"session_id": s.id, "user_id": s.user_id, "tenant_id": s.tenant_id, "reason": reason}),
-        )
-        .await?;
-    }
-    tracing::info!(sessions = ids.len(), reason, "sessions ended");
-    Ok(ids.len())
-}
-
-/// Ends every live session of a user (deactivation, deletion, an admin's request).
-pub async fn revoke_user_sessions(
-    tx: &sea_orm::DatabaseTransaction,
-    st: &AppState,
-    user_id: &str,
-    reason: &str,
-    now: i64,
-) -> Result<usize, sea_orm::DbErr> {
-    let sessions = session::Entity::find()
-        .filter(session::Column::UserId.eq(user_id))
-        .filter(session::Column::RevokedAt.is_null())
-        .all(tx)
-        .await?;
-    // Grants of already-ended sessions (e.g. offline refresh tokens) die too.
-    let grants = grant::Entity::find()
-        .filter(grant::Column::UserId.eq(user_id))
-        .filter(grant::Column::RevokedAt.is_null())
-        .all(tx)
-        .await?;
-    for g in &grants {
-        revoke_grant(tx, &g.id, reason, now).await?;
-    }
-    end_sessions(tx, st, sessions, reason, now).await
-}
-
-async fn end_session(st: &AppState, session_id: &str) -> Result<(), sea_orm::DbErr> {
+async fn end_session(st: &AppState, session_id: &str) -> Result<(), DbErr> {
     let now = st.clock.now();
     let tx = write_tx(&st.db).await?;
-    let sessions = session::Entity::find()
-        .filter(session::Column::Id.eq(session_id))
-        .filter(session::Column::RevokedAt.is_null())
-        .all(&tx)
-        .await?;
-    end_sessions(&tx, st, sessions, "logout", now).await?;
+    crate::directory::sessions::end_session(&tx, &*st.rng, session_id, "logout", now).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -314,7 +228,7 @@ pub async fn logout(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>)
                 "post_logout_redirect_uri needs client_id or id_token_hint.",
             )
         })?;
-        let c = client::Entity::find_by_id(cid).one(&st.db).await?;
+        let c = clients::get(&st.db, &cid).await?;
         let registered = c.is_some_and(|c| from_json_list(&c.post_logout_redirect_uris).iter().any(|r| r == uri));
         if !registered {
             return Err(PageError::bad_request(

@@ -47,13 +47,10 @@ pub async fn metrics(req: actix_web::HttpRequest, st: web::Data<AppState>) -> Ht
 pub struct MetricsListener;
 
 pub async fn metrics_text(st: &AppState) -> HttpResponse {
-    use crate::store::entities::delivery;
-    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
     let now = st.clock.now();
-    let pending = delivery::Entity::find().filter(delivery::Column::Status.eq(delivery::PENDING));
-    let count = pending.clone().count(&st.db).await.unwrap_or(0) as f64;
-    let oldest = pending.order_by_asc(delivery::Column::CreatedAt).one(&st.db).await.ok().flatten();
-    let lag = oldest.map(|d| (now - d.created_at).max(0) as f64).unwrap_or(0.0);
+    let (count, oldest) = crate::store::delivery_stats::pending(&st.db).await;
+    let count = count.unwrap_or(0) as f64;
+    let lag = oldest.ok().flatten().map(|created_at| (now - created_at).max(0) as f64).unwrap_or(0.0);
     let body = st.metrics.render(&[("fedgate_deliveries_pending", count), ("fedgate_deliveries_lag_seconds", lag)]);
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(body)
 }

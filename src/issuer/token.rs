@@ -8,11 +8,11 @@ use crate::http::form_params;
 use crate::http::AppState;
 use crate::ids::GrantId;
 use crate::keys::{constant_time_eq, new_token, sha256_b64url, sha256_hex};
-use crate::store::entities::{auth_code, client, grant, refresh_token};
-use crate::store::write_tx;
+use crate::store::conn::{Conn, DbErr};
+use crate::store::entities::{client, grant};
+use crate::store::{codes, grants, refresh_tokens, write_tx};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde::Serialize;
 
 pub const REFRESH_PREFIX: &str = "fgrt_";
@@ -61,24 +61,6 @@ pub async fn token(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>) 
     }
 }
 
-/// Revokes a grant and every refresh token in it (token family).
-pub async fn revoke_grant(
-    db: &impl ConnectionTrait,
-    grant_id: &str,
-    reason: &str,
-    now: i64,
-) -> Result<(), sea_orm::DbErr> {
-    grant::Entity::update_many()
-        .col_expr(grant::Column::RevokedAt, now.into())
-        .col_expr(grant::Column::RevokedReason, reason.into())
-        .filter(grant::Column::Id.eq(grant_id))
-        .filter(grant::Column::RevokedAt.is_null())
-        .exec(db)
-        .await?;
-    refresh_token::Entity::delete_many().filter(refresh_token::Column::GrantId.eq(grant_id)).exec(db).await?;
-    Ok(())
-}
-
 fn valid_verifier(v: &str) -> bool {
     (43..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
@@ -96,20 +78,14 @@ async fn code_grant(
     let tx = write_tx(&st.db).await?;
     // Claim the code first (single use, atomic): one statement on the happy path. Any check
     // that fails below rolls the claim back by dropping the transaction.
-    let claimed = auth_code::Entity::update_many()
-        .col_expr(auth_code::Column::UsedAt, now.into())
-        .col_expr(auth_code::Column::GrantId, grant_id.to_string().into())
-        .filter(auth_code::Column::CodeHash.eq(hash.clone()))
-        .filter(auth_code::Column::UsedAt.is_null())
-        .exec_with_returning(&tx)
-        .await?;
-    let Some(row) = claimed.into_iter().next() else {
-        let existing = auth_code::Entity::find_by_id(hash).one(&tx).await?;
+    let claimed = codes::claim(&tx, &hash, now, &grant_id.to_string()).await?;
+    let Some(row) = claimed else {
+        let existing = codes::get(&tx, &hash).await?;
         return match existing {
             Some(used) if used.client_id == client.id => {
                 // A replayed code: revoke what the first exchange issued (RFC 6749 §4.1.2).
                 if let Some(g) = &used.grant_id {
-                    revoke_grant(&tx, g, "code_replay", now).await?;
+                    grants::revoke(&tx, g, "code_replay", now).await?;
                 }
                 tx.commit().await?;
                 tracing::warn!(client = %client.id, "authorization code replayed; its grant was revoked");
@@ -156,7 +132,7 @@ async fn code_grant(
         revoked_at: None,
         revoked_reason: None,
     };
-    grant::Entity::insert(grant::ActiveModel::from(g.clone())).exec_without_returning(&tx).await?;
+    grants::insert(&tx, &g).await?;
     let refresh = if allows_grant(client, GrantType::RefreshToken) {
         Some(insert_refresh(&tx, st, &g, now).await?)
     } else {
@@ -186,21 +162,9 @@ fn check_subject(s: &Subject) -> Result<(), OAuthError> {
     Ok(())
 }
 
-async fn insert_refresh(
-    tx: &impl ConnectionTrait,
-    st: &AppState,
-    g: &grant::Model,
-    now: i64,
-) -> Result<String, sea_orm::DbErr> {
+async fn insert_refresh(tx: &impl Conn, st: &AppState, g: &grant::Model, now: i64) -> Result<String, DbErr> {
     let token = new_token(REFRESH_PREFIX, &*st.rng);
-    let row = refresh_token::ActiveModel {
-        token_hash: Set(sha256_hex(&token)),
-        grant_id: Set(g.id.clone()),
-        created_at: Set(now),
-        expires_at: Set(g.expires_at),
-        used_at: Set(None),
-    };
-    refresh_token::Entity::insert(row).exec_without_returning(tx).await?;
+    refresh_tokens::insert(tx, &sha256_hex(&token), &g.id, now, g.expires_at).await?;
     Ok(token)
 }
 
@@ -214,23 +178,18 @@ async fn refresh_grant(
     let hash = sha256_hex(token);
     let tx = write_tx(&st.db).await?;
     // Claim (rotate) first; checks that fail below roll the claim back.
-    let claimed = refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::UsedAt, now.into())
-        .filter(refresh_token::Column::TokenHash.eq(hash.clone()))
-        .filter(refresh_token::Column::UsedAt.is_null())
-        .exec_with_returning(&tx)
-        .await?;
+    let claimed = refresh_tokens::claim(&tx, &hash, now).await?;
     let invalid = || OAuthError::invalid_grant("the refresh token is invalid or revoked");
-    let row = match claimed.into_iter().next() {
+    let row = match claimed {
         Some(r) => r,
         None => {
-            let Some(used) = refresh_token::Entity::find_by_id(hash).one(&tx).await? else { return Err(invalid()) };
-            let g = grant::Entity::find_by_id(used.grant_id.clone()).one(&tx).await?.ok_or_else(invalid)?;
+            let Some(used) = refresh_tokens::get(&tx, &hash).await? else { return Err(invalid()) };
+            let g = grants::get(&tx, &used.grant_id).await?.ok_or_else(invalid)?;
             if g.client_id != client.id {
                 return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
             }
             // Reuse of a rotated token: treat as theft and revoke the whole family.
-            revoke_grant(&tx, &g.id, "refresh_token_reuse", now).await?;
+            grants::revoke(&tx, &g.id, "refresh_token_reuse", now).await?;
             tx.commit().await?;
             tracing::warn!(client = %client.id, grant = %g.id, "refresh token reused; the token family was revoked");
             return Err(OAuthError::invalid_grant(
@@ -238,7 +197,7 @@ async fn refresh_grant(
             ));
         }
     };
-    let mut g = grant::Entity::find_by_id(row.grant_id.clone()).one(&tx).await?.ok_or_else(invalid)?;
+    let mut g = grants::get(&tx, &row.grant_id).await?.ok_or_else(invalid)?;
     if g.client_id != client.id {
         return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
     }

@@ -3,9 +3,9 @@
 use crate::http::error::OAuthError;
 use crate::http::AppState;
 use crate::keys::{Alg, UnverifiedJws};
-use crate::store::entities::{client, grant, identity, revoked_token, session, tenant, tenant_domain, user};
+use crate::store::conn::{Conn, DbErr};
+use crate::store::entities::{client, grant, identity, session, tenant, tenant_domain, user};
 use crate::util::from_json_list;
-use sea_orm::{ConnectionTrait, EntityTrait};
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
@@ -75,54 +75,20 @@ pub struct Subject {
     pub groups: Vec<String>,
 }
 
-/// Loads user, session, tenant, connection type and the identity's groups in ONE query: every
-/// statement is a round trip to the database (a thread hop on SQLite), and this runs on every
-/// code exchange and refresh.
-pub async fn load_subject(
-    db: &impl ConnectionTrait,
-    user_id: &str,
-    session_id: &str,
-) -> Result<Option<Subject>, sea_orm::DbErr> {
-    use sea_orm::FromQueryResult;
-    fn cols<C: sea_orm::ColumnTrait + sea_orm::Iterable>(alias: &str) -> String {
-        C::iter().map(|c| format!("{alias}.{0} AS {alias}_{0}", c.as_str())).collect::<Vec<_>>().join(", ")
-    }
-    let backend = db.get_database_backend();
-    let (p1, p2) = match backend {
-        sea_orm::DbBackend::Postgres => ("$1", "$2"),
-        _ => ("?", "?"),
-    };
-    let sql = format!(
-        "SELECT {}, {}, {}, {}, c.conn_type AS c_conn_type, i.groups AS i_groups, i.verified_email AS i_verified_email \
-         FROM sessions s JOIN users u ON u.id = s.user_id JOIN tenants t ON t.id = u.tenant_id \
-         LEFT JOIN connections c ON c.id = s.connection_id \
-         LEFT JOIN identities i ON i.user_id = u.id AND i.connection_id = s.connection_id \
-         LEFT JOIN tenant_domains d ON d.domain = i.verified_email_domain \
-         WHERE s.id = {p1} AND u.id = {p2}",
-        cols::<user::Column>("u"),
-        cols::<session::Column>("s"),
-        cols::<tenant::Column>("t"),
-        cols::<tenant_domain::Column>("d"),
-    );
-    let stmt = sea_orm::Statement::from_sql_and_values(backend, sql, [session_id.into(), user_id.into()]);
-    let Some(row) = db.query_one_raw(stmt).await? else { return Ok(None) };
-    let user = user::Model::from_query_result(&row, "u_")?;
-    let session = session::Model::from_query_result(&row, "s_")?;
-    let tenant = tenant::Model::from_query_result(&row, "t_")?;
-    let connection_type: Option<String> = row.try_get("", "c_conn_type")?;
-    let groups: Option<String> = row.try_get("", "i_groups")?;
-    let vouched: Option<String> = row.try_get("", "i_verified_email")?;
-    let domain = tenant_domain::Model::from_query_result_optional(&row, "d_")?;
-    let verified_email = trusted_email(&tenant.id, vouched, domain.as_slice());
-    let upstream = groups.map(|g| from_json_list(&g)).unwrap_or_default();
+/// Loads user, session, tenant, connection type and the identity's groups (one query, see
+/// [`crate::store::sessions::subject`]), then the user's SCIM groups.
+pub async fn load_subject(db: &impl Conn, user_id: &str, session_id: &str) -> Result<Option<Subject>, DbErr> {
+    let Some(row) = crate::store::sessions::subject(db, user_id, session_id).await? else { return Ok(None) };
+    let verified_email = trusted_email(&row.tenant.id, row.vouched_email, row.vouched_domain.as_slice());
+    let upstream = row.groups.map(|g| from_json_list(&g)).unwrap_or_default();
     // Upstream groups first, then SCIM groups (one more query, only when the tenant uses SCIM).
-    let groups = crate::directory::merge_groups(upstream, crate::directory::scim_groups_of(db, &user.id).await?);
+    let groups = crate::directory::merge_groups(upstream, crate::directory::scim_groups_of(db, &row.user.id).await?);
     Ok(Some(Subject {
-        user,
+        user: row.user,
         verified_email,
-        tenant,
-        session,
-        connection_type: connection_type.unwrap_or_else(|| "unknown".into()),
+        tenant: row.tenant,
+        session: row.session,
+        connection_type: row.connection_type.unwrap_or_else(|| "unknown".into()),
         groups,
     }))
 }
@@ -140,13 +106,13 @@ pub fn trusted_email(tenant_id: &str, vouched: Option<String>, domains: &[tenant
 
 /// [`trusted_email`] for an identity row (userinfo), with its one domain lookup.
 pub async fn trusted_email_of(
-    db: &impl ConnectionTrait,
+    db: &impl Conn,
     tenant_id: &str,
     idn: Option<&identity::Model>,
-) -> Result<Option<String>, sea_orm::DbErr> {
+) -> Result<Option<String>, DbErr> {
     let Some(i) = idn else { return Ok(None) };
     let (Some(email), Some(domain)) = (&i.verified_email, &i.verified_email_domain) else { return Ok(None) };
-    let row = tenant_domain::Entity::find_by_id(domain.clone()).one(db).await?;
+    let row = crate::store::identities::vouched_domain(db, domain).await?;
     Ok(trusted_email(tenant_id, Some(email.clone()), row.as_slice()))
 }
 
@@ -254,7 +220,7 @@ pub struct ValidAccessToken {
 
 /// Verifies one of our access tokens: signature by a published key, `typ`, issuer, expiry, and
 /// that its grant, its own jti and its user are all still live.
-pub async fn verify_access_token(st: &AppState, token: &str) -> Result<Option<ValidAccessToken>, sea_orm::DbErr> {
+pub async fn verify_access_token(st: &AppState, token: &str) -> Result<Option<ValidAccessToken>, DbErr> {
     let Some(jws) = UnverifiedJws::parse(token) else {
         return Ok(None);
     };
@@ -282,16 +248,16 @@ pub async fn verify_access_token(st: &AppState, token: &str) -> Result<Option<Va
     let Some((grant_id, _)) = jti.split_once('.') else {
         return Ok(None);
     };
-    if revoked_token::Entity::find_by_id(jti.to_string()).one(&st.db).await?.is_some() {
+    if crate::store::grants::access_token_revoked(&st.db, jti).await? {
         return Ok(None);
     }
-    let Some(grant) = grant::Entity::find_by_id(grant_id.to_string()).one(&st.db).await? else {
+    let Some(grant) = crate::store::grants::get(&st.db, grant_id).await? else {
         return Ok(None);
     };
     if grant.revoked_at.is_some() {
         return Ok(None);
     }
-    let Some(user) = user::Entity::find_by_id(grant.user_id.clone()).one(&st.db).await? else {
+    let Some(user) = crate::store::users::get(&st.db, &grant.user_id).await? else {
         return Ok(None);
     };
     if !user.active || user.deleted_at.is_some() {

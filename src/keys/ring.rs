@@ -8,8 +8,8 @@ use super::secrets::MasterKey;
 use super::signing::{Alg, PublicKey, SigningError, SigningKey};
 use crate::clock::{Clock, Rng};
 use crate::store::entities::signing_key;
+use crate::store::signing_keys::{self, ACTIVE as STATE_ACTIVE, NEXT as STATE_NEXT};
 use crate::store::{take_lock, write_tx, Db, StoreError};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -25,8 +25,8 @@ pub enum KeyError {
     NoActiveKey(Alg),
 }
 
-impl From<sea_orm::DbErr> for KeyError {
-    fn from(e: sea_orm::DbErr) -> Self {
+impl From<crate::store::conn::DbErr> for KeyError {
+    fn from(e: crate::store::conn::DbErr) -> Self {
         KeyError::Store(StoreError::Db(e))
     }
 }
@@ -59,10 +59,6 @@ pub struct RotationReport {
     pub deleted: usize,
 }
 
-const STATE_NEXT: &str = "next";
-const STATE_ACTIVE: &str = "active";
-const STATE_RETIRED: &str = "retired";
-
 impl KeyRing {
     pub fn new(
         db: Db,
@@ -92,7 +88,7 @@ impl KeyRing {
     /// Re-reads every published key from the database.
     pub async fn reload(&self) -> Result<(), KeyError> {
         let now = self.clock.now();
-        let rows = signing_key::Entity::find().all(&self.db).await?;
+        let rows = signing_keys::all(&self.db).await?;
         let mut cache = Cache { loaded_at_ms: self.clock.now_ms(), ..Default::default() };
         let mut rows: Vec<_> = rows.into_iter().filter(|r| r.expires_at.is_none_or(|e| e > now)).collect();
         rows.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.kid.cmp(&a.kid)));
@@ -153,25 +149,25 @@ impl KeyRing {
 
     async fn create_key(
         &self,
-        tx: &sea_orm::DatabaseTransaction,
+        tx: &crate::store::conn::Tx,
         alg: Alg,
         state: &str,
         now: i64,
     ) -> Result<String, KeyError> {
         let kid = format!("{}-{}", alg.as_str().to_ascii_lowercase(), &crate::ids::random128(&*self.rng)[..16]);
         let (key, der) = SigningKey::generate(alg, kid.clone())?;
-        let row = signing_key::ActiveModel {
-            kid: Set(kid.clone()),
-            alg: Set(alg.as_str().into()),
-            state: Set(state.into()),
-            private_enc: Set(self.master.seal(&der, &Self::aad(&kid), &*self.rng)),
-            public_jwk: Set(serde_json::to_string(key.public()).map_err(|e| StoreError::Corrupt(e.to_string()))?),
-            created_at: Set(now),
-            activated_at: Set((state == STATE_ACTIVE).then_some(now)),
-            retired_at: Set(None),
-            expires_at: Set(None),
+        let row = signing_key::Model {
+            kid: kid.clone(),
+            alg: alg.as_str().into(),
+            state: state.into(),
+            private_enc: self.master.seal(&der, &Self::aad(&kid), &*self.rng),
+            public_jwk: serde_json::to_string(key.public()).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            created_at: now,
+            activated_at: (state == STATE_ACTIVE).then_some(now),
+            retired_at: None,
+            expires_at: None,
         };
-        row.insert(tx).await?;
+        signing_keys::insert(tx, row).await?;
         Ok(kid)
     }
 
@@ -182,10 +178,8 @@ impl KeyRing {
         let mut report = RotationReport::default();
         let tx = write_tx(&self.db).await?;
         take_lock(&tx, "signing_keys", "rotate", now).await?;
-        let expired =
-            signing_key::Entity::delete_many().filter(signing_key::Column::ExpiresAt.lte(now)).exec(&tx).await?;
-        report.deleted = expired.rows_affected as usize;
-        let rows = signing_key::Entity::find().all(&tx).await?;
+        report.deleted = signing_keys::delete_expired(&tx, now).await? as usize;
+        let rows = signing_keys::all(&tx).await?;
         for alg in Alg::ALL {
             let mine: Vec<_> = rows.iter().filter(|r| r.alg == alg.as_str()).collect();
             let active = mine.iter().filter(|r| r.state == STATE_ACTIVE).max_by_key(|r| r.activated_at);
@@ -199,10 +193,7 @@ impl KeyRing {
                 let ready = next.filter(|n| force || active.is_none() || now - n.created_at >= self.publish_ahead);
                 let new_active = match ready {
                     Some(n) => {
-                        let mut m: signing_key::ActiveModel = (*n).clone().into();
-                        m.state = Set(STATE_ACTIVE.into());
-                        m.activated_at = Set(Some(now));
-                        m.update(&tx).await?;
+                        signing_keys::activate(&tx, (*n).clone(), now).await?;
                         next_used = true;
                         Some(n.kid.clone())
                     }
@@ -212,11 +203,7 @@ impl KeyRing {
                 };
                 if let Some(kid) = new_active {
                     for old in mine.iter().filter(|r| r.state == STATE_ACTIVE) {
-                        let mut m: signing_key::ActiveModel = (*old).clone().into();
-                        m.state = Set(STATE_RETIRED.into());
-                        m.retired_at = Set(Some(now));
-                        m.expires_at = Set(Some(now + self.retire_for));
-                        m.update(&tx).await?;
+                        signing_keys::retire(&tx, (*old).clone(), now, now + self.retire_for).await?;
                         report.retired.push(old.kid.clone());
                     }
                     report.activated.push(kid);
@@ -236,6 +223,6 @@ impl KeyRing {
 
     /// Every key row, for `fedgate keys list`.
     pub async fn list(&self) -> Result<Vec<signing_key::Model>, KeyError> {
-        Ok(signing_key::Entity::find().all(&self.db).await?)
+        Ok(signing_keys::all(&self.db).await?)
     }
 }

@@ -2,6 +2,7 @@
 //! and `prompt=none`) and the authorization codes a finished login issues.
 use crate::http::{client_redirect_url, cookie, AppState};
 use crate::keys::{new_token, sha256_hex};
+use crate::store::conn::{Conn, DbErr};
 use crate::store::entities::session;
 
 /// Base name of the session cookie (`__Host-fedgate_session` with an https issuer).
@@ -9,7 +10,7 @@ pub const SESSION_COOKIE: &str = "fedgate_session";
 pub const CODE_PREFIX: &str = "fgac_";
 
 /// fedgate's own browser session from the cookie, if valid now.
-pub async fn current(st: &AppState, req: &actix_web::HttpRequest) -> Result<Option<session::Model>, sea_orm::DbErr> {
+pub async fn current(st: &AppState, req: &actix_web::HttpRequest) -> Result<Option<session::Model>, DbErr> {
     let Some(c) = cookie(req, SESSION_COOKIE, st.config.secure_cookies()) else {
         return Ok(None);
     };
@@ -30,11 +31,7 @@ pub struct CodeFor<'a> {
 }
 
 /// Issues an authorization code (stored hashed, single use, `tokens.code_ttl` long).
-pub async fn issue_code(
-    tx: &impl sea_orm::ConnectionTrait,
-    st: &AppState,
-    c: CodeFor<'_>,
-) -> Result<String, sea_orm::DbErr> {
+pub async fn issue_code(tx: &impl Conn, st: &AppState, c: CodeFor<'_>) -> Result<String, DbErr> {
     let now = st.clock.now();
     let code = new_token(CODE_PREFIX, &*st.rng);
     crate::store::codes::insert(

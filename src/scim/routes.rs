@@ -1,7 +1,7 @@
 //! `/scim/v2/{tenant}`: Users, Groups, `.search`, ServiceProviderConfig, ResourceTypes, Schemas.
 //! Every request authenticates with a SCIM token of the tenant in the URL, and every
 //! authenticated request is recorded in the tenant's request log (no bodies).
-use crate::directory::provisioning::{ListQuery, Provisioning, SessionRevoker};
+use crate::directory::provisioning::{ListQuery, Provisioning};
 use crate::http::AppState;
 use crate::scim::auth::ScimTenant;
 use crate::scim::error::{LoggedErrorCode, ScimError, SCIM_JSON};
@@ -114,22 +114,7 @@ impl Ctx {
             rng: &*self.st.rng,
             tenant: &self.t.tenant,
             base: &self.base,
-            sessions: self,
         }
-    }
-}
-
-#[async_trait::async_trait(?Send)]
-impl SessionRevoker for Ctx {
-    async fn revoke_user_sessions(
-        &self,
-        tx: &sea_orm::DatabaseTransaction,
-        user_id: &str,
-        reason: &str,
-        now: i64,
-    ) -> Result<(), sea_orm::DbErr> {
-        // TODO(lead): revocation moves to directory
-        crate::issuer::endpoints::revoke_user_sessions(tx, &self.st, user_id, reason, now).await.map(|_| ())
     }
 }
 

@@ -1,6 +1,6 @@
 //! Queries on authorization codes (`auth_codes`): stored as hashes, single use.
 use super::entities::auth_code;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
 
 /// A code to store (its hash only).
 #[derive(Debug, Clone)]
@@ -39,4 +39,26 @@ pub async fn insert(db: &impl ConnectionTrait, n: NewCode) -> Result<(), DbErr> 
     .insert(db)
     .await?;
     Ok(())
+}
+
+/// Marks the unused code `code_hash` used at `now` by grant `grant_id` and returns it; `None`
+/// when it is unknown or already used (one statement: a code is exchanged at most once).
+pub async fn claim(
+    db: &impl ConnectionTrait,
+    code_hash: &str,
+    now: i64,
+    grant_id: &str,
+) -> Result<Option<auth_code::Model>, DbErr> {
+    let claimed = auth_code::Entity::update_many()
+        .col_expr(auth_code::Column::UsedAt, now.into())
+        .col_expr(auth_code::Column::GrantId, grant_id.into())
+        .filter(auth_code::Column::CodeHash.eq(code_hash))
+        .filter(auth_code::Column::UsedAt.is_null())
+        .exec_with_returning(db)
+        .await?;
+    Ok(claimed.into_iter().next())
+}
+
+pub async fn get(db: &impl ConnectionTrait, code_hash: &str) -> Result<Option<auth_code::Model>, DbErr> {
+    auth_code::Entity::find_by_id(code_hash.to_string()).one(db).await
 }

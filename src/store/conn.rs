@@ -1,4 +1,4 @@
-//! What code above the store names when it passes a connection or a transaction through to
-//! store functions: the pool (`Db`) and transactions both are one.
-pub use sea_orm::ConnectionTrait as Conn;
-pub use sea_orm::DatabaseTransaction as Tx;
+//! The database handles code above the store passes through to it: a pool ([`super::Db`]) or a
+//! transaction ([`Tx`]). Only the store queries; the layers above name these, never sea-orm's
+//! query traits.
+pub use sea_orm::{ConnectionTrait as Conn, DatabaseTransaction as Tx, DbErr};

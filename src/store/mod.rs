@@ -9,10 +9,14 @@ pub mod codes;
 pub mod conn;
 pub mod connections;
 pub mod deliveries;
+pub mod delivery_stats;
 pub mod entities;
 pub mod events;
+pub mod grants;
+pub mod identities;
 pub mod logins;
 pub mod page;
+pub mod refresh_tokens;
 pub mod replay;
 pub mod scim_admin;
 pub mod scim_groups;
@@ -21,10 +25,12 @@ pub mod scim_sql;
 pub mod scim_tokens;
 pub mod scim_users;
 pub mod sessions;
+pub mod signing_keys;
 pub mod tenant_connections;
 pub mod tenants;
 pub mod traces;
 pub mod ui_sessions;
+pub mod users;
 pub mod webhooks;
 
 use sea_orm::{

@@ -98,3 +98,56 @@ fn no_module_imports_a_layer_above_it() {
     let report: Vec<String> = by_file.iter().map(|(f, ls)| format!("{f}: {}", ls.join(", "))).collect();
     assert!(v.is_empty(), "{} files import a layer above their own:\n{}", by_file.len(), report.join("\n"));
 }
+
+/// Source files under `src/` (not `src/bin`, other binaries are their own crates), as (path
+/// relative to src, text).
+fn sources() -> Vec<(String, String)> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files
+        .into_iter()
+        .map(|f| (f.strip_prefix(&src).unwrap().to_string_lossy().to_string(), std::fs::read_to_string(&f).unwrap()))
+        .filter(|(rel, _)| !rel.starts_with("bin/"))
+        .collect()
+}
+
+/// Every query lives in `src/store/`: no other file names a sea-orm query trait (it may name the
+/// handle types `store::conn` re-exports, and `DbErr`).
+#[test]
+fn no_query_outside_the_store() {
+    const QUERY_TRAITS: &[&str] = &[
+        "EntityTrait",
+        "QueryFilter",
+        "QueryOrder",
+        "QuerySelect",
+        "ActiveModelTrait",
+        "ConnectionTrait",
+        "TransactionTrait",
+        "PaginatorTrait",
+        "Statement::from",
+        "ColumnTrait",
+    ];
+    let offenders: Vec<String> = sources()
+        .into_iter()
+        .filter(|(rel, _)| !rel.starts_with("store/"))
+        .filter_map(|(rel, text)| {
+            let hits: Vec<&str> = QUERY_TRAITS.iter().copied().filter(|t| text.contains(t)).collect();
+            (!hits.is_empty()).then(|| format!("src/{rel}: {}", hits.join(", ")))
+        })
+        .collect();
+    assert!(offenders.is_empty(), "queries outside src/store:\n{}", offenders.join("\n"));
+}
+
+/// Protocol cores carry no infrastructure: `upstream/` and `claims/` import neither actix nor
+/// sea-orm.
+#[test]
+fn protocol_cores_import_neither_actix_nor_sea_orm() {
+    let offenders: Vec<String> = sources()
+        .into_iter()
+        .filter(|(rel, _)| rel.starts_with("upstream/") || rel.starts_with("claims/"))
+        .filter(|(_, text)| text.contains("actix_web") || text.contains("sea_orm"))
+        .map(|(rel, _)| format!("src/{rel}"))
+        .collect();
+    assert!(offenders.is_empty(), "protocol code importing actix or sea-orm: {offenders:?}");
+}

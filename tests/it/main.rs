@@ -21,5 +21,6 @@ mod saml_corpus;
 mod saml_hostile;
 mod scim;
 mod store_admin;
+mod store_issuer;
 mod upstream_checks;
 mod upstream_oidc;

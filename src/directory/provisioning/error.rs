@@ -36,7 +36,7 @@ pub enum ProvisioningError {
     #[error("the resource was modified (If-Match does not match its ETag)")]
     VersionMismatch,
     #[error("database error: {0}")]
-    Db(#[from] sea_orm::DbErr),
+    Db(#[from] crate::store::conn::DbErr),
 }
 
 impl ProvisioningError {

@@ -3,12 +3,12 @@
 //! same tenant, never of another.
 use super::{check_if_match, Provisioning, ProvisioningError, Result, Versioned};
 use crate::ids::ScimGroupId;
+use crate::store::conn::{Conn, Tx};
 use crate::store::entities::scim_group;
 use crate::store::{scim_groups, scim_users, write_tx};
 use crate::util::rfc3339;
 use fedgate_scim::patch;
 use fedgate_scim::resource::{self, RowMeta};
-use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use serde_json::{json, Value};
 
 /// A group's state, as carried by `group.*` events.
@@ -25,7 +25,7 @@ impl Provisioning<'_> {
     }
 
     /// The Group resource as returned (members included unless `with_members` is false).
-    async fn group_view(&self, db: &impl ConnectionTrait, g: &scim_group::Model, with_members: bool) -> Result<Value> {
+    async fn group_view(&self, db: &impl Conn, g: &scim_group::Model, with_members: bool) -> Result<Value> {
         if !with_members {
             return Ok(self.group_resource(g, None));
         }
@@ -33,7 +33,7 @@ impl Provisioning<'_> {
         Ok(self.group_resource(g, Some(members.get(&g.id).map(Vec::as_slice).unwrap_or(&[]))))
     }
 
-    async fn load_group(&self, db: &impl ConnectionTrait, id: &str) -> Result<scim_group::Model> {
+    async fn load_group(&self, db: &impl Conn, id: &str) -> Result<scim_group::Model> {
         scim_groups::find(db, &self.tenant.id, id).await?.ok_or(ProvisioningError::NotFound("group"))
     }
 
@@ -43,7 +43,7 @@ impl Provisioning<'_> {
     }
 
     /// Checks that every id is a live SCIM user of this tenant (never links across tenants).
-    async fn check_members(&self, tx: &DatabaseTransaction, ids: &[String]) -> Result<()> {
+    async fn check_members(&self, tx: &Tx, ids: &[String]) -> Result<()> {
         for chunk in ids.chunks(500) {
             let found = scim_users::live_ids(tx, &self.tenant.id, chunk).await?;
             if let Some(missing) = chunk.iter().find(|i| !found.contains(i)) {
@@ -53,7 +53,7 @@ impl Provisioning<'_> {
         Ok(())
     }
 
-    async fn add_members(&self, tx: &DatabaseTransaction, group_id: &str, ids: &[String]) -> Result<()> {
+    async fn add_members(&self, tx: &Tx, group_id: &str, ids: &[String]) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -67,7 +67,7 @@ impl Provisioning<'_> {
         Ok(())
     }
 
-    async fn remove_members(&self, tx: &DatabaseTransaction, group_id: &str, ids: &[String]) -> Result<()> {
+    async fn remove_members(&self, tx: &Tx, group_id: &str, ids: &[String]) -> Result<()> {
         scim_groups::remove_members(tx, group_id, ids).await?;
         for uid in ids {
             let data = json!({"group_id": group_id, "user_id": uid, "tenant_id": self.tenant.id});
@@ -142,12 +142,7 @@ impl Provisioning<'_> {
     }
 
     /// Writes a normalized document over a group; a rename (or new externalId) is an event.
-    async fn save_group(
-        &self,
-        tx: &DatabaseTransaction,
-        g: scim_group::Model,
-        doc: &Value,
-    ) -> Result<scim_group::Model> {
+    async fn save_group(&self, tx: &Tx, g: scim_group::Model, doc: &Value) -> Result<scim_group::Model> {
         let (_, now) = self.now();
         let display_name = doc.get("displayName").and_then(Value::as_str).unwrap_or_default();
         let renamed =

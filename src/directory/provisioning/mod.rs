@@ -7,13 +7,13 @@
 //! are in `store::scim_users`, `store::scim_groups` and `store::scim_sql`. Users and groups go
 //! through the same entry points, parameterised by [`ResourceKind`].
 //!
-//! Narrow dependencies: a database, a clock, an RNG, the tenant, the tenant's SCIM base URL, and
-//! a [`SessionRevoker`]; nothing of HTTP.
+//! Narrow dependencies: a database, a clock, an RNG, the tenant and the tenant's SCIM base URL;
+//! nothing of HTTP. Deprovisioning ends sessions through [`crate::directory::sessions`].
 use crate::clock::{Clock, Rng};
+use crate::store::conn::Tx;
 use crate::store::entities::tenant;
 use crate::store::Db;
 use fedgate_scim::ResourceKind;
-use sea_orm::DatabaseTransaction;
 use serde_json::Value;
 
 mod error;
@@ -26,18 +26,6 @@ pub use list::ListQuery;
 
 type Result<T> = std::result::Result<T, ProvisioningError>;
 
-/// Ends a user's sessions and grants inside the caller's transaction (deactivation, deletion).
-#[async_trait::async_trait(?Send)]
-pub trait SessionRevoker {
-    async fn revoke_user_sessions(
-        &self,
-        tx: &DatabaseTransaction,
-        user_id: &str,
-        reason: &str,
-        now: i64,
-    ) -> std::result::Result<(), sea_orm::DbErr>;
-}
-
 /// Provisioning for one tenant, on behalf of one request.
 pub struct Provisioning<'a> {
     pub db: &'a Db,
@@ -47,7 +35,6 @@ pub struct Provisioning<'a> {
     /// The tenant's SCIM base URL (`https://issuer/scim/v2/{slug}`), for `meta.location` and
     /// `$ref`s.
     pub base: &'a str,
-    pub sessions: &'a dyn SessionRevoker,
 }
 
 /// A resource as returned, and its version (the ETag).
@@ -75,7 +62,7 @@ impl Provisioning<'_> {
     }
 
     /// Writes an event in the caller's transaction (the outbox).
-    async fn emit(&self, tx: &DatabaseTransaction, kind: &str, data: Value) -> Result<()> {
+    async fn emit(&self, tx: &Tx, kind: &str, data: Value) -> Result<()> {
         crate::events::emit(tx, self.rng, self.clock.now(), Some(&self.tenant.id), kind, data).await?;
         Ok(())
     }

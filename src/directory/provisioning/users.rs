@@ -2,16 +2,16 @@
 //! patch, delete; deactivation and deletion end the user's sessions.
 use super::{check_if_match, Provisioning, ProvisioningError, Result, Versioned};
 use crate::ids::UserId;
+use crate::store::conn::{Conn, DbErr, Tx};
 use crate::store::entities::user;
 use crate::store::{is_unique_violation, scim_groups, scim_users, write_tx};
 use crate::tenant::{ExternalIdScope, ScimDeletePolicy, ScimLinkRule};
 use crate::util::rfc3339;
 use fedgate_scim::patch;
 use fedgate_scim::resource::{self, RowMeta, UserColumns};
-use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use serde_json::{json, Value};
 
-fn user_conflict(e: sea_orm::DbErr, user_name: &str) -> ProvisioningError {
+fn user_conflict(e: DbErr, user_name: &str) -> ProvisioningError {
     if is_unique_violation(&e) {
         ProvisioningError::UserNameTaken(user_name.to_string())
     } else {
@@ -28,7 +28,7 @@ impl Provisioning<'_> {
     }
 
     /// The User resource as returned, with its groups unless `with_groups` is false.
-    async fn user_view(&self, db: &impl ConnectionTrait, u: &user::Model, with_groups: bool) -> Result<Value> {
+    async fn user_view(&self, db: &impl Conn, u: &user::Model, with_groups: bool) -> Result<Value> {
         if !with_groups {
             return Ok(self.user_resource(u, &[]));
         }
@@ -36,7 +36,7 @@ impl Provisioning<'_> {
         Ok(self.user_resource(u, groups.get(&u.id).map(Vec::as_slice).unwrap_or(&[])))
     }
 
-    async fn load_user(&self, db: &impl ConnectionTrait, id: &str) -> Result<user::Model> {
+    async fn load_user(&self, db: &impl Conn, id: &str) -> Result<user::Model> {
         scim_users::find_live(db, &self.tenant.id, id).await?.ok_or(ProvisioningError::NotFound("user"))
     }
 
@@ -84,7 +84,7 @@ impl Provisioning<'_> {
     /// Email rules need an email fedgate trusted at the login (the IdP vouched for it, in a
     /// domain of the tenant); the externalId rule matches the upstream subject of a connection
     /// the tenant's `scim_link_scope` admits, and only when it names one person.
-    async fn sso_user_to_adopt(&self, tx: &DatabaseTransaction, cols: &UserColumns) -> Result<Option<user::Model>> {
+    async fn sso_user_to_adopt(&self, tx: &Tx, cols: &UserColumns) -> Result<Option<user::Model>> {
         let tenant_id = &self.tenant.id;
         let settings = crate::tenant::settings_of(self.tenant);
         let found = match settings.scim_link {
@@ -153,7 +153,7 @@ impl Provisioning<'_> {
     }
 
     /// Writes a normalized document over a user; a deactivation ends their sessions.
-    async fn save_user(&self, tx: &DatabaseTransaction, u: user::Model, doc: Value) -> Result<user::Model> {
+    async fn save_user(&self, tx: &Tx, u: user::Model, doc: Value) -> Result<user::Model> {
         let (_, now) = self.now();
         let cols = resource::user_columns(&doc);
         let was_active = u.active;
@@ -162,7 +162,7 @@ impl Provisioning<'_> {
             scim_users::update(tx, u, &doc, &cols, false, now).await.map_err(|e| user_conflict(e, &cols.user_name))?;
         let kind = if was_active && !row.active {
             // Sessions end, grants are revoked, apps with a back-channel logout URI are told.
-            self.sessions.revoke_user_sessions(tx, &uid, "user_deactivated", now).await?;
+            crate::directory::sessions::revoke_user_sessions(tx, self.rng, &uid, "user_deactivated", now).await?;
             tracing::info!(user = %uid, tenant = %self.tenant.id, "SCIM deactivated a user; sessions and grants revoked");
             "user.deactivated"
         } else if !was_active && row.active {
@@ -181,7 +181,7 @@ impl Provisioning<'_> {
         let tx = write_tx(self.db).await?;
         let u = self.load_user(&tx, id).await?;
         check_if_match(if_match, u.version)?;
-        self.sessions.revoke_user_sessions(&tx, &u.id, "user_deleted", now).await?;
+        crate::directory::sessions::revoke_user_sessions(&tx, self.rng, &u.id, "user_deleted", now).await?;
         self.emit(&tx, "user.deleted", crate::directory::user_event(&u, "scim")).await?;
         scim_groups::remove_user(&tx, &u.id).await?;
         match policy {

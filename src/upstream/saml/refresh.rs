@@ -3,10 +3,10 @@
 //! IdP causes no outage), and record a warning plus an event when a refresh fails or a trusted
 //! certificate expires within 30 days. One instance refreshes at a time (a database lock).
 use super::{metadata, SamlConfig};
+use crate::store::conn::{DbErr, Tx};
 use crate::store::entities::connection;
 use crate::store::Db;
 use crate::upstream::UpstreamCtx;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 
 /// How often metadata is fetched again.
 pub const REFRESH_INTERVAL_SECS: i64 = 6 * 3600;
@@ -44,7 +44,7 @@ pub async fn refresh_one(
     db: &Db,
     ctx: &UpstreamCtx,
     row: &connection::Model,
-) -> Result<(connection::Model, Refreshed), sea_orm::DbErr> {
+) -> Result<(connection::Model, Refreshed), DbErr> {
     let Ok(crate::upstream::connections::ConnectionConfig::Saml(cfg)) =
         crate::upstream::connections::ConnectionConfig::from_row(row)
     else {
@@ -82,13 +82,9 @@ pub async fn refresh_one(
     cfg.metadata_refreshed_at = Some(now);
     let expiring = newly_expiring(&mut cfg, now);
     let tx = crate::store::write_tx(db).await?;
-    let mut m: connection::ActiveModel = row.clone().into();
-    m.config = Set(serde_json::to_string(&cfg).unwrap_or_else(|_| row.config.clone()));
-    if outcome == Refreshed::Changed {
-        m.version = Set(row.version + 1);
-        m.updated_at = Set(now);
-    }
-    let updated = m.update(&tx).await?;
+    let config = serde_json::to_string(&cfg).unwrap_or_else(|_| row.config.clone());
+    let changed_at = (outcome == Refreshed::Changed).then_some(now);
+    let updated = crate::store::connections::set_config(&tx, row, config, changed_at).await?;
     if let Refreshed::Failed(e) = &outcome {
         tracing::warn!(connection = %row.id, error = %e, "SAML metadata refresh failed");
         if !was_failing {
@@ -113,11 +109,11 @@ pub async fn refresh_one(
 
 /// One `connection.certificate_expiring` event per certificate.
 async fn announce_expiring(
-    tx: &sea_orm::DatabaseTransaction,
+    tx: &Tx,
     ctx: &UpstreamCtx,
     row: &connection::Model,
     expiring: Vec<metadata::CertInfo>,
-) -> Result<(), sea_orm::DbErr> {
+) -> Result<(), DbErr> {
     for info in expiring {
         tracing::warn!(connection = %row.id, fingerprint = %info.fingerprint_sha256, not_after = info.not_after, "IdP signing certificate expires soon");
         crate::events::emit(
@@ -152,9 +148,9 @@ fn newly_expiring(cfg: &mut SamlConfig, now: i64) -> Vec<metadata::CertInfo> {
 
 /// One maintenance pass: refreshes every due metadata URL and announces expiring certificates
 /// of every SAML connection. Returns how many connections were looked at.
-pub async fn run_due(db: &Db, ctx: &UpstreamCtx) -> Result<usize, sea_orm::DbErr> {
+pub async fn run_due(db: &Db, ctx: &UpstreamCtx) -> Result<usize, DbErr> {
     let now = ctx.clock.now();
-    let rows = connection::Entity::find().filter(connection::Column::ConnType.eq("saml")).all(db).await?;
+    let rows = crate::store::connections::saml(db).await?;
     let mut n = 0;
     for row in rows {
         let Ok(crate::upstream::connections::ConnectionConfig::Saml(cfg)) =
@@ -172,9 +168,8 @@ pub async fn run_due(db: &Db, ctx: &UpstreamCtx) -> Result<usize, sea_orm::DbErr
             let expiring = newly_expiring(&mut cfg, now);
             if !expiring.is_empty() {
                 let tx = crate::store::write_tx(db).await?;
-                let mut m: connection::ActiveModel = row.clone().into();
-                m.config = Set(serde_json::to_string(&cfg).unwrap_or_else(|_| row.config.clone()));
-                m.update(&tx).await?;
+                let config = serde_json::to_string(&cfg).unwrap_or_else(|_| row.config.clone());
+                crate::store::connections::set_config(&tx, &row, config, None).await?;
                 announce_expiring(&tx, ctx, &row, expiring).await?;
                 tx.commit().await?;
                 n += 1;

@@ -1,0 +1,62 @@
+//! Queries on grants (`grants`: what one code exchange issued, the family of its refresh
+//! tokens) and on revoked access tokens (`revoked_tokens`, by `jti`).
+use super::entities::{grant, revoked_token};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
+
+pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<grant::Model>, DbErr> {
+    grant::Entity::find_by_id(id.to_string()).one(db).await
+}
+
+pub async fn insert(db: &impl ConnectionTrait, g: &grant::Model) -> Result<(), DbErr> {
+    grant::Entity::insert(grant::ActiveModel::from(g.clone())).exec_without_returning(db).await?;
+    Ok(())
+}
+
+/// Revokes a grant (if still live) and deletes every refresh token in it (the token family).
+pub async fn revoke(db: &impl ConnectionTrait, grant_id: &str, reason: &str, now: i64) -> Result<(), DbErr> {
+    grant::Entity::update_many()
+        .col_expr(grant::Column::RevokedAt, now.into())
+        .col_expr(grant::Column::RevokedReason, reason.into())
+        .filter(grant::Column::Id.eq(grant_id))
+        .filter(grant::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    super::refresh_tokens::delete_of_grant(db, grant_id).await
+}
+
+/// The ids of every grant made under one of these sessions (revoked or not).
+pub async fn ids_of_sessions(db: &impl ConnectionTrait, session_ids: &[String]) -> Result<Vec<String>, DbErr> {
+    Ok(grant::Entity::find()
+        .filter(grant::Column::SessionId.is_in(session_ids.to_vec()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|g| g.id)
+        .collect())
+}
+
+/// The ids of a user's live (not revoked) grants.
+pub async fn live_ids_of_user(db: &impl ConnectionTrait, user_id: &str) -> Result<Vec<String>, DbErr> {
+    Ok(grant::Entity::find()
+        .filter(grant::Column::UserId.eq(user_id))
+        .filter(grant::Column::RevokedAt.is_null())
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|g| g.id)
+        .collect())
+}
+
+/// Records an access token's `jti` as revoked until `expires_at`. Revoking it twice is fine.
+pub async fn revoke_access_token(db: &impl ConnectionTrait, jti: &str, expires_at: i64) -> Result<(), DbErr> {
+    let row = revoked_token::ActiveModel { jti: Set(jti.to_string()), expires_at: Set(expires_at) };
+    match revoked_token::Entity::insert(row).exec_without_returning(db).await {
+        Ok(_) => Ok(()),
+        Err(e) if super::is_unique_violation(&e) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn access_token_revoked(db: &impl ConnectionTrait, jti: &str) -> Result<bool, DbErr> {
+    Ok(revoked_token::Entity::find_by_id(jti.to_string()).one(db).await?.is_some())
+}

@@ -1,0 +1,62 @@
+//! Queries on `identities`: the links from an upstream identity (connection, subject) to a
+//! user. A (connection, subject) pair links to at most one user (a unique index).
+use super::entities::identity::{self, Model};
+use super::entities::tenant_domain;
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
+
+/// The identity with this upstream subject at this connection.
+pub async fn by_subject(db: &impl ConnectionTrait, connection_id: &str, subject: &str) -> Result<Option<Model>, DbErr> {
+    identity::Entity::find()
+        .filter(identity::Column::ConnectionId.eq(connection_id))
+        .filter(identity::Column::Subject.eq(subject))
+        .one(db)
+        .await
+}
+
+/// A user's identity at one connection.
+pub async fn of_user_at(db: &impl ConnectionTrait, user_id: &str, connection_id: &str) -> Result<Option<Model>, DbErr> {
+    identity::Entity::find()
+        .filter(identity::Column::UserId.eq(user_id))
+        .filter(identity::Column::ConnectionId.eq(connection_id))
+        .one(db)
+        .await
+}
+
+/// Links an identity (fails on a second link of the same connection and subject).
+pub async fn insert(db: &impl ConnectionTrait, m: Model) -> Result<Model, DbErr> {
+    identity::ActiveModel::from(m).insert(db).await
+}
+
+pub async fn delete(db: &impl ConnectionTrait, id: &str) -> Result<(), DbErr> {
+    identity::Entity::delete_by_id(id.to_string()).exec(db).await?;
+    Ok(())
+}
+
+/// What a login through the identity's connection records on it.
+#[derive(Debug, Clone)]
+pub struct LoginRecord {
+    /// The upstream groups (a JSON list).
+    pub groups: String,
+    /// The upstream attributes (a JSON object); `None` leaves them alone.
+    pub attributes: Option<String>,
+    pub verified_email: Option<String>,
+    pub verified_email_domain: Option<String>,
+    pub last_login_at: i64,
+}
+
+pub async fn record_login(db: &impl ConnectionTrait, idn: Model, r: LoginRecord) -> Result<Model, DbErr> {
+    let mut im: identity::ActiveModel = idn.into();
+    im.groups = Set(r.groups);
+    if let Some(a) = r.attributes {
+        im.attributes = Set(a);
+    }
+    im.verified_email = Set(r.verified_email);
+    im.verified_email_domain = Set(r.verified_email_domain);
+    im.last_login_at = Set(r.last_login_at);
+    im.update(db).await
+}
+
+/// The `tenant_domains` row of the domain an identity's vouched email is in, if any.
+pub async fn vouched_domain(db: &impl ConnectionTrait, domain: &str) -> Result<Option<tenant_domain::Model>, DbErr> {
+    tenant_domain::Entity::find_by_id(domain.to_string()).one(db).await
+}

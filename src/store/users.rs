@@ -1,0 +1,115 @@
+//! Queries on `users` outside SCIM provisioning: the user behind a token or session, users an
+//! SSO login creates or refreshes, the SCIM-provisioned user a first login links to, and the
+//! names of a user's SCIM groups. Every lookup by attribute is scoped to one tenant.
+use super::entities::{scim_group, scim_group_member, user};
+use sea_orm::sea_query::Query;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    Set,
+};
+
+pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<user::Model>, DbErr> {
+    user::Entity::find_by_id(id.to_string()).one(db).await
+}
+
+/// Whether user `id` exists, is active and not deleted.
+pub async fn is_live(db: &impl ConnectionTrait, id: &str) -> Result<bool, DbErr> {
+    Ok(get(db, id).await?.is_some_and(|u| u.active && u.deleted_at.is_none()))
+}
+
+pub async fn insert(db: &impl ConnectionTrait, u: user::Model) -> Result<user::Model, DbErr> {
+    user::ActiveModel::from(u).insert(db).await
+}
+
+/// What an upstream login says about a person; `None` fields leave the stored value alone.
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamProfile {
+    /// The email, and whether fedgate trusts it.
+    pub email: Option<(String, bool)>,
+    pub name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+}
+
+/// Refreshes an SSO-created user's profile from a login.
+pub async fn update_profile(
+    db: &impl ConnectionTrait,
+    u: user::Model,
+    p: UpstreamProfile,
+    now: i64,
+) -> Result<user::Model, DbErr> {
+    let mut um: user::ActiveModel = u.into();
+    if let Some((email, verified)) = p.email {
+        um.email_lower = Set(Some(email.to_lowercase()));
+        um.email = Set(Some(email));
+        um.email_verified = Set(verified);
+    }
+    if p.name.is_some() {
+        um.name = Set(p.name);
+    }
+    if p.given_name.is_some() {
+        um.given_name = Set(p.given_name);
+    }
+    if p.family_name.is_some() {
+        um.family_name = Set(p.family_name);
+    }
+    um.updated_at = Set(now);
+    um.update(db).await
+}
+
+/// SCIM-provisioned users of the tenant, live ones first.
+fn provisioned(tenant_id: &str) -> Select<user::Entity> {
+    user::Entity::find()
+        .filter(user::Column::TenantId.eq(tenant_id))
+        .filter(user::Column::Scim.is_not_null())
+        .order_by_asc(user::Column::DeletedAt)
+        .order_by_asc(user::Column::Id)
+}
+
+/// The SCIM-provisioned user of the tenant with this externalId (soft-deleted ones too).
+pub async fn provisioned_by_external_id(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    external_id: &str,
+) -> Result<Option<user::Model>, DbErr> {
+    provisioned(tenant_id).filter(user::Column::ExternalId.eq(external_id)).one(db).await
+}
+
+/// The live SCIM-provisioned user of the tenant with this (lowercased) userName.
+pub async fn live_provisioned_by_user_name(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    user_name_lower: &str,
+) -> Result<Option<user::Model>, DbErr> {
+    provisioned(tenant_id)
+        .filter(user::Column::UserNameLower.eq(user_name_lower))
+        .filter(user::Column::DeletedAt.is_null())
+        .one(db)
+        .await
+}
+
+/// The SCIM-provisioned user of the tenant with this (lowercased) email (soft-deleted ones too).
+pub async fn provisioned_by_email(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    email_lower: &str,
+) -> Result<Option<user::Model>, DbErr> {
+    provisioned(tenant_id).filter(user::Column::EmailLower.eq(email_lower)).one(db).await
+}
+
+/// Display names of the SCIM groups a user belongs to, sorted.
+pub async fn scim_group_names(db: &impl ConnectionTrait, user_id: &str) -> Result<Vec<String>, DbErr> {
+    let group_ids = Query::select()
+        .column(scim_group_member::Column::GroupId)
+        .from(scim_group_member::Entity)
+        .and_where(scim_group_member::Column::UserId.eq(user_id))
+        .to_owned();
+    scim_group::Entity::find()
+        .select_only()
+        .column(scim_group::Column::DisplayName)
+        .filter(scim_group::Column::Id.in_subquery(group_ids))
+        .order_by_asc(scim_group::Column::DisplayName)
+        .into_tuple()
+        .all(db)
+        .await
+}

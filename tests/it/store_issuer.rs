@@ -1,0 +1,343 @@
+//! Store conformance for the issuer's tables (run on SQLite and PostgreSQL): single-use codes,
+//! refresh token rotation and family revocation, revoked access tokens, sessions and the
+//! subject join, identity link uniqueness, tenant scoping of user lookups, signing key rotation.
+use crate::both;
+use crate::common::*;
+use fedgate::store::entities::{grant, identity, signing_key, user};
+use fedgate::store::{codes, grants, identities, refresh_tokens, sessions, signing_keys, users};
+
+fn new_user(id: &str, tenant_id: &str, scim: bool) -> user::Model {
+    user::Model {
+        id: id.into(),
+        tenant_id: tenant_id.into(),
+        user_name: Some(format!("{id}@example.test")),
+        email: Some(format!("{id}@example.test")),
+        email_verified: false,
+        name: None,
+        given_name: None,
+        family_name: None,
+        active: true,
+        external_id: Some(format!("ext-{id}")),
+        attributes: "{}".into(),
+        created_at: 1,
+        updated_at: 1,
+        deleted_at: None,
+        user_name_lower: Some(format!("{id}@example.test")),
+        email_lower: Some(format!("{id}@example.test")),
+        scim: scim.then(|| "{}".to_string()),
+        version: 0,
+    }
+}
+
+fn new_identity(id: &str, tenant_id: &str, connection_id: &str, subject: &str, user_id: &str) -> identity::Model {
+    identity::Model {
+        id: id.into(),
+        tenant_id: tenant_id.into(),
+        connection_id: connection_id.into(),
+        subject: subject.into(),
+        user_id: user_id.into(),
+        attributes: "{}".into(),
+        groups: "[]".into(),
+        created_at: 1,
+        last_login_at: 1,
+        verified_email: None,
+        verified_email_domain: None,
+    }
+}
+
+fn new_grant(id: &str, user_id: &str, session_id: &str, now: i64) -> grant::Model {
+    grant::Model {
+        id: id.into(),
+        client_id: "cli_x".into(),
+        user_id: user_id.into(),
+        tenant_id: "org_x".into(),
+        session_id: session_id.into(),
+        scope: "openid".into(),
+        auth_time: now,
+        created_at: now,
+        expires_at: now + 3600,
+        revoked_at: None,
+        revoked_reason: None,
+    }
+}
+
+fn new_session(id: &str, user_id: &str, tenant_id: &str, connection_id: &str, now: i64) -> sessions::NewSession {
+    sessions::NewSession {
+        id: id.into(),
+        cookie_hash: format!("hash-{id}"),
+        user_id: user_id.into(),
+        tenant_id: tenant_id.into(),
+        connection_id: connection_id.into(),
+        auth_time: now,
+        amr: vec!["pwd".into()],
+        created_at: now,
+        expires_at: now + 3600,
+    }
+}
+
+async fn codes_are_single_use(app: &TestApp) {
+    let db = &app.state.db;
+    let now = 1_000;
+    let code = codes::NewCode {
+        code_hash: "h1".into(),
+        login_id: "lgn".into(),
+        client_id: "cli_x".into(),
+        redirect_uri: "https://app/cb".into(),
+        user_id: "usr_1".into(),
+        session_id: "ses_1".into(),
+        scope: "openid".into(),
+        nonce: None,
+        code_challenge: None,
+        auth_time: now,
+        created_at: now,
+        expires_at: now + 60,
+    };
+    codes::insert(db, code).await.unwrap();
+    let first = codes::claim(db, "h1", now + 1, "grt_1").await.unwrap().expect("first claim wins");
+    assert_eq!(first.used_at, Some(now + 1));
+    assert_eq!(first.grant_id.as_deref(), Some("grt_1"));
+    assert!(codes::claim(db, "h1", now + 2, "grt_2").await.unwrap().is_none(), "a code is claimed once");
+    let stored = codes::get(db, "h1").await.unwrap().unwrap();
+    assert_eq!(stored.grant_id.as_deref(), Some("grt_1"), "a failed claim changes nothing");
+    assert!(codes::claim(db, "unknown", now, "grt_3").await.unwrap().is_none());
+    assert!(codes::get(db, "unknown").await.unwrap().is_none());
+}
+
+async fn refresh_rotation_and_family_revoke(app: &TestApp) {
+    let db = &app.state.db;
+    let now = 5_000;
+    grants::insert(db, &new_grant("grt_a", "usr_1", "ses_1", now)).await.unwrap();
+    grants::insert(db, &new_grant("grt_b", "usr_1", "ses_1", now)).await.unwrap();
+    refresh_tokens::insert(db, "rt1", "grt_a", now, now + 3600).await.unwrap();
+    refresh_tokens::insert(db, "other", "grt_b", now, now + 3600).await.unwrap();
+    let claimed = refresh_tokens::claim(db, "rt1", now + 1).await.unwrap().expect("first use");
+    assert_eq!((claimed.grant_id.as_str(), claimed.used_at), ("grt_a", Some(now + 1)));
+    assert!(refresh_tokens::claim(db, "rt1", now + 2).await.unwrap().is_none(), "rotated token is spent");
+    assert_eq!(refresh_tokens::get(db, "rt1").await.unwrap().unwrap().used_at, Some(now + 1));
+    // Rotation: the successor of the spent token.
+    refresh_tokens::insert(db, "rt2", "grt_a", now + 1, now + 3600).await.unwrap();
+    // Reuse of rt1 revokes the family: the grant, and every token in it (rt1 and rt2).
+    grants::revoke(db, "grt_a", "refresh_token_reuse", now + 3).await.unwrap();
+    let g = grants::get(db, "grt_a").await.unwrap().unwrap();
+    assert_eq!((g.revoked_at, g.revoked_reason.as_deref()), (Some(now + 3), Some("refresh_token_reuse")));
+    assert!(refresh_tokens::get(db, "rt1").await.unwrap().is_none());
+    assert!(refresh_tokens::get(db, "rt2").await.unwrap().is_none());
+    assert!(refresh_tokens::claim(db, "rt2", now + 4).await.unwrap().is_none());
+    // A second revocation keeps the first reason and time.
+    grants::revoke(db, "grt_a", "logout", now + 9).await.unwrap();
+    let g = grants::get(db, "grt_a").await.unwrap().unwrap();
+    assert_eq!((g.revoked_at, g.revoked_reason.as_deref()), (Some(now + 3), Some("refresh_token_reuse")));
+    // Other families are untouched.
+    assert!(grants::get(db, "grt_b").await.unwrap().unwrap().revoked_at.is_none());
+    assert!(refresh_tokens::get(db, "other").await.unwrap().is_some());
+    assert_eq!(grants::live_ids_of_user(db, "usr_1").await.unwrap(), vec!["grt_b".to_string()]);
+    let mut of_session = grants::ids_of_sessions(db, &["ses_1".into()]).await.unwrap();
+    of_session.sort();
+    assert_eq!(of_session, vec!["grt_a".to_string(), "grt_b".to_string()]);
+}
+
+async fn access_token_revocation_is_idempotent(app: &TestApp) {
+    let db = &app.state.db;
+    assert!(!grants::access_token_revoked(db, "grt_a.1").await.unwrap());
+    grants::revoke_access_token(db, "grt_a.1", 100).await.unwrap();
+    grants::revoke_access_token(db, "grt_a.1", 100).await.unwrap();
+    assert!(grants::access_token_revoked(db, "grt_a.1").await.unwrap());
+    assert!(!grants::access_token_revoked(db, "grt_a.2").await.unwrap());
+}
+
+async fn sessions_and_subject(app: &TestApp) {
+    let (t, c) = app.tenant("acme", "acme.test", &[]).await;
+    let (tid, cid) = (t["id"].as_str().unwrap(), c["id"].as_str().unwrap());
+    let db = &app.state.db;
+    let now = app.state.clock.now();
+    users::insert(db, new_user("usr_1", tid, false)).await.unwrap();
+    users::insert(db, new_user("usr_2", tid, false)).await.unwrap();
+    let mut idn = new_identity("idn_1", tid, cid, "sub-1", "usr_1");
+    idn.groups = "[\"eng\"]".into();
+    idn.verified_email = Some("usr_1@acme.test".into());
+    idn.verified_email_domain = Some("acme.test".into());
+    identities::insert(db, idn).await.unwrap();
+    sessions::insert(db, new_session("ses_1", "usr_1", tid, cid, now)).await.unwrap();
+    sessions::insert(db, new_session("ses_2", "usr_1", tid, cid, now)).await.unwrap();
+    sessions::insert(db, new_session("ses_3", "usr_2", tid, cid, now)).await.unwrap();
+
+    let row = sessions::subject(db, "usr_1", "ses_1").await.unwrap().expect("subject");
+    assert_eq!((row.user.id.as_str(), row.session.id.as_str(), row.tenant.id.as_str()), ("usr_1", "ses_1", tid));
+    assert_eq!(row.connection_type.as_deref(), Some("dev"));
+    assert_eq!(row.groups.as_deref(), Some("[\"eng\"]"));
+    assert_eq!(row.vouched_email.as_deref(), Some("usr_1@acme.test"));
+    assert_eq!(row.vouched_domain.map(|d| d.tenant_id), Some(tid.to_string()));
+    assert!(sessions::subject(db, "usr_2", "ses_1").await.unwrap().is_none(), "session of another user");
+    let row = sessions::subject(db, "usr_2", "ses_3").await.unwrap().expect("subject without identity");
+    assert_eq!((row.groups, row.vouched_email, row.vouched_domain), (None, None, None));
+
+    assert_eq!(sessions::unrevoked_of_user(db, "usr_1").await.unwrap().len(), 2);
+    sessions::revoke(db, &["ses_1".into()], now).await.unwrap();
+    let live: Vec<String> = sessions::unrevoked_of_user(db, "usr_1").await.unwrap().into_iter().map(|s| s.id).collect();
+    assert_eq!(live, vec!["ses_2".to_string()]);
+    assert!(sessions::unrevoked(db, "ses_1").await.unwrap().is_empty());
+    assert!(sessions::live_by_cookie(db, "hash-ses_1", now).await.unwrap().is_none(), "revoked");
+    assert!(sessions::live_by_cookie(db, "hash-ses_2", now).await.unwrap().is_some());
+    assert!(sessions::live_by_cookie(db, "hash-ses_2", now + 3600).await.unwrap().is_none(), "expired");
+    // A second revocation keeps the first time.
+    sessions::revoke(db, &["ses_1".into()], now + 50).await.unwrap();
+    assert_eq!(sessions::get(db, "ses_1").await.unwrap().unwrap().revoked_at, Some(now));
+}
+
+async fn revoking_a_users_sessions_ends_their_grants(app: &TestApp) {
+    let (t, c) = app.tenant("acme", "acme.test", &[]).await;
+    let (tid, cid) = (t["id"].as_str().unwrap(), c["id"].as_str().unwrap());
+    let db = &app.state.db;
+    let now = app.state.clock.now();
+    sessions::insert(db, new_session("ses_1", "usr_1", tid, cid, now)).await.unwrap();
+    sessions::insert(db, new_session("ses_old", "usr_1", tid, cid, now)).await.unwrap();
+    sessions::insert(db, new_session("ses_9", "usr_9", tid, cid, now)).await.unwrap();
+    sessions::revoke(db, &["ses_old".into()], now).await.unwrap();
+    grants::insert(db, &new_grant("grt_1", "usr_1", "ses_1", now)).await.unwrap();
+    grants::insert(db, &new_grant("grt_offline", "usr_1", "ses_old", now)).await.unwrap();
+    grants::insert(db, &new_grant("grt_9", "usr_9", "ses_9", now)).await.unwrap();
+    refresh_tokens::insert(db, "rt_offline", "grt_offline", now, now + 3600).await.unwrap();
+    let tx = fedgate::store::write_tx(db).await.unwrap();
+    let n = fedgate::directory::sessions::revoke_user_sessions(&tx, &*app.state.rng, "usr_1", "user_deactivated", now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(n, 1, "only the live session ends");
+    for g in ["grt_1", "grt_offline"] {
+        let g = grants::get(db, g).await.unwrap().unwrap();
+        assert_eq!(g.revoked_reason.as_deref(), Some("user_deactivated"), "{}", g.id);
+    }
+    assert!(refresh_tokens::get(db, "rt_offline").await.unwrap().is_none());
+    assert!(grants::get(db, "grt_9").await.unwrap().unwrap().revoked_at.is_none(), "other users untouched");
+    assert!(sessions::unrevoked(db, "ses_9").await.unwrap().len() == 1);
+    let tx = fedgate::store::write_tx(db).await.unwrap();
+    let n = fedgate::directory::sessions::end_session(&tx, &*app.state.rng, "ses_1", "logout", now).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(n, 0, "an ended session ends once");
+}
+
+async fn identity_links_are_unique(app: &TestApp) {
+    let db = &app.state.db;
+    identities::insert(db, new_identity("idn_1", "org_a", "conn_1", "sub", "usr_1")).await.unwrap();
+    let dup = identities::insert(db, new_identity("idn_2", "org_a", "conn_1", "sub", "usr_2")).await;
+    assert!(dup.as_ref().is_err_and(fedgate::store::is_unique_violation), "{dup:?}");
+    // The same subject at another connection is another person.
+    identities::insert(db, new_identity("idn_3", "org_a", "conn_2", "sub", "usr_3")).await.unwrap();
+    assert_eq!(identities::by_subject(db, "conn_1", "sub").await.unwrap().unwrap().user_id, "usr_1");
+    assert_eq!(identities::by_subject(db, "conn_2", "sub").await.unwrap().unwrap().user_id, "usr_3");
+    assert!(identities::by_subject(db, "conn_3", "sub").await.unwrap().is_none());
+    assert_eq!(identities::of_user_at(db, "usr_3", "conn_2").await.unwrap().unwrap().id, "idn_3");
+    assert!(identities::of_user_at(db, "usr_3", "conn_1").await.unwrap().is_none());
+    let rec = identities::LoginRecord {
+        groups: "[\"a\"]".into(),
+        attributes: None,
+        verified_email: Some("x@a.test".into()),
+        verified_email_domain: Some("a.test".into()),
+        last_login_at: 77,
+    };
+    let idn = identities::by_subject(db, "conn_1", "sub").await.unwrap().unwrap();
+    let updated = identities::record_login(db, idn, rec).await.unwrap();
+    assert_eq!((updated.groups.as_str(), updated.attributes.as_str(), updated.last_login_at), ("[\"a\"]", "{}", 77));
+    identities::delete(db, "idn_1").await.unwrap();
+    assert!(identities::by_subject(db, "conn_1", "sub").await.unwrap().is_none());
+    // Once the link is gone, the pair may link again.
+    identities::insert(db, new_identity("idn_4", "org_a", "conn_1", "sub", "usr_4")).await.unwrap();
+}
+
+async fn user_lookups_are_tenant_scoped(app: &TestApp) {
+    let db = &app.state.db;
+    users::insert(db, new_user("usr_a", "org_a", true)).await.unwrap();
+    users::insert(db, new_user("usr_b", "org_b", true)).await.unwrap();
+    users::insert(db, new_user("usr_sso", "org_a", false)).await.unwrap();
+    let mut gone = new_user("usr_gone", "org_a", true);
+    gone.deleted_at = Some(5);
+    gone.external_id = Some("ext-gone".into());
+    users::insert(db, gone).await.unwrap();
+    let find_ext = |t: &'static str, e: &'static str| async move {
+        users::provisioned_by_external_id(db, t, e).await.unwrap().map(|u| u.id)
+    };
+    assert_eq!(find_ext("org_a", "ext-usr_a").await.as_deref(), Some("usr_a"));
+    assert_eq!(find_ext("org_a", "ext-usr_b").await, None, "never across tenants");
+    assert_eq!(find_ext("org_b", "ext-usr_b").await.as_deref(), Some("usr_b"));
+    assert_eq!(find_ext("org_a", "ext-usr_sso").await, None, "SSO-created users are not provisioned");
+    assert_eq!(find_ext("org_a", "ext-gone").await.as_deref(), Some("usr_gone"), "soft-deleted found");
+    let by_name = users::live_provisioned_by_user_name(db, "org_a", "usr_a@example.test").await.unwrap();
+    assert_eq!(by_name.map(|u| u.id).as_deref(), Some("usr_a"));
+    assert!(users::live_provisioned_by_user_name(db, "org_b", "usr_a@example.test").await.unwrap().is_none());
+    assert!(users::live_provisioned_by_user_name(db, "org_a", "usr_gone@example.test").await.unwrap().is_none());
+    let by_email = users::provisioned_by_email(db, "org_a", "usr_gone@example.test").await.unwrap();
+    assert_eq!(by_email.map(|u| u.id).as_deref(), Some("usr_gone"));
+    assert!(users::provisioned_by_email(db, "org_b", "usr_a@example.test").await.unwrap().is_none());
+    assert!(users::is_live(db, "usr_a").await.unwrap());
+    assert!(!users::is_live(db, "usr_gone").await.unwrap());
+    assert!(!users::is_live(db, "usr_none").await.unwrap());
+    let p = users::UpstreamProfile { email: Some(("New@Example.test".into(), true)), ..Default::default() };
+    let u = users::update_profile(db, users::get(db, "usr_sso").await.unwrap().unwrap(), p, 9).await.unwrap();
+    assert_eq!(
+        (u.email.as_deref(), u.email_lower.as_deref(), u.email_verified, u.name, u.updated_at),
+        (Some("New@Example.test"), Some("new@example.test"), true, None, 9)
+    );
+    assert!(users::scim_group_names(db, "usr_a").await.unwrap().is_empty());
+}
+
+fn key(kid: &str, state: &str, created_at: i64, expires_at: Option<i64>) -> signing_key::Model {
+    signing_key::Model {
+        kid: kid.into(),
+        alg: "ES256".into(),
+        state: state.into(),
+        private_enc: "x".into(),
+        public_jwk: "{}".into(),
+        created_at,
+        activated_at: (state == "active").then_some(created_at),
+        retired_at: None,
+        expires_at,
+    }
+}
+
+async fn signing_key_rows_and_rotation_order(app: &TestApp) {
+    let db = &app.state.db;
+    // The ring as started: one active and one next key per algorithm.
+    let before = signing_keys::all(db).await.unwrap();
+    let es: Vec<_> = before.iter().filter(|k| k.alg == "ES256").collect();
+    let active = es.iter().find(|k| k.state == "active").unwrap().kid.clone();
+    let next = es.iter().find(|k| k.state == "next").unwrap().kid.clone();
+    // A forced rotation activates the published next key (never a new one), retires the old
+    // active key with an expiry, and publishes a new next key.
+    let report = app.state.keys.rotate(true).await.unwrap();
+    assert!(report.activated.contains(&next), "{report:?}");
+    assert!(report.retired.contains(&active), "{report:?}");
+    let after = signing_keys::all(db).await.unwrap();
+    let state_of = |kid: &str| after.iter().find(|k| k.kid == kid).unwrap().clone();
+    assert_eq!(state_of(&next).state, "active");
+    let old = state_of(&active);
+    assert_eq!(old.state, "retired");
+    assert!(old.retired_at.is_some() && old.expires_at > old.retired_at);
+    let new_next: Vec<_> = after.iter().filter(|k| k.alg == "ES256" && k.state == "next").collect();
+    assert_eq!(new_next.len(), 1);
+    assert!(new_next[0].kid != active && new_next[0].kid != next);
+    // Row-level contracts: expired keys are deleted, others stay.
+    signing_keys::insert(db, key("k-exp", "retired", 1, Some(10))).await.unwrap();
+    signing_keys::insert(db, key("k-later", "retired", 1, Some(1_000_000_000_000))).await.unwrap();
+    assert_eq!(signing_keys::delete_expired(db, 10).await.unwrap(), 1);
+    let kids: Vec<String> = signing_keys::all(db).await.unwrap().into_iter().map(|k| k.kid).collect();
+    assert!(!kids.contains(&"k-exp".to_string()) && kids.contains(&"k-later".to_string()));
+    signing_keys::insert(db, key("k-n", "next", 5, None)).await.unwrap();
+    signing_keys::activate(db, key("k-n", "next", 5, None), 20).await.unwrap();
+    signing_keys::retire(db, key("k-later", "active", 1, None), 30, 40).await.unwrap();
+    let all = signing_keys::all(db).await.unwrap();
+    let n = all.iter().find(|k| k.kid == "k-n").unwrap();
+    assert_eq!((n.state.as_str(), n.activated_at), ("active", Some(20)));
+    let r = all.iter().find(|k| k.kid == "k-later").unwrap();
+    assert_eq!((r.state.as_str(), r.retired_at, r.expires_at), ("retired", Some(30), Some(40)));
+}
+
+both!(
+    codes_are_single_use,
+    refresh_rotation_and_family_revoke,
+    access_token_revocation_is_idempotent,
+    sessions_and_subject,
+    revoking_a_users_sessions_ends_their_grants,
+    identity_links_are_unique,
+    user_lookups_are_tenant_scoped,
+    signing_key_rows_and_rotation_order,
+);
