@@ -25,7 +25,7 @@
 //!   (`scim-deactivate`)
 //! * `flood`   - 10,000 junk ACS posts and 10,000 anonymous authorization requests from one
 //!   address while legitimate logins of another tenant run: counts the logins that succeed, the
-//!   rows the flood adds and the webhooks that leave (see `fedgate-bench/flood.rs`). Needs the
+//!   rows the flood adds and the webhooks that leave (see `flood.rs`). Needs the
 //!   database URL and a server that trusts loopback as a proxy; scripts/bench.sh sets both.
 //!
 //! This file is deliberately self-contained: it measures the server strictly through its HTTP
@@ -1091,7 +1091,7 @@ async fn run_refresh_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) -> Res
     Ok(PhaseReport::new(Phase::Refresh, c, m))
 }
 
-#[path = "../../idp-fixtures/oidc_idp.rs"]
+#[path = "../../../idp-fixtures/oidc_idp.rs"]
 mod oidc_idp;
 
 /// One brokered login, start to finish: authorize -> fixture IdP -> callback -> code -> token.
@@ -1158,7 +1158,7 @@ async fn run_login_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) -> Res<P
 // SAML
 // ---------------------------------------------------------------------------------------------
 
-#[path = "../../idp-fixtures/saml_idp.rs"]
+#[path = "../../../idp-fixtures/saml_idp.rs"]
 mod saml_idp;
 
 const SAML_IDP_ENTITY: &str = "https://idp.bench.test/saml";
@@ -1538,10 +1538,8 @@ async fn run_scim_deactivate_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler
     Ok(PhaseReport::new(Phase::ScimDeactivate, c, m))
 }
 
-#[path = "fedgate-bench/flood.rs"]
 mod flood;
 
-#[path = "fedgate-bench/burst.rs"]
 mod burst;
 
 // ---------------------------------------------------------------------------------------------
