@@ -35,6 +35,7 @@
 //! that prepares whatever state it needs untimed and then calls [`drive`] (the generic
 //! "run N requests at concurrency C with this async closure" helper) wrapped in
 //! [`measure`], and hook it up in [`run_phase`].
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::future::Future;
