@@ -13,7 +13,7 @@
 //!   server's; the server needs dev mode (http issuer URLs) and `allow_private_network`.
 //! * `saml`    - complete SAML logins: authorize -> 302 to the IdP (HTTP-Redirect, signed
 //!   AuthnRequest) -> the bench plays the IdP with the fixture SAML IdP
-//!   (idp-fixtures/saml_idp.rs: a signed Response to the request whose ID is the RelayState) ->
+//!   (crates/fixtures/src/saml_idp.rs: a signed Response to the request whose ID is the RelayState) ->
 //!   `POST /sso/saml/{conn}/acs` -> 303 `/sso/saml/resume` (binding cookie) -> code -> token,
 //!   one timed operation each. Signing happens in this process (the other core).
 //! * `saml-acs` - the ACS alone: pending logins are started and their Responses signed untimed,
@@ -1159,8 +1159,7 @@ async fn run_login_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) -> Res<P
 // SAML
 // ---------------------------------------------------------------------------------------------
 
-#[path = "../../../idp-fixtures/saml_idp.rs"]
-mod saml_idp;
+use fedgate_fixtures::saml_idp;
 
 const SAML_IDP_ENTITY: &str = "https://idp.bench.test/saml";
 /// Never contacted: the bench reads the redirect and answers as the IdP itself.
