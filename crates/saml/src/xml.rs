@@ -19,7 +19,7 @@
 //! The one module allowed `unsafe` (the workspace denies it): the libxml2 tree walk and the
 //! library settings call C through `libxml::bindings`.
 #![allow(unsafe_code)]
-use super::validate::SamlError;
+use crate::validate::SamlError;
 use roxmltree::{Document, Node};
 use std::ffi::CStr;
 use std::os::raw::c_char;
