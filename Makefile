@@ -19,7 +19,7 @@ test: deps lint unit interop fuzz-smoke
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	bash scripts/deny.sh
 	bash scripts/openapi-check.sh
 

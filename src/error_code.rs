@@ -194,6 +194,19 @@ mod tests {
         }
     }
 
+    /// The SAML core (crate fedgate-saml) names its codes as text; each is a code here, so
+    /// `upstream::saml_code` never falls back.
+    #[test]
+    fn every_saml_code_is_an_error_code() {
+        let src = include_str!("../crates/saml/src/validate.rs");
+        let start = src.find("pub fn code(&self) -> &'static str {").expect("SamlError::code");
+        let body = &src[start..start + src[start..].find("\n    }\n").expect("end of code()")];
+        let codes: Vec<&str> = body.split("=> \"").skip(1).filter_map(|r| r.split('"').next()).collect();
+        assert!(codes.len() >= 20, "{codes:?}");
+        let unknown: Vec<&&str> = codes.iter().filter(|c| ErrorCode::parse(c).is_none()).collect();
+        assert!(unknown.is_empty(), "SAML codes that are no ErrorCode: {unknown:?}");
+    }
+
     /// Every code is documented: docs/error-codes.md names it in backticks.
     #[test]
     fn every_code_is_documented() {

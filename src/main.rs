@@ -1,4 +1,5 @@
 //! The `fedgate` command: parse the command line, load configuration, run.
+#![forbid(unsafe_code)]
 use clap::{Parser, Subcommand};
 use fedgate::app::{self, AppState};
 use fedgate::clock::{Clock, Rng, SystemClock, SystemRng};

@@ -1,6 +1,7 @@
 //! fedgate's database migrations. One file per migration; every migration runs on SQLite and
 //! PostgreSQL. SQLite cannot alter columns or foreign keys, so tables are shaped right the first
 //! time and later migrations only add tables, columns and indexes.
+#![forbid(unsafe_code)]
 pub use sea_orm_migration::prelude::*;
 
 mod schema_util;

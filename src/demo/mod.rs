@@ -13,8 +13,7 @@
 //! The demo keeps its data apart: `serve --demo` uses `./fedgate-demo-data` unless a data
 //! directory is configured, and `serve` without dev mode refuses to start on a database that
 //! holds the demo ([`refuse_without_dev_mode`]).
-#[path = "../../idp-fixtures/saml_idp.rs"]
-pub mod saml_fixture_idp;
+pub use fedgate_fixtures::saml_idp as saml_fixture_idp;
 pub mod saml_idp;
 
 use crate::config::SecretString;

@@ -4,7 +4,7 @@
 //! JavaScript) to the demo SAML connection's ACS. It signs with a key pair generated at the
 //! first demo start ([`super::idp_key_pair`], kept in the data directory), never with the
 //! fixture IdP's published test key: whoever holds a trusted IdP key signs in as anyone. The
-//! response is built by the fixture IdP's code (`idp-fixtures/saml_idp.rs`) with that key.
+//! response is built by the fixture IdP's code (`crates/fixtures/src/saml_idp.rs`) with that key.
 //!
 //! The AuthnRequest is read minimally (inflate, parse, take its `ID`). The ACS URL and the
 //! audience come from the demo connection's configuration, never from the request: a demo IdP

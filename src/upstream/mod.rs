@@ -258,6 +258,13 @@ pub enum UpstreamError {
     Busy,
 }
 
+/// The [`ErrorCode`] of a SAML refusal. The SAML core (crate fedgate-saml) names its codes as
+/// text so that it depends on nothing of the server; every one of them is an `ErrorCode` (a test
+/// reads them from the crate's source), so the fallback is never taken.
+pub fn saml_code(e: &saml::validate::SamlError) -> ErrorCode {
+    ErrorCode::parse(e.code()).unwrap_or(ErrorCode::SamlResponseMalformed)
+}
+
 impl UpstreamError {
     /// Stable code for traces, pages and logs.
     pub fn code(&self) -> ErrorCode {
@@ -282,7 +289,7 @@ impl UpstreamError {
             UpstreamError::NonceMismatch => ErrorCode::IdTokenNonceMismatch,
             UpstreamError::InvalidIdToken(_) => ErrorCode::IdTokenInvalid,
             UpstreamError::ClaimsRejected { code, .. } => *code,
-            UpstreamError::Saml(e) => e.code(),
+            UpstreamError::Saml(e) => saml_code(e),
             UpstreamError::ReauthenticationMissing(_) => ErrorCode::UpstreamReauthenticationMissing,
             UpstreamError::Busy => ErrorCode::SamlBusy,
         }
@@ -313,7 +320,7 @@ impl UpstreamError {
             UpstreamError::Busy => {
                 "Too many sign-ins are being checked right now. Go back to the application and try again in a moment."
             }
-            UpstreamError::Saml(e) => match e.code() {
+            UpstreamError::Saml(e) => match saml_code(e) {
                 ErrorCode::SamlReplay => "This answer from your identity provider was already used.",
                 ErrorCode::SamlStatusNotSuccess => "Your identity provider did not sign you in.",
                 ErrorCode::SamlExpired | ErrorCode::SamlNotYetValid => {

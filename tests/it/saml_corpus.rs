@@ -8,8 +8,7 @@
 //!   (e.g. every wrapping case carries signatures that really verify with the trusted key, so
 //!   a rejection can only come from the wrapping check, not from a broken digest).
 //! - The contract test runs each case through the connector's pure validator.
-#[path = "../../idp-fixtures/saml_idp.rs"]
-pub mod saml_idp;
+pub use fedgate_fixtures::saml_idp;
 
 use saml_idp::*;
 use serde_json::{json, Value};
@@ -753,7 +752,7 @@ expected outcome: an error code from `docs`/the SAML spec (`SamlError::code()`) 
 `name_id` and `email` are what the validator must return; `request: "unsolicited"` means validate
 as IdP-initiated; `or_rejected: true` means any rejection is also correct.
 
-Built by the fixture IdP (`idp-fixtures/saml_idp.rs`) with the test keys in `../keys/` plus string
+Built by the fixture IdP (`crates/fixtures/src/saml_idp.rs`) with the test keys in `../keys/` plus string
 surgery (see each case's note). Regeneration is byte-stable: RSA PKCS#1 v1.5 signatures are
 deterministic, and the encrypted cases derive their content key, IV and OAEP seed from the case
 name.
@@ -928,7 +927,7 @@ fn contract() {
         };
         let got = validate_response(&b64, &e)
             .map(|a| Accepted { name_id: a.name_id, attributes: a.attributes })
-            .map_err(|err| err.code().as_str());
+            .map_err(|err| err.code());
         match &got {
             Ok(a) => eprintln!("{file}: ok (name_id {:?})", a.name_id),
             Err(code) => eprintln!("{file}: {code}"),

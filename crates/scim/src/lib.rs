@@ -1,5 +1,6 @@
 //! fedgate's SCIM 2.0 engine (RFC 7643, RFC 7644): everything about SCIM that is not HTTP and
 //! not storage. Pure functions over `serde_json` values; no I/O, no async.
+#![forbid(unsafe_code)]
 //!
 //! * [`schema`]: the schema table — every attribute and its characteristics, said once, with
 //!   the storage column it maps to as plain data — and the lookups the rest reads;

@@ -2,11 +2,11 @@
 //! ACS URL and key pair). samael (with xmlsec) verifies signatures; everything it does not do —
 //! metadata without certificates, SHA-1, required Audience, strict InResponseTo, replay,
 //! decryption with any AES mode, 128-bit request IDs, escaped forms — is done here.
-pub mod decrypt;
-pub mod metadata;
+//!
+//! The protocol core (the XML gate, response validation, decryption, metadata) is the crate
+//! `fedgate-saml` (crates/saml), re-exported here under its old paths.
 pub mod refresh;
-pub mod validate;
-pub mod xml;
+pub use fedgate_saml::{decrypt, metadata, validate, xml};
 
 use super::{
     CallbackPayload, Completed, Connector, ConnectorState, LoginAction, LoginContext, LoginStart, OneTimeUse,

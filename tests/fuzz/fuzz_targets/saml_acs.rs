@@ -5,7 +5,7 @@
 //! The expectations are those of the corpus in `idp-fixtures/saml/corpus/` (see its README), so
 //! the valid seeds pass and the fuzzer mutates from a response that reaches the deepest checks.
 #![no_main]
-use fedgate::upstream::saml::validate::{
+use fedgate_saml::validate::{
     decode, peek_in_response_to, validate_xml, Expectations, ExpectedRequest, SamlError, ValidatedAssertion,
 };
 use libfuzzer_sys::fuzz_target;

@@ -1,5 +1,5 @@
 //! IdP metadata in, SP metadata out, and the X.509 certificates in between.
-use super::validate::{is, NS_DSIG, NS_PROTOCOL};
+use crate::validate::{is, NS_DSIG, NS_PROTOCOL};
 use base64::Engine;
 use openssl::x509::X509;
 use roxmltree::{Document, Node};
@@ -181,12 +181,12 @@ pub fn parse_idp_metadata(xml: &str, want_entity_id: Option<&str>) -> Result<Idp
         return Err("the metadata has no SingleSignOnService for the HTTP-Redirect or HTTP-POST binding".into());
     }
     let valid_until =
-        ed.attribute("validUntil").or_else(|| root.attribute("validUntil")).and_then(super::validate::parse_instant);
+        ed.attribute("validUntil").or_else(|| root.attribute("validUntil")).and_then(crate::validate::parse_instant);
     Ok(IdpMetadata { entity_id, sso_url_redirect, sso_url_post, certificates, valid_until })
 }
 
 fn esc(s: &str) -> String {
-    crate::html::escape(s)
+    crate::text::escape(s)
 }
 
 /// The body of a PEM certificate (base64 DER, no armour).

@@ -13,7 +13,7 @@
 //!   server's; the server needs dev mode (http issuer URLs) and `allow_private_network`.
 //! * `saml`    - complete SAML logins: authorize -> 302 to the IdP (HTTP-Redirect, signed
 //!   AuthnRequest) -> the bench plays the IdP with the fixture SAML IdP
-//!   (idp-fixtures/saml_idp.rs: a signed Response to the request whose ID is the RelayState) ->
+//!   (crates/fixtures/src/saml_idp.rs: a signed Response to the request whose ID is the RelayState) ->
 //!   `POST /sso/saml/{conn}/acs` -> 303 `/sso/saml/resume` (binding cookie) -> code -> token,
 //!   one timed operation each. Signing happens in this process (the other core).
 //! * `saml-acs` - the ACS alone: pending logins are started and their Responses signed untimed,
@@ -25,7 +25,7 @@
 //!   (`scim-deactivate`)
 //! * `flood`   - 10,000 junk ACS posts and 10,000 anonymous authorization requests from one
 //!   address while legitimate logins of another tenant run: counts the logins that succeed, the
-//!   rows the flood adds and the webhooks that leave (see `fedgate-bench/flood.rs`). Needs the
+//!   rows the flood adds and the webhooks that leave (see `flood.rs`). Needs the
 //!   database URL and a server that trusts loopback as a proxy; scripts/bench.sh sets both.
 //!
 //! This file is deliberately self-contained: it measures the server strictly through its HTTP
@@ -35,6 +35,7 @@
 //! that prepares whatever state it needs untimed and then calls [`drive`] (the generic
 //! "run N requests at concurrency C with this async closure" helper) wrapped in
 //! [`measure`], and hook it up in [`run_phase`].
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -1091,7 +1092,7 @@ async fn run_refresh_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) -> Res
     Ok(PhaseReport::new(Phase::Refresh, c, m))
 }
 
-#[path = "../../idp-fixtures/oidc_idp.rs"]
+#[path = "../../../idp-fixtures/oidc_idp.rs"]
 mod oidc_idp;
 
 /// One brokered login, start to finish: authorize -> fixture IdP -> callback -> code -> token.
@@ -1158,8 +1159,7 @@ async fn run_login_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) -> Res<P
 // SAML
 // ---------------------------------------------------------------------------------------------
 
-#[path = "../../idp-fixtures/saml_idp.rs"]
-mod saml_idp;
+use fedgate_fixtures::saml_idp;
 
 const SAML_IDP_ENTITY: &str = "https://idp.bench.test/saml";
 /// Never contacted: the bench reads the redirect and answers as the IdP itself.
@@ -1538,10 +1538,8 @@ async fn run_scim_deactivate_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler
     Ok(PhaseReport::new(Phase::ScimDeactivate, c, m))
 }
 
-#[path = "fedgate-bench/flood.rs"]
 mod flood;
 
-#[path = "fedgate-bench/burst.rs"]
 mod burst;
 
 // ---------------------------------------------------------------------------------------------

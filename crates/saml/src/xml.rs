@@ -15,7 +15,11 @@
 //! Finally, [`harden_libraries`] configures xmlsec and libxml2 once per process so that even a
 //! message that slipped past every check cannot make them load anything: xmlsec's URI loaders
 //! (file, HTTP, FTP) are removed and libxml2's external entity loader refuses every request.
-use super::validate::SamlError;
+//!
+//! The one module allowed `unsafe` (the workspace denies it): the libxml2 tree walk and the
+//! library settings call C through `libxml::bindings`.
+#![allow(unsafe_code)]
+use crate::validate::SamlError;
 use roxmltree::{Document, Node};
 use std::ffi::CStr;
 use std::os::raw::c_char;

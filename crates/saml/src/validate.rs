@@ -18,7 +18,6 @@
 //!    the decrypted assertion must itself be signed unless a verified Response signature covers it.
 //! 6. Issuer, Conditions (required), Audience (required), time bounds with bounded skew, bearer
 //!    SubjectConfirmation (Recipient = our ACS, NotOnOrAfter, InResponseTo), Destination.
-use crate::error_code::ErrorCode;
 use base64::Engine;
 use roxmltree::{Document, Node};
 use samael::crypto::{CertificateDer, Crypto, CryptoProvider, ReduceMode};
@@ -156,30 +155,30 @@ pub enum SamlError {
 }
 
 impl SamlError {
-    pub fn code(&self) -> crate::error_code::ErrorCode {
+    pub fn code(&self) -> &'static str {
         match self {
-            SamlError::Missing => ErrorCode::SamlResponseMissing,
-            SamlError::TooLarge => ErrorCode::SamlResponseTooLarge,
-            SamlError::Malformed(_) => ErrorCode::SamlResponseMalformed,
-            SamlError::DtdForbidden => ErrorCode::SamlDtdForbidden,
-            SamlError::SignatureMissing => ErrorCode::SamlSignatureMissing,
-            SamlError::SignatureInvalid(_) => ErrorCode::SamlSignatureInvalid,
-            SamlError::AlgorithmNotAllowed(_) => ErrorCode::SamlSignatureAlgorithmNotAllowed,
-            SamlError::Wrapping(_) => ErrorCode::SamlSignatureWrapping,
-            SamlError::Status { .. } => ErrorCode::SamlStatusNotSuccess,
-            SamlError::IssuerMismatch { .. } => ErrorCode::SamlIssuerMismatch,
-            SamlError::ConditionsMissing => ErrorCode::SamlConditionsMissing,
-            SamlError::AudienceMismatch { .. } => ErrorCode::SamlAudienceMismatch,
-            SamlError::RecipientMismatch { .. } => ErrorCode::SamlRecipientMismatch,
-            SamlError::DestinationMismatch { .. } => ErrorCode::SamlDestinationMismatch,
-            SamlError::Expired(_) => ErrorCode::SamlExpired,
-            SamlError::NotYetValid(_) => ErrorCode::SamlNotYetValid,
-            SamlError::InResponseToMismatch { .. } => ErrorCode::SamlInResponseToMismatch,
-            SamlError::Unsolicited => ErrorCode::SamlUnsolicitedResponse,
-            SamlError::Replay(_) => ErrorCode::SamlReplay,
-            SamlError::SubjectMissing(_) => ErrorCode::SamlSubjectMissing,
-            SamlError::Decryption(_) => ErrorCode::SamlDecryptionFailed,
-            SamlError::EncryptionRequired => ErrorCode::SamlEncryptionRequired,
+            SamlError::Missing => "saml_response_missing",
+            SamlError::TooLarge => "saml_response_too_large",
+            SamlError::Malformed(_) => "saml_response_malformed",
+            SamlError::DtdForbidden => "saml_dtd_forbidden",
+            SamlError::SignatureMissing => "saml_signature_missing",
+            SamlError::SignatureInvalid(_) => "saml_signature_invalid",
+            SamlError::AlgorithmNotAllowed(_) => "saml_signature_algorithm_not_allowed",
+            SamlError::Wrapping(_) => "saml_signature_wrapping",
+            SamlError::Status { .. } => "saml_status_not_success",
+            SamlError::IssuerMismatch { .. } => "saml_issuer_mismatch",
+            SamlError::ConditionsMissing => "saml_conditions_missing",
+            SamlError::AudienceMismatch { .. } => "saml_audience_mismatch",
+            SamlError::RecipientMismatch { .. } => "saml_recipient_mismatch",
+            SamlError::DestinationMismatch { .. } => "saml_destination_mismatch",
+            SamlError::Expired(_) => "saml_expired",
+            SamlError::NotYetValid(_) => "saml_not_yet_valid",
+            SamlError::InResponseToMismatch { .. } => "saml_in_response_to_mismatch",
+            SamlError::Unsolicited => "saml_unsolicited_response",
+            SamlError::Replay(_) => "saml_replay",
+            SamlError::SubjectMissing(_) => "saml_subject_missing",
+            SamlError::Decryption(_) => "saml_decryption_failed",
+            SamlError::EncryptionRequired => "saml_encryption_required",
         }
     }
 
@@ -224,7 +223,7 @@ pub fn decode(saml_response_b64: &str) -> Result<String, SamlError> {
     let xml = String::from_utf8(bytes).map_err(|_| SamlError::Malformed("not UTF-8".into()))?;
     // UTF-8 XML 1.0 only, no DTD, no bytes the two XML parsers would read apart: checked here,
     // before any parser sees the document.
-    let checked = super::xml::check_bytes(&xml)?;
+    let checked = crate::xml::check_bytes(&xml)?;
     if checked.len() != xml.len() {
         return Ok(checked.to_string());
     }
@@ -234,7 +233,7 @@ pub fn decode(saml_response_b64: &str) -> Result<String, SamlError> {
 /// Reads the InResponseTo of an unverified response, to find the sign-in it claims to answer.
 /// Only a lookup key: everything is checked again on the signed bytes.
 pub fn peek_in_response_to(xml: &str) -> Result<Option<String>, SamlError> {
-    let doc = parse(super::xml::check_bytes(xml)?)?;
+    let doc = parse(crate::xml::check_bytes(xml)?)?;
     let root = doc.root_element();
     if !is(root, NS_PROTOCOL, "Response") {
         return Err(SamlError::Malformed("the document is not a SAML 2.0 Response".into()));
@@ -243,16 +242,16 @@ pub fn peek_in_response_to(xml: &str) -> Result<Option<String>, SamlError> {
 }
 
 fn parse(xml: &str) -> Result<Document<'_>, SamlError> {
-    super::xml::parse(xml)
+    crate::xml::parse(xml)
 }
 
 /// Whether `n` is the element `{ns}local`.
-pub(super) fn is(n: Node, ns: &str, local: &str) -> bool {
+pub fn is(n: Node, ns: &str, local: &str) -> bool {
     n.is_element() && n.tag_name().name() == local && n.tag_name().namespace() == Some(ns)
 }
 
 /// The first child element `{ns}local` of `n`.
-pub(super) fn child<'a, 'i>(n: Node<'a, 'i>, ns: &str, local: &str) -> Option<Node<'a, 'i>> {
+pub fn child<'a, 'i>(n: Node<'a, 'i>, ns: &str, local: &str) -> Option<Node<'a, 'i>> {
     n.children().find(|c| is(*c, ns, local))
 }
 
@@ -275,9 +274,9 @@ pub fn validate_response(saml_response_b64: &str, e: &Expectations) -> Result<Va
 /// [`validate_response`] on already-decoded XML.
 pub fn validate_xml(xml: &str, e: &Expectations) -> Result<ValidatedAssertion, SamlError> {
     // Both parsers (roxmltree here, libxml2 in xmlsec) must read one and the same document.
-    let xml = super::xml::check_bytes(xml)?;
-    let doc = super::xml::parse(xml)?;
-    super::xml::libxml_agrees(xml, &doc)?;
+    let xml = crate::xml::check_bytes(xml)?;
+    let doc = crate::xml::parse(xml)?;
+    crate::xml::libxml_agrees(xml, &doc)?;
     check_ids(&doc)?;
     let root = doc.root_element();
     if !is(root, NS_PROTOCOL, "Response") {
@@ -357,7 +356,7 @@ pub fn validate_xml(xml: &str, e: &Expectations) -> Result<ValidatedAssertion, S
             .decryption_key_pem
             .ok_or_else(|| SamlError::Decryption("the connection has no SP decryption key".into()))?;
         let authenticated = signed_response_doc.is_some();
-        super::decrypt::check_content_algorithm(enc, e.allow_cbc)?;
+        crate::decrypt::check_content_algorithm(enc, e.allow_cbc)?;
         match decrypted_assertion(enc, key, e, authenticated) {
             Ok((pre, signed_inside)) => {
                 protection.push("encrypted");
@@ -372,7 +371,7 @@ pub fn validate_xml(xml: &str, e: &Expectations) -> Result<ValidatedAssertion, S
             // learnt about the plaintext (no padding oracle on AES-CBC).
             Err(err) if !authenticated => {
                 tracing::debug!(reason = %err.code(), "unauthenticated encrypted assertion refused");
-                return Err(super::decrypt::undecryptable());
+                return Err(crate::decrypt::undecryptable());
             }
             Err(err) => return Err(err),
         }
@@ -411,16 +410,16 @@ fn decrypted_assertion(
     e: &Expectations,
     authenticated: bool,
 ) -> Result<(String, bool), SamlError> {
-    let plain = super::decrypt::decrypt_assertion(enc, key)?;
+    let plain = crate::decrypt::decrypt_assertion(enc, key)?;
     // The plaintext may use prefixes declared outside it: declare them on its root.
     let in_scope: Vec<(Option<String>, String)> =
         enc.namespaces().map(|ns| (ns.name().map(str::to_string), ns.uri().to_string())).collect();
     let plain = add_declarations(strip_xml_declaration(&plain), &in_scope);
     let signed_inside = {
         // The decrypted assertion is read by both parsers too (xmlsec verifies it).
-        let checked = super::xml::check_bytes(&plain)?;
-        let d = super::xml::parse(checked)?;
-        super::xml::libxml_agrees(checked, &d)?;
+        let checked = crate::xml::check_bytes(&plain)?;
+        let d = crate::xml::parse(checked)?;
+        crate::xml::libxml_agrees(checked, &d)?;
         check_ids(&d)?;
         let a = d.root_element();
         if !is(a, NS_ASSERTION, "Assertion") {
@@ -502,7 +501,7 @@ fn find_assertion<'a, 'i>(d: &'a Document<'i>) -> Result<Node<'a, 'i>, SamlError
 }
 
 /// `xml` without a leading BOM, whitespace and `<?xml …?>` declaration.
-pub(super) fn strip_xml_declaration(xml: &str) -> &str {
+pub fn strip_xml_declaration(xml: &str) -> &str {
     let xml = xml.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
     match xml.strip_prefix("<?xml") {
         Some(rest) => rest.split_once("?>").map(|(_, r)| r.trim_start()).unwrap_or_default(),
@@ -527,7 +526,7 @@ fn add_declarations(xml: &str, ns: &[(Option<String>, String)]) -> String {
             extra.push(' ');
             extra.push_str(&attr);
             extra.push('"');
-            extra.push_str(&crate::html::escape(uri));
+            extra.push_str(&crate::text::escape(uri));
             extra.push('"');
         }
     }
@@ -714,7 +713,7 @@ fn certs(xml: &str, e: &Expectations) -> Vec<CertificateDer> {
 
 /// Verifies every signature of `xml` and returns the pre-digest bytes: exactly what was signed.
 fn verify(xml: &str, e: &Expectations) -> Result<String, SamlError> {
-    super::xml::harden_libraries();
+    crate::xml::harden_libraries();
     if e.idp_certs_der.is_empty() {
         return Err(SamlError::SignatureInvalid("the connection trusts no certificate".into()));
     }
@@ -810,7 +809,7 @@ fn instant_attr(n: Node, name: &str) -> Result<Option<i64>, SamlError> {
 }
 
 fn at(secs: i64) -> String {
-    crate::util::rfc3339(secs)
+    crate::text::rfc3339(secs)
 }
 
 fn check_statements(

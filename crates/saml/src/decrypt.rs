@@ -2,7 +2,7 @@
 //! Bleichenbacher's attack) and AES-GCM or AES-CBC content encryption, with the connection's SP
 //! key. The decrypted assertion is checked by the caller like any other (its own signature, or a
 //! verified Response signature around it).
-use super::validate::{child, is, SamlError, NS_DSIG, NS_XENC};
+use crate::validate::{child, is, SamlError, NS_DSIG, NS_XENC};
 use base64::Engine;
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
