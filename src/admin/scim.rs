@@ -6,6 +6,7 @@ use crate::http::AppState;
 use crate::ids::ScimTokenId;
 use crate::keys::{new_token, sha256_hex};
 use crate::scim::SCIM_TOKEN_PREFIX;
+use crate::store::audited;
 use crate::store::entities::scim_token;
 use crate::store::scim_admin as store;
 use crate::util::rfc3339;
@@ -68,7 +69,7 @@ async fn tenant(st: &AppState, key: &str) -> Result<crate::store::entities::tena
     responses((status = 201, body = ScimTokenView), (status = 404, description = "No such tenant")))]
 #[post("/tenants/{tenant}/scim-tokens")]
 pub async fn create_token(
-    _a: Admin,
+    a: Admin,
     st: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Json<CreateScimToken>,
@@ -78,7 +79,18 @@ pub async fn create_token(
     let now_ms = st.clock.now_ms();
     let token = new_token(SCIM_TOKEN_PREFIX, &*st.rng);
     let id = ScimTokenId::new(now_ms, &*st.rng).to_string();
-    let row = store::insert_token(&st.db, &id, &t.id, &name, &sha256_hex(&token), now_ms / 1000).await?;
+    // The token row and its audit entry commit together (the entry never holds the token).
+    let tx = audited::begin(&st.db).await?;
+    let row = store::insert_token(&*tx, &id, &t.id, &name, &sha256_hex(&token), now_ms / 1000).await?;
+    let entry = a.actor().entry(
+        now_ms / 1000,
+        "scim_token.create",
+        "scim_token",
+        Some(&row.id),
+        Some(&t.id),
+        serde_json::json!({"name": row.name}),
+    );
+    tx.commit(&*st.rng, entry, None).await?;
     tracing::info!(tenant = %t.id, token = %row.id, "SCIM token created");
     Ok(HttpResponse::Created().json(view(&st, &t.slug, row, Some(token))))
 }
@@ -104,16 +116,21 @@ pub async fn list_tokens(
     responses((status = 204, description = "Revoked"), (status = 404, description = "Not found")))]
 #[delete("/tenants/{tenant}/scim-tokens/{id}")]
 pub async fn revoke_token(
-    _a: Admin,
+    a: Admin,
     st: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let t = tenant(&st, &path.0).await?;
-    if !store::revoke_token(&st.db, &t.id, &path.1, st.clock.now()).await?
-        && !store::token_exists(&st.db, &t.id, &path.1).await?
-    {
+    let now = st.clock.now();
+    let tx = audited::begin(&st.db).await?;
+    if store::revoke_token(&*tx, &t.id, &path.1, now).await? {
+        let entry =
+            a.actor().entry(now, "scim_token.revoke", "scim_token", Some(&path.1), Some(&t.id), serde_json::json!({}));
+        tx.commit(&*st.rng, entry, None).await?;
+    } else if !store::token_exists(&*tx, &t.id, &path.1).await? {
         return Err(ApiError::not_found("SCIM token"));
     }
+    // Already revoked: nothing changed, nothing to audit (the dropped write rolls back).
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -266,11 +266,30 @@ async fn audit_log_records_admin_actions_without_secrets(app: &TestApp) {
     let (cid, secret) = app.client("confidential", "ES256").await;
     let (s, _) = app.admin(Method::DELETE, &format!("/clients/{cid}"), None).await;
     assert_eq!(s, 204);
+    // SCIM tokens: created and revoked with an audit entry each; revoking again changes nothing.
+    let (s, tok) = app.post("/tenants/acme/scim-tokens", json!({"name": "okta"})).await;
+    assert_eq!(s, 201, "{tok}");
+    let tok_id = tok["id"].as_str().unwrap().to_string();
+    for _ in 0..2 {
+        let (s, _) = app.admin(Method::DELETE, &format!("/tenants/acme/scim-tokens/{tok_id}"), None).await;
+        assert_eq!(s, 204);
+    }
     let (s, log) = app.get("/audit-log").await;
     assert_eq!(s, 200);
     let actions: Vec<&str> = log["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, vec!["tenant.create", "connection.create", "client.create", "client.delete"]);
+    assert_eq!(
+        actions,
+        vec![
+            "tenant.create",
+            "connection.create",
+            "client.create",
+            "client.delete",
+            "scim_token.create",
+            "scim_token.revoke"
+        ]
+    );
     let text = log.to_string();
+    assert!(!text.contains(tok["token"].as_str().unwrap()), "SCIM tokens never reach the audit log");
     assert!(!text.contains(secret.as_deref().unwrap()), "secrets never reach the audit log");
     assert!(!text.contains(&app.admin_key));
     let e = &log["data"][0];
