@@ -11,7 +11,7 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("database: {0}")]
-    Db(#[from] sea_orm::DbErr),
+    Db(#[from] crate::store::conn::DbErr),
     #[error("master key: {0}")]
     Secret(#[from] crate::keys::secrets::SecretError),
     #[error("signing keys: {0}")]

@@ -66,7 +66,7 @@ pub async fn create_key(
     name: &str,
     now_ms: i64,
     rng: &dyn crate::clock::Rng,
-) -> Result<(String, String), sea_orm::DbErr> {
+) -> Result<(String, String), crate::store::conn::DbErr> {
     let id = crate::ids::AdminKeyId::new(now_ms, rng);
     let token = crate::keys::new_token(ADMIN_KEY_PREFIX, rng);
     admin_keys::insert(db, id.as_str(), name, &sha256_hex(&token), now_ms / 1000).await?;

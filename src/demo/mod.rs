@@ -50,7 +50,7 @@ pub struct DemoApp {
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     #[error("database: {0}")]
-    Db(#[from] sea_orm::DbErr),
+    Db(#[from] crate::store::conn::DbErr),
     #[error("demo SAML IdP key ({path}): {message}")]
     IdpKey { path: String, message: String },
     #[error(
@@ -65,7 +65,7 @@ pub enum DemoError {
 
 /// Whether the database holds the demo (its client, or its SAML connection: older versions
 /// trusted a published test key there).
-pub async fn present(db: &crate::store::Db) -> Result<bool, sea_orm::DbErr> {
+pub async fn present(db: &crate::store::Db) -> Result<bool, crate::store::conn::DbErr> {
     if clients::get(db, DEMO_CLIENT_ID).await?.is_some() {
         return Ok(true);
     }
@@ -190,8 +190,8 @@ pub async fn setup(st: &AppState) -> Result<String, DemoError> {
     ))
 }
 
-fn setup_error(what: &str, e: impl std::fmt::Display) -> sea_orm::DbErr {
-    sea_orm::DbErr::Custom(format!("demo SAML connection: {what}: {e}"))
+fn setup_error(what: &str, e: impl std::fmt::Display) -> crate::store::conn::DbErr {
+    crate::store::conn::DbErr::Custom(format!("demo SAML connection: {what}: {e}"))
 }
 
 /// Creates the demo tenant's `saml` connection from the demo IdP's metadata (`metadata_xml`, as
@@ -201,7 +201,7 @@ async fn setup_saml(
     tenant_id: &str,
     key_pem: &SecretString,
     cert_pem: &str,
-) -> Result<(), sea_orm::DbErr> {
+) -> Result<(), crate::store::conn::DbErr> {
     use crate::upstream::saml;
     let now_ms = st.clock.now_ms();
     let now = now_ms / 1000;

@@ -98,7 +98,7 @@ pub fn authn_request_id(saml_request: &str) -> Result<String, String> {
 }
 
 /// The demo tenant's SAML connection to this IdP.
-pub async fn demo_connection(st: &AppState) -> Result<Option<connection::Model>, sea_orm::DbErr> {
+pub async fn demo_connection(st: &AppState) -> Result<Option<connection::Model>, crate::store::conn::DbErr> {
     let want = entity_id(&st.config.issuer);
     let rows = crate::store::tenant_connections::all_of_type(&st.db, "saml").await?;
     Ok(rows.into_iter().find(

@@ -42,11 +42,11 @@ pub async fn record(
     target_id: Option<&str>,
     tenant_id: Option<&str>,
     details: Value,
-) -> Result<(), sea_orm::DbErr> {
+) -> Result<(), crate::store::conn::DbErr> {
     crate::store::audit::insert(db, actor.entry(now, action, target_type, target_id, tenant_id, details)).await
 }
 
 /// Removes entries older than the retention period.
-pub async fn prune(db: &impl Conn, before: i64) -> Result<u64, sea_orm::DbErr> {
+pub async fn prune(db: &impl Conn, before: i64) -> Result<u64, crate::store::conn::DbErr> {
     crate::store::audit::prune(db, before).await
 }

@@ -15,7 +15,7 @@ pub async fn enqueue(
     rng: &dyn crate::clock::Rng,
     now: i64,
     session_ids: &[String],
-) -> Result<usize, sea_orm::DbErr> {
+) -> Result<usize, crate::store::conn::DbErr> {
     if session_ids.is_empty() {
         return Ok(0);
     }

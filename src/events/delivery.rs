@@ -37,13 +37,13 @@ pub fn backoff(attempts: i32) -> i64 {
 }
 
 /// Leases up to `limit` due deliveries for this instance.
-async fn lease(st: &Worker, owner: &str, limit: i64) -> Result<Vec<delivery::Model>, sea_orm::DbErr> {
+async fn lease(st: &Worker, owner: &str, limit: i64) -> Result<Vec<delivery::Model>, crate::store::conn::DbErr> {
     let now = st.clock.now();
     deliveries::lease(&st.db, owner, now, now + st.webhooks.lease_secs, limit).await
 }
 
 /// One round: lease, send, record. Returns how many deliveries were attempted.
-pub async fn run_once(st: &Worker, owner: &str) -> Result<usize, sea_orm::DbErr> {
+pub async fn run_once(st: &Worker, owner: &str) -> Result<usize, crate::store::conn::DbErr> {
     let leased = lease(st, owner, 32).await?;
     let n = leased.len();
     for d in leased {
@@ -125,7 +125,12 @@ async fn send(st: &Worker, d: &delivery::Model) -> Outcome {
     }
 }
 
-async fn record(st: &Worker, d: &delivery::Model, outcome: Outcome, latency_ms: i32) -> Result<(), sea_orm::DbErr> {
+async fn record(
+    st: &Worker,
+    d: &delivery::Model,
+    outcome: Outcome,
+    latency_ms: i32,
+) -> Result<(), crate::store::conn::DbErr> {
     let now = st.clock.now();
     let attempts = d.attempts + 1;
     let (status, code, error) = match &outcome {
@@ -172,7 +177,7 @@ async fn endpoint_health(
     endpoint_id: &str,
     ok: bool,
     now: i64,
-) -> Result<(), sea_orm::DbErr> {
+) -> Result<(), crate::store::conn::DbErr> {
     let Some(ep) = crate::store::webhooks::get(tx, endpoint_id).await? else { return Ok(()) };
     let (since, disabled) = if ok {
         if ep.failing_since.is_none() {
@@ -204,6 +209,6 @@ async fn endpoint_health(
 }
 
 /// Re-queues a delivery (manual replay).
-pub async fn replay(db: &Db, now: i64, id: &str) -> Result<bool, sea_orm::DbErr> {
+pub async fn replay(db: &Db, now: i64, id: &str) -> Result<bool, crate::store::conn::DbErr> {
     deliveries::replay(db, now, id).await
 }

@@ -50,7 +50,7 @@ pub async fn emit(
     tenant_id: Option<&str>,
     event_type: &str,
     data: Value,
-) -> Result<String, sea_orm::DbErr> {
+) -> Result<String, crate::store::conn::DbErr> {
     let e = crate::store::events::NewEvent {
         tenant_id: tenant_id.map(str::to_string),
         event_type: event_type.to_string(),
@@ -89,12 +89,12 @@ pub async fn list(
     types: &[String],
     tenant: Option<&str>,
     limit: u64,
-) -> Result<Vec<event::Model>, sea_orm::DbErr> {
+) -> Result<Vec<event::Model>, crate::store::conn::DbErr> {
     crate::store::events::list(db, after, types, tenant, limit).await
 }
 
 /// Removes events older than the retention period (in bounded batches).
-pub async fn prune(db: &impl Conn, before: i64) -> Result<u64, sea_orm::DbErr> {
+pub async fn prune(db: &impl Conn, before: i64) -> Result<u64, crate::store::conn::DbErr> {
     crate::store::events::prune(db, before).await
 }
 

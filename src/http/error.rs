@@ -87,8 +87,8 @@ impl From<crate::validation::Invalid> for ApiError {
     }
 }
 
-impl From<sea_orm::DbErr> for ApiError {
-    fn from(e: sea_orm::DbErr) -> Self {
+impl From<crate::store::conn::DbErr> for ApiError {
+    fn from(e: crate::store::conn::DbErr) -> Self {
         log_internal("database error", &e);
         ApiError::internal()
     }
@@ -173,8 +173,8 @@ impl ResponseError for OAuthError {
     }
 }
 
-impl From<sea_orm::DbErr> for OAuthError {
-    fn from(e: sea_orm::DbErr) -> Self {
+impl From<crate::store::conn::DbErr> for OAuthError {
+    fn from(e: crate::store::conn::DbErr) -> Self {
         log_internal("database error", &e);
         OAuthError::server_error()
     }
@@ -243,8 +243,8 @@ impl ResponseError for PageError {
     }
 }
 
-impl From<sea_orm::DbErr> for PageError {
-    fn from(e: sea_orm::DbErr) -> Self {
+impl From<crate::store::conn::DbErr> for PageError {
+    fn from(e: crate::store::conn::DbErr) -> Self {
         log_internal("database error", &e);
         PageError::internal()
     }

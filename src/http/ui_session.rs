@@ -58,7 +58,7 @@ pub async fn open(
     tenant_id: Option<&str>,
     grants: serde_json::Value,
     life: Lifetime,
-) -> Result<(UiSession, actix_web::cookie::Cookie<'static>), sea_orm::DbErr> {
+) -> Result<(UiSession, actix_web::cookie::Cookie<'static>), crate::store::conn::DbErr> {
     let secret = new_token("fgu_", &*st.rng);
     let row = crate::store::ui_sessions::insert(
         &st.db,
@@ -92,7 +92,7 @@ pub async fn current(
     req: &actix_web::HttpRequest,
     kind: UiKind,
     idle_secs: i64,
-) -> Result<Option<UiSession>, sea_orm::DbErr> {
+) -> Result<Option<UiSession>, crate::store::conn::DbErr> {
     let Some(secret) = cookie(req, cookie_base(kind), st.config.secure_cookies()) else { return Ok(None) };
     let now = st.clock.now();
     let Some(row) = crate::store::ui_sessions::live(&st.db, kind, &sha256_hex(&secret), now).await? else {
@@ -125,7 +125,10 @@ impl UiSession {
 }
 
 /// Ends a session; returns the cookie that clears it in the browser.
-pub async fn end(st: &AppState, s: &UiSession) -> Result<actix_web::cookie::Cookie<'static>, sea_orm::DbErr> {
+pub async fn end(
+    st: &AppState,
+    s: &UiSession,
+) -> Result<actix_web::cookie::Cookie<'static>, crate::store::conn::DbErr> {
     crate::store::ui_sessions::revoke(&st.db, &s.row.id, st.clock.now()).await?;
     let secure = st.config.secure_cookies();
     Ok(actix_web::cookie::Cookie::build(cookie_name(cookie_base(s.row.kind), secure), String::new())

@@ -87,8 +87,8 @@ impl ResponseError for ScimError {
     }
 }
 
-impl From<sea_orm::DbErr> for ScimError {
-    fn from(e: sea_orm::DbErr) -> Self {
+impl From<crate::store::conn::DbErr> for ScimError {
+    fn from(e: crate::store::conn::DbErr) -> Self {
         crate::util::log_internal("database error", &e);
         ScimError::internal()
     }

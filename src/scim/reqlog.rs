@@ -48,7 +48,7 @@ impl RequestLog {
     }
 
     /// Writes every buffered row.
-    pub async fn flush(&self, db: &Db) -> Result<(), sea_orm::DbErr> {
+    pub async fn flush(&self, db: &Db) -> Result<(), crate::store::conn::DbErr> {
         let _one_at_a_time = self.flushing.lock().await;
         let rows = match self.buf.lock() {
             Ok(mut b) => std::mem::take(&mut *b),

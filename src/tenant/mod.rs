@@ -95,7 +95,7 @@ pub async fn external_id_scope(
     db: &impl Conn,
     tenant_id: &str,
     settings: &TenantSettings,
-) -> Result<ExternalIdScope, sea_orm::DbErr> {
+) -> Result<ExternalIdScope, crate::store::conn::DbErr> {
     if settings.scim_link_scope == ScimLinkScope::Tenant {
         return Ok(ExternalIdScope::Tenant);
     }
@@ -196,12 +196,12 @@ pub fn validate_name(field: &str, s: &str) -> Result<String, Invalid> {
 }
 
 /// A tenant by id.
-pub async fn get(db: &impl Conn, id: &str) -> Result<Option<tenant::Model>, sea_orm::DbErr> {
+pub async fn get(db: &impl Conn, id: &str) -> Result<Option<tenant::Model>, crate::store::conn::DbErr> {
     store::tenants::get(db, id).await
 }
 
 /// Finds a tenant by id (`org_...`) or slug.
-pub async fn find(db: &impl Conn, key: &str) -> Result<Option<tenant::Model>, sea_orm::DbErr> {
+pub async fn find(db: &impl Conn, key: &str) -> Result<Option<tenant::Model>, crate::store::conn::DbErr> {
     let t = if TenantId::parse(key).is_ok() {
         store::tenants::get(db, key).await?
     } else {
@@ -213,12 +213,15 @@ pub async fn find(db: &impl Conn, key: &str) -> Result<Option<tenant::Model>, se
     Ok(t)
 }
 
-pub async fn domains_of(db: &impl Conn, tenant_id: &str) -> Result<Vec<String>, sea_orm::DbErr> {
+pub async fn domains_of(db: &impl Conn, tenant_id: &str) -> Result<Vec<String>, crate::store::conn::DbErr> {
     Ok(store::tenants::domains_of(db, tenant_id).await?.into_iter().map(|d| d.domain).collect())
 }
 
 /// The tenant's domain rows (for [`domain_trusted_for_email`]).
-pub async fn domain_rows_of(db: &impl Conn, tenant_id: &str) -> Result<Vec<tenant_domain::Model>, sea_orm::DbErr> {
+pub async fn domain_rows_of(
+    db: &impl Conn,
+    tenant_id: &str,
+) -> Result<Vec<tenant_domain::Model>, crate::store::conn::DbErr> {
     store::tenants::domains_of(db, tenant_id).await
 }
 
@@ -236,7 +239,7 @@ pub fn domain_trusted_for_email(tenant_id: &str, email: &str, domains: &[tenant_
 }
 
 /// The tenant owning an email domain.
-pub async fn by_domain(db: &impl Conn, domain: &str) -> Result<Option<tenant::Model>, sea_orm::DbErr> {
+pub async fn by_domain(db: &impl Conn, domain: &str) -> Result<Option<tenant::Model>, crate::store::conn::DbErr> {
     let Some(d) = store::tenants::domain(db, &domain.to_ascii_lowercase()).await? else {
         return Ok(None);
     };

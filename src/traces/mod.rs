@@ -49,7 +49,7 @@ pub async fn record(
     steps: Vec<Step>,
     outcome: Outcome,
     now_ms: i64,
-) -> Result<(), sea_orm::DbErr> {
+) -> Result<(), crate::store::conn::DbErr> {
     let now = now_ms / 1000;
     // Routing (the only `Pending` writer) normally creates the trace: try the insert first and
     // save a read; fall back to read-modify-write when the trace exists already.
@@ -161,7 +161,7 @@ pub async fn record_best_effort(
 }
 
 /// Removes traces older than `retention` seconds (in bounded batches).
-pub async fn expire(db: &impl Conn, now: i64, retention: i64) -> Result<u64, sea_orm::DbErr> {
+pub async fn expire(db: &impl Conn, now: i64, retention: i64) -> Result<u64, crate::store::conn::DbErr> {
     store::traces::expire(db, now - retention).await
 }
 
