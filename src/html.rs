@@ -1,20 +1,8 @@
 //! HTML and XML text escaping. Pages themselves come from [`crate::templates`].
 
-/// Escapes text for HTML (and XML) element content and double-quoted attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+/// Escapes text for HTML (and XML) element content and double-quoted attribute values (the
+/// SAML core's implementation: one for the whole workspace).
+pub use fedgate_saml::text::escape;
 
 #[cfg(test)]
 mod tests {

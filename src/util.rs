@@ -27,23 +27,9 @@ pub fn record_tenant(tenant_id: &str) {
     tracing::Span::current().record("tenant", tenant_id);
 }
 
-/// Formats Unix seconds as RFC 3339 UTC (`2026-11-26T12:00:00Z`).
-pub fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
-}
+/// Formats Unix seconds as RFC 3339 UTC (`2026-11-26T12:00:00Z`); the SAML core's implementation,
+/// one for the whole workspace.
+pub use fedgate_saml::text::rfc3339;
 
 /// Serializes a list as a JSON string column.
 pub fn to_json_list(v: &[String]) -> String {

@@ -6,7 +6,7 @@ use crate::http::AppState;
 use crate::ids::ClientId;
 use crate::issuer::clients::{self as c, ClientType, ClientView, GrantType};
 use crate::keys::{new_token, sha256_hex, Alg};
-use crate::store::client_admin::{self as store, ClientChanges};
+use crate::store::clients::{self as store, ClientChanges};
 use crate::store::entities::client;
 use crate::store::{audited, clients};
 use crate::tenant::validate_name;

@@ -8,7 +8,7 @@ use crate::keys::{new_token, sha256_hex};
 use crate::scim::SCIM_TOKEN_PREFIX;
 use crate::store::audited;
 use crate::store::entities::scim_token;
-use crate::store::scim_admin as store;
+use crate::store::scim_tokens as store;
 use crate::util::rfc3339;
 use actix_web::{delete, get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};

@@ -7,7 +7,7 @@ use crate::ids::TenantId;
 use crate::store::conn::Conn;
 use crate::store::entities::tenant;
 use crate::store::tenants::{self as store, NewTenant, TenantChanges};
-use crate::store::{audited, is_unique_violation, tenant_connections};
+use crate::store::{audited, connections, is_unique_violation};
 use crate::tenant::{self as t, TenantSettings, TenantView};
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use serde::Deserialize;
@@ -77,7 +77,7 @@ async fn validate_settings(db: &impl Conn, tenant_id: Option<&str>, s: &TenantSe
         return Err(invalid("scim_link_connection goes only with scim_link_scope \"connection\"".into()));
     }
     let found = match tenant_id {
-        Some(tid) => tenant_connections::get_of_tenant(db, tid, c).await?.is_some(),
+        Some(tid) => connections::get_of_tenant(db, tid, c).await?.is_some(),
         None => false,
     };
     if found {

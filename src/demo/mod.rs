@@ -19,9 +19,9 @@ pub mod saml_idp;
 use crate::config::SecretString;
 use crate::http::AppState;
 use crate::keys::{new_token, sha256_b64url, sha256_hex};
+use crate::store::connections::{self as connections, ConnectionChanges, NewConnection};
 use crate::store::entities::client;
-use crate::store::tenant_connections::{self as connections, ConnectionChanges, NewConnection};
-use crate::store::{client_admin, clients, tenants};
+use crate::store::{clients, tenants};
 use crate::upstream::connections::{seal_secrets, ConnectionConfig};
 use crate::util::to_json_list;
 use actix_web::http::header;
@@ -178,9 +178,9 @@ pub async fn setup(st: &AppState) -> Result<String, DemoError> {
         updated_at: now,
     };
     if clients::get(&st.db, DEMO_CLIENT_ID).await?.is_some() {
-        client_admin::replace(&st.db, row).await?;
+        clients::replace(&st.db, row).await?;
     } else {
-        client_admin::insert(&st.db, row).await?;
+        clients::insert(&st.db, row).await?;
     }
     *st.demo.write().unwrap_or_else(|e| e.into_inner()) =
         Some(DemoApp { client_secret: secret.clone(), idp_key_pem, idp_cert_pem });

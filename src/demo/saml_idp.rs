@@ -100,7 +100,7 @@ pub fn authn_request_id(saml_request: &str) -> Result<String, String> {
 /// The demo tenant's SAML connection to this IdP.
 pub async fn demo_connection(st: &AppState) -> Result<Option<connection::Model>, crate::store::conn::DbErr> {
     let want = entity_id(&st.config.issuer);
-    let rows = crate::store::tenant_connections::all_of_type(&st.db, "saml").await?;
+    let rows = crate::store::connections::all_of_type(&st.db, "saml").await?;
     Ok(rows.into_iter().find(
         |row| matches!(ConnectionConfig::from_row(row), Ok(ConnectionConfig::Saml(c)) if c.idp_entity_id == want),
     ))

@@ -112,7 +112,7 @@ pub async fn trusted_email_of(
 ) -> Result<Option<String>, DbErr> {
     let Some(i) = idn else { return Ok(None) };
     let (Some(email), Some(domain)) = (&i.verified_email, &i.verified_email_domain) else { return Ok(None) };
-    let row = crate::store::identities::vouched_domain(db, domain).await?;
+    let row = crate::store::tenants::domain(db, domain).await?;
     Ok(trusted_email(tenant_id, Some(email.clone()), row.as_slice()))
 }
 

@@ -1,6 +1,10 @@
-//! Queries on `clients` (the apps that trust fedgate) used outside the admin API.
-use super::entities::client;
-use sea_orm::{ConnectionTrait, DbErr, EntityTrait, QuerySelect};
+//! Queries on `clients` (the apps that trust fedgate): lookups for the issuer and the login pages,
+//! writes and lists for the admin API and the demo.
+use super::entities::client::{self, Model};
+use super::entities::{grant, refresh_token};
+use super::page::{self, Order, Page, PageRequest};
+use sea_orm::sea_query::Query;
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, Set};
 
 /// An app's display name.
 pub async fn name_of(db: &impl ConnectionTrait, id: &str) -> Result<Option<String>, DbErr> {
@@ -14,4 +18,77 @@ pub async fn name_of(db: &impl ConnectionTrait, id: &str) -> Result<Option<Strin
 
 pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<client::Model>, DbErr> {
     client::Entity::find_by_id(id.to_string()).one(db).await
+}
+
+/// Inserts a client row as given.
+pub async fn insert(db: &impl ConnectionTrait, row: Model) -> Result<Model, DbErr> {
+    client::ActiveModel::from(row).reset_all().insert(db).await
+}
+
+/// Writes every column of a client row (the row must exist).
+pub async fn replace(db: &impl ConnectionTrait, row: Model) -> Result<Model, DbErr> {
+    client::ActiveModel::from(row).reset_all().update(db).await
+}
+
+/// Every client, oldest first.
+pub async fn page(db: &impl ConnectionTrait, req: PageRequest<'_>) -> Result<Page<Model>, DbErr> {
+    page::fetch(db, client::Entity::find(), client::Column::Id, Order::Asc, req, |r| r.id.clone()).await
+}
+
+/// What an update changes (absent: unchanged; list fields are JSON lists).
+#[derive(Debug, Clone, Default)]
+pub struct ClientChanges {
+    pub name: Option<String>,
+    pub redirect_uris: Option<String>,
+    pub post_logout_redirect_uris: Option<String>,
+    pub grant_types: Option<String>,
+    pub id_token_alg: Option<String>,
+    pub backchannel_logout_uri: Option<Option<String>>,
+    pub secret_hash: Option<Option<String>>,
+}
+
+pub async fn update(db: &impl ConnectionTrait, row: Model, c: ClientChanges, now: i64) -> Result<Model, DbErr> {
+    let mut m: client::ActiveModel = row.into();
+    if let Some(v) = c.name {
+        m.name = Set(v);
+    }
+    if let Some(v) = c.redirect_uris {
+        m.redirect_uris = Set(v);
+    }
+    if let Some(v) = c.post_logout_redirect_uris {
+        m.post_logout_redirect_uris = Set(v);
+    }
+    if let Some(v) = c.grant_types {
+        m.grant_types = Set(v);
+    }
+    if let Some(v) = c.id_token_alg {
+        m.id_token_alg = Set(v);
+    }
+    if let Some(v) = c.backchannel_logout_uri {
+        m.backchannel_logout_uri = Set(v);
+    }
+    if let Some(v) = c.secret_hash {
+        m.secret_hash = Set(v);
+    }
+    m.updated_at = Set(now);
+    m.update(db).await
+}
+
+/// Deletes a client: its refresh tokens go, its grants are revoked (`client_deleted`).
+pub async fn delete_and_revoke(db: &impl ConnectionTrait, id: &str, now: i64) -> Result<(), DbErr> {
+    let grants = Query::select()
+        .column(grant::Column::Id)
+        .from(grant::Entity)
+        .and_where(grant::Column::ClientId.eq(id))
+        .to_owned();
+    refresh_token::Entity::delete_many().filter(refresh_token::Column::GrantId.in_subquery(grants)).exec(db).await?;
+    grant::Entity::update_many()
+        .col_expr(grant::Column::RevokedAt, now.into())
+        .col_expr(grant::Column::RevokedReason, "client_deleted".into())
+        .filter(grant::Column::ClientId.eq(id))
+        .filter(grant::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    client::Entity::delete_by_id(id.to_string()).exec(db).await?;
+    Ok(())
 }

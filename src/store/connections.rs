@@ -1,6 +1,9 @@
-//! Queries on `connections` used on the login path.
+//! Queries on `connections`: the login path, the admin API, the tenant settings, the demo.
 use super::entities::connection::{self, Model};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Set};
+use super::page::{self, Order, Page, PageRequest};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
 
 pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<Model>, DbErr> {
     connection::Entity::find_by_id(id.to_string()).one(db).await
@@ -14,11 +17,6 @@ pub async fn enabled_of_tenant(db: &impl ConnectionTrait, tenant_id: &str) -> Re
         .order_by_asc(connection::Column::Id)
         .all(db)
         .await
-}
-
-/// Every SAML connection (enabled or not).
-pub async fn saml(db: &impl ConnectionTrait) -> Result<Vec<Model>, DbErr> {
-    connection::Entity::find().filter(connection::Column::ConnType.eq("saml")).all(db).await
 }
 
 /// Stores a connection's config. With `changed_at`, the version goes up (cached connectors of
@@ -36,4 +34,123 @@ pub async fn set_config(
         m.updated_at = Set(now);
     }
     m.update(db).await
+}
+
+/// A connection of this tenant (another tenant's is not found).
+pub async fn get_of_tenant(db: &impl ConnectionTrait, tenant_id: &str, id: &str) -> Result<Option<Model>, DbErr> {
+    Ok(connection::Entity::find_by_id(id.to_string()).one(db).await?.filter(|c| c.tenant_id == tenant_id))
+}
+
+/// The ids of a tenant's first `limit` connections, in id (creation) order.
+pub async fn ids_of_tenant(db: &impl ConnectionTrait, tenant_id: &str, limit: u64) -> Result<Vec<String>, DbErr> {
+    connection::Entity::find()
+        .select_only()
+        .column(connection::Column::Id)
+        .filter(connection::Column::TenantId.eq(tenant_id))
+        .order_by_asc(connection::Column::Id)
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+/// A tenant's connections, oldest first.
+pub async fn page_of_tenant(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    req: PageRequest<'_>,
+) -> Result<Page<Model>, DbErr> {
+    let q = connection::Entity::find().filter(connection::Column::TenantId.eq(tenant_id));
+    page::fetch(db, q, connection::Column::Id, Order::Asc, req, |r| r.id.clone()).await
+}
+
+/// A connection to create (version 1).
+#[derive(Debug, Clone)]
+pub struct NewConnection {
+    pub id: String,
+    pub tenant_id: String,
+    pub conn_type: String,
+    pub name: String,
+    pub enabled: bool,
+    /// JSON.
+    pub config: String,
+    pub secrets_enc: Option<String>,
+    pub now: i64,
+}
+
+pub async fn insert(db: &impl ConnectionTrait, n: NewConnection) -> Result<Model, DbErr> {
+    connection::ActiveModel {
+        id: Set(n.id),
+        tenant_id: Set(n.tenant_id),
+        conn_type: Set(n.conn_type),
+        name: Set(n.name),
+        enabled: Set(n.enabled),
+        config: Set(n.config),
+        secrets_enc: Set(n.secrets_enc),
+        version: Set(1),
+        created_at: Set(n.now),
+        updated_at: Set(n.now),
+    }
+    .insert(db)
+    .await
+}
+
+/// What an update changes (absent: unchanged).
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionChanges {
+    pub name: Option<String>,
+    pub enabled: Option<bool>,
+    pub config: Option<String>,
+    pub secrets_enc: Option<Option<String>>,
+    /// Bump the version (connectors cached for the old one are reopened).
+    pub bump_version: bool,
+}
+
+pub async fn update(db: &impl ConnectionTrait, row: Model, c: ConnectionChanges, now: i64) -> Result<Model, DbErr> {
+    let version = row.version;
+    let mut m: connection::ActiveModel = row.into();
+    if let Some(n) = c.name {
+        m.name = Set(n);
+    }
+    if let Some(e) = c.enabled {
+        m.enabled = Set(e);
+    }
+    if let Some(cfg) = c.config {
+        m.config = Set(cfg);
+    }
+    if let Some(s) = c.secrets_enc {
+        m.secrets_enc = Set(s);
+    }
+    if c.bump_version {
+        m.version = Set(version + 1);
+    }
+    m.updated_at = Set(now);
+    m.update(db).await
+}
+
+pub async fn delete(db: &impl ConnectionTrait, id: &str) -> Result<(), DbErr> {
+    connection::Entity::delete_by_id(id.to_string()).exec(db).await?;
+    Ok(())
+}
+
+/// The first connection of this type (and name), of one tenant or of any.
+pub async fn find_by_type(
+    db: &impl ConnectionTrait,
+    tenant_id: Option<&str>,
+    conn_type: &str,
+    name: Option<&str>,
+) -> Result<Option<Model>, DbErr> {
+    let mut q = connection::Entity::find().filter(connection::Column::ConnType.eq(conn_type));
+    if let Some(t) = tenant_id {
+        q = q.filter(connection::Column::TenantId.eq(t));
+    }
+    if let Some(n) = name {
+        q = q.filter(connection::Column::Name.eq(n));
+    }
+    q.one(db).await
+}
+
+/// Every connection of this type.
+pub async fn all_of_type(db: &impl ConnectionTrait, conn_type: &str) -> Result<Vec<Model>, DbErr> {
+    connection::Entity::find().filter(connection::Column::ConnType.eq(conn_type)).all(db).await
 }

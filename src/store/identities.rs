@@ -1,7 +1,6 @@
 //! Queries on `identities`: the links from an upstream identity (connection, subject) to a
 //! user. A (connection, subject) pair links to at most one user (a unique index).
 use super::entities::identity::{self, Model};
-use super::entities::tenant_domain;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
 
 /// The identity with this upstream subject at this connection.
@@ -54,9 +53,4 @@ pub async fn record_login(db: &impl ConnectionTrait, idn: Model, r: LoginRecord)
     im.verified_email_domain = Set(r.verified_email_domain);
     im.last_login_at = Set(r.last_login_at);
     im.update(db).await
-}
-
-/// The `tenant_domains` row of the domain an identity's vouched email is in, if any.
-pub async fn vouched_domain(db: &impl ConnectionTrait, domain: &str) -> Result<Option<tenant_domain::Model>, DbErr> {
-    tenant_domain::Entity::find_by_id(domain.to_string()).one(db).await
 }

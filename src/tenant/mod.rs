@@ -102,7 +102,7 @@ pub async fn external_id_scope(
     if let Some(c) = &settings.scim_link_connection {
         return Ok(ExternalIdScope::Connection(c.clone()));
     }
-    let ids = crate::store::tenant_connections::ids_of_tenant(db, tenant_id, 2).await?;
+    let ids = crate::store::connections::ids_of_tenant(db, tenant_id, 2).await?;
     Ok(match <[String; 1]>::try_from(ids) {
         Ok([only]) => ExternalIdScope::Connection(only),
         Err(_) => ExternalIdScope::Nowhere,

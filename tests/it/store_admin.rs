@@ -7,7 +7,7 @@ use fedgate::store::audit::NewAudit;
 use fedgate::store::entities::{audit_entry, event, scim_request, tenant};
 use fedgate::store::events::NewEvent;
 use fedgate::store::page::{Page, PageRequest};
-use fedgate::store::{audited, deliveries, scim_admin, scim_tokens, tenant_connections, tenants, webhooks, Db};
+use fedgate::store::{audited, connections, deliveries, scim_tokens, tenants, webhooks, Db};
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::json;
 
@@ -43,9 +43,9 @@ fn audit(action: &str, target: &str) -> NewAudit {
     }
 }
 
-fn new_connection(app: &TestApp, tenant_id: &str, name: &str) -> tenant_connections::NewConnection {
+fn new_connection(app: &TestApp, tenant_id: &str, name: &str) -> connections::NewConnection {
     let now_ms = app.clock.now_ms();
-    tenant_connections::NewConnection {
+    connections::NewConnection {
         id: fedgate::ids::ConnectionId::new(now_ms, &SystemRng).to_string(),
         tenant_id: tenant_id.into(),
         conn_type: "dev".into(),
@@ -101,13 +101,13 @@ async fn tenants_insert_get_and_unique_slug(app: &TestApp) {
     assert_eq!((u.name.as_str(), u.slug.as_str(), u.updated_at, u.created_at), ("Renamed", "conf-a", 99, t.created_at));
 
     // Deleting a tenant takes its domains and connections, and nothing of another tenant.
-    let c = tenant_connections::insert(db, new_connection(app, &t.id, "c")).await.unwrap();
-    let keep = tenant_connections::insert(db, new_connection(app, &other.id, "keep")).await.unwrap();
+    let c = connections::insert(db, new_connection(app, &t.id, "c")).await.unwrap();
+    let keep = connections::insert(db, new_connection(app, &other.id, "keep")).await.unwrap();
     tenants::delete_cascade(db, &t.id).await.unwrap();
     assert_eq!(tenants::get(db, &t.id).await.unwrap(), None);
     assert!(tenants::domains_of(db, &t.id).await.unwrap().is_empty());
-    assert_eq!(tenant_connections::get_of_tenant(db, &t.id, &c.id).await.unwrap(), None);
-    assert_eq!(tenant_connections::get_of_tenant(db, &other.id, &keep.id).await.unwrap(), Some(keep));
+    assert_eq!(connections::get_of_tenant(db, &t.id, &c.id).await.unwrap(), None);
+    assert_eq!(connections::get_of_tenant(db, &other.id, &keep.id).await.unwrap(), Some(keep));
 }
 
 async fn pages_cover_every_row_once_in_order(app: &TestApp) {
@@ -162,7 +162,7 @@ async fn pages_cover_every_row_once_in_order(app: &TestApp) {
         all_pages(2, |cursor, limit| {
             let tid = t.id.clone();
             async move {
-                scim_admin::page_requests(db, &tid, PageRequest { cursor: cursor.as_deref(), limit }).await.unwrap()
+                scim_tokens::page_requests(db, &tid, PageRequest { cursor: cursor.as_deref(), limit }).await.unwrap()
             }
         })
         .await;
@@ -174,29 +174,29 @@ async fn reads_and_writes_are_tenant_scoped(app: &TestApp) {
     let db = &app.state.db;
     let a = tenants::insert(db, new_tenant(app, "scope-a")).await.unwrap();
     let b = tenants::insert(db, new_tenant(app, "scope-b")).await.unwrap();
-    let ca1 = tenant_connections::insert(db, new_connection(app, &a.id, "a1")).await.unwrap();
-    let ca2 = tenant_connections::insert(db, new_connection(app, &a.id, "a2")).await.unwrap();
-    let cb = tenant_connections::insert(db, new_connection(app, &b.id, "b")).await.unwrap();
-    assert_eq!(tenant_connections::get_of_tenant(db, &a.id, &cb.id).await.unwrap(), None);
-    assert_eq!(tenant_connections::get_of_tenant(db, &b.id, &cb.id).await.unwrap().as_ref(), Some(&cb));
-    let page = tenant_connections::page_of_tenant(db, &a.id, PageRequest { cursor: None, limit: 10 }).await.unwrap();
+    let ca1 = connections::insert(db, new_connection(app, &a.id, "a1")).await.unwrap();
+    let ca2 = connections::insert(db, new_connection(app, &a.id, "a2")).await.unwrap();
+    let cb = connections::insert(db, new_connection(app, &b.id, "b")).await.unwrap();
+    assert_eq!(connections::get_of_tenant(db, &a.id, &cb.id).await.unwrap(), None);
+    assert_eq!(connections::get_of_tenant(db, &b.id, &cb.id).await.unwrap().as_ref(), Some(&cb));
+    let page = connections::page_of_tenant(db, &a.id, PageRequest { cursor: None, limit: 10 }).await.unwrap();
     assert_eq!(page.rows, vec![ca1.clone(), ca2.clone()]);
-    assert_eq!(tenant_connections::ids_of_tenant(db, &a.id, 1).await.unwrap(), vec![ca1.id.clone()]);
+    assert_eq!(connections::ids_of_tenant(db, &a.id, 1).await.unwrap(), vec![ca1.id.clone()]);
 
     // Connection updates bump the version only when asked.
-    let ch = tenant_connections::ConnectionChanges { enabled: Some(false), bump_version: true, ..Default::default() };
-    let u = tenant_connections::update(db, ca1.clone(), ch, 5).await.unwrap();
+    let ch = connections::ConnectionChanges { enabled: Some(false), bump_version: true, ..Default::default() };
+    let u = connections::update(db, ca1.clone(), ch, 5).await.unwrap();
     assert_eq!((u.enabled, u.version, u.name.as_str(), u.updated_at), (false, 2, "a1", 5));
 
     // SCIM tokens: another tenant can neither list nor revoke them.
-    let tok = scim_admin::insert_token(db, "stk_1", &a.id, "okta", "hash-1", 10).await.unwrap();
-    assert!(!scim_admin::revoke_token(db, &b.id, &tok.id, 11).await.unwrap());
-    assert!(!scim_admin::token_exists(db, &b.id, &tok.id).await.unwrap());
-    let listed = scim_admin::page_tokens(db, &b.id, PageRequest { cursor: None, limit: 10 }).await.unwrap();
+    let tok = scim_tokens::insert_token(db, "stk_1", &a.id, "okta", "hash-1", 10).await.unwrap();
+    assert!(!scim_tokens::revoke_token(db, &b.id, &tok.id, 11).await.unwrap());
+    assert!(!scim_tokens::token_exists(db, &b.id, &tok.id).await.unwrap());
+    let listed = scim_tokens::page_tokens(db, &b.id, PageRequest { cursor: None, limit: 10 }).await.unwrap();
     assert!(listed.rows.is_empty());
-    assert!(scim_admin::revoke_token(db, &a.id, &tok.id, 11).await.unwrap());
-    assert!(!scim_admin::revoke_token(db, &a.id, &tok.id, 12).await.unwrap(), "revoked once");
-    assert!(scim_admin::token_exists(db, &a.id, &tok.id).await.unwrap());
+    assert!(scim_tokens::revoke_token(db, &a.id, &tok.id, 11).await.unwrap());
+    assert!(!scim_tokens::revoke_token(db, &a.id, &tok.id, 12).await.unwrap(), "revoked once");
+    assert!(scim_tokens::token_exists(db, &a.id, &tok.id).await.unwrap());
 }
 
 async fn count_audit(db: &Db) -> u64 {

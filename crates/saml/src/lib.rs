@@ -5,6 +5,6 @@
 //! metadata}`; the fuzz targets `saml_acs` and `xml_differential` build on this crate alone.
 pub mod decrypt;
 pub mod metadata;
-mod text;
+pub mod text;
 pub mod validate;
 pub mod xml;

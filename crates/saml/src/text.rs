@@ -1,8 +1,9 @@
-//! Two small text helpers the server has too (`fedgate::html::escape`, `fedgate::util::rfc3339`),
-//! repeated here so that this crate depends on nothing of the server.
+//! Two small text helpers this crate needs and the server shares: the server's `html::escape` and
+//! `util::rfc3339` are these functions, re-exported (one implementation; this crate depends on
+//! nothing of the server).
 
 /// HTML/XML escaping of text and attribute values.
-pub(crate) fn escape(s: &str) -> String {
+pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {
@@ -18,7 +19,7 @@ pub(crate) fn escape(s: &str) -> String {
 }
 
 /// Formats Unix seconds as RFC 3339 UTC (`2026-11-26T12:00:00Z`).
-pub(crate) fn rfc3339(secs: i64) -> String {
+pub fn rfc3339(secs: i64) -> String {
     let days = secs.div_euclid(86400);
     let rem = secs.rem_euclid(86400);
     // Howard Hinnant's civil-from-days.
@@ -40,7 +41,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn same_as_the_server() {
+    fn known_values() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_795_694_400), "2026-11-26T12:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");

@@ -150,7 +150,7 @@ fn newly_expiring(cfg: &mut SamlConfig, now: i64) -> Vec<metadata::CertInfo> {
 /// of every SAML connection. Returns how many connections were looked at.
 pub async fn run_due(db: &Db, ctx: &UpstreamCtx) -> Result<usize, DbErr> {
     let now = ctx.clock.now();
-    let rows = crate::store::connections::saml(db).await?;
+    let rows = crate::store::connections::all_of_type(db, "saml").await?;
     let mut n = 0;
     for row in rows {
         let Ok(crate::upstream::connections::ConnectionConfig::Saml(cfg)) =
