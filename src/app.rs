@@ -18,6 +18,46 @@ pub enum StartError {
     Keys(#[from] crate::keys::KeyError),
     #[error("listen: {0}")]
     Io(#[from] std::io::Error),
+    #[error(
+        "another `fedgate serve` is already running on the SQLite database {0}. SQLite serves one \
+         instance; to run several, use PostgreSQL (database_url = \"postgres://...\")"
+    )]
+    SqliteInUse(String),
+}
+
+/// `serve` on SQLite holds an exclusive lock on `<database file>.serve.lock` for its whole life:
+/// SQLite means one instance by construction (jobs, leases and caches assume it), so a second
+/// `serve` on the same file stops at once with a clear error. The operating system releases the
+/// lock when the process ends, however it ends. The offline commands (`migrate`, `admin-key`,
+/// `keys`) do not take it. PostgreSQL needs none.
+#[derive(Debug)]
+pub struct ServeLock {
+    _file: Option<std::fs::File>,
+}
+
+impl ServeLock {
+    pub fn take(config: &Config) -> Result<ServeLock, StartError> {
+        let Some(path) = sqlite_file(&config.database_url()) else {
+            return Ok(ServeLock { _file: None });
+        };
+        if let Some(dir) = std::path::Path::new(&path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let lock_path = format!("{path}.serve.lock");
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(ServeLock { _file: Some(file) }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StartError::SqliteInUse(path)),
+            Err(std::fs::TryLockError::Error(e)) => Err(StartError::Io(e)),
+        }
+    }
+}
+
+/// The file behind a `sqlite:` URL (`None` for PostgreSQL and in-memory databases).
+pub fn sqlite_file(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.contains(":memory:") && !rest.contains("mode=memory")).then(|| path.to_string())
 }
 
 /// Opens the database, applies migrations, loads the master key. Shared by `serve` and the
@@ -121,26 +161,65 @@ impl AppState {
         }
     }
 
-    /// One round of maintenance: key rotation when due, expired rows removed.
-    pub async fn maintenance(&self) -> Result<(), crate::keys::KeyError> {
+    /// One round of maintenance. Per instance: rate-limit housekeeping. Once across all
+    /// instances (each job under its own lease in `locks`, see `store::jobs`): key rotation when
+    /// due, clean-up and retention, SAML metadata refresh. Returns the jobs this instance ran.
+    pub async fn maintenance(&self) -> Result<Vec<&'static str>, crate::keys::KeyError> {
         self.limits.housekeeping();
-        self.keys.rotate(false).await?;
+        let mut ran = Vec::new();
+        for job in JOBS {
+            let now = self.clock.now();
+            if !crate::store::jobs::try_lease(&self.db, job, &self.instance_id, now, JOB_LEASE_SECS)
+                .await
+                .map_err(crate::keys::KeyError::from)?
+            {
+                continue;
+            }
+            let started = std::time::Instant::now();
+            let r = self.run_job(job).await;
+            let result = if r.is_ok() { "ok" } else { "error" };
+            self.metrics.inc("fedgate_job_runs_total", &[("job", job), ("result", result)]);
+            self.metrics.observe("fedgate_job_duration_seconds", &[("job", job)], started.elapsed().as_secs_f64());
+            r?;
+            ran.push(job);
+        }
+        Ok(ran)
+    }
+
+    async fn run_job(&self, job: &str) -> Result<(), crate::keys::KeyError> {
         let now = self.clock.now();
-        crate::store::cleanup::expired(&self.db, now).await.map_err(crate::keys::KeyError::from)?;
-        crate::store::ui_sessions::prune(&self.db, now).await.map_err(crate::keys::KeyError::from)?;
-        crate::events::prune(&self.db, now - self.config.events.retention)
-            .await
-            .map_err(crate::keys::KeyError::from)?;
-        crate::events::audit::prune(&self.db, now - self.config.events.audit_retention)
-            .await
-            .map_err(crate::keys::KeyError::from)?;
-        crate::traces::expire(&self.db, now, self.config.tokens.login_trace_retention)
-            .await
-            .map_err(crate::keys::KeyError::from)?;
-        crate::upstream::saml::refresh::run_due(&self.db, &self.upstream).await.map_err(crate::keys::KeyError::from)?;
+        let db_err = crate::keys::KeyError::from;
+        match job {
+            "rotate_keys" => {
+                self.keys.rotate(false).await?;
+            }
+            "cleanup" => {
+                crate::store::cleanup::expired(&self.db, now).await.map_err(db_err)?;
+                crate::store::ui_sessions::prune(&self.db, now).await.map_err(db_err)?;
+                crate::events::prune(&self.db, now - self.config.events.retention).await.map_err(db_err)?;
+                crate::events::audit::prune(&self.db, now - self.config.events.audit_retention)
+                    .await
+                    .map_err(db_err)?;
+                crate::traces::expire(&self.db, now, self.config.tokens.login_trace_retention).await.map_err(db_err)?;
+                let r = &self.config.retention;
+                crate::store::cleanup::retention(&self.db, now - r.deliveries, now - r.scim_requests)
+                    .await
+                    .map_err(db_err)?;
+            }
+            "saml_metadata_refresh" => {
+                crate::upstream::saml::refresh::run_due(&self.db, &self.upstream).await.map_err(db_err)?;
+            }
+            _ => {}
+        }
         Ok(())
     }
 }
+
+/// The scheduled jobs, in the order a round runs them.
+pub const JOBS: [&str; 3] = ["rotate_keys", "cleanup", "saml_metadata_refresh"];
+/// Seconds a job's lease lasts: less than the one-minute round, so a dead instance's jobs are
+/// taken over at the next round.
+pub const JOB_LEASE_SECS: i64 = 55;
 
 /// Registers every route on an app.
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {

@@ -75,6 +75,26 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub rate_limits: RateLimitConfig,
     pub saml: SamlServiceConfig,
+    pub retention: RetentionConfig,
+}
+
+/// How long rows that only serve support and debugging are kept (seconds). The other
+/// retention settings live next to what they keep: `events.retention`, `events.audit_retention`,
+/// `tokens.login_trace_retention`; docs/operations.md lists them all.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Finished webhook and back-channel deliveries (delivered, failed for good, or dropped)
+    /// and their attempts. Pending deliveries are never pruned.
+    pub deliveries: i64,
+    /// The SCIM request log (`/admin/v1/tenants/{t}/scim/requests`).
+    pub scim_requests: i64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self { deliveries: 30 * 86400, scim_requests: 14 * 86400 }
+    }
 }
 
 /// How SAML messages are processed (signature verification and decryption run on a bounded
@@ -313,6 +333,7 @@ impl Default for Config {
             limits: LimitConfig::default(),
             webhooks: WebhookConfig::default(),
             events: EventConfig::default(),
+            retention: RetentionConfig::default(),
             metrics: MetricsConfig::default(),
             saml: SamlServiceConfig::default(),
             rate_limits: RateLimitConfig::default(),
@@ -510,6 +531,9 @@ impl Config {
             ("webhooks.retry_for", self.webhooks.retry_for),
             ("webhooks.disable_after", self.webhooks.disable_after),
             ("events.retention", self.events.retention),
+            ("events.audit_retention", self.events.audit_retention),
+            ("retention.deliveries", self.retention.deliveries),
+            ("retention.scim_requests", self.retention.scim_requests),
         ] {
             if v <= 0 {
                 return Err(ConfigError::Invalid(format!("{name} must be positive")));

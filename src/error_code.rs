@@ -57,6 +57,7 @@ error_codes! {
     IdTokenNotYetValid = "id_token_not_yet_valid",
     IdTokenSignatureInvalid = "id_token_signature_invalid",
     Immutable = "immutable",
+    EditConflict = "edit_conflict",
     InternalError = "internal_error",
     InvalidAlg = "invalid_alg",
     InvalidBody = "invalid_body",

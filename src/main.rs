@@ -127,6 +127,7 @@ async fn run(cmd: Command, config: Config) -> Result<(), Box<dyn std::error::Err
             }
         }
         Command::Serve { demo } => {
+            let _one_instance = app::ServeLock::take(&config)?;
             let state = AppState::new(config, clock, rng).await?;
             fedgate::demo::refuse_without_dev_mode(&state).await?;
             if state.config.dev_mode {

@@ -42,10 +42,17 @@ pub const COUNTERS: &[(&str, &str)] = &[
         "SAML messages answered 503 (saml_busy): every verification worker busy and the queue full.",
     ),
     ("fedgate_saml_responses_refused_total", "SAML responses refused for a pending sign-in, by error code."),
+    (
+        "fedgate_job_runs_total",
+        "Scheduled job runs on this instance (the one holding the job's lease) by job and result.",
+    ),
 ];
 
 /// Histograms (seconds, [`BUCKETS`]): name, help text.
-pub const HISTOGRAMS: &[(&str, &str)] = &[(HTTP_REQUEST_DURATION, HTTP_REQUEST_DURATION_HELP)];
+pub const HISTOGRAMS: &[(&str, &str)] = &[
+    (HTTP_REQUEST_DURATION, HTTP_REQUEST_DURATION_HELP),
+    ("fedgate_job_duration_seconds", "Scheduled job run time by job."),
+];
 const HTTP_REQUEST_DURATION_HELP: &str = "HTTP request latency by route pattern and method.";
 
 /// Gauges computed by the caller at scrape time (see [`Metrics::render`]): name, help text.

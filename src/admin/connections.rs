@@ -419,6 +419,11 @@ pub async fn refresh_metadata(
             ErrorCode::MetadataRefreshFailed,
             format!("the metadata could not be refreshed: {e}"),
         )),
+        Refreshed::Superseded => Err(ApiError::new(
+            actix_web::http::StatusCode::CONFLICT,
+            ErrorCode::EditConflict,
+            "the connection changed while its metadata was fetched; nothing was written, try again",
+        )),
         _ => Ok(HttpResponse::Ok().json(show(&state, &row))),
     }
 }

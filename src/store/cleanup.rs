@@ -119,3 +119,33 @@ pub async fn expired(db: &impl ConnectionTrait, now: i64) -> Result<u64, sea_orm
     }
     Ok(n)
 }
+
+/// Removes support rows older than their retention: finished deliveries (never a pending one)
+/// and delivery attempts older than `deliveries_before`, SCIM request log entries older than
+/// `scim_requests_before`. Batched like every prune.
+pub async fn retention(
+    db: &impl ConnectionTrait,
+    deliveries_before: i64,
+    scim_requests_before: i64,
+) -> Result<u64, sea_orm::DbErr> {
+    use crate::store::entities::{delivery, delivery_attempt, scim_request};
+    let mut n = delete_batched::<delivery_attempt::Entity, _>(
+        db,
+        delivery_attempt::Column::Seq,
+        delivery_attempt::Column::At.lt(deliveries_before),
+    )
+    .await?;
+    n += delete_batched::<delivery::Entity, _>(
+        db,
+        delivery::Column::Id,
+        delivery::Column::FinishedAt.is_not_null().and(delivery::Column::FinishedAt.lt(deliveries_before)),
+    )
+    .await?;
+    n += delete_batched::<scim_request::Entity, _>(
+        db,
+        scim_request::Column::Id,
+        scim_request::Column::CreatedAt.lt(scim_requests_before),
+    )
+    .await?;
+    Ok(n)
+}

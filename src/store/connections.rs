@@ -19,21 +19,35 @@ pub async fn enabled_of_tenant(db: &impl ConnectionTrait, tenant_id: &str) -> Re
         .await
 }
 
-/// Stores a connection's config. With `changed_at`, the version goes up (cached connectors of
-/// the old version are reopened) and `updated_at` is set.
+/// Stores a connection's config, only if the row is still at the version `row` was read at
+/// (optimistic concurrency: a background job never overwrites an admin's change made while it
+/// worked). With `changed_at`, the version goes up (cached connectors of the old version are
+/// reopened) and `updated_at` is set. `None`: someone else changed the row first; nothing was
+/// written.
 pub async fn set_config(
     db: &impl ConnectionTrait,
     row: &Model,
     config: String,
     changed_at: Option<i64>,
-) -> Result<Model, DbErr> {
-    let mut m: connection::ActiveModel = row.clone().into();
-    m.config = Set(config);
+) -> Result<Option<Model>, DbErr> {
+    use sea_orm::sea_query::Expr;
+    let mut q = connection::Entity::update_many().col_expr(connection::Column::Config, Expr::value(config.clone()));
+    let mut next = row.clone();
+    next.config = config;
     if let Some(now) = changed_at {
-        m.version = Set(row.version + 1);
-        m.updated_at = Set(now);
+        q = q
+            .col_expr(connection::Column::Version, Expr::value(row.version + 1))
+            .col_expr(connection::Column::UpdatedAt, Expr::value(now));
+        next.version = row.version + 1;
+        next.updated_at = now;
     }
-    m.update(db).await
+    let done = q
+        .filter(connection::Column::Id.eq(row.id.as_str()))
+        .filter(connection::Column::Version.eq(row.version))
+        .exec(db)
+        .await?
+        .rows_affected;
+    Ok((done == 1).then_some(next))
 }
 
 /// A connection of this tenant (another tenant's is not found).

@@ -13,6 +13,7 @@ pub mod entities;
 pub mod events;
 pub mod grants;
 pub mod identities;
+pub mod jobs;
 pub mod logins;
 pub mod page;
 pub mod refresh_tokens;
@@ -72,10 +73,36 @@ fn sqlx_sqlite_journal_wal() -> sea_orm::sqlx::sqlite::SqliteJournalMode {
     sea_orm::sqlx::sqlite::SqliteJournalMode::Wal
 }
 
-/// Applies every pending migration.
+/// The PostgreSQL advisory lock key migrations run under (any constant shared by every
+/// fedgate instance of one database; "fedgate\0m" as a number).
+const MIGRATION_LOCK_KEY: i64 = 0x6665_6467_6174_656d;
+
+/// Applies every pending migration. On PostgreSQL under a session advisory lock held on one
+/// pooled connection while the migrations run: instances starting together (a rolling deploy)
+/// queue, the first migrates, the others find nothing left to do. SQLite serializes writers
+/// itself (and `serve` refuses a second process on one file, see `app::ServeLock`).
 pub async fn migrate(db: &Db) -> Result<(), DbErr> {
     use migration::MigratorTrait;
-    migration::Migrator::up(db, None).await
+    if db.get_database_backend() != DbBackend::Postgres {
+        return migration::Migrator::up(db, None).await;
+    }
+    // The lock lives on its own connection (not one taken from the pool, which may have a
+    // single connection that the migrations need).
+    let options = db.get_postgres_connection_pool().connect_options();
+    let sqlx_err = |e: sea_orm::sqlx::Error| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into()));
+    let mut lock_conn =
+        <sea_orm::sqlx::PgConnection as sea_orm::sqlx::Connection>::connect_with(&options).await.map_err(sqlx_err)?;
+    sea_orm::sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(MIGRATION_LOCK_KEY)
+        .execute(&mut lock_conn)
+        .await
+        .map_err(sqlx_err)?;
+    let r = migration::Migrator::up(db, None).await;
+    // Closing the connection releases the lock (also when the unlock itself fails).
+    let _ =
+        sea_orm::sqlx::query("SELECT pg_advisory_unlock($1)").bind(MIGRATION_LOCK_KEY).execute(&mut lock_conn).await;
+    let _ = sea_orm::sqlx::Connection::close(lock_conn).await;
+    r
 }
 
 /// Begins a transaction that will write. On SQLite it takes the write lock up front

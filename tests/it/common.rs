@@ -32,7 +32,7 @@ pub fn pg_admin_url() -> String {
 static PG_CLEAN: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 
 /// Creates a fresh PostgreSQL database for one test (dropping those of earlier runs once).
-async fn fresh_pg_database() -> String {
+pub async fn fresh_pg_database() -> String {
     use sea_orm::{ConnectionTrait, Database, Statement};
     let admin = Database::connect(pg_admin_url()).await.expect("PostgreSQL must be running (see README)");
     PG_CLEAN

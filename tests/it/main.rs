@@ -15,6 +15,7 @@ mod oidc;
 #[path = "../../idp-fixtures/oidc_idp.rs"]
 mod oidc_idp;
 mod openapi;
+mod ops;
 mod request_context;
 mod saml;
 mod saml_corpus;

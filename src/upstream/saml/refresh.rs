@@ -37,6 +37,9 @@ pub enum Refreshed {
     Unchanged,
     Changed,
     Failed(String),
+    /// The connection changed (an admin's edit) while the metadata was being fetched; nothing
+    /// was written.
+    Superseded,
 }
 
 /// Refreshes one connection's metadata now, records the result on the row, and emits events.
@@ -84,7 +87,12 @@ pub async fn refresh_one(
     let tx = crate::store::write_tx(db).await?;
     let config = serde_json::to_string(&cfg).unwrap_or_else(|_| row.config.clone());
     let changed_at = (outcome == Refreshed::Changed).then_some(now);
-    let updated = crate::store::connections::set_config(&tx, row, config, changed_at).await?;
+    let Some(updated) = crate::store::connections::set_config(&tx, row, config, changed_at).await? else {
+        // An admin changed the connection while the metadata was fetched: their change stands,
+        // nothing is written and no event is emitted (the next round refreshes the new version).
+        tracing::info!(connection = %row.id, "connection changed during its metadata refresh; this refresh is dropped");
+        return Ok((row.clone(), Refreshed::Superseded));
+    };
     if let Refreshed::Failed(e) = &outcome {
         tracing::warn!(connection = %row.id, error = %e, "SAML metadata refresh failed");
         if !was_failing {
@@ -169,9 +177,10 @@ pub async fn run_due(db: &Db, ctx: &UpstreamCtx) -> Result<usize, DbErr> {
             if !expiring.is_empty() {
                 let tx = crate::store::write_tx(db).await?;
                 let config = serde_json::to_string(&cfg).unwrap_or_else(|_| row.config.clone());
-                crate::store::connections::set_config(&tx, &row, config, None).await?;
-                announce_expiring(&tx, ctx, &row, expiring).await?;
-                tx.commit().await?;
+                if crate::store::connections::set_config(&tx, &row, config, None).await?.is_some() {
+                    announce_expiring(&tx, ctx, &row, expiring).await?;
+                    tx.commit().await?;
+                }
                 n += 1;
             }
         }

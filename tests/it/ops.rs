@@ -1,0 +1,171 @@
+//! Running several instances as one: scheduled jobs run once across instances (leases), an
+//! edit is never overwritten by a job that read the row before it, migrations under a lock,
+//! one `serve` per SQLite file, and retention of the support tables.
+use crate::common::TestApp;
+use fedgate::clock::Clock;
+use fedgate::store::entities::{delivery, delivery_attempt, scim_request};
+use sea_orm::{ActiveModelTrait, EntityTrait, NotSet, PaginatorTrait, Set};
+use serde_json::json;
+
+crate::both!(jobs_run_once_across_instances, a_job_never_overwrites_an_edit, retention_prunes_support_tables);
+
+async fn jobs_run_once_across_instances(app: &TestApp) {
+    let other = app.second_instance().await;
+    other.clock.set_ms(app.clock.now_ms());
+    let first = app.state.maintenance().await.unwrap();
+    assert_eq!(first, fedgate::app::JOBS.to_vec(), "the first instance takes every job");
+    let second = other.state.maintenance().await.unwrap();
+    assert!(second.is_empty(), "the second instance runs nothing while the leases last: {second:?}");
+    // The holder renews its own lease at its next round.
+    app.clock.advance_secs(30);
+    assert_eq!(app.state.maintenance().await.unwrap().len(), 3);
+    // The holder stops (dies); once its leases run out, the other instance takes the jobs over.
+    other.clock.set_ms(app.clock.now_ms());
+    other.clock.advance_secs(fedgate::app::JOB_LEASE_SECS - 1);
+    assert!(other.state.maintenance().await.unwrap().is_empty());
+    other.clock.advance_secs(1);
+    assert_eq!(other.state.maintenance().await.unwrap(), fedgate::app::JOBS.to_vec());
+    other.stop().await;
+}
+
+async fn a_job_never_overwrites_an_edit(app: &TestApp) {
+    let (_, conn) = app.tenant("acme", "acme.test", &[]).await;
+    let id = conn["id"].as_str().unwrap();
+    // A job reads the row ...
+    let stale = fedgate::store::connections::get(&app.state.db, id).await.unwrap().unwrap();
+    // ... an admin edits it meanwhile ...
+    let (s, edited) = app
+        .admin(reqwest::Method::PATCH, &format!("/tenants/acme/connections/{id}"), Some(json!({"name": "Renamed"})))
+        .await;
+    assert_eq!(s, 200, "{edited}");
+    // ... and the job's write, made from what it read, is refused: the edit stands.
+    let r = fedgate::store::connections::set_config(&app.state.db, &stale, "{\"type\":\"dev\"}".into(), None)
+        .await
+        .unwrap();
+    assert!(r.is_none(), "a write from a stale read must not land");
+    let now = fedgate::store::connections::get(&app.state.db, id).await.unwrap().unwrap();
+    assert_eq!(now.name, "Renamed");
+    assert_ne!(now.config, "{\"type\":\"dev\"}");
+    // From a fresh read it lands (and bumps the version when it says it changed the config).
+    let fresh = now.clone();
+    let written = fedgate::store::connections::set_config(&app.state.db, &fresh, fresh.config.clone(), Some(1))
+        .await
+        .unwrap()
+        .expect("a write from the current version lands");
+    assert_eq!(written.version, fresh.version + 1);
+}
+
+async fn retention_prunes_support_tables(app: &TestApp) {
+    let db = &app.state.db;
+    let now = app.clock.now();
+    let day = 86_400;
+    // 2,500 old and 3 recent SCIM log rows; old and recent finished deliveries; a pending old one.
+    let old = now - 15 * day;
+    for i in 0..2_503 {
+        let at = if i < 2_500 { old } else { now };
+        scim_request::ActiveModel {
+            id: Set(format!("sr_{i:06}")),
+            tenant_id: Set("t".into()),
+            method: Set("GET".into()),
+            path: Set("/Users".into()),
+            status: Set(200),
+            duration_us: Set(1),
+            error_code: Set(None),
+            created_at: Set(at),
+        }
+        .insert(db)
+        .await
+        .unwrap();
+    }
+    let d = |id: &str, status: &str, created: i64, finished: Option<i64>| delivery::ActiveModel {
+        id: Set(id.into()),
+        kind: Set("webhook".into()),
+        target_id: Set("wh".into()),
+        event_id: Set(None),
+        event_seq: Set(1),
+        ordering_key: Set("t".into()),
+        payload: Set("{}".into()),
+        status: Set(status.into()),
+        attempts: Set(1),
+        next_attempt_at: Set(created),
+        lease_owner: Set(None),
+        lease_until: Set(None),
+        last_status: Set(None),
+        last_error: Set(None),
+        last_latency_ms: Set(None),
+        created_at: Set(created),
+        finished_at: Set(finished),
+    };
+    let long_ago = now - 40 * day;
+    d("d_old_ok", delivery::SUCCEEDED, long_ago, Some(long_ago)).insert(db).await.unwrap();
+    d("d_old_failed", delivery::FAILED, long_ago, Some(long_ago)).insert(db).await.unwrap();
+    d("d_new_ok", delivery::SUCCEEDED, now, Some(now)).insert(db).await.unwrap();
+    d("d_old_pending", delivery::PENDING, long_ago, None).insert(db).await.unwrap();
+    for (del, at) in [("d_old_ok", long_ago), ("d_new_ok", now)] {
+        delivery_attempt::ActiveModel {
+            seq: NotSet,
+            delivery_id: Set(del.into()),
+            target_id: Set("wh".into()),
+            at: Set(at),
+            status: Set(Some(200)),
+            latency_ms: Set(5),
+            error: Set(None),
+        }
+        .insert(db)
+        .await
+        .unwrap();
+    }
+    let ran = app.state.maintenance().await.unwrap();
+    assert!(ran.contains(&"cleanup"));
+    assert_eq!(scim_request::Entity::find().count(db).await.unwrap(), 3, "old SCIM log rows go, in batches");
+    let mut left: Vec<String> = delivery::Entity::find().all(db).await.unwrap().into_iter().map(|d| d.id).collect();
+    left.sort();
+    assert_eq!(left, ["d_new_ok", "d_old_pending"], "finished old deliveries go; a pending one never does");
+    assert_eq!(delivery_attempt::Entity::find().count(db).await.unwrap(), 1);
+}
+
+/// Instances starting together on one new PostgreSQL database (a rolling deploy): the
+/// migrations run once, under the lock, and every instance starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_migrations_on_postgres() {
+    let url = crate::common::fresh_pg_database().await;
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let db = fedgate::store::connect(&url, 4, 10).await.unwrap();
+            fedgate::store::migrate(&db).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().expect("every instance migrates or finds nothing to do");
+    }
+    let db = fedgate::store::connect(&url, 1, 10).await.unwrap();
+    fedgate::store::migrate(&db).await.unwrap();
+}
+
+/// SQLite is one instance by construction: a second `fedgate serve` on the same file stops at
+/// once with a clear error.
+#[tokio::test]
+async fn a_second_serve_on_one_sqlite_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = fedgate::config::Config { data_dir: dir.path().to_path_buf(), ..Default::default() };
+    let held = fedgate::app::ServeLock::take(&config).expect("the first serve takes the lock");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fedgate"))
+        .arg("serve")
+        .env("FEDGATE_DATA_DIR", dir.path())
+        .env("FEDGATE_LISTEN", "127.0.0.1:0")
+        .env("FEDGATE_ISSUER", "http://127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already running on the SQLite database"), "{err}");
+    drop(held);
+    // Released with its holder: a new serve could start now.
+    let again = fedgate::app::ServeLock::take(&config).expect("the lock is free again");
+    drop(again);
+    // PostgreSQL needs no lock.
+    let pg = fedgate::config::Config { database_url: Some("postgres://x@127.0.0.1/y".into()), ..Default::default() };
+    fedgate::app::ServeLock::take(&pg).unwrap();
+}
