@@ -35,6 +35,8 @@ macro_rules! error_codes {
 }
 
 error_codes! {
+    AdminKeyOutOfScope = "admin_key_out_of_scope",
+    AdminKeyReadOnly = "admin_key_read_only",
     AlgNotAllowed = "alg_not_allowed",
     ConnectionMisconfigured = "connection_misconfigured",
     ConnectionNotAllowed = "connection_not_allowed",

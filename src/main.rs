@@ -47,6 +47,19 @@ enum AdminKeyCommand {
     Create {
         #[arg(long, default_value = "admin")]
         name: String,
+        /// GET and HEAD only.
+        #[arg(long)]
+        read_only: bool,
+        /// Confine the key to one tenant (id or slug).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// List admin keys (never their values): id, name, scope, tenant, created, last used, revoked.
+    List,
+    /// Revoke an admin key: it stops working at once on every instance.
+    Revoke {
+        /// The key's id (from `admin-key list`).
+        id: String,
     },
 }
 
@@ -111,10 +124,24 @@ async fn run(cmd: Command, config: Config) -> Result<(), Box<dyn std::error::Err
             app::open(&config, &*rng).await?;
             eprintln!("migrations applied");
         }
-        Command::AdminKey { command: AdminKeyCommand::Create { name } } => {
+        Command::AdminKey { command } => {
             let (db, _) = app::open(&config, &*rng).await?;
-            let (_, key) = fedgate::admin::auth::create_key(&db, &name, clock.now_ms(), &*rng).await?;
-            println!("{key}");
+            use fedgate::admin::admin_keys::cli;
+            match command {
+                AdminKeyCommand::Create { name, read_only, tenant } => {
+                    let (_, key) = cli::create(&db, &name, read_only, tenant.as_deref(), clock.now_ms(), &*rng).await?;
+                    println!("{key}");
+                }
+                AdminKeyCommand::List => {
+                    for line in cli::list(&db).await? {
+                        println!("{line}");
+                    }
+                }
+                AdminKeyCommand::Revoke { id } => {
+                    cli::revoke(&db, &id, clock.now(), &*rng).await?;
+                    eprintln!("admin key {id} revoked");
+                }
+            }
         }
         Command::Keys { command } => {
             let state = AppState::new(config, clock, rng).await?;

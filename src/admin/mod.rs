@@ -1,6 +1,7 @@
 //! The admin API (`/admin/v1`): tenants, OAuth clients, connections. JSON in and out, errors
 //! as `{"error": "code", "message": "...", "field": "..."}`, cursor pagination on lists, and an
 //! OpenAPI 3 document generated from the same registrations that route requests.
+pub mod admin_keys;
 pub mod auth;
 pub mod clients;
 pub mod connections;
@@ -53,10 +54,14 @@ where
 {
     app.openapi(ApiDoc::openapi()).service(
         scope::scope("/admin/v1")
+            .wrap(actix_web::middleware::from_fn(auth::guard))
             .app_data(json_config())
             .app_data(path_config())
             .app_data(query_config())
             .service(openapi_json)
+            .service(admin_keys::list)
+            .service(admin_keys::create)
+            .service(admin_keys::revoke)
             .service(tenants::create)
             .service(tenants::list)
             .service(tenants::get)

@@ -249,11 +249,13 @@ async fn openapi_matches_routes(app: &TestApp) {
     }
     ops.sort();
     let expected = [
+        "DELETE /admin/v1/admin-keys/{id}",
         "DELETE /admin/v1/clients/{id}",
         "DELETE /admin/v1/tenants/{tenant}",
         "DELETE /admin/v1/tenants/{tenant}/connections/{id}",
         "DELETE /admin/v1/tenants/{tenant}/scim-tokens/{id}",
         "DELETE /admin/v1/webhooks/{id}",
+        "GET /admin/v1/admin-keys",
         "GET /admin/v1/audit-log",
         "GET /admin/v1/clients",
         "GET /admin/v1/clients/{id}",
@@ -274,6 +276,7 @@ async fn openapi_matches_routes(app: &TestApp) {
         "PATCH /admin/v1/tenants/{tenant}",
         "PATCH /admin/v1/tenants/{tenant}/connections/{id}",
         "PATCH /admin/v1/webhooks/{id}",
+        "POST /admin/v1/admin-keys",
         "POST /admin/v1/clients",
         "POST /admin/v1/clients/{id}/secret",
         "POST /admin/v1/deliveries/{id}/replay",

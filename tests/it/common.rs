@@ -31,7 +31,10 @@ pub fn pg_admin_url() -> String {
 
 static PG_CLEAN: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 
-/// Creates a fresh PostgreSQL database for one test (dropping those of earlier runs once).
+/// Creates a fresh PostgreSQL database for one test. The name carries the test process's pid
+/// (`fgt_<pid>_<random>`); once per process, the databases of test processes that are gone are
+/// dropped. Databases of a run still going (another `cargo test`, CI on the same server) are
+/// left alone, so concurrent runs never pull a database from under each other.
 pub async fn fresh_pg_database() -> String {
     use sea_orm::{ConnectionTrait, Database, Statement};
     let admin = Database::connect(pg_admin_url()).await.expect("PostgreSQL must be running (see README)");
@@ -40,23 +43,26 @@ pub async fn fresh_pg_database() -> String {
             let rows = admin
                 .query_all_raw(Statement::from_string(
                     sea_orm::DbBackend::Postgres,
-                    "SELECT datname FROM pg_database WHERE datname LIKE 'fgt_%'".to_string(),
+                    "SELECT datname FROM pg_database WHERE datname LIKE 'fgt\\_%\\_%'".to_string(),
                 ))
                 .await
                 .unwrap_or_default();
             for r in rows {
-                if let Ok(name) = r.try_get::<String>("", "datname") {
-                    let _ = admin
-                        .execute_raw(Statement::from_string(
-                            sea_orm::DbBackend::Postgres,
-                            format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
-                        ))
-                        .await;
+                let Ok(name) = r.try_get::<String>("", "datname") else { continue };
+                let Some(pid) = name.split('_').nth(1).and_then(|p| p.parse::<u32>().ok()) else { continue };
+                if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                    continue;
                 }
+                let _ = admin
+                    .execute_raw(Statement::from_string(
+                        sea_orm::DbBackend::Postgres,
+                        format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+                    ))
+                    .await;
             }
         })
         .await;
-    let name = format!("fgt_{}", &fedgate::ids::random128(&SystemRng)[..20]);
+    let name = format!("fgt_{}_{}", std::process::id(), &fedgate::ids::random128(&SystemRng)[..16]);
     admin
         .execute_raw(Statement::from_string(sea_orm::DbBackend::Postgres, format!("CREATE DATABASE \"{name}\"")))
         .await

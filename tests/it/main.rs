@@ -1,6 +1,7 @@
 //! One integration test binary: the real app over real HTTP, on SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod admin;
+mod admin_keys;
 mod browser_security;
 mod common;
 mod demo_saml;

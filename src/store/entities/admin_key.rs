@@ -11,6 +11,10 @@ pub struct Model {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// `full` or `read_only`.
+    pub scope: String,
+    /// Set: the key only reaches this tenant's routes.
+    pub tenant_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
