@@ -294,23 +294,10 @@ pub async fn start_on(state: AppState, listener: std::net::TcpListener) -> Resul
     if state.config.background_tasks {
         let st = state.clone();
         let worker = st.delivery_worker();
-        tokio::spawn(async move {
-            let mut tick =
-                tokio::time::interval(std::time::Duration::from_millis(st.config.webhooks.poll_interval_ms.max(50)));
-            loop {
-                tick.tick().await;
-                loop {
-                    match crate::events::delivery::run_once(&worker, &st.instance_id).await {
-                        Ok(0) => break,
-                        Ok(_) => continue,
-                        Err(e) => {
-                            crate::util::log_internal("delivery round failed", &e);
-                            break;
-                        }
-                    }
-                }
-            }
-        });
+        let poll = std::time::Duration::from_millis(st.config.webhooks.poll_interval_ms.max(50));
+        let owner = st.instance_id.clone();
+        let in_flight = st.config.webhooks.max_in_flight;
+        tokio::spawn(crate::events::delivery::run_forever(worker, owner, poll, in_flight));
     }
     if let Some(addr) = state.config.metrics.listen.clone() {
         let st = state.clone();

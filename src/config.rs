@@ -139,11 +139,13 @@ pub struct WebhookConfig {
     pub disable_after: i64,
     /// Milliseconds between delivery rounds.
     pub poll_interval_ms: u64,
+    /// Deliveries in flight at once per instance (each endpoint and tenant holds at most one).
+    pub max_in_flight: usize,
 }
 
 impl Default for WebhookConfig {
     fn default() -> Self {
-        Self { lease_secs: 60, retry_for: 86400, disable_after: 3 * 86400, poll_interval_ms: 1000 }
+        Self { lease_secs: 60, retry_for: 86400, disable_after: 3 * 86400, poll_interval_ms: 1000, max_in_flight: 32 }
     }
 }
 

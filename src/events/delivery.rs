@@ -42,17 +42,55 @@ async fn lease(st: &Worker, owner: &str, limit: i64) -> Result<Vec<delivery::Mod
     deliveries::lease(&st.db, owner, now, now + st.webhooks.lease_secs, limit).await
 }
 
-/// One round: lease, send, record. Returns how many deliveries were attempted.
+/// One round: lease, send (all at once), record. Returns how many deliveries were attempted.
+/// Per (endpoint, tenant) only the oldest pending delivery is ever leased, so what one round
+/// sends together is independent and per-tenant order holds.
 pub async fn run_once(st: &Worker, owner: &str) -> Result<usize, crate::store::conn::DbErr> {
     let leased = lease(st, owner, 32).await?;
     let n = leased.len();
-    for d in leased {
-        let started = Instant::now();
-        let result = send(st, &d).await;
-        let latency = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
-        record(st, &d, result, latency).await?;
+    for r in futures_util::future::join_all(leased.into_iter().map(|d| deliver(st, d))).await {
+        r?;
     }
     Ok(n)
+}
+
+/// Sends one leased delivery and records the outcome (fenced by its lease).
+async fn deliver(st: &Worker, d: delivery::Model) -> Result<(), crate::store::conn::DbErr> {
+    let started = Instant::now();
+    let result = send(st, &d).await;
+    let latency = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
+    record(st, &d, result, latency).await
+}
+
+/// The background worker: keeps up to `max_in_flight` deliveries in flight, each in its own task,
+/// and leases more as soon as a slot frees. A slow or hanging endpoint holds only its own
+/// slots (one per tenant at most, by the ordering rule) for at most the HTTP timeout, never the
+/// others' deliveries; rounds do not wait for the slowest send.
+pub async fn run_forever(st: Worker, owner: String, poll: std::time::Duration, max_in_flight: usize) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_in_flight.max(1)));
+    loop {
+        let free = slots.available_permits();
+        if free > 0 {
+            match lease(&st, &owner, free as i64).await {
+                Ok(due) if !due.is_empty() => {
+                    for d in due {
+                        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+                        let st = st.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = deliver(&st, d).await {
+                                crate::util::log_internal("recording a delivery failed", &e);
+                            }
+                            drop(slot);
+                        });
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => crate::util::log_internal("leasing deliveries failed", &e),
+            }
+        }
+        tokio::time::sleep(poll).await;
+    }
 }
 
 enum Outcome {
@@ -150,7 +188,15 @@ async fn record(
         latency_ms,
         next_attempt_at: now + backoff(attempts),
     };
-    deliveries::record_attempt(&tx, d, attempt).await?;
+    if !deliveries::record_attempt(&tx, d, attempt).await? {
+        // The lease ran out while this send was in flight and another worker owns the delivery
+        // now: its outcome stands, this one is dropped (the receiver may have seen the message
+        // twice; it de-duplicates by webhook-id).
+        drop(tx);
+        st.metrics.inc("fedgate_deliveries_total", &[("kind", &d.kind), ("result", "lease_lost")]);
+        tracing::warn!(delivery = %d.id, target = %d.target_id, "delivery lease lost before its outcome was recorded");
+        return Ok(());
+    }
     if d.kind == "webhook" {
         endpoint_health(st, &tx, &d.target_id, matches!(outcome, Outcome::Ok(_)), now).await?;
     }

@@ -4,8 +4,8 @@ use super::entities::delivery::{self, Model};
 use super::entities::{client, delivery_attempt, grant};
 use super::page::{self, Order, Page, PageRequest};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, Set, Statement,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, Set,
+    Statement,
 };
 
 pub const WEBHOOK: &str = "webhook";
@@ -97,19 +97,35 @@ pub struct Attempt {
     pub next_attempt_at: i64,
 }
 
-/// Records an attempt: the delivery's new state (lease released) and a row in the attempt log.
-pub async fn record_attempt(db: &impl ConnectionTrait, d: &Model, a: Attempt) -> Result<(), DbErr> {
-    let mut m: delivery::ActiveModel = d.clone().into();
-    m.status = Set(a.status.into());
-    m.attempts = Set(d.attempts + 1);
-    m.lease_owner = Set(None);
-    m.lease_until = Set(None);
-    m.last_status = Set(a.http_status);
-    m.last_error = Set(a.error.clone());
-    m.last_latency_ms = Set(Some(a.latency_ms));
-    m.next_attempt_at = Set(a.next_attempt_at);
-    m.finished_at = Set((a.status != delivery::PENDING).then_some(a.at));
-    m.update(db).await?;
+/// Records an attempt: the delivery's new state (lease released) and a row in the attempt log,
+/// **fenced by the lease**: the write lands only while the row still carries the lease `d` was
+/// taken with (`lease_owner`, `lease_until`). `false`: the lease was lost (it ran out and another
+/// worker took the delivery); nothing was written, so a late sender can neither overwrite the
+/// new holder's outcome nor log an attempt twice.
+pub async fn record_attempt(db: &impl ConnectionTrait, d: &Model, a: Attempt) -> Result<bool, DbErr> {
+    use sea_orm::sea_query::Expr;
+    let (Some(owner), Some(until)) = (d.lease_owner.as_deref(), d.lease_until) else {
+        return Ok(false);
+    };
+    let done = delivery::Entity::update_many()
+        .col_expr(delivery::Column::Status, Expr::value(a.status))
+        .col_expr(delivery::Column::Attempts, Expr::value(d.attempts + 1))
+        .col_expr(delivery::Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(delivery::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+        .col_expr(delivery::Column::LastStatus, Expr::value(a.http_status))
+        .col_expr(delivery::Column::LastError, Expr::value(a.error.clone()))
+        .col_expr(delivery::Column::LastLatencyMs, Expr::value(Some(a.latency_ms)))
+        .col_expr(delivery::Column::NextAttemptAt, Expr::value(a.next_attempt_at))
+        .col_expr(delivery::Column::FinishedAt, Expr::value((a.status != delivery::PENDING).then_some(a.at)))
+        .filter(delivery::Column::Id.eq(d.id.as_str()))
+        .filter(delivery::Column::LeaseOwner.eq(owner))
+        .filter(delivery::Column::LeaseUntil.eq(until))
+        .exec(db)
+        .await?
+        .rows_affected;
+    if done != 1 {
+        return Ok(false);
+    }
     let row = delivery_attempt::ActiveModel {
         seq: sea_orm::NotSet,
         delivery_id: Set(d.id.clone()),
@@ -120,7 +136,7 @@ pub async fn record_attempt(db: &impl ConnectionTrait, d: &Model, a: Attempt) ->
         error: Set(a.error),
     };
     delivery_attempt::Entity::insert(row).exec_without_returning(db).await?;
-    Ok(())
+    Ok(true)
 }
 
 /// Re-queues a delivery (manual replay). `false`: no such delivery.

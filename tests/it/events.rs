@@ -541,3 +541,89 @@ async fn scim_sequence_produces_the_expected_events(app: &TestApp) {
 }
 
 crate::both!(scim_sequence_produces_the_expected_events);
+
+crate::both!(a_slow_endpoint_does_not_hold_the_others, a_lost_lease_writes_nothing);
+
+/// One endpoint hangs (until the 10 s HTTP timeout); the worker keeps delivering to the other.
+async fn a_slow_endpoint_does_not_hold_the_others(app: &TestApp) {
+    let slow = Receiver::start().await;
+    slow.hang_first.store(1, Ordering::SeqCst);
+    let fast = Receiver::start().await;
+    webhook(app, &slow, json!([])).await;
+    webhook(app, &fast, json!([])).await;
+    app.tenant("acme", "acme.test", &[]).await;
+    app.tenant("beta", "beta.test", &[]).await;
+    let worker = tokio::spawn(fedgate::events::delivery::run_forever(
+        app.state.delivery_worker(),
+        "w".into(),
+        std::time::Duration::from_millis(20),
+        8,
+    ));
+    // Every event reaches the fast endpoint while the slow one still hangs on its first.
+    let expected = 2; // connection.activated for acme and for beta
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(6);
+    while fast.events().len() < expected && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(fast.events().len(), expected, "the fast endpoint got everything: {:?}", fast.events());
+    assert!(slow.events().len() <= 1, "the slow endpoint hangs on one of its two deliveries");
+    // Even the slow endpoint's other tenant is not held behind the hanging delivery: order is
+    // per (endpoint, tenant), so only the hanging tenant waits.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(6);
+    while slow.events().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(slow.events().len(), 1, "the slow endpoint's other tenant got its event");
+    worker.abort();
+}
+
+async fn a_lost_lease_writes_nothing(app: &TestApp) {
+    use fedgate::store::deliveries::{self, Attempt};
+    use fedgate::store::entities::{delivery, delivery_attempt};
+    use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, Set};
+    let db = &app.state.db;
+    let now = fedgate::clock::Clock::now(&app.clock);
+    delivery::ActiveModel {
+        id: Set("d1".into()),
+        kind: Set("webhook".into()),
+        target_id: Set("wh".into()),
+        event_id: Set(None),
+        event_seq: Set(1),
+        ordering_key: Set("t".into()),
+        payload: Set("{}".into()),
+        status: Set(delivery::PENDING.into()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        lease_owner: Set(None),
+        lease_until: Set(None),
+        last_status: Set(None),
+        last_error: Set(None),
+        last_latency_ms: Set(None),
+        created_at: Set(now),
+        finished_at: Set(None),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+    let a = deliveries::lease(db, "a", now, now + 60, 10).await.unwrap();
+    assert_eq!(a.len(), 1);
+    // A's send outlives its lease; B takes the delivery over.
+    assert!(deliveries::lease(db, "b", now + 30, now + 90, 10).await.unwrap().is_empty(), "still leased to a");
+    let b = deliveries::lease(db, "b", now + 61, now + 121, 10).await.unwrap();
+    assert_eq!(b.len(), 1);
+    let attempt = |status: &'static str, at: i64| Attempt {
+        at,
+        status,
+        http_status: Some(200),
+        error: None,
+        latency_ms: 1,
+        next_attempt_at: at,
+    };
+    assert!(deliveries::record_attempt(db, &b[0], attempt(delivery::SUCCEEDED, now + 62)).await.unwrap());
+    // A's late write is fenced off: B's outcome stands, no second attempt row.
+    assert!(!deliveries::record_attempt(db, &a[0], attempt(delivery::PENDING, now + 70)).await.unwrap());
+    let row = delivery::Entity::find_by_id("d1".to_string()).one(db).await.unwrap().unwrap();
+    assert_eq!(row.status, delivery::SUCCEEDED);
+    assert_eq!(row.attempts, 1);
+    assert_eq!(delivery_attempt::Entity::find().count(db).await.unwrap(), 1);
+}
