@@ -29,6 +29,13 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Write a consistent copy of the SQLite database to a new file while the server runs
+    /// (PostgreSQL: use pg_dump). The master key is not in it: keep it apart (docs/operations.md).
+    Backup {
+        /// The file to create.
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Admin API keys.
     AdminKey {
         #[command(subcommand)]
@@ -123,6 +130,14 @@ async fn run(cmd: Command, config: Config) -> Result<(), Box<dyn std::error::Err
         Command::Migrate => {
             app::open(&config, &*rng).await?;
             eprintln!("migrations applied");
+        }
+        Command::Backup { to } => {
+            if to.exists() {
+                return Err(format!("{} exists already; give a new file", to.display()).into());
+            }
+            let (db, _) = app::open(&config, &*rng).await?;
+            fedgate::store::backup::sqlite_to(&db, &to.to_string_lossy()).await?;
+            eprintln!("backup written to {}", to.display());
         }
         Command::AdminKey { command } => {
             let (db, _) = app::open(&config, &*rng).await?;

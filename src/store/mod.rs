@@ -2,6 +2,7 @@
 pub mod admin_keys;
 pub mod audit;
 pub mod audited;
+pub mod backup;
 pub mod cleanup;
 pub mod clients;
 pub mod codes;

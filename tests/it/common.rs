@@ -104,6 +104,16 @@ impl TestApp {
         .await
     }
 
+    /// An instance on another database (a restored backup) with this one's master key.
+    pub async fn instance_on(&self, database_url: String) -> TestApp {
+        let master = std::fs::read_to_string(self.state.config.data_dir.join("master.key")).expect("master key");
+        Self::spawn_on(self.backend, Some(database_url), move |c| {
+            c.master_key = Some(fedgate::config::SecretString(master.trim().to_string()));
+            c.allow_private_network = true;
+        })
+        .await
+    }
+
     async fn spawn_on(backend: Backend, db: Option<String>, tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -7,7 +7,12 @@ use fedgate::store::entities::{delivery, delivery_attempt, scim_request};
 use sea_orm::{ActiveModelTrait, EntityTrait, NotSet, PaginatorTrait, Set};
 use serde_json::json;
 
-crate::both!(jobs_run_once_across_instances, a_job_never_overwrites_an_edit, retention_prunes_support_tables);
+crate::both!(
+    jobs_run_once_across_instances,
+    a_job_never_overwrites_an_edit,
+    retention_prunes_support_tables,
+    a_restored_backup_signs_in
+);
 
 async fn jobs_run_once_across_instances(app: &TestApp) {
     let other = app.second_instance().await;
@@ -168,4 +173,49 @@ async fn a_second_serve_on_one_sqlite_file_is_refused() {
     // PostgreSQL needs no lock.
     let pg = fedgate::config::Config { database_url: Some("postgres://x@127.0.0.1/y".into()), ..Default::default() };
     fedgate::app::ServeLock::take(&pg).unwrap();
+}
+
+/// Back up (SQLite: `VACUUM INTO` on the live database, as `fedgate backup` does; PostgreSQL:
+/// pg_dump / pg_restore), restore into a new database, start an instance on it with the same
+/// master key, and sign in with the app registered before the backup.
+async fn a_restored_backup_signs_in(app: &TestApp) {
+    use crate::common::{code_for, exchange, jwt_header};
+    app.tenant("acme", "acme.test", &[]).await;
+    let (client, secret) = app.client("confidential", "ES256").await;
+    let b = crate::common::browser();
+    let code = code_for(app, &b, &client, &[("organization", "acme")]).await;
+    let (s, before) = exchange(app, &client, secret.as_deref(), &code).await;
+    assert_eq!(s, 200, "{before}");
+    let dir = tempfile::tempdir().unwrap();
+    let url = match app.backend {
+        crate::common::Backend::Sqlite => {
+            let file = dir.path().join("backup.db");
+            fedgate::store::backup::sqlite_to(&app.state.db, &file.to_string_lossy()).await.unwrap();
+            format!("sqlite://{}?mode=rwc", file.display())
+        }
+        crate::common::Backend::Postgres => {
+            let src = app.state.config.database_url.clone().unwrap();
+            let dump = dir.path().join("backup.dump");
+            let ok = std::process::Command::new("pg_dump").args(["-Fc", "-f"]).arg(&dump).arg(&src).status().unwrap();
+            assert!(ok.success(), "pg_dump");
+            let target = crate::common::fresh_pg_database().await;
+            let ok = std::process::Command::new("pg_restore")
+                .args(["--no-owner", "-d", &target])
+                .arg(&dump)
+                .status()
+                .unwrap();
+            assert!(ok.success(), "pg_restore");
+            target
+        }
+    };
+    let restored = app.instance_on(url).await;
+    let b = crate::common::browser();
+    let code = code_for(&restored, &b, &client, &[("organization", "acme")]).await;
+    let (s, after) = exchange(&restored, &client, secret.as_deref(), &code).await;
+    assert_eq!(s, 200, "the restored instance signs in with the app registered before: {after}");
+    // Same signing keys (sealed with the master key, restored with the data).
+    let kid = jwt_header(after["id_token"].as_str().unwrap())["kid"].clone();
+    let old_kid = jwt_header(before["id_token"].as_str().unwrap())["kid"].clone();
+    assert_eq!(kid, old_kid);
+    restored.stop().await;
 }
