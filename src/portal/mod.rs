@@ -13,6 +13,7 @@
 //!   scripts and styles from this origin only (no inline code).
 pub mod links;
 pub mod sso;
+pub mod steps;
 
 use crate::error_code::ErrorCode;
 use crate::events::audit::Actor;
