@@ -215,7 +215,8 @@ pub fn respond(
 /// The accent colour's stylesheet URL (`/setup/assets/accent.css?c=rrggbb`), if the tenant has
 /// an accent: inline styles are not allowed on portal pages.
 fn with_accent(mut ctx: serde_json::Value, look: &Look) -> serde_json::Value {
-    let accent = look.brand.accent.as_deref().map(|c| format!("/setup/assets/accent.css?c={}", c.trim_start_matches('#')));
+    let accent =
+        look.brand.accent.as_deref().map(|c| format!("/setup/assets/accent.css?c={}", c.trim_start_matches('#')));
     if let serde_json::Value::Object(m) = &mut ctx {
         m.insert("accent_css".into(), accent.into());
     }
@@ -282,12 +283,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 async fn home(st: web::Data<AppState>, ps: PortalSession) -> Result<HttpResponse, PageError> {
     let link = crate::store::setup_links::get(&st.db, ps.link_id()).await?;
     let expires = link.map(|l| crate::util::rfc3339(l.expires_at)).unwrap_or_default();
-    let items: Vec<serde_json::Value> = ps
-        .grants
-        .intents
-        .iter()
-        .map(|i| serde_json::json!({"id": i.as_str(), "href": i.href()}))
-        .collect();
+    let items: Vec<serde_json::Value> =
+        ps.grants.intents.iter().map(|i| serde_json::json!({"id": i.as_str(), "href": i.href()})).collect();
     Ok(ps.page(
         None,
         "portal_home.html",

@@ -75,19 +75,28 @@ fn portal_samples() -> Vec<(&'static str, Json)> {
     vec![
         (
             "portal_home.html",
-            portal(json!({"items": [{"id": "sso", "href": "/setup/sso"}, {"id": "scim", "href": "/setup/scim"}, {"id": "domains", "href": "/setup/domains"}],
-                          "link_expires_at": "2026-12-13T00:00:00Z", "session_expires_at": "2026-12-06T08:00:00Z"})),
+            portal(
+                json!({"items": [{"id": "sso", "href": "/setup/sso"}, {"id": "scim", "href": "/setup/scim"}, {"id": "domains", "href": "/setup/domains"}],
+                          "link_expires_at": "2026-12-13T00:00:00Z", "session_expires_at": "2026-12-06T08:00:00Z"}),
+            ),
         ),
         (
             "portal_landing.html",
-            portal(json!({"tenant_name": "Acme", "intents": ["sso", "scim", "domains"], "expires_at": "2026-12-13T00:00:00Z", "action": "/setup/fgs_x"})),
+            portal(
+                json!({"tenant_name": "Acme", "intents": ["sso", "scim", "domains"], "expires_at": "2026-12-13T00:00:00Z", "action": "/setup/fgs_x"}),
+            ),
         ),
-        ("portal_link_dead.html", portal(json!({"reason": "expired", "code": "setup_link_expired", "request_id": "r1"}))),
+        (
+            "portal_link_dead.html",
+            portal(json!({"reason": "expired", "code": "setup_link_expired", "request_id": "r1"})),
+        ),
         ("portal_done.html", portal(json!({}))),
         (
             "portal_sso.html",
-            portal(json!({"connections": [{"id": "conn_1", "name": "Okta", "type": "saml", "state": "draft", "enabled": false, "href": "/setup/sso/conn_1"}],
-                          "vendors": [{"id": "okta", "name": "Okta"}]})),
+            portal(
+                json!({"connections": [{"id": "conn_1", "name": "Okta", "type": "saml", "state": "draft", "enabled": false, "href": "/setup/sso/conn_1"}],
+                          "vendors": [{"id": "okta", "name": "Okta"}]}),
+            ),
         ),
         (
             "portal_sso_oidc.html",
@@ -142,7 +151,10 @@ fn every_page_renders_with_its_sample_in_every_look() {
             // No inline JavaScript: portal pages load their one script file.
             let scripts: Vec<&str> = html.match_indices("<script").map(|(i, _)| &html[i..]).collect();
             for s in scripts {
-                assert!(s.starts_with("<script src=\"/setup/assets/portal.js\" defer></script>"), "{name}: inline script");
+                assert!(
+                    s.starts_with("<script src=\"/setup/assets/portal.js\" defer></script>"),
+                    "{name}: inline script"
+                );
             }
         }
     }
