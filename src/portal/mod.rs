@@ -20,6 +20,7 @@ use crate::events::audit::Actor;
 use crate::http::error::PageError;
 use crate::http::ui_session::{self, UiSession};
 use crate::http::AppState;
+use crate::store::entities::connection::ConnectionState;
 use crate::store::entities::tenant;
 use crate::store::entities::ui_session::UiKind;
 use crate::templates::{Branding, Look};
@@ -283,8 +284,31 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 async fn home(st: web::Data<AppState>, ps: PortalSession) -> Result<HttpResponse, PageError> {
     let link = crate::store::setup_links::get(&st.db, ps.link_id()).await?;
     let expires = link.map(|l| crate::util::rfc3339(l.expires_at)).unwrap_or_default();
-    let items: Vec<serde_json::Value> =
-        ps.grants.intents.iter().map(|i| serde_json::json!({"id": i.as_str(), "href": i.href()})).collect();
+    // The state of each part (SSO here; the other parts report theirs the same way).
+    let sso_status = if ps.has(Intent::Sso) {
+        let conns = crate::store::connections::all_of_tenant(&st.db, &ps.tenant.id, 50).await?;
+        Some(if conns.iter().any(|c| c.enabled && c.state == ConnectionState::Active) {
+            "live"
+        } else if conns.is_empty() {
+            "todo"
+        } else {
+            "draft"
+        })
+    } else {
+        None
+    };
+    let items: Vec<serde_json::Value> = ps
+        .grants
+        .intents
+        .iter()
+        .map(|i| {
+            let status = match i {
+                Intent::Sso => sso_status,
+                _ => None,
+            };
+            serde_json::json!({"id": i.as_str(), "href": i.href(), "status": status})
+        })
+        .collect();
     Ok(ps.page(
         None,
         "portal_home.html",

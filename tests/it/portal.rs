@@ -139,8 +139,26 @@ fn time_parse(s: &str) -> Option<i64> {
 
 async fn get_never_redeems_post_does(app: &TestApp) {
     tenant(app, "acme", "acme.test").await;
+    let (s, t) = app
+        .admin(
+            reqwest::Method::PATCH,
+            "/tenants/acme",
+            Some(json!({"settings": {"branding": {"display_name": "Acme Corp", "accent": "#0a7f3c", "logo_url": "https://cdn.acme.test/logo.png"}}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{t}");
     let (id, url) = link(app, "acme", json!(["sso"]), None).await;
     let b = browser();
+    let r = b.get(&url).send().await.unwrap();
+    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("img-src 'self' https://cdn.acme.test;"), "{csp}");
+    let html = r.text().await.unwrap();
+    assert!(html.contains("<strong>Acme Corp</strong>") && html.contains("src=\"https://cdn.acme.test/logo.png\""), "{html}");
+    assert!(html.contains("href=\"/setup/assets/accent.css?c=0a7f3c\""), "{html}");
+    let css = app.http.get(app.url("/setup/assets/accent.css?c=0a7f3c")).send().await.unwrap().text().await.unwrap();
+    assert!(css.contains("background:#0a7f3c"), "{css}");
+    let css = app.http.get(app.url("/setup/assets/accent.css?c=red;}x")).send().await.unwrap().text().await.unwrap();
+    assert!(css.is_empty(), "{css}");
     for _ in 0..3 {
         let r = b.get(&url).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 200);
@@ -150,6 +168,7 @@ async fn get_never_redeems_post_does(app: &TestApp) {
         assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
         let html = r.text().await.unwrap();
         assert!(html.contains("data-testid=\"start-setup\"") && html.contains("acme Inc"), "{html}");
+        assert!(html.contains("Acme Corp"), "branded: {html}");
     }
     let (_, list) = app.get("/tenants/acme/setup-links").await;
     assert_eq!(list["data"][0]["uses"], 0, "a GET never redeems (mail scanners)");
