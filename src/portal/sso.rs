@@ -434,7 +434,7 @@ async fn oidc_update(
     }
     let mut fields = match oidc_fields(&f, st.config.dev_mode, false) {
         Ok(m) => m,
-        Err(errors) => return Ok(connection_page(&st, &ps, &row, &errors, &f, StatusCode::BAD_REQUEST).await?),
+        Err(errors) => return connection_page(&st, &ps, &row, &errors, &f, StatusCode::BAD_REQUEST).await,
     };
     let new_secrets = take_secrets(ConnectionType::Oidc, &mut fields).map_err(|_| PageError::internal())?;
     let mut merged = config_of(&row)?.to_fields();
@@ -449,7 +449,7 @@ async fn oidc_update(
                 e.field.clone().unwrap_or_else(|| "issuer".into()),
                 json!({"kind": "other", "detail": e.message}),
             );
-            return Ok(connection_page(&st, &ps, &row, &errors, &f, StatusCode::BAD_REQUEST).await?);
+            return connection_page(&st, &ps, &row, &errors, &f, StatusCode::BAD_REQUEST).await;
         }
     };
     let mut ch = ConnectionChanges { bump_version: true, ..Default::default() };

@@ -153,7 +153,10 @@ async fn get_never_redeems_post_does(app: &TestApp) {
     let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
     assert!(csp.contains("img-src 'self' https://cdn.acme.test;"), "{csp}");
     let html = r.text().await.unwrap();
-    assert!(html.contains("<strong>Acme Corp</strong>") && html.contains("src=\"https://cdn.acme.test/logo.png\""), "{html}");
+    assert!(
+        html.contains("<strong>Acme Corp</strong>") && html.contains("src=\"https://cdn.acme.test/logo.png\""),
+        "{html}"
+    );
     assert!(html.contains("href=\"/setup/assets/accent.css?c=0a7f3c\""), "{html}");
     let css = app.http.get(app.url("/setup/assets/accent.css?c=0a7f3c")).send().await.unwrap().text().await.unwrap();
     assert!(css.contains("background:#0a7f3c"), "{css}");
@@ -344,7 +347,7 @@ async fn metadata_mistakes_are_explained_next_to_the_field(app: &TestApp) {
     let sp_md = sp_md.text().await.unwrap();
     let to = format!("{here}/idp");
     let no_sig = idp_metadata().split("<md:KeyDescriptor").next().unwrap().to_string()
-        + &idp_metadata().split("</md:KeyDescriptor>").nth(1).unwrap().to_string();
+        + idp_metadata().split("</md:KeyDescriptor>").nth(1).unwrap();
     let expired = {
         let (key, cert) =
             fedgate::upstream::saml::metadata::generate_sp_key("old idp", app.clock.now() - 11 * 365 * 86_400).unwrap();
