@@ -36,6 +36,84 @@ fn samples() -> Vec<(&'static str, Json)> {
         ),
         ("demo_saml_idp_error.html", json!({"message": "no SAMLRequest"})),
     ]
+    .into_iter()
+    .chain(portal_samples())
+    .collect()
+}
+
+/// The layout values every portal page gets (`portal::PortalSession::page`).
+fn portal(ctx: Json) -> Json {
+    let mut m = ctx.as_object().cloned().unwrap_or_default();
+    m.insert(
+        "portal".into(),
+        json!({"tenant_name": "Acme", "csrf": "tok", "home_current": false,
+               "nav": [{"id": "sso", "href": "/setup/sso", "current": true}, {"id": "scim", "href": "/setup/scim", "current": false},
+                       {"id": "domains", "href": "/setup/domains", "current": false}]}),
+    );
+    m.insert("accent_css".into(), json!("/setup/assets/accent.css?c=0a7f3c"));
+    Json::Object(m)
+}
+
+fn sso_connection_sample() -> Json {
+    json!({
+        "conn": {"id": "conn_1", "name": "Okta", "type": "saml", "state": "draft", "enabled": false, "version": 2, "tested": true},
+        "vendor": {"id": "okta", "name": "Okta", "acs_label": "Single sign-on URL", "entity_label": "Audience URI", "metadata_label": "SP metadata"},
+        "errors": {"metadata_xml": {"kind": "sp_metadata", "detail": ""}, "new_certificate": {"kind": "cert_expired", "detail": "2020-01-01T00:00:00Z"}},
+        "given": {"metadata_url": "", "idp_entity_id": "", "sso_url": "", "issuer": "", "client_id": ""},
+        "test_url": "/setup/sso/conn_1/test",
+        "saml": {"acs_url": "https://f.test/sso/saml/conn-1/acs", "sp_entity_id": "https://f.test/sso/saml/conn-1/metadata",
+                 "sp_metadata_url": "https://f.test/sso/saml/conn-1/metadata", "sp_certificate": "-----BEGIN CERTIFICATE-----",
+                 "onelogin_validator": "^https:\\/\\/f\\.test$", "attributes": [{"claim": "email", "attribute": "email"}],
+                 "steps_html": "<ol><li>x</li></ol>", "console_warnings": [],
+                 "idp": {"entity_id": "http://idp.test", "sso_url": "https://idp.test/sso", "metadata_url": null, "refresh_error": null,
+                         "certificates": [{"subject": "CN=idp", "not_after": "2030-01-01T00:00:00Z", "days_left": 1000, "expired": false, "expiring": false, "fingerprint": "ab"}]}},
+        "oidc": null,
+    })
+}
+
+fn portal_samples() -> Vec<(&'static str, Json)> {
+    vec![
+        (
+            "portal_home.html",
+            portal(
+                json!({"items": [{"id": "sso", "href": "/setup/sso", "status": "live"}, {"id": "scim", "href": "/setup/scim", "status": "draft"},
+                                 {"id": "domains", "href": "/setup/domains", "status": null}],
+                          "link_expires_at": "2026-12-13T00:00:00Z", "session_expires_at": "2026-12-06T08:00:00Z"}),
+            ),
+        ),
+        (
+            "portal_landing.html",
+            portal(
+                json!({"tenant_name": "Acme", "intents": ["sso", "scim", "domains"], "expires_at": "2026-12-13T00:00:00Z", "action": "/setup/fgs_x"}),
+            ),
+        ),
+        (
+            "portal_link_dead.html",
+            portal(json!({"reason": "expired", "code": "setup_link_expired", "request_id": "r1"})),
+        ),
+        ("portal_done.html", portal(json!({}))),
+        (
+            "portal_sso.html",
+            portal(
+                json!({"connections": [{"id": "conn_1", "name": "Okta", "type": "saml", "state": "draft", "enabled": false, "href": "/setup/sso/conn_1"}],
+                          "vendors": [{"id": "okta", "name": "Okta"}]}),
+            ),
+        ),
+        (
+            "portal_sso_oidc.html",
+            portal(json!({"redirect_uri": "https://f.test/sso/oidc/callback", "steps_html": "<p>steps</p>",
+                          "errors": {"issuer": {"kind": "oidc_issuer", "detail": ""}}, "action": "/setup/sso/new-oidc"})),
+        ),
+        ("portal_sso_connection.html", portal(sso_connection_sample())),
+        (
+            "portal_sso_test.html",
+            portal(json!({"status": "completed", "passed": false,
+                          "checks": [{"id": "email", "passed": false, "detail": "No email.", "fix": "Send email."}],
+                          "claims": "{}", "code": "test_sign_in_failed", "cause": "No email.", "fix": "Send email.",
+                          "trace_id": "lgn_1", "timeline": [{"step": "authorize_received", "after_ms": 0, "duration_ms": 0}],
+                          "back": "/setup/sso/conn_1"})),
+        ),
+    ]
 }
 
 fn branded() -> Look {
@@ -71,7 +149,14 @@ fn every_page_renders_with_its_sample_in_every_look() {
         for look in [Look::default(), branded(), Look { brand: Branding::default(), lang: "xx".into() }] {
             let html = render(name, ctx, &look).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(html.starts_with("<!doctype html>") && html.contains("</main>"), "{name}: {html}");
-            assert!(!html.contains("<script"), "{name}: no JavaScript");
+            // No inline JavaScript: portal pages load their one script file.
+            let scripts: Vec<&str> = html.match_indices("<script").map(|(i, _)| &html[i..]).collect();
+            for s in scripts {
+                assert!(
+                    s.starts_with("<script src=\"/setup/assets/portal.js\" defer></script>"),
+                    "{name}: inline script"
+                );
+            }
         }
     }
 }

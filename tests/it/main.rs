@@ -17,6 +17,7 @@ mod oidc;
 mod oidc_idp;
 mod openapi;
 mod ops;
+mod portal;
 mod request_context;
 mod saml;
 mod saml_corpus;
