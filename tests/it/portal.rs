@@ -528,7 +528,40 @@ async fn test_sign_in_passes_activates_and_an_edit_relocks(app: &TestApp) {
     assert_eq!(forced["details"]["forced"], true);
 }
 
+async fn oidc_draft_shows_the_redirect_uri(app: &TestApp) {
+    tenant(app, "acme", "acme.test").await;
+    let (_, url) = link(app, "acme", json!(["sso"]), None).await;
+    let b = redeem(&url).await;
+    let r = submit(app, &b, "/setup/sso", "/setup/sso", &[("vendor", "oidc")]).await;
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(location(&r), app.url("/setup/sso/new-oidc"));
+    let (s, html) = page(app, &b, "/setup/sso/new-oidc").await;
+    assert_eq!(s, 200);
+    assert!(html.contains(&format!("value=\"{}/sso/oidc/callback\"", app.base)), "{html}");
+    let bad = [("issuer", "not a url"), ("client_id", "abc"), ("client_secret", "s3cret")];
+    let r = submit(app, &b, "/setup/sso/new-oidc", "/setup/sso/new-oidc", &bad).await;
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().await.unwrap().contains("Give the issuer as an address starting with https://"));
+    let good = [("issuer", "https://login.acme.test"), ("client_id", "abc"), ("client_secret", "s3cret")];
+    let r = submit(app, &b, "/setup/sso/new-oidc", "/setup/sso/new-oidc", &good).await;
+    assert_eq!(r.status().as_u16(), 303, "{}", r.text().await.unwrap_or_default());
+    let id = location(&r).rsplit('/').next().unwrap().to_string();
+    let (_, c) = app.get(&format!("/tenants/acme/connections/{id}")).await;
+    assert_eq!(
+        (c["type"].as_str(), c["state"].as_str(), c["enabled"].as_bool()),
+        (Some("oidc"), Some("draft"), Some(false)),
+        "{c}"
+    );
+    assert!(!c.to_string().contains("s3cret"), "the secret is sealed: {c}");
+    let (_, html) = page(app, &b, &format!("/setup/sso/{id}")).await;
+    assert!(
+        html.contains("value=\"https://login.acme.test\"") && html.contains("data-testid=\"redirect-uri\""),
+        "{html}"
+    );
+}
+
 both!(
+    oidc_draft_shows_the_redirect_uri,
     setup_links_through_the_admin_api,
     get_never_redeems_post_does,
     expired_unknown_and_revoked_links,
