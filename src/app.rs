@@ -103,6 +103,7 @@ impl AppState {
             saml_pool,
             limits,
             failure_log,
+            trace_budget: Arc::new(crate::traces::sampled::Budget::new(crate::traces::sampled::TRACE_BUDGET_PER_MINUTE)),
         })
     }
 
@@ -126,6 +127,8 @@ impl AppState {
         self.limits.housekeeping();
         self.keys.rotate(false).await?;
         let now = self.clock.now();
+        // Unfinished logins leave an `abandoned` trace before clean-up removes them.
+        crate::traces::abandon_expired(&self.db, now).await.map_err(crate::keys::KeyError::from)?;
         crate::store::cleanup::expired(&self.db, now).await.map_err(crate::keys::KeyError::from)?;
         crate::store::ui_sessions::prune(&self.db, now).await.map_err(crate::keys::KeyError::from)?;
         crate::events::prune(&self.db, now - self.config.events.retention)
@@ -151,7 +154,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(crate::issuer::routes)
             .configure(crate::scim::routes)
             .configure(crate::login::routes)
-            .configure(crate::demo::routes);
+            .configure(crate::demo::routes)
+            .configure(crate::console::routes);
     }
 }
 

@@ -14,6 +14,7 @@ pub mod events;
 pub mod grants;
 pub mod identities;
 pub mod logins;
+pub mod operators;
 pub mod page;
 pub mod refresh_tokens;
 pub mod replay;
