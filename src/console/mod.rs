@@ -215,7 +215,7 @@ impl FromRequest for Write {
                 Err(ConsoleError::SignIn) => {
                     return Err(ConsoleError::Notice {
                         status: StatusCode::UNAUTHORIZED,
-                        kind: "signed_out",
+                        kind: "session_ended",
                         code: ErrorCode::Unauthorized,
                     })
                 }

@@ -34,10 +34,21 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("demo_signed_in.html", include_str!("../../templates/demo_signed_in.html")),
     ("demo_saml_idp.html", include_str!("../../templates/demo_saml_idp.html")),
     ("demo_saml_idp_error.html", include_str!("../../templates/demo_saml_idp_error.html")),
+    ("console_base.html", include_str!("../../templates/console_base.html")),
+    ("console_why.html", include_str!("../../templates/console_why.html")),
+    ("console_notice.html", include_str!("../../templates/console_notice.html")),
+    ("console_tenants.html", include_str!("../../templates/console_tenants.html")),
+    ("console_tenant.html", include_str!("../../templates/console_tenant.html")),
+    ("console_logins.html", include_str!("../../templates/console_logins.html")),
+    ("console_login.html", include_str!("../../templates/console_login.html")),
+    ("console_events.html", include_str!("../../templates/console_events.html")),
+    ("console_webhooks.html", include_str!("../../templates/console_webhooks.html")),
+    ("console_webhook.html", include_str!("../../templates/console_webhook.html")),
+    ("console_audit.html", include_str!("../../templates/console_audit.html")),
 ];
 
 /// Templates that are parts of pages, not pages.
-pub const PARTS: &[&str] = &["base.html", "style.css"];
+pub const PARTS: &[&str] = &["base.html", "style.css", "console_base.html", "console_why.html"];
 
 /// Why a page could not be rendered.
 #[derive(Debug, thiserror::Error)]
