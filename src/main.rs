@@ -39,6 +39,26 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The operator console (`/console`).
+    Console {
+        #[command(subcommand)]
+        command: ConsoleCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConsoleCommand {
+    /// Create the operators' tenant (if missing, with the email's domain), the console's client
+    /// and the operator; in dev mode also a dev connection for the operators' tenant. Re-run it
+    /// to add operators or change a role.
+    Bootstrap {
+        /// The operator's email (their address at the operators' tenant's identity provider).
+        #[arg(long)]
+        email: String,
+        /// `full` (reads and writes) or `read_only`.
+        #[arg(long, default_value = "full")]
+        role: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -125,6 +145,27 @@ async fn run(cmd: Command, config: Config) -> Result<(), Box<dyn std::error::Err
             for k in state.keys.list().await? {
                 println!("{}\t{}\t{}\tcreated {}", k.kid, k.alg, k.state, fedgate::util::rfc3339(k.created_at));
             }
+        }
+        Command::Console { command: ConsoleCommand::Bootstrap { email, role } } => {
+            let role = fedgate::store::entities::operator::OperatorRole::parse(&role)
+                .ok_or_else(|| format!("--role must be full or read_only, not {role:?}"))?;
+            let state = AppState::new(config, clock, rng).await?;
+            let b = fedgate::console::bootstrap(&state, &email, role).await?;
+            if b.tenant_created {
+                eprintln!("created the operators' tenant `{}`", fedgate::console::OPERATORS_SLUG);
+            }
+            if let Some(d) = &b.domain_added {
+                eprintln!("added the domain {d} to the operators' tenant");
+            }
+            if b.connection_created {
+                eprintln!("dev mode: created a dev connection for the operators' tenant (no password is checked)");
+            }
+            eprintln!(
+                "operator {} ({}); the console is at {}",
+                b.operator.email,
+                b.operator.role.as_str(),
+                b.console_url
+            );
         }
         Command::Serve { demo } => {
             let state = AppState::new(config, clock, rng).await?;

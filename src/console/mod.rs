@@ -137,7 +137,7 @@ fn notice(status: StatusCode, kind: &str, code: Option<ErrorCode>, next: Option<
     page(
         status,
         "console_notice.html",
-        serde_json::json!({ "kind": kind, "code": code.map(ErrorCode::as_str), "next": next, "request_id": crate::http::current_request_id() }),
+        serde_json::json!({ "op": null, "kind": kind, "code": code.map(ErrorCode::as_str), "next": next, "request_id": crate::http::current_request_id() }),
     )
 }
 

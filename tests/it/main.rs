@@ -3,6 +3,7 @@
 mod admin;
 mod browser_security;
 mod common;
+mod console;
 mod demo_saml;
 mod demo_trust;
 mod email_trust;
