@@ -103,7 +103,9 @@ impl AppState {
             saml_pool,
             limits,
             failure_log,
-            trace_budget: Arc::new(crate::traces::sampled::Budget::new(crate::traces::sampled::TRACE_BUDGET_PER_MINUTE)),
+            trace_budget: Arc::new(crate::traces::sampled::Budget::new(
+                crate::traces::sampled::TRACE_BUDGET_PER_MINUTE,
+            )),
         })
     }
 

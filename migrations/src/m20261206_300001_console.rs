@@ -20,8 +20,10 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.alter_table(Table::alter().table("login_traces").add_column(ColumnDef::new("email").string().null()).to_owned())
-            .await?;
+        m.alter_table(
+            Table::alter().table("login_traces").add_column(ColumnDef::new("email").string().null()).to_owned(),
+        )
+        .await?;
         m.create_index(
             Index::create()
                 .name("login_traces_email")

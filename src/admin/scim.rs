@@ -1,6 +1,7 @@
 //! `/admin/v1/tenants/{tenant}/scim-tokens` and `/scim-requests`: per-tenant SCIM bearer tokens
 //! (shown once, stored hashed, revocable) and the SCIM request log.
 use super::{page_of, Admin, Page, PageQuery};
+use crate::events::audit::Actor;
 use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::ids::ScimTokenId;
@@ -10,7 +11,6 @@ use crate::store::audited;
 use crate::store::entities::scim_token;
 use crate::store::scim_tokens as store;
 use crate::util::rfc3339;
-use crate::events::audit::Actor;
 use actix_web::{delete, get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
@@ -145,7 +145,8 @@ pub async fn revoke_scim_token(st: &AppState, actor: &Actor<'_>, tenant_id: &str
     let now = st.clock.now();
     let tx = audited::begin(&st.db).await?;
     if store::revoke_token(&*tx, tenant_id, id, now).await? {
-        let entry = actor.entry(now, "scim_token.revoke", "scim_token", Some(id), Some(tenant_id), serde_json::json!({}));
+        let entry =
+            actor.entry(now, "scim_token.revoke", "scim_token", Some(id), Some(tenant_id), serde_json::json!({}));
         tx.commit(&*st.rng, entry, None).await?;
     } else if !store::token_exists(&*tx, tenant_id, id).await? {
         return Err(ApiError::not_found("SCIM token"));

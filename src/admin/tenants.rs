@@ -1,6 +1,7 @@
 //! `/admin/v1/tenants`
 use super::{page_of, Admin, Page, PageQuery};
 use crate::error_code::ErrorCode;
+use crate::events::audit::Actor;
 use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::ids::TenantId;
@@ -9,7 +10,6 @@ use crate::store::entities::tenant;
 use crate::store::tenants::{self as store, NewTenant, TenantChanges};
 use crate::store::{audited, connections, is_unique_violation};
 use crate::tenant::{self as t, TenantSettings, TenantView};
-use crate::events::audit::Actor;
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use serde::Deserialize;
 

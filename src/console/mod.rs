@@ -43,7 +43,8 @@ const LOGIN_COOKIE: &str = "fedgate_console_login";
 /// How long a console session lives, and may sit idle (seconds).
 pub const SESSION: crate::http::ui_session::Lifetime = crate::http::ui_session::Lifetime { ttl: 12 * 3600, idle: 3600 };
 /// The console pages' Content-Security-Policy: no inline anything.
-pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+pub const CSP: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 /// The console's stylesheet.
 const CSS: &str = include_str!("../../templates/console_assets/console.css");
 
@@ -229,7 +230,10 @@ impl FromRequest for Write {
                 ConsoleError::Page(PageError::bad_request(ErrorCode::InvalidRequest, "The form could not be read."))
             })?;
             if body.len() > FORM_LIMIT {
-                return Err(ConsoleError::Page(PageError::bad_request(ErrorCode::PayloadTooLarge, "The form is too large.")));
+                return Err(ConsoleError::Page(PageError::bad_request(
+                    ErrorCode::PayloadTooLarge,
+                    "The form is too large.",
+                )));
             }
             let form = form_params(&req, &body)
                 .map_err(|m| ConsoleError::Page(PageError::bad_request(ErrorCode::InvalidRequest, m)))?;
@@ -261,7 +265,11 @@ fn callback_url(st: &AppState) -> String {
 }
 
 fn not_set_up() -> ConsoleError {
-    ConsoleError::Notice { status: StatusCode::SERVICE_UNAVAILABLE, kind: "not_set_up", code: ErrorCode::ConsoleNotSetUp }
+    ConsoleError::Notice {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        kind: "not_set_up",
+        code: ErrorCode::ConsoleNotSetUp,
+    }
 }
 
 /// The console's client, its redirect URI kept in step with the issuer (which may change
@@ -376,7 +384,14 @@ async fn callback(
     .await?;
     let now = st.clock.now();
     let actor = crate::events::audit::Actor { name: &format!("operator:{}", op.email), ip: &crate::http::peer(&req) };
-    let entry = actor.entry(now, "console.sign_in", "ui_session", Some(&session.row.id), None, serde_json::json!({"role": op.role.as_str()}));
+    let entry = actor.entry(
+        now,
+        "console.sign_in",
+        "ui_session",
+        Some(&session.row.id),
+        None,
+        serde_json::json!({"role": op.role.as_str()}),
+    );
     if let Err(e) = crate::store::audit::insert(&st.db, entry).await {
         crate::util::log_internal("auditing a console sign-in", &e);
     }

@@ -36,7 +36,11 @@ fn not_found(what: &str) -> ConsoleError {
 
 /// Splits a textarea of domains (commas, spaces or lines).
 fn domain_list(s: &str) -> Vec<String> {
-    s.split(|c: char| c == ',' || c.is_whitespace()).map(str::trim).filter(|d| !d.is_empty()).map(str::to_string).collect()
+    s.split(|c: char| c == ',' || c.is_whitespace())
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,9 +50,20 @@ pub struct CursorQuery {
 }
 
 /// GET /console: the tenants, and (full operators) the form to create one.
-pub async fn tenants(op: Operator, st: web::Data<AppState>, q: web::Query<CursorQuery>) -> Result<HttpResponse, ConsoleError> {
-    tenants_page(&op, &st, q.cursor.as_deref(), Value::Null, json!({"name": "", "slug": "", "domains": ""}), StatusCode::OK)
-        .await
+pub async fn tenants(
+    op: Operator,
+    st: web::Data<AppState>,
+    q: web::Query<CursorQuery>,
+) -> Result<HttpResponse, ConsoleError> {
+    tenants_page(
+        &op,
+        &st,
+        q.cursor.as_deref(),
+        Value::Null,
+        json!({"name": "", "slug": "", "domains": ""}),
+        StatusCode::OK,
+    )
+    .await
 }
 
 async fn tenants_page(
@@ -146,12 +161,14 @@ async fn tenant_page(
 ) -> Result<HttpResponse, ConsoleError> {
     let now = st.clock.now();
     let domains = crate::tenant::domains_of(&st.db, &t.id).await?;
-    let conns = crate::store::connections::page_of_tenant(&st.db, &t.id, PageRequest { cursor: None, limit: 100 }).await?;
+    let conns =
+        crate::store::connections::page_of_tenant(&st.db, &t.id, PageRequest { cursor: None, limit: 100 }).await?;
     let mut connections = Vec::new();
     for c in &conns.rows {
         connections.push(connection_health(st, c, now).await?);
     }
-    let tokens = crate::store::scim_tokens::page_tokens(&st.db, &t.id, PageRequest { cursor: None, limit: 100 }).await?;
+    let tokens =
+        crate::store::scim_tokens::page_tokens(&st.db, &t.id, PageRequest { cursor: None, limit: 100 }).await?;
     let tokens: Vec<Value> = tokens
         .rows
         .iter()
@@ -202,7 +219,11 @@ pub async fn tenant(
 }
 
 /// POST /console/tenants/{tenant}: name, slug, domains.
-pub async fn update_tenant(w: Write, st: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ConsoleError> {
+pub async fn update_tenant(
+    w: Write,
+    st: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ConsoleError> {
     let t = load_tenant(&st, &path).await?;
     let body = UpdateTenant {
         name: w.form.get("name").map(str::to_string),
@@ -309,9 +330,10 @@ pub fn failure_group(status: &str, code: Option<&str>) -> &'static str {
     }
     match code.unwrap_or("") {
         "saml_expired" | "saml_not_yet_valid" | "id_token_expired" | "id_token_not_yet_valid" => "clock_skew",
-        "saml_audience_mismatch" | "id_token_audience_mismatch" | "saml_recipient_mismatch" | "saml_destination_mismatch" => {
-            "wrong_audience"
-        }
+        "saml_audience_mismatch"
+        | "id_token_audience_mismatch"
+        | "saml_recipient_mismatch"
+        | "saml_destination_mismatch" => "wrong_audience",
         "saml_signature_invalid" | "id_token_signature_invalid" | "id_token_key_unknown" => "certificate_rotated",
         "saml_status_not_success" | "upstream_denied" => "not_assigned",
         "email_domain_not_allowed" => "email_domain",
@@ -324,10 +346,15 @@ pub fn failure_group(status: &str, code: Option<&str>) -> &'static str {
 
 /// GET /console/logins: "why can't they log in?" — search by tenant, email, connection,
 /// status and day range; a trace id opens the trace.
-pub async fn logins(op: Operator, st: web::Data<AppState>, q: web::Query<TraceQuery>) -> Result<HttpResponse, ConsoleError> {
+pub async fn logins(
+    op: Operator,
+    st: web::Data<AppState>,
+    q: web::Query<TraceQuery>,
+) -> Result<HttpResponse, ConsoleError> {
     if let Some(id) = clean(&q.id) {
         if crate::store::traces::get(&st.db, &id).await?.is_some() {
-            let url = format!("/console/logins/{}", url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>());
+            let url =
+                format!("/console/logins/{}", url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>());
             return Ok(redirect(StatusCode::SEE_OTHER, &url));
         }
     }
@@ -370,7 +397,8 @@ pub async fn logins(op: Operator, st: web::Data<AppState>, q: web::Query<TraceQu
     let (rows, next) = if no_match {
         (Vec::new(), None)
     } else {
-        let p = crate::store::traces::search(&st.db, &filter, PageRequest { cursor: q.cursor.as_deref(), limit: 50 }).await?;
+        let p = crate::store::traces::search(&st.db, &filter, PageRequest { cursor: q.cursor.as_deref(), limit: 50 })
+            .await?;
         (p.rows, p.next_cursor)
     };
     let mut tenant_names = std::collections::HashMap::new();
@@ -417,7 +445,11 @@ pub async fn logins(op: Operator, st: web::Data<AppState>, q: web::Query<TraceQu
 }
 
 /// GET /console/logins/{id}: one trace — the summary sentence, cause, fix, steps and timings.
-pub async fn login_trace(op: Operator, st: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ConsoleError> {
+pub async fn login_trace(
+    op: Operator,
+    st: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ConsoleError> {
     let row = crate::store::traces::get(&st.db, &path).await?.ok_or_else(|| not_found("login trace"))?;
     let v = crate::traces::view(&row);
     let tenant = match &row.tenant_id {
@@ -425,7 +457,9 @@ pub async fn login_trace(op: Operator, st: web::Data<AppState>, path: web::Path<
         None => None,
     };
     let conn = match &row.connection_id {
-        Some(c) => crate::store::connections::get(&st.db, c).await?.map(|c| json!({"id": c.id, "name": c.name, "type": c.conn_type})),
+        Some(c) => crate::store::connections::get(&st.db, c)
+            .await?
+            .map(|c| json!({"id": c.id, "name": c.name, "type": c.conn_type})),
         None => None,
     };
     let steps: Vec<Value> = v["steps"]
@@ -461,7 +495,11 @@ pub struct EventsQuery {
 }
 
 /// GET /console/events: the event stream in commit order (50 a page).
-pub async fn events(op: Operator, st: web::Data<AppState>, q: web::Query<EventsQuery>) -> Result<HttpResponse, ConsoleError> {
+pub async fn events(
+    op: Operator,
+    st: web::Data<AppState>,
+    q: web::Query<EventsQuery>,
+) -> Result<HttpResponse, ConsoleError> {
     let after = q.after.as_deref().and_then(crate::events::decode_cursor);
     let tenant = match clean(&q.tenant) {
         Some(t) => crate::tenant::find(&st.db, &t).await?.map(|t| t.id).or(Some(t)),
@@ -518,9 +556,12 @@ pub async fn webhook(
     q: web::Query<WebhookQuery>,
 ) -> Result<HttpResponse, ConsoleError> {
     let ep = crate::store::webhooks::get(&st.db, &path).await?.ok_or_else(|| not_found("webhook endpoint"))?;
-    let rows =
-        crate::store::deliveries::page_for_target(&st.db, &ep.id, PageRequest { cursor: q.cursor.as_deref(), limit: 50 })
-            .await?;
+    let rows = crate::store::deliveries::page_for_target(
+        &st.db,
+        &ep.id,
+        PageRequest { cursor: q.cursor.as_deref(), limit: 50 },
+    )
+    .await?;
     let ids: Vec<String> = rows.rows.iter().map(|d| d.id.clone()).collect();
     let attempts = crate::store::deliveries::attempts_of(&st.db, &ids).await?;
     let list: Vec<Value> = rows
@@ -538,7 +579,11 @@ pub async fn webhook(
         })
         .collect();
     let next_url = rows.next_cursor.map(|c| {
-        format!("/console/webhooks/{}?cursor={}", ep.id, url::form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>())
+        format!(
+            "/console/webhooks/{}?cursor={}",
+            ep.id,
+            url::form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>()
+        )
     });
     Ok(page(
         StatusCode::OK,
@@ -555,7 +600,11 @@ pub async fn webhook(
 }
 
 /// POST /console/deliveries/{id}/replay (the admin API's replay; back to the endpoint's page).
-pub async fn replay_delivery(w: Write, st: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ConsoleError> {
+pub async fn replay_delivery(
+    w: Write,
+    st: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ConsoleError> {
     let name = w.op.actor_name();
     let actor = Actor { name: &name, ip: &w.op.ip };
     crate::admin::events::replay(&st, &actor, &path).await.map_err(|e| {
@@ -583,8 +632,13 @@ pub struct AuditQuery {
 }
 
 /// GET /console/audit: the audit log, newest first, by tenant, actor and action.
-pub async fn audit(op: Operator, st: web::Data<AppState>, q: web::Query<AuditQuery>) -> Result<HttpResponse, ConsoleError> {
-    let mut f = crate::store::audit::AuditFilter { actor: clean(&q.actor), action: clean(&q.action), ..Default::default() };
+pub async fn audit(
+    op: Operator,
+    st: web::Data<AppState>,
+    q: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ConsoleError> {
+    let mut f =
+        crate::store::audit::AuditFilter { actor: clean(&q.actor), action: clean(&q.action), ..Default::default() };
     if let Some(t) = clean(&q.tenant) {
         f.tenant_id = Some(crate::tenant::find(&st.db, &t).await?.map(|t| t.id).unwrap_or(t));
     }
@@ -614,7 +668,11 @@ pub async fn audit(op: Operator, st: web::Data<AppState>, q: web::Query<AuditQue
     } else {
         None
     };
-    Ok(page(StatusCode::OK, "console_audit.html", json!({"op": op.view(), "entries": list, "form": form, "next_url": next_url})))
+    Ok(page(
+        StatusCode::OK,
+        "console_audit.html",
+        json!({"op": op.view(), "entries": list, "form": form, "next_url": next_url}),
+    ))
 }
 
 #[cfg(test)]

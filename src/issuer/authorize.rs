@@ -289,7 +289,7 @@ pub async fn authorize(req: HttpRequest, body: web::Bytes, st: web::Data<AppStat
                 Some(c) => Some(c),
                 None => {
                     refused(&st, &params, "invalid_request", "unknown or disabled connection").await;
-                    return Ok(r.error(&st, "invalid_request", "unknown or disabled connection"))
+                    return Ok(r.error(&st, "invalid_request", "unknown or disabled connection"));
                 }
             }
         }
@@ -300,7 +300,7 @@ pub async fn authorize(req: HttpRequest, body: web::Bytes, st: web::Data<AppStat
             Some(t) => Some(t),
             None => {
                 refused(&st, &params, "invalid_request", "unknown organization").await;
-                return Ok(r.error(&st, "invalid_request", "unknown organization"))
+                return Ok(r.error(&st, "invalid_request", "unknown organization"));
             }
         },
         None => None,

@@ -9,7 +9,13 @@ pub async fn by_email(db: &impl ConnectionTrait, email: &str) -> Result<Option<M
 }
 
 /// Creates the operator, or sets the role of an existing one.
-pub async fn upsert(db: &impl ConnectionTrait, id: &str, email: &str, role: OperatorRole, now: i64) -> Result<Model, DbErr> {
+pub async fn upsert(
+    db: &impl ConnectionTrait,
+    id: &str,
+    email: &str,
+    role: OperatorRole,
+    now: i64,
+) -> Result<Model, DbErr> {
     operator::Entity::insert(operator::ActiveModel {
         id: Set(id.to_string()),
         email: Set(email.to_string()),

@@ -16,7 +16,11 @@ async fn bootstrap(app: &TestApp, email: &str, role: OperatorRole) {
 
 /// /console/login → authorize → the dev page of the operators' tenant → approve → callback.
 /// Returns the browser and the callback's answer (status, body).
-async fn sign_in_with(app: &TestApp, email: &str, tweak: impl FnOnce(String) -> String) -> (reqwest::Client, u16, String) {
+async fn sign_in_with(
+    app: &TestApp,
+    email: &str,
+    tweak: impl FnOnce(String) -> String,
+) -> (reqwest::Client, u16, String) {
     let b = browser();
     let r = b.get(app.url(&format!("/console/login?email={email}"))).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 303);
@@ -104,10 +108,12 @@ async fn session_cookie_and_sign_out(app: &TestApp) {
     let r = b.post(&dev).form(&[("action", "approve")]).send().await.unwrap();
     let r = b.get(location(&r)).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let set: Vec<String> =
-        r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    let set: Vec<String> = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
     let session = set.iter().find(|c| c.starts_with("fedgate_console=")).expect("session cookie");
-    assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict") && session.contains("Path=/"), "{session}");
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Strict") && session.contains("Path=/"),
+        "{session}"
+    );
     let (s, page) = get(app, &b, "/console").await;
     assert_eq!(s, 200);
     assert!(page.contains("ops@ops.test"), "{page}");
@@ -138,7 +144,9 @@ async fn customer_user_never_reaches_the_console(app: &TestApp) {
         .unwrap();
     // The console's own sign-in, steered to the customer tenant: the code is valid, the
     // person is not an operator.
-    let (b, s, body) = sign_in_with(app, "alice@acme.test", |u| u.replace("organization=fedgate-operators", "organization=acme")).await;
+    let (b, s, body) =
+        sign_in_with(app, "alice@acme.test", |u| u.replace("organization=fedgate-operators", "organization=acme"))
+            .await;
     assert_eq!(s, 403, "{body}");
     assert!(body.contains("operator_required"), "{body}");
     assert_eq!(b.get(app.url("/console")).send().await.unwrap().status().as_u16(), 303);
@@ -232,19 +240,18 @@ async fn forms_need_their_csrf_token_and_writes_are_audited(app: &TestApp) {
     assert_eq!(r.0, 303);
     let (_, toks) = app.get("/tenants/globex/scim-tokens").await;
     assert!(toks["data"][0]["revoked_at"].is_string());
-    let actions: Vec<String> = audit_actors(app)
-        .await
-        .into_iter()
-        .filter(|(a, _)| a == "operator:ops@ops.test")
-        .map(|(_, act)| act)
-        .collect();
+    let actions: Vec<String> =
+        audit_actors(app).await.into_iter().filter(|(a, _)| a == "operator:ops@ops.test").map(|(_, act)| act).collect();
     for want in ["tenant.create", "tenant.update", "scim_token.create", "scim_token.revoke"] {
         assert!(actions.contains(&want.to_string()), "{want} in {actions:?}");
     }
     // The audit page filters by actor.
     let (s, page) = get(app, &b, "/console/audit?actor=operator%3Aops%40ops.test&action=tenant.").await;
     assert_eq!(s, 200);
-    assert!(page.contains("tenant.create") && page.contains("tenant.update") && !page.contains("scim_token.create"), "{page}");
+    assert!(
+        page.contains("tenant.create") && page.contains("tenant.update") && !page.contains("scim_token.create"),
+        "{page}"
+    );
 }
 
 async fn trace_search_finds_a_failed_saml_login_by_email(app: &TestApp) {
@@ -313,14 +320,18 @@ async fn abandoned_email_page_and_authorize_refusals_leave_traces(app: &TestApp)
     // 2. Refused at authorize, attributable: a known client with a bad redirect_uri (the page
     // shows the trace id), and a valid redirect with a bad request (missing PKCE).
     let r = person
-        .get(authorize_url(app, &client, &[("login_hint", "dave@unknown.test")]).replace("127.0.0.1%3A9%2Fcb", "evil.test%2Fcb"))
+        .get(
+            authorize_url(app, &client, &[("login_hint", "dave@unknown.test")])
+                .replace("127.0.0.1%3A9%2Fcb", "evil.test%2Fcb"),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     let body = r.text().await.unwrap();
     assert!(body.contains("invalid_redirect_uri"), "{body}");
-    let trace_id = body.split("Trace <code>").nth(1).and_then(|r| r.split('<').next()).expect("trace id on the page").to_string();
+    let trace_id =
+        body.split("Trace <code>").nth(1).and_then(|r| r.split('<').next()).expect("trace id on the page").to_string();
     let (s, tr) = app.get(&format!("/logins/{trace_id}")).await;
     assert_eq!(s, 200, "{tr}");
     assert_eq!(tr["error"]["code"], "invalid_redirect_uri");
