@@ -78,6 +78,9 @@ enum KeysCommand {
     List,
 }
 
+/// The operator `serve --demo` bootstraps (docs/operations.md#operator-console).
+const DEMO_OPERATOR: &str = "operator@console.demo.test";
+
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FEDGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
@@ -178,6 +181,15 @@ async fn run(cmd: Command, config: Config) -> Result<(), Box<dyn std::error::Err
             if demo {
                 let info = fedgate::demo::setup(&state).await?;
                 eprintln!("{info}");
+                // The console, reachable locally: an operator signed in by the operators'
+                // tenant's dev connection.
+                let b = fedgate::console::bootstrap(
+                    &state,
+                    DEMO_OPERATOR,
+                    fedgate::store::entities::operator::OperatorRole::Full,
+                )
+                .await?;
+                eprintln!("  Operator console:       {} (dev sign-in as {DEMO_OPERATOR})\n", b.console_url);
             }
             let running = app::start(state).await?;
             tracing::info!(port = running.port, issuer = %running.state.config.issuer, "fedgate listening");
