@@ -143,6 +143,9 @@ impl AppState {
             saml_pool,
             limits,
             failure_log,
+            trace_budget: Arc::new(crate::traces::sampled::Budget::new(
+                crate::traces::sampled::TRACE_BUDGET_PER_MINUTE,
+            )),
         })
     }
 
@@ -194,6 +197,8 @@ impl AppState {
                 self.keys.rotate(false).await?;
             }
             "cleanup" => {
+                // Unfinished logins leave an `abandoned` trace before clean-up removes them.
+                crate::traces::abandon_expired(&self.db, now).await.map_err(db_err)?;
                 crate::store::cleanup::expired(&self.db, now).await.map_err(db_err)?;
                 crate::store::ui_sessions::prune(&self.db, now).await.map_err(db_err)?;
                 crate::events::prune(&self.db, now - self.config.events.retention).await.map_err(db_err)?;
@@ -231,7 +236,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(crate::scim::routes)
             .configure(crate::login::routes)
             .configure(crate::portal::routes)
-            .configure(crate::demo::routes);
+            .configure(crate::demo::routes)
+            .configure(crate::console::routes);
     }
 }
 

@@ -6,6 +6,7 @@ pub mod blocking;
 pub mod claims;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod directory;
 pub mod error_code;

@@ -46,6 +46,26 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The operator console (`/console`).
+    Console {
+        #[command(subcommand)]
+        command: ConsoleCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConsoleCommand {
+    /// Create the operators' tenant (if missing, with the email's domain), the console's client
+    /// and the operator; in dev mode also a dev connection for the operators' tenant. Re-run it
+    /// to add operators or change a role.
+    Bootstrap {
+        /// The operator's email (their address at the operators' tenant's identity provider).
+        #[arg(long)]
+        email: String,
+        /// `full` (reads and writes) or `read_only`.
+        #[arg(long, default_value = "full")]
+        role: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -77,6 +97,9 @@ enum KeysCommand {
     /// List signing keys and their states.
     List,
 }
+
+/// The operator `serve --demo` bootstraps (docs/operations.md#operator-console).
+const DEMO_OPERATOR: &str = "operator@console.demo.test";
 
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FEDGATE_LOG")
@@ -168,6 +191,27 @@ async fn run(cmd: Command, config: Config) -> Result<(), Box<dyn std::error::Err
                 println!("{}\t{}\t{}\tcreated {}", k.kid, k.alg, k.state, fedgate::util::rfc3339(k.created_at));
             }
         }
+        Command::Console { command: ConsoleCommand::Bootstrap { email, role } } => {
+            let role = fedgate::store::entities::operator::OperatorRole::parse(&role)
+                .ok_or_else(|| format!("--role must be full or read_only, not {role:?}"))?;
+            let state = AppState::new(config, clock, rng).await?;
+            let b = fedgate::console::bootstrap(&state, &email, role).await?;
+            if b.tenant_created {
+                eprintln!("created the operators' tenant `{}`", fedgate::console::OPERATORS_SLUG);
+            }
+            if let Some(d) = &b.domain_added {
+                eprintln!("added the domain {d} to the operators' tenant");
+            }
+            if b.connection_created {
+                eprintln!("dev mode: created a dev connection for the operators' tenant (no password is checked)");
+            }
+            eprintln!(
+                "operator {} ({}); the console is at {}",
+                b.operator.email,
+                b.operator.role.as_str(),
+                b.console_url
+            );
+        }
         Command::Serve { demo } => {
             let _one_instance = app::ServeLock::take(&config)?;
             let state = AppState::new(config, clock, rng).await?;
@@ -180,6 +224,15 @@ async fn run(cmd: Command, config: Config) -> Result<(), Box<dyn std::error::Err
             if demo {
                 let info = fedgate::demo::setup(&state).await?;
                 eprintln!("{info}");
+                // The console, reachable locally: an operator signed in by the operators'
+                // tenant's dev connection.
+                let b = fedgate::console::bootstrap(
+                    &state,
+                    DEMO_OPERATOR,
+                    fedgate::store::entities::operator::OperatorRole::Full,
+                )
+                .await?;
+                eprintln!("  Operator console:       {} (dev sign-in as {DEMO_OPERATOR})\n", b.console_url);
             }
             let running = app::start(state).await?;
             tracing::info!(port = running.port, issuer = %running.state.config.issuer, "fedgate listening");

@@ -295,14 +295,21 @@ pub async fn replay_delivery(
     st: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    replay(&st, &a.actor(), &path).await?;
+    Ok(HttpResponse::Accepted().json(json!({"id": path.into_inner(), "status": "pending"})))
+}
+
+/// Queues a delivery again (audited as `actor`): the admin API and the console both replay
+/// through this.
+pub async fn replay(st: &AppState, actor: &crate::events::audit::Actor<'_>, id: &str) -> Result<(), ApiError> {
     let now = st.clock.now();
     let tx = audited::begin(&st.db).await?;
-    if !deliveries::replay(&*tx, now, &path).await? {
+    if !deliveries::replay(&*tx, now, id).await? {
         return Err(ApiError::not_found("delivery"));
     }
-    let entry = a.actor().entry(now, "delivery.replay", "delivery", Some(&path), None, json!({}));
+    let entry = actor.entry(now, "delivery.replay", "delivery", Some(id), None, json!({}));
     tx.commit(&*st.rng, entry, None).await?;
-    Ok(HttpResponse::Accepted().json(json!({"id": path.into_inner(), "status": "pending"})))
+    Ok(())
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

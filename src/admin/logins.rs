@@ -11,7 +11,7 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct LoginQuery {
-    /// `pending`, `completed` or `failed`.
+    /// `pending`, `completed`, `failed` or `abandoned`.
     pub status: Option<String>,
     /// 1 to 200, default 50.
     pub limit: Option<u64>,
@@ -37,11 +37,11 @@ pub async fn list(
         Some(_) => return Err(ApiError::invalid("limit", ErrorCode::InvalidLimit, "limit must be between 1 and 200")),
     };
     if let Some(s) = &q.status {
-        if !matches!(s.as_str(), "pending" | "completed" | "failed") {
+        if !crate::traces::STATUSES.contains(&s.as_str()) {
             return Err(ApiError::invalid(
                 "status",
                 ErrorCode::InvalidStatus,
-                "status must be pending, completed or failed",
+                "status must be pending, completed, failed or abandoned",
             ));
         }
     }

@@ -1,6 +1,7 @@
 //! `/admin/v1/tenants/{tenant}/scim-tokens` and `/scim-requests`: per-tenant SCIM bearer tokens
 //! (shown once, stored hashed, revocable) and the SCIM request log.
 use super::{page_of, Admin, Page, PageQuery};
+use crate::events::audit::Actor;
 use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::ids::ScimTokenId;
@@ -75,14 +76,27 @@ pub async fn create_token(
     body: web::Json<CreateScimToken>,
 ) -> Result<HttpResponse, ApiError> {
     let t = tenant(&st, &path).await?;
-    let name = crate::tenant::validate_name("name", &body.name)?;
+    let (row, token) = create_scim_token(&st, &a.actor(), &t, &body.name).await?;
+    Ok(HttpResponse::Created().json(view(&st, &t.slug, row, Some(token))))
+}
+
+/// Creates a SCIM token for `t` (audited as `actor`; the entry never holds the token). Returns
+/// the row and the token, which exists only in this answer. The admin API and the console
+/// both write through this.
+pub async fn create_scim_token(
+    st: &AppState,
+    actor: &Actor<'_>,
+    t: &crate::store::entities::tenant::Model,
+    name: &str,
+) -> Result<(scim_token::Model, String), ApiError> {
+    let name = crate::tenant::validate_name("name", name)?;
     let now_ms = st.clock.now_ms();
     let token = new_token(SCIM_TOKEN_PREFIX, &*st.rng);
     let id = ScimTokenId::new(now_ms, &*st.rng).to_string();
     // The token row and its audit entry commit together (the entry never holds the token).
     let tx = audited::begin(&st.db).await?;
     let row = store::insert_token(&*tx, &id, &t.id, &name, &sha256_hex(&token), now_ms / 1000).await?;
-    let entry = a.actor().entry(
+    let entry = actor.entry(
         now_ms / 1000,
         "scim_token.create",
         "scim_token",
@@ -92,7 +106,7 @@ pub async fn create_token(
     );
     tx.commit(&*st.rng, entry, None).await?;
     tracing::info!(tenant = %t.id, token = %row.id, "SCIM token created");
-    Ok(HttpResponse::Created().json(view(&st, &t.slug, row, Some(token))))
+    Ok((row, token))
 }
 
 /// List a tenant's SCIM tokens (never the token values).
@@ -121,17 +135,24 @@ pub async fn revoke_token(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let t = tenant(&st, &path.0).await?;
+    revoke_scim_token(&st, &a.actor(), &t.id, &path.1).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Revokes a SCIM token of a tenant (audited as `actor`; revoking a revoked token records
+/// nothing). The admin API and the console both write through this.
+pub async fn revoke_scim_token(st: &AppState, actor: &Actor<'_>, tenant_id: &str, id: &str) -> Result<(), ApiError> {
     let now = st.clock.now();
     let tx = audited::begin(&st.db).await?;
-    if store::revoke_token(&*tx, &t.id, &path.1, now).await? {
+    if store::revoke_token(&*tx, tenant_id, id, now).await? {
         let entry =
-            a.actor().entry(now, "scim_token.revoke", "scim_token", Some(&path.1), Some(&t.id), serde_json::json!({}));
+            actor.entry(now, "scim_token.revoke", "scim_token", Some(id), Some(tenant_id), serde_json::json!({}));
         tx.commit(&*st.rng, entry, None).await?;
-    } else if !store::token_exists(&*tx, &t.id, &path.1).await? {
+    } else if !store::token_exists(&*tx, tenant_id, id).await? {
         return Err(ApiError::not_found("SCIM token"));
     }
     // Already revoked: nothing changed, nothing to audit (the dropped write rolls back).
-    Ok(HttpResponse::NoContent().finish())
+    Ok(())
 }
 
 /// The tenant's SCIM request log, newest first (method, path, status, duration, error code; no bodies).

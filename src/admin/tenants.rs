@@ -1,6 +1,7 @@
 //! `/admin/v1/tenants`
 use super::{page_of, Admin, Page, PageQuery};
 use crate::error_code::ErrorCode;
+use crate::events::audit::Actor;
 use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::ids::TenantId;
@@ -100,7 +101,17 @@ pub async fn create(
     state: web::Data<AppState>,
     body: web::Json<CreateTenant>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let (row, domains) = create_tenant(&state, &a.actor(), body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(t::view(&row, domains)))
+}
+
+/// Creates a tenant (validated, audited as `actor`): the admin API and the console both write
+/// through this.
+pub async fn create_tenant(
+    state: &AppState,
+    actor: &Actor<'_>,
+    body: CreateTenant,
+) -> Result<(tenant::Model, Vec<String>), ApiError> {
     let name = t::validate_name("name", &body.name)?;
     let slug = t::validate_slug(&body.slug)?;
     let domains = validate_domains(&body.domains)?;
@@ -125,7 +136,7 @@ pub async fn create(
         Err(e) => return Err(e.into()),
     };
     insert_domains(&*tx, row.id.as_str(), &domains, now).await?;
-    let entry = a.actor().entry(
+    let entry = actor.entry(
         now,
         "tenant.create",
         "tenant",
@@ -135,7 +146,7 @@ pub async fn create(
     );
     tx.commit(&*state.rng, entry, None).await?;
     tracing::info!(tenant = %row.id, "tenant created");
-    Ok(HttpResponse::Created().json(t::view(&row, domains)))
+    Ok((row, domains))
 }
 
 /// List tenants.
@@ -173,13 +184,24 @@ pub async fn update(
     path: web::Path<String>,
     body: web::Json<UpdateTenant>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let (row, ds) = update_tenant(&state, &a.actor(), &path, body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(t::view(&row, ds)))
+}
+
+/// Updates a tenant (by id or slug; validated, audited as `actor`): the admin API and the
+/// console both write through this.
+pub async fn update_tenant(
+    state: &AppState,
+    actor: &Actor<'_>,
+    key: &str,
+    body: UpdateTenant,
+) -> Result<(tenant::Model, Vec<String>), ApiError> {
     let name = body.name.as_deref().map(|n| t::validate_name("name", n)).transpose()?;
     let slug = body.slug.as_deref().map(t::validate_slug).transpose()?;
     let domains = body.domains.as_deref().map(validate_domains).transpose()?;
     let now = state.clock.now();
     let tx = audited::begin(&state.db).await?;
-    let row = t::find(&*tx, &path).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
+    let row = t::find(&*tx, key).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
     let mut changes = TenantChanges { name, slug: slug.clone(), settings: None };
     if let Some(s) = body.settings {
         validate_settings(&*tx, Some(&row.id), &s).await?;
@@ -201,7 +223,7 @@ pub async fn update(
         insert_domains(&*tx, &row.id, ds, now).await?;
     }
     let ds = t::domains_of(&*tx, &row.id).await?;
-    let entry = a.actor().entry(
+    let entry = actor.entry(
         now,
         "tenant.update",
         "tenant",
@@ -210,7 +232,7 @@ pub async fn update(
         serde_json::json!({"slug": row.slug, "domains": ds}),
     );
     tx.commit(&*state.rng, entry, None).await?;
-    Ok(HttpResponse::Ok().json(t::view(&row, ds)))
+    Ok((row, ds))
 }
 
 /// Delete a tenant with everything it owns: domains, connections, users, sessions and tokens.

@@ -36,4 +36,6 @@ pub struct AppState {
     pub limits: Arc<crate::http::limits::Limits>,
     /// Sampling of the log lines of anonymous failures.
     pub failure_log: Arc<crate::traces::sampled::FailureLog>,
+    /// Bounds the traces of logins refused at authorize or stopped on the email page.
+    pub trace_budget: Arc<crate::traces::sampled::Budget>,
 }

@@ -86,10 +86,30 @@ async fn validate(
         )
     })?;
     if !from_json_list(&client.redirect_uris).iter().any(|r| r == redirect_uri) {
-        return Err(PageError::bad_request(
+        let shown: String = redirect_uri.chars().take(300).collect();
+        let trace = refusal_trace(
+            st,
+            &client,
+            params,
+            ErrorCode::InvalidRedirectUri,
+            format!(
+                "The app asked to return to {shown}, which is not a redirect URI registered for the client {}; fedgate stopped before sign-in began.",
+                client.id
+            ),
+            format!(
+                "Register that exact address on the client (admin API PATCH /clients/{}), or fix the redirect URI the app sends.",
+                client.id
+            ),
+        )
+        .await;
+        let e = PageError::bad_request(
             ErrorCode::InvalidRedirectUri,
             "The application asked to return to an address that is not registered for it.",
-        ));
+        );
+        return Err(match trace {
+            Some(t) => e.with_trace(t),
+            None => e,
+        });
     }
     let state = params.get("state").map(str::to_string);
     let r = Redirectable { redirect_uri: redirect_uri.to_string(), state: state.clone() };
@@ -182,6 +202,68 @@ async fn validate(
     }))
 }
 
+/// Records an authorization request refused before any connection was chosen, when it is
+/// attributable: its client is known (it was, to reach here) and the per-client budget allows;
+/// returns the trace id. Unknown clients leave nothing (issue 10: anonymous failures write
+/// nothing unbounded).
+async fn refusal_trace(
+    st: &AppState,
+    client: &client::Model,
+    params: &Params,
+    code: ErrorCode,
+    cause: String,
+    fix: String,
+) -> Option<String> {
+    if !st.trace_budget.take(st.clock.now_ms(), &client.id) {
+        return None;
+    }
+    let id = LoginId::new(&*st.rng).to_string();
+    let detail = serde_json::json!({
+        "client_id": client.id,
+        "response_type": params.get("response_type"),
+        "scope": params.get("scope").map(|s| s.chars().take(200).collect::<String>()),
+        "pkce": params.contains("code_challenge"),
+        "organization": params.get("organization"),
+        "connection": params.get("connection"),
+    });
+    let r = crate::traces::Refusal {
+        id: &id,
+        client_id: &client.id,
+        email: params.get("login_hint"),
+        tenant_id: None,
+        detail,
+        code,
+        cause,
+        fix,
+    };
+    match crate::traces::record_refusal(&st.db, r, st.clock.now_ms()).await {
+        Ok(()) => Some(id),
+        Err(e) => {
+            crate::util::log_internal("recording a refused authorization request", &e);
+            None
+        }
+    }
+}
+
+/// [`refusal_trace`] for an error the app receives at its redirect_uri.
+async fn refused(st: &AppState, params: &Params, error: &str, description: &str) {
+    let Some(cid) = params.get("client_id") else { return };
+    let Ok(Some(client)) = crate::store::clients::get(&st.db, cid).await else { return };
+    let code = match error {
+        "invalid_scope" => ErrorCode::InvalidScope,
+        "unauthorized_client" => ErrorCode::UnauthorizedClient,
+        _ => ErrorCode::InvalidRequest,
+    };
+    let cause = format!(
+        "The app's authorization request was refused before sign-in began: {description}. The app received error={error}."
+    );
+    let fix = format!(
+        "Fix the authorization request the app (client {}) sends: see the OAuth errors in docs/error-codes.md.",
+        client.id
+    );
+    refusal_trace(st, &client, params, code, cause, fix).await;
+}
+
 /// GET or POST /oauth2/authorize
 pub async fn authorize(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     let params = if req.method() == actix_web::http::Method::POST {
@@ -192,7 +274,10 @@ pub async fn authorize(req: HttpRequest, body: web::Bytes, st: web::Data<AppStat
     };
     let ar = match validate(&st, &params).await? {
         Ok(ar) => ar,
-        Err((r, e, d)) => return Ok(r.error(&st, e, &d)),
+        Err((r, e, d)) => {
+            refused(&st, &params, e, &d).await;
+            return Ok(r.error(&st, e, &d));
+        }
     };
     let r = Redirectable { redirect_uri: ar.redirect_uri.clone(), state: ar.state.clone() };
 
@@ -202,7 +287,10 @@ pub async fn authorize(req: HttpRequest, body: web::Bytes, st: web::Data<AppStat
             let c = crate::store::connections::get(&st.db, cid).await?;
             match c.filter(|c| c.enabled) {
                 Some(c) => Some(c),
-                None => return Ok(r.error(&st, "invalid_request", "unknown or disabled connection")),
+                None => {
+                    refused(&st, &params, "invalid_request", "unknown or disabled connection").await;
+                    return Ok(r.error(&st, "invalid_request", "unknown or disabled connection"));
+                }
             }
         }
         None => None,
@@ -210,12 +298,16 @@ pub async fn authorize(req: HttpRequest, body: web::Bytes, st: web::Data<AppStat
     let org = match &ar.organization {
         Some(o) => match crate::tenant::find(&st.db, o).await? {
             Some(t) => Some(t),
-            None => return Ok(r.error(&st, "invalid_request", "unknown organization")),
+            None => {
+                refused(&st, &params, "invalid_request", "unknown organization").await;
+                return Ok(r.error(&st, "invalid_request", "unknown organization"));
+            }
         },
         None => None,
     };
     if let (Some(c), Some(t)) = (&conn, &org) {
         if c.tenant_id != t.id {
+            refused(&st, &params, "invalid_request", "the connection does not belong to the organization").await;
             return Ok(r.error(&st, "invalid_request", "the connection does not belong to the organization"));
         }
     }

@@ -72,6 +72,39 @@ async fn code_grant(
 ) -> Result<HttpResponse, OAuthError> {
     let code = p.get("code").ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
     let redirect_uri = p.get("redirect_uri").ok_or_else(|| OAuthError::invalid_request("redirect_uri is missing"))?;
+    let x = exchange_code(st, client, code, redirect_uri, p.get("code_verifier")).await?;
+    // Sign after commit: no database connection or lock is held while signing.
+    let issued = sign_tokens(st, client, &x.grant, &x.subject, x.nonce.clone())?;
+    Ok(ok(TokenResponse {
+        access_token: issued.access_token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        id_token: issued.id_token,
+        refresh_token: x.refresh,
+        scope: x.grant.scope,
+    }))
+}
+
+/// An authorization code redeemed: the grant it opened, who signed in, the refresh token (when
+/// the client may refresh) and the nonce of the authorization request.
+pub struct Exchanged {
+    pub grant: grant::Model,
+    pub subject: Subject,
+    pub refresh: Option<String>,
+    pub nonce: Option<String>,
+}
+
+/// Redeems an authorization code for an authenticated `client`: single use (a replay revokes
+/// what the first exchange issued), not expired, issued to this client for this redirect_uri,
+/// PKCE verified; opens the grant. The token endpoint signs tokens for it; fedgate's own
+/// console (a relying party of this issuer, in the same process) reads the subject directly.
+pub async fn exchange_code(
+    st: &AppState,
+    client: &client::Model,
+    code: &str,
+    redirect_uri: &str,
+    code_verifier: Option<&str>,
+) -> Result<Exchanged, OAuthError> {
     let now = st.clock.now();
     let hash = sha256_hex(code);
     let grant_id = GrantId::new(&*st.rng);
@@ -104,7 +137,7 @@ async fn code_grant(
     if redirect_uri != row.redirect_uri {
         return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
     }
-    match (&row.code_challenge, p.get("code_verifier")) {
+    match (&row.code_challenge, code_verifier) {
         (Some(ch), Some(v)) => {
             if !valid_verifier(v) || !constant_time_eq(&sha256_b64url(v.as_bytes()), ch) {
                 return Err(OAuthError::invalid_grant("PKCE verification failed"));
@@ -140,16 +173,7 @@ async fn code_grant(
     };
     tx.commit().await?;
     st.metrics.inc("fedgate_tokens_issued_total", &[("grant", "authorization_code")]);
-    // Sign after commit: no database connection or lock is held while signing.
-    let issued = sign_tokens(st, client, &g, &subject, row.nonce.clone())?;
-    Ok(ok(TokenResponse {
-        access_token: issued.access_token,
-        token_type: "Bearer",
-        expires_in: issued.expires_in,
-        id_token: issued.id_token,
-        refresh_token: refresh,
-        scope: g.scope,
-    }))
+    Ok(Exchanged { grant: g, subject, refresh, nonce: row.nonce })
 }
 
 fn check_subject(s: &Subject) -> Result<(), OAuthError> {

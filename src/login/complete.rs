@@ -223,7 +223,10 @@ pub async fn finish_then(
             let (cause, fix) = explain("email_domain_not_allowed");
             let cause =
                 format!("{cause} The address is at {domain}; the organization's domains are {}.", domains.join(", "));
-            mark_failed_with(st, login, "email_domain_not_allowed", cause, fix, steps).await;
+            // The trace keeps the address the IdP asserted, so the console finds it by email.
+            let mut traced = login.clone();
+            traced.login_hint = Some(email.clone());
+            mark_failed_with(st, &traced, "email_domain_not_allowed", cause, fix, steps).await;
             return Err(PageError::new(
                 StatusCode::FORBIDDEN,
                 ErrorCode::EmailDomainNotAllowed,
@@ -354,6 +357,9 @@ pub async fn finish_then(
     }
     let mut traced = login.clone();
     traced.tenant_id = Some(TenantId::from_db(tenant.id.clone()));
+    if ident.email.is_some() {
+        traced.login_hint = ident.email.clone();
+    }
     traces::record(&tx, &traced, Some(&tenant.id), Some(&conn.id), steps.take(), Outcome::Completed, done_ms).await?;
     tx.commit().await?;
     st.metrics

@@ -95,6 +95,26 @@ fn chooser(login_id: &str, tenant: &tenant::Model, conns: &[connection::Model]) 
 const UNKNOWN_DOMAIN: &str =
     "We couldn't find single sign-on for that email address. Check it, or ask your administrator.";
 
+/// Records a step of the work-email page on the login's trace (created `pending` on the first
+/// step, within the client's trace budget: these logins are not vouched for by anyone yet). A
+/// login that stops here becomes an `abandoned` trace when it expires, so "it didn't work" has
+/// something to find.
+async fn email_page_trace(st: &AppState, login: &login::Model, step: &str, detail: serde_json::Value) {
+    let now_ms = st.clock.now_ms();
+    let exists = match crate::store::traces::get(&st.db, login.id.as_str()).await {
+        Ok(t) => t.is_some(),
+        Err(e) => {
+            crate::util::log_internal("reading the login trace", &e);
+            return;
+        }
+    };
+    if !exists && !st.trace_budget.take(now_ms, &login.client_id) {
+        return;
+    }
+    let steps = vec![crate::traces::Step { step: step.to_string(), at_ms: now_ms, duration_ms: 0, detail }];
+    crate::traces::record_best_effort(&st.db, now_ms, login, None, steps, crate::traces::Outcome::Pending).await;
+}
+
 /// GET /login/{login}: the work-email page, or the chooser once the tenant is known.
 pub async fn login_page(
     req: HttpRequest,
@@ -115,6 +135,7 @@ pub async fn login_page(
         None => false,
     };
     let message = unknown.then_some(UNKNOWN_DOMAIN);
+    email_page_trace(&st, &login, "email_page_shown", serde_json::json!({ "unknown_hint_domain": unknown })).await;
     Ok(email_form(login.id.as_str(), message, login.login_hint.as_deref().unwrap_or("")))
 }
 
@@ -132,6 +153,10 @@ pub async fn login_submit(
         return Ok(email_form(login.id.as_str(), Some("Enter a valid email address."), &email));
     };
     let Some(t) = crate::tenant::by_domain(&st.db, &domain).await? else {
+        let mut traced = login.clone();
+        traced.login_hint = Some(email.clone());
+        let detail = serde_json::json!({ "email_domain": domain, "tenant_found": false });
+        email_page_trace(&st, &traced, "email_submitted", detail).await;
         // Same answer for every unknown domain: no hint about which tenants exist.
         return Ok(email_form(login.id.as_str(), Some(UNKNOWN_DOMAIN), &email));
     };

@@ -42,6 +42,42 @@ pub async fn list_after(db: &impl ConnectionTrait, after: i64, limit: u64) -> Re
         .await
 }
 
+/// What the console's audit view filters on.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub tenant_id: Option<String>,
+    /// Exact actor (`operator:ops@vendor.example`, `admin (key_…)`).
+    pub actor: Option<String>,
+    /// An action (`tenant.update`) or a family (`tenant.`, ending with a dot).
+    pub action: Option<String>,
+}
+
+/// Entries matching `f` with a sequence number below `before`, newest first.
+pub async fn search(
+    db: &impl ConnectionTrait,
+    f: &AuditFilter,
+    before: Option<i64>,
+    limit: u64,
+) -> Result<Vec<audit_entry::Model>, DbErr> {
+    let mut q = audit_entry::Entity::find();
+    if let Some(t) = &f.tenant_id {
+        q = q.filter(audit_entry::Column::TenantId.eq(t.as_str()));
+    }
+    if let Some(a) = &f.actor {
+        q = q.filter(audit_entry::Column::Actor.eq(a.as_str()));
+    }
+    if let Some(a) = &f.action {
+        q = match a.strip_suffix('.') {
+            Some(family) => q.filter(audit_entry::Column::Action.starts_with(format!("{family}."))),
+            None => q.filter(audit_entry::Column::Action.eq(a.as_str())),
+        };
+    }
+    if let Some(b) = before {
+        q = q.filter(audit_entry::Column::Seq.lt(b));
+    }
+    q.order_by_desc(audit_entry::Column::Seq).limit(limit).all(db).await
+}
+
 /// Removes entries older than `before` (in bounded batches).
 pub async fn prune(db: &impl ConnectionTrait, before: i64) -> Result<u64, DbErr> {
     super::cleanup::delete_batched::<audit_entry::Entity, _>(

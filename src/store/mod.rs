@@ -16,6 +16,7 @@ pub mod grants;
 pub mod identities;
 pub mod jobs;
 pub mod logins;
+pub mod operators;
 pub mod page;
 pub mod refresh_tokens;
 pub mod replay;

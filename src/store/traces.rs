@@ -28,6 +28,9 @@ pub async fn update(db: &impl ConnectionTrait, old: Model, new: Model) -> Result
     m.cause = Set(new.cause);
     m.fix = Set(new.fix);
     m.updated_at = Set(new.updated_at);
+    if new.email.is_some() && new.email != old.email {
+        m.email = Set(new.email);
+    }
     m.update(db).await
 }
 
@@ -43,6 +46,96 @@ pub async fn page_of_tenant(
         q = q.filter(login_trace::Column::Status.eq(s));
     }
     page::fetch(db, q, login_trace::Column::SortKey, Order::Desc, req, |r| r.sort_key.clone()).await
+}
+
+/// What the console's trace search filters on (every filter optional).
+#[derive(Debug, Clone, Default)]
+pub struct TraceFilter {
+    pub tenant_id: Option<String>,
+    /// Lowercased email, matched exactly.
+    pub email: Option<String>,
+    pub connection_id: Option<String>,
+    pub status: Option<String>,
+    /// Started at or after (Unix seconds).
+    pub from: Option<i64>,
+    /// Started before (Unix seconds).
+    pub until: Option<i64>,
+}
+
+/// Traces matching `f`, newest first (keyset pagination on the sort key).
+pub async fn search(db: &impl ConnectionTrait, f: &TraceFilter, req: PageRequest<'_>) -> Result<Page<Model>, DbErr> {
+    let mut q = login_trace::Entity::find();
+    if let Some(t) = &f.tenant_id {
+        q = q.filter(login_trace::Column::TenantId.eq(t.as_str()));
+    }
+    if let Some(e) = &f.email {
+        q = q.filter(login_trace::Column::Email.eq(e.as_str()));
+    }
+    if let Some(c) = &f.connection_id {
+        q = q.filter(login_trace::Column::ConnectionId.eq(c.as_str()));
+    }
+    if let Some(s) = &f.status {
+        q = q.filter(login_trace::Column::Status.eq(s.as_str()));
+    }
+    if let Some(t) = f.from {
+        q = q.filter(login_trace::Column::CreatedAt.gte(t));
+    }
+    if let Some(t) = f.until {
+        q = q.filter(login_trace::Column::CreatedAt.lt(t));
+    }
+    page::fetch(db, q, login_trace::Column::SortKey, Order::Desc, req, |r| r.sort_key.clone()).await
+}
+
+/// The latest trace of a connection with `status` (the console's connection health).
+pub async fn latest_of_connection(
+    db: &impl ConnectionTrait,
+    connection_id: &str,
+    status: &str,
+) -> Result<Option<Model>, DbErr> {
+    use sea_orm::QueryOrder;
+    login_trace::Entity::find()
+        .filter(login_trace::Column::ConnectionId.eq(connection_id))
+        .filter(login_trace::Column::Status.eq(status))
+        .order_by_desc(login_trace::Column::SortKey)
+        .one(db)
+        .await
+}
+
+/// Marks the still-pending traces of logins that expired unfinished as `abandoned` (with a
+/// cause), in bounded batches. Runs before clean-up removes the logins.
+pub async fn abandon_expired(db: &impl ConnectionTrait, now: i64, cause: &str, fix: &str) -> Result<u64, DbErr> {
+    use super::entities::login;
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    let mut n = 0;
+    for _ in 0..super::cleanup::MAX_BATCHES {
+        let expired = Query::select()
+            .column(login::Column::Id)
+            .from(login::Entity)
+            .and_where(Expr::col(login::Column::Status).eq("pending"))
+            .and_where(Expr::col(login::Column::ExpiresAt).lt(now))
+            .to_owned();
+        let batch = Query::select()
+            .column(login_trace::Column::Id)
+            .from(login_trace::Entity)
+            .and_where(Expr::col(login_trace::Column::Status).eq("pending"))
+            .and_where(Expr::col(login_trace::Column::Id).in_subquery(expired))
+            .limit(super::cleanup::BATCH)
+            .to_owned();
+        let done = login_trace::Entity::update_many()
+            .col_expr(login_trace::Column::Status, Expr::value("abandoned"))
+            .col_expr(login_trace::Column::Cause, Expr::value(cause))
+            .col_expr(login_trace::Column::Fix, Expr::value(fix))
+            .col_expr(login_trace::Column::UpdatedAt, Expr::value(now))
+            .filter(login_trace::Column::Id.in_subquery(batch))
+            .exec(db)
+            .await?
+            .rows_affected;
+        n += done;
+        if done < super::cleanup::BATCH {
+            break;
+        }
+    }
+    Ok(n)
 }
 
 /// Removes traces created before `before` (in bounded batches).

@@ -44,10 +44,22 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("portal_sso_oidc.html", include_str!("../../templates/portal_sso_oidc.html")),
     ("portal_sso_connection.html", include_str!("../../templates/portal_sso_connection.html")),
     ("portal_sso_test.html", include_str!("../../templates/portal_sso_test.html")),
+    ("console_base.html", include_str!("../../templates/console_base.html")),
+    ("console_why.html", include_str!("../../templates/console_why.html")),
+    ("console_notice.html", include_str!("../../templates/console_notice.html")),
+    ("console_tenants.html", include_str!("../../templates/console_tenants.html")),
+    ("console_tenant.html", include_str!("../../templates/console_tenant.html")),
+    ("console_logins.html", include_str!("../../templates/console_logins.html")),
+    ("console_login.html", include_str!("../../templates/console_login.html")),
+    ("console_events.html", include_str!("../../templates/console_events.html")),
+    ("console_webhooks.html", include_str!("../../templates/console_webhooks.html")),
+    ("console_webhook.html", include_str!("../../templates/console_webhook.html")),
+    ("console_audit.html", include_str!("../../templates/console_audit.html")),
 ];
 
 /// Templates that are parts of pages, not pages.
-pub const PARTS: &[&str] = &["base.html", "style.css", "portal_base.html", "portal_sso_errors.html"];
+pub const PARTS: &[&str] =
+    &["base.html", "style.css", "portal_base.html", "portal_sso_errors.html", "console_base.html", "console_why.html"];
 
 /// Why a page could not be rendered.
 #[derive(Debug, thiserror::Error)]

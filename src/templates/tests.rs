@@ -35,6 +35,68 @@ fn samples() -> Vec<(&'static str, Json)> {
                    "relay_state": "lgn_1", "email": "alice@demo.example"}),
         ),
         ("demo_saml_idp_error.html", json!({"message": "no SAMLRequest"})),
+        (
+            "console_notice.html",
+            json!({"op": null, "kind": "read_only", "code": "operator_read_only", "next": null, "request_id": "req_1"}),
+        ),
+        (
+            "console_tenants.html",
+            json!({"op": console_op(), "tenants": [{"id": "org_1", "slug": "acme", "name": "Acme", "domains": "acme.test", "created_at": "2026-12-06T00:00:00Z"}],
+                   "next_cursor": "org_1", "error": {"message": "slug taken", "field": "slug", "code": "slug_taken"},
+                   "form": {"name": "A", "slug": "a", "domains": "a.test"}}),
+        ),
+        (
+            "console_tenant.html",
+            json!({"op": console_op(), "tenant": {"id": "org_1", "slug": "acme", "name": "Acme", "created_at": "2026-12-06T00:00:00Z"},
+                   "domains": "acme.test", "domain_list": ["acme.test"],
+                   "connections": [{"id": "conn_1", "name": "Okta", "type": "saml", "enabled": false,
+                                    "last_success": {"at": "2026-12-06T00:00:00Z", "trace": "lgn_1"},
+                                    "last_failure": {"at": "2026-12-06T00:00:00Z", "trace": "lgn_2", "code": "saml_expired"},
+                                    "cert_expiry": "2027-01-01T00:00:00Z", "cert_days": 26,
+                                    "metadata": {"url": "https://idp.test/md", "refreshed_at": "2026-12-06T00:00:00Z", "error": "timeout"},
+                                    "warnings": ["the IdP signing certificate expires soon"]}],
+                   "tokens": [{"id": "scim_1", "name": "Okta", "created_at": "x", "last_used_at": null, "revoked_at": null}],
+                   "requests": [{"at": "x", "method": "POST", "path": "/Users", "status": 201, "duration_ms": "1.2", "error_code": "uniqueness"}],
+                   "scim_base_url": "https://f.test/scim/v2/acme", "notice": "created", "error": {"message": "bad domain"},
+                   "new_token": {"id": "scim_2", "name": "Entra", "token": "fgscim_x"}}),
+        ),
+        (
+            "console_logins.html",
+            json!({"op": console_op(), "form": {"id": "", "tenant": "acme", "email": "a@acme.test", "connection": "", "status": "failed", "from": "", "until": ""},
+                   "results": [{"id": "lgn_1", "started_at": "x", "tenant": "acme", "email": "a@acme.test", "connection_id": "conn_1",
+                                "client_id": "cli_1", "status": "failed", "error_code": "saml_expired", "why": "clock_skew"}],
+                   "next_url": "/console/logins?cursor=1", "problems": ["bad_date"], "statuses": ["pending", "failed"]}),
+        ),
+        (
+            "console_login.html",
+            json!({"op": console_op(), "trace": {"id": "lgn_1", "status": "failed", "email": "a@acme.test", "client_id": "cli_1",
+                   "started_at": "x", "updated_at": "y", "duration_ms": 12, "code": "saml_audience_mismatch", "cause": "c", "fix": "f"},
+                   "why": "wrong_audience", "tenant": {"slug": "acme", "name": "Acme"}, "connection": {"id": "conn_1", "name": "Okta", "type": "saml"},
+                   "steps": [{"step": "authorize_received", "at": "x", "elapsed_ms": 0, "duration_ms": 0, "detail": "{}"}]}),
+        ),
+        (
+            "console_events.html",
+            json!({"op": console_op(), "events": [{"id": "evt_1", "type": "login.failed", "tenant_id": "org_1", "at": "x", "data": "{}"}],
+                   "next_url": "/console/events?after=1", "tenant": "acme"}),
+        ),
+        (
+            "console_webhooks.html",
+            json!({"op": console_op(), "webhooks": [{"id": "wh_1", "url": "https://h.test/", "tenant_id": null, "enabled": false,
+                   "event_types": "", "disabled_reason": "gone", "failing_since": "x"}]}),
+        ),
+        (
+            "console_webhook.html",
+            json!({"op": console_op(), "webhook": {"id": "wh_1", "url": "https://h.test/", "enabled": true, "tenant_id": null, "event_types": "user.*", "disabled_reason": null},
+                   "deliveries": [{"id": "dlv_1", "event_id": "evt_1", "status": "failed", "attempts": 2, "last_status": 500, "last_error": "boom",
+                                   "created_at": "x", "attempt_log": [{"at": "x", "status": 500, "latency_ms": 3, "error": "boom"}]}],
+                   "next_url": "/console/webhooks/wh_1?cursor=1", "replayed": true}),
+        ),
+        (
+            "console_audit.html",
+            json!({"op": console_op(), "entries": [{"at": "x", "actor": "operator:o@v.test", "action": "tenant.update", "target": "tenant org_1",
+                   "tenant_id": "org_1", "ip": "127.0.0.1", "details": "{}"}],
+                   "form": {"tenant": "", "actor": "", "action": ""}, "next_url": "/console/audit?before=3"}),
+        ),
     ]
     .into_iter()
     .chain(portal_samples())
@@ -114,6 +176,10 @@ fn portal_samples() -> Vec<(&'static str, Json)> {
                           "back": "/setup/sso/conn_1"})),
         ),
     ]
+}
+
+fn console_op() -> Json {
+    json!({"email": "ops@vendor.test", "role": "full", "can_write": true, "csrf": "tok"})
 }
 
 fn branded() -> Look {

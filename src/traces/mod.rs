@@ -12,6 +12,19 @@ use serde_json::{json, Value};
 pub const PENDING: &str = "pending";
 pub const COMPLETED: &str = "completed";
 pub const FAILED: &str = "failed";
+/// The login expired unfinished (on the email page, at the IdP, ...): set by clean-up.
+pub const ABANDONED: &str = "abandoned";
+/// Every status a trace may have.
+pub const STATUSES: [&str; 4] = [PENDING, COMPLETED, FAILED, ABANDONED];
+
+/// The cause and fix written on a trace whose login expired unfinished.
+pub const ABANDONED_CAUSE: &str = "The sign-in was never finished: the person left (or waited too long) before fedgate received an answer, and the sign-in expired. The last step shows where they stopped.";
+pub const ABANDONED_FIX: &str = "If the last step is the email page, the person did not enter (or mistyped) their work email, or its domain belongs to no tenant: check the tenant's domains. If it is a connection, the identity provider never sent the person back: ask whether they saw an error there (often: not assigned to the app).";
+
+/// The trace's email: an address-looking value, lowercased and bounded.
+pub fn email_of(v: Option<&str>) -> Option<String> {
+    v.map(str::trim).filter(|e| e.contains('@') && e.len() <= 320).map(str::to_ascii_lowercase)
+}
 
 /// Most steps a trace keeps.
 pub const MAX_STEPS: usize = 100;
@@ -96,6 +109,9 @@ pub async fn record(
             new.cause = cause;
             new.fix = fix;
             new.updated_at = now;
+            if let Some(e) = email_of(login.login_hint.as_deref()) {
+                new.email = Some(e);
+            }
             store::traces::update(db, r, new).await?;
         }
         None => {
@@ -141,6 +157,7 @@ fn new_row(
         steps: serde_json::to_string(steps).unwrap_or_else(|_| "[]".into()),
         created_at: login.created_at,
         updated_at: now_ms / 1000,
+        email: email_of(login.login_hint.as_deref()),
     }
 }
 
@@ -158,6 +175,46 @@ pub async fn record_best_effort(
     if let Err(e) = record(db, login, tenant.as_deref(), connection_id, steps, outcome, now_ms).await {
         crate::util::log_internal("recording the login trace", &e);
     }
+}
+
+/// Marks the pending traces of logins that expired unfinished as `abandoned`.
+pub async fn abandon_expired(db: &impl Conn, now: i64) -> Result<u64, crate::store::conn::DbErr> {
+    store::traces::abandon_expired(db, now, ABANDONED_CAUSE, ABANDONED_FIX).await
+}
+
+/// An authorization request refused before any connection was chosen, by a known client (see
+/// `issuer::authorize`): a trace of its own, `failed` at once. The caller bounds how many
+/// (`sampled::Budget`), so an anonymous flood writes nothing unbounded.
+pub struct Refusal<'a> {
+    pub id: &'a str,
+    pub client_id: &'a str,
+    pub email: Option<&'a str>,
+    pub tenant_id: Option<&'a str>,
+    pub detail: Value,
+    pub code: crate::error_code::ErrorCode,
+    pub cause: String,
+    pub fix: String,
+}
+
+/// Writes a [`Refusal`]'s trace.
+pub async fn record_refusal(db: &impl Conn, r: Refusal<'_>, now_ms: i64) -> Result<(), crate::store::conn::DbErr> {
+    let steps = vec![Step { step: "authorize_refused".into(), at_ms: now_ms, duration_ms: 0, detail: r.detail }];
+    let row = login_trace::Model {
+        id: r.id.to_string(),
+        sort_key: sort_key(now_ms, r.id),
+        tenant_id: r.tenant_id.map(str::to_string),
+        connection_id: None,
+        client_id: r.client_id.to_string(),
+        status: FAILED.into(),
+        error_code: Some(r.code.as_str().to_string()),
+        cause: Some(r.cause),
+        fix: Some(r.fix),
+        steps: serde_json::to_string(&steps).unwrap_or_else(|_| "[]".into()),
+        created_at: now_ms / 1000,
+        updated_at: now_ms / 1000,
+        email: email_of(r.email),
+    };
+    store::traces::insert(db, row).await.map(|_| ())
 }
 
 /// Removes traces older than `retention` seconds (in bounded batches).
@@ -188,6 +245,7 @@ pub fn view(r: &login_trace::Model) -> Value {
         "tenant_id": r.tenant_id,
         "connection_id": r.connection_id,
         "client_id": r.client_id,
+        "email": r.email,
         "status": r.status,
         "error": error,
         "started_at": rfc3339(r.created_at),

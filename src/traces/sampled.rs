@@ -78,8 +78,57 @@ impl FailureLog {
     }
 }
 
+/// Traces of unvouched logins per client, instance and minute.
+pub const TRACE_BUDGET_PER_MINUTE: u32 = 60;
+
+/// Bounds the traces written for logins nobody has vouched for yet (refused at authorize, or
+/// stopped on the email page): at most `per_minute` per key (the client) and instance. Past it,
+/// nothing is written for that key until the next minute, so a flood of requests naming a known
+/// client costs a bounded number of rows.
+pub struct Budget {
+    per_minute: u32,
+    used: Mutex<HashMap<String, (i64, u32)>>,
+}
+
+impl Budget {
+    pub fn new(per_minute: u32) -> Self {
+        Self { per_minute, used: Mutex::new(HashMap::new()) }
+    }
+
+    /// Whether one more trace for `key` fits in this minute (and counts it).
+    pub fn take(&self, now_ms: i64, key: &str) -> bool {
+        let minute = now_ms.div_euclid(60_000);
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        if used.len() >= MAX_ENTRIES && !used.contains_key(key) {
+            used.retain(|_, (m, _)| *m == minute);
+            if used.len() >= MAX_ENTRIES {
+                return false;
+            }
+        }
+        let e = used.entry(key.to_string()).or_insert((minute, 0));
+        if e.0 != minute {
+            *e = (minute, 0);
+        }
+        if e.1 >= self.per_minute {
+            return false;
+        }
+        e.1 += 1;
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_budget_refills_each_minute() {
+        let b = Budget::new(2);
+        assert!(b.take(0, "c"));
+        assert!(b.take(1_000, "c"));
+        assert!(!b.take(2_000, "c"));
+        assert!(b.take(2_000, "d"), "per key");
+        assert!(b.take(60_000, "c"));
+    }
+
     use super::*;
     #[test]
     fn one_line_per_interval_with_the_count_suppressed() {

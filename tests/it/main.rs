@@ -4,6 +4,7 @@ mod admin;
 mod admin_keys;
 mod browser_security;
 mod common;
+mod console;
 mod demo_saml;
 mod demo_trust;
 mod email_trust;

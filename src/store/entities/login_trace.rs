@@ -18,6 +18,9 @@ pub struct Model {
     pub steps: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The person's email when known (login_hint, the typed work email, the signed-in
+    /// identity), lowercased: the console searches by it.
+    pub email: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -11,6 +11,7 @@ pub mod identity;
 pub mod lock;
 pub mod login;
 pub mod login_trace;
+pub mod operator;
 pub mod refresh_token;
 pub mod revoked_token;
 pub mod saml_assertion;
