@@ -75,6 +75,16 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub rate_limits: RateLimitConfig,
     pub saml: SamlServiceConfig,
+    pub dns: DnsConfig,
+}
+
+/// How fedgate looks up DNS TXT records (the setup portal's domain verification).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// `ip:port` of the DNS server to ask (UDP, then TCP); unset: the system's resolvers
+    /// (`/etc/resolv.conf`).
+    pub resolver: Option<String>,
 }
 
 /// How SAML messages are processed (signature verification and decryption run on a bounded
@@ -315,6 +325,7 @@ impl Default for Config {
             events: EventConfig::default(),
             metrics: MetricsConfig::default(),
             saml: SamlServiceConfig::default(),
+            dns: DnsConfig::default(),
             rate_limits: RateLimitConfig::default(),
         }
     }

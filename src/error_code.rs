@@ -39,6 +39,7 @@ error_codes! {
     ConnectionMisconfigured = "connection_misconfigured",
     ConnectionNotAllowed = "connection_not_allowed",
     ConnectionNotFound = "connection_not_found",
+    ConsumerDomain = "consumer_domain",
     CsrfTokenInvalid = "csrf_token_invalid",
     DevModeDisabled = "dev_mode_disabled",
     DomainTaken = "domain_taken",
