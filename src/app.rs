@@ -151,6 +151,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(crate::issuer::routes)
             .configure(crate::scim::routes)
             .configure(crate::login::routes)
+            .configure(crate::portal::routes)
             .configure(crate::demo::routes);
     }
 }

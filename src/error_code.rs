@@ -154,6 +154,14 @@ error_codes! {
     UpstreamInvalidResponse = "upstream_invalid_response",
     UpstreamReauthenticationMissing = "upstream_reauthentication_missing",
     UpstreamUnreachable = "upstream_unreachable",
+    ConnectionNotTested = "connection_not_tested",
+    InvalidIntents = "invalid_intents",
+    PortalIntentNotGranted = "portal_intent_not_granted",
+    PortalSessionRequired = "portal_session_required",
+    SetupLinkExpired = "setup_link_expired",
+    SetupLinkRevoked = "setup_link_revoked",
+    SetupLinkUnknown = "setup_link_unknown",
+    TestSignInFailed = "test_sign_in_failed",
 }
 
 impl fmt::Display for ErrorCode {

@@ -118,6 +118,7 @@ define_id!(AdminKeyId, "adk", sortable);
 define_id!(ScimGroupId, "grp", sortable);
 define_id!(ScimTokenId, "sct", sortable);
 define_id!(ScimRequestId, "scr", sortable);
+define_id!(SetupLinkId, "stl", sortable);
 define_id!(LoginId, "lgn", random);
 define_id!(SessionId, "ses", random);
 define_id!(GrantId, "grt", random);

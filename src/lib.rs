@@ -18,6 +18,7 @@ pub mod keys;
 pub mod login;
 pub mod metrics;
 pub mod net;
+pub mod portal;
 pub mod scim;
 pub mod store;
 pub mod templates;

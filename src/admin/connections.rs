@@ -80,6 +80,8 @@ pub struct ConnectionBody {
 fn show(state: &AppState, row: &connection::Model) -> Value {
     use crate::upstream::console_rules::{describe, Value as Kind};
     let mut v = view(row, &state.config.issuer, state.clock.now());
+    v["state"] = row.state.as_str().into();
+    v["tested_version"] = row.tested_version.into();
     if row.conn_type == "oidc" {
         v["redirect_uri"] = crate::upstream::oidc::connector::callback_url(&state.config.issuer).into();
     }
@@ -323,6 +325,13 @@ pub async fn update(
     if let Some(n) = name {
         ch.name = Some(validate_name("name", &n)?);
     }
+    if enabled == Some(true) && row.state == connection::ConnectionState::Draft {
+        return Err(ApiError::invalid(
+            "enabled",
+            ErrorCode::ConnectionNotTested,
+            "this connection is a draft of the setup portal: it goes live after a passing test sign-in, or with POST .../activate and force",
+        ));
+    }
     ch.enabled = enabled;
     ch.config = Some(Value::Object(config.to_fields()).to_string());
     if let Some(new) = new_secrets {
@@ -421,4 +430,57 @@ pub async fn refresh_metadata(
         )),
         _ => Ok(HttpResponse::Ok().json(show(&state, &row))),
     }
+}
+
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivateBody {
+    /// Activate even though no test sign-in passed with the current configuration.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// Make a draft connection (setup portal) live: allowed when a test sign-in passed with its
+/// current configuration, or with `force`. Enables it; an active connection is answered as is.
+#[utoipa::path(post, path = "/tenants/{tenant}/connections/{id}/activate", operation_id = "activateConnection", tag = "connections", request_body = ActivateBody,
+    params(("tenant" = String, Path, description = "Tenant id or slug"), ("id" = String, Path, description = "Connection id")),
+    responses((status = 200, description = "The connection, active", body = Object),
+              (status = 409, description = "No passing test sign-in of the current configuration (use force)"),
+              (status = 404, description = "Not found")))]
+#[post("/tenants/{tenant}/connections/{id}/activate")]
+pub async fn activate(
+    a: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: Option<web::Json<ActivateBody>>,
+) -> Result<HttpResponse, ApiError> {
+    let (t, id) = path.into_inner();
+    let force = body.map(|b| b.force).unwrap_or(false);
+    let tenant = tenant_of(&state, &t).await?;
+    let row = load(&state, &tenant, &id).await?;
+    if row.state == connection::ConnectionState::Active {
+        return Ok(HttpResponse::Ok().json(show(&state, &row)));
+    }
+    let tested = row.tested_version == Some(row.version);
+    if !tested && !force {
+        return Err(ApiError::conflict(
+            ErrorCode::ConnectionNotTested,
+            "force",
+            "no test sign-in passed with this connection's current configuration; run one in the setup portal, or send {\"force\": true}",
+        ));
+    }
+    let now = state.clock.now();
+    let tx = audited::begin(&state.db).await?;
+    let row = store::set_state(&*tx, row, connection::ConnectionState::Active, true, now).await?;
+    let entry = a.actor().entry(
+        now,
+        "connection.activate",
+        "connection",
+        Some(&row.id),
+        Some(&tenant.id),
+        serde_json::json!({"forced": !tested, "version": row.version}),
+    );
+    let ev = event(&tenant, "connection.activated", show(&state, &row));
+    tx.commit(&*state.rng, entry, Some(ev)).await?;
+    Ok(HttpResponse::Ok().json(show(&state, &row)))
 }

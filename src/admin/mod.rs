@@ -7,6 +7,7 @@ pub mod connections;
 pub mod events;
 pub mod logins;
 pub mod scim;
+pub mod setup_links;
 pub mod tenants;
 
 use crate::error_code::ErrorCode;
@@ -90,6 +91,10 @@ where
             .service(scim::list_requests)
             .service(logins::list)
             .service(logins::get)
+            .service(setup_links::create)
+            .service(setup_links::list)
+            .service(setup_links::revoke)
+            .service(connections::activate)
             .default_service(web::to(|| async {
                 Err::<HttpResponse, ApiError>(ApiError::new(
                     actix_web::http::StatusCode::NOT_FOUND,

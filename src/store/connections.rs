@@ -1,5 +1,5 @@
 //! Queries on `connections`: the login path, the admin API, the tenant settings, the demo.
-use super::entities::connection::{self, Model};
+use super::entities::connection::{self, ConnectionState, Model};
 use super::page::{self, Order, Page, PageRequest};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
@@ -14,6 +14,7 @@ pub async fn enabled_of_tenant(db: &impl ConnectionTrait, tenant_id: &str) -> Re
     connection::Entity::find()
         .filter(connection::Column::TenantId.eq(tenant_id))
         .filter(connection::Column::Enabled.eq(true))
+        .filter(connection::Column::State.eq(ConnectionState::Active))
         .order_by_asc(connection::Column::Id)
         .all(db)
         .await
@@ -79,6 +80,11 @@ pub struct NewConnection {
 }
 
 pub async fn insert(db: &impl ConnectionTrait, n: NewConnection) -> Result<Model, DbErr> {
+    insert_in_state(db, n, ConnectionState::Active).await
+}
+
+/// Inserts a connection in `state` (the setup portal makes drafts, disabled until activated).
+pub async fn insert_in_state(db: &impl ConnectionTrait, n: NewConnection, state: ConnectionState) -> Result<Model, DbErr> {
     connection::ActiveModel {
         id: Set(n.id),
         tenant_id: Set(n.tenant_id),
@@ -90,6 +96,8 @@ pub async fn insert(db: &impl ConnectionTrait, n: NewConnection) -> Result<Model
         version: Set(1),
         created_at: Set(n.now),
         updated_at: Set(n.now),
+        state: Set(state),
+        tested_version: Set(None),
     }
     .insert(db)
     .await
@@ -153,4 +161,50 @@ pub async fn find_by_type(
 /// Every connection of this type.
 pub async fn all_of_type(db: &impl ConnectionTrait, conn_type: &str) -> Result<Vec<Model>, DbErr> {
     connection::Entity::find().filter(connection::Column::ConnType.eq(conn_type)).all(db).await
+}
+
+/// Sets a connection's state and enabled flag (activation, re-locking after an edit).
+pub async fn set_state(
+    db: &impl ConnectionTrait,
+    row: Model,
+    state: ConnectionState,
+    enabled: bool,
+    now: i64,
+) -> Result<Model, DbErr> {
+    let mut m: connection::ActiveModel = row.into();
+    m.state = Set(state);
+    m.enabled = Set(enabled);
+    m.updated_at = Set(now);
+    m.update(db).await
+}
+
+/// Records that `version` of a connection passed a test sign-in (unless it changed since).
+pub async fn set_tested(db: &impl ConnectionTrait, id: &str, version: i64) -> Result<u64, DbErr> {
+    Ok(connection::Entity::update_many()
+        .col_expr(connection::Column::TestedVersion, sea_orm::sea_query::Expr::value(Some(version)))
+        .filter(connection::Column::Id.eq(id))
+        .filter(connection::Column::Version.eq(version))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
+/// A tenant's draft connections, newest first.
+pub async fn drafts_of_tenant(db: &impl ConnectionTrait, tenant_id: &str) -> Result<Vec<Model>, DbErr> {
+    connection::Entity::find()
+        .filter(connection::Column::TenantId.eq(tenant_id))
+        .filter(connection::Column::State.eq(ConnectionState::Draft))
+        .order_by_desc(connection::Column::Id)
+        .all(db)
+        .await
+}
+
+/// A tenant's connections, oldest first (at most `limit`).
+pub async fn all_of_tenant(db: &impl ConnectionTrait, tenant_id: &str, limit: u64) -> Result<Vec<Model>, DbErr> {
+    connection::Entity::find()
+        .filter(connection::Column::TenantId.eq(tenant_id))
+        .order_by_asc(connection::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
 }

@@ -25,6 +25,7 @@ pub mod scim_sql;
 pub mod scim_tokens;
 pub mod scim_users;
 pub mod sessions;
+pub mod setup_links;
 pub mod signing_keys;
 pub mod tenants;
 pub mod traces;

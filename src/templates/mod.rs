@@ -34,10 +34,15 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("demo_signed_in.html", include_str!("../../templates/demo_signed_in.html")),
     ("demo_saml_idp.html", include_str!("../../templates/demo_saml_idp.html")),
     ("demo_saml_idp_error.html", include_str!("../../templates/demo_saml_idp_error.html")),
+    ("portal_base.html", include_str!("../../templates/portal_base.html")),
+    ("portal_home.html", include_str!("../../templates/portal_home.html")),
+    ("portal_landing.html", include_str!("../../templates/portal_landing.html")),
+    ("portal_link_dead.html", include_str!("../../templates/portal_link_dead.html")),
+    ("portal_done.html", include_str!("../../templates/portal_done.html")),
 ];
 
 /// Templates that are parts of pages, not pages.
-pub const PARTS: &[&str] = &["base.html", "style.css"];
+pub const PARTS: &[&str] = &["base.html", "style.css", "portal_base.html"];
 
 /// Why a page could not be rendered.
 #[derive(Debug, thiserror::Error)]

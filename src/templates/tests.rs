@@ -36,6 +36,38 @@ fn samples() -> Vec<(&'static str, Json)> {
         ),
         ("demo_saml_idp_error.html", json!({"message": "no SAMLRequest"})),
     ]
+    .into_iter()
+    .chain(portal_samples())
+    .collect()
+}
+
+/// The layout values every portal page gets (`portal::PortalSession::page`).
+fn portal(ctx: Json) -> Json {
+    let mut m = ctx.as_object().cloned().unwrap_or_default();
+    m.insert(
+        "portal".into(),
+        json!({"tenant_name": "Acme", "csrf": "tok", "home_current": false,
+               "nav": [{"id": "sso", "href": "/setup/sso", "current": true}, {"id": "scim", "href": "/setup/scim", "current": false},
+                       {"id": "domains", "href": "/setup/domains", "current": false}]}),
+    );
+    m.insert("accent_css".into(), json!("/setup/assets/accent.css?c=0a7f3c"));
+    Json::Object(m)
+}
+
+fn portal_samples() -> Vec<(&'static str, Json)> {
+    vec![
+        (
+            "portal_home.html",
+            portal(json!({"items": [{"id": "sso", "href": "/setup/sso"}, {"id": "scim", "href": "/setup/scim"}, {"id": "domains", "href": "/setup/domains"}],
+                          "link_expires_at": "2026-12-13T00:00:00Z", "session_expires_at": "2026-12-06T08:00:00Z"})),
+        ),
+        (
+            "portal_landing.html",
+            portal(json!({"tenant_name": "Acme", "intents": ["sso", "scim", "domains"], "expires_at": "2026-12-13T00:00:00Z", "action": "/setup/fgs_x"})),
+        ),
+        ("portal_link_dead.html", portal(json!({"reason": "expired", "code": "setup_link_expired", "request_id": "r1"}))),
+        ("portal_done.html", portal(json!({}))),
+    ]
 }
 
 fn branded() -> Look {
@@ -71,7 +103,11 @@ fn every_page_renders_with_its_sample_in_every_look() {
         for look in [Look::default(), branded(), Look { brand: Branding::default(), lang: "xx".into() }] {
             let html = render(name, ctx, &look).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(html.starts_with("<!doctype html>") && html.contains("</main>"), "{name}: {html}");
-            assert!(!html.contains("<script"), "{name}: no JavaScript");
+            // No inline JavaScript: portal pages load their one script file.
+            let scripts: Vec<&str> = html.match_indices("<script").map(|(i, _)| &html[i..]).collect();
+            for s in scripts {
+                assert!(s.starts_with("<script src=\"/setup/assets/portal.js\" defer></script>"), "{name}: inline script");
+            }
         }
     }
 }

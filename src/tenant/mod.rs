@@ -37,6 +37,19 @@ pub struct TenantSettings {
     /// What SCIM `DELETE /Users/{id}` does.
     #[serde(default)]
     pub scim_delete: ScimDeletePolicy,
+    /// How the pages this tenant's people see (setup portal, ...) look; checked when shown
+    /// (`templates::Branding::tenant`), so a bad value falls back to the default look.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branding: Option<TenantBranding>,
+}
+
+/// A tenant's branding: display name, accent colour (`#rgb` / `#rrggbb`), logo (https URL).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantBranding {
+    pub display_name: Option<String>,
+    pub accent: Option<String>,
+    pub logo_url: Option<String>,
 }
 
 /// How a first SSO login is linked to a SCIM-provisioned user of the same tenant (never across

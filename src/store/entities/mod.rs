@@ -20,6 +20,7 @@ pub mod scim_group_member;
 pub mod scim_request;
 pub mod scim_token;
 pub mod session;
+pub mod setup_link;
 pub mod signing_key;
 pub mod tenant;
 pub mod tenant_domain;

@@ -1,0 +1,45 @@
+// fedgate setup portal: copy buttons. Loaded as a file (the portal's CSP allows scripts from
+// this origin only). Every page works without it; it only adds the copy buttons' behaviour.
+(function () {
+  "use strict";
+  function copyText(text, button) {
+    var done = function () {
+      var old = button.getAttribute("data-label") || button.textContent;
+      button.setAttribute("data-label", old);
+      button.textContent = button.getAttribute("data-copied") || "Copied";
+      button.classList.add("copied");
+      setTimeout(function () {
+        button.textContent = old;
+        button.classList.remove("copied");
+      }, 1500);
+    };
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(text).then(done, function () { fallback(text); done(); });
+    } else {
+      fallback(text);
+      done();
+    }
+  }
+  function fallback(text) {
+    var ta = document.createElement("textarea");
+    ta.value = text;
+    ta.setAttribute("readonly", "");
+    ta.style.position = "absolute";
+    ta.style.left = "-9999px";
+    document.body.appendChild(ta);
+    ta.select();
+    try { document.execCommand("copy"); } catch (e) { /* nothing more to do */ }
+    document.body.removeChild(ta);
+  }
+  document.addEventListener("click", function (ev) {
+    var b = ev.target.closest ? ev.target.closest("button[data-copy]") : null;
+    if (!b) return;
+    ev.preventDefault();
+    var target = document.getElementById(b.getAttribute("data-copy"));
+    if (target) copyText(target.value !== undefined && target.tagName === "INPUT" ? target.value : target.textContent, b);
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    var buttons = document.querySelectorAll("button[data-copy]");
+    for (var i = 0; i < buttons.length; i++) buttons[i].hidden = false;
+  });
+})();
