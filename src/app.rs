@@ -234,6 +234,25 @@ pub async fn start_on(state: AppState, listener: std::net::TcpListener) -> Resul
             }
         });
     }
+    if state.config.background_tasks {
+        // Pending domain claims of the setup portal: their TXT records, checked on a schedule.
+        match crate::tenant::dns::DnsChecker::new(state.config.dns.resolver.as_deref()) {
+            Ok(checker) => {
+                let st = state.clone();
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+                    loop {
+                        tick.tick().await;
+                        let now = st.clock.now();
+                        if let Err(e) = crate::tenant::domain_claims::check_due(&st.db, &*st.rng, &checker, now, 20).await {
+                            crate::util::log_internal("checking domain claims failed", &e);
+                        }
+                    }
+                });
+            }
+            Err(e) => tracing::error!(error = %e, "domain claims are not checked in the background"),
+        }
+    }
     if let Some(addr) = state.config.metrics.listen.clone() {
         let st = state.clone();
         let metrics_server = HttpServer::new(move || {

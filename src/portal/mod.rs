@@ -11,7 +11,9 @@
 //! - the layout `templates/portal_base.html` (nav of the intents, a `content` block) and the
 //!   static files under `/setup/assets/` (copy buttons, styles): the portal's pages allow
 //!   scripts and styles from this origin only (no inline code).
+pub mod domains;
 pub mod links;
+pub mod scim;
 pub mod sso;
 
 use crate::error_code::ErrorCode;
@@ -273,7 +275,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/setup/assets/portal.css", web::get().to(asset_css))
         .route("/setup/assets/accent.css", web::get().to(asset_accent))
         .configure(sso::routes)
-        // scim::routes and domains::routes are configured here as well.
+        .configure(scim::routes)
+        .configure(domains::routes)
         .configure(links::routes);
 }
 

@@ -39,10 +39,15 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("portal_landing.html", include_str!("../../templates/portal_landing.html")),
     ("portal_link_dead.html", include_str!("../../templates/portal_link_dead.html")),
     ("portal_done.html", include_str!("../../templates/portal_done.html")),
+    ("portal_scim.html", include_str!("../../templates/portal_scim.html")),
+    ("portal_scim_lines.html", include_str!("../../templates/portal_scim_lines.html")),
+    ("portal_scim_milestones.html", include_str!("../../templates/portal_scim_milestones.html")),
+    ("portal_domains.html", include_str!("../../templates/portal_domains.html")),
 ];
 
 /// Templates that are parts of pages, not pages.
-pub const PARTS: &[&str] = &["base.html", "style.css", "portal_base.html"];
+pub const PARTS: &[&str] =
+    &["base.html", "style.css", "portal_base.html", "portal_scim_lines.html", "portal_scim_milestones.html"];
 
 /// Why a page could not be rendered.
 #[derive(Debug, thiserror::Error)]

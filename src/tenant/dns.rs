@@ -38,6 +38,8 @@ pub enum CheckResult {
     Mismatch { count: usize, found: Vec<String> },
     /// The lookup itself failed (timeout, refused, server failure).
     LookupFailed { reason: String },
+    /// The record matched, but the domain had become another tenant's meanwhile.
+    Taken,
 }
 
 impl CheckResult {

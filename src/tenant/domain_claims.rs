@@ -218,6 +218,7 @@ pub async fn check(
     match store::tenants::domain(&*w, &claim.domain).await? {
         Some(d) if d.tenant_id != claim.tenant_id => {
             drop(w);
+            let json = serde_json::to_string(&CheckResult::Taken).unwrap_or_default();
             let row = store::domain_claims::record_check(db, claim, now, json, None, None).await?;
             return Ok((row, Checked::Taken));
         }
