@@ -15,6 +15,8 @@ mod oidc;
 #[path = "../../idp-fixtures/oidc_idp.rs"]
 mod oidc_idp;
 mod openapi;
+mod portal_domains;
+mod portal_scim;
 mod request_context;
 mod saml;
 mod saml_corpus;
