@@ -134,7 +134,7 @@ async fn domains_verified_by_dns(backend: Backend) {
     // The right record, found by the background job (the schedule is due a minute later).
     let _dns = Dnsmasq::start(port, &[(&name, "v=spf1 -all"), (&name, &value)]);
     let checker = fedgate::tenant::dns::DnsChecker::new(Some(&format!("127.0.0.1:{port}"))).unwrap();
-    let now = app.clock.now();
+    let now = fedgate::clock::Clock::now(&app.clock);
     let n = fedgate::tenant::domain_claims::check_due(&app.state.db, &fedgate::clock::SystemRng, &checker, now, 20)
         .await
         .unwrap();

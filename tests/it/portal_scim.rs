@@ -1,5 +1,6 @@
 //! The setup portal's SCIM page: a token minted by a POST and shown once, two-token rotation,
 //! and the live provisioning check narrating an Entra-style sequence from the request log.
+use crate::both;
 use crate::common::{browser, TestApp};
 use serde_json::{json, Value};
 
