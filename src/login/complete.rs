@@ -117,6 +117,10 @@ pub async fn upstream_failure(
     let cause = e.detail();
     tracing::warn!(login = %login.id, code = %e.code(), detail = %cause, "upstream sign-in failed");
     mark_failed_with(st, login, e.code().as_str(), cause, e.fix(&conn_name), steps).await;
+    if super::portal_test::is_test(login) {
+        // The setup portal's result page shows the trace (cause and fix).
+        return Ok(redirect(StatusCode::SEE_OTHER, &login.redirect_uri));
+    }
     match e {
         UpstreamError::Denied(_) => {
             Ok(redirect(StatusCode::SEE_OTHER, &error_url(st, login, "access_denied", "the sign-in was declined")))
@@ -180,6 +184,10 @@ pub async fn finish_then(
     steps: &StepLog,
     after: AfterLogin,
 ) -> Result<HttpResponse, PageError> {
+    if super::portal_test::is_test(login) {
+        // A setup portal test: checks and claims only (no user, session or code).
+        return super::portal_test::finish(st, login, conn, up, steps).await;
+    }
     let now_ms = st.clock.now_ms();
     let now = now_ms / 1000;
     // The dev connector's confirmation page is the authentication itself.

@@ -18,6 +18,7 @@ pub mod complete;
 pub mod dev;
 pub mod discovery;
 pub mod pending;
+pub mod portal_test;
 pub mod saml;
 pub mod session;
 pub mod start;

@@ -129,7 +129,8 @@ pub async fn acs(
 ) -> Result<HttpResponse, PageError> {
     let (conn, connector) = open(&st, &path.into_inner()).await?;
     crate::util::record_tenant(&conn.tenant_id);
-    if !conn.enabled {
+    // A draft of the setup portal (disabled) answers its test sign-ins only (checked below).
+    if !conn.enabled && conn.state != connection::ConnectionState::Draft {
         return Err(unknown_connection());
     }
     if let Err(limited) = st.limits.acs_tenant(&conn.tenant_id) {
@@ -185,6 +186,10 @@ async fn attempt_failed(
     let outcome = Outcome::Failed { code: e.code().to_string(), cause: detail.clone(), fix: e.fix(&conn_name) };
     traces::record_best_effort(&st.db, st.clock.now_ms(), login, Some(&conn.id), steps.take(), outcome).await;
     tracing::info!(login = %login.id, code = %e.code(), detail = %detail, "SAML response refused; the sign-in stays open");
+    if super::portal_test::is_test(login) {
+        // The setup portal's result page shows the trace (cause and fix).
+        return Ok(redirect(StatusCode::SEE_OTHER, &login.redirect_uri));
+    }
     Err(PageError::new(
         StatusCode::BAD_REQUEST,
         e.code(),
@@ -216,6 +221,8 @@ async fn solicited(
         let e = SamlError::Replay(format!("(an answer to the finished sign-in {id})"));
         return detached_failure(st, &conn, UpstreamError::Saml(e));
     }
+    // Only test sign-ins reach a disabled (draft) connection.
+    let found = found.filter(|l| conn.enabled || super::portal_test::is_test(l));
     let Some(login) = found.filter(|l| l.expires_at > now) else {
         let e = SamlError::InResponseToMismatch {
             got: id.chars().take(100).collect(),
@@ -280,6 +287,9 @@ async fn unsolicited(
     payload: CallbackPayload,
     steps: StepLog,
 ) -> Result<HttpResponse, PageError> {
+    if !conn.enabled {
+        return detached_failure(st, &conn, UpstreamError::Saml(SamlError::Unsolicited));
+    }
     let cfg = &connector.config.idp_initiated;
     let (Some(client_id), Some(initiate), true) = (cfg.client_id.clone(), cfg.initiate_login_uri.clone(), cfg.enabled)
     else {
@@ -351,7 +361,9 @@ pub async fn resume(req: HttpRequest, st: web::Data<AppState>) -> Result<HttpRes
         )
         .with_trace(login.id.to_string()));
     };
-    let conn = routed_connection(&st, &login, "saml").await?.filter(|c| c.enabled).ok_or_else(unknown_connection)?;
+    let test = super::portal_test::is_test(&login);
+    let conn =
+        routed_connection(&st, &login, "saml").await?.filter(|c| c.enabled || test).ok_or_else(unknown_connection)?;
     let steps = StepLog::default();
     steps.push("browser_returned", st.clock.now_ms(), 0, serde_json::json!({}));
     finish(&st, &login, &conn, identity, &steps).await

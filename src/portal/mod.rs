@@ -15,6 +15,7 @@ pub mod domains;
 pub mod links;
 pub mod scim;
 pub mod sso;
+pub mod steps;
 
 use crate::error_code::ErrorCode;
 use crate::events::audit::Actor;

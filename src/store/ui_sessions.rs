@@ -92,3 +92,8 @@ pub async fn prune(db: &impl ConnectionTrait, now: i64) -> Result<u64, DbErr> {
         .add(ui_session::Column::RevokedAt.lt(now - 86_400));
     super::cleanup::delete_batched::<ui_session::Entity, _>(db, ui_session::Column::Id, ended).await
 }
+
+/// A session by id (live or not).
+pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<Model>, DbErr> {
+    ui_session::Entity::find_by_id(id.to_string()).one(db).await
+}

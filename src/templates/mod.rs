@@ -43,11 +43,22 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("portal_scim_lines.html", include_str!("../../templates/portal_scim_lines.html")),
     ("portal_scim_milestones.html", include_str!("../../templates/portal_scim_milestones.html")),
     ("portal_domains.html", include_str!("../../templates/portal_domains.html")),
+    ("portal_sso_errors.html", include_str!("../../templates/portal_sso_errors.html")),
+    ("portal_sso.html", include_str!("../../templates/portal_sso.html")),
+    ("portal_sso_oidc.html", include_str!("../../templates/portal_sso_oidc.html")),
+    ("portal_sso_connection.html", include_str!("../../templates/portal_sso_connection.html")),
+    ("portal_sso_test.html", include_str!("../../templates/portal_sso_test.html")),
 ];
 
 /// Templates that are parts of pages, not pages.
-pub const PARTS: &[&str] =
-    &["base.html", "style.css", "portal_base.html", "portal_scim_lines.html", "portal_scim_milestones.html"];
+pub const PARTS: &[&str] = &[
+    "base.html",
+    "style.css",
+    "portal_base.html",
+    "portal_sso_errors.html",
+    "portal_scim_lines.html",
+    "portal_scim_milestones.html",
+];
 
 /// Why a page could not be rendered.
 #[derive(Debug, thiserror::Error)]

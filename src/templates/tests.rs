@@ -54,6 +54,23 @@ fn portal(ctx: Json) -> Json {
     Json::Object(m)
 }
 
+fn sso_connection_sample() -> Json {
+    json!({
+        "conn": {"id": "conn_1", "name": "Okta", "type": "saml", "state": "draft", "enabled": false, "version": 2, "tested": true},
+        "vendor": {"id": "okta", "name": "Okta", "acs_label": "Single sign-on URL", "entity_label": "Audience URI", "metadata_label": "SP metadata"},
+        "errors": {"metadata_xml": {"kind": "sp_metadata", "detail": ""}, "new_certificate": {"kind": "cert_expired", "detail": "2020-01-01T00:00:00Z"}},
+        "given": {"metadata_url": "", "idp_entity_id": "", "sso_url": "", "issuer": "", "client_id": ""},
+        "test_url": "/setup/sso/conn_1/test",
+        "saml": {"acs_url": "https://f.test/sso/saml/conn-1/acs", "sp_entity_id": "https://f.test/sso/saml/conn-1/metadata",
+                 "sp_metadata_url": "https://f.test/sso/saml/conn-1/metadata", "sp_certificate": "-----BEGIN CERTIFICATE-----",
+                 "onelogin_validator": "^https:\\/\\/f\\.test$", "attributes": [{"claim": "email", "attribute": "email"}],
+                 "steps_html": "<ol><li>x</li></ol>", "console_warnings": [],
+                 "idp": {"entity_id": "http://idp.test", "sso_url": "https://idp.test/sso", "metadata_url": null, "refresh_error": null,
+                         "certificates": [{"subject": "CN=idp", "not_after": "2030-01-01T00:00:00Z", "days_left": 1000, "expired": false, "expiring": false, "fingerprint": "ab"}]}},
+        "oidc": null,
+    })
+}
+
 fn portal_samples() -> Vec<(&'static str, Json)> {
     vec![
         (
@@ -88,6 +105,25 @@ fn portal_samples() -> Vec<(&'static str, Json)> {
                  "state": "verified", "checks": 1, "last_checked_at": "2026-12-06T00:00:00Z", "next_check_at": null, "verified_at": "2026-12-06T00:00:00Z",
                  "result": {"outcome": "verified"}}],
                 "added": ["old.test"], "error": "gmail.com is a public mail service", "value": "gmail.com"})),
+        ),
+        (
+            "portal_sso.html",
+            portal(json!({"connections": [{"id": "conn_1", "name": "Okta", "type": "saml", "state": "draft", "enabled": false, "href": "/setup/sso/conn_1"}],
+                          "vendors": [{"id": "okta", "name": "Okta"}]})),
+        ),
+        (
+            "portal_sso_oidc.html",
+            portal(json!({"redirect_uri": "https://f.test/sso/oidc/callback", "steps_html": "<p>steps</p>",
+                          "errors": {"issuer": {"kind": "oidc_issuer", "detail": ""}}, "action": "/setup/sso/new-oidc"})),
+        ),
+        ("portal_sso_connection.html", portal(sso_connection_sample())),
+        (
+            "portal_sso_test.html",
+            portal(json!({"status": "completed", "passed": false,
+                          "checks": [{"id": "email", "passed": false, "detail": "No email.", "fix": "Send email."}],
+                          "claims": "{}", "code": "test_sign_in_failed", "cause": "No email.", "fix": "Send email.",
+                          "trace_id": "lgn_1", "timeline": [{"step": "authorize_received", "after_ms": 0, "duration_ms": 0}],
+                          "back": "/setup/sso/conn_1"})),
         ),
     ]
 }

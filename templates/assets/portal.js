@@ -38,8 +38,19 @@
     var target = document.getElementById(b.getAttribute("data-copy"));
     if (target) copyText(target.value !== undefined && target.tagName === "INPUT" ? target.value : target.textContent, b);
   });
+  // A metadata file chosen in <input type=file data-into=ID> is read into the textarea ID
+  // (the form posts text; without JavaScript the admin pastes the XML).
+  document.addEventListener("change", function (ev) {
+    var input = ev.target;
+    if (!input.getAttribute || !input.getAttribute("data-into") || !input.files || !input.files[0]) return;
+    var target = document.getElementById(input.getAttribute("data-into"));
+    if (!target) return;
+    var reader = new FileReader();
+    reader.onload = function () { target.value = String(reader.result || ""); };
+    reader.readAsText(input.files[0]);
+  });
   document.addEventListener("DOMContentLoaded", function () {
-    var buttons = document.querySelectorAll("button[data-copy]");
-    for (var i = 0; i < buttons.length; i++) buttons[i].hidden = false;
+    var shown = document.querySelectorAll("button[data-copy], input[data-into]");
+    for (var i = 0; i < shown.length; i++) shown[i].hidden = false;
   });
 })();

@@ -14,6 +14,7 @@ mod limits;
 mod oidc;
 #[path = "../../idp-fixtures/oidc_idp.rs"]
 mod oidc_idp;
+mod portal;
 mod openapi;
 mod portal_domains;
 mod portal_scim;

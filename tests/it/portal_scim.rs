@@ -143,4 +143,17 @@ async fn rotation_keeps_two_portal_tokens(app: &TestApp) {
     assert!(!text.contains(&t3));
 }
 
-both!(live_check_narrates_provisioning, rotation_keeps_two_portal_tokens);
+/// A real browser posts the "Start setup" form with `Origin: null` (the pages' referrer policy
+/// is no-referrer) and `Sec-Fetch-Site: same-origin`: it redeems; a cross-site post does not.
+async fn redemption_from_a_real_browser(app: &TestApp) {
+    app.tenant("contoso", "contoso.test", &[]).await;
+    let (_, link) = app.post("/tenants/contoso/setup-links", json!({"intents": ["scim"]})).await;
+    let url = link["url"].as_str().unwrap();
+    let post = |site: &'static str| {
+        browser().post(url).header("origin", "null").header("sec-fetch-site", site).send()
+    };
+    assert_eq!(post("cross-site").await.unwrap().status(), 403);
+    assert_eq!(post("same-origin").await.unwrap().status(), 303);
+}
+
+both!(live_check_narrates_provisioning, rotation_keeps_two_portal_tokens, redemption_from_a_real_browser);
