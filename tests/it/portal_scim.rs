@@ -87,7 +87,7 @@ async fn live_check_narrates_provisioning(app: &TestApp) {
     let a = activity(app, &b, "").await;
     let html = a["html"].as_str().unwrap();
     assert_eq!(a["count"], 4, "{a}");
-    assert!(html.contains("Entra ID tested the connection: it works."), "{html}");
+    assert!(html.contains("Entra ID's connection test succeeded."), "{html}");
     assert!(html.contains("Entra ID created a user."), "{html}");
     assert!(html.contains("Entra ID created a group."), "{html}");
     assert!(html.contains("A group push from Entra ID failed."), "{html}");

@@ -5,8 +5,11 @@
 // record the page asks for). Screenshots of every step go to $E2E_SCREENSHOTS; each flow's time
 // is printed and written to timings.json there.
 //
-// Env: FEDGATE_URL, FEDGATE_ADMIN_KEY (lib.sh), DNS_PORT (fedgate's [dns] resolver port),
-// CHROMIUM (default /usr/bin/chromium), E2E_SCREENSHOTS.
+// SSO: Okta SAML picked in the wizard, the SP values copied, the pysaml2 IdP's metadata
+// (tests/interop/saml/idp.py) uploaded as a file, a test sign-in in a new tab with its claims.
+//
+// Env: FEDGATE_URL, FEDGATE_ADMIN_KEY (lib.sh), SAML_IDP_URL (the pysaml2 IdP), DNS_PORT
+// (fedgate's [dns] resolver port), CHROMIUM (default /usr/bin/chromium), E2E_SCREENSHOTS.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -19,7 +22,9 @@ import { FEDGATE, admin, create } from '../browser.mjs';
 const SHOTS = process.env.E2E_SCREENSHOTS || 'e2e-screenshots';
 const DNS_PORT = Number(process.env.DNS_PORT || 0);
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const IDP = (process.env.SAML_IDP_URL || '').replace(/\/+$/, '');
 const SLUG = 'contoso';
+const SSO_DOMAIN = 'contoso.com';
 const DOMAIN = 'contoso-e2e.test';
 const timings = {};
 mkdirSync(SHOTS, { recursive: true });
@@ -110,7 +115,15 @@ async function entraSequence(base, token) {
 test('setup portal: link, SCIM with the live check, domain verification', async () => {
   assert.ok(FEDGATE, 'FEDGATE_URL');
   assert.ok(DNS_PORT > 0, 'DNS_PORT');
-  await create('/tenants', { name: 'Contoso', slug: SLUG, domains: [] });
+  assert.ok(IDP, 'SAML_IDP_URL');
+  await create('/tenants', { name: 'Contoso', slug: SLUG, domains: [SSO_DOMAIN] });
+  // The IdP's test user, in the tenant's domain.
+  const mode = await fetch(`${IDP}/mode`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ attributes: { email: [`alice@${SSO_DOMAIN}`], givenName: ['Alice'], sn: ['Anderson'],
+      displayName: ['Alice Anderson'], groups: ['engineering', 'admins'] } }),
+  });
+  assert.equal(mode.status, 200);
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: false, args: ['--headless=new', '--no-sandbox'] });
   const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
   const page = await context.newPage();
@@ -135,10 +148,42 @@ test('setup portal: link, SCIM with the live check, domain verification', async 
       await shot(page, 'home');
     });
 
-    await timed('sso_page', async () => {
+    await timed('sso', async () => {
       await page.getByTestId('nav-sso').click();
       await page.waitForURL(`${FEDGATE}/setup/sso`);
-      await shot(page, 'sso');
+      await shot(page, 'sso-pick-vendor');
+      await page.getByTestId('vendor-okta').click();
+      await page.getByTestId('acs-url').waitFor();
+      const acs = await page.getByTestId('acs-url').inputValue();
+      const entity = await page.getByTestId('sp-entity-id').inputValue();
+      assert.ok(acs.startsWith(`${FEDGATE}/`), acs);
+      // The copy buttons copy the SP values the Okta console asks for.
+      await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: FEDGATE });
+      await page.locator('button[data-copy="acs-url"]').click();
+      assert.equal(await page.evaluate(() => navigator.clipboard.readText()), acs);
+      await page.locator('button[data-copy="sp-entity-id"]').click();
+      assert.equal(await page.evaluate(() => navigator.clipboard.readText()), entity);
+      await shot(page, 'sso-okta-sp-values');
+      // Upload the IdP's metadata file.
+      const xml = await (await fetch(`${IDP}/metadata`)).text();
+      await page.getByTestId('metadata-file').setInputFiles({ name: 'idp-metadata.xml', mimeType: 'application/xml', buffer: Buffer.from(xml) });
+      if (!(await page.getByTestId('metadata-xml').inputValue())) await page.getByTestId('metadata-xml').fill(xml);
+      await page.getByTestId('metadata-xml-save').click();
+      await page.getByTestId('idp-summary').waitFor();
+      assert.equal(await page.getByTestId('idp-entity-id').innerText(), `${IDP}/metadata`);
+      await shot(page, 'sso-idp-metadata');
+      // Test sign-in in a new tab: the pysaml2 IdP answers at once (no login page).
+      const [tab] = await Promise.all([context.waitForEvent('page'), page.getByTestId('test-sign-in').click()]);
+      await tab.getByTestId('test-result').waitFor({ timeout: 20000 });
+      await tab.locator('[data-testid=test-result][data-result=passed]').waitFor({ timeout: 20000 });
+      const claims = await tab.getByTestId('test-claims').innerText();
+      assert.match(claims, new RegExp(`"email": "alice@${SSO_DOMAIN.replace('.', '\\.')}"`));
+      await shot(tab, 'sso-test-sign-in-passed');
+      await tab.close();
+      await page.reload();
+      await page.getByTestId('activate').click();
+      await page.getByTestId('activated').waitFor();
+      await shot(page, 'sso-activated');
     });
 
     await timed('scim', async () => {
@@ -154,7 +199,6 @@ test('setup portal: link, SCIM with the live check, domain verification', async 
       const token = await page.getByTestId('scim-token').inputValue();
       assert.match(token, /^fgscim_/);
       // The copy button copies the token.
-      await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: FEDGATE });
       await page.locator('button[data-copy="scim-token"]').click();
       assert.equal(await page.evaluate(() => navigator.clipboard.readText()), token);
       await shot(page, 'scim-token-revealed');
@@ -162,7 +206,7 @@ test('setup portal: link, SCIM with the live check, domain verification', async 
       const sent = await entraSequence(base.split('?')[0], token);
       await page.getByTestId('scim-line').nth(sent - 1).waitFor({ timeout: 15000 });
       const feed = await page.getByTestId('scim-feed').innerText();
-      assert.match(feed, /Entra ID tested the connection: it works\./);
+      assert.match(feed, /Entra ID's connection test succeeded\./);
       assert.match(feed, /Entra ID checked whether adele\.vance@contoso-e2e\.test exists\./);
       assert.match(feed, /Entra ID created a user\./);
       assert.match(feed, /A group push from Entra ID failed\./);
