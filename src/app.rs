@@ -244,7 +244,9 @@ pub async fn start_on(state: AppState, listener: std::net::TcpListener) -> Resul
                     loop {
                         tick.tick().await;
                         let now = st.clock.now();
-                        if let Err(e) = crate::tenant::domain_claims::check_due(&st.db, &*st.rng, &checker, now, 20).await {
+                        if let Err(e) =
+                            crate::tenant::domain_claims::check_due(&st.db, &*st.rng, &checker, now, 20).await
+                        {
                             crate::util::log_internal("checking domain claims failed", &e);
                         }
                     }

@@ -8,7 +8,7 @@ use super::{form, Intent, PortalSession};
 use crate::http::error::PageError;
 use crate::http::{redirect, AppState};
 use crate::tenant::dns::DnsChecker;
-use crate::tenant::domain_claims::{self, ClaimError, Checked};
+use crate::tenant::domain_claims::{self, Checked, ClaimError};
 use crate::util::rfc3339;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -74,7 +74,12 @@ async fn index(st: web::Data<AppState>, ps: PortalSession) -> Result<HttpRespons
 }
 
 /// `POST /setup/domains` (`domain`): claims it and shows its TXT record.
-async fn claim(st: web::Data<AppState>, req: HttpRequest, ps: PortalSession, body: web::Bytes) -> Result<HttpResponse, PageError> {
+async fn claim(
+    st: web::Data<AppState>,
+    req: HttpRequest,
+    ps: PortalSession,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
     ps.require_intent(Intent::Domains)?;
     let f = form(&req, &body)?;
     ps.check_csrf(&f)?;
@@ -104,11 +109,17 @@ async fn check_now(
     ps.require_intent(Intent::Domains)?;
     let f = form(&req, &body)?;
     ps.check_csrf(&f)?;
-    let c = crate::store::domain_claims::get(&st.db, &ps.tenant.id, &path)
-        .await?
-        .ok_or_else(|| PageError::new(actix_web::http::StatusCode::NOT_FOUND, crate::error_code::ErrorCode::NotFound, "Not found", "This domain is not claimed by your organization."))?;
+    let c = crate::store::domain_claims::get(&st.db, &ps.tenant.id, &path).await?.ok_or_else(|| {
+        PageError::new(
+            actix_web::http::StatusCode::NOT_FOUND,
+            crate::error_code::ErrorCode::NotFound,
+            "Not found",
+            "This domain is not claimed by your organization.",
+        )
+    })?;
     let name = ps.actor_name();
-    let (row, checked) = domain_claims::check(&st.db, &*st.rng, &checker(&st)?, st.clock.now(), c, &ps.actor(&name)).await?;
+    let (row, checked) =
+        domain_claims::check(&st.db, &*st.rng, &checker(&st)?, st.clock.now(), c, &ps.actor(&name)).await?;
     if checked == Checked::Taken {
         tracing::info!(tenant = %ps.tenant.id, domain = %row.domain, "domain verified by DNS but taken by another tenant");
     }

@@ -88,7 +88,12 @@ async fn feed(
     Ok((lines, milestones))
 }
 
-async fn page(st: &AppState, ps: &PortalSession, vendor: Option<Vendor>, new_token: Option<String>) -> Result<HttpResponse, PageError> {
+async fn page(
+    st: &AppState,
+    ps: &PortalSession,
+    vendor: Option<Vendor>,
+    new_token: Option<String>,
+) -> Result<HttpResponse, PageError> {
     let base = base_url(st, &ps.tenant.slug);
     let tokens: Vec<serde_json::Value> = scim_activity::live_tokens(&st.db, &ps.tenant.id)
         .await?
@@ -123,7 +128,11 @@ async fn page(st: &AppState, ps: &PortalSession, vendor: Option<Vendor>, new_tok
 }
 
 /// `GET /setup/scim[?vendor=okta]`.
-async fn index(st: web::Data<AppState>, ps: PortalSession, q: web::Query<VendorQuery>) -> Result<HttpResponse, PageError> {
+async fn index(
+    st: web::Data<AppState>,
+    ps: PortalSession,
+    q: web::Query<VendorQuery>,
+) -> Result<HttpResponse, PageError> {
     ps.require_intent(Intent::Scim)?;
     let vendor = q.vendor.as_deref().and_then(Vendor::parse);
     page(&st, &ps, vendor, None).await
@@ -131,7 +140,12 @@ async fn index(st: web::Data<AppState>, ps: PortalSession, q: web::Query<VendorQ
 
 /// `POST /setup/scim/token`: mints a token and shows it once (in this answer only; no redirect,
 /// so it never lands in a URL or the history).
-async fn mint(st: web::Data<AppState>, req: HttpRequest, ps: PortalSession, body: web::Bytes) -> Result<HttpResponse, PageError> {
+async fn mint(
+    st: web::Data<AppState>,
+    req: HttpRequest,
+    ps: PortalSession,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
     ps.require_intent(Intent::Scim)?;
     let f = form(&req, &body)?;
     ps.check_csrf(&f)?;
@@ -171,7 +185,11 @@ async fn mint(st: web::Data<AppState>, req: HttpRequest, ps: PortalSession, body
 
 /// `GET /setup/scim/activity?after=<cursor>&vendor=<v>`: the narrated requests after the cursor
 /// as HTML list items (rendered by the catalogue, escaped), the milestones, and the new cursor.
-async fn activity(st: web::Data<AppState>, ps: PortalSession, q: web::Query<ActivityQuery>) -> Result<HttpResponse, PageError> {
+async fn activity(
+    st: web::Data<AppState>,
+    ps: PortalSession,
+    q: web::Query<ActivityQuery>,
+) -> Result<HttpResponse, PageError> {
     ps.require_intent(Intent::Scim)?;
     let vendor = q.vendor.as_deref().and_then(Vendor::parse).unwrap_or(Vendor::Generic);
     let after = q.after.as_deref().filter(|a| !a.is_empty() && a.len() <= 64);
@@ -183,7 +201,11 @@ async fn activity(st: web::Data<AppState>, ps: PortalSession, q: web::Query<Acti
             PageError::internal()
         })
     };
-    let html = if lines.is_empty() { String::new() } else { render("portal_scim_lines.html", json!({"lines": lines_json(&lines)}))? };
+    let html = if lines.is_empty() {
+        String::new()
+    } else {
+        render("portal_scim_lines.html", json!({"lines": lines_json(&lines)}))?
+    };
     let milestones_html = render("portal_scim_milestones.html", json!({"milestones": milestones_json(&milestones)}))?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))

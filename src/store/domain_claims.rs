@@ -40,7 +40,11 @@ pub async fn get(db: &impl ConnectionTrait, tenant_id: &str, id: &str) -> Result
 }
 
 /// The tenant's claim on `domain`.
-pub async fn of_tenant_domain(db: &impl ConnectionTrait, tenant_id: &str, domain: &str) -> Result<Option<Model>, DbErr> {
+pub async fn of_tenant_domain(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    domain: &str,
+) -> Result<Option<Model>, DbErr> {
     domain_claim::Entity::find()
         .filter(domain_claim::Column::TenantId.eq(tenant_id))
         .filter(domain_claim::Column::Domain.eq(domain))

@@ -13,7 +13,9 @@ pub async fn after(
 ) -> Result<Vec<scim_request::Model>, DbErr> {
     let q = scim_request::Entity::find().filter(scim_request::Column::TenantId.eq(tenant_id));
     match after {
-        Some(a) => q.filter(scim_request::Column::Id.gt(a)).order_by_asc(scim_request::Column::Id).limit(limit).all(db).await,
+        Some(a) => {
+            q.filter(scim_request::Column::Id.gt(a)).order_by_asc(scim_request::Column::Id).limit(limit).all(db).await
+        }
         None => {
             let mut rows = q.order_by_desc(scim_request::Column::Id).limit(limit).all(db).await?;
             rows.reverse();

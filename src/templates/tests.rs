@@ -75,14 +75,21 @@ fn portal_samples() -> Vec<(&'static str, Json)> {
     vec![
         (
             "portal_home.html",
-            portal(json!({"items": [{"id": "sso", "href": "/setup/sso"}, {"id": "scim", "href": "/setup/scim"}, {"id": "domains", "href": "/setup/domains"}],
-                          "link_expires_at": "2026-12-13T00:00:00Z", "session_expires_at": "2026-12-06T08:00:00Z"})),
+            portal(
+                json!({"items": [{"id": "sso", "href": "/setup/sso"}, {"id": "scim", "href": "/setup/scim"}, {"id": "domains", "href": "/setup/domains"}],
+                          "link_expires_at": "2026-12-13T00:00:00Z", "session_expires_at": "2026-12-06T08:00:00Z"}),
+            ),
         ),
         (
             "portal_landing.html",
-            portal(json!({"tenant_name": "Acme", "intents": ["sso", "scim", "domains"], "expires_at": "2026-12-13T00:00:00Z", "action": "/setup/fgs_x"})),
+            portal(
+                json!({"tenant_name": "Acme", "intents": ["sso", "scim", "domains"], "expires_at": "2026-12-13T00:00:00Z", "action": "/setup/fgs_x"}),
+            ),
         ),
-        ("portal_link_dead.html", portal(json!({"reason": "expired", "code": "setup_link_expired", "request_id": "r1"}))),
+        (
+            "portal_link_dead.html",
+            portal(json!({"reason": "expired", "code": "setup_link_expired", "request_id": "r1"})),
+        ),
         ("portal_done.html", portal(json!({}))),
         (
             "portal_scim.html",
@@ -108,8 +115,10 @@ fn portal_samples() -> Vec<(&'static str, Json)> {
         ),
         (
             "portal_sso.html",
-            portal(json!({"connections": [{"id": "conn_1", "name": "Okta", "type": "saml", "state": "draft", "enabled": false, "href": "/setup/sso/conn_1"}],
-                          "vendors": [{"id": "okta", "name": "Okta"}]})),
+            portal(
+                json!({"connections": [{"id": "conn_1", "name": "Okta", "type": "saml", "state": "draft", "enabled": false, "href": "/setup/sso/conn_1"}],
+                          "vendors": [{"id": "okta", "name": "Okta"}]}),
+            ),
         ),
         (
             "portal_sso_oidc.html",

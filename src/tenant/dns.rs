@@ -93,10 +93,16 @@ impl DnsChecker {
     fn resolver(&self) -> Result<TokioResolver, String> {
         let mut builder = match self.server {
             Some(addr) => TokioResolver::builder_with_config(
-                ResolverConfig::from_parts(None, vec![], NameServerConfigGroup::from_ips_clear(&[addr.ip()], addr.port(), true)),
+                ResolverConfig::from_parts(
+                    None,
+                    vec![],
+                    NameServerConfigGroup::from_ips_clear(&[addr.ip()], addr.port(), true),
+                ),
                 TokioConnectionProvider::default(),
             ),
-            None => TokioResolver::builder_tokio().map_err(|e| format!("reading the system's DNS configuration: {e}"))?,
+            None => {
+                TokioResolver::builder_tokio().map_err(|e| format!("reading the system's DNS configuration: {e}"))?
+            }
         };
         let opts: &mut ResolverOpts = builder.options_mut();
         opts.cache_size = 1;
@@ -148,10 +154,7 @@ mod tests {
         assert_eq!(evaluate(want, &[format!("\"{want}\" ")]), CheckResult::Verified, "quotes kept by a console");
         assert_eq!(
             evaluate(want, &["fedgate-verification=old".into(), "v=spf1 -all".into()]),
-            CheckResult::Mismatch {
-                count: 2,
-                found: vec!["fedgate-verification=old".into(), "v=spf1 -all".into()]
-            }
+            CheckResult::Mismatch { count: 2, found: vec!["fedgate-verification=old".into(), "v=spf1 -all".into()] }
         );
         assert!(!evaluate(want, &["FEDGATE-VERIFICATION=ABC".into()]).is_verified(), "exact value");
         let many: Vec<String> = (0..9).map(|i| format!("r{i}")).collect();

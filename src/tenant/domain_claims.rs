@@ -149,7 +149,9 @@ pub async fn claim(
             return Err(Invalid::conflict(
                 ErrorCode::DomainTaken,
                 "domain",
-                format!("{domain} already belongs to another organization; if it is yours, contact the vendor's support"),
+                format!(
+                    "{domain} already belongs to another organization; if it is yours, contact the vendor's support"
+                ),
             )
             .into());
         }
@@ -254,12 +256,20 @@ pub async fn check_due(db: &Db, rng: &dyn Rng, checker: &DnsChecker, now: i64, l
 }
 
 /// Removes a pending claim (a verified one stays: the operator removes the domain itself).
-pub async fn withdraw(db: &Db, rng: &dyn Rng, now: i64, tenant_id: &str, id: &str, actor: &Actor<'_>) -> Result<bool, DbErr> {
+pub async fn withdraw(
+    db: &Db,
+    rng: &dyn Rng,
+    now: i64,
+    tenant_id: &str,
+    id: &str,
+    actor: &Actor<'_>,
+) -> Result<bool, DbErr> {
     let w = audited::begin(db).await?;
     if !store::domain_claims::delete_pending(&*w, tenant_id, id).await? {
         return Ok(false);
     }
-    let entry = actor.entry(now, "domain_claim.withdraw", "domain_claim", Some(id), Some(tenant_id), serde_json::json!({}));
+    let entry =
+        actor.entry(now, "domain_claim.withdraw", "domain_claim", Some(id), Some(tenant_id), serde_json::json!({}));
     w.commit(rng, entry, None).await?;
     Ok(true)
 }

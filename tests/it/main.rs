@@ -14,8 +14,8 @@ mod limits;
 mod oidc;
 #[path = "../../idp-fixtures/oidc_idp.rs"]
 mod oidc_idp;
-mod portal;
 mod openapi;
+mod portal;
 mod portal_domains;
 mod portal_scim;
 mod request_context;

@@ -81,7 +81,9 @@ async fn check_now(app: &TestApp, b: &reqwest::Client, csrf: &str, claim_id: &st
 
 async fn domains_verified_by_dns(backend: Backend) {
     if !Dnsmasq::available() {
-        eprintln!("SKIPPED: dnsmasq is not installed (Debian: apt-get install dnsmasq-base; scripts/deps.sh installs it)");
+        eprintln!(
+            "SKIPPED: dnsmasq is not installed (Debian: apt-get install dnsmasq-base; scripts/deps.sh installs it)"
+        );
         return;
     }
     let port = free_port();
@@ -126,8 +128,16 @@ async fn domains_verified_by_dns(backend: Backend) {
     // Two records, neither matching: the page says what DNS returned.
     let dns = Dnsmasq::start(port, &[(&name, "fedgate-verification=old"), (&name, "v=spf1 -all")]);
     let html = check_now(&app, &b, &csrf, &id).await;
-    assert!(html.contains("2 TXT records were found at <code>_fedgate-challenge.acme.test</code>, but none has the value above"), "{html}");
-    assert!(html.contains("<code>fedgate-verification=old</code>") && html.contains("<code>v=spf1 -all</code>"), "{html}");
+    assert!(
+        html.contains(
+            "2 TXT records were found at <code>_fedgate-challenge.acme.test</code>, but none has the value above"
+        ),
+        "{html}"
+    );
+    assert!(
+        html.contains("<code>fedgate-verification=old</code>") && html.contains("<code>v=spf1 -all</code>"),
+        "{html}"
+    );
     assert!(fedgate::tenant::by_domain(&app.state.db, "acme.test").await.unwrap().is_none());
     drop(dns);
 
@@ -139,9 +149,10 @@ async fn domains_verified_by_dns(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(n, 0, "not due yet");
-    let n = fedgate::tenant::domain_claims::check_due(&app.state.db, &fedgate::clock::SystemRng, &checker, now + 61, 20)
-        .await
-        .unwrap();
+    let n =
+        fedgate::tenant::domain_claims::check_due(&app.state.db, &fedgate::clock::SystemRng, &checker, now + 61, 20)
+            .await
+            .unwrap();
     assert_eq!(n, 1);
     let html = page(&app, &b).await;
     assert!(html.contains("data-state=\"verified\""), "{html}");

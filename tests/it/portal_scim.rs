@@ -68,20 +68,47 @@ async fn live_check_narrates_provisioning(app: &TestApp) {
     assert!(again.contains("Setup portal (Entra ID)"));
 
     // Entra: Test Connection, create a user and a group, a group push with an unknown member.
-    let (st, _) = scim(app, &token, reqwest::Method::GET,
-        "/Users?aadOptscim062020&filter=userName%20eq%20%2254b1c2a9-4ef2-4c4d-9d07-6b4c0f1b2f0e%22", None).await;
+    let (st, _) = scim(
+        app,
+        &token,
+        reqwest::Method::GET,
+        "/Users?aadOptscim062020&filter=userName%20eq%20%2254b1c2a9-4ef2-4c4d-9d07-6b4c0f1b2f0e%22",
+        None,
+    )
+    .await;
     assert_eq!(st, 200);
-    let (st, u) = scim(app, &token, reqwest::Method::POST, "/Users?aadOptscim062020", Some(json!({
+    let (st, u) = scim(
+        app,
+        &token,
+        reqwest::Method::POST,
+        "/Users?aadOptscim062020",
+        Some(json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "ann@contoso.test", "active": true,
-        "externalId": "0a21f0f2"}))).await;
+        "externalId": "0a21f0f2"})),
+    )
+    .await;
     assert_eq!(st, 201, "{u}");
-    let (st, g) = scim(app, &token, reqwest::Method::POST, "/Groups?aadOptscim062020", Some(json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Eng", "members": []}))).await;
+    let (st, g) = scim(
+        app,
+        &token,
+        reqwest::Method::POST,
+        "/Groups?aadOptscim062020",
+        Some(json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Eng", "members": []})),
+    )
+    .await;
     assert_eq!(st, 201, "{g}");
     let gid = g["id"].as_str().unwrap();
-    let (st, _) = scim(app, &token, reqwest::Method::PATCH, &format!("/Groups/{gid}?aadOptscim062020"), Some(json!({
+    let (st, _) = scim(
+        app,
+        &token,
+        reqwest::Method::PATCH,
+        &format!("/Groups/{gid}?aadOptscim062020"),
+        Some(json!({
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-        "Operations": [{"op": "Add", "path": "members", "value": [{"value": "usr_nobody"}]}]}))).await;
+        "Operations": [{"op": "Add", "path": "members", "value": [{"value": "usr_nobody"}]}]})),
+    )
+    .await;
     assert_eq!(st, 400);
 
     let a = activity(app, &b, "").await;
@@ -100,7 +127,8 @@ async fn live_check_narrates_provisioning(app: &TestApp) {
     let cursor = a["cursor"].as_str().unwrap().to_string();
     let a2 = activity(app, &b, &cursor).await;
     assert_eq!((a2["count"].as_u64(), a2["cursor"].as_str()), (Some(0), Some(cursor.as_str())));
-    let (st, _) = scim(app, &token, reqwest::Method::DELETE, &format!("/Users/{}", u["id"].as_str().unwrap()), None).await;
+    let (st, _) =
+        scim(app, &token, reqwest::Method::DELETE, &format!("/Users/{}", u["id"].as_str().unwrap()), None).await;
     assert_eq!(st, 204);
     let a3 = activity(app, &b, &cursor).await;
     assert_eq!(a3["count"], 1);
@@ -113,7 +141,8 @@ async fn live_check_narrates_provisioning(app: &TestApp) {
     // Another tenant's portal sees none of it; a link without the scim intent gets no page.
     app.tenant("fabrikam", "fabrikam.test", &[]).await;
     let (b2, _) = open_portal(app, "fabrikam", &["scim", "domains"]).await;
-    let other = b2.get(app.url("/setup/scim/activity?vendor=entra")).send().await.unwrap().json::<Value>().await.unwrap();
+    let other =
+        b2.get(app.url("/setup/scim/activity?vendor=entra")).send().await.unwrap().json::<Value>().await.unwrap();
     assert_eq!(other["count"], 0);
     let (b3, _) = open_portal(app, "contoso", &["domains"]).await;
     assert_eq!(b3.get(app.url("/setup/scim")).send().await.unwrap().status(), 403);
@@ -132,7 +161,11 @@ async fn rotation_keeps_two_portal_tokens(app: &TestApp) {
     assert_eq!(scim(app, &t1, reqwest::Method::GET, "/Users?count=1", None).await.0, 200, "the old token still works");
     app.clock.advance_secs(1);
     let t3 = mint(app, &b, &csrf, "okta").await;
-    assert_eq!(scim(app, &t1, reqwest::Method::GET, "/Users?count=1", None).await.0, 401, "the oldest portal token is revoked");
+    assert_eq!(
+        scim(app, &t1, reqwest::Method::GET, "/Users?count=1", None).await.0,
+        401,
+        "the oldest portal token is revoked"
+    );
     for t in [&t2, &t3, &operator] {
         assert_eq!(scim(app, t, reqwest::Method::GET, "/Users?count=1", None).await.0, 200);
     }
@@ -149,9 +182,7 @@ async fn redemption_from_a_real_browser(app: &TestApp) {
     app.tenant("contoso", "contoso.test", &[]).await;
     let (_, link) = app.post("/tenants/contoso/setup-links", json!({"intents": ["scim"]})).await;
     let url = link["url"].as_str().unwrap();
-    let post = |site: &'static str| {
-        browser().post(url).header("origin", "null").header("sec-fetch-site", site).send()
-    };
+    let post = |site: &'static str| browser().post(url).header("origin", "null").header("sec-fetch-site", site).send();
     assert_eq!(post("cross-site").await.unwrap().status(), 403);
     assert_eq!(post("same-origin").await.unwrap().status(), 303);
 }

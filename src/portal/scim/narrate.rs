@@ -113,12 +113,14 @@ pub fn narrate(row: &scim_request::Model, vendor: Vendor) -> Line {
     let rel = relative(&row.path);
     let (path, query) = rel.split_once('?').unwrap_or((rel, ""));
     let params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
-    let vendor = if params.iter().any(|(k, _)| k.eq_ignore_ascii_case("aadOptscim062020")) { Vendor::Entra } else { vendor };
+    let vendor =
+        if params.iter().any(|(k, _)| k.eq_ignore_ascii_case("aadOptscim062020")) { Vendor::Entra } else { vendor };
     let param = |name: &str| params.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
     let decoded = if query.is_empty() {
         format!("{} {path}", row.method)
     } else {
-        let q: Vec<String> = params.iter().map(|(k, v)| if v.is_empty() { k.clone() } else { format!("{k}={v}") }).collect();
+        let q: Vec<String> =
+            params.iter().map(|(k, v)| if v.is_empty() { k.clone() } else { format!("{k}={v}") }).collect();
         format!("{} {path}?{}", row.method, q.join("&"))
     };
     let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
@@ -226,7 +228,13 @@ mod tests {
         }
     }
 
-    fn said(method: &str, path: &str, status: i32, code: Option<&str>, v: Vendor) -> (Tone, &'static str, &'static str, Option<&'static str>) {
+    fn said(
+        method: &str,
+        path: &str,
+        status: i32,
+        code: Option<&str>,
+        v: Vendor,
+    ) -> (Tone, &'static str, &'static str, Option<&'static str>) {
         let l = narrate(&row(method, path, status, code), v);
         (l.tone, l.key, l.who, l.fix)
     }
@@ -235,17 +243,28 @@ mod tests {
     fn entra_connection_test() {
         // Entra's "Test Connection": a filter on a random userName, with the aadOptscim flag.
         let l = narrate(
-            &row("GET", "/Users?aadOptscim062020&filter=userName+eq+%2254b1c2a9-4ef2-4c4d-9d07-6b4c0f1b2f0e%22", 200, None),
+            &row(
+                "GET",
+                "/Users?aadOptscim062020&filter=userName+eq+%2254b1c2a9-4ef2-4c4d-9d07-6b4c0f1b2f0e%22",
+                200,
+                None,
+            ),
             Vendor::Generic,
         );
         assert_eq!((l.tone, l.key, l.who), (Tone::Ok, "test_ok", "Entra ID"));
-        assert_eq!(l.request, "GET /Users?aadOptscim062020&filter=userName eq \"54b1c2a9-4ef2-4c4d-9d07-6b4c0f1b2f0e\"");
+        assert_eq!(
+            l.request,
+            "GET /Users?aadOptscim062020&filter=userName eq \"54b1c2a9-4ef2-4c4d-9d07-6b4c0f1b2f0e\""
+        );
         assert_eq!(l.subject, None);
     }
 
     #[test]
     fn okta_connection_test_and_lookups() {
-        assert_eq!(said("GET", "/Users?startIndex=1&count=2", 200, None, Vendor::Okta), (Tone::Ok, "test_ok", "Okta", None));
+        assert_eq!(
+            said("GET", "/Users?startIndex=1&count=2", 200, None, Vendor::Okta),
+            (Tone::Ok, "test_ok", "Okta", None)
+        );
         let l = narrate(&row("GET", "/Users?filter=userName%20eq%20%22jane%40acme.com%22", 200, None), Vendor::Okta);
         assert_eq!((l.key, l.subject.as_deref()), ("user_lookup", Some("jane@acme.com")));
         assert_eq!(said("GET", "/ServiceProviderConfig", 200, None, Vendor::Onelogin).1, "discovery");
@@ -270,7 +289,10 @@ mod tests {
         assert_eq!(said("POST", "/Users", 409, Some("uniqueness"), Vendor::Okta).3, Some("uniqueness"));
         assert_eq!(said("POST", "/Users", 400, Some("invalidSyntax"), Vendor::Okta).3, Some("syntax"));
         assert_eq!(said("GET", "/Users?filter=bad", 400, Some("invalidFilter"), Vendor::Okta).3, Some("filter"));
-        assert_eq!(said("GET", "/Users", 401, Some("401"), Vendor::Entra), (Tone::Fail, "unauthorized", "Entra ID", Some("token")));
+        assert_eq!(
+            said("GET", "/Users", 401, Some("401"), Vendor::Entra),
+            (Tone::Fail, "unauthorized", "Entra ID", Some("token"))
+        );
         assert_eq!(said("GET", "/Users/usr_x", 404, Some("404"), Vendor::Okta).1, "user_not_found");
         assert_eq!(said("GET", "/Users", 500, Some("500"), Vendor::Okta).3, Some("server"));
         assert_eq!(said("PATCH", "/Users/u", 412, Some("412"), Vendor::Okta).1, "conflict_version");
