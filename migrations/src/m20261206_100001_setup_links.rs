@@ -28,16 +28,23 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.create_index(idx("setup_links_tenant", "setup_links", &["tenant_id", "id"], false)).await?;
-        for col in [
-            ColumnDef::new("state").string().not_null().default("active").to_owned(),
-            ColumnDef::new("tested_version").big_integer().null().to_owned(),
+        for (name, col) in [
+            ("state", ColumnDef::new("state").string().not_null().default("active").to_owned()),
+            ("tested_version", ColumnDef::new("tested_version").big_integer().null().to_owned()),
         ] {
-            m.alter_table(Table::alter().table("connections").add_column(col).to_owned()).await?;
+            if !m.has_column("connections", name).await? {
+                m.alter_table(Table::alter().table("connections").add_column(col).to_owned()).await?;
+            }
         }
         Ok(())
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for name in ["state", "tested_version"] {
+            if m.has_column("connections", name).await? {
+                m.alter_table(Table::alter().table("connections").drop_column(name).to_owned()).await?;
+            }
+        }
         m.drop_table(Table::drop().table("setup_links").if_exists().to_owned()).await
     }
 }

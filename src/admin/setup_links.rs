@@ -82,14 +82,22 @@ fn parse_intents(given: &[String]) -> Result<Vec<Intent>, ApiError> {
     let mut out = Vec::new();
     for s in given {
         let i = Intent::parse(s).ok_or_else(|| {
-            ApiError::invalid("intents", ErrorCode::InvalidIntents, format!("unknown intent {s:?}: use sso, scim or domains"))
+            ApiError::invalid(
+                "intents",
+                ErrorCode::InvalidIntents,
+                format!("unknown intent {s:?}: use sso, scim or domains"),
+            )
         })?;
         if !out.contains(&i) {
             out.push(i);
         }
     }
     if out.is_empty() {
-        return Err(ApiError::invalid("intents", ErrorCode::InvalidIntents, "give at least one intent: sso, scim or domains"));
+        return Err(ApiError::invalid(
+            "intents",
+            ErrorCode::InvalidIntents,
+            "give at least one intent: sso, scim or domains",
+        ));
     }
     out.sort();
     Ok(out)
@@ -176,7 +184,10 @@ pub async fn revoke(
 ) -> Result<HttpResponse, ApiError> {
     let (tk, id) = path.into_inner();
     let t = tenant(&st, &tk).await?;
-    let link = store::get(&st.db, &id).await?.filter(|l| l.tenant_id == t.id).ok_or_else(|| ApiError::not_found("setup link"))?;
+    let link = store::get(&st.db, &id)
+        .await?
+        .filter(|l| l.tenant_id == t.id)
+        .ok_or_else(|| ApiError::not_found("setup link"))?;
     let now = st.clock.now();
     let tx = audited::begin(&st.db).await?;
     if !store::revoke(&*tx, &link.id, now).await? {

@@ -121,11 +121,27 @@ pub async fn finish(
     let now = now_ms / 1000;
     let mut checks = Vec::new();
     if conn.conn_type == "saml" {
-        checks.push(check("signature", true, "The answer was signed with a certificate this connection trusts, with an allowed algorithm.".into(), None));
+        checks.push(check(
+            "signature",
+            true,
+            "The answer was signed with a certificate this connection trusts, with an allowed algorithm.".into(),
+            None,
+        ));
         checks.push(check("issuer_audience", true, "The answer came from the identity provider's entity ID and was addressed to this connection (audience, recipient and destination are its ACS URL and entity ID).".into(), None));
-        checks.push(check("time_window", true, "The answer is within its validity window (clocks agree) and answers this very sign-in (InResponseTo).".into(), None));
+        checks.push(check(
+            "time_window",
+            true,
+            "The answer is within its validity window (clocks agree) and answers this very sign-in (InResponseTo)."
+                .into(),
+            None,
+        ));
     } else {
-        checks.push(check("id_token", true, "The ID token's signature, issuer, audience, expiry and nonce are valid.".into(), None));
+        checks.push(check(
+            "id_token",
+            true,
+            "The ID token's signature, issuer, audience, expiry and nonce are valid.".into(),
+            None,
+        ));
     }
     let tenant = crate::tenant::get(&st.db, &conn.tenant_id).await?.ok_or_else(PageError::internal)?;
     let settings = crate::tenant::settings_of(&tenant);
@@ -138,7 +154,12 @@ pub async fn finish(
             Some("Set the Name ID (SAML) or the subject to the user's email or a stable user id.".into()),
         )),
         Ok(mut ident) => {
-            checks.push(check("subject", true, "The identity provider sent a user identifier (Name ID / subject).".into(), None));
+            checks.push(check(
+                "subject",
+                true,
+                "The identity provider sent a user identifier (Name ID / subject).".into(),
+                None,
+            ));
             match &ident.email {
                 None => checks.push(check(
                     "email",
@@ -171,13 +192,8 @@ pub async fn finish(
                 }
             }
             let roles: Vec<String> = {
-                let mut r: Vec<String> = ident
-                    .groups
-                    .iter()
-                    .filter_map(|g| settings.role_mapping.get(g))
-                    .flatten()
-                    .cloned()
-                    .collect();
+                let mut r: Vec<String> =
+                    ident.groups.iter().filter_map(|g| settings.role_mapping.get(g)).flatten().cloned().collect();
                 r.dedup();
                 r
             };
@@ -218,7 +234,10 @@ pub async fn finish(
     let tx = crate::store::audited::begin(&st.db).await?;
     if !crate::store::logins::complete(&*tx, &login.id, now).await? {
         tx.rollback().await?;
-        return Err(PageError::bad_request(ErrorCode::LoginAlreadyUsed, "This test sign-in has already been completed."));
+        return Err(PageError::bad_request(
+            ErrorCode::LoginAlreadyUsed,
+            "This test sign-in has already been completed.",
+        ));
     }
     if passed {
         crate::store::connections::set_tested(&*tx, &conn.id, conn.version).await?;

@@ -127,14 +127,8 @@ async fn redeem(st: web::Data<AppState>, req: HttpRequest, path: web::Path<Strin
     let life = Lifetime { ttl: MAX_TTL_SECS.min(link.expires_at - now).max(1), idle: IDLE_SECS };
     let grants_json = serde_json::to_value(&grants).map_err(|_| PageError::internal())?;
     let (_, cookie) = ui_session::open(&st, UiKind::Portal, &link.id, Some(&tenant.id), grants_json, life).await?;
-    let ua: String = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .chars()
-        .take(200)
-        .collect();
+    let ua: String =
+        req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").chars().take(200).collect();
     let ip = crate::http::peer(&req);
     let who = format!("setup_link:{}", link.id);
     let tx = crate::store::audited::begin(&st.db).await?;

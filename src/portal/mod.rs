@@ -22,6 +22,7 @@ use crate::events::audit::Actor;
 use crate::http::error::PageError;
 use crate::http::ui_session::{self, UiSession};
 use crate::http::AppState;
+use crate::store::entities::connection::ConnectionState;
 use crate::store::entities::tenant;
 use crate::store::entities::ui_session::UiKind;
 use crate::templates::{Branding, Look};
@@ -217,7 +218,8 @@ pub fn respond(
 /// The accent colour's stylesheet URL (`/setup/assets/accent.css?c=rrggbb`), if the tenant has
 /// an accent: inline styles are not allowed on portal pages.
 fn with_accent(mut ctx: serde_json::Value, look: &Look) -> serde_json::Value {
-    let accent = look.brand.accent.as_deref().map(|c| format!("/setup/assets/accent.css?c={}", c.trim_start_matches('#')));
+    let accent =
+        look.brand.accent.as_deref().map(|c| format!("/setup/assets/accent.css?c={}", c.trim_start_matches('#')));
     if let serde_json::Value::Object(m) = &mut ctx {
         m.insert("accent_css".into(), accent.into());
     }
@@ -285,11 +287,30 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 async fn home(st: web::Data<AppState>, ps: PortalSession) -> Result<HttpResponse, PageError> {
     let link = crate::store::setup_links::get(&st.db, ps.link_id()).await?;
     let expires = link.map(|l| crate::util::rfc3339(l.expires_at)).unwrap_or_default();
+    // The state of each part (SSO here; the other parts report theirs the same way).
+    let sso_status = if ps.has(Intent::Sso) {
+        let conns = crate::store::connections::all_of_tenant(&st.db, &ps.tenant.id, 50).await?;
+        Some(if conns.iter().any(|c| c.enabled && c.state == ConnectionState::Active) {
+            "live"
+        } else if conns.is_empty() {
+            "todo"
+        } else {
+            "draft"
+        })
+    } else {
+        None
+    };
     let items: Vec<serde_json::Value> = ps
         .grants
         .intents
         .iter()
-        .map(|i| serde_json::json!({"id": i.as_str(), "href": i.href()}))
+        .map(|i| {
+            let status = match i {
+                Intent::Sso => sso_status,
+                _ => None,
+            };
+            serde_json::json!({"id": i.as_str(), "href": i.href(), "status": status})
+        })
         .collect();
     Ok(ps.page(
         None,

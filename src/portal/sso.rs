@@ -64,14 +64,22 @@ pub const VENDORS: &[Vendor] = &[
         id: "okta",
         name: "Okta",
         preset: Some(SamlPreset::Okta),
-        labels: ["Single sign-on URL", "Audience URI (SP Entity ID)", "SP metadata (Okta cannot import it; for reference)"],
+        labels: [
+            "Single sign-on URL",
+            "Audience URI (SP Entity ID)",
+            "SP metadata (Okta cannot import it; for reference)",
+        ],
         guide: &steps::OKTA,
     },
     Vendor {
         id: "entra",
         name: "Microsoft Entra ID",
         preset: Some(SamlPreset::Entra),
-        labels: ["Reply URL (Assertion Consumer Service URL)", "Identifier (Entity ID)", "Metadata file (Upload metadata file)"],
+        labels: [
+            "Reply URL (Assertion Consumer Service URL)",
+            "Identifier (Entity ID)",
+            "Metadata file (Upload metadata file)",
+        ],
         guide: &steps::ENTRA,
     },
     Vendor {
@@ -110,7 +118,11 @@ pub const VENDORS: &[Vendor] = &[
         id: "ping",
         name: "PingOne / PingFederate",
         preset: Some(SamlPreset::Ping),
-        labels: ["ACS URLs / Assertion Consumer Service URL", "Entity ID / Partner's Entity ID", "SP metadata URL (PingFederate)"],
+        labels: [
+            "ACS URLs / Assertion Consumer Service URL",
+            "Entity ID / Partner's Entity ID",
+            "SP metadata URL (PingFederate)",
+        ],
         guide: &steps::PING,
     },
     Vendor {
@@ -205,7 +217,12 @@ async fn pick(
     let f = form(&req, &body)?;
     ps.check_csrf(&f)?;
     let v = f.get("vendor").and_then(vendor).ok_or_else(|| {
-        PageError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, "Choose a provider", "Choose your identity provider from the list.")
+        PageError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidRequest,
+            "Choose a provider",
+            "Choose your identity provider from the list.",
+        )
     })?;
     let Some(preset) = v.preset else {
         return Ok(see_other(&st, "/setup/sso/new-oidc"));
@@ -364,7 +381,10 @@ async fn oidc_create(
         Ok(c) => c,
         Err(e) => {
             let mut errors = Map::new();
-            errors.insert(e.field.clone().unwrap_or_else(|| "issuer".into()), json!({"kind": "other", "detail": e.message}));
+            errors.insert(
+                e.field.clone().unwrap_or_else(|| "issuer".into()),
+                json!({"kind": "other", "detail": e.message}),
+            );
             return Ok(oidc_form_page(&st, &ps, None, &errors, StatusCode::BAD_REQUEST));
         }
     };
@@ -425,14 +445,18 @@ async fn oidc_update(
         Ok(c) => c,
         Err(e) => {
             let mut errors = Map::new();
-            errors.insert(e.field.clone().unwrap_or_else(|| "issuer".into()), json!({"kind": "other", "detail": e.message}));
+            errors.insert(
+                e.field.clone().unwrap_or_else(|| "issuer".into()),
+                json!({"kind": "other", "detail": e.message}),
+            );
             return Ok(connection_page(&st, &ps, &row, &errors, &f, StatusCode::BAD_REQUEST).await?);
         }
     };
     let mut ch = ConnectionChanges { bump_version: true, ..Default::default() };
     ch.config = Some(Value::Object(config.to_fields()).to_string());
     if let Some(new) = new_secrets {
-        let mut all = crate::upstream::connections::open_secrets(&st.upstream, &row).map_err(|_| PageError::internal())?;
+        let mut all =
+            crate::upstream::connections::open_secrets(&st.upstream, &row).map_err(|_| PageError::internal())?;
         for (k, v) in new {
             all.insert(k, v);
         }
@@ -670,7 +694,9 @@ fn explain(source: &str, e: &Invalid) -> (String, Value) {
         ErrorCode::MetadataUnreachable => "unreachable",
         ErrorCode::InvalidCertificate => "not_a_certificate",
         ErrorCode::InvalidUrl => "not_https",
-        ErrorCode::InvalidMetadata if m.contains("not well-formed") || m.contains("not SAML 2.0 metadata") => "not_metadata",
+        ErrorCode::InvalidMetadata if m.contains("not well-formed") || m.contains("not SAML 2.0 metadata") => {
+            "not_metadata"
+        }
         ErrorCode::InvalidMetadata if m.contains("no identity provider") => "sp_metadata",
         ErrorCode::InvalidMetadata if m.contains("no signing certificate") => "no_signing_cert",
         ErrorCode::InvalidMetadata if m.contains("SingleSignOnService") => "no_sso_url",
@@ -729,14 +755,16 @@ async fn set_idp(
     let now = st.clock.now();
     let mut probe = (*prev).clone();
     probe.metadata_url = None; // a new URL is always fetched
-    let cfg = match saml::prepare(fields, Some(&probe), prev.sp_certificate.clone(), &st.upstream, st.config.dev_mode, now).await
-    {
-        Ok(c) => c,
-        Err(e) => {
-            let (field, err) = explain(source, &e);
-            return connection_page(&st, &ps, &row, &refuse(field, err), &f, StatusCode::BAD_REQUEST).await;
-        }
-    };
+    let cfg =
+        match saml::prepare(fields, Some(&probe), prev.sp_certificate.clone(), &st.upstream, st.config.dev_mode, now)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                let (field, err) = explain(source, &e);
+                return connection_page(&st, &ps, &row, &refuse(field, err), &f, StatusCode::BAD_REQUEST).await;
+            }
+        };
     // An expired signing certificate would fail every sign-in.
     let field = match source {
         "url" => "metadata_url",
@@ -802,7 +830,8 @@ async fn test_result(
     let look = super::look_of(&tenant);
     let steps: Vec<crate::traces::Step> =
         trace.as_ref().and_then(|t| serde_json::from_str(&t.steps).ok()).unwrap_or_default();
-    let result = steps.iter().rev().find(|s| s.step == crate::login::portal_test::RESULT_STEP).map(|s| s.detail.clone());
+    let result =
+        steps.iter().rev().find(|s| s.step == crate::login::portal_test::RESULT_STEP).map(|s| s.detail.clone());
     let status = trace.as_ref().map(|t| t.status.clone()).unwrap_or_else(|| "pending".into());
     let first_ms = steps.first().map(|s| s.at_ms).unwrap_or(0);
     let timeline: Vec<Value> = steps
@@ -905,15 +934,23 @@ async fn add_certificate(
     };
     let new: Vec<String> = certs.into_iter().filter(|c| !cfg.idp_certificates.contains(c)).collect();
     if new.is_empty() {
-        return connection_page(&st, &ps, &row, &refuse(field_error("already_trusted", "")), &f, StatusCode::BAD_REQUEST)
-            .await;
+        return connection_page(
+            &st,
+            &ps,
+            &row,
+            &refuse(field_error("already_trusted", "")),
+            &f,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
     }
     if let Some(expired) = new.iter().filter_map(|p| metadata::cert_info(p).ok()).find(|c| c.not_after <= now) {
         let err = field_error("cert_expired", crate::util::rfc3339(expired.not_after));
         return connection_page(&st, &ps, &row, &refuse(err), &f, StatusCode::BAD_REQUEST).await;
     }
     if cfg.idp_certificates.len() + new.len() > 10 {
-        return connection_page(&st, &ps, &row, &refuse(field_error("too_many", "")), &f, StatusCode::BAD_REQUEST).await;
+        return connection_page(&st, &ps, &row, &refuse(field_error("too_many", "")), &f, StatusCode::BAD_REQUEST)
+            .await;
     }
     let added = new.len();
     cfg.idp_certificates.extend(new);

@@ -17,10 +17,8 @@ pub struct Guide {
 pub const OKTA: Guide = Guide { source: include_str!("../../docs/connections/saml-okta.md"), sections: &["In Okta"] };
 pub const ENTRA: Guide =
     Guide { source: include_str!("../../docs/connections/saml-entra.md"), sections: &["In Entra ID"] };
-pub const GOOGLE: Guide = Guide {
-    source: include_str!("../../docs/connections/saml-google.md"),
-    sections: &["In the Google Admin console"],
-};
+pub const GOOGLE: Guide =
+    Guide { source: include_str!("../../docs/connections/saml-google.md"), sections: &["In the Google Admin console"] };
 pub const ADFS: Guide = Guide {
     source: include_str!("../../docs/connections/saml-adfs.md"),
     sections: &["In AD FS: the relying party trust", "Claim issuance policy"],
@@ -31,10 +29,8 @@ pub const JUMPCLOUD: Guide =
     Guide { source: include_str!("../../docs/connections/saml-jumpcloud.md"), sections: &["In JumpCloud"] };
 pub const PING: Guide =
     Guide { source: include_str!("../../docs/connections/saml-ping.md"), sections: &["In PingOne or PingFederate"] };
-pub const GENERIC_SAML: Guide = Guide {
-    source: include_str!("../../docs/connections/saml-generic.md"),
-    sections: &["In your identity provider"],
-};
+pub const GENERIC_SAML: Guide =
+    Guide { source: include_str!("../../docs/connections/saml-generic.md"), sections: &["In your identity provider"] };
 pub const GENERIC_OIDC: Guide =
     Guide { source: include_str!("../../docs/connections/oidc.md"), sections: &["At the identity provider"] };
 
@@ -75,7 +71,9 @@ pub fn sections(g: &Guide) -> String {
 pub fn render(g: &Guide, v: &Values<'_>) -> String {
     let mut md = sections(g);
     let host = url::Url::parse(v.issuer).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
-    for (name, value) in [("acs_url", v.acs_url), ("sp_entity_id", v.sp_entity_id), ("sp_metadata_url", v.sp_metadata_url)] {
+    for (name, value) in
+        [("acs_url", v.acs_url), ("sp_entity_id", v.sp_entity_id), ("sp_metadata_url", v.sp_metadata_url)]
+    {
         if let Some(value) = value {
             // "`acs_url` (`https://<issuer>/…`)" -> the value; then the bare name.
             let mut out = String::new();
@@ -366,7 +364,9 @@ mod tests {
         assert!(html.contains("<code>https://auth.example.com/sso/saml/conn-1/acs</code>"), "{html}");
         assert!(!html.contains("conn-&lt;id&gt;") && !html.contains("`"), "{html}");
         assert!(html.contains("<table>") && html.contains("<ol>"), "{html}");
-        let h = to_html("1. a <script>x</script> **b** `<c>` [d](e.md)\n   | x | y |\n   |---|---|\n   | `a|b` | 2 |\n2. next");
+        let h = to_html(
+            "1. a <script>x</script> **b** `<c>` [d](e.md)\n   | x | y |\n   |---|---|\n   | `a|b` | 2 |\n2. next",
+        );
         assert!(h.contains("a &lt;script&gt;x&lt;/script&gt; <strong>b</strong> <code>&lt;c&gt;</code> d"), "{h}");
         assert!(h.contains("<td><code>a|b</code></td>") && h.contains("<li><p>next</p>\n</li>"), "{h}");
     }

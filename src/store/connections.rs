@@ -84,7 +84,11 @@ pub async fn insert(db: &impl ConnectionTrait, n: NewConnection) -> Result<Model
 }
 
 /// Inserts a connection in `state` (the setup portal makes drafts, disabled until activated).
-pub async fn insert_in_state(db: &impl ConnectionTrait, n: NewConnection, state: ConnectionState) -> Result<Model, DbErr> {
+pub async fn insert_in_state(
+    db: &impl ConnectionTrait,
+    n: NewConnection,
+    state: ConnectionState,
+) -> Result<Model, DbErr> {
     connection::ActiveModel {
         id: Set(n.id),
         tenant_id: Set(n.tenant_id),

@@ -76,7 +76,8 @@ fn portal_samples() -> Vec<(&'static str, Json)> {
         (
             "portal_home.html",
             portal(
-                json!({"items": [{"id": "sso", "href": "/setup/sso"}, {"id": "scim", "href": "/setup/scim"}, {"id": "domains", "href": "/setup/domains"}],
+                json!({"items": [{"id": "sso", "href": "/setup/sso", "status": "live"}, {"id": "scim", "href": "/setup/scim", "status": "draft"},
+                                 {"id": "domains", "href": "/setup/domains", "status": null}],
                           "link_expires_at": "2026-12-13T00:00:00Z", "session_expires_at": "2026-12-06T08:00:00Z"}),
             ),
         ),

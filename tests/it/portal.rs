@@ -49,7 +49,13 @@ fn csrf_of(html: &str) -> String {
 }
 
 /// POSTs a portal form with the page's CSRF token.
-async fn submit(app: &TestApp, b: &reqwest::Client, from: &str, to: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+async fn submit(
+    app: &TestApp,
+    b: &reqwest::Client,
+    from: &str,
+    to: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
     let (s, html) = page(app, b, from).await;
     assert_eq!(s, 200, "{html}");
     let csrf = csrf_of(&html);
@@ -133,8 +139,26 @@ fn time_parse(s: &str) -> Option<i64> {
 
 async fn get_never_redeems_post_does(app: &TestApp) {
     tenant(app, "acme", "acme.test").await;
+    let (s, t) = app
+        .admin(
+            reqwest::Method::PATCH,
+            "/tenants/acme",
+            Some(json!({"settings": {"branding": {"display_name": "Acme Corp", "accent": "#0a7f3c", "logo_url": "https://cdn.acme.test/logo.png"}}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{t}");
     let (id, url) = link(app, "acme", json!(["sso"]), None).await;
     let b = browser();
+    let r = b.get(&url).send().await.unwrap();
+    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("img-src 'self' https://cdn.acme.test;"), "{csp}");
+    let html = r.text().await.unwrap();
+    assert!(html.contains("<strong>Acme Corp</strong>") && html.contains("src=\"https://cdn.acme.test/logo.png\""), "{html}");
+    assert!(html.contains("href=\"/setup/assets/accent.css?c=0a7f3c\""), "{html}");
+    let css = app.http.get(app.url("/setup/assets/accent.css?c=0a7f3c")).send().await.unwrap().text().await.unwrap();
+    assert!(css.contains("background:#0a7f3c"), "{css}");
+    let css = app.http.get(app.url("/setup/assets/accent.css?c=red;}x")).send().await.unwrap().text().await.unwrap();
+    assert!(css.is_empty(), "{css}");
     for _ in 0..3 {
         let r = b.get(&url).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 200);
@@ -144,6 +168,7 @@ async fn get_never_redeems_post_does(app: &TestApp) {
         assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
         let html = r.text().await.unwrap();
         assert!(html.contains("data-testid=\"start-setup\"") && html.contains("acme Inc"), "{html}");
+        assert!(html.contains("Acme Corp"), "branded: {html}");
     }
     let (_, list) = app.get("/tenants/acme/setup-links").await;
     assert_eq!(list["data"][0]["uses"], 0, "a GET never redeems (mail scanners)");
@@ -154,7 +179,10 @@ async fn get_never_redeems_post_does(app: &TestApp) {
     assert_eq!(r.status().as_u16(), 303);
     assert_eq!(location(&r), app.url("/setup"));
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
-    assert!(cookie.starts_with("fedgate_portal=fgu_") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.starts_with("fedgate_portal=fgu_") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     let (s, html) = page(app, &b, "/setup").await;
     assert_eq!(s, 200, "{html}");
     assert!(html.contains("data-testid=\"task-sso\"") && !html.contains("task-scim"), "{html}");
@@ -186,7 +214,10 @@ async fn expired_unknown_and_revoked_links(app: &TestApp) {
     let r = b.get(&url).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 410);
     let html = r.text().await.unwrap();
-    assert!(html.contains("This setup link no longer works") && html.contains("Ask the person who sent you the link"), "{html}");
+    assert!(
+        html.contains("This setup link no longer works") && html.contains("Ask the person who sent you the link"),
+        "{html}"
+    );
     assert_eq!(code_in(&html), "setup_link_expired");
     let r = b.post(&url).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 410, "an expired link cannot be redeemed");
@@ -284,7 +315,9 @@ async fn a_link_cannot_touch_another_tenants_connection(app: &TestApp) {
 
 /// The fixture IdP's metadata.
 fn idp_metadata() -> String {
-    FixtureIdp::test(IDP).unwrap().metadata_xml(Some("https://idp.fixture.test/sso"), Some("https://idp.fixture.test/sso-post"))
+    FixtureIdp::test(IDP)
+        .unwrap()
+        .metadata_xml(Some("https://idp.fixture.test/sso"), Some("https://idp.fixture.test/sso-post"))
 }
 
 async fn metadata_mistakes_are_explained_next_to_the_field(app: &TestApp) {
@@ -296,10 +329,16 @@ async fn metadata_mistakes_are_explained_next_to_the_field(app: &TestApp) {
     let (s, html) = page(app, &b, &here).await;
     assert_eq!(s, 200, "{html}");
     // The SP values exist before the IdP does, with Entra's own field names.
-    assert!(html.contains("Reply URL (Assertion Consumer Service URL)") && html.contains("Identifier (Entity ID)"), "{html}");
+    assert!(
+        html.contains("Reply URL (Assertion Consumer Service URL)") && html.contains("Identifier (Entity ID)"),
+        "{html}"
+    );
     let seg = id.replacen("conn_", "conn-", 1);
     assert!(html.contains(&format!("value=\"{}/sso/saml/{seg}/acs\"", app.base)), "{html}");
-    assert!(html.contains("data-testid=\"vendor-steps\"") && html.contains("Enterprise applications"), "steps from docs");
+    assert!(
+        html.contains("data-testid=\"vendor-steps\"") && html.contains("Enterprise applications"),
+        "steps from docs"
+    );
     let sp_md = app.http.get(app.url(&format!("/sso/saml/{seg}/metadata"))).send().await.unwrap();
     assert_eq!(sp_md.status().as_u16(), 200, "the draft's SP metadata exists");
     let sp_md = sp_md.text().await.unwrap();
@@ -307,7 +346,8 @@ async fn metadata_mistakes_are_explained_next_to_the_field(app: &TestApp) {
     let no_sig = idp_metadata().split("<md:KeyDescriptor").next().unwrap().to_string()
         + &idp_metadata().split("</md:KeyDescriptor>").nth(1).unwrap().to_string();
     let expired = {
-        let (key, cert) = fedgate::upstream::saml::metadata::generate_sp_key("old idp", app.clock.now() - 11 * 365 * 86_400).unwrap();
+        let (key, cert) =
+            fedgate::upstream::saml::metadata::generate_sp_key("old idp", app.clock.now() - 11 * 365 * 86_400).unwrap();
         FixtureIdp::from_pem(IDP, &key, &cert).unwrap().metadata_xml(Some("https://idp.fixture.test/sso"), None)
     };
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
@@ -317,10 +357,18 @@ async fn metadata_mistakes_are_explained_next_to_the_field(app: &TestApp) {
         (vec![("source", "xml"), ("metadata_xml", expired.as_str())], "The signing certificate expired on"),
         (vec![("source", "xml"), ("metadata_xml", "")], "This field is required"),
         (
-            vec![("source", "manual"), ("idp_entity_id", "x"), ("sso_url", "https://idp.example/sso"), ("certificate", "nope")],
+            vec![
+                ("source", "manual"),
+                ("idp_entity_id", "x"),
+                ("sso_url", "https://idp.example/sso"),
+                ("certificate", "nope"),
+            ],
             "This is not a certificate",
         ),
-        (vec![("source", "url"), ("metadata_url", "https://acme.okta.com/home/acme_app/0oa1/aln1")], "Okta's link to open the app"),
+        (
+            vec![("source", "url"), ("metadata_url", "https://acme.okta.com/home/acme_app/0oa1/aln1")],
+            "Okta's link to open the app",
+        ),
     ];
     for (form, want) in cases {
         let r = submit(app, &b, &here, &to, &form).await;
@@ -388,7 +436,12 @@ async fn test_sign_in_passes_activates_and_an_edit_relocks(app: &TestApp) {
     let r = submit(app, &b, &here, &format!("{here}/idp"), &[("source", "xml"), ("metadata_xml", md.as_str())]).await;
     assert_eq!(r.status().as_u16(), 303, "{}", r.text().await.unwrap_or_default());
     let (_, html) = page(app, &b, &here).await;
-    assert!(html.contains("data-testid=\"idp-summary\"") && html.contains(IDP) && html.contains("https://idp.fixture.test/sso"), "{html}");
+    assert!(
+        html.contains("data-testid=\"idp-summary\"")
+            && html.contains(IDP)
+            && html.contains("https://idp.fixture.test/sso"),
+        "{html}"
+    );
     assert!(html.contains("valid for "), "certificate expiry shown: {html}");
 
     // A draft is never used for real logins or home-realm discovery.
@@ -399,7 +452,9 @@ async fn test_sign_in_passes_activates_and_an_edit_relocks(app: &TestApp) {
     assert!(location(&r).contains("error=invalid_request"), "{}", location(&r));
     let r = real.get(authorize_url(app, &client, &[("login_hint", "alice@acme.test")])).send().await.unwrap();
     assert!(!location(&r).contains("idp.fixture.test"), "HRD never picks a draft: {}", location(&r));
-    let (s, e) = app.admin(reqwest::Method::PATCH, &format!("/tenants/acme/connections/{id}"), Some(json!({"enabled": true}))).await;
+    let (s, e) = app
+        .admin(reqwest::Method::PATCH, &format!("/tenants/acme/connections/{id}"), Some(json!({"enabled": true})))
+        .await;
     assert_eq!((s, e["error"].as_str()), (400, Some("connection_not_tested")), "{e}");
     // Activation before a passing test is refused.
     let r = submit(app, &b, &here, &format!("{here}/activate"), &[]).await;
@@ -416,11 +471,19 @@ async fn test_sign_in_passes_activates_and_an_edit_relocks(app: &TestApp) {
     let html = run_test(app, &b, &id, "alice@acme.test").await;
     assert!(html.contains("data-result=\"passed\""), "{html}");
     assert!(html.contains("data-check=\"email_domain\" data-passed=\"true\""), "{html}");
-    assert!(html.contains("&quot;email&quot;: &quot;alice@acme.test&quot;") && html.contains("&quot;eng&quot;"), "{html}");
+    assert!(
+        html.contains("&quot;email&quot;: &quot;alice@acme.test&quot;") && html.contains("&quot;eng&quot;"),
+        "{html}"
+    );
     let (_, events_after) = app.get("/events").await;
-    let kinds: Vec<String> = events_after["data"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap_or("").to_string()).collect();
+    let kinds: Vec<String> =
+        events_after["data"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap_or("").to_string()).collect();
     assert!(!kinds.iter().any(|k| k == "user.created" || k == "login.succeeded"), "no user, no login: {kinds:?}");
-    assert_eq!(events_before["data"].as_array().unwrap().len(), events_after["data"].as_array().unwrap().len(), "{kinds:?}");
+    assert_eq!(
+        events_before["data"].as_array().unwrap().len(),
+        events_after["data"].as_array().unwrap().len(),
+        "{kinds:?}"
+    );
     let log = audit(app).await;
     let tests: Vec<&Value> = log.iter().filter(|e| e["action"] == "connection.test").collect();
     assert_eq!(tests.len(), 2, "both attempts audited");
