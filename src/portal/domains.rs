@@ -141,3 +141,16 @@ async fn withdraw(
     domain_claims::withdraw(&st.db, &*st.rng, st.clock.now(), &ps.tenant.id, &path, &ps.actor(&name)).await?;
     Ok(redirect(SEE_OTHER, "/setup/domains"))
 }
+
+/// The domains part's state on the portal's overview: `live` (a verified domain), `draft` (a claim
+/// waiting for its record), `todo` (none).
+pub async fn status(st: &AppState, tenant_id: &str) -> Result<&'static str, PageError> {
+    let claims = crate::store::domain_claims::of_tenant(&st.db, tenant_id).await?;
+    Ok(if claims.iter().any(|c| c.verified_at.is_some()) {
+        "live"
+    } else if claims.is_empty() {
+        "todo"
+    } else {
+        "draft"
+    })
+}

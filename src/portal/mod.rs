@@ -300,6 +300,8 @@ async fn home(st: web::Data<AppState>, ps: PortalSession) -> Result<HttpResponse
     } else {
         None
     };
+    let scim_status = if ps.has(Intent::Scim) { Some(scim::status(&st, &ps.tenant.id).await?) } else { None };
+    let domains_status = if ps.has(Intent::Domains) { Some(domains::status(&st, &ps.tenant.id).await?) } else { None };
     let items: Vec<serde_json::Value> = ps
         .grants
         .intents
@@ -307,7 +309,8 @@ async fn home(st: web::Data<AppState>, ps: PortalSession) -> Result<HttpResponse
         .map(|i| {
             let status = match i {
                 Intent::Sso => sso_status,
-                _ => None,
+                Intent::Scim => scim_status,
+                Intent::Domains => domains_status,
             };
             serde_json::json!({"id": i.as_str(), "href": i.href(), "status": status})
         })

@@ -220,3 +220,14 @@ async fn live_js() -> HttpResponse {
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .body(LIVE_JS)
 }
+
+/// The SCIM part's state on the portal's overview: `todo` (no token yet), `draft` (a token, no
+/// successful request yet), `live` (the IdP's requests succeed).
+pub async fn status(st: &AppState, tenant_id: &str) -> Result<&'static str, PageError> {
+    if scim_activity::live_tokens(&st.db, tenant_id).await?.is_empty() {
+        return Ok("todo");
+    }
+    st.scim_log.flush(&st.db).await?;
+    let m = scim_activity::milestones(&st.db, tenant_id).await?;
+    Ok(if m.test_passed.is_some() { "live" } else { "draft" })
+}

@@ -240,6 +240,12 @@ test('setup portal: link, SCIM with the live check, domain verification', async 
       await page.getByTestId('check-now').click();
       await page.locator(`[data-testid=claim][data-domain="${DOMAIN}"][data-state=verified]`).waitFor();
       await shot(page, 'domains-verified');
+      // The overview shows every part done.
+      await page.getByTestId('nav-home').click();
+      for (const part of ['sso', 'scim', 'domains']) {
+        assert.match(await page.getByTestId(`task-${part}`).innerText(), /Live|Done|live|done/, part);
+      }
+      await shot(page, 'home-all-done');
       await dns.stop();
       const t = await admin('GET', `/tenants/${SLUG}`);
       assert.ok(t.json.domains.includes(DOMAIN), 'the verified domain is a domain of the tenant');
