@@ -3,7 +3,9 @@
 # missing), and checks the Rust toolchain. Idempotent; safe to run repeatedly.
 set -euo pipefail
 
-PKGS=(pkg-config libssl-dev libxml2-dev libxmlsec1-dev libclang-dev xmlsec1 postgresql-client python3-venv)
+# dnsmasq-base: the local DNS server of the domain-verification tests; chromium: the setup
+# portal's browser E2E (tests/interop/portal).
+PKGS=(pkg-config libssl-dev libxml2-dev libxmlsec1-dev libclang-dev xmlsec1 postgresql-client python3-venv dnsmasq-base chromium)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

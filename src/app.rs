@@ -306,6 +306,43 @@ pub async fn start_on(state: AppState, listener: std::net::TcpListener) -> Resul
         let in_flight = st.config.webhooks.max_in_flight;
         tokio::spawn(crate::events::delivery::run_forever(worker, owner, poll, in_flight));
     }
+    if state.config.background_tasks {
+        // Pending domain claims of the setup portal: their TXT records, checked on a schedule.
+        match crate::tenant::dns::DnsChecker::new(state.config.dns.resolver.as_deref()) {
+            Ok(checker) => {
+                let st = state.clone();
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+                    loop {
+                        tick.tick().await;
+                        let now = st.clock.now();
+                        // One instance a round (the job's lease, see store::jobs).
+                        match crate::store::jobs::try_lease(&st.db, "domain_checks", &st.instance_id, now, 25).await {
+                            Ok(true) => {}
+                            Ok(false) => continue,
+                            Err(e) => {
+                                crate::util::log_internal("taking the domain_checks lease failed", &e);
+                                continue;
+                            }
+                        }
+                        let started = std::time::Instant::now();
+                        let r = crate::tenant::domain_claims::check_due(&st.db, &*st.rng, &checker, now, 20).await;
+                        let result = if r.is_ok() { "ok" } else { "error" };
+                        st.metrics.inc("fedgate_job_runs_total", &[("job", "domain_checks"), ("result", result)]);
+                        st.metrics.observe(
+                            "fedgate_job_duration_seconds",
+                            &[("job", "domain_checks")],
+                            started.elapsed().as_secs_f64(),
+                        );
+                        if let Err(e) = r {
+                            crate::util::log_internal("checking domain claims failed", &e);
+                        }
+                    }
+                });
+            }
+            Err(e) => tracing::error!(error = %e, "domain claims are not checked in the background"),
+        }
+    }
     if let Some(addr) = state.config.metrics.listen.clone() {
         let st = state.clone();
         let metrics_server = HttpServer::new(move || {

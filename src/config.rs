@@ -76,6 +76,7 @@ pub struct Config {
     pub rate_limits: RateLimitConfig,
     pub saml: SamlServiceConfig,
     pub retention: RetentionConfig,
+    pub dns: DnsConfig,
 }
 
 /// How long rows that only serve support and debugging are kept (seconds). The other
@@ -95,6 +96,15 @@ impl Default for RetentionConfig {
     fn default() -> Self {
         Self { deliveries: 30 * 86400, scim_requests: 14 * 86400 }
     }
+}
+
+/// How fedgate looks up DNS TXT records (the setup portal's domain verification).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// `ip:port` of the DNS server to ask (UDP, then TCP); unset: the system's resolvers
+    /// (`/etc/resolv.conf`).
+    pub resolver: Option<String>,
 }
 
 /// How SAML messages are processed (signature verification and decryption run on a bounded
@@ -338,6 +348,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             metrics: MetricsConfig::default(),
             saml: SamlServiceConfig::default(),
+            dns: DnsConfig::default(),
             rate_limits: RateLimitConfig::default(),
         }
     }

@@ -42,6 +42,7 @@ error_codes! {
     ConnectionNotAllowed = "connection_not_allowed",
     ConnectionNotFound = "connection_not_found",
     ConsoleNotSetUp = "console_not_set_up",
+    ConsumerDomain = "consumer_domain",
     CsrfTokenInvalid = "csrf_token_invalid",
     DevModeDisabled = "dev_mode_disabled",
     DomainTaken = "domain_taken",

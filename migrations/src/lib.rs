@@ -15,6 +15,7 @@ mod m20261127_000001_email_trust;
 mod m20261205_000001_webhook_tenant_ids;
 mod m20261205_000002_ui_sessions;
 mod m20261206_100001_setup_links;
+mod m20261206_200001_domain_claims;
 mod m20261206_300001_console;
 mod m20261206_500001_retention_indexes;
 mod m20261206_500002_admin_key_scopes;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000001_webhook_tenant_ids::Migration),
             Box::new(m20261205_000002_ui_sessions::Migration),
             Box::new(m20261206_100001_setup_links::Migration),
+            Box::new(m20261206_200001_domain_claims::Migration),
             Box::new(m20261206_300001_console::Migration),
             Box::new(m20261206_500001_retention_indexes::Migration),
             Box::new(m20261206_500002_admin_key_scopes::Migration),

@@ -96,8 +96,13 @@ async fn landing(st: web::Data<AppState>, path: web::Path<String>) -> Result<Htt
     ))
 }
 
-/// Whether a POST comes from this site (`Origin`, when the browser sends one, is the issuer's).
+/// Whether a POST comes from this site. `Sec-Fetch-Site`, when the browser sends it, decides
+/// (`same-origin`): under the pages' `Referrer-Policy: no-referrer`, browsers send `Origin: null`
+/// on form posts, so `Origin` cannot. Otherwise `Origin`, when sent, is the issuer's.
 fn same_origin(st: &AppState, req: &HttpRequest) -> bool {
+    if let Some(site) = req.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return site == "same-origin";
+    }
     let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
     let ours = url::Url::parse(&st.config.issuer).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
     origin == ours

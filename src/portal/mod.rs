@@ -11,7 +11,9 @@
 //! - the layout `templates/portal_base.html` (nav of the intents, a `content` block) and the
 //!   static files under `/setup/assets/` (copy buttons, styles): the portal's pages allow
 //!   scripts and styles from this origin only (no inline code).
+pub mod domains;
 pub mod links;
+pub mod scim;
 pub mod sso;
 pub mod steps;
 
@@ -276,7 +278,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/setup/assets/portal.css", web::get().to(asset_css))
         .route("/setup/assets/accent.css", web::get().to(asset_accent))
         .configure(sso::routes)
-        // scim::routes and domains::routes are configured here as well.
+        .configure(scim::routes)
+        .configure(domains::routes)
         .configure(links::routes);
 }
 
@@ -297,6 +300,8 @@ async fn home(st: web::Data<AppState>, ps: PortalSession) -> Result<HttpResponse
     } else {
         None
     };
+    let scim_status = if ps.has(Intent::Scim) { Some(scim::status(&st, &ps.tenant.id).await?) } else { None };
+    let domains_status = if ps.has(Intent::Domains) { Some(domains::status(&st, &ps.tenant.id).await?) } else { None };
     let items: Vec<serde_json::Value> = ps
         .grants
         .intents
@@ -304,7 +309,8 @@ async fn home(st: web::Data<AppState>, ps: PortalSession) -> Result<HttpResponse
         .map(|i| {
             let status = match i {
                 Intent::Sso => sso_status,
-                _ => None,
+                Intent::Scim => scim_status,
+                Intent::Domains => domains_status,
             };
             serde_json::json!({"id": i.as_str(), "href": i.href(), "status": status})
         })

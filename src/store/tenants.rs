@@ -148,6 +148,7 @@ pub async fn delete_cascade(db: &impl ConnectionTrait, tenant_id: &str) -> Resul
     user::Entity::delete_many().filter(user::Column::TenantId.eq(tid.clone())).exec(db).await?;
     connection::Entity::delete_many().filter(connection::Column::TenantId.eq(tid.clone())).exec(db).await?;
     tenant_domain::Entity::delete_many().filter(tenant_domain::Column::TenantId.eq(tid.clone())).exec(db).await?;
+    super::domain_claims::delete_of_tenant(db, &tid).await?;
     tenant::Entity::delete_by_id(tid).exec(db).await?;
     Ok(())
 }

@@ -39,6 +39,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("portal_landing.html", include_str!("../../templates/portal_landing.html")),
     ("portal_link_dead.html", include_str!("../../templates/portal_link_dead.html")),
     ("portal_done.html", include_str!("../../templates/portal_done.html")),
+    ("portal_scim.html", include_str!("../../templates/portal_scim.html")),
+    ("portal_scim_lines.html", include_str!("../../templates/portal_scim_lines.html")),
+    ("portal_scim_milestones.html", include_str!("../../templates/portal_scim_milestones.html")),
+    ("portal_domains.html", include_str!("../../templates/portal_domains.html")),
     ("portal_sso_errors.html", include_str!("../../templates/portal_sso_errors.html")),
     ("portal_sso.html", include_str!("../../templates/portal_sso.html")),
     ("portal_sso_oidc.html", include_str!("../../templates/portal_sso_oidc.html")),
@@ -58,8 +62,16 @@ pub const TEMPLATES: &[(&str, &str)] = &[
 ];
 
 /// Templates that are parts of pages, not pages.
-pub const PARTS: &[&str] =
-    &["base.html", "style.css", "portal_base.html", "portal_sso_errors.html", "console_base.html", "console_why.html"];
+pub const PARTS: &[&str] = &[
+    "base.html",
+    "style.css",
+    "portal_base.html",
+    "portal_sso_errors.html",
+    "portal_scim_lines.html",
+    "portal_scim_milestones.html",
+    "console_base.html",
+    "console_why.html",
+];
 
 /// Why a page could not be rendered.
 #[derive(Debug, thiserror::Error)]

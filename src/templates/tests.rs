@@ -155,6 +155,28 @@ fn portal_samples() -> Vec<(&'static str, Json)> {
         ),
         ("portal_done.html", portal(json!({}))),
         (
+            "portal_scim.html",
+            portal(json!({"vendor": "entra", "vendor_name": "Entra ID",
+                "vendors": [{"id": "okta", "name": "Okta", "current": false}, {"id": "entra", "name": "Entra ID", "current": true}, {"id": "generic", "name": "x", "current": false}],
+                "base_url": "https://f.test/scim/v2/acme", "entra_url": "https://f.test/scim/v2/acme?aadOptscim062020",
+                "new_token": "fgscim_x", "tokens": [{"id": "sct_1", "name": "Setup portal (Entra ID)", "created_at": "2026-12-06T00:00:00Z", "last_used_at": null}],
+                "lines": [{"id": "scr_1", "time": "2026-12-06T00:00:00Z", "tone": "ok", "key": "test_ok", "who": "Entra ID", "subject": null, "fix": null, "request": "GET /Users", "status": 200},
+                          {"id": "scr_2", "time": "2026-12-06T00:00:01Z", "tone": "fail", "key": "group_failed", "who": "Okta", "subject": null, "fix": "group_member", "request": "PATCH /Groups/g", "status": 400}],
+                "milestones": [{"id": "first_request", "at": "2026-12-06T00:00:00Z"}, {"id": "first_user", "at": null}],
+                "cursor": "scr_2"})),
+        ),
+        (
+            "portal_domains.html",
+            portal(json!({"claims": [
+                {"id": "dcl_1", "domain": "acme.test", "record_name": "_fedgate-challenge.acme.test", "record_value": "fedgate-verification=x",
+                 "state": "pending", "checks": 2, "last_checked_at": "2026-12-06T00:00:00Z", "next_check_at": "2026-12-06T00:01:00Z", "verified_at": null,
+                 "result": {"outcome": "mismatch", "count": 2, "found": ["a", "b"]}},
+                {"id": "dcl_2", "domain": "acme2.test", "record_name": "_fedgate-challenge.acme2.test", "record_value": "fedgate-verification=y",
+                 "state": "verified", "checks": 1, "last_checked_at": "2026-12-06T00:00:00Z", "next_check_at": null, "verified_at": "2026-12-06T00:00:00Z",
+                 "result": {"outcome": "verified"}}],
+                "added": ["old.test"], "error": "gmail.com is a public mail service", "value": "gmail.com"})),
+        ),
+        (
             "portal_sso.html",
             portal(
                 json!({"connections": [{"id": "conn_1", "name": "Okta", "type": "saml", "state": "draft", "enabled": false, "href": "/setup/sso/conn_1"}],
@@ -219,7 +241,8 @@ fn every_page_renders_with_its_sample_in_every_look() {
             let scripts: Vec<&str> = html.match_indices("<script").map(|(i, _)| &html[i..]).collect();
             for s in scripts {
                 assert!(
-                    s.starts_with("<script src=\"/setup/assets/portal.js\" defer></script>"),
+                    s.starts_with("<script src=\"/setup/assets/portal.js\" defer></script>")
+                        || s.starts_with("<script src=\"/setup/assets/scim-live.js\" defer></script>"),
                     "{name}: inline script"
                 );
             }

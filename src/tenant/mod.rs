@@ -1,5 +1,8 @@
 //! Tenants (the enterprise customers), their verified email domains, and lookups used by
 //! home-realm discovery.
+pub mod dns;
+pub mod domain_claims;
+
 use crate::error_code::ErrorCode;
 use crate::ids::TenantId;
 use crate::store::entities::{tenant, tenant_domain};
@@ -243,9 +246,10 @@ pub async fn domain_rows_of(
 /// candidate `tenant_domains` rows (all of the tenant's, or just the row of the email's domain).
 ///
 /// The ONE place this rule lives: logins (linking by email, the user's `email_verified`), ID
-/// tokens and userinfo all ask here. A domain on a tenant proves only that the operator put it
-/// there (unique across tenants), not DNS ownership; when domains get a `verified` flag, it is
-/// checked here and nowhere else.
+/// tokens and userinfo all ask here. A domain row of a tenant is there because the operator put
+/// it there (admin API, unique across tenants) or because the tenant proved it with a DNS TXT
+/// record in the setup portal ([`domain_claims`]); a pending claim is never a row, so it is
+/// trusted for nothing.
 pub fn domain_trusted_for_email(tenant_id: &str, email: &str, domains: &[tenant_domain::Model]) -> bool {
     let Some(domain) = crate::claims::email_domain(email) else { return false };
     domains.iter().any(|d| d.tenant_id == tenant_id && d.domain == domain)

@@ -19,6 +19,8 @@ mod oidc_idp;
 mod openapi;
 mod ops;
 mod portal;
+mod portal_domains;
+mod portal_scim;
 mod request_context;
 mod saml;
 mod saml_corpus;

@@ -5,6 +5,7 @@ pub mod client;
 pub mod connection;
 pub mod delivery;
 pub mod delivery_attempt;
+pub mod domain_claim;
 pub mod event;
 pub mod grant;
 pub mod identity;
