@@ -239,6 +239,9 @@ mod tests {
         for (name, _) in COUNTERS {
             m.inc(name, &[("x", "1")]);
         }
+        for (name, _) in HISTOGRAMS.iter().filter(|(n, _)| *n != HTTP_REQUEST_DURATION) {
+            m.observe(name, &[("job", "x")], 0.1);
+        }
         m.http_request("/admin/v1/tenants/{tenant}".into(), "GET", 200, 0.02);
         let t = m.render(&[("fedgate_deliveries_pending", 1.0), ("fedgate_deliveries_lag_seconds", 3.5)]);
         for (name, help) in COUNTERS {

@@ -50,7 +50,7 @@ pub struct SetupLinkView {
     pub url: Option<String>,
 }
 
-fn view(now: i64, l: setup_link::Model, url: Option<String>) -> SetupLinkView {
+pub fn view(now: i64, l: setup_link::Model, url: Option<String>) -> SetupLinkView {
     let status = if l.revoked_at.is_some() {
         "revoked"
     } else if l.expires_at <= now {
@@ -115,8 +115,23 @@ pub async fn create(
     body: web::Json<CreateSetupLink>,
 ) -> Result<HttpResponse, ApiError> {
     let t = tenant(&st, &path).await?;
-    let intents = parse_intents(&body.intents)?;
-    let expires_in = body.expires_in.unwrap_or(DEFAULT_EXPIRES_IN);
+    let (row, url) = create_setup_link(&st, &a.actor(), &a.key_name, &t, &body.intents, body.expires_in).await?;
+    let now = st.clock.now();
+    Ok(HttpResponse::Created().insert_header(("Cache-Control", "no-store")).json(view(now, row, Some(url))))
+}
+
+/// Creates a setup link (the admin API and the console): returns the row and the URL to send,
+/// which exists only in this answer. `created_by` names the key or operator.
+pub async fn create_setup_link(
+    st: &AppState,
+    actor: &crate::events::audit::Actor<'_>,
+    created_by: &str,
+    t: &crate::store::entities::tenant::Model,
+    intents: &[String],
+    expires_in: Option<i64>,
+) -> Result<(setup_link::Model, String), ApiError> {
+    let intents = parse_intents(intents)?;
+    let expires_in = expires_in.unwrap_or(DEFAULT_EXPIRES_IN);
     if !(60..=MAX_EXPIRES_IN).contains(&expires_in) {
         return Err(ApiError::invalid(
             "expires_in",
@@ -136,13 +151,13 @@ pub async fn create(
             tenant_id: t.id.clone(),
             token_hash: sha256_hex(&token),
             intents: intents.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(","),
-            created_by: a.key_name.clone(),
+            created_by: created_by.to_string(),
             expires_at: now + expires_in,
             now,
         },
     )
     .await?;
-    let entry = a.actor().entry(
+    let entry = actor.entry(
         now,
         "setup_link.create",
         "setup_link",
@@ -152,7 +167,7 @@ pub async fn create(
     );
     tx.commit(&*st.rng, entry, None).await?;
     let url = format!("{}/setup/{token}", st.config.issuer.trim_end_matches('/'));
-    Ok(HttpResponse::Created().insert_header(("Cache-Control", "no-store")).json(view(now, row, Some(url))))
+    Ok((row, url))
 }
 
 /// List a tenant's setup links (newest first; never their tokens).
@@ -184,15 +199,27 @@ pub async fn revoke(
 ) -> Result<HttpResponse, ApiError> {
     let (tk, id) = path.into_inner();
     let t = tenant(&st, &tk).await?;
-    let link = store::get(&st.db, &id)
+    revoke_setup_link(&st, &a.actor(), &t.id, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Revokes a tenant's setup link and ends the portal sessions opened from it (the admin API and
+/// the console). Revoking a revoked link changes nothing and records nothing.
+pub async fn revoke_setup_link(
+    st: &AppState,
+    actor: &crate::events::audit::Actor<'_>,
+    tenant_id: &str,
+    id: &str,
+) -> Result<(), ApiError> {
+    let link = store::get(&st.db, id)
         .await?
-        .filter(|l| l.tenant_id == t.id)
+        .filter(|l| l.tenant_id == tenant_id)
         .ok_or_else(|| ApiError::not_found("setup link"))?;
     let now = st.clock.now();
     let tx = audited::begin(&st.db).await?;
     if !store::revoke(&*tx, &link.id, now).await? {
         tx.rollback().await?;
-        return Ok(HttpResponse::NoContent().finish());
+        return Ok(());
     }
     let ended = crate::store::ui_sessions::revoke_subject(
         &*tx,
@@ -201,14 +228,14 @@ pub async fn revoke(
         now,
     )
     .await?;
-    let entry = a.actor().entry(
+    let entry = actor.entry(
         now,
         "setup_link.revoke",
         "setup_link",
         Some(&link.id),
-        Some(&t.id),
+        Some(tenant_id),
         serde_json::json!({"sessions_ended": ended}),
     );
     tx.commit(&*st.rng, entry, None).await?;
-    Ok(HttpResponse::NoContent().finish())
+    Ok(())
 }

@@ -58,6 +58,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/console/tenants/{tenant}", web::get().to(pages::tenant))
         .route("/console/tenants/{tenant}", web::post().to(pages::update_tenant))
         .route("/console/tenants/{tenant}/scim-tokens", web::post().to(pages::create_scim_token))
+        .route("/console/tenants/{tenant}/setup-links", web::post().to(pages::create_setup_link))
+        .route("/console/tenants/{tenant}/setup-links/{id}/revoke", web::post().to(pages::revoke_setup_link))
         .route("/console/tenants/{tenant}/scim-tokens/{id}/revoke", web::post().to(pages::revoke_scim_token))
         .route("/console/logins", web::get().to(pages::logins))
         .route("/console/logins/{id}", web::get().to(pages::login_trace))

@@ -177,6 +177,12 @@ async fn tenant_page(
                    "revoked_at": opt_rfc3339(k.revoked_at)})
         })
         .collect();
+    let links = crate::store::setup_links::page_of_tenant(&st.db, &t.id, PageRequest { cursor: None, limit: 50 }).await?;
+    let links: Vec<Value> = links
+        .rows
+        .into_iter()
+        .map(|l| serde_json::to_value(crate::admin::setup_links::view(now, l, None)).unwrap_or_default())
+        .collect();
     st.scim_log.flush(&st.db).await?;
     let reqs = crate::store::scim_tokens::page_requests(&st.db, &t.id, PageRequest { cursor: None, limit: 25 }).await?;
     let requests: Vec<Value> = reqs
@@ -197,6 +203,7 @@ async fn tenant_page(
             "domain_list": domains,
             "connections": connections,
             "tokens": tokens,
+            "links": links,
             "requests": requests,
             "scim_base_url": format!("{}/scim/v2/{}", st.config.issuer.trim_end_matches('/'), t.slug),
             "notice": notice,
@@ -214,7 +221,7 @@ pub async fn tenant(
     q: web::Query<CursorQuery>,
 ) -> Result<HttpResponse, ConsoleError> {
     let t = load_tenant(&st, &path).await?;
-    let notice = q.notice.as_deref().filter(|n| ["created", "updated", "token_revoked"].contains(n));
+    let notice = q.notice.as_deref().filter(|n| ["created", "updated", "token_revoked", "link_revoked"].contains(n));
     tenant_page(&op, &st, &t, notice, Value::Null, Value::Null, StatusCode::OK).await
 }
 
@@ -254,6 +261,48 @@ pub async fn create_scim_token(
             let shown = json!({"id": row.id, "name": row.name, "token": token});
             tenant_page(&w.op, &st, &t, None, Value::Null, shown, StatusCode::CREATED).await
         }
+        Err(e) => tenant_page(&w.op, &st, &t, None, write_error(&e), Value::Null, e.status).await,
+    }
+}
+
+/// POST /console/tenants/{tenant}/setup-links: intents (`intent_sso`, `intent_scim`,
+/// `intent_domains`) and `expires_days`; the link's URL is on this answer's page only.
+pub async fn create_setup_link(
+    w: Write,
+    st: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ConsoleError> {
+    let t = load_tenant(&st, &path).await?;
+    let intents: Vec<String> = ["sso", "scim", "domains"]
+        .iter()
+        .filter(|i| w.form.get(&format!("intent_{i}")).is_some())
+        .map(|i| i.to_string())
+        .collect();
+    let days: i64 = w.form.get("expires_days").and_then(|d| d.trim().parse().ok()).unwrap_or(7);
+    let name = w.op.actor_name();
+    let actor = Actor { name: &name, ip: &w.op.ip };
+    let r = crate::admin::setup_links::create_setup_link(&st, &actor, &name, &t, &intents, Some(days.saturating_mul(86400)))
+        .await;
+    match r {
+        Ok((row, url)) => {
+            let shown = json!({"url": url, "expires_at": rfc3339(row.expires_at), "intents": row.intents});
+            tenant_page(&w.op, &st, &t, None, Value::Null, shown, StatusCode::CREATED).await
+        }
+        Err(e) => tenant_page(&w.op, &st, &t, None, write_error(&e), Value::Null, e.status).await,
+    }
+}
+
+/// POST /console/tenants/{tenant}/setup-links/{id}/revoke
+pub async fn revoke_setup_link(
+    w: Write,
+    st: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ConsoleError> {
+    let t = load_tenant(&st, &path.0).await?;
+    let name = w.op.actor_name();
+    let actor = Actor { name: &name, ip: &w.op.ip };
+    match crate::admin::setup_links::revoke_setup_link(&st, &actor, &t.id, &path.1).await {
+        Ok(()) => Ok(redirect(StatusCode::SEE_OTHER, &format!("/console/tenants/{}?notice=link_revoked", t.slug))),
         Err(e) => tenant_page(&w.op, &st, &t, None, write_error(&e), Value::Null, e.status).await,
     }
 }
