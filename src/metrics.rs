@@ -52,6 +52,8 @@ const HTTP_REQUEST_DURATION_HELP: &str = "HTTP request latency by route pattern 
 pub const GAUGES: &[(&str, &str)] = &[
     ("fedgate_deliveries_pending", "Deliveries waiting to be sent."),
     ("fedgate_deliveries_lag_seconds", "Age of the oldest pending delivery."),
+    ("fedgate_db_statements", "SQL statements this instance has executed since it started."),
+    ("fedgate_db_transactions", "Database transactions this instance has begun since it started."),
 ];
 
 /// Labels as the generic call sites give them: (name, value) in the call site's order.

@@ -34,9 +34,22 @@ use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqlErr,
     TransactionOptions, TransactionTrait,
 };
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use sea_orm::DatabaseConnection as Db;
+
+/// SQL statements this process has executed (every pool connection and transaction), for
+/// `/metrics` and the benchmarks' statements-per-request figures. `BEGIN`/`COMMIT` are not
+/// statements here; they are counted in [`TRANSACTIONS`].
+pub static STATEMENTS: AtomicU64 = AtomicU64::new(0);
+/// Transactions this process has begun (each adds a `BEGIN` and a `COMMIT`/`ROLLBACK`).
+pub static TRANSACTIONS: AtomicU64 = AtomicU64::new(0);
+
+/// (statements, transactions) executed so far by this process.
+pub fn db_counters() -> (u64, u64) {
+    (STATEMENTS.load(Ordering::Relaxed), TRANSACTIONS.load(Ordering::Relaxed))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -65,7 +78,11 @@ pub async fn connect(url: &str, max_connections: u32, acquire_timeout: u64) -> R
                 .foreign_keys(true)
         });
     }
-    Database::connect(opts).await
+    let mut db = Database::connect(opts).await?;
+    db.set_metric_callback(|_| {
+        STATEMENTS.fetch_add(1, Ordering::Relaxed);
+    });
+    Ok(db)
 }
 
 fn sqlx_sqlite_journal_wal() -> sea_orm::sqlx::sqlite::SqliteJournalMode {
@@ -81,6 +98,7 @@ pub async fn migrate(db: &Db) -> Result<(), DbErr> {
 /// Begins a transaction that will write. On SQLite it takes the write lock up front
 /// (`BEGIN IMMEDIATE`), so two writers queue instead of failing on lock upgrade.
 pub async fn write_tx(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    TRANSACTIONS.fetch_add(1, Ordering::Relaxed);
     if db.get_database_backend() == DbBackend::Sqlite {
         db.begin_with_options(TransactionOptions {
             sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
