@@ -14,6 +14,7 @@ mod m20261126_000005_saml;
 mod m20261127_000001_email_trust;
 mod m20261205_000001_webhook_tenant_ids;
 mod m20261205_000002_ui_sessions;
+mod m20261206_400001_scim_growth_indexes;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_email_trust::Migration),
             Box::new(m20261205_000001_webhook_tenant_ids::Migration),
             Box::new(m20261205_000002_ui_sessions::Migration),
+            Box::new(m20261206_400001_scim_growth_indexes::Migration),
         ]
     }
 }

@@ -1547,13 +1547,7 @@ async fn run_scim_filter_phase(
 }
 
 /// `GET /Users/{id}` spread over every user created so far.
-async fn run_scim_get_phase(
-    ctx: &Arc<Ctx>,
-    args: &Args,
-    cpu: &CpuSampler,
-    c: usize,
-    phase: Phase,
-) -> Res<PhaseReport> {
+async fn run_scim_get_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler, c: usize, phase: Phase) -> Res<PhaseReport> {
     let ids: Arc<Vec<String>> = Arc::new(ctx.scim_ids.lock().map_err(|_| "poisoned")?.clone());
     if ids.is_empty() {
         return Err("no SCIM users to read".into());
