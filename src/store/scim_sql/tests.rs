@@ -84,3 +84,15 @@ fn starts_with_on_a_lower_cased_column_is_an_index_range() {
     assert_eq!(prefix_upper_bound("\u{D7FF}"), Some("\u{E000}".into()));
     assert_eq!(prefix_upper_bound("\u{10FFFF}"), None);
 }
+
+#[test]
+fn key_lookups_do_not_walk_the_id_index_on_sqlite() {
+    let page = |d: Dialect, f: &str| {
+        let mut q = ListSql::new(ResourceKind::User, d, "org_1");
+        q.filter(&parse(f).unwrap()).unwrap();
+        q.page_query(1, 10).0
+    };
+    assert!(page(Dialect::Sqlite, r#"externalId eq "e1""#).contains("ORDER BY +u.id ASC LIMIT"));
+    assert!(page(Dialect::Sqlite, r#"active eq true"#).contains("ORDER BY u.id ASC LIMIT"));
+    assert!(page(Dialect::Postgres, r#"externalId eq "e1""#).contains("ORDER BY u.id ASC LIMIT"));
+}
