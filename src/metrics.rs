@@ -235,7 +235,12 @@ mod tests {
             m.inc(name, &[("x", "1")]);
         }
         m.http_request("/admin/v1/tenants/{tenant}".into(), "GET", 200, 0.02);
-        let t = m.render(&[("fedgate_deliveries_pending", 1.0), ("fedgate_deliveries_lag_seconds", 3.5)]);
+        let t = m.render(&[
+            ("fedgate_deliveries_pending", 1.0),
+            ("fedgate_deliveries_lag_seconds", 3.5),
+            ("fedgate_db_statements", 7.0),
+            ("fedgate_db_transactions", 2.0),
+        ]);
         for (name, help) in COUNTERS {
             assert!(t.contains(&format!("# HELP {name} {help}\n# TYPE {name} counter\n")), "{name}:\n{t}");
         }
