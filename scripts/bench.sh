@@ -15,7 +15,7 @@ CONC="${2:-16}"
 # Two builds: the server on its own, so the bench's dependencies (and features) never reach it.
 cargo build --release -p fedgate --bin fedgate >&2
 cargo build --release -p fedgate-bench >&2
-BIN=target/release
+BIN="${CARGO_TARGET_DIR:-target}/release"
 PIN_SERVER=""; PIN_BENCH=""
 if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then PIN_SERVER="taskset -c 0"; PIN_BENCH="taskset -c 1"; fi
 
@@ -32,7 +32,7 @@ run_one() {
   fi
   export FEDGATE_DATABASE_URL="$url" FEDGATE_DATA_DIR="$tmp" FEDGATE_LISTEN="127.0.0.1:$port" \
          FEDGATE_ISSUER="http://127.0.0.1:$port" FEDGATE_DEV_MODE=1 FEDGATE_LOG=warn \
-         FEDGATE_ALLOW_PRIVATE_NETWORK=1
+         FEDGATE_ALLOW_PRIVATE_NETWORK=1 FEDGATE_METRICS_TOKEN="bench-metrics-$$-$RANDOM"
   $BIN/fedgate migrate 2>/dev/null
   key="$($BIN/fedgate admin-key create --name bench 2>/dev/null)"
   $PIN_SERVER $BIN/fedgate serve 2>"$tmp/server.log" &

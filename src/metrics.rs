@@ -59,6 +59,8 @@ const HTTP_REQUEST_DURATION_HELP: &str = "HTTP request latency by route pattern 
 pub const GAUGES: &[(&str, &str)] = &[
     ("fedgate_deliveries_pending", "Deliveries waiting to be sent."),
     ("fedgate_deliveries_lag_seconds", "Age of the oldest pending delivery."),
+    ("fedgate_db_statements", "SQL statements this instance has executed since it started."),
+    ("fedgate_db_transactions", "Database transactions this instance has begun since it started."),
 ];
 
 /// Labels as the generic call sites give them: (name, value) in the call site's order.
@@ -243,7 +245,12 @@ mod tests {
             m.observe(name, &[("job", "x")], 0.1);
         }
         m.http_request("/admin/v1/tenants/{tenant}".into(), "GET", 200, 0.02);
-        let t = m.render(&[("fedgate_deliveries_pending", 1.0), ("fedgate_deliveries_lag_seconds", 3.5)]);
+        let t = m.render(&[
+            ("fedgate_deliveries_pending", 1.0),
+            ("fedgate_deliveries_lag_seconds", 3.5),
+            ("fedgate_db_statements", 7.0),
+            ("fedgate_db_transactions", 2.0),
+        ]);
         for (name, help) in COUNTERS {
             assert!(t.contains(&format!("# HELP {name} {help}\n# TYPE {name} counter\n")), "{name}:\n{t}");
         }

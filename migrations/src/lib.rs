@@ -17,6 +17,7 @@ mod m20261205_000002_ui_sessions;
 mod m20261206_100001_setup_links;
 mod m20261206_200001_domain_claims;
 mod m20261206_300001_console;
+mod m20261206_400001_scim_growth_indexes;
 mod m20261206_500001_retention_indexes;
 mod m20261206_500002_admin_key_scopes;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_100001_setup_links::Migration),
             Box::new(m20261206_200001_domain_claims::Migration),
             Box::new(m20261206_300001_console::Migration),
+            Box::new(m20261206_400001_scim_growth_indexes::Migration),
             Box::new(m20261206_500001_retention_indexes::Migration),
             Box::new(m20261206_500002_admin_key_scopes::Migration),
         ]

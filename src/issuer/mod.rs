@@ -51,7 +51,13 @@ pub async fn metrics_text(st: &AppState) -> HttpResponse {
     let (count, oldest) = crate::store::delivery_stats::pending(&st.db).await;
     let count = count.unwrap_or(0) as f64;
     let lag = oldest.ok().flatten().map(|created_at| (now - created_at).max(0) as f64).unwrap_or(0.0);
-    let body = st.metrics.render(&[("fedgate_deliveries_pending", count), ("fedgate_deliveries_lag_seconds", lag)]);
+    let (statements, transactions) = crate::store::db_counters();
+    let body = st.metrics.render(&[
+        ("fedgate_deliveries_pending", count),
+        ("fedgate_deliveries_lag_seconds", lag),
+        ("fedgate_db_statements", statements as f64),
+        ("fedgate_db_transactions", transactions as f64),
+    ]);
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(body)
 }
 

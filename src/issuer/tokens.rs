@@ -8,6 +8,11 @@ use crate::store::entities::{client, grant, identity, session, tenant, tenant_do
 use crate::util::from_json_list;
 use serde::Serialize;
 
+/// Most groups an ID token carries. A user in more gets none in the token and a pointer to
+/// userinfo instead (the overage claims), so a token stays a few KB whatever the directory:
+/// 200 is Entra ID's limit for JWTs, and 200 typical names are about 6 KB of the token.
+pub const MAX_GROUPS_IN_TOKEN: usize = 200;
+
 #[derive(Debug, Serialize)]
 pub struct IdTokenClaims {
     pub iss: String,
@@ -26,7 +31,17 @@ pub struct IdTokenClaims {
     pub connection_type: String,
     #[serde(flatten)]
     pub profile: ProfileClaims,
-    pub groups: Vec<String>,
+    /// The user's groups; absent past [`MAX_GROUPS_IN_TOKEN`] (overage: see `_claim_names`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+    /// Overage (OpenID Connect Core §5.6.2 distributed claims, as Entra ID does): with more
+    /// groups than fit, `{"groups": "src1"}` and the groups are read from `_claim_sources`.
+    #[serde(rename = "_claim_names", skip_serializing_if = "Option::is_none")]
+    pub claim_names: Option<serde_json::Value>,
+    /// `{"src1": {"endpoint": "<issuer>/oauth2/userinfo"}}`: userinfo, called with the access
+    /// token, returns every group.
+    #[serde(rename = "_claim_sources", skip_serializing_if = "Option::is_none")]
+    pub claim_sources: Option<serde_json::Value>,
     /// App roles from the tenant's group -> roles mapping; present only when the tenant has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub roles: Option<Vec<String>>,
@@ -178,7 +193,11 @@ pub fn sign_tokens(
         connection_id: s.session.connection_id.clone(),
         connection_type: s.connection_type.clone(),
         profile: profile_claims(&s.user, s.verified_email.as_deref(), &g.scope),
-        groups: s.groups.clone(),
+        groups: (s.groups.len() <= MAX_GROUPS_IN_TOKEN).then(|| s.groups.clone()),
+        claim_names: (s.groups.len() > MAX_GROUPS_IN_TOKEN).then(|| serde_json::json!({"groups": "src1"})),
+        claim_sources: (s.groups.len() > MAX_GROUPS_IN_TOKEN).then(|| {
+            serde_json::json!({"src1": {"endpoint": format!("{}/oauth2/userinfo", st.config.issuer.trim_end_matches('/'))}})
+        }),
         roles: {
             let mapping = crate::tenant::settings_of(&s.tenant).role_mapping;
             (!mapping.is_empty()).then(|| crate::claims::roles_for(&s.groups, &mapping))

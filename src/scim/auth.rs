@@ -41,14 +41,15 @@ impl FromRequest for ScimTenant {
                 .ok_or_else(ScimError::unauthorized)?;
             let key = req.match_info().get("tenant").unwrap_or_default().to_string();
             let hash = sha256_hex(&token);
-            let tok = scim_tokens::find_by_hash(&state.db, &hash)
+            // Token, revocation and tenant in one statement, read on every request (no cache):
+            // a revoked token fails on its next request on every instance.
+            let (tok, t) = scim_tokens::authenticate(&state.db, &hash, &key)
                 .await?
-                .filter(|k| k.revoked_at.is_none() && constant_time_eq(&k.token_hash, &hash))
+                .filter(|(k, t)| {
+                    k.revoked_at.is_none() && constant_time_eq(&k.token_hash, &hash) && t.id == k.tenant_id
+                })
                 .ok_or_else(ScimError::unauthorized)?;
-            let t = crate::tenant::find(&state.db, &key).await?.ok_or_else(ScimError::unauthorized)?;
-            if t.id != tok.tenant_id {
-                return Err(ScimError::unauthorized());
-            }
+            crate::util::record_tenant(&t.id);
             let now = state.clock.now();
             if tok.last_used_at.is_none_or(|u| now - u >= 60) {
                 if let Err(e) = scim_tokens::touch(&state.db, tok.clone(), now).await {

@@ -40,9 +40,22 @@ use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqlErr,
     TransactionOptions, TransactionTrait,
 };
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use sea_orm::DatabaseConnection as Db;
+
+/// SQL statements this process has executed (every pool connection and transaction), for
+/// `/metrics` and the benchmarks' statements-per-request figures. `BEGIN`/`COMMIT` are not
+/// statements here; they are counted in [`TRANSACTIONS`].
+pub static STATEMENTS: AtomicU64 = AtomicU64::new(0);
+/// Transactions this process has begun (each adds a `BEGIN` and a `COMMIT`/`ROLLBACK`).
+pub static TRANSACTIONS: AtomicU64 = AtomicU64::new(0);
+
+/// (statements, transactions) executed so far by this process.
+pub fn db_counters() -> (u64, u64) {
+    (STATEMENTS.load(Ordering::Relaxed), TRANSACTIONS.load(Ordering::Relaxed))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -51,6 +64,10 @@ pub enum StoreError {
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }
+
+/// Prepared statements kept per connection (sqlx's default is 100; fedgate has more distinct
+/// statements than that, and a statement evicted is parsed and planned again).
+const STATEMENT_CACHE: usize = 512;
 
 /// Connects and returns the pool. SQLite gets exactly one connection: it has a single writer
 /// anyway, and one connection means writers queue in order instead of sleeping in SQLite's busy
@@ -63,15 +80,33 @@ pub async fn connect(url: &str, max_connections: u32, acquire_timeout: u64) -> R
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(acquire_timeout))
         .sqlx_logging(false);
-    if url.starts_with("sqlite:") {
+    if sqlite {
+        // sqlx pings a connection each time it leaves the pool (by default): for SQLite that is
+        // one more hop to the connection's worker thread per statement, and a file connection
+        // cannot have gone away.
+        opts.test_before_acquire(false);
+        // WAL with synchronous=NORMAL: a commit is in the WAL (written, not fsynced) before it
+        // returns, so it survives the process being killed (kill -9, a crash); the WAL is fsynced
+        // at each checkpoint. On power loss or an OS crash the transactions committed since the
+        // last checkpoint may roll back; the database stays consistent (docs/performance.md).
         opts.map_sqlx_sqlite_opts(|o| {
             o.journal_mode(sqlx_sqlite_journal_wal())
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
+                .statement_cache_capacity(STATEMENT_CACHE)
         });
+    } else {
+        // A ping before each statement is a round trip of its own: ping only a connection that
+        // sat idle long enough for a proxy or the server to have dropped it.
+        opts.test_before_acquire_if_idle_for(Duration::from_secs(30));
+        opts.map_sqlx_postgres_opts(|o| o.statement_cache_capacity(STATEMENT_CACHE));
     }
-    Database::connect(opts).await
+    let mut db = Database::connect(opts).await?;
+    db.set_metric_callback(|_| {
+        STATEMENTS.fetch_add(1, Ordering::Relaxed);
+    });
+    Ok(db)
 }
 
 fn sqlx_sqlite_journal_wal() -> sea_orm::sqlx::sqlite::SqliteJournalMode {
@@ -113,6 +148,7 @@ pub async fn migrate(db: &Db) -> Result<(), DbErr> {
 /// Begins a transaction that will write. On SQLite it takes the write lock up front
 /// (`BEGIN IMMEDIATE`), so two writers queue instead of failing on lock upgrade.
 pub async fn write_tx(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    TRANSACTIONS.fetch_add(1, Ordering::Relaxed);
     if db.get_database_backend() == DbBackend::Sqlite {
         db.begin_with_options(TransactionOptions {
             sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),

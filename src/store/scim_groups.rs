@@ -1,9 +1,10 @@
 //! The queries of SCIM groups and memberships (`scim_groups`, `scim_group_members`).
 use super::entities::{scim_group, scim_group_member, user};
 use super::scim_sql::ListSql;
-use sea_orm::sea_query::{OnConflict, Query};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect,
+    Set,
 };
 use serde_json::Value;
 use std::collections::HashMap;
@@ -132,23 +133,25 @@ pub async fn groups_of_users(
     if ids.is_empty() {
         return Ok(out);
     }
-    let links =
-        scim_group_member::Entity::find().filter(scim_group_member::Column::UserId.is_in(ids.to_vec())).all(db).await?;
-    if links.is_empty() {
-        return Ok(out);
-    }
-    let gids: Vec<String> = links.iter().map(|l| l.group_id.clone()).collect();
-    let names: HashMap<String, String> = scim_group::Entity::find()
-        .filter(scim_group::Column::Id.is_in(gids))
+    // One statement (memberships joined to their groups): this runs on every GET of a user.
+    let rows: Vec<(String, String, String)> = scim_group_member::Entity::find()
+        .select_only()
+        .column(scim_group_member::Column::UserId)
+        .column(scim_group_member::Column::GroupId)
+        .column_as(Expr::col((scim_group::Entity, scim_group::Column::DisplayName)), "display_name")
+        .join(
+            JoinType::InnerJoin,
+            scim_group_member::Entity::belongs_to(scim_group::Entity)
+                .from(scim_group_member::Column::GroupId)
+                .to(scim_group::Column::Id)
+                .into(),
+        )
+        .filter(scim_group_member::Column::UserId.is_in(ids.to_vec()))
+        .into_tuple()
         .all(db)
-        .await?
-        .into_iter()
-        .map(|g| (g.id, g.display_name))
-        .collect();
-    for l in links {
-        if let Some(n) = names.get(&l.group_id) {
-            out.entry(l.user_id).or_default().push((l.group_id, n.clone()));
-        }
+        .await?;
+    for (user_id, group_id, name) in rows {
+        out.entry(user_id).or_default().push((group_id, name));
     }
     Ok(out)
 }

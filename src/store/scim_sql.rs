@@ -406,9 +406,27 @@ impl Sql {
                     ColKind::Lower => (x.to_string(), s.to_lowercase()),
                     _ => (format!("lower({x})"), s.to_lowercase()),
                 };
+                // `sw` on a lower-cased column also gets the byte range of its prefix, which an
+                // index on the column serves (a LIKE alone is a scan of the tenant): SQLite's
+                // BINARY order is byte order, and PostgreSQL's `~>=~`/`~<~` compare bytes too
+                // (served by the text_pattern_ops indexes of migration 20261206_400001).
+                // Every row the LIKE accepts is in the range, so the answer is unchanged.
+                let range = (kind == ColKind::Lower && op == CompareOp::Sw && !v.is_empty()).then(|| v.clone());
                 let v = if is_like { like(&v) } else { v };
                 let p = self.bind(v);
-                Ok(format!("({x} IS NOT NULL AND {lhs} {sql_op} {p}{esc})"))
+                let mut out = format!("({x} IS NOT NULL AND {lhs} {sql_op} {p}{esc}");
+                if let Some(lo) = range {
+                    let (ge, lt) = if self.pg() { ("~>=~", "~<~") } else { (">=", "<") };
+                    let hi = prefix_upper_bound(&lo);
+                    let pl = self.bind(lo);
+                    out.push_str(&format!(" AND {x} {ge} {pl}"));
+                    if let Some(hi) = hi {
+                        let ph = self.bind(hi);
+                        out.push_str(&format!(" AND {x} {lt} {ph}"));
+                    }
+                }
+                out.push(')');
+                Ok(out)
             }
             (_, CompValue::Null) => Ok("(1=0)".into()),
         }
@@ -480,6 +498,24 @@ fn pg_path(keys: &[String]) -> String {
     format!("{{{}}}", parts.join(","))
 }
 
+/// The smallest string greater than every string that starts with `prefix` (byte order, which
+/// is code point order in UTF-8): the prefix with its last character incremented (dropped when
+/// it has no successor). `None` when there is no such bound.
+pub fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last as u32 + 1 {
+            0xD800 => Some('\u{E000}'),
+            n => char::from_u32(n),
+        };
+        if let Some(c) = next {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
 /// The SQL of a list or search: `WHERE` (tenant, live resources, the filter) and `ORDER BY`,
 /// built step by step so that a bad filter is reported before a bad `sortBy`.
 pub struct ListSql {
@@ -489,6 +525,8 @@ pub struct ListSql {
     /// Parameters of the `WHERE` clause (the sort expression's come after).
     where_params: usize,
     order: String,
+    /// The filter is an `eq` on a key column (the lookups provisioning clients make).
+    by_key: bool,
 }
 
 impl ListSql {
@@ -502,12 +540,15 @@ impl ListSql {
             conditions.push_str(&format!(" AND {t}.scim IS NOT NULL AND {t}.deleted_at IS NULL"));
         }
         let where_params = sql.params.len();
-        Self { kind, sql, conditions, where_params, order: String::new() }
+        Self { kind, sql, conditions, where_params, order: String::new(), by_key: false }
     }
 
     /// Adds a filter. The error is the `invalidFilter` detail.
     pub fn filter(&mut self, f: &Filter) -> Result<(), String> {
         let cond = self.sql.filter(self.kind, f)?;
+        self.by_key = matches!(f, Filter::Compare { path, op: CompareOp::Eq, .. }
+            if path.sub_attr.is_none()
+                && ["id", "externalId", "userName", "displayName"].iter().any(|k| path.attr.eq_ignore_ascii_case(k)));
         self.conditions.push_str(&format!(" AND {cond}"));
         self.where_params = self.sql.params.len();
         Ok(())
@@ -532,10 +573,31 @@ impl ListSql {
         let (table, t) = table(self.kind);
         let lim = self.sql.bind(count);
         let off = self.sql.bind(start - 1);
-        let sql = format!(
-            "SELECT {t}.* FROM {table} {t} WHERE {} ORDER BY {}{t}.id ASC LIMIT {lim} OFFSET {off}",
-            self.conditions, self.order
-        );
+        // SQLite (and PostgreSQL, given the partial id index) would rather walk the (tenant_id,
+        // id) index in id order than seek the key's index and sort one row: `+id` (`id || ''`)
+        // stops the id index from serving the ORDER BY, so an `externalId eq` is a seek
+        // (measured at 100,000 users on SQLite: 39 ms -> 0.13 ms). Only for key lookups: for a
+        // filter matching most rows the id order is the cheaper plan.
+        let id = match (self.by_key, self.sql.dialect) {
+            (true, Dialect::Sqlite) => format!("+{t}.id"),
+            (true, Dialect::Postgres) => format!("({t}.id || '')"),
+            (false, _) => format!("{t}.id"),
+        };
+        let sql = if self.order.is_empty() {
+            // In id order (no sortBy: how Okta and Entra page): the rows skipped by OFFSET are
+            // index entries (`idx_users_scim_live`, `idx_scim_groups_tenant`; an index-only scan
+            // on PostgreSQL), and only the page's rows are read.
+            format!(
+                "SELECT {t}.* FROM {table} {t} WHERE {t}.id IN (SELECT {t}.id FROM {table} {t} WHERE {} \
+                 ORDER BY {id} ASC LIMIT {lim} OFFSET {off}) ORDER BY {t}.id ASC",
+                self.conditions
+            )
+        } else {
+            format!(
+                "SELECT {t}.* FROM {table} {t} WHERE {} ORDER BY {}{t}.id ASC LIMIT {lim} OFFSET {off}",
+                self.conditions, self.order
+            )
+        };
         (sql, self.sql.params)
     }
 }

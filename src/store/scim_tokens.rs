@@ -1,12 +1,38 @@
 //! SCIM bearer tokens (read by the SCIM surface, created, listed and revoked by the admin API) and
 //! the SCIM request log (batched writes, admin reads).
-use super::entities::{scim_request, scim_token};
+use super::entities::{scim_request, scim_token, tenant};
 use super::page::{self, Order, Page, PageRequest};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
 
-/// The token with this SHA-256 hash, revoked or not.
-pub async fn find_by_hash(db: &impl ConnectionTrait, token_hash: &str) -> Result<Option<scim_token::Model>, DbErr> {
-    scim_token::Entity::find().filter(scim_token::Column::TokenHash.eq(token_hash)).one(db).await
+/// The live (unrevoked) token with this SHA-256 hash together with its tenant, provided the
+/// tenant is the one named by `tenant_key` (its id, or its slug lower-cased), in ONE query: this
+/// runs on every SCIM request, and every statement is a round trip (a thread hop on SQLite).
+/// Nothing is cached, so a revoked token stops working on the next request on every instance.
+pub async fn authenticate(
+    db: &impl ConnectionTrait,
+    token_hash: &str,
+    tenant_key: &str,
+) -> Result<Option<(scim_token::Model, tenant::Model)>, DbErr> {
+    use sea_orm::{FromQueryResult, Iterable};
+    fn cols<C: ColumnTrait + Iterable>(alias: &str) -> String {
+        C::iter().map(|c| format!("{alias}.{0} AS {alias}_{0}", c.as_str())).collect::<Vec<_>>().join(", ")
+    }
+    let backend = db.get_database_backend();
+    let (p1, p2, p3) = match backend {
+        sea_orm::DbBackend::Postgres => ("$1", "$2", "$3"),
+        _ => ("?", "?", "?"),
+    };
+    let sql = format!(
+        "SELECT {}, {} FROM scim_tokens k JOIN tenants t ON t.id = k.tenant_id \
+         WHERE k.token_hash = {p1} AND k.revoked_at IS NULL AND (t.id = {p2} OR t.slug = {p3})",
+        cols::<scim_token::Column>("k"),
+        cols::<tenant::Column>("t"),
+    );
+    let values = [token_hash.into(), tenant_key.into(), tenant_key.to_ascii_lowercase().into()];
+    let Some(row) = db.query_one_raw(sea_orm::Statement::from_sql_and_values(backend, sql, values)).await? else {
+        return Ok(None);
+    };
+    Ok(Some((scim_token::Model::from_query_result(&row, "k_")?, tenant::Model::from_query_result(&row, "t_")?)))
 }
 
 /// Records a token's use.

@@ -912,8 +912,90 @@ async fn wire_format_snapshots(app: &TestApp) {
     insta::assert_json_snapshot!("scim_group_list", redact(&l));
 }
 
+/// The token, its revocation and the tenant are read in one query on every request and never
+/// cached: a token revoked through one instance stops at once on another, the other tokens of
+/// the tenant keep working, and the tenant in the URL may be its slug (any case) or its id.
+async fn token_checked_on_every_request(app: &TestApp) {
+    let s = Scim::setup(app, "acme", "acme.test").await;
+    let second = Scim::token_for(app, "acme").await;
+    let other = app.second_instance().await;
+    let s_other = Scim { app: &other, slug: "acme".into(), token: s.token.clone() };
+    assert_eq!(s.get("/Users").await.0, 200);
+    assert_eq!(s_other.get("/Users").await.0, 200, "the second instance serves the same token");
+    let (_, t) = app.get("/tenants/acme").await;
+    let tenant_id = t["id"].as_str().unwrap().to_string();
+    for key in ["ACME", "Acme", tenant_id.as_str()] {
+        let by = Scim { app, slug: key.into(), token: s.token.clone() };
+        assert_eq!(by.get("/Users").await.0, 200, "{key}");
+    }
+    let (_, list) = app.get("/tenants/acme/scim-tokens").await;
+    let first = list["data"].as_array().unwrap().iter().find(|k| k["last_used_at"].is_string()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Revoked through the first instance, refused at once by both.
+    let (st, _) = app.admin(Method::DELETE, &format!("/tenants/acme/scim-tokens/{first}"), None).await;
+    assert_eq!(st, 204);
+    assert_eq!(s.get("/Users").await.0, 401);
+    assert_eq!(s_other.get("/Users").await.0, 401);
+    assert_eq!(Scim { app, slug: tenant_id.clone(), token: s.token.clone() }.get("/Users").await.0, 401);
+    assert_eq!(second.get("/Users").await.0, 200, "the tenant's other token still works");
+    // The request log still records each request, and the refused ones are not in it.
+    let (st, log) = app.get("/tenants/acme/scim-requests?limit=200").await;
+    assert_eq!(st, 200, "{log}");
+    let rows = log["data"].as_array().unwrap();
+    assert!(rows.len() >= 5, "{log}");
+    assert!(rows.iter().all(|r| r["status"] == 200), "{log}");
+    other.stop().await;
+}
+
+/// A user in more groups than an ID token carries (200, plus the upstream group): the token
+/// has no `groups` but the overage claims pointing at userinfo, which returns them all; at the
+/// limit the token still carries every group.
+async fn groups_claim_overage(app: &TestApp) {
+    let s = Scim::setup(app, "acme", "acme.test").await;
+    let (cid, secret) = app.client("confidential", "ES256").await;
+    let pat = s.user("pat@acme.test", json!({})).await;
+    // 199 SCIM groups + the upstream group: exactly at the limit.
+    let mut gids = Vec::new();
+    for i in 0..200 {
+        let members = if i < 199 { json!([{"value": pat}]) } else { json!([]) };
+        let (st, g) =
+            s.post("/Groups", json!({"schemas": [GROUP], "displayName": format!("g{i:03}"), "members": members})).await;
+        assert_eq!(st, 201, "{g}");
+        gids.push(g["id"].as_str().unwrap().to_string());
+    }
+    let (st, tok) = exchange(app, &cid, secret.as_deref(), &login(app, &cid, "acme", "pat@acme.test").await).await;
+    assert_eq!(st, 200, "{tok}");
+    let claims = verify_jwt(app, tok["id_token"].as_str().unwrap(), &cid).await;
+    assert_eq!(claims["groups"].as_array().map(Vec::len), Some(200), "{claims}");
+    assert!(claims.get("_claim_names").is_none());
+    // One more: overage.
+    let last = gids.last().unwrap();
+    let (st, _) =
+        s.patch(&format!("/Groups/{last}"), json!([{"op": "add", "path": "members", "value": [{"value": pat}]}])).await;
+    assert_eq!(st, 200);
+    let (st, tok) = exchange(app, &cid, secret.as_deref(), &login(app, &cid, "acme", "pat@acme.test").await).await;
+    assert_eq!(st, 200, "{tok}");
+    let claims = verify_jwt(app, tok["id_token"].as_str().unwrap(), &cid).await;
+    assert!(claims.get("groups").is_none(), "{claims}");
+    assert_eq!(claims["_claim_names"], json!({"groups": "src1"}));
+    assert_eq!(claims["_claim_sources"]["src1"]["endpoint"], app.url("/oauth2/userinfo").as_str());
+    let r = app
+        .http
+        .get(app.url("/oauth2/userinfo"))
+        .bearer_auth(tok["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let info: Value = r.json().await.unwrap();
+    assert_eq!(info["groups"].as_array().map(Vec::len), Some(201), "userinfo returns every group");
+}
+
 both!(
     wire_format_snapshots,
+    groups_claim_overage,
+    token_checked_on_every_request,
     provisioning_adopts_users_created_by_sso,
     okta_provisioning_sequence,
     entra_provisioning_sequence,

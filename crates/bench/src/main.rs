@@ -110,6 +110,11 @@ struct Args {
     #[arg(long)]
     json: bool,
 
+    /// Bearer token of the server's `/metrics` (default: $FEDGATE_METRICS_TOKEN): with it, each
+    /// phase also reports the SQL statements and transactions the server ran per request.
+    #[arg(long)]
+    metrics_token: Option<String>,
+
     /// Maximum authorization codes prepared per batch in the `code` phase
     /// (default: concurrency * 250).
     #[arg(long)]
@@ -198,6 +203,10 @@ impl PhaseArg {
                     Phase::ScimCreate,
                     Phase::ScimFilter,
                     Phase::ScimFilter1,
+                    Phase::ScimExtId1,
+                    Phase::ScimGet1,
+                    Phase::ScimGet,
+                    Phase::ScimPatch,
                     Phase::ScimDeactivate,
                 ]
             }
@@ -217,6 +226,10 @@ enum Phase {
     ScimCreate,
     ScimFilter,
     ScimFilter1,
+    ScimExtId1,
+    ScimGet1,
+    ScimGet,
+    ScimPatch,
     ScimDeactivate,
     Flood,
     AcsBurst,
@@ -234,6 +247,10 @@ impl Phase {
             Phase::ScimCreate => "scim-create",
             Phase::ScimFilter => "scim-filter",
             Phase::ScimFilter1 => "scim-filter-1",
+            Phase::ScimExtId1 => "scim-extid-1",
+            Phase::ScimGet1 => "scim-get-1",
+            Phase::ScimGet => "scim-get",
+            Phase::ScimPatch => "scim-patch",
             Phase::ScimDeactivate => "scim-deactivate",
             Phase::Flood => "flood",
             Phase::AcsBurst => "acs-burst",
@@ -286,7 +303,17 @@ async fn run(args: Args) -> Res<Vec<PhaseReport>> {
     };
     let base = Url::parse(&args.url).map_err(|e| format!("bad --url {}: {e}", args.url))?;
 
-    let cpu = CpuSampler::new(args.server_pid.or_else(|| discover_server_pid(&base)));
+    let mut cpu = CpuSampler::new(args.server_pid.or_else(|| discover_server_pid(&base)));
+    if let (Some(token), Some(host), Some(port)) = (
+        args.metrics_token.clone().or_else(|| std::env::var("FEDGATE_METRICS_TOKEN").ok()),
+        base.host_str(),
+        base.port_or_known_default(),
+    ) {
+        cpu.metrics = Some((format!("{host}:{port}"), token));
+        if cpu.db().is_none() {
+            eprintln!("warning: could not read the server's /metrics: no statement counts");
+        }
+    }
     match cpu.pid {
         Some(pid) => eprintln!("server pid {pid} (CPU accounting on, {} ticks/s)", cpu.ticks),
         None => eprintln!("server pid unknown (pass --server-pid for CPU accounting)"),
@@ -322,6 +349,10 @@ async fn run_phase(phase: Phase, ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) 
         Phase::ScimCreate => run_scim_create_phase(ctx, args, cpu, args.concurrency, Phase::ScimCreate).await,
         Phase::ScimFilter => run_scim_filter_phase(ctx, args, cpu, args.concurrency, Phase::ScimFilter).await,
         Phase::ScimFilter1 => run_scim_filter_phase(ctx, args, cpu, 1, Phase::ScimFilter1).await,
+        Phase::ScimExtId1 => run_scim_filter_phase(ctx, args, cpu, 1, Phase::ScimExtId1).await,
+        Phase::ScimGet1 => run_scim_get_phase(ctx, args, cpu, 1, Phase::ScimGet1).await,
+        Phase::ScimGet => run_scim_get_phase(ctx, args, cpu, args.concurrency, Phase::ScimGet).await,
+        Phase::ScimPatch => run_scim_patch_phase(ctx, args, cpu).await,
         Phase::ScimDeactivate => run_scim_deactivate_phase(ctx, args, cpu).await,
         Phase::Flood => flood::run_flood_phase(ctx, args, cpu).await,
         Phase::AcsBurst => burst::run_acs_burst_phase(ctx, args, cpu).await,
@@ -806,6 +837,8 @@ struct Measurement {
     wall: Duration,
     /// Server CPU seconds during the run (None without a PID).
     server_cpu: Option<f64>,
+    /// SQL statements and transactions the server ran during the run (None without /metrics).
+    db: Option<(f64, f64)>,
 }
 
 impl Measurement {
@@ -817,6 +850,7 @@ impl Measurement {
             error_samples: Vec::new(),
             wall: Duration::ZERO,
             server_cpu: Some(0.0),
+            db: Some((0.0, 0.0)),
         })
     }
 
@@ -847,6 +881,10 @@ impl Measurement {
         self.wall += other.wall;
         self.server_cpu = match (self.server_cpu, other.server_cpu) {
             (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
+        self.db = match (self.db, other.db) {
+            (Some(a), Some(b)) => Some((a.0 + b.0, a.1 + b.1)),
             _ => None,
         };
         Ok(())
@@ -905,6 +943,7 @@ where
     }
     total_m.wall = start.elapsed();
     total_m.server_cpu = None;
+    total_m.db = None;
     Ok((total_m, out_states))
 }
 
@@ -915,11 +954,17 @@ where
     F: Fn(S, usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = (S, Result<(), String>)> + Send + 'static,
 {
+    let db_before = cpu.db();
     let before = cpu.sample();
     let (mut m, states) = drive(states, total, None, f).await?;
     let after = cpu.sample();
+    let db_after = cpu.db();
     m.server_cpu = match (before, after) {
         (Some(b), Some(a)) => Some((a - b).max(0.0)),
+        _ => None,
+    };
+    m.db = match (db_before, db_after) {
+        (Some(b), Some(a)) => Some(((a.0 - b.0).max(0.0), (a.1 - b.1).max(0.0))),
         _ => None,
     };
     Ok((m, states))
@@ -1473,7 +1518,11 @@ async fn run_scim_filter_phase(
         async move {
             // Spread lookups over the whole tenant, in a different case than stored.
             let n = (i.wrapping_mul(7919).wrapping_add(13)) % total;
-            let filter = format!("userName eq \"{}\"", scim_user_name(&ctx, n).to_uppercase());
+            let filter = if phase == Phase::ScimExtId1 {
+                format!("externalId eq \"ext-{n}\"")
+            } else {
+                format!("userName eq \"{}\"", scim_user_name(&ctx, n).to_uppercase())
+            };
             let mut url = match Url::parse(&format!("{}/Users", ctx.scim_base)) {
                 Ok(u) => u,
                 Err(e) => return ((), Err(e.to_string())),
@@ -1495,6 +1544,84 @@ async fn run_scim_filter_phase(
     })
     .await?;
     Ok(PhaseReport::new(phase, c, m))
+}
+
+/// `GET /Users/{id}` spread over every user created so far.
+async fn run_scim_get_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler, c: usize, phase: Phase) -> Res<PhaseReport> {
+    let ids: Arc<Vec<String>> = Arc::new(ctx.scim_ids.lock().map_err(|_| "poisoned")?.clone());
+    if ids.is_empty() {
+        return Err("no SCIM users to read".into());
+    }
+    let c2 = Arc::clone(ctx);
+    let (m, _) = measure(cpu, vec![(); c], args.count, move |(), i| {
+        let ctx = Arc::clone(&c2);
+        let ids = Arc::clone(&ids);
+        async move {
+            let r = async {
+                let id = ids.get(i.wrapping_mul(7919).wrapping_add(13) % ids.len()).ok_or("no id")?;
+                let url = format!("{}/Users/{id}", ctx.scim_base);
+                let resp = ctx.http.get(&url).bearer_auth(&ctx.scim_token).send().await.map_err(|e| e.to_string())?;
+                let status = resp.status();
+                let text = resp.text().await.map_err(|e| e.to_string())?;
+                if status != StatusCode::OK || !text.contains(id.as_str()) {
+                    return Err(format!("GET /Users/{id}: {status}: {}", clip(&text)));
+                }
+                Ok::<(), String>(())
+            }
+            .await;
+            ((), r)
+        }
+    })
+    .await?;
+    Ok(PhaseReport::new(phase, c, m))
+}
+
+/// `PATCH /Users/{id}` in the shapes Okta and Entra ID send, alternately: Okta replaces with a
+/// value object and no path, Entra names each attribute path (`Replace`, capitalised).
+async fn run_scim_patch_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) -> Res<PhaseReport> {
+    let c = args.concurrency;
+    let ids: Arc<Vec<String>> = Arc::new(ctx.scim_ids.lock().map_err(|_| "poisoned")?.clone());
+    if ids.is_empty() {
+        return Err("no SCIM users to patch".into());
+    }
+    let c2 = Arc::clone(ctx);
+    let (m, _) = measure(cpu, vec![(); c], args.count, move |(), i| {
+        let ctx = Arc::clone(&c2);
+        let ids = Arc::clone(&ids);
+        async move {
+            let r = async {
+                let id = ids.get(i.wrapping_mul(7919).wrapping_add(13) % ids.len()).ok_or("no id")?;
+                let url = format!("{}/Users/{id}", ctx.scim_base);
+                let body = if i % 2 == 0 {
+                    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                           "Operations": [{"op": "replace", "value": {"name": {"givenName": format!("Okta {i}")}}}]})
+                } else {
+                    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                           "Operations": [{"op": "Replace", "path": "name.givenName", "value": format!("Entra {i}")},
+                                          {"op": "Add", "path": "title", "value": "Engineer"}]})
+                };
+                let resp = ctx
+                    .http
+                    .patch(&url)
+                    .bearer_auth(&ctx.scim_token)
+                    .header(CONTENT_TYPE, "application/scim+json")
+                    .body(body.to_string())
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let status = resp.status();
+                if status != StatusCode::OK {
+                    let text = resp.text().await.unwrap_or_default();
+                    return Err(format!("PATCH /Users/{id}: {status}: {}", clip(&text)));
+                }
+                Ok::<(), String>(())
+            }
+            .await;
+            ((), r)
+        }
+    })
+    .await?;
+    Ok(PhaseReport::new(Phase::ScimPatch, c, m))
 }
 
 async fn run_scim_deactivate_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) -> Res<PhaseReport> {
@@ -1559,6 +1686,8 @@ struct PhaseReport {
     max_ms: f64,
     server_cpu_ms_per_req: Option<f64>,
     server_cores_busy: Option<f64>,
+    db_statements_per_req: Option<f64>,
+    db_tx_per_req: Option<f64>,
     error_samples: Vec<String>,
 }
 
@@ -1582,6 +1711,8 @@ impl PhaseReport {
             max_ms: pick(m.hist.max() as f64 / 1000.0),
             server_cpu_ms_per_req: m.server_cpu.filter(|_| requests > 0).map(|s| s * 1000.0 / requests as f64),
             server_cores_busy: m.server_cpu.filter(|_| seconds > 0.0).map(|s| s / seconds),
+            db_statements_per_req: m.db.filter(|_| requests > 0).map(|d| d.0 / requests as f64),
+            db_tx_per_req: m.db.filter(|_| requests > 0).map(|d| d.1 / requests as f64),
             error_samples: m.error_samples,
         }
     }
@@ -1601,6 +1732,8 @@ impl PhaseReport {
             max_ms: f64,
             server_cpu_ms_per_req: Option<f64>,
             server_cores_busy: Option<f64>,
+            db_statements_per_req: Option<f64>,
+            db_tx_per_req: Option<f64>,
             concurrency: usize,
         }
         let r3 = |x: f64| (x * 1000.0).round() / 1000.0;
@@ -1616,6 +1749,8 @@ impl PhaseReport {
             max_ms: r3(self.max_ms),
             server_cpu_ms_per_req: self.server_cpu_ms_per_req.map(r3),
             server_cores_busy: self.server_cores_busy.map(r3),
+            db_statements_per_req: self.db_statements_per_req.map(r3),
+            db_tx_per_req: self.db_tx_per_req.map(r3),
             concurrency: self.concurrency,
         };
         serde_json::to_string(&line).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
@@ -1625,7 +1760,7 @@ impl PhaseReport {
 fn print_table(reports: &[PhaseReport], args: &Args) {
     let mut out = String::new();
     out.push_str(&format!(
-        "{:<8} {:>5} {:>8} {:>6} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>11} {:>6}\n",
+        "{:<8} {:>5} {:>8} {:>6} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>11} {:>6} {:>8} {:>6}\n",
         "phase",
         "conc",
         "requests",
@@ -1637,12 +1772,14 @@ fn print_table(reports: &[PhaseReport], args: &Args) {
         "p99 ms",
         "max ms",
         "cpu ms/req",
-        "cores"
+        "cores",
+        "stmt/req",
+        "tx/req"
     ));
     for r in reports {
         let opt = |v: Option<f64>, p: usize| v.map_or_else(|| "-".to_owned(), |x| format!("{x:.p$}"));
         out.push_str(&format!(
-            "{:<8} {:>5} {:>8} {:>6} {:>8.2} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>11} {:>6}\n",
+            "{:<8} {:>5} {:>8} {:>6} {:>8.2} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>11} {:>6} {:>8} {:>6}\n",
             r.phase.name(),
             r.concurrency,
             r.requests,
@@ -1655,6 +1792,8 @@ fn print_table(reports: &[PhaseReport], args: &Args) {
             r.max_ms,
             opt(r.server_cpu_ms_per_req, 3),
             opt(r.server_cores_busy, 2),
+            opt(r.db_statements_per_req, 2),
+            opt(r.db_tx_per_req, 2),
         ));
     }
     for r in reports {
@@ -1676,6 +1815,8 @@ fn print_table(reports: &[PhaseReport], args: &Args) {
 struct CpuSampler {
     pid: Option<u32>,
     ticks: f64,
+    /// (host:port, bearer token) of the server's `/metrics`.
+    metrics: Option<(String, String)>,
 }
 
 impl CpuSampler {
@@ -1688,7 +1829,25 @@ impl CpuSampler {
             .and_then(|s| s.trim().parse::<f64>().ok())
             .filter(|t| *t > 0.0)
             .unwrap_or(100.0);
-        CpuSampler { pid, ticks }
+        CpuSampler { pid, ticks, metrics: None }
+    }
+
+    /// The server's `fedgate_db_statements` and `fedgate_db_transactions` (a blocking
+    /// HTTP/1.0 GET of `/metrics`: two per phase, outside the timed requests).
+    fn db(&self) -> Option<(f64, f64)> {
+        use std::io::{Read, Write};
+        let (addr, token) = self.metrics.as_ref()?;
+        let mut s = std::net::TcpStream::connect(addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        write!(s, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n").ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        };
+        Some((value("fedgate_db_statements")?, value("fedgate_db_transactions")?))
     }
 
     /// utime + stime of the whole process (all threads), in seconds.

@@ -65,3 +65,35 @@ fn list_queries() {
     assert!(g.sort(&AttrPath::parse("members").unwrap(), false).is_ok());
     assert!(g.filter(&parse("meta.created co \"x\"").unwrap()).is_err());
 }
+
+#[test]
+fn starts_with_on_a_lower_cased_column_is_an_index_range() {
+    let (s, p) = sql(Dialect::Sqlite, ResourceKind::User, r#"userName sw "Ab_""#);
+    assert_eq!(s, "(u.user_name_lower IS NOT NULL AND u.user_name_lower LIKE ?1 ESCAPE '\\' AND u.user_name_lower >= ?2 AND u.user_name_lower < ?3)");
+    assert_eq!(p, [Param::Text("ab\\_%".into()), Param::Text("ab_".into()), Param::Text("ab`".into())]);
+    let (s, _) = sql(Dialect::Postgres, ResourceKind::Group, r#"displayName sw "eng""#);
+    assert!(
+        s.ends_with("LIKE $1 ESCAPE '\\' AND g.display_name_lower ~>=~ $2 AND g.display_name_lower ~<~ $3)"),
+        "{s}"
+    );
+    // Not for co/ew, nor for columns compared case-exactly.
+    assert!(!sql(Dialect::Sqlite, ResourceKind::User, r#"userName co "ab""#).0.contains(">="));
+    assert!(!sql(Dialect::Sqlite, ResourceKind::User, r#"externalId sw "ab""#).0.contains(">="));
+    assert_eq!(prefix_upper_bound("az"), Some("a{".into()));
+    assert_eq!(prefix_upper_bound("a\u{10FFFF}"), Some("b".into()));
+    assert_eq!(prefix_upper_bound("\u{D7FF}"), Some("\u{E000}".into()));
+    assert_eq!(prefix_upper_bound("\u{10FFFF}"), None);
+}
+
+#[test]
+fn key_lookups_do_not_walk_the_id_index() {
+    let page = |d: Dialect, f: &str| {
+        let mut q = ListSql::new(ResourceKind::User, d, "org_1");
+        q.filter(&parse(f).unwrap()).unwrap();
+        q.page_query(1, 10).0
+    };
+    assert!(page(Dialect::Sqlite, r#"externalId eq "e1""#).contains("ORDER BY +u.id ASC LIMIT"));
+    assert!(page(Dialect::Sqlite, r#"active eq true"#).contains("ORDER BY u.id ASC LIMIT"));
+    assert!(page(Dialect::Postgres, r#"userName eq "a""#).contains("ORDER BY (u.id || '') ASC LIMIT"));
+    assert!(page(Dialect::Postgres, r#"active eq true"#).contains("ORDER BY u.id ASC LIMIT"));
+}
