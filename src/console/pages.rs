@@ -177,7 +177,8 @@ async fn tenant_page(
                    "revoked_at": opt_rfc3339(k.revoked_at)})
         })
         .collect();
-    let links = crate::store::setup_links::page_of_tenant(&st.db, &t.id, PageRequest { cursor: None, limit: 50 }).await?;
+    let links =
+        crate::store::setup_links::page_of_tenant(&st.db, &t.id, PageRequest { cursor: None, limit: 50 }).await?;
     let links: Vec<Value> = links
         .rows
         .into_iter()
@@ -281,8 +282,15 @@ pub async fn create_setup_link(
     let days: i64 = w.form.get("expires_days").and_then(|d| d.trim().parse().ok()).unwrap_or(7);
     let name = w.op.actor_name();
     let actor = Actor { name: &name, ip: &w.op.ip };
-    let r = crate::admin::setup_links::create_setup_link(&st, &actor, &name, &t, &intents, Some(days.saturating_mul(86400)))
-        .await;
+    let r = crate::admin::setup_links::create_setup_link(
+        &st,
+        &actor,
+        &name,
+        &t,
+        &intents,
+        Some(days.saturating_mul(86400)),
+    )
+    .await;
     match r {
         Ok((row, url)) => {
             let shown = json!({"url": url, "expires_at": rfc3339(row.expires_at), "intents": row.intents});
