@@ -179,6 +179,7 @@ async fn read_only_operator_cannot_write(app: &TestApp) {
         ("/console/tenants/acme/scim-tokens".into(), vec![("name", "x")]),
         (format!("/console/tenants/acme/scim-tokens/{tok_id}/revoke"), vec![]),
         ("/console/deliveries/dlv_x/replay".into(), vec![]),
+        ("/console/tenants/acme/setup-links".into(), vec![("intent_sso", "on")]),
     ];
     for (path, mut form) in writes {
         form.push(("csrf", &csrf));
@@ -412,7 +413,61 @@ async fn events_webhooks_and_replay(app: &TestApp) {
     assert_eq!(s, 404);
 }
 
+/// The operator creates a setup link for a tenant (shown once), the link opens the tenant's
+/// portal, and revoking it from the console ends it.
+async fn operator_creates_and_revokes_setup_links(app: &TestApp) {
+    bootstrap(app, "ops@ops.test", OperatorRole::Full).await;
+    app.tenant("acme", "acme.test", &[]).await;
+    let b = sign_in(app, "ops@ops.test").await;
+    let (_, page) = get(app, &b, "/console/tenants/acme").await;
+    assert!(page.contains("data-testid=\"setup-link-form\""), "a full operator sees the form");
+    let csrf = csrf_of(&page);
+    let (s, page) = post(
+        app,
+        &b,
+        "/console/tenants/acme/setup-links",
+        &[("csrf", &csrf), ("intent_sso", "on"), ("intent_scim", "on"), ("expires_days", "3")],
+    )
+    .await;
+    assert_eq!(s, 201, "{page}");
+    let url = page
+        .split("data-testid=\"setup-link-url\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .expect("the link is shown once")
+        .to_string();
+    assert!(url.starts_with(&app.url("/setup/")), "{url}");
+    // The link opens the portal's landing page; the list never shows the token again.
+    let landing = reqwest::get(&url).await.unwrap();
+    assert_eq!(landing.status().as_u16(), 200);
+    let (_, again) = get(app, &b, "/console/tenants/acme").await;
+    let token = url.rsplit('/').next().unwrap();
+    assert!(!again.contains(token), "the list never shows the link again");
+    let (_, links) = app.get("/tenants/acme/setup-links").await;
+    let link = &links["data"][0];
+    assert_eq!(link["intents"], json!(["sso", "scim"]));
+    assert!(link["created_by"].as_str().unwrap().contains("ops@ops.test"), "{link}");
+    // A lifetime outside 1..30 days is refused with the reason.
+    let (s, body) = post(
+        app,
+        &b,
+        "/console/tenants/acme/setup-links",
+        &[("csrf", &csrf), ("intent_sso", "on"), ("expires_days", "90")],
+    )
+    .await;
+    assert_eq!(s, 400, "{body}");
+    // Revoked from the console: the link stops opening the portal.
+    let id = link["id"].as_str().unwrap();
+    let (s, _) = post(app, &b, &format!("/console/tenants/acme/setup-links/{id}/revoke"), &[("csrf", &csrf)]).await;
+    assert_eq!(s, 303);
+    let dead = reqwest::get(&url).await.unwrap();
+    assert_eq!(dead.status().as_u16(), 410);
+    let actions: Vec<String> = audit_actors(app).await.into_iter().map(|(_, a)| a).collect();
+    assert!(actions.contains(&"setup_link.create".into()) && actions.contains(&"setup_link.revoke".into()));
+}
+
 both!(
+    operator_creates_and_revokes_setup_links,
     unauthenticated_is_sent_to_sign_in,
     events_webhooks_and_replay,
     session_cookie_and_sign_out,
