@@ -8,11 +8,18 @@
 // SSO: Okta SAML picked in the wizard, the SP values copied, the pysaml2 IdP's metadata
 // (tests/interop/saml/idp.py) uploaded as a file, a test sign-in in a new tab with its claims.
 //
+// Console: a customer's real SAML login through the connection just activated fails (the IdP
+// asserts an address outside the tenant's domains); the operator (bootstrapped by run.sh with
+// `fedgate console bootstrap`) signs in to /console through the dev connection, searches the
+// traces by that email and reads the failure's cause and fix.
+//
 // Env: FEDGATE_URL, FEDGATE_ADMIN_KEY (lib.sh), SAML_IDP_URL (the pysaml2 IdP), DNS_PORT
-// (fedgate's [dns] resolver port), CHROMIUM (default /usr/bin/chromium), E2E_SCREENSHOTS.
+// (fedgate's [dns] resolver port), CONSOLE_OPERATOR (the bootstrapped operator's email),
+// CHROMIUM (default /usr/bin/chromium), E2E_SCREENSHOTS.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +33,8 @@ const IDP = (process.env.SAML_IDP_URL || '').replace(/\/+$/, '');
 const SLUG = 'contoso';
 const SSO_DOMAIN = 'contoso.com';
 const DOMAIN = 'contoso-e2e.test';
+const OPERATOR = process.env.CONSOLE_OPERATOR || '';
+const OUTSIDER = 'mallory@fabrikam-e2e.test';
 const timings = {};
 mkdirSync(SHOTS, { recursive: true });
 
@@ -54,6 +63,29 @@ async function dnsmasq(records) {
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(child.exitCode, null, 'dnsmasq is running');
   return { stop: () => new Promise((r) => { child.once('exit', r); child.kill(); }) };
+}
+
+/** A new browser context whose pages fail the test on a page error and record CSP violations. */
+async function watchedContext(browser, cspViolations) {
+  const ctx = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+  ctx.on('page', (p) => {
+    p.on('pageerror', (e) => { throw e; });
+    p.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text()); });
+  });
+  return ctx;
+}
+
+/** An app's authorization request (code + PKCE) straight to `connection`. */
+function authorizeUrl(clientId, redirectUri, connection) {
+  const verifier = randomBytes(32).toString('base64url');
+  const u = new URL(`${FEDGATE}/oauth2/authorize`);
+  for (const [k, v] of Object.entries({
+    response_type: 'code', client_id: clientId, redirect_uri: redirectUri, scope: 'openid email profile',
+    state: randomBytes(8).toString('hex'), nonce: randomBytes(8).toString('hex'),
+    code_challenge: createHash('sha256').update(verifier).digest('base64url'), code_challenge_method: 'S256',
+    connection,
+  })) u.searchParams.set(k, v);
+  return u.toString();
 }
 
 /** An Entra-style provisioning sequence against the SCIM base URL, as Entra ID sends it. */
@@ -249,6 +281,65 @@ test('setup portal: link, SCIM with the live check, domain verification', async 
       await dns.stop();
       const t = await admin('GET', `/tenants/${SLUG}`);
       assert.ok(t.json.domains.includes(DOMAIN), 'the verified domain is a domain of the tenant');
+    });
+
+    await timed('console_failed_login', async () => {
+      assert.ok(OPERATOR, 'CONSOLE_OPERATOR');
+      // A customer signs in to an app through Contoso's SAML connection; the IdP asserts an
+      // address outside Contoso's domains, so the login fails (email_domain_not_allowed).
+      const r = await fetch(`${IDP}/mode`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ attributes: { email: [OUTSIDER], givenName: ['Mallory'], sn: ['Moss'], displayName: ['Mallory Moss'] } }),
+      });
+      assert.equal(r.status, 200);
+      const redirect = 'http://127.0.0.1:9/cb';
+      const app = await create('/clients', { name: 'Contoso app (e2e)', type: 'confidential', redirect_uris: [redirect] });
+      const conns = await admin('GET', `/tenants/${SLUG}/connections`);
+      assert.equal(conns.status, 200, conns.text);
+      const saml = conns.json.data.filter((c) => c.type === 'saml');
+      assert.equal(saml.length, 1, conns.text);
+      const customer = await watchedContext(browser, cspViolations);
+      const cpage = await customer.newPage();
+      await cpage.goto(authorizeUrl(app.client_id || app.id, redirect, saml[0].id));
+      await cpage.getByText('email_domain_not_allowed').waitFor({ timeout: 20000 });
+      const errorText = await cpage.locator('body').innerText();
+      const traceId = (errorText.match(/Trace (lgn_[A-Za-z0-9_-]+)/) || [])[1];
+      assert.ok(traceId, `the error page names the trace: ${errorText}`);
+      await customer.close();
+
+      // The operator signs in to the console (dev connection of the operators' tenant).
+      const ops = await watchedContext(browser, cspViolations);
+      const op = await ops.newPage();
+      await op.goto(`${FEDGATE}/console/login?email=${encodeURIComponent(OPERATOR)}`);
+      await op.locator('button[value=approve]').click();
+      await op.waitForURL(`${FEDGATE}/console`);
+      assert.match(await op.getByTestId('operator').innerText(), new RegExp(OPERATOR.replace(/\./g, '\\.')));
+      // Searches the login traces by the customer's email.
+      await op.getByTestId('nav-logins').click();
+      await op.waitForURL(`${FEDGATE}/console/logins`);
+      await op.getByTestId('search-email').fill(OUTSIDER);
+      await op.getByTestId('search-submit').click();
+      const row = op.locator(`[data-testid=trace-row][data-trace-id="${traceId}"]`);
+      await row.waitFor();
+      assert.equal(await op.getByTestId('trace-row').count(), 1, 'only the failed login matches');
+      const rowText = await row.innerText();
+      assert.match(rowText, /failed/);
+      assert.match(rowText, /email_domain_not_allowed/);
+      assert.match(await row.getByTestId('trace-why').innerText(), /Email outside the tenant's domains/);
+      await shot(op, 'console-trace-search');
+      // Opens the trace and reads its cause and fix.
+      await row.getByTestId('trace-link').click();
+      await op.waitForURL(`${FEDGATE}/console/logins/${traceId}`);
+      assert.equal(await op.getByTestId('trace-id').innerText(), traceId);
+      assert.equal(await op.getByTestId('trace-status').innerText(), 'failed');
+      assert.equal(await op.getByTestId('trace-code').innerText(), 'email_domain_not_allowed');
+      const cause = await op.getByTestId('trace-cause').innerText();
+      assert.match(cause, /outside the organization's domains/);
+      assert.match(cause, /The address is at fabrikam-e2e\.test/);
+      assert.match(cause, new RegExp(SSO_DOMAIN.replace('.', '\\.')));
+      assert.match(await op.getByTestId('trace-fix').innerText(), /Add the domain to the organization/);
+      await shot(op, 'console-trace-cause');
+      await ops.close();
     });
     assert.deepEqual(cspViolations, [], 'no CSP violation');
   } finally {

@@ -2,7 +2,8 @@
 # Browser E2E of the setup portal: the pysaml2 IdP of tests/interop/saml (the customer's SAML
 # IdP), a throw-away fedgate (dev mode) whose DNS resolver is a
 # dnsmasq on a free port (started by flow.mjs with the records each step needs), Debian's
-# chromium driven by playwright-core (pinned in package-lock.json). Screenshots and timings.json
+# chromium driven by playwright-core (pinned in package-lock.json). Last, an operator bootstrapped
+# with `fedgate console bootstrap` finds a failed login in the console. Screenshots and timings.json
 # go to target/e2e-screenshots/.
 #
 # Usage: tests/interop/portal/run.sh [sqlite|postgres]
@@ -50,6 +51,11 @@ DNS_PORT="$(fg_free_port)"
 export FEDGATE__DNS__RESOLVER="127.0.0.1:$DNS_PORT"
 fg_npm_ci "$HERE"
 fg_start_fedgate interop-portal
+# The console's operator, bootstrapped beside the running server (a CLI command on the same
+# database; dev mode gives the operators' tenant a dev connection, so no IdP is needed).
+export CONSOLE_OPERATOR="operator@ops.e2e.test"
+(cd "$FG_TMP" && "$FEDGATE_BIN" console bootstrap --email "$CONSOLE_OPERATOR" >>"$FG_LOG" 2>&1) \
+  || fg_die "fedgate console bootstrap failed"
 start_idp
 SHOTS="$FG_ROOT/target/e2e-screenshots/$MODE"
 rm -rf "$SHOTS"
