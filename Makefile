@@ -22,6 +22,7 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	bash scripts/deny.sh
 	bash scripts/openapi-check.sh
+	bash monitoring/check.sh
 
 ## The admin API's OpenAPI document, checked by openapi-spec-validator (pinned, PyPI).
 openapi:

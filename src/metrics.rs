@@ -63,6 +63,12 @@ pub const GAUGES: &[(&str, &str)] = &[
     ("fedgate_db_transactions", "Database transactions this instance has begun since it started."),
 ];
 
+/// Days until the last trusted IdP signing certificate of a SAML connection expires (a gauge
+/// with the labels tenant and connection, computed at scrape time).
+pub const CERT_EXPIRY: &str = "fedgate_saml_certificate_expiry_days";
+const CERT_EXPIRY_HELP: &str =
+    "Days until the newest trusted IdP signing certificate of each enabled SAML connection expires.";
+
 /// Labels as the generic call sites give them: (name, value) in the call site's order.
 type Labels = Vec<(&'static str, String)>;
 type HistogramFamily<S> = Family<S, Histogram, fn() -> Histogram>;
@@ -189,6 +195,12 @@ impl Metrics {
     /// The exposition text (Prometheus text format 0.0.4); `gauges` are (name, value) pairs
     /// computed by the caller, for names in [`GAUGES`].
     pub fn render(&self, gauges: &[(&'static str, f64)]) -> String {
+        self.render_with(gauges, &[])
+    }
+
+    /// [`Metrics::render`] plus `fedgate_saml_certificate_expiry_days{tenant, connection}` for
+    /// each (tenant id, connection id, days) given (computed from the database at scrape time).
+    pub fn render_with(&self, gauges: &[(&'static str, f64)], cert_expiry: &[(String, String, f64)]) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
@@ -200,6 +212,14 @@ impl Metrics {
                 let (n, h) = registered(name, help);
                 scraped.register(n, h, gauge);
             }
+        }
+        if !cert_expiry.is_empty() {
+            let family = Family::<Vec<(&'static str, String)>, Gauge<f64, AtomicU64>>::default();
+            for (tenant, connection, days) in cert_expiry {
+                family.get_or_create(&vec![("tenant", tenant.clone()), ("connection", connection.clone())]).set(*days);
+            }
+            let (n, h) = registered(CERT_EXPIRY, CERT_EXPIRY_HELP);
+            scraped.register(n, h, family);
         }
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &scraped);
         out

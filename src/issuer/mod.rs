@@ -52,12 +52,16 @@ pub async fn metrics_text(st: &AppState) -> HttpResponse {
     let count = count.unwrap_or(0) as f64;
     let lag = oldest.ok().flatten().map(|created_at| (now - created_at).max(0) as f64).unwrap_or(0.0);
     let (statements, transactions) = crate::store::db_counters();
-    let body = st.metrics.render(&[
-        ("fedgate_deliveries_pending", count),
-        ("fedgate_deliveries_lag_seconds", lag),
-        ("fedgate_db_statements", statements as f64),
-        ("fedgate_db_transactions", transactions as f64),
-    ]);
+    let certs = crate::upstream::saml::certificate_expiry_days(&st.db, now).await;
+    let body = st.metrics.render_with(
+        &[
+            ("fedgate_deliveries_pending", count),
+            ("fedgate_deliveries_lag_seconds", lag),
+            ("fedgate_db_statements", statements as f64),
+            ("fedgate_db_transactions", transactions as f64),
+        ],
+        &certs,
+    );
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(body)
 }
 

@@ -219,3 +219,33 @@ async fn a_restored_backup_signs_in(app: &TestApp) {
     assert_eq!(kid, old_kid);
     restored.stop().await;
 }
+
+/// `/metrics` shows each enabled SAML connection's days to certificate expiry (the alert rule
+/// FedgateSamlCertificateExpiring in monitoring/prometheus/alerts.yml reads it).
+async fn saml_certificate_expiry_is_exported(backend: crate::common::Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.metrics.token = Some(fedgate::config::SecretString("m-token-123".into()));
+        c.allow_private_network = true;
+    })
+    .await;
+    let conn = crate::saml::saml_tenant(&app, "acme", "acme.test", json!({})).await;
+    let text = app.http.get(app.url("/metrics")).bearer_auth("m-token-123").send().await.unwrap().text().await.unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("fedgate_saml_certificate_expiry_days{") && l.contains(&conn.id))
+        .unwrap_or_else(|| panic!("no expiry gauge for {}:\n{text}", conn.id));
+    let days: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(days > 0.0, "{line}");
+    assert!(text.contains("# TYPE fedgate_saml_certificate_expiry_days gauge"), "{text}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml_certificate_expiry_is_exported_sqlite() {
+    saml_certificate_expiry_is_exported(crate::common::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml_certificate_expiry_is_exported_postgres() {
+    saml_certificate_expiry_is_exported(crate::common::Backend::Postgres).await;
+}

@@ -841,3 +841,23 @@ impl SamlConnector {
         Ok(Completed { identity, one_time: Some(OneTimeUse { key: a.assertion_id, until: a.expires_at }), notes })
     }
 }
+
+/// (tenant id, connection id, days) for every enabled SAML connection: days until its newest
+/// trusted IdP signing certificate expires (negative once expired). For the metrics scrape; a
+/// database error yields nothing (the scrape still answers).
+pub async fn certificate_expiry_days(db: &crate::store::Db, now: i64) -> Vec<(String, String, f64)> {
+    let Ok(rows) = crate::store::connections::all_of_type(db, "saml").await else { return Vec::new() };
+    let mut out = Vec::new();
+    for row in rows.into_iter().filter(|r| r.enabled) {
+        let Ok(crate::upstream::connections::ConnectionConfig::Saml(cfg)) =
+            crate::upstream::connections::ConnectionConfig::from_row(&row)
+        else {
+            continue;
+        };
+        let newest = cfg.idp_certificates.iter().filter_map(|c| metadata::cert_info(c).ok()).map(|i| i.not_after).max();
+        if let Some(not_after) = newest {
+            out.push((row.tenant_id.clone(), row.id.clone(), ((not_after - now) as f64 / 86400.0).floor()));
+        }
+    }
+    out
+}
