@@ -171,22 +171,31 @@ impl AppState {
         self.limits.housekeeping();
         let mut ran = Vec::new();
         for job in JOBS {
-            let now = self.clock.now();
-            if !crate::store::jobs::try_lease(&self.db, job, &self.instance_id, now, JOB_LEASE_SECS)
-                .await
-                .map_err(crate::keys::KeyError::from)?
-            {
-                continue;
+            if self.leased(job, JOB_LEASE_SECS, self.run_job(job)).await?.is_some() {
+                ran.push(job);
             }
-            let started = std::time::Instant::now();
-            let r = self.run_job(job).await;
-            let result = if r.is_ok() { "ok" } else { "error" };
-            self.metrics.inc("fedgate_job_runs_total", &[("job", job), ("result", result)]);
-            self.metrics.observe("fedgate_job_duration_seconds", &[("job", job)], started.elapsed().as_secs_f64());
-            r?;
-            ran.push(job);
         }
         Ok(ran)
+    }
+
+    /// Runs `work` as the scheduled job `job` if this instance takes the job's lease for `ttl`
+    /// seconds (`None`: another instance holds it), and records the run in
+    /// `fedgate_job_runs_total` / `fedgate_job_duration_seconds`.
+    pub async fn leased<E: From<crate::store::conn::DbErr>>(
+        &self,
+        job: &'static str,
+        ttl: i64,
+        work: impl std::future::Future<Output = Result<(), E>>,
+    ) -> Result<Option<()>, E> {
+        if !crate::store::jobs::try_lease(&self.db, job, &self.instance_id, self.clock.now(), ttl).await? {
+            return Ok(None);
+        }
+        let started = std::time::Instant::now();
+        let r = work.await;
+        let result = if r.is_ok() { "ok" } else { "error" };
+        self.metrics.inc("fedgate_job_runs_total", &[("job", job), ("result", result)]);
+        self.metrics.observe("fedgate_job_duration_seconds", &[("job", job)], started.elapsed().as_secs_f64());
+        r.map(Some)
     }
 
     async fn run_job(&self, job: &str) -> Result<(), crate::keys::KeyError> {
@@ -317,24 +326,12 @@ pub async fn start_on(state: AppState, listener: std::net::TcpListener) -> Resul
                         tick.tick().await;
                         let now = st.clock.now();
                         // One instance a round (the job's lease, see store::jobs).
-                        match crate::store::jobs::try_lease(&st.db, "domain_checks", &st.instance_id, now, 25).await {
-                            Ok(true) => {}
-                            Ok(false) => continue,
-                            Err(e) => {
-                                crate::util::log_internal("taking the domain_checks lease failed", &e);
-                                continue;
-                            }
-                        }
-                        let started = std::time::Instant::now();
-                        let r = crate::tenant::domain_claims::check_due(&st.db, &*st.rng, &checker, now, 20).await;
-                        let result = if r.is_ok() { "ok" } else { "error" };
-                        st.metrics.inc("fedgate_job_runs_total", &[("job", "domain_checks"), ("result", result)]);
-                        st.metrics.observe(
-                            "fedgate_job_duration_seconds",
-                            &[("job", "domain_checks")],
-                            started.elapsed().as_secs_f64(),
-                        );
-                        if let Err(e) = r {
+                        let check = async {
+                            crate::tenant::domain_claims::check_due(&st.db, &*st.rng, &checker, now, 20)
+                                .await
+                                .map(|_| ())
+                        };
+                        if let Err(e) = st.leased("domain_checks", 25, check).await {
                             crate::util::log_internal("checking domain claims failed", &e);
                         }
                     }

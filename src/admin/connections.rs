@@ -134,10 +134,6 @@ fn event(tenant: &tenant::Model, kind: &str, data: Value) -> NewEvent {
     NewEvent { tenant_id: Some(tenant.id.clone()), event_type: kind.into(), data }
 }
 
-async fn tenant_of(state: &AppState, key: &str) -> Result<tenant::Model, ApiError> {
-    crate::tenant::find(&state.db, key).await?.ok_or_else(|| ApiError::not_found("tenant"))
-}
-
 async fn load(state: &AppState, tenant: &tenant::Model, id: &str) -> Result<connection::Model, ApiError> {
     // Another tenant's connection is simply not found here.
     store::get_of_tenant(&state.db, &tenant.id, id).await?.ok_or_else(|| ApiError::not_found("connection"))
@@ -192,7 +188,7 @@ pub async fn create(
     path: web::Path<String>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant_of(&state, &path).await?;
+    let tenant = super::tenant_or_404(&state, &path).await?;
     let Common { mut fields, kind, name, enabled } = take_common(body.into_inner())?;
     let kind =
         kind.ok_or_else(|| ApiError::invalid("type", ErrorCode::MissingField, "type is required (dev, oidc or saml)"))?;
@@ -246,7 +242,7 @@ pub async fn list(
     path: web::Path<String>,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant_of(&state, &path).await?;
+    let tenant = super::tenant_or_404(&state, &path).await?;
     let rows = store::page_of_tenant(&state.db, &tenant.id, q.request()?).await?;
     Ok(HttpResponse::Ok().json(page_of(rows, |r| show(&state, &r))))
 }
@@ -262,7 +258,7 @@ pub async fn get(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (t, id) = path.into_inner();
-    let tenant = tenant_of(&state, &t).await?;
+    let tenant = super::tenant_or_404(&state, &t).await?;
     Ok(HttpResponse::Ok().json(show(&state, &load(&state, &tenant, &id).await?)))
 }
 
@@ -278,7 +274,7 @@ pub async fn update(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let (t, id) = path.into_inner();
-    let tenant = tenant_of(&state, &t).await?;
+    let tenant = super::tenant_or_404(&state, &t).await?;
     let row = load(&state, &tenant, &id).await?;
     let Common { mut fields, kind, name, enabled } = take_common(body.into_inner())?;
     if kind.is_some_and(|k| k != row.conn_type) {
@@ -372,7 +368,7 @@ pub async fn remove(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (t, id) = path.into_inner();
-    let tenant = tenant_of(&state, &t).await?;
+    let tenant = super::tenant_or_404(&state, &t).await?;
     let row = load(&state, &tenant, &id).await?;
     let now = state.clock.now();
     let tx = audited::begin(&state.db).await?;
@@ -400,7 +396,7 @@ pub async fn refresh_metadata(
 ) -> Result<HttpResponse, ApiError> {
     use crate::upstream::saml::refresh::{refresh_one, Refreshed};
     let (t, id) = path.into_inner();
-    let tenant = tenant_of(&state, &t).await?;
+    let tenant = super::tenant_or_404(&state, &t).await?;
     let row = load(&state, &tenant, &id).await?;
     let has_url = matches!(ConnectionConfig::from_row(&row), Ok(ConnectionConfig::Saml(c)) if c.metadata_url.is_some());
     if !has_url {
@@ -461,7 +457,7 @@ pub async fn activate(
 ) -> Result<HttpResponse, ApiError> {
     let (t, id) = path.into_inner();
     let force = body.map(|b| b.force).unwrap_or(false);
-    let tenant = tenant_of(&state, &t).await?;
+    let tenant = super::tenant_or_404(&state, &t).await?;
     let row = load(&state, &tenant, &id).await?;
     if row.state == connection::ConnectionState::Active {
         return Ok(HttpResponse::Ok().json(show(&state, &row)));

@@ -21,6 +21,11 @@ use utoipa_actix_web::{scope, AppExt};
 
 pub use auth::Admin;
 
+/// The tenant a `{tenant}` path segment names (id or slug), or 404 `not_found`.
+pub async fn tenant_or_404(st: &AppState, key: &str) -> Result<crate::store::entities::tenant::Model, ApiError> {
+    crate::tenant::find(&st.db, key).await?.ok_or_else(|| ApiError::not_found("tenant"))
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "fedgate admin API", version = "1", description = "Manage tenants, their connections, and the OAuth clients (apps) that trust fedgate."),

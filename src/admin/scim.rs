@@ -60,10 +60,6 @@ pub struct ScimRequestView {
     pub created_at: String,
 }
 
-async fn tenant(st: &AppState, key: &str) -> Result<crate::store::entities::tenant::Model, ApiError> {
-    crate::tenant::find(&st.db, key).await?.ok_or_else(|| ApiError::not_found("tenant"))
-}
-
 /// Create a SCIM token for a tenant. The token is in this response only.
 #[utoipa::path(post, path = "/tenants/{tenant}/scim-tokens", operation_id = "createScimToken", tag = "scim", request_body = CreateScimToken,
     params(("tenant" = String, Path, description = "Tenant id or slug")),
@@ -75,7 +71,7 @@ pub async fn create_token(
     path: web::Path<String>,
     body: web::Json<CreateScimToken>,
 ) -> Result<HttpResponse, ApiError> {
-    let t = tenant(&st, &path).await?;
+    let t = super::tenant_or_404(&st, &path).await?;
     let (row, token) = create_scim_token(&st, &a.actor(), &t, &body.name).await?;
     Ok(HttpResponse::Created().json(view(&st, &t.slug, row, Some(token))))
 }
@@ -119,7 +115,7 @@ pub async fn list_tokens(
     path: web::Path<String>,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let t = tenant(&st, &path).await?;
+    let t = super::tenant_or_404(&st, &path).await?;
     let rows = store::page_tokens(&st.db, &t.id, q.request()?).await?;
     Ok(HttpResponse::Ok().json(page_of(rows, |r| view(&st, &t.slug, r, None))))
 }
@@ -134,7 +130,7 @@ pub async fn revoke_token(
     st: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let t = tenant(&st, &path.0).await?;
+    let t = super::tenant_or_404(&st, &path.0).await?;
     revoke_scim_token(&st, &a.actor(), &t.id, &path.1).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -165,7 +161,7 @@ pub async fn list_requests(
     path: web::Path<String>,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let t = tenant(&st, &path).await?;
+    let t = super::tenant_or_404(&st, &path).await?;
     let req = q.request()?;
     st.scim_log.flush(&st.db).await?;
     let rows = store::page_requests(&st.db, &t.id, req).await?;

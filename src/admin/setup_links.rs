@@ -73,10 +73,6 @@ pub fn view(now: i64, l: setup_link::Model, url: Option<String>) -> SetupLinkVie
     }
 }
 
-async fn tenant(st: &AppState, key: &str) -> Result<crate::store::entities::tenant::Model, ApiError> {
-    crate::tenant::find(&st.db, key).await?.ok_or_else(|| ApiError::not_found("tenant"))
-}
-
 /// The intents of a request: known, at least one, each once (in the portal's order).
 fn parse_intents(given: &[String]) -> Result<Vec<Intent>, ApiError> {
     let mut out = Vec::new();
@@ -114,7 +110,7 @@ pub async fn create(
     path: web::Path<String>,
     body: web::Json<CreateSetupLink>,
 ) -> Result<HttpResponse, ApiError> {
-    let t = tenant(&st, &path).await?;
+    let t = super::tenant_or_404(&st, &path).await?;
     let (row, url) = create_setup_link(&st, &a.actor(), &a.key_name, &t, &body.intents, body.expires_in).await?;
     let now = st.clock.now();
     Ok(HttpResponse::Created().insert_header(("Cache-Control", "no-store")).json(view(now, row, Some(url))))
@@ -181,7 +177,7 @@ pub async fn list(
     path: web::Path<String>,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let t = tenant(&st, &path).await?;
+    let t = super::tenant_or_404(&st, &path).await?;
     let now = st.clock.now();
     let page = store::page_of_tenant(&st.db, &t.id, q.request()?).await?;
     Ok(HttpResponse::Ok().json(page_of(page, |l| view(now, l, None))))
@@ -198,7 +194,7 @@ pub async fn revoke(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (tk, id) = path.into_inner();
-    let t = tenant(&st, &tk).await?;
+    let t = super::tenant_or_404(&st, &tk).await?;
     revoke_setup_link(&st, &a.actor(), &t.id, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
