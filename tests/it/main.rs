@@ -30,3 +30,4 @@ mod store_admin;
 mod store_issuer;
 mod upstream_checks;
 mod upstream_oidc;
+mod verify;
