@@ -66,7 +66,10 @@ async fn verifies_real_tokens_and_names_the_failed_check(app: &TestApp) {
     let acme_only = verifier(app, &cid, TokenKind::Access).tenant(acme_id).build().unwrap();
     acme_only.verify(&acme_at).await.unwrap();
     let e = acme_only.verify(&globex_at).await.unwrap_err();
-    assert_eq!(e, VerifyError::Tenant { expected: vec![acme_id.to_string()], found: globex["id"].as_str().map(str::to_string) });
+    assert_eq!(
+        e,
+        VerifyError::Tenant { expected: vec![acme_id.to_string()], found: globex["id"].as_str().map(str::to_string) }
+    );
     assert!(e.to_string().starts_with("tenant check failed"), "{e}");
     let any = verifier(app, &cid, TokenKind::Access).build().unwrap();
     any.verify_for_tenant(&globex_at, globex["id"].as_str().unwrap()).await.unwrap();
@@ -91,7 +94,7 @@ async fn picks_up_a_key_rotation_with_one_refresh_a_minute(app: &TestApp) {
     let v = verifier(app, &cid, TokenKind::Access).build().unwrap();
     let (before, _) = tokens(app, &cid, &secret, "acme").await;
     v.verify(&before).await.unwrap(); // JWKS fetched: the active and the next key
-    // A forced rotation activates the key that was published ahead: already in the cache.
+                                      // A forced rotation activates the key that was published ahead: already in the cache.
     app.state.keys.rotate(true).await.unwrap();
     let (after_one, _) = tokens(app, &cid, &secret, "acme").await;
     assert_ne!(jwt_header(&after_one)["kid"], jwt_header(&before)["kid"]);
@@ -135,7 +138,10 @@ async fn actix_extractor_answers_rfc6750(app: &TestApp) {
     let r = test::call_service(&svc, call(Some(id))).await;
     assert_eq!(r.status(), 401);
     let h = r.headers().get("www-authenticate").unwrap().to_str().unwrap();
-    assert!(h.starts_with(r#"Bearer error="invalid_token", error_description="type check failed: expected `at+jwt`"#), "{h}");
+    assert!(
+        h.starts_with(r#"Bearer error="invalid_token", error_description="type check failed: expected `at+jwt`"#),
+        "{h}"
+    );
     let r = test::call_service(&svc, call(None)).await;
     assert_eq!((r.status().as_u16(), r.headers().get("www-authenticate").unwrap().to_str().unwrap()), (401, "Bearer"));
 }

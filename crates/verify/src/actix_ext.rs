@@ -17,8 +17,8 @@ impl<C: DeserializeOwned + 'static> FromRequest for VerifiedToken<C> {
             .app_data::<web::Data<Verifier>>()
             .map(|d| d.get_ref().clone())
             .or_else(|| req.app_data::<Verifier>().cloned());
-        let token = bearer_token(req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))
-            .map(str::to_string);
+        let token =
+            bearer_token(req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())).map(str::to_string);
         Box::pin(async move {
             let verifier = verifier.ok_or(BearerError::NoVerifier)?;
             let token = token?;

@@ -24,8 +24,9 @@ where
 impl IntoResponse for BearerError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::UNAUTHORIZED);
-        let mut r = (status, [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], self.body())
-            .into_response();
+        let mut r =
+            (status, [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], self.body())
+                .into_response();
         if let Some(v) = self.www_authenticate().and_then(|v| HeaderValue::from_str(&v).ok()) {
             r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }

@@ -37,7 +37,10 @@ impl Key {
 #[derive(Debug, Clone)]
 pub(crate) enum Source {
     /// `{issuer}/.well-known/openid-configuration`, whose `issuer` must equal the configured one.
-    Discovery { url: String, issuer: String },
+    Discovery {
+        url: String,
+        issuer: String,
+    },
     Jwks(String),
 }
 
@@ -55,7 +58,14 @@ pub(crate) struct CacheConfig {
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        Self { refresh_interval: 60, retry_interval: 5, default_ttl: 300, min_ttl: 30, max_ttl: 3600, max_body: 256 * 1024 }
+        Self {
+            refresh_interval: 60,
+            retry_interval: 5,
+            default_ttl: 300,
+            min_ttl: 30,
+            max_ttl: 3600,
+            max_body: 256 * 1024,
+        }
     }
 }
 

@@ -65,7 +65,8 @@ impl TestKey {
     }
 
     pub fn sign_raw(&self, header: &Value, claims: &Value) -> String {
-        let input = format!("{}.{}", b64(&serde_json::to_vec(header).unwrap()), b64(&serde_json::to_vec(claims).unwrap()));
+        let input =
+            format!("{}.{}", b64(&serde_json::to_vec(header).unwrap()), b64(&serde_json::to_vec(claims).unwrap()));
         let rng = SystemRandom::new();
         let s = match &self.inner {
             Inner::Es(k) => k.sign(&rng, input.as_bytes()).unwrap().as_ref().to_vec(),
@@ -147,7 +148,11 @@ impl Mock {
                     let (status, cc, body) = if path == "/.well-known/openid-configuration" {
                         state.discovery_hits.fetch_add(1, Ordering::SeqCst);
                         let iss = state.issuer.lock().unwrap().clone().unwrap_or(base.clone());
-                        (200, "max-age=3600".to_string(), json!({"issuer": iss, "jwks_uri": format!("{base}/jwks")}).to_string())
+                        (
+                            200,
+                            "max-age=3600".to_string(),
+                            json!({"issuer": iss, "jwks_uri": format!("{base}/jwks")}).to_string(),
+                        )
                     } else if path == "/jwks" {
                         state.jwks_hits.fetch_add(1, Ordering::SeqCst);
                         state.received.notify_one();
@@ -265,7 +270,10 @@ async fn expiry_and_not_before_honour_the_leeway() {
     v.verify(&key.sign("at+jwt", &c)).await.unwrap();
     let mut c = access_claims(&mock.base);
     c["iat"] = json!(NOW + 120);
-    assert!(matches!(v.verify(&key.sign("at+jwt", &c)).await.unwrap_err(), VerifyError::NotYetValid { claim: "iat", .. }));
+    assert!(matches!(
+        v.verify(&key.sign("at+jwt", &c)).await.unwrap_err(),
+        VerifyError::NotYetValid { claim: "iat", .. }
+    ));
 }
 
 #[tokio::test]
@@ -345,7 +353,10 @@ async fn malformed_tokens_and_missing_claims() {
     for t in ["", "a.b", "a.b.c.d", "!!!.e30.c2ln", "e30.e30.c2ln", long.as_str()] {
         assert_eq!(v.verify(t).await.unwrap_err().check(), "malformed", "{t:.20}");
     }
-    let crit = key.sign_raw(&json!({"alg": "ES256", "kid": "k1", "typ": "at+jwt", "crit": ["b64"], "b64": false}), &access_claims(&mock.base));
+    let crit = key.sign_raw(
+        &json!({"alg": "ES256", "kid": "k1", "typ": "at+jwt", "crit": ["b64"], "b64": false}),
+        &access_claims(&mock.base),
+    );
     assert!(v.verify(&crit).await.unwrap_err().to_string().contains("crit"));
     let not_object = key.sign("at+jwt", &json!(["x"]));
     assert_eq!(v.verify(&not_object).await.unwrap_err().check(), "malformed");
@@ -553,7 +564,10 @@ fn bearer_header_parsing_and_rfc6750_answers() {
     let e = BearerError::Verify(VerifyError::Issuer { expected: "a\"b\\c".into(), found: Some("é".into()) });
     assert_eq!(e.status(), 401);
     let h = e.www_authenticate().unwrap();
-    assert_eq!(h, r#"Bearer error="invalid_token", error_description="issuer check failed: expected `a'b/c`, found `?`""#);
+    assert_eq!(
+        h,
+        r#"Bearer error="invalid_token", error_description="issuer check failed: expected `a'b/c`, found `?`""#
+    );
     assert!(h.chars().all(|c| (' '..='~').contains(&c)));
     let down = BearerError::Verify(VerifyError::JwksFetch("down".into()));
     assert_eq!((down.status(), down.www_authenticate()), (503, None));
@@ -566,20 +580,29 @@ async fn actix_extractor_answers_401_with_the_failed_check() {
     let key = TestKey::new(Alg::ES256, "k1");
     let mock = Mock::start(&[&key]).await;
     let v = mock.builder(&ManualClock::new(NOW)).build().unwrap();
-    let app = test::init_service(App::new().app_data(web::Data::new(v)).route(
-        "/me",
-        web::get().to(|t: VerifiedToken| async move { HttpResponse::Ok().body(t.sub.clone()) }),
-    ))
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(v))
+            .route("/me", web::get().to(|t: VerifiedToken| async move { HttpResponse::Ok().body(t.sub.clone()) })),
+    )
     .await;
     let good = key.sign("at+jwt", &access_claims(&mock.base));
-    let r = test::call_service(&app, test::TestRequest::get().uri("/me").insert_header(("Authorization", format!("Bearer {good}"))).to_request()).await;
+    let r = test::call_service(
+        &app,
+        test::TestRequest::get().uri("/me").insert_header(("Authorization", format!("Bearer {good}"))).to_request(),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(test::read_body(r).await, "usr_1");
     let r = test::call_service(&app, test::TestRequest::get().uri("/me").to_request()).await;
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers().get("www-authenticate").unwrap(), "Bearer");
     let id = key.sign("JWT", &access_claims(&mock.base));
-    let r = test::call_service(&app, test::TestRequest::get().uri("/me").insert_header(("Authorization", format!("Bearer {id}"))).to_request()).await;
+    let r = test::call_service(
+        &app,
+        test::TestRequest::get().uri("/me").insert_header(("Authorization", format!("Bearer {id}"))).to_request(),
+    )
+    .await;
     assert_eq!(r.status(), 401);
     let h = r.headers().get("www-authenticate").unwrap().to_str().unwrap().to_string();
     assert!(h.starts_with(r#"Bearer error="invalid_token", error_description="type check failed"#), "{h}");

@@ -307,7 +307,8 @@ impl<'a> Parts<'a> {
             return Err(bad("not a compact JWS (three dot-separated parts)"));
         };
         let raw = URL_SAFE_NO_PAD.decode(h).map_err(|_| bad("the header is not base64url"))?;
-        let header: Header = serde_json::from_slice(&raw).map_err(|_| bad("the header is not a JSON object with alg"))?;
+        let header: Header =
+            serde_json::from_slice(&raw).map_err(|_| bad("the header is not a JSON object with alg"))?;
         // RFC 7515 §4.1.11: extensions we do not understand must be refused.
         if header.crit.is_some() {
             return Err(bad("the header has `crit` extensions"));
@@ -452,7 +453,9 @@ impl VerifierBuilder {
         match parsed.scheme() {
             "https" => Ok(()),
             "http" if loopback || self.allow_http => Ok(()),
-            _ => Err(BuildError(format!("{what} `{u}` must be https (http only on loopback, or with allow_insecure_http)"))),
+            _ => Err(BuildError(format!(
+                "{what} `{u}` must be https (http only on loopback, or with allow_insecure_http)"
+            ))),
         }
     }
 }

@@ -37,13 +37,14 @@ def opener() -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), NoRedirect)
 
 
-def call(o, url: str, data: bytes | None = None, headers: dict | None = None) -> tuple[int, dict, bytes]:
+def call(o, url: str, data: bytes | None = None, headers: dict | None = None):
+    """(status, headers (case-insensitive), body); redirects are not followed."""
     req = urllib.request.Request(url, data=data, headers=headers or {})
     try:
         with o.open(req, timeout=15) as r:
-            return r.status, dict(r.headers), r.read()
+            return r.status, r.headers, r.read()
     except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
+        return e.code, e.headers, e.read()
 
 
 def admin(path: str, body: dict) -> dict:
