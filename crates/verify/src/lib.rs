@@ -1,4 +1,4 @@
-//! Verify [fedgate](https://github.com/) tokens in your app.
+//! Verify fedgate's tokens in your app.
 //!
 //! fedgate issues RFC 9068 access tokens (`typ: at+jwt`) and OpenID Connect ID tokens, signed
 //! with ES256 (default), EdDSA or RS256 and published in its JWKS. A [`Verifier`] checks, in
