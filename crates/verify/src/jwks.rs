@@ -2,7 +2,8 @@
 //! response's `Cache-Control` (bounded), and rotation: a token signed with a `kid` the cache does
 //! not know triggers one refresh, at most once per refresh interval (a minute by default), so a
 //! flood of tokens with made-up `kid`s cannot turn into a flood of requests to the issuer.
-//! Concurrent misses wait for one fetch instead of each starting their own.
+//! Concurrent misses wait for one fetch instead of each starting their own. While the issuer
+//! cannot be reached, the keys already fetched keep verifying for up to a day past their lifetime.
 use crate::clock::Clock;
 use crate::error::VerifyError;
 use crate::Alg;
@@ -54,6 +55,8 @@ pub(crate) struct CacheConfig {
     pub min_ttl: i64,
     pub max_ttl: i64,
     pub max_body: usize,
+    /// How long past their lifetime the keys still verify while the issuer cannot be reached.
+    pub max_stale: i64,
 }
 
 impl Default for CacheConfig {
@@ -65,6 +68,7 @@ impl Default for CacheConfig {
             min_ttl: 30,
             max_ttl: 3600,
             max_body: 256 * 1024,
+            max_stale: 86400,
         }
     }
 }
@@ -149,7 +153,9 @@ impl JwksCache {
     /// The answer after a fetch (ours or a concurrent one): no further fetch.
     fn settle(&self, kid: Option<&str>, alg: Alg) -> Result<Vec<Arc<Key>>, VerifyError> {
         let s = self.read();
-        let found = matching(&s.keys, kid, alg);
+        // Keys past their lifetime (the issuer unreachable) keep verifying for a while, not forever.
+        let usable = s.loaded && self.clock.now() < s.expires_at.saturating_add(self.cfg.max_stale);
+        let found = if usable { matching(&s.keys, kid, alg) } else { Vec::new() };
         if !found.is_empty() {
             return Ok(found);
         }

@@ -488,6 +488,11 @@ async fn fetch_failures_say_so_and_stale_keys_keep_working() {
     assert_eq!(mock.jwks_hits(), 3);
     v.verify(&t).await.unwrap();
     assert_eq!(mock.jwks_hits(), 3);
+    // Not forever: a day past their lifetime, they stop verifying.
+    clock.advance(86400);
+    let e = v.verify(&t).await.unwrap_err();
+    assert!(matches!(&e, VerifyError::JwksFetch(m) if m.contains("HTTP 503")), "{e}");
+    assert_eq!(mock.jwks_hits(), 4);
 }
 
 #[tokio::test]
