@@ -568,6 +568,34 @@ impl ListSql {
         (format!("SELECT COUNT(*) AS n FROM {table} {t} WHERE {}", self.conditions), params)
     }
 
+    /// Whether pages come in id order (no `sortBy`): the order a paging hint can continue.
+    pub fn in_id_order(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// What identifies the query for a paging hint: the resource, the `WHERE` clause and its
+    /// values (the tenant among them).
+    pub fn signature(&self) -> String {
+        let params = self.sql.params.get(..self.where_params).unwrap_or_default();
+        format!("{:?}\u{0}{}\u{0}{:?}", self.kind, self.conditions, params)
+    }
+
+    /// The rows of a page in id order that follows the row `after` (a keyset seek on the
+    /// `(tenant_id, id)` index, however deep the page).
+    pub fn after_query(mut self, after: &str, count: i64) -> (String, Vec<Param>) {
+        let (table, t) = table(self.kind);
+        self.sql.params.truncate(self.where_params);
+        let a = self.sql.bind(after);
+        let lim = self.sql.bind(count);
+        (
+            format!(
+                "SELECT {t}.* FROM {table} {t} WHERE {} AND {t}.id > {a} ORDER BY {t}.id ASC LIMIT {lim}",
+                self.conditions
+            ),
+            self.sql.params,
+        )
+    }
+
     /// The rows of one page: `count` rows from the 1-based `start`.
     pub fn page_query(mut self, start: i64, count: i64) -> (String, Vec<Param>) {
         let (table, t) = table(self.kind);

@@ -145,6 +145,10 @@ pub async fn delete_cascade(db: &impl ConnectionTrait, tenant_id: &str) -> Resul
     scim_group::Entity::delete_many().filter(scim_group::Column::TenantId.eq(tid.clone())).exec(db).await?;
     scim_token::Entity::delete_many().filter(scim_token::Column::TenantId.eq(tid.clone())).exec(db).await?;
     scim_request::Entity::delete_many().filter(scim_request::Column::TenantId.eq(tid.clone())).exec(db).await?;
+    super::entities::scim_page_hint::Entity::delete_many()
+        .filter(super::entities::scim_page_hint::Column::TenantId.eq(tid.clone()))
+        .exec(db)
+        .await?;
     user::Entity::delete_many().filter(user::Column::TenantId.eq(tid.clone())).exec(db).await?;
     connection::Entity::delete_many().filter(connection::Column::TenantId.eq(tid.clone())).exec(db).await?;
     tenant_domain::Entity::delete_many().filter(tenant_domain::Column::TenantId.eq(tid.clone())).exec(db).await?;
