@@ -4,7 +4,9 @@
 //! Every prune deletes in bounded batches (`DELETE ... WHERE key IN (SELECT key ... LIMIT n)`,
 //! at most [`MAX_BATCHES`] per table and run), so a large backlog never holds long locks or one
 //! huge transaction: the next run (a minute later) goes on where this one stopped.
-use crate::store::entities::{auth_code, grant, login, refresh_token, revoked_token, saml_assertion, scim_page_hint, session};
+use crate::store::entities::{
+    auth_code, grant, login, refresh_token, revoked_token, saml_assertion, scim_page_hint, session,
+};
 use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition, Query, SelectStatement};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 

@@ -527,6 +527,8 @@ pub struct ListSql {
     order: String,
     /// The filter is an `eq` on a key column (the lookups provisioning clients make).
     by_key: bool,
+    /// A filter was added.
+    filtered: bool,
 }
 
 impl ListSql {
@@ -540,7 +542,7 @@ impl ListSql {
             conditions.push_str(&format!(" AND {t}.scim IS NOT NULL AND {t}.deleted_at IS NULL"));
         }
         let where_params = sql.params.len();
-        Self { kind, sql, conditions, where_params, order: String::new(), by_key: false }
+        Self { kind, sql, conditions, where_params, order: String::new(), by_key: false, filtered: false }
     }
 
     /// Adds a filter. The error is the `invalidFilter` detail.
@@ -551,6 +553,7 @@ impl ListSql {
                 && ["id", "externalId", "userName", "displayName"].iter().any(|k| path.attr.eq_ignore_ascii_case(k)));
         self.conditions.push_str(&format!(" AND {cond}"));
         self.where_params = self.sql.params.len();
+        self.filtered = true;
         Ok(())
     }
 
@@ -565,6 +568,16 @@ impl ListSql {
     pub fn count_query(&self) -> (String, Vec<Param>) {
         let (table, t) = table(self.kind);
         let params = self.sql.params.get(..self.where_params).unwrap_or_default().to_vec();
+        if self.kind == ResourceKind::User && !self.filtered {
+            // All of a tenant's live SCIM users: the count kept by triggers (migration
+            // m20261207_800002), not a walk over every index entry. The only parameter so far
+            // is the tenant.
+            let p = if self.sql.dialect == Dialect::Postgres { "$1" } else { "?1" };
+            return (
+                format!("SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) AS n FROM scim_user_counts WHERE tenant_id = {p}"),
+                params,
+            );
+        }
         (format!("SELECT COUNT(*) AS n FROM {table} {t} WHERE {}", self.conditions), params)
     }
 

@@ -1053,7 +1053,52 @@ async fn deep_paging_follows_hints(app: &TestApp) {
     assert!(scim_page_hint::Entity::find().all(&app.state.db).await.unwrap().is_empty());
 }
 
+/// `totalResults` of an unfiltered list (the kept count) and of a filter matching every user
+/// (a real count) are both `expected`.
+async fn check_count(s: &Scim<'_>, expected: i64, why: &str) {
+    let (_, kept) = s.get("/Users?count=0").await;
+    let (_, counted) = s.filter("Users", "meta.created gt \"2000-01-01T00:00:00Z\"").await;
+    assert_eq!(kept["totalResults"].as_i64(), Some(expected), "{why}: kept count");
+    assert_eq!(counted["totalResults"].as_i64(), Some(expected), "{why}: real count");
+}
+
+/// An unfiltered `GET /Users` takes `totalResults` from the count the database's triggers keep;
+/// it must equal a real count after every kind of write: create, deactivate, soft and hard
+/// delete, SSO users (not SCIM-managed) and their adoption, another tenant's writes, a tenant
+/// deleted.
+async fn user_count_follows_every_write(app: &TestApp) {
+    let s = Scim::setup(app, "cnt", "cnt.test").await;
+    let other = Scim::setup(app, "cnu", "cnu.test").await;
+    let (cid, _) = app.client("confidential", "ES256").await;
+    check_count(&s, 0, "empty").await;
+    let a = s.user("a@cnt.test", json!({})).await;
+    let b = s.user("b@cnt.test", json!({})).await;
+    s.user("c@cnt.test", json!({})).await;
+    other.user("x@cnu.test", json!({})).await;
+    check_count(&s, 3, "three created").await;
+    check_count(&other, 1, "the other tenant's own").await;
+    let (st, _) = s.patch(&format!("/Users/{a}"), json!([{"op": "replace", "path": "active", "value": false}])).await;
+    assert_eq!(st, 200);
+    check_count(&s, 3, "a deactivated user is still listed").await;
+    assert_eq!(s.delete(&format!("/Users/{b}")).await, 204);
+    check_count(&s, 2, "soft delete").await;
+    // An SSO user is not SCIM-managed; provisioning it later adopts it.
+    login(app, &cid, "cnt", "d@cnt.test").await;
+    check_count(&s, 2, "an SSO user").await;
+    s.user("d@cnt.test", json!({})).await;
+    check_count(&s, 3, "adopted").await;
+    let (st, _) = app.admin(Method::PATCH, "/tenants/cnt", Some(json!({"settings": {"scim_delete": "hard"}}))).await;
+    assert_eq!(st, 200);
+    assert_eq!(s.delete(&format!("/Users/{a}")).await, 204);
+    check_count(&s, 2, "hard delete").await;
+    check_count(&other, 1, "the other tenant untouched").await;
+    let (st, _) = app.admin(Method::DELETE, "/tenants/cnt", None).await;
+    assert!(st == 204 || st == 200, "{st}");
+    let _ = Scim::setup(app, "cnt", "cnt.test").await;
+}
+
 both!(
+    user_count_follows_every_write,
     deep_paging_follows_hints,
     wire_format_snapshots,
     groups_claim_overage,
