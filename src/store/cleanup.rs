@@ -4,7 +4,9 @@
 //! Every prune deletes in bounded batches (`DELETE ... WHERE key IN (SELECT key ... LIMIT n)`,
 //! at most [`MAX_BATCHES`] per table and run), so a large backlog never holds long locks or one
 //! huge transaction: the next run (a minute later) goes on where this one stopped.
-use crate::store::entities::{auth_code, grant, login, refresh_token, revoked_token, saml_assertion, session};
+use crate::store::entities::{
+    auth_code, grant, login, refresh_token, revoked_token, saml_assertion, scim_page_hint, session,
+};
 use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition, Query, SelectStatement};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
@@ -112,6 +114,12 @@ pub async fn expired(db: &impl ConnectionTrait, now: i64) -> Result<u64, sea_orm
         db,
         revoked_token::Column::Jti,
         revoked_token::Column::ExpiresAt.lt(now),
+    )
+    .await?;
+    n += delete_batched::<scim_page_hint::Entity, _>(
+        db,
+        scim_page_hint::Column::Id,
+        scim_page_hint::Column::ExpiresAt.lt(now),
     )
     .await?;
     if n > 0 {

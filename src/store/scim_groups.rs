@@ -194,8 +194,10 @@ pub async fn members_of_groups(
 pub async fn list(
     db: &impl ConnectionTrait,
     q: ListSql,
+    tenant_id: &str,
     start: i64,
     count: i64,
+    now: i64,
 ) -> Result<(i64, Vec<scim_group::Model>), DbErr> {
-    super::scim_list::run::<scim_group::Entity>(db, q, start, count).await
+    super::scim_list::run::<scim_group::Entity>(db, q, tenant_id, start, count, now).await
 }

@@ -1,6 +1,38 @@
 //! Runs the list queries of [`super::scim_sql::ListSql`]: the count, then one page of rows.
+//!
+//! **Deep pages.** Provisioning clients page through a whole tenant in id order with
+//! `startIndex` (Okta's and Entra ID's imports: `startIndex=1, 101, 201, ...`). With `OFFSET`,
+//! page *k* walks every earlier index entry, so reading a million users costs a quadratic number
+//! of index reads. When a page in id order is served and more rows follow, a **paging hint** is
+//! written: the query's signature, the next page's start index and the last id served. A request
+//! for that start index then seeks `id > last` on the `(tenant_id, id)` index: the same cost at
+//! row 1,000,000 as at row 1. The hint is an optimisation only: without one (expired, another
+//! query, a jump) the page is read with `OFFSET`. Hints live ten minutes and are in the
+//! database, so a client whose pages land on different instances gets the same plan.
+use super::entities::scim_page_hint;
 use super::scim_sql::{Dialect, ListSql, Param};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, Statement};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, Set, Statement};
+
+/// How long a paging hint is kept (seconds).
+pub const HINT_TTL: i64 = 600;
+
+/// A row of a SCIM list: its id (where the next page in id order starts after).
+pub trait ListRow {
+    fn row_id(&self) -> &str;
+}
+
+impl ListRow for super::entities::user::Model {
+    fn row_id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl ListRow for super::entities::scim_group::Model {
+    fn row_id(&self) -> &str {
+        &self.id
+    }
+}
 
 /// The dialect of a connection.
 pub fn dialect(db: &impl ConnectionTrait) -> Dialect {
@@ -22,17 +54,25 @@ fn values(params: Vec<Param>) -> Vec<sea_orm::Value> {
         .collect()
 }
 
+/// The id of the hint for the page of `signature` starting at `start`.
+fn hint_id(signature: &str, start: i64) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("{signature}\u{0}{start}").as_bytes());
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The number of matching rows, and the rows of the page (`count` rows from the 1-based
-/// `start`; no query for the rows when `count` is 0).
+/// `start`; no query for the rows when `count` is 0). `now` (unix seconds) dates paging hints.
 pub async fn run<E>(
     db: &impl ConnectionTrait,
     q: ListSql,
+    tenant_id: &str,
     start: i64,
     count: i64,
+    now: i64,
 ) -> Result<(i64, Vec<E::Model>), DbErr>
 where
     E: EntityTrait,
-    E::Model: FromQueryResult,
+    E::Model: FromQueryResult + ListRow,
 {
     let backend = db.get_database_backend();
     let (count_sql, count_params) = q.count_query();
@@ -41,11 +81,43 @@ where
         .await?
         .and_then(|r| r.try_get::<i64>("", "n").ok())
         .unwrap_or(0);
-    if count <= 0 {
+    if count <= 0 || start > total {
         return Ok((total, Vec::new()));
     }
-    let (page_sql, page_params) = q.page_query(start, count);
-    let rows =
+    let signature = q.in_id_order().then(|| q.signature());
+    let after = match &signature {
+        Some(sig) if start > 1 => scim_page_hint::Entity::find_by_id(hint_id(sig, start))
+            .one(db)
+            .await?
+            .filter(|h| h.expires_at > now && h.tenant_id == tenant_id)
+            .map(|h| h.last_id),
+        _ => None,
+    };
+    let (page_sql, page_params) = match &after {
+        Some(last) => q.after_query(last, count),
+        None => q.page_query(start, count),
+    };
+    let rows: Vec<E::Model> =
         E::find().from_raw_sql(Statement::from_sql_and_values(backend, page_sql, values(page_params))).all(db).await?;
+    // A hint for the next page, when there is one.
+    let next = start.saturating_add(rows.len() as i64);
+    if let (Some(sig), Some(last)) = (&signature, rows.last()) {
+        if rows.len() as i64 == count && next <= total {
+            let hint = scim_page_hint::ActiveModel {
+                id: Set(hint_id(sig, next)),
+                tenant_id: Set(tenant_id.to_string()),
+                last_id: Set(last.row_id().to_string()),
+                expires_at: Set(now + HINT_TTL),
+            };
+            scim_page_hint::Entity::insert(hint)
+                .on_conflict(
+                    OnConflict::column(scim_page_hint::Column::Id)
+                        .update_columns([scim_page_hint::Column::LastId, scim_page_hint::Column::ExpiresAt])
+                        .to_owned(),
+                )
+                .exec_without_returning(db)
+                .await?;
+        }
+    }
     Ok((total, rows))
 }

@@ -183,8 +183,10 @@ pub async fn hard_delete(db: &impl ConnectionTrait, user_id: &str) -> Result<(),
 pub async fn list(
     db: &impl ConnectionTrait,
     q: ListSql,
+    tenant_id: &str,
     start: i64,
     count: i64,
+    now: i64,
 ) -> Result<(i64, Vec<user::Model>), DbErr> {
-    super::scim_list::run::<user::Entity>(db, q, start, count).await
+    super::scim_list::run::<user::Entity>(db, q, tenant_id, start, count, now).await
 }

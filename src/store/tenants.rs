@@ -145,6 +145,19 @@ pub async fn delete_cascade(db: &impl ConnectionTrait, tenant_id: &str) -> Resul
     scim_group::Entity::delete_many().filter(scim_group::Column::TenantId.eq(tid.clone())).exec(db).await?;
     scim_token::Entity::delete_many().filter(scim_token::Column::TenantId.eq(tid.clone())).exec(db).await?;
     scim_request::Entity::delete_many().filter(scim_request::Column::TenantId.eq(tid.clone())).exec(db).await?;
+    db.execute_raw(sea_orm::Statement::from_sql_and_values(
+        db.get_database_backend(),
+        match db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => "DELETE FROM scim_user_counts WHERE tenant_id = $1",
+            _ => "DELETE FROM scim_user_counts WHERE tenant_id = ?",
+        },
+        [tid.clone().into()],
+    ))
+    .await?;
+    super::entities::scim_page_hint::Entity::delete_many()
+        .filter(super::entities::scim_page_hint::Column::TenantId.eq(tid.clone()))
+        .exec(db)
+        .await?;
     user::Entity::delete_many().filter(user::Column::TenantId.eq(tid.clone())).exec(db).await?;
     connection::Entity::delete_many().filter(connection::Column::TenantId.eq(tid.clone())).exec(db).await?;
     tenant_domain::Entity::delete_many().filter(tenant_domain::Column::TenantId.eq(tid.clone())).exec(db).await?;

@@ -992,7 +992,114 @@ async fn groups_claim_overage(app: &TestApp) {
     assert_eq!(info["groups"].as_array().map(Vec::len), Some(201), "userinfo returns every group");
 }
 
+/// Deep pages in id order (how Okta and Entra ID import) continue from where the previous page
+/// ended (a paging hint in the database) instead of an `OFFSET`: a user deleted between two
+/// pages no longer makes the next page skip one. A jump, an expired hint or another tenant's
+/// query reads with `OFFSET`.
+async fn deep_paging_follows_hints(app: &TestApp) {
+    use fedgate::store::entities::scim_page_hint;
+    use sea_orm::EntityTrait;
+    let s = Scim::setup(app, "pg", "pg.test").await;
+    let other = Scim::setup(app, "pq", "pq.test").await;
+    for i in 0..23 {
+        s.user(&format!("u{i:02}@pg.test"), json!({})).await;
+    }
+    for i in 0..5 {
+        other.user(&format!("o{i}@pq.test"), json!({})).await;
+    }
+    let page = |v: &Value| -> Vec<String> {
+        v["Resources"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect()
+    };
+    let (_, all) = s.get("/Users?count=100&attributes=id").await;
+    let all = page(&all);
+    assert_eq!(all.len(), 23);
+    // A jump: OFFSET semantics.
+    let (_, p) = s.get("/Users?startIndex=13&count=5").await;
+    assert_eq!(page(&p), all[12..17]);
+    // Page 1, then a user of page 1 goes, then the following pages.
+    let (_, p1) = s.get("/Users?startIndex=1&count=5").await;
+    assert_eq!(page(&p1), all[..5]);
+    let hints = scim_page_hint::Entity::find().all(&app.state.db).await.unwrap();
+    assert!(hints.iter().any(|h| h.last_id == all[4]), "a hint for the page after the first");
+    assert_eq!(s.delete(&format!("/Users/{}", all[1])).await, 204);
+    let mut seen = page(&p1);
+    let mut start = 6;
+    loop {
+        let (st, p) = s.get(&format!("/Users?startIndex={start}&count=5")).await;
+        assert_eq!(st, 200, "{p}");
+        assert_eq!(p["totalResults"], 22);
+        assert_eq!(p["startIndex"], start);
+        let ids = page(&p);
+        if ids.is_empty() {
+            break;
+        }
+        start += ids.len() as i64;
+        seen.extend(ids);
+    }
+    let mut expected = all.clone();
+    expected.remove(1);
+    seen.retain(|i| *i != all[1]);
+    assert_eq!(seen, expected, "every remaining user once, in order: none skipped");
+    // Another tenant's query at the same start index reads its own rows.
+    let (_, p) = other.get("/Users?startIndex=6&count=5").await;
+    assert_eq!((p["totalResults"].as_i64(), page(&p).len()), (Some(5), 0));
+    let (_, p) = other.get("/Users?startIndex=2&count=2").await;
+    assert_eq!(page(&p).len(), 2);
+    // Expired hints are not used (OFFSET again) and clean-up removes them.
+    app.clock.advance_secs(601);
+    let (_, p) = s.get("/Users?startIndex=6&count=5").await;
+    assert_eq!(page(&p), expected[5..10]);
+    fedgate::store::cleanup::expired(&app.state.db, fedgate::clock::Clock::now(&app.clock) + 601).await.unwrap();
+    assert!(scim_page_hint::Entity::find().all(&app.state.db).await.unwrap().is_empty());
+}
+
+/// `totalResults` of an unfiltered list (the kept count) and of a filter matching every user
+/// (a real count) are both `expected`.
+async fn check_count(s: &Scim<'_>, expected: i64, why: &str) {
+    let (_, kept) = s.get("/Users?count=0").await;
+    let (_, counted) = s.filter("Users", "meta.created gt \"2000-01-01T00:00:00Z\"").await;
+    assert_eq!(kept["totalResults"].as_i64(), Some(expected), "{why}: kept count");
+    assert_eq!(counted["totalResults"].as_i64(), Some(expected), "{why}: real count");
+}
+
+/// An unfiltered `GET /Users` takes `totalResults` from the count the database's triggers keep;
+/// it must equal a real count after every kind of write: create, deactivate, soft and hard
+/// delete, SSO users (not SCIM-managed) and their adoption, another tenant's writes, a tenant
+/// deleted.
+async fn user_count_follows_every_write(app: &TestApp) {
+    let s = Scim::setup(app, "cnt", "cnt.test").await;
+    let other = Scim::setup(app, "cnu", "cnu.test").await;
+    let (cid, _) = app.client("confidential", "ES256").await;
+    check_count(&s, 0, "empty").await;
+    let a = s.user("a@cnt.test", json!({})).await;
+    let b = s.user("b@cnt.test", json!({})).await;
+    s.user("c@cnt.test", json!({})).await;
+    other.user("x@cnu.test", json!({})).await;
+    check_count(&s, 3, "three created").await;
+    check_count(&other, 1, "the other tenant's own").await;
+    let (st, _) = s.patch(&format!("/Users/{a}"), json!([{"op": "replace", "path": "active", "value": false}])).await;
+    assert_eq!(st, 200);
+    check_count(&s, 3, "a deactivated user is still listed").await;
+    assert_eq!(s.delete(&format!("/Users/{b}")).await, 204);
+    check_count(&s, 2, "soft delete").await;
+    // An SSO user is not SCIM-managed; provisioning it later adopts it.
+    login(app, &cid, "cnt", "d@cnt.test").await;
+    check_count(&s, 2, "an SSO user").await;
+    s.user("d@cnt.test", json!({})).await;
+    check_count(&s, 3, "adopted").await;
+    let (st, _) = app.admin(Method::PATCH, "/tenants/cnt", Some(json!({"settings": {"scim_delete": "hard"}}))).await;
+    assert_eq!(st, 200);
+    assert_eq!(s.delete(&format!("/Users/{a}")).await, 204);
+    check_count(&s, 2, "hard delete").await;
+    check_count(&other, 1, "the other tenant untouched").await;
+    let (st, _) = app.admin(Method::DELETE, "/tenants/cnt", None).await;
+    assert!(st == 204 || st == 200, "{st}");
+    let _ = Scim::setup(app, "cnt", "cnt.test").await;
+}
+
 both!(
+    user_count_follows_every_write,
+    deep_paging_follows_hints,
     wire_format_snapshots,
     groups_claim_overage,
     token_checked_on_every_request,

@@ -45,7 +45,8 @@ impl Provisioning<'_> {
         let mut resources = Vec::new();
         let total = match kind {
             ResourceKind::User => {
-                let (total, rows) = scim_users::list(self.db, sql, start, count).await?;
+                let (total, rows) =
+                    scim_users::list(self.db, sql, &self.tenant.id, start, count, self.clock.now()).await?;
                 let groups = if wanted && !rows.is_empty() {
                     scim_groups::groups_of_users(self.db, &rows.iter().map(|u| u.id.clone()).collect::<Vec<_>>())
                         .await?
@@ -59,7 +60,8 @@ impl Provisioning<'_> {
                 total
             }
             ResourceKind::Group => {
-                let (total, rows) = scim_groups::list(self.db, sql, start, count).await?;
+                let (total, rows) =
+                    scim_groups::list(self.db, sql, &self.tenant.id, start, count, self.clock.now()).await?;
                 let members = if wanted && !rows.is_empty() {
                     scim_groups::members_of_groups(self.db, &rows.iter().map(|g| g.id.clone()).collect::<Vec<_>>())
                         .await?

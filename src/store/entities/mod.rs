@@ -18,6 +18,7 @@ pub mod revoked_token;
 pub mod saml_assertion;
 pub mod scim_group;
 pub mod scim_group_member;
+pub mod scim_page_hint;
 pub mod scim_request;
 pub mod scim_token;
 pub mod session;
