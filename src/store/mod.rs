@@ -196,7 +196,8 @@ async fn applied_migrations(db: &Db) -> Result<std::collections::BTreeSet<String
     if db.query_one_raw(exists).await?.is_none() {
         return Ok(Default::default());
     }
-    let rows = db.query_all_raw(Statement::from_string(backend, format!("SELECT version FROM {MIGRATION_TABLE}"))).await?;
+    let rows =
+        db.query_all_raw(Statement::from_string(backend, format!("SELECT version FROM {MIGRATION_TABLE}"))).await?;
     rows.iter().map(|r| r.try_get::<String>("", "version")).collect()
 }
 

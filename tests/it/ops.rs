@@ -263,19 +263,23 @@ async fn a_database_of_a_newer_release_is_used_as_it_is(app: &TestApp) {
     .await
     .unwrap();
     fedgate::store::migrate(db).await.expect("a newer release's migrations are tolerated");
-    // An instance of this release starts on it (AppState::new migrates) and signs in.
+    // An instance of this release starts on it (AppState::new migrates) and serves; a sign-in
+    // works on the database.
     let other = app.second_instance().await;
     other.tenant("newer", "newer.test", &[]).await;
-    let (cid, secret) = other.client("confidential", "ES256").await;
-    let code = crate::common::code_for(&other, &crate::common::browser(), &cid, &[("organization", "newer")]).await;
-    let (s, t) = crate::common::exchange(&other, &cid, secret.as_deref(), &code).await;
-    assert_eq!(s, 200, "{t}");
     other.stop().await;
+    let (cid, secret) = app.client("confidential", "ES256").await;
+    let code = crate::common::code_for(app, &crate::common::browser(), &cid, &[("organization", "newer")]).await;
+    let (s, t) = crate::common::exchange(app, &cid, secret.as_deref(), &code).await;
+    assert_eq!(s, 200, "{t}");
     // Newer migrations and one of ours missing: not a schema this release can trust.
     db.execute_unprepared("DELETE FROM seaql_migrations WHERE version = 'm20261126_000002_upstream_oidc'")
         .await
         .unwrap();
     let err = fedgate::store::migrate(db).await.unwrap_err().to_string();
-    assert!(err.contains("m29991231_000001_of_a_newer_release") && err.contains("m20261126_000002_upstream_oidc"), "{err}");
+    assert!(
+        err.contains("m29991231_000001_of_a_newer_release") && err.contains("m20261126_000002_upstream_oidc"),
+        "{err}"
+    );
     assert!(err.contains("fedgate migrate"), "{err}");
 }
