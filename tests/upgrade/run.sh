@@ -86,7 +86,7 @@ serve() {
   done
   fg_die "$what did not become ready within 30 s"
 }
-stop() { fg_stop_pid "$FG_SERVER_PID"; FG_SERVER_PID=""; }
+stop() { fg_stop_pid "$FG_SERVER_PID" || true; FG_SERVER_PID=""; }
 STATE="$FG_TMP/state.json"
 flow() { python3 "$ROOT/tests/package/flow.py" "$STATE" "$@" >&2 || fg_die "flow.py $* failed (see above)"; }
 export FEDGATE_URL="$FEDGATE_ISSUER"
