@@ -363,7 +363,8 @@ mod tests {
     }
 
     fn arguments(out: &mut String, c: &clap::Command) {
-        for a in c.get_arguments().filter(|a| !a.is_global_set() && !matches!(a.get_id().as_str(), "help" | "version")) {
+        for a in c.get_arguments().filter(|a| !a.is_global_set() && !matches!(a.get_id().as_str(), "help" | "version"))
+        {
             let _ = writeln!(out, ".TP\n{}\n{}", argument(a), roff(&help_of(a)));
         }
     }

@@ -22,7 +22,7 @@ if [ "$(id -u)" -ne 0 ]; then
   log "SKIPPED: installing a package needs root (run as root, e.g. in CI)"
   exit 0
 fi
-for c in dpkg dpkg-deb runuser python3 curl; do command -v "$c" >/dev/null || die "$c is required"; done
+for c in dpkg dpkg-deb setpriv python3 curl; do command -v "$c" >/dev/null || die "$c is required"; done
 if dpkg-query -W -f='${db:Status-Status}' fedgate 2>/dev/null | grep -qv '^not-installed$'; then
   die "a fedgate package is installed on this machine: this test would replace and purge it"
 fi
@@ -66,10 +66,10 @@ log "package $(basename "$DEB"): $(du -k "$DEB" | cut -f1) KiB, installed size $
 # ---- contents
 contents="$(dpkg-deb -c "$DEB" | awk '{print $1, $2, $NF}')"
 want() { grep -qE "$1" <<<"$contents" || die "the package has no $2"; }
-want '^-rwxr-xr-x root/root \./usr/bin/fedgate$' "/usr/bin/fedgate (0755 root)"
-want '^-rw-r----- root/root \./etc/fedgate/fedgate\.toml$' "/etc/fedgate/fedgate.toml (0640)"
+want '^-rwxr-xr-x (root/root|0/0) \./usr/bin/fedgate$' "/usr/bin/fedgate (0755 root)"
+want '^-rw-r----- (root/root|0/0) \./etc/fedgate/fedgate\.toml$' "/etc/fedgate/fedgate.toml (0640)"
 want '\./(usr/)?lib/systemd/system/fedgate\.service$' "systemd unit"
-want '\./usr/share/man/man1/fedgate\.1$' "man page"
+want '\./usr/share/man/man1/fedgate\.1(\.gz)?$' "man page"
 dpkg-deb -f "$DEB" Depends | grep -q adduser || die "Depends lacks adduser"
 dpkg-deb -I "$DEB" conffiles | grep -qx /etc/fedgate/fedgate.toml || die "/etc/fedgate/fedgate.toml is not a conffile"
 for s in postinst prerm postrm; do dpkg-deb -I "$DEB" "$s" >/dev/null || die "no $s script"; done
@@ -119,16 +119,17 @@ fi
 # ---- run the installed binary as the service does (user, config, working directory)
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 export FEDGATE_URL="http://127.0.0.1:$PORT"
-as_fedgate() {
-  (cd /var/lib/fedgate && env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin FEDGATE_DEV_MODE=1 \
-    FEDGATE_LISTEN="127.0.0.1:$PORT" FEDGATE_ISSUER="$FEDGATE_URL" \
-    runuser -u fedgate -- /usr/bin/fedgate --config /etc/fedgate/fedgate.toml "$@")
-}
+# As the service: its user, configuration and working directory. setpriv executes fedgate in
+# place (runuser would stay its parent), so a background server's pid is fedgate's own.
+AS_FEDGATE=(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin FEDGATE_DEV_MODE=1 FEDGATE_LISTEN="127.0.0.1:$PORT"
+  FEDGATE_ISSUER="$FEDGATE_URL" setpriv --reuid=fedgate --regid=fedgate --init-groups
+  /usr/bin/fedgate --config /etc/fedgate/fedgate.toml)
+as_fedgate() { (cd /var/lib/fedgate && exec "${AS_FEDGATE[@]}" "$@"); }
 FEDGATE_ADMIN_KEY="$(as_fedgate admin-key create --name package-test 2>>"$LOG" | tail -n 1)"
 export FEDGATE_ADMIN_KEY
 [ -n "$FEDGATE_ADMIN_KEY" ] || die "admin-key create printed no key"
 start_server() {
-  as_fedgate serve >>"$LOG" 2>&1 &
+  (cd /var/lib/fedgate && exec "${AS_FEDGATE[@]}" serve) >>"$LOG" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 60); do
     kill -0 "$SERVER_PID" 2>/dev/null || die "fedgate serve exited"
@@ -147,8 +148,9 @@ flow refresh
 flow scim-create bob
 flow scim-get bob
 stop_server
+[ -z "$(ps -u fedgate -o pid= 2>/dev/null || true)" ] || die "a fedgate process survived stopping the server"
 # fedgate wrote only its state directory (the service's ProtectSystem=strict allows no more).
-stray="$(find /etc /usr /var /tmp /opt /srv /root /home -xdev -user fedgate -not -path '/var/lib/fedgate' -not -path '/var/lib/fedgate/*' 2>/dev/null | head -5)"
+stray="$(find /etc /usr /var /tmp /opt /srv /root /home -xdev -user fedgate -not -path '/var/lib/fedgate' -not -path '/var/lib/fedgate/*' 2>/dev/null | head -5 || true)"
 [ -z "$stray" ] || die "files owned by fedgate outside /var/lib/fedgate: $stray"
 
 # ---- reinstall over it (postinst with the old version: migrate again), an edited conffile kept
@@ -168,7 +170,7 @@ dpkg --remove fedgate >"$TMP/dpkg3.log" 2>&1 || { cat "$TMP/dpkg3.log" >&2; die 
 # ---- purge: nothing left
 INSTALLED=""
 dpkg --purge fedgate >"$TMP/dpkg4.log" 2>&1 || { cat "$TMP/dpkg4.log" >&2; die "dpkg --purge failed"; }
-for p in /etc/fedgate /var/lib/fedgate /etc/systemd/system/multi-user.target.wants/fedgate.service; do
+for p in /etc/fedgate /var/lib/fedgate /etc/systemd/system/fedgate.service /etc/systemd/system/multi-user.target.wants/fedgate.service; do
   [ ! -e "$p" ] && [ ! -L "$p" ] || die "$p left after purge"
 done
 [ -z "$(find /var/lib/systemd/deb-systemd-helper-enabled /var/lib/systemd/deb-systemd-helper-masked -name 'fedgate*' 2>/dev/null)" ] || die "deb-systemd-helper state left after purge"
