@@ -1,5 +1,5 @@
 # fedgate: the two commands that matter are `make demo` and `make test`.
-.PHONY: demo serve test lint openapi unit interop fuzz-smoke fuzz bench metrics-bench fmt deps
+.PHONY: demo serve test lint openapi unit interop package upgrade deb fuzz-smoke fuzz bench metrics-bench fmt deps
 
 CARGO ?= cargo
 
@@ -48,6 +48,24 @@ interop:
 	bash tests/interop/portal/run.sh postgres
 	# The "verify tokens in your app" examples (jose, PyJWT): one database is enough.
 	bash tests/interop/verify/run.sh sqlite
+	bash tests/upgrade/run.sh sqlite
+	bash tests/upgrade/run.sh postgres
+	bash tests/package/run.sh
+
+## The Debian package, installed, run, signed in to and purged (root; tests/package/run.sh).
+package:
+	$(CARGO) test --no-run --test it
+	bash tests/package/run.sh
+
+## Release N-1 (packaging/previous-release) on a database release N migrated, both databases.
+upgrade:
+	@bash scripts/postgres.sh
+	bash tests/upgrade/run.sh sqlite
+	bash tests/upgrade/run.sh postgres
+
+## The Debian package from a release build: target/debian/fedgate_<version>-1_<arch>.deb.
+deb: deps
+	bash scripts/deb.sh
 
 ## Every fuzz target for FUZZ_SECS seconds (default 20): the SAML ACS input check, SCIM filters and
 ## PATCH bodies (tests/fuzz/README.md). Fails on a crash and prints the crashing input. A fixed

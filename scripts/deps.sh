@@ -4,8 +4,11 @@
 set -euo pipefail
 
 # dnsmasq-base: the local DNS server of the domain-verification tests; chromium: the setup
-# portal's browser E2E (tests/interop/portal).
-PKGS=(pkg-config libssl-dev libxml2-dev libxmlsec1-dev libclang-dev xmlsec1 postgresql-client python3-venv dnsmasq-base chromium)
+# portal's browser E2E (tests/interop/portal); dpkg-dev (dpkg-shlibdeps), binutils (strip) and
+# adduser: the Debian package (scripts/deb.sh, tests/package); systemd: only `systemd-analyze
+# verify` of the package's unit (nothing is started).
+PKGS=(pkg-config libssl-dev libxml2-dev libxmlsec1-dev libclang-dev xmlsec1 postgresql-client python3-venv dnsmasq-base chromium
+      dpkg-dev binutils adduser systemd)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -38,7 +38,7 @@ pub mod webhooks;
 
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqlErr,
-    TransactionOptions, TransactionTrait,
+    Statement, TransactionOptions, TransactionTrait,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -121,10 +121,13 @@ const MIGRATION_LOCK_KEY: i64 = 0x6665_6467_6174_656d;
 /// pooled connection while the migrations run: instances starting together (a rolling deploy)
 /// queue, the first migrates, the others find nothing left to do. SQLite serializes writers
 /// itself (and `serve` refuses a second process on one file, see `app::ServeLock`).
+///
+/// A database migrated by a newer release (migrations this binary does not know, all of its own
+/// applied) is used as it is, with a warning: migrations are additive for one release, so
+/// release N−1 keeps working while N rolls out, and can be rolled back to (docs/operations.md#upgrades).
 pub async fn migrate(db: &Db) -> Result<(), DbErr> {
-    use migration::MigratorTrait;
     if db.get_database_backend() != DbBackend::Postgres {
-        return migration::Migrator::up(db, None).await;
+        return migrate_unlocked(db).await;
     }
     // The lock lives on its own connection (not one taken from the pool, which may have a
     // single connection that the migrations need).
@@ -137,12 +140,65 @@ pub async fn migrate(db: &Db) -> Result<(), DbErr> {
         .execute(&mut lock_conn)
         .await
         .map_err(sqlx_err)?;
-    let r = migration::Migrator::up(db, None).await;
+    let r = migrate_unlocked(db).await;
     // Closing the connection releases the lock (also when the unlock itself fails).
     let _ =
         sea_orm::sqlx::query("SELECT pg_advisory_unlock($1)").bind(MIGRATION_LOCK_KEY).execute(&mut lock_conn).await;
     let _ = sea_orm::sqlx::Connection::close(lock_conn).await;
     r
+}
+
+/// The migration table sea-orm-migration keeps (its default name).
+const MIGRATION_TABLE: &str = "seaql_migrations";
+
+async fn migrate_unlocked(db: &Db) -> Result<(), DbErr> {
+    use migration::MigratorTrait;
+    let known: std::collections::BTreeSet<String> =
+        migration::Migrator::migrations().iter().map(|m| m.name().to_string()).collect();
+    let applied = applied_migrations(db).await?;
+    let newer: Vec<&String> = applied.iter().filter(|v| !known.contains(*v)).collect();
+    if newer.is_empty() {
+        return migration::Migrator::up(db, None).await;
+    }
+    // sea-orm-migration refuses a database with migrations it has no file for; a newer release
+    // applied them, and the additive rule says this release runs on that schema.
+    let pending: Vec<&String> = known.iter().filter(|k| !applied.contains(*k)).collect();
+    if pending.is_empty() {
+        tracing::warn!(
+            newer = ?newer,
+            "the database has migrations of a newer fedgate release: running on it unchanged (migrations are additive for one release)"
+        );
+        return Ok(());
+    }
+    Err(DbErr::Custom(format!(
+        "the database has migrations of a newer fedgate release ({}) but lacks some of this release's ({}): \
+         run `fedgate migrate` with the newest release first",
+        newer.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+        pending.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+    )))
+}
+
+/// The versions recorded in the migration table (none on a new database).
+async fn applied_migrations(db: &Db) -> Result<std::collections::BTreeSet<String>, DbErr> {
+    let backend = db.get_database_backend();
+    let exists = match backend {
+        DbBackend::Postgres => Statement::from_sql_and_values(
+            backend,
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1",
+            [MIGRATION_TABLE.into()],
+        ),
+        _ => Statement::from_sql_and_values(
+            backend,
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+            [MIGRATION_TABLE.into()],
+        ),
+    };
+    if db.query_one_raw(exists).await?.is_none() {
+        return Ok(Default::default());
+    }
+    let rows =
+        db.query_all_raw(Statement::from_string(backend, format!("SELECT version FROM {MIGRATION_TABLE}"))).await?;
+    rows.iter().map(|r| r.try_get::<String>("", "version")).collect()
 }
 
 /// Begins a transaction that will write. On SQLite it takes the write lock up front

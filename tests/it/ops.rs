@@ -11,7 +11,8 @@ crate::both!(
     jobs_run_once_across_instances,
     a_job_never_overwrites_an_edit,
     retention_prunes_support_tables,
-    a_restored_backup_signs_in
+    a_restored_backup_signs_in,
+    a_database_of_a_newer_release_is_used_as_it_is
 );
 
 async fn jobs_run_once_across_instances(app: &TestApp) {
@@ -248,4 +249,37 @@ async fn saml_certificate_expiry_is_exported_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn saml_certificate_expiry_is_exported_postgres() {
     saml_certificate_expiry_is_exported(crate::common::Backend::Postgres).await;
+}
+
+/// Release N−1 on a database that release N migrated (a rolling deploy, or a rollback): the
+/// migrations it does not know are left alone, it starts and serves. A database that lacks one
+/// of its own migrations as well is refused with what to do.
+async fn a_database_of_a_newer_release_is_used_as_it_is(app: &TestApp) {
+    use sea_orm::ConnectionTrait;
+    let db = &app.state.db;
+    db.execute_unprepared(
+        "INSERT INTO seaql_migrations (version, applied_at) VALUES ('m29991231_000001_of_a_newer_release', 0)",
+    )
+    .await
+    .unwrap();
+    fedgate::store::migrate(db).await.expect("a newer release's migrations are tolerated");
+    // An instance of this release starts on it (AppState::new migrates) and serves; a sign-in
+    // works on the database.
+    let other = app.second_instance().await;
+    other.tenant("newer", "newer.test", &[]).await;
+    other.stop().await;
+    let (cid, secret) = app.client("confidential", "ES256").await;
+    let code = crate::common::code_for(app, &crate::common::browser(), &cid, &[("organization", "newer")]).await;
+    let (s, t) = crate::common::exchange(app, &cid, secret.as_deref(), &code).await;
+    assert_eq!(s, 200, "{t}");
+    // Newer migrations and one of ours missing: not a schema this release can trust.
+    db.execute_unprepared("DELETE FROM seaql_migrations WHERE version = 'm20261126_000002_upstream_oidc'")
+        .await
+        .unwrap();
+    let err = fedgate::store::migrate(db).await.unwrap_err().to_string();
+    assert!(
+        err.contains("m29991231_000001_of_a_newer_release") && err.contains("m20261126_000002_upstream_oidc"),
+        "{err}"
+    );
+    assert!(err.contains("fedgate migrate"), "{err}");
 }
