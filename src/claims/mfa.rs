@@ -165,20 +165,14 @@ pub fn oidc_vendor(preset: Preset, custom: &[String]) -> VendorMfa {
         // Google: no MFA request parameter, no amr/acr in the ID token.
         Preset::Google => VendorMfa::default(),
         // Auth0: the documented MFA policy URI as acr_values; amr ["mfa"] in the ID token.
-        Preset::Auth0 => VendorMfa {
-            acr_values: v(&[PAPE_MFA]),
-            mfa_acrs: v(&[PAPE_MFA]),
-            has_signal: true,
-            ..Default::default()
-        },
+        Preset::Auth0 => {
+            VendorMfa { acr_values: v(&[PAPE_MFA]), mfa_acrs: v(&[PAPE_MFA]), has_signal: true, ..Default::default() }
+        }
         // Keycloak and generic OpenID Providers: amr asked for as an essential claim; acr values
         // are site-specific (set mfa_acr_values).
-        Preset::Keycloak | Preset::Generic => VendorMfa {
-            claims_amr: true,
-            mfa_acrs: v(&[REFEDS_MFA, PAPE_MFA]),
-            has_signal: true,
-            ..Default::default()
-        },
+        Preset::Keycloak | Preset::Generic => {
+            VendorMfa { claims_amr: true, mfa_acrs: v(&[REFEDS_MFA, PAPE_MFA]), has_signal: true, ..Default::default() }
+        }
     };
     if !custom.is_empty() {
         m.acr_values = custom.to_vec();
@@ -249,11 +243,8 @@ pub fn assess(vendor: &VendorMfa, amr: &[String], upstream_acr: Option<&str>, id
     } else {
         Level::Basic
     };
-    let evidence = format!(
-        "amr [{}], acr {}",
-        amr.join(", "),
-        upstream_acr.map(short).unwrap_or_else(|| "(none)".into())
-    );
+    let evidence =
+        format!("amr [{}], acr {}", amr.join(", "), upstream_acr.map(short).unwrap_or_else(|| "(none)".into()));
     Assessment { level, evidence }
 }
 
@@ -297,7 +288,8 @@ mod tests {
     /// Every captured vendor shape (idp-fixtures/mfa/shapes.json) gets the `acr` it documents.
     #[test]
     fn vendor_shapes() {
-        let shapes: serde_json::Value = serde_json::from_str(include_str!("../../idp-fixtures/mfa/shapes.json")).unwrap();
+        let shapes: serde_json::Value =
+            serde_json::from_str(include_str!("../../idp-fixtures/mfa/shapes.json")).unwrap();
         for s in shapes.as_array().unwrap() {
             let preset = s["preset"].clone();
             let got = if s["protocol"] == "oidc" {

@@ -208,7 +208,7 @@ async fn tenant_page(
         json!({
             "op": op.view(),
             "tenant": {"id": t.id, "slug": t.slug, "name": t.name, "created_at": rfc3339(t.created_at),
-                       "mfa": crate::tenant::settings_of(&t).mfa},
+                       "mfa": crate::tenant::settings_of(t).mfa},
             "domains": domains.join("\n"),
             "domain_list": domains,
             "connections": connections,

@@ -184,7 +184,9 @@ async fn validate(
     }
     let acr_min = match acr_values.map(crate::claims::mfa::parse_acr_values) {
         Some(Ok(l)) => l,
-        Some(Err(_)) => return fail(r, "invalid_request", "unsupported acr_values (see acr_values_supported in discovery)"),
+        Some(Err(_)) => {
+            return fail(r, "invalid_request", "unsupported acr_values (see acr_values_supported in discovery)")
+        }
         None => None,
     };
     let get = |k: &str, max: usize| bounded(params, k, max);

@@ -256,7 +256,8 @@ pub async fn finish_then(
     // MFA: the tenant's policy (or the connection's override) and the app's acr_values, checked
     // against the IdP's verified answer (amr, acr / AuthnContextClassRef).
     let need = super::mfa::need(&tenant, conn, login);
-    let assessed = claims::mfa::assess(&need.vendor, &ident.amr, claims::upstream_acr(&ident.attributes), need.idp_enforced);
+    let assessed =
+        claims::mfa::assess(&need.vendor, &ident.amr, claims::upstream_acr(&ident.attributes), need.idp_enforced);
     let policy_unmet = need.policy && assessed.level < claims::mfa::Level::IdpEnforced;
     let app_unmet = need.app.is_some_and(|l| assessed.level < l);
     steps.push(
@@ -278,13 +279,19 @@ pub async fn finish_then(
             assessed.evidence,
             assessed.level.acr()
         );
-        let fix = claims::mfa::fix(&need.vendor, &conn.conn_type, &need.preset, &format!("{} ({})", conn.name, conn.id));
+        let fix =
+            claims::mfa::fix(&need.vendor, &conn.conn_type, &need.preset, &format!("{} ({})", conn.name, conn.id));
         mark_failed_with(st, login, code.as_str(), cause, fix, steps).await;
         if !policy_unmet {
             // The app's own step-up: it decides what to do (OpenID Connect Core errata, RFC 9470).
             return Ok(redirect(
                 StatusCode::SEE_OTHER,
-                &error_url(st, login, "unmet_authentication_requirements", "the sign-in did not meet the requested acr_values"),
+                &error_url(
+                    st,
+                    login,
+                    "unmet_authentication_requirements",
+                    "the sign-in did not meet the requested acr_values",
+                ),
             ));
         }
         return Err(PageError::new(

@@ -61,8 +61,9 @@ async fn oidc_tenant(app: &TestApp, slug: &str, knobs: Knobs, conn_extra: Value)
 }
 
 async fn require_mfa(app: &TestApp, slug: &str) {
-    let (s, t) =
-        app.admin(reqwest::Method::PATCH, &format!("/tenants/{slug}"), Some(json!({"settings": {"mfa": "required"}}))).await;
+    let (s, t) = app
+        .admin(reqwest::Method::PATCH, &format!("/tenants/{slug}"), Some(json!({"settings": {"mfa": "required"}})))
+        .await;
     assert_eq!(s, 200, "{t}");
     assert_eq!(t["settings"]["mfa"], "required", "{t}");
 }
@@ -215,8 +216,7 @@ async fn connection_override_off(app: &TestApp) {
     let end = run_oidc(app, &browser(), &cid, &[("organization", "acme")]).await;
     assert_eq!(page_code(&end.body), "mfa_required_not_met");
     // And required on the connection of a tenant without the policy.
-    let (s, _) =
-        app.admin(reqwest::Method::PATCH, "/tenants/acme", Some(json!({"settings": {"mfa": "off"}}))).await;
+    let (s, _) = app.admin(reqwest::Method::PATCH, "/tenants/acme", Some(json!({"settings": {"mfa": "off"}}))).await;
     assert_eq!(s, 200);
     let (s, _) = app.admin(reqwest::Method::PATCH, &path, Some(json!({"mfa": "required"}))).await;
     assert_eq!(s, 200);
@@ -231,7 +231,8 @@ async fn connection_override_off(app: &TestApp) {
 async fn okta_preset_asks_with_acr_values(app: &TestApp) {
     // Okta answers acr_values with the acr it met (amr says only pwd here).
     let knobs = Knobs { amr: Some(vec!["pwd".into()]), honour_acr_values: true, ..Knobs::default() };
-    let (idp, _) = oidc_tenant(app, "acme", knobs, json!({"preset": "okta", "extra_auth_params": {"acr_values": "x"}})).await;
+    let (idp, _) =
+        oidc_tenant(app, "acme", knobs, json!({"preset": "okta", "extra_auth_params": {"acr_values": "x"}})).await;
     require_mfa(app, "acme").await;
     let (cid, secret) = app.client("confidential", "ES256").await;
     let end = run_oidc(app, &browser(), &cid, &[("organization", "acme")]).await;
@@ -268,7 +269,8 @@ async fn google_needs_the_operators_word(app: &TestApp) {
     let end = run_oidc(app, &browser(), &cid, &[("organization", "acme"), ("acr_values", ACR_MFA)]).await;
     assert_eq!(query_of(&end.location)["error"], "unmet_authentication_requirements", "{}", end.location);
     // A tenant-wide policy on a connection with no signal fails closed at login.
-    let (s, _) = app.admin(reqwest::Method::PATCH, &path, Some(json!({"mfa": "inherit", "mfa_enforced_by_idp": false}))).await;
+    let (s, _) =
+        app.admin(reqwest::Method::PATCH, &path, Some(json!({"mfa": "inherit", "mfa_enforced_by_idp": false}))).await;
     assert_eq!(s, 200);
     require_mfa(app, "acme").await;
     let end = run_oidc(app, &browser(), &cid, &[("organization", "acme")]).await;

@@ -201,7 +201,9 @@ impl OidcConfig {
                 "clock_skew must be 0 to 300 seconds",
             ));
         }
-        if self.mfa_acr_values.len() > 10 || self.mfa_acr_values.iter().any(|a| a.is_empty() || a.contains(' ') || a.len() > 256) {
+        if self.mfa_acr_values.len() > 10
+            || self.mfa_acr_values.iter().any(|a| a.is_empty() || a.contains(' ') || a.len() > 256)
+        {
             return Err(Invalid::field(
                 "mfa_acr_values",
                 ErrorCode::InvalidConfig,
