@@ -56,6 +56,13 @@ pub struct Knobs {
     pub entra_tid: Option<String>,
     /// Entra mode: put another directory in `iss` than in `tid` (a forged tenant).
     pub entra_iss_tid: Option<String>,
+    /// MFA: the `amr` of every ID token (`None`: no `amr` claim, as Google).
+    pub amr: Option<Vec<String>>,
+    /// MFA: answer an authorization request's `acr_values` with its first value as the ID
+    /// token's `acr` (as Okta does when its policy is met).
+    pub honour_acr_values: bool,
+    /// Merged into every userinfo answer (e.g. an `amr` that must never count).
+    pub userinfo_extra: Value,
 }
 
 impl Default for Knobs {
@@ -71,6 +78,9 @@ impl Default for Knobs {
             send_iss: true,
             entra_tid: None,
             entra_iss_tid: None,
+            amr: None,
+            honour_acr_values: false,
+            userinfo_extra: json!({}),
         }
     }
 }
@@ -80,6 +90,7 @@ struct Pending {
     challenge: Option<String>,
     redirect_uri: String,
     email: String,
+    acr: Option<String>,
 }
 
 struct Inner {
@@ -91,6 +102,8 @@ struct Inner {
     codes: Mutex<HashMap<String, Pending>>,
     /// Counters: authorize, token, jwks, discovery.
     hits: Mutex<HashMap<&'static str, u64>>,
+    /// The query of the last authorization request.
+    last_authorize: Mutex<HashMap<String, String>>,
 }
 
 /// A running fixture IdP.
@@ -128,6 +141,7 @@ impl FixtureIdp {
             other: gen(Alg::RS256, "fixture-rs").map_err(err)?,
             codes: Mutex::new(HashMap::new()),
             hits: Mutex::new(HashMap::new()),
+            last_authorize: Mutex::new(HashMap::new()),
         });
         let data = web::Data::from(inner.clone());
         let server = HttpServer::new(move || {
@@ -160,6 +174,11 @@ impl FixtureIdp {
 
     pub fn hits(&self, what: &'static str) -> u64 {
         self.inner.hits.lock().unwrap_or_else(|e| e.into_inner()).get(what).copied().unwrap_or(0)
+    }
+
+    /// The query parameters of the last authorization request (acr_values, claims, ...).
+    pub fn last_authorize(&self) -> HashMap<String, String> {
+        self.inner.last_authorize.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Replaces the RS256 key with a new one under a new `kid` (key rotation).
@@ -230,6 +249,7 @@ async fn jwks(st: web::Data<Inner>) -> HttpResponse {
 async fn authorize(req: HttpRequest, st: web::Data<Inner>) -> HttpResponse {
     hit(&st, "authorize");
     let q = query(&req);
+    *st.last_authorize.lock().unwrap_or_else(|e| e.into_inner()) = q.clone();
     let k = st.knobs.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let Some(redirect_uri) = q.get("redirect_uri").cloned() else {
         return HttpResponse::BadRequest().body("redirect_uri missing");
@@ -257,6 +277,10 @@ async fn authorize(req: HttpRequest, st: web::Data<Inner>) -> HttpResponse {
                     challenge: q.get("code_challenge").cloned(),
                     redirect_uri: redirect_uri.clone(),
                     email,
+                    acr: q
+                        .get("acr_values")
+                        .filter(|_| k.honour_acr_values)
+                        .and_then(|a| a.split(' ').next().map(str::to_string)),
                 },
             );
             qp.append_pair("code", &code);
@@ -338,6 +362,12 @@ async fn token(req: HttpRequest, body: web::Bytes, st: web::Data<Inner>) -> Http
     if k.misbehave == Misbehave::NotYetValid {
         claims["nbf"] = json!(now + 3600);
     }
+    if let Some(amr) = &k.amr {
+        claims["amr"] = json!(amr);
+    }
+    if let Some(acr) = &p.acr {
+        claims["acr"] = json!(acr);
+    }
     if let (Value::Object(c), Value::Object(extra)) = (&mut claims, &k.extra_claims) {
         for (a, b) in extra {
             c.insert(a.clone(), b.clone());
@@ -384,7 +414,14 @@ async fn userinfo(req: HttpRequest, st: web::Data<Inner>) -> HttpResponse {
         .and_then(|v| v.strip_prefix("Bearer fixture-at-"))
         .map(str::to_string);
     match sub {
-        Some(s) => HttpResponse::Ok().json(json!({ "sub": s, "locale": "en-GB", "department": "R&D" })),
+        Some(s) => {
+            let mut info = json!({ "sub": s, "locale": "en-GB", "department": "R&D" });
+            let extra = st.knobs.lock().unwrap_or_else(|e| e.into_inner()).userinfo_extra.clone();
+            if let (Value::Object(i), Value::Object(extra)) = (&mut info, extra) {
+                i.extend(extra);
+            }
+            HttpResponse::Ok().json(info)
+        }
         None => HttpResponse::Unauthorized().finish(),
     }
 }

@@ -106,6 +106,8 @@ error_codes! {
     LoginNotRouted = "login_not_routed",
     MetadataRefreshFailed = "metadata_refresh_failed",
     MetadataUnreachable = "metadata_unreachable",
+    MfaRequiredNotMet = "mfa_required_not_met",
+    MfaUnverifiable = "mfa_unverifiable",
     MissingField = "missing_field",
     NoConnection = "no_connection",
     NotFound = "not_found",

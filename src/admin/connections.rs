@@ -71,6 +71,19 @@ pub struct ConnectionBody {
     /// IdP must have.
     #[schema(value_type = Option<String>)]
     sp_url_form: Option<crate::upstream::saml::SpUrlForm>,
+    /// every type: MFA for this connection: `inherit` (the tenant's `settings.mfa`), `off`,
+    /// `required` (docs/tokens.md#mfa).
+    mfa: Option<crate::claims::mfa::MfaOverride>,
+    /// oidc, saml: the operator vouches that the IdP enforces MFA for this app although its answer
+    /// does not show it (Google); such logins get acr `urn:fedgate:acr:mfa-idp-enforced`.
+    mfa_enforced_by_idp: Option<bool>,
+    /// oidc: `acr_values` asked for when MFA is required, replacing the preset's (and read as MFA).
+    mfa_acr_values: Option<Vec<String>>,
+    /// saml: `AuthnContextClassRef`s requested when MFA is required, replacing the preset's (and
+    /// read as MFA).
+    mfa_authn_contexts: Option<Vec<String>>,
+    /// dev: the `amr` values the confirmation page asserts (default `["user"]`).
+    amr: Option<Vec<String>>,
 }
 
 /// A connection as shown: with the values to paste into the IdP's console (SAML: `acs_url`,

@@ -1,4 +1,5 @@
 //! Pure functions: an upstream identity becomes fedgate's normalized identity. No I/O here.
+pub mod mfa;
 pub mod oidc;
 pub mod saml;
 
@@ -141,6 +142,12 @@ pub fn check_reauthentication(
         }
     }
     Ok(())
+}
+
+/// The upstream's `acr` as the verified answer stated it: the OIDC ID token's `acr`, the SAML
+/// assertion's `AuthnContextClassRef` (both kept in the identity's attributes).
+pub fn upstream_acr(attributes: &serde_json::Value) -> Option<&str> {
+    attributes.get("acr").or_else(|| attributes.get("authn_context")).and_then(serde_json::Value::as_str)
 }
 
 /// App role names for a person's groups, from a tenant's group -> roles mapping; de-duplicated,

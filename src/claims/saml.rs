@@ -425,7 +425,7 @@ fn subject(
 }
 
 /// RFC 8176 `amr` values from the AuthnContextClassRef and Microsoft's authnmethodsreferences.
-fn amr(a: &SamlAssertionView) -> Vec<String> {
+pub fn amr(a: &SamlAssertionView) -> Vec<String> {
     let mut refs: Vec<&str> = a.authn_context.into_iter().collect();
     if let Some((_, v)) = find(a.attributes, &[MS_AUTHN_METHODS]) {
         refs.extend(v.iter().map(String::as_str));

@@ -141,7 +141,15 @@ async fn connection_health(st: &AppState, c: &connection::Model, now: i64) -> Re
         });
         warnings = cfg.warnings(now);
     }
+    let (mfa, mfa_enforced_by_idp) = match ConnectionConfig::from_row(c) {
+        Ok(cfg) => {
+            let (o, e, _) = cfg.mfa();
+            (serde_json::to_value(o).unwrap_or(Value::Null), e)
+        }
+        Err(_) => (Value::Null, false),
+    };
     Ok(json!({
+        "mfa": mfa, "mfa_enforced_by_idp": mfa_enforced_by_idp,
         "id": c.id, "name": c.name, "type": c.conn_type, "enabled": c.enabled,
         "last_success": ok.map(|t| json!({"at": rfc3339(t.updated_at), "trace": t.id})),
         "last_failure": failed.map(|t| json!({"at": rfc3339(t.updated_at), "trace": t.id, "code": t.error_code})),
@@ -199,7 +207,8 @@ async fn tenant_page(
         "console_tenant.html",
         json!({
             "op": op.view(),
-            "tenant": {"id": t.id, "slug": t.slug, "name": t.name, "created_at": rfc3339(t.created_at)},
+            "tenant": {"id": t.id, "slug": t.slug, "name": t.name, "created_at": rfc3339(t.created_at),
+                       "mfa": crate::tenant::settings_of(t).mfa},
             "domains": domains.join("\n"),
             "domain_list": domains,
             "connections": connections,

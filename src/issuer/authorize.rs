@@ -30,6 +30,9 @@ struct AuthRequest {
     code_challenge: Option<String>,
     prompt: Vec<String>,
     max_age: Option<i64>,
+    /// The app's `acr_values` (only fedgate's own values) and the weakest level they accept.
+    acr_values: Option<String>,
+    acr_min: Option<crate::claims::mfa::Level>,
     login_hint: Option<String>,
     organization: Option<String>,
     connection: Option<String>,
@@ -175,6 +178,17 @@ async fn validate(
         },
         None => None,
     };
+    let acr_values = params.get("acr_values").map(str::trim).filter(|a| !a.is_empty());
+    if acr_values.is_some_and(|a| a.len() > 512) {
+        return fail(r, "invalid_request", "acr_values is too long");
+    }
+    let acr_min = match acr_values.map(crate::claims::mfa::parse_acr_values) {
+        Some(Ok(l)) => l,
+        Some(Err(_)) => {
+            return fail(r, "invalid_request", "unsupported acr_values (see acr_values_supported in discovery)")
+        }
+        None => None,
+    };
     let get = |k: &str, max: usize| bounded(params, k, max);
     let (nonce, login_hint, organization, connection, domain_hint) = match (
         get("nonce", 512),
@@ -195,6 +209,8 @@ async fn validate(
         code_challenge: challenge.map(str::to_string),
         prompt,
         max_age,
+        acr_values: acr_values.map(str::to_string),
+        acr_min,
         login_hint,
         organization,
         connection,
@@ -322,7 +338,22 @@ pub async fn authorize(req: HttpRequest, body: web::Bytes, st: web::Data<AppStat
             let fits_conn = conn.as_ref().is_none_or(|c| c.id == sess.connection_id);
             let fresh = ar.max_age.is_none_or(|m| st.clock.now() - sess.auth_time <= m);
             let active = crate::store::users::is_live(&st.db, &sess.user_id).await?;
-            if fits_tenant && fits_conn && fresh && active {
+            // The session's acr must meet what the app asks for now and what the tenant's policy
+            // requires now (it may have changed since the session began).
+            let level = sess
+                .acr
+                .as_deref()
+                .and_then(crate::claims::mfa::Level::from_acr)
+                .unwrap_or(crate::claims::mfa::Level::Basic);
+            let mut strong_enough = ar.acr_min.is_none_or(|m| level >= m);
+            if strong_enough && level < crate::claims::mfa::Level::IdpEnforced && fits_tenant && fits_conn {
+                let t = crate::tenant::get(&st.db, &sess.tenant_id).await?;
+                let c = crate::store::connections::get(&st.db, &sess.connection_id).await?;
+                if let Some(t) = t {
+                    strong_enough = !crate::login::mfa::policy_requires(&t, c.as_ref());
+                }
+            }
+            if fits_tenant && fits_conn && fresh && active && strong_enough {
                 let code = session::issue_code(
                     &st.db,
                     &st,
@@ -366,6 +397,7 @@ pub async fn authorize(req: HttpRequest, body: web::Bytes, st: web::Data<AppStat
             code_challenge: ar.code_challenge.clone(),
             prompt: (!ar.prompt.is_empty()).then(|| ar.prompt.join(" ")),
             max_age: ar.max_age,
+            acr_values: ar.acr_values.clone(),
             login_hint: ar.login_hint.clone(),
             tenant_id: wanted_tenant.clone().map(TenantId::from_db),
             connection_id: None,

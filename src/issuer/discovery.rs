@@ -25,10 +25,11 @@ pub fn document(issuer: &str) -> serde_json::Value {
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "claims_supported": [
-            "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "azp", "amr",
+            "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "azp", "acr", "amr",
             "org_id", "org_slug", "connection_id", "connection_type",
             "email", "email_verified", "name", "given_name", "family_name", "groups"
         ],
+        "acr_values_supported": crate::claims::mfa::ACR_VALUES,
         "claims_parameter_supported": false,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,

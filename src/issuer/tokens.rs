@@ -45,6 +45,9 @@ pub struct IdTokenClaims {
     /// App roles from the tenant's group -> roles mapping; present only when the tenant has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub roles: Option<Vec<String>>,
+    /// The level the login achieved (`urn:fedgate:acr:*`, docs/tokens.md#mfa).
+    pub acr: String,
+    /// RFC 8176 methods as the IdP's verified answer stated them (normalized).
     pub amr: Vec<String>,
 }
 
@@ -76,6 +79,8 @@ pub struct AccessTokenClaims {
     pub auth_time: i64,
     pub sid: String,
     pub org_id: String,
+    pub acr: String,
+    pub amr: Vec<String>,
 }
 
 /// Everything the tokens say about the person, loaded once per issuance.
@@ -157,6 +162,11 @@ pub fn profile_claims(u: &user::Model, verified_email: Option<&str>, scope: &str
     p
 }
 
+/// The `acr` of a session (sessions older than MFA support: `urn:fedgate:acr:basic`).
+pub fn session_acr(s: &session::Model) -> &str {
+    s.acr.as_deref().and_then(crate::claims::mfa::Level::from_acr).map_or(crate::claims::mfa::ACR_BASIC, |l| l.acr())
+}
+
 pub struct Issued {
     pub access_token: String,
     pub id_token: String,
@@ -202,6 +212,7 @@ pub fn sign_tokens(
             let mapping = crate::tenant::settings_of(&s.tenant).role_mapping;
             (!mapping.is_empty()).then(|| crate::claims::roles_for(&s.groups, &mapping))
         },
+        acr: session_acr(&s.session).to_string(),
         amr: from_json_list(&s.session.amr),
     };
     let jti = format!("{}.{}", g.id, &crate::ids::random128(&*st.rng)[..16]);
@@ -217,6 +228,8 @@ pub fn sign_tokens(
         auth_time: g.auth_time,
         sid: s.session.id.clone(),
         org_id: s.tenant.id.clone(),
+        acr: session_acr(&s.session).to_string(),
+        amr: from_json_list(&s.session.amr),
     };
     let sign_err = |e: crate::keys::signing::SigningError| {
         crate::util::log_internal("signing failed", &e);

@@ -253,6 +253,59 @@ pub async fn finish_then(
             );
         }
     }
+    // MFA: the tenant's policy (or the connection's override) and the app's acr_values, checked
+    // against the IdP's verified answer (amr, acr / AuthnContextClassRef).
+    let need = super::mfa::need(&tenant, conn, login);
+    let assessed =
+        claims::mfa::assess(&need.vendor, &ident.amr, claims::upstream_acr(&ident.attributes), need.idp_enforced);
+    let policy_unmet = need.policy && assessed.level < claims::mfa::Level::IdpEnforced;
+    let app_unmet = need.app.is_some_and(|l| assessed.level < l);
+    steps.push(
+        "mfa_checked",
+        st.clock.now_ms(),
+        0,
+        serde_json::json!({ "acr": assessed.level.acr(), "evidence": assessed.evidence, "policy_required": need.policy,
+                            "app_acr": need.app.map(|l| l.acr()), "met": !policy_unmet && !app_unmet }),
+    );
+    if policy_unmet || app_unmet {
+        let code = ErrorCode::MfaRequiredNotMet;
+        let why = match (policy_unmet, need.app) {
+            (true, _) => "The organization requires MFA for this connection".to_string(),
+            (false, Some(l)) => format!("The application asked for acr_values {}", l.acr()),
+            (false, None) => String::new(),
+        };
+        let cause = format!(
+            "{why}, but the identity provider's verified answer does not show it ({}); fedgate rates this sign-in {}.",
+            assessed.evidence,
+            assessed.level.acr()
+        );
+        let fix =
+            claims::mfa::fix(&need.vendor, &conn.conn_type, &need.preset, &format!("{} ({})", conn.name, conn.id));
+        mark_failed_with(st, login, code.as_str(), cause, fix, steps).await;
+        if !policy_unmet {
+            // The app's own step-up: it decides what to do (OpenID Connect Core errata, RFC 9470).
+            return Ok(redirect(
+                StatusCode::SEE_OTHER,
+                &error_url(
+                    st,
+                    login,
+                    "unmet_authentication_requirements",
+                    "the sign-in did not meet the requested acr_values",
+                ),
+            ));
+        }
+        return Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            code,
+            "Multi-factor authentication required",
+            format!(
+                "{} requires multi-factor authentication, and your identity provider did not confirm that you used it. Sign in again with your second factor; if this keeps happening, tell your administrator.",
+                tenant.name
+            ),
+        )
+        .with_trace(login.id.to_string())
+        .with_back(error_url(st, login, "access_denied", "multi-factor authentication is required")));
+    }
     // Two first logins of the same person at once (PostgreSQL runs them concurrently) race to
     // create the identity; the loser retries and links to the winner's user.
     let mut attempt = 0;
@@ -289,6 +342,7 @@ pub async fn finish_then(
             connection_id: conn.id.clone(),
             auth_time,
             amr: ident.amr.clone(),
+            acr: assessed.level.acr().to_string(),
             created_at: now,
             expires_at: now + st.config.tokens.session_ttl,
         },

@@ -10,6 +10,7 @@
 //!   upstream identity through the connector's `complete`;
 //! - [`complete`]: the one completion path all three share: policy, linking, the session, the
 //!   code, the trace, the events — or the failure, with its code, cause and fix;
+//! - [`mfa`]: the MFA a login needs (tenant policy, connection override, the app's step-up);
 //! - [`session`]: fedgate's own browser session and the authorization codes it issues.
 //!
 //! Connectors are opened once per (connection, version) by `upstream::registry::Connectors`.
@@ -17,6 +18,7 @@ pub mod callback;
 pub mod complete;
 pub mod dev;
 pub mod discovery;
+pub mod mfa;
 pub mod pending;
 pub mod portal_test;
 pub mod saml;

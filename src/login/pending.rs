@@ -100,6 +100,7 @@ pub fn context(st: &AppState, row: &Model, conn: &connection::Model, steps: &Ste
         force_authn: prompt_login || row.max_age.is_some(),
         prompt_login,
         max_age: row.max_age,
+        require_mfa: false,
         steps: steps.clone(),
     }
 }

@@ -63,6 +63,7 @@ pub async fn start(
             code_challenge: None,
             prompt: None,
             max_age: None,
+            acr_values: None,
             login_hint: None,
             tenant_id: Some(TenantId::from_db(conn.tenant_id.clone())),
             connection_id: None,

@@ -317,6 +317,7 @@ async fn unsolicited(
             code_challenge: None,
             prompt: None,
             max_age: None,
+            acr_values: None,
             login_hint: None,
             tenant_id: Some(TenantId::from_db(conn.tenant_id.clone())),
             connection_id: Some(ConnectionId::from_db(conn.id.clone())),

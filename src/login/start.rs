@@ -43,7 +43,21 @@ pub async fn start_connection(
         Err(e) => return upstream_failure(st, &pending, e, &steps).await,
     };
     crate::util::record_tenant(&conn.tenant_id);
-    let start = match opened.connector().begin(&context(st, login, conn, &steps)).await {
+    let mut ctx = context(st, login, conn, &steps);
+    if let Some(t) = crate::tenant::get(&st.db, &conn.tenant_id).await? {
+        let need = super::mfa::need(&t, conn, login);
+        ctx.require_mfa = need.ask();
+        if ctx.require_mfa {
+            steps.push(
+                "mfa_required",
+                st.clock.now_ms(),
+                0,
+                serde_json::json!({ "policy": need.policy, "app_acr": need.app.map(|l| l.acr()), "preset": need.preset,
+                                    "idp_signal": need.vendor.has_signal, "mfa_enforced_by_idp": need.idp_enforced }),
+            );
+        }
+    }
+    let start = match opened.connector().begin(&ctx).await {
         Ok(s) => s,
         Err(e) => return upstream_failure(st, &pending, e, &steps).await,
     };

@@ -268,6 +268,9 @@ async fn create_saml_draft(
         metadata_refresh_error: None,
         expiry_warned: vec![],
         sp_url_form: SpUrlForm::Hyphen,
+        mfa: Default::default(),
+        mfa_enforced_by_idp: false,
+        mfa_authn_contexts: vec![],
     };
     let mut secrets = Map::new();
     secrets.insert(saml::SP_KEY_FIELD.into(), Value::String(key));

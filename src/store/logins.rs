@@ -18,6 +18,7 @@ pub struct NewLogin {
     pub code_challenge: Option<String>,
     pub prompt: Option<String>,
     pub max_age: Option<i64>,
+    pub acr_values: Option<String>,
     pub login_hint: Option<String>,
     pub tenant_id: Option<TenantId>,
     /// Set for logins that begin at a connection (IdP-initiated SAML).
@@ -38,6 +39,7 @@ pub async fn insert(db: &impl ConnectionTrait, n: NewLogin) -> Result<Model, DbE
         code_challenge: Set(n.code_challenge),
         prompt: Set(n.prompt),
         max_age: Set(n.max_age),
+        acr_values: Set(n.acr_values),
         login_hint: Set(n.login_hint),
         tenant_id: Set(n.tenant_id),
         connection_id: Set(n.connection_id),

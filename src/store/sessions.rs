@@ -13,6 +13,7 @@ pub struct NewSession {
     pub connection_id: String,
     pub auth_time: i64,
     pub amr: Vec<String>,
+    pub acr: String,
     pub created_at: i64,
     pub expires_at: i64,
 }
@@ -26,6 +27,7 @@ pub async fn insert(db: &impl ConnectionTrait, n: NewSession) -> Result<Model, D
         connection_id: Set(n.connection_id),
         auth_time: Set(n.auth_time),
         amr: Set(crate::util::to_json_list(&n.amr)),
+        acr: Set(Some(n.acr)),
         created_at: Set(n.created_at),
         expires_at: Set(n.expires_at),
         revoked_at: Set(None),

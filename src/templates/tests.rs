@@ -47,9 +47,9 @@ fn samples() -> Vec<(&'static str, Json)> {
         ),
         (
             "console_tenant.html",
-            json!({"op": console_op(), "tenant": {"id": "org_1", "slug": "acme", "name": "Acme", "created_at": "2026-12-06T00:00:00Z"},
+            json!({"op": console_op(), "tenant": {"id": "org_1", "slug": "acme", "name": "Acme", "created_at": "2026-12-06T00:00:00Z", "mfa": "required"},
                    "domains": "acme.test", "domain_list": ["acme.test"],
-                   "connections": [{"id": "conn_1", "name": "Okta", "type": "saml", "enabled": false,
+                   "connections": [{"id": "conn_1", "name": "Okta", "type": "saml", "enabled": false, "mfa": "inherit", "mfa_enforced_by_idp": false,
                                     "last_success": {"at": "2026-12-06T00:00:00Z", "trace": "lgn_1"},
                                     "last_failure": {"at": "2026-12-06T00:00:00Z", "trace": "lgn_2", "code": "saml_expired"},
                                     "cert_expiry": "2027-01-01T00:00:00Z", "cert_days": 26,

@@ -41,6 +41,10 @@ pub struct TenantSettings {
     /// (`templates::Branding::tenant`), so a bad value falls back to the default look.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branding: Option<TenantBranding>,
+    /// MFA policy: `required` makes every login show MFA in the IdP's verified answer (a
+    /// connection may override it); docs/tokens.md#mfa.
+    #[serde(default)]
+    pub mfa: crate::claims::mfa::MfaPolicy,
 }
 
 /// A tenant's branding: display name, accent colour (`#rgb` / `#rrggbb`), logo (https URL).

@@ -134,6 +134,9 @@ impl ConnectionConfig {
                         "groups must be at most 100 non-empty names",
                     ));
                 }
+                if c.amr.len() > 10 || c.amr.iter().any(|a| a.trim().is_empty() || a.len() > 32) {
+                    return Err(Invalid::field("amr", ErrorCode::InvalidConfig, "amr must be at most 10 short values"));
+                }
                 Ok(Self::Dev(c))
             }
             ConnectionType::Oidc => {
@@ -147,6 +150,28 @@ impl ConnectionConfig {
                 .map(|c| Self::Saml(Box::new(c)))
                 .map_err(|e| Invalid::field("config", ErrorCode::InvalidConfig, e.to_string())),
         }
+    }
+
+    /// The connection's MFA settings: its override, whether the operator vouches that the IdP
+    /// enforces MFA, and what its preset asks for and reads as MFA.
+    pub fn mfa(&self) -> (crate::claims::mfa::MfaOverride, bool, crate::claims::mfa::VendorMfa) {
+        use crate::claims::mfa::{oidc_vendor, saml_vendor, VendorMfa};
+        match self {
+            // The dev page asserts its configured amr: a signal, never an acr.
+            Self::Dev(c) => (c.mfa, false, VendorMfa { has_signal: true, ..Default::default() }),
+            Self::Oidc(c) => (c.mfa, c.mfa_enforced_by_idp, oidc_vendor(c.preset, &c.mfa_acr_values)),
+            Self::Saml(c) => (c.mfa, c.mfa_enforced_by_idp, saml_vendor(c.preset, &c.mfa_authn_contexts)),
+        }
+    }
+
+    /// The preset's name (for fixes), `dev` for the dev connector.
+    pub fn preset_name(&self) -> String {
+        let name = match self {
+            Self::Dev(_) => return "dev".into(),
+            Self::Oidc(c) => serde_json::to_value(c.preset),
+            Self::Saml(c) => serde_json::to_value(c.preset),
+        };
+        name.ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
     }
 
     pub fn to_fields(&self) -> Map<String, Value> {

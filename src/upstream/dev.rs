@@ -19,6 +19,13 @@ pub struct DevConfig {
     /// Groups every dev login gets.
     #[serde(default)]
     pub groups: Vec<String>,
+    /// MFA for logins through this connection (`inherit`, `off`, `required`).
+    #[serde(default, skip_serializing_if = "crate::claims::mfa::MfaOverride::is_inherit")]
+    pub mfa: crate::claims::mfa::MfaOverride,
+    /// The RFC 8176 `amr` values the confirmation page asserts (default `["user"]`): set
+    /// `["pwd", "mfa"]` to try MFA policies in development.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
 }
 
 pub struct DevConnector {
@@ -100,7 +107,7 @@ impl Connector for DevConnector {
             given_name: given,
             family_name: family,
             groups: self.config.groups.clone(),
-            amr: vec!["user".into()],
+            amr: if self.config.amr.is_empty() { vec!["user".into()] } else { self.config.amr.clone() },
             attributes: serde_json::Value::Null,
             // The confirmation page is the authentication: the login flow records it as now.
             auth_time: None,

@@ -78,6 +78,9 @@ pub struct LoginContext {
     pub prompt_login: bool,
     /// The app's `max_age` (seconds): forwarded to OIDC upstreams as `max_age`.
     pub max_age: Option<i64>,
+    /// MFA is required for this login (policy or the app's `acr_values`): ask the IdP for it in
+    /// the preset's terms (OIDC `acr_values` / `claims`, SAML `RequestedAuthnContext`).
+    pub require_mfa: bool,
     /// Where the connector records its steps (token exchange, ID token checks...).
     pub steps: StepLog,
 }

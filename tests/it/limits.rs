@@ -219,6 +219,7 @@ async fn unrouted_logins_expire_quickly_and_are_pruned(app: &TestApp) {
             nonce: sea_orm::Set(None),
             code_challenge: sea_orm::Set(None),
             prompt: sea_orm::Set(None),
+            acr_values: sea_orm::Set(None),
             max_age: sea_orm::Set(None),
             login_hint: sea_orm::Set(None),
             tenant_id: sea_orm::Set(None),

@@ -70,6 +70,7 @@ fn new_session(id: &str, user_id: &str, tenant_id: &str, connection_id: &str, no
         connection_id: connection_id.into(),
         auth_time: now,
         amr: vec!["pwd".into()],
+        acr: "urn:fedgate:acr:basic".into(),
         created_at: now,
         expires_at: now + 3600,
     }

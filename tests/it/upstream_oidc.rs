@@ -146,6 +146,7 @@ async fn full_chain_and_trace(app: &TestApp) {
             "token_exchanged",
             "id_token_verified",
             "claims_mapped",
+            "mfa_checked",
             "user_linked",
             "code_issued"
         ]

@@ -32,6 +32,8 @@ pub struct Model {
     pub code_challenge: Option<String>,
     pub prompt: Option<String>,
     pub max_age: Option<i64>,
+    /// The app's `acr_values` (validated: fedgate's own values).
+    pub acr_values: Option<String>,
     pub login_hint: Option<String>,
     pub tenant_id: Option<TenantId>,
     pub connection_id: Option<ConnectionId>,

@@ -12,6 +12,8 @@ pub struct Model {
     pub connection_id: String,
     pub auth_time: i64,
     pub amr: String,
+    /// The `acr` the login achieved (`None`: an older session, `urn:fedgate:acr:basic`).
+    pub acr: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,

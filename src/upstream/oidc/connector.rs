@@ -233,7 +233,23 @@ impl Connector for OidcConnector {
         if let Some(m) = login.max_age {
             req = req.add_extra_param("max_age", m.to_string());
         }
+        // MFA required (tenant or connection policy, or the app's acr_values): asked for in the
+        // preset's terms; the answer is checked when the login finishes (login::complete).
+        let mut mfa_asked = Value::Null;
+        if login.require_mfa {
+            let vendor = crate::claims::mfa::oidc_vendor(self.config.preset, &self.config.mfa_acr_values);
+            if !vendor.acr_values.is_empty() {
+                req = req.add_extra_param("acr_values", vendor.acr_values.join(" "));
+            }
+            if vendor.claims_amr {
+                req = req.add_extra_param("claims", json!({"id_token": {"amr": {"essential": true}}}).to_string());
+            }
+            mfa_asked = json!({ "acr_values": vendor.acr_values, "claims_amr": vendor.claims_amr });
+        }
         for (k, v) in &self.config.extra_auth_params {
+            if login.require_mfa && (k == "acr_values" || k == "claims") {
+                continue;
+            }
             req = req.add_extra_param(k.clone(), v.clone());
         }
         let (url, _, _) = req.url();
@@ -241,7 +257,7 @@ impl Connector for OidcConnector {
             "redirected_upstream",
             self.clock.now_ms(),
             self.clock.now_ms() - t0,
-            json!({ "authorization_endpoint": meta.authorization_endpoint().as_str(), "scopes": self.config.scopes, "pkce": "S256" }),
+            json!({ "authorization_endpoint": meta.authorization_endpoint().as_str(), "scopes": self.config.scopes, "pkce": "S256", "mfa_requested": mfa_asked }),
         );
         Ok(LoginStart {
             action: LoginAction::Redirect(url.to_string()),
@@ -356,6 +372,9 @@ impl Connector for OidcConnector {
         // The ID token's auth_time, read before userinfo is merged in: only the verified token
         // may say when the person authenticated.
         let auth_time = claims.get("auth_time").and_then(Value::as_i64);
+        // Likewise amr and acr: only the verified ID token may say how the person authenticated.
+        let id_amr = claims.get("amr").cloned();
+        let id_acr = claims.get("acr").cloned();
         if self.config.fetch_userinfo {
             let t2 = self.clock.now_ms();
             self.userinfo(&meta, resp.access_token().secret(), &mut claims).await?;
@@ -376,6 +395,33 @@ impl Connector for OidcConnector {
         );
         let mut identity = mapped.identity;
         identity.auth_time = auth_time;
+        identity.amr = match id_amr {
+            Some(Value::Array(a)) => {
+                let mut out: Vec<String> = Vec::new();
+                for m in a.iter().filter_map(Value::as_str).map(|m| m.trim().chars().take(64).collect::<String>()) {
+                    if !m.is_empty() && !out.contains(&m) && out.len() < 20 {
+                        out.push(m);
+                    }
+                }
+                out
+            }
+            _ => Vec::new(),
+        };
+        if identity.amr.is_empty() {
+            identity.amr = vec!["fed".into()];
+        }
+        if let Value::Object(attrs) = &mut identity.attributes {
+            match id_acr {
+                Some(a @ Value::String(_)) => {
+                    attrs.insert("acr".into(), a);
+                }
+                _ => {
+                    attrs.remove("acr");
+                }
+            }
+            attrs.remove("amr");
+            attrs.insert("amr".into(), json!(identity.amr));
+        }
         Ok(Completed { identity, one_time: None, notes: mapped.notes })
     }
 }

@@ -4,6 +4,7 @@
 pub mod connector;
 pub mod metadata;
 
+use crate::claims::mfa::MfaOverride;
 use crate::claims::oidc::{Preset, MAPPABLE};
 use crate::error_code::ErrorCode;
 use crate::validation::Invalid;
@@ -98,6 +99,19 @@ pub struct OidcConfig {
     /// Seconds of clock skew tolerated on `exp`, `iat` and `nbf` (0 to 300, default 60).
     #[serde(default = "default_skew")]
     pub clock_skew: i64,
+    /// MFA for logins through this connection: the tenant's policy (`inherit`), `off` or
+    /// `required` (docs/tokens.md#mfa).
+    #[serde(default, skip_serializing_if = "MfaOverride::is_inherit")]
+    pub mfa: MfaOverride,
+    /// The operator's word that the IdP enforces MFA for this app although its answer does not
+    /// show it (Google): such logins meet an MFA requirement with `acr`
+    /// `urn:fedgate:acr:mfa-idp-enforced`, never `urn:fedgate:acr:mfa`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mfa_enforced_by_idp: bool,
+    /// `acr_values` sent upstream when MFA is required, replacing the preset's; an ID token
+    /// `acr` equal to one of them counts as MFA.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mfa_acr_values: Vec<String>,
 }
 
 impl OidcConfig {
@@ -185,6 +199,23 @@ impl OidcConfig {
                 "clock_skew",
                 ErrorCode::InvalidClockSkew,
                 "clock_skew must be 0 to 300 seconds",
+            ));
+        }
+        if self.mfa_acr_values.len() > 10
+            || self.mfa_acr_values.iter().any(|a| a.is_empty() || a.contains(' ') || a.len() > 256)
+        {
+            return Err(Invalid::field(
+                "mfa_acr_values",
+                ErrorCode::InvalidConfig,
+                "mfa_acr_values must be at most 10 single values",
+            ));
+        }
+        let vendor = crate::claims::mfa::oidc_vendor(self.preset, &self.mfa_acr_values);
+        if self.mfa == MfaOverride::Required && !vendor.has_signal && !self.mfa_enforced_by_idp {
+            return Err(Invalid::field(
+                "mfa",
+                ErrorCode::MfaUnverifiable,
+                "this preset's ID tokens never show MFA (Google: no amr or acr), so fedgate cannot check it: enforce MFA at the identity provider and set mfa_enforced_by_idp: true, or set mfa_acr_values if the provider sends an acr for MFA",
             ));
         }
         if self.entra_multi_tenant() && self.allowed_tenant_ids.is_empty() {

@@ -13,6 +13,7 @@ use super::{
     UpstreamError,
 };
 use super::{StepLog, UpstreamCtx, UpstreamIdentity};
+use crate::claims::mfa::MfaOverride;
 use crate::claims::oidc::Policy;
 use crate::claims::saml::{AttributeMapping, SamlAssertionView, SamlPreset};
 use crate::clock::Clock;
@@ -97,6 +98,9 @@ pub struct SamlInput {
     pub idp_initiated: Option<IdpInitiated>,
     /// Move an existing connection to the other URL form (the IdP must be updated too).
     pub sp_url_form: Option<SpUrlForm>,
+    pub mfa: Option<MfaOverride>,
+    pub mfa_enforced_by_idp: Option<bool>,
+    pub mfa_authn_contexts: Option<Vec<String>>,
 }
 
 /// A certificate that left the IdP's metadata: still trusted for a day, so a response signed
@@ -158,6 +162,18 @@ pub struct SamlConfig {
     /// which keep the underscore form).
     #[serde(default, skip_serializing_if = "SpUrlForm::is_underscore")]
     pub sp_url_form: SpUrlForm,
+    /// MFA for logins through this connection: the tenant's policy (`inherit`), `off` or
+    /// `required` (docs/tokens.md#mfa).
+    #[serde(default, skip_serializing_if = "MfaOverride::is_inherit")]
+    pub mfa: MfaOverride,
+    /// The operator's word that the IdP enforces MFA for this app although its assertions do not
+    /// show it (Google Workspace).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mfa_enforced_by_idp: bool,
+    /// The `AuthnContextClassRef`s requested when MFA is required, replacing the preset's; an
+    /// assertion naming one of them counts as MFA.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mfa_authn_contexts: Vec<String>,
 }
 
 /// The secret field holding a SAML connection's SP private key.
@@ -250,6 +266,9 @@ impl SamlConfig {
         m.insert("trusted_email_domains".into(), serde_json::json!(self.trusted_email_domains));
         m.insert("allowed_tenant_ids".into(), serde_json::json!(self.allowed_tenant_ids));
         m.insert("idp_initiated".into(), serde_json::json!(self.idp_initiated));
+        m.insert("mfa".into(), serde_json::json!(self.mfa));
+        m.insert("mfa_enforced_by_idp".into(), self.mfa_enforced_by_idp.into());
+        m.insert("mfa_authn_contexts".into(), serde_json::json!(self.mfa_authn_contexts));
         m
     }
 
@@ -391,7 +410,27 @@ pub async fn prepare(
         expiry_warned: previous.map(|p| p.expiry_warned.clone()).unwrap_or_default(),
         // A connection keeps its URL form (the IdP has it); new ones get the hyphen form.
         sp_url_form: input.sp_url_form.or(previous.map(|p| p.sp_url_form)).unwrap_or(SpUrlForm::Hyphen),
+        mfa: input.mfa.unwrap_or_default(),
+        mfa_enforced_by_idp: input.mfa_enforced_by_idp.unwrap_or(false),
+        mfa_authn_contexts: input.mfa_authn_contexts.unwrap_or_default(),
     };
+    if cfg.mfa_authn_contexts.len() > 10
+        || cfg.mfa_authn_contexts.iter().any(|a| a.trim().is_empty() || a.len() > 256 || a.contains(['<', '>', '&']))
+    {
+        return Err(invalid(
+            "mfa_authn_contexts",
+            ErrorCode::InvalidConfig,
+            "mfa_authn_contexts must be at most 10 URIs",
+        ));
+    }
+    let vendor = crate::claims::mfa::saml_vendor(cfg.preset, &cfg.mfa_authn_contexts);
+    if cfg.mfa == MfaOverride::Required && !vendor.has_signal && !cfg.mfa_enforced_by_idp {
+        return Err(invalid(
+            "mfa",
+            ErrorCode::MfaUnverifiable,
+            "this preset's assertions never show MFA (Google Workspace), so fedgate cannot check it: enforce MFA at the identity provider and set mfa_enforced_by_idp: true, or set mfa_authn_contexts if the provider names an MFA class",
+        ));
+    }
     cfg.attribute_mapping.validate().map_err(|m| invalid("attribute_mapping", ErrorCode::InvalidMapping, m))?;
     if !(0..=validate::MAX_SKEW_SECS).contains(&cfg.clock_skew_secs) {
         return Err(invalid("clock_skew_secs", ErrorCode::OutOfRange, "clock_skew_secs must be between 0 and 600"));
@@ -576,7 +615,7 @@ impl SamlConnector {
     pub fn authn_request(&self, login: &LoginContext, destination: &str) -> String {
         let esc = crate::html::escape;
         format!(
-            "<samlp:AuthnRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"{}\" Version=\"2.0\" IssueInstant=\"{}\" Destination=\"{}\" AssertionConsumerServiceURL=\"{}\" ProtocolBinding=\"{}\"{}><saml:Issuer>{}</saml:Issuer><samlp:NameIDPolicy AllowCreate=\"true\"/></samlp:AuthnRequest>",
+            "<samlp:AuthnRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"{}\" Version=\"2.0\" IssueInstant=\"{}\" Destination=\"{}\" AssertionConsumerServiceURL=\"{}\" ProtocolBinding=\"{}\"{}><saml:Issuer>{}</saml:Issuer><samlp:NameIDPolicy AllowCreate=\"true\"/>{}</samlp:AuthnRequest>",
             esc(login.login_id.as_str()),
             saml_instant(self.clock.now()),
             esc(destination),
@@ -584,7 +623,26 @@ impl SamlConnector {
             metadata::BINDING_POST,
             if login.force_authn { " ForceAuthn=\"true\"" } else { "" },
             esc(&self.config.sp_entity_id(&login.issuer, &self.connection_id)),
+            self.requested_authn_context(login),
         )
+    }
+
+    /// The `RequestedAuthnContext` asking for MFA (when the login requires it and the preset can
+    /// ask: Comparison `exact`, any of the class refs), after `NameIDPolicy` as the schema orders.
+    fn requested_authn_context(&self, login: &LoginContext) -> String {
+        if !login.require_mfa {
+            return String::new();
+        }
+        let vendor = crate::claims::mfa::saml_vendor(self.config.preset, &self.config.mfa_authn_contexts);
+        if vendor.class_refs.is_empty() {
+            return String::new();
+        }
+        let refs: String = vendor
+            .class_refs
+            .iter()
+            .map(|r| format!("<saml:AuthnContextClassRef>{}</saml:AuthnContextClassRef>", crate::html::escape(r)))
+            .collect();
+        format!("<samlp:RequestedAuthnContext Comparison=\"exact\">{refs}</samlp:RequestedAuthnContext>")
     }
 
     /// The HTTP-Redirect binding URL: DEFLATE + base64 + URL encoding, signed over the query
