@@ -1,5 +1,7 @@
 //! Pure functions: an upstream identity becomes fedgate's normalized identity. No I/O here.
+pub mod hook;
 pub mod oidc;
+pub mod rules;
 pub mod saml;
 
 use std::collections::BTreeMap;

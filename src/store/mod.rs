@@ -4,6 +4,7 @@ pub mod audit;
 pub mod audited;
 pub mod backup;
 pub mod cleanup;
+pub mod claim_configs;
 pub mod clients;
 pub mod codes;
 pub mod conn;
