@@ -302,7 +302,7 @@ pub struct Applied {
 pub fn apply(sets: &[&RuleSet], claims: &mut Map<String, Value>, groups: &[String]) -> Applied {
     let ctx = claims.clone();
     let mut applied = Applied::default();
-    let mut wrote = |a: &mut Applied, k: &str| {
+    let wrote = |a: &mut Applied, k: &str| {
         a.removed.retain(|x| x != k);
         if !a.written.iter().any(|x| x == k) {
             a.written.push(k.to_string());

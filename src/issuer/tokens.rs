@@ -395,7 +395,8 @@ pub async fn sign_tokens(
 }
 
 /// Writes an issuance's steps on its trace, best effort (a trace never breaks a token request).
-/// A refresh gets a trace of its own only when the token hook was called.
+/// A refresh, or a code answered from an existing session (no login trace), gets a trace of its
+/// own when the token hook was called.
 async fn record_steps(
     st: &AppState,
     c: &client::Model,
@@ -405,15 +406,23 @@ async fn record_steps(
     failure: Option<crate::traces::Failure>,
 ) {
     let now_ms = st.clock.now_ms();
+    let hook_called = steps.iter().any(|x| x.step == "token_hook");
+    let own = |prefix: &str| format!("{prefix}_{}", crate::ids::sortable(now_ms, &*st.rng));
     let r = match trace {
-        TraceOf::Login(id) => crate::traces::append(&st.db, id, steps, failure, now_ms).await.map(|_| ()),
-        TraceOf::Refresh => {
-            if !steps.iter().any(|x| x.step == "token_hook") {
-                return;
+        // A code answered from an existing session has no login trace (`login_id` "sso").
+        TraceOf::Login(id) => match crate::traces::append(&st.db, id, steps.clone(), failure.clone(), now_ms).await {
+            Ok(false) if hook_called => {
+                let (id, grant) = (own("tok"), trace.grant_type());
+                crate::traces::record_issuance(&st.db, &id, &c.id, &s.tenant.id, grant, steps, failure, now_ms).await
             }
-            let id = format!("rfr_{}", crate::ids::sortable(now_ms, &*st.rng));
-            crate::traces::record_refresh(&st.db, &id, &c.id, &s.tenant.id, steps, failure, now_ms).await
+            other => other.map(|_| ()),
+        },
+        TraceOf::Refresh if hook_called => {
+            let id = own("rfr");
+            crate::traces::record_issuance(&st.db, &id, &c.id, &s.tenant.id, "refresh_token", steps, failure, now_ms)
+                .await
         }
+        TraceOf::Refresh => Ok(()),
     };
     if let Err(e) = r {
         crate::util::log_internal("recording the token issuance on the login trace", &e);

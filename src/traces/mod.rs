@@ -256,6 +256,7 @@ pub fn view(r: &login_trace::Model) -> Value {
 }
 
 /// A failure to write on a trace: code, cause, fix.
+#[derive(Debug, Clone)]
 pub struct Failure {
     pub code: crate::error_code::ErrorCode,
     pub cause: String,
@@ -291,17 +292,24 @@ pub async fn append(
     Ok(true)
 }
 
-/// A trace of its own for a token refresh that called the token hook (a refresh has no login):
-/// `completed`, or `failed` with the hook's cause and fix.
-pub async fn record_refresh(
+/// A trace of its own for a token issuance that called the token hook without a login to append
+/// to: a refresh, or a code answered from an existing fedgate session. Its first step says which
+/// (`token_requested` with the grant type); `completed`, or `failed` with the hook's cause and fix.
+#[allow(clippy::too_many_arguments)]
+pub async fn record_issuance(
     db: &impl Conn,
     id: &str,
     client_id: &str,
     tenant_id: &str,
+    grant_type: &str,
     steps: Vec<Step>,
     failure: Option<Failure>,
     now_ms: i64,
 ) -> Result<(), crate::store::conn::DbErr> {
+    let mut all =
+        vec![Step { step: "token_requested".into(), at_ms: now_ms, duration_ms: 0, detail: json!({ "grant_type": grant_type, "client_id": client_id }) }];
+    all.extend(steps);
+    let steps = all;
     let (status, code, cause, fix) = match failure {
         Some(f) => (FAILED, Some(f.code.as_str().to_string()), Some(f.cause), Some(f.fix)),
         None => (COMPLETED, None, None, None),

@@ -1,5 +1,6 @@
 //! Claim rules: tenant then client rules shape the ID token, the access token and userinfo;
 //! validation on save with the rule's index; the preview; the size budget; the trace step.
+use crate::both;
 use crate::common::*;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -16,9 +17,9 @@ pub async fn latest_trace(app: &TestApp, tenant: &str) -> Value {
 }
 
 /// A complete login one second after the previous one (traces list newest first by start time).
-pub async fn fresh_code(app: &TestApp, b: &reqwest::Client, client: &str) -> String {
+pub async fn fresh_code(app: &TestApp, b: &reqwest::Client, client: &str, org: &str) -> String {
     app.clock.advance_secs(1);
-    code_for(app, b, client, &[]).await
+    code_for(app, b, client, &[("organization", org)]).await
 }
 
 pub fn step<'a>(trace: &'a Value, name: &str) -> Option<&'a Value> {
@@ -56,7 +57,7 @@ async fn rules_shape_every_token(app: &TestApp) {
     assert_eq!((s, got["rules"][0]["rename"]["to"].as_str()), (200, Some("tier")));
 
     let b = browser();
-    let code = fresh_code(app, &b, &client).await;
+    let code = fresh_code(app, &b, &client, "acme").await;
     let (s, tok) = exchange(app, &client, Some(&secret), &code).await;
     assert_eq!(s, 200, "{tok}");
     let id = verify_jwt(app, tok["id_token"].as_str().unwrap(), &client).await;
@@ -197,7 +198,7 @@ async fn tokens_stay_within_the_size_budget(app: &TestApp) {
     .await;
     assert_eq!(s, 200, "{e}");
     let b = browser();
-    let code = fresh_code(app, &b, &client).await;
+    let code = fresh_code(app, &b, &client, "gamma").await;
     let (s, tok) = exchange(app, &client, Some(&secret), &code).await;
     assert_eq!(s, 200, "{tok}");
     let id = verify_jwt(app, tok["id_token"].as_str().unwrap(), &client).await;

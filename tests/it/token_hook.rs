@@ -1,6 +1,7 @@
 //! The token hook: a signed call to the app's endpoint before tokens are issued; namespaced
 //! claims; the failure policies (deny, continue); the time budget; every call in the trace.
 use crate::claim_rules::{fresh_code, latest_trace, step};
+use crate::both;
 use crate::common::*;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use base64::Engine;
@@ -105,7 +106,7 @@ async fn hook_adds_namespaced_claims(app: &TestApp) {
 
     hook.answer(200, json!({"claims": {"https://app.example.com/plan": "pro", "https://app.example.com/seats": 12}}));
     let b = browser();
-    let code = fresh_code(app, &b, &client).await;
+    let code = fresh_code(app, &b, &client, "acme").await;
     let (s, tok) = exchange(app, &client, Some(&secret), &code).await;
     assert_eq!(s, 200, "{tok}");
     let id = verify_jwt(app, tok["id_token"].as_str().unwrap(), &client).await;
@@ -155,7 +156,7 @@ async fn hook_adds_namespaced_claims(app: &TestApp) {
     assert_eq!(s, 204);
     let (s, _) = app.get("/tenants/acme/token-hook").await;
     assert_eq!(s, 404);
-    let code = fresh_code(app, &b, &client).await;
+    let code = fresh_code(app, &b, &client, "acme").await;
     let (s, _) = exchange(app, &client, Some(&secret), &code).await;
     assert_eq!(s, 200);
     assert_eq!(hook.calls().len(), 2);
@@ -175,7 +176,7 @@ async fn failures_follow_the_tenant_policy(app: &TestApp) {
         (200, json!(["not", "an", "object"]), "not a JSON object"),
     ] {
         hook.answer(status, answer);
-        let code = fresh_code(app, &b, &client).await;
+        let code = fresh_code(app, &b, &client, "beta").await;
         let (s, e) = exchange(app, &client, Some(&secret), &code).await;
         assert_eq!((s, e["error"].as_str()), (400, Some("access_denied")), "{e}");
         let trace = latest_trace(app, "beta").await;
@@ -188,14 +189,14 @@ async fn failures_follow_the_tenant_policy(app: &TestApp) {
     }
     // Under deny the grant just opened is revoked: its refresh token is dead.
     hook.answer(500, json!({}));
-    let code = fresh_code(app, &b, &client).await;
+    let code = fresh_code(app, &b, &client, "beta").await;
     let (s, _) = exchange(app, &client, Some(&secret), &code).await;
     assert_eq!(s, 400);
     // continue: tokens without the hook's claims, and the trace says so.
     let (s, _) = set_hook(app, "beta", json!({"url": hook.url, "namespace": NS, "on_failure": "continue"})).await;
     assert_eq!(s, 200);
     hook.answer(200, json!({"claims": {"plan": "pro", "https://app.example.com/ok": true}}));
-    let code = fresh_code(app, &b, &client).await;
+    let code = fresh_code(app, &b, &client, "beta").await;
     let (s, tok) = exchange(app, &client, Some(&secret), &code).await;
     assert_eq!(s, 200, "{tok}");
     let id = verify_jwt(app, tok["id_token"].as_str().unwrap(), &client).await;
@@ -218,7 +219,7 @@ async fn the_time_budget_is_enforced(app: &TestApp) {
     // The endpoint answers only after 3 s, far past the 200 ms budget.
     *hook.answer.lock().unwrap() = (200, json!({"claims": {"gamma_x": 1}}).to_string(), Duration::from_secs(3));
     let b = browser();
-    let code = fresh_code(app, &b, &client).await;
+    let code = fresh_code(app, &b, &client, "gamma").await;
     let started = Instant::now();
     let (s, e) = exchange(app, &client, Some(&secret), &code).await;
     let took = started.elapsed();
