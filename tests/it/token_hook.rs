@@ -187,11 +187,13 @@ async fn failures_follow_the_tenant_policy(app: &TestApp) {
         let st = step(&trace, "token_hook").unwrap();
         assert_eq!(st["detail"]["outcome"], "failed");
     }
-    // Under deny the grant just opened is revoked: its refresh token is dead.
-    hook.answer(500, json!({}));
-    let code = fresh_code(app, &b, &client, "beta").await;
-    let (s, _) = exchange(app, &client, Some(&secret), &code).await;
-    assert_eq!(s, 400);
+    // Under deny every grant those exchanges opened is revoked (their refresh tokens are dead).
+    {
+        use sea_orm::EntityTrait;
+        let grants = fedgate::store::entities::grant::Entity::find().all(&app.state.db).await.unwrap();
+        assert_eq!(grants.len(), 3);
+        assert!(grants.iter().all(|g| g.revoked_reason.as_deref() == Some("token_hook_denied")), "{grants:?}");
+    }
     // continue: tokens without the hook's claims, and the trace says so.
     let (s, _) = set_hook(app, "beta", json!({"url": hook.url, "namespace": NS, "on_failure": "continue"})).await;
     assert_eq!(s, 200);
