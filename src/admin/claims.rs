@@ -337,12 +337,13 @@ pub async fn put_hook(
 ) -> Result<HttpResponse, ApiError> {
     let t = tenant_or_404(&st, &path).await?;
     let b = body.into_inner();
-    let u = st.outbound.check_url(&b.url).map_err(|e| ApiError::invalid("url", ErrorCode::InvalidUrl, e.to_string()))?;
+    let u =
+        st.outbound.check_url(&b.url).map_err(|e| ApiError::invalid("url", ErrorCode::InvalidUrl, e.to_string()))?;
     if u.scheme() != "https" && !(st.config.dev_mode || st.config.allow_private_network) {
         return Err(ApiError::invalid("url", ErrorCode::InvalidUrl, "token hook URLs must use https"));
     }
-    let timeout_ms =
-        hook::check_timeout(b.timeout_ms).map_err(|m| ApiError::invalid("timeout_ms", ErrorCode::InvalidTokenHook, m))?;
+    let timeout_ms = hook::check_timeout(b.timeout_ms)
+        .map_err(|m| ApiError::invalid("timeout_ms", ErrorCode::InvalidTokenHook, m))?;
     hook::check_namespace(&b.namespace).map_err(|m| ApiError::invalid("namespace", ErrorCode::InvalidTokenHook, m))?;
     let existing = stored_hook(&st, &t.id).await?;
     let (secret_enc, secret) = match existing {
@@ -376,11 +377,7 @@ pub async fn put_hook(
     params(("tenant" = String, Path, description = "Tenant id or slug")),
     responses((status = 204, description = "Removed"), (status = 404, description = "Unknown tenant or no hook")))]
 #[delete("/tenants/{tenant}/token-hook")]
-pub async fn delete_hook(
-    a: Admin,
-    st: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn delete_hook(a: Admin, st: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let t = tenant_or_404(&st, &path).await?;
     stored_hook(&st, &t.id).await?.ok_or_else(|| ApiError::not_found("token hook"))?;
     let now = st.clock.now();

@@ -121,7 +121,12 @@ pub fn accept(namespace: &str, status: u16, body: &str) -> Result<Map<String, Va
     let claims = match obj.get("claims") {
         None | Some(Value::Null) => return Ok(Map::new()),
         Some(Value::Object(m)) => m.clone(),
-        Some(_) => return Err(refused("\"claims\" is not an object", "Answer with {\"claims\": {\"<namespace>name\": value}}.")),
+        Some(_) => {
+            return Err(refused(
+                "\"claims\" is not an object",
+                "Answer with {\"claims\": {\"<namespace>name\": value}}.",
+            ))
+        }
     };
     if claims.len() > MAX_CLAIMS {
         return Err(refused(format!("more than {MAX_CLAIMS} claims"), "Return at most 20 claims."));
@@ -249,7 +254,10 @@ mod tests {
         assert_eq!(fit(&mut c, 4000, &hook, &rules, mark), vec![Trim::HookClaims, Trim::GroupsOverage]);
         assert!(c.contains_key("_claim_names") && c.contains_key("plan"));
         let mut c = mk();
-        assert_eq!(fit(&mut c, 1000, &hook, &rules, mark), vec![Trim::HookClaims, Trim::GroupsOverage, Trim::RuleClaims]);
+        assert_eq!(
+            fit(&mut c, 1000, &hook, &rules, mark),
+            vec![Trim::HookClaims, Trim::GroupsOverage, Trim::RuleClaims]
+        );
         let mut c = mk();
         assert!(fit(&mut c, 100_000, &hook, &rules, mark).is_empty());
     }

@@ -336,11 +336,9 @@ pub fn apply(sets: &[&RuleSet], claims: &mut Map<String, Value>, groups: &[Strin
                     claims.insert(s.claim.clone(), v);
                     wrote(&mut applied, &s.claim);
                 }
-                Rule::Drop(name) if !is_protected(name) => {
-                    if claims.remove(name).is_some() {
-                        applied.written.retain(|x| x != name);
-                        applied.removed.push(name.clone());
-                    }
+                Rule::Drop(name) if !is_protected(name) && claims.remove(name).is_some() => {
+                    applied.written.retain(|x| x != name);
+                    applied.removed.push(name.clone());
                 }
                 _ => {}
             }

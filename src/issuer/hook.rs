@@ -31,18 +31,18 @@ pub async fn call(st: &AppState, tenant_id: &str, hook: &StoredHook, data: Value
     let body = json!({ "type": EVENT_TYPE, "timestamp": crate::util::rfc3339(ts), "data": data }).to_string();
     let started = Instant::now();
     let failed = |cause: String, fix: &'static str| (None::<(u16, String)>, Some(Refused { cause, fix }));
-    let secret = st
-        .master
-        .open(&hook.secret_enc, &secret_aad(tenant_id))
-        .ok()
-        .and_then(|s| String::from_utf8(s).ok());
-    let (answer, mut failure) = match secret.as_deref().and_then(|s| crate::events::webhooks::sign(s, &msg_id, ts, &body)) {
+    let secret = st.master.open(&hook.secret_enc, &secret_aad(tenant_id)).ok().and_then(|s| String::from_utf8(s).ok());
+    let (answer, mut failure) = match secret
+        .as_deref()
+        .and_then(|s| crate::events::webhooks::sign(s, &msg_id, ts, &body))
+    {
         None => failed(
             "the hook's signing secret cannot be opened (master key changed?)".into(),
             "Set the hook again with PUT /admin/v1/tenants/{tenant}/token-hook and \"rotate_secret\": true.",
         ),
         Some(sig) => {
-            let headers = [("webhook-id", msg_id.clone()), ("webhook-timestamp", ts.to_string()), ("webhook-signature", sig)];
+            let headers =
+                [("webhook-id", msg_id.clone()), ("webhook-timestamp", ts.to_string()), ("webhook-signature", sig)];
             let budget = Duration::from_millis(hook.timeout_ms);
             match tokio::time::timeout(budget, st.outbound.post(&hook.url, "application/json", &headers, body)).await {
                 Err(_) => failed(
@@ -87,9 +87,5 @@ pub async fn call(st: &AppState, tenant_id: &str, hook: &StoredHook, data: Value
             detail["claims_added"] = claims.keys().cloned().collect::<Vec<_>>().into();
         }
     }
-    Called {
-        claims,
-        step: Step { step: "token_hook".into(), at_ms: st.clock.now_ms(), duration_ms, detail },
-        failure,
-    }
+    Called { claims, step: Step { step: "token_hook".into(), at_ms: st.clock.now_ms(), duration_ms, detail }, failure }
 }

@@ -1,15 +1,15 @@
 //! The one token format: ID tokens and RFC 9068 access tokens, built from the directory and
 //! signed with the client's algorithm; verification of our own access tokens.
+use crate::claims::hook::{fit, OnFailure, StoredHook, TOKEN_BUDGET_BYTES};
+use crate::claims::rules::{self, RuleSet};
+use crate::error_code::ErrorCode;
 use crate::http::error::OAuthError;
 use crate::http::AppState;
 use crate::keys::{Alg, UnverifiedJws};
 use crate::store::conn::{Conn, DbErr};
 use crate::store::entities::{client, grant, identity, session, tenant, tenant_domain, user};
-use crate::util::from_json_list;
-use crate::claims::hook::{fit, OnFailure, StoredHook, TOKEN_BUDGET_BYTES};
-use crate::claims::rules::{self, RuleSet};
-use crate::error_code::ErrorCode;
 use crate::traces::Step;
+use crate::util::from_json_list;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -271,9 +271,9 @@ pub async fn sign_tokens(
         profile: profile_claims(&s.user, s.verified_email.as_deref(), &g.scope),
         groups: (s.groups.len() <= MAX_GROUPS_IN_TOKEN).then(|| s.groups.clone()),
         claim_names: (s.groups.len() > MAX_GROUPS_IN_TOKEN).then(|| json!({"groups": "src1"})),
-        claim_sources: (s.groups.len() > MAX_GROUPS_IN_TOKEN).then(|| {
-            json!({"src1": {"endpoint": format!("{}/oauth2/userinfo", st.config.issuer.trim_end_matches('/'))}})
-        }),
+        claim_sources: (s.groups.len() > MAX_GROUPS_IN_TOKEN).then(
+            || json!({"src1": {"endpoint": format!("{}/oauth2/userinfo", st.config.issuer.trim_end_matches('/'))}}),
+        ),
         roles: {
             let mapping = crate::tenant::settings_of(&s.tenant).role_mapping;
             (!mapping.is_empty()).then(|| crate::claims::roles_for(&s.groups, &mapping))

@@ -306,8 +306,12 @@ pub async fn record_issuance(
     failure: Option<Failure>,
     now_ms: i64,
 ) -> Result<(), crate::store::conn::DbErr> {
-    let mut all =
-        vec![Step { step: "token_requested".into(), at_ms: now_ms, duration_ms: 0, detail: json!({ "grant_type": grant_type, "client_id": client_id }) }];
+    let mut all = vec![Step {
+        step: "token_requested".into(),
+        at_ms: now_ms,
+        duration_ms: 0,
+        detail: json!({ "grant_type": grant_type, "client_id": client_id }),
+    }];
     all.extend(steps);
     let steps = all;
     let (status, code, cause, fix) = match failure {

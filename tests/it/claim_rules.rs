@@ -122,12 +122,15 @@ async fn rules_are_validated_and_previewed(app: &TestApp) {
         (json!([{"set": {"claim": "x", "value": "{{oops"}}]), "rules[0]", "without"),
     ] {
         let (s, e) = put(app, "/tenants/beta/claim-rules", json!({ "rules": rules })).await;
-        assert_eq!((s, e["error"].as_str(), e["field"].as_str()), (400, Some("invalid_claim_rules"), Some(field)), "{e}");
+        assert_eq!(
+            (s, e["error"].as_str(), e["field"].as_str()),
+            (400, Some("invalid_claim_rules"), Some(field)),
+            "{e}"
+        );
         assert!(e["message"].as_str().unwrap().contains(needle), "{e}");
         // The same error from the preview, and from the client's endpoints.
-        let (s, e) = app
-            .post("/tenants/beta/claim-rules/preview", json!({"rules": {"rules": rules}, "identity": {}}))
-            .await;
+        let (s, e) =
+            app.post("/tenants/beta/claim-rules/preview", json!({"rules": {"rules": rules}, "identity": {}})).await;
         assert_eq!((s, e["field"].as_str()), (400, Some(field)), "{e}");
         let (s, _) = put(app, &format!("/clients/{client}/claim-rules"), json!({ "rules": rules })).await;
         assert_eq!(s, 400);
@@ -147,7 +150,8 @@ async fn rules_are_validated_and_previewed(app: &TestApp) {
 
     // Preview: the rules against a sample identity, with a client's stored rules after them.
     let (s, _) =
-        put(app, &format!("/clients/{client}/claim-rules"), json!({"rules": [{"set": {"claim": "c", "value": 1}}]})).await;
+        put(app, &format!("/clients/{client}/claim-rules"), json!({"rules": [{"set": {"claim": "c", "value": 1}}]}))
+            .await;
     assert_eq!(s, 200);
     let (s, p) = app
         .post(
@@ -173,7 +177,10 @@ async fn rules_are_validated_and_previewed(app: &TestApp) {
     assert_eq!(got, json!({"rules": []}));
     // The client's preview, after the tenant's stored rules.
     let (s, p) = app
-        .post(&format!("/clients/{client}/claim-rules/preview"), json!({"identity": {"groups": ["g"]}, "other": "beta"}))
+        .post(
+            &format!("/clients/{client}/claim-rules/preview"),
+            json!({"identity": {"groups": ["g"]}, "other": "beta"}),
+        )
         .await;
     assert_eq!(s, 200, "{p}");
     assert_eq!(p["id_token"]["c"], 1);

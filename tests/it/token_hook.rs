@@ -1,7 +1,7 @@
 //! The token hook: a signed call to the app's endpoint before tokens are issued; namespaced
 //! claims; the failure policies (deny, continue); the time budget; every call in the trace.
-use crate::claim_rules::{fresh_code, latest_trace, step};
 use crate::both;
+use crate::claim_rules::{fresh_code, latest_trace, step};
 use crate::common::*;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use base64::Engine;
@@ -206,7 +206,10 @@ async fn failures_follow_the_tenant_policy(app: &TestApp) {
     let trace = latest_trace(app, "beta").await;
     assert_eq!(trace["status"], "completed");
     let st = step(&trace, "token_hook").unwrap();
-    assert_eq!((st["detail"]["outcome"].as_str(), st["detail"]["on_failure"].as_str()), (Some("failed"), Some("continue")));
+    assert_eq!(
+        (st["detail"]["outcome"].as_str(), st["detail"]["on_failure"].as_str()),
+        (Some("failed"), Some("continue"))
+    );
 }
 
 async fn the_time_budget_is_enforced(app: &TestApp) {
@@ -214,9 +217,12 @@ async fn the_time_budget_is_enforced(app: &TestApp) {
     app.tenant("gamma", "gamma.test", &[]).await;
     let (client, secret) = app.client("confidential", "ES256").await;
     let secret = secret.unwrap();
-    let (s, _) =
-        set_hook(app, "gamma", json!({"url": hook.url, "namespace": "gamma_", "timeout_ms": 200, "on_failure": "deny"}))
-            .await;
+    let (s, _) = set_hook(
+        app,
+        "gamma",
+        json!({"url": hook.url, "namespace": "gamma_", "timeout_ms": 200, "on_failure": "deny"}),
+    )
+    .await;
     assert_eq!(s, 200);
     // The endpoint answers only after 3 s, far past the 200 ms budget.
     *hook.answer.lock().unwrap() = (200, json!({"claims": {"gamma_x": 1}}).to_string(), Duration::from_secs(3));
@@ -238,16 +244,29 @@ async fn hook_settings_are_validated(app: &TestApp) {
     app.tenant("delta", "delta.test", &[]).await;
     for (body, code, field) in [
         (json!({"url": "ftp://x.example.com/h", "namespace": NS}), "invalid_url", "url"),
-        (json!({"url": "https://x.example.com/h", "namespace": NS, "timeout_ms": 6000}), "invalid_token_hook", "timeout_ms"),
-        (json!({"url": "https://x.example.com/h", "namespace": NS, "timeout_ms": 10}), "invalid_token_hook", "timeout_ms"),
+        (
+            json!({"url": "https://x.example.com/h", "namespace": NS, "timeout_ms": 6000}),
+            "invalid_token_hook",
+            "timeout_ms",
+        ),
+        (
+            json!({"url": "https://x.example.com/h", "namespace": NS, "timeout_ms": 10}),
+            "invalid_token_hook",
+            "timeout_ms",
+        ),
         (json!({"url": "https://x.example.com/h", "namespace": "org_"}), "invalid_token_hook", "namespace"),
-        (json!({"url": "https://x.example.com/h", "namespace": "http://app.example.com/"}), "invalid_token_hook", "namespace"),
+        (
+            json!({"url": "https://x.example.com/h", "namespace": "http://app.example.com/"}),
+            "invalid_token_hook",
+            "namespace",
+        ),
         (json!({"url": "https://x.example.com/h", "namespace": "ab"}), "invalid_token_hook", "namespace"),
     ] {
         let (s, e) = set_hook(app, "delta", body).await;
         assert_eq!((s, e["error"].as_str(), e["field"].as_str()), (400, Some(code), Some(field)), "{e}");
     }
-    let (s, e) = set_hook(app, "delta", json!({"url": "https://x.example.com/h", "namespace": NS, "on_failure": "retry"})).await;
+    let (s, e) =
+        set_hook(app, "delta", json!({"url": "https://x.example.com/h", "namespace": NS, "on_failure": "retry"})).await;
     assert_eq!(s, 400, "{e}");
     let (s, _) = app.get("/tenants/delta/token-hook").await;
     assert_eq!(s, 404);
