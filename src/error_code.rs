@@ -35,6 +35,7 @@ macro_rules! error_codes {
 }
 
 error_codes! {
+    AccessDenied = "access_denied",
     AdminKeyOutOfScope = "admin_key_out_of_scope",
     AdminKeyReadOnly = "admin_key_read_only",
     AlgNotAllowed = "alg_not_allowed",
@@ -66,6 +67,7 @@ error_codes! {
     InvalidAlg = "invalid_alg",
     InvalidBody = "invalid_body",
     InvalidCertificate = "invalid_certificate",
+    InvalidClaimRules = "invalid_claim_rules",
     InvalidClient = "invalid_client",
     InvalidClientId = "invalid_client_id",
     InvalidClockSkew = "invalid_clock_skew",
@@ -94,6 +96,7 @@ error_codes! {
     InvalidSlug = "invalid_slug",
     InvalidStatus = "invalid_status",
     InvalidToken = "invalid_token",
+    InvalidTokenHook = "invalid_token_hook",
     InvalidType = "invalid_type",
     InvalidUri = "invalid_uri",
     InvalidUrl = "invalid_url",
@@ -149,6 +152,7 @@ error_codes! {
     StateMismatch = "state_mismatch",
     SubjectMissing = "subject_missing",
     TokenExchangeFailed = "token_exchange_failed",
+    TokenHookFailed = "token_hook_failed",
     TooMany = "too_many",
     TooManyDomains = "too_many_domains",
     Unauthorized = "unauthorized",

@@ -3,6 +3,7 @@
 //! OpenAPI 3 document generated from the same registrations that route requests.
 pub mod admin_keys;
 pub mod auth;
+pub mod claims;
 pub mod clients;
 pub mod connections;
 pub mod events;
@@ -105,6 +106,15 @@ where
             .service(setup_links::list)
             .service(setup_links::revoke)
             .service(connections::activate)
+            .service(claims::get_tenant_rules)
+            .service(claims::put_tenant_rules)
+            .service(claims::preview_tenant)
+            .service(claims::get_client_rules)
+            .service(claims::put_client_rules)
+            .service(claims::preview_client)
+            .service(claims::get_hook)
+            .service(claims::put_hook)
+            .service(claims::delete_hook)
             .default_service(web::to(|| async {
                 Err::<HttpResponse, ApiError>(ApiError::new(
                     actix_web::http::StatusCode::NOT_FOUND,

@@ -1,6 +1,8 @@
 //! Pure functions: an upstream identity becomes fedgate's normalized identity. No I/O here.
+pub mod hook;
 pub mod mfa;
 pub mod oidc;
+pub mod rules;
 pub mod saml;
 
 use std::collections::BTreeMap;

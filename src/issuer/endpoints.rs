@@ -55,7 +55,12 @@ pub async fn userinfo(req: HttpRequest, st: web::Data<AppState>) -> Result<HttpR
         body["org_id"] = t.id.into();
         body["org_slug"] = t.slug.into();
     }
-    body["groups"] = groups.into();
+    body["groups"] = groups.clone().into();
+    // The same claim rules as the tokens (the tenant's, then the client's), on userinfo's claims.
+    let cfg = super::tokens::claim_config(&st.db, &v.user.tenant_id, &v.grant.client_id).await?;
+    if let serde_json::Value::Object(m) = &mut body {
+        crate::claims::rules::apply(&[&cfg.tenant_rules, &cfg.client_rules], m, &groups);
+    }
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(body))
 }
 

@@ -3,6 +3,7 @@ pub mod authorize;
 pub mod clients;
 pub mod discovery;
 pub mod endpoints;
+pub mod hook;
 pub mod token;
 pub mod tokens;
 

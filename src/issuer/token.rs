@@ -1,7 +1,7 @@
 //! `/oauth2/token`: authorization_code (with PKCE) and refresh_token (rotating, with reuse
 //! detection). RFC 6749 §5 responses, `Cache-Control: no-store`.
 use super::clients::{allows_grant, authenticate, GrantType};
-use super::tokens::{load_subject, sign_tokens, Subject};
+use super::tokens::{load_subject, sign_tokens, Subject, TraceOf};
 use crate::error_code::ErrorCode;
 use crate::http::error::OAuthError;
 use crate::http::form_params;
@@ -74,7 +74,7 @@ async fn code_grant(
     let redirect_uri = p.get("redirect_uri").ok_or_else(|| OAuthError::invalid_request("redirect_uri is missing"))?;
     let x = exchange_code(st, client, code, redirect_uri, p.get("code_verifier")).await?;
     // Sign after commit: no database connection or lock is held while signing.
-    let issued = sign_tokens(st, client, &x.grant, &x.subject, x.nonce.clone())?;
+    let issued = sign_tokens(st, client, &x.grant, &x.subject, x.nonce.clone(), TraceOf::Login(&x.login_id)).await?;
     Ok(ok(TokenResponse {
         access_token: issued.access_token,
         token_type: "Bearer",
@@ -92,6 +92,8 @@ pub struct Exchanged {
     pub subject: Subject,
     pub refresh: Option<String>,
     pub nonce: Option<String>,
+    /// The login (and its trace) that issued the code.
+    pub login_id: String,
 }
 
 /// Redeems an authorization code for an authenticated `client`: single use (a replay revokes
@@ -173,7 +175,7 @@ pub async fn exchange_code(
     };
     tx.commit().await?;
     st.metrics.inc("fedgate_tokens_issued_total", &[("grant", "authorization_code")]);
-    Ok(Exchanged { grant: g, subject, refresh, nonce: row.nonce })
+    Ok(Exchanged { grant: g, subject, refresh, nonce: row.nonce, login_id: row.login_id })
 }
 
 fn check_subject(s: &Subject) -> Result<(), OAuthError> {
@@ -247,7 +249,7 @@ async fn refresh_grant(
     let new_refresh = insert_refresh(&tx, st, &g, now).await?;
     tx.commit().await?;
     st.metrics.inc("fedgate_tokens_issued_total", &[("grant", "refresh_token")]);
-    let issued = sign_tokens(st, client, &g, &subject, None)?;
+    let issued = sign_tokens(st, client, &g, &subject, None, TraceOf::Refresh).await?;
     Ok(ok(TokenResponse {
         access_token: issued.access_token,
         token_type: "Bearer",

@@ -1,12 +1,17 @@
 //! The one token format: ID tokens and RFC 9068 access tokens, built from the directory and
 //! signed with the client's algorithm; verification of our own access tokens.
+use crate::claims::hook::{fit, OnFailure, StoredHook, TOKEN_BUDGET_BYTES};
+use crate::claims::rules::{self, RuleSet};
+use crate::error_code::ErrorCode;
 use crate::http::error::OAuthError;
 use crate::http::AppState;
 use crate::keys::{Alg, UnverifiedJws};
 use crate::store::conn::{Conn, DbErr};
 use crate::store::entities::{client, grant, identity, session, tenant, tenant_domain, user};
+use crate::traces::Step;
 use crate::util::from_json_list;
 use serde::Serialize;
+use serde_json::{json, Map, Value};
 
 /// Most groups an ID token carries. A user in more gets none in the token and a pointer to
 /// userinfo instead (the overage claims), so a token stays a few KB whatever the directory:
@@ -173,13 +178,84 @@ pub struct Issued {
     pub expires_in: i64,
 }
 
-/// Signs an ID token and an access token for a grant.
-pub fn sign_tokens(
+/// The claim configuration of one issuance: the tenant's rules (run first), the client's, and
+/// the tenant's token hook.
+#[derive(Debug, Default)]
+pub struct ClaimConfig {
+    pub tenant_rules: RuleSet,
+    pub client_rules: RuleSet,
+    pub hook: Option<StoredHook>,
+}
+
+fn stored_rules(json: Option<&str>) -> RuleSet {
+    let Some(j) = json else { return RuleSet::default() };
+    // Validated on save; a row that no longer parses (a newer binary's rule) applies no rule.
+    match serde_json::from_str::<serde_json::Value>(j).ok().map(|v| crate::claims::rules::parse(&v)) {
+        Some(Ok(r)) => r,
+        _ => {
+            tracing::warn!("stored claim rules do not parse; no rule applied");
+            RuleSet::default()
+        }
+    }
+}
+
+/// Loads the claim configuration of a tenant and a client (one query).
+pub async fn claim_config(db: &impl Conn, tenant_id: &str, client_id: &str) -> Result<ClaimConfig, DbErr> {
+    let (t, c) = crate::store::claim_configs::of_pair(db, tenant_id, client_id).await?;
+    Ok(ClaimConfig {
+        tenant_rules: stored_rules(t.as_ref().and_then(|r| r.rules.as_deref())),
+        client_rules: stored_rules(c.as_ref().and_then(|r| r.rules.as_deref())),
+        hook: t.and_then(|r| r.token_hook).and_then(|h| serde_json::from_str(&h).ok()),
+    })
+}
+
+/// Where an issuance's steps (claim rules, token hook, size budget) are recorded.
+#[derive(Debug, Clone, Copy)]
+pub enum TraceOf<'a> {
+    /// The trace of the login whose authorization code is being redeemed.
+    Login(&'a str),
+    /// A refresh: a trace of its own, written when the token hook was called.
+    Refresh,
+}
+
+impl TraceOf<'_> {
+    fn grant_type(self) -> &'static str {
+        match self {
+            TraceOf::Login(_) => "authorization_code",
+            TraceOf::Refresh => "refresh_token",
+        }
+    }
+}
+
+fn to_map<T: Serialize>(v: &T) -> Map<String, Value> {
+    match serde_json::to_value(v) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+/// Adds the groups overage marker (see [`IdTokenClaims::claim_names`]).
+fn overage_marker(issuer: &str) -> impl Fn(&mut Map<String, Value>) + '_ {
+    move |m: &mut Map<String, Value>| {
+        m.insert("_claim_names".into(), json!({"groups": "src1"}));
+        m.insert(
+            "_claim_sources".into(),
+            json!({"src1": {"endpoint": format!("{}/oauth2/userinfo", issuer.trim_end_matches('/'))}}),
+        );
+    }
+}
+
+/// Builds, shapes and signs an ID token and an access token for a grant: fedgate's claims,
+/// then the tenant's and the client's claim rules, then the tenant's token hook, then the size
+/// budget ([`TOKEN_BUDGET_BYTES`]). The steps go to the login trace (`trace`). A hook failing
+/// under `on_failure: deny` revokes the grant and answers `access_denied`.
+pub async fn sign_tokens(
     st: &AppState,
     c: &client::Model,
     g: &grant::Model,
     s: &Subject,
     nonce: Option<String>,
+    trace: TraceOf<'_>,
 ) -> Result<Issued, OAuthError> {
     let now = st.clock.now();
     let alg = Alg::parse(&c.id_token_alg).unwrap_or(Alg::ES256);
@@ -204,10 +280,10 @@ pub fn sign_tokens(
         connection_type: s.connection_type.clone(),
         profile: profile_claims(&s.user, s.verified_email.as_deref(), &g.scope),
         groups: (s.groups.len() <= MAX_GROUPS_IN_TOKEN).then(|| s.groups.clone()),
-        claim_names: (s.groups.len() > MAX_GROUPS_IN_TOKEN).then(|| serde_json::json!({"groups": "src1"})),
-        claim_sources: (s.groups.len() > MAX_GROUPS_IN_TOKEN).then(|| {
-            serde_json::json!({"src1": {"endpoint": format!("{}/oauth2/userinfo", st.config.issuer.trim_end_matches('/'))}})
-        }),
+        claim_names: (s.groups.len() > MAX_GROUPS_IN_TOKEN).then(|| json!({"groups": "src1"})),
+        claim_sources: (s.groups.len() > MAX_GROUPS_IN_TOKEN).then(
+            || json!({"src1": {"endpoint": format!("{}/oauth2/userinfo", st.config.issuer.trim_end_matches('/'))}}),
+        ),
         roles: {
             let mapping = crate::tenant::settings_of(&s.tenant).role_mapping;
             (!mapping.is_empty()).then(|| crate::claims::roles_for(&s.groups, &mapping))
@@ -231,15 +307,139 @@ pub fn sign_tokens(
         acr: session_acr(&s.session).to_string(),
         amr: from_json_list(&s.session.amr),
     };
+    let mut id_claims = to_map(&id);
+    let mut at_claims = to_map(&at);
+    let mut steps = Vec::new();
+    let cfg = claim_config(&st.db, &s.tenant.id, &c.id).await?;
+
+    // Claim rules: the tenant's, then the client's. What they write goes in the access token too.
+    let started = st.clock.now_ms();
+    let applied = rules::apply(&[&cfg.tenant_rules, &cfg.client_rules], &mut id_claims, &s.groups);
+    for k in &applied.written {
+        if let Some(v) = id_claims.get(k) {
+            at_claims.insert(k.clone(), v.clone());
+        }
+    }
+    if applied.rules > 0 {
+        steps.push(Step {
+            step: "claim_rules_applied".into(),
+            at_ms: st.clock.now_ms(),
+            duration_ms: st.clock.now_ms() - started,
+            detail: json!({
+                "tenant_rules": cfg.tenant_rules.rules.len(),
+                "client_rules": cfg.client_rules.rules.len(),
+                "claims_written": applied.written,
+                "claims_removed": applied.removed,
+            }),
+        });
+    }
+
+    // The token hook.
+    let mut hook_claims: Vec<String> = Vec::new();
+    let mut denied = None;
+    if let Some(hook) = &cfg.hook {
+        let data = json!({
+            "grant_type": trace.grant_type(),
+            "tenant": {"id": s.tenant.id, "slug": s.tenant.slug},
+            "client_id": c.id,
+            "user": {
+                "sub": s.user.id,
+                "email": id_claims.get("email"),
+                "email_verified": id_claims.get("email_verified"),
+                "groups": s.groups,
+            },
+            "connection": {"id": s.session.connection_id, "type": s.connection_type},
+            "claims": id_claims,
+        });
+        let called = super::hook::call(st, &s.tenant.id, hook, data).await;
+        steps.push(called.step);
+        match called.failure {
+            Some(f) if hook.on_failure == OnFailure::Deny => denied = Some(f),
+            Some(_) => {}
+            None => {
+                for (k, v) in called.claims {
+                    id_claims.insert(k.clone(), v.clone());
+                    at_claims.insert(k.clone(), v);
+                    hook_claims.push(k);
+                }
+            }
+        }
+    }
+    if let Some(f) = denied {
+        let tx = crate::store::write_tx(&st.db).await?;
+        crate::store::grants::revoke(&tx, &g.id, "token_hook_denied", now).await?;
+        tx.commit().await?;
+        let failure = crate::traces::Failure {
+            code: ErrorCode::TokenHookFailed,
+            cause: format!("The app's token hook failed and the tenant's policy is to deny: {}.", f.cause),
+            fix: f.fix.to_string(),
+        };
+        record_steps(st, c, s, trace, steps, Some(failure)).await;
+        return Err(OAuthError::new(
+            ErrorCode::AccessDenied,
+            "the token hook failed and the tenant's policy denies the sign-in; see the login trace",
+        ));
+    }
+
+    // The size budget.
+    let mark = overage_marker(&st.config.issuer);
+    let id_trims = fit(&mut id_claims, TOKEN_BUDGET_BYTES, &hook_claims, &applied.written, &mark);
+    let at_trims = fit(&mut at_claims, TOKEN_BUDGET_BYTES, &hook_claims, &applied.written, &mark);
+    if !id_trims.is_empty() || !at_trims.is_empty() {
+        steps.push(Step {
+            step: "token_size_budget".into(),
+            at_ms: st.clock.now_ms(),
+            duration_ms: 0,
+            detail: json!({"budget_bytes": TOKEN_BUDGET_BYTES, "id_token": id_trims, "access_token": at_trims}),
+        });
+    }
+    if !steps.is_empty() {
+        record_steps(st, c, s, trace, steps, None).await;
+    }
     let sign_err = |e: crate::keys::signing::SigningError| {
         crate::util::log_internal("signing failed", &e);
         OAuthError::server_error()
     };
     Ok(Issued {
-        id_token: key.sign_jwt("JWT", &id).map_err(sign_err)?,
-        access_token: key.sign_jwt("at+jwt", &at).map_err(sign_err)?,
+        id_token: key.sign_jwt("JWT", &id_claims).map_err(sign_err)?,
+        access_token: key.sign_jwt("at+jwt", &at_claims).map_err(sign_err)?,
         expires_in: st.config.tokens.access_token_ttl,
     })
+}
+
+/// Writes an issuance's steps on its trace, best effort (a trace never breaks a token request).
+/// A refresh, or a code answered from an existing session (no login trace), gets a trace of its
+/// own when the token hook was called.
+async fn record_steps(
+    st: &AppState,
+    c: &client::Model,
+    s: &Subject,
+    trace: TraceOf<'_>,
+    steps: Vec<Step>,
+    failure: Option<crate::traces::Failure>,
+) {
+    let now_ms = st.clock.now_ms();
+    let hook_called = steps.iter().any(|x| x.step == "token_hook");
+    let own = |prefix: &str| format!("{prefix}_{}", crate::ids::sortable(now_ms, &*st.rng));
+    let r = match trace {
+        // A code answered from an existing session has no login trace (`login_id` "sso").
+        TraceOf::Login(id) => match crate::traces::append(&st.db, id, steps.clone(), failure.clone(), now_ms).await {
+            Ok(false) if hook_called => {
+                let (id, grant) = (own("tok"), trace.grant_type());
+                crate::traces::record_issuance(&st.db, &id, &c.id, &s.tenant.id, grant, steps, failure, now_ms).await
+            }
+            other => other.map(|_| ()),
+        },
+        TraceOf::Refresh if hook_called => {
+            let id = own("rfr");
+            crate::traces::record_issuance(&st.db, &id, &c.id, &s.tenant.id, "refresh_token", steps, failure, now_ms)
+                .await
+        }
+        TraceOf::Refresh => Ok(()),
+    };
+    if let Err(e) = r {
+        crate::util::log_internal("recording the token issuance on the login trace", &e);
+    }
 }
 
 /// A verified, currently valid access token.

@@ -90,5 +90,6 @@ pub async fn delete_and_revoke(db: &impl ConnectionTrait, id: &str, now: i64) ->
         .exec(db)
         .await?;
     client::Entity::delete_by_id(id.to_string()).exec(db).await?;
+    super::claim_configs::delete(db, id).await?;
     Ok(())
 }

@@ -3,6 +3,7 @@ pub mod admin_keys;
 pub mod audit;
 pub mod audited;
 pub mod backup;
+pub mod claim_configs;
 pub mod cleanup;
 pub mod clients;
 pub mod codes;

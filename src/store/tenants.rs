@@ -162,6 +162,7 @@ pub async fn delete_cascade(db: &impl ConnectionTrait, tenant_id: &str) -> Resul
     connection::Entity::delete_many().filter(connection::Column::TenantId.eq(tid.clone())).exec(db).await?;
     tenant_domain::Entity::delete_many().filter(tenant_domain::Column::TenantId.eq(tid.clone())).exec(db).await?;
     super::domain_claims::delete_of_tenant(db, &tid).await?;
+    super::claim_configs::delete(db, &tid).await?;
     tenant::Entity::delete_by_id(tid).exec(db).await?;
     Ok(())
 }

@@ -254,3 +254,84 @@ pub fn view(r: &login_trace::Model) -> Value {
         "steps": steps,
     })
 }
+
+/// A failure to write on a trace: code, cause, fix.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub code: crate::error_code::ErrorCode,
+    pub cause: String,
+    pub fix: String,
+}
+
+/// Appends steps to an existing trace (token issuance after its login completed: claim rules,
+/// token hook, size budget). A `failure` marks the trace failed with its code, cause and fix.
+/// Returns false when the trace is gone (expired).
+pub async fn append(
+    db: &impl Conn,
+    id: &str,
+    steps: Vec<Step>,
+    failure: Option<Failure>,
+    now_ms: i64,
+) -> Result<bool, crate::store::conn::DbErr> {
+    let Some(row) = store::traces::get(db, id).await? else { return Ok(false) };
+    let mut all: Vec<Step> = serde_json::from_str(&row.steps).unwrap_or_default();
+    all.extend(steps);
+    if all.len() > MAX_STEPS {
+        all.drain(1..all.len() - (MAX_STEPS - 1));
+    }
+    let mut new = row.clone();
+    new.steps = serde_json::to_string(&all).unwrap_or_else(|_| "[]".into());
+    if let Some(f) = failure {
+        new.status = FAILED.into();
+        new.error_code = Some(f.code.as_str().to_string());
+        new.cause = Some(f.cause);
+        new.fix = Some(f.fix);
+    }
+    new.updated_at = now_ms / 1000;
+    store::traces::update(db, row, new).await?;
+    Ok(true)
+}
+
+/// A trace of its own for a token issuance that called the token hook without a login to append
+/// to: a refresh, or a code answered from an existing fedgate session. Its first step says which
+/// (`token_requested` with the grant type); `completed`, or `failed` with the hook's cause and fix.
+#[allow(clippy::too_many_arguments)]
+pub async fn record_issuance(
+    db: &impl Conn,
+    id: &str,
+    client_id: &str,
+    tenant_id: &str,
+    grant_type: &str,
+    steps: Vec<Step>,
+    failure: Option<Failure>,
+    now_ms: i64,
+) -> Result<(), crate::store::conn::DbErr> {
+    let mut all = vec![Step {
+        step: "token_requested".into(),
+        at_ms: now_ms,
+        duration_ms: 0,
+        detail: json!({ "grant_type": grant_type, "client_id": client_id }),
+    }];
+    all.extend(steps);
+    let steps = all;
+    let (status, code, cause, fix) = match failure {
+        Some(f) => (FAILED, Some(f.code.as_str().to_string()), Some(f.cause), Some(f.fix)),
+        None => (COMPLETED, None, None, None),
+    };
+    let row = login_trace::Model {
+        id: id.to_string(),
+        sort_key: sort_key(now_ms, id),
+        tenant_id: Some(tenant_id.to_string()),
+        connection_id: None,
+        client_id: client_id.to_string(),
+        status: status.into(),
+        error_code: code,
+        cause,
+        fix,
+        steps: serde_json::to_string(&steps).unwrap_or_else(|_| "[]".into()),
+        created_at: now_ms / 1000,
+        updated_at: now_ms / 1000,
+        email: None,
+    };
+    store::traces::insert(db, row).await.map(|_| ())
+}

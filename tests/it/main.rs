@@ -3,6 +3,7 @@
 mod admin;
 mod admin_keys;
 mod browser_security;
+mod claim_rules;
 mod common;
 mod console;
 mod demo_saml;
@@ -29,6 +30,7 @@ mod saml_hostile;
 mod scim;
 mod store_admin;
 mod store_issuer;
+mod token_hook;
 mod upstream_checks;
 mod upstream_oidc;
 mod verify;

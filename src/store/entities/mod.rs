@@ -1,6 +1,7 @@
 pub mod admin_key;
 pub mod audit_entry;
 pub mod auth_code;
+pub mod claim_config;
 pub mod client;
 pub mod connection;
 pub mod delivery;
