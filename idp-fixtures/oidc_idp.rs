@@ -56,6 +56,8 @@ pub struct Knobs {
     pub entra_tid: Option<String>,
     /// Entra mode: put another directory in `iss` than in `tid` (a forged tenant).
     pub entra_iss_tid: Option<String>,
+    /// Claims removed from every ID token (Microsoft sends no `email_verified`).
+    pub drop_claims: Vec<&'static str>,
 }
 
 impl Default for Knobs {
@@ -71,6 +73,7 @@ impl Default for Knobs {
             send_iss: true,
             entra_tid: None,
             entra_iss_tid: None,
+            drop_claims: Vec::new(),
         }
     }
 }
@@ -135,6 +138,8 @@ impl FixtureIdp {
                 .app_data(data.clone())
                 .route("/.well-known/openid-configuration", web::get().to(discovery))
                 .route("/common/v2.0/.well-known/openid-configuration", web::get().to(entra_common_discovery))
+                .route("/organizations/v2.0/.well-known/openid-configuration", web::get().to(entra_common_discovery))
+                .route("/consumers/v2.0/.well-known/openid-configuration", web::get().to(microsoft_consumers_discovery))
                 .route("/jwks", web::get().to(jwks))
                 .route("/authorize", web::get().to(authorize))
                 .route("/token", web::post().to(token))
@@ -212,6 +217,24 @@ async fn entra_common_discovery(st: web::Data<Inner>) -> HttpResponse {
     let i = &st.issuer;
     HttpResponse::Ok().json(json!({
         "issuer": format!("{i}/{{tenantid}}/v2.0"),
+        "authorization_endpoint": format!("{i}/authorize"),
+        "token_endpoint": format!("{i}/token"),
+        "jwks_uri": format!("{i}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    }))
+}
+
+/// The personal-accounts directory Microsoft puts in `tid` (and the `consumers` issuer).
+pub const MSA_TID: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
+
+/// `consumers` publishes the personal-accounts directory's issuer, not a template.
+async fn microsoft_consumers_discovery(st: web::Data<Inner>) -> HttpResponse {
+    hit(&st, "discovery");
+    let i = &st.issuer;
+    HttpResponse::Ok().json(json!({
+        "issuer": format!("{i}/{MSA_TID}/v2.0"),
         "authorization_endpoint": format!("{i}/authorize"),
         "token_endpoint": format!("{i}/token"),
         "jwks_uri": format!("{i}/jwks"),
@@ -333,6 +356,11 @@ async fn token(req: HttpRequest, body: web::Bytes, st: web::Data<Inner>) -> Http
         claims["preferred_username"] = claims["email"].clone();
         if let Value::Object(c) = &mut claims {
             c.remove("email");
+        }
+    }
+    if let Value::Object(c) = &mut claims {
+        for d in &k.drop_claims {
+            c.remove(*d);
         }
     }
     if k.misbehave == Misbehave::NotYetValid {

@@ -1,6 +1,7 @@
 //! Pure functions: an upstream identity becomes fedgate's normalized identity. No I/O here.
 pub mod oidc;
 pub mod saml;
+pub mod social;
 
 use std::collections::BTreeMap;
 

@@ -16,6 +16,25 @@ const KEYS: [&str; 5] = ["state", "code", "iss", "error", "error_description"];
 
 /// GET (query) or POST (`form_post`) /sso/oidc/callback
 pub async fn callback(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    callback_of(req, body, st, "oidc").await
+}
+
+/// GET /sso/github/callback: the redirect URI of every GitHub connection (OAuth 2.0: `state`,
+/// `code`, or `error`), handled exactly like the OIDC callback.
+pub async fn github_callback(
+    req: HttpRequest,
+    body: web::Bytes,
+    st: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    callback_of(req, body, st, "github").await
+}
+
+async fn callback_of(
+    req: HttpRequest,
+    body: web::Bytes,
+    st: web::Data<AppState>,
+    kind: &'static str,
+) -> Result<HttpResponse, PageError> {
     let params = if req.method() == actix_web::http::Method::POST {
         form_params(&req, &body).map_err(|m| PageError::bad_request(ErrorCode::InvalidRequest, m))?
     } else {
@@ -39,11 +58,8 @@ pub async fn callback(req: HttpRequest, body: web::Bytes, st: web::Data<AppState
         0,
         serde_json::json!({ "params": KEYS.iter().filter(|k| params.get(k).is_some()).collect::<Vec<_>>(), "error": params.get("error") }),
     );
-    let conn = routed_connection(&st, &login, "oidc").await?.ok_or_else(|| {
-        PageError::bad_request(
-            ErrorCode::ConnectionNotAllowed,
-            "This sign-in does not use an OpenID Connect connection.",
-        )
+    let conn = routed_connection(&st, &login, kind).await?.ok_or_else(|| {
+        PageError::bad_request(ErrorCode::ConnectionNotAllowed, "This answer is not for the sign-in method in use.")
     })?;
     let opened = match st.connectors.open(&conn) {
         Ok(c) => c,

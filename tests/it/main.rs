@@ -9,6 +9,8 @@ mod demo_saml;
 mod demo_trust;
 mod email_trust;
 mod events;
+#[path = "../../idp-fixtures/github.rs"]
+mod github_fixture;
 mod idp_console;
 mod keys;
 mod layers;
@@ -26,6 +28,7 @@ mod saml;
 mod saml_corpus;
 mod saml_hostile;
 mod scim;
+mod social;
 mod store_admin;
 mod store_issuer;
 mod upstream_checks;

@@ -115,7 +115,8 @@ impl OidcConnector {
                     Ok(())
                 }
             });
-        if self.config.entra_multi_tenant() {
+        if self.config.issuer_checked_by_us() {
+            // Checked by `check_issuer` after the signature.
             verifier = verifier.require_issuer_match(false);
         }
         let nonce = Nonce::new(nonce.to_string());
@@ -177,6 +178,45 @@ impl OidcConnector {
         }
         Ok(())
     }
+}
+
+/// The `iss` checks openidconnect cannot do. Microsoft's multi-tenant endpoints publish a
+/// template (`https://login.microsoftonline.com/{tenantid}/v2.0`): the token's `iss` must be the
+/// template with the token's own `tid` (a token of one directory cannot claim another's issuer),
+/// and `consumers` / `organizations` admit only personal / only work accounts.
+pub fn check_issuer(cfg: &OidcConfig, published: &str, claims: &Value) -> Result<(), UpstreamError> {
+    let got = show(claims.get("iss"));
+    if cfg.microsoft_multi_tenant() {
+        let tid = claims.get("tid").and_then(Value::as_str).unwrap_or_default();
+        if tid.is_empty() || !tid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(UpstreamError::ClaimsRejected {
+                code: crate::error_code::ErrorCode::EntraTidMissing,
+                detail: "the Microsoft ID token has no usable tid claim".into(),
+                fix: "Use the v2.0 endpoint (issuer https://login.microsoftonline.com/common/v2.0)".into(),
+            });
+        }
+        let personal = tid == crate::claims::oidc::MICROSOFT_PERSONAL_TID;
+        if let Some(personal_only) = cfg.microsoft_personal_only() {
+            if personal != personal_only {
+                let (kind, endpoint) =
+                    if personal { ("a personal", "organizations") } else { ("a work or school", "consumers") };
+                return Err(UpstreamError::ClaimsRejected {
+                    code: crate::error_code::ErrorCode::EntraTenantNotAllowed,
+                    detail: format!("the token is for {kind} Microsoft account, which the {endpoint} endpoint does not admit"),
+                    fix: "Use the issuer https://login.microsoftonline.com/common/v2.0 on the connection to admit both kinds of account".into(),
+                });
+            }
+        }
+        let want = published.replace("{tenantid}", tid);
+        if got != want {
+            return Err(UpstreamError::WrongIssuer { got, expected: want });
+        }
+        return Ok(());
+    }
+    if got != cfg.issuer {
+        return Err(UpstreamError::WrongIssuer { got, expected: cfg.issuer.clone() });
+    }
+    Ok(())
 }
 
 type CoreClientFor = openidconnect::Client<
@@ -266,7 +306,7 @@ impl Connector for OidcConnector {
         // RFC 9207: when the IdP sends (or promises) `iss`, it must be the connection's issuer.
         let expected_iss = meta.issuer().as_str().to_string();
         match p.get("iss") {
-            Some(i) if *i != expected_iss && !self.config.entra_multi_tenant() => {
+            Some(i) if *i != expected_iss && !self.config.microsoft_multi_tenant() => {
                 return Err(UpstreamError::IssuerParamMismatch { got: i.clone(), expected: expected_iss })
             }
             None if meta.additional_metadata().authorization_response_iss_parameter_supported => {
@@ -339,12 +379,8 @@ impl Connector for OidcConnector {
                 return Err(UpstreamError::NotYetValid(nbf));
             }
         }
-        if self.config.entra_multi_tenant() {
-            let tid = show(claims.get("tid"));
-            let want = meta.issuer().as_str().replace("{tenantid}", &tid);
-            if show(claims.get("iss")) != want {
-                return Err(UpstreamError::WrongIssuer { got: show(claims.get("iss")), expected: want });
-            }
+        if self.config.issuer_checked_by_us() {
+            check_issuer(&self.config, meta.issuer().as_str(), &claims)?;
         }
         let names: Vec<&String> = claims.as_object().map(|m| m.keys().collect()).unwrap_or_default();
         login.steps.push(

@@ -72,7 +72,8 @@ pub struct OidcConfig {
     /// Additional authorization request parameters (e.g. `{"acr_values": "mfa"}`).
     #[serde(default)]
     pub extra_auth_params: BTreeMap<String, String>,
-    /// Vendor preset: `generic`, `okta`, `entra`, `google`, `keycloak`, `auth0`.
+    /// Vendor preset: `generic`, `okta`, `entra`, `google`, `keycloak`, `auth0`; social sign-in:
+    /// `microsoft` (any Microsoft account), `google_any` (any Google account).
     #[serde(default)]
     pub preset: Preset,
     /// Custom rules: our field (`subject`, `email`, `email_verified`, `name`, `given_name`,
@@ -101,9 +102,39 @@ pub struct OidcConfig {
 }
 
 impl OidcConfig {
-    /// Whether the issuer is Entra's multi-tenant endpoint (`common` / `organizations`).
+    /// Whether the issuer is Entra's multi-tenant endpoint (`common` / `organizations`) on the
+    /// `entra` preset (which then needs an allow-list of directories).
     pub fn entra_multi_tenant(&self) -> bool {
         self.preset == Preset::Entra && (self.issuer.contains("/common/") || self.issuer.contains("/organizations/"))
+    }
+
+    /// Whether the issuer is one of Microsoft's multi-tenant endpoints (`common`,
+    /// `organizations`, `consumers`) on a Microsoft preset: discovery publishes a templated
+    /// issuer (`.../{tenantid}/v2.0`, or the personal-accounts directory for `consumers`), and
+    /// each ID token's `iss` is checked against it with the token's own `tid`.
+    pub fn microsoft_multi_tenant(&self) -> bool {
+        self.preset.is_microsoft()
+            && ["/common/", "/organizations/", "/consumers/"].iter().any(|p| self.issuer.contains(p))
+    }
+
+    /// Which Microsoft accounts the issuer admits: `Some(true)` personal only (`consumers`),
+    /// `Some(false)` work and school only (`organizations`), `None` both.
+    pub fn microsoft_personal_only(&self) -> Option<bool> {
+        if !self.preset.is_microsoft() {
+            None
+        } else if self.issuer.contains("/consumers/") {
+            Some(true)
+        } else if self.issuer.contains("/organizations/") {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    /// Whether fedgate checks the ID token's `iss` itself (templated Microsoft issuers) instead
+    /// of openidconnect.
+    pub fn issuer_checked_by_us(&self) -> bool {
+        self.microsoft_multi_tenant()
     }
 
     /// The ID token algorithms accepted.
