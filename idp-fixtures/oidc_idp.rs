@@ -58,6 +58,10 @@ pub struct Knobs {
     pub entra_iss_tid: Option<String>,
     /// Claims removed from every ID token (Microsoft sends no `email_verified`).
     pub drop_claims: Vec<&'static str>,
+    /// Apple's dialect: `(team id, key id, public key)` of the key the client secret (a JWT)
+    /// must be signed with; answers by `form_post` (an HTML form), the `user` field with the
+    /// name only on a person's first authorization, `email_verified` as a string.
+    pub apple: Option<(String, String, fedgate::keys::PublicKey)>,
 }
 
 impl Default for Knobs {
@@ -74,6 +78,7 @@ impl Default for Knobs {
             entra_tid: None,
             entra_iss_tid: None,
             drop_claims: Vec::new(),
+            apple: None,
         }
     }
 }
@@ -92,6 +97,8 @@ struct Inner {
     es: SigningKey,
     other: SigningKey,
     codes: Mutex<HashMap<String, Pending>>,
+    /// Apple mode: the people who authorized already (they get no `user` field again).
+    apple_seen: Mutex<std::collections::HashSet<String>>,
     /// Counters: authorize, token, jwks, discovery.
     hits: Mutex<HashMap<&'static str, u64>>,
 }
@@ -130,6 +137,7 @@ impl FixtureIdp {
             es: gen(Alg::ES256, "fixture-es").map_err(err)?,
             other: gen(Alg::RS256, "fixture-rs").map_err(err)?,
             codes: Mutex::new(HashMap::new()),
+            apple_seen: Mutex::new(Default::default()),
             hits: Mutex::new(HashMap::new()),
         });
         let data = web::Data::from(inner.clone());
@@ -264,6 +272,9 @@ async fn authorize(req: HttpRequest, st: web::Data<Inner>) -> HttpResponse {
         Ok(u) => u,
         Err(_) => return HttpResponse::BadRequest().body("bad redirect_uri"),
     };
+    if k.apple.is_some() {
+        return apple_authorize(&st, &q, &k, redirect_uri);
+    }
     let iss =
         if k.misbehave == Misbehave::WrongIssParam { "https://evil.example".to_string() } else { st.issuer.clone() };
     {
@@ -294,6 +305,59 @@ async fn authorize(req: HttpRequest, st: web::Data<Inner>) -> HttpResponse {
     HttpResponse::Found().insert_header(("location", u.to_string())).finish()
 }
 
+/// Apple's authorization answer: an auto-submitting form POSTed to the redirect URI.
+fn apple_authorize(st: &Inner, q: &HashMap<String, String>, k: &Knobs, redirect_uri: String) -> HttpResponse {
+    if q.get("response_mode").map(String::as_str) != Some("form_post") {
+        return HttpResponse::BadRequest().body("response_mode must be form_post when scopes are requested");
+    }
+    let scopes: Vec<&str> = q.get("scope").map(|s| s.split(' ').collect()).unwrap_or_default();
+    if scopes.iter().any(|s| !["openid", "name", "email"].contains(s)) {
+        return HttpResponse::BadRequest().body("invalid_scope");
+    }
+    let code = fedgate::ids::random128(&SystemRng);
+    let email = q.get("login_hint").cloned().unwrap_or_else(|| k.email.clone()).to_lowercase();
+    st.codes.lock().unwrap_or_else(|e| e.into_inner()).insert(
+        code.clone(),
+        Pending {
+            nonce: q.get("nonce").cloned(),
+            challenge: q.get("code_challenge").cloned(),
+            redirect_uri: redirect_uri.clone(),
+            email: email.clone(),
+        },
+    );
+    let mut fields = vec![("code", code), ("state", q.get("state").cloned().unwrap_or_default())];
+    if st.apple_seen.lock().unwrap_or_else(|e| e.into_inner()).insert(email.clone()) {
+        let user = json!({"name": {"firstName": "Ada", "lastName": "Lovelace"}, "email": email});
+        fields.push(("user", user.to_string()));
+    }
+    let esc = |s: &str| s.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;");
+    let inputs: String =
+        fields.iter().map(|(n, v)| format!("<input type=\"hidden\" name=\"{n}\" value=\"{}\">", esc(v))).collect();
+    HttpResponse::Ok().content_type("text/html").body(format!(
+        "<html><body onload=\"document.forms[0].submit()\"><form method=\"post\" action=\"{}\">{inputs}</form></body></html>",
+        esc(&redirect_uri)
+    ))
+}
+
+/// Apple's client secret: an ES256 JWT by the team's key, for this client, at most 6 months.
+fn apple_secret_ok(secret: &str, team: &str, kid: &str, key: &fedgate::keys::PublicKey, client_id: &str) -> bool {
+    let Some(jws) = fedgate::keys::UnverifiedJws::parse(secret) else {
+        return false;
+    };
+    if jws.header.kid.as_deref() != Some(kid) {
+        return false;
+    }
+    let Some(c) = jws.verify(key) else {
+        return false;
+    };
+    let (iat, exp) = (c["iat"].as_i64().unwrap_or(0), c["exp"].as_i64().unwrap_or(0));
+    c["iss"] == team
+        && c["sub"] == client_id
+        && c["aud"] == "https://appleid.apple.com"
+        && exp > now()
+        && exp - iat <= 15_777_000
+}
+
 fn client_auth(req: &HttpRequest, form: &HashMap<String, String>) -> Option<(String, String)> {
     if let Some(h) = req.headers().get("authorization").and_then(|v| v.to_str().ok()) {
         let raw = h.strip_prefix("Basic ")?;
@@ -314,8 +378,10 @@ async fn token(req: HttpRequest, body: web::Bytes, st: web::Data<Inner>) -> Http
     hit(&st, "token");
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let k = st.knobs.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    match client_auth(&req, &form) {
-        Some((id, secret)) if id == k.client_id && secret == k.client_secret => {}
+    match (client_auth(&req, &form), &k.apple) {
+        (Some((id, secret)), Some((team, kid, key)))
+            if id == k.client_id && apple_secret_ok(&secret, team, kid, key, &id) => {}
+        (Some((id, secret)), None) if id == k.client_id && secret == k.client_secret => {}
         _ => return HttpResponse::Unauthorized().json(json!({ "error": "invalid_client" })),
     }
     if k.misbehave == Misbehave::TokenError {
@@ -356,6 +422,18 @@ async fn token(req: HttpRequest, body: web::Bytes, st: web::Data<Inner>) -> Http
         claims["preferred_username"] = claims["email"].clone();
         if let Value::Object(c) = &mut claims {
             c.remove("email");
+        }
+    }
+    if k.apple.is_some() {
+        // Apple: strings for booleans, no name claims, a relay address for hidden emails.
+        let private = p.email.ends_with("@privaterelay.appleid.test");
+        claims["email_verified"] = json!("true");
+        claims["is_private_email"] = json!(if private { "true" } else { "false" });
+        claims["sub"] = json!(format!("000123.{}", sha256_b64url(p.email.as_bytes())));
+        if let Value::Object(c) = &mut claims {
+            for n in ["name", "given_name", "family_name", "groups"] {
+                c.remove(n);
+            }
         }
     }
     if let Value::Object(c) = &mut claims {

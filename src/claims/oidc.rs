@@ -27,6 +27,10 @@ pub enum Preset {
     /// `email_verified` trusted, `hd` kept as an attribute.
     #[serde(rename = "google_any")]
     GoogleAny,
+    /// Sign in with Apple: `response_mode=form_post`, a client secret signed by fedgate (ES256,
+    /// the team's key), the name only in the first login's `user` form field, `email_verified`
+    /// and `is_private_email` as strings.
+    Apple,
 }
 
 /// The `tid` of every personal Microsoft account (MSA) token.
@@ -38,6 +42,7 @@ impl Preset {
         match self {
             Preset::Microsoft => Some("https://login.microsoftonline.com/common/v2.0"),
             Preset::GoogleAny => Some("https://accounts.google.com"),
+            Preset::Apple => Some("https://appleid.apple.com"),
             _ => None,
         }
     }
@@ -204,7 +209,7 @@ pub fn map_claims(
                 });
             }
         }
-        Preset::GoogleAny => {}
+        Preset::GoogleAny | Preset::Apple => {}
         Preset::Keycloak if groups.is_empty() && !rules.contains_key("groups") => {
             groups = as_list(lookup(claims, "realm_access.roles"));
         }
@@ -233,7 +238,7 @@ pub fn map_claims(
     };
     let email_verified = trusted || ms_email_vouched || said;
     let mut attributes = Map::new();
-    for k in ["iss", "acr", "amr", "tid", "hd", "idp", "preferred_username", "locale"] {
+    for k in ["iss", "acr", "amr", "tid", "hd", "idp", "preferred_username", "locale", "is_private_email"] {
         if let Some(v) = claims.get(k) {
             attributes.insert(k.into(), v.clone());
         }

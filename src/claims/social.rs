@@ -52,6 +52,35 @@ pub fn github(user: &Value, emails: &Value) -> Result<Mapped, Rejected> {
     })
 }
 
+/// Apple sends the person's name only once, on the first authorization, as the `user` form
+/// field (`{"name": {"firstName", "lastName"}, "email"}`) — unsigned, so it fills only the name,
+/// never the email or the subject (those come from the verified ID token). Later logins carry
+/// no name and leave the stored one alone.
+pub fn apple_user(identity: &mut UpstreamIdentity, user_field: Option<&str>) {
+    let Some(user) = user_field.and_then(|u| serde_json::from_str::<Value>(u).ok()) else {
+        return;
+    };
+    let part = |k: &str| {
+        user.get("name")
+            .and_then(|n| n.get(k))
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.chars().take(256).collect::<String>())
+    };
+    let (given, family) = (part("firstName"), part("lastName"));
+    if identity.given_name.is_none() {
+        identity.given_name = given.clone();
+    }
+    if identity.family_name.is_none() {
+        identity.family_name = family.clone();
+    }
+    if identity.name.is_none() {
+        let full = [given, family].into_iter().flatten().collect::<Vec<_>>().join(" ");
+        identity.name = (!full.is_empty()).then_some(full);
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -72,5 +101,21 @@ mod tests {
                             {"email": "other@x.test", "primary": false, "verified": true}]);
         assert_eq!(github(&user, &emails).unwrap_err().code, ErrorCode::GithubEmailUnverified);
         assert_eq!(github(&json!({"login": "octocat"}), &json!([])).unwrap_err().code, ErrorCode::SubjectMissing);
+    }
+
+    #[test]
+    fn apple_user_fills_the_name_only() {
+        let mut i = UpstreamIdentity {
+            subject: "s".into(),
+            email: Some("a@privaterelay.appleid.com".into()),
+            ..Default::default()
+        };
+        apple_user(&mut i, Some(r#"{"name":{"firstName":"Ada","lastName":"Lovelace"},"email":"evil@x.test"}"#));
+        assert_eq!((i.name.as_deref(), i.given_name.as_deref()), (Some("Ada Lovelace"), Some("Ada")));
+        assert_eq!(i.email.as_deref(), Some("a@privaterelay.appleid.com"));
+        let mut j = UpstreamIdentity::default();
+        apple_user(&mut j, Some("not json"));
+        apple_user(&mut j, None);
+        assert_eq!(j.name, None);
     }
 }

@@ -12,7 +12,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use std::collections::HashMap;
 
 /// Parameters read from the callback (everything else is ignored).
-const KEYS: [&str; 5] = ["state", "code", "iss", "error", "error_description"];
+const KEYS: [&str; 6] = ["state", "code", "iss", "error", "error_description", "user"];
 
 /// GET (query) or POST (`form_post`) /sso/oidc/callback
 pub async fn callback(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>) -> Result<HttpResponse, PageError> {
@@ -42,6 +42,25 @@ async fn callback_of(
             .map_err(|e| PageError::bad_request(ErrorCode::InvalidRequest, e.to_string()))?
     };
     let state = params.get("state").unwrap_or_default().to_string();
+    if req.method() == actix_web::http::Method::POST
+        && crate::http::cookie(&req, super::pending::BINDING_COOKIE, st.config.secure_cookies()).is_none()
+    {
+        // A `form_post` answer (Apple) is a cross-site POST: the browser does not send the
+        // SameSite=Lax binding cookie with it. Hand the answer on to a top-level GET of the same
+        // callback, which carries the cookie and is checked like any other (as the SAML ACS
+        // hands over to its resume step).
+        let mut u = url::Url::parse(&format!("{}/sso/{kind}/callback", st.config.issuer.trim_end_matches('/')))
+            .map_err(|_| PageError::internal())?;
+        {
+            let mut q = u.query_pairs_mut();
+            for k in KEYS {
+                if let Some(v) = params.get(k) {
+                    q.append_pair(k, &v.chars().take(4096).collect::<String>());
+                }
+            }
+        }
+        return Ok(crate::http::redirect(StatusCode::SEE_OTHER, u.as_str()));
+    }
     if state.is_empty() || LoginId::parse(&state).is_err() {
         return Err(anonymous(&st, unknown_state()));
     }

@@ -152,6 +152,10 @@ impl ConnectionConfig {
                         fields.insert("issuer".into(), Value::String(issuer.into()));
                     }
                 }
+                if !fields.contains_key("scopes") && fields.get("preset") == Some(&Value::String("apple".into())) {
+                    // Apple knows `name` and `email`, not `profile`.
+                    fields.insert("scopes".into(), serde_json::json!(["openid", "name", "email"]));
+                }
                 let c: OidcConfig = serde_json::from_value(Value::Object(fields))
                     .map_err(|e| Invalid::field("config", ErrorCode::InvalidConfig, e.to_string()))?;
                 c.validate(dev_mode)?;

@@ -283,3 +283,121 @@ async fn github_login(app: &TestApp) {
 }
 
 both_private!(github_login);
+
+/// The hidden inputs and action of the fixture's form_post page.
+fn form_of(html: &str) -> (String, Vec<(String, String)>) {
+    let unesc = |s: &str| s.replace("&quot;", "\"").replace("&lt;", "<").replace("&amp;", "&");
+    let action = html.split("action=\"").nth(1).unwrap().split('"').next().unwrap();
+    let fields = html
+        .split("<input ")
+        .skip(1)
+        .map(|i| {
+            let n = i.split("name=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+            let v = i.split("value=\"").nth(1).unwrap().split('"').next().unwrap();
+            (n, unesc(v))
+        })
+        .collect();
+    (unesc(action), fields)
+}
+
+/// authorize -> Apple (a form) -> the cross-site POST, which carries no cookie -> GET hand-over.
+async fn apple_run(app: &TestApp, b: &reqwest::Client, cid: &str, tamper: impl Fn(&mut Vec<(String, String)>)) -> End {
+    let r = b.get(authorize_url(app, cid, &[("organization", "space")])).send().await.unwrap();
+    let to_apple = location(&r);
+    let q = query_of(&to_apple);
+    assert_eq!(q["response_mode"], "form_post", "{to_apple}");
+    assert_eq!(q["scope"], "openid name email");
+    let r = b.get(&to_apple).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (action, mut fields) = form_of(&r.text().await.unwrap());
+    assert_eq!(action, app.url("/sso/oidc/callback"));
+    tamper(&mut fields);
+    // A cross-site POST: SameSite=Lax cookies are not sent with it.
+    let cross_site = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = cross_site.post(&action).form(&fields).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303, "{}", r.text().await.unwrap_or_default());
+    let callback = location(&r);
+    assert!(callback.starts_with(&app.url("/sso/oidc/callback?")), "{callback}");
+    let r = b.get(&callback).send().await.unwrap();
+    let status = r.status().as_u16();
+    let location = location(&r);
+    End { status, location, body: r.text().await.unwrap_or_default(), callback }
+}
+
+async fn apple_form_post_signed_secret_and_first_login_name(app: &TestApp) {
+    use base64::Engine;
+    let (key, der) = fedgate::keys::SigningKey::generate(fedgate::keys::Alg::ES256, "KEY123ABCD".into()).unwrap();
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(&der)
+    );
+    let knobs = Knobs {
+        email: "ada@privaterelay.appleid.test".into(),
+        send_iss: false,
+        apple: Some(("TEAM123456".into(), "KEY123ABCD".into(), key.public().clone())),
+        ..Knobs::default()
+    };
+    let idp = FixtureIdp::start(knobs, 1).await.unwrap();
+    social_tenant(app, "space").await;
+    // The preset needs the team and key ids.
+    let (s, e) = app
+        .post(
+            "/tenants/space/connections",
+            json!({"type": "oidc", "preset": "apple", "name": "Apple", "client_id": "x", "client_secret": pem}),
+        )
+        .await;
+    assert_eq!((s, e["field"].as_str()), (400, Some("apple_team_id")), "{e}");
+    let (s, c) = app
+        .post(
+            "/tenants/space/connections",
+            json!({"type": "oidc", "preset": "apple", "name": "Apple", "issuer": idp.issuer, "client_id": "fedgate-client",
+                   "client_secret": pem, "apple_team_id": "TEAM123456", "apple_key_id": "KEY123ABCD"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{c}");
+    assert!(c.get("client_secret").is_none() && !c.to_string().contains("PRIVATE KEY"), "{c}");
+    let (cid, secret) = app.client("confidential", "ES256").await;
+    // First login: Apple sends the name in the `user` form field, once.
+    let end = apple_run(app, &browser(), &cid, |_| {}).await;
+    assert!(end.callback.contains("user="), "{}", end.callback);
+    let first = claims_of(app, &cid, secret.as_deref(), &end).await;
+    assert_eq!(first["email"], "ada@privaterelay.appleid.test");
+    assert_eq!(first["name"], "Ada Lovelace");
+    // Second login: no name from Apple; the stored one stays.
+    let end = apple_run(app, &browser(), &cid, |_| {}).await;
+    assert!(!end.callback.contains("user="), "{}", end.callback);
+    let second = claims_of(app, &cid, secret.as_deref(), &end).await;
+    assert_eq!(second["sub"], first["sub"]);
+    assert_eq!(second["name"], "Ada Lovelace");
+    assert_eq!(second["given_name"], "Ada");
+    // A forged state: not this browser's sign-in.
+    let end = apple_run(app, &browser(), &cid, |f| {
+        for (n, v) in f.iter_mut() {
+            if n == "state" {
+                *v = "lgn_00000000000000000000000000".into();
+            }
+        }
+    })
+    .await;
+    assert_eq!(end.status, 400, "{}", end.body);
+    assert!(end.body.contains("unknown_state"), "{}", end.body);
+    // A client secret signed with another key: Apple refuses the token request.
+    let (other, der2) = fedgate::keys::SigningKey::generate(fedgate::keys::Alg::ES256, "KEY123ABCD".into()).unwrap();
+    let _ = other;
+    let pem2 = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(&der2)
+    );
+    let (s, _) = app
+        .admin(
+            reqwest::Method::PATCH,
+            &format!("/tenants/space/connections/{}", c["id"].as_str().unwrap()),
+            Some(json!({"client_secret": pem2})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let end = apple_run(app, &browser(), &cid, |_| {}).await;
+    assert_eq!((end.status, end.code().as_str()), (502, "token_exchange_failed"), "{}", end.body);
+}
+
+both_private!(apple_form_post_signed_secret_and_first_login_name);

@@ -4,7 +4,7 @@
 //! claims mapped by the connection's preset and rules.
 use super::metadata::Metadata;
 use super::OidcConfig;
-use crate::claims::oidc::{map_claims, Policy};
+use crate::claims::oidc::{map_claims, Policy, Preset};
 use crate::clock::{Clock, Rng};
 use crate::net::upstream::HttpError;
 use crate::upstream::{
@@ -71,16 +71,42 @@ impl OidcConnector {
     fn client(&self, meta: &Metadata, issuer: &str) -> Result<CoreClientFor, UpstreamError> {
         let redirect =
             RedirectUrl::new(callback_url(issuer)).map_err(|e| UpstreamError::Misconfigured(e.to_string()))?;
+        let apple = self.config.preset == Preset::Apple;
+        let secret = if apple { Some(self.apple_client_secret()?) } else { self.client_secret.clone() };
         let mut c = CoreClient::from_provider_metadata(
             meta.clone(),
             ClientId::new(self.config.client_id.clone()),
-            self.client_secret.clone().map(ClientSecret::new),
+            secret.map(ClientSecret::new),
         )
         .set_redirect_uri(redirect);
-        if self.config.token_endpoint_auth_method == super::TokenAuth::ClientSecretPost {
+        if apple || self.config.token_endpoint_auth_method == super::TokenAuth::ClientSecretPost {
             c = c.set_auth_type(AuthType::RequestBody);
         }
         Ok(c)
+    }
+
+    /// Apple's client secret: a JWT fedgate signs with the team's Sign in with Apple key (ES256,
+    /// `kid` = the key id; `iss` = the team id, `sub` = the client (Services) id, `aud` =
+    /// `https://appleid.apple.com`). Apple accepts up to six months of validity; fedgate makes a
+    /// fresh one for each token request, valid five minutes. The key (the `.p8` file) is the
+    /// connection's sealed `client_secret`.
+    fn apple_client_secret(&self) -> Result<String, UpstreamError> {
+        let bad = |m: &str| UpstreamError::Misconfigured(format!("apple preset: {m}"));
+        let pem = self.client_secret.as_deref().ok_or_else(|| bad("the client_secret (the .p8 key) is missing"))?;
+        let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).map(str::trim).collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|_| bad("the client_secret is not a PEM private key (.p8)"))?;
+        let kid = self.config.apple_key_id.clone().unwrap_or_default();
+        let key = crate::keys::SigningKey::from_pkcs8(crate::keys::Alg::ES256, kid, &der)
+            .map_err(|_| bad("the client_secret is not a P-256 private key in PKCS#8 (.p8)"))?;
+        let now = self.clock.now();
+        key.sign_jwt(
+            "JWT",
+            &json!({ "iss": self.config.apple_team_id, "iat": now, "exp": now + 300,
+                     "aud": "https://appleid.apple.com", "sub": self.config.client_id }),
+        )
+        .map_err(|_| bad("signing the client secret failed"))
     }
 
     async fn metadata(&self) -> Result<Arc<Metadata>, UpstreamError> {
@@ -273,6 +299,10 @@ impl Connector for OidcConnector {
         if let Some(m) = login.max_age {
             req = req.add_extra_param("max_age", m.to_string());
         }
+        if self.config.preset == Preset::Apple {
+            // Apple answers with a cross-site POST when scopes are asked for.
+            req = req.add_extra_param("response_mode", "form_post");
+        }
         for (k, v) in &self.config.extra_auth_params {
             req = req.add_extra_param(k.clone(), v.clone());
         }
@@ -412,6 +442,9 @@ impl Connector for OidcConnector {
         );
         let mut identity = mapped.identity;
         identity.auth_time = auth_time;
+        if self.config.preset == Preset::Apple {
+            crate::claims::social::apple_user(&mut identity, p.get("user").map(String::as_str));
+        }
         Ok(Completed { identity, one_time: None, notes: mapped.notes })
     }
 }

@@ -96,6 +96,13 @@ pub struct OidcConfig {
     /// `organizations` issuer.
     #[serde(default)]
     pub allowed_tenant_ids: Vec<String>,
+    /// `apple` preset: the Apple developer team id (the client secret's `iss`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apple_team_id: Option<String>,
+    /// `apple` preset: the id of the Sign in with Apple key (the client secret's `kid`); the
+    /// key itself (the `.p8` file's PEM) is the connection's `client_secret`, sealed at rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apple_key_id: Option<String>,
     /// Seconds of clock skew tolerated on `exp`, `iat` and `nbf` (0 to 300, default 60).
     #[serde(default = "default_skew")]
     pub clock_skew: i64,
@@ -217,6 +224,22 @@ impl OidcConfig {
                 ErrorCode::InvalidClockSkew,
                 "clock_skew must be 0 to 300 seconds",
             ));
+        }
+        if self.preset == Preset::Apple {
+            for (field, v) in [("apple_team_id", &self.apple_team_id), ("apple_key_id", &self.apple_key_id)] {
+                let ok = v.as_deref().is_some_and(|v| {
+                    !v.is_empty()
+                        && v.len() <= 64
+                        && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+                });
+                if !ok {
+                    return Err(Invalid::field(
+                        field,
+                        ErrorCode::MissingField,
+                        format!("the apple preset needs {field} (from the Apple developer account)"),
+                    ));
+                }
+            }
         }
         if self.entra_multi_tenant() && self.allowed_tenant_ids.is_empty() {
             return Err(Invalid::field(
