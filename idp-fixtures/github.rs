@@ -114,7 +114,7 @@ async fn authorize(req: HttpRequest, st: web::Data<Inner>) -> HttpResponse {
     let Some(redirect_uri) = q.get("redirect_uri").cloned() else {
         return HttpResponse::BadRequest().body("redirect_uri missing");
     };
-    if q.get("code_challenge").is_some() && q.get("code_challenge_method").map(String::as_str) != Some("S256") {
+    if q.contains_key("code_challenge") && q.get("code_challenge_method").map(String::as_str) != Some("S256") {
         return HttpResponse::BadRequest().body("only S256");
     }
     let Ok(mut u) = url::Url::parse(&redirect_uri) else {
@@ -181,6 +181,7 @@ async fn token(req: HttpRequest, body: web::Bytes, st: web::Data<Inner>) -> Http
 }
 
 /// The headers GitHub's REST API requires: a User-Agent and a token.
+#[allow(clippy::result_large_err)]
 fn authorized(req: &HttpRequest, st: &Inner) -> Result<GithubUser, HttpResponse> {
     if req.headers().get("user-agent").is_none() {
         st.refused.lock().unwrap_or_else(|e| e.into_inner()).push("user-agent".into());
