@@ -63,6 +63,12 @@ pub struct Knobs {
     pub honour_acr_values: bool,
     /// Merged into every userinfo answer (e.g. an `amr` that must never count).
     pub userinfo_extra: Value,
+    /// Claims removed from every ID token (Microsoft sends no `email_verified`).
+    pub drop_claims: Vec<&'static str>,
+    /// Apple's dialect: `(team id, key id, public key)` of the key the client secret (a JWT)
+    /// must be signed with; answers by `form_post` (an HTML form), the `user` field with the
+    /// name only on a person's first authorization, `email_verified` as a string.
+    pub apple: Option<(String, String, fedgate::keys::PublicKey)>,
 }
 
 impl Default for Knobs {
@@ -81,6 +87,8 @@ impl Default for Knobs {
             amr: None,
             honour_acr_values: false,
             userinfo_extra: json!({}),
+            drop_claims: Vec::new(),
+            apple: None,
         }
     }
 }
@@ -100,6 +108,8 @@ struct Inner {
     es: SigningKey,
     other: SigningKey,
     codes: Mutex<HashMap<String, Pending>>,
+    /// Apple mode: the people who authorized already (they get no `user` field again).
+    apple_seen: Mutex<std::collections::HashSet<String>>,
     /// Counters: authorize, token, jwks, discovery.
     hits: Mutex<HashMap<&'static str, u64>>,
     /// The query of the last authorization request.
@@ -140,6 +150,7 @@ impl FixtureIdp {
             es: gen(Alg::ES256, "fixture-es").map_err(err)?,
             other: gen(Alg::RS256, "fixture-rs").map_err(err)?,
             codes: Mutex::new(HashMap::new()),
+            apple_seen: Mutex::new(Default::default()),
             hits: Mutex::new(HashMap::new()),
             last_authorize: Mutex::new(HashMap::new()),
         });
@@ -149,6 +160,8 @@ impl FixtureIdp {
                 .app_data(data.clone())
                 .route("/.well-known/openid-configuration", web::get().to(discovery))
                 .route("/common/v2.0/.well-known/openid-configuration", web::get().to(entra_common_discovery))
+                .route("/organizations/v2.0/.well-known/openid-configuration", web::get().to(entra_common_discovery))
+                .route("/consumers/v2.0/.well-known/openid-configuration", web::get().to(microsoft_consumers_discovery))
                 .route("/jwks", web::get().to(jwks))
                 .route("/authorize", web::get().to(authorize))
                 .route("/token", web::post().to(token))
@@ -240,6 +253,24 @@ async fn entra_common_discovery(st: web::Data<Inner>) -> HttpResponse {
     }))
 }
 
+/// The personal-accounts directory Microsoft puts in `tid` (and the `consumers` issuer).
+pub const MSA_TID: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
+
+/// `consumers` publishes the personal-accounts directory's issuer, not a template.
+async fn microsoft_consumers_discovery(st: web::Data<Inner>) -> HttpResponse {
+    hit(&st, "discovery");
+    let i = &st.issuer;
+    HttpResponse::Ok().json(json!({
+        "issuer": format!("{i}/{MSA_TID}/v2.0"),
+        "authorization_endpoint": format!("{i}/authorize"),
+        "token_endpoint": format!("{i}/token"),
+        "jwks_uri": format!("{i}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    }))
+}
+
 async fn jwks(st: web::Data<Inner>) -> HttpResponse {
     hit(&st, "jwks");
     let rs = st.rs.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -261,6 +292,9 @@ async fn authorize(req: HttpRequest, st: web::Data<Inner>) -> HttpResponse {
         Ok(u) => u,
         Err(_) => return HttpResponse::BadRequest().body("bad redirect_uri"),
     };
+    if k.apple.is_some() {
+        return apple_authorize(&st, &q, &k, redirect_uri);
+    }
     let iss =
         if k.misbehave == Misbehave::WrongIssParam { "https://evil.example".to_string() } else { st.issuer.clone() };
     {
@@ -295,6 +329,59 @@ async fn authorize(req: HttpRequest, st: web::Data<Inner>) -> HttpResponse {
     HttpResponse::Found().insert_header(("location", u.to_string())).finish()
 }
 
+/// Apple's authorization answer: an auto-submitting form POSTed to the redirect URI.
+fn apple_authorize(st: &Inner, q: &HashMap<String, String>, k: &Knobs, redirect_uri: String) -> HttpResponse {
+    if q.get("response_mode").map(String::as_str) != Some("form_post") {
+        return HttpResponse::BadRequest().body("response_mode must be form_post when scopes are requested");
+    }
+    let scopes: Vec<&str> = q.get("scope").map(|s| s.split(' ').collect()).unwrap_or_default();
+    if scopes.iter().any(|s| !["openid", "name", "email"].contains(s)) {
+        return HttpResponse::BadRequest().body("invalid_scope");
+    }
+    let code = fedgate::ids::random128(&SystemRng);
+    let email = q.get("login_hint").cloned().unwrap_or_else(|| k.email.clone()).to_lowercase();
+    st.codes.lock().unwrap_or_else(|e| e.into_inner()).insert(
+        code.clone(),
+        Pending {
+            nonce: q.get("nonce").cloned(),
+            challenge: q.get("code_challenge").cloned(),
+            redirect_uri: redirect_uri.clone(),
+            email: email.clone(),
+        },
+    );
+    let mut fields = vec![("code", code), ("state", q.get("state").cloned().unwrap_or_default())];
+    if st.apple_seen.lock().unwrap_or_else(|e| e.into_inner()).insert(email.clone()) {
+        let user = json!({"name": {"firstName": "Ada", "lastName": "Lovelace"}, "email": email});
+        fields.push(("user", user.to_string()));
+    }
+    let esc = |s: &str| s.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;");
+    let inputs: String =
+        fields.iter().map(|(n, v)| format!("<input type=\"hidden\" name=\"{n}\" value=\"{}\">", esc(v))).collect();
+    HttpResponse::Ok().content_type("text/html").body(format!(
+        "<html><body onload=\"document.forms[0].submit()\"><form method=\"post\" action=\"{}\">{inputs}</form></body></html>",
+        esc(&redirect_uri)
+    ))
+}
+
+/// Apple's client secret: an ES256 JWT by the team's key, for this client, at most 6 months.
+fn apple_secret_ok(secret: &str, team: &str, kid: &str, key: &fedgate::keys::PublicKey, client_id: &str) -> bool {
+    let Some(jws) = fedgate::keys::UnverifiedJws::parse(secret) else {
+        return false;
+    };
+    if jws.header.kid.as_deref() != Some(kid) {
+        return false;
+    }
+    let Some(c) = jws.verify(key) else {
+        return false;
+    };
+    let (iat, exp) = (c["iat"].as_i64().unwrap_or(0), c["exp"].as_i64().unwrap_or(0));
+    c["iss"] == team
+        && c["sub"] == client_id
+        && c["aud"] == "https://appleid.apple.com"
+        && exp > now()
+        && exp - iat <= 15_777_000
+}
+
 fn client_auth(req: &HttpRequest, form: &HashMap<String, String>) -> Option<(String, String)> {
     if let Some(h) = req.headers().get("authorization").and_then(|v| v.to_str().ok()) {
         let raw = h.strip_prefix("Basic ")?;
@@ -315,8 +402,10 @@ async fn token(req: HttpRequest, body: web::Bytes, st: web::Data<Inner>) -> Http
     hit(&st, "token");
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let k = st.knobs.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    match client_auth(&req, &form) {
-        Some((id, secret)) if id == k.client_id && secret == k.client_secret => {}
+    match (client_auth(&req, &form), &k.apple) {
+        (Some((id, secret)), Some((team, kid, key)))
+            if id == k.client_id && apple_secret_ok(&secret, team, kid, key, &id) => {}
+        (Some((id, secret)), None) if id == k.client_id && secret == k.client_secret => {}
         _ => return HttpResponse::Unauthorized().json(json!({ "error": "invalid_client" })),
     }
     if k.misbehave == Misbehave::TokenError {
@@ -357,6 +446,23 @@ async fn token(req: HttpRequest, body: web::Bytes, st: web::Data<Inner>) -> Http
         claims["preferred_username"] = claims["email"].clone();
         if let Value::Object(c) = &mut claims {
             c.remove("email");
+        }
+    }
+    if k.apple.is_some() {
+        // Apple: strings for booleans, no name claims, a relay address for hidden emails.
+        let private = p.email.ends_with("@privaterelay.appleid.test");
+        claims["email_verified"] = json!("true");
+        claims["is_private_email"] = json!(if private { "true" } else { "false" });
+        claims["sub"] = json!(format!("000123.{}", sha256_b64url(p.email.as_bytes())));
+        if let Value::Object(c) = &mut claims {
+            for n in ["name", "given_name", "family_name", "groups"] {
+                c.remove(n);
+            }
+        }
+    }
+    if let Value::Object(c) = &mut claims {
+        for d in &k.drop_claims {
+            c.remove(*d);
         }
     }
     if k.misbehave == Misbehave::NotYetValid {

@@ -50,6 +50,7 @@ error_codes! {
     EmailDomainNotAllowed = "email_domain_not_allowed",
     EntraTenantNotAllowed = "entra_tenant_not_allowed",
     EntraTidMissing = "entra_tid_missing",
+    GithubEmailUnverified = "github_email_unverified",
     GoogleHdMismatch = "google_hd_mismatch",
     IdTokenAlgNotAllowed = "id_token_alg_not_allowed",
     IdTokenAudienceMismatch = "id_token_audience_mismatch",

@@ -29,14 +29,21 @@ pub struct ConnectionBody {
     groups: Option<Vec<String>>,
     /// oidc: the IdP's issuer (discovery).
     issuer: Option<String>,
-    /// oidc: fedgate's client id at the IdP.
+    /// github: the authorization endpoint (default https://github.com/login/oauth/authorize).
+    authorization_endpoint: Option<String>,
+    /// github: the token endpoint (default https://github.com/login/oauth/access_token).
+    token_endpoint: Option<String>,
+    /// github: the REST API base (default https://api.github.com).
+    api_base: Option<String>,
+    /// oidc, github: fedgate's client id at the IdP.
     client_id: Option<String>,
     /// oidc: write-only; encrypted at rest.
     client_secret: Option<String>,
     /// oidc: scopes requested upstream (default openid email profile).
     scopes: Option<Vec<String>>,
-    /// oidc: vendor preset (generic, okta, entra, google, keycloak, auth0).
-    /// oidc: generic, okta, entra, google, keycloak, auth0; saml: generic, okta, entra, google,
+    /// oidc: vendor preset: generic, okta, entra, google, keycloak, auth0, and for social sign-in
+    /// microsoft (any Microsoft account) and google_any (any Google account), whose issuer is
+    /// filled in when omitted; saml: generic, okta, entra, google,
     /// adfs, onelogin, ping, jumpcloud, keycloak.
     #[schema(value_type = Option<String>)]
     preset: Option<crate::claims::oidc::Preset>,
@@ -97,6 +104,9 @@ fn show(state: &AppState, row: &connection::Model) -> Value {
     v["tested_version"] = row.tested_version.into();
     if row.conn_type == "oidc" {
         v["redirect_uri"] = crate::upstream::oidc::connector::callback_url(&state.config.issuer).into();
+    }
+    if row.conn_type == "github" {
+        v["redirect_uri"] = crate::upstream::github::callback_url(&state.config.issuer).into();
     }
     let handed_out: Vec<(Kind, String)> = [
         (Kind::AcsUrl, "acs_url"),
@@ -203,10 +213,11 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = super::tenant_or_404(&state, &path).await?;
     let Common { mut fields, kind, name, enabled } = take_common(body.into_inner())?;
-    let kind =
-        kind.ok_or_else(|| ApiError::invalid("type", ErrorCode::MissingField, "type is required (dev, oidc or saml)"))?;
+    let kind = kind.ok_or_else(|| {
+        ApiError::invalid("type", ErrorCode::MissingField, "type is required (dev, oidc, saml or github)")
+    })?;
     let kind = ConnectionType::parse(&kind)
-        .ok_or_else(|| ApiError::invalid("type", ErrorCode::InvalidType, "type must be dev, oidc or saml"))?;
+        .ok_or_else(|| ApiError::invalid("type", ErrorCode::InvalidType, "type must be dev, oidc, saml or github"))?;
     let name = validate_name("name", name.as_deref().unwrap_or(""))?;
     let now_ms = state.clock.now_ms();
     let id = ConnectionId::new(now_ms, &*state.rng).to_string();

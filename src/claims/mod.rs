@@ -4,6 +4,7 @@ pub mod mfa;
 pub mod oidc;
 pub mod rules;
 pub mod saml;
+pub mod social;
 
 use std::collections::BTreeMap;
 

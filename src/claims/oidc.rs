@@ -19,6 +19,38 @@ pub enum Preset {
     Google,
     Keycloak,
     Auth0,
+    /// Social sign-in with any Microsoft account, personal or work (multi-tenant issuer
+    /// `common` / `organizations` / `consumers`): subject `tid:oid`, `iss` checked against the
+    /// templated issuer with the token's own `tid`, email verified only with `xms_edov`.
+    Microsoft,
+    /// Social sign-in with any Google account (Gmail or Workspace): no `hd` requirement,
+    /// `email_verified` trusted, `hd` kept as an attribute.
+    #[serde(rename = "google_any")]
+    GoogleAny,
+    /// Sign in with Apple: `response_mode=form_post`, a client secret signed by fedgate (ES256,
+    /// the team's key), the name only in the first login's `user` form field, `email_verified`
+    /// and `is_private_email` as strings.
+    Apple,
+}
+
+/// The `tid` of every personal Microsoft account (MSA) token.
+pub const MICROSOFT_PERSONAL_TID: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
+
+impl Preset {
+    /// The issuer a social preset uses when the connection does not name one.
+    pub fn default_issuer(&self) -> Option<&'static str> {
+        match self {
+            Preset::Microsoft => Some("https://login.microsoftonline.com/common/v2.0"),
+            Preset::GoogleAny => Some("https://accounts.google.com"),
+            Preset::Apple => Some("https://appleid.apple.com"),
+            _ => None,
+        }
+    }
+
+    /// Microsoft's directory-based presets (subject `tid:oid`, `tid` checks).
+    pub fn is_microsoft(&self) -> bool {
+        matches!(self, Preset::Entra | Preset::Microsoft)
+    }
 }
 
 /// Fields a custom rule can fill.
@@ -80,6 +112,15 @@ fn as_bool(v: Option<&Value>) -> bool {
     }
 }
 
+/// `true`, `"true"`, `1` or `"1"` (Microsoft sends `xms_edov` as a boolean or a number).
+fn as_bool_or_one(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Number(n)) => n.as_i64() == Some(1),
+        Some(Value::String(s)) if s == "1" => true,
+        other => as_bool(other),
+    }
+}
+
 fn as_list(v: Option<&Value>) -> Vec<String> {
     match v {
         Some(Value::Array(a)) => a.iter().filter_map(|x| as_string(Some(x))).collect(),
@@ -115,8 +156,12 @@ pub fn map_claims(
     let mut subject = as_string(get("subject")).unwrap_or_default();
     let mut email = as_string(get("email"));
     let mut groups = as_list(get("groups"));
+    // Microsoft's `email` is not verified by Microsoft for work accounts: it is vouched for only
+    // when the token says the domain owner verified it (`xms_edov`, an optional claim).
+    let mut ms_email_vouched = false;
     match preset {
-        Preset::Entra => {
+        Preset::Entra | Preset::Microsoft => {
+            ms_email_vouched = email.is_some() && as_bool_or_one(claims.get("xms_edov"));
             let tid = as_string(claims.get("tid"));
             let oid = as_string(claims.get("oid"));
             match (&tid, &oid) {
@@ -164,6 +209,7 @@ pub fn map_claims(
                 });
             }
         }
+        Preset::GoogleAny | Preset::Apple => {}
         Preset::Keycloak if groups.is_empty() && !rules.contains_key("groups") => {
             groups = as_list(lookup(claims, "realm_access.roles"));
         }
@@ -183,9 +229,16 @@ pub fn map_claims(
     let domain = email.as_deref().and_then(crate::claims::email_domain);
     let trusted =
         domain.as_ref().is_some_and(|d| policy.trusted_email_domains.iter().any(|t| t.eq_ignore_ascii_case(d)));
-    let email_verified = trusted || as_bool(get("email_verified"));
+    // Microsoft sends no `email_verified`; with the `microsoft` preset only `xms_edov` (or a
+    // custom rule) vouches for the address.
+    let said = if preset == Preset::Microsoft && !rules.contains_key("email_verified") {
+        false
+    } else {
+        as_bool(get("email_verified"))
+    };
+    let email_verified = trusted || ms_email_vouched || said;
     let mut attributes = Map::new();
-    for k in ["iss", "acr", "amr", "tid", "hd", "idp", "preferred_username", "locale"] {
+    for k in ["iss", "acr", "amr", "tid", "hd", "idp", "preferred_username", "locale", "is_private_email"] {
         if let Some(v) = claims.get(k) {
             attributes.insert(k.into(), v.clone());
         }
@@ -247,6 +300,30 @@ mod tests {
         assert!(m.notes[0].starts_with("groups_overage"));
         let p = Policy { allowed_tenant_ids: vec!["t2".into()], ..Policy::default() };
         assert_eq!(map_claims(Preset::Entra, &BTreeMap::new(), &c, &p).unwrap_err().code, "entra_tenant_not_allowed");
+    }
+
+    #[test]
+    fn microsoft_social_email_trust_and_tenants() {
+        let c = json!({"sub": "p", "tid": MICROSOFT_PERSONAL_TID, "oid": "o1", "email": "Bob@Outlook.com", "email_verified": true});
+        let m = map_claims(Preset::Microsoft, &BTreeMap::new(), &c, &Policy::default()).unwrap();
+        assert_eq!(m.identity.subject, format!("{MICROSOFT_PERSONAL_TID}:o1"));
+        assert!(!m.identity.email_verified, "Microsoft's email is not verified without xms_edov");
+        let c = json!({"sub": "p", "tid": "t1", "oid": "o1", "email": "bob@x.com", "xms_edov": 1});
+        assert!(
+            map_claims(Preset::Microsoft, &BTreeMap::new(), &c, &Policy::default()).unwrap().identity.email_verified
+        );
+        let c = json!({"sub": "p", "tid": "t1", "oid": "o1", "preferred_username": "bob@x.com", "xms_edov": true});
+        let m = map_claims(Preset::Microsoft, &BTreeMap::new(), &c, &Policy::default()).unwrap();
+        assert_eq!(m.identity.email.as_deref(), Some("bob@x.com"));
+        assert!(!m.identity.email_verified, "xms_edov speaks of the email claim, not preferred_username");
+        let p = Policy { allowed_tenant_ids: vec!["t2".into()], ..Policy::default() };
+        assert_eq!(
+            map_claims(Preset::Microsoft, &BTreeMap::new(), &c, &p).unwrap_err().code,
+            "entra_tenant_not_allowed"
+        );
+        let c = json!({"sub": "1", "email": "a@gmail.com", "email_verified": "true"});
+        let m = map_claims(Preset::GoogleAny, &BTreeMap::new(), &c, &Policy::default()).unwrap();
+        assert!(m.identity.email_verified);
     }
 
     #[test]

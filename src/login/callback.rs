@@ -12,10 +12,29 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use std::collections::HashMap;
 
 /// Parameters read from the callback (everything else is ignored).
-const KEYS: [&str; 5] = ["state", "code", "iss", "error", "error_description"];
+const KEYS: [&str; 6] = ["state", "code", "iss", "error", "error_description", "user"];
 
 /// GET (query) or POST (`form_post`) /sso/oidc/callback
 pub async fn callback(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    callback_of(req, body, st, "oidc").await
+}
+
+/// GET /sso/github/callback: the redirect URI of every GitHub connection (OAuth 2.0: `state`,
+/// `code`, or `error`), handled exactly like the OIDC callback.
+pub async fn github_callback(
+    req: HttpRequest,
+    body: web::Bytes,
+    st: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    callback_of(req, body, st, "github").await
+}
+
+async fn callback_of(
+    req: HttpRequest,
+    body: web::Bytes,
+    st: web::Data<AppState>,
+    kind: &'static str,
+) -> Result<HttpResponse, PageError> {
     let params = if req.method() == actix_web::http::Method::POST {
         form_params(&req, &body).map_err(|m| PageError::bad_request(ErrorCode::InvalidRequest, m))?
     } else {
@@ -23,6 +42,25 @@ pub async fn callback(req: HttpRequest, body: web::Bytes, st: web::Data<AppState
             .map_err(|e| PageError::bad_request(ErrorCode::InvalidRequest, e.to_string()))?
     };
     let state = params.get("state").unwrap_or_default().to_string();
+    if req.method() == actix_web::http::Method::POST
+        && crate::http::cookie(&req, super::pending::BINDING_COOKIE, st.config.secure_cookies()).is_none()
+    {
+        // A `form_post` answer (Apple) is a cross-site POST: the browser does not send the
+        // SameSite=Lax binding cookie with it. Hand the answer on to a top-level GET of the same
+        // callback, which carries the cookie and is checked like any other (as the SAML ACS
+        // hands over to its resume step).
+        let mut u = url::Url::parse(&format!("{}/sso/{kind}/callback", st.config.issuer.trim_end_matches('/')))
+            .map_err(|_| PageError::internal())?;
+        {
+            let mut q = u.query_pairs_mut();
+            for k in KEYS {
+                if let Some(v) = params.get(k) {
+                    q.append_pair(k, &v.chars().take(4096).collect::<String>());
+                }
+            }
+        }
+        return Ok(crate::http::redirect(StatusCode::SEE_OTHER, u.as_str()));
+    }
     if state.is_empty() || LoginId::parse(&state).is_err() {
         return Err(anonymous(&st, unknown_state()));
     }
@@ -39,11 +77,8 @@ pub async fn callback(req: HttpRequest, body: web::Bytes, st: web::Data<AppState
         0,
         serde_json::json!({ "params": KEYS.iter().filter(|k| params.get(k).is_some()).collect::<Vec<_>>(), "error": params.get("error") }),
     );
-    let conn = routed_connection(&st, &login, "oidc").await?.ok_or_else(|| {
-        PageError::bad_request(
-            ErrorCode::ConnectionNotAllowed,
-            "This sign-in does not use an OpenID Connect connection.",
-        )
+    let conn = routed_connection(&st, &login, kind).await?.ok_or_else(|| {
+        PageError::bad_request(ErrorCode::ConnectionNotAllowed, "This answer is not for the sign-in method in use.")
     })?;
     let opened = match st.connectors.open(&conn) {
         Ok(c) => c,

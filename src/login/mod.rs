@@ -40,5 +40,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/sso/dev/{login}", web::post().to(dev::submit))
         .route("/sso/oidc/callback", web::get().to(callback::callback))
         .route("/sso/oidc/callback", web::post().to(callback::callback))
+        .route("/sso/github/callback", web::get().to(callback::github_callback))
         .configure(saml::routes);
 }

@@ -620,7 +620,7 @@ async fn connection_page(
                 "client_id": fields.get("client_id").cloned().unwrap_or(Value::Null),
             });
         }
-        ConnectionConfig::Dev(_) => {
+        ConnectionConfig::Dev(_) | ConnectionConfig::Github(_) => {
             ctx["saml"] = Value::Null;
             ctx["oidc"] = Value::Null;
         }
@@ -808,7 +808,7 @@ async fn test_start(
     let ready = match config_of(&row)? {
         ConnectionConfig::Saml(c) => !c.idp_entity_id.is_empty(),
         ConnectionConfig::Oidc(_) => true,
-        ConnectionConfig::Dev(_) => false,
+        ConnectionConfig::Dev(_) | ConnectionConfig::Github(_) => false,
     };
     if !ready {
         return Err(PageError::new(

@@ -6,6 +6,7 @@ use super::oidc::OidcConfig;
 use super::registry::Opened;
 use super::UpstreamCtx;
 use super::UpstreamError;
+use crate::claims::oidc::Preset;
 use crate::error_code::ErrorCode;
 use crate::store::entities::connection;
 use crate::util::rfc3339;
@@ -20,6 +21,8 @@ pub enum ConnectionType {
     Dev,
     Oidc,
     Saml,
+    /// GitHub sign-in (OAuth 2.0 and the REST API; no OpenID Connect).
+    Github,
 }
 
 impl ConnectionType {
@@ -28,6 +31,7 @@ impl ConnectionType {
             "dev" => Some(Self::Dev),
             "oidc" => Some(Self::Oidc),
             "saml" => Some(Self::Saml),
+            "github" => Some(Self::Github),
             _ => None,
         }
     }
@@ -36,6 +40,7 @@ impl ConnectionType {
             Self::Dev => "dev",
             Self::Oidc => "oidc",
             Self::Saml => "saml",
+            Self::Github => "github",
         }
     }
 }
@@ -46,12 +51,13 @@ pub enum ConnectionConfig {
     Dev(DevConfig),
     Oidc(Box<OidcConfig>),
     Saml(Box<super::saml::SamlConfig>),
+    Github(Box<super::github::GithubConfig>),
 }
 
 /// The write-only secret fields of a connection type (stored sealed in `secrets_enc`).
 pub fn secret_fields(kind: ConnectionType) -> &'static [&'static str] {
     match kind {
-        ConnectionType::Oidc => &["client_secret"],
+        ConnectionType::Oidc | ConnectionType::Github => &["client_secret"],
         _ => &[],
     }
 }
@@ -101,6 +107,7 @@ impl ConnectionConfig {
             Self::Dev(_) => ConnectionType::Dev,
             Self::Oidc(_) => ConnectionType::Oidc,
             Self::Saml(_) => ConnectionType::Saml,
+            Self::Github(_) => ConnectionType::Github,
         }
     }
 
@@ -140,10 +147,28 @@ impl ConnectionConfig {
                 Ok(Self::Dev(c))
             }
             ConnectionType::Oidc => {
+                let mut fields = fields;
+                // Social presets know their provider's issuer.
+                if !fields.contains_key("issuer") {
+                    let preset = fields.get("preset").cloned().and_then(|p| serde_json::from_value::<Preset>(p).ok());
+                    if let Some(issuer) = preset.as_ref().and_then(Preset::default_issuer) {
+                        fields.insert("issuer".into(), Value::String(issuer.into()));
+                    }
+                }
+                if !fields.contains_key("scopes") && fields.get("preset") == Some(&Value::String("apple".into())) {
+                    // Apple knows `name` and `email`, not `profile`.
+                    fields.insert("scopes".into(), serde_json::json!(["openid", "name", "email"]));
+                }
                 let c: OidcConfig = serde_json::from_value(Value::Object(fields))
                     .map_err(|e| Invalid::field("config", ErrorCode::InvalidConfig, e.to_string()))?;
                 c.validate(dev_mode)?;
                 Ok(Self::Oidc(Box::new(c)))
+            }
+            ConnectionType::Github => {
+                let c: super::github::GithubConfig = serde_json::from_value(Value::Object(fields))
+                    .map_err(|e| Invalid::field("config", ErrorCode::InvalidConfig, e.to_string()))?;
+                c.validate(dev_mode)?;
+                Ok(Self::Github(Box::new(c)))
             }
             // SAML input needs metadata parsing (and maybe a fetch): see `saml::prepare`.
             ConnectionType::Saml => serde_json::from_value(Value::Object(fields))
@@ -179,6 +204,7 @@ impl ConnectionConfig {
             Self::Dev(c) => serde_json::to_value(c),
             Self::Oidc(c) => serde_json::to_value(c),
             Self::Saml(c) => serde_json::to_value(c),
+            Self::Github(c) => serde_json::to_value(c),
         };
         match v {
             Ok(Value::Object(m)) => m,
@@ -191,6 +217,7 @@ impl ConnectionConfig {
             "dev" => serde_json::from_str(&row.config).map(Self::Dev).map_err(|e| e.to_string()),
             "oidc" => serde_json::from_str(&row.config).map(|c| Self::Oidc(Box::new(c))).map_err(|e| e.to_string()),
             "saml" => serde_json::from_str(&row.config).map(|c| Self::Saml(Box::new(c))).map_err(|e| e.to_string()),
+            "github" => serde_json::from_str(&row.config).map(|c| Self::Github(Box::new(c))).map_err(|e| e.to_string()),
             other => Err(format!("unknown connection type {other}")),
         }
     }
@@ -210,6 +237,15 @@ impl ConnectionConfig {
                     ctx: ctx.clone(),
                     clock: ctx.clock.clone(),
                     rng: ctx.rng.clone(),
+                })))
+            }
+            Self::Github(c) => {
+                let secrets = open_secrets(ctx, row)?;
+                Ok(Opened::Github(Arc::new(super::github::GithubConnector {
+                    config: (**c).clone(),
+                    client_secret: secrets.get("client_secret").and_then(Value::as_str).map(str::to_string),
+                    version: row.version,
+                    ctx: ctx.clone(),
                 })))
             }
             Self::Saml(c) => Ok(Opened::Saml(Arc::new(super::saml::open(ctx, row, (**c).clone())?))),

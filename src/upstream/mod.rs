@@ -4,6 +4,7 @@
 pub mod connections;
 pub mod console_rules;
 pub mod dev;
+pub mod github;
 pub mod oidc;
 pub mod registry;
 pub mod saml;
@@ -110,6 +111,8 @@ pub enum ConnectorState {
     /// PKCE verifier and nonce of the upstream authorization request, and the connection
     /// version it was sent with.
     Oidc { nonce: String, verifier: String, version: i64 },
+    /// GitHub (OAuth 2.0): the PKCE verifier.
+    Github { verifier: String, version: i64 },
     /// The AuthnRequest ID (our login id) and the answers the ACS accepted for it, each under
     /// the hash of a handle only the browser that posted it holds.
     Saml {

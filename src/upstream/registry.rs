@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 pub enum Opened {
     Dev(Arc<DevConnector>),
     Oidc(Arc<OidcConnector>),
+    Github(Arc<super::github::GithubConnector>),
     Saml(Arc<SamlConnector>),
 }
 
@@ -24,6 +25,7 @@ impl Opened {
         match self {
             Opened::Dev(c) => c.as_ref(),
             Opened::Oidc(c) => c.as_ref(),
+            Opened::Github(c) => c.as_ref(),
             Opened::Saml(c) => c.as_ref(),
         }
     }

@@ -10,6 +10,8 @@ mod demo_saml;
 mod demo_trust;
 mod email_trust;
 mod events;
+#[path = "../../idp-fixtures/github.rs"]
+mod github_fixture;
 mod idp_console;
 mod keys;
 mod layers;
@@ -28,6 +30,7 @@ mod saml;
 mod saml_corpus;
 mod saml_hostile;
 mod scim;
+mod social;
 mod store_admin;
 mod store_issuer;
 mod token_hook;

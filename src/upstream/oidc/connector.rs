@@ -4,7 +4,7 @@
 //! claims mapped by the connection's preset and rules.
 use super::metadata::Metadata;
 use super::OidcConfig;
-use crate::claims::oidc::{map_claims, Policy};
+use crate::claims::oidc::{map_claims, Policy, Preset};
 use crate::clock::{Clock, Rng};
 use crate::net::upstream::HttpError;
 use crate::upstream::{
@@ -71,16 +71,42 @@ impl OidcConnector {
     fn client(&self, meta: &Metadata, issuer: &str) -> Result<CoreClientFor, UpstreamError> {
         let redirect =
             RedirectUrl::new(callback_url(issuer)).map_err(|e| UpstreamError::Misconfigured(e.to_string()))?;
+        let apple = self.config.preset == Preset::Apple;
+        let secret = if apple { Some(self.apple_client_secret()?) } else { self.client_secret.clone() };
         let mut c = CoreClient::from_provider_metadata(
             meta.clone(),
             ClientId::new(self.config.client_id.clone()),
-            self.client_secret.clone().map(ClientSecret::new),
+            secret.map(ClientSecret::new),
         )
         .set_redirect_uri(redirect);
-        if self.config.token_endpoint_auth_method == super::TokenAuth::ClientSecretPost {
+        if apple || self.config.token_endpoint_auth_method == super::TokenAuth::ClientSecretPost {
             c = c.set_auth_type(AuthType::RequestBody);
         }
         Ok(c)
+    }
+
+    /// Apple's client secret: a JWT fedgate signs with the team's Sign in with Apple key (ES256,
+    /// `kid` = the key id; `iss` = the team id, `sub` = the client (Services) id, `aud` =
+    /// `https://appleid.apple.com`). Apple accepts up to six months of validity; fedgate makes a
+    /// fresh one for each token request, valid five minutes. The key (the `.p8` file) is the
+    /// connection's sealed `client_secret`.
+    fn apple_client_secret(&self) -> Result<String, UpstreamError> {
+        let bad = |m: &str| UpstreamError::Misconfigured(format!("apple preset: {m}"));
+        let pem = self.client_secret.as_deref().ok_or_else(|| bad("the client_secret (the .p8 key) is missing"))?;
+        let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).map(str::trim).collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|_| bad("the client_secret is not a PEM private key (.p8)"))?;
+        let kid = self.config.apple_key_id.clone().unwrap_or_default();
+        let key = crate::keys::SigningKey::from_pkcs8(crate::keys::Alg::ES256, kid, &der)
+            .map_err(|_| bad("the client_secret is not a P-256 private key in PKCS#8 (.p8)"))?;
+        let now = self.clock.now();
+        key.sign_jwt(
+            "JWT",
+            &json!({ "iss": self.config.apple_team_id, "iat": now, "exp": now + 300,
+                     "aud": "https://appleid.apple.com", "sub": self.config.client_id }),
+        )
+        .map_err(|_| bad("signing the client secret failed"))
     }
 
     async fn metadata(&self) -> Result<Arc<Metadata>, UpstreamError> {
@@ -115,7 +141,8 @@ impl OidcConnector {
                     Ok(())
                 }
             });
-        if self.config.entra_multi_tenant() {
+        if self.config.issuer_checked_by_us() {
+            // Checked by `check_issuer` after the signature.
             verifier = verifier.require_issuer_match(false);
         }
         let nonce = Nonce::new(nonce.to_string());
@@ -177,6 +204,45 @@ impl OidcConnector {
         }
         Ok(())
     }
+}
+
+/// The `iss` checks openidconnect cannot do. Microsoft's multi-tenant endpoints publish a
+/// template (`https://login.microsoftonline.com/{tenantid}/v2.0`): the token's `iss` must be the
+/// template with the token's own `tid` (a token of one directory cannot claim another's issuer),
+/// and `consumers` / `organizations` admit only personal / only work accounts.
+pub fn check_issuer(cfg: &OidcConfig, published: &str, claims: &Value) -> Result<(), UpstreamError> {
+    let got = show(claims.get("iss"));
+    if cfg.microsoft_multi_tenant() {
+        let tid = claims.get("tid").and_then(Value::as_str).unwrap_or_default();
+        if tid.is_empty() || !tid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(UpstreamError::ClaimsRejected {
+                code: crate::error_code::ErrorCode::EntraTidMissing,
+                detail: "the Microsoft ID token has no usable tid claim".into(),
+                fix: "Use the v2.0 endpoint (issuer https://login.microsoftonline.com/common/v2.0)".into(),
+            });
+        }
+        let personal = tid == crate::claims::oidc::MICROSOFT_PERSONAL_TID;
+        if let Some(personal_only) = cfg.microsoft_personal_only() {
+            if personal != personal_only {
+                let (kind, endpoint) =
+                    if personal { ("a personal", "organizations") } else { ("a work or school", "consumers") };
+                return Err(UpstreamError::ClaimsRejected {
+                    code: crate::error_code::ErrorCode::EntraTenantNotAllowed,
+                    detail: format!("the token is for {kind} Microsoft account, which the {endpoint} endpoint does not admit"),
+                    fix: "Use the issuer https://login.microsoftonline.com/common/v2.0 on the connection to admit both kinds of account".into(),
+                });
+            }
+        }
+        let want = published.replace("{tenantid}", tid);
+        if got != want {
+            return Err(UpstreamError::WrongIssuer { got, expected: want });
+        }
+        return Ok(());
+    }
+    if got != cfg.issuer {
+        return Err(UpstreamError::WrongIssuer { got, expected: cfg.issuer.clone() });
+    }
+    Ok(())
 }
 
 type CoreClientFor = openidconnect::Client<
@@ -246,6 +312,10 @@ impl Connector for OidcConnector {
             }
             mfa_asked = json!({ "acr_values": vendor.acr_values, "claims_amr": vendor.claims_amr });
         }
+        if self.config.preset == Preset::Apple {
+            // Apple answers with a cross-site POST when scopes are asked for.
+            req = req.add_extra_param("response_mode", "form_post");
+        }
         for (k, v) in &self.config.extra_auth_params {
             if login.require_mfa && (k == "acr_values" || k == "claims") {
                 continue;
@@ -282,7 +352,7 @@ impl Connector for OidcConnector {
         // RFC 9207: when the IdP sends (or promises) `iss`, it must be the connection's issuer.
         let expected_iss = meta.issuer().as_str().to_string();
         match p.get("iss") {
-            Some(i) if *i != expected_iss && !self.config.entra_multi_tenant() => {
+            Some(i) if *i != expected_iss && !self.config.microsoft_multi_tenant() => {
                 return Err(UpstreamError::IssuerParamMismatch { got: i.clone(), expected: expected_iss })
             }
             None if meta.additional_metadata().authorization_response_iss_parameter_supported => {
@@ -355,12 +425,8 @@ impl Connector for OidcConnector {
                 return Err(UpstreamError::NotYetValid(nbf));
             }
         }
-        if self.config.entra_multi_tenant() {
-            let tid = show(claims.get("tid"));
-            let want = meta.issuer().as_str().replace("{tenantid}", &tid);
-            if show(claims.get("iss")) != want {
-                return Err(UpstreamError::WrongIssuer { got: show(claims.get("iss")), expected: want });
-            }
+        if self.config.issuer_checked_by_us() {
+            check_issuer(&self.config, meta.issuer().as_str(), &claims)?;
         }
         let names: Vec<&String> = claims.as_object().map(|m| m.keys().collect()).unwrap_or_default();
         login.steps.push(
@@ -421,6 +487,9 @@ impl Connector for OidcConnector {
             }
             attrs.remove("amr");
             attrs.insert("amr".into(), json!(identity.amr));
+        }
+        if self.config.preset == Preset::Apple {
+            crate::claims::social::apple_user(&mut identity, p.get("user").map(String::as_str));
         }
         Ok(Completed { identity, one_time: None, notes: mapped.notes })
     }

@@ -117,9 +117,10 @@ pub async fn load(http: &UpstreamHttp, cfg: &OidcConfig) -> Result<Metadata, Ups
             let m: Metadata = serde_json::from_slice(&body).map_err(|e| {
                 UpstreamError::InvalidResponse(format!("the discovery document at {url} is not valid: {e}"))
             })?;
-            // Entra's multi-tenant endpoints publish a templated issuer; everything else must
+            // Microsoft's multi-tenant endpoints publish a templated issuer (or, for `consumers`,
+            // the personal-accounts directory's); everything else must
             // publish exactly the configured issuer.
-            if !cfg.entra_multi_tenant() && m.issuer().as_str() != cfg.issuer {
+            if !cfg.microsoft_multi_tenant() && m.issuer().as_str() != cfg.issuer {
                 return Err(UpstreamError::Misconfigured(format!(
                     "the discovery document's issuer is {}, but the connection says {}",
                     m.issuer().as_str(),

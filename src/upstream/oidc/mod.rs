@@ -73,7 +73,8 @@ pub struct OidcConfig {
     /// Additional authorization request parameters (e.g. `{"acr_values": "mfa"}`).
     #[serde(default)]
     pub extra_auth_params: BTreeMap<String, String>,
-    /// Vendor preset: `generic`, `okta`, `entra`, `google`, `keycloak`, `auth0`.
+    /// Vendor preset: `generic`, `okta`, `entra`, `google`, `keycloak`, `auth0`; social sign-in:
+    /// `microsoft` (any Microsoft account), `google_any` (any Google account).
     #[serde(default)]
     pub preset: Preset,
     /// Custom rules: our field (`subject`, `email`, `email_verified`, `name`, `given_name`,
@@ -96,6 +97,13 @@ pub struct OidcConfig {
     /// `organizations` issuer.
     #[serde(default)]
     pub allowed_tenant_ids: Vec<String>,
+    /// `apple` preset: the Apple developer team id (the client secret's `iss`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apple_team_id: Option<String>,
+    /// `apple` preset: the id of the Sign in with Apple key (the client secret's `kid`); the
+    /// key itself (the `.p8` file's PEM) is the connection's `client_secret`, sealed at rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apple_key_id: Option<String>,
     /// Seconds of clock skew tolerated on `exp`, `iat` and `nbf` (0 to 300, default 60).
     #[serde(default = "default_skew")]
     pub clock_skew: i64,
@@ -115,9 +123,39 @@ pub struct OidcConfig {
 }
 
 impl OidcConfig {
-    /// Whether the issuer is Entra's multi-tenant endpoint (`common` / `organizations`).
+    /// Whether the issuer is Entra's multi-tenant endpoint (`common` / `organizations`) on the
+    /// `entra` preset (which then needs an allow-list of directories).
     pub fn entra_multi_tenant(&self) -> bool {
         self.preset == Preset::Entra && (self.issuer.contains("/common/") || self.issuer.contains("/organizations/"))
+    }
+
+    /// Whether the issuer is one of Microsoft's multi-tenant endpoints (`common`,
+    /// `organizations`, `consumers`) on a Microsoft preset: discovery publishes a templated
+    /// issuer (`.../{tenantid}/v2.0`, or the personal-accounts directory for `consumers`), and
+    /// each ID token's `iss` is checked against it with the token's own `tid`.
+    pub fn microsoft_multi_tenant(&self) -> bool {
+        self.preset.is_microsoft()
+            && ["/common/", "/organizations/", "/consumers/"].iter().any(|p| self.issuer.contains(p))
+    }
+
+    /// Which Microsoft accounts the issuer admits: `Some(true)` personal only (`consumers`),
+    /// `Some(false)` work and school only (`organizations`), `None` both.
+    pub fn microsoft_personal_only(&self) -> Option<bool> {
+        if !self.preset.is_microsoft() {
+            None
+        } else if self.issuer.contains("/consumers/") {
+            Some(true)
+        } else if self.issuer.contains("/organizations/") {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    /// Whether fedgate checks the ID token's `iss` itself (templated Microsoft issuers) instead
+    /// of openidconnect.
+    pub fn issuer_checked_by_us(&self) -> bool {
+        self.microsoft_multi_tenant()
     }
 
     /// The ID token algorithms accepted.
@@ -217,6 +255,22 @@ impl OidcConfig {
                 ErrorCode::MfaUnverifiable,
                 "this preset's ID tokens never show MFA (Google: no amr or acr), so fedgate cannot check it: enforce MFA at the identity provider and set mfa_enforced_by_idp: true, or set mfa_acr_values if the provider sends an acr for MFA",
             ));
+        }
+        if self.preset == Preset::Apple {
+            for (field, v) in [("apple_team_id", &self.apple_team_id), ("apple_key_id", &self.apple_key_id)] {
+                let ok = v.as_deref().is_some_and(|v| {
+                    !v.is_empty()
+                        && v.len() <= 64
+                        && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+                });
+                if !ok {
+                    return Err(Invalid::field(
+                        field,
+                        ErrorCode::MissingField,
+                        format!("the apple preset needs {field} (from the Apple developer account)"),
+                    ));
+                }
+            }
         }
         if self.entra_multi_tenant() && self.allowed_tenant_ids.is_empty() {
             return Err(Invalid::field(
