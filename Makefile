@@ -46,6 +46,8 @@ interop:
 	bash tests/interop/saml/run.sh postgres
 	bash tests/interop/portal/run.sh sqlite
 	bash tests/interop/portal/run.sh postgres
+	bash tests/interop/spa/run.sh sqlite
+	bash tests/interop/spa/run.sh postgres
 
 ## Every fuzz target for FUZZ_SECS seconds (default 20): the SAML ACS input check, SCIM filters and
 ## PATCH bodies (tests/fuzz/README.md). Fails on a crash and prints the crashing input. A fixed

@@ -20,6 +20,7 @@ mod m20261206_300001_console;
 mod m20261206_400001_scim_growth_indexes;
 mod m20261206_500001_retention_indexes;
 mod m20261206_500002_admin_key_scopes;
+mod m20261207_400001_machine_clients;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_400001_scim_growth_indexes::Migration),
             Box::new(m20261206_500001_retention_indexes::Migration),
             Box::new(m20261206_500002_admin_key_scopes::Migration),
+            Box::new(m20261207_400001_machine_clients::Migration),
         ]
     }
 }

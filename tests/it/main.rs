@@ -13,6 +13,7 @@ mod idp_console;
 mod keys;
 mod layers;
 mod limits;
+mod machine;
 mod oidc;
 #[path = "../../idp-fixtures/oidc_idp.rs"]
 mod oidc_idp;
