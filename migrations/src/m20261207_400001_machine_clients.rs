@@ -41,7 +41,11 @@ impl MigrationTrait for Migration {
             m.alter_table(Table::alter().table(Alias::new("clients")).add_column(col).to_owned()).await?;
         }
         m.create_index(
-            Index::create().name("idx_clients_tenant").table(Alias::new("clients")).col(Alias::new("tenant_id")).to_owned(),
+            Index::create()
+                .name("idx_clients_tenant")
+                .table(Alias::new("clients"))
+                .col(Alias::new("tenant_id"))
+                .to_owned(),
         )
         .await?;
         Ok(())

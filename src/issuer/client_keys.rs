@@ -14,8 +14,9 @@ use std::sync::Mutex;
 /// `client_assertion_type` of a JWT client assertion.
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Signature algorithms a client assertion may use. Never `none`, never HS* (a shared secret
-/// would be the public key).
-pub const ALLOWED_ALGS: [&str; 4] = ["RS256", "PS256", "ES256", "EdDSA"];
+/// would be the public key). `Ed25519` is EdDSA with Ed25519 by its fully-specified name
+/// (RFC 9864), which current JOSE libraries (oauth4webapi, openid-client) put in the header.
+pub const ALLOWED_ALGS: [&str; 5] = ["RS256", "PS256", "ES256", "EdDSA", "Ed25519"];
 /// Largest JWKS accepted, inline or fetched.
 pub const MAX_JWKS_BYTES: usize = 16 * 1024;
 /// Most keys in a client's JWKS.
@@ -58,13 +59,14 @@ fn b64_len(v: &Option<String>) -> Option<usize> {
 impl ClientKey {
     /// Whether this key can verify a signature made with `alg`.
     pub fn fits(&self, alg: &str) -> bool {
-        if self.alg.as_deref().is_some_and(|a| a != alg) {
+        let eddsa = |a: &str| matches!(a, "EdDSA" | "Ed25519");
+        if self.alg.as_deref().is_some_and(|a| a != alg && !(eddsa(a) && eddsa(alg))) {
             return false;
         }
         match (self.kty.as_str(), self.crv.as_deref()) {
             ("RSA", _) => matches!(alg, "RS256" | "PS256"),
             ("EC", Some("P-256")) => alg == "ES256",
-            ("OKP", Some("Ed25519")) => alg == "EdDSA",
+            ("OKP", Some("Ed25519")) => eddsa(alg),
             _ => false,
         }
     }
@@ -109,7 +111,7 @@ pub fn parse_jwks(v: &serde_json::Value) -> Result<Vec<ClientKey>, String> {
         let key: ClientKey = serde_json::from_value(k.clone()).map_err(|_| format!("key {i} is not a JWK"))?;
         if let Some(a) = &key.alg {
             if !ALLOWED_ALGS.contains(&a.as_str()) {
-                return Err(format!("key {i}: alg {a:?} is not allowed (RS256, PS256, ES256, EdDSA)"));
+                return Err(format!("key {i}: alg {a:?} is not allowed (RS256, PS256, ES256, EdDSA, Ed25519)"));
             }
         }
         let ok = match (key.kty.as_str(), key.crv.as_deref()) {
@@ -250,15 +252,12 @@ pub async fn verify_assertion(
     let jws = UnverifiedJws::parse(assertion).ok_or_else(|| bad("client_assertion is not a compact JWS"))?;
     let alg = jws.header.alg.clone();
     if !ALLOWED_ALGS.contains(&alg.as_str()) {
-        return Err(bad(format!("client_assertion alg {alg:?} is not allowed (RS256, PS256, ES256, EdDSA)")));
+        return Err(bad(format!("client_assertion alg {alg:?} is not allowed (RS256, PS256, ES256, EdDSA, Ed25519)")));
     }
     let kid = jws.header.kid.clone();
     let keys = keys_of(st, c, kid.as_deref()).await.map_err(bad)?;
-    let candidates: Vec<&ClientKey> = keys
-        .iter()
-        .filter(|k| k.fits(&alg))
-        .filter(|k| kid.is_none() || k.kid.is_none() || k.kid == kid)
-        .collect();
+    let candidates: Vec<&ClientKey> =
+        keys.iter().filter(|k| k.fits(&alg)).filter(|k| kid.is_none() || k.kid.is_none() || k.kid == kid).collect();
     if candidates.is_empty() {
         return Err(bad(match &kid {
             Some(k) => format!("no registered key of the client has kid {k:?} and alg {alg}"),

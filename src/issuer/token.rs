@@ -115,9 +115,9 @@ async fn client_credentials(
     };
     let org_id = match &client.tenant_id {
         Some(t) => {
-            let tenant = crate::tenant::get(&st.db, t)
-                .await?
-                .ok_or_else(|| OAuthError::new(ErrorCode::UnauthorizedClient, "the client's tenant no longer exists"))?;
+            let tenant = crate::tenant::get(&st.db, t).await?.ok_or_else(|| {
+                OAuthError::new(ErrorCode::UnauthorizedClient, "the client's tenant no longer exists")
+            })?;
             if let Some(asked) = p.get("org_id") {
                 if asked != tenant.id && asked != tenant.slug {
                     return Err(OAuthError::new(

@@ -377,5 +377,9 @@ pub async fn verify_access_token(st: &AppState, token: &str) -> Result<Option<Va
     if !user.active || user.deleted_at.is_some() {
         return Ok(None);
     }
-    Ok(Some(ValidAccessToken { claims, client_id, owner: TokenOwner::User { grant: Box::new(grant), user: Box::new(user) } }))
+    Ok(Some(ValidAccessToken {
+        claims,
+        client_id,
+        owner: TokenOwner::User { grant: Box::new(grant), user: Box::new(user) },
+    }))
 }

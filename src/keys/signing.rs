@@ -215,7 +215,9 @@ impl PublicKey {
                 point.extend_from_slice(&y);
                 UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point).verify(msg, sig).is_ok()
             }
-            "EdDSA" => {
+            // "Ed25519" is the fully-specified name of EdDSA with Ed25519 (RFC 9864); clients
+            // may sign assertions with it.
+            "EdDSA" | "Ed25519" => {
                 let Some(x) = unb64(&self.x) else {
                     return false;
                 };

@@ -79,7 +79,8 @@ async fn client_credentials_tokens(app: &TestApp) {
     assert_eq!(c["token_endpoint_auth_method"], "client_secret_basic");
     assert_eq!(c["redirect_uris"], json!([]));
 
-    let (s, tok) = token_basic(app, id, secret, &[("grant_type", "client_credentials"), ("scope", "reports:read")]).await;
+    let (s, tok) =
+        token_basic(app, id, secret, &[("grant_type", "client_credentials"), ("scope", "reports:read")]).await;
     assert_eq!(s, 200, "{tok}");
     assert_eq!(tok["token_type"], "Bearer");
     assert_eq!(tok["expires_in"], 120);
@@ -101,7 +102,8 @@ async fn client_credentials_tokens(app: &TestApp) {
     assert_eq!(s, 200, "{all}");
     assert_eq!(all["scope"], "reports:read reports:write");
     // A scope outside the registered ones.
-    let (s, e) = token_basic(app, id, secret, &[("grant_type", "client_credentials"), ("scope", "reports:read admin")]).await;
+    let (s, e) =
+        token_basic(app, id, secret, &[("grant_type", "client_credentials"), ("scope", "reports:read admin")]).await;
     assert_eq!((s, e["error"].as_str()), (400, Some("invalid_scope")), "{e}");
 
     // Introspection: active, scope, client_id, org_id.
@@ -156,9 +158,8 @@ async fn client_credentials_rules_and_deprovisioning(app: &TestApp) {
     let (cid, csecret) = app.client("confidential", "ES256").await;
     let (s, e) = token_basic(app, &cid, csecret.as_deref().unwrap(), &cc).await;
     assert_eq!((s, e["error"].as_str()), (400, Some("unauthorized_client")), "{e}");
-    let (s, e) = app
-        .post("/clients", json!({"name": "SPA", "type": "public", "grant_types": ["client_credentials"]}))
-        .await;
+    let (s, e) =
+        app.post("/clients", json!({"name": "SPA", "type": "public", "grant_types": ["client_credentials"]})).await;
     assert_eq!((s, e["error"].as_str()), (400, Some("invalid_grant_types")), "{e}");
     // An unbound client gets no org_id and may not ask for one.
     let unbound = machine_client(app, json!({})).await;
@@ -382,7 +383,11 @@ async fn private_key_jwt_jwks_uri_cache(app: &TestApp) {
         async move {
             token_form(
                 app,
-                &[("grant_type", "client_credentials"), ("client_assertion_type", ASSERTION_TYPE), ("client_assertion", &a)],
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_assertion_type", ASSERTION_TYPE),
+                    ("client_assertion", &a),
+                ],
             )
             .await
         }
@@ -422,9 +427,15 @@ async fn machine_client_validation(app: &TestApp) {
     };
     for (extra, code) in [
         (json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": private}), "invalid_jwks"),
-        (json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}}), "invalid_jwks"),
+        (
+            json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}}),
+            "invalid_jwks",
+        ),
         (json!({"token_endpoint_auth_method": "private_key_jwt"}), "invalid_auth_method"),
-        (json!({"token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "ftp://keys.example/jwks"}), "invalid_jwks"),
+        (
+            json!({"token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "ftp://keys.example/jwks"}),
+            "invalid_jwks",
+        ),
         (json!({"jwks": jwks_of(&[&key])}), "invalid_jwks"),
         (json!({"token_endpoint_auth_method": "none"}), "invalid_auth_method"),
         (json!({"scopes": ["openid"]}), "invalid_scopes"),
@@ -466,13 +477,18 @@ async fn machine_client_validation(app: &TestApp) {
     let (s, e) = app.post(&format!("{path}/secret"), json!({})).await;
     assert_eq!((s, e["error"].as_str()), (400, Some("invalid_auth_method")), "{e}");
     let (s, v) = app
-        .admin(Method::PATCH, &path, Some(json!({"token_endpoint_auth_method": "client_secret_post", "jwks": null, "access_token_ttl": null})))
+        .admin(
+            Method::PATCH,
+            &path,
+            Some(json!({"token_endpoint_auth_method": "client_secret_post", "jwks": null, "access_token_ttl": null})),
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     assert!(v["access_token_ttl"].is_null() && v["jwks"].is_null(), "{v}");
     let (s, r) = app.post(&format!("{path}/secret"), json!({})).await;
     assert_eq!(s, 200, "{r}");
-    let (s, tok) = token_basic(app, id, r["client_secret"].as_str().unwrap(), &[("grant_type", "client_credentials")]).await;
+    let (s, tok) =
+        token_basic(app, id, r["client_secret"].as_str().unwrap(), &[("grant_type", "client_credentials")]).await;
     assert_eq!(s, 200, "{tok}");
     assert_eq!(tok["expires_in"], 600, "back to the default lifetime");
 }
@@ -490,13 +506,15 @@ async fn cors_for_browser_apps(app: &TestApp) {
     assert_eq!(s, 201, "{spa}");
     assert_eq!(spa["web_origins"], json!([spa_origin]));
     let (s, other) = app
-        .post("/clients", json!({"name": "Other SPA", "type": "public", "redirect_uris": [REDIRECT], "web_origins": [other_origin]}))
+        .post(
+            "/clients",
+            json!({"name": "Other SPA", "type": "public", "redirect_uris": [REDIRECT], "web_origins": [other_origin]}),
+        )
         .await;
     assert_eq!(s, 201, "{other}");
     let spa_id = spa["id"].as_str().unwrap();
-    let acao = |r: &reqwest::Response| {
-        r.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_string())
-    };
+    let acao =
+        |r: &reqwest::Response| r.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_string());
     // Public documents: any origin.
     for path in ["/.well-known/openid-configuration", "/oauth2/jwks"] {
         let r = app.http.get(app.url(path)).header("origin", "https://anyone.example").send().await.unwrap();
@@ -541,7 +559,8 @@ async fn cors_for_browser_apps(app: &TestApp) {
     let tok: Value = r.json().await.unwrap();
     let at = tok["access_token"].as_str().unwrap();
     // Userinfo: a registered origin; an unknown one gets no CORS headers.
-    let r = app.http.get(app.url("/oauth2/userinfo")).bearer_auth(at).header("origin", spa_origin).send().await.unwrap();
+    let r =
+        app.http.get(app.url("/oauth2/userinfo")).bearer_auth(at).header("origin", spa_origin).send().await.unwrap();
     assert_eq!((r.status().as_u16(), acao(&r).as_deref()), (200, Some(spa_origin)));
     let r = app
         .http
@@ -565,8 +584,12 @@ async fn cors_for_browser_apps(app: &TestApp) {
         .unwrap();
     assert_eq!(acao(&r), None);
     // Discovery advertises what is supported.
-    let d: Value = app.http.get(app.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    let d: Value =
+        app.http.get(app.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
     assert!(d["grant_types_supported"].as_array().unwrap().contains(&json!("client_credentials")));
     assert!(d["token_endpoint_auth_methods_supported"].as_array().unwrap().contains(&json!("private_key_jwt")));
-    assert_eq!(d["token_endpoint_auth_signing_alg_values_supported"], json!(["RS256", "PS256", "ES256", "EdDSA"]));
+    assert_eq!(
+        d["token_endpoint_auth_signing_alg_values_supported"],
+        json!(["RS256", "PS256", "ES256", "EdDSA", "Ed25519"])
+    );
 }
