@@ -143,6 +143,7 @@ impl AppState {
             saml_pool,
             limits,
             failure_log,
+            client_keys: Arc::default(),
             trace_budget: Arc::new(crate::traces::sampled::Budget::new(
                 crate::traces::sampled::TRACE_BUDGET_PER_MINUTE,
             )),

@@ -199,6 +199,10 @@ pub struct TokenConfig {
     pub access_token_ttl: i64,
     /// Seconds. ID tokens.
     pub id_token_ttl: i64,
+    /// Seconds. The longest access token lifetime a client may be given (`access_token_ttl` on
+    /// the client, 60 s up to this; at most 86400). Signing keys stay published this long after
+    /// they stop signing.
+    pub max_client_access_token_ttl: i64,
     /// Seconds. Lifetime of a refresh token family from the first login.
     pub refresh_token_ttl: i64,
     /// Seconds. Authorization codes.
@@ -365,6 +369,7 @@ impl Default for TokenConfig {
         Self {
             access_token_ttl: 600,
             id_token_ttl: 3600,
+            max_client_access_token_ttl: 3600,
             refresh_token_ttl: 30 * 86400,
             code_ttl: 60,
             session_ttl: 8 * 3600,
@@ -532,6 +537,7 @@ impl Config {
         for (name, v) in [
             ("tokens.access_token_ttl", t.access_token_ttl),
             ("tokens.id_token_ttl", t.id_token_ttl),
+            ("tokens.max_client_access_token_ttl", t.max_client_access_token_ttl),
             ("tokens.refresh_token_ttl", t.refresh_token_ttl),
             ("tokens.code_ttl", t.code_ttl),
             ("tokens.session_ttl", t.session_ttl),
@@ -551,6 +557,11 @@ impl Config {
             if v <= 0 {
                 return Err(ConfigError::Invalid(format!("{name} must be positive")));
             }
+        }
+        if !(60..=86400).contains(&t.max_client_access_token_ttl) {
+            return Err(ConfigError::Invalid(
+                "tokens.max_client_access_token_ttl must be between 60 and 86400 seconds".into(),
+            ));
         }
         if t.code_ttl > 600 {
             return Err(ConfigError::Invalid("tokens.code_ttl must be at most 600 seconds".into()));
@@ -602,7 +613,7 @@ impl Config {
     /// The longest lifetime of anything a signing key signs (a key stays published this long
     /// after it stops signing).
     pub fn max_signed_lifetime(&self) -> i64 {
-        self.tokens.access_token_ttl.max(self.tokens.id_token_ttl) + 300
+        self.tokens.access_token_ttl.max(self.tokens.id_token_ttl).max(self.tokens.max_client_access_token_ttl) + 300
     }
 }
 

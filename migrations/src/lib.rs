@@ -20,6 +20,7 @@ mod m20261206_300001_console;
 mod m20261206_400001_scim_growth_indexes;
 mod m20261206_500001_retention_indexes;
 mod m20261206_500002_admin_key_scopes;
+mod m20261207_400001_machine_clients;
 mod m20261207_500001_mfa;
 mod m20261207_600001_claim_configs;
 mod m20261207_800001_scim_page_hints;
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_400001_scim_growth_indexes::Migration),
             Box::new(m20261206_500001_retention_indexes::Migration),
             Box::new(m20261206_500002_admin_key_scopes::Migration),
+            Box::new(m20261207_400001_machine_clients::Migration),
             Box::new(m20261207_500001_mfa::Migration),
             Box::new(m20261207_600001_claim_configs::Migration),
             Box::new(m20261207_800001_scim_page_hints::Migration),

@@ -523,6 +523,7 @@ pub async fn bootstrap(st: &AppState, email: &str, role: OperatorRole) -> Result
         backchannel_logout_uri: None,
         created_at: now,
         updated_at: now,
+        ..crate::store::clients::no_machine_settings()
     };
     if crate::store::clients::get(&st.db, CONSOLE_CLIENT_ID).await?.is_some() {
         crate::store::clients::replace(&st.db, client).await?;

@@ -176,6 +176,7 @@ pub async fn setup(st: &AppState) -> Result<String, DemoError> {
         backchannel_logout_uri: None,
         created_at: now,
         updated_at: now,
+        ..crate::store::clients::no_machine_settings()
     };
     if clients::get(&st.db, DEMO_CLIENT_ID).await?.is_some() {
         clients::replace(&st.db, row).await?;

@@ -36,6 +36,8 @@ pub struct AppState {
     pub limits: Arc<crate::http::limits::Limits>,
     /// Sampling of the log lines of anonymous failures.
     pub failure_log: Arc<crate::traces::sampled::FailureLog>,
+    /// Keys fetched from OAuth clients' `jwks_uri` (`private_key_jwt`).
+    pub client_keys: Arc<crate::issuer::client_keys::KeyCache>,
     /// Bounds the traces of logins refused at authorize or stopped on the email page.
     pub trace_budget: Arc<crate::traces::sampled::Budget>,
 }

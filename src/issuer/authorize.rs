@@ -79,7 +79,8 @@ async fn validate(
         )
     })?;
     let client = if client_id.len() <= 64 { crate::store::clients::get(&st.db, client_id).await? } else { None };
-    let client = client.ok_or_else(|| {
+    // A disabled client is as good as unregistered for sign-in.
+    let client = client.filter(|c| c.disabled_at.is_none()).ok_or_else(|| {
         PageError::bad_request(ErrorCode::InvalidClient, "The application is not registered with this sign-in service.")
     })?;
     let redirect_uri = params.get("redirect_uri").ok_or_else(|| {

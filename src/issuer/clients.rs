@@ -31,6 +31,8 @@ impl ClientType {
 pub enum GrantType {
     AuthorizationCode,
     RefreshToken,
+    /// Machine-to-machine (RFC 6749 §4.4): confidential clients only.
+    ClientCredentials,
 }
 
 impl GrantType {
@@ -38,8 +40,72 @@ impl GrantType {
         match self {
             Self::AuthorizationCode => "authorization_code",
             Self::RefreshToken => "refresh_token",
+            Self::ClientCredentials => "client_credentials",
         }
     }
+}
+
+/// How a client authenticates at the token, revocation and introspection endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenAuthMethod {
+    /// The client secret, in HTTP Basic (the body form is accepted too).
+    ClientSecretBasic,
+    /// The client secret, in the body (HTTP Basic is accepted too).
+    ClientSecretPost,
+    /// A JWT signed with one of the client's registered keys (RFC 7523 §2.2).
+    PrivateKeyJwt,
+    /// Public clients.
+    None,
+}
+
+impl TokenAuthMethod {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::None => "none",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::ClientSecretBasic, Self::ClientSecretPost, Self::PrivateKeyJwt, Self::None]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+}
+
+/// The method a client is registered with (stored, or by type for clients registered before
+/// the method was a setting).
+pub fn auth_method_of(c: &client::Model) -> TokenAuthMethod {
+    match c.auth_method.as_deref().and_then(TokenAuthMethod::parse) {
+        Some(m) => m,
+        None if c.client_type == "public" => TokenAuthMethod::None,
+        None => TokenAuthMethod::ClientSecretBasic,
+    }
+}
+
+/// The scopes `client_credentials` may request.
+pub fn scopes_of(c: &client::Model) -> Vec<String> {
+    c.scopes.as_deref().map(from_json_list).unwrap_or_default()
+}
+
+/// The browser origins allowed to call the token endpoint for this client (CORS).
+pub fn web_origins_of(c: &client::Model) -> Vec<String> {
+    c.web_origins.as_deref().map(from_json_list).unwrap_or_default()
+}
+
+/// The `aud` of the client's access tokens: its registered audience, or its client id.
+pub fn audience_of(c: &client::Model) -> Vec<String> {
+    match c.audience.as_deref().map(from_json_list) {
+        Some(a) if !a.is_empty() => a,
+        _ => vec![c.id.clone()],
+    }
+}
+
+/// Lifetime of the client's access tokens.
+pub fn access_token_ttl_of(c: &client::Model, cfg: &crate::config::Config) -> i64 {
+    c.access_token_ttl.unwrap_or(cfg.tokens.access_token_ttl)
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -53,8 +119,25 @@ pub struct ClientView {
     pub post_logout_redirect_uris: Vec<String>,
     pub grant_types: Vec<String>,
     pub id_token_signed_response_alg: String,
-    pub token_endpoint_auth_method: String,
+    pub token_endpoint_auth_method: TokenAuthMethod,
     pub backchannel_logout_uri: Option<String>,
+    /// Scopes the client may request with `client_credentials`.
+    pub scopes: Vec<String>,
+    /// The tenant the client's machine tokens speak for (their `org_id`).
+    pub tenant_id: Option<String>,
+    /// Access token lifetime in seconds (absent: `tokens.access_token_ttl`).
+    pub access_token_ttl: Option<i64>,
+    /// `aud` of the client's access tokens (absent: the client id).
+    pub audience: Option<Vec<String>>,
+    /// Inline public keys for `private_key_jwt`.
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
+    /// Where the keys for `private_key_jwt` are fetched.
+    pub jwks_uri: Option<String>,
+    /// Browser origins allowed to call the token endpoint (CORS; public clients).
+    pub web_origins: Vec<String>,
+    /// False: the client gets no new tokens and its machine tokens stop validating.
+    pub enabled: bool,
     /// Present only in the response that created the client or rotated its secret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
@@ -71,8 +154,16 @@ pub fn view(c: &client::Model, secret: Option<String>) -> ClientView {
         post_logout_redirect_uris: from_json_list(&c.post_logout_redirect_uris),
         grant_types: from_json_list(&c.grant_types),
         id_token_signed_response_alg: c.id_token_alg.clone(),
-        token_endpoint_auth_method: if c.client_type == "public" { "none" } else { "client_secret_basic" }.into(),
+        token_endpoint_auth_method: auth_method_of(c),
         backchannel_logout_uri: c.backchannel_logout_uri.clone(),
+        scopes: scopes_of(c),
+        tenant_id: c.tenant_id.clone(),
+        access_token_ttl: c.access_token_ttl,
+        audience: c.audience.as_deref().map(from_json_list),
+        jwks: c.jwks.as_deref().and_then(|j| serde_json::from_str(j).ok()),
+        jwks_uri: c.jwks_uri.clone(),
+        web_origins: web_origins_of(c),
+        enabled: c.disabled_at.is_none(),
         client_secret: secret,
         created_at: rfc3339(c.created_at),
         updated_at: rfc3339(c.updated_at),
@@ -134,27 +225,172 @@ pub fn validate_alg(a: &str) -> Result<Alg, ApiError> {
     })
 }
 
+/// The scopes a client may request with `client_credentials`: scope tokens (RFC 6749 §3.3),
+/// at most 32 of at most 64 characters; `openid` and `offline_access` are about people and are
+/// refused.
+pub fn validate_scopes(v: &[String]) -> Result<Vec<String>, ApiError> {
+    let bad = |m: String| ApiError::invalid("scopes", ErrorCode::InvalidScopes, m);
+    if v.len() > 32 {
+        return Err(bad("at most 32 scopes".into()));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for s in v {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+        if !ok {
+            return Err(bad(format!("{s:?} is not a scope token")));
+        }
+        if matches!(s.as_str(), "openid" | "offline_access") {
+            return Err(bad(format!("{s:?} is for sign-in, not for machine tokens")));
+        }
+        if !out.contains(s) {
+            out.push(s.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Access token audiences: 1 to 8 identifiers (an absolute URI or a plain name) of at most 200
+/// characters, no whitespace.
+pub fn validate_audience(v: &[String]) -> Result<Vec<String>, ApiError> {
+    let bad = |m: String| ApiError::invalid("audience", ErrorCode::InvalidAudience, m);
+    if v.is_empty() || v.len() > 8 {
+        return Err(bad("audience lists 1 to 8 values".into()));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for a in v {
+        if a.is_empty() || a.len() > 200 || a.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad(format!("{a:?} is not an audience identifier")));
+        }
+        if !out.contains(a) {
+            out.push(a.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// A web origin: `scheme://host[:port]` exactly (no path, query, fragment or credentials),
+/// https, or http on localhost / a loopback address. Returned in its serialized form.
+pub fn validate_web_origin(s: &str) -> Result<String, ApiError> {
+    let bad = |m: &str| ApiError::invalid("web_origins", ErrorCode::InvalidWebOrigin, format!("{s:?}: {m}"));
+    if s.len() > 300 {
+        return Err(bad("too long"));
+    }
+    let u = url::Url::parse(s).map_err(|_| bad("not an origin (scheme://host[:port])"))?;
+    let origin = u.origin().ascii_serialization();
+    if origin == "null" || origin != s.trim_end_matches('/') || !u.username().is_empty() || u.password().is_some() {
+        return Err(bad("an origin is scheme://host[:port] with nothing after it"));
+    }
+    match u.scheme() {
+        "https" => {}
+        "http" if matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")) => {}
+        _ => return Err(bad("use https (http only for localhost)")),
+    }
+    Ok(origin)
+}
+
+pub fn validate_web_origins(v: &[String]) -> Result<Vec<String>, ApiError> {
+    if v.len() > 16 {
+        return Err(ApiError::invalid("web_origins", ErrorCode::InvalidWebOrigin, "at most 16 origins"));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for s in v {
+        let o = validate_web_origin(s)?;
+        if !out.contains(&o) {
+            out.push(o);
+        }
+    }
+    Ok(out)
+}
+
+/// An inline JWKS for `private_key_jwt`, stored in its public form.
+pub fn validate_jwks(v: &serde_json::Value) -> Result<String, ApiError> {
+    let keys = super::client_keys::parse_jwks(v).map_err(|m| ApiError::invalid("jwks", ErrorCode::InvalidJwks, m))?;
+    Ok(super::client_keys::jwks_value(&keys).to_string())
+}
+
+/// A `jwks_uri`: https (http only in dev mode), no credentials or fragment, and allowed by the
+/// outbound guard (no private address unless `allow_private_network`).
+pub fn validate_jwks_uri(s: &str, outbound: &crate::net::Outbound, dev_mode: bool) -> Result<String, ApiError> {
+    let bad = |m: String| ApiError::invalid("jwks_uri", ErrorCode::InvalidJwks, format!("{s:?}: {m}"));
+    if s.len() > 2000 {
+        return Err(bad("too long".into()));
+    }
+    let u = url::Url::parse(s).map_err(|_| bad("not an absolute URL".into()))?;
+    if u.fragment().is_some() || !u.username().is_empty() || u.password().is_some() {
+        return Err(bad("no fragment or credentials".into()));
+    }
+    match u.scheme() {
+        "https" => {}
+        "http" if dev_mode => {}
+        _ => return Err(bad("use https".into())),
+    }
+    outbound.check_url(s).map_err(|e| bad(e.to_string()))?;
+    Ok(s.to_string())
+}
+
 /// How the client authenticated at the token, revocation or introspection endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
     Basic,
     Post,
+    PrivateKeyJwt,
     None,
 }
 
 /// Authenticates the client of a back-channel request (RFC 6749 §2.3.1): HTTP Basic with
 /// form-urlencoded id and secret, or `client_id`/`client_secret` in the body, never both;
-/// public clients send only `client_id`.
+/// a JWT client assertion (`private_key_jwt`, RFC 7523 §2.2) for clients registered with it;
+/// public clients send only `client_id`. A disabled client is refused. `endpoint` is the URL
+/// of the endpoint called (an assertion's `aud` may name it).
 pub async fn authenticate(
-    db: &impl crate::store::conn::Conn,
+    st: &crate::http::AppState,
     req: &actix_web::HttpRequest,
     params: &Params,
+    endpoint: &str,
 ) -> Result<(client::Model, AuthMethod), OAuthError> {
+    let db = &st.db;
     let basic = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")));
+    if let Some(assertion) = params.get("client_assertion") {
+        if basic.is_some() || params.get("client_secret").is_some() {
+            return Err(OAuthError::invalid_request("use one client authentication method, not both"));
+        }
+        if params.get("client_assertion_type") != Some(super::client_keys::ASSERTION_TYPE) {
+            return Err(OAuthError::invalid_client(
+                format!("client_assertion_type must be {}", super::client_keys::ASSERTION_TYPE),
+                false,
+            ));
+        }
+        let id = super::client_keys::asserted_client(assertion)?;
+        if params.get("client_id").is_some_and(|b| b != id) {
+            return Err(OAuthError::invalid_client("client_id differs from the client_assertion's sub", false));
+        }
+        if id.is_empty() || id.len() > 64 {
+            return Err(OAuthError::invalid_client("unknown client", false));
+        }
+        let client = crate::store::clients::get(db, &id)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_client("unknown client", false))?;
+        if client.disabled_at.is_some() {
+            return Err(OAuthError::invalid_client("the client is disabled", false));
+        }
+        if auth_method_of(&client) != TokenAuthMethod::PrivateKeyJwt {
+            return Err(OAuthError::invalid_client(
+                format!("this client is registered for {}, not private_key_jwt", auth_method_of(&client).as_str()),
+                false,
+            ));
+        }
+        super::client_keys::verify_assertion(st, &client, assertion, endpoint).await?;
+        return Ok((client, AuthMethod::PrivateKeyJwt));
+    }
+    if params.get("client_assertion_type").is_some() {
+        return Err(OAuthError::invalid_client("client_assertion_type without client_assertion", false));
+    }
     let (client_id, secret, method) = match (basic, params.get("client_secret")) {
         (Some(_), Some(_)) => {
             return Err(OAuthError::invalid_request("use one client authentication method, not both"));
@@ -198,6 +434,15 @@ pub async fn authenticate(
     let client = crate::store::clients::get(db, &client_id)
         .await?
         .ok_or_else(|| OAuthError::invalid_client("unknown client", is_basic))?;
+    if client.disabled_at.is_some() {
+        return Err(OAuthError::invalid_client("the client is disabled", is_basic));
+    }
+    if auth_method_of(&client) == TokenAuthMethod::PrivateKeyJwt {
+        return Err(OAuthError::invalid_client(
+            "this client authenticates with private_key_jwt (client_assertion), not a secret",
+            is_basic,
+        ));
+    }
     match (client.client_type.as_str(), &secret, &client.secret_hash) {
         ("public", None, _) => Ok((client, AuthMethod::None)),
         ("public", Some(_), _) => Err(OAuthError::invalid_client("public clients do not have a secret", is_basic)),

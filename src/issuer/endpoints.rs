@@ -1,7 +1,7 @@
 //! `/oauth2/userinfo`, `/oauth2/revoke` (RFC 7009), `/oauth2/introspect` (RFC 7662),
 //! `/oauth2/logout` (OpenID Connect RP-Initiated Logout 1.0).
 use super::clients::authenticate;
-use super::tokens::{profile_claims, trusted_email_of, verify_access_token};
+use super::tokens::{profile_claims, trusted_email_of, verify_access_token, TokenOwner};
 use crate::error_code::ErrorCode;
 use crate::http::error::{OAuthError, PageError};
 use crate::http::AppState;
@@ -35,6 +35,11 @@ pub async fn userinfo(req: HttpRequest, st: web::Data<AppState>) -> Result<HttpR
     let v = verify_access_token(&st, &token)
         .await?
         .ok_or_else(|| OAuthError::invalid_token("the access token is invalid, expired or revoked"))?;
+    let TokenOwner::User { grant, user } = v.owner else {
+        return Err(OAuthError::invalid_token("a client_credentials token has no user: userinfo needs a user's token"));
+    };
+    let (grant, user) = (*grant, *user);
+    let v = UserToken { grant, user };
     let tenant = crate::tenant::get(&st.db, &v.user.tenant_id).await?;
     let session = sessions::get(&st.db, &v.grant.session_id).await?;
     let idn = match &session {
@@ -64,11 +69,17 @@ pub async fn userinfo(req: HttpRequest, st: web::Data<AppState>) -> Result<HttpR
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(body))
 }
 
+struct UserToken {
+    grant: crate::store::entities::grant::Model,
+    user: crate::store::entities::user::Model,
+}
+
 /// POST /oauth2/revoke. Always 200 for a token the client may not revoke or that is unknown
 /// (RFC 7009 §2.2). Revoking a refresh token revokes its whole grant.
 pub async fn revoke(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>) -> Result<HttpResponse, OAuthError> {
     let params = form_params(&req, &body).map_err(OAuthError::invalid_request)?;
-    let (client, _) = authenticate(&st.db, &req, &params).await?;
+    let endpoint = format!("{}/oauth2/revoke", st.config.issuer.trim_end_matches('/'));
+    let (client, _) = authenticate(&st, &req, &params, &endpoint).await?;
     let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     let now = st.clock.now();
     let as_refresh = || async {
@@ -89,7 +100,7 @@ pub async fn revoke(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>)
         let Some(v) = verify_access_token(&st, token).await? else {
             return Ok::<bool, DbErr>(false);
         };
-        if v.grant.client_id == client.id {
+        if v.client_id == client.id {
             if let (Some(jti), Some(exp)) = (v.claims["jti"].as_str(), v.claims["exp"].as_i64()) {
                 grants::revoke_access_token(&st.db, jti, exp).await?;
             }
@@ -113,16 +124,29 @@ pub async fn introspect(
     st: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
     let params = form_params(&req, &body).map_err(OAuthError::invalid_request)?;
-    let (client, _) = authenticate(&st.db, &req, &params).await?;
+    let endpoint = format!("{}/oauth2/introspect", st.config.issuer.trim_end_matches('/'));
+    let (client, _) = authenticate(&st, &req, &params, &endpoint).await?;
     let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     let inactive = || {
         HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(serde_json::json!({"active": false}))
     };
     if let Some(v) = verify_access_token(&st, token).await? {
-        if v.grant.client_id != client.id {
+        if v.client_id != client.id {
             return Ok(inactive());
         }
         let c = &v.claims;
+        if let TokenOwner::Client = v.owner {
+            let mut body = serde_json::json!({
+                "active": true,
+                "token_type": "Bearer",
+                "scope": c["scope"], "client_id": c["client_id"], "sub": c["sub"], "aud": c["aud"],
+                "iss": c["iss"], "exp": c["exp"], "iat": c["iat"], "jti": c["jti"],
+            });
+            if let Some(org) = c.get("org_id") {
+                body["org_id"] = org.clone();
+            }
+            return Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(body));
+        }
         return Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(serde_json::json!({
             "active": true,
             "token_type": "Bearer",

@@ -1,6 +1,8 @@
 //! fedgate's OpenID Provider: one issuer for every tenant.
 pub mod authorize;
+pub mod client_keys;
 pub mod clients;
+pub mod cors;
 pub mod discovery;
 pub mod endpoints;
 pub mod hook;
@@ -67,17 +69,28 @@ pub async fn metrics_text(st: &AppState) -> HttpResponse {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    use actix_web::middleware::from_fn;
     cfg.route("/healthz", web::get().to(healthz))
         .route("/metrics", web::get().to(metrics))
         .route("/readyz", web::get().to(readyz))
-        .route("/.well-known/openid-configuration", web::get().to(discovery::openid_configuration))
-        .route("/oauth2/jwks", web::get().to(discovery::jwks))
+        .service(
+            web::resource("/.well-known/openid-configuration")
+                .wrap(from_fn(cors::public))
+                .route(web::get().to(discovery::openid_configuration)),
+        )
+        .service(web::resource("/oauth2/jwks").wrap(from_fn(cors::public)).route(web::get().to(discovery::jwks)))
         .route("/oauth2/authorize", web::get().to(authorize::authorize))
         .route("/oauth2/authorize", web::post().to(authorize::authorize))
-        .route("/oauth2/token", web::post().to(token::token))
-        .route("/oauth2/userinfo", web::get().to(endpoints::userinfo))
-        .route("/oauth2/userinfo", web::post().to(endpoints::userinfo))
-        .route("/oauth2/revoke", web::post().to(endpoints::revoke))
+        .service(web::resource("/oauth2/token").wrap(from_fn(cors::registered)).route(web::post().to(token::token)))
+        .service(
+            web::resource("/oauth2/userinfo")
+                .wrap(from_fn(cors::registered))
+                .route(web::get().to(endpoints::userinfo))
+                .route(web::post().to(endpoints::userinfo)),
+        )
+        .service(
+            web::resource("/oauth2/revoke").wrap(from_fn(cors::registered)).route(web::post().to(endpoints::revoke)),
+        )
         .route("/oauth2/introspect", web::post().to(endpoints::introspect))
         .route("/oauth2/logout", web::get().to(endpoints::logout))
         .route("/oauth2/logout", web::post().to(endpoints::logout));

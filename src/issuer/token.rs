@@ -1,7 +1,8 @@
-//! `/oauth2/token`: authorization_code (with PKCE) and refresh_token (rotating, with reuse
-//! detection). RFC 6749 §5 responses, `Cache-Control: no-store`.
-use super::clients::{allows_grant, authenticate, GrantType};
-use super::tokens::{load_subject, sign_tokens, Subject, TraceOf};
+//! `/oauth2/token`: authorization_code (with PKCE), refresh_token (rotating, with reuse
+//! detection) and client_credentials (machine tokens). RFC 6749 §5 responses,
+//! `Cache-Control: no-store`.
+use super::clients::{allows_grant, authenticate, scopes_of, web_origins_of, GrantType};
+use super::tokens::{load_subject, sign_client_token, sign_tokens, Subject, TraceOf};
 use crate::error_code::ErrorCode;
 use crate::http::error::OAuthError;
 use crate::http::form_params;
@@ -22,7 +23,8 @@ struct TokenResponse {
     access_token: String,
     token_type: &'static str,
     expires_in: i64,
-    id_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<String>,
     scope: String,
@@ -37,7 +39,13 @@ fn ok(body: TokenResponse) -> HttpResponse {
 
 pub async fn token(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>) -> Result<HttpResponse, OAuthError> {
     let params = form_params(&req, &body).map_err(OAuthError::invalid_request)?;
-    let (client, _method) = authenticate(&st.db, &req, &params).await?;
+    let endpoint = format!("{}/oauth2/token", st.config.issuer.trim_end_matches('/'));
+    let (client, _method) = authenticate(&st, &req, &params, &endpoint).await?;
+    // CORS on this endpoint answers only the authenticated client's own web origins.
+    {
+        use actix_web::HttpMessage;
+        req.extensions_mut().insert(super::cors::ClientOrigins(web_origins_of(&client)));
+    }
     match params.get("grant_type") {
         Some("authorization_code") => {
             if !allows_grant(&client, GrantType::AuthorizationCode) {
@@ -54,11 +62,86 @@ pub async fn token(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>) 
             }
             refresh_grant(&st, &client, &params).await
         }
-        Some(_) => {
-            Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "supported: authorization_code, refresh_token"))
+        Some("client_credentials") => {
+            if client.client_type != "confidential" {
+                return Err(OAuthError::new(
+                    ErrorCode::UnauthorizedClient,
+                    "client_credentials is for confidential clients only",
+                ));
+            }
+            if !allows_grant(&client, GrantType::ClientCredentials) {
+                return Err(OAuthError::new(
+                    ErrorCode::UnauthorizedClient,
+                    "this client may not use client_credentials",
+                ));
+            }
+            client_credentials(&st, &client, &params).await
         }
+        Some(_) => Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            "supported: authorization_code, refresh_token, client_credentials",
+        )),
         None => Err(OAuthError::invalid_request("grant_type is missing")),
     }
+}
+
+/// `client_credentials` (RFC 6749 §4.4): a machine token for the client itself, with the
+/// requested scopes (a subset of the client's registered scopes; all of them when `scope` is
+/// absent) and, for a client bound to a tenant, that tenant's `org_id`. No refresh token, no ID
+/// token. An `org_id` parameter, when sent, must name the client's own tenant.
+async fn client_credentials(
+    st: &AppState,
+    client: &client::Model,
+    p: &crate::http::Params,
+) -> Result<HttpResponse, OAuthError> {
+    let registered = scopes_of(client);
+    let scope = match p.get("scope") {
+        Some(s) => {
+            let mut requested: Vec<&str> = Vec::new();
+            for x in s.split(' ').filter(|x| !x.is_empty()) {
+                if !registered.iter().any(|r| r == x) {
+                    return Err(OAuthError::new(
+                        ErrorCode::InvalidScope,
+                        format!("scope {x:?} is not registered for this client"),
+                    ));
+                }
+                if !requested.contains(&x) {
+                    requested.push(x);
+                }
+            }
+            requested.join(" ")
+        }
+        None => registered.join(" "),
+    };
+    let org_id = match &client.tenant_id {
+        Some(t) => {
+            let tenant = crate::tenant::get(&st.db, t).await?.ok_or_else(|| {
+                OAuthError::new(ErrorCode::UnauthorizedClient, "the client's tenant no longer exists")
+            })?;
+            if let Some(asked) = p.get("org_id") {
+                if asked != tenant.id && asked != tenant.slug {
+                    return Err(OAuthError::new(
+                        ErrorCode::UnauthorizedClient,
+                        "this client may obtain tokens only for the tenant it is bound to",
+                    ));
+                }
+            }
+            Some(tenant.id)
+        }
+        None => {
+            if p.get("org_id").is_some() {
+                return Err(OAuthError::new(
+                    ErrorCode::UnauthorizedClient,
+                    "this client is not bound to a tenant; its tokens carry no org_id",
+                ));
+            }
+            None
+        }
+    };
+    let (access_token, expires_in) = sign_client_token(st, client, &scope, org_id)?;
+    st.metrics.inc("fedgate_tokens_issued_total", &[("grant", "client_credentials")]);
+    tracing::info!(client = %client.id, "client_credentials token issued");
+    Ok(ok(TokenResponse { access_token, token_type: "Bearer", expires_in, id_token: None, refresh_token: None, scope }))
 }
 
 fn valid_verifier(v: &str) -> bool {
@@ -79,7 +162,7 @@ async fn code_grant(
         access_token: issued.access_token,
         token_type: "Bearer",
         expires_in: issued.expires_in,
-        id_token: issued.id_token,
+        id_token: Some(issued.id_token),
         refresh_token: x.refresh,
         scope: x.grant.scope,
     }))
@@ -254,7 +337,7 @@ async fn refresh_grant(
         access_token: issued.access_token,
         token_type: "Bearer",
         expires_in: issued.expires_in,
-        id_token: issued.id_token,
+        id_token: Some(issued.id_token),
         refresh_token: Some(new_refresh),
         scope: g.scope,
     }))

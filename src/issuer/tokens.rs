@@ -75,7 +75,8 @@ pub struct ProfileClaims {
 pub struct AccessTokenClaims {
     pub iss: String,
     pub sub: String,
-    pub aud: String,
+    /// The client's audience: one string, or an array when it has several.
+    pub aud: serde_json::Value,
     pub exp: i64,
     pub iat: i64,
     pub jti: String,
@@ -86,6 +87,35 @@ pub struct AccessTokenClaims {
     pub org_id: String,
     pub acr: String,
     pub amr: Vec<String>,
+}
+
+/// A machine token (`client_credentials`, RFC 9068 §2.2: `sub` is the client itself). The jti
+/// starts with [`CLIENT_TOKEN_JTI_PREFIX`].
+#[derive(Debug, Serialize)]
+pub struct ClientAccessTokenClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: serde_json::Value,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub client_id: String,
+    pub scope: String,
+    /// The tenant the client is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<String>,
+}
+
+/// The jti of machine tokens starts with this (user tokens start with their grant id).
+pub const CLIENT_TOKEN_JTI_PREFIX: &str = "cc.";
+
+/// `aud` for a client's access tokens: a string for one audience, an array for several.
+pub fn aud_claim(c: &client::Model) -> serde_json::Value {
+    let a = super::clients::audience_of(c);
+    match a.as_slice() {
+        [one] => one.clone().into(),
+        _ => a.into(),
+    }
 }
 
 /// Everything the tokens say about the person, loaded once per issuance.
@@ -292,11 +322,12 @@ pub async fn sign_tokens(
         amr: from_json_list(&s.session.amr),
     };
     let jti = format!("{}.{}", g.id, &crate::ids::random128(&*st.rng)[..16]);
+    let ttl = super::clients::access_token_ttl_of(c, &st.config);
     let at = AccessTokenClaims {
         iss,
         sub: s.user.id.clone(),
-        aud: c.id.clone(),
-        exp: now + st.config.tokens.access_token_ttl,
+        aud: aud_claim(c),
+        exp: now + ttl,
         iat: now,
         jti,
         client_id: c.id.clone(),
@@ -403,7 +434,7 @@ pub async fn sign_tokens(
     Ok(Issued {
         id_token: key.sign_jwt("JWT", &id_claims).map_err(sign_err)?,
         access_token: key.sign_jwt("at+jwt", &at_claims).map_err(sign_err)?,
-        expires_in: st.config.tokens.access_token_ttl,
+        expires_in: ttl,
     })
 }
 
@@ -442,16 +473,60 @@ async fn record_steps(
     }
 }
 
+/// Signs a machine token for `c` (`client_credentials`) with `scope`; returns it and its
+/// lifetime.
+pub fn sign_client_token(
+    st: &AppState,
+    c: &client::Model,
+    scope: &str,
+    org_id: Option<String>,
+) -> Result<(String, i64), OAuthError> {
+    let now = st.clock.now();
+    let alg = Alg::parse(&c.id_token_alg).unwrap_or(Alg::ES256);
+    let key = st.keys.signer(alg).map_err(|e| {
+        crate::util::log_internal("no signing key", &e);
+        OAuthError::server_error()
+    })?;
+    let ttl = super::clients::access_token_ttl_of(c, &st.config);
+    let at = ClientAccessTokenClaims {
+        iss: st.config.issuer.clone(),
+        sub: c.id.clone(),
+        aud: aud_claim(c),
+        exp: now + ttl,
+        iat: now,
+        jti: format!("{CLIENT_TOKEN_JTI_PREFIX}{}", crate::ids::random128(&*st.rng)),
+        client_id: c.id.clone(),
+        scope: scope.to_string(),
+        org_id,
+    };
+    let token = key.sign_jwt("at+jwt", &at).map_err(|e| {
+        crate::util::log_internal("signing failed", &e);
+        OAuthError::server_error()
+    })?;
+    Ok((token, ttl))
+}
+
 /// A verified, currently valid access token.
 #[derive(Debug)]
 pub struct ValidAccessToken {
     pub claims: serde_json::Value,
-    pub grant: grant::Model,
-    pub user: user::Model,
+    /// The client it was issued to.
+    pub client_id: String,
+    pub owner: TokenOwner,
 }
 
-/// Verifies one of our access tokens: signature by a published key, `typ`, issuer, expiry, and
-/// that its grant, its own jti and its user are all still live.
+/// Whom an access token speaks for.
+#[derive(Debug)]
+pub enum TokenOwner {
+    /// A person, through a grant (authorization_code, refresh_token).
+    User { grant: Box<grant::Model>, user: Box<user::Model> },
+    /// The client itself (client_credentials).
+    Client,
+}
+
+/// Verifies one of our access tokens: signature by a published key, `typ`, issuer, expiry, its
+/// jti not revoked, and what it speaks for still live: a user token's grant and user; a machine
+/// token's client (enabled, still allowed `client_credentials`) and bound tenant.
 pub async fn verify_access_token(st: &AppState, token: &str) -> Result<Option<ValidAccessToken>, DbErr> {
     let Some(jws) = UnverifiedJws::parse(token) else {
         return Ok(None);
@@ -477,16 +552,36 @@ pub async fn verify_access_token(st: &AppState, token: &str) -> Result<Option<Va
     let Some(jti) = claims.get("jti").and_then(|v| v.as_str()) else {
         return Ok(None);
     };
-    let Some((grant_id, _)) = jti.split_once('.') else {
+    let Some(client_id) = claims.get("client_id").and_then(|v| v.as_str()).map(str::to_string) else {
         return Ok(None);
     };
     if crate::store::grants::access_token_revoked(&st.db, jti).await? {
         return Ok(None);
     }
+    if jti.starts_with(CLIENT_TOKEN_JTI_PREFIX) {
+        if claims.get("sub").and_then(|v| v.as_str()) != Some(client_id.as_str()) {
+            return Ok(None);
+        }
+        let Some(c) = crate::store::clients::get(&st.db, &client_id).await? else {
+            return Ok(None);
+        };
+        if c.disabled_at.is_some() || !super::clients::allows_grant(&c, super::clients::GrantType::ClientCredentials) {
+            return Ok(None);
+        }
+        if let Some(org) = claims.get("org_id").and_then(|v| v.as_str()) {
+            if c.tenant_id.as_deref() != Some(org) || crate::tenant::get(&st.db, org).await?.is_none() {
+                return Ok(None);
+            }
+        }
+        return Ok(Some(ValidAccessToken { claims, client_id, owner: TokenOwner::Client }));
+    }
+    let Some((grant_id, _)) = jti.split_once('.') else {
+        return Ok(None);
+    };
     let Some(grant) = crate::store::grants::get(&st.db, grant_id).await? else {
         return Ok(None);
     };
-    if grant.revoked_at.is_some() {
+    if grant.revoked_at.is_some() || grant.client_id != client_id {
         return Ok(None);
     }
     let Some(user) = crate::store::users::get(&st.db, &grant.user_id).await? else {
@@ -495,5 +590,9 @@ pub async fn verify_access_token(st: &AppState, token: &str) -> Result<Option<Va
     if !user.active || user.deleted_at.is_some() {
         return Ok(None);
     }
-    Ok(Some(ValidAccessToken { claims, grant, user }))
+    Ok(Some(ValidAccessToken {
+        claims,
+        client_id,
+        owner: TokenOwner::User { grant: Box::new(grant), user: Box::new(user) },
+    }))
 }

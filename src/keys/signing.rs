@@ -215,7 +215,9 @@ impl PublicKey {
                 point.extend_from_slice(&y);
                 UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point).verify(msg, sig).is_ok()
             }
-            "EdDSA" => {
+            // "Ed25519" is the fully-specified name of EdDSA with Ed25519 (RFC 9864); clients
+            // may sign assertions with it.
+            "EdDSA" | "Ed25519" => {
                 let Some(x) = unb64(&self.x) else {
                     return false;
                 };
@@ -227,6 +229,15 @@ impl PublicKey {
                 };
                 signature::RsaPublicKeyComponents { n: &n, e: &e }
                     .verify(&signature::RSA_PKCS1_2048_8192_SHA256, msg, sig)
+                    .is_ok()
+            }
+            // Verification only (client assertions, RFC 7523): fedgate never signs with PS256.
+            "PS256" => {
+                let (Some(n), Some(e)) = (unb64(&self.n), unb64(&self.e)) else {
+                    return false;
+                };
+                signature::RsaPublicKeyComponents { n: &n, e: &e }
+                    .verify(&signature::RSA_PSS_2048_8192_SHA256, msg, sig)
                     .is_ok()
             }
             _ => false,
@@ -264,6 +275,11 @@ impl<'a> UnverifiedJws<'a> {
         let signature = URL_SAFE_NO_PAD.decode(s).ok()?;
         let signing_input = &token[..h.len() + 1 + p.len()];
         Some(Self { header, signing_input, payload_b64: p, signature })
+    }
+
+    /// The payload, NOT verified (to learn who claims to have signed it before finding the key).
+    pub fn unverified_claims(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(self.payload_b64).ok()?).ok()
     }
 
     /// Verifies with `key` (whose alg must equal the header's) and returns the payload.

@@ -152,6 +152,23 @@ impl Outbound {
         Ok(u)
     }
 
+    /// GETs a URL; returns the status code and the body, failing when it is larger than `max`
+    /// bytes (a client's `jwks_uri`).
+    pub async fn get(&self, url: &str, accept: &str, max: usize) -> Result<(u16, Vec<u8>), NetError> {
+        let u = self.check_url(url)?;
+        let mut resp =
+            self.client.get(u).header("accept", accept).send().await.map_err(|e| NetError::Request(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let mut buf = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| NetError::Request(e.to_string()))? {
+            buf.extend_from_slice(&chunk);
+            if buf.len() > max {
+                return Err(NetError::Request(format!("response larger than {max} bytes")));
+            }
+        }
+        Ok((status, buf))
+    }
+
     /// POSTs a body; returns the status code and at most 4 KiB of the response body.
     pub async fn post(
         &self,

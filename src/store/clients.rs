@@ -20,6 +20,48 @@ pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<client::M
     client::Entity::find_by_id(id.to_string()).one(db).await
 }
 
+/// The machine-to-machine columns of a client that has none of them (an interactive app).
+pub fn no_machine_settings() -> Model {
+    Model {
+        id: String::new(),
+        name: String::new(),
+        client_type: String::new(),
+        secret_hash: None,
+        redirect_uris: "[]".into(),
+        post_logout_redirect_uris: "[]".into(),
+        grant_types: "[]".into(),
+        id_token_alg: String::new(),
+        backchannel_logout_uri: None,
+        created_at: 0,
+        updated_at: 0,
+        scopes: None,
+        tenant_id: None,
+        access_token_ttl: None,
+        audience: None,
+        auth_method: None,
+        jwks: None,
+        jwks_uri: None,
+        web_origins: None,
+        disabled_at: None,
+    }
+}
+
+/// Whether some enabled client registered `origin` (exact) as a web origin (CORS).
+pub async fn origin_registered(db: &impl ConnectionTrait, origin: &str) -> Result<bool, DbErr> {
+    // Coarse filter in SQL (the JSON text contains the quoted origin), exact check in Rust.
+    let needle = format!("%{}%", serde_json::Value::from(origin));
+    let rows: Vec<Option<String>> = client::Entity::find()
+        .select_only()
+        .column(client::Column::WebOrigins)
+        .filter(client::Column::WebOrigins.like(needle))
+        .filter(client::Column::DisabledAt.is_null())
+        .limit(16)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows.iter().flatten().any(|w| crate::util::from_json_list(w).iter().any(|o| o == origin)))
+}
+
 /// Inserts a client row as given.
 pub async fn insert(db: &impl ConnectionTrait, row: Model) -> Result<Model, DbErr> {
     client::ActiveModel::from(row).reset_all().insert(db).await
@@ -45,6 +87,15 @@ pub struct ClientChanges {
     pub id_token_alg: Option<String>,
     pub backchannel_logout_uri: Option<Option<String>>,
     pub secret_hash: Option<Option<String>>,
+    pub scopes: Option<Option<String>>,
+    pub tenant_id: Option<Option<String>>,
+    pub access_token_ttl: Option<Option<i64>>,
+    pub audience: Option<Option<String>>,
+    pub auth_method: Option<Option<String>>,
+    pub jwks: Option<Option<String>>,
+    pub jwks_uri: Option<Option<String>>,
+    pub web_origins: Option<Option<String>>,
+    pub disabled_at: Option<Option<i64>>,
 }
 
 pub async fn update(db: &impl ConnectionTrait, row: Model, c: ClientChanges, now: i64) -> Result<Model, DbErr> {
@@ -69,6 +120,33 @@ pub async fn update(db: &impl ConnectionTrait, row: Model, c: ClientChanges, now
     }
     if let Some(v) = c.secret_hash {
         m.secret_hash = Set(v);
+    }
+    if let Some(v) = c.scopes {
+        m.scopes = Set(v);
+    }
+    if let Some(v) = c.tenant_id {
+        m.tenant_id = Set(v);
+    }
+    if let Some(v) = c.access_token_ttl {
+        m.access_token_ttl = Set(v);
+    }
+    if let Some(v) = c.audience {
+        m.audience = Set(v);
+    }
+    if let Some(v) = c.auth_method {
+        m.auth_method = Set(v);
+    }
+    if let Some(v) = c.jwks {
+        m.jwks = Set(v);
+    }
+    if let Some(v) = c.jwks_uri {
+        m.jwks_uri = Set(v);
+    }
+    if let Some(v) = c.web_origins {
+        m.web_origins = Set(v);
+    }
+    if let Some(v) = c.disabled_at {
+        m.disabled_at = Set(v);
     }
     m.updated_at = Set(now);
     m.update(db).await

@@ -1,5 +1,7 @@
 //! The replay cache (`saml_assertions`): a use-once key per connection, kept until it could no
-//! longer be accepted. The unique key makes a second use fail on every instance.
+//! longer be accepted. The unique key makes a second use fail on every instance. Client
+//! assertions (`private_key_jwt`) use it too, in the namespace `client_assertion:<client_id>`
+//! (their `jti`s, kept until the assertion's `exp`).
 use super::entities::saml_assertion;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, Set};
 

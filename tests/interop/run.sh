@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Interop tests: starts a throw-away fedgate (dev mode) and runs third-party
 # relying-party / JWT libraries against it:
-#   - Node: openid-client v6 + jose      (oidc/rp.mjs, node --test)
+#   - Node: openid-client v6 + jose      (oidc/rp.mjs, oidc/machine.mjs: node --test)
 #   - Python: requests + PyJWT[crypto]   (python/verify_tokens.py, pytest)
 #
 # Usage: tests/interop/run.sh [sqlite|postgres]
@@ -33,6 +33,8 @@ if [ -z "$ONLY" ] || [ "$ONLY" = node ]; then
   fg_npm_ci "$HERE/oidc"
   fg_log "node --test oidc/rp.mjs"
   (cd "$HERE/oidc" && node --test --test-reporter=tap rp.mjs) || failed+=("node oidc/rp.mjs")
+  fg_log "node --test oidc/machine.mjs"
+  (cd "$HERE/oidc" && node --test --test-reporter=tap machine.mjs) || failed+=("node oidc/machine.mjs")
 fi
 
 # ---- Python: requests + PyJWT

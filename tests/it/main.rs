@@ -17,6 +17,7 @@ mod keys;
 mod layers;
 mod limits;
 mod mfa;
+mod machine;
 mod oidc;
 #[path = "../../idp-fixtures/oidc_idp.rs"]
 mod oidc_idp;
