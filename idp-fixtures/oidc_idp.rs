@@ -347,6 +347,7 @@ fn apple_authorize(st: &Inner, q: &HashMap<String, String>, k: &Knobs, redirect_
             challenge: q.get("code_challenge").cloned(),
             redirect_uri: redirect_uri.clone(),
             email: email.clone(),
+            acr: None,
         },
     );
     let mut fields = vec![("code", code), ("state", q.get("state").cloned().unwrap_or_default())];

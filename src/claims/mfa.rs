@@ -162,8 +162,12 @@ pub fn oidc_vendor(preset: Preset, custom: &[String]) -> VendorMfa {
         // carries amr ("mfa"), the v2.0 token only when the app's optional claims add it. We ask
         // for amr as an essential claim and check it.
         Preset::Entra => VendorMfa { claims_amr: true, has_signal: true, ..Default::default() },
-        // Google: no MFA request parameter, no amr/acr in the ID token.
-        Preset::Google => VendorMfa::default(),
+        // Microsoft (personal and work accounts, multi-tenant): as Entra ID for work accounts;
+        // a personal account's amr says what it says.
+        Preset::Microsoft => VendorMfa { claims_amr: true, has_signal: true, ..Default::default() },
+        // Google (Workspace or any account) and Apple: no MFA request parameter, no amr/acr in
+        // the ID token.
+        Preset::Google | Preset::GoogleAny | Preset::Apple => VendorMfa::default(),
         // Auth0: the documented MFA policy URI as acr_values; amr ["mfa"] in the ID token.
         Preset::Auth0 => {
             VendorMfa { acr_values: v(&[PAPE_MFA]), mfa_acrs: v(&[PAPE_MFA]), has_signal: true, ..Default::default() }

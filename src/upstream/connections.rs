@@ -186,6 +186,9 @@ impl ConnectionConfig {
             Self::Dev(c) => (c.mfa, false, VendorMfa { has_signal: true, ..Default::default() }),
             Self::Oidc(c) => (c.mfa, c.mfa_enforced_by_idp, oidc_vendor(c.preset, &c.mfa_acr_values)),
             Self::Saml(c) => (c.mfa, c.mfa_enforced_by_idp, saml_vendor(c.preset, &c.mfa_authn_contexts)),
+            // GitHub's OAuth answers say nothing about how the person signed in: no signal, so
+            // a login that must show MFA fails closed.
+            Self::Github(_) => (crate::claims::mfa::MfaOverride::Inherit, false, VendorMfa::default()),
         }
     }
 
@@ -195,6 +198,7 @@ impl ConnectionConfig {
             Self::Dev(_) => return "dev".into(),
             Self::Oidc(c) => serde_json::to_value(c.preset),
             Self::Saml(c) => serde_json::to_value(c.preset),
+            Self::Github(_) => return "github".into(),
         };
         name.ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
     }
