@@ -1,7 +1,14 @@
 //! Small helpers with no better home.
 
-/// Logs an unexpected error with its whole cause chain.
+/// Logs an unexpected error with its whole cause chain. A database that cannot be reached is
+/// not unexpected: it is logged as a warning and marked on the current request
+/// ([`DB_UNAVAILABLE`]), whose 500 answer the HTTP middleware then turns into a 503.
 pub fn log_internal(context: &str, e: &(dyn std::error::Error + 'static)) {
+    if crate::store::chain_is_unavailable(e) {
+        let _ = DB_UNAVAILABLE.try_with(|f| f.store(true, std::sync::atomic::Ordering::Relaxed));
+        tracing::warn!(error = %e, "{context}: database unavailable");
+        return;
+    }
     let mut chain = e.to_string();
     let mut src = e.source();
     while let Some(s) = src {
@@ -15,6 +22,8 @@ pub fn log_internal(context: &str, e: &(dyn std::error::Error + 'static)) {
 tokio::task_local! {
     /// The id of the request being served (set by the HTTP middleware).
     pub static REQUEST_ID: String;
+    /// Set when the request being served met a database that cannot be reached.
+    pub static DB_UNAVAILABLE: std::sync::Arc<std::sync::atomic::AtomicBool>;
 }
 
 /// The current request's id (inside a request), or "-".

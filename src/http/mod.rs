@@ -30,7 +30,7 @@ fn incoming_request_id(req: &ServiceRequest) -> Option<String> {
 /// line; the request metrics; the id echoed back, and security headers on every response.
 pub async fn request_context(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
+    next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let id = incoming_request_id(&req).unwrap_or_else(|| crate::ids::random128(&SystemRng as &dyn Rng));
     let metrics = req.app_data::<actix_web::web::Data<crate::http::AppState>>().map(|s| s.metrics.clone());
@@ -45,8 +45,22 @@ pub async fn request_context(
         tenant = tracing::field::Empty
     );
     let started = std::time::Instant::now();
-    let fut = REQUEST_ID.scope(id.clone(), next.call(req)).instrument(span.clone());
-    let mut res = fut.await?;
+    let db_down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let fut = REQUEST_ID
+        .scope(id.clone(), crate::util::DB_UNAVAILABLE.scope(db_down.clone(), next.call(req)))
+        .instrument(span.clone());
+    let res = fut.await?;
+    // A 500 of a request that met an unreachable database (wherever the error was turned into
+    // an opaque 500) is a 503 in the surface's shape, with Retry-After.
+    let mut res = if res.status() == actix_web::http::StatusCode::INTERNAL_SERVER_ERROR
+        && db_down.load(std::sync::atomic::Ordering::Relaxed)
+    {
+        let path = res.request().path().to_string();
+        let unavailable = REQUEST_ID.sync_scope(id.clone(), || error::unavailable_response(&path));
+        res.into_response(unavailable).map_into_right_body()
+    } else {
+        res.map_into_left_body()
+    };
     let status = res.status().as_u16();
     let elapsed = started.elapsed().as_secs_f64();
     span.record("status", status);

@@ -28,5 +28,6 @@ mod saml_hostile;
 mod scim;
 mod store_admin;
 mod store_issuer;
+mod unavailable;
 mod upstream_checks;
 mod upstream_oidc;
