@@ -332,3 +332,23 @@ pub fn unavailable_response(path: &str) -> HttpResponse {
         PageError::unavailable().error_response()
     }
 }
+
+/// A request given up because the database is unreachable (see `http::request_context`):
+/// answered like [`unavailable_response`] for its path.
+#[derive(Debug)]
+pub struct UnavailableAt(pub String);
+
+impl fmt::Display for UnavailableAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "database unavailable ({})", self.0)
+    }
+}
+
+impl ResponseError for UnavailableAt {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+    fn error_response(&self) -> HttpResponse {
+        unavailable_response(&self.0)
+    }
+}

@@ -72,6 +72,7 @@ pub enum StoreError {
 impl From<DbErr> for StoreError {
     fn from(e: DbErr) -> Self {
         if is_unavailable(&e) {
+            crate::util::note_db_unavailable();
             StoreError::Unavailable(e)
         } else {
             StoreError::Db(e)

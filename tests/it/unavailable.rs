@@ -44,7 +44,12 @@ async fn every_surface_answers_503_while_the_database_is_unreachable(app: &TestA
         .http
         .post(app.url("/oauth2/token"))
         .basic_auth(&client_id, secret.as_deref())
-        .form(&[("grant_type", "authorization_code"), ("code", "x"), ("redirect_uri", REDIRECT), ("code_verifier", VERIFIER)])
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", "x"),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ])
         .send()
         .await
         .unwrap();
