@@ -1035,12 +1035,14 @@ async fn run(args: Args) -> Res<bool> {
     tokio::time::sleep(Duration::from_secs_f64(args.event_at)).await;
     let t_kill = since(t0);
     hook(&ctx, &format!("kill {}", args.kill)).await?;
+    let t_killed = since(t0);
     log(t0, format!("killed instance {} (SIGKILL)", args.kill));
     tokio::time::sleep(Duration::from_secs_f64((args.phase_secs - args.event_at).max(1.0))).await;
     let tally_a = stop_load(load).await?;
     let a_end = since(t0);
     log(t0, format!("phase A load stopped: {} logins", tally_a.logins.len()));
-    let in_flight = |l: &LoginRec| l.start <= t_kill && l.end >= t_kill;
+    // In flight at the kill: overlapping the hook's run (the SIGKILL lands somewhere in it).
+    let in_flight = |l: &LoginRec| l.start <= t_killed && l.end >= t_kill;
     let failed_in_flight = tally_a.logins.iter().filter(|l| !l.ok && in_flight(l)).count();
     let failed_other: Vec<&LoginRec> = tally_a.logins.iter().filter(|l| !l.ok && !in_flight(l)).collect();
     let after_kill_ok = tally_a.logins.iter().filter(|l| l.ok && l.start > t_kill).count();
@@ -1129,7 +1131,11 @@ async fn run(args: Args) -> Res<bool> {
     log(t0, format!("phase B load stopped: {} logins, {} probes", tally_b.logins.len(), probes.len()));
 
     // While down: every probe answered (no hang), 503 shaped, never 500.
-    let down: Vec<&Probe> = probes.iter().filter(|p| p.at >= t_down && p.at + p.latency <= t_start_begin).collect();
+    // Answered while the database was surely stopped (sent once stopping had begun).
+    let down: Vec<&Probe> = probes
+        .iter()
+        .filter(|p| p.at >= t_stop_begin && p.at + p.latency >= t_down && p.at + p.latency <= t_start_begin)
+        .collect();
     let down_503 = down.iter().filter(|p| p.status == 503).count();
     let down_shaped = down.iter().filter(|p| p.shaped).count();
     let down_max_latency = down.iter().map(|p| p.latency).fold(0.0, f64::max);
