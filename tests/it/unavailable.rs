@@ -8,10 +8,22 @@ use serde_json::json;
 
 crate::both!(every_surface_answers_503_while_the_database_is_unreachable);
 
+/// Closes the app's pool: acquires fail at once from then on. `close()` also waits for the
+/// connections in use to come back; that wait runs aside, the pool is closed as soon as it starts.
 async fn close_pool(app: &TestApp) {
+    macro_rules! close {
+        ($pool:expr) => {{
+            let pool = $pool.clone();
+            let closing = pool.clone();
+            tokio::spawn(async move { closing.close().await });
+            while !pool.is_closed() {
+                tokio::task::yield_now().await;
+            }
+        }};
+    }
     match app.backend {
-        crate::common::Backend::Sqlite => app.state.db.get_sqlite_connection_pool().close().await,
-        crate::common::Backend::Postgres => app.state.db.get_postgres_connection_pool().close().await,
+        crate::common::Backend::Sqlite => close!(app.state.db.get_sqlite_connection_pool()),
+        crate::common::Backend::Postgres => close!(app.state.db.get_postgres_connection_pool()),
     }
 }
 
