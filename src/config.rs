@@ -188,7 +188,9 @@ pub struct MetricsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     pub max_connections: u32,
-    /// Seconds to wait for a connection from the pool.
+    /// Seconds to wait for a connection from the pool, connecting included: how long a request
+    /// waits before it answers 503 when the database is unreachable (sqlx retries a refused
+    /// connection until then).
     pub acquire_timeout: u64,
 }
 
@@ -360,7 +362,7 @@ impl Default for Config {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { max_connections: 16, acquire_timeout: 10 }
+        Self { max_connections: 16, acquire_timeout: 3 }
     }
 }
 

@@ -1,7 +1,14 @@
 //! Small helpers with no better home.
 
-/// Logs an unexpected error with its whole cause chain.
+/// Logs an unexpected error with its whole cause chain. A database that cannot be reached is
+/// not unexpected: it is logged as a warning and marked on the current request
+/// ([`DB_UNAVAILABLE`]), whose 500 answer the HTTP middleware then turns into a 503.
 pub fn log_internal(context: &str, e: &(dyn std::error::Error + 'static)) {
+    if crate::store::chain_is_unavailable(e) {
+        note_db_unavailable();
+        tracing::warn!(error = %e, "{context}: database unavailable");
+        return;
+    }
     let mut chain = e.to_string();
     let mut src = e.source();
     while let Some(s) = src {
@@ -15,6 +22,41 @@ pub fn log_internal(context: &str, e: &(dyn std::error::Error + 'static)) {
 tokio::task_local! {
     /// The id of the request being served (set by the HTTP middleware).
     pub static REQUEST_ID: String;
+    /// Set when the request being served met a database that cannot be reached.
+    pub static DB_UNAVAILABLE: std::sync::Arc<DbUnavailable>;
+}
+
+/// A request's "the database is unreachable" mark: set at the first such error, awaited by the
+/// HTTP middleware, which then gives the request a moment to answer and else answers 503 itself
+/// (so a request never waits out `database.acquire_timeout` twice).
+#[derive(Default)]
+pub struct DbUnavailable {
+    flag: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl DbUnavailable {
+    pub fn is_set(&self) -> bool {
+        self.flag.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    /// Resolves once the mark is set.
+    pub async fn wait(&self) {
+        let notified = self.notify.notified();
+        if self.is_set() {
+            return;
+        }
+        notified.await;
+    }
+    fn set(&self) {
+        self.flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.notify.notify_waiters();
+        self.notify.notify_one();
+    }
+}
+
+/// Marks the current request (if any) as having met an unreachable database.
+pub fn note_db_unavailable() {
+    let _ = DB_UNAVAILABLE.try_with(|f| f.set());
 }
 
 /// The current request's id (inside a request), or "-".

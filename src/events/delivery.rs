@@ -54,12 +54,24 @@ pub async fn run_once(st: &Worker, owner: &str) -> Result<usize, crate::store::c
     Ok(n)
 }
 
-/// Sends one leased delivery and records the outcome (fenced by its lease).
+/// Sends one leased delivery and records the outcome (fenced by its lease). When the database
+/// is unreachable at that moment (a restart, a failover), recording is retried until the lease
+/// ends: an outcome recorded late is still recorded once, where giving up would have the
+/// delivery sent again by the next lease holder (a duplicate the receiver must drop).
 async fn deliver(st: &Worker, d: delivery::Model) -> Result<(), crate::store::conn::DbErr> {
     let started = Instant::now();
     let result = send(st, &d).await;
     let latency = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
-    record(st, &d, result, latency).await
+    let deadline = started + std::time::Duration::from_secs(st.webhooks.lease_secs.max(1) as u64);
+    loop {
+        match record(st, &d, &result, latency).await {
+            Err(e) if crate::store::is_unavailable(&e) && Instant::now() < deadline => {
+                tracing::warn!(delivery = %d.id, error = %e, "database unavailable; recording the delivery again shortly");
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            r => return r,
+        }
+    }
 }
 
 /// The background worker: keeps up to `max_in_flight` deliveries in flight, each in its own task,
@@ -166,12 +178,12 @@ async fn send(st: &Worker, d: &delivery::Model) -> Outcome {
 async fn record(
     st: &Worker,
     d: &delivery::Model,
-    outcome: Outcome,
+    outcome: &Outcome,
     latency_ms: i32,
 ) -> Result<(), crate::store::conn::DbErr> {
     let now = st.clock.now();
     let attempts = d.attempts + 1;
-    let (status, code, error) = match &outcome {
+    let (status, code, error) = match outcome {
         Outcome::Ok(s) => (delivery::SUCCEEDED, Some(*s), None),
         Outcome::Failed(s, e) => {
             let give_up = now - d.created_at >= st.webhooks.retry_for;
@@ -201,7 +213,7 @@ async fn record(
         endpoint_health(st, &tx, &d.target_id, matches!(outcome, Outcome::Ok(_)), now).await?;
     }
     tx.commit().await?;
-    let result = match &outcome {
+    let result = match outcome {
         Outcome::Ok(_) => "succeeded",
         Outcome::Failed(..) => "failed",
         Outcome::Dropped(_) => "dropped",

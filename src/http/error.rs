@@ -3,7 +3,9 @@
 //! - OAuth 2.0 / OIDC endpoints: RFC 6749 `{"error", "error_description"}`
 //! - pages for people: an HTML page with a short code and the request id.
 //!
-//! Unexpected failures are logged with their cause chain and answered with an opaque 500.
+//! Unexpected failures are logged with their cause chain and answered with an opaque 500. A
+//! database that cannot be reached (down, restarting, pool timed out: `store::is_unavailable`)
+//! is not unexpected: every surface answers it with 503, its own shape and `Retry-After`.
 use crate::http::current_request_id;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
@@ -12,6 +14,21 @@ use std::fmt;
 pub use crate::error_code::ErrorCode;
 
 pub use crate::util::log_internal;
+
+/// Seconds in the `Retry-After` of a 503 answered because the database is unreachable.
+pub const RETRY_AFTER_SECS: u32 = 2;
+
+/// Logs a database outage (a warning with the cause, no chain of internals).
+fn log_unavailable(e: &dyn fmt::Display) {
+    tracing::warn!(error = %e, "database unavailable");
+}
+
+/// `Retry-After` on the 503s of an unreachable database.
+fn retry_after(r: &mut actix_web::HttpResponseBuilder, code: ErrorCode) {
+    if matches!(code, ErrorCode::DatabaseUnavailable | ErrorCode::TemporarilyUnavailable) {
+        r.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+    }
+}
 
 /// Admin API error.
 #[derive(Debug)]
@@ -49,6 +66,14 @@ impl ApiError {
             "internal error; see the server log for this request id",
         )
     }
+    /// 503 `database_unavailable` (with `Retry-After`).
+    pub fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::DatabaseUnavailable,
+            "the database is unreachable for the moment; retry after Retry-After seconds",
+        )
+    }
 }
 
 impl fmt::Display for ApiError {
@@ -71,6 +96,7 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             r.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"fedgate-admin\""));
         }
+        retry_after(&mut r, self.code);
         r.json(body)
     }
 }
@@ -89,13 +115,16 @@ impl From<crate::validation::Invalid> for ApiError {
 
 impl From<crate::store::conn::DbErr> for ApiError {
     fn from(e: crate::store::conn::DbErr) -> Self {
-        log_internal("database error", &e);
-        ApiError::internal()
+        crate::store::StoreError::from(e).into()
     }
 }
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
+        if e.is_unavailable() {
+            log_unavailable(&e);
+            return ApiError::unavailable();
+        }
         log_internal("store error", &e);
         ApiError::internal()
     }
@@ -150,6 +179,15 @@ impl OAuthError {
             www_authenticate: None,
         }
     }
+    /// 503 `temporarily_unavailable` (with `Retry-After`): the database is unreachable.
+    pub fn unavailable() -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error: ErrorCode::TemporarilyUnavailable,
+            description: "the service is unavailable for the moment; retry after Retry-After seconds".into(),
+            www_authenticate: None,
+        }
+    }
 }
 
 impl fmt::Display for OAuthError {
@@ -169,13 +207,24 @@ impl ResponseError for OAuthError {
         if let Some(w) = &self.www_authenticate {
             r.insert_header((header::WWW_AUTHENTICATE, w.clone()));
         }
+        retry_after(&mut r, self.error);
         r.json(serde_json::json!({"error": self.error, "error_description": self.description}))
     }
 }
 
 impl From<crate::store::conn::DbErr> for OAuthError {
     fn from(e: crate::store::conn::DbErr) -> Self {
-        log_internal("database error", &e);
+        crate::store::StoreError::from(e).into()
+    }
+}
+
+impl From<crate::store::StoreError> for OAuthError {
+    fn from(e: crate::store::StoreError) -> Self {
+        if e.is_unavailable() {
+            log_unavailable(&e);
+            return OAuthError::unavailable();
+        }
+        log_internal("store error", &e);
         OAuthError::server_error()
     }
 }
@@ -216,6 +265,15 @@ impl PageError {
             "An unexpected error occurred while signing you in. Please try again.",
         )
     }
+    /// 503 `database_unavailable` (with `Retry-After`).
+    pub fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::DatabaseUnavailable,
+            "Temporarily unavailable",
+            "The service is briefly unavailable. Please try again in a moment.",
+        )
+    }
 }
 
 impl fmt::Display for PageError {
@@ -231,6 +289,7 @@ impl ResponseError for PageError {
     fn error_response(&self) -> HttpResponse {
         let mut builder = HttpResponse::build(self.status);
         builder.insert_header((header::CACHE_CONTROL, "no-store"));
+        retry_after(&mut builder, self.code);
         crate::templates::ErrorPage {
             title: &self.title,
             message: &self.message,
@@ -245,14 +304,51 @@ impl ResponseError for PageError {
 
 impl From<crate::store::conn::DbErr> for PageError {
     fn from(e: crate::store::conn::DbErr) -> Self {
-        log_internal("database error", &e);
-        PageError::internal()
+        crate::store::StoreError::from(e).into()
     }
 }
 
 impl From<crate::store::StoreError> for PageError {
     fn from(e: crate::store::StoreError) -> Self {
+        if e.is_unavailable() {
+            log_unavailable(&e);
+            return PageError::unavailable();
+        }
         log_internal("store error", &e);
         PageError::internal()
+    }
+}
+
+/// The 503 answer of a request that met an unreachable database, in the shape of the surface
+/// its path belongs to (used by the request middleware for errors that became an opaque 500).
+pub fn unavailable_response(path: &str) -> HttpResponse {
+    if path.starts_with("/scim/") {
+        crate::scim::error::ScimError::unavailable().error_response()
+    } else if path.starts_with("/admin/") {
+        ApiError::unavailable().error_response()
+    } else if matches!(path, "/oauth2/token" | "/oauth2/revoke" | "/oauth2/introspect" | "/oauth2/userinfo") {
+        OAuthError::unavailable().error_response()
+    } else {
+        PageError::unavailable().error_response()
+    }
+}
+
+/// A request given up because the database is unreachable (see `http::request_context`):
+/// answered like [`unavailable_response`] for its path.
+#[derive(Debug)]
+pub struct UnavailableAt(pub String);
+
+impl fmt::Display for UnavailableAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "database unavailable ({})", self.0)
+    }
+}
+
+impl ResponseError for UnavailableAt {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+    fn error_response(&self) -> HttpResponse {
+        unavailable_response(&self.0)
     }
 }

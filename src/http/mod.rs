@@ -18,6 +18,9 @@ use tracing::Instrument;
 
 pub use crate::util::{current_request_id, REQUEST_ID};
 
+/// How long a request that met an unreachable database may still take to answer.
+const UNAVAILABLE_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+
 fn incoming_request_id(req: &ServiceRequest) -> Option<String> {
     let v = req.headers().get("x-request-id")?.to_str().ok()?;
     (!v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
@@ -30,7 +33,7 @@ fn incoming_request_id(req: &ServiceRequest) -> Option<String> {
 /// line; the request metrics; the id echoed back, and security headers on every response.
 pub async fn request_context(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
+    next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let id = incoming_request_id(&req).unwrap_or_else(|| crate::ids::random128(&SystemRng as &dyn Rng));
     let metrics = req.app_data::<actix_web::web::Data<crate::http::AppState>>().map(|s| s.metrics.clone());
@@ -45,8 +48,33 @@ pub async fn request_context(
         tenant = tracing::field::Empty
     );
     let started = std::time::Instant::now();
-    let fut = REQUEST_ID.scope(id.clone(), next.call(req)).instrument(span.clone());
-    let mut res = fut.await?;
+    let db_down = std::sync::Arc::new(crate::util::DbUnavailable::default());
+    let path = req.path().to_string();
+    let handler = REQUEST_ID
+        .scope(id.clone(), crate::util::DB_UNAVAILABLE.scope(db_down.clone(), next.call(req)))
+        .instrument(span.clone());
+    // Once the request met an unreachable database, it has UNAVAILABLE_GRACE to answer (its own
+    // 503); past that (it went on to another statement that waits for a connection) it is
+    // dropped — its transaction rolls back — and answered 503 here.
+    let gave_up = async {
+        db_down.wait().await;
+        tokio::time::sleep(UNAVAILABLE_GRACE).await;
+    };
+    let res = tokio::select! {
+        r = handler => r?,
+        () = gave_up => {
+            span.in_scope(|| tracing::warn!("database unavailable: request given up"));
+            return Err(error::UnavailableAt(path).into());
+        }
+    };
+    // A 500 of a request that met an unreachable database (wherever the error was turned into
+    // an opaque 500) is a 503 in the surface's shape, with Retry-After.
+    let mut res = if res.status() == actix_web::http::StatusCode::INTERNAL_SERVER_ERROR && db_down.is_set() {
+        let unavailable = REQUEST_ID.sync_scope(id.clone(), || error::unavailable_response(&path));
+        res.into_response(unavailable).map_into_right_body()
+    } else {
+        res.map_into_left_body()
+    };
     let status = res.status().as_u16();
     let elapsed = started.elapsed().as_secs_f64();
     span.record("status", status);

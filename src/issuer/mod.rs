@@ -16,14 +16,20 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok")
 }
 
+/// Readiness: the database answers a ping within `database.acquire_timeout` (a load balancer's
+/// health check; 503 with `Retry-After` while the database is unreachable).
 async fn readyz(st: web::Data<AppState>) -> HttpResponse {
-    match st.db.ping().await {
-        Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ready"),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            HttpResponse::ServiceUnavailable().content_type("text/plain").body("database unreachable")
-        }
-    }
+    let limit = std::time::Duration::from_secs(st.config.database.acquire_timeout.max(1));
+    let err = match tokio::time::timeout(limit, st.db.ping()).await {
+        Ok(Ok(())) => return HttpResponse::Ok().content_type("text/plain").body("ready"),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "ping timed out".to_string(),
+    };
+    tracing::warn!(error = %err, "readiness check failed");
+    HttpResponse::ServiceUnavailable()
+        .insert_header((actix_web::http::header::RETRY_AFTER, crate::http::error::RETRY_AFTER_SECS.to_string()))
+        .content_type("text/plain")
+        .body("database unreachable")
 }
 
 /// `/metrics` (Prometheus text). Needs `Authorization: Bearer <metrics.token>` on the main

@@ -27,7 +27,7 @@ pub enum KeyError {
 
 impl From<crate::store::conn::DbErr> for KeyError {
     fn from(e: crate::store::conn::DbErr) -> Self {
-        KeyError::Store(StoreError::Db(e))
+        KeyError::Store(e.into())
     }
 }
 

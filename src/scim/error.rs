@@ -48,6 +48,14 @@ impl ScimError {
     pub fn internal() -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, None, "internal error; see the server log for this request id")
     }
+    /// 503 with `Retry-After`: the database is unreachable for the moment.
+    pub fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "the service is unavailable for the moment; retry after Retry-After seconds",
+        )
+    }
     /// The code shown in the request log.
     pub fn code(&self) -> String {
         match self.scim_type {
@@ -81,6 +89,9 @@ impl ResponseError for ScimError {
         if self.status == StatusCode::UNAUTHORIZED {
             r.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"fedgate-scim\""));
         }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            r.insert_header((header::RETRY_AFTER, crate::http::error::RETRY_AFTER_SECS.to_string()));
+        }
         let mut resp = r.body(body.to_string());
         resp.extensions_mut().insert(LoggedErrorCode(self.code()));
         resp
@@ -89,6 +100,11 @@ impl ResponseError for ScimError {
 
 impl From<crate::store::conn::DbErr> for ScimError {
     fn from(e: crate::store::conn::DbErr) -> Self {
+        if crate::store::is_unavailable(&e) {
+            crate::util::note_db_unavailable();
+            tracing::warn!(error = %e, "database unavailable");
+            return ScimError::unavailable();
+        }
         crate::util::log_internal("database error", &e);
         ScimError::internal()
     }

@@ -61,9 +61,77 @@ pub fn db_counters() -> (u64, u64) {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Db(#[from] DbErr),
+    Db(#[source] DbErr),
+    /// The database cannot be reached (down, restarting, refusing connections, the pool timed
+    /// out): the request may succeed later. Surfaces answer 503 with `Retry-After`.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] DbErr),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+impl From<DbErr> for StoreError {
+    fn from(e: DbErr) -> Self {
+        if is_unavailable(&e) {
+            crate::util::note_db_unavailable();
+            StoreError::Unavailable(e)
+        } else {
+            StoreError::Db(e)
+        }
+    }
+}
+
+impl StoreError {
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// Whether `e` says the database cannot be reached right now (as opposed to a bad query or
+/// bad data): no connection from the pool in time, the connection refused, reset or closed,
+/// TLS or protocol failure on connect, or the server shutting down, starting up or out of
+/// connections (SQLSTATE classes 08 and 57P, 53300). Such errors answer 503 with
+/// `Retry-After`, never an opaque 500 (docs/operations.md#when-postgresql-restarts).
+pub fn is_unavailable(e: &DbErr) -> bool {
+    match e {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(r) | DbErr::Exec(r) | DbErr::Query(r) => match r {
+            sea_orm::RuntimeErr::SqlxError(s) => sqlx_unavailable(s),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+fn sqlx_unavailable(e: &sea_orm::sqlx::Error) -> bool {
+    use sea_orm::sqlx::Error as E;
+    match e {
+        E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => true,
+        E::Database(d) => d.code().is_some_and(|c| unavailable_sqlstate(&c)),
+        _ => false,
+    }
+}
+
+/// SQLSTATEs of a server that is unreachable for now: connection exceptions (class 08),
+/// `admin_shutdown`, `crash_shutdown`, `cannot_connect_now` (57P01-57P03) and
+/// `too_many_connections` (53300).
+fn unavailable_sqlstate(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+}
+
+/// Whether an error, or anything in its `source()` chain, is a [`DbErr`] or [`StoreError`]
+/// saying the database is unreachable (see [`is_unavailable`]).
+pub fn chain_is_unavailable(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.downcast_ref::<DbErr>().is_some_and(is_unavailable)
+            || err.downcast_ref::<StoreError>().is_some_and(StoreError::is_unavailable)
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// Prepared statements kept per connection (sqlx's default is 100; fedgate has more distinct
@@ -238,4 +306,47 @@ pub async fn take_lock(tx: &DatabaseTransaction, name: &str, holder: &str, now: 
     tx.execute_raw(sea_orm::Statement::from_sql_and_values(backend, sql, [name.into(), holder.into(), now.into()]))
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod unavailable_tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn sqlx(e: sea_orm::sqlx::Error) -> DbErr {
+        DbErr::Query(sea_orm::RuntimeErr::SqlxError(Arc::new(e)))
+    }
+
+    #[test]
+    fn connection_failures_are_unavailable() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(is_unavailable(&sqlx(sea_orm::sqlx::Error::Io(refused))));
+        assert!(is_unavailable(&sqlx(sea_orm::sqlx::Error::PoolTimedOut)));
+        assert!(is_unavailable(&sqlx(sea_orm::sqlx::Error::PoolClosed)));
+        assert!(is_unavailable(&DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout)));
+        assert!(is_unavailable(&DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::ConnectionClosed)));
+        for code in ["08006", "08001", "57P01", "57P02", "57P03", "53300"] {
+            assert!(unavailable_sqlstate(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn other_errors_are_not() {
+        assert!(!is_unavailable(&sqlx(sea_orm::sqlx::Error::RowNotFound)));
+        assert!(!is_unavailable(&DbErr::Custom("x".into())));
+        assert!(!is_unavailable(&DbErr::RecordNotFound("x".into())));
+        for code in ["23505", "42P01", "40001", "57014"] {
+            assert!(!unavailable_sqlstate(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn store_errors_classify_and_chain() {
+        let e: StoreError = sqlx(sea_orm::sqlx::Error::PoolTimedOut).into();
+        assert!(e.is_unavailable());
+        assert!(chain_is_unavailable(&e));
+        let e: StoreError = DbErr::Custom("bad".into()).into();
+        assert!(!e.is_unavailable());
+        assert!(!chain_is_unavailable(&e));
+    }
 }

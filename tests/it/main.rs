@@ -35,6 +35,7 @@ mod social;
 mod store_admin;
 mod store_issuer;
 mod token_hook;
+mod unavailable;
 mod upstream_checks;
 mod upstream_oidc;
 mod verify;
