@@ -77,6 +77,27 @@ pub struct Config {
     pub saml: SamlServiceConfig,
     pub retention: RetentionConfig,
     pub dns: DnsConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+/// OpenTelemetry traces over OTLP/HTTP (protobuf). Off unless `otlp_endpoint` is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// The collector's OTLP/HTTP base URL, e.g. `http://otel-collector:4318` (spans are posted
+    /// to `{otlp_endpoint}/v1/traces`; a URL already ending in `/v1/traces` is used as is).
+    /// Unset: no traces are exported.
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` resource attribute.
+    pub service_name: String,
+    /// The share of requests traced, 0.0 to 1.0 (a root decision; child spans follow it).
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self { otlp_endpoint: None, service_name: "fedgate".into(), sample_ratio: 1.0 }
+    }
 }
 
 /// How long rows that only serve support and debugging are kept (seconds). The other
@@ -350,6 +371,7 @@ impl Default for Config {
             saml: SamlServiceConfig::default(),
             dns: DnsConfig::default(),
             rate_limits: RateLimitConfig::default(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }
@@ -578,6 +600,23 @@ impl Config {
         }
         if self.keys.publish_ahead < 0 {
             return Err(ConfigError::Invalid("keys.publish_ahead must not be negative".into()));
+        }
+        let tm = &self.telemetry;
+        if !(0.0..=1.0).contains(&tm.sample_ratio) {
+            return Err(ConfigError::Invalid("telemetry.sample_ratio must be between 0.0 and 1.0".into()));
+        }
+        if tm.service_name.trim().is_empty() {
+            return Err(ConfigError::Invalid("telemetry.service_name must not be empty".into()));
+        }
+        if let Some(e) = &tm.otlp_endpoint {
+            match url::Url::parse(e) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "telemetry.otlp_endpoint {e:?} is not an http(s) URL (e.g. http://otel-collector:4318)"
+                    )))
+                }
+            }
         }
         if let Some(url) = &self.database_url {
             if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {

@@ -89,6 +89,7 @@ impl From<crate::validation::Invalid> for ApiError {
 
 impl From<crate::store::conn::DbErr> for ApiError {
     fn from(e: crate::store::conn::DbErr) -> Self {
+        crate::store::note_error(&e);
         log_internal("database error", &e);
         ApiError::internal()
     }
@@ -96,6 +97,9 @@ impl From<crate::store::conn::DbErr> for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
+        if let crate::store::StoreError::Db(d) = &e {
+            crate::store::note_error(d);
+        }
         log_internal("store error", &e);
         ApiError::internal()
     }
@@ -175,6 +179,7 @@ impl ResponseError for OAuthError {
 
 impl From<crate::store::conn::DbErr> for OAuthError {
     fn from(e: crate::store::conn::DbErr) -> Self {
+        crate::store::note_error(&e);
         log_internal("database error", &e);
         OAuthError::server_error()
     }
@@ -245,6 +250,7 @@ impl ResponseError for PageError {
 
 impl From<crate::store::conn::DbErr> for PageError {
     fn from(e: crate::store::conn::DbErr) -> Self {
+        crate::store::note_error(&e);
         log_internal("database error", &e);
         PageError::internal()
     }
@@ -252,6 +258,9 @@ impl From<crate::store::conn::DbErr> for PageError {
 
 impl From<crate::store::StoreError> for PageError {
     fn from(e: crate::store::StoreError) -> Self {
+        if let crate::store::StoreError::Db(d) = &e {
+            crate::store::note_error(d);
+        }
         log_internal("store error", &e);
         PageError::internal()
     }

@@ -42,10 +42,15 @@ pub async fn request_context(
         method = %method,
         route = %route,
         status = tracing::field::Empty,
-        tenant = tracing::field::Empty
+        tenant = tracing::field::Empty,
+        connection = tracing::field::Empty,
+        otel.kind = "server",
+        otel.name = %format_args!("{method} {route}")
     );
     let started = std::time::Instant::now();
-    let fut = REQUEST_ID.scope(id.clone(), next.call(req)).instrument(span.clone());
+    let fut = crate::util::REQUEST_SPAN
+        .scope(span.clone(), REQUEST_ID.scope(id.clone(), next.call(req)))
+        .instrument(span.clone());
     let mut res = fut.await?;
     let status = res.status().as_u16();
     let elapsed = started.elapsed().as_secs_f64();

@@ -35,9 +35,13 @@ fn ok(body: TokenResponse) -> HttpResponse {
         .json(body)
 }
 
+#[tracing::instrument(name = "login.token", skip_all, fields(tenant = tracing::field::Empty, connection = tracing::field::Empty, grant_type = tracing::field::Empty))]
 pub async fn token(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>) -> Result<HttpResponse, OAuthError> {
     let params = form_params(&req, &body).map_err(OAuthError::invalid_request)?;
     let (client, _method) = authenticate(&st.db, &req, &params).await?;
+    if let Some(g) = params.get("grant_type").filter(|g| matches!(*g, "authorization_code" | "refresh_token")) {
+        tracing::Span::current().record("grant_type", g);
+    }
     match params.get("grant_type") {
         Some("authorization_code") => {
             if !allows_grant(&client, GrantType::AuthorizationCode) {
@@ -73,6 +77,7 @@ async fn code_grant(
     let code = p.get("code").ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
     let redirect_uri = p.get("redirect_uri").ok_or_else(|| OAuthError::invalid_request("redirect_uri is missing"))?;
     let x = exchange_code(st, client, code, redirect_uri, p.get("code_verifier")).await?;
+    crate::telemetry::record_login(Some(&x.grant.tenant_id), None);
     // Sign after commit: no database connection or lock is held while signing.
     let issued = sign_tokens(st, client, &x.grant, &x.subject, x.nonce.clone())?;
     Ok(ok(TokenResponse {

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 const KEYS: [&str; 5] = ["state", "code", "iss", "error", "error_description"];
 
 /// GET (query) or POST (`form_post`) /sso/oidc/callback
+#[tracing::instrument(name = "login.oidc_callback", skip_all, fields(tenant = tracing::field::Empty, connection = tracing::field::Empty))]
 pub async fn callback(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     let params = if req.method() == actix_web::http::Method::POST {
         form_params(&req, &body).map_err(|m| PageError::bad_request(ErrorCode::InvalidRequest, m))?
@@ -45,6 +46,7 @@ pub async fn callback(req: HttpRequest, body: web::Bytes, st: web::Data<AppState
             "This sign-in does not use an OpenID Connect connection.",
         )
     })?;
+    crate::telemetry::record_login(Some(&conn.tenant_id), Some(&conn.id));
     let opened = match st.connectors.open(&conn) {
         Ok(c) => c,
         Err(e) => return upstream_failure(&st, &login, e, &steps).await,

@@ -89,6 +89,7 @@ impl ResponseError for ScimError {
 
 impl From<crate::store::conn::DbErr> for ScimError {
     fn from(e: crate::store::conn::DbErr) -> Self {
+        crate::store::note_error(&e);
         crate::util::log_internal("database error", &e);
         ScimError::internal()
     }
