@@ -13,7 +13,7 @@ pub async fn pending(db: &impl ConnectionTrait) -> (Result<u64, DbErr>, Result<O
 /// Pending webhook deliveries per endpoint: (endpoint id, how many, when the oldest was
 /// created). One grouped query (the pending deliveries are few: they are sent within seconds).
 pub async fn pending_by_webhook(db: &impl ConnectionTrait) -> Result<Vec<(String, u64, i64)>, DbErr> {
-    use sea_orm::sea_query::Expr;
+    use sea_orm::sea_query::{Expr, ExprTrait};
     use sea_orm::QuerySelect;
     let rows: Vec<(String, i64, Option<i64>)> = delivery::Entity::find()
         .select_only()
@@ -26,5 +26,5 @@ pub async fn pending_by_webhook(db: &impl ConnectionTrait) -> Result<Vec<(String
         .into_tuple()
         .all(db)
         .await?;
-    Ok(rows.into_iter().map(|(t, n, oldest)| (t, n.max(0) as u64, oldest.unwrap_or(0))).collect())
+    Ok(rows.into_iter().map(|(t, n, oldest)| (t, u64::try_from(n).unwrap_or(0), oldest.unwrap_or(0))).collect())
 }
