@@ -655,6 +655,33 @@ mod tests {
     }
 
     #[test]
+    fn telemetry_is_off_by_default_and_set_by_the_environment() {
+        let c = Config::load(None, &[]).unwrap();
+        assert!(c.telemetry.otlp_endpoint.is_none());
+        assert_eq!(c.telemetry.service_name, "fedgate");
+        let c = Config::load(
+            None,
+            &env(&[
+                ("FEDGATE__TELEMETRY__OTLP_ENDPOINT", "http://collector:4318"),
+                ("FEDGATE__TELEMETRY__SAMPLE_RATIO", "0.25"),
+                ("FEDGATE__TELEMETRY__SERVICE_NAME", "fedgate-eu"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.telemetry.otlp_endpoint.as_deref(), Some("http://collector:4318"));
+        assert_eq!(c.telemetry.sample_ratio, 0.25);
+        assert_eq!(c.telemetry.service_name, "fedgate-eu");
+        for (k, v) in [
+            ("FEDGATE__TELEMETRY__SAMPLE_RATIO", "1.5"),
+            ("FEDGATE__TELEMETRY__OTLP_ENDPOINT", "collector:4318"),
+            ("FEDGATE__TELEMETRY__SERVICE_NAME", " "),
+        ] {
+            let e = Config::load(None, &env(&[(k, v)])).unwrap_err().to_string();
+            assert!(e.contains("telemetry."), "{k}={v}: {e}");
+        }
+    }
+
+    #[test]
     fn defaults_are_valid() {
         let c = Config::load(None, &[]).unwrap();
         assert_eq!(c.listen, "127.0.0.1:8080");

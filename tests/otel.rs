@@ -220,8 +220,10 @@ async fn login_on(backend: Backend, telemetry: &fedgate::telemetry::Telemetry, r
     assert_eq!(parent(&spans, complete).span_id, callback_step.span_id);
     assert_eq!(attr(complete, "tenant").as_deref(), Some(tenant_id.as_str()));
     assert_eq!(attr(complete, "connection").as_deref(), Some(conn_id.as_str()));
-    let upstream: Vec<&Span> =
-        spans.iter().filter(|s| s.name.starts_with("POST ") && attr(s, "url.path").as_deref() == Some("/token")).collect();
+    let upstream: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.name.starts_with("POST ") && attr(s, "url.path").as_deref() == Some("/token"))
+        .collect();
     assert_eq!(upstream.len(), 1, "one upstream token call");
     assert!(descends(&spans, upstream[0], callback_step), "the upstream token call is inside the callback step");
     assert_eq!(attr(upstream[0], "http.response.status_code").as_deref(), Some("200"));

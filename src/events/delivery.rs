@@ -193,10 +193,8 @@ async fn record(
         // now: its outcome stands, this one is dropped (the receiver may have seen the message
         // twice; it de-duplicates by webhook-id).
         drop(tx);
-        st.metrics.inc(
-            "fedgate_deliveries_total",
-            &[("kind", &d.kind), ("target", &d.target_id), ("result", "lease_lost")],
-        );
+        st.metrics
+            .inc("fedgate_deliveries_total", &[("kind", &d.kind), ("target", &d.target_id), ("result", "lease_lost")]);
         tracing::warn!(delivery = %d.id, target = %d.target_id, "delivery lease lost before its outcome was recorded");
         return Ok(());
     }

@@ -81,7 +81,7 @@ pub async fn mark_failed_with(
     let protocol = super::pending::connector_state(login).map(|s| s.protocol()).unwrap_or("-");
     st.metrics.inc(
         "fedgate_logins_total",
-        &[("tenant", tenant), ("connection", connection), ("protocol", protocol), ("result", "failed"), ("code", code)],
+        &[("tenant", tenant), ("connection", connection), ("protocol", protocol), ("code", code), ("result", "failed")],
     );
     let data = serde_json::json!({"login_id": login.id, "tenant_id": login.tenant_id, "connection_id": login.connection_id,
                                   "client_id": login.client_id, "error_code": code});
@@ -384,8 +384,8 @@ pub async fn finish_then(
             ("tenant", &tenant.id),
             ("connection", &conn.id),
             ("protocol", protocol_label(&conn.conn_type)),
-            ("result", "succeeded"),
             ("code", "ok"),
+            ("result", "succeeded"),
         ],
     );
     tracing::info!(login = %login.id, user = %linked.user.id, tenant = %tenant.id, connection = %conn.id, jit = linked.created, "login succeeded");

@@ -204,7 +204,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             other,
         ),
     ];
-    println!("# {kind}: {} rows of traces and events, {other} of the others; {:.0}% expired", a.rows, a.expired * 100.0);
+    println!(
+        "# {kind}: {} rows of traces and events, {other} of the others; {:.0}% expired",
+        a.rows,
+        a.expired * 100.0
+    );
     let mut bytes = Vec::new();
     for (f, n) in &fills {
         let before = size(&db, f.table).await?;
@@ -249,7 +253,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let t = Instant::now();
         let tenant = format!("org_bench{}", i % 50);
         let f = fedgate::store::traces::TraceFilter { tenant_id: Some(tenant), ..Default::default() };
-        let p = fedgate::store::traces::search(&db, &f, fedgate::store::page::PageRequest { cursor: None, limit: 50 }).await?;
+        let p = fedgate::store::traces::search(&db, &f, fedgate::store::page::PageRequest { cursor: None, limit: 50 })
+            .await?;
         tr.push(t.elapsed().as_secs_f64() * 1000.0);
         assert!(!p.rows.is_empty());
     }
@@ -307,7 +312,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     type Prune = fn(
         &fedgate::store::Db,
         i64,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, sea_orm::DbErr>> + Send + '_>>;
+    )
+        -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, sea_orm::DbErr>> + Send + '_>>;
     let prunes: [(&str, Prune, u64); 4] = [
         ("login_traces", |db, c| Box::pin(fedgate::store::traces::expire(db, c)), a.rows),
         ("events", |db, c| Box::pin(fedgate::store::events::prune(db, c)), a.rows),
