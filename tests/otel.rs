@@ -6,10 +6,8 @@
 //!
 //! Its own test binary: the exporter is a process-wide tracing subscriber.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-#[allow(dead_code)]
 #[path = "it/common.rs"]
 mod common;
-#[allow(dead_code)]
 #[path = "../idp-fixtures/oidc_idp.rs"]
 mod oidc_idp;
 

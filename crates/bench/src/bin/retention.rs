@@ -49,7 +49,7 @@ struct Fill<'a> {
     select: String,
 }
 
-fn now() -> i64 {
+fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
@@ -132,7 +132,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     fedgate::store::migrate(&db).await?;
     let backend = db.get_database_backend();
     let kind = if backend == DbBackend::Postgres { "postgres" } else { "sqlite" };
-    let now = now();
+    let now = unix_now();
     let base = now - SPAN_SECS;
     let cutoff = base + (SPAN_SECS as f64 * a.expired) as i64;
     let tx_id = if backend == DbBackend::Postgres { "1" } else { "0" };
@@ -297,7 +297,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     Ok(tx) => tx,
                     Err(_) => continue,
                 };
-                if fedgate::store::events::emit(&tx, &fedgate::clock::SystemRng, now(), e).await.is_ok() {
+                if fedgate::store::events::emit(&tx, &fedgate::clock::SystemRng, unix_now(), e).await.is_ok() {
                     let _ = tx.commit().await;
                     lat.push(t.elapsed().as_secs_f64() * 1000.0);
                 }
@@ -346,7 +346,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let secs = t.elapsed().as_secs_f64();
         total_rows += rows;
-        let mut ms = deletes.lock().map(|d| d.ms.clone()).unwrap_or_default();
+        let ms = deletes.lock().map(|d| d.ms.clone()).unwrap_or_default();
         let batches = ms.len();
         println!(
             "{{\"db\":\"{kind}\",\"prune\":\"{name}\",\"table_rows\":{n},\"rows\":{rows},\"secs\":{secs:.1},\"rows_per_s\":{:.0},\"job_runs\":{},\"one_job_run_s\":{first_run:.2},\"batches\":{batches},\"batch_p50_ms\":{:.1},\"batch_p99_ms\":{:.1},\"batch_max_ms\":{:.1}}}",
