@@ -330,7 +330,7 @@ mod tests {
         let t = m.render_samples(&gauges, &samples);
         for (name, help) in LABELLED_GAUGES {
             assert!(t.contains(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n")), "{name}:\n{t}");
-            assert!(t.contains(&format!("{name}{{endpoint=\"whe_1\"}} 2\n")), "{name}:\n{t}");
+            assert!(t.contains(&format!("{name}{{endpoint=\"whe_1\"}} 2.0\n")), "{name}:\n{t}");
         }
         for (name, help) in COUNTERS {
             assert!(t.contains(&format!("# HELP {name} {help}\n# TYPE {name} counter\n")), "{name}:\n{t}");
