@@ -1,5 +1,5 @@
 # fedgate: the two commands that matter are `make demo` and `make test`.
-.PHONY: demo serve test lint openapi unit ha interop package upgrade deb fuzz-smoke fuzz bench metrics-bench fmt deps
+.PHONY: demo serve test lint openapi unit ha interop package upgrade deb fuzz-smoke fuzz bench metrics-bench retention-bench fmt deps
 
 CARGO ?= cargo
 
@@ -100,6 +100,10 @@ bench:
 ## The per-request metrics cost (src/metrics.rs alone, optimized; docs/operations.md#metrics).
 metrics-bench:
 	bash scripts/metrics-bench.sh
+
+## Retention at 10M rows: fill, prune in batches, measure (docs/performance.md). N=1000000 for less.
+retention-bench:
+	bash scripts/retention-bench.sh $(N)
 
 fmt:
 	$(CARGO) fmt --all

@@ -222,7 +222,13 @@ impl AppState {
                     .map_err(db_err)?;
             }
             "saml_metadata_refresh" => {
-                crate::upstream::saml::refresh::run_due(&self.db, &self.upstream).await.map_err(db_err)?;
+                let runs = crate::upstream::saml::refresh::run_due(&self.db, &self.upstream).await.map_err(db_err)?;
+                for (conn, outcome) in runs {
+                    self.metrics.inc(
+                        "fedgate_saml_metadata_refreshes_total",
+                        &[("tenant", &conn.tenant_id), ("connection", &conn.id), ("result", outcome.label())],
+                    );
+                }
             }
             _ => {}
         }

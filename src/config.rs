@@ -77,6 +77,27 @@ pub struct Config {
     pub saml: SamlServiceConfig,
     pub retention: RetentionConfig,
     pub dns: DnsConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+/// OpenTelemetry traces over OTLP/HTTP (protobuf). Off unless `otlp_endpoint` is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// The collector's OTLP/HTTP base URL, e.g. `http://otel-collector:4318` (spans are posted
+    /// to `{otlp_endpoint}/v1/traces`; a URL already ending in `/v1/traces` is used as is).
+    /// Unset: no traces are exported.
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` resource attribute.
+    pub service_name: String,
+    /// The share of requests traced, 0.0 to 1.0 (a root decision; child spans follow it).
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self { otlp_endpoint: None, service_name: "fedgate".into(), sample_ratio: 1.0 }
+    }
 }
 
 /// How long rows that only serve support and debugging are kept (seconds). The other
@@ -356,6 +377,7 @@ impl Default for Config {
             saml: SamlServiceConfig::default(),
             dns: DnsConfig::default(),
             rate_limits: RateLimitConfig::default(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }
@@ -592,6 +614,23 @@ impl Config {
         if self.keys.publish_ahead < 0 {
             return Err(ConfigError::Invalid("keys.publish_ahead must not be negative".into()));
         }
+        let tm = &self.telemetry;
+        if !(0.0..=1.0).contains(&tm.sample_ratio) {
+            return Err(ConfigError::Invalid("telemetry.sample_ratio must be between 0.0 and 1.0".into()));
+        }
+        if tm.service_name.trim().is_empty() {
+            return Err(ConfigError::Invalid("telemetry.service_name must not be empty".into()));
+        }
+        if let Some(e) = &tm.otlp_endpoint {
+            match url::Url::parse(e) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "telemetry.otlp_endpoint {e:?} is not an http(s) URL (e.g. http://otel-collector:4318)"
+                    )))
+                }
+            }
+        }
         if let Some(url) = &self.database_url {
             if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
                 return Err(ConfigError::Invalid("database_url must be sqlite:... or postgres://...".into()));
@@ -626,6 +665,33 @@ mod tests {
 
     fn env(v: &[(&str, &str)]) -> Vec<(String, String)> {
         v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn telemetry_is_off_by_default_and_set_by_the_environment() {
+        let c = Config::load(None, &[]).unwrap();
+        assert!(c.telemetry.otlp_endpoint.is_none());
+        assert_eq!(c.telemetry.service_name, "fedgate");
+        let c = Config::load(
+            None,
+            &env(&[
+                ("FEDGATE__TELEMETRY__OTLP_ENDPOINT", "http://collector:4318"),
+                ("FEDGATE__TELEMETRY__SAMPLE_RATIO", "0.25"),
+                ("FEDGATE__TELEMETRY__SERVICE_NAME", "fedgate-eu"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.telemetry.otlp_endpoint.as_deref(), Some("http://collector:4318"));
+        assert_eq!(c.telemetry.sample_ratio, 0.25);
+        assert_eq!(c.telemetry.service_name, "fedgate-eu");
+        for (k, v) in [
+            ("FEDGATE__TELEMETRY__SAMPLE_RATIO", "1.5"),
+            ("FEDGATE__TELEMETRY__OTLP_ENDPOINT", "collector:4318"),
+            ("FEDGATE__TELEMETRY__SERVICE_NAME", " "),
+        ] {
+            let e = Config::load(None, &env(&[(k, v)])).unwrap_err().to_string();
+            assert!(e.contains("telemetry."), "{k}={v}: {e}");
+        }
     }
 
     #[test]

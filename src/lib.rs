@@ -22,6 +22,7 @@ pub mod net;
 pub mod portal;
 pub mod scim;
 pub mod store;
+pub mod telemetry;
 pub mod templates;
 pub mod tenant;
 pub mod traces;

@@ -114,14 +114,28 @@ enum KeysCommand {
 /// The operator `serve --demo` bootstraps (docs/operations.md#operator-console).
 const DEMO_OPERATOR: &str = "operator@console.demo.test";
 
-fn init_logs(format: LogFormat) {
+/// The log output (its own filter, `FEDGATE_LOG`) and, when `[telemetry] otlp_endpoint` is
+/// set, the OTLP trace exporter (its own filter, `FEDGATE_TRACE_FILTER`).
+fn init_logs(
+    config: &Config,
+    rt: tokio::runtime::Handle,
+) -> Result<Option<fedgate::telemetry::Telemetry>, fedgate::telemetry::TelemetryError> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter = tracing_subscriber::EnvFilter::try_from_env("FEDGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => b.json().flatten_event(true).with_current_span(true).init(),
-        LogFormat::Text => b.init(),
-    }
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match config.log_format {
+        LogFormat::Json => fmt.json().flatten_event(true).with_current_span(true).with_filter(filter).boxed(),
+        LogFormat::Text => fmt.with_filter(filter).boxed(),
+    };
+    let (otel, telemetry) = match fedgate::telemetry::layer(&config.telemetry, rt)? {
+        Some((layer, telemetry)) => (Some(layer), Some(telemetry)),
+        None => (None, None),
+    };
+    tracing_subscriber::registry().with(fmt).with(otel).init();
+    Ok(telemetry)
 }
 
 fn main() -> ExitCode {
@@ -142,7 +156,6 @@ fn main() -> ExitCode {
             config.data_dir = PathBuf::from(fedgate::demo::DEMO_DATA_DIR);
         }
     }
-    init_logs(config.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -150,7 +163,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli.command, config)) {
+    let telemetry = match init_logs(&config, rt.handle().clone()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("fedgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if telemetry.is_some() {
+        tracing::info!(sample_ratio = config.telemetry.sample_ratio, "exporting traces over OTLP/HTTP");
+    }
+    let r = rt.block_on(run(cli.command, config));
+    // The spans still queued go out before the runtime (which runs the export calls) stops.
+    if let Some(t) = telemetry {
+        let _ = rt.block_on(tokio::task::spawn_blocking(move || t.shutdown()));
+    }
+    match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("fedgate: {e}");

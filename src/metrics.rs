@@ -28,10 +28,16 @@ pub const HTTP_REQUEST_DURATION: &str = "fedgate_http_request_duration_seconds";
 /// Counters: exposition name (with `_total`), help text. Their labels are the call site's.
 pub const COUNTERS: &[(&str, &str)] = &[
     (HTTP_REQUESTS, "HTTP requests by route pattern, method and status."),
-    ("fedgate_logins_total", "Completed logins by tenant, connection and result."),
+    (
+        "fedgate_logins_total",
+        "Finished logins by tenant, connection, protocol (oidc, saml, dev), result and code (ok or the error code).",
+    ),
     ("fedgate_tokens_issued_total", "Token responses by grant type."),
-    ("fedgate_scim_requests_total", "SCIM requests by tenant, resource and status."),
-    ("fedgate_deliveries_total", "Webhook and back-channel logout delivery attempts by kind and result."),
+    ("fedgate_scim_requests_total", "SCIM requests by tenant, resource, method and status."),
+    (
+        "fedgate_deliveries_total",
+        "Webhook and back-channel logout delivery attempts by kind, target (webhook endpoint or client id) and result.",
+    ),
     ("fedgate_rate_limited_total", "Requests refused with 429 by limit (see docs/configuration.md#rate-limits)."),
     (
         "fedgate_anonymous_failures_total",
@@ -42,6 +48,10 @@ pub const COUNTERS: &[(&str, &str)] = &[
         "SAML messages answered 503 (saml_busy): every verification worker busy and the queue full.",
     ),
     ("fedgate_saml_responses_refused_total", "SAML responses refused for a pending sign-in, by error code."),
+    (
+        "fedgate_saml_metadata_refreshes_total",
+        "SAML metadata refreshes (scheduled and on demand) by tenant, connection and result (changed, unchanged, failed, superseded).",
+    ),
     (
         "fedgate_job_runs_total",
         "Scheduled job runs on this instance (the one holding the job's lease) by job and result.",
@@ -61,6 +71,14 @@ pub const GAUGES: &[(&str, &str)] = &[
     ("fedgate_deliveries_lag_seconds", "Age of the oldest pending delivery."),
     ("fedgate_db_statements", "SQL statements this instance has executed since it started."),
     ("fedgate_db_transactions", "Database transactions this instance has begun since it started."),
+    ("fedgate_db_pool_connections", "Open connections in this instance's database pool."),
+    ("fedgate_db_pool_idle_connections", "Idle connections in this instance's database pool."),
+    ("fedgate_db_pool_in_use_connections", "Connections of this instance's database pool in use."),
+    ("fedgate_db_pool_max_connections", "The largest size of this instance's database pool (SQLite: 1)."),
+    (
+        "fedgate_db_pool_acquire_timeouts",
+        "Requests that found no free database connection within database.acquire_timeout, since this instance started.",
+    ),
 ];
 
 /// Days until the last trusted IdP signing certificate of a SAML connection expires (a gauge
@@ -68,6 +86,26 @@ pub const GAUGES: &[(&str, &str)] = &[
 pub const CERT_EXPIRY: &str = "fedgate_saml_certificate_expiry_days";
 const CERT_EXPIRY_HELP: &str =
     "Days until the newest trusted IdP signing certificate of each enabled SAML connection expires.";
+
+/// Pending webhook deliveries per endpoint (labels: endpoint), at scrape time.
+pub const WEBHOOK_PENDING: &str = "fedgate_webhook_deliveries_pending";
+/// Age in seconds of each endpoint's oldest pending delivery (labels: endpoint), at scrape time.
+pub const WEBHOOK_LAG: &str = "fedgate_webhook_lag_seconds";
+
+/// Gauges with labels computed at scrape time: name, help text.
+pub const LABELLED_GAUGES: &[(&str, &str)] = &[
+    (CERT_EXPIRY, CERT_EXPIRY_HELP),
+    (WEBHOOK_PENDING, "Webhook deliveries waiting to be sent, by endpoint (endpoints are created by administrators)."),
+    (WEBHOOK_LAG, "Age of the oldest pending webhook delivery, by endpoint."),
+];
+
+/// One sample of a labelled gauge (see [`LABELLED_GAUGES`]).
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub name: &'static str,
+    pub labels: Vec<(&'static str, String)>,
+    pub value: f64,
+}
 
 /// Labels as the generic call sites give them: (name, value) in the call site's order.
 type Labels = Vec<(&'static str, String)>;
@@ -201,6 +239,20 @@ impl Metrics {
     /// [`Metrics::render`] plus `fedgate_saml_certificate_expiry_days{tenant, connection}` for
     /// each (tenant id, connection id, days) given (computed from the database at scrape time).
     pub fn render_with(&self, gauges: &[(&'static str, f64)], cert_expiry: &[(String, String, f64)]) -> String {
+        let samples: Vec<Sample> = cert_expiry
+            .iter()
+            .map(|(tenant, connection, days)| Sample {
+                name: CERT_EXPIRY,
+                labels: vec![("tenant", tenant.clone()), ("connection", connection.clone())],
+                value: *days,
+            })
+            .collect();
+        self.render_samples(gauges, &samples)
+    }
+
+    /// [`Metrics::render`] plus the labelled gauges (names in [`LABELLED_GAUGES`]; others are
+    /// ignored) computed at scrape time.
+    pub fn render_samples(&self, gauges: &[(&'static str, f64)], samples: &[Sample]) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
@@ -213,12 +265,16 @@ impl Metrics {
                 scraped.register(n, h, gauge);
             }
         }
-        if !cert_expiry.is_empty() {
-            let family = Family::<Vec<(&'static str, String)>, Gauge<f64, AtomicU64>>::default();
-            for (tenant, connection, days) in cert_expiry {
-                family.get_or_create(&vec![("tenant", tenant.clone()), ("connection", connection.clone())]).set(*days);
+        for (name, help) in LABELLED_GAUGES {
+            let mine: Vec<&Sample> = samples.iter().filter(|s| s.name == *name).collect();
+            if mine.is_empty() {
+                continue;
             }
-            let (n, h) = registered(CERT_EXPIRY, CERT_EXPIRY_HELP);
+            let family = Family::<Vec<(&'static str, String)>, Gauge<f64, AtomicU64>>::default();
+            for s in mine {
+                family.get_or_create(&s.labels).set(s.value);
+            }
+            let (n, h) = registered(name, help);
             scraped.register(n, h, family);
         }
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &scraped);
@@ -265,12 +321,17 @@ mod tests {
             m.observe(name, &[("job", "x")], 0.1);
         }
         m.http_request("/admin/v1/tenants/{tenant}".into(), "GET", 200, 0.02);
-        let t = m.render(&[
-            ("fedgate_deliveries_pending", 1.0),
-            ("fedgate_deliveries_lag_seconds", 3.5),
-            ("fedgate_db_statements", 7.0),
-            ("fedgate_db_transactions", 2.0),
-        ]);
+        let mut gauges: Vec<(&'static str, f64)> = GAUGES.iter().map(|(n, _)| (*n, 1.0)).collect();
+        gauges[1] = ("fedgate_deliveries_lag_seconds", 3.5);
+        let samples: Vec<Sample> = LABELLED_GAUGES
+            .iter()
+            .map(|(name, _)| Sample { name, labels: vec![("endpoint", "whe_1".into())], value: 2.0 })
+            .collect();
+        let t = m.render_samples(&gauges, &samples);
+        for (name, help) in LABELLED_GAUGES {
+            assert!(t.contains(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n")), "{name}:\n{t}");
+            assert!(t.contains(&format!("{name}{{endpoint=\"whe_1\"}} 2.0\n")), "{name}:\n{t}");
+        }
         for (name, help) in COUNTERS {
             assert!(t.contains(&format!("# HELP {name} {help}\n# TYPE {name} counter\n")), "{name}:\n{t}");
         }

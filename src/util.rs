@@ -64,9 +64,25 @@ pub fn current_request_id() -> String {
     REQUEST_ID.try_with(|r| r.clone()).unwrap_or_else(|_| "-".to_string())
 }
 
-/// Records the tenant on the current request's span, so every later log line carries it.
+tokio::task_local! {
+    /// The request's root span (set by the HTTP middleware), so a field learnt deep inside a
+    /// child span (a login step, a store call) still reaches it.
+    pub static REQUEST_SPAN: tracing::Span;
+}
+
+/// Records the tenant on the current span and on the request's root span, so every later log
+/// line (and the trace) carries it.
 pub fn record_tenant(tenant_id: &str) {
     tracing::Span::current().record("tenant", tenant_id);
+    record_on_request("tenant", tenant_id);
+}
+
+/// Records `field` on the request's root span (a field the span declares: `tenant`,
+/// `connection`); nothing outside a request.
+pub fn record_on_request(field: &'static str, value: &str) {
+    let _ = REQUEST_SPAN.try_with(|s| {
+        s.record(field, value);
+    });
 }
 
 /// Formats Unix seconds as RFC 3339 UTC (`2026-11-26T12:00:00Z`); the SAML core's implementation,

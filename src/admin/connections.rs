@@ -431,6 +431,10 @@ pub async fn refresh_metadata(
         ));
     }
     let (row, outcome) = refresh_one(&state.db, &state.upstream, &row).await?;
+    state.metrics.inc(
+        "fedgate_saml_metadata_refreshes_total",
+        &[("tenant", &row.tenant_id), ("connection", &row.id), ("result", outcome.label())],
+    );
     crate::events::audit::record(
         &state.db,
         state.clock.now(),

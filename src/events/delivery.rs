@@ -205,7 +205,8 @@ async fn record(
         // now: its outcome stands, this one is dropped (the receiver may have seen the message
         // twice; it de-duplicates by webhook-id).
         drop(tx);
-        st.metrics.inc("fedgate_deliveries_total", &[("kind", &d.kind), ("result", "lease_lost")]);
+        st.metrics
+            .inc("fedgate_deliveries_total", &[("kind", &d.kind), ("target", &d.target_id), ("result", "lease_lost")]);
         tracing::warn!(delivery = %d.id, target = %d.target_id, "delivery lease lost before its outcome was recorded");
         return Ok(());
     }
@@ -218,7 +219,8 @@ async fn record(
         Outcome::Failed(..) => "failed",
         Outcome::Dropped(_) => "dropped",
     };
-    st.metrics.inc("fedgate_deliveries_total", &[("kind", &d.kind), ("result", result)]);
+    // The target (webhook endpoint or client id) is bounded by what administrators created.
+    st.metrics.inc("fedgate_deliveries_total", &[("kind", &d.kind), ("target", &d.target_id), ("result", result)]);
     if matches!(outcome, Outcome::Ok(_)) {
         tracing::debug!(delivery = %d.id, target = %d.target_id, "delivered");
     } else {

@@ -45,13 +45,19 @@ pub async fn request_context(
         method = %method,
         route = %route,
         status = tracing::field::Empty,
-        tenant = tracing::field::Empty
+        tenant = tracing::field::Empty,
+        connection = tracing::field::Empty,
+        otel.kind = "server",
+        otel.name = %format_args!("{method} {route}")
     );
     let started = std::time::Instant::now();
     let db_down = std::sync::Arc::new(crate::util::DbUnavailable::default());
     let path = req.path().to_string();
-    let handler = REQUEST_ID
-        .scope(id.clone(), crate::util::DB_UNAVAILABLE.scope(db_down.clone(), next.call(req)))
+    let handler = crate::util::REQUEST_SPAN
+        .scope(
+            span.clone(),
+            REQUEST_ID.scope(id.clone(), crate::util::DB_UNAVAILABLE.scope(db_down.clone(), next.call(req))),
+        )
         .instrument(span.clone());
     // Once the request met an unreachable database, it has UNAVAILABLE_GRACE to answer (its own
     // 503); past that (it went on to another statement that waits for a connection) it is

@@ -282,6 +282,7 @@ async fn refused(st: &AppState, params: &Params, error: &str, description: &str)
 }
 
 /// GET or POST /oauth2/authorize
+#[tracing::instrument(name = "login.authorize", skip_all, fields(tenant = tracing::field::Empty, connection = tracing::field::Empty))]
 pub async fn authorize(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     let params = if req.method() == actix_web::http::Method::POST {
         form_params(&req, &body).map_err(|m| PageError::bad_request(ErrorCode::InvalidRequest, m))?
@@ -329,6 +330,7 @@ pub async fn authorize(req: HttpRequest, body: web::Bytes, st: web::Data<AppStat
         }
     }
     let wanted_tenant = conn.as_ref().map(|c| c.tenant_id.clone()).or_else(|| org.as_ref().map(|t| t.id.clone()));
+    crate::telemetry::record_login(wanted_tenant.as_deref(), conn.as_ref().map(|c| c.id.as_str()));
 
     // An existing fedgate session answers without a round trip upstream, unless re-authentication
     // is requested or the session does not fit the requested routing.

@@ -56,20 +56,54 @@ pub async fn metrics(req: actix_web::HttpRequest, st: web::Data<AppState>) -> Ht
 pub struct MetricsListener;
 
 pub async fn metrics_text(st: &AppState) -> HttpResponse {
+    use crate::metrics::Sample;
     let now = st.clock.now();
     let (count, oldest) = crate::store::delivery_stats::pending(&st.db).await;
     let count = count.unwrap_or(0) as f64;
     let lag = oldest.ok().flatten().map(|created_at| (now - created_at).max(0) as f64).unwrap_or(0.0);
     let (statements, transactions) = crate::store::db_counters();
-    let certs = crate::upstream::saml::certificate_expiry_days(&st.db, now).await;
-    let body = st.metrics.render_with(
+    let (size, idle, max) = crate::store::pool_stats(&st.db);
+    let timeouts = crate::store::ACQUIRE_TIMEOUTS.load(std::sync::atomic::Ordering::Relaxed);
+    let mut samples: Vec<Sample> = crate::upstream::saml::certificate_expiry_days(&st.db, now)
+        .await
+        .into_iter()
+        .map(|(tenant, connection, days)| Sample {
+            name: crate::metrics::CERT_EXPIRY,
+            labels: vec![("tenant", tenant), ("connection", connection)],
+            value: days,
+        })
+        .collect();
+    // Per endpoint: as many series as administrators created endpoints with pending deliveries.
+    match crate::store::delivery_stats::pending_by_webhook(&st.db).await {
+        Ok(rows) => {
+            for (endpoint, n, oldest) in rows {
+                samples.push(Sample {
+                    name: crate::metrics::WEBHOOK_PENDING,
+                    labels: vec![("endpoint", endpoint.clone())],
+                    value: n as f64,
+                });
+                samples.push(Sample {
+                    name: crate::metrics::WEBHOOK_LAG,
+                    labels: vec![("endpoint", endpoint)],
+                    value: (now - oldest).max(0) as f64,
+                });
+            }
+        }
+        Err(e) => crate::util::log_internal("reading the webhook backlog for /metrics", &e),
+    }
+    let body = st.metrics.render_samples(
         &[
             ("fedgate_deliveries_pending", count),
             ("fedgate_deliveries_lag_seconds", lag),
             ("fedgate_db_statements", statements as f64),
             ("fedgate_db_transactions", transactions as f64),
+            ("fedgate_db_pool_connections", f64::from(size)),
+            ("fedgate_db_pool_idle_connections", f64::from(idle)),
+            ("fedgate_db_pool_in_use_connections", f64::from(size.saturating_sub(idle))),
+            ("fedgate_db_pool_max_connections", f64::from(max)),
+            ("fedgate_db_pool_acquire_timeouts", timeouts as f64),
         ],
-        &certs,
+        &samples,
     );
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(body)
 }

@@ -37,10 +37,14 @@ fn ok(body: TokenResponse) -> HttpResponse {
         .json(body)
 }
 
+#[tracing::instrument(name = "login.token", skip_all, fields(tenant = tracing::field::Empty, connection = tracing::field::Empty, grant_type = tracing::field::Empty))]
 pub async fn token(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>) -> Result<HttpResponse, OAuthError> {
     let params = form_params(&req, &body).map_err(OAuthError::invalid_request)?;
     let endpoint = format!("{}/oauth2/token", st.config.issuer.trim_end_matches('/'));
     let (client, _method) = authenticate(&st, &req, &params, &endpoint).await?;
+    if let Some(g) = params.get("grant_type").filter(|g| matches!(*g, "authorization_code" | "refresh_token" | "client_credentials")) {
+        tracing::Span::current().record("grant_type", g);
+    }
     // CORS on this endpoint answers only the authenticated client's own web origins.
     {
         use actix_web::HttpMessage;
@@ -156,6 +160,7 @@ async fn code_grant(
     let code = p.get("code").ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
     let redirect_uri = p.get("redirect_uri").ok_or_else(|| OAuthError::invalid_request("redirect_uri is missing"))?;
     let x = exchange_code(st, client, code, redirect_uri, p.get("code_verifier")).await?;
+    crate::telemetry::record_login(Some(&x.grant.tenant_id), None);
     // Sign after commit: no database connection or lock is held while signing.
     let issued = sign_tokens(st, client, &x.grant, &x.subject, x.nonce.clone(), TraceOf::Login(&x.login_id)).await?;
     Ok(ok(TokenResponse {

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 const KEYS: [&str; 6] = ["state", "code", "iss", "error", "error_description", "user"];
 
 /// GET (query) or POST (`form_post`) /sso/oidc/callback
+#[tracing::instrument(name = "login.oidc_callback", skip_all, fields(tenant = tracing::field::Empty, connection = tracing::field::Empty))]
 pub async fn callback(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     callback_of(req, body, st, "oidc").await
 }
@@ -80,6 +81,7 @@ async fn callback_of(
     let conn = routed_connection(&st, &login, kind).await?.ok_or_else(|| {
         PageError::bad_request(ErrorCode::ConnectionNotAllowed, "This answer is not for the sign-in method in use.")
     })?;
+    crate::telemetry::record_login(Some(&conn.tenant_id), Some(&conn.id));
     let opened = match st.connectors.open(&conn) {
         Ok(c) => c,
         Err(e) => return upstream_failure(&st, &login, e, &steps).await,

@@ -78,7 +78,11 @@ pub async fn mark_failed_with(
     }
     let tenant = login.tenant_id.as_ref().map(TenantId::as_str).unwrap_or("-");
     let connection = login.connection_id.as_ref().map(|c| c.as_str()).unwrap_or("-");
-    st.metrics.inc("fedgate_logins_total", &[("tenant", tenant), ("connection", connection), ("result", "failed")]);
+    let protocol = super::pending::connector_state(login).map(|s| s.protocol()).unwrap_or("-");
+    st.metrics.inc(
+        "fedgate_logins_total",
+        &[("tenant", tenant), ("connection", connection), ("protocol", protocol), ("code", code), ("result", "failed")],
+    );
     let data = serde_json::json!({"login_id": login.id, "tenant_id": login.tenant_id, "connection_id": login.connection_id,
                                   "client_id": login.client_id, "error_code": code});
     let tenant_id = login.tenant_id.as_ref().map(TenantId::as_str);
@@ -89,6 +93,16 @@ pub async fn mark_failed_with(
     let conn = login.connection_id.as_ref().map(|c| c.as_str());
     traces::record_best_effort(&st.db, st.clock.now_ms(), login, conn, steps.take(), outcome).await;
     tracing::info!(login = %login.id, code, "login failed");
+}
+
+/// The protocol label of a connection type (a closed set: the metric's label space stays bounded).
+fn protocol_label(conn_type: &str) -> &'static str {
+    match conn_type {
+        "oidc" => "oidc",
+        "saml" => "saml",
+        "dev" => "dev",
+        _ => "other",
+    }
 }
 
 /// The connection's display name for fixes (`Name (conn_…)`).
@@ -176,6 +190,7 @@ fn clock_skew_of(st: &AppState, conn: &connection::Model) -> i64 {
 }
 
 /// [`finish`] with a choice of answer.
+#[tracing::instrument(name = "login.complete", skip_all, fields(tenant = tracing::field::Empty, connection = tracing::field::Empty))]
 pub async fn finish_then(
     st: &AppState,
     login: &login::Model,
@@ -184,6 +199,7 @@ pub async fn finish_then(
     steps: &StepLog,
     after: AfterLogin,
 ) -> Result<HttpResponse, PageError> {
+    crate::telemetry::record_login(Some(&conn.tenant_id), Some(&conn.id));
     if super::portal_test::is_test(login) {
         // A setup portal test: checks and claims only (no user, session or code).
         return super::portal_test::finish(st, login, conn, up, steps).await;
@@ -416,8 +432,16 @@ pub async fn finish_then(
     }
     traces::record(&tx, &traced, Some(&tenant.id), Some(&conn.id), steps.take(), Outcome::Completed, done_ms).await?;
     tx.commit().await?;
-    st.metrics
-        .inc("fedgate_logins_total", &[("tenant", &tenant.id), ("connection", &conn.id), ("result", "succeeded")]);
+    st.metrics.inc(
+        "fedgate_logins_total",
+        &[
+            ("tenant", &tenant.id),
+            ("connection", &conn.id),
+            ("protocol", protocol_label(&conn.conn_type)),
+            ("code", "ok"),
+            ("result", "succeeded"),
+        ],
+    );
     tracing::info!(login = %login.id, user = %linked.user.id, tenant = %tenant.id, connection = %conn.id, jit = linked.created, "login succeeded");
     let cookie = build_cookie(SESSION_COOKIE, session_secret, st.config.secure_cookies(), st.config.tokens.session_ttl);
     Ok(HttpResponse::SeeOther()

@@ -121,6 +121,7 @@ fn busy(st: &AppState) -> HttpResponse {
 }
 
 /// POST /sso/saml/{connection}/acs
+#[tracing::instrument(name = "login.saml_acs", skip_all, fields(tenant = tracing::field::Empty, connection = tracing::field::Empty))]
 pub async fn acs(
     req: HttpRequest,
     path: web::Path<String>,
@@ -128,7 +129,7 @@ pub async fn acs(
     st: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let (conn, connector) = open(&st, &path.into_inner()).await?;
-    crate::util::record_tenant(&conn.tenant_id);
+    crate::telemetry::record_login(Some(&conn.tenant_id), Some(&conn.id));
     // A draft of the setup portal (disabled) answers its test sign-ins only (checked below).
     if !conn.enabled && conn.state != connection::ConnectionState::Draft {
         return Err(unknown_connection());

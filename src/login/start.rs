@@ -14,6 +14,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::HttpResponse;
 
 /// Sends the browser to a connection (a connection of the login's tenant).
+#[tracing::instrument(name = "login.upstream_begin", skip_all, fields(tenant = tracing::field::Empty, connection = tracing::field::Empty))]
 pub async fn start_connection(
     st: &AppState,
     login: &login::Model,
@@ -42,7 +43,7 @@ pub async fn start_connection(
         Ok(c) => c,
         Err(e) => return upstream_failure(st, &pending, e, &steps).await,
     };
-    crate::util::record_tenant(&conn.tenant_id);
+    crate::telemetry::record_login(Some(&conn.tenant_id), Some(&conn.id));
     let mut ctx = context(st, login, conn, &steps);
     if let Some(t) = crate::tenant::get(&st.db, &conn.tenant_id).await? {
         let need = super::mfa::need(&t, conn, login);

@@ -28,6 +28,20 @@ pub enum HttpError {
     Other(String, String),
 }
 
+impl HttpError {
+    /// A short name of the failure (span attributes).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HttpError::Blocked(_) => "blocked",
+            HttpError::Timeout(_) => "timeout",
+            HttpError::Connect(_) => "connect",
+            HttpError::TooLarge(_) => "too_large",
+            HttpError::BadUrl(_) => "bad_url",
+            HttpError::Other(..) => "other",
+        }
+    }
+}
+
 /// Whether an address is private, loopback, link-local, unspecified or otherwise not public
 /// (one definition for every outbound call: see `crate::net`).
 pub fn is_private(ip: IpAddr) -> bool {
@@ -65,8 +79,37 @@ impl UpstreamHttp {
         Ok(Self { client: b.build()?, allow_private })
     }
 
-    /// Sends one request and reads at most [`MAX_RESPONSE_BYTES`] of the answer.
+    /// Sends one request and reads at most [`MAX_RESPONSE_BYTES`] of the answer, in an
+    /// `upstream.http` span (method, host and path: never the query, headers or body, which
+    /// carry codes and client secrets).
     pub async fn execute(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
+        use tracing::Instrument;
+        let uri = req.uri();
+        let span = tracing::info_span!(
+            "upstream.http",
+            otel.kind = "client",
+            otel.name = %format_args!("{} {}", req.method(), uri.host().unwrap_or("-")),
+            http.request.method = %req.method(),
+            server.address = uri.host().unwrap_or("-"),
+            url.path = uri.path(),
+            http.response.status_code = tracing::field::Empty,
+            "error.type" = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let r = self.send(req).instrument(span.clone()).await;
+        match &r {
+            Ok(resp) => {
+                span.record("http.response.status_code", resp.status().as_u16());
+            }
+            Err(e) => {
+                span.record("error.type", e.kind());
+                span.record("otel.status_code", "ERROR");
+            }
+        }
+        r
+    }
+
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
         let url = url::Url::parse(&req.uri().to_string()).map_err(|_| HttpError::BadUrl(req.uri().to_string()))?;
         let host = url.host_str().unwrap_or_default().to_string();
         if !matches!(url.scheme(), "http" | "https") {

@@ -100,6 +100,7 @@ impl ResponseError for ScimError {
 
 impl From<crate::store::conn::DbErr> for ScimError {
     fn from(e: crate::store::conn::DbErr) -> Self {
+        crate::store::note_error(&e);
         if crate::store::is_unavailable(&e) {
             crate::util::note_db_unavailable();
             tracing::warn!(error = %e, "database unavailable");

@@ -299,7 +299,12 @@ async fn request_log(
         let status = res.status().as_u16().to_string();
         st.metrics.inc(
             "fedgate_scim_requests_total",
-            &[("tenant", &tenant_id), ("resource", &resource), ("status", &status)],
+            &[
+                ("tenant", &tenant_id),
+                ("resource", &resource),
+                ("method", crate::metrics::method_label(&method)),
+                ("status", &status),
+            ],
         );
         let row = crate::store::entities::scim_request::Model {
             id: crate::ids::ScimRequestId::new(st.clock.now_ms(), &*st.rng).to_string(),

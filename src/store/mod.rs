@@ -53,6 +53,32 @@ pub static STATEMENTS: AtomicU64 = AtomicU64::new(0);
 /// Transactions this process has begun (each adds a `BEGIN` and a `COMMIT`/`ROLLBACK`).
 pub static TRANSACTIONS: AtomicU64 = AtomicU64::new(0);
 
+/// Requests that found no free pool connection within `database.acquire_timeout` (counted where
+/// a surface turns the database error into its answer, see [`note_error`]).
+pub static ACQUIRE_TIMEOUTS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a pool acquire timeout (the surfaces call this for every database error they answer).
+pub fn note_error(e: &DbErr) {
+    if matches!(e, DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout)) {
+        ACQUIRE_TIMEOUTS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The pool's state at this moment: (open connections, idle connections, maximum size).
+pub fn pool_stats(db: &Db) -> (u32, u32, u32) {
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let p = db.get_postgres_connection_pool();
+            (p.size(), p.num_idle() as u32, p.options().get_max_connections())
+        }
+        DbBackend::Sqlite => {
+            let p = db.get_sqlite_connection_pool();
+            (p.size(), p.num_idle() as u32, p.options().get_max_connections())
+        }
+        _ => (0, 0, 0),
+    }
+}
+
 /// (statements, transactions) executed so far by this process.
 pub fn db_counters() -> (u64, u64) {
     (STATEMENTS.load(Ordering::Relaxed), TRANSACTIONS.load(Ordering::Relaxed))
@@ -72,6 +98,7 @@ pub enum StoreError {
 
 impl From<DbErr> for StoreError {
     fn from(e: DbErr) -> Self {
+        note_error(&e);
         if is_unavailable(&e) {
             crate::util::note_db_unavailable();
             StoreError::Unavailable(e)

@@ -122,6 +122,17 @@ pub enum ConnectorState {
     },
 }
 
+impl ConnectorState {
+    /// The protocol of the connection that holds this state (`dev`, `oidc`, `saml`).
+    pub fn protocol(&self) -> &'static str {
+        match self {
+            ConnectorState::Dev { .. } => "dev",
+            ConnectorState::Oidc { .. } => "oidc",
+            ConnectorState::Saml { .. } => "saml",
+        }
+    }
+}
+
 /// An identity a SAML response established, waiting for its browser (`/sso/saml/resume`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SamlAnswer {

@@ -315,7 +315,12 @@ async fn metrics_are_protected(app: &TestApp) {
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
     assert!(text.contains("fedgate_logins_total{tenant=\"org_"), "{text}");
-    assert!(text.contains("result=\"succeeded\"} 1"));
+    assert!(text.contains("protocol=\"dev\",code=\"ok\",result=\"succeeded\"} 1"), "{text}");
+    // The pool at scrape time (SQLite: one connection; PostgreSQL: database.max_connections).
+    let max = if app.backend == Backend::Sqlite { 1 } else { 8 };
+    assert!(text.contains(&format!("fedgate_db_pool_max_connections {max}.0\n")), "{text}");
+    assert!(text.contains("fedgate_db_pool_in_use_connections "), "{text}");
+    assert!(text.contains("fedgate_db_pool_acquire_timeouts 0.0\n"), "{text}");
     assert!(text.contains("fedgate_tokens_issued_total{grant=\"authorization_code\"} 1"));
     assert!(text.contains(
         "fedgate_http_request_duration_seconds_bucket{route=\"/oauth2/token\",method=\"POST\",le=\"+Inf\"} 1"

@@ -14,6 +14,7 @@ pub const LAYERS: &[(&str, u8)] = &[
     ("ids", 0),
     ("keys", 0),
     ("metrics", 0),
+    ("telemetry", 0),
     ("net", 0),
     ("store", 0),
     ("templates", 0),

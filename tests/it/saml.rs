@@ -463,6 +463,16 @@ async fn metadata_refresh_rotates_certificates(app: &TestApp) {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["idp_certificates"].as_array().unwrap().len(), 1);
     assert_eq!(v["warnings"], json!([]));
+    // Every refresh, scheduled or on demand, is counted by its result.
+    let text = app.state.metrics.render(&[]);
+    let series = |result: &str| {
+        format!(
+            "fedgate_saml_metadata_refreshes_total{{tenant=\"{}\",connection=\"{}\",result=\"{result}\"}}",
+            conn.tenant_id, conn.id
+        )
+    };
+    assert!(text.contains(&format!("{} 3\n", series("failed"))), "{text}");
+    assert!(text.contains(&format!("{} 2\n", series("changed"))), "{text}");
 }
 
 both!(

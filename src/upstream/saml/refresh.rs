@@ -31,6 +31,18 @@ pub async fn fetch(ctx: &UpstreamCtx, url: &str) -> Result<String, String> {
     String::from_utf8(resp.into_body()).map_err(|_| "the metadata is not UTF-8".to_string())
 }
 
+impl Refreshed {
+    /// The metric label of the outcome.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Refreshed::Unchanged => "unchanged",
+            Refreshed::Changed => "changed",
+            Refreshed::Failed(_) => "failed",
+            Refreshed::Superseded => "superseded",
+        }
+    }
+}
+
 /// What one refresh did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refreshed {
@@ -156,10 +168,10 @@ fn newly_expiring(cfg: &mut SamlConfig, now: i64) -> Vec<metadata::CertInfo> {
 
 /// One maintenance pass: refreshes every due metadata URL and announces expiring certificates
 /// of every SAML connection. Returns how many connections were looked at.
-pub async fn run_due(db: &Db, ctx: &UpstreamCtx) -> Result<usize, DbErr> {
+pub async fn run_due(db: &Db, ctx: &UpstreamCtx) -> Result<Vec<(connection::Model, Refreshed)>, DbErr> {
     let now = ctx.clock.now();
     let rows = crate::store::connections::all_of_type(db, "saml").await?;
-    let mut n = 0;
+    let mut n = Vec::new();
     for row in rows {
         let Ok(crate::upstream::connections::ConnectionConfig::Saml(cfg)) =
             crate::upstream::connections::ConnectionConfig::from_row(&row)
@@ -169,8 +181,7 @@ pub async fn run_due(db: &Db, ctx: &UpstreamCtx) -> Result<usize, DbErr> {
         let last = cfg.metadata_refreshed_at.unwrap_or(0);
         let wait = if cfg.metadata_refresh_error.is_some() { RETRY_SECS } else { REFRESH_INTERVAL_SECS };
         if cfg.metadata_url.is_some() && now - last >= wait {
-            refresh_one(db, ctx, &row).await?;
-            n += 1;
+            n.push(refresh_one(db, ctx, &row).await?);
         } else {
             let mut cfg = *cfg;
             let expiring = newly_expiring(&mut cfg, now);
@@ -181,7 +192,6 @@ pub async fn run_due(db: &Db, ctx: &UpstreamCtx) -> Result<usize, DbErr> {
                     announce_expiring(&tx, ctx, &row, expiring).await?;
                     tx.commit().await?;
                 }
-                n += 1;
             }
         }
     }
