@@ -38,7 +38,9 @@ unit:
 ha:
 	# The server as `cargo test` builds it (the binary is reused), and the driver.
 	$(CARGO) test --no-run --test it
-	$(CARGO) build -p fedgate-bench --bin fedgate-ha
+	# One invocation with the test targets: the features `cargo test --all` built with, so nothing
+	# is rebuilt but the driver.
+	$(CARGO) build --workspace --bins --tests
 	bash tests/ha/run.sh
 
 interop:

@@ -42,7 +42,9 @@ pub async fn token(req: HttpRequest, body: web::Bytes, st: web::Data<AppState>) 
     let params = form_params(&req, &body).map_err(OAuthError::invalid_request)?;
     let endpoint = format!("{}/oauth2/token", st.config.issuer.trim_end_matches('/'));
     let (client, _method) = authenticate(&st, &req, &params, &endpoint).await?;
-    if let Some(g) = params.get("grant_type").filter(|g| matches!(*g, "authorization_code" | "refresh_token" | "client_credentials")) {
+    if let Some(g) =
+        params.get("grant_type").filter(|g| matches!(*g, "authorization_code" | "refresh_token" | "client_credentials"))
+    {
         tracing::Span::current().record("grant_type", g);
     }
     // CORS on this endpoint answers only the authenticated client's own web origins.

@@ -123,11 +123,12 @@ pub enum ConnectorState {
 }
 
 impl ConnectorState {
-    /// The protocol of the connection that holds this state (`dev`, `oidc`, `saml`).
+    /// The protocol of the connection that holds this state (`dev`, `oidc`, `github`, `saml`).
     pub fn protocol(&self) -> &'static str {
         match self {
             ConnectorState::Dev { .. } => "dev",
             ConnectorState::Oidc { .. } => "oidc",
+            ConnectorState::Github { .. } => "github",
             ConnectorState::Saml { .. } => "saml",
         }
     }

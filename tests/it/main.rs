@@ -16,8 +16,8 @@ mod idp_console;
 mod keys;
 mod layers;
 mod limits;
-mod mfa;
 mod machine;
+mod mfa;
 mod oidc;
 #[path = "../../idp-fixtures/oidc_idp.rs"]
 mod oidc_idp;
