@@ -47,18 +47,40 @@ pub async fn fresh_pg_database() -> String {
                 ))
                 .await
                 .unwrap_or_default();
-            for r in rows {
-                let Ok(name) = r.try_get::<String>("", "datname") else { continue };
-                let Some(pid) = name.split('_').nth(1).and_then(|p| p.parse::<u32>().ok()) else { continue };
-                if std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                    continue;
-                }
-                let _ = admin
-                    .execute_raw(Statement::from_string(
-                        sea_orm::DbBackend::Postgres,
-                        format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
-                    ))
-                    .await;
+            let dead: Vec<String> = rows
+                .into_iter()
+                .filter_map(|r| r.try_get::<String>("", "datname").ok())
+                .filter(|name| {
+                    name.split('_')
+                        .nth(1)
+                        .and_then(|p| p.parse::<u32>().ok())
+                        .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+                })
+                .collect();
+            // Dropping a few hundred databases takes minutes (each drop removes files and waits
+            // for a checkpoint): it runs beside the tests, four at a time, on a thread of its
+            // own; what this process does not finish, the next one does.
+            if !dead.is_empty() {
+                std::thread::spawn(move || {
+                    use futures_util::stream::{self, StreamExt};
+                    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+                    rt.block_on(async move {
+                        let Ok(admin) = Database::connect(pg_admin_url()).await else { return };
+                        stream::iter(dead)
+                            .for_each_concurrent(4, |name| {
+                                let admin = admin.clone();
+                                async move {
+                                    let _ = admin
+                                        .execute_raw(Statement::from_string(
+                                            sea_orm::DbBackend::Postgres,
+                                            format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+                                        ))
+                                        .await;
+                                }
+                            })
+                            .await;
+                    });
+                });
             }
         })
         .await;
