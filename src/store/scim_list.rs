@@ -56,8 +56,7 @@ fn values(params: Vec<Param>) -> Vec<sea_orm::Value> {
 
 /// The id of the hint for the page of `signature` starting at `start`.
 fn hint_id(signature: &str, start: i64) -> String {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("{signature}\u{0}{start}").as_bytes());
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    crate::keys::secrets::sha256_hex(&format!("{signature}\u{0}{start}"))
 }
 
 /// The number of matching rows, and the rows of the page (`count` rows from the 1-based
