@@ -3,6 +3,7 @@
 # Usage: scripts/bench.sh [count] [concurrency]     (results: one JSON line per phase)
 # BENCH_PHASE=scim runs the SCIM phases instead of the token endpoint (--scim-users 100000).
 # BENCH_PHASES=saml runs complete SAML logins (fixture SAML IdP in the driver) and the ACS alone;
+# BENCH_BIN=DIR uses prebuilt fedgate + fedgate-bench from DIR (no build).
 # BENCH_ARGS adds driver flags (e.g. BENCH_ARGS=--saml-unsigned-requests).
 # BENCH_PHASES=flood: junk ACS posts and authorization requests during legitimate logins
 # (scripts/bench.sh 500 16: 500 legitimate logins; rows added and webhooks sent are printed).
@@ -13,9 +14,14 @@ cd "$(dirname "$0")/.."
 COUNT="${1:-20000}"
 CONC="${2:-16}"
 # Two builds: the server on its own, so the bench's dependencies (and features) never reach it.
-cargo build --release -p fedgate --bin fedgate >&2
-cargo build --release -p fedgate-bench >&2
-BIN="${CARGO_TARGET_DIR:-target}/release"
+# BENCH_BIN=/dir/with/fedgate+fedgate-bench runs given binaries instead (before/after comparisons).
+if [ -n "${BENCH_BIN:-}" ]; then
+  BIN="$BENCH_BIN"
+else
+  cargo build --release -p fedgate --bin fedgate >&2
+  cargo build --release -p fedgate-bench >&2
+  BIN="${CARGO_TARGET_DIR:-target}/release"
+fi
 PIN_SERVER=""; PIN_BENCH=""
 if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then PIN_SERVER="taskset -c 0"; PIN_BENCH="taskset -c 1"; fi
 

@@ -168,11 +168,6 @@ async fn find_provisioned(
     }
 }
 
-/// Display names of the SCIM groups a user belongs to, sorted.
-pub async fn scim_groups_of(db: &impl Conn, user_id: &str) -> Result<Vec<String>, DbErr> {
-    users::scim_group_names(db, user_id).await
-}
-
 /// Upstream groups followed by the user's SCIM groups, without duplicates.
 pub fn merge_groups(mut upstream: Vec<String>, scim: Vec<String>) -> Vec<String> {
     for g in scim {

@@ -1,7 +1,7 @@
 //! `/oauth2/userinfo`, `/oauth2/revoke` (RFC 7009), `/oauth2/introspect` (RFC 7662),
 //! `/oauth2/logout` (OpenID Connect RP-Initiated Logout 1.0).
 use super::clients::authenticate;
-use super::tokens::{profile_claims, trusted_email_of, verify_access_token, TokenOwner};
+use super::tokens::{profile_claims, verify_access_token, TokenOwner};
 use crate::error_code::ErrorCode;
 use crate::http::error::{OAuthError, PageError};
 use crate::http::AppState;
@@ -10,7 +10,8 @@ use crate::http::{form_params, Params};
 use crate::keys::{constant_time_eq, sha256_hex, UnverifiedJws};
 use crate::login::session::SESSION_COOKIE;
 use crate::store::conn::DbErr;
-use crate::store::{clients, grants, identities, refresh_tokens, sessions, users, write_tx};
+use crate::store::sessions::SessionJoin;
+use crate::store::{clients, grants, refresh_tokens, sessions, users, write_tx};
 use crate::templates::{self, Field};
 use crate::util::from_json_list;
 use actix_web::http::{header, StatusCode};
@@ -39,39 +40,36 @@ pub async fn userinfo(req: HttpRequest, st: web::Data<AppState>) -> Result<HttpR
         return Err(OAuthError::invalid_token("a client_credentials token has no user: userinfo needs a user's token"));
     };
     let (grant, user) = (*grant, *user);
-    let v = UserToken { grant, user };
-    let tenant = crate::tenant::get(&st.db, &v.user.tenant_id).await?;
-    let session = sessions::get(&st.db, &v.grant.session_id).await?;
-    let idn = match &session {
-        Some(s) => identities::of_user_at(&st.db, &v.user.id, &s.connection_id).await?,
-        None => None,
+    // Tenant, session, identity, trusted domain, SCIM groups and claim rules: one statement.
+    let found = sessions::subject(&st.db, &user.id, &grant.session_id, &grant.client_id, SessionJoin::Optional)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_token("the access token's user no longer exists"))?;
+    let verified_email = if found.session.is_some() {
+        super::tokens::trusted_email(&found.tenant.id, found.vouched_email, found.vouched_domain.as_slice())
+    } else {
+        None
     };
-    let verified_email = trusted_email_of(&st.db, &v.user.tenant_id, idn.as_ref()).await?;
-    let groups = idn.map(|i| from_json_list(&i.groups)).unwrap_or_default();
-    let groups = crate::directory::merge_groups(groups, crate::directory::scim_groups_of(&st.db, &v.user.id).await?);
-    let mut body = serde_json::json!({ "sub": v.user.id });
-    let profile = profile_claims(&v.user, verified_email.as_deref(), &v.grant.scope);
+    let groups = match &found.session {
+        Some(_) => found.groups.as_deref().map(from_json_list).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let groups = crate::directory::merge_groups(groups, found.scim_groups);
+    let mut body = serde_json::json!({ "sub": user.id });
+    let profile = profile_claims(&user, verified_email.as_deref(), &grant.scope);
     if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(profile) {
         for (k, val) in m {
             body[k] = val;
         }
     }
-    if let Some(t) = tenant {
-        body["org_id"] = t.id.into();
-        body["org_slug"] = t.slug.into();
-    }
+    body["org_id"] = found.tenant.id.into();
+    body["org_slug"] = found.tenant.slug.into();
     body["groups"] = groups.clone().into();
     // The same claim rules as the tokens (the tenant's, then the client's), on userinfo's claims.
-    let cfg = super::tokens::claim_config(&st.db, &v.user.tenant_id, &v.grant.client_id).await?;
+    let cfg = super::tokens::ClaimConfig::from_rows(&found.claims);
     if let serde_json::Value::Object(m) = &mut body {
         crate::claims::rules::apply(&[&cfg.tenant_rules, &cfg.client_rules], m, &groups);
     }
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(body))
-}
-
-struct UserToken {
-    grant: crate::store::entities::grant::Model,
-    user: crate::store::entities::user::Model,
 }
 
 /// POST /oauth2/revoke. Always 200 for a token the client may not revoke or that is unknown

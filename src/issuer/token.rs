@@ -240,7 +240,7 @@ pub async fn exchange_code(
         (None, Some(_)) => return Err(OAuthError::invalid_grant("code_verifier sent but no code_challenge was used")),
         (None, None) => {}
     }
-    let subject = load_subject(&tx, &row.user_id, &row.session_id)
+    let subject = load_subject(&tx, &row.user_id, &row.session_id, &client.id)
         .await?
         .ok_or_else(|| OAuthError::invalid_grant("the user or session no longer exists"))?;
     check_subject(&subject)?;
@@ -330,7 +330,7 @@ async fn refresh_grant(
         }
         g.scope = requested.join(" ");
     }
-    let subject = load_subject(&tx, &g.user_id, &g.session_id)
+    let subject = load_subject(&tx, &g.user_id, &g.session_id, &client.id)
         .await?
         .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
     if !subject.user.active || subject.user.deleted_at.is_some() {

@@ -7,7 +7,7 @@ use crate::http::error::OAuthError;
 use crate::http::AppState;
 use crate::keys::{Alg, UnverifiedJws};
 use crate::store::conn::{Conn, DbErr};
-use crate::store::entities::{client, grant, identity, session, tenant, tenant_domain, user};
+use crate::store::entities::{client, grant, session, tenant, tenant_domain, user};
 use crate::traces::Step;
 use crate::util::from_json_list;
 use serde::Serialize;
@@ -128,16 +128,26 @@ pub struct Subject {
     pub session: session::Model,
     pub connection_type: String,
     pub groups: Vec<String>,
+    /// The claim rules and token hook of the tenant and of the client the tokens are for.
+    pub claims: ClaimConfig,
 }
 
-/// Loads user, session, tenant, connection type and the identity's groups (one query, see
-/// [`crate::store::sessions::subject`]), then the user's SCIM groups.
-pub async fn load_subject(db: &impl Conn, user_id: &str, session_id: &str) -> Result<Option<Subject>, DbErr> {
-    let Some(row) = crate::store::sessions::subject(db, user_id, session_id).await? else { return Ok(None) };
+/// Loads user, session, tenant, connection type, the identity's groups, the user's SCIM groups
+/// and the claim configuration for client `client_id`: ONE query
+/// ([`crate::store::sessions::subject`]).
+pub async fn load_subject(
+    db: &impl Conn,
+    user_id: &str,
+    session_id: &str,
+    client_id: &str,
+) -> Result<Option<Subject>, DbErr> {
+    use crate::store::sessions::{self, SessionJoin};
+    let found = sessions::subject(db, user_id, session_id, client_id, SessionJoin::Required).await?;
+    let Some(row) = found.and_then(|f| f.with_session()) else { return Ok(None) };
     let verified_email = trusted_email(&row.tenant.id, row.vouched_email, row.vouched_domain.as_slice());
     let upstream = row.groups.map(|g| from_json_list(&g)).unwrap_or_default();
-    // Upstream groups first, then SCIM groups (one more query, only when the tenant uses SCIM).
-    let groups = crate::directory::merge_groups(upstream, crate::directory::scim_groups_of(db, &row.user.id).await?);
+    // Upstream groups first, then SCIM groups.
+    let groups = crate::directory::merge_groups(upstream, row.scim_groups);
     Ok(Some(Subject {
         user: row.user,
         verified_email,
@@ -145,6 +155,7 @@ pub async fn load_subject(db: &impl Conn, user_id: &str, session_id: &str) -> Re
         session: row.session,
         connection_type: row.connection_type.unwrap_or_else(|| "unknown".into()),
         groups,
+        claims: ClaimConfig::from_rows(&row.claims),
     }))
 }
 
@@ -157,18 +168,6 @@ pub fn has_scope(scope: &str, s: &str) -> bool {
 /// (`domains`: candidate `tenant_domains` rows).
 pub fn trusted_email(tenant_id: &str, vouched: Option<String>, domains: &[tenant_domain::Model]) -> Option<String> {
     vouched.filter(|e| crate::tenant::domain_trusted_for_email(tenant_id, e, domains))
-}
-
-/// [`trusted_email`] for an identity row (userinfo), with its one domain lookup.
-pub async fn trusted_email_of(
-    db: &impl Conn,
-    tenant_id: &str,
-    idn: Option<&identity::Model>,
-) -> Result<Option<String>, DbErr> {
-    let Some(i) = idn else { return Ok(None) };
-    let (Some(email), Some(domain)) = (&i.verified_email, &i.verified_email_domain) else { return Ok(None) };
-    let row = crate::store::tenants::domain(db, domain).await?;
-    Ok(trusted_email(tenant_id, Some(email.clone()), row.as_slice()))
 }
 
 /// The `email` and `profile` claims. `email` + `email_verified: true` only for `verified_email`
@@ -232,11 +231,22 @@ fn stored_rules(json: Option<&str>) -> RuleSet {
 /// Loads the claim configuration of a tenant and a client (one query).
 pub async fn claim_config(db: &impl Conn, tenant_id: &str, client_id: &str) -> Result<ClaimConfig, DbErr> {
     let (t, c) = crate::store::claim_configs::of_pair(db, tenant_id, client_id).await?;
-    Ok(ClaimConfig {
-        tenant_rules: stored_rules(t.as_ref().and_then(|r| r.rules.as_deref())),
-        client_rules: stored_rules(c.as_ref().and_then(|r| r.rules.as_deref())),
-        hook: t.and_then(|r| r.token_hook).and_then(|h| serde_json::from_str(&h).ok()),
-    })
+    Ok(ClaimConfig::from_rows(&crate::store::sessions::ClaimRows {
+        tenant_rules: t.as_ref().and_then(|r| r.rules.clone()),
+        tenant_hook: t.and_then(|r| r.token_hook),
+        client_rules: c.and_then(|r| r.rules),
+    }))
+}
+
+impl ClaimConfig {
+    /// Parses the stored rows (a row that no longer parses applies nothing; see [`stored_rules`]).
+    pub fn from_rows(r: &crate::store::sessions::ClaimRows) -> ClaimConfig {
+        ClaimConfig {
+            tenant_rules: stored_rules(r.tenant_rules.as_deref()),
+            client_rules: stored_rules(r.client_rules.as_deref()),
+            hook: r.tenant_hook.as_deref().and_then(|h| serde_json::from_str(h).ok()),
+        }
+    }
 }
 
 /// Where an issuance's steps (claim rules, token hook, size budget) are recorded.
@@ -341,7 +351,7 @@ pub async fn sign_tokens(
     let mut id_claims = to_map(&id);
     let mut at_claims = to_map(&at);
     let mut steps = Vec::new();
-    let cfg = claim_config(&st.db, &s.tenant.id, &c.id).await?;
+    let cfg = &s.claims;
 
     // Claim rules: the tenant's, then the client's. What they write goes in the access token too.
     let started = st.clock.now_ms();
@@ -555,10 +565,10 @@ pub async fn verify_access_token(st: &AppState, token: &str) -> Result<Option<Va
     let Some(client_id) = claims.get("client_id").and_then(|v| v.as_str()).map(str::to_string) else {
         return Ok(None);
     };
-    if crate::store::grants::access_token_revoked(&st.db, jti).await? {
-        return Ok(None);
-    }
     if jti.starts_with(CLIENT_TOKEN_JTI_PREFIX) {
+        if crate::store::grants::access_token_revoked(&st.db, jti).await? {
+            return Ok(None);
+        }
         if claims.get("sub").and_then(|v| v.as_str()) != Some(client_id.as_str()) {
             return Ok(None);
         }
@@ -578,15 +588,14 @@ pub async fn verify_access_token(st: &AppState, token: &str) -> Result<Option<Va
     let Some((grant_id, _)) = jti.split_once('.') else {
         return Ok(None);
     };
-    let Some(grant) = crate::store::grants::get(&st.db, grant_id).await? else {
+    // The deny list, the grant and its user in one statement.
+    let Some((jti_revoked, grant, user)) = crate::store::grants::access_token_owner(&st.db, jti, grant_id).await?
+    else {
         return Ok(None);
     };
-    if grant.revoked_at.is_some() || grant.client_id != client_id {
+    if jti_revoked || grant.revoked_at.is_some() || grant.client_id != client_id {
         return Ok(None);
     }
-    let Some(user) = crate::store::users::get(&st.db, &grant.user_id).await? else {
-        return Ok(None);
-    };
     if !user.active || user.deleted_at.is_some() {
         return Ok(None);
     }

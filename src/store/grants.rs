@@ -60,3 +60,33 @@ pub async fn revoke_access_token(db: &impl ConnectionTrait, jti: &str, expires_a
 pub async fn access_token_revoked(db: &impl ConnectionTrait, jti: &str) -> Result<bool, DbErr> {
     Ok(revoked_token::Entity::find_by_id(jti.to_string()).one(db).await?.is_some())
 }
+
+/// What a user's access token speaks for, in ONE query (this runs on every userinfo call and
+/// every introspection): whether its `jti` is on the deny list, its grant and the grant's user.
+/// `None` when the grant or its user is gone.
+pub async fn access_token_owner(
+    db: &impl ConnectionTrait,
+    jti: &str,
+    grant_id: &str,
+) -> Result<Option<(bool, grant::Model, super::entities::user::Model)>, DbErr> {
+    use super::entities::user;
+    use sea_orm::FromQueryResult;
+    fn cols<C: sea_orm::ColumnTrait + sea_orm::Iterable>(alias: &str) -> String {
+        C::iter().map(|c| format!("{alias}.{0} AS {alias}_{0}", c.as_str())).collect::<Vec<_>>().join(", ")
+    }
+    let backend = db.get_database_backend();
+    let (p1, p2) = match backend {
+        sea_orm::DbBackend::Postgres => ("$1", "$2"),
+        _ => ("?1", "?2"),
+    };
+    let sql = format!(
+        "SELECT {}, {}, EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = {p1}) AS jti_revoked \
+         FROM grants g JOIN users u ON u.id = g.user_id WHERE g.id = {p2}",
+        cols::<grant::Column>("g"),
+        cols::<user::Column>("u"),
+    );
+    let stmt = sea_orm::Statement::from_sql_and_values(backend, sql, [jti.into(), grant_id.into()]);
+    let Some(row) = db.query_one_raw(stmt).await? else { return Ok(None) };
+    let revoked: bool = row.try_get("", "jti_revoked")?;
+    Ok(Some((revoked, grant::Model::from_query_result(&row, "g_")?, user::Model::from_query_result(&row, "u_")?)))
+}

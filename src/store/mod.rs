@@ -27,6 +27,7 @@ pub mod scim_groups;
 pub mod scim_list;
 pub mod scim_sql;
 pub mod scim_tokens;
+pub mod scim_user_view;
 pub mod scim_users;
 pub mod sessions;
 pub mod setup_links;

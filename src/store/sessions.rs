@@ -91,43 +91,138 @@ pub struct SubjectRow {
     pub vouched_email: Option<String>,
     /// The `tenant_domains` row of that address's domain, if there is one.
     pub vouched_domain: Option<tenant_domain::Model>,
+    /// The display names of the user's SCIM groups, sorted (byte order).
+    pub scim_groups: Vec<String>,
+    /// The claim configuration of the tenant and of the client asked for (`claim_configs`).
+    pub claims: ClaimRows,
 }
 
-/// Loads user, session, tenant, connection type and the identity's groups and vouched email in
+/// The `claim_configs` columns an issuance reads: the tenant's rules and hook, the client's rules.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimRows {
+    pub tenant_rules: Option<String>,
+    pub tenant_hook: Option<String>,
+    pub client_rules: Option<String>,
+}
+
+/// Whether [`subject`] requires the session row (token grants) or tolerates its absence
+/// (userinfo on a token whose session has since been cleaned up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionJoin {
+    Required,
+    Optional,
+}
+
+/// Loads user, session, tenant, connection type, the identity's groups and vouched email, the
+/// user's SCIM groups and the claim configuration of the tenant and of client `client_id`, in
 /// ONE query: every statement is a round trip to the database (a thread hop on SQLite), and this
-/// runs on every code exchange and refresh. `None` unless session `session_id` belongs to user
-/// `user_id`.
-pub async fn subject(db: &impl ConnectionTrait, user_id: &str, session_id: &str) -> Result<Option<SubjectRow>, DbErr> {
+/// runs on every code exchange, refresh and userinfo call. `None` unless user `user_id` exists
+/// (and, with [`SessionJoin::Required`], session `session_id` belongs to it).
+pub async fn subject(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    session_id: &str,
+    client_id: &str,
+    join: SessionJoin,
+) -> Result<Option<SubjectFound>, DbErr> {
     use sea_orm::FromQueryResult;
     fn cols<C: sea_orm::ColumnTrait + sea_orm::Iterable>(alias: &str) -> String {
         C::iter().map(|c| format!("{alias}.{0} AS {alias}_{0}", c.as_str())).collect::<Vec<_>>().join(", ")
     }
     let backend = db.get_database_backend();
-    let (p1, p2) = match backend {
-        sea_orm::DbBackend::Postgres => ("$1", "$2"),
-        _ => ("?", "?"),
+    let (p1, p2, p3, groups) = match backend {
+        sea_orm::DbBackend::Postgres => (
+            "$1",
+            "$2",
+            "$3",
+            "(SELECT json_agg(g.display_name)::text FROM scim_group_members m \
+             JOIN scim_groups g ON g.id = m.group_id WHERE m.user_id = u.id)",
+        ),
+        // Numbered: the parameters appear out of order in the text.
+        _ => (
+            "?1",
+            "?2",
+            "?3",
+            "(SELECT json_group_array(g.display_name) FROM scim_group_members m \
+             JOIN scim_groups g ON g.id = m.group_id WHERE m.user_id = u.id)",
+        ),
+    };
+    let session_join = match join {
+        SessionJoin::Required => "JOIN",
+        SessionJoin::Optional => "LEFT JOIN",
     };
     let sql = format!(
-        "SELECT {}, {}, {}, {}, c.conn_type AS c_conn_type, i.groups AS i_groups, i.verified_email AS i_verified_email \
-         FROM sessions s JOIN users u ON u.id = s.user_id JOIN tenants t ON t.id = u.tenant_id \
+        "SELECT {}, {}, {}, {}, c.conn_type AS c_conn_type, i.groups AS i_groups, i.verified_email AS i_verified_email, \
+         {groups} AS scim_groups, cct.rules AS cct_rules, cct.token_hook AS cct_hook, ccc.rules AS ccc_rules \
+         FROM users u JOIN tenants t ON t.id = u.tenant_id \
+         {session_join} sessions s ON s.id = {p2} AND s.user_id = u.id \
          LEFT JOIN connections c ON c.id = s.connection_id \
          LEFT JOIN identities i ON i.user_id = u.id AND i.connection_id = s.connection_id \
          LEFT JOIN tenant_domains d ON d.domain = i.verified_email_domain \
-         WHERE s.id = {p1} AND u.id = {p2}",
+         LEFT JOIN claim_configs cct ON cct.owner_id = t.id \
+         LEFT JOIN claim_configs ccc ON ccc.owner_id = {p3} \
+         WHERE u.id = {p1}",
         cols::<user::Column>("u"),
         cols::<session::Column>("s"),
         cols::<tenant::Column>("t"),
         cols::<tenant_domain::Column>("d"),
     );
-    let stmt = sea_orm::Statement::from_sql_and_values(backend, sql, [session_id.into(), user_id.into()]);
+    let stmt =
+        sea_orm::Statement::from_sql_and_values(backend, sql, [user_id.into(), session_id.into(), client_id.into()]);
     let Some(row) = db.query_one_raw(stmt).await? else { return Ok(None) };
-    Ok(Some(SubjectRow {
+    let mut scim_groups: Vec<String> = row
+        .try_get::<Option<String>>("", "scim_groups")?
+        .and_then(|j| serde_json::from_str::<Vec<Option<String>>>(&j).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .collect();
+    scim_groups.sort();
+    Ok(Some(SubjectFound {
         user: user::Model::from_query_result(&row, "u_")?,
-        session: session::Model::from_query_result(&row, "s_")?,
+        session: session::Model::from_query_result_optional(&row, "s_")?,
         tenant: tenant::Model::from_query_result(&row, "t_")?,
         connection_type: row.try_get("", "c_conn_type")?,
         groups: row.try_get("", "i_groups")?,
         vouched_email: row.try_get("", "i_verified_email")?,
         vouched_domain: tenant_domain::Model::from_query_result_optional(&row, "d_")?,
+        scim_groups,
+        claims: ClaimRows {
+            tenant_rules: row.try_get("", "cct_rules")?,
+            tenant_hook: row.try_get("", "cct_hook")?,
+            client_rules: row.try_get("", "ccc_rules")?,
+        },
     }))
+}
+
+/// What [`subject`] found: a [`SubjectRow`] whose session may be missing
+/// ([`SessionJoin::Optional`]).
+pub struct SubjectFound {
+    pub user: user::Model,
+    pub session: Option<session::Model>,
+    pub tenant: tenant::Model,
+    pub connection_type: Option<String>,
+    pub groups: Option<String>,
+    pub vouched_email: Option<String>,
+    pub vouched_domain: Option<tenant_domain::Model>,
+    pub scim_groups: Vec<String>,
+    pub claims: ClaimRows,
+}
+
+impl SubjectFound {
+    /// The row with its session, if it has one.
+    pub fn with_session(self) -> Option<SubjectRow> {
+        let session = self.session?;
+        Some(SubjectRow {
+            user: self.user,
+            session,
+            tenant: self.tenant,
+            connection_type: self.connection_type,
+            groups: self.groups,
+            vouched_email: self.vouched_email,
+            vouched_domain: self.vouched_domain,
+            scim_groups: self.scim_groups,
+            claims: self.claims,
+        })
+    }
 }

@@ -1,11 +1,10 @@
 //! Queries on `users` outside SCIM provisioning: the user behind a token or session, users an
-//! SSO login creates or refreshes, the SCIM-provisioned user a first login links to, and the
-//! names of a user's SCIM groups. Every lookup by attribute is scoped to one tenant.
-use super::entities::{scim_group, scim_group_member, user};
-use sea_orm::sea_query::Query;
+//! SSO login creates or refreshes and the SCIM-provisioned user a first login links to (a
+//! user's SCIM groups come with the token subject: `sessions::subject`). Every lookup by
+//! attribute is scoped to one tenant.
+use super::entities::user;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select,
-    Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Select, Set,
 };
 
 pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<user::Model>, DbErr> {
@@ -95,21 +94,4 @@ pub async fn provisioned_by_email(
     email_lower: &str,
 ) -> Result<Option<user::Model>, DbErr> {
     provisioned(tenant_id).filter(user::Column::EmailLower.eq(email_lower)).one(db).await
-}
-
-/// Display names of the SCIM groups a user belongs to, sorted.
-pub async fn scim_group_names(db: &impl ConnectionTrait, user_id: &str) -> Result<Vec<String>, DbErr> {
-    let group_ids = Query::select()
-        .column(scim_group_member::Column::GroupId)
-        .from(scim_group_member::Entity)
-        .and_where(scim_group_member::Column::UserId.eq(user_id))
-        .to_owned();
-    scim_group::Entity::find()
-        .select_only()
-        .column(scim_group::Column::DisplayName)
-        .filter(scim_group::Column::Id.in_subquery(group_ids))
-        .order_by_asc(scim_group::Column::DisplayName)
-        .into_tuple()
-        .all(db)
-        .await
 }

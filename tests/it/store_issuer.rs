@@ -162,15 +162,34 @@ async fn sessions_and_subject(app: &TestApp) {
     sessions::insert(db, new_session("ses_2", "usr_1", tid, cid, now)).await.unwrap();
     sessions::insert(db, new_session("ses_3", "usr_2", tid, cid, now)).await.unwrap();
 
-    let row = sessions::subject(db, "usr_1", "ses_1").await.unwrap().expect("subject");
+    use fedgate::store::sessions::SessionJoin::{Optional, Required};
+    let subject = |u: &'static str, s: &'static str, join| sessions::subject(db, u, s, "cli_none", join);
+    let row = subject("usr_1", "ses_1", Required).await.unwrap().and_then(|f| f.with_session()).expect("subject");
     assert_eq!((row.user.id.as_str(), row.session.id.as_str(), row.tenant.id.as_str()), ("usr_1", "ses_1", tid));
     assert_eq!(row.connection_type.as_deref(), Some("dev"));
     assert_eq!(row.groups.as_deref(), Some("[\"eng\"]"));
     assert_eq!(row.vouched_email.as_deref(), Some("usr_1@acme.test"));
     assert_eq!(row.vouched_domain.map(|d| d.tenant_id), Some(tid.to_string()));
-    assert!(sessions::subject(db, "usr_2", "ses_1").await.unwrap().is_none(), "session of another user");
-    let row = sessions::subject(db, "usr_2", "ses_3").await.unwrap().expect("subject without identity");
+    assert!(row.scim_groups.is_empty());
+    assert_eq!((row.claims.tenant_rules, row.claims.tenant_hook, row.claims.client_rules), (None, None, None));
+    assert!(subject("usr_2", "ses_1", Required).await.unwrap().is_none(), "session of another user");
+    let row = subject("usr_2", "ses_3", Required).await.unwrap().and_then(|f| f.with_session()).expect("no identity");
     assert_eq!((row.groups, row.vouched_email, row.vouched_domain), (None, None, None));
+    // Userinfo's form: the user without the session (another user's, or gone), nothing from it.
+    let found = subject("usr_2", "ses_1", Optional).await.unwrap().expect("user without its session");
+    assert!(found.session.is_none() && found.connection_type.is_none() && found.vouched_email.is_none());
+    assert!(subject("usr_none", "ses_1", Optional).await.unwrap().is_none(), "no such user");
+    // The tenant's and the client's claim configuration come with it.
+    use fedgate::store::claim_configs::{self, Changes};
+    let rules = |r: &str| Changes { rules: Some(Some(r.into())), token_hook: None };
+    claim_configs::put(db, tid, rules("{\"t\":1}"), now).await.unwrap();
+    claim_configs::put(db, "cli_none", rules("{\"c\":1}"), now).await.unwrap();
+    claim_configs::put(db, "cli_other", rules("{\"o\":1}"), now).await.unwrap();
+    let row = subject("usr_1", "ses_1", Required).await.unwrap().and_then(|f| f.with_session()).expect("subject");
+    assert_eq!(
+        (row.claims.tenant_rules.as_deref(), row.claims.client_rules.as_deref()),
+        (Some("{\"t\":1}"), Some("{\"c\":1}"))
+    );
 
     assert_eq!(sessions::unrevoked_of_user(db, "usr_1").await.unwrap().len(), 2);
     sessions::revoke(db, &["ses_1".into()], now).await.unwrap();
@@ -278,7 +297,6 @@ async fn user_lookups_are_tenant_scoped(app: &TestApp) {
         (u.email.as_deref(), u.email_lower.as_deref(), u.email_verified, u.name, u.updated_at),
         (Some("New@Example.test"), Some("new@example.test"), true, None, 9)
     );
-    assert!(users::scim_group_names(db, "usr_a").await.unwrap().is_empty());
 }
 
 fn key(kid: &str, state: &str, created_at: i64, expires_at: Option<i64>) -> signing_key::Model {

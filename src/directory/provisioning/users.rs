@@ -4,7 +4,7 @@ use super::{check_if_match, Provisioning, ProvisioningError, Result, Versioned};
 use crate::ids::UserId;
 use crate::store::conn::{Conn, DbErr, Tx};
 use crate::store::entities::user;
-use crate::store::{is_unique_violation, scim_groups, scim_users, write_tx};
+use crate::store::{is_unique_violation, scim_groups, scim_user_view, scim_users, write_tx};
 use crate::tenant::{ExternalIdScope, ScimDeletePolicy, ScimLinkRule};
 use crate::util::rfc3339;
 use fedgate_scim::patch;
@@ -41,8 +41,15 @@ impl Provisioning<'_> {
     }
 
     pub(super) async fn get_user(&self, id: &str, with_groups: bool) -> Result<Versioned> {
-        let u = self.load_user(self.db, id).await?;
-        Ok((self.user_view(self.db, &u, with_groups).await?, u.version))
+        if !with_groups {
+            let u = self.load_user(self.db, id).await?;
+            return Ok((self.user_resource(&u, &[]), u.version));
+        }
+        // The user and its groups in one statement (this is every GET /Users/{id}).
+        let (u, groups) = scim_user_view::find_live_with_groups(self.db, &self.tenant.id, id)
+            .await?
+            .ok_or(ProvisioningError::NotFound("user"))?;
+        Ok((self.user_resource(&u, &groups), u.version))
     }
 
     /// POST /Users. A soft-deleted user with the same externalId is restored; a user an SSO
