@@ -10,7 +10,7 @@ use crate::http::error::PageError;
 use crate::http::{build_cookie, redirect, AppState};
 use crate::ids::{SessionId, TenantId};
 use crate::keys::{new_token, sha256_hex};
-use crate::store::entities::{connection, login};
+use crate::store::entities::{connection, login, tenant};
 use crate::store::write_tx;
 use crate::traces::{self, Outcome};
 use crate::upstream::registry::Opened;
@@ -190,11 +190,25 @@ fn clock_skew_of(st: &AppState, conn: &connection::Model) -> i64 {
 }
 
 /// [`finish`] with a choice of answer.
-#[tracing::instrument(name = "login.complete", skip_all, fields(tenant = tracing::field::Empty, connection = tracing::field::Empty))]
 pub async fn finish_then(
     st: &AppState,
     login: &login::Model,
     conn: &connection::Model,
+    up: UpstreamIdentity,
+    steps: &StepLog,
+    after: AfterLogin,
+) -> Result<HttpResponse, PageError> {
+    finish_in(st, login, conn, None, up, steps, after).await
+}
+
+/// [`finish_then`] with the connection's tenant when the caller read it already (in the query
+/// that read the login): `None` reads it here.
+#[tracing::instrument(name = "login.complete", skip_all, fields(tenant = tracing::field::Empty, connection = tracing::field::Empty))]
+pub async fn finish_in(
+    st: &AppState,
+    login: &login::Model,
+    conn: &connection::Model,
+    tenant: Option<tenant::Model>,
     up: UpstreamIdentity,
     steps: &StepLog,
     after: AfterLogin,
@@ -225,7 +239,10 @@ pub async fn finish_then(
         Ok(i) => i,
         Err(m) => return upstream_failure(st, login, UpstreamError::InvalidResponse(m.into()), steps).await,
     };
-    let tenant = crate::tenant::get(&st.db, &conn.tenant_id).await?.ok_or_else(PageError::internal)?;
+    let tenant = match tenant.filter(|t| t.id == conn.tenant_id) {
+        Some(t) => t,
+        None => crate::tenant::get(&st.db, &conn.tenant_id).await?.ok_or_else(PageError::internal)?,
+    };
     let settings = crate::tenant::settings_of(&tenant);
     if let Some(email) = &ident.email {
         let rows = crate::tenant::domain_rows_of(&st.db, &tenant.id).await?;

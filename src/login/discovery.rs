@@ -67,7 +67,7 @@ async fn to_tenant(
             format!("{} has no sign-in method configured yet. Contact your administrator.", t.name),
         )
         .with_back(error_url(st, &login, "access_denied", "the organization has no enabled connection"))),
-        [one] => start_connection(st, &login, one, status).await,
+        [one] => super::start::start_connection_in(st, &login, one, Some(t), status).await,
         _ => Ok(redirect(status, &format!("{}/login/{}", st.config.issuer, login.id))),
     }
 }

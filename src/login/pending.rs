@@ -6,8 +6,8 @@ use crate::http::error::PageError;
 use crate::http::{build_cookie, client_redirect_url, cookie, AppState};
 use crate::ids::LoginId;
 use crate::keys::{constant_time_eq, new_token, sha256_hex};
-use crate::store::entities::connection;
 use crate::store::entities::login::{LoginStatus, Model};
+use crate::store::entities::{connection, tenant};
 use crate::upstream::{ConnectorState, LoginContext, StepLog};
 use actix_web::http::StatusCode;
 
@@ -53,6 +53,25 @@ fn not_found() -> PageError {
 pub async fn load_for_browser(st: &AppState, req: &actix_web::HttpRequest, id: &str) -> Result<Model, PageError> {
     let id = LoginId::parse(id).map_err(|_| not_found())?;
     let row = crate::store::logins::get(&st.db, &id).await?.ok_or_else(not_found)?;
+    check_browser(st, req, &row)?;
+    Ok(row)
+}
+
+/// [`load_for_browser`] together with the connection the login was routed to and its tenant
+/// (when they still exist), read in one query.
+pub async fn load_routed_for_browser(
+    st: &AppState,
+    req: &actix_web::HttpRequest,
+    id: &str,
+) -> Result<(Model, Option<connection::Model>, Option<tenant::Model>), PageError> {
+    let id = LoginId::parse(id).map_err(|_| not_found())?;
+    let (row, conn, tenant) = crate::store::logins::get_routed(&st.db, &id).await?.ok_or_else(not_found)?;
+    check_browser(st, req, &row)?;
+    Ok((row, conn, tenant))
+}
+
+/// The same browser started the login, and it is still pending and unexpired.
+fn check_browser(st: &AppState, req: &actix_web::HttpRequest, row: &Model) -> Result<(), PageError> {
     let bound = cookie(req, BINDING_COOKIE, st.config.secure_cookies())
         .is_some_and(|c| constant_time_eq(&sha256_hex(&c), &row.binding_hash));
     if !bound {
@@ -78,9 +97,9 @@ pub async fn load_for_browser(st: &AppState, req: &actix_web::HttpRequest, id: &
             "Sign-in expired",
             "This sign-in took too long and expired. Go back to the application and try again.",
         )
-        .with_back(error_url(st, &row, "access_denied", "the sign-in expired")));
+        .with_back(error_url(st, row, "access_denied", "the sign-in expired")));
     }
-    Ok(row)
+    Ok(())
 }
 
 /// The connector's state stored on the login, typed.

@@ -8,8 +8,8 @@
 //! `/sso/saml/resume`, which checks that this browser started the login before finishing it
 //! through the shared completion path. A response posted into someone else's browser never
 //! signs that browser in, and an answer posted for someone else's login id never ends it.
-use super::complete::{finish, finish_then, AfterLogin};
-use super::pending::{connector_state, context, load_for_browser, routed_connection};
+use super::complete::{finish_in, finish_then, AfterLogin};
+use super::pending::{connector_state, context, load_routed_for_browser};
 use crate::error_code::ErrorCode;
 use crate::http::error::PageError;
 use crate::http::{form_params, redirect, AppState, Params};
@@ -185,7 +185,7 @@ async fn attempt_failed(
     // Library text (xmlsec, OpenSSL) stays in the log and the admin-only trace, bounded.
     let detail = e.detail();
     let outcome = Outcome::Failed { code: e.code().to_string(), cause: detail.clone(), fix: e.fix(&conn_name) };
-    traces::record_best_effort(&st.db, st.clock.now_ms(), login, Some(&conn.id), steps.take(), outcome).await;
+    traces::record_existing_best_effort(&st.db, st.clock.now_ms(), login, Some(&conn.id), steps.take(), outcome).await;
     tracing::info!(login = %login.id, code = %e.code(), detail = %detail, "SAML response refused; the sign-in stays open");
     if super::portal_test::is_test(login) {
         // The setup portal's result page shows the trace (cause and fix).
@@ -272,7 +272,15 @@ async fn solicited(
         let e = UpstreamError::Saml(SamlError::Replay("(a concurrent answer to this sign-in)".into()));
         return attempt_failed(st, &login, &conn, e, &steps).await;
     }
-    traces::record_best_effort(&st.db, st.clock.now_ms(), &login, Some(&conn.id), steps.take(), Outcome::Pending).await;
+    traces::record_existing_best_effort(
+        &st.db,
+        st.clock.now_ms(),
+        &login,
+        Some(&conn.id),
+        steps.take(),
+        Outcome::Pending,
+    )
+    .await;
     let url = format!("{}/sso/saml/resume?login={}&h={}", st.config.issuer, login.id, handle);
     Ok(redirect(StatusCode::SEE_OTHER, &url))
 }
@@ -348,7 +356,8 @@ pub async fn resume(req: HttpRequest, st: web::Data<AppState>) -> Result<HttpRes
     let params = Params::parse(req.query_string())
         .map_err(|e| PageError::bad_request(ErrorCode::InvalidRequest, e.to_string()))?;
     let id = params.get("login").unwrap_or_default().to_string();
-    let login = load_for_browser(&st, &req, &id).await?;
+    // The login, its connection and the connection's tenant: one query.
+    let (login, routed, tenant) = load_routed_for_browser(&st, &req, &id).await?;
     let handle_hash = params.get("h").map(sha256_hex).unwrap_or_default();
     let identity = match connector_state(&login) {
         Some(ConnectorState::Saml { asserted, .. }) => {
@@ -364,11 +373,12 @@ pub async fn resume(req: HttpRequest, st: web::Data<AppState>) -> Result<HttpRes
         .with_trace(login.id.to_string()));
     };
     let test = super::portal_test::is_test(&login);
-    let conn =
-        routed_connection(&st, &login, "saml").await?.filter(|c| c.enabled || test).ok_or_else(unknown_connection)?;
+    // Read in the same query as the login, never cached: a connection disabled since the ACS
+    // answered finishes nothing.
+    let conn = routed.filter(|c| c.conn_type == "saml").filter(|c| c.enabled || test).ok_or_else(unknown_connection)?;
     let steps = StepLog::default();
     steps.push("browser_returned", st.clock.now_ms(), 0, serde_json::json!({}));
-    finish(&st, &login, &conn, identity, &steps).await
+    finish_in(&st, &login, &conn, tenant, identity, &steps, AfterLogin::Code).await
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

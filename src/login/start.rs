@@ -6,7 +6,7 @@ use crate::error_code::ErrorCode;
 use crate::http::error::PageError;
 use crate::http::{redirect, AppState};
 use crate::ids::{ConnectionId, TenantId};
-use crate::store::entities::{connection, login};
+use crate::store::entities::{connection, login, tenant};
 use crate::templates::Field;
 use crate::traces::{self, Outcome};
 use crate::upstream::{LoginAction, StepLog};
@@ -14,11 +14,23 @@ use actix_web::http::{header, StatusCode};
 use actix_web::HttpResponse;
 
 /// Sends the browser to a connection (a connection of the login's tenant).
-#[tracing::instrument(name = "login.upstream_begin", skip_all, fields(tenant = tracing::field::Empty, connection = tracing::field::Empty))]
 pub async fn start_connection(
     st: &AppState,
     login: &login::Model,
     conn: &connection::Model,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
+    start_connection_in(st, login, conn, None, status).await
+}
+
+/// [`start_connection`] with the connection's tenant when the caller holds it already (one
+/// query less): `None` reads it.
+#[tracing::instrument(name = "login.upstream_begin", skip_all, fields(tenant = tracing::field::Empty, connection = tracing::field::Empty))]
+pub async fn start_connection_in(
+    st: &AppState,
+    login: &login::Model,
+    conn: &connection::Model,
+    tenant: Option<&tenant::Model>,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
     // Drafts of the setup portal (disabled until tested) take test sign-ins only.
@@ -45,7 +57,11 @@ pub async fn start_connection(
     };
     crate::telemetry::record_login(Some(&conn.tenant_id), Some(&conn.id));
     let mut ctx = context(st, login, conn, &steps);
-    if let Some(t) = crate::tenant::get(&st.db, &conn.tenant_id).await? {
+    let tenant = match tenant.filter(|t| t.id == conn.tenant_id) {
+        Some(t) => Some(t.clone()),
+        None => crate::tenant::get(&st.db, &conn.tenant_id).await?,
+    };
+    if let Some(t) = tenant {
         let need = super::mfa::need(&t, conn, login);
         ctx.require_mfa = need.ask();
         if ctx.require_mfa {

@@ -2,6 +2,7 @@
 //! being pending (and, where two answers may race, on the state they read), so a login finishes
 //! or fails exactly once, on any instance.
 use super::entities::login::{self, LoginStatus, Model};
+use super::entities::{connection, tenant};
 use crate::ids::{ConnectionId, LoginId, TenantId};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
@@ -136,4 +137,37 @@ pub async fn complete(db: &impl ConnectionTrait, id: &LoginId, now: i64) -> Resu
         .await?
         .rows_affected
         == 1)
+}
+
+/// A login with the connection it was routed to and that connection's tenant (when both still
+/// exist), in ONE query: the SAML resume step needs all three, and every statement is a round
+/// trip (a thread hop on SQLite). Nothing is cached: a connection disabled a moment ago is read
+/// disabled here.
+pub async fn get_routed(
+    db: &impl ConnectionTrait,
+    id: &LoginId,
+) -> Result<Option<(Model, Option<connection::Model>, Option<tenant::Model>)>, DbErr> {
+    use sea_orm::{FromQueryResult, Iterable};
+    fn cols<C: ColumnTrait + Iterable>(alias: &str) -> String {
+        C::iter().map(|c| format!("{alias}.{0} AS {alias}_{0}", c.as_str())).collect::<Vec<_>>().join(", ")
+    }
+    let backend = db.get_database_backend();
+    let p1 = match backend {
+        sea_orm::DbBackend::Postgres => "$1",
+        _ => "?",
+    };
+    let sql = format!(
+        "SELECT {}, {}, {} FROM logins l LEFT JOIN connections c ON c.id = l.connection_id \
+         LEFT JOIN tenants t ON t.id = c.tenant_id WHERE l.id = {p1}",
+        cols::<login::Column>("l"),
+        cols::<connection::Column>("c"),
+        cols::<tenant::Column>("t"),
+    );
+    let stmt = sea_orm::Statement::from_sql_and_values(backend, sql, [id.as_str().into()]);
+    let Some(row) = db.query_one_raw(stmt).await? else { return Ok(None) };
+    Ok(Some((
+        Model::from_query_result(&row, "l_")?,
+        connection::Model::from_query_result_optional(&row, "c_")?,
+        tenant::Model::from_query_result_optional(&row, "t_")?,
+    )))
 }

@@ -34,6 +34,76 @@ pub async fn update(db: &impl ConnectionTrait, old: Model, new: Model) -> Result
     m.update(db).await
 }
 
+/// What [`append_steps`] changes besides the steps.
+#[derive(Debug, Clone, Default)]
+pub struct StepsAppended<'a> {
+    /// New status (unchanged when `None`).
+    pub status: Option<&'a str>,
+    /// `Some(None)` clears the error, `Some(Some((code, cause, fix)))` sets it, `None` keeps it.
+    pub error: Option<Option<(&'a str, &'a str, &'a str)>>,
+    pub tenant_id: Option<&'a str>,
+    pub connection_id: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub updated_at: i64,
+}
+
+/// Appends steps to a trace in ONE statement (no read first): `items` is the JSON of the new
+/// steps without the enclosing brackets (`{…},{…}`, `count` of them), spliced in before the
+/// stored array's closing bracket. Atomic, so concurrent appends to one trace never lose each
+/// other's steps. `false` (nothing written) when the trace does not exist, is empty, or would
+/// hold more than `max_steps` steps: the caller then reads, trims and writes.
+///
+/// Steps are counted as the occurrences of `{"step":` (every serialized step starts with it, and
+/// inside a JSON string the quotes would be escaped): an over-count only sends the caller to
+/// its read-modify-write path.
+pub async fn append_steps(
+    db: &impl ConnectionTrait,
+    id: &str,
+    items: &str,
+    count: usize,
+    max_steps: usize,
+    change: StepsAppended<'_>,
+) -> Result<bool, DbErr> {
+    use sea_orm::sea_query::{BinOper, Expr, ExprTrait, Func};
+    const MARK: &str = "{\"step\":";
+    let room = i32::try_from(max_steps.saturating_sub(count) * MARK.len()).unwrap_or(i32::MAX);
+    let steps = || Expr::col(login_trace::Column::Steps);
+    // substr(steps, 1, length(steps) - 1) || ',…]' — characters on both databases.
+    let body = Func::cust("substr").arg(steps()).arg(1i32).arg(Expr::expr(Func::char_length(steps())).sub(1i32));
+    let spliced = Expr::expr(body).binary(BinOper::Custom("||"), Expr::val(format!(",{items}]")));
+    let stored_steps = Expr::expr(Func::char_length(steps()))
+        .sub(Expr::expr(Func::char_length(Func::cust("replace").arg(steps()).arg(MARK).arg(""))));
+    let mut q = login_trace::Entity::update_many()
+        .col_expr(login_trace::Column::Steps, spliced)
+        .col_expr(login_trace::Column::UpdatedAt, Expr::val(change.updated_at))
+        .filter(login_trace::Column::Id.eq(id))
+        .filter(login_trace::Column::Steps.ne("[]"))
+        .filter(stored_steps.lte(room));
+    if let Some(s) = change.status {
+        q = q.col_expr(login_trace::Column::Status, Expr::val(s));
+    }
+    if let Some(e) = change.error {
+        let (code, cause, fix) = match e {
+            Some((a, b, c)) => (Some(a.to_string()), Some(b.to_string()), Some(c.to_string())),
+            None => (None, None, None),
+        };
+        q = q
+            .col_expr(login_trace::Column::ErrorCode, Expr::val(code))
+            .col_expr(login_trace::Column::Cause, Expr::val(cause))
+            .col_expr(login_trace::Column::Fix, Expr::val(fix));
+    }
+    if let Some(t) = change.tenant_id {
+        q = q.col_expr(login_trace::Column::TenantId, Expr::val(t));
+    }
+    if let Some(c) = change.connection_id {
+        q = q.col_expr(login_trace::Column::ConnectionId, Expr::val(c));
+    }
+    if let Some(e) = change.email {
+        q = q.col_expr(login_trace::Column::Email, Expr::val(e));
+    }
+    Ok(q.exec(db).await?.rows_affected == 1)
+}
+
 /// A tenant's traces, newest first, optionally of one status.
 pub async fn page_of_tenant(
     db: &impl ConnectionTrait,

@@ -53,6 +53,11 @@ fn sort_key(ms: i64, id: &str) -> String {
 }
 
 /// Appends steps (creating the trace if needed) and sets the outcome.
+///
+/// A `Pending` outcome is what routing writes, normally on a trace that does not exist yet: the
+/// insert is tried first. Every other write (and [`record_existing`]) appends in one statement
+/// ([`store::traces::append_steps`]) and reads the trace only when that finds nothing to
+/// append to (or the trace holds too many steps).
 #[allow(clippy::too_many_arguments)]
 pub async fn record(
     db: &impl Conn,
@@ -63,21 +68,80 @@ pub async fn record(
     outcome: Outcome,
     now_ms: i64,
 ) -> Result<(), crate::store::conn::DbErr> {
+    let insert_first = matches!(outcome, Outcome::Pending);
+    write(db, login, tenant_id, connection_id, steps, outcome, now_ms, insert_first).await
+}
+
+/// [`record`] for a login whose trace exists already (it was routed to a connection): the
+/// steps are appended in one statement; the trace is created only if it went missing.
+pub async fn record_existing(
+    db: &impl Conn,
+    login: &login::Model,
+    connection_id: Option<&str>,
+    steps: Vec<Step>,
+    outcome: Outcome,
+    now_ms: i64,
+) -> Result<(), crate::store::conn::DbErr> {
+    let tenant = login.tenant_id.as_ref().map(|t| t.to_string());
+    write(db, login, tenant.as_deref(), connection_id, steps, outcome, now_ms, false).await
+}
+
+/// The steps as JSON array elements without the brackets (`{…},{…}`).
+fn step_items(steps: &[Step]) -> String {
+    let json = serde_json::to_string(steps).unwrap_or_else(|_| "[]".into());
+    json.strip_prefix('[').and_then(|j| j.strip_suffix(']')).unwrap_or_default().to_string()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn write(
+    db: &impl Conn,
+    login: &login::Model,
+    tenant_id: Option<&str>,
+    connection_id: Option<&str>,
+    steps: Vec<Step>,
+    outcome: Outcome,
+    now_ms: i64,
+    insert_first: bool,
+) -> Result<(), crate::store::conn::DbErr> {
     let now = now_ms / 1000;
-    // Routing (the only `Pending` writer) normally creates the trace: try the insert first and
-    // save a read; fall back to read-modify-write when the trace exists already.
-    let existing = if matches!(outcome, Outcome::Pending) {
+    if insert_first {
+        // Routing (the only `Pending` writer) normally creates the trace: try the insert first
+        // and save a read.
         let mut first = vec![first_step(login)];
         first.extend(steps.iter().cloned());
         let row = new_row(login, tenant_id, connection_id, &first, PENDING, now_ms);
         match store::traces::insert(db, row).await {
             Ok(_) => return Ok(()),
-            Err(e) if crate::store::is_unique_violation(&e) => store::traces::get(db, login.id.as_str()).await?,
+            Err(e) if crate::store::is_unique_violation(&e) => {}
             Err(e) => return Err(e),
         }
-    } else {
-        store::traces::get(db, login.id.as_str()).await?
+    }
+    let (status, code, cause, fix) = match outcome {
+        Outcome::Pending => (PENDING, None, None, None),
+        Outcome::Completed => (COMPLETED, None, None, None),
+        Outcome::Failed { code, cause, fix } => (FAILED, Some(code), Some(cause), Some(fix)),
     };
+    let email = email_of(login.login_hint.as_deref());
+    if !steps.is_empty() {
+        let error = match (&code, &cause, &fix) {
+            (Some(a), Some(b), Some(c)) => Some((a.as_str(), b.as_str(), c.as_str())),
+            _ => None,
+        };
+        let change = store::traces::StepsAppended {
+            status: Some(status),
+            error: Some(error),
+            tenant_id,
+            connection_id,
+            email: email.as_deref(),
+            updated_at: now,
+        };
+        if store::traces::append_steps(db, login.id.as_str(), &step_items(&steps), steps.len(), MAX_STEPS, change)
+            .await?
+        {
+            return Ok(());
+        }
+    }
+    let existing = store::traces::get(db, login.id.as_str()).await?;
     let (mut all, row) = match existing {
         Some(r) => (serde_json::from_str::<Vec<Step>>(&r.steps).unwrap_or_default(), Some(r)),
         None => (vec![first_step(login)], None),
@@ -89,11 +153,6 @@ pub async fn record(
         all.drain(1..all.len() - (MAX_STEPS - 1));
     }
     let steps_json = serde_json::to_string(&all).unwrap_or_else(|_| "[]".into());
-    let (status, code, cause, fix) = match outcome {
-        Outcome::Pending => (PENDING, None, None, None),
-        Outcome::Completed => (COMPLETED, None, None, None),
-        Outcome::Failed { code, cause, fix } => (FAILED, Some(code), Some(cause), Some(fix)),
-    };
     match row {
         Some(r) => {
             let mut new = r.clone();
@@ -109,7 +168,7 @@ pub async fn record(
             new.cause = cause;
             new.fix = fix;
             new.updated_at = now;
-            if let Some(e) = email_of(login.login_hint.as_deref()) {
+            if let Some(e) = email {
                 new.email = Some(e);
             }
             store::traces::update(db, r, new).await?;
@@ -173,6 +232,20 @@ pub async fn record_best_effort(
 ) {
     let tenant = login.tenant_id.as_ref().map(|t| t.to_string());
     if let Err(e) = record(db, login, tenant.as_deref(), connection_id, steps, outcome, now_ms).await {
+        crate::util::log_internal("recording the login trace", &e);
+    }
+}
+
+/// [`record_existing`] on the main pool, logging (not failing) on database errors.
+pub async fn record_existing_best_effort(
+    db: &crate::store::Db,
+    now_ms: i64,
+    login: &login::Model,
+    connection_id: Option<&str>,
+    steps: Vec<Step>,
+    outcome: Outcome,
+) {
+    if let Err(e) = record_existing(db, login, connection_id, steps, outcome, now_ms).await {
         crate::util::log_internal("recording the login trace", &e);
     }
 }
@@ -273,6 +346,18 @@ pub async fn append(
     failure: Option<Failure>,
     now_ms: i64,
 ) -> Result<bool, crate::store::conn::DbErr> {
+    if !steps.is_empty() {
+        let error = failure.as_ref().map(|f| Some((f.code.as_str(), f.cause.as_str(), f.fix.as_str())));
+        let change = store::traces::StepsAppended {
+            status: failure.as_ref().map(|_| FAILED),
+            error,
+            updated_at: now_ms / 1000,
+            ..Default::default()
+        };
+        if store::traces::append_steps(db, id, &step_items(&steps), steps.len(), MAX_STEPS, change).await? {
+            return Ok(true);
+        }
+    }
     let Some(row) = store::traces::get(db, id).await? else { return Ok(false) };
     let mut all: Vec<Step> = serde_json::from_str(&row.steps).unwrap_or_default();
     all.extend(steps);

@@ -475,6 +475,90 @@ async fn metadata_refresh_rotates_certificates(app: &TestApp) {
     assert!(text.contains(&format!("{} 2\n", series("changed"))), "{text}");
 }
 
+/// A disabled connection stops at once, whatever fedgate caches (opened connectors are cached
+/// per connection version; the resume step reads login, connection and tenant in one query):
+/// an answer the ACS accepted cannot be finished once the connection is disabled, the ACS
+/// refuses new answers, and re-enabling it lets the still-pending login finish.
+async fn disabled_connection_stops_at_once(app: &TestApp) {
+    let conn = saml_tenant(app, "dis", "dis.test", json!({})).await;
+    let (client, secret) = app.client("confidential", "ES256").await;
+    let (b1, b2) = (browser(), browser());
+    let first = start(app, &b1, &client, &conn).await;
+    let second = start(app, &b2, &client, &conn).await;
+    let r = post_acs(&b1, &conn, &response(&conn, Some(&first), app.clock.now(), |_| {}), &first).await;
+    assert_eq!(r.status().as_u16(), 303, "{}", r.text().await.unwrap());
+    let resume = location(&r);
+    // Warm every cache on this connection first: a whole login through it.
+    let r = post_acs(&b2, &conn, &response(&conn, Some(&second), app.clock.now(), |_| {}), &second).await;
+    assert_eq!(r.status().as_u16(), 303);
+    let r = b2.get(location(&r)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303, "{}", r.text().await.unwrap());
+
+    let path = format!("/tenants/dis/connections/{}", conn.id);
+    let (s, v) = app.admin(reqwest::Method::PATCH, &path, Some(json!({"enabled": false}))).await;
+    assert_eq!(s, 200, "{v}");
+    // The answer accepted before: not finished.
+    let r = b1.get(&resume).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(page_code(&r.text().await.unwrap()), "connection_not_found");
+    // A new answer (for a login started before): refused by the ACS.
+    let b3 = browser();
+    let (s, v) = app.admin(reqwest::Method::PATCH, &path, Some(json!({"enabled": true}))).await;
+    assert_eq!(s, 200, "{v}");
+    let third = start(app, &b3, &client, &conn).await;
+    let (s, v) = app.admin(reqwest::Method::PATCH, &path, Some(json!({"enabled": false}))).await;
+    assert_eq!(s, 200, "{v}");
+    let r = post_acs(&b3, &conn, &response(&conn, Some(&third), app.clock.now(), |_| {}), &third).await;
+    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(page_code(&r.text().await.unwrap()), "connection_not_found");
+    // Enabled again: the first login (still pending) finishes, with its code.
+    let (s, v) = app.admin(reqwest::Method::PATCH, &path, Some(json!({"enabled": true}))).await;
+    assert_eq!(s, 200, "{v}");
+    let r = b1.get(&resume).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303, "{}", r.text().await.unwrap());
+    let q = query_of(&location(&r));
+    let (s, tok) = exchange(app, &client, secret.as_deref(), &q["code"]).await;
+    assert_eq!(s, 200, "{tok}");
+}
+
+/// A trace stays bounded however many answers are posted for one login (the steps are appended
+/// in one statement while there is room, then the trace is read, trimmed and written), keeps
+/// its first step and the latest ones, and the login still finishes with its whole story.
+async fn trace_stays_bounded_under_many_answers(app: &TestApp) {
+    let conn = saml_tenant(app, "bnd", "bnd.test", json!({})).await;
+    let (client, _) = app.client("confidential", "ES256").await;
+    let b = browser();
+    let login = start(app, &b, &client, &conn).await;
+    for _ in 0..110 {
+        let wrong =
+            response(&conn, Some(&login), app.clock.now(), |p| p.audience = Some("https://other.test/sp".into()));
+        let r = post_acs(&b, &conn, &wrong, &login).await;
+        assert_eq!(page_code(&r.text().await.unwrap()), "saml_audience_mismatch");
+    }
+    let (s, tr) = app.get(&format!("/logins/{login}")).await;
+    assert_eq!(s, 200, "{tr}");
+    assert_eq!(tr["status"], "failed", "{tr}");
+    assert_eq!(tr["error"]["code"], "saml_audience_mismatch", "{tr}");
+    let steps = tr["steps"].as_array().unwrap();
+    assert!(steps.len() <= 100 && steps.len() > 90, "{}", steps.len());
+    assert_eq!(steps[0]["step"], "authorize_received");
+    assert_eq!(steps.last().unwrap()["step"], "saml_response_received", "{tr}");
+    // A good answer still ends the login; the trace says so, its error cleared.
+    let r = post_acs(&b, &conn, &response(&conn, Some(&login), app.clock.now(), |_| {}), &login).await;
+    assert_eq!(r.status().as_u16(), 303, "{}", r.text().await.unwrap());
+    let r = b.get(location(&r)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303, "{}", r.text().await.unwrap());
+    let (_, tr) = app.get(&format!("/logins/{login}")).await;
+    assert_eq!(tr["status"], "completed", "{tr}");
+    assert!(tr["error"].is_null(), "{tr}");
+    let steps: Vec<&str> = tr["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert!(steps.len() <= 100, "{}", steps.len());
+    assert_eq!(steps[0], "authorize_received");
+    for want in ["saml_response_validated", "claims_mapped", "browser_returned", "user_linked", "code_issued"] {
+        assert!(steps.contains(&want), "{want} missing in {steps:?}");
+    }
+}
+
 both!(
     trusted_email_domains_cannot_vouch_outside_the_tenant,
     sp_initiated_login_to_token,
@@ -482,7 +566,9 @@ both!(
     each_check_has_its_code,
     tenant_isolation,
     admin_api_validation,
-    metadata_refresh_rotates_certificates
+    metadata_refresh_rotates_certificates,
+    disabled_connection_stops_at_once,
+    trace_stays_bounded_under_many_answers
 );
 
 mod replay {
