@@ -186,7 +186,7 @@ async fn run(m: &SchemaManager<'_>, statements: &[String]) -> Result<(), DbErr> 
 }
 
 fn strings(s: &[&str]) -> Vec<String> {
-    s.iter().map(|x| x.to_string()).collect()
+    s.iter().map(|x| String::from(*x)).collect()
 }
 
 #[async_trait::async_trait]

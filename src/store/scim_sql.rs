@@ -326,6 +326,9 @@ impl Sql {
     fn email_values(&mut self, op: CompareOp, s: &str) -> String {
         let v = s.to_lowercase();
         let tenant = self.tenant.clone().unwrap_or_else(|| "u.tenant_id".into());
+        // With the FTS5 index, SQLite starts from its candidates, not from the tenant's range of
+        // the (tenant_id, value_lower) index (`+`: measured at 1M users, 0.33 s -> 0.03 s).
+        let mut tenant_col = "em.tenant_id";
         let cond = if op == CompareOp::Eq {
             let p = self.bind(v);
             format!("em.value_lower = {p}")
@@ -337,13 +340,14 @@ impl Sql {
                 c.push_str(&format!(
                     " AND em.rowid IN (SELECT rowid FROM scim_user_emails_trgm WHERE scim_user_emails_trgm MATCH {m})"
                 ));
+                tenant_col = "+em.tenant_id";
             }
             c
         };
         if self.conj {
             self.candidates = true;
         }
-        format!("u.id IN (SELECT em.user_id FROM scim_user_emails em WHERE em.tenant_id = {tenant} AND {cond})")
+        format!("u.id IN (SELECT em.user_id FROM scim_user_emails em WHERE {tenant_col} = {tenant} AND {cond})")
     }
 
     fn relative(&mut self, e: &Elem, path: &AttrPath) -> R<Target> {

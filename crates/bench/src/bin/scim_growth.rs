@@ -51,7 +51,7 @@ fn rfc3339(t: i64) -> String {
     fedgate::util::rfc3339(t)
 }
 
-type Res<T> = Result<T, Box<dyn std::error::Error>>;
+type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 async fn exec(db: &fedgate::store::Db, sql: String) -> Result<u64, sea_orm::DbErr> {
     Ok(db.execute_raw(Statement::from_string(db.get_database_backend(), sql)).await?.rows_affected())
@@ -182,40 +182,44 @@ fn list(filter: Option<&str>, extra: &str) -> String {
     }
 }
 
+/// A query of the growth table: its URL (path and query string) for the `i`th request.
+type Query = Box<dyn Fn(u64) -> String + Send + Sync>;
+
+fn q(f: impl Fn(u64) -> String + Send + Sync + 'static) -> Query {
+    Box::new(f)
+}
+
 /// The queries timed at each size (`i` varies the looked-up user; `n` is the size).
-fn queries(n: u64, now: i64) -> Vec<(&'static str, Box<dyn Fn(u64) -> String>)> {
+fn queries(n: u64, now: i64) -> Vec<(&'static str, Query)> {
     let recent = rfc3339(now - 60 - SPAN_SECS / 10_000); // the newest ~0.01 % (100 users at 1M)
     let old = rfc3339(now - 60 - SPAN_SECS + 86400); // all but the first day (~99.7 %)
     let pick = move |i: u64| 1 + (i.wrapping_mul(7919) % n);
     vec![
-        ("userName eq", Box::new(move |i| list(Some(&format!("userName eq \"USER{}@growth.test\"", pick(i))), ""))),
-        ("externalId eq", Box::new(move |i| list(Some(&format!("externalId eq \"ext-{}\"", pick(i))), ""))),
+        ("userName eq", q(move |i| list(Some(&format!("userName eq \"USER{}@growth.test\"", pick(i))), ""))),
+        ("externalId eq", q(move |i| list(Some(&format!("externalId eq \"ext-{}\"", pick(i))), ""))),
         (
             "emails.value eq (primary)",
-            Box::new(move |i| list(Some(&format!("emails.value eq \"first{}.last@mail.growth.test\"", pick(i))), "")),
+            q(move |i| list(Some(&format!("emails.value eq \"first{}.last@mail.growth.test\"", pick(i))), "")),
         ),
         (
             "emails[value eq] (second email)",
-            Box::new(move |i| list(Some(&format!("emails[value eq \"ALT{}@home.example\"]", pick(i))), "")),
+            q(move |i| list(Some(&format!("emails[value eq \"ALT{}@home.example\"]", pick(i))), "")),
         ),
-        ("userName sw", Box::new(move |i| list(Some(&format!("userName sw \"user{}\"", pick(i))), ""))),
+        ("userName sw", q(move |i| list(Some(&format!("userName sw \"user{}\"", pick(i))), ""))),
         // `co` matching a handful (the tail of one number), and nothing at all.
-        ("userName co (few)", Box::new(move |i| list(Some(&format!("userName co \"{}@growth\"", pick(i))), ""))),
-        ("userName co (none)", Box::new(|_| list(Some("userName co \"zzz\""), ""))),
-        ("emails.value co (few)", Box::new(move |i| list(Some(&format!("emails.value co \"{}.last@\"", pick(i))), ""))),
-        ("externalId co (few)", Box::new(move |i| list(Some(&format!("externalId co \"t-{}\"", pick(i))), ""))),
-        (
-            "meta.lastModified gt (recent)",
-            Box::new(move |_| list(Some(&format!("meta.lastModified gt \"{recent}\"")), "")),
-        ),
-        ("meta.lastModified gt (old)", Box::new(move |_| list(Some(&format!("meta.lastModified gt \"{old}\"")), ""))),
-        ("active eq true (count)", Box::new(|_| list(Some("active eq true"), ""))),
-        ("list, first page", Box::new(|_| list(None, ""))),
-        ("list, startIndex deep (jump)", Box::new(move |i| list(None, &format!("&startIndex={}", n - 100 - i % 50)))),
-        ("sortBy=userName, first page", Box::new(|_| list(None, "&sortBy=userName"))),
+        ("userName co (few)", q(move |i| list(Some(&format!("userName co \"{}@growth\"", pick(i))), ""))),
+        ("userName co (none)", q(|_| list(Some("userName co \"zzz\""), ""))),
+        ("emails.value co (few)", q(move |i| list(Some(&format!("emails.value co \"{}.last@\"", pick(i))), ""))),
+        ("externalId co (few)", q(move |i| list(Some(&format!("externalId co \"t-{}\"", pick(i))), ""))),
+        ("meta.lastModified gt (recent)", q(move |_| list(Some(&format!("meta.lastModified gt \"{recent}\"")), ""))),
+        ("meta.lastModified gt (old)", q(move |_| list(Some(&format!("meta.lastModified gt \"{old}\"")), ""))),
+        ("active eq true (count)", q(|_| list(Some("active eq true"), ""))),
+        ("list, first page", q(|_| list(None, ""))),
+        ("list, startIndex deep (jump)", q(move |i| list(None, &format!("&startIndex={}", n - 100 - i % 50)))),
+        ("sortBy=userName, first page", q(|_| list(None, "&sortBy=userName"))),
         (
             "sortBy=userName, deep page",
-            Box::new(move |i| list(None, &format!("&sortBy=userName&startIndex={}", n / 2 + i % 50))),
+            q(move |i| list(None, &format!("&sortBy=userName&startIndex={}", n / 2 + i % 50))),
         ),
     ]
 }
