@@ -1,5 +1,5 @@
 # fedgate: the two commands that matter are `make demo` and `make test`.
-.PHONY: demo serve test lint openapi unit ha interop package upgrade deb fuzz-smoke fuzz bench metrics-bench retention-bench fmt deps
+.PHONY: demo serve test lint openapi unit ha interop package upgrade deb fuzz-smoke fuzz bench metrics-bench retention-bench scim-growth fmt deps
 
 CARGO ?= cargo
 
@@ -106,6 +106,10 @@ metrics-bench:
 ## Retention at 10M rows: fill, prune in batches, measure (docs/performance.md). N=1000000 for less.
 retention-bench:
 	bash scripts/retention-bench.sh $(N)
+
+## SCIM filters, sorting, paging and RSS at 10k / 100k / 1M users (docs/performance.md). SIZES=10000,100000 for less.
+scim-growth:
+	bash scripts/scim-growth.sh $(SIZES)
 
 fmt:
 	$(CARGO) fmt --all

@@ -93,8 +93,8 @@ where
         _ => None,
     };
     let (page_sql, page_params) = match &after {
-        Some(last) => q.after_query(last, count),
-        None => q.page_query(start, count),
+        Some(last) => q.after_query(last, count, total),
+        None => q.page_query(start, count, total),
     };
     let rows: Vec<E::Model> =
         E::find().from_raw_sql(Statement::from_sql_and_values(backend, page_sql, values(page_params))).all(db).await?;
@@ -119,4 +119,39 @@ where
         }
     }
     Ok((total, rows))
+}
+
+/// The database's plan for a list's count and its first page (of `total` matches), one line
+/// per plan step: `EXPLAIN QUERY PLAN` on SQLite, `EXPLAIN` on PostgreSQL. For the plan tests
+/// (tests/it/scim_growth.rs), which check that filters use their indexes.
+/// On PostgreSQL sequential scans are disabled for the plan (`SET LOCAL`, in a transaction
+/// rolled back): a test's few rows would otherwise always be read that way.
+pub async fn explain(db: &super::Db, q: ListSql, count: i64, total: i64) -> Result<String, DbErr> {
+    use sea_orm::TransactionTrait;
+    let backend = db.get_database_backend();
+    let tx = db.begin().await?;
+    if backend == DbBackend::Postgres {
+        tx.execute_unprepared("SET LOCAL enable_seqscan = off").await?;
+    }
+    let db = &tx;
+    let prefix = if backend == DbBackend::Postgres { "EXPLAIN " } else { "EXPLAIN QUERY PLAN " };
+    let (count_sql, count_params) = q.count_query();
+    let (page_sql, page_params) = q.page_query(1, count, total);
+    let mut out = String::new();
+    for (sql, params) in [(count_sql, count_params), (page_sql, page_params)] {
+        let rows =
+            db.query_all_raw(Statement::from_sql_and_values(backend, format!("{prefix}{sql}"), values(params))).await?;
+        for r in rows {
+            let line = if backend == DbBackend::Postgres {
+                r.try_get::<String>("", "QUERY PLAN").unwrap_or_default()
+            } else {
+                r.try_get::<String>("", "detail").unwrap_or_default()
+            };
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out.push_str("--\n");
+    }
+    tx.rollback().await?;
+    Ok(out)
 }

@@ -77,6 +77,49 @@ pub struct Sql {
     pub dialect: Dialect,
     pub params: Vec<Param>,
     aliases: usize,
+    /// The placeholder of the tenant's id (set by [`ListSql`]): the side tables' conditions
+    /// name it instead of a correlated `u.tenant_id`.
+    tenant: Option<String>,
+    /// Inside AND-ed terms only (not under OR or NOT): a candidate set found here restricts the
+    /// whole filter.
+    conj: bool,
+    /// A top-level AND-ed term reads its rows from a candidate set (the email table or a
+    /// trigram index) that the query should start from (SQLite: see [`ListSql`]).
+    candidates: bool,
+}
+
+/// The fewest characters a trigram index serves: a `co` value shorter than this scans.
+pub const TRIGRAM_MIN_CHARS: usize = 3;
+
+/// A `LIKE` pattern (escape `\`) for `co`, `sw` or `ew` of `s`.
+fn like_pattern(op: CompareOp, s: &str) -> String {
+    let esc = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    match op {
+        CompareOp::Co => format!("%{esc}%"),
+        CompareOp::Sw => format!("{esc}%"),
+        _ => format!("%{esc}"),
+    }
+}
+
+/// An FTS5 phrase matching `s` literally (double quotes doubled).
+fn fts_phrase(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Whether `path` is `emails` or `emails.value` of a User (core schema).
+fn is_email_value(kind: ResourceKind, path: &AttrPath) -> bool {
+    kind == ResourceKind::User
+        && path.is_core()
+        && path.attr.eq_ignore_ascii_case("emails")
+        && path.sub_attr.as_deref().is_none_or(|s| s.eq_ignore_ascii_case("value"))
+}
+
+/// The string compared when `eq`, `co`, `sw` or `ew` is served by the table of email values.
+fn email_value_op(op: CompareOp, value: &CompValue) -> Option<&str> {
+    match value {
+        CompValue::Str(s) if matches!(op, CompareOp::Eq | CompareOp::Co | CompareOp::Sw | CompareOp::Ew) => Some(s),
+        _ => None,
+    }
 }
 
 /// What a filter names: a column (with its comparison semantics) or a JSON location.
@@ -120,7 +163,7 @@ type R<T> = Result<T, String>;
 
 impl Sql {
     pub fn new(dialect: Dialect) -> Self {
-        Self { dialect, params: Vec::new(), aliases: 0 }
+        Self { dialect, params: Vec::new(), aliases: 0, tenant: None, conj: true, candidates: false }
     }
 
     fn pg(&self) -> bool {
@@ -165,14 +208,34 @@ impl Sql {
                 format!("({} AND {})", self.expr(kind, l, elem, depth + 1)?, self.expr(kind, r, elem, depth + 1)?)
             }
             Filter::Or(l, r) => {
-                format!("({} OR {})", self.expr(kind, l, elem, depth + 1)?, self.expr(kind, r, elem, depth + 1)?)
+                let conj = std::mem::replace(&mut self.conj, false);
+                let out = (self.expr(kind, l, elem, depth + 1), self.expr(kind, r, elem, depth + 1));
+                self.conj = conj;
+                format!("({} OR {})", out.0?, out.1?)
             }
-            Filter::Not(i) => format!("(NOT {})", self.expr(kind, i, elem, depth + 1)?),
+            Filter::Not(i) => {
+                let conj = std::mem::replace(&mut self.conj, false);
+                let out = self.expr(kind, i, elem, depth + 1);
+                self.conj = conj;
+                format!("(NOT {})", out?)
+            }
             Filter::Present(p) => self.leaf(kind, p, elem, None)?,
             Filter::Compare { path, op, value } => self.leaf(kind, path, elem, Some((*op, value)))?,
             Filter::ValuePath { path, filter } => {
                 if elem.is_some() {
                     return Err("a value filter cannot be nested".into());
+                }
+                // `emails[value eq "x"]` (and co, sw, ew): the table of email values.
+                if let Filter::Compare { path: p, op, value } = filter.as_ref() {
+                    if is_email_value(kind, path)
+                        && path.sub_attr.is_none()
+                        && p.sub_attr.is_none()
+                        && p.attr.eq_ignore_ascii_case("value")
+                    {
+                        if let Some(s) = email_value_op(*op, value) {
+                            return Ok(self.email_values(*op, s));
+                        }
+                    }
                 }
                 let (from, e) = self.elements(kind, path)?;
                 let inner = self.expr(kind, filter, Some(&e), depth + 1)?;
@@ -222,6 +285,12 @@ impl Sql {
             let target = self.relative(e, path)?;
             return self.compare(target, cmp);
         }
+        // `emails.value eq "x"` (and co, sw, ew): the table of email values.
+        if is_email_value(kind, path) {
+            if let Some((op, s)) = cmp.and_then(|(op, v)| email_value_op(op, v).map(|s| (op, s))) {
+                return Ok(self.email_values(op, s));
+            }
+        }
         // A sub-attribute of a multi-valued attribute, or the multi-valued attribute itself:
         // some element matches.
         if path.is_core() && is_multi_valued(&path.attr) {
@@ -247,6 +316,38 @@ impl Sql {
         }
         let target = self.column(kind, path)?;
         self.compare(target, cmp)
+    }
+
+    /// Users with an email whose value (lower-cased) is `s` (`eq`), or contains, starts or ends
+    /// with it: `scim_user_emails` (migration m20261208_400001, kept by triggers from the stored
+    /// document), an index seek on `(tenant_id, value_lower)` for `eq` and a trigram index for
+    /// `co` (`pg_trgm` on PostgreSQL when installed, FTS5 on SQLite). Same answer as comparing
+    /// `lower()` of every element's value.
+    fn email_values(&mut self, op: CompareOp, s: &str) -> String {
+        let v = s.to_lowercase();
+        let tenant = self.tenant.clone().unwrap_or_else(|| "u.tenant_id".into());
+        // With the FTS5 index, SQLite starts from its candidates, not from the tenant's range of
+        // the (tenant_id, value_lower) index (`+`: measured at 1M users, 0.33 s -> 0.03 s).
+        let mut tenant_col = "em.tenant_id";
+        let cond = if op == CompareOp::Eq {
+            let p = self.bind(v);
+            format!("em.value_lower = {p}")
+        } else {
+            let p = self.bind(like_pattern(op, &v));
+            let mut c = format!("em.value_lower LIKE {p} ESCAPE '\\'");
+            if !self.pg() && op == CompareOp::Co && v.chars().count() >= TRIGRAM_MIN_CHARS {
+                let m = self.bind(fts_phrase(&v));
+                c.push_str(&format!(
+                    " AND em.rowid IN (SELECT rowid FROM scim_user_emails_trgm WHERE scim_user_emails_trgm MATCH {m})"
+                ));
+                tenant_col = "+em.tenant_id";
+            }
+            c
+        };
+        if self.conj {
+            self.candidates = true;
+        }
+        format!("u.id IN (SELECT em.user_id FROM scim_user_emails em WHERE {tenant_col} = {tenant} AND {cond})")
     }
 
     fn relative(&mut self, e: &Elem, path: &AttrPath) -> R<Target> {
@@ -348,14 +449,7 @@ impl Sql {
             CompareOp::Le => "<=",
             _ => "LIKE",
         };
-        let like = |s: &str| {
-            let esc = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-            match op {
-                CompareOp::Co => format!("%{esc}%"),
-                CompareOp::Sw => format!("{esc}%"),
-                _ => format!("%{esc}"),
-            }
-        };
+        let like = |s: &str| like_pattern(op, s);
         let is_like = sql_op == "LIKE";
         let esc = if is_like { " ESCAPE '\\'" } else { "" };
         match (kind, value) {
@@ -412,6 +506,17 @@ impl Sql {
                 // (served by the text_pattern_ops indexes of migration 20261206_400001).
                 // Every row the LIKE accepts is in the range, so the answer is unchanged.
                 let range = (kind == ColKind::Lower && op == CompareOp::Sw && !v.is_empty()).then(|| v.clone());
+                // `co` on userName or externalId on SQLite: the FTS5 trigram index
+                // (`scim_users_trgm`, migration m20261208_400001) finds the candidate rows; the
+                // LIKE decides, as before. PostgreSQL's `pg_trgm` indexes serve the LIKE itself.
+                let fts = match x {
+                    "u.user_name_lower" | "u.external_id"
+                        if !self.pg() && op == CompareOp::Co && v.chars().count() >= TRIGRAM_MIN_CHARS =>
+                    {
+                        Some(format!("{} : {}", x.trim_start_matches("u."), fts_phrase(&v)))
+                    }
+                    _ => None,
+                };
                 let v = if is_like { like(&v) } else { v };
                 let p = self.bind(v);
                 let mut out = format!("({x} IS NOT NULL AND {lhs} {sql_op} {p}{esc}");
@@ -423,6 +528,15 @@ impl Sql {
                     if let Some(hi) = hi {
                         let ph = self.bind(hi);
                         out.push_str(&format!(" AND {x} {lt} {ph}"));
+                    }
+                }
+                if let Some(m) = fts {
+                    let pm = self.bind(m);
+                    out.push_str(&format!(
+                        " AND u.rowid IN (SELECT rowid FROM scim_users_trgm WHERE scim_users_trgm MATCH {pm})"
+                    ));
+                    if self.conj {
+                        self.candidates = true;
                     }
                 }
                 out.push(')');
@@ -529,7 +643,13 @@ pub struct ListSql {
     by_key: bool,
     /// A filter was added.
     filtered: bool,
+    /// The filter reads from a candidate set (see [`Sql::candidates`]).
+    driven: bool,
 }
+
+/// More matches than this, and a page in id order walks the id index and tests each row
+/// instead of sorting every match (SQLite, users; PostgreSQL's planner chooses with statistics).
+pub const DENSE_MATCHES: i64 = 10_000;
 
 impl ListSql {
     /// The resources of a tenant (users: SCIM-managed and not deleted).
@@ -537,12 +657,22 @@ impl ListSql {
         let mut sql = Sql::new(dialect);
         let t = alias_of(kind);
         let tp = sql.bind(tenant_id);
+        sql.tenant = Some(tp.clone());
         let mut conditions = format!("{t}.tenant_id = {tp}");
         if kind == ResourceKind::User {
             conditions.push_str(&format!(" AND {t}.scim IS NOT NULL AND {t}.deleted_at IS NULL"));
         }
         let where_params = sql.params.len();
-        Self { kind, sql, conditions, where_params, order: String::new(), by_key: false, filtered: false }
+        Self {
+            kind,
+            sql,
+            conditions,
+            where_params,
+            order: String::new(),
+            by_key: false,
+            filtered: false,
+            driven: false,
+        }
     }
 
     /// Adds a filter. The error is the `invalidFilter` detail.
@@ -554,6 +684,7 @@ impl ListSql {
         self.conditions.push_str(&format!(" AND {cond}"));
         self.where_params = self.sql.params.len();
         self.filtered = true;
+        self.driven = self.sql.candidates && self.sql.dialect == Dialect::Sqlite;
         Ok(())
     }
 
@@ -578,7 +709,37 @@ impl ListSql {
                 params,
             );
         }
-        (format!("SELECT COUNT(*) AS n FROM {table} {t} WHERE {}", self.conditions), params)
+        (format!("SELECT COUNT(*) AS n FROM {table} {t} WHERE {}", self.where_sql(false)), params)
+    }
+
+    /// The `WHERE` clause. When the filter reads from a candidate set (the email table, an FTS5
+    /// trigram index) SQLite is told to start from it: `+tenant_id` keeps it from walking the
+    /// tenant's index instead (measured at 1M users: a `userName co` of 100 matches 0.24 s ->
+    /// 0.04 s). Not for `dense` pages, which walk the id index on purpose.
+    fn where_sql(&self, dense: bool) -> String {
+        if self.driven && !dense {
+            format!("+{}", self.conditions)
+        } else {
+            self.conditions.clone()
+        }
+    }
+
+    /// The `FROM` of a page's ids: on SQLite, a users filter matching more than
+    /// [`DENSE_MATCHES`] rows walks the live users' id index (`idx_users_scim_live`), testing
+    /// each row, rather than reading every match through the filter's index and sorting them
+    /// (`meta.lastModified gt` a year ago at 1M users: 0.37 s -> a few ms per page).
+    fn page_from(&self, total: i64) -> (String, bool) {
+        let (table, t) = table(self.kind);
+        let dense = self.kind == ResourceKind::User
+            && self.sql.dialect == Dialect::Sqlite
+            && self.filtered
+            && !self.by_key
+            && total > DENSE_MATCHES;
+        if dense {
+            (format!("{table} {t} INDEXED BY idx_users_scim_live"), true)
+        } else {
+            (format!("{table} {t}"), false)
+        }
     }
 
     /// Whether pages come in id order (no `sortBy`): the order a paging hint can continue.
@@ -595,23 +756,25 @@ impl ListSql {
 
     /// The rows of a page in id order that follows the row `after` (a keyset seek on the
     /// `(tenant_id, id)` index, however deep the page).
-    pub fn after_query(mut self, after: &str, count: i64) -> (String, Vec<Param>) {
-        let (table, t) = table(self.kind);
+    /// `total` is the number of matches (see [`DENSE_MATCHES`]).
+    pub fn after_query(mut self, after: &str, count: i64, total: i64) -> (String, Vec<Param>) {
+        let t = table(self.kind).1;
+        let (from, dense) = self.page_from(total);
+        let cond = self.where_sql(dense);
         self.sql.params.truncate(self.where_params);
         let a = self.sql.bind(after);
         let lim = self.sql.bind(count);
         (
-            format!(
-                "SELECT {t}.* FROM {table} {t} WHERE {} AND {t}.id > {a} ORDER BY {t}.id ASC LIMIT {lim}",
-                self.conditions
-            ),
+            format!("SELECT {t}.* FROM {from} WHERE {cond} AND {t}.id > {a} ORDER BY {t}.id ASC LIMIT {lim}"),
             self.sql.params,
         )
     }
 
-    /// The rows of one page: `count` rows from the 1-based `start`.
-    pub fn page_query(mut self, start: i64, count: i64) -> (String, Vec<Param>) {
+    /// The rows of one page: `count` rows from the 1-based `start`, of `total` matches.
+    pub fn page_query(mut self, start: i64, count: i64, total: i64) -> (String, Vec<Param>) {
         let (table, t) = table(self.kind);
+        let (from, dense) = self.page_from(total);
+        let cond = self.where_sql(dense);
         let lim = self.sql.bind(count);
         let off = self.sql.bind(start - 1);
         // SQLite (and PostgreSQL, given the partial id index) would rather walk the (tenant_id,
@@ -629,14 +792,14 @@ impl ListSql {
             // index entries (`idx_users_scim_live`, `idx_scim_groups_tenant`; an index-only scan
             // on PostgreSQL), and only the page's rows are read.
             format!(
-                "SELECT {t}.* FROM {table} {t} WHERE {t}.id IN (SELECT {t}.id FROM {table} {t} WHERE {} \
-                 ORDER BY {id} ASC LIMIT {lim} OFFSET {off}) ORDER BY {t}.id ASC",
-                self.conditions
+                "SELECT {t}.* FROM {table} {t} WHERE {t}.id IN (SELECT {t}.id FROM {from} WHERE {cond} \
+                 ORDER BY {id} ASC LIMIT {lim} OFFSET {off}) ORDER BY {t}.id ASC"
             )
         } else {
             format!(
                 "SELECT {t}.* FROM {table} {t} WHERE {} ORDER BY {}{t}.id ASC LIMIT {lim} OFFSET {off}",
-                self.conditions, self.order
+                self.where_sql(false),
+                self.order
             )
         };
         (sql, self.sql.params)
