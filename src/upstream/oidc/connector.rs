@@ -239,14 +239,6 @@ pub fn check_issuer(cfg: &OidcConfig, published: &str, claims: &Value) -> Result
         }
         return Ok(());
     }
-    if cfg.google_bare_issuer() {
-        // `https://accounts.google.com` or exactly `accounts.google.com` (an http issuer exists
-        // only in dev mode, for fixtures).
-        let bare = cfg.issuer.strip_prefix("https://").or_else(|| cfg.issuer.strip_prefix("http://"));
-        if got == cfg.issuer || bare.is_some_and(|b| !b.is_empty() && got == b) {
-            return Ok(());
-        }
-    }
     if got != cfg.issuer {
         return Err(UpstreamError::WrongIssuer { got, expected: cfg.issuer.clone() });
     }
@@ -500,40 +492,5 @@ impl Connector for OidcConnector {
             crate::claims::social::apple_user(&mut identity, p.get("user").map(String::as_str));
         }
         Ok(Completed { identity, one_time: None, notes: mapped.notes })
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    fn cfg(preset: &str) -> OidcConfig {
-        serde_json::from_value(json!({"issuer": "https://accounts.google.com", "client_id": "x", "preset": preset}))
-            .unwrap()
-    }
-
-    #[test]
-    fn google_iss_with_or_without_the_scheme_and_nothing_else() {
-        for preset in ["google", "google_any"] {
-            let c = cfg(preset);
-            assert!(c.issuer_checked_by_us());
-            for ok in ["https://accounts.google.com", "accounts.google.com"] {
-                assert!(check_issuer(&c, &c.issuer, &json!({"iss": ok})).is_ok(), "{preset} {ok}");
-            }
-            for bad in [
-                "http://accounts.google.com",
-                "accounts.google.com/",
-                "evil.accounts.google.com",
-                "",
-                "ACCOUNTS.GOOGLE.COM",
-            ] {
-                assert!(check_issuer(&c, &c.issuer, &json!({"iss": bad})).is_err(), "{preset} {bad}");
-            }
-            assert!(check_issuer(&c, &c.issuer, &json!({})).is_err());
-        }
-        // Other presets: the exact issuer only.
-        let generic = cfg("generic");
-        assert!(!generic.issuer_checked_by_us());
     }
 }

@@ -152,17 +152,10 @@ impl OidcConfig {
         }
     }
 
-    /// Whether fedgate checks the ID token's `iss` itself (templated Microsoft issuers, Google's
-    /// two spellings) instead of openidconnect.
+    /// Whether fedgate checks the ID token's `iss` itself (templated Microsoft issuers) instead
+    /// of openidconnect.
     pub fn issuer_checked_by_us(&self) -> bool {
-        self.microsoft_multi_tenant() || self.google_bare_issuer()
-    }
-
-    /// Google presets (`google`, `google_any`): Google documents that an ID token's `iss` is
-    /// `https://accounts.google.com` or `accounts.google.com`, so the configured issuer without
-    /// its scheme is accepted too (and nothing else).
-    pub fn google_bare_issuer(&self) -> bool {
-        matches!(self.preset, Preset::Google | Preset::GoogleAny)
+        self.microsoft_multi_tenant()
     }
 
     /// The ID token algorithms accepted.
