@@ -49,6 +49,7 @@ error_codes! {
     DevModeDisabled = "dev_mode_disabled",
     DomainTaken = "domain_taken",
     EmailDomainNotAllowed = "email_domain_not_allowed",
+    EnterpriseDomainSsoRequired = "enterprise_domain_sso_required",
     EntraTenantNotAllowed = "entra_tenant_not_allowed",
     EntraTidMissing = "entra_tid_missing",
     GithubEmailUnverified = "github_email_unverified",

@@ -52,6 +52,10 @@ pub struct CreateClient {
     /// Browser origins (`https://app.example.com`) allowed to call the token, userinfo and
     /// revocation endpoints (public clients).
     pub web_origins: Option<Vec<String>>,
+    /// The tenant (id or slug) of self-serve sign-ups: a login of this app whose email domain
+    /// belongs to no tenant, or a social button on the email page, goes to this tenant's social
+    /// connections (a tenant's verified domain still goes to that tenant).
+    pub default_tenant: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -91,6 +95,10 @@ pub struct UpdateClient {
     #[schema(value_type = Option<Vec<String>>)]
     pub audience: Option<Option<Vec<String>>>,
     pub web_origins: Option<Vec<String>>,
+    /// Set to null to remove.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub default_tenant: Option<Option<String>>,
     /// False disables the client: no new tokens, and its machine tokens stop validating.
     pub enabled: Option<bool>,
 }
@@ -133,10 +141,14 @@ async fn load(state: &AppState, id: &str) -> Result<client::Model, ApiError> {
 }
 
 async fn tenant_of(state: &AppState, key: &str) -> Result<String, ApiError> {
+    tenant_for(state, "tenant_id", key).await
+}
+
+async fn tenant_for(state: &AppState, field: &str, key: &str) -> Result<String, ApiError> {
     crate::tenant::find(&state.db, key)
         .await?
         .map(|t| t.id)
-        .ok_or_else(|| ApiError::invalid("tenant_id", ErrorCode::UnknownTenant, "no such tenant"))
+        .ok_or_else(|| ApiError::invalid(field, ErrorCode::UnknownTenant, "no such tenant"))
 }
 
 fn ttl(state: &AppState, v: i64) -> Result<i64, ApiError> {
@@ -201,7 +213,7 @@ fn audit_details(r: &client::Model) -> serde_json::Value {
         "grant_types": from_json_list(&r.grant_types), "token_endpoint_auth_method": c::auth_method_of(r).as_str(),
         "scopes": c::scopes_of(r), "tenant_id": r.tenant_id, "access_token_ttl": r.access_token_ttl,
         "jwks_uri": r.jwks_uri, "jwks": r.jwks.is_some(), "web_origins": c::web_origins_of(r),
-        "enabled": r.disabled_at.is_none(),
+        "enabled": r.disabled_at.is_none(), "default_tenant": r.default_tenant_id,
     })
 }
 
@@ -237,6 +249,10 @@ pub async fn create(
         Some(t) => Some(tenant_of(&state, t).await?),
         None => None,
     };
+    let default_tenant_id = match &b.default_tenant {
+        Some(t) => Some(tenant_for(&state, "default_tenant", t).await?),
+        None => None,
+    };
     let access_token_ttl = b.access_token_ttl.map(|v| ttl(&state, v)).transpose()?;
     let audience = b.audience.as_deref().map(c::validate_audience).transpose()?;
     let web_origins = b.web_origins.as_deref().map(c::validate_web_origins).transpose()?;
@@ -265,6 +281,7 @@ pub async fn create(
         jwks_uri,
         web_origins: web_origins.map(|w| to_json_list(&w)),
         disabled_at: None,
+        default_tenant_id,
     };
     check_row(&row)?;
     let tx = audited::begin(&state.db).await?;
@@ -342,6 +359,12 @@ pub async fn update(
     if let Some(t) = &b.tenant_id {
         row.tenant_id = match t {
             Some(t) => Some(tenant_of(&state, t).await?),
+            None => None,
+        };
+    }
+    if let Some(t) = &b.default_tenant {
+        row.default_tenant_id = match t {
+            Some(t) => Some(tenant_for(&state, "default_tenant", t).await?),
             None => None,
         };
     }

@@ -138,6 +138,9 @@ pub struct ClientView {
     pub web_origins: Vec<String>,
     /// False: the client gets no new tokens and its machine tokens stop validating.
     pub enabled: bool,
+    /// The tenant (id) of self-serve sign-ups: logins with no enterprise tenant go to its social
+    /// connections.
+    pub default_tenant: Option<String>,
     /// Present only in the response that created the client or rotated its secret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
@@ -164,6 +167,7 @@ pub fn view(c: &client::Model, secret: Option<String>) -> ClientView {
         jwks_uri: c.jwks_uri.clone(),
         web_origins: web_origins_of(c),
         enabled: c.disabled_at.is_none(),
+        default_tenant: c.default_tenant_id.clone(),
         client_secret: secret,
         created_at: rfc3339(c.created_at),
         updated_at: rfc3339(c.updated_at),

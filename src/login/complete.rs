@@ -189,6 +189,22 @@ fn clock_skew_of(st: &AppState, conn: &connection::Model) -> i64 {
     }
 }
 
+/// Whether this login is a self-serve sign-up (its tenant is the app's default tenant) with an
+/// address at another tenant's verified domain.
+async fn captures_enterprise_domain(
+    st: &AppState,
+    login: &login::Model,
+    tenant_id: &str,
+    domain: &str,
+) -> Result<bool, PageError> {
+    let Some(owner) = crate::tenant::by_domain(&st.db, domain).await? else { return Ok(false) };
+    if owner.id == tenant_id {
+        return Ok(false);
+    }
+    let client = crate::store::clients::get(&st.db, &login.client_id).await?;
+    Ok(client.and_then(|c| c.default_tenant_id).is_some_and(|d| d == tenant_id))
+}
+
 /// [`finish`] with a choice of answer.
 pub async fn finish_then(
     st: &AppState,
@@ -275,6 +291,31 @@ pub async fn finish_in(
                 login,
                 "access_denied",
                 "the email domain is not allowed for this organization",
+            )));
+        }
+        // Self-serve never captures an enterprise domain: a sign-up through the app's default
+        // tenant with an address at another tenant's verified domain is refused (that
+        // organization signs its people in through its own IdP).
+        if !domains.contains(&domain) && captures_enterprise_domain(st, login, &tenant.id, &domain).await? {
+            let cause = format!(
+                "The app's self-serve tenant received an address at {domain}, a verified domain of another organization."
+            );
+            let fix = "The person signs in with their work email on the email page; it goes to their organization's identity provider.".to_string();
+            let mut traced = login.clone();
+            traced.login_hint = Some(email.clone());
+            mark_failed_with(st, &traced, ErrorCode::EnterpriseDomainSsoRequired.as_str(), cause, fix, steps).await;
+            return Err(PageError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::EnterpriseDomainSsoRequired,
+                "Use your organization's sign-in",
+                format!("Addresses at {domain} sign in through their organization. Go back and enter your work email."),
+            )
+            .with_trace(login.id.to_string())
+            .with_back(error_url(
+                st,
+                login,
+                "access_denied",
+                "the address belongs to an organization with its own sign-in",
             )));
         }
         if vouched && !ident.email_verified {

@@ -2,6 +2,11 @@
 //! organization the app named, else the domain of `login_hint` (or `domain_hint`), else the
 //! work-email page; a chooser when the tenant has several connections. An unknown domain gets
 //! the same words whatever the domain, so the pages reveal nothing about which tenants exist.
+//!
+//! An app may name a default tenant for self-serve sign-ups (`clients.default_tenant_id`): an
+//! address at a domain no tenant has goes to that tenant's social connections, and the email page
+//! offers them as "Continue with ..." buttons. A tenant's verified domain always wins: self-serve
+//! never captures an enterprise domain.
 use super::pending::{error_url, load_for_browser};
 use super::start::start_connection;
 use crate::claims::email_domain;
@@ -10,6 +15,7 @@ use crate::http::error::PageError;
 use crate::http::{form_params, redirect, AppState};
 use crate::ids::TenantId;
 use crate::store::entities::{connection, login, tenant};
+use crate::upstream::connections::Social;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -25,6 +31,7 @@ pub async fn route(
     if let Some(c) = conn {
         return start_connection(st, login, &c, StatusCode::FOUND).await;
     }
+    let mut unknown_domain = false;
     let tenant = match org {
         Some(t) => Some(t),
         None => {
@@ -34,15 +41,76 @@ pub async fn route(
                 .and_then(email_domain)
                 .or_else(|| domain_hint.map(|d| d.to_ascii_lowercase()));
             match domain {
-                Some(d) => crate::tenant::by_domain(&st.db, &d).await?,
+                Some(d) => {
+                    let t = crate::tenant::by_domain(&st.db, &d).await?;
+                    unknown_domain = t.is_none();
+                    t
+                }
                 None => None,
             }
         }
     };
     match tenant {
         Some(t) => to_tenant(st, login, &t, StatusCode::FOUND).await,
-        None => Ok(redirect(StatusCode::FOUND, &format!("{}/login/{}", st.config.issuer, login.id))),
+        None => {
+            // An address at a domain no tenant has: the app's self-serve tenant, if it names one.
+            if unknown_domain {
+                if let Some(d) = default_tenant(st, login).await? {
+                    return to_self_serve(st, login, &d, StatusCode::FOUND).await;
+                }
+            }
+            Ok(redirect(StatusCode::FOUND, &format!("{}/login/{}", st.config.issuer, login.id)))
+        }
     }
+}
+
+/// The app's default tenant for self-serve sign-ups, when it names one that still exists.
+async fn default_tenant(st: &AppState, login: &login::Model) -> Result<Option<tenant::Model>, PageError> {
+    let Some(client) = crate::store::clients::get(&st.db, &login.client_id).await? else {
+        return Ok(None);
+    };
+    match client.default_tenant_id {
+        Some(t) => Ok(crate::tenant::get(&st.db, &t).await?),
+        None => Ok(None),
+    }
+}
+
+/// A tenant's enabled social connections (Google, Microsoft, Apple, GitHub), in id order.
+async fn social_of(st: &AppState, tenant_id: &str) -> Result<Vec<(connection::Model, Social)>, PageError> {
+    let conns = crate::store::connections::enabled_of_tenant(&st.db, tenant_id).await?;
+    Ok(conns.into_iter().filter_map(|c| Social::of(&c).map(|s| (c, s))).collect())
+}
+
+/// Sends a login with no enterprise tenant to the app's self-serve tenant: its only social
+/// connection directly, a chooser of its social connections for several.
+async fn to_self_serve(
+    st: &AppState,
+    login: &login::Model,
+    t: &tenant::Model,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
+    let social = social_of(st, &t.id).await?;
+    let mut login = login.clone();
+    if login.tenant_id.as_ref().map(TenantId::as_str) != Some(t.id.as_str()) {
+        let tid = TenantId::from_db(t.id.clone());
+        crate::store::logins::set_tenant(&st.db, &login.id, &tid).await?;
+        login.tenant_id = Some(tid);
+    }
+    match social.as_slice() {
+        [] => Err(no_connection(st, &login, t)),
+        [(one, _)] => start_connection(st, &login, one, status).await,
+        _ => Ok(redirect(status, &format!("{}/login/{}", st.config.issuer, login.id))),
+    }
+}
+
+fn no_connection(st: &AppState, login: &login::Model, t: &tenant::Model) -> PageError {
+    PageError::new(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::NoConnection,
+        "Single sign-on is not set up",
+        format!("{} has no sign-in method configured yet. Contact your administrator.", t.name),
+    )
+    .with_back(error_url(st, login, "access_denied", "the organization has no enabled connection"))
 }
 
 /// Sends a login to its tenant: the only connection directly, a chooser for several.
@@ -60,13 +128,7 @@ async fn to_tenant(
         login.tenant_id = Some(tid);
     }
     match conns.as_slice() {
-        [] => Err(PageError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::NoConnection,
-            "Single sign-on is not set up",
-            format!("{} has no sign-in method configured yet. Contact your administrator.", t.name),
-        )
-        .with_back(error_url(st, &login, "access_denied", "the organization has no enabled connection"))),
+        [] => Err(no_connection(st, &login, t)),
         [one] => super::start::start_connection_in(st, &login, one, Some(t), status).await,
         _ => Ok(redirect(status, &format!("{}/login/{}", st.config.issuer, login.id))),
     }
@@ -78,14 +140,39 @@ fn html(name: &str, ctx: serde_json::Value) -> HttpResponse {
     crate::templates::respond(builder, name, ctx)
 }
 
-/// The work-email page.
-fn email_form(login_id: &str, message: Option<&str>, value: &str) -> HttpResponse {
-    html("login_email.html", serde_json::json!({ "login_id": login_id, "message": message, "value": value }))
+/// A connection as the pages show it: social ones as "Continue with {provider}".
+fn choice(c: &connection::Model) -> serde_json::Value {
+    let social = Social::of(c);
+    serde_json::json!({ "id": c.id, "name": c.name, "social": social.map(Social::key),
+                        "provider": social.map(Social::label) })
+}
+
+/// The work-email page, with a "Continue with ..." button per social connection of the app's
+/// self-serve tenant.
+fn email_form(
+    login_id: &str,
+    message: Option<&str>,
+    value: &str,
+    social: &[(connection::Model, Social)],
+) -> HttpResponse {
+    let social: Vec<_> = social.iter().map(|(c, _)| choice(c)).collect();
+    html(
+        "login_email.html",
+        serde_json::json!({ "login_id": login_id, "message": message, "value": value, "social": social }),
+    )
+}
+
+/// The social connections the email page offers: those of the app's self-serve tenant.
+async fn email_page_social(st: &AppState, login: &login::Model) -> Result<Vec<(connection::Model, Social)>, PageError> {
+    match default_tenant(st, login).await? {
+        Some(t) => social_of(st, &t.id).await,
+        None => Ok(Vec::new()),
+    }
 }
 
 /// The connection chooser of a tenant with several connections.
 fn chooser(login_id: &str, tenant: &tenant::Model, conns: &[connection::Model]) -> HttpResponse {
-    let connections: Vec<_> = conns.iter().map(|c| serde_json::json!({ "id": c.id, "name": c.name })).collect();
+    let connections: Vec<_> = conns.iter().map(choice).collect();
     html(
         "login_chooser.html",
         serde_json::json!({ "login_id": login_id, "tenant_name": tenant.name, "connections": connections }),
@@ -124,7 +211,11 @@ pub async fn login_page(
     let login = load_for_browser(&st, &req, &path).await?;
     if let Some(tid) = &login.tenant_id {
         if let Some(t) = crate::tenant::get(&st.db, tid.as_str()).await? {
-            let conns = crate::store::connections::enabled_of_tenant(&st.db, &t.id).await?;
+            let mut conns = crate::store::connections::enabled_of_tenant(&st.db, &t.id).await?;
+            // The app's self-serve tenant offers its social connections only.
+            if default_tenant(&st, &login).await?.is_some_and(|d| d.id == t.id) {
+                conns.retain(|c| Social::of(c).is_some());
+            }
             return Ok(chooser(login.id.as_str(), &t, &conns));
         }
     }
@@ -135,8 +226,10 @@ pub async fn login_page(
         None => false,
     };
     let message = unknown.then_some(UNKNOWN_DOMAIN);
-    email_page_trace(&st, &login, "email_page_shown", serde_json::json!({ "unknown_hint_domain": unknown })).await;
-    Ok(email_form(login.id.as_str(), message, login.login_hint.as_deref().unwrap_or("")))
+    let social = email_page_social(&st, &login).await?;
+    let detail = serde_json::json!({ "unknown_hint_domain": unknown, "social_offered": social.len() });
+    email_page_trace(&st, &login, "email_page_shown", detail).await;
+    Ok(email_form(login.id.as_str(), message, login.login_hint.as_deref().unwrap_or(""), &social))
 }
 
 /// POST /login/{login}: route by the email's domain.
@@ -150,15 +243,23 @@ pub async fn login_submit(
     let params = form_params(&req, &body).map_err(|m| PageError::bad_request(ErrorCode::InvalidRequest, m))?;
     let email = params.get("email").unwrap_or("").trim().to_string();
     let Some(domain) = email_domain(&email) else {
-        return Ok(email_form(login.id.as_str(), Some("Enter a valid email address."), &email));
+        let social = email_page_social(&st, &login).await?;
+        return Ok(email_form(login.id.as_str(), Some("Enter a valid email address."), &email, &social));
     };
+    // A tenant's verified domain goes to that tenant, whatever the app's self-serve tenant.
     let Some(t) = crate::tenant::by_domain(&st.db, &domain).await? else {
         let mut traced = login.clone();
         traced.login_hint = Some(email.clone());
-        let detail = serde_json::json!({ "email_domain": domain, "tenant_found": false });
+        let self_serve = default_tenant(&st, &login).await?;
+        let detail =
+            serde_json::json!({ "email_domain": domain, "tenant_found": false, "self_serve": self_serve.is_some() });
         email_page_trace(&st, &traced, "email_submitted", detail).await;
+        if let Some(d) = self_serve {
+            crate::store::logins::set_login_hint(&st.db, &login.id, &email).await?;
+            return to_self_serve(&st, &traced, &d, StatusCode::SEE_OTHER).await;
+        }
         // Same answer for every unknown domain: no hint about which tenants exist.
-        return Ok(email_form(login.id.as_str(), Some(UNKNOWN_DOMAIN), &email));
+        return Ok(email_form(login.id.as_str(), Some(UNKNOWN_DOMAIN), &email, &[]));
     };
     crate::store::logins::set_login_hint(&st.db, &login.id, &email).await?;
     let mut login = login;
@@ -166,7 +267,8 @@ pub async fn login_submit(
     to_tenant(&st, &login, &t, StatusCode::SEE_OTHER).await
 }
 
-/// POST /login/{login}/connection: the chooser's answer.
+/// POST /login/{login}/connection: the chooser's answer, or a "Continue with ..." button of the
+/// email page (a social connection of the app's self-serve tenant).
 pub async fn choose_connection(
     req: HttpRequest,
     body: web::Bytes,
@@ -176,9 +278,17 @@ pub async fn choose_connection(
     let login = load_for_browser(&st, &req, &path).await?;
     let params = form_params(&req, &body).map_err(|m| PageError::bad_request(ErrorCode::InvalidRequest, m))?;
     let cid = params.get("connection").unwrap_or("");
+    let self_serve = match &login.tenant_id {
+        Some(_) => None,
+        None => default_tenant(&st, &login).await?,
+    };
     let conn = crate::store::connections::get(&st.db, cid)
         .await?
-        .filter(|c| login.tenant_id.as_ref().map(TenantId::as_str) == Some(c.tenant_id.as_str()))
+        .filter(|c| match (&login.tenant_id, &self_serve) {
+            (Some(t), _) => t.as_str() == c.tenant_id,
+            (None, Some(d)) => d.id == c.tenant_id && Social::of(c).is_some(),
+            (None, None) => false,
+        })
         .ok_or_else(|| {
             PageError::bad_request(
                 ErrorCode::ConnectionNotAllowed,

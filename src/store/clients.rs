@@ -43,6 +43,7 @@ pub fn no_machine_settings() -> Model {
         jwks_uri: None,
         web_origins: None,
         disabled_at: None,
+        default_tenant_id: None,
     }
 }
 

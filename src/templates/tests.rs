@@ -12,12 +12,14 @@ fn samples() -> Vec<(&'static str, Json)> {
         ),
         (
             "login_email.html",
-            json!({"login_id": "lgn_1", "message": "Enter a valid email address.", "value": "a@b.test"}),
+            json!({"login_id": "lgn_1", "message": "Enter a valid email address.", "value": "a@b.test",
+                   "social": [{"id": "con_g", "name": "Google", "social": "google", "provider": "Google"}]}),
         ),
         (
             "login_chooser.html",
             json!({"login_id": "lgn_1", "tenant_name": "Acme",
-                   "connections": [{"id": "con_1", "name": "Okta"}, {"id": "con_2", "name": "Entra"}]}),
+                   "connections": [{"id": "con_1", "name": "Okta"}, {"id": "con_2", "name": "Entra"},
+                                   {"id": "con_3", "name": "GitHub", "social": "github", "provider": "GitHub"}]}),
         ),
         (
             "auto_post.html",

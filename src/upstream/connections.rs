@@ -304,3 +304,52 @@ pub fn view(row: &connection::Model, issuer: &str, now: i64) -> Value {
     }
     Value::Object(m)
 }
+
+/// The social provider a connection signs in with (a social preset, or GitHub): what the login
+/// pages offer as "Continue with ...". Enterprise connections (SAML, OIDC with another preset,
+/// the dev connector) are `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Social {
+    Google,
+    Microsoft,
+    Apple,
+    Github,
+}
+
+impl Social {
+    pub fn of(row: &connection::Model) -> Option<Social> {
+        match row.conn_type.as_str() {
+            "github" => Some(Social::Github),
+            "oidc" => {
+                let config: Value = serde_json::from_str(&row.config).ok()?;
+                match serde_json::from_value::<Preset>(config.get("preset")?.clone()).ok()? {
+                    Preset::GoogleAny => Some(Social::Google),
+                    Preset::Microsoft => Some(Social::Microsoft),
+                    Preset::Apple => Some(Social::Apple),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// A stable key (CSS class, tests).
+    pub fn key(self) -> &'static str {
+        match self {
+            Social::Google => "google",
+            Social::Microsoft => "microsoft",
+            Social::Apple => "apple",
+            Social::Github => "github",
+        }
+    }
+
+    /// The provider's name as it presents itself.
+    pub fn label(self) -> &'static str {
+        match self {
+            Social::Google => "Google",
+            Social::Microsoft => "Microsoft",
+            Social::Apple => "Apple",
+            Social::Github => "GitHub",
+        }
+    }
+}

@@ -14,6 +14,7 @@ both!(
     private_key_jwt_inline_keys,
     private_key_jwt_for_code_and_refresh,
     private_key_jwt_jwks_uri_cache,
+    private_key_jwt_ps256,
     machine_client_validation,
     cors_for_browser_apps,
 );
@@ -343,6 +344,76 @@ async fn private_key_jwt_for_code_and_refresh(app: &TestApp) {
 }
 
 /// A one-route HTTP server for a client's JWKS that counts its fetches.
+/// A client assertion signed with RSASSA-PSS (PS256) or PKCS#1 v1.5 (`pkcs1`), whatever the
+/// header says. fedgate never signs PS256 itself, so the test signs with aws-lc-rs directly.
+fn rsa_assertion(app: &TestApp, pkcs8: &[u8], alg: &str, kid: &str, client_id: &str, pkcs1: bool) -> String {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::rsa::KeyPair;
+    use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RSA_PSS_SHA256};
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let now = app.clock.now();
+    let claims = json!({"iss": client_id, "sub": client_id, "aud": format!("{}/oauth2/token", app.base),
+        "iat": now, "exp": now + 60, "jti": fedgate::ids::random128(&fedgate::clock::SystemRng)});
+    let input = format!(
+        "{}.{}",
+        b64(json!({"alg": alg, "kid": kid, "typ": "JWT"}).to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let k = KeyPair::from_pkcs8(pkcs8).unwrap();
+    let mut sig = vec![0u8; k.public_modulus_len()];
+    let padding: &'static dyn aws_lc_rs::signature::RsaEncoding =
+        if pkcs1 { &RSA_PKCS1_SHA256 } else { &RSA_PSS_SHA256 };
+    k.sign(padding, &SystemRandom::new(), input.as_bytes(), &mut sig).unwrap();
+    format!("{input}.{}", b64(&sig))
+}
+
+/// RFC 7523 assertions signed with PS256 (what many HSM- and FAPI-minded clients use): a key
+/// registered for PS256 takes PS256 only, a key without `alg` takes RS256 and PS256, and a PKCS#1
+/// signature under a PS256 header is refused.
+async fn private_key_jwt_ps256(app: &TestApp) {
+    let (rsa, pkcs8) = SigningKey::generate(Alg::RS256, "ps".into()).unwrap();
+    let mut jwk = serde_json::to_value(rsa.public()).unwrap();
+    jwk["alg"] = json!("PS256");
+    let c =
+        machine_client(app, json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [jwk]}})).await;
+    let id = c["id"].as_str().unwrap();
+    assert_eq!(c["jwks"]["keys"][0]["alg"], "PS256", "{c}");
+    let post = |a: String| async move {
+        let (s, v) = token_form(
+            app,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_assertion_type", ASSERTION_TYPE),
+                ("client_assertion", &a),
+            ],
+        )
+        .await;
+        (s, v)
+    };
+    let (s, tok) = post(rsa_assertion(app, &pkcs8, "PS256", "ps", id, false)).await;
+    assert_eq!(s, 200, "{tok}");
+    assert_eq!(claims_of(tok["access_token"].as_str().unwrap())["client_id"], id, "{tok}");
+    // The key is registered for PS256: an RS256 assertion by the same key finds no key.
+    let (s, e) = post(rsa_assertion(app, &pkcs8, "RS256", "ps", id, true)).await;
+    assert_eq!((s, e["error"].as_str()), (401, Some("invalid_client")), "{e}");
+    assert!(e["error_description"].as_str().unwrap().contains("RS256"), "{e}");
+    // A PKCS#1 v1.5 signature under a PS256 header: the padding is checked, not only the header.
+    let (s, e) = post(rsa_assertion(app, &pkcs8, "PS256", "ps", id, true)).await;
+    assert_eq!((s, e["error"].as_str()), (401, Some("invalid_client")), "{e}");
+    assert!(e["error_description"].as_str().unwrap().contains("signature"), "{e}");
+    // A key registered without alg takes both RSA algorithms.
+    let mut bare = serde_json::to_value(rsa.public()).unwrap();
+    bare.as_object_mut().unwrap().remove("alg");
+    let c =
+        machine_client(app, json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [bare]}})).await;
+    let id = c["id"].as_str().unwrap();
+    for (alg, pkcs1) in [("PS256", false), ("RS256", true)] {
+        let (s, tok) = post(rsa_assertion(app, &pkcs8, alg, "ps", id, pkcs1)).await;
+        assert_eq!(s, 200, "{alg}: {tok}");
+    }
+}
+
 async fn jwks_server(
     body: std::sync::Arc<std::sync::Mutex<String>>,
     hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,

@@ -209,10 +209,192 @@ async fn google_any_account(app: &TestApp) {
     idp.set(|k| k.misbehave = crate::oidc_idp::Misbehave::WrongIssuer);
     let end = run(app, &browser(), &cid, &[("organization", "space")]).await;
     assert_eq!(end.code(), "id_token_issuer_mismatch", "{}", end.body);
-    let _ = c;
+    // Google documents `iss` as `https://accounts.google.com` or `accounts.google.com`. The
+    // scheme-less form is not a URL, so the OpenID Connect library refuses the token response
+    // before any issuer check (docs/connections/social.md, "Not done yet"): refused, never
+    // taken for another issuer.
+    let bare = idp.issuer.trim_start_matches("http://").to_string();
+    idp.set(|k| {
+        k.misbehave = crate::oidc_idp::Misbehave::Nothing;
+        k.extra_claims = json!({"iss": bare});
+    });
+    let end = run(app, &browser(), &cid, &[("organization", "space")]).await;
+    assert_eq!((end.status, end.code().as_str()), (502, "token_exchange_failed"), "{}", end.body);
+    let _ = (c, gmail);
 }
 
-both_private!(microsoft_personal_and_work_accounts, google_any_account);
+both_private!(microsoft_personal_and_work_accounts, google_any_account, self_serve_default_tenant);
+
+/// The login id of an email-page URL (`{issuer}/login/{id}`).
+fn login_page_of(app: &TestApp, url: &str) -> String {
+    assert!(url.starts_with(&app.url("/login/")), "expected the email page, got {url}");
+    url.to_string()
+}
+
+/// Follows the provider (auto-approving fixture) and the callback; returns the app's claims.
+async fn through_provider(app: &TestApp, b: &reqwest::Client, to_idp: &str, cid: &str, secret: Option<&str>) -> Value {
+    let r = b.get(to_idp).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 302, "provider: {}", r.text().await.unwrap_or_default());
+    let r = b.get(location(&r)).send().await.unwrap();
+    let status = r.status().as_u16();
+    let location = location(&r);
+    let end = End { status, location, body: r.text().await.unwrap_or_default(), callback: String::new() };
+    claims_of(app, cid, secret, &end).await
+}
+
+/// A per-app default tenant for self-serve sign-ups: an address at a domain no tenant has, or a
+/// "Continue with ..." button of the email page, goes to that tenant's social connections and
+/// the tokens carry its org_id; a tenant's verified domain still goes to that tenant.
+async fn self_serve_default_tenant(app: &TestApp) {
+    let knobs = Knobs { email: "dana@gmail.test".into(), send_iss: false, ..Knobs::default() };
+    let idp = FixtureIdp::start(knobs, 1).await.unwrap();
+    let space = social_tenant(app, "space").await;
+    let mut body = idp.connection_body("Google");
+    body["preset"] = json!("google_any");
+    let (s, google) = app.post("/tenants/space/connections", body).await;
+    assert_eq!(s, 201, "{google}");
+    let gid = google["id"].as_str().unwrap();
+    let (acme, acme_dev) = app.tenant("acme", "acme.test", &[]).await;
+
+    // The admin API: default_tenant is a tenant (id or slug) that exists.
+    let client_body =
+        |t: Value| json!({"name": "Shop", "type": "confidential", "redirect_uris": [REDIRECT], "default_tenant": t});
+    let (s, e) = app.post("/clients", client_body(json!("nope"))).await;
+    assert_eq!(
+        (s, e["error"].as_str(), e["field"].as_str()),
+        (400, Some("unknown_tenant"), Some("default_tenant")),
+        "{e}"
+    );
+    let (s, c) = app.post("/clients", client_body(json!("space"))).await;
+    assert_eq!(s, 201, "{c}");
+    assert_eq!(c["default_tenant"], space["id"]);
+    let cid = c["id"].as_str().unwrap().to_string();
+    let secret = c["client_secret"].as_str().map(str::to_string);
+    let secret = secret.as_deref();
+
+    // The email page offers the self-serve tenant's social connections.
+    let b = browser();
+    let r = b.get(authorize_url(app, &cid, &[])).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 302);
+    let page_url = login_page_of(app, &location(&r));
+    let page = b.get(&page_url).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(&format!("action=\"{}/connection\"", page_url.trim_start_matches(&app.base))), "{page}");
+    assert!(page.contains(&format!("name=\"connection\" value=\"{gid}\">Continue with Google</button>")), "{page}");
+    assert!(!page.contains("Dev</button>"), "enterprise connections are never offered: {page}");
+    // The button: straight to Google, and the tokens speak for the self-serve tenant.
+    let r = b.post(format!("{page_url}/connection")).form(&[("connection", gid)]).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303, "{}", r.text().await.unwrap_or_default());
+    let to_idp = location(&r);
+    assert!(to_idp.starts_with(&idp.issuer), "{to_idp}");
+    let claims = through_provider(app, &b, &to_idp, &cid, secret).await;
+    assert_eq!((claims["org_id"].as_str(), claims["email"].as_str()), (space["id"].as_str(), Some("dana@gmail.test")));
+
+    // A connection of another tenant is not a button of this page.
+    let b = browser();
+    let r = b.get(authorize_url(app, &cid, &[])).send().await.unwrap();
+    let page_url = location(&r);
+    let r = b
+        .post(format!("{page_url}/connection"))
+        .form(&[("connection", acme_dev["id"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().await.unwrap().contains("connection_not_allowed"));
+
+    // An address at a domain no tenant has: the self-serve tenant's only social connection.
+    let r = b.post(&page_url).form(&[("email", "dana@gmail.test")]).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303, "{}", r.text().await.unwrap_or_default());
+    let to_idp = location(&r);
+    assert!(to_idp.starts_with(&idp.issuer), "{to_idp}");
+    assert_eq!(query_of(&to_idp).get("login_hint").map(String::as_str), Some("dana@gmail.test"), "{to_idp}");
+    let claims = through_provider(app, &b, &to_idp, &cid, secret).await;
+    assert_eq!(claims["org_id"], space["id"]);
+
+    // A tenant's verified domain is never captured by self-serve: the email page and login_hint
+    // both go to the enterprise tenant's IdP.
+    let b = browser();
+    let r = b.get(authorize_url(app, &cid, &[])).send().await.unwrap();
+    let page_url = location(&r);
+    let r = b.post(&page_url).form(&[("email", "alice@acme.test")]).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let dev = location(&r);
+    assert!(dev.contains("/sso/dev/"), "the enterprise IdP, not self-serve: {dev}");
+    let r = b.post(&dev).form(&[("action", "approve")]).send().await.unwrap();
+    let end = End { status: r.status().as_u16(), location: location(&r), body: String::new(), callback: String::new() };
+    assert_eq!(claims_of(app, &cid, secret, &end).await["org_id"], acme["id"]);
+    let code = code_for(app, &browser(), &cid, &[("login_hint", "bob@acme.test")]).await;
+    let (s, tok) = exchange(app, &cid, secret, &code).await;
+    assert_eq!(s, 200, "{tok}");
+    assert_eq!(verify_jwt(app, tok["id_token"].as_str().unwrap(), &cid).await["org_id"], acme["id"]);
+    // A social button that comes back with an address at acme.test (a Google account under
+    // Acme's domain): refused, the person must use Acme's sign-in.
+    idp.set(|k| k.email = "erin@acme.test".into());
+    let b = browser();
+    let r = b.get(authorize_url(app, &cid, &[])).send().await.unwrap();
+    let page_url = location(&r);
+    let r = b.post(format!("{page_url}/connection")).form(&[("connection", gid)]).send().await.unwrap();
+    let r = b.get(location(&r)).send().await.unwrap();
+    let r = b.get(location(&r)).send().await.unwrap();
+    let status = r.status().as_u16();
+    let end = End { status, location: String::new(), body: r.text().await.unwrap(), callback: String::new() };
+    assert_eq!((end.status, end.code().as_str()), (403, "enterprise_domain_sso_required"), "{}", end.body);
+    // The same address through the acme organization's own route is not affected; through
+    // organization=space with another app (no default tenant), it is not self-serve either.
+    let (other, other_secret) = app.client("confidential", "ES256").await;
+    let end = run(app, &browser(), &other, &[("organization", "space")]).await;
+    let claims = claims_of(app, &other, other_secret.as_deref(), &end).await;
+    assert_eq!((claims["org_id"].as_str(), claims["email_verified"].as_bool()), (space["id"].as_str(), Some(false)));
+    idp.set(|k| k.email = "dana@gmail.test".into());
+    // A login_hint at an unknown domain goes straight to self-serve.
+    let r = browser().get(authorize_url(app, &cid, &[("login_hint", "zoe@gmail.test")])).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 302);
+    assert!(location(&r).starts_with(&idp.issuer), "{}", location(&r));
+
+    // Several social connections: the chooser lists them, "Continue with ...".
+    let gh = crate::github_fixture::FixtureGithub::start().await.unwrap();
+    let (s, github) = app.post("/tenants/space/connections", gh.connection_body("GitHub")).await;
+    assert_eq!(s, 201, "{github}");
+    let b = browser();
+    let r = b.get(authorize_url(app, &cid, &[])).send().await.unwrap();
+    let page_url = location(&r);
+    let page = b.get(&page_url).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Continue with Google") && page.contains("Continue with GitHub"), "{page}");
+    let r = b.post(&page_url).form(&[("email", "dana@gmail.test")]).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), location(&r)), (303, page_url.clone()));
+    let chooser = b.get(&page_url).send().await.unwrap().text().await.unwrap();
+    assert!(
+        chooser.contains(&format!("value=\"{}\">Continue with GitHub</button>", github["id"].as_str().unwrap())),
+        "{chooser}"
+    );
+    assert!(chooser.contains("Continue with Google"), "{chooser}");
+    let r = b
+        .post(format!("{page_url}/connection"))
+        .form(&[("connection", github["id"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert!(location(&r).starts_with(&gh.base), "{}", location(&r));
+
+    // Without a default tenant: no buttons, and an unknown domain is told so (unchanged).
+    let (s, c) =
+        app.admin(reqwest::Method::PATCH, &format!("/clients/{cid}"), Some(json!({"default_tenant": null}))).await;
+    assert_eq!((s, &c["default_tenant"]), (200, &Value::Null), "{c}");
+    let b = browser();
+    let r = b.get(authorize_url(app, &cid, &[])).send().await.unwrap();
+    let page_url = location(&r);
+    let page = b.get(&page_url).send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains("Continue with"), "{page}");
+    let page = b.post(&page_url).form(&[("email", "dana@gmail.test")]).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("couldn&#x27;t find single sign-on"), "{page}");
+    let r = b.post(format!("{page_url}/connection")).form(&[("connection", gid)]).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    // PATCH takes a slug too.
+    let (s, c) =
+        app.admin(reqwest::Method::PATCH, &format!("/clients/{cid}"), Some(json!({"default_tenant": "space"}))).await;
+    assert_eq!((s, &c["default_tenant"]), (200, &space["id"]), "{c}");
+}
 
 async fn github_login(app: &TestApp) {
     let gh = crate::github_fixture::FixtureGithub::start().await.unwrap();

@@ -32,6 +32,9 @@ pub struct Model {
     /// JSON list of browser origins allowed to call the token endpoint (CORS).
     pub web_origins: Option<String>,
     pub disabled_at: Option<i64>,
+    /// The tenant of self-serve sign-ups: logins with no enterprise tenant go to its social
+    /// connections (null: none).
+    pub default_tenant_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

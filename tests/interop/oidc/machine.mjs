@@ -1,7 +1,8 @@
 // Interop test: machine-to-machine tokens from fedgate with openid-client v6 and jose.
 //   - client_credentials with client_secret_basic, then introspection and revocation
 //   - client_credentials with private_key_jwt (openid-client's PrivateKeyJwt, an ES256 key
-//     registered inline, and an EdDSA one), then introspection authenticated the same way
+//     registered inline, an EdDSA one and an RSA-PSS PS256 one), then introspection
+//     authenticated the same way
 //   - the access token verified independently with jose against fedgate's JWKS
 //
 // Runs against an ALREADY RUNNING fedgate in dev mode (see run.sh):
@@ -103,7 +104,7 @@ test('client_credentials with client_secret_basic, introspection, revocation', a
   assert.equal(after.active, false);
 });
 
-for (const alg of ['ES256', 'EdDSA']) {
+for (const alg of ['ES256', 'EdDSA', 'PS256']) {
   test(`client_credentials with private_key_jwt (${alg}), introspection`, async (t) => {
     const { publicKey, privateKey } = await jose.generateKeyPair(alg, { extractable: true });
     const kid = `k-${alg}-${RUN}`;
