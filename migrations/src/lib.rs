@@ -25,6 +25,7 @@ mod m20261207_500001_mfa;
 mod m20261207_600001_claim_configs;
 mod m20261207_800001_scim_page_hints;
 mod m20261207_800002_scim_user_counts;
+mod m20261208_200001_keyset_page_indexes;
 
 pub struct Migrator;
 
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_600001_claim_configs::Migration),
             Box::new(m20261207_800001_scim_page_hints::Migration),
             Box::new(m20261207_800002_scim_user_counts::Migration),
+            Box::new(m20261208_200001_keyset_page_indexes::Migration),
         ]
     }
 }
