@@ -338,7 +338,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The writer's latency with no prune running, first.
     let idle_from = Instant::now();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let mut idle = writer_between(idle_from, Instant::now());
+    let idle = writer_between(idle_from, Instant::now());
     println!(
         "{{\"db\":\"{kind}\",\"writer_idle_events\":{},\"writer_p50_ms\":{:.2},\"writer_p99_ms\":{:.2},\"writer_max_ms\":{:.1}}}",
         idle.len(),
@@ -408,7 +408,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         total_rows += rows;
         let ms = deletes.lock().map(|d| d.ms.clone()).unwrap_or_default();
         let batches = ms.len();
-        let mut w = writer_between(t, Instant::now());
+        let w = writer_between(t, Instant::now());
         println!(
             "{{\"db\":\"{kind}\",\"prune\":\"{name}\",\"table_rows\":{n},\"rows\":{rows},\"secs\":{secs:.1},\"rows_per_s\":{:.0},\"job_runs\":{},\"one_job_run_s\":{first_run:.2},\"batches\":{batches},\"batch_p50_ms\":{:.1},\"batch_p99_ms\":{:.1},\"batch_max_ms\":{:.1},\"writer_events\":{},\"writer_p50_ms\":{:.2},\"writer_p99_ms\":{:.2},\"writer_max_ms\":{:.1}}}",
             rows as f64 / secs.max(1e-9),
