@@ -26,6 +26,7 @@ mod m20261207_600001_claim_configs;
 mod m20261207_800001_scim_page_hints;
 mod m20261207_800002_scim_user_counts;
 mod m20261208_100001_client_default_tenant;
+mod m20261208_200001_keyset_page_indexes;
 mod m20261208_400001_scim_filter_indexes;
 
 pub struct Migrator;
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_800001_scim_page_hints::Migration),
             Box::new(m20261207_800002_scim_user_counts::Migration),
             Box::new(m20261208_100001_client_default_tenant::Migration),
+            Box::new(m20261208_200001_keyset_page_indexes::Migration),
             Box::new(m20261208_400001_scim_filter_indexes::Migration),
         ]
     }

@@ -14,8 +14,22 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 const LOGIN_RETENTION: i64 = 7 * 86400;
 /// Rows per delete statement.
 pub const BATCH: u64 = 1000;
-/// Statements per table and run (so at most `BATCH * MAX_BATCHES` rows per table a run).
+/// Rows per delete statement of the wide tables (login traces, about 1 kB of JSON and seven
+/// indexes a row; the SCIM request log) on SQLite. SQLite has one writer: a 1,000-row batch of
+/// traces held the write lock up to 1 s at 1M rows on a loaded machine, and every other write
+/// (logins, SCIM) waited that long. PostgreSQL keeps [`BATCH`] (row locks only, 46 ms at most).
+pub const WIDE_BATCH_SQLITE: u64 = 200;
+/// Statements per table and run (so at most `batch * MAX_BATCHES` rows per table a run).
 pub const MAX_BATCHES: u64 = 50;
+
+/// The batch size of a wide table on `db`'s backend: [`WIDE_BATCH_SQLITE`] on SQLite,
+/// [`BATCH`] on PostgreSQL.
+pub fn wide_batch(db: &impl ConnectionTrait) -> u64 {
+    match db.get_database_backend() {
+        sea_orm::DbBackend::Sqlite => WIDE_BATCH_SQLITE,
+        _ => BATCH,
+    }
+}
 
 /// Deletes the rows matching `cond`, [`BATCH`] at a time, at most [`MAX_BATCHES`] times.
 pub async fn delete_batched<E, C>(db: &C, key: E::Column, cond: impl IntoCondition) -> Result<u64, sea_orm::DbErr>
@@ -23,7 +37,21 @@ where
     E: EntityTrait,
     C: ConnectionTrait,
 {
-    delete_batched_by::<E, C>(db, &[key], cond.into_condition(), |keys| match keys {
+    delete_batched_sized::<E, C>(db, key, cond, BATCH).await
+}
+
+/// Deletes the rows matching `cond`, `batch` at a time, at most [`MAX_BATCHES`] times.
+pub async fn delete_batched_sized<E, C>(
+    db: &C,
+    key: E::Column,
+    cond: impl IntoCondition,
+    batch: u64,
+) -> Result<u64, sea_orm::DbErr>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    delete_batched_by::<E, C>(db, &[key], cond.into_condition(), batch, |keys| match keys {
         [one] => Expr::col(*one),
         many => Expr::tuple(many.iter().map(|c| Expr::col(*c))),
     })
@@ -34,23 +62,25 @@ async fn delete_batched_by<E, C>(
     db: &C,
     keys: &[E::Column],
     cond: sea_orm::Condition,
+    batch: u64,
     lhs: impl Fn(&[E::Column]) -> Expr,
 ) -> Result<u64, sea_orm::DbErr>
 where
     E: EntityTrait,
     C: ConnectionTrait,
 {
+    let batch = std::cmp::max(batch, 1);
     let mut n = 0;
     for _ in 0..MAX_BATCHES {
         let sub: SelectStatement = Query::select()
             .columns(keys.iter().copied())
             .from(E::default())
             .cond_where(cond.clone())
-            .limit(BATCH)
+            .limit(batch)
             .to_owned();
         let done = E::delete_many().filter(lhs(keys).in_subquery(sub)).exec(db).await?.rows_affected;
         n += done;
-        if done < BATCH {
+        if done < batch {
             return Ok(n);
         }
     }
@@ -84,6 +114,7 @@ pub async fn expired(db: &impl ConnectionTrait, now: i64) -> Result<u64, sea_orm
         db,
         &[saml_assertion::Column::ConnectionId, saml_assertion::Column::AssertionId],
         saml_assertion::Column::ExpiresAt.lt(now).into_condition(),
+        BATCH,
         |keys| Expr::tuple(keys.iter().map(|c| Expr::col(*c))),
     )
     .await?;
@@ -130,7 +161,8 @@ pub async fn expired(db: &impl ConnectionTrait, now: i64) -> Result<u64, sea_orm
 
 /// Removes support rows older than their retention: finished deliveries (never a pending one)
 /// and delivery attempts older than `deliveries_before`, SCIM request log entries older than
-/// `scim_requests_before`. Batched like every prune.
+/// `scim_requests_before`. Batched like every prune (the SCIM request log in
+/// [`wide_batch`]es).
 pub async fn retention(
     db: &impl ConnectionTrait,
     deliveries_before: i64,
@@ -149,10 +181,11 @@ pub async fn retention(
         delivery::Column::FinishedAt.is_not_null().and(delivery::Column::FinishedAt.lt(deliveries_before)),
     )
     .await?;
-    n += delete_batched::<scim_request::Entity, _>(
+    n += delete_batched_sized::<scim_request::Entity, _>(
         db,
         scim_request::Column::Id,
         scim_request::Column::CreatedAt.lt(scim_requests_before),
+        wide_batch(db),
     )
     .await?;
     Ok(n)

@@ -4,7 +4,8 @@ use super::entities::event;
 use super::{deliveries, webhooks};
 use crate::clock::Rng;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    Statement,
 };
 use serde_json::{json, Value};
 
@@ -78,6 +79,9 @@ pub async fn emit(db: &impl ConnectionTrait, rng: &dyn Rng, now: i64, e: NewEven
 
 /// Events after `after` (transaction id, sequence), in commit order, only from finished
 /// transactions; optionally of some types and of one tenant.
+///
+/// Each page is an index seek at any size (see [`page_queries`]): the statements run in order
+/// until `limit` rows are found.
 pub async fn list(
     db: &impl ConnectionTrait,
     after: Option<(i64, i64)>,
@@ -85,25 +89,58 @@ pub async fn list(
     tenant: Option<&str>,
     limit: u64,
 ) -> Result<Vec<event::Model>, DbErr> {
-    let backend = db.get_database_backend();
-    let mut q = event::Entity::find();
-    if let Some((tx_id, seq)) = after {
-        q = q.filter(
-            sea_orm::Condition::any()
-                .add(event::Column::TxId.gt(tx_id))
-                .add(sea_orm::Condition::all().add(event::Column::TxId.eq(tx_id)).add(event::Column::Seq.gt(seq))),
-        );
+    let mut rows = Vec::new();
+    for q in page_queries(db.get_database_backend(), after, types, tenant, limit) {
+        let left = limit.saturating_sub(rows.len() as u64);
+        if left == 0 {
+            break;
+        }
+        rows.extend(q.limit(left).all(db).await?);
     }
-    if backend == DbBackend::Postgres {
-        q = q.filter(sea_orm::sea_query::Expr::cust("tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"));
+    Ok(rows)
+}
+
+/// The statements of one events page, in the order [`list`] runs them, each an index seek on
+/// `idx_events_order` (`tx_id, seq`) or, with a tenant, `idx_events_tenant_order`
+/// (`tenant_id, tx_id, seq`); the plan tests run EXPLAIN on them.
+///
+/// PostgreSQL: one statement with the row-value keyset `(tx_id, seq) > ($1, $2)`, which its
+/// B-tree seeks. SQLite does not seek on a row value nor on `tx_id > ? OR (tx_id = ? AND seq > ?)`
+/// (it seeks on `tx_id` and filters every later row of the same `tx_id`, and SQLite writes 0
+/// there for every event), so the keyset is split in two seeks: the rest of the cursor's
+/// `tx_id` (`tx_id = ? AND seq > ?`), then the later ones (`tx_id > ?`).
+pub fn page_queries(
+    backend: DbBackend,
+    after: Option<(i64, i64)>,
+    types: &[String],
+    tenant: Option<&str>,
+    limit: u64,
+) -> Vec<Select<event::Entity>> {
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    let base = || {
+        let mut q = event::Entity::find();
+        if backend == DbBackend::Postgres {
+            q = q.filter(Expr::cust("tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"));
+        }
+        if !types.is_empty() {
+            q = q.filter(event::Column::EventType.is_in(types.to_vec()));
+        }
+        if let Some(t) = tenant {
+            q = q.filter(event::Column::TenantId.eq(t));
+        }
+        q.order_by_asc(event::Column::TxId).order_by_asc(event::Column::Seq).limit(limit)
+    };
+    match after {
+        None => vec![base()],
+        Some((tx_id, seq)) if backend == DbBackend::Postgres => vec![base().filter(
+            Expr::tuple([Expr::col(event::Column::TxId), Expr::col(event::Column::Seq)])
+                .gt(Expr::tuple([Expr::val(tx_id), Expr::val(seq)])),
+        )],
+        Some((tx_id, seq)) => vec![
+            base().filter(event::Column::TxId.eq(tx_id)).filter(event::Column::Seq.gt(seq)),
+            base().filter(event::Column::TxId.gt(tx_id)),
+        ],
     }
-    if !types.is_empty() {
-        q = q.filter(event::Column::EventType.is_in(types.to_vec()));
-    }
-    if let Some(t) = tenant {
-        q = q.filter(event::Column::TenantId.eq(t));
-    }
-    q.order_by_asc(event::Column::TxId).order_by_asc(event::Column::Seq).limit(limit).all(db).await
 }
 
 /// Removes events older than `before` (in bounded batches).

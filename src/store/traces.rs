@@ -208,12 +208,14 @@ pub async fn abandon_expired(db: &impl ConnectionTrait, now: i64, cause: &str, f
     Ok(n)
 }
 
-/// Removes traces created before `before` (in bounded batches).
+/// Removes traces created before `before` (in bounded batches, smaller on SQLite: a trace is
+/// a wide row, see [`super::cleanup::wide_batch`]).
 pub async fn expire(db: &impl ConnectionTrait, before: i64) -> Result<u64, DbErr> {
-    super::cleanup::delete_batched::<login_trace::Entity, _>(
+    super::cleanup::delete_batched_sized::<login_trace::Entity, _>(
         db,
         login_trace::Column::Id,
         login_trace::Column::CreatedAt.lt(before),
+        super::cleanup::wide_batch(db),
     )
     .await
 }

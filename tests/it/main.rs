@@ -14,6 +14,7 @@ mod events;
 mod github_fixture;
 mod idp_console;
 mod keys;
+mod keyset_plans;
 mod layers;
 mod limits;
 mod machine;

@@ -4,8 +4,11 @@
 //! fedgate's own prune functions (the ones the `cleanup` job runs, in bounded batches) until the
 //! expired part is gone, while a small writer keeps emitting events. Prints per table: rows
 //! pruned, time, rows/s, batches and the longest single batch (= the longest a prune holds its
-//! locks), the writer's latency during the prune, the size on disk per million rows, and the
-//! latency of an events API keyset page and a login-trace page at that size.
+//! locks), the writer's latency during each prune (and idle, before), the size on disk per
+//! million rows, and the latency at that size of an events API keyset page (all tenants and one
+//! tenant), a tenant's login-trace page and the console's connection health. The older half of
+//! the expired traces is pruned in batches of 1,000 first, the rest with the job's own batch
+//! size, so the two show side by side under the same load.
 //!
 //! A benchmark, not a test: `make retention-bench` (scripts/retention-bench.sh).
 use clap::Parser;
@@ -243,28 +246,45 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Reads at this size: an events API page (keyset, in the middle of the table) and the
     // newest page of a tenant's login traces.
     let mut ev = Vec::new();
+    let mut evt = Vec::new();
     let mut tr = Vec::new();
+    let mut health = Vec::new();
     for i in 0..200u64 {
         let after = (if backend == DbBackend::Postgres { 1 } else { 0 }, (a.rows / 2 + i * 997) as i64);
         let t = Instant::now();
         let page = fedgate::store::events::list(&db, Some(after), &[], None, 100).await?;
         ev.push(t.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(page.len(), 100);
-        let t = Instant::now();
         let tenant = format!("org_bench{}", i % 50);
+        let t = Instant::now();
+        let page = fedgate::store::events::list(&db, Some(after), &[], Some(&tenant), 100).await?;
+        evt.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(page.len(), 100);
+        let t = Instant::now();
         let f = fedgate::store::traces::TraceFilter { tenant_id: Some(tenant), ..Default::default() };
         let p = fedgate::store::traces::search(&db, &f, fedgate::store::page::PageRequest { cursor: None, limit: 50 })
             .await?;
         tr.push(t.elapsed().as_secs_f64() * 1000.0);
         assert!(!p.rows.is_empty());
+        // The console's connection health: the latest failed login of a connection that never
+        // failed (the worst case: nothing to find).
+        let t = Instant::now();
+        let conn = format!("conn_bench{}", i % 100);
+        fedgate::store::traces::latest_of_connection(&db, &conn, "failed").await?;
+        health.push(t.elapsed().as_secs_f64() * 1000.0);
     }
-    println!(
-        "{{\"db\":\"{kind}\",\"read\":\"events_page_100\",\"p50_ms\":{:.2},\"p99_ms\":{:.2}}}\n{{\"db\":\"{kind}\",\"read\":\"tenant_traces_page_50\",\"p50_ms\":{:.2},\"p99_ms\":{:.2}}}",
-        pct(&mut ev.clone(), 0.5),
-        pct(&mut ev, 0.99),
-        pct(&mut tr.clone(), 0.5),
-        pct(&mut tr, 0.99)
-    );
+    for (name, v) in [
+        ("events_page_100", ev),
+        ("events_tenant_page_100", evt),
+        ("tenant_traces_page_50", tr),
+        ("connection_health", health),
+    ] {
+        println!(
+            "{{\"db\":\"{kind}\",\"read\":\"{name}\",\"p50_ms\":{:.2},\"p99_ms\":{:.2}}}",
+            pct(&mut v.clone(), 0.5),
+            pct(&mut v.clone(), 0.99)
+        );
+    }
 
     // The prune, with every DELETE timed (sea-orm's metric callback), while a writer emits an
     // event every `writer_interval_ms`.
@@ -278,12 +298,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // (when the insert started, its latency in ms), for the writer's latency per prune phase.
+    let samples: Arc<Mutex<Vec<(Instant, f64)>>> = Arc::new(Mutex::new(Vec::new()));
     let writer = {
         let db = db.clone();
         let stop = stop.clone();
+        let samples = samples.clone();
         let every = Duration::from_millis(a.writer_interval_ms);
         tokio::spawn(async move {
-            let mut lat = Vec::new();
             let mut tick = tokio::time::interval(every);
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 tick.tick().await;
@@ -297,16 +319,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     Ok(tx) => tx,
                     Err(_) => continue,
                 };
-                if fedgate::store::events::emit(&tx, &fedgate::clock::SystemRng, unix_now(), e).await.is_ok() {
-                    let _ = tx.commit().await;
-                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                if fedgate::store::events::emit(&tx, &fedgate::clock::SystemRng, unix_now(), e).await.is_ok()
+                    && tx.commit().await.is_ok()
+                {
+                    if let Ok(mut s) = samples.lock() {
+                        s.push((t, t.elapsed().as_secs_f64() * 1000.0));
+                    }
                 }
             }
-            lat
         })
     };
+    let writer_between = |from: Instant, to: Instant| -> Vec<f64> {
+        samples
+            .lock()
+            .map(|s| s.iter().filter(|(t, _)| *t >= from && *t < to).map(|(_, ms)| *ms).collect())
+            .unwrap_or_default()
+    };
     // The writer's latency with no prune running, first.
+    let idle_from = Instant::now();
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle = writer_between(idle_from, Instant::now());
+    println!(
+        "{{\"db\":\"{kind}\",\"writer_idle_events\":{},\"writer_p50_ms\":{:.2},\"writer_p99_ms\":{:.2},\"writer_max_ms\":{:.1}}}",
+        idle.len(),
+        pct(&mut idle.clone(), 0.5),
+        pct(&mut idle.clone(), 0.99),
+        idle.iter().cloned().fold(0.0, f64::max),
+    );
     let mut total_rows = 0;
     let total = Instant::now();
     type Prune = fn(
@@ -314,17 +353,38 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         i64,
     )
         -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, sea_orm::DbErr>> + Send + '_>>;
-    let prunes: [(&str, Prune, u64); 4] = [
-        ("login_traces", |db, c| Box::pin(fedgate::store::traces::expire(db, c)), a.rows),
-        ("events", |db, c| Box::pin(fedgate::store::events::prune(db, c)), a.rows),
-        ("audit_log", |db, c| Box::pin(fedgate::store::audit::prune(db, c)), other),
+    // The older half of the expired traces first in batches of 1,000 (what every table used
+    // before the wide-table batch size), then the rest with the prune the job runs: the two
+    // batch sizes side by side, under the same load.
+    let half = base + (cutoff - base) / 2;
+    let prunes: [(&str, Prune, u64, i64); 5] = [
+        (
+            "login_traces_batch_1000",
+            |db, c| {
+                Box::pin(fedgate::store::cleanup::delete_batched_sized::<
+                    fedgate::store::entities::login_trace::Entity,
+                    _,
+                >(
+                    db,
+                    fedgate::store::entities::login_trace::Column::Id,
+                    sea_orm::ColumnTrait::lt(&fedgate::store::entities::login_trace::Column::CreatedAt, c),
+                    1000,
+                ))
+            },
+            a.rows,
+            half,
+        ),
+        ("login_traces", |db, c| Box::pin(fedgate::store::traces::expire(db, c)), a.rows, cutoff),
+        ("events", |db, c| Box::pin(fedgate::store::events::prune(db, c)), a.rows, cutoff),
+        ("audit_log", |db, c| Box::pin(fedgate::store::audit::prune(db, c)), other, cutoff),
         (
             "deliveries+attempts+scim_requests",
             |db, c| Box::pin(fedgate::store::cleanup::retention(db, c, c)),
             other * 3,
+            cutoff,
         ),
     ];
-    for (name, prune, n) in prunes {
+    for (name, prune, n, until) in prunes {
         if let Ok(mut d) = deletes.lock() {
             d.ms.clear();
         }
@@ -334,7 +394,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut first_run = 0.0;
         loop {
             let r = Instant::now();
-            let done = prune(&db, cutoff).await?;
+            let done = prune(&db, until).await?;
             if runs == 0 {
                 first_run = r.elapsed().as_secs_f64();
             }
@@ -348,18 +408,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         total_rows += rows;
         let ms = deletes.lock().map(|d| d.ms.clone()).unwrap_or_default();
         let batches = ms.len();
+        let w = writer_between(t, Instant::now());
         println!(
-            "{{\"db\":\"{kind}\",\"prune\":\"{name}\",\"table_rows\":{n},\"rows\":{rows},\"secs\":{secs:.1},\"rows_per_s\":{:.0},\"job_runs\":{},\"one_job_run_s\":{first_run:.2},\"batches\":{batches},\"batch_p50_ms\":{:.1},\"batch_p99_ms\":{:.1},\"batch_max_ms\":{:.1}}}",
+            "{{\"db\":\"{kind}\",\"prune\":\"{name}\",\"table_rows\":{n},\"rows\":{rows},\"secs\":{secs:.1},\"rows_per_s\":{:.0},\"job_runs\":{},\"one_job_run_s\":{first_run:.2},\"batches\":{batches},\"batch_p50_ms\":{:.1},\"batch_p99_ms\":{:.1},\"batch_max_ms\":{:.1},\"writer_events\":{},\"writer_p50_ms\":{:.2},\"writer_p99_ms\":{:.2},\"writer_max_ms\":{:.1}}}",
             rows as f64 / secs.max(1e-9),
             runs - 1,
             pct(&mut ms.clone(), 0.5),
             pct(&mut ms.clone(), 0.99),
             ms.iter().cloned().fold(0.0, f64::max),
+            w.len(),
+            pct(&mut w.clone(), 0.5),
+            pct(&mut w.clone(), 0.99),
+            w.iter().cloned().fold(0.0, f64::max),
         );
     }
     let prune_secs = total.elapsed().as_secs_f64();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let mut lat = writer.await?;
+    writer.await?;
+    let mut lat = writer_between(total, Instant::now());
     let max = lat.iter().cloned().fold(0.0, f64::max);
     println!(
         "{{\"db\":\"{kind}\",\"prune_total_rows\":{total_rows},\"prune_total_s\":{prune_secs:.1},\"rows_per_s\":{:.0},\"writer_events\":{},\"writer_p50_ms\":{:.2},\"writer_p99_ms\":{:.2},\"writer_max_ms\":{max:.1}}}",
