@@ -31,6 +31,7 @@ mod saml;
 mod saml_corpus;
 mod saml_hostile;
 mod scim;
+mod scim_groups_scale;
 mod social;
 mod store_admin;
 mod store_issuer;
