@@ -75,7 +75,7 @@ async fn create_group(ctx: &Ctx, name: &str, ids: &[String]) -> Res<String> {
         expect(ctx, reqwest::Method::POST, "/Groups?excludedAttributes=members", Some(body), StatusCode::CREATED)
             .await?;
     let v: serde_json::Value = serde_json::from_str(&text)?;
-    Ok(json_str(&v, "id", "POST /Groups")?)
+    json_str(&v, "id", "POST /Groups")
 }
 
 /// Runs `n` requests one at a time and prints the step's JSON line.
