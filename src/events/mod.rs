@@ -59,6 +59,19 @@ pub async fn emit(
     crate::store::events::emit(tx, rng, now, e).await
 }
 
+/// Writes events of one type (one per `data`, in order) and their webhook deliveries inside the
+/// caller's transaction, in multi-row statements.
+pub async fn emit_many(
+    tx: &impl Conn,
+    rng: &dyn Rng,
+    now: i64,
+    tenant_id: Option<&str>,
+    event_type: &str,
+    data: Vec<Value>,
+) -> Result<(), crate::store::conn::DbErr> {
+    crate::store::events::emit_many(tx, rng, now, tenant_id, event_type, data).await
+}
+
 /// An event as the events API shows it.
 pub fn view(e: &event::Model) -> Value {
     json!({

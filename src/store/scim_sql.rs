@@ -237,11 +237,36 @@ impl Sql {
                         }
                     }
                 }
+                if let Filter::Compare { path: sub, op: CompareOp::Eq, value: CompValue::Str(id) } = filter.as_ref() {
+                    if sub.is_core() && sub.attr_is("value") && sub.sub_attr.is_none() {
+                        if let Some(s) = self.member_of(kind, path, id) {
+                            return Ok(s);
+                        }
+                    }
+                }
                 let (from, e) = self.elements(kind, path)?;
                 let inner = self.expr(kind, filter, Some(&e), depth + 1)?;
                 format!("EXISTS (SELECT 1 FROM {from}{inner})")
             }
         })
+    }
+
+    /// `members[value eq "id"]` / `members.value eq "id"` (a group's), `groups[value eq "id"]` (a
+    /// user's): the owners of one key's memberships, `t.id IN (SELECT ... WHERE key = ?)`, a seek
+    /// on the membership table's primary key or user index, instead of a correlated `EXISTS`
+    /// probed once per row of the tenant (every group, every user). None for other attributes.
+    fn member_of(&mut self, kind: ResourceKind, path: &AttrPath, id: &str) -> Option<String> {
+        let attr = if path.is_core() { kind.schema().attribute(&path.attr) } else { None };
+        if !attr.is_some_and(|a| a.storage == Storage::Membership) {
+            return None;
+        }
+        let (owner, key) = match kind {
+            ResourceKind::Group => ("group_id", "user_id"),
+            ResourceKind::User => ("user_id", "group_id"),
+        };
+        let (a, t) = (self.alias(), alias_of(kind));
+        let p = self.bind(id.to_string());
+        Some(format!("{t}.id IN (SELECT {a}.{owner} FROM scim_group_members {a} WHERE {a}.{key} = {p})"))
     }
 
     /// `FROM` clause iterating the elements of a multi-valued attribute, and the element context.
@@ -295,6 +320,13 @@ impl Sql {
         // some element matches.
         if path.is_core() && is_multi_valued(&path.attr) {
             let base = AttrPath { schema_urn: path.schema_urn.clone(), attr: path.attr.clone(), sub_attr: None };
+            if let (Some((CompareOp::Eq, CompValue::Str(id))), true) =
+                (cmp, path.sub_attr.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("value")))
+            {
+                if let Some(s) = self.member_of(kind, &base, id) {
+                    return Ok(s);
+                }
+            }
             let (from, e) = self.elements(kind, &base)?;
             let sub = AttrPath::new(path.sub_attr.clone().unwrap_or_else(|| "value".into()));
             let target = self.relative(&e, &sub)?;

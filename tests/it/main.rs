@@ -32,6 +32,7 @@ mod saml;
 mod saml_corpus;
 mod saml_hostile;
 mod scim;
+mod scim_groups_scale;
 mod scim_growth;
 mod social;
 mod store_admin;

@@ -184,6 +184,8 @@ enum PhaseArg {
     Flood,
     /// A burst of hostile SAML responses at one tenant's ACS while another tenant's logins are timed.
     AcsBurst,
+    /// Group membership at scale: 1,000-member PATCHes, a 50,000-member group, a user in 500 groups.
+    ScimGroups,
 }
 
 impl PhaseArg {
@@ -197,6 +199,7 @@ impl PhaseArg {
             PhaseArg::SamlAcs => vec![Phase::SamlAcs],
             PhaseArg::Flood => vec![Phase::Flood],
             PhaseArg::AcsBurst => vec![Phase::AcsBurst],
+            PhaseArg::ScimGroups => vec![Phase::ScimGroups],
             PhaseArg::Scim => {
                 vec![
                     Phase::ScimCreate1,
@@ -233,6 +236,7 @@ enum Phase {
     ScimDeactivate,
     Flood,
     AcsBurst,
+    ScimGroups,
 }
 
 impl Phase {
@@ -254,6 +258,7 @@ impl Phase {
             Phase::ScimDeactivate => "scim-deactivate",
             Phase::Flood => "flood",
             Phase::AcsBurst => "acs-burst",
+            Phase::ScimGroups => "scim-groups",
         }
     }
 }
@@ -356,6 +361,7 @@ async fn run_phase(phase: Phase, ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) 
         Phase::ScimDeactivate => run_scim_deactivate_phase(ctx, args, cpu).await,
         Phase::Flood => flood::run_flood_phase(ctx, args, cpu).await,
         Phase::AcsBurst => burst::run_acs_burst_phase(ctx, args, cpu).await,
+        Phase::ScimGroups => groups::run_scim_groups_phase(ctx, args, cpu).await,
     }
 }
 
@@ -1668,6 +1674,8 @@ async fn run_scim_deactivate_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler
 mod flood;
 
 mod burst;
+
+mod groups;
 
 // ---------------------------------------------------------------------------------------------
 // Reporting

@@ -10,6 +10,12 @@ use crate::util::rfc3339;
 use fedgate_scim::patch;
 use fedgate_scim::resource::{self, RowMeta};
 use serde_json::{json, Value};
+use std::collections::HashSet;
+
+/// Member values one PATCH may carry (over all its operations, at most
+/// [`patch::MAX_OPERATIONS`]): ten requests of Entra ID's or Okta's largest batches. A larger
+/// change is several requests (the body is also bounded: 8 MiB).
+pub const MAX_MEMBERS_PER_PATCH: usize = 10_000;
 
 /// A group's state, as carried by `group.*` events.
 fn group_event(g: &scim_group::Model) -> Value {
@@ -42,17 +48,20 @@ impl Provisioning<'_> {
         Ok((self.group_view(self.db, &g, with_members).await?, g.version))
     }
 
-    /// Checks that every id is a live SCIM user of this tenant (never links across tenants).
+    /// Checks that every id is a live SCIM user of this tenant (never links across tenants):
+    /// one statement per [`scim_groups::CHUNK`] ids.
     async fn check_members(&self, tx: &Tx, ids: &[String]) -> Result<()> {
-        for chunk in ids.chunks(500) {
-            let found = scim_users::live_ids(tx, &self.tenant.id, chunk).await?;
-            if let Some(missing) = chunk.iter().find(|i| !found.contains(i)) {
+        for chunk in ids.chunks(scim_groups::CHUNK) {
+            let found: HashSet<String> = scim_users::live_ids(tx, &self.tenant.id, chunk).await?.into_iter().collect();
+            if let Some(missing) = chunk.iter().find(|i| !found.contains(*i)) {
                 return Err(ProvisioningError::UnknownMember(missing.clone()));
             }
         }
         Ok(())
     }
 
+    /// Adds memberships and their `group.member_added` events: a few multi-row statements per
+    /// 1,000 members, not statements per member.
     async fn add_members(&self, tx: &Tx, group_id: &str, ids: &[String]) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
@@ -60,19 +69,22 @@ impl Provisioning<'_> {
         self.check_members(tx, ids).await?;
         let (_, now) = self.now();
         scim_groups::add_members(tx, &self.tenant.id, group_id, ids, now).await?;
-        for uid in ids {
-            let data = json!({"group_id": group_id, "user_id": uid, "tenant_id": self.tenant.id});
-            self.emit(tx, "group.member_added", data).await?;
-        }
-        Ok(())
+        self.emit_members(tx, "group.member_added", group_id, ids).await
     }
 
     async fn remove_members(&self, tx: &Tx, group_id: &str, ids: &[String]) -> Result<()> {
-        scim_groups::remove_members(tx, group_id, ids).await?;
-        for uid in ids {
-            let data = json!({"group_id": group_id, "user_id": uid, "tenant_id": self.tenant.id});
-            self.emit(tx, "group.member_removed", data).await?;
+        if ids.is_empty() {
+            return Ok(());
         }
+        scim_groups::remove_members(tx, group_id, ids).await?;
+        self.emit_members(tx, "group.member_removed", group_id, ids).await
+    }
+
+    /// One membership event per user, in order.
+    async fn emit_members(&self, tx: &Tx, kind: &str, group_id: &str, ids: &[String]) -> Result<()> {
+        let data =
+            ids.iter().map(|uid| json!({"group_id": group_id, "user_id": uid, "tenant_id": self.tenant.id})).collect();
+        crate::events::emit_many(tx, self.rng, self.clock.now(), Some(&self.tenant.id), kind, data).await?;
         Ok(())
     }
 
@@ -98,8 +110,11 @@ impl Provisioning<'_> {
         check_if_match(if_match, g.version)?;
         if let Some(ids) = members {
             let current = scim_groups::member_ids(&tx, &g.id).await?;
-            let removed: Vec<String> = current.iter().filter(|c| !ids.contains(c)).cloned().collect();
-            let added: Vec<String> = ids.iter().filter(|i| !current.contains(i)).cloned().collect();
+            let (sent, held): (HashSet<&String>, HashSet<&String>) = (ids.iter().collect(), current.iter().collect());
+            let removed: Vec<String> = current.iter().filter(|c| !sent.contains(c)).cloned().collect();
+            let mut seen = HashSet::new();
+            let added: Vec<String> =
+                ids.iter().filter(|i| !held.contains(i) && seen.insert(i.as_str())).cloned().collect();
             self.remove_members(&tx, &g.id, &removed).await?;
             self.add_members(&tx, &g.id, &added).await?;
         }
@@ -118,12 +133,25 @@ impl Provisioning<'_> {
         with_members: bool,
     ) -> Result<Versioned> {
         let req = patch::parse_request(&body)?;
+        let values = patch::member_values(&req);
+        if values > MAX_MEMBERS_PER_PATCH {
+            return Err(ProvisioningError::Patch(patch::PatchError::InvalidValue(format!(
+                "too many member values in one PATCH: {values} (the maximum is {MAX_MEMBERS_PER_PATCH}); send them in several requests"
+            ))));
+        }
         let tx = write_tx(self.db).await?;
         let g = self.load_group(&tx, id).await?;
         check_if_match(if_match, g.version)?;
         let mut current: Value = serde_json::from_str(&g.scim).unwrap_or_else(|_| json!({}));
         current["id"] = g.id.clone().into();
-        let ids = scim_groups::member_ids(&tx, &g.id).await?;
+        // The members the operations name, when they name them (Okta's and Entra ID's adds and
+        // removes): the same diff as from the whole membership, without reading a group of
+        // 50,000. Anything else (`replace` of members, remove all) reads every member.
+        let ids = match patch::listed_members(&req) {
+            Some(named) if named.is_empty() => Vec::new(),
+            Some(named) => scim_groups::members_among(&tx, &g.id, &named).await?,
+            None => scim_groups::member_ids(&tx, &g.id).await?,
+        };
         if !ids.is_empty() {
             current["members"] = Value::Array(ids.iter().map(|i| json!({"value": i})).collect());
         }

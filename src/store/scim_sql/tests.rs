@@ -31,11 +31,16 @@ fn indexed_columns_come_from_the_schema_table() {
 
 #[test]
 fn memberships_come_from_the_membership_table() {
+    // An id: the owners of that key's memberships (a seek, not a probe per row of the tenant).
     let (s, _) = sql(Dialect::Sqlite, ResourceKind::Group, r#"members.value eq "usr_1""#);
-    assert_eq!(
-        s,
-        "EXISTS (SELECT 1 FROM scim_group_members j1 WHERE j1.group_id = g.id AND (j1.user_id IS NOT NULL AND j1.user_id = ?1))"
-    );
+    assert_eq!(s, "g.id IN (SELECT j1.group_id FROM scim_group_members j1 WHERE j1.user_id = ?1)");
+    let (s, _) = sql(Dialect::Postgres, ResourceKind::Group, r#"members[value eq "usr_1"]"#);
+    assert_eq!(s, "g.id IN (SELECT j1.group_id FROM scim_group_members j1 WHERE j1.user_id = $1)");
+    let (s, _) = sql(Dialect::Sqlite, ResourceKind::User, r#"groups.value eq "grp_1""#);
+    assert_eq!(s, "u.id IN (SELECT j1.user_id FROM scim_group_members j1 WHERE j1.group_id = ?1)");
+    // Anything else is still a correlated EXISTS.
+    let (s, _) = sql(Dialect::Sqlite, ResourceKind::Group, r#"members.value ne "usr_1""#);
+    assert!(s.starts_with("(NOT EXISTS (SELECT 1 FROM scim_group_members j1 WHERE j1.group_id = g.id AND "), "{s}");
     let (s, _) = sql(Dialect::Postgres, ResourceKind::User, r#"groups[display eq "Eng"]"#);
     assert_eq!(
         s,

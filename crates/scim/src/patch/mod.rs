@@ -34,7 +34,8 @@
 //! Everything is applied to a copy; any failing operation fails the whole
 //! request.
 //!
-//! Files: `request` (parsing), `apply` (the operations: add / replace), `remove`, `target`
+//! Files: `request` (parsing), `apply` (the operations: add / replace), `remove`, `members`
+//! (which member ids a request names), `target`
 //! (where a path points, mutability, extension objects), `values` (coercion, duplicates,
 //! `primary`), [`PatchPath`] in `path`, [`PatchError`] in `error`; tests in `tests/`.
 
@@ -42,6 +43,7 @@ use serde_json::Value;
 
 mod apply;
 mod error;
+mod members;
 mod path;
 mod remove;
 mod request;
@@ -53,6 +55,7 @@ mod tests;
 
 pub use apply::{apply, apply_patch};
 pub use error::PatchError;
+pub use members::{listed_members, member_values};
 pub use path::PatchPath;
 pub use request::{parse_request, parse_request_slice};
 

@@ -1,10 +1,12 @@
 //! `remove` operations.
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
 
 use super::target::{
     check_mutable, classify, container, drop_if_empty, remove_schema, tidy_extension, AttrCtx, Target,
 };
-use super::values::{designates, into_items};
+use super::values::{designates, into_items, string_value};
 use super::{PatchError, PatchPath};
 use crate::filter::{self, Filter};
 use crate::json::find_key;
@@ -58,9 +60,12 @@ pub(super) fn remove_path(
         (None, None) => {
             let items = value.cloned().map(into_items).unwrap_or_default();
             match obj.get_mut(&key) {
-                Some(Value::Array(arr)) if !items.is_empty() => {
-                    arr.retain(|el| !items.iter().any(|it| designates(&ctx, it, el)));
-                }
+                Some(Value::Array(arr)) if !items.is_empty() => match id_set(&ctx, &items) {
+                    // Entra's member removal (`value: [{value: id}, ...]`): one set lookup per
+                    // element instead of a scan of the items (same answer as `designates`).
+                    Some(ids) => arr.retain(|el| !string_value(el).is_some_and(|v| ids.contains(v))),
+                    None => arr.retain(|el| !items.iter().any(|it| designates(&ctx, it, el))),
+                },
                 _ => {
                     obj.remove(&key);
                 }
@@ -70,6 +75,15 @@ pub(super) fn remove_path(
     drop_if_empty(obj, &key);
     tidy_extension(root, ext.as_deref());
     Ok(())
+}
+
+/// With exact values (ids), the ids that `items` designate, when every item is an id string or
+/// an object with a string `value`; None otherwise.
+fn id_set<'v>(ctx: &AttrCtx<'_>, items: &'v [Value]) -> Option<HashSet<&'v str>> {
+    if !ctx.exact_values {
+        return None;
+    }
+    items.iter().map(|it| it.as_str().or_else(|| string_value(it))).collect()
 }
 
 fn remove_sub(obj: &mut Map<String, Value>, sub: &str) {
