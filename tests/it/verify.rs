@@ -79,10 +79,17 @@ async fn verifies_real_tokens_and_names_the_failed_check(app: &TestApp) {
     let flip = if parts[2].as_bytes()[10] == b'A' { "B" } else { "A" };
     parts[2].replace_range(10..11, flip);
     assert_eq!(any.verify(&parts.join(".")).await.unwrap_err(), VerifyError::Signature);
-    // Expiry: access tokens live 600 s; the leeway is 60 s.
-    app.clock.advance_secs(600 + 59);
+    // Expiry: access tokens live 600 s; the leeway is 60 s. Measured from the token's own `exp`
+    // (the clock may have moved while the other tokens were issued).
+    let payload = acme_at.split('.').nth(1).unwrap();
+    use base64::Engine as _;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    let exp = claims["exp"].as_i64().unwrap();
+    assert_eq!(exp - claims["iat"].as_i64().unwrap(), 600);
+    app.clock.set_ms((exp + 59) * 1000);
     any.verify(&acme_at).await.unwrap();
-    app.clock.advance_secs(1);
+    app.clock.set_ms((exp + 60) * 1000);
     let e = any.verify(&acme_at).await.unwrap_err();
     assert!(matches!(e, VerifyError::Expired { leeway: 60, .. }), "{e}");
 }
