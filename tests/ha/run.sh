@@ -62,7 +62,14 @@ if [ "${1:-}" = hook ]; then
   # shellcheck disable=SC1091
   . "$HA_DIR/state.env"
   case "${2:-}" in
-    kill) kill -9 "$(cat "$HA_DIR/fedgate$3.pid")" ;;
+    # SIGKILL, then wait until the process has exited (a zombie or gone: its sockets are closed),
+    # so "in flight at the kill" ends when the instance is really dead, not when kill returned.
+    kill) pid="$(cat "$HA_DIR/fedgate$3.pid")"; kill -9 "$pid"
+          for _ in $(seq 1 500); do
+            st="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || true)"
+            case "$st" in Z|"") break ;; esac
+            sleep 0.01
+          done ;;
     start) start_instance "$3" ;;
     pg-stop) pgctl stop -m fast ;;
     pg-start) pgctl start ;;
