@@ -56,6 +56,10 @@ else
   (cd "$WT" && CARGO_BUILD_BUILD_DIR="$TARGET_DIR" CARGO_TARGET_DIR="$ROOT/target/upgrade/bin-$PREV" \
     "$CARGO" test --locked --no-run --test it --quiet) >&2 || fg_die "building $PREV failed"
   OLD="$ROOT/target/upgrade/bin-$PREV/debug/fedgate"
+  # N−1's workspace crates share N's artifact names in that build dir (cargo hashes path crates
+  # relative to the workspace) and are newer than N's sources: make N's sources newer again, or
+  # N's next build links N−1's fedgate-scim.
+  find "$ROOT/src" "$ROOT/crates" "$ROOT/migrations" -name '*.rs' -exec touch {} +
   fg_log "N−1 = ${PREV:0:12} built in $(( $(date +%s) - built )) s"
 fi
 [ -x "$OLD" ] || fg_die "no N−1 binary at $OLD"
