@@ -70,10 +70,8 @@ pub async fn access_token_owner(
     grant_id: &str,
 ) -> Result<Option<(bool, grant::Model, super::entities::user::Model)>, DbErr> {
     use super::entities::user;
+    use super::prefixed_cols as cols;
     use sea_orm::FromQueryResult;
-    fn cols<C: sea_orm::ColumnTrait + sea_orm::Iterable>(alias: &str) -> String {
-        C::iter().map(|c| format!("{alias}.{0} AS {alias}_{0}", c.as_str())).collect::<Vec<_>>().join(", ")
-    }
     let backend = db.get_database_backend();
     let (p1, p2) = match backend {
         sea_orm::DbBackend::Postgres => ("$1", "$2"),

@@ -147,10 +147,8 @@ pub async fn get_routed(
     db: &impl ConnectionTrait,
     id: &LoginId,
 ) -> Result<Option<(Model, Option<connection::Model>, Option<tenant::Model>)>, DbErr> {
-    use sea_orm::{FromQueryResult, Iterable};
-    fn cols<C: ColumnTrait + Iterable>(alias: &str) -> String {
-        C::iter().map(|c| format!("{alias}.{0} AS {alias}_{0}", c.as_str())).collect::<Vec<_>>().join(", ")
-    }
+    use super::prefixed_cols as cols;
+    use sea_orm::FromQueryResult;
     let backend = db.get_database_backend();
     let p1 = match backend {
         sea_orm::DbBackend::Postgres => "$1",

@@ -313,6 +313,12 @@ pub async fn write_tx(db: &DatabaseConnection) -> Result<DatabaseTransaction, Db
     }
 }
 
+/// `a.col AS a_col, …` for every column of an entity: the select list of a hand-written join
+/// whose rows are read back with `FromQueryResult::from_query_result(&row, "a_")`.
+pub(crate) fn prefixed_cols<C: sea_orm::ColumnTrait + sea_orm::Iterable>(alias: &str) -> String {
+    C::iter().map(|c| format!("{alias}.{0} AS {alias}_{0}", c.as_str())).collect::<Vec<_>>().join(", ")
+}
+
 pub fn is_unique_violation(e: &DbErr) -> bool {
     matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }

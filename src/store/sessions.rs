@@ -125,10 +125,8 @@ pub async fn subject(
     client_id: &str,
     join: SessionJoin,
 ) -> Result<Option<SubjectFound>, DbErr> {
+    use super::prefixed_cols as cols;
     use sea_orm::FromQueryResult;
-    fn cols<C: sea_orm::ColumnTrait + sea_orm::Iterable>(alias: &str) -> String {
-        C::iter().map(|c| format!("{alias}.{0} AS {alias}_{0}", c.as_str())).collect::<Vec<_>>().join(", ")
-    }
     let backend = db.get_database_backend();
     let (p1, p2, p3, groups) = match backend {
         sea_orm::DbBackend::Postgres => (
