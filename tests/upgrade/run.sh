@@ -2,9 +2,9 @@
 # The upgrade path (docs/operations.md#upgrades): release N−1 keeps working on a database that
 # release N migrated, N sees what N−1 wrote, and N−1 can be rolled back to.
 #
-# N−1 is the commit in packaging/previous-release, checked out with `git worktree` under
-# target/upgrade/ and built with the build directory of this tree (only the workspace's own crates
-# compile; a second run builds nothing). N is this tree's debug binary. On a fresh SQLite file or
+# N−1 is the commit in packaging/previous-release, checked out with `git worktree` under .upgrade/
+# and built with the build directory of this tree (only the workspace's own crates compile; the
+# binary is kept as target/upgrade/fedgate-<commit>, so a second run builds nothing). N is this tree's debug binary. On a fresh SQLite file or
 # PostgreSQL database:
 #   1. N: `fedgate migrate`;
 #   2. N−1: `admin-key create`, `serve`: tenant, client, SCIM token; sign in, refresh, SCIM
@@ -22,6 +22,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 CARGO="${CARGO:-cargo}"
 TARGET_DIR="$(cd "$ROOT" && "$CARGO" metadata --format-version 1 --no-deps \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+FEDGATE_BIN_GIVEN="${FEDGATE_BIN:-}"
 if [ -z "${FEDGATE_BIN:-}" ]; then
   (cd "$ROOT" && "$CARGO" test --no-run --test it --quiet)
   export FEDGATE_BIN="$TARGET_DIR/debug/fedgate"
@@ -42,25 +43,44 @@ else
   git -C "$ROOT" cat-file -e "$PREV^{commit}" 2>/dev/null \
     || fg_die "commit $PREV (packaging/previous-release) is not in this clone: fetch it (git fetch origin $PREV)"
   PREV="$(git -C "$ROOT" rev-parse "$PREV^{commit}")"
-  WT="$ROOT/target/upgrade/src-$PREV"
-  if [ ! -f "$WT/Cargo.toml" ]; then
-    rm -rf "$WT"
-    git -C "$ROOT" worktree prune
-    mkdir -p "$(dirname "$WT")"
-    git -C "$ROOT" worktree add --quiet --detach "$WT" "$PREV" >&2 || fg_die "git worktree add $PREV failed"
+  # N−1's binary, copied out of the build directory once built (N's next build may replace the
+  # file cargo links it to): a second run (the other database) builds nothing.
+  OLD="$ROOT/target/upgrade/fedgate-$PREV"
+  if [ ! -x "$OLD" ]; then
+    # The worktree lives OUTSIDE the build directory. Cargo records a source file under the build
+    # directory relative to the build directory, and every other one relative to its package: N−1's
+    # sources under target/ would stay N−1's in the shared fingerprints, and N's next build would
+    # find N−1's artifacts fresh and link them (the CI run on e3700c2 failed so: N's lib against
+    # N−1's fedgate-scim). Outside it, both trees' fingerprints name the same package-relative
+    # files, and the mtimes below decide which tree is newer.
+    WT="$ROOT/.upgrade/src-$PREV"
+    if [ ! -f "$WT/Cargo.toml" ]; then
+      rm -rf "$WT"
+      git -C "$ROOT" worktree prune
+      mkdir -p "$(dirname "$WT")"
+      git -C "$ROOT" worktree add --quiet --detach "$WT" "$PREV" >&2 || fg_die "git worktree add $PREV failed"
+    fi
+    built=$(date +%s)
+    # The workspace's own crates have the same artifact names in both trees (cargo hashes a path
+    # crate by its workspace-relative path): whichever tree has the newer sources is rebuilt.
+    touch_sources() {
+      find "$1/src" "$1/crates" "$1/migrations" -type f -exec touch {} +
+      find "$1/tests" \( -name node_modules -o -name target \) -prune -o -name '*.rs' -exec touch {} +
+    }
+    touch_sources "$WT"
+    # Intermediate artifacts in this tree's build directory (the dependencies are already built
+    # there); the binary in a target directory of its own. The same command as N's build
+    # (`cargo test`'s feature set), so no dependency is rebuilt.
+    (cd "$WT" && CARGO_BUILD_BUILD_DIR="$TARGET_DIR" CARGO_TARGET_DIR="$ROOT/target/upgrade/bin-$PREV" \
+      "$CARGO" test --locked --no-run --test it --quiet) >&2 || fg_die "building $PREV failed"
+    cp "$ROOT/target/upgrade/bin-$PREV/debug/fedgate" "$OLD.tmp" && mv "$OLD.tmp" "$OLD"
+    # N's sources newer again: N's next build recompiles its own crates instead of linking N−1's.
+    touch_sources "$ROOT"
+    if [ -z "${FEDGATE_BIN_GIVEN:-}" ]; then
+      (cd "$ROOT" && "$CARGO" test --no-run --test it --quiet)
+    fi
+    fg_log "N−1 = ${PREV:0:12} built in $(( $(date +%s) - built )) s"
   fi
-  built=$(date +%s)
-  # Intermediate artifacts in this tree's build directory (the dependencies are already built
-  # there); the binary itself in a directory of its own, so it never replaces N's. The same
-  # command as N's build (`cargo test`'s feature set), so no dependency is rebuilt.
-  (cd "$WT" && CARGO_BUILD_BUILD_DIR="$TARGET_DIR" CARGO_TARGET_DIR="$ROOT/target/upgrade/bin-$PREV" \
-    "$CARGO" test --locked --no-run --test it --quiet) >&2 || fg_die "building $PREV failed"
-  OLD="$ROOT/target/upgrade/bin-$PREV/debug/fedgate"
-  # N−1's workspace crates share N's artifact names in that build dir (cargo hashes path crates
-  # relative to the workspace) and are newer than N's sources: make N's sources newer again, or
-  # N's next build links N−1's fedgate-scim.
-  find "$ROOT/src" "$ROOT/crates" "$ROOT/migrations" -name '*.rs' -exec touch {} +
-  fg_log "N−1 = ${PREV:0:12} built in $(( $(date +%s) - built )) s"
 fi
 [ -x "$OLD" ] || fg_die "no N−1 binary at $OLD"
 
