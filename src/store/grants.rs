@@ -65,7 +65,7 @@ pub async fn access_token_revoked(db: &impl ConnectionTrait, jti: &str) -> Resul
 /// every introspection): whether its `jti` is on the deny list, its grant and the grant's user.
 /// `None` when the grant or its user is gone.
 pub async fn access_token_owner(
-    db: &impl ConnectionTrait,
+    db: &impl super::inline::ReadConn,
     jti: &str,
     grant_id: &str,
 ) -> Result<Option<(bool, grant::Model, super::entities::user::Model)>, DbErr> {
@@ -84,6 +84,9 @@ pub async fn access_token_owner(
         cols::<user::Column>("u"),
     );
     let stmt = sea_orm::Statement::from_sql_and_values(backend, sql, [jti.into(), grant_id.into()]);
+    if let Some(r) = db.inline() {
+        return super::inline::access_token_owner(&r, &stmt);
+    }
     let Some(row) = db.query_one_raw(stmt).await? else { return Ok(None) };
     let revoked: bool = row.try_get("", "jti_revoked")?;
     Ok(Some((revoked, grant::Model::from_query_result(&row, "g_")?, user::Model::from_query_result(&row, "u_")?)))

@@ -16,6 +16,7 @@ pub mod entities;
 pub mod events;
 pub mod grants;
 pub mod identities;
+pub mod inline;
 pub mod jobs;
 pub mod logins;
 pub mod operators;

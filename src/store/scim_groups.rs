@@ -130,7 +130,7 @@ pub async fn remove_user(db: &impl ConnectionTrait, user_id: &str) -> Result<(),
 
 /// (group id, displayName) of each user's groups.
 pub async fn groups_of_users(
-    db: &impl ConnectionTrait,
+    db: &impl super::inline::ReadConn,
     ids: &[String],
 ) -> Result<HashMap<String, Vec<(String, String)>>, DbErr> {
     let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
@@ -138,7 +138,7 @@ pub async fn groups_of_users(
         return Ok(out);
     }
     // One statement (memberships joined to their groups): this runs on every GET of a user.
-    let rows: Vec<(String, String, String)> = scim_group_member::Entity::find()
+    let q = scim_group_member::Entity::find()
         .select_only()
         .column(scim_group_member::Column::UserId)
         .column(scim_group_member::Column::GroupId)
@@ -150,10 +150,11 @@ pub async fn groups_of_users(
                 .to(scim_group::Column::Id)
                 .into(),
         )
-        .filter(scim_group_member::Column::UserId.is_in(ids.to_vec()))
-        .into_tuple()
-        .all(db)
-        .await?;
+        .filter(scim_group_member::Column::UserId.is_in(ids.to_vec()));
+    let rows: Vec<(String, String, String)> = match db.inline() {
+        Some(r) => super::inline::text_triples(&r, &sea_orm::QueryTrait::build(&q, sea_orm::DbBackend::Sqlite))?,
+        None => q.into_tuple().all(db).await?,
+    };
     for (user_id, group_id, name) in rows {
         out.entry(user_id).or_default().push((group_id, name));
     }
@@ -221,7 +222,7 @@ pub async fn members_among(
 
 /// A page of a list or search, and the number of matches.
 pub async fn list(
-    db: &impl ConnectionTrait,
+    db: &impl super::inline::ReadConn,
     q: ListSql,
     tenant_id: &str,
     start: i64,

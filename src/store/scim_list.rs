@@ -62,7 +62,7 @@ fn hint_id(signature: &str, start: i64) -> String {
 /// The number of matching rows, and the rows of the page (`count` rows from the 1-based
 /// `start`; no query for the rows when `count` is 0). `now` (unix seconds) dates paging hints.
 pub async fn run<E>(
-    db: &impl ConnectionTrait,
+    db: &impl super::inline::ReadConn,
     q: ListSql,
     tenant_id: &str,
     start: i64,
@@ -72,14 +72,18 @@ pub async fn run<E>(
 where
     E: EntityTrait,
     E::Model: FromQueryResult + ListRow,
+    E::ActiveModel: sea_orm::ActiveModelTrait<Entity = E> + sea_orm::TryIntoModel<E::Model>,
 {
     let backend = db.get_database_backend();
+    // On SQLite the count and the page are read on this thread (store::inline); the paging hint
+    // (a write) goes through the pool.
+    let inline = db.inline();
     let (count_sql, count_params) = q.count_query();
-    let total: i64 = db
-        .query_one_raw(Statement::from_sql_and_values(backend, count_sql, values(count_params)))
-        .await?
-        .and_then(|r| r.try_get::<i64>("", "n").ok())
-        .unwrap_or(0);
+    let count_stmt = Statement::from_sql_and_values(backend, count_sql, values(count_params));
+    let total: i64 = match &inline {
+        Some(r) => super::inline::count(r, &count_stmt)?,
+        None => db.query_one_raw(count_stmt).await?.and_then(|r| r.try_get::<i64>("", "n").ok()).unwrap_or(0),
+    };
     if count <= 0 || start > total {
         return Ok((total, Vec::new()));
     }
@@ -96,8 +100,11 @@ where
         Some(last) => q.after_query(last, count, total),
         None => q.page_query(start, count, total),
     };
-    let rows: Vec<E::Model> =
-        E::find().from_raw_sql(Statement::from_sql_and_values(backend, page_sql, values(page_params))).all(db).await?;
+    let page_stmt = Statement::from_sql_and_values(backend, page_sql, values(page_params));
+    let rows: Vec<E::Model> = match &inline {
+        Some(r) => super::inline::models::<E>(r, &page_stmt)?,
+        None => E::find().from_raw_sql(page_stmt).all(db).await?,
+    };
     // A hint for the next page, when there is one.
     let next = start.saturating_add(rows.len() as i64);
     if let (Some(sig), Some(last)) = (&signature, rows.last()) {

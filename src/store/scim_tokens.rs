@@ -9,7 +9,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait
 /// runs on every SCIM request, and every statement is a round trip (a thread hop on SQLite).
 /// Nothing is cached, so a revoked token stops working on the next request on every instance.
 pub async fn authenticate(
-    db: &impl ConnectionTrait,
+    db: &impl super::inline::ReadConn,
     token_hash: &str,
     tenant_key: &str,
 ) -> Result<Option<(scim_token::Model, tenant::Model)>, DbErr> {
@@ -26,7 +26,11 @@ pub async fn authenticate(
         cols::<scim_token::Column>("k"),
         cols::<tenant::Column>("t"),
     );
-    let values = [token_hash.into(), tenant_key.into(), tenant_key.to_ascii_lowercase().into()];
+    let slug = tenant_key.to_ascii_lowercase();
+    if let Some(r) = db.inline() {
+        return super::inline::token_with_tenant(&r, &sql, [token_hash, tenant_key, &slug]);
+    }
+    let values = [token_hash.into(), tenant_key.into(), slug.into()];
     let Some(row) = db.query_one_raw(sea_orm::Statement::from_sql_and_values(backend, sql, values)).await? else {
         return Ok(None);
     };

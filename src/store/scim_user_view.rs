@@ -2,12 +2,12 @@
 //! each statement is a round trip (a thread hop on SQLite), so the user row and its memberships
 //! come back together (the memberships as a JSON list built by the database).
 use super::entities::user;
-use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Statement};
+use sea_orm::{DbErr, FromQueryResult, Statement};
 
 /// The live SCIM user `id` of tenant `tenant_id` and its groups as (group id, displayName);
 /// `None` when there is no such live user in that tenant.
 pub async fn find_live_with_groups(
-    db: &impl ConnectionTrait,
+    db: &impl super::inline::ReadConn,
     tenant_id: &str,
     id: &str,
 ) -> Result<Option<(user::Model, Vec<(String, String)>)>, DbErr> {
@@ -30,11 +30,17 @@ pub async fn find_live_with_groups(
         "SELECT u.*, {groups} AS member_of FROM users u \
          WHERE u.tenant_id = {p1} AND u.id = {p2} AND u.scim IS NOT NULL AND u.deleted_at IS NULL"
     );
-    let stmt = Statement::from_sql_and_values(backend, sql, [tenant_id.into(), id.into()]);
-    let Some(row) = db.query_one_raw(stmt).await? else { return Ok(None) };
-    let groups: Vec<(String, String)> = row
-        .try_get::<Option<String>>("", "member_of")?
-        .and_then(|j| serde_json::from_str::<Vec<(String, String)>>(&j).ok())
-        .unwrap_or_default();
-    Ok(Some((user::Model::from_query_result(&row, "")?, groups)))
+    let (user, member_of) = if let Some(r) = db.inline() {
+        match super::inline::user_with_groups(&r, &sql, [tenant_id, id])? {
+            Some(found) => found,
+            None => return Ok(None),
+        }
+    } else {
+        let stmt = Statement::from_sql_and_values(backend, sql, [tenant_id.into(), id.into()]);
+        let Some(row) = db.query_one_raw(stmt).await? else { return Ok(None) };
+        (user::Model::from_query_result(&row, "")?, row.try_get::<Option<String>>("", "member_of")?)
+    };
+    let groups: Vec<(String, String)> =
+        member_of.and_then(|j| serde_json::from_str::<Vec<(String, String)>>(&j).ok()).unwrap_or_default();
+    Ok(Some((user, groups)))
 }

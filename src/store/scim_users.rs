@@ -181,7 +181,7 @@ pub async fn hard_delete(db: &impl ConnectionTrait, user_id: &str) -> Result<(),
 
 /// A page of a list or search, and the number of matches.
 pub async fn list(
-    db: &impl ConnectionTrait,
+    db: &impl super::inline::ReadConn,
     q: ListSql,
     tenant_id: &str,
     start: i64,

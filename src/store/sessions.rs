@@ -119,7 +119,7 @@ pub enum SessionJoin {
 /// runs on every code exchange, refresh and userinfo call. `None` unless user `user_id` exists
 /// (and, with [`SessionJoin::Required`], session `session_id` belongs to it).
 pub async fn subject(
-    db: &impl ConnectionTrait,
+    db: &impl super::inline::ReadConn,
     user_id: &str,
     session_id: &str,
     client_id: &str,
@@ -167,15 +167,11 @@ pub async fn subject(
     );
     let stmt =
         sea_orm::Statement::from_sql_and_values(backend, sql, [user_id.into(), session_id.into(), client_id.into()]);
+    if let Some(r) = db.inline() {
+        return super::inline::subject(&r, &stmt);
+    }
     let Some(row) = db.query_one_raw(stmt).await? else { return Ok(None) };
-    let mut scim_groups: Vec<String> = row
-        .try_get::<Option<String>>("", "scim_groups")?
-        .and_then(|j| serde_json::from_str::<Vec<Option<String>>>(&j).ok())
-        .unwrap_or_default()
-        .into_iter()
-        .flatten()
-        .collect();
-    scim_groups.sort();
+    let scim_groups = group_names(row.try_get::<Option<String>>("", "scim_groups")?);
     Ok(Some(SubjectFound {
         user: user::Model::from_query_result(&row, "u_")?,
         session: session::Model::from_query_result_optional(&row, "s_")?,
@@ -191,6 +187,18 @@ pub async fn subject(
             client_rules: row.try_get("", "ccc_rules")?,
         },
     }))
+}
+
+/// The SCIM group names of [`subject`]'s JSON list, sorted by bytes (both databases alike).
+pub(super) fn group_names(json: Option<String>) -> Vec<String> {
+    let mut names: Vec<String> = json
+        .and_then(|j| serde_json::from_str::<Vec<Option<String>>>(&j).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .collect();
+    names.sort();
+    names
 }
 
 /// What [`subject`] found: a [`SubjectRow`] whose session may be missing

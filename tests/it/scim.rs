@@ -920,7 +920,13 @@ async fn token_checked_on_every_request(app: &TestApp) {
     let second = Scim::token_for(app, "acme").await;
     let other = app.second_instance().await;
     let s_other = Scim { app: &other, slug: "acme".into(), token: s.token.clone() };
+    // On SQLite the token is read on the request's own thread (store::inline), not through sqlx.
+    let inline_before = fedgate::store::inline::inline_reads(&app.state.db);
+    assert_eq!(inline_before.is_some(), app.backend == Backend::Sqlite);
     assert_eq!(s.get("/Users").await.0, 200);
+    if let Some(before) = inline_before {
+        assert!(fedgate::store::inline::inline_reads(&app.state.db).unwrap() > before, "the token read inline");
+    }
     assert_eq!(s_other.get("/Users").await.0, 200, "the second instance serves the same token");
     let (_, t) = app.get("/tenants/acme").await;
     let tenant_id = t["id"].as_str().unwrap().to_string();
