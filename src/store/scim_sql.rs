@@ -774,6 +774,12 @@ impl ListSql {
         }
     }
 
+    /// Whether the filter is an `eq` on a key (id, externalId, userName, displayName): a seek
+    /// whose plan does not depend on the number of matches.
+    pub fn is_key_lookup(&self) -> bool {
+        self.by_key
+    }
+
     /// Whether pages come in id order (no `sortBy`): the order a paging hint can continue.
     pub fn in_id_order(&self) -> bool {
         self.order.is_empty()
