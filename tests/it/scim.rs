@@ -1103,7 +1103,35 @@ async fn user_count_follows_every_write(app: &TestApp) {
     let _ = Scim::setup(app, "cnt", "cnt.test").await;
 }
 
+/// A key lookup's first page is read before its count (store::scim_list): the total is the page's
+/// length only when the page holds fewer rows than asked for; a full page still counts, a later
+/// page still counts, and another tenant's user with the same userName is never a match.
+async fn key_lookup_totals(app: &TestApp) {
+    let s = Scim::setup(app, "keys", "keys.test").await;
+    let other = Scim::setup(app, "keys2", "keys2.test").await;
+    let id = s.user("kim@keys.test", json!({"externalId": "ext-kim"})).await;
+    other.user("kim@keys.test", json!({"externalId": "ext-kim"})).await;
+    for (q, total, items) in [
+        ("filter=userName%20eq%20%22kim%40keys.test%22", 1, 1),
+        ("filter=userName%20eq%20%22KIM%40KEYS.TEST%22&count=1", 1, 1),
+        ("filter=externalId%20eq%20%22ext-kim%22&count=1", 1, 1),
+        ("filter=userName%20eq%20%22kim%40keys.test%22&count=0", 1, 0),
+        ("filter=userName%20eq%20%22kim%40keys.test%22&startIndex=2", 1, 0),
+        ("filter=userName%20eq%20%22nobody%40keys.test%22", 0, 0),
+    ] {
+        let (st, list) = s.get(&format!("/Users?{q}")).await;
+        assert_eq!(st, 200, "{q}: {list}");
+        assert_eq!(list["totalResults"], total, "{q}: {list}");
+        let got = list["Resources"].as_array().map(|a| a.len()).unwrap_or(0);
+        assert_eq!(got, items, "{q}: {list}");
+        if items == 1 {
+            assert_eq!(list["Resources"][0]["id"], id.as_str(), "{q}: the tenant's own user");
+        }
+    }
+}
+
 both!(
+    key_lookup_totals,
     user_count_follows_every_write,
     deep_paging_follows_hints,
     wire_format_snapshots,
