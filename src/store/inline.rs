@@ -136,25 +136,6 @@ impl Readers {
         out
     }
 
-    /// `f` of the first row of `sql` with `params`.
-    fn query_one<R>(
-        &self,
-        sql: &str,
-        params: &[&str],
-        f: impl FnOnce(&rusqlite::Row<'_>) -> Result<R, DbErr>,
-    ) -> Result<Option<R>, DbErr> {
-        self.with(|c| {
-            let mut st = c.prepare_cached(sql).map_err(db_err)?;
-            let mut rows = st.query(rusqlite::params_from_iter(params.iter())).map_err(db_err)?;
-            match rows.next().map_err(db_err)? {
-                Some(row) => f(row).map(Some),
-                None => Ok(None),
-            }
-        })
-    }
-}
-
-impl Readers {
     /// `f` of every row of `stmt` (a statement built for SQLite).
     fn query_all<R>(
         &self,
@@ -329,23 +310,21 @@ impl ReadConn for DatabaseTransaction {}
 /// [`super::scim_tokens::authenticate`]'s statement, inline.
 pub(super) fn token_with_tenant(
     r: &Readers,
-    sql: &str,
-    params: [&str; 3],
+    stmt: &Statement,
 ) -> Result<Option<(scim_token::Model, tenant::Model)>, DbErr> {
-    r.query_one(sql, &params, |row| Ok((model::<scim_token::Entity>(row, "k_")?, model::<tenant::Entity>(row, "t_")?)))
+    let rows =
+        r.query_all(stmt, |row| Ok((model::<scim_token::Entity>(row, "k_")?, model::<tenant::Entity>(row, "t_")?)))?;
+    Ok(rows.into_iter().next())
 }
 
 /// [`super::scim_user_view::find_live_with_groups`]'s statement, inline: the user and its
 /// `member_of` JSON.
-pub(super) fn user_with_groups(
-    r: &Readers,
-    sql: &str,
-    params: [&str; 2],
-) -> Result<Option<(user::Model, Option<String>)>, DbErr> {
-    r.query_one(sql, &params, |row| {
+pub(super) fn user_with_groups(r: &Readers, stmt: &Statement) -> Result<Option<(user::Model, Option<String>)>, DbErr> {
+    let rows = r.query_all(stmt, |row| {
         let groups: Option<String> = row.get("member_of").map_err(db_err)?;
         Ok((model::<user::Entity>(row, "")?, groups))
-    })
+    })?;
+    Ok(rows.into_iter().next())
 }
 
 #[cfg(test)]

@@ -26,12 +26,12 @@ pub async fn authenticate(
         cols::<scim_token::Column>("k"),
         cols::<tenant::Column>("t"),
     );
-    let slug = tenant_key.to_ascii_lowercase();
+    let values = [token_hash.into(), tenant_key.into(), tenant_key.to_ascii_lowercase().into()];
+    let stmt = sea_orm::Statement::from_sql_and_values(backend, sql, values);
     if let Some(r) = db.inline() {
-        return super::inline::token_with_tenant(&r, &sql, [token_hash, tenant_key, &slug]);
+        return super::inline::token_with_tenant(&r, &stmt);
     }
-    let values = [token_hash.into(), tenant_key.into(), slug.into()];
-    let Some(row) = db.query_one_raw(sea_orm::Statement::from_sql_and_values(backend, sql, values)).await? else {
+    let Some(row) = db.query_one_raw(stmt).await? else {
         return Ok(None);
     };
     Ok(Some((scim_token::Model::from_query_result(&row, "k_")?, tenant::Model::from_query_result(&row, "t_")?)))

@@ -30,13 +30,13 @@ pub async fn find_live_with_groups(
         "SELECT u.*, {groups} AS member_of FROM users u \
          WHERE u.tenant_id = {p1} AND u.id = {p2} AND u.scim IS NOT NULL AND u.deleted_at IS NULL"
     );
+    let stmt = Statement::from_sql_and_values(backend, sql, [tenant_id.into(), id.into()]);
     let (user, member_of) = if let Some(r) = db.inline() {
-        match super::inline::user_with_groups(&r, &sql, [tenant_id, id])? {
+        match super::inline::user_with_groups(&r, &stmt)? {
             Some(found) => found,
             None => return Ok(None),
         }
     } else {
-        let stmt = Statement::from_sql_and_values(backend, sql, [tenant_id.into(), id.into()]);
         let Some(row) = db.query_one_raw(stmt).await? else { return Ok(None) };
         (user::Model::from_query_result(&row, "")?, row.try_get::<Option<String>>("", "member_of")?)
     };
