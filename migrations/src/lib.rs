@@ -28,6 +28,7 @@ mod m20261207_800002_scim_user_counts;
 mod m20261208_100001_client_default_tenant;
 mod m20261208_200001_keyset_page_indexes;
 mod m20261208_400001_scim_filter_indexes;
+mod m20261209_100001_console_filter_indexes;
 
 pub struct Migrator;
 
@@ -57,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261208_100001_client_default_tenant::Migration),
             Box::new(m20261208_200001_keyset_page_indexes::Migration),
             Box::new(m20261208_400001_scim_filter_indexes::Migration),
+            Box::new(m20261209_100001_console_filter_indexes::Migration),
         ]
     }
 }

@@ -92,8 +92,12 @@ async fn seed(app: &TestApp) -> i64 {
         app,
         "audit_log",
         "at, actor, action, target_type, target_id, tenant_id, ip, request_id, details",
-        "1700000000 + x, 'admin_key:adk_plan', 'connection.update', 'connection', 'conn_plan' || (x % 100), \
-         'org_plan' || (x % 50), '10.0.0.1', 'req' || x, '{}'",
+        "1700000000 + x, \
+         CASE WHEN x % 500 = 7 THEN 'operator:rare@ops.test' ELSE 'admin_key:adk_plan' || (x % 20) END, \
+         CASE WHEN x % 500 = 0 THEN 'admin_key.revoke' WHEN x % 500 = 1 THEN 'admin_key.create' \
+              WHEN x % 100 = 2 THEN 'tenant.update' WHEN x % 100 = 3 THEN 'tenant.delete' \
+              WHEN x % 2 = 0 THEN 'connection.update' ELSE 'connection.create' END, \
+         'connection', 'conn_plan' || (x % 100), 'org_plan' || (x % 50), '10.0.0.1', 'req' || x, '{}'",
         AUDIT,
     )
     .await;
@@ -251,6 +255,80 @@ async fn console_lists_are_index_seeks(app: &TestApp) {
     })
     .await;
     assert_seeks(app, "the audit log by tenant", "audit_log", &s, None, None).await;
+
+    // A connection's traces of every status, newest first (the trace search by connection alone).
+    let s = statements(app, |db| async move {
+        let f = TraceFilter { connection_id: Some("conn_plan7".into()), ..Default::default() };
+        let first = traces::search(&db, &f, PageRequest { cursor: None, limit: 50 }).await.unwrap();
+        assert_eq!(first.rows.len(), 50);
+        assert!(first.rows.iter().all(|t| t.connection_id.as_deref() == Some("conn_plan7")));
+        let next = first.next_cursor.clone().unwrap();
+        traces::search(&db, &f, PageRequest { cursor: Some(&next), limit: 50 }).await.unwrap();
+    })
+    .await;
+    assert_seeks(app, "a connection's traces", "login_traces", &s, Some("connection_id"), Some("connection_id=?"))
+        .await;
+
+    // The audit log by actor, by action and by a family of actions, each checked against the
+    // whole log filtered here. Rare values must be index seeks; for a common one (half the log)
+    // PostgreSQL rightly walks the primary key backwards and stops after a page, so only its
+    // rows are checked.
+    let all = audit::search(&app.state.db, &AuditFilter::default(), None, AUDIT as u64 + 1).await.unwrap();
+    assert_eq!(all.len() as i64, AUDIT);
+    let cases: [(AuditFilter, &str, Option<&str>, bool); 6] = [
+        (
+            AuditFilter { actor: Some("operator:rare@ops.test".into()), ..Default::default() },
+            "actor",
+            Some("actor=?"),
+            true,
+        ),
+        (AuditFilter { action: Some("tenant.update".into()), ..Default::default() }, "action", Some("action=?"), true),
+        (AuditFilter { action: Some("tenant.".into()), ..Default::default() }, "a family", Some("action"), true),
+        (
+            AuditFilter { action: Some("admin_key.".into()), ..Default::default() },
+            "a rare family",
+            Some("action"),
+            true,
+        ),
+        (
+            AuditFilter {
+                tenant_id: Some("org_plan0".into()),
+                action: Some("admin_key.".into()),
+                ..Default::default()
+            },
+            "a tenant and a family",
+            None,
+            true,
+        ),
+        (AuditFilter { action: Some("connection.".into()), ..Default::default() }, "a common family", None, false),
+    ];
+    for (f, what, key, check_plan) in cases {
+        for before in [None, Some(AUDIT / 2)] {
+            let want: Vec<i64> = all
+                .iter()
+                .filter(|r| before.is_none_or(|b| r.seq < b))
+                .filter(|r| f.tenant_id.is_none() || r.tenant_id == f.tenant_id)
+                .filter(|r| f.actor.as_ref().is_none_or(|a| &r.actor == a))
+                .filter(|r| match f.action.as_deref() {
+                    Some(a) if a.ends_with('.') => r.action.starts_with(a),
+                    Some(a) => r.action == a,
+                    None => true,
+                })
+                .take(51)
+                .map(|r| r.seq)
+                .collect();
+            assert!(!want.is_empty(), "{what}: the seed has none");
+            let f2 = f.clone();
+            let s = statements(app, |db| async move {
+                let got: Vec<i64> = audit::search(&db, &f2, before, 51).await.unwrap().iter().map(|r| r.seq).collect();
+                assert_eq!(got, want, "{what}, before {before:?}");
+            })
+            .await;
+            if check_plan {
+                assert_seeks(app, &format!("the audit log by {what}"), "audit_log", &s, None, key).await;
+            }
+        }
+    }
 }
 
 crate::both!(events_pages_are_index_seeks, console_lists_are_index_seeks);
