@@ -105,7 +105,7 @@ pub async fn search(
     for a in &actions {
         rows.extend(search_one(db, f, Some(a), before, limit).await?);
     }
-    rows.sort_by(|x, y| y.seq.cmp(&x.seq));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.seq));
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     Ok(rows)
 }
