@@ -78,10 +78,11 @@ pub async fn revoke(db: &impl ConnectionTrait, ids: &[String], now: i64) -> Resu
     Ok(())
 }
 
-/// A session with everything tokens say about its person: see [`subject`].
-pub struct SubjectRow {
+/// A session with everything tokens say about its person: see [`subject`]. `S` is the session:
+/// present (the default), or `Option` while [`subject`] may not have found it ([`SubjectFound`]).
+pub struct SubjectRow<S = session::Model> {
     pub user: user::Model,
-    pub session: session::Model,
+    pub session: S,
     pub tenant: tenant::Model,
     /// The session's connection type (`None`: the connection is gone).
     pub connection_type: Option<String>,
@@ -203,17 +204,7 @@ pub(super) fn group_names(json: Option<String>) -> Vec<String> {
 
 /// What [`subject`] found: a [`SubjectRow`] whose session may be missing
 /// ([`SessionJoin::Optional`]).
-pub struct SubjectFound {
-    pub user: user::Model,
-    pub session: Option<session::Model>,
-    pub tenant: tenant::Model,
-    pub connection_type: Option<String>,
-    pub groups: Option<String>,
-    pub vouched_email: Option<String>,
-    pub vouched_domain: Option<tenant_domain::Model>,
-    pub scim_groups: Vec<String>,
-    pub claims: ClaimRows,
-}
+pub type SubjectFound = SubjectRow<Option<session::Model>>;
 
 impl SubjectFound {
     /// The row with its session, if it has one.
