@@ -200,7 +200,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 table: "audit_log",
                 columns: "at, actor, action, target_type, target_id, tenant_id, ip, request_id, details",
                 select: format!(
-                    "{{t}}, 'admin_key:adk_0123456789abcdef', 'connection.update', 'connection', 'conn_bench' || (x % 100), {tenant}, \
+                    "{{t}}, CASE WHEN x % 1000 = 7 THEN 'operator:ops@vendor.example' ELSE 'admin_key:adk_0123456789abcdef' END, \
+                     CASE WHEN x % 1000 = 3 THEN 'tenant.delete' WHEN x % 100 = 2 THEN 'tenant.update' ELSE 'connection.update' END, \
+                     'connection', 'conn_bench' || (x % 100), {tenant}, \
                      '10.0.0.1', 'req' || x, '{{\"changed\":[\"name\",\"enabled\"]}}'"
                 ),
             },
@@ -249,6 +251,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut evt = Vec::new();
     let mut tr = Vec::new();
     let mut health = Vec::new();
+    let (mut by_conn, mut by_actor, mut by_action, mut by_family) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..200u64 {
         let after = (if backend == DbBackend::Postgres { 1 } else { 0 }, (a.rows / 2 + i * 997) as i64);
         let t = Instant::now();
@@ -272,12 +275,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let conn = format!("conn_bench{}", i % 100);
         fedgate::store::traces::latest_of_connection(&db, &conn, "failed").await?;
         health.push(t.elapsed().as_secs_f64() * 1000.0);
+        // The console's trace search by connection alone, and its audit view by a rare actor
+        // (0.1 % of the log), an action (1 %) and a family of actions (`tenant.`), newest first.
+        let t = Instant::now();
+        let f = fedgate::store::traces::TraceFilter { connection_id: Some(conn), ..Default::default() };
+        let p = fedgate::store::traces::search(&db, &f, fedgate::store::page::PageRequest { cursor: None, limit: 50 })
+            .await?;
+        by_conn.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(p.rows.len(), 50);
+        use fedgate::store::audit::{search, AuditFilter};
+        for (v, f) in [
+            (&mut by_actor, AuditFilter { actor: Some("operator:ops@vendor.example".into()), ..Default::default() }),
+            (&mut by_action, AuditFilter { action: Some("tenant.update".into()), ..Default::default() }),
+            (&mut by_family, AuditFilter { action: Some("tenant.".into()), ..Default::default() }),
+        ] {
+            let t = Instant::now();
+            let rows = search(&db, &f, None, 51).await?;
+            v.push(t.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(rows.len(), 51);
+        }
     }
     for (name, v) in [
         ("events_page_100", ev),
         ("events_tenant_page_100", evt),
         ("tenant_traces_page_50", tr),
         ("connection_health", health),
+        ("connection_traces_page_50", by_conn),
+        ("audit_by_actor_51", by_actor),
+        ("audit_by_action_51", by_action),
+        ("audit_by_family_51", by_family),
     ] {
         println!(
             "{{\"db\":\"{kind}\",\"read\":\"{name}\",\"p50_ms\":{:.2},\"p99_ms\":{:.2}}}",
