@@ -17,20 +17,28 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, S
 /// How long a paging hint is kept (seconds).
 pub const HINT_TTL: i64 = 600;
 
-/// A row of a SCIM list: its id (where the next page in id order starts after).
+/// A row of a SCIM list: its id (where the next page in id order starts after) and its key
+/// (`userName`, `displayName`, lower-cased: where the next page sorted by it starts after).
 pub trait ListRow {
     fn row_id(&self) -> &str;
+    fn row_key(&self) -> Option<&str>;
 }
 
 impl ListRow for super::entities::user::Model {
     fn row_id(&self) -> &str {
         &self.id
     }
+    fn row_key(&self) -> Option<&str> {
+        self.user_name_lower.as_deref()
+    }
 }
 
 impl ListRow for super::entities::scim_group::Model {
     fn row_id(&self) -> &str {
         &self.id
+    }
+    fn row_key(&self) -> Option<&str> {
+        Some(&self.display_name_lower)
     }
 }
 
@@ -119,10 +127,11 @@ where
     }
     let (count_sql, count_params) = q.count_query();
     let total = read_count(db, inline.as_deref(), backend, count_sql, count_params).await?;
-    if count <= 0 || start > total {
+    if count <= 0 {
         return Ok((total, Vec::new()));
     }
-    let signature = q.in_id_order().then(|| q.signature());
+    let signature = q.continues().then(|| q.signature());
+    let sorted = q.sorted_by_key();
     let after = match &signature {
         Some(sig) if start > 1 => scim_page_hint::Entity::find_by_id(hint_id(sig, start))
             .one(db)
@@ -131,19 +140,29 @@ where
             .map(|h| h.last_id),
         _ => None,
     };
-    let (page_sql, page_params) = match &after {
-        Some(last) => q.after_query(last, count, total),
+    // Past the end, unless a hint continues a walk: rows deleted since its first page lowered
+    // the total, and the rows after the hint's last one are still owed to the client.
+    if after.is_none() && start > total {
+        return Ok((total, Vec::new()));
+    }
+    let walking = after.is_some();
+    let (page_sql, page_params) = match after.and_then(|last| q.clone().after_query(&last, count, total)) {
+        Some(seek) => seek,
         None => q.page_query(start, count, total),
     };
     let rows: Vec<E::Model> = read_page(page_sql, page_params).await?;
     // A hint for the next page, when there is one.
     let next = start.saturating_add(rows.len() as i64);
-    if let (Some(sig), Some(last)) = (&signature, rows.last()) {
-        if rows.len() as i64 == count && next <= total {
+    let last = rows.last().and_then(|r| super::scim_sql::continue_after(sorted, r.row_id(), r.row_key()));
+    if let (Some(sig), Some(last)) = (&signature, last) {
+        // A full page has a successor unless it ended at `total`; on a walk (this page came
+        // from a hint) deletions since the walk began lowered `total` below the positions the
+        // client counts, so a full page always leaves a hint (harmless at the very end).
+        if rows.len() as i64 == count && (next <= total || walking) {
             let hint = scim_page_hint::ActiveModel {
                 id: Set(hint_id(sig, next)),
                 tenant_id: Set(tenant_id.to_string()),
-                last_id: Set(last.row_id().to_string()),
+                last_id: Set(last),
                 expires_at: Set(now + HINT_TTL),
             };
             scim_page_hint::Entity::insert(hint)

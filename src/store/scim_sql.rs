@@ -73,6 +73,7 @@ fn alias_of(kind: ResourceKind) -> &'static str {
 }
 
 /// A WHERE fragment under construction with its bound values.
+#[derive(Clone)]
 pub struct Sql {
     pub dialect: Dialect,
     pub params: Vec<Param>,
@@ -662,8 +663,23 @@ pub fn prefix_upper_bound(prefix: &str) -> Option<String> {
     None
 }
 
+/// Separates the id and the key in a sorted paging hint: not NUL, which PostgreSQL's text
+/// refuses; ids never hold it, and the id comes first, so a key holding it still splits right.
+const HINT_SEP: char = '\u{1}';
+
+/// What a paging hint stores to continue after a row: its id in id order; sorted by the key
+/// column, its id and key value separated by [`HINT_SEP`]. `None` when a sorted row has no key
+/// (never for a live resource).
+pub fn continue_after(sorted_by_key: bool, id: &str, key: Option<&str>) -> Option<String> {
+    if !sorted_by_key {
+        return Some(id.to_string());
+    }
+    key.map(|k| format!("{id}{HINT_SEP}{k}"))
+}
+
 /// The SQL of a list or search: `WHERE` (tenant, live resources, the filter) and `ORDER BY`,
 /// built step by step so that a bad filter is reported before a bad `sortBy`.
+#[derive(Clone)]
 pub struct ListSql {
     kind: ResourceKind,
     sql: Sql,
@@ -677,6 +693,10 @@ pub struct ListSql {
     filtered: bool,
     /// The filter reads from a candidate set (see [`Sql::candidates`]).
     driven: bool,
+    /// `sortBy` on a lower-cased key column no live resource leaves empty (users' `userName`,
+    /// groups' `displayName`): the column and the direction. A page in that order can continue
+    /// after its last row with a keyset seek on `(column, id)`, like a page in id order.
+    sort_key: Option<(String, bool)>,
 }
 
 /// More matches than this, and a page in id order walks the id index and tests each row
@@ -704,6 +724,7 @@ impl ListSql {
             by_key: false,
             filtered: false,
             driven: false,
+            sort_key: None,
         }
     }
 
@@ -724,6 +745,17 @@ impl ListSql {
     pub fn sort(&mut self, path: &AttrPath, descending: bool) -> Result<(), String> {
         let e = self.sql.sort_expr(self.kind, path)?;
         self.order = format!("{e} {}, ", if descending { "DESC" } else { "ASC" });
+        let key_col = match self.kind {
+            ResourceKind::User => "userName",
+            ResourceKind::Group => "displayName",
+        };
+        let t = alias_of(self.kind);
+        let col = match self.kind {
+            ResourceKind::User => format!("{t}.user_name_lower"),
+            ResourceKind::Group => format!("{t}.display_name_lower"),
+        };
+        self.sort_key = (path.sub_attr.is_none() && path.attr.eq_ignore_ascii_case(key_col) && e == col)
+            .then_some((col, descending));
         Ok(())
     }
 
@@ -780,32 +812,69 @@ impl ListSql {
         self.by_key
     }
 
-    /// Whether pages come in id order (no `sortBy`): the order a paging hint can continue.
-    pub fn in_id_order(&self) -> bool {
-        self.order.is_empty()
+    /// Whether a page can be continued by a paging hint: pages in id order (no `sortBy`), or
+    /// sorted by the key column (see [`ListSql::sorted_by_key`]).
+    pub fn continues(&self) -> bool {
+        self.order.is_empty() || self.sort_key.is_some()
+    }
+
+    /// Whether pages are sorted by the key column (`userName`, `displayName`): a paging hint
+    /// then holds the last row's id and its key value ([`continue_after`]).
+    pub fn sorted_by_key(&self) -> bool {
+        self.sort_key.is_some()
     }
 
     /// What identifies the query for a paging hint: the resource, the `WHERE` clause and its
-    /// values (the tenant among them).
+    /// values (the tenant among them), and the order when sorted.
     pub fn signature(&self) -> String {
         let params = self.sql.params.get(..self.where_params).unwrap_or_default();
-        format!("{:?}\u{0}{}\u{0}{:?}", self.kind, self.conditions, params)
+        let sig = format!("{:?}\u{0}{}\u{0}{:?}", self.kind, self.conditions, params);
+        if self.order.is_empty() {
+            sig
+        } else {
+            format!("{sig}\u{0}{}", self.order)
+        }
     }
 
-    /// The rows of a page in id order that follows the row `after` (a keyset seek on the
-    /// `(tenant_id, id)` index, however deep the page).
-    /// `total` is the number of matches (see [`DENSE_MATCHES`]).
-    pub fn after_query(mut self, after: &str, count: i64, total: i64) -> (String, Vec<Param>) {
+    /// The rows of a page that follows the row `after` (a paging hint's [`continue_after`]
+    /// value): in id order a keyset seek on the `(tenant_id, id)` index; sorted by the key
+    /// column, a seek on `(tenant_id, key)` from the last row's key (then by id, the tiebreak),
+    /// however deep the page. `total` is the number of matches (see [`DENSE_MATCHES`]). `None`
+    /// when `after` is not a hint of this query's kind.
+    pub fn after_query(mut self, after: &str, count: i64, total: i64) -> Option<(String, Vec<Param>)> {
         let t = table(self.kind).1;
+        if let Some((col, desc)) = self.sort_key.take() {
+            let (id, key) = after.split_once(HINT_SEP)?;
+            let cond = self.where_sql(false);
+            self.sql.params.truncate(self.where_params);
+            let k = self.sql.bind(key);
+            let i = self.sql.bind(id);
+            let lim = self.sql.bind(count);
+            // `(key, id)` after the last row in `ORDER BY key ASC|DESC, id ASC`; the first
+            // comparison is the index range, the second decides ties.
+            let (cmp, strict) = if desc { ("<=", "<") } else { (">=", ">") };
+            return Some((
+                format!(
+                    "SELECT {t}.* FROM {} {t} WHERE {cond} AND {col} {cmp} {k} AND ({col} {strict} {k} OR {t}.id > {i}) \
+                     ORDER BY {}{t}.id ASC LIMIT {lim}",
+                    table(self.kind).0,
+                    self.order
+                ),
+                self.sql.params,
+            ));
+        }
+        if !self.order.is_empty() || after.contains(HINT_SEP) {
+            return None;
+        }
         let (from, dense) = self.page_from(total);
         let cond = self.where_sql(dense);
         self.sql.params.truncate(self.where_params);
         let a = self.sql.bind(after);
         let lim = self.sql.bind(count);
-        (
+        Some((
             format!("SELECT {t}.* FROM {from} WHERE {cond} AND {t}.id > {a} ORDER BY {t}.id ASC LIMIT {lim}"),
             self.sql.params,
-        )
+        ))
     }
 
     /// The rows of one page: `count` rows from the 1-based `start`, of `total` matches.

@@ -1059,6 +1059,91 @@ async fn deep_paging_follows_hints(app: &TestApp) {
     assert!(scim_page_hint::Entity::find().all(&app.state.db).await.unwrap().is_empty());
 }
 
+/// Pages sorted by `userName` (ascending and descending) and groups by `displayName` continue
+/// after the previous page's last row (a keyset seek on the key's index), like pages in id
+/// order: a user deleted from an earlier page makes no later page skip anyone, and an id-order
+/// hint at the same start index is not taken for a sorted one.
+async fn sorted_deep_paging_follows_hints(app: &TestApp) {
+    use fedgate::store::entities::scim_page_hint;
+    use sea_orm::EntityTrait;
+    let s = Scim::setup(app, "ps", "ps.test").await;
+    for i in 0..17 {
+        // Created in an order unrelated to the names (and so to the sort).
+        s.user(&format!("n{:02}@ps.test", (i * 7) % 17), json!({})).await;
+    }
+    let ids_names = |v: &Value| -> Vec<(String, String)> {
+        v["Resources"]
+            .as_array()
+            .unwrap_or_else(|| panic!("not a list: {v}"))
+            .iter()
+            .map(|r| (r["id"].as_str().unwrap().to_string(), r["userName"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    for (order, descending) in [("ascending", false), ("descending", true)] {
+        let q = format!("sortBy=userName&sortOrder={order}");
+        let (st, all) = s.get(&format!("/Users?{q}&count=100")).await;
+        assert_eq!(st, 200, "{order}: {all}");
+        let all = ids_names(&all);
+        let mut names: Vec<String> = all.iter().map(|(_, n)| n.clone()).collect();
+        names.sort();
+        if descending {
+            names.reverse();
+        }
+        assert_eq!(all.iter().map(|(_, n)| n.clone()).collect::<Vec<_>>(), names, "{order}");
+        // Page 1 in id order first: its hint (same start index) must not serve a sorted page.
+        s.get("/Users?startIndex=1&count=4").await;
+        let (st, p1) = s.get(&format!("/Users?{q}&startIndex=1&count=4")).await;
+        assert_eq!(st, 200, "{order} page 1: {p1}");
+        let p1 = ids_names(&p1);
+        assert_eq!(p1, all[..4]);
+        let hints = scim_page_hint::Entity::find().all(&app.state.db).await.unwrap();
+        assert!(
+            hints.iter().any(|h| h.last_id == format!("{}\u{1}{}", all[3].0, all[3].1)),
+            "a hint holding the last row's id and userName"
+        );
+        // A user of page 1 goes; the next pages continue after page 1's last row.
+        let gone = all[1].0.clone();
+        assert_eq!(s.delete(&format!("/Users/{gone}")).await, 204);
+        let mut seen = p1.clone();
+        let mut start = 5;
+        loop {
+            let (st, p) = s.get(&format!("/Users?{q}&startIndex={start}&count=4")).await;
+            assert_eq!(st, 200, "{p}");
+            let page = ids_names(&p);
+            if page.is_empty() {
+                break;
+            }
+            start += page.len() as i64;
+            seen.extend(page);
+        }
+        let expected: Vec<_> = all.iter().filter(|(id, _)| *id != gone).cloned().collect();
+        seen.retain(|(id, _)| *id != gone);
+        assert_eq!(seen, expected, "{order}: every remaining user once, in order");
+        // Another user for the next order.
+        s.user(&format!("back-{order}@ps.test"), json!({})).await;
+    }
+    // Groups by displayName, two at a time.
+    for name in ["delta", "alpha", "echo", "charlie", "bravo"] {
+        let (st, _) = s
+            .post("/Groups", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name}))
+            .await;
+        assert_eq!(st, 201);
+    }
+    let mut seen = Vec::new();
+    let mut start = 1;
+    loop {
+        let (_, p) = s.get(&format!("/Groups?sortBy=displayName&startIndex={start}&count=2")).await;
+        let page: Vec<String> =
+            p["Resources"].as_array().unwrap().iter().map(|r| r["displayName"].as_str().unwrap().to_string()).collect();
+        if page.is_empty() {
+            break;
+        }
+        start += page.len() as i64;
+        seen.extend(page);
+    }
+    assert_eq!(seen, ["alpha", "bravo", "charlie", "delta", "echo"]);
+}
+
 /// `totalResults` of an unfiltered list (the kept count) and of a filter matching every user
 /// (a real count) are both `expected`.
 async fn check_count(s: &Scim<'_>, expected: i64, why: &str) {
@@ -1134,6 +1219,7 @@ both!(
     key_lookup_totals,
     user_count_follows_every_write,
     deep_paging_follows_hints,
+    sorted_deep_paging_follows_hints,
     wire_format_snapshots,
     groups_claim_overage,
     token_checked_on_every_request,

@@ -188,6 +188,41 @@ async fn filters_use_their_indexes(app: &TestApp) {
         let page = p.split("--\n").nth(1).unwrap();
         assert!(page.contains("idx_users_scim_live") && !page.contains("TEMP B-TREE"), "{f}:\n{p}");
     }
+    // A page sorted by userName that continues a walk (a paging hint) is a seek on the
+    // tenant's userName index from the last row's key, in index order; descending too.
+    for descending in [false, true] {
+        use fedgate::store::scim_sql::Param;
+        use sea_orm::ConnectionTrait;
+        let mut q = ListSql::new(ResourceKind::User, Dialect::Sqlite, &tenant);
+        q.sort(&fedgate_scim::filter::parse_attr_path("userName").unwrap(), descending).unwrap();
+        let (sql, params) = q.after_query("usr_x\u{1}user2@plan.test", 100, 5).expect("a sorted hint");
+        let values: Vec<sea_orm::Value> = params
+            .into_iter()
+            .map(|p| match p {
+                Param::Text(s) => s.into(),
+                Param::Int(i) => i.into(),
+                Param::Float(f) => f.into(),
+                Param::Bool(b) => b.into(),
+            })
+            .collect();
+        let rows = app
+            .state
+            .db
+            .query_all_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Sqlite,
+                format!("EXPLAIN QUERY PLAN {sql}"),
+                values,
+            ))
+            .await
+            .unwrap();
+        let p: Vec<String> = rows.iter().map(|r| r.try_get::<String>("", "detail").unwrap()).collect();
+        let p = p.join("\n");
+        assert!(
+            p.contains("idx_users_tenant_username_lower (tenant_id=? AND user_name_lower"),
+            "sorted continuation, descending {descending}: not a seek on the userName index:\n{p}"
+        );
+        assert!(!p.contains("SCAN"), "sorted continuation: a scan:\n{p}");
+    }
 }
 
 both!(contains_filters_answer_as_a_scan, filters_use_their_indexes);

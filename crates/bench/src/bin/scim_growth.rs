@@ -216,6 +216,19 @@ fn queries(n: u64, now: i64) -> Vec<(&'static str, Query)> {
         ("active eq true (count)", q(|_| list(Some("active eq true"), ""))),
         ("list, first page", q(|_| list(None, ""))),
         ("list, startIndex deep (jump)", q(move |i| list(None, &format!("&startIndex={}", n - 100 - i % 50)))),
+        // An import walking the second half page after page: every page but the first of a
+        // walk continues after its predecessor's last row (a paging hint), in id order and
+        // sorted by userName.
+        (
+            "list, deep walk (hints)",
+            q(move |i| list(None, &format!("&startIndex={}", n / 2 + 1 + 100 * (i % (n / 200).max(1))))),
+        ),
+        (
+            "sortBy=userName, deep walk (hints)",
+            q(move |i| {
+                list(None, &format!("&sortBy=userName&startIndex={}", n / 2 + 1 + 100 * (i % (n / 200).max(1))))
+            }),
+        ),
         ("sortBy=userName, first page", q(|_| list(None, "&sortBy=userName"))),
         (
             "sortBy=userName, deep page",
@@ -352,7 +365,7 @@ async fn main() -> Res<()> {
                     }
                     _ => {
                         // Lookups and the cheap lists (not the whole-tenant counts).
-                        let pick = [0usize, 1, 2, 3, 4, 5, 9, 12, 14][(i as usize / 6) % 9];
+                        let pick = [0usize, 1, 2, 3, 4, 5, 9, 12, 16][(i as usize / 6) % 9];
                         match qs.get(pick) {
                             Some((_, q)) => scim.get(&q(i)).await.map(|_| ()),
                             None => Ok(()),
