@@ -74,8 +74,7 @@ pub async fn search(
     };
     // `family.` ≤ action < `family/` ('/' follows '.'): every action of the family, in index order.
     let (lo, hi) = (format!("{family}."), format!("{family}/"));
-    let mut actions = Vec::new();
-    let mut after: Option<String> = None;
+    let mut actions: Vec<String> = Vec::new();
     while actions.len() <= FAMILY_SEEKS {
         let mut q = audit_entry::Entity::find()
             .select_only()
@@ -86,13 +85,12 @@ pub async fn search(
                 "a",
             )
             .filter(audit_entry::Column::Action.lt(hi.as_str()));
-        q = match &after {
+        q = match actions.last() {
             Some(a) => q.filter(audit_entry::Column::Action.gt(a.as_str())),
             None => q.filter(audit_entry::Column::Action.gte(lo.as_str())),
         };
         let Some(Some(next)) = q.into_tuple::<Option<String>>().one(db).await? else { break };
-        actions.push(next.clone());
-        after = Some(next);
+        actions.push(next);
     }
     if actions.len() > FAMILY_SEEKS {
         let mut q = filtered(f, before)

@@ -50,7 +50,8 @@ pub fn dialect(db: &impl ConnectionTrait) -> Dialect {
     }
 }
 
-fn values(params: Vec<Param>) -> Vec<sea_orm::Value> {
+/// The bound values of a [`ListSql`] statement, as sea-orm values.
+pub fn values(params: Vec<Param>) -> Vec<sea_orm::Value> {
     params
         .into_iter()
         .map(|p| match p {

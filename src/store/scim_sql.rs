@@ -745,16 +745,12 @@ impl ListSql {
     pub fn sort(&mut self, path: &AttrPath, descending: bool) -> Result<(), String> {
         let e = self.sql.sort_expr(self.kind, path)?;
         self.order = format!("{e} {}, ", if descending { "DESC" } else { "ASC" });
-        let key_col = match self.kind {
-            ResourceKind::User => "userName",
-            ResourceKind::Group => "displayName",
+        let (key_attr, key_col) = match self.kind {
+            ResourceKind::User => ("userName", "user_name_lower"),
+            ResourceKind::Group => ("displayName", "display_name_lower"),
         };
-        let t = alias_of(self.kind);
-        let col = match self.kind {
-            ResourceKind::User => format!("{t}.user_name_lower"),
-            ResourceKind::Group => format!("{t}.display_name_lower"),
-        };
-        self.sort_key = (path.sub_attr.is_none() && path.attr.eq_ignore_ascii_case(key_col) && e == col)
+        let col = format!("{}.{key_col}", alias_of(self.kind));
+        self.sort_key = (path.sub_attr.is_none() && path.attr.eq_ignore_ascii_case(key_attr) && e == col)
             .then_some((col, descending));
         Ok(())
     }

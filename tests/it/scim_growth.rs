@@ -191,20 +191,11 @@ async fn filters_use_their_indexes(app: &TestApp) {
     // A page sorted by userName that continues a walk (a paging hint) is a seek on the
     // tenant's userName index from the last row's key, in index order; descending too.
     for descending in [false, true] {
-        use fedgate::store::scim_sql::Param;
         use sea_orm::ConnectionTrait;
         let mut q = ListSql::new(ResourceKind::User, Dialect::Sqlite, &tenant);
         q.sort(&fedgate_scim::filter::parse_attr_path("userName").unwrap(), descending).unwrap();
         let (sql, params) = q.after_query("usr_x\u{1}user2@plan.test", 100, 5).expect("a sorted hint");
-        let values: Vec<sea_orm::Value> = params
-            .into_iter()
-            .map(|p| match p {
-                Param::Text(s) => s.into(),
-                Param::Int(i) => i.into(),
-                Param::Float(f) => f.into(),
-                Param::Bool(b) => b.into(),
-            })
-            .collect();
+        let values = scim_list::values(params);
         let rows = app
             .state
             .db
