@@ -44,9 +44,8 @@ pub async fn link_login(
     rng: &dyn Rng,
 ) -> Result<Linked, LinkError> {
     let now = now_ms / 1000;
-    let existing = identities::by_subject(tx, connection_id, &ident.subject).await?;
-    if let Some(idn) = existing {
-        let u = users::get(tx, &idn.user_id).await?;
+    let existing = identities::by_subject_with_user(tx, connection_id, &ident.subject).await?;
+    if let Some((idn, u)) = existing {
         let Some(u) = u.filter(|u| u.tenant_id == tenant_id) else {
             // The identity points at a user that no longer exists: re-create below.
             identities::delete(tx, &idn.id).await?;

@@ -19,15 +19,27 @@ pub struct NewEvent {
 
 /// Writes an event and its webhook deliveries with `db` (a transaction, for the outbox
 /// guarantee). Returns the event id.
+///
+/// The event's INSERT also returns the enabled endpoints that may want it (the tenant's and the
+/// global ones, as `[[id, event_types], …]` from a subquery in `RETURNING`): one statement where
+/// an INSERT and a SELECT were, read in the same transaction, so an endpoint created or disabled
+/// on another instance counts for the next event as before. Nothing is cached.
 pub async fn emit(db: &impl ConnectionTrait, rng: &dyn Rng, now: i64, e: NewEvent) -> Result<String, DbErr> {
     let id = format!("evt_{}", crate::ids::random128(rng));
     let backend = db.get_database_backend();
     let sql = match backend {
         DbBackend::Postgres => {
             "INSERT INTO events (id, tx_id, tenant_id, event_type, occurred_at, data) \
-             VALUES ($1, pg_current_xact_id()::text::bigint, $2, $3, $4, $5) RETURNING seq"
+             VALUES ($1, pg_current_xact_id()::text::bigint, $2, $3, $4, $5) RETURNING seq, \
+             (SELECT json_agg(json_build_array(w.id, w.event_types))::text FROM webhook_endpoints w \
+              WHERE w.enabled AND (w.tenant_id IS NULL OR w.tenant_id = $6)) AS endpoints"
         }
-        _ => "INSERT INTO events (id, tx_id, tenant_id, event_type, occurred_at, data) VALUES (?, 0, ?, ?, ?, ?) RETURNING seq",
+        _ => {
+            "INSERT INTO events (id, tx_id, tenant_id, event_type, occurred_at, data) VALUES (?, 0, ?, ?, ?, ?) \
+             RETURNING seq, \
+             (SELECT json_group_array(json_array(w.id, w.event_types)) FROM webhook_endpoints w \
+              WHERE w.enabled AND (w.tenant_id IS NULL OR w.tenant_id = ?)) AS endpoints"
+        }
     };
     let row = db
         .query_one_raw(Statement::from_sql_and_values(
@@ -39,12 +51,14 @@ pub async fn emit(db: &impl ConnectionTrait, rng: &dyn Rng, now: i64, e: NewEven
                 e.event_type.clone().into(),
                 now.into(),
                 e.data.to_string().into(),
+                e.tenant_id.clone().into(),
             ],
         ))
         .await?
         .ok_or_else(|| DbErr::Custom("event insert returned nothing".into()))?;
     let seq: i64 = row.try_get("", "seq")?;
-    let endpoints = webhooks::enabled_for(db, e.tenant_id.as_deref()).await?;
+    let endpoints: Option<String> = row.try_get("", "endpoints")?;
+    let endpoints = parse_endpoints(endpoints.as_deref())?;
     if endpoints.is_empty() {
         return Ok(id);
     }
@@ -54,8 +68,8 @@ pub async fn emit(db: &impl ConnectionTrait, rng: &dyn Rng, now: i64, e: NewEven
         "data": e.data,
     })
     .to_string();
-    for ep in endpoints {
-        let types = crate::util::from_json_list(&ep.event_types);
+    for (endpoint_id, event_types) in endpoints {
+        let types = crate::util::from_json_list(&event_types);
         if !webhooks::type_matches(&types, &e.event_type) {
             continue;
         }
@@ -64,7 +78,7 @@ pub async fn emit(db: &impl ConnectionTrait, rng: &dyn Rng, now: i64, e: NewEven
             deliveries::NewDelivery {
                 id: format!("dlv_{}", crate::ids::random128(rng)),
                 kind: deliveries::WEBHOOK.into(),
-                target_id: ep.id.clone(),
+                target_id: endpoint_id,
                 event_id: Some(id.clone()),
                 event_seq: seq,
                 ordering_key: e.tenant_id.as_deref().unwrap_or("-").to_string(),
@@ -75,6 +89,14 @@ pub async fn emit(db: &impl ConnectionTrait, rng: &dyn Rng, now: i64, e: NewEven
         .await?;
     }
     Ok(id)
+}
+
+/// The `[[id, event_types], …]` list [`emit`]'s INSERT returns (SQL NULL: PostgreSQL's
+/// `json_agg` of no rows), as (endpoint id, its `event_types` JSON text) pairs.
+fn parse_endpoints(json: Option<&str>) -> Result<Vec<(String, String)>, DbErr> {
+    let Some(json) = json else { return Ok(Vec::new()) };
+    serde_json::from_str::<Vec<(String, String)>>(json)
+        .map_err(|err| DbErr::Custom(format!("webhook endpoints of an event: {err}")))
 }
 
 /// Writes events of one type and tenant (one per `data`, in order) and their webhook
@@ -238,4 +260,20 @@ pub fn page_queries(
 pub async fn prune(db: &impl ConnectionTrait, before: i64) -> Result<u64, DbErr> {
     super::cleanup::delete_batched::<event::Entity, _>(db, event::Column::Seq, event::Column::OccurredAt.lt(before))
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_endpoints;
+
+    #[test]
+    fn endpoints_returned_with_the_event() {
+        assert!(parse_endpoints(None).unwrap().is_empty());
+        assert!(parse_endpoints(Some("[]")).unwrap().is_empty());
+        assert_eq!(
+            parse_endpoints(Some(r#"[["whe_1","[\"user.*\"]"],["whe_2","[]"]]"#)).unwrap(),
+            vec![("whe_1".to_string(), r#"["user.*"]"#.to_string()), ("whe_2".to_string(), "[]".to_string())]
+        );
+        assert!(parse_endpoints(Some(r#"[["whe_1"]]"#)).is_err());
+    }
 }

@@ -1,6 +1,7 @@
 //! Queries on `identities`: the links from an upstream identity (connection, subject) to a
 //! user. A (connection, subject) pair links to at most one user (a unique index).
 use super::entities::identity::{self, Model};
+use super::entities::user;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
 
 /// The identity with this upstream subject at this connection.
@@ -10,6 +11,31 @@ pub async fn by_subject(db: &impl ConnectionTrait, connection_id: &str, subject:
         .filter(identity::Column::Subject.eq(subject))
         .one(db)
         .await
+}
+
+/// [`by_subject`] with the identity's user (when it still exists), in ONE query: a returning
+/// person's login needs both, and every statement is a round trip (a thread hop on SQLite).
+pub async fn by_subject_with_user(
+    db: &impl ConnectionTrait,
+    connection_id: &str,
+    subject: &str,
+) -> Result<Option<(Model, Option<user::Model>)>, DbErr> {
+    use super::prefixed_cols as cols;
+    use sea_orm::FromQueryResult;
+    let backend = db.get_database_backend();
+    let (p1, p2) = match backend {
+        sea_orm::DbBackend::Postgres => ("$1", "$2"),
+        _ => ("?", "?"),
+    };
+    let sql = format!(
+        "SELECT {}, {} FROM identities i LEFT JOIN users u ON u.id = i.user_id \
+         WHERE i.connection_id = {p1} AND i.subject = {p2}",
+        cols::<identity::Column>("i"),
+        cols::<user::Column>("u"),
+    );
+    let stmt = sea_orm::Statement::from_sql_and_values(backend, sql, [connection_id.into(), subject.into()]);
+    let Some(row) = db.query_one_raw(stmt).await? else { return Ok(None) };
+    Ok(Some((Model::from_query_result(&row, "i_")?, user::Model::from_query_result_optional(&row, "u_")?)))
 }
 
 /// A user's identity at one connection.

@@ -30,13 +30,18 @@ pub struct UpstreamProfile {
     pub family_name: Option<String>,
 }
 
-/// Refreshes an SSO-created user's profile from a login.
+/// Refreshes an SSO-created user's profile from a login. A login that brings nothing new (the
+/// usual case) writes nothing: `updated_at` says when the profile last changed, and the login
+/// itself is recorded on the identity (`last_login_at`).
 pub async fn update_profile(
     db: &impl ConnectionTrait,
     u: user::Model,
     p: UpstreamProfile,
     now: i64,
 ) -> Result<user::Model, DbErr> {
+    if !profile_changes(&u, &p) {
+        return Ok(u);
+    }
     let mut um: user::ActiveModel = u.into();
     if let Some((email, verified)) = p.email {
         um.email_lower = Set(Some(email.to_lowercase()));
@@ -54,6 +59,20 @@ pub async fn update_profile(
     }
     um.updated_at = Set(now);
     um.update(db).await
+}
+
+/// Whether applying `p` to `u` changes a stored value.
+fn profile_changes(u: &user::Model, p: &UpstreamProfile) -> bool {
+    let differs = |new: &Option<String>, old: &Option<String>| new.is_some() && new != old;
+    let email = p.email.as_ref().is_some_and(|(email, verified)| {
+        u.email.as_deref() != Some(email.as_str())
+            || u.email_lower.as_deref() != Some(email.to_lowercase().as_str())
+            || u.email_verified != *verified
+    });
+    email
+        || differs(&p.name, &u.name)
+        || differs(&p.given_name, &u.given_name)
+        || differs(&p.family_name, &u.family_name)
 }
 
 /// SCIM-provisioned users of the tenant, live ones first.

@@ -297,6 +297,14 @@ async fn user_lookups_are_tenant_scoped(app: &TestApp) {
         (u.email.as_deref(), u.email_lower.as_deref(), u.email_verified, u.name, u.updated_at),
         (Some("New@Example.test"), Some("new@example.test"), true, None, 9)
     );
+    // An identity with its user in one query; a dangling link comes back without one.
+    identities::insert(db, new_identity("idn_sso", "org_a", "conn_s", "sub-sso", "usr_sso")).await.unwrap();
+    identities::insert(db, new_identity("idn_dangling", "org_a", "conn_s", "sub-gone", "usr_missing")).await.unwrap();
+    let (idn, u) = identities::by_subject_with_user(db, "conn_s", "sub-sso").await.unwrap().expect("linked");
+    assert_eq!((idn.id.as_str(), u.map(|u| u.email)), ("idn_sso", Some(Some("New@Example.test".to_string()))));
+    let (idn, u) = identities::by_subject_with_user(db, "conn_s", "sub-gone").await.unwrap().expect("dangling");
+    assert_eq!((idn.id.as_str(), u), ("idn_dangling", None));
+    assert!(identities::by_subject_with_user(db, "conn_x", "sub-sso").await.unwrap().is_none());
 }
 
 fn key(kid: &str, state: &str, created_at: i64, expires_at: Option<i64>) -> signing_key::Model {
@@ -350,7 +358,42 @@ async fn signing_key_rows_and_rotation_order(app: &TestApp) {
     assert_eq!((r.state.as_str(), r.retired_at, r.expires_at), ("retired", Some(30), Some(40)));
 }
 
+/// A login that brings the stored profile again writes nothing (updated_at stays); a changed
+/// value, the address's trust included, is written.
+async fn unchanged_profile_is_not_rewritten(app: &TestApp) {
+    let db = &app.state.db;
+    users::insert(db, new_user("usr_p", "org_p", false)).await.unwrap();
+    let stored = || async { users::get(db, "usr_p").await.unwrap().expect("user") };
+    let same = users::UpstreamProfile {
+        email: Some(("usr_p@example.test".into(), false)),
+        name: None,
+        given_name: None,
+        family_name: None,
+    };
+    let u = users::update_profile(db, stored().await, same.clone(), 50).await.unwrap();
+    assert_eq!((u.updated_at, stored().await.updated_at), (1, 1), "nothing new: no write");
+    let named = users::UpstreamProfile { name: Some("Pat".into()), ..same.clone() };
+    let u = users::update_profile(db, stored().await, named.clone(), 60).await.unwrap();
+    assert_eq!((u.name.as_deref(), stored().await.updated_at), (Some("Pat"), 60));
+    // The same name again: unchanged; now vouched for: written.
+    users::update_profile(db, stored().await, named.clone(), 70).await.unwrap();
+    assert_eq!(stored().await.updated_at, 60);
+    let vouched = users::UpstreamProfile { email: Some(("usr_p@example.test".into(), true)), ..named };
+    users::update_profile(db, stored().await, vouched, 80).await.unwrap();
+    let u = stored().await;
+    assert_eq!((u.email_verified, u.updated_at), (true, 80));
+    // Another address (case counts for the stored address).
+    let moved = users::UpstreamProfile { email: Some(("Usr_P@Example.test".into(), true)), ..same };
+    users::update_profile(db, u, moved, 90).await.unwrap();
+    let u = stored().await;
+    assert_eq!(
+        (u.email.as_deref(), u.email_lower.as_deref(), u.updated_at),
+        (Some("Usr_P@Example.test"), Some("usr_p@example.test"), 90)
+    );
+}
+
 both!(
+    unchanged_profile_is_not_rewritten,
     codes_are_single_use,
     refresh_rotation_and_family_revoke,
     access_token_revocation_is_idempotent,
