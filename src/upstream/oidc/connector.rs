@@ -13,7 +13,7 @@ use crate::upstream::{
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use openidconnect::core::{CoreAuthPrompt, CoreClient, CoreJwsSigningAlgorithm, CoreResponseType};
+use openidconnect::core::{CoreAuthPrompt, CoreJwsSigningAlgorithm, CoreResponseType};
 use openidconnect::{
     AuthType, AuthenticationFlow, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
     LoginHint, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
@@ -73,7 +73,7 @@ impl OidcConnector {
             RedirectUrl::new(callback_url(issuer)).map_err(|e| UpstreamError::Misconfigured(e.to_string()))?;
         let apple = self.config.preset == Preset::Apple;
         let secret = if apple { Some(self.apple_client_secret()?) } else { self.client_secret.clone() };
-        let mut c = CoreClient::from_provider_metadata(
+        let mut c = CoreClientFor::from_provider_metadata(
             meta.clone(),
             ClientId::new(self.config.client_id.clone()),
             secret.map(ClientSecret::new),
@@ -250,7 +250,7 @@ type CoreClientFor = openidconnect::Client<
     openidconnect::core::CoreAuthDisplay,
     openidconnect::core::CoreGenderClaim,
     openidconnect::core::CoreJweContentEncryptionAlgorithm,
-    openidconnect::core::CoreJsonWebKey,
+    super::jwk::IdpKey,
     CoreAuthPrompt,
     openidconnect::StandardErrorResponse<openidconnect::core::CoreErrorResponseType>,
     openidconnect::core::CoreTokenResponse,

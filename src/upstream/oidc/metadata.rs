@@ -1,11 +1,12 @@
 //! Provider metadata (discovery) and JWKS, cached in memory per connection and reopened when the
 //! connection's `version` changes. The JWKS is refreshed on an unknown `kid`, at most once a
 //! minute per connection; if it cannot be fetched, logins fail closed.
+use super::jwk::IdpKey;
 use super::OidcConfig;
 use crate::net::upstream::{HttpError, UpstreamHttp};
 use crate::upstream::UpstreamError;
 use openidconnect::core::{
-    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType, CoreJsonWebKey,
+    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType,
     CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreResponseMode, CoreResponseType,
     CoreSubjectIdentifierType,
 };
@@ -35,7 +36,7 @@ pub type Metadata = ProviderMetadata<
     CoreGrantType,
     CoreJweContentEncryptionAlgorithm,
     CoreJweKeyManagementAlgorithm,
-    CoreJsonWebKey,
+    IdpKey,
     CoreResponseMode,
     CoreResponseType,
     CoreSubjectIdentifierType,
@@ -87,7 +88,7 @@ async fn get_json(http: &UpstreamHttp, url: &str, what: &str) -> Result<Vec<u8>,
     Ok(resp.into_body())
 }
 
-async fn fetch_jwks(http: &UpstreamHttp, url: &str) -> Result<JsonWebKeySet<CoreJsonWebKey>, UpstreamError> {
+async fn fetch_jwks(http: &UpstreamHttp, url: &str) -> Result<JsonWebKeySet<IdpKey>, UpstreamError> {
     let body = get_json(http, url, "JWKS").await?;
     serde_json::from_slice(&body)
         .map_err(|e| UpstreamError::InvalidResponse(format!("the JWKS at {url} is not valid: {e}")))

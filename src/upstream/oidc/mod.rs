@@ -2,6 +2,7 @@
 //! connector (authorization code + PKCE S256 + state + nonce, through the `openidconnect` crate)
 //! and the one callback route, `/sso/oidc/callback`.
 pub mod connector;
+pub mod jwk;
 pub mod metadata;
 
 use crate::claims::mfa::MfaOverride;
