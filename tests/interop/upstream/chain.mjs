@@ -12,73 +12,27 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { randomBytes } from 'node:crypto';
-import Provider from 'oidc-provider';
 import * as client from 'openid-client';
 import { FEDGATE, ADMIN_KEY, admin, create, Jar } from '../browser.mjs';
+import { startIdp } from './idp.mjs';
 
 const APP_REDIRECT = 'http://127.0.0.1:9/cb';
 const RUN = randomBytes(4).toString('hex');
 const insecure = { execute: [client.allowInsecureRequests] };
 
-/** Starts an oidc-provider on 127.0.0.1:0 with one client (fedgate). */
-async function startIdp({ clientId, clientSecret, groups, claimsInIdToken }) {
-  const server = http.createServer();
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  const issuer = `http://127.0.0.1:${server.address().port}`;
-  const provider = new Provider(issuer, {
-    clients: [{
-      client_id: clientId,
-      client_secret: clientSecret,
-      redirect_uris: [`${FEDGATE}/sso/oidc/callback`],
-      grant_types: ['authorization_code'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'client_secret_basic',
-    }],
-    async findAccount(ctx, id) {
+/** The upstream IdP of one tenant: its people's claims, in the ID token or only in userinfo. */
+function startTenantIdp({ clientId, clientSecret, groups, claimsInIdToken }) {
+  return startIdp({
+    clientId, clientSecret, groups: true, claimsInIdToken,
+    claimsOf(id) {
       const [local] = id.split('@');
       return {
-        accountId: id,
-        async claims() {
-          return {
-            sub: `idp-${id}`, email: id.toUpperCase(), email_verified: true,
-            name: `${local} Person`, given_name: local, family_name: 'Person', groups,
-          };
-        },
+        sub: `idp-${id}`, email: id.toUpperCase(), email_verified: true,
+        name: `${local} Person`, given_name: local, family_name: 'Person', groups,
       };
     },
-    claims: {
-      openid: ['sub'],
-      email: ['email', 'email_verified'],
-      profile: ['name', 'given_name', 'family_name'],
-      groups: ['groups'],
-    },
-    scopes: ['openid', 'email', 'profile', 'groups'],
-    conformIdTokenClaims: !claimsInIdToken,
-    features: { devInteractions: { enabled: false } },
-    interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
-    cookies: { keys: [randomBytes(16).toString('hex')] },
   });
-  const callback = provider.callback();
-  server.on('request', async (req, res) => {
-    if (!req.url.startsWith('/interaction/')) return callback(req, res);
-    try {
-      const details = await provider.interactionDetails(req, res);
-      const accountId = details.params.login_hint || 'nobody@example.invalid';
-      const grant = details.grantId
-        ? await provider.Grant.find(details.grantId)
-        : new provider.Grant({ accountId, clientId: details.params.client_id });
-      grant.addOIDCScope(details.params.scope);
-      const grantId = await grant.save();
-      await provider.interactionFinished(req, res, { login: { accountId }, consent: { grantId } },
-        { mergeWithLastSubmission: false });
-    } catch (e) {
-      res.statusCode = 500;
-      res.end(String(e));
-    }
-  });
-  return { issuer, close: () => new Promise((r) => server.close(r)) };
 }
 
 /** Follows redirects like a browser until the app's redirect URI; returns that URL. */
@@ -108,7 +62,7 @@ before(async () => {
     { slug: `globex-${RUN}`, domain: `globex-${RUN}.test`, groups: ['sales'], claimsInIdToken: false },
   ].entries()) {
     const secret = randomBytes(16).toString('hex');
-    const idp = await startIdp({ clientId: `fedgate-${i}`, clientSecret: secret, ...spec });
+    const idp = await startTenantIdp({ clientId: `fedgate-${i}`, clientSecret: secret, ...spec });
     idps.push(idp);
     const t = await create('/tenants', { name: spec.slug, slug: spec.slug, domains: [spec.domain] });
     const c = await create(`/tenants/${spec.slug}/connections`, {

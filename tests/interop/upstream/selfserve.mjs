@@ -21,9 +21,9 @@ import http from 'node:http';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import Provider from 'oidc-provider';
 import { chromium } from 'playwright-core';
 import { FEDGATE, ADMIN_KEY, admin, create } from '../browser.mjs';
+import { startIdp } from './idp.mjs';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SHOTS = process.env.E2E_SCREENSHOTS || 'e2e-screenshots';
@@ -39,58 +39,9 @@ async function shot(page, name) {
   await page.screenshot({ path: join(SHOTS, `selfserve-${String(shotNo).padStart(2, '0')}-${name}.png`), fullPage: true });
 }
 
-/**
- * An oidc-provider on 127.0.0.1:0 with one client (fedgate). Its interaction step signs in, with
- * no page of its own, the person named by login_hint, else `account()`.
- */
-async function startIdp({ clientId, clientSecret, account }) {
-  const server = http.createServer();
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  const issuer = `http://127.0.0.1:${server.address().port}`;
-  const provider = new Provider(issuer, {
-    clients: [{
-      client_id: clientId,
-      client_secret: clientSecret,
-      redirect_uris: [`${FEDGATE}/sso/oidc/callback`],
-      grant_types: ['authorization_code'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'client_secret_basic',
-    }],
-    async findAccount(ctx, id) {
-      const [local] = id.split('@');
-      return {
-        accountId: id,
-        async claims() {
-          return { sub: `idp-${id}`, email: id, email_verified: true, name: `${local} Person` };
-        },
-      };
-    },
-    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
-    scopes: ['openid', 'email', 'profile'],
-    conformIdTokenClaims: false,
-    features: { devInteractions: { enabled: false } },
-    interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
-    cookies: { keys: [randomBytes(16).toString('hex')] },
-  });
-  const callback = provider.callback();
-  server.on('request', async (req, res) => {
-    if (!req.url.startsWith('/interaction/')) return callback(req, res);
-    try {
-      const details = await provider.interactionDetails(req, res);
-      const accountId = details.params.login_hint || account();
-      const grant = details.grantId
-        ? await provider.Grant.find(details.grantId)
-        : new provider.Grant({ accountId, clientId: details.params.client_id });
-      grant.addOIDCScope(details.params.scope);
-      const grantId = await grant.save();
-      await provider.interactionFinished(req, res, { login: { accountId }, consent: { grantId } },
-        { mergeWithLastSubmission: false });
-    } catch (e) {
-      res.statusCode = 500;
-      res.end(String(e));
-    }
-  });
-  return { issuer, close: () => new Promise((r) => server.close(r)) };
+/** A person as the IdPs here describe them. */
+function claimsOf(id) {
+  return { sub: `idp-${id}`, email: id, email_verified: true, name: `${id.split('@')[0]} Person` };
 }
 
 /** The app: its redirect URI answers a plain page; the browser's URL there is the result. */
@@ -120,9 +71,9 @@ before(async () => {
   appServer = await startApp();
   closers.push(appServer.close);
   const googleSecret = randomBytes(16).toString('hex');
-  const google = await startIdp({ clientId: 'fedgate-google', clientSecret: googleSecret, account: () => googleAccount });
+  const google = await startIdp({ clientId: 'fedgate-google', clientSecret: googleSecret, claimsOf, account: () => googleAccount });
   const acmeSecret = randomBytes(16).toString('hex');
-  const acmeIdp = await startIdp({ clientId: 'fedgate-acme', clientSecret: acmeSecret, account: () => 'nobody@example.invalid' });
+  const acmeIdp = await startIdp({ clientId: 'fedgate-acme', clientSecret: acmeSecret, claimsOf });
   closers.push(google.close, acmeIdp.close);
 
   // The self-serve tenant: anyone's address, one social connection.
