@@ -24,6 +24,8 @@ pub struct NewEvent {
 /// global ones, as `[[id, event_types], …]` from a subquery in `RETURNING`): one statement where
 /// an INSERT and a SELECT were, read in the same transaction, so an endpoint created or disabled
 /// on another instance counts for the next event as before. Nothing is cached.
+/// The subquery's rule is [`webhooks::enabled_for`]'s (which [`emit_many`] reads): enabled, and
+/// the event's tenant's or global.
 pub async fn emit(db: &impl ConnectionTrait, rng: &dyn Rng, now: i64, e: NewEvent) -> Result<String, DbErr> {
     let id = format!("evt_{}", crate::ids::random128(rng));
     let backend = db.get_database_backend();

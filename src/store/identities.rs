@@ -4,17 +4,9 @@ use super::entities::identity::{self, Model};
 use super::entities::user;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
 
-/// The identity with this upstream subject at this connection.
-pub async fn by_subject(db: &impl ConnectionTrait, connection_id: &str, subject: &str) -> Result<Option<Model>, DbErr> {
-    identity::Entity::find()
-        .filter(identity::Column::ConnectionId.eq(connection_id))
-        .filter(identity::Column::Subject.eq(subject))
-        .one(db)
-        .await
-}
-
-/// [`by_subject`] with the identity's user (when it still exists), in ONE query: a returning
-/// person's login needs both, and every statement is a round trip (a thread hop on SQLite).
+/// The identity with this upstream subject at this connection, with its user (when it still
+/// exists), in ONE query: a returning person's login needs both, and every statement is a round
+/// trip (a thread hop on SQLite).
 pub async fn by_subject_with_user(
     db: &impl ConnectionTrait,
     connection_id: &str,

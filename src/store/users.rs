@@ -5,6 +5,7 @@
 use super::entities::user;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Select, Set,
+    TryIntoModel,
 };
 
 pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<user::Model>, DbErr> {
@@ -39,40 +40,27 @@ pub async fn update_profile(
     p: UpstreamProfile,
     now: i64,
 ) -> Result<user::Model, DbErr> {
-    if !profile_changes(&u, &p) {
-        return Ok(u);
-    }
+    // `set_ne` leaves a field unchanged when the login brings the value already stored.
     let mut um: user::ActiveModel = u.into();
     if let Some((email, verified)) = p.email {
-        um.email_lower = Set(Some(email.to_lowercase()));
-        um.email = Set(Some(email));
-        um.email_verified = Set(verified);
+        um.email_lower.set_ne(Some(email.to_lowercase()));
+        um.email.set_ne(Some(email));
+        um.email_verified.set_ne(verified);
     }
     if p.name.is_some() {
-        um.name = Set(p.name);
+        um.name.set_ne(p.name);
     }
     if p.given_name.is_some() {
-        um.given_name = Set(p.given_name);
+        um.given_name.set_ne(p.given_name);
     }
     if p.family_name.is_some() {
-        um.family_name = Set(p.family_name);
+        um.family_name.set_ne(p.family_name);
+    }
+    if !um.is_changed() {
+        return um.try_into_model();
     }
     um.updated_at = Set(now);
     um.update(db).await
-}
-
-/// Whether applying `p` to `u` changes a stored value.
-fn profile_changes(u: &user::Model, p: &UpstreamProfile) -> bool {
-    let differs = |new: &Option<String>, old: &Option<String>| new.is_some() && new != old;
-    let email = p.email.as_ref().is_some_and(|(email, verified)| {
-        u.email.as_deref() != Some(email.as_str())
-            || u.email_lower.as_deref() != Some(email.to_lowercase().as_str())
-            || u.email_verified != *verified
-    });
-    email
-        || differs(&p.name, &u.name)
-        || differs(&p.given_name, &u.given_name)
-        || differs(&p.family_name, &u.family_name)
 }
 
 /// SCIM-provisioned users of the tenant, live ones first.

@@ -243,9 +243,15 @@ async fn identity_links_are_unique(app: &TestApp) {
     assert!(dup.as_ref().is_err_and(fedgate::store::is_unique_violation), "{dup:?}");
     // The same subject at another connection is another person.
     identities::insert(db, new_identity("idn_3", "org_a", "conn_2", "sub", "usr_3")).await.unwrap();
-    assert_eq!(identities::by_subject(db, "conn_1", "sub").await.unwrap().unwrap().user_id, "usr_1");
-    assert_eq!(identities::by_subject(db, "conn_2", "sub").await.unwrap().unwrap().user_id, "usr_3");
-    assert!(identities::by_subject(db, "conn_3", "sub").await.unwrap().is_none());
+    assert_eq!(
+        identities::by_subject_with_user(db, "conn_1", "sub").await.unwrap().map(|(i, _)| i).unwrap().user_id,
+        "usr_1"
+    );
+    assert_eq!(
+        identities::by_subject_with_user(db, "conn_2", "sub").await.unwrap().map(|(i, _)| i).unwrap().user_id,
+        "usr_3"
+    );
+    assert!(identities::by_subject_with_user(db, "conn_3", "sub").await.unwrap().map(|(i, _)| i).is_none());
     assert_eq!(identities::of_user_at(db, "usr_3", "conn_2").await.unwrap().unwrap().id, "idn_3");
     assert!(identities::of_user_at(db, "usr_3", "conn_1").await.unwrap().is_none());
     let rec = identities::LoginRecord {
@@ -255,11 +261,11 @@ async fn identity_links_are_unique(app: &TestApp) {
         verified_email_domain: Some("a.test".into()),
         last_login_at: 77,
     };
-    let idn = identities::by_subject(db, "conn_1", "sub").await.unwrap().unwrap();
+    let idn = identities::by_subject_with_user(db, "conn_1", "sub").await.unwrap().map(|(i, _)| i).unwrap();
     let updated = identities::record_login(db, idn, rec).await.unwrap();
     assert_eq!((updated.groups.as_str(), updated.attributes.as_str(), updated.last_login_at), ("[\"a\"]", "{}", 77));
     identities::delete(db, "idn_1").await.unwrap();
-    assert!(identities::by_subject(db, "conn_1", "sub").await.unwrap().is_none());
+    assert!(identities::by_subject_with_user(db, "conn_1", "sub").await.unwrap().map(|(i, _)| i).is_none());
     // Once the link is gone, the pair may link again.
     identities::insert(db, new_identity("idn_4", "org_a", "conn_1", "sub", "usr_4")).await.unwrap();
 }
