@@ -101,7 +101,7 @@ pub fn inline_reads(db: &DatabaseConnection) -> Option<u64> {
     readers_of(db).map(|r| r.reads.load(Ordering::Relaxed))
 }
 
-fn open(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
+pub(super) fn open(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
     use rusqlite::OpenFlags;
     let c = rusqlite::Connection::open_with_flags(
         path,
@@ -109,6 +109,7 @@ fn open(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
     )?;
     c.busy_timeout(Duration::from_secs(5))?;
     c.pragma_update(None, "query_only", true)?;
+    super::qpsg::rusqlite(&c)?;
     c.set_prepared_statement_cache_capacity(32);
     Ok(c)
 }
