@@ -21,9 +21,6 @@
 use sea_orm::sqlx::sqlite::SqliteConnection;
 use sea_orm::sqlx::Error;
 
-/// `SQLITE_DBCONFIG_ENABLE_QPSG` (sqlite3.h).
-const ENABLE_QPSG: std::os::raw::c_int = 1007;
-
 /// Sets (`Some`) or reads (`None`) QPSG on a sqlx connection; returns the setting after the call.
 pub async fn sqlx(conn: &mut SqliteConnection, on: Option<bool>) -> Result<bool, Error> {
     let mut handle = conn.lock_handle().await?;
@@ -39,7 +36,14 @@ pub async fn sqlx(conn: &mut SqliteConnection, on: Option<bool>) -> Result<bool,
     // (negative: leave unchanged) and an `int*` that receives the setting, which is `now`, live
     // on this stack frame.
     #[allow(unsafe_code)]
-    let rc = unsafe { rusqlite::ffi::sqlite3_db_config(db.as_ptr(), ENABLE_QPSG, arg, &mut now as *mut _) };
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_db_config(
+            db.as_ptr(),
+            rusqlite::ffi::SQLITE_DBCONFIG_ENABLE_QPSG,
+            arg,
+            &mut now as *mut _,
+        )
+    };
     if rc != rusqlite::ffi::SQLITE_OK {
         return Err(Error::Protocol(format!("sqlite3_db_config(SQLITE_DBCONFIG_ENABLE_QPSG): error {rc}")));
     }
