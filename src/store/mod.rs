@@ -185,14 +185,7 @@ pub async fn connect(url: &str, max_connections: u32, acquire_timeout: u64) -> R
         // cannot have gone away.
         opts.test_before_acquire(false);
         // Plans that do not depend on bound values, so a statement is prepared once (store::qpsg).
-        opts.map_sqlx_sqlite_pool_opts(|p| {
-            p.after_connect(|conn, _| {
-                Box::pin(async move {
-                    qpsg::sqlx(conn, Some(true)).await?;
-                    Ok(())
-                })
-            })
-        });
+        opts.map_sqlx_sqlite_pool_opts(|p| p.after_connect(|conn, _| Box::pin(qpsg::sqlx(conn))));
         // WAL with synchronous=NORMAL: a commit is in the WAL (written, not fsynced) before it
         // returns, so it survives the process being killed (kill -9, a crash); the WAL is fsynced
         // at each checkpoint. On power loss or an OS crash the transactions committed since the

@@ -16,20 +16,21 @@
 //! - partial indexes whose condition compares a column with a constant: fedgate's partial
 //!   indexes test `IS NULL` / `IS NOT NULL` only.
 //!
-//! The plan tests (`tests/it/scim_growth.rs`) read the plans of the filters on a connection with
+//! The plan tests (`tests/it/scim_growth.rs`, `tests/it/keyset_plans.rs`) read the plans of the filters on a connection with
 //! QPSG on, so an index lost to it would fail them.
 use sea_orm::sqlx::sqlite::SqliteConnection;
 use sea_orm::sqlx::Error;
 
-/// Sets (`Some`) or reads (`None`) QPSG on a sqlx connection; returns the setting after the call.
-pub async fn sqlx(conn: &mut SqliteConnection, on: Option<bool>) -> Result<bool, Error> {
+/// Turns QPSG on for a sqlx connection (the pool's `after_connect`, `store::connect`).
+pub async fn sqlx(conn: &mut SqliteConnection) -> Result<(), Error> {
+    db_config(conn, 1).await.map(drop)
+}
+
+/// `SQLITE_DBCONFIG_ENABLE_QPSG` on a sqlx connection: `arg` 1 turns it on, a negative `arg`
+/// leaves it as it is; returns the setting after the call.
+async fn db_config(conn: &mut SqliteConnection, arg: std::os::raw::c_int) -> Result<bool, Error> {
     let mut handle = conn.lock_handle().await?;
     let db = handle.as_raw_handle();
-    let arg: std::os::raw::c_int = match on {
-        Some(true) => 1,
-        Some(false) => 0,
-        None => -1,
-    };
     let mut now: std::os::raw::c_int = 0;
     // SAFETY: `db` is the open handle of this connection, held locked by `handle` (sqlx's worker
     // runs nothing on it meanwhile) for the whole call. SQLITE_DBCONFIG_ENABLE_QPSG takes an int
@@ -91,7 +92,7 @@ mod tests {
         let pool = db.get_sqlite_connection_pool();
         for _ in 0..2 {
             let mut c = pool.acquire().await?;
-            assert!(super::sqlx(&mut c, None).await?, "the pool's connection");
+            assert!(super::db_config(&mut c, -1).await?, "the pool's connection");
             // Closed, so the next acquire opens a new one.
             c.detach();
         }
@@ -103,9 +104,9 @@ mod tests {
     #[tokio::test]
     async fn sets_and_reads_on_a_sqlx_connection() -> Result<(), sea_orm::sqlx::Error> {
         let mut c = sea_orm::sqlx::sqlite::SqliteConnection::connect("sqlite::memory:").await?;
-        assert!(!super::sqlx(&mut c, None).await?, "off by default");
-        assert!(super::sqlx(&mut c, Some(true)).await?);
-        assert!(super::sqlx(&mut c, None).await?);
+        assert!(!super::db_config(&mut c, -1).await?, "off by default");
+        super::sqlx(&mut c).await?;
+        assert!(super::db_config(&mut c, -1).await?);
         Ok(())
     }
 }

@@ -243,15 +243,13 @@ async fn identity_links_are_unique(app: &TestApp) {
     assert!(dup.as_ref().is_err_and(fedgate::store::is_unique_violation), "{dup:?}");
     // The same subject at another connection is another person.
     identities::insert(db, new_identity("idn_3", "org_a", "conn_2", "sub", "usr_3")).await.unwrap();
-    assert_eq!(
-        identities::by_subject_with_user(db, "conn_1", "sub").await.unwrap().map(|(i, _)| i).unwrap().user_id,
-        "usr_1"
-    );
-    assert_eq!(
-        identities::by_subject_with_user(db, "conn_2", "sub").await.unwrap().map(|(i, _)| i).unwrap().user_id,
-        "usr_3"
-    );
-    assert!(identities::by_subject_with_user(db, "conn_3", "sub").await.unwrap().map(|(i, _)| i).is_none());
+    // The user an identity of subject "sub" at `conn` links to.
+    async fn linked_user(db: &fedgate::store::Db, conn: &str) -> Option<String> {
+        identities::by_subject_with_user(db, conn, "sub").await.unwrap().map(|(i, _)| i.user_id)
+    }
+    assert_eq!(linked_user(db, "conn_1").await.as_deref(), Some("usr_1"));
+    assert_eq!(linked_user(db, "conn_2").await.as_deref(), Some("usr_3"));
+    assert!(linked_user(db, "conn_3").await.is_none());
     assert_eq!(identities::of_user_at(db, "usr_3", "conn_2").await.unwrap().unwrap().id, "idn_3");
     assert!(identities::of_user_at(db, "usr_3", "conn_1").await.unwrap().is_none());
     let rec = identities::LoginRecord {
