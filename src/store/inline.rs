@@ -231,11 +231,6 @@ pub(super) fn subject(r: &Readers, stmt: &Statement) -> Result<Option<super::ses
     Ok(rows.into_iter().next())
 }
 
-/// Three text columns of each row of `stmt`.
-pub(super) fn text_triples(r: &Readers, stmt: &Statement) -> Result<Vec<(String, String, String)>, DbErr> {
-    r.query_all(stmt, |row| Ok((row.get(0).map_err(db_err)?, row.get(1).map_err(db_err)?, row.get(2).map_err(db_err)?)))
-}
-
 /// The model of entity `E` from the row's columns named `{prefix}{column}`, built by sea-orm
 /// itself (each value set on an active model, then `try_into_model`), each value of the variant
 /// its column type gives.
@@ -318,14 +313,16 @@ pub(super) fn token_with_tenant(
     Ok(rows.into_iter().next())
 }
 
-/// [`super::scim_user_view::find_live_with_groups`]'s statement, inline: the user and its
-/// `member_of` JSON.
-pub(super) fn user_with_groups(r: &Readers, stmt: &Statement) -> Result<Option<(user::Model, Option<String>)>, DbErr> {
-    let rows = r.query_all(stmt, |row| {
+/// The users of a statement that selects `u.*` and a `member_of` column
+/// ([`super::scim_user_view`]), inline.
+pub(super) fn users_with_groups(
+    r: &Readers,
+    stmt: &Statement,
+) -> Result<Vec<super::scim_user_view::UserWithGroups>, DbErr> {
+    r.query_all(stmt, |row| {
         let groups: Option<String> = row.get("member_of").map_err(db_err)?;
-        Ok((model::<user::Entity>(row, "")?, groups))
-    })?;
-    Ok(rows.into_iter().next())
+        Ok(super::scim_user_view::UserWithGroups::new(model::<user::Entity>(row, "")?, groups))
+    })
 }
 
 #[cfg(test)]

@@ -128,39 +128,6 @@ pub async fn remove_user(db: &impl ConnectionTrait, user_id: &str) -> Result<(),
     Ok(())
 }
 
-/// (group id, displayName) of each user's groups.
-pub async fn groups_of_users(
-    db: &impl super::inline::ReadConn,
-    ids: &[String],
-) -> Result<HashMap<String, Vec<(String, String)>>, DbErr> {
-    let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    if ids.is_empty() {
-        return Ok(out);
-    }
-    // One statement (memberships joined to their groups): this runs on every GET of a user.
-    let q = scim_group_member::Entity::find()
-        .select_only()
-        .column(scim_group_member::Column::UserId)
-        .column(scim_group_member::Column::GroupId)
-        .column_as(Expr::col((scim_group::Entity, scim_group::Column::DisplayName)), "display_name")
-        .join(
-            JoinType::InnerJoin,
-            scim_group_member::Entity::belongs_to(scim_group::Entity)
-                .from(scim_group_member::Column::GroupId)
-                .to(scim_group::Column::Id)
-                .into(),
-        )
-        .filter(scim_group_member::Column::UserId.is_in(ids.to_vec()));
-    let rows: Vec<(String, String, String)> = match db.inline() {
-        Some(r) => super::inline::text_triples(&r, &sea_orm::QueryTrait::build(&q, sea_orm::DbBackend::Sqlite))?,
-        None => q.into_tuple().all(db).await?,
-    };
-    for (user_id, group_id, name) in rows {
-        out.entry(user_id).or_default().push((group_id, name));
-    }
-    Ok(out)
-}
-
 /// (user id, userName) of each group's members, oldest membership first: one statement
 /// (memberships joined to their users, two columns each), whatever the group's size.
 pub async fn members_of_groups(
@@ -229,5 +196,5 @@ pub async fn list(
     count: i64,
     now: i64,
 ) -> Result<(i64, Vec<scim_group::Model>), DbErr> {
-    super::scim_list::run::<scim_group::Entity>(db, q, tenant_id, start, count, now).await
+    super::scim_list::run::<scim_group::Model>(db, q, tenant_id, start, count, now).await
 }

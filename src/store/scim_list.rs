@@ -12,16 +12,21 @@
 use super::entities::scim_page_hint;
 use super::scim_sql::{Dialect, ListSql, Param};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, Set, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryResult, Set, Statement};
 
 /// How long a paging hint is kept (seconds).
 pub const HINT_TTL: i64 = 600;
 
-/// A row of a SCIM list: its id (where the next page in id order starts after) and its key
-/// (`userName`, `displayName`, lower-cased: where the next page sorted by it starts after).
-pub trait ListRow {
+/// A row of a SCIM list: its id (where the next page in id order starts after), its key
+/// (`userName`, `displayName`, lower-cased: where the next page sorted by it starts after), and
+/// how a page's rows decode (read inline on SQLite, or from the pool's rows).
+pub trait ListRow: Sized {
     fn row_id(&self) -> &str;
     fn row_key(&self) -> Option<&str>;
+    /// The rows of `stmt`, read by the inline readers (SQLite).
+    fn read_inline(r: &super::inline::Readers, stmt: &Statement) -> Result<Vec<Self>, DbErr>;
+    /// One row read through the pool.
+    fn from_row(row: &QueryResult) -> Result<Self, DbErr>;
 }
 
 impl ListRow for super::entities::user::Model {
@@ -31,6 +36,12 @@ impl ListRow for super::entities::user::Model {
     fn row_key(&self) -> Option<&str> {
         self.user_name_lower.as_deref()
     }
+    fn read_inline(r: &super::inline::Readers, stmt: &Statement) -> Result<Vec<Self>, DbErr> {
+        super::inline::models::<super::entities::user::Entity>(r, stmt)
+    }
+    fn from_row(row: &QueryResult) -> Result<Self, DbErr> {
+        Self::from_query_result(row, "")
+    }
 }
 
 impl ListRow for super::entities::scim_group::Model {
@@ -39,6 +50,12 @@ impl ListRow for super::entities::scim_group::Model {
     }
     fn row_key(&self) -> Option<&str> {
         Some(&self.display_name_lower)
+    }
+    fn read_inline(r: &super::inline::Readers, stmt: &Statement) -> Result<Vec<Self>, DbErr> {
+        super::inline::models::<super::entities::scim_group::Entity>(r, stmt)
+    }
+    fn from_row(row: &QueryResult) -> Result<Self, DbErr> {
+        Self::from_query_result(row, "")
     }
 }
 
@@ -85,19 +102,14 @@ async fn read_count(
 
 /// The number of matching rows, and the rows of the page (`count` rows from the 1-based
 /// `start`; no query for the rows when `count` is 0). `now` (unix seconds) dates paging hints.
-pub async fn run<E>(
+pub async fn run<R: ListRow>(
     db: &impl super::inline::ReadConn,
     q: ListSql,
     tenant_id: &str,
     start: i64,
     count: i64,
     now: i64,
-) -> Result<(i64, Vec<E::Model>), DbErr>
-where
-    E: EntityTrait,
-    E::Model: FromQueryResult + ListRow,
-    E::ActiveModel: sea_orm::ActiveModelTrait<Entity = E> + sea_orm::TryIntoModel<E::Model>,
-{
+) -> Result<(i64, Vec<R>), DbErr> {
     let backend = db.get_database_backend();
     // On SQLite the count and the page are read on this thread (store::inline); the paging hint
     // (a write) goes through the pool.
@@ -107,8 +119,8 @@ where
         let inline = inline.clone();
         async move {
             match inline {
-                Some(r) => super::inline::models::<E>(&r, &stmt),
-                None => E::find().from_raw_sql(stmt).all(db).await,
+                Some(r) => R::read_inline(&r, &stmt),
+                None => db.query_all_raw(stmt).await?.iter().map(R::from_row).collect(),
             }
         }
     };
@@ -151,7 +163,7 @@ where
         Some(seek) => seek,
         None => q.page_query(start, count, total),
     };
-    let rows: Vec<E::Model> = read_page(page_sql, page_params).await?;
+    let rows: Vec<R> = read_page(page_sql, page_params).await?;
     // A hint for the next page, when there is one.
     let next = start.saturating_add(rows.len() as i64);
     let last = rows.last().and_then(|r| super::scim_sql::continue_after(sorted, r.row_id(), r.row_key()));

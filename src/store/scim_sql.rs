@@ -72,6 +72,22 @@ fn alias_of(kind: ResourceKind) -> &'static str {
     table(kind).1
 }
 
+/// The groups of the user row `{alias}` as one JSON text column: an array of
+/// `[group id, displayName]` pairs (`[]` for none on SQLite, NULL on PostgreSQL). A user's page
+/// and `GET /Users/{id}` read their groups with the rows, in the same statement.
+pub fn member_of_sql(dialect: Dialect, alias: &str) -> String {
+    match dialect {
+        Dialect::Postgres => format!(
+            "(SELECT json_agg(json_build_array(mg.id, mg.display_name))::text FROM scim_group_members mm \
+             JOIN scim_groups mg ON mg.id = mm.group_id WHERE mm.user_id = {alias}.id)"
+        ),
+        Dialect::Sqlite => format!(
+            "(SELECT json_group_array(json_array(mg.id, mg.display_name)) FROM scim_group_members mm \
+             JOIN scim_groups mg ON mg.id = mm.group_id WHERE mm.user_id = {alias}.id)"
+        ),
+    }
+}
+
 /// A WHERE fragment under construction with its bound values.
 #[derive(Clone)]
 pub struct Sql {
@@ -697,6 +713,9 @@ pub struct ListSql {
     /// groups' `displayName`): the column and the direction. A page in that order can continue
     /// after its last row with a keyset seek on `(column, id)`, like a page in id order.
     sort_key: Option<(String, bool)>,
+    /// What a page's rows hold: the resource's columns, and its groups when asked for
+    /// ([`ListSql::with_member_of`]).
+    select: String,
 }
 
 /// More matches than this, and a page in id order walks the id index and tests each row
@@ -725,6 +744,17 @@ impl ListSql {
             filtered: false,
             driven: false,
             sort_key: None,
+            select: format!("{t}.*"),
+        }
+    }
+
+    /// A users' page also reads each user's groups, as the column `member_of`
+    /// ([`member_of_sql`]): one statement for the page and its groups. Groups lists are
+    /// unchanged (their members are read apart: a group can have 50,000).
+    pub fn with_member_of(&mut self) {
+        if self.kind == ResourceKind::User {
+            let t = alias_of(self.kind);
+            self.select = format!("{t}.*, {} AS member_of", member_of_sql(self.sql.dialect, t));
         }
     }
 
@@ -839,6 +869,7 @@ impl ListSql {
     /// when `after` is not a hint of this query's kind.
     pub fn after_query(mut self, after: &str, count: i64, total: i64) -> Option<(String, Vec<Param>)> {
         let t = table(self.kind).1;
+        let select = std::mem::take(&mut self.select);
         if let Some((col, desc)) = self.sort_key.take() {
             let (id, key) = after.split_once(HINT_SEP)?;
             let cond = self.where_sql(false);
@@ -851,7 +882,7 @@ impl ListSql {
             let (cmp, strict) = if desc { ("<=", "<") } else { (">=", ">") };
             return Some((
                 format!(
-                    "SELECT {t}.* FROM {} {t} WHERE {cond} AND {col} {cmp} {k} AND ({col} {strict} {k} OR {t}.id > {i}) \
+                    "SELECT {select} FROM {} {t} WHERE {cond} AND {col} {cmp} {k} AND ({col} {strict} {k} OR {t}.id > {i}) \
                      ORDER BY {}{t}.id ASC LIMIT {lim}",
                     table(self.kind).0,
                     self.order
@@ -868,7 +899,7 @@ impl ListSql {
         let a = self.sql.bind(after);
         let lim = self.sql.bind(count);
         Some((
-            format!("SELECT {t}.* FROM {from} WHERE {cond} AND {t}.id > {a} ORDER BY {t}.id ASC LIMIT {lim}"),
+            format!("SELECT {select} FROM {from} WHERE {cond} AND {t}.id > {a} ORDER BY {t}.id ASC LIMIT {lim}"),
             self.sql.params,
         ))
     }
@@ -876,6 +907,7 @@ impl ListSql {
     /// The rows of one page: `count` rows from the 1-based `start`, of `total` matches.
     pub fn page_query(mut self, start: i64, count: i64, total: i64) -> (String, Vec<Param>) {
         let (table, t) = table(self.kind);
+        let select = std::mem::take(&mut self.select);
         let (from, dense) = self.page_from(total);
         let cond = self.where_sql(dense);
         let lim = self.sql.bind(count);
@@ -895,12 +927,12 @@ impl ListSql {
             // index entries (`idx_users_scim_live`, `idx_scim_groups_tenant`; an index-only scan
             // on PostgreSQL), and only the page's rows are read.
             format!(
-                "SELECT {t}.* FROM {table} {t} WHERE {t}.id IN (SELECT {t}.id FROM {from} WHERE {cond} \
+                "SELECT {select} FROM {table} {t} WHERE {t}.id IN (SELECT {t}.id FROM {from} WHERE {cond} \
                  ORDER BY {id} ASC LIMIT {lim} OFFSET {off}) ORDER BY {t}.id ASC"
             )
         } else {
             format!(
-                "SELECT {t}.* FROM {table} {t} WHERE {} ORDER BY {}{t}.id ASC LIMIT {lim} OFFSET {off}",
+                "SELECT {select} FROM {table} {t} WHERE {} ORDER BY {}{t}.id ASC LIMIT {lim} OFFSET {off}",
                 self.where_sql(false),
                 self.order
             )

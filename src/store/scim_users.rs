@@ -179,14 +179,15 @@ pub async fn hard_delete(db: &impl ConnectionTrait, user_id: &str) -> Result<(),
     Ok(())
 }
 
-/// A page of a list or search, and the number of matches.
-pub async fn list(
+/// A page of a list or search, and the number of matches: the users alone, or each with its
+/// groups ([`super::scim_user_view::UserWithGroups`], read in the same statement).
+pub async fn list<R: super::scim_list::ListRow>(
     db: &impl super::inline::ReadConn,
     q: ListSql,
     tenant_id: &str,
     start: i64,
     count: i64,
     now: i64,
-) -> Result<(i64, Vec<user::Model>), DbErr> {
-    super::scim_list::run::<user::Entity>(db, q, tenant_id, start, count, now).await
+) -> Result<(i64, Vec<R>), DbErr> {
+    super::scim_list::run::<R>(db, q, tenant_id, start, count, now).await
 }

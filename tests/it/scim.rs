@@ -388,6 +388,49 @@ async fn groups_members_and_excluded_attributes(app: &TestApp) {
     let (_, l) = s.filter("Groups", &format!("members[value eq \"{c}\"]")).await;
     assert_eq!(l["totalResults"], 0);
     assert_eq!(s.names(&format!("groups.value eq \"{gid}\"")).await, ["a@acme.test", "b@acme.test"]);
+    // Lists show each user's own groups (read in the page's statement): in a filter, in a page
+    // in id order, sorted, and on a page continued from a paging hint.
+    let (_, g2) =
+        s.post("/Groups", json!({"schemas": [GROUP], "displayName": "Sales", "members": [{"value": a}]})).await;
+    let g2 = g2["id"].as_str().unwrap().to_string();
+    let groups_of = |l: &Value| -> Vec<(String, Vec<String>)> {
+        l["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let mut g: Vec<String> = r["groups"]
+                    .as_array()
+                    .map(|a| a.iter().map(|g| format!("{}={}", g["value"].as_str().unwrap(), g["display"])).collect())
+                    .unwrap_or_default();
+                g.sort();
+                (r["userName"].as_str().unwrap().to_string(), g)
+            })
+            .collect()
+    };
+    let mut a_groups = vec![format!("{gid}=\"Engineering\""), format!("{g2}=\"Sales\"")];
+    a_groups.sort();
+    let want = vec![
+        ("a@acme.test".to_string(), a_groups.clone()),
+        ("b@acme.test".to_string(), vec![format!("{gid}=\"Engineering\"")]),
+        ("c@acme.test".to_string(), vec![]),
+    ];
+    let (_, l) = s.filter("Users", "userName eq \"a@acme.test\"").await;
+    assert_eq!(groups_of(&l), want[..1]);
+    let (_, l) = s.get("/Users?sortBy=userName").await;
+    assert_eq!(groups_of(&l), want);
+    let (_, l) = s.get("/Users?count=2").await;
+    let mut seen = groups_of(&l);
+    let (_, l) = s.get("/Users?count=2&startIndex=3").await;
+    seen.extend(groups_of(&l));
+    seen.sort();
+    assert_eq!(seen, want, "pages in id order, the second from a paging hint");
+    // Not asked for: no groups (and none read).
+    let (_, l) = s.get("/Users?sortBy=userName&attributes=userName").await;
+    assert!(l["Resources"][0].get("groups").is_none(), "{l}");
+    let (_, l) = s.get("/Users?sortBy=userName&excludedAttributes=groups").await;
+    assert!(l["Resources"][0].get("groups").is_none(), "{l}");
+    assert_eq!(s.delete(&format!("/Groups/{g2}")).await, 204);
     // PATCH add / remove (RFC form and Entra's value-list form), idempotent adds, rename.
     let (st, p) = s
         .patch(

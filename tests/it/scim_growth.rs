@@ -149,6 +149,16 @@ async fn filters_use_their_indexes(app: &TestApp) {
         let f = r#"meta.lastModified gt "2099-01-01T00:00:00Z""#;
         has(&plan(app, &tenant, f, 0).await, "idx_users_scim_modified", f);
     }
+    // A page that shows groups reads each user's memberships in the same statement, through
+    // the memberships' user index (never a scan of every membership).
+    {
+        let mut q = ListSql::new(ResourceKind::User, if pg { Dialect::Postgres } else { Dialect::Sqlite }, &tenant);
+        q.filter(&fedgate_scim::filter::parse(r#"userName eq "user1@plan.test""#).unwrap()).unwrap();
+        q.with_member_of();
+        let p = scim_list::explain(&app.state.db, q, 100, 1).await.unwrap();
+        has(&p, "idx_scim_members_user", "a page with its groups");
+        assert!(!p.contains("SCAN mm") && !p.contains("Seq Scan on scim_group_members"), "memberships scanned:\n{p}");
+    }
     if pg {
         // PostgreSQL's planner reads five rows through the tenant's index whatever the filter
         // (seen in CI), so on PostgreSQL the test checks that the trigram indexes exist (pg_trgm

@@ -1,7 +1,9 @@
 //! Lists and searches (RFC 7644 §3.4.2, §3.4.3): filtered, sorted and paged by the database.
 use super::{Provisioning, ProvisioningError, Result};
+use crate::store::entities::user;
 use crate::store::scim_list::dialect;
 use crate::store::scim_sql::ListSql;
+use crate::store::scim_user_view::UserWithGroups;
 use crate::store::{scim_groups, scim_users};
 use fedgate_scim::resource::{mentions, parse_attr_list, project};
 use fedgate_scim::urn::LIST_RESPONSE;
@@ -43,25 +45,28 @@ impl Provisioning<'_> {
         let relation = kind.relation();
         let wanted = !mentions(&excluded, relation) && (attributes.is_empty() || mentions(&attributes, relation));
         let mut resources = Vec::new();
+        let now = self.clock.now();
         let total = match kind {
+            ResourceKind::User if wanted => {
+                // Each user with its groups, in the page's own statement.
+                sql.with_member_of();
+                let (total, rows) =
+                    scim_users::list::<UserWithGroups>(self.db, sql, &self.tenant.id, start, count, now).await?;
+                for r in rows {
+                    resources.push(project(self.user_resource(&r.user, &r.groups), &attributes, &excluded));
+                }
+                total
+            }
             ResourceKind::User => {
                 let (total, rows) =
-                    scim_users::list(self.db, sql, &self.tenant.id, start, count, self.clock.now()).await?;
-                let groups = if wanted && !rows.is_empty() {
-                    scim_groups::groups_of_users(self.db, &rows.iter().map(|u| u.id.clone()).collect::<Vec<_>>())
-                        .await?
-                } else {
-                    HashMap::new()
-                };
+                    scim_users::list::<user::Model>(self.db, sql, &self.tenant.id, start, count, now).await?;
                 for u in rows {
-                    let g = groups.get(&u.id).map(Vec::as_slice).unwrap_or(&[]);
-                    resources.push(project(self.user_resource(&u, g), &attributes, &excluded));
+                    resources.push(project(self.user_resource(&u, &[]), &attributes, &excluded));
                 }
                 total
             }
             ResourceKind::Group => {
-                let (total, rows) =
-                    scim_groups::list(self.db, sql, &self.tenant.id, start, count, self.clock.now()).await?;
+                let (total, rows) = scim_groups::list(self.db, sql, &self.tenant.id, start, count, now).await?;
                 let members = if wanted && !rows.is_empty() {
                     scim_groups::members_of_groups(self.db, &rows.iter().map(|g| g.id.clone()).collect::<Vec<_>>())
                         .await?

@@ -4,6 +4,7 @@ use super::{check_if_match, Provisioning, ProvisioningError, Result, Versioned};
 use crate::ids::UserId;
 use crate::store::conn::{Conn, DbErr, Tx};
 use crate::store::entities::user;
+use crate::store::scim_user_view::UserWithGroups;
 use crate::store::{is_unique_violation, scim_groups, scim_user_view, scim_users, write_tx};
 use crate::tenant::{ExternalIdScope, ScimDeletePolicy, ScimLinkRule};
 use crate::util::rfc3339;
@@ -27,17 +28,18 @@ impl Provisioning<'_> {
         resource::user_resource(u.scim.as_deref().unwrap_or("{}"), &row, u.active, groups, self.base)
     }
 
-    /// The User resource as returned, with its groups unless `with_groups` is false.
-    async fn user_view(&self, db: &impl Conn, u: &user::Model, with_groups: bool) -> Result<Value> {
-        if !with_groups {
-            return Ok(self.user_resource(u, &[]));
-        }
-        let groups = scim_groups::groups_of_users(db, std::slice::from_ref(&u.id)).await?;
-        Ok(self.user_resource(u, groups.get(&u.id).map(Vec::as_slice).unwrap_or(&[])))
-    }
-
     async fn load_user(&self, db: &impl Conn, id: &str) -> Result<user::Model> {
         scim_users::find_live(db, &self.tenant.id, id).await?.ok_or(ProvisioningError::NotFound("user"))
+    }
+
+    /// The user, with its groups when `with_groups` (read in the same statement). A write of a
+    /// user never changes its groups (they are read-only on the User), so the groups read here
+    /// are those of the answer.
+    async fn load_user_for_update(&self, tx: &Tx, id: &str, with_groups: bool) -> Result<UserWithGroups> {
+        if !with_groups {
+            return Ok(UserWithGroups { user: self.load_user(tx, id).await?, groups: Vec::new() });
+        }
+        scim_user_view::find_live_with_groups(tx, &self.tenant.id, id).await?.ok_or(ProvisioningError::NotFound("user"))
     }
 
     pub(super) async fn get_user(&self, id: &str, with_groups: bool) -> Result<Versioned> {
@@ -46,10 +48,10 @@ impl Provisioning<'_> {
             return Ok((self.user_resource(&u, &[]), u.version));
         }
         // The user and its groups in one statement (this is every GET /Users/{id}).
-        let (u, groups) = scim_user_view::find_live_with_groups(self.db, &self.tenant.id, id)
+        let found = scim_user_view::find_live_with_groups(self.db, &self.tenant.id, id)
             .await?
             .ok_or(ProvisioningError::NotFound("user"))?;
-        Ok((self.user_resource(&u, &groups), u.version))
+        Ok((self.user_resource(&found.user, &found.groups), found.user.version))
     }
 
     /// POST /Users. A soft-deleted user with the same externalId is restored; a user an SSO
@@ -126,10 +128,10 @@ impl Provisioning<'_> {
     pub(super) async fn replace_user(&self, id: &str, body: Value, if_match: Option<&str>) -> Result<Versioned> {
         let doc = resource::normalize_user(body)?;
         let tx = write_tx(self.db).await?;
-        let u = self.load_user(&tx, id).await?;
+        let UserWithGroups { user: u, groups } = self.load_user_for_update(&tx, id, true).await?;
         check_if_match(if_match, u.version)?;
         let row = self.save_user(&tx, u, doc).await?;
-        let view = self.user_view(&tx, &row, true).await?;
+        let view = self.user_resource(&row, &groups);
         tx.commit().await?;
         Ok((view, row.version))
     }
@@ -144,7 +146,7 @@ impl Provisioning<'_> {
     ) -> Result<Versioned> {
         let req = patch::parse_request(&body)?;
         let tx = write_tx(self.db).await?;
-        let u = self.load_user(&tx, id).await?;
+        let UserWithGroups { user: u, groups } = self.load_user_for_update(&tx, id, with_groups).await?;
         check_if_match(if_match, u.version)?;
         let mut current: Value = serde_json::from_str(u.scim.as_deref().unwrap_or("{}")).unwrap_or_else(|_| json!({}));
         current["id"] = u.id.clone().into();
@@ -154,7 +156,7 @@ impl Provisioning<'_> {
         } else {
             u
         };
-        let view = self.user_view(&tx, &row, with_groups).await?;
+        let view = self.user_resource(&row, &groups);
         tx.commit().await?;
         Ok((view, row.version))
     }
