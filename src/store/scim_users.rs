@@ -38,6 +38,54 @@ pub async fn find_deleted_by_external_id(
         .await
 }
 
+/// A user a SCIM create takes over instead of inserting one.
+#[derive(Debug)]
+pub enum Existing {
+    /// A soft-deleted SCIM user with the create's externalId: restored.
+    Deleted(user::Model),
+    /// A user an SSO login created, matched by the tenant's link rule: adopted.
+    Sso(user::Model),
+}
+
+/// [`find_deleted_by_external_id`] and [`find_sso_user_by_verified_email`] in ONE statement (a
+/// SCIM create makes both lookups, and each statement is a round trip): the deleted user when
+/// there is one (it wins, as when the two run in turn), else the SSO user.
+pub async fn deleted_or_sso_by_email(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    external_id: &str,
+    emails_lower: &[String],
+) -> Result<Option<Existing>, DbErr> {
+    use sea_orm::{FromQueryResult, Statement};
+    let backend = db.get_database_backend();
+    let pg = backend == sea_orm::DbBackend::Postgres;
+    let p = |i: usize| if pg { format!("${i}") } else { format!("?{i}") };
+    let emails: Vec<String> = (0..emails_lower.len()).map(|i| p(i + 4)).collect();
+    let sql = format!(
+        "SELECT * FROM (SELECT 0 AS pick, u.* FROM users u WHERE u.tenant_id = {t} AND u.external_id = {x} \
+         AND u.scim IS NOT NULL AND u.deleted_at IS NOT NULL ORDER BY u.deleted_at DESC LIMIT 1) d \
+         UNION ALL \
+         SELECT * FROM (SELECT 1 AS pick, u.* FROM users u WHERE u.tenant_id = {t} AND u.scim IS NULL \
+         AND u.deleted_at IS NULL AND u.email_verified = {v} AND u.email_lower IN ({e}) LIMIT 1) s",
+        t = p(1),
+        x = p(2),
+        v = p(3),
+        e = emails.join(", "),
+    );
+    let mut values: Vec<sea_orm::Value> = vec![tenant_id.into(), external_id.into(), true.into()];
+    values.extend(emails_lower.iter().map(|e| e.as_str().into()));
+    let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+    let mut sso = None;
+    for row in rows {
+        let u = user::Model::from_query_result(&row, "")?;
+        if row.try_get::<i32>("", "pick")? == 0 {
+            return Ok(Some(Existing::Deleted(u)));
+        }
+        sso = Some(Existing::Sso(u));
+    }
+    Ok(sso)
+}
+
 /// Live users of the tenant not (yet) managed by SCIM: created by an SSO login.
 fn sso_users(tenant_id: &str) -> Select<user::Entity> {
     of_tenant(tenant_id).filter(user::Column::Scim.is_null()).filter(user::Column::DeletedAt.is_null())

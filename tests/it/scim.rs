@@ -878,6 +878,26 @@ async fn provisioning_adopts_users_created_by_sso(app: &TestApp) {
     let c = verify_jwt(app, tok["id_token"].as_str().unwrap(), &cid).await;
     assert_eq!(c["sub"], first.as_str(), "still one person");
     assert_eq!(c["groups"], json!(["upstream-group", "Early birds"]));
+    // With an externalId (as Okta and Entra ID send), restoring and adopting are looked up in one
+    // statement: an SSO user is adopted...
+    let cid_ref = &cid;
+    let sub_of = move |tok: Value| async move {
+        verify_jwt(app, tok["id_token"].as_str().unwrap(), cid_ref).await["sub"].as_str().unwrap().to_string()
+    };
+    let (_, tok) = exchange(app, &cid, secret.as_deref(), &login(app, &cid, "acme", "late@acme.test").await).await;
+    let late = sub_of(tok).await;
+    assert_eq!(s.user("late@acme.test", json!({"externalId": "okta-late"})).await, late, "adopted");
+    // ...and a soft-deleted SCIM user with that externalId is restored in preference to an SSO
+    // user with the email, who stays apart.
+    let gone = s.user("gone@acme.test", json!({"externalId": "okta-gone"})).await;
+    assert_eq!(s.delete(&format!("/Users/{gone}")).await, 204);
+    let (_, tok) = exchange(app, &cid, secret.as_deref(), &login(app, &cid, "acme", "again@acme.test").await).await;
+    let again = sub_of(tok).await;
+    assert_eq!(s.user("again@acme.test", json!({"externalId": "okta-gone"})).await, gone, "restored, not adopted");
+    assert_ne!(gone, again);
+    // No match at all: a new user.
+    let fresh = s.user("fresh@acme.test", json!({"externalId": "okta-fresh"})).await;
+    assert!(![first.as_str(), late.as_str(), gone.as_str(), again.as_str()].contains(&fresh.as_str()));
     // Another tenant's SCIM create never adopts this user.
     let other = Scim::setup(app, "globex", "globex.test").await;
     let g2 = other.user("early@acme.test", json!({})).await;

@@ -5,12 +5,29 @@ use crate::ids::UserId;
 use crate::store::conn::{Conn, DbErr, Tx};
 use crate::store::entities::user;
 use crate::store::scim_user_view::UserWithGroups;
+use crate::store::scim_users::Existing;
 use crate::store::{is_unique_violation, scim_groups, scim_user_view, scim_users, write_tx};
 use crate::tenant::{ExternalIdScope, ScimDeletePolicy, ScimLinkRule};
 use crate::util::rfc3339;
 use fedgate_scim::patch;
 use fedgate_scim::resource::{self, RowMeta, UserColumns};
 use serde_json::{json, Value};
+
+/// The emails (lower-cased) an email link rule matches an SSO user's verified email against: the
+/// `userName`, and the primary email too (both rules, as they have always been read). `None`
+/// for the rules that do not match by email.
+fn adoption_emails(rule: ScimLinkRule, cols: &UserColumns) -> Option<Vec<String>> {
+    match rule {
+        ScimLinkRule::UserName | ScimLinkRule::Email => {
+            let mut emails = vec![cols.user_name.to_lowercase()];
+            if let Some(e) = &cols.email {
+                emails.push(e.to_lowercase());
+            }
+            Some(emails)
+        }
+        ScimLinkRule::ExternalId | ScimLinkRule::None => None,
+    }
+}
 
 fn user_conflict(e: DbErr, user_name: &str) -> ProvisioningError {
     if is_unique_violation(&e) {
@@ -61,19 +78,10 @@ impl Provisioning<'_> {
         let cols = resource::user_columns(&doc);
         let (now_ms, now) = self.now();
         let tx = write_tx(self.db).await?;
-        let deleted = match &cols.external_id {
-            Some(ext) => scim_users::find_deleted_by_external_id(&tx, &self.tenant.id, ext).await?,
-            None => None,
-        };
-        // A person who signed in through SSO before provisioning was turned on already has a
-        // user: adopt it (same tenant, not yet SCIM-managed, matched by the tenant's link rule)
-        // instead of creating a second user for the same person.
-        let (existing, kind) = match deleted {
-            Some(d) => (Some(d), "user.reactivated"),
-            None => match self.sso_user_to_adopt(&tx, &cols).await? {
-                Some(u) => (Some(u), "user.updated"),
-                None => (None, "user.created"),
-            },
+        let (existing, kind) = match self.existing_user(&tx, &cols).await? {
+            Some(Existing::Deleted(d)) => (Some(d), "user.reactivated"),
+            Some(Existing::Sso(u)) => (Some(u), "user.updated"),
+            None => (None, "user.created"),
         };
         let row = match existing {
             Some(old) => scim_users::update(&tx, old, &doc, &cols, true, now).await,
@@ -87,6 +95,25 @@ impl Provisioning<'_> {
         self.emit(&tx, kind, crate::directory::user_event(&row, "scim")).await?;
         tx.commit().await?;
         Ok((view, row.version))
+    }
+
+    /// The user a create takes over: a soft-deleted one with the same externalId (restored), else
+    /// one a person's SSO login created before provisioning was turned on (same tenant, not yet
+    /// SCIM-managed, matched by the tenant's link rule: adopted instead of creating a second
+    /// user for the same person). With an externalId and an email link rule (the default, and
+    /// what Okta and Entra ID send) both lookups are one statement.
+    async fn existing_user(&self, tx: &Tx, cols: &UserColumns) -> Result<Option<Existing>> {
+        let tenant_id = &self.tenant.id;
+        let emails = adoption_emails(crate::tenant::settings_of(self.tenant).scim_link, cols);
+        if let (Some(ext), Some(emails)) = (&cols.external_id, &emails) {
+            return Ok(scim_users::deleted_or_sso_by_email(tx, tenant_id, ext, emails).await?);
+        }
+        if let Some(ext) = &cols.external_id {
+            if let Some(d) = scim_users::find_deleted_by_external_id(tx, tenant_id, ext).await? {
+                return Ok(Some(Existing::Deleted(d)));
+            }
+        }
+        Ok(self.sso_user_to_adopt(tx, cols).await?.map(Existing::Sso))
     }
 
     /// The SSO-created (not SCIM-managed) user of this tenant that a SCIM create should adopt.
@@ -113,13 +140,10 @@ impl Provisioning<'_> {
                 }
                 None => None,
             },
-            ScimLinkRule::UserName | ScimLinkRule::Email => {
-                let mut emails = vec![cols.user_name.to_lowercase()];
-                if let Some(e) = &cols.email {
-                    emails.push(e.to_lowercase());
-                }
-                scim_users::find_sso_user_by_verified_email(tx, tenant_id, emails).await?
-            }
+            ScimLinkRule::UserName | ScimLinkRule::Email => match adoption_emails(settings.scim_link, cols) {
+                Some(emails) => scim_users::find_sso_user_by_verified_email(tx, tenant_id, emails).await?,
+                None => None,
+            },
         };
         Ok(found)
     }
