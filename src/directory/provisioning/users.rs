@@ -104,7 +104,8 @@ impl Provisioning<'_> {
     /// what Okta and Entra ID send) both lookups are one statement.
     async fn existing_user(&self, tx: &Tx, cols: &UserColumns) -> Result<Option<Existing>> {
         let tenant_id = &self.tenant.id;
-        let emails = adoption_emails(crate::tenant::settings_of(self.tenant).scim_link, cols);
+        let settings = crate::tenant::settings_of(self.tenant);
+        let emails = adoption_emails(settings.scim_link, cols);
         if let (Some(ext), Some(emails)) = (&cols.external_id, &emails) {
             return Ok(scim_users::deleted_or_sso_by_email(tx, tenant_id, ext, emails).await?);
         }
@@ -113,21 +114,27 @@ impl Provisioning<'_> {
                 return Ok(Some(Existing::Deleted(d)));
             }
         }
-        Ok(self.sso_user_to_adopt(tx, cols).await?.map(Existing::Sso))
+        Ok(self.sso_user_to_adopt(tx, cols, &settings, emails).await?.map(Existing::Sso))
     }
 
     /// The SSO-created (not SCIM-managed) user of this tenant that a SCIM create should adopt.
     /// Email rules need an email fedgate trusted at the login (the IdP vouched for it, in a
     /// domain of the tenant); the externalId rule matches the upstream subject of a connection
-    /// the tenant's `scim_link_scope` admits, and only when it names one person.
-    async fn sso_user_to_adopt(&self, tx: &Tx, cols: &UserColumns) -> Result<Option<user::Model>> {
+    /// the tenant's `scim_link_scope` admits, and only when it names one person. `emails` are the
+    /// email rules' [`adoption_emails`].
+    async fn sso_user_to_adopt(
+        &self,
+        tx: &Tx,
+        cols: &UserColumns,
+        settings: &crate::tenant::TenantSettings,
+        emails: Option<Vec<String>>,
+    ) -> Result<Option<user::Model>> {
         let tenant_id = &self.tenant.id;
-        let settings = crate::tenant::settings_of(self.tenant);
         let found = match settings.scim_link {
             ScimLinkRule::None => None,
             ScimLinkRule::ExternalId => match &cols.external_id {
                 Some(ext) => {
-                    let connection = match crate::tenant::external_id_scope(tx, tenant_id, &settings).await? {
+                    let connection = match crate::tenant::external_id_scope(tx, tenant_id, settings).await? {
                         ExternalIdScope::Connection(c) => Some(c),
                         ExternalIdScope::Tenant => None,
                         ExternalIdScope::Nowhere => return Ok(None),
@@ -140,7 +147,7 @@ impl Provisioning<'_> {
                 }
                 None => None,
             },
-            ScimLinkRule::UserName | ScimLinkRule::Email => match adoption_emails(settings.scim_link, cols) {
+            ScimLinkRule::UserName | ScimLinkRule::Email => match emails {
                 Some(emails) => scim_users::find_sso_user_by_verified_email(tx, tenant_id, emails).await?,
                 None => None,
             },
