@@ -5,6 +5,7 @@ use crate::keys::{constant_time_eq, sha256_hex};
 use crate::scim::error::ScimError;
 use crate::store::entities::tenant;
 use crate::store::scim_tokens;
+use crate::store::scim_user_view::UserWithGroups;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use std::future::Future;
 use std::pin::Pin;
@@ -29,36 +30,69 @@ impl FromRequest for ScimTenant {
             if let Some(t) = req.extensions().get::<ScimTenant>() {
                 return Ok(t.clone());
             }
-            let state = req.app_data::<web::Data<AppState>>().cloned().ok_or_else(ScimError::internal)?;
-            let token = req
-                .headers()
-                .get(actix_web::http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| {
-                    v.get(..7).filter(|p| p.eq_ignore_ascii_case("bearer ")).map(|_| v[7..].trim().to_string())
-                })
-                .filter(|t| t.starts_with(SCIM_TOKEN_PREFIX) && t.len() < 200)
-                .ok_or_else(ScimError::unauthorized)?;
-            let key = req.match_info().get("tenant").unwrap_or_default().to_string();
-            let hash = sha256_hex(&token);
-            // Token, revocation and tenant in one statement, read on every request (no cache):
-            // a revoked token fails on its next request on every instance.
-            let (tok, t) = scim_tokens::authenticate(&state.db, &hash, &key)
-                .await?
-                .filter(|(k, t)| {
-                    k.revoked_at.is_none() && constant_time_eq(&k.token_hash, &hash) && t.id == k.tenant_id
-                })
-                .ok_or_else(ScimError::unauthorized)?;
-            crate::util::record_tenant(&t.id);
-            let now = state.clock.now();
-            if tok.last_used_at.is_none_or(|u| now - u >= 60) {
-                if let Err(e) = scim_tokens::touch(&state.db, tok.clone(), now).await {
-                    tracing::warn!(error = %e, "could not record SCIM token use");
-                }
-            }
-            let out = ScimTenant { tenant: t, token_id: tok.id };
-            req.extensions_mut().insert(out.clone());
-            Ok(out)
+            let (state, cred) = credentials(&req)?;
+            let found = scim_tokens::authenticate(&state.db, &cred.hash, &cred.tenant_key).await?;
+            admit(&state, &req, &cred, found.map(|(k, t)| (k, t, ()))).await.map(|(t, ())| t)
         })
     }
+}
+
+/// The SCIM user `id` of the request's tenant (with its groups), read in the same statement as
+/// the request's token ([`scim_tokens::authenticate_with_user`]): `GET /Users/{id}` is one
+/// statement. The token is checked exactly as by the [`ScimTenant`] extractor, before the user
+/// is looked at: a bad token is a 401 whether or not the user exists.
+pub async fn authenticate_with_user(
+    req: &HttpRequest,
+    id: &str,
+) -> Result<(ScimTenant, Option<UserWithGroups>), ScimError> {
+    let (state, cred) = credentials(req)?;
+    let found = scim_tokens::authenticate_with_user(&state.db, &cred.hash, &cred.tenant_key, id).await?;
+    admit(&state, req, &cred, found).await
+}
+
+/// A request's bearer token (as its SHA-256 hash) and the tenant its URL names.
+struct Credentials {
+    hash: String,
+    tenant_key: String,
+}
+
+/// The state and the request's credentials; a 401 when there is no SCIM bearer token.
+fn credentials(req: &HttpRequest) -> Result<(web::Data<AppState>, Credentials), ScimError> {
+    let state = req.app_data::<web::Data<AppState>>().cloned().ok_or_else(ScimError::internal)?;
+    let token = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.get(..7).filter(|p| p.eq_ignore_ascii_case("bearer ")).map(|_| v[7..].trim()))
+        .filter(|t| t.starts_with(SCIM_TOKEN_PREFIX) && t.len() < 200)
+        .ok_or_else(ScimError::unauthorized)?;
+    let tenant_key = req.match_info().get("tenant").unwrap_or_default().to_string();
+    Ok((state, Credentials { hash: sha256_hex(token), tenant_key }))
+}
+
+/// Checks what the token lookup found (token, revocation and tenant, read on every request
+/// with no cache: a revoked token fails on its next request on every instance), records the
+/// token's use at most once a minute, and makes the tenant the request's ([`ScimTenant`] in
+/// its extensions, read by the request log). `T` is what was read with the token.
+async fn admit<T>(
+    state: &AppState,
+    req: &HttpRequest,
+    cred: &Credentials,
+    found: Option<scim_tokens::Authenticated<T>>,
+) -> Result<(ScimTenant, T), ScimError> {
+    let (tok, t, extra) = found
+        .filter(|(k, t, _)| {
+            k.revoked_at.is_none() && constant_time_eq(&k.token_hash, &cred.hash) && t.id == k.tenant_id
+        })
+        .ok_or_else(ScimError::unauthorized)?;
+    crate::util::record_tenant(&t.id);
+    let now = state.clock.now();
+    if tok.last_used_at.is_none_or(|u| now - u >= 60) {
+        if let Err(e) = scim_tokens::touch(&state.db, tok.clone(), now).await {
+            tracing::warn!(error = %e, "could not record SCIM token use");
+        }
+    }
+    let out = ScimTenant { tenant: t, token_id: tok.id };
+    req.extensions_mut().insert(out.clone());
+    Ok((out, extra))
 }

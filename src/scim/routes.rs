@@ -9,7 +9,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::{from_fn, Next};
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use fedgate_scim::discovery;
 use fedgate_scim::resource::{etag, mentions, parse_attr_list, project};
 use fedgate_scim::ResourceKind;
@@ -231,9 +231,19 @@ async fn search_all(t: ScimTenant, st: web::Data<AppState>, body: web::Bytes) ->
     Ok(json(StatusCode::OK, &Ctx::new(st, t).service().search_all(&search_body(&body)?).await?))
 }
 
-async fn get<E: Endpoint>(t: ScimTenant, st: web::Data<AppState>, req: HttpRequest, path: IdPath) -> Res {
-    let wanted = E::relation_wanted(&req)?;
-    let (v, version) = Ctx::new(st, t).service().get(E::KIND, &path.1, wanted).await?;
+async fn get<E: Endpoint>(st: web::Data<AppState>, req: HttpRequest, path: IdPath) -> Res {
+    let (v, version) = match E::KIND {
+        // The commonest SCIM request: the user (and its groups) in the token's statement.
+        ResourceKind::User => {
+            let (t, found) = crate::scim::auth::authenticate_with_user(&req, &path.1).await?;
+            Ctx::new(st, t).service().found_user(found)?
+        }
+        ResourceKind::Group => {
+            let t = ScimTenant::extract(&req).await?;
+            let wanted = E::relation_wanted(&req)?;
+            Ctx::new(st, t).service().get(E::KIND, &path.1, wanted).await?
+        }
+    };
     if not_modified(&req, version) {
         return Ok(HttpResponse::NotModified().insert_header((header::ETAG, etag(version))).finish());
     }

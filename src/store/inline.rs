@@ -313,6 +313,23 @@ pub(super) fn token_with_tenant(
     Ok(rows.into_iter().next())
 }
 
+/// [`super::scim_tokens::authenticate_with_user`]'s statement, inline.
+pub(super) fn token_with_tenant_and_user(
+    r: &Readers,
+    stmt: &Statement,
+) -> Result<Option<super::scim_tokens::Authenticated<Option<super::scim_user_view::UserWithGroups>>>, DbErr> {
+    let rows = r.query_all(stmt, |row| {
+        let user = optional_model::<user::Entity>(row, "u_")?;
+        let groups: Option<String> = row.get("member_of").map_err(db_err)?;
+        Ok((
+            model::<scim_token::Entity>(row, "k_")?,
+            model::<tenant::Entity>(row, "t_")?,
+            user.map(|u| super::scim_user_view::UserWithGroups::new(u, groups)),
+        ))
+    })?;
+    Ok(rows.into_iter().next())
+}
+
 /// The users of a statement that selects `u.*` and a `member_of` column
 /// ([`super::scim_user_view`]), inline.
 pub(super) fn users_with_groups(

@@ -2,6 +2,7 @@
 //! the SCIM request log (batched writes, admin reads).
 use super::entities::{scim_request, scim_token, tenant};
 use super::page::{self, Order, Page, PageRequest};
+use super::scim_user_view::UserWithGroups;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
 
 /// The live (unrevoked) token with this SHA-256 hash together with its tenant, provided the
@@ -13,21 +14,8 @@ pub async fn authenticate(
     token_hash: &str,
     tenant_key: &str,
 ) -> Result<Option<(scim_token::Model, tenant::Model)>, DbErr> {
-    use super::prefixed_cols as cols;
     use sea_orm::FromQueryResult;
-    let backend = db.get_database_backend();
-    let (p1, p2, p3) = match backend {
-        sea_orm::DbBackend::Postgres => ("$1", "$2", "$3"),
-        _ => ("?", "?", "?"),
-    };
-    let sql = format!(
-        "SELECT {}, {} FROM scim_tokens k JOIN tenants t ON t.id = k.tenant_id \
-         WHERE k.token_hash = {p1} AND k.revoked_at IS NULL AND (t.id = {p2} OR t.slug = {p3})",
-        cols::<scim_token::Column>("k"),
-        cols::<tenant::Column>("t"),
-    );
-    let values = [token_hash.into(), tenant_key.into(), tenant_key.to_ascii_lowercase().into()];
-    let stmt = sea_orm::Statement::from_sql_and_values(backend, sql, values);
+    let stmt = auth_statement(db, token_hash, tenant_key, None);
     if let Some(r) = db.inline() {
         return super::inline::token_with_tenant(&r, &stmt);
     }
@@ -35,6 +23,79 @@ pub async fn authenticate(
         return Ok(None);
     };
     Ok(Some((scim_token::Model::from_query_result(&row, "k_")?, tenant::Model::from_query_result(&row, "t_")?)))
+}
+
+/// A token, its tenant, and what the request asked for when the token is good.
+pub type Authenticated<T> = (scim_token::Model, tenant::Model, T);
+
+/// [`authenticate`] and the live SCIM user `user_id` of that tenant with its groups, in the same
+/// ONE statement (`GET /Users/{id}`, the commonest SCIM request: one round trip on PostgreSQL
+/// where the token and the user were two). `None`: no such live token for that tenant (the
+/// user is not looked at); `Some((.., None))`: authenticated, and the tenant has no such live
+/// SCIM user. The user is joined on the token's tenant, so a token never reads another
+/// tenant's user.
+pub async fn authenticate_with_user(
+    db: &impl super::inline::ReadConn,
+    token_hash: &str,
+    tenant_key: &str,
+    user_id: &str,
+) -> Result<Option<Authenticated<Option<UserWithGroups>>>, DbErr> {
+    use sea_orm::FromQueryResult;
+    let stmt = auth_statement(db, token_hash, tenant_key, Some(user_id));
+    if let Some(r) = db.inline() {
+        return super::inline::token_with_tenant_and_user(&r, &stmt);
+    }
+    let Some(row) = db.query_one_raw(stmt).await? else {
+        return Ok(None);
+    };
+    let user = match row.try_get::<Option<String>>("u_", "id")? {
+        Some(_) => Some(UserWithGroups::new(
+            super::entities::user::Model::from_query_result(&row, "u_")?,
+            row.try_get::<Option<String>>("", "member_of")?,
+        )),
+        None => None,
+    };
+    Ok(Some((scim_token::Model::from_query_result(&row, "k_")?, tenant::Model::from_query_result(&row, "t_")?, user)))
+}
+
+/// The statement of [`authenticate`], with the user `user_id` (and its groups) `LEFT JOIN`ed
+/// on the token's tenant when given.
+fn auth_statement(
+    db: &impl ConnectionTrait,
+    token_hash: &str,
+    tenant_key: &str,
+    user_id: Option<&str>,
+) -> sea_orm::Statement {
+    use super::prefixed_cols as cols;
+    let backend = db.get_database_backend();
+    let (p1, p2, p3, p4) = match backend {
+        sea_orm::DbBackend::Postgres => ("$1", "$2", "$3", "$4"),
+        _ => ("?1", "?2", "?3", "?4"),
+    };
+    let (user_cols, user_join) = match user_id {
+        Some(_) => (
+            format!(
+                ", {}, {} AS member_of",
+                cols::<super::entities::user::Column>("u"),
+                super::scim_sql::member_of_sql(super::scim_list::dialect(db), "u")
+            ),
+            format!(
+                " LEFT JOIN users u ON u.tenant_id = t.id AND u.id = {p4} \
+                 AND u.scim IS NOT NULL AND u.deleted_at IS NULL"
+            ),
+        ),
+        None => (String::new(), String::new()),
+    };
+    let sql = format!(
+        "SELECT {}, {}{user_cols} FROM scim_tokens k JOIN tenants t ON t.id = k.tenant_id{user_join} \
+         WHERE k.token_hash = {p1} AND k.revoked_at IS NULL AND (t.id = {p2} OR t.slug = {p3})",
+        cols::<scim_token::Column>("k"),
+        cols::<tenant::Column>("t"),
+    );
+    let mut values: Vec<sea_orm::Value> =
+        vec![token_hash.into(), tenant_key.into(), tenant_key.to_ascii_lowercase().into()];
+    values.extend(user_id.map(Into::into));
+    sea_orm::Statement::from_sql_and_values(backend, sql, values)
 }
 
 /// Records a token's use.

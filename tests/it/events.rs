@@ -132,8 +132,10 @@ async fn events_are_signed_ordered_and_resumable(app: &TestApp) {
     assert_eq!(got[1]["data"]["tenant_id"], tenant["id"]);
     // The events API: same order, resumable, filterable. On PostgreSQL it shows an event once
     // every older transaction in the cluster has finished (other tests run beside this one), so
-    // wait — bounded — until all four are readable.
-    for _ in 0..100 {
+    // wait — bounded — until all four are readable. The bound is generous (60 s): a test
+    // beside this one may hold a transaction open for seconds (a 1,000-member PATCH, a bulk
+    // fill), and how long depends on how many tests run at once, not on this test.
+    for _ in 0..1200 {
         if app.get("/events").await.1["data"].as_array().unwrap().len() == 4 {
             break;
         }

@@ -981,6 +981,15 @@ async fn wire_format_snapshots(app: &TestApp) {
 async fn token_checked_on_every_request(app: &TestApp) {
     let s = Scim::setup(app, "acme", "acme.test").await;
     let second = Scim::token_for(app, "acme").await;
+    // GET /Users/{id} reads the user in the token's own statement: the token is still what
+    // decides (no token, a wrong one, or a user of the tenant asked through a token of none).
+    let uid = s.user("pat@acme.test", json!({})).await;
+    let user_path = format!("/Users/{uid}");
+    assert_eq!(s.get(&user_path).await.0, 200);
+    let wrong = Scim { app, slug: "acme".into(), token: format!("{}x", s.token) };
+    assert_eq!(wrong.get(&user_path).await.0, 401);
+    let r = app.http.get(app.url(&format!("/scim/v2/acme{user_path}"))).send().await.unwrap();
+    assert_eq!(r.status(), 401);
     let other = app.second_instance().await;
     let s_other = Scim { app: &other, slug: "acme".into(), token: s.token.clone() };
     // On SQLite the token is read on the request's own thread (store::inline), not through sqlx.
@@ -1007,6 +1016,10 @@ async fn token_checked_on_every_request(app: &TestApp) {
     assert_eq!(st, 204);
     assert_eq!(s.get("/Users").await.0, 401);
     assert_eq!(s_other.get("/Users").await.0, 401);
+    assert_eq!(s.get(&user_path).await.0, 401, "a revoked token reads no user");
+    assert_eq!(s_other.get(&user_path).await.0, 401);
+    let (st, u) = second.get(&user_path).await;
+    assert_eq!((st, u["userName"].as_str()), (200, Some("pat@acme.test")), "{u}");
     assert_eq!(Scim { app, slug: tenant_id.clone(), token: s.token.clone() }.get("/Users").await.0, 401);
     assert_eq!(second.get("/Users").await.0, 200, "the tenant's other token still works");
     // The request log still records each request, and the refused ones are not in it.
@@ -1014,7 +1027,7 @@ async fn token_checked_on_every_request(app: &TestApp) {
     assert_eq!(st, 200, "{log}");
     let rows = log["data"].as_array().unwrap();
     assert!(rows.len() >= 5, "{log}");
-    assert!(rows.iter().all(|r| r["status"] == 200), "{log}");
+    assert!(rows.iter().all(|r| r["status"] == 200 || (r["status"] == 201 && r["method"] == "POST")), "{log}");
     other.stop().await;
 }
 

@@ -289,7 +289,8 @@ async fn events_fan_out_to_subscribed_endpoints(app: &TestApp) {
     // The events API order: commit order, resumable, filtered by tenant and type. (On
     // PostgreSQL an event shows once every older transaction of the cluster has ended: wait.)
     let mut all = Vec::new();
-    for _ in 0..100 {
+    // Up to 60 s: how long another test's transaction stays open is not this test's.
+    for _ in 0..600 {
         all = fedgate::store::events::list(db, None, &[], Some(&a.id), 100).await.unwrap();
         if all.len() == 2 {
             break;

@@ -59,6 +59,13 @@ impl Provisioning<'_> {
         scim_user_view::find_live_with_groups(tx, &self.tenant.id, id).await?.ok_or(ProvisioningError::NotFound("user"))
     }
 
+    /// `GET /Users/{id}` of a user read with the request's token
+    /// ([`crate::scim::auth::authenticate_with_user`]): `None` is a 404.
+    pub fn found_user(&self, found: Option<UserWithGroups>) -> Result<Versioned> {
+        let found = found.ok_or(ProvisioningError::NotFound("user"))?;
+        Ok((self.user_resource(&found.user, &found.groups), found.user.version))
+    }
+
     pub(super) async fn get_user(&self, id: &str, with_groups: bool) -> Result<Versioned> {
         if !with_groups {
             let u = self.load_user(self.db, id).await?;
