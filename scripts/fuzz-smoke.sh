@@ -15,7 +15,9 @@
 #                     (what `make fuzz` uses to explore)
 #   CARGO_BUILD_JOBS  cargo build jobs (cargo's own variable)
 #
-# Installs cargo-fuzz (pinned) when missing. Needs no nightly toolchain: with -s none cargo-fuzz
+#   FUZZ_BUILD_ONLY   1: build the targets and stop (what scripts/prefetch.sh runs)
+#
+# Installs cargo-fuzz (pinned, scripts/tools.sh) when missing. Needs no nightly toolchain: with -s none cargo-fuzz
 # passes no -Z flag and stable rustc builds the targets as they are; only FUZZ_SANITIZER=address
 # needs RUSTC_BOOTSTRAP=1 (-Zsanitizer). RUSTC_BOOTSTRAP is set or unset here, never inherited:
 # build scripts (thiserror's) watch it, so flipping it rebuilds the whole fuzz build. Exits non-zero when a target crashes,
@@ -24,7 +26,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CARGO=${CARGO:-cargo}
-CARGO_FUZZ_VERSION=0.13.2
 SECS=${FUZZ_SECS:-${1:-20}}
 [ $# -gt 0 ] && shift
 if [ -n "${FUZZ_TARGETS:-}" ]; then
@@ -48,10 +49,7 @@ if ! [[ "$SEED" =~ ^[0-9]+$ ]]; then
   exit 2
 fi
 
-if [ "$($CARGO fuzz --version 2>/dev/null || true)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
-  echo "fuzz-smoke: installing cargo-fuzz $CARGO_FUZZ_VERSION"
-  $CARGO install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
-fi
+bash scripts/tools.sh cargo-fuzz
 
 if [ "$SANITIZER" = none ]; then unset RUSTC_BOOTSTRAP; else export RUSTC_BOOTSTRAP=1; fi
 # The fuzz build lives beside the workspace's (target/fuzz), so whatever keeps target/ between
@@ -70,6 +68,8 @@ LIBFUZZER=(-max_total_time="$SECS" -seed="$SEED" -rss_limit_mb=2048 -timeout=25 
 start=$(date +%s)
 $CARGO fuzz build "${FLAGS[@]}"
 echo "fuzz-smoke: build took $(( $(date +%s) - start ))s"
+# FUZZ_BUILD_ONLY=1: the build alone (scripts/prefetch.sh builds the targets while the tests run).
+if [ -n "${FUZZ_BUILD_ONLY:-}" ]; then exit 0; fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

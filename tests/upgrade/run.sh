@@ -13,7 +13,9 @@
 #   4. N−1 again (a rollback): reads N's SCIM user, refreshes N's refresh token, signs in.
 #
 # Usage: tests/upgrade/run.sh [sqlite|postgres]
-#   FEDGATE_BIN       N's binary (default: built like `make interop` does)
+#   FEDGATE_BIN       N's binary (default: built like `make interop` does). When given, N is not
+#                     rebuilt after N−1's build: the next cargo build of this tree does it (its
+#                     sources are touched newer), which `make test` runs last, after the package.
 #   FEDGATE_PREV_BIN  N−1's binary (default: built from packaging/previous-release)
 set -euo pipefail
 
@@ -33,6 +35,11 @@ FG_LOG_LINES=80
 . "$ROOT/tests/interop/lib.sh"
 NEW="$FEDGATE_BIN"
 START=$(date +%s)
+# N's binary as it is now: N−1's build below writes the same file names in the shared build
+# directory, so the test runs this copy, whatever the linker does to the file N's was linked to.
+mkdir -p "$ROOT/target/upgrade"
+cp "$NEW" "$ROOT/target/upgrade/fedgate-N.tmp" && mv "$ROOT/target/upgrade/fedgate-N.tmp" "$ROOT/target/upgrade/fedgate-N"
+NEW="$ROOT/target/upgrade/fedgate-N"
 
 # ---- N−1
 PREV="$(grep -v '^#' "$ROOT/packaging/previous-release" | grep -m1 -E '^[0-9a-f]{7,40}$' || true)"
