@@ -72,6 +72,13 @@ fn alias_of(kind: ResourceKind) -> &'static str {
     table(kind).1
 }
 
+/// The user row `{alias}` is a live SCIM user (SCIM-managed, not deleted): the condition of
+/// every SCIM read of users, and the predicate of the partial index `idx_users_scim_live`,
+/// which SQLite matches by its terms, so it is written once.
+pub fn live_user_sql(alias: &str) -> String {
+    format!("{alias}.scim IS NOT NULL AND {alias}.deleted_at IS NULL")
+}
+
 /// The groups of the user row `{alias}` as one JSON text column: an array of
 /// `[group id, displayName]` pairs (`[]` for none on SQLite, NULL on PostgreSQL). A user's page
 /// and `GET /Users/{id}` read their groups with the rows, in the same statement.
@@ -731,7 +738,7 @@ impl ListSql {
         sql.tenant = Some(tp.clone());
         let mut conditions = format!("{t}.tenant_id = {tp}");
         if kind == ResourceKind::User {
-            conditions.push_str(&format!(" AND {t}.scim IS NOT NULL AND {t}.deleted_at IS NULL"));
+            conditions.push_str(&format!(" AND {}", live_user_sql(t)));
         }
         let where_params = sql.params.len();
         Self {

@@ -66,36 +66,45 @@ fn auth_statement(
     tenant_key: &str,
     user_id: Option<&str>,
 ) -> sea_orm::Statement {
-    use super::prefixed_cols as cols;
     let backend = db.get_database_backend();
-    let (p1, p2, p3, p4) = match backend {
-        sea_orm::DbBackend::Postgres => ("$1", "$2", "$3", "$4"),
-        _ => ("?1", "?2", "?3", "?4"),
-    };
-    let (user_cols, user_join) = match user_id {
-        Some(_) => (
-            format!(
-                ", {}, {} AS member_of",
-                cols::<super::entities::user::Column>("u"),
-                super::scim_sql::member_of_sql(super::scim_list::dialect(db), "u")
-            ),
-            format!(
-                " LEFT JOIN users u ON u.tenant_id = t.id AND u.id = {p4} \
-                 AND u.scim IS NOT NULL AND u.deleted_at IS NULL"
-            ),
-        ),
-        None => (String::new(), String::new()),
-    };
-    let sql = format!(
-        "SELECT {}, {}{user_cols} FROM scim_tokens k JOIN tenants t ON t.id = k.tenant_id{user_join} \
-         WHERE k.token_hash = {p1} AND k.revoked_at IS NULL AND (t.id = {p2} OR t.slug = {p3})",
-        cols::<scim_token::Column>("k"),
-        cols::<tenant::Column>("t"),
-    );
     let mut values: Vec<sea_orm::Value> =
         vec![token_hash.into(), tenant_key.into(), tenant_key.to_ascii_lowercase().into()];
     values.extend(user_id.map(Into::into));
-    sea_orm::Statement::from_sql_and_values(backend, sql, values)
+    sea_orm::Statement::from_sql_and_values(backend, auth_sql(backend, user_id.is_some()), values)
+}
+
+/// The SQL of [`auth_statement`], built once per backend and shape (it names every column of
+/// three tables, and runs on every SCIM request).
+fn auth_sql(backend: sea_orm::DbBackend, with_user: bool) -> &'static str {
+    use super::prefixed_cols as cols;
+    use std::sync::OnceLock;
+    static SQL: [OnceLock<String>; 4] = [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let pg = backend == sea_orm::DbBackend::Postgres;
+    SQL[usize::from(pg) * 2 + usize::from(with_user)].get_or_init(|| {
+        let (p1, p2, p3, p4) = if pg { ("$1", "$2", "$3", "$4") } else { ("?1", "?2", "?3", "?4") };
+        let dialect = if pg { super::scim_sql::Dialect::Postgres } else { super::scim_sql::Dialect::Sqlite };
+        let (user_cols, user_join) = if with_user {
+            (
+                format!(
+                    ", {}, {} AS member_of",
+                    cols::<super::entities::user::Column>("u"),
+                    super::scim_sql::member_of_sql(dialect, "u")
+                ),
+                format!(
+                    " LEFT JOIN users u ON u.tenant_id = t.id AND u.id = {p4} AND {}",
+                    super::scim_sql::live_user_sql("u")
+                ),
+            )
+        } else {
+            (String::new(), String::new())
+        };
+        format!(
+            "SELECT {}, {}{user_cols} FROM scim_tokens k JOIN tenants t ON t.id = k.tenant_id{user_join} \
+             WHERE k.token_hash = {p1} AND k.revoked_at IS NULL AND (t.id = {p2} OR t.slug = {p3})",
+            cols::<scim_token::Column>("k"),
+            cols::<tenant::Column>("t"),
+        )
+    })
 }
 
 /// Records a token's use.

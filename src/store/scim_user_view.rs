@@ -4,7 +4,7 @@
 //! by the database, [`super::scim_sql::member_of_sql`]).
 use super::entities::user;
 use super::scim_list::{dialect, ListRow};
-use super::scim_sql::member_of_sql;
+use super::scim_sql::{live_user_sql, member_of_sql};
 use sea_orm::{DbErr, FromQueryResult, QueryResult, Statement};
 
 /// A user and its groups as (group id, displayName).
@@ -50,10 +50,9 @@ pub async fn find_live_with_groups(
         _ => ("?1", "?2"),
     };
     let groups = member_of_sql(dialect(db), "u");
-    let sql = format!(
-        "SELECT u.*, {groups} AS member_of FROM users u \
-         WHERE u.tenant_id = {p1} AND u.id = {p2} AND u.scim IS NOT NULL AND u.deleted_at IS NULL"
-    );
+    let live = live_user_sql("u");
+    let sql =
+        format!("SELECT u.*, {groups} AS member_of FROM users u WHERE u.tenant_id = {p1} AND u.id = {p2} AND {live}");
     let stmt = Statement::from_sql_and_values(backend, sql, [tenant_id.into(), id.into()]);
     if let Some(r) = db.inline() {
         return Ok(super::inline::users_with_groups(&r, &stmt)?.into_iter().next());
