@@ -48,11 +48,9 @@ pub async fn authenticate_with_user(
     let Some(row) = db.query_one_raw(stmt).await? else {
         return Ok(None);
     };
+    // A LEFT JOIN that found no user leaves its columns NULL.
     let user = match row.try_get::<Option<String>>("u_", "id")? {
-        Some(_) => Some(UserWithGroups::new(
-            super::entities::user::Model::from_query_result(&row, "u_")?,
-            row.try_get::<Option<String>>("", "member_of")?,
-        )),
+        Some(_) => Some(UserWithGroups::from_prefixed(&row, "u_")?),
         None => None,
     };
     Ok(Some((scim_token::Model::from_query_result(&row, "k_")?, tenant::Model::from_query_result(&row, "t_")?, user)))

@@ -22,6 +22,14 @@ impl UserWithGroups {
     }
 }
 
+impl UserWithGroups {
+    /// From a row whose user columns are named `{prefix}{column}` and whose groups are the
+    /// `member_of` column.
+    pub(super) fn from_prefixed(row: &QueryResult, prefix: &str) -> Result<Self, DbErr> {
+        Ok(Self::new(user::Model::from_query_result(row, prefix)?, row.try_get::<Option<String>>("", "member_of")?))
+    }
+}
+
 impl ListRow for UserWithGroups {
     fn row_id(&self) -> &str {
         self.user.row_id()
@@ -33,7 +41,7 @@ impl ListRow for UserWithGroups {
         super::inline::users_with_groups(r, stmt)
     }
     fn from_row(row: &QueryResult) -> Result<Self, DbErr> {
-        Ok(Self::new(user::Model::from_query_result(row, "")?, row.try_get::<Option<String>>("", "member_of")?))
+        Self::from_prefixed(row, "")
     }
 }
 

@@ -71,11 +71,8 @@ impl Provisioning<'_> {
             let u = self.load_user(self.db, id).await?;
             return Ok((self.user_resource(&u, &[]), u.version));
         }
-        // The user and its groups in one statement (this is every GET /Users/{id}).
-        let found = scim_user_view::find_live_with_groups(self.db, &self.tenant.id, id)
-            .await?
-            .ok_or(ProvisioningError::NotFound("user"))?;
-        Ok((self.user_resource(&found.user, &found.groups), found.user.version))
+        // The user and its groups in one statement.
+        self.found_user(scim_user_view::find_live_with_groups(self.db, &self.tenant.id, id).await?)
     }
 
     /// POST /Users. A soft-deleted user with the same externalId is restored; a user an SSO
