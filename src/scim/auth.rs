@@ -1,5 +1,6 @@
 //! SCIM bearer tokens: per tenant, stored as SHA-256 hashes, revocable, with a last-used time.
 //! A token authenticates only on its own tenant's URL.
+use crate::directory::provisioning::{ListPlan, ListQuery, ListView};
 use crate::http::AppState;
 use crate::keys::{constant_time_eq, sha256_hex};
 use crate::scim::error::ScimError;
@@ -48,6 +49,23 @@ pub async fn authenticate_with_user(
     let (state, cred) = credentials(req)?;
     let found = scim_tokens::authenticate_with_user(&state.db, &cred.hash, &cred.tenant_key, id).await?;
     admit(&state, req, &cred, found).await
+}
+
+/// A key lookup of users (`GET /Users?filter=userName eq "…"`, see [`ListPlan::token_lookup`])
+/// read in the same statement as the request's token ([`scim_tokens::authenticate_with_users`]):
+/// the tenant, the plan and the page's users. `Ok(None)` when the request is not such a lookup
+/// (nothing was read: the caller takes the usual path). The token is checked exactly as by the
+/// [`ScimTenant`] extractor.
+pub async fn authenticate_with_lookup(
+    req: &HttpRequest,
+    q: &ListQuery,
+) -> Result<Option<(ScimTenant, ListView, Vec<UserWithGroups>)>, ScimError> {
+    let (state, cred) = credentials(req)?;
+    let sql = scim_tokens::users_of_token(crate::store::scim_list::dialect(&state.db), &cred.hash, &cred.tenant_key);
+    let Some(ListPlan { sql, view }) = ListPlan::token_lookup(q, sql) else { return Ok(None) };
+    let found = scim_tokens::authenticate_with_users(&state.db, sql, view.count).await?;
+    let (t, users) = admit(&state, req, &cred, found).await?;
+    Ok(Some((t, view, users)))
 }
 
 /// A request's bearer token (as its SHA-256 hash) and the tenant its URL names.

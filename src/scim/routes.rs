@@ -218,8 +218,23 @@ async fn schema(t: ScimTenant, st: web::Data<AppState>, path: IdPath) -> Res {
 
 // --- Users and Groups ----------------------------------------------------------------------------
 
-async fn list<E: Endpoint>(t: ScimTenant, st: web::Data<AppState>, req: HttpRequest) -> Res {
-    Ok(json(StatusCode::OK, &Ctx::new(st, t).service().list(E::KIND, &query(&req)?).await?))
+async fn list<E: Endpoint>(st: web::Data<AppState>, req: HttpRequest) -> Res {
+    // A key lookup (what Okta and Entra ID send before each create): the users in the token's
+    // statement. Anything else, a bad query included, authenticates first and then lists.
+    let q = query(&req);
+    if let (ResourceKind::User, Ok(q)) = (E::KIND, &q) {
+        if let Some((t, view, users)) = crate::scim::auth::authenticate_with_lookup(&req, q).await? {
+            let c = Ctx::new(st, t);
+            let body = match c.service().looked_up(&view, users) {
+                Some(body) => body,
+                // A full page: more may match (their number is read with the page).
+                None => c.service().list(E::KIND, q).await?,
+            };
+            return Ok(json(StatusCode::OK, &body));
+        }
+    }
+    let t = ScimTenant::extract(&req).await?;
+    Ok(json(StatusCode::OK, &Ctx::new(st, t).service().list(E::KIND, &q?).await?))
 }
 
 async fn search<E: Endpoint>(t: ScimTenant, st: web::Data<AppState>, body: web::Bytes) -> Res {

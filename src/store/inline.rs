@@ -313,21 +313,23 @@ pub(super) fn token_with_tenant(
     Ok(rows.into_iter().next())
 }
 
-/// [`super::scim_tokens::authenticate_with_user`]'s statement, inline.
-pub(super) fn token_with_tenant_and_user(
+/// The rows of a token statement that `LEFT JOIN`s users (their columns named
+/// `{user_prefix}{column}`, their groups `member_of`): [`super::scim_tokens::authenticate_with_user`]'s
+/// and [`super::scim_tokens::authenticate_with_users`]'s, inline.
+pub(super) fn token_with_tenant_and_users(
     r: &Readers,
     stmt: &Statement,
-) -> Result<Option<super::scim_tokens::Authenticated<Option<super::scim_user_view::UserWithGroups>>>, DbErr> {
-    let rows = r.query_all(stmt, |row| {
-        let user = optional_model::<user::Entity>(row, "u_")?;
+    user_prefix: &str,
+) -> Result<Vec<super::scim_tokens::Authenticated<Option<super::scim_user_view::UserWithGroups>>>, DbErr> {
+    r.query_all(stmt, |row| {
+        let user = optional_model::<user::Entity>(row, user_prefix)?;
         let groups: Option<String> = row.get("member_of").map_err(db_err)?;
         Ok((
             model::<scim_token::Entity>(row, "k_")?,
             model::<tenant::Entity>(row, "t_")?,
             user.map(|u| super::scim_user_view::UserWithGroups::new(u, groups)),
         ))
-    })?;
-    Ok(rows.into_iter().next())
+    })
 }
 
 /// The users of a statement that selects `u.*` and a `member_of` column

@@ -733,8 +733,32 @@ impl ListSql {
     /// The resources of a tenant (users: SCIM-managed and not deleted).
     pub fn new(kind: ResourceKind, dialect: Dialect, tenant_id: &str) -> Self {
         let mut sql = Sql::new(dialect);
-        let t = alias_of(kind);
         let tp = sql.bind(tenant_id);
+        Self::of_tenant(kind, sql, tp)
+    }
+
+    /// The resources of the tenant that the SQL expression `tenant` names inside a larger
+    /// statement (the SCIM token's, [`super::scim_tokens::authenticate_with_users`]), after
+    /// that statement's own `leading` parameters (which take the first placeholders). The
+    /// expression is a constant of the program, never input.
+    pub fn in_statement(
+        kind: ResourceKind,
+        dialect: Dialect,
+        leading: impl IntoIterator<Item = Param>,
+        tenant: &'static str,
+    ) -> Self {
+        let mut sql = Sql::new(dialect);
+        sql.params.extend(leading);
+        Self::of_tenant(kind, sql, tenant.to_string())
+    }
+
+    /// The SQL expression of the tenant's id (a placeholder, or [`ListSql::in_statement`]'s).
+    pub fn tenant_sql(&self) -> Option<&str> {
+        self.sql.tenant.as_deref()
+    }
+
+    fn of_tenant(kind: ResourceKind, mut sql: Sql, tp: String) -> Self {
+        let t = alias_of(kind);
         sql.tenant = Some(tp.clone());
         let mut conditions = format!("{t}.tenant_id = {tp}");
         if kind == ResourceKind::User {
@@ -798,9 +822,8 @@ impl ListSql {
         let params = self.sql.params.get(..self.where_params).unwrap_or_default().to_vec();
         if self.kind == ResourceKind::User && !self.filtered {
             // All of a tenant's live SCIM users: the count kept by triggers (migration
-            // m20261207_800002), not a walk over every index entry. The only parameter so far
-            // is the tenant.
-            let p = if self.sql.dialect == Dialect::Postgres { "$1" } else { "?1" };
+            // m20261207_800002), not a walk over every index entry.
+            let p = self.sql.tenant.as_deref().unwrap_or("NULL");
             return (
                 format!("SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) AS n FROM scim_user_counts WHERE tenant_id = {p}"),
                 params,
@@ -843,6 +866,11 @@ impl ListSql {
     /// whose plan does not depend on the number of matches.
     pub fn is_key_lookup(&self) -> bool {
         self.by_key
+    }
+
+    /// Whether pages are in id order (no `sortBy`).
+    pub fn in_id_order(&self) -> bool {
+        self.order.is_empty()
     }
 
     /// Whether a page can be continued by a paging hint: pages in id order (no `sortBy`), or

@@ -2,7 +2,9 @@
 //! the SCIM request log (batched writes, admin reads).
 use super::entities::{scim_request, scim_token, tenant};
 use super::page::{self, Order, Page, PageRequest};
+use super::scim_sql::{ListSql, Param};
 use super::scim_user_view::UserWithGroups;
+use fedgate_scim::ResourceKind;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
 
 /// The live (unrevoked) token with this SHA-256 hash together with its tenant, provided the
@@ -43,7 +45,7 @@ pub async fn authenticate_with_user(
     use sea_orm::FromQueryResult;
     let stmt = auth_statement(db, token_hash, tenant_key, Some(user_id));
     if let Some(r) = db.inline() {
-        return super::inline::token_with_tenant_and_user(&r, &stmt);
+        return Ok(super::inline::token_with_tenant_and_users(&r, &stmt, "u_")?.into_iter().next());
     }
     let Some(row) = db.query_one_raw(stmt).await? else {
         return Ok(None);
@@ -54,6 +56,67 @@ pub async fn authenticate_with_user(
         None => None,
     };
     Ok(Some((scim_token::Model::from_query_result(&row, "k_")?, tenant::Model::from_query_result(&row, "t_")?, user)))
+}
+
+/// The tenant of the token inside [`authenticate_with_users`]'s statement (its `auth` part).
+const TOKEN_TENANT: &str = "(SELECT t_id FROM auth)";
+
+/// A list of the users of the tenant named by `tenant_key` as seen by the token `token_hash`,
+/// to be filtered and then read by [`authenticate_with_users`]: the token's values are its first
+/// parameters, and its tenant is the token's (so the list can only ever reach that tenant).
+pub fn users_of_token(dialect: super::scim_sql::Dialect, token_hash: &str, tenant_key: &str) -> ListSql {
+    let leading = [Param::from(token_hash), Param::from(tenant_key), Param::from(tenant_key.to_ascii_lowercase())];
+    ListSql::in_statement(ResourceKind::User, dialect, leading, TOKEN_TENANT)
+}
+
+/// [`authenticate`] and the first `count` users of a key lookup ([`users_of_token`], filtered
+/// and with their groups: `userName eq "…"`, which Okta and Entra ID send before each create)
+/// in ONE statement, where the token and the page were two. `None`: no such live token for that
+/// tenant (no user is looked at); `Some((.., users))`: authenticated, and the page's users in id
+/// order.
+pub async fn authenticate_with_users(
+    db: &impl super::inline::ReadConn,
+    q: ListSql,
+    count: i64,
+) -> Result<Option<Authenticated<Vec<UserWithGroups>>>, DbErr> {
+    let stmt = users_statement(db.get_database_backend(), q, count)?;
+    let rows = match db.inline() {
+        Some(r) => super::inline::token_with_tenant_and_users(&r, &stmt, "")?,
+        None => {
+            use sea_orm::FromQueryResult;
+            let mut out = Vec::new();
+            for row in db.query_all_raw(stmt).await? {
+                let user = match row.try_get::<Option<String>>("", "id")? {
+                    Some(_) => Some(UserWithGroups::from_prefixed(&row, "")?),
+                    None => None,
+                };
+                out.push((
+                    scim_token::Model::from_query_result(&row, "k_")?,
+                    tenant::Model::from_query_result(&row, "t_")?,
+                    user,
+                ));
+            }
+            out
+        }
+    };
+    let mut rows = rows.into_iter();
+    let Some((k, t, first)) = rows.next() else { return Ok(None) };
+    Ok(Some((k, t, first.into_iter().chain(rows.filter_map(|(_, _, u)| u)).collect())))
+}
+
+/// The statement of [`authenticate_with_users`]: the token with its tenant (`auth`), and the
+/// first page of `q` `LEFT JOIN`ed to it (one row with no user when the page is empty; no row
+/// when the token is not good). Public for the plan tests.
+pub fn users_statement(backend: sea_orm::DbBackend, q: ListSql, count: i64) -> Result<sea_orm::Statement, DbErr> {
+    if q.tenant_sql() != Some(TOKEN_TENANT) || !q.in_id_order() {
+        return Err(DbErr::Custom("a token's users statement needs a list of users_of_token, in id order".into()));
+    }
+    let (page, params) = q.page_query(1, count, 0);
+    let sql = format!(
+        "{} SELECT auth.*, p.* FROM auth LEFT JOIN ({page}) p ON 1 = 1 ORDER BY p.id",
+        auth_sql(backend, Shape::Cte)
+    );
+    Ok(sea_orm::Statement::from_sql_and_values(backend, sql, super::scim_list::values(params)))
 }
 
 /// The statement of [`authenticate`], with the user `user_id` (and its groups) `LEFT JOIN`ed
@@ -68,21 +131,35 @@ fn auth_statement(
     let mut values: Vec<sea_orm::Value> =
         vec![token_hash.into(), tenant_key.into(), tenant_key.to_ascii_lowercase().into()];
     values.extend(user_id.map(Into::into));
-    sea_orm::Statement::from_sql_and_values(backend, auth_sql(backend, user_id.is_some()), values)
+    let shape = if user_id.is_some() { Shape::WithUser } else { Shape::Token };
+    sea_orm::Statement::from_sql_and_values(backend, auth_sql(backend, shape), values)
 }
 
-/// The SQL of [`auth_statement`], built once per backend and shape (it names every column of
-/// three tables, and runs on every SCIM request).
-fn auth_sql(backend: sea_orm::DbBackend, with_user: bool) -> &'static str {
+/// What a token statement reads besides the token and its tenant.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// Nothing.
+    Token,
+    /// A user by id, `LEFT JOIN`ed on the token's tenant (its columns prefixed `u_`).
+    WithUser,
+    /// Nothing, as the `WITH auth AS (…)` that [`users_statement`] joins a page to.
+    Cte,
+}
+
+/// The SQL of a token statement, built once per backend and shape (it names every column of
+/// three tables, and runs on every SCIM request). Its parameters: the token's hash, the tenant
+/// key, the key lower-cased (and the user's id).
+fn auth_sql(backend: sea_orm::DbBackend, shape: Shape) -> &'static str {
     use super::prefixed_cols as cols;
     use std::sync::OnceLock;
-    static SQL: [OnceLock<String>; 4] = [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    static SQL: [OnceLock<String>; 6] =
+        [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
     let pg = backend == sea_orm::DbBackend::Postgres;
-    SQL[usize::from(pg) * 2 + usize::from(with_user)].get_or_init(|| {
+    SQL[usize::from(pg) * 3 + shape as usize].get_or_init(|| {
         let (p1, p2, p3, p4) = if pg { ("$1", "$2", "$3", "$4") } else { ("?1", "?2", "?3", "?4") };
         let dialect = if pg { super::scim_sql::Dialect::Postgres } else { super::scim_sql::Dialect::Sqlite };
-        let (user_cols, user_join) = if with_user {
-            (
+        let (user_cols, user_join) = match shape {
+            Shape::WithUser => (
                 format!(
                     ", {}, {} AS member_of",
                     cols::<super::entities::user::Column>("u"),
@@ -92,16 +169,19 @@ fn auth_sql(backend: sea_orm::DbBackend, with_user: bool) -> &'static str {
                     " LEFT JOIN users u ON u.tenant_id = t.id AND u.id = {p4} AND {}",
                     super::scim_sql::live_user_sql("u")
                 ),
-            )
-        } else {
-            (String::new(), String::new())
+            ),
+            Shape::Token | Shape::Cte => (String::new(), String::new()),
         };
-        format!(
+        let select = format!(
             "SELECT {}, {}{user_cols} FROM scim_tokens k JOIN tenants t ON t.id = k.tenant_id{user_join} \
              WHERE k.token_hash = {p1} AND k.revoked_at IS NULL AND (t.id = {p2} OR t.slug = {p3})",
             cols::<scim_token::Column>("k"),
             cols::<tenant::Column>("t"),
-        )
+        );
+        match shape {
+            Shape::Cte => format!("WITH auth AS ({select})"),
+            Shape::Token | Shape::WithUser => select,
+        }
     })
 }
 

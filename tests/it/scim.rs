@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+const SEARCH: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
 pub const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 pub const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
@@ -576,6 +577,16 @@ async fn tenant_isolation(app: &TestApp) {
         assert_eq!(cross.get(p).await.0, 401, "{p}");
     }
     assert_eq!(cross.post("/Users", json!({"userName": "evil"})).await.0, 401);
+    // Key lookups read the users in the token's own statement: still a 401, and B's users are
+    // never in A's answers.
+    for f in [r#"userName eq "same@x.test""#, r#"externalId eq "e1""#, r#"userName eq "shared@beta.test""#] {
+        assert_eq!(cross.filter("Users", f).await.0, 401, "{f}");
+        let (st, l) = a.filter("Users", f).await;
+        assert_eq!(st, 200, "{f}: {l}");
+        let ids: Vec<&str> = l["Resources"].as_array().unwrap().iter().filter_map(|r| r["id"].as_str()).collect();
+        assert!(ids.iter().all(|i| *i == ua), "{f}: {l}");
+    }
+    assert_eq!(a.filter("Users", &format!("id eq \"{ub}\"")).await.1["totalResults"], 0);
     // B's ids through A's URL: 404 for every method; nothing changes in B.
     assert_eq!(a.get(&format!("/Users/{ub}")).await.0, 404);
     assert_eq!(a.put(&format!("/Users/{ub}"), json!({"userName": "pwned"})).await.0, 404);
@@ -988,6 +999,7 @@ async fn token_checked_on_every_request(app: &TestApp) {
     assert_eq!(s.get(&user_path).await.0, 200);
     let wrong = Scim { app, slug: "acme".into(), token: format!("{}x", s.token) };
     assert_eq!(wrong.get(&user_path).await.0, 401);
+    assert_eq!(wrong.filter("Users", r#"userName eq "pat@acme.test""#).await.0, 401);
     let r = app.http.get(app.url(&format!("/scim/v2/acme{user_path}"))).send().await.unwrap();
     assert_eq!(r.status(), 401);
     let other = app.second_instance().await;
@@ -1018,6 +1030,12 @@ async fn token_checked_on_every_request(app: &TestApp) {
     assert_eq!(s_other.get("/Users").await.0, 401);
     assert_eq!(s.get(&user_path).await.0, 401, "a revoked token reads no user");
     assert_eq!(s_other.get(&user_path).await.0, 401);
+    // Nor finds one with a key lookup (read in the token's statement).
+    let lookup = r#"userName eq "pat@acme.test""#;
+    assert_eq!(s.filter("Users", lookup).await.0, 401);
+    assert_eq!(s_other.filter("Users", lookup).await.0, 401);
+    let (st, l) = second.filter("Users", lookup).await;
+    assert_eq!((st, l["Resources"][0]["id"].as_str()), (200, Some(uid.as_str())), "{l}");
     let (st, u) = second.get(&user_path).await;
     assert_eq!((st, u["userName"].as_str()), (200, Some("pat@acme.test")), "{u}");
     assert_eq!(Scim { app, slug: tenant_id.clone(), token: s.token.clone() }.get("/Users").await.0, 401);
@@ -1289,6 +1307,45 @@ async fn key_lookup_totals(app: &TestApp) {
             assert_eq!(list["Resources"][0]["id"], id.as_str(), "{q}: the tenant's own user");
         }
     }
+    // A lookup's first page is read in the token's statement (GET); `.search` takes the usual
+    // path (the token, then the page): the answers are the same, groups and all.
+    let (_, g) = s.post("/Groups", json!({"schemas": [GROUP], "displayName": "Eng", "members": [{"value": id}]})).await;
+    let lee = s.user("lee@keys.test", json!({"externalId": "ext-lee"})).await;
+    for f in [
+        r#"userName eq "KIM@keys.test""#,
+        r#"externalId eq "ext-kim""#,
+        r#"externalId eq "EXT-KIM""#,
+        r#"id eq "nope""#,
+        r#"userName eq "lee@keys.test""#,
+    ] {
+        let (st, got) = s.filter("Users", f).await;
+        assert_eq!(st, 200, "{f}: {got}");
+        let (st, want) = s.post("/Users/.search", json!({"schemas": [SEARCH], "filter": f})).await;
+        assert_eq!(st, 200, "{f}: {want}");
+        assert_eq!(got, want, "{f}");
+    }
+    let (_, l) = s.filter("Users", r#"userName eq "kim@keys.test""#).await;
+    assert_eq!(l["Resources"][0]["groups"][0]["value"], g["id"], "{l}");
+    let (_, l) = s.get(&format!("/Users?filter=id%20eq%20%22{id}%22&attributes=userName")).await;
+    assert_eq!((l["totalResults"].as_i64(), l["Resources"][0].get("groups")), (Some(1), None), "{l}");
+    // A deleted user is not found; the other tenant's never is.
+    assert_eq!(s.delete(&format!("/Users/{lee}")).await, 204);
+    assert_eq!(s.filter("Users", r#"userName eq "lee@keys.test""#).await.1["totalResults"], 0);
+    let (_, l) = other.filter("Users", &format!("id eq \"{id}\"")).await;
+    assert_eq!(l["totalResults"], 0, "{l}");
+    // A bad filter is a 400 with a good token, and a 401 without one (the token comes first).
+    let (st, e) = s.filter("Users", r#"userName eq"#).await;
+    assert_eq!((st, e["scimType"].as_str()), (400, Some("invalidFilter")), "{e}");
+    let wrong = Scim { app, slug: "keys".into(), token: format!("{}x", s.token) };
+    assert_eq!(wrong.filter("Users", r#"userName eq"#).await.0, 401);
+    assert_eq!(wrong.filter("Users", r#"userName eq "kim@keys.test""#).await.0, 401);
+    // The lookups are in the tenant's request log (the refused ones are not).
+    let (_, log) = app.get("/tenants/keys/scim-requests?limit=200").await;
+    let rows = log["data"].as_array().unwrap();
+    let lookups =
+        rows.iter().filter(|r| r["method"] == "GET" && r["path"].as_str().unwrap().contains("filter=")).count();
+    assert!(lookups >= 12, "{log}");
+    assert!(rows.iter().all(|r| r["status"] != 401), "{log}");
 }
 
 both!(

@@ -24,12 +24,29 @@ pub struct ListQuery {
     pub excluded_attributes: Option<String>,
 }
 
-impl Provisioning<'_> {
-    /// `GET /Users`, `GET /Groups` and their `.search`.
-    pub async fn list(&self, kind: ResourceKind, q: &ListQuery) -> Result<Value> {
+/// A list request parsed and checked: its SQL (filtered and sorted), its page, and what the
+/// response shows.
+pub struct ListPlan {
+    pub sql: ListSql,
+    pub view: ListView,
+}
+
+/// A list's page and projection.
+pub struct ListView {
+    start: i64,
+    pub count: i64,
+    attributes: Vec<AttrPath>,
+    excluded: Vec<AttrPath>,
+    /// The membership attribute is shown (and so loaded).
+    wanted: bool,
+}
+
+impl ListPlan {
+    /// `q` applied to `sql` (a list of `kind`): the errors are the request's (a bad filter
+    /// before a bad `sortBy`).
+    fn new(kind: ResourceKind, q: &ListQuery, mut sql: ListSql) -> Result<Self> {
         let attributes = parse_attr_list(q.attributes.as_deref())?;
         let excluded = parse_attr_list(q.excluded_attributes.as_deref())?;
-        let mut sql = ListSql::new(kind, dialect(self.db), &self.tenant.id);
         if let Some(f) = q.filter.as_deref().filter(|f| !f.trim().is_empty()) {
             let parsed = filter::parse(f)?;
             sql.filter(&parsed).map_err(ProvisioningError::UnsupportedFilter)?;
@@ -44,43 +61,75 @@ impl Provisioning<'_> {
         // The membership attribute is loaded only when the response shows it.
         let relation = kind.relation();
         let wanted = !mentions(&excluded, relation) && (attributes.is_empty() || mentions(&attributes, relation));
-        let mut resources = Vec::new();
-        let now = self.clock.now();
-        let total = match kind {
-            ResourceKind::User if wanted => {
-                // Each user with its groups, in the page's own statement.
-                sql.with_member_of();
+        if kind == ResourceKind::User && wanted {
+            // Each user with its groups, in the page's own statement.
+            sql.with_member_of();
+        }
+        Ok(Self { sql, view: ListView { start, count, attributes, excluded, wanted } })
+    }
+
+    /// The plan of a users list whose whole answer can be read in the SCIM token's statement
+    /// (`sql`: [`crate::store::scim_tokens::users_of_token`]): a key lookup's first page in id
+    /// order, with groups (`userName eq "…"` and `externalId eq "…"`, which Okta and Entra ID send
+    /// before each create). `None` for any other request, a bad one included: it takes
+    /// [`Provisioning::list`]'s path, which reports its errors once the token is checked.
+    pub fn token_lookup(q: &ListQuery, sql: ListSql) -> Option<Self> {
+        let p = Self::new(ResourceKind::User, q, sql).ok()?;
+        let v = &p.view;
+        (p.sql.is_key_lookup() && p.sql.in_id_order() && v.start == 1 && v.count > 0 && v.wanted).then_some(p)
+    }
+}
+
+impl Provisioning<'_> {
+    /// `GET /Users`, `GET /Groups` and their `.search`.
+    pub async fn list(&self, kind: ResourceKind, q: &ListQuery) -> Result<Value> {
+        let ListPlan { sql, view } = ListPlan::new(kind, q, ListSql::new(kind, dialect(self.db), &self.tenant.id))?;
+        let (start, count, now) = (view.start, view.count, self.clock.now());
+        let (total, resources) = match kind {
+            ResourceKind::User if view.wanted => {
                 let (total, rows) =
                     scim_users::list::<UserWithGroups>(self.db, sql, &self.tenant.id, start, count, now).await?;
-                for r in rows {
-                    resources.push(project(self.user_resource(&r.user, &r.groups), &attributes, &excluded));
-                }
-                total
+                (total, self.users_with_groups(&view, rows))
             }
             ResourceKind::User => {
                 let (total, rows) =
                     scim_users::list::<user::Model>(self.db, sql, &self.tenant.id, start, count, now).await?;
-                for u in rows {
-                    resources.push(project(self.user_resource(&u, &[]), &attributes, &excluded));
-                }
-                total
+                (
+                    total,
+                    rows.iter()
+                        .map(|u| project(self.user_resource(u, &[]), &view.attributes, &view.excluded))
+                        .collect(),
+                )
             }
             ResourceKind::Group => {
                 let (total, rows) = scim_groups::list(self.db, sql, &self.tenant.id, start, count, now).await?;
-                let members = if wanted && !rows.is_empty() {
+                let members = if view.wanted && !rows.is_empty() {
                     scim_groups::members_of_groups(self.db, &rows.iter().map(|g| g.id.clone()).collect::<Vec<_>>())
                         .await?
                 } else {
                     HashMap::new()
                 };
+                let mut resources = Vec::new();
                 for g in rows {
-                    let m = wanted.then(|| members.get(&g.id).map(Vec::as_slice).unwrap_or(&[]));
-                    resources.push(project(self.group_resource(&g, m), &attributes, &excluded));
+                    let m = view.wanted.then(|| members.get(&g.id).map(Vec::as_slice).unwrap_or(&[]));
+                    resources.push(project(self.group_resource(&g, m), &view.attributes, &view.excluded));
                 }
-                total
+                (total, resources)
             }
         };
         Ok(list_response(total, start, resources))
+    }
+
+    /// The answer of a [`ListPlan::token_lookup`] from the users read with the token. `None`
+    /// when the page is full: more may match, and their number is read by [`Provisioning::list`].
+    pub fn looked_up(&self, view: &ListView, rows: Vec<UserWithGroups>) -> Option<Value> {
+        let total = rows.len() as i64;
+        (total < view.count).then(|| list_response(total, view.start, self.users_with_groups(view, rows)))
+    }
+
+    /// A page's users, with their groups, as projected resources.
+    fn users_with_groups(&self, view: &ListView, rows: Vec<UserWithGroups>) -> Vec<Value> {
+        rows.iter().map(|r| project(self.user_resource(&r.user, &r.groups), &view.attributes, &view.excluded)).collect()
     }
 
     /// `POST /.search` at the root: Users then Groups, paged together (within the first

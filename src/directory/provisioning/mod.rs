@@ -22,7 +22,7 @@ mod list;
 mod users;
 
 pub use error::ProvisioningError;
-pub use list::ListQuery;
+pub use list::{ListPlan, ListQuery, ListView};
 
 type Result<T> = std::result::Result<T, ProvisioningError>;
 
