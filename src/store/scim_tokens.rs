@@ -42,7 +42,6 @@ pub async fn authenticate_with_user(
     tenant_key: &str,
     user_id: &str,
 ) -> Result<Option<Authenticated<Option<UserWithGroups>>>, DbErr> {
-    use sea_orm::FromQueryResult;
     let stmt = auth_statement(db, token_hash, tenant_key, Some(user_id));
     if let Some(r) = db.inline() {
         return Ok(super::inline::token_with_tenant_and_users(&r, &stmt, "u_")?.into_iter().next());
@@ -50,12 +49,20 @@ pub async fn authenticate_with_user(
     let Some(row) = db.query_one_raw(stmt).await? else {
         return Ok(None);
     };
+    token_row(&row, "u_").map(Some)
+}
+
+/// A row of a token statement that `LEFT JOIN`s users (their columns named
+/// `{user_prefix}{column}`, their groups `member_of`), read through the pool (the inline reader
+/// has its own, [`super::inline::token_with_tenant_and_users`]).
+fn token_row(row: &sea_orm::QueryResult, user_prefix: &str) -> Result<Authenticated<Option<UserWithGroups>>, DbErr> {
+    use sea_orm::FromQueryResult;
     // A LEFT JOIN that found no user leaves its columns NULL.
-    let user = match row.try_get::<Option<String>>("u_", "id")? {
-        Some(_) => Some(UserWithGroups::from_prefixed(&row, "u_")?),
+    let user = match row.try_get::<Option<String>>(user_prefix, "id")? {
+        Some(_) => Some(UserWithGroups::from_prefixed(row, user_prefix)?),
         None => None,
     };
-    Ok(Some((scim_token::Model::from_query_result(&row, "k_")?, tenant::Model::from_query_result(&row, "t_")?, user)))
+    Ok((scim_token::Model::from_query_result(row, "k_")?, tenant::Model::from_query_result(row, "t_")?, user))
 }
 
 /// The tenant of the token inside [`authenticate_with_users`]'s statement (its `auth` part).
@@ -82,22 +89,7 @@ pub async fn authenticate_with_users(
     let stmt = users_statement(db.get_database_backend(), q, count)?;
     let rows = match db.inline() {
         Some(r) => super::inline::token_with_tenant_and_users(&r, &stmt, "")?,
-        None => {
-            use sea_orm::FromQueryResult;
-            let mut out = Vec::new();
-            for row in db.query_all_raw(stmt).await? {
-                let user = match row.try_get::<Option<String>>("", "id")? {
-                    Some(_) => Some(UserWithGroups::from_prefixed(&row, "")?),
-                    None => None,
-                };
-                out.push((
-                    scim_token::Model::from_query_result(&row, "k_")?,
-                    tenant::Model::from_query_result(&row, "t_")?,
-                    user,
-                ));
-            }
-            out
-        }
+        None => db.query_all_raw(stmt).await?.iter().map(|row| token_row(row, "")).collect::<Result<_, _>>()?,
     };
     let mut rows = rows.into_iter();
     let Some((k, t, first)) = rows.next() else { return Ok(None) };
