@@ -257,12 +257,9 @@ pub async fn exchange_code(
         revoked_at: None,
         revoked_reason: None,
     };
-    grants::insert(&tx, &g).await?;
-    let refresh = if allows_grant(client, GrantType::RefreshToken) {
-        Some(insert_refresh(&tx, st, &g, now).await?)
-    } else {
-        None
-    };
+    // The grant and its first refresh token: one statement on PostgreSQL.
+    let refresh = allows_grant(client, GrantType::RefreshToken).then(|| new_token(REFRESH_PREFIX, &*st.rng));
+    grants::insert_with_refresh(&tx, &g, refresh.as_deref().map(sha256_hex).as_deref(), now).await?;
     tx.commit().await?;
     st.metrics.inc("fedgate_tokens_issued_total", &[("grant", "authorization_code")]);
     Ok(Exchanged { grant: g, subject, refresh, nonce: row.nonce, login_id: row.login_id })

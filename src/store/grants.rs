@@ -12,6 +12,52 @@ pub async fn insert(db: &impl ConnectionTrait, g: &grant::Model) -> Result<(), D
     Ok(())
 }
 
+/// Inserts a grant and, when `refresh_hash` is given, its first refresh token (created `now`,
+/// expiring with the grant). On PostgreSQL that is ONE statement, a data-modifying CTE (one
+/// round trip, on every code exchange); SQLite has no DML in a CTE, so there it is two.
+pub async fn insert_with_refresh(
+    db: &impl ConnectionTrait,
+    g: &grant::Model,
+    refresh_hash: Option<&str>,
+    now: i64,
+) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    match (backend, refresh_hash) {
+        (sea_orm::DbBackend::Postgres, Some(hash)) => {
+            db.execute_raw(with_refresh_statement(g, hash, now)).await?;
+        }
+        _ => {
+            insert(db, g).await?;
+            if let Some(hash) = refresh_hash {
+                super::refresh_tokens::insert(db, hash, &g.id, now, g.expires_at).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`insert_with_refresh`]'s PostgreSQL statement: the grant's own `INSERT` (as sea-orm builds
+/// it) in a CTE, and the refresh token inserted from its `RETURNING` row.
+fn with_refresh_statement(g: &grant::Model, hash: &str, now: i64) -> sea_orm::Statement {
+    use super::entities::refresh_token::Column as R;
+    use sea_orm::{IdenStatic, QueryTrait};
+    let backend = sea_orm::DbBackend::Postgres;
+    let grant = grant::Entity::insert(grant::ActiveModel::from(g.clone())).build(backend);
+    let mut values = grant.values.map(|v| v.0).unwrap_or_default();
+    let n = values.len();
+    let cols = [R::TokenHash, R::GrantId, R::CreatedAt, R::ExpiresAt].map(|c| format!("\"{}\"", c.as_str()));
+    let sql = format!(
+        "WITH g AS ({} RETURNING \"id\") INSERT INTO \"refresh_tokens\" ({}) SELECT ${}, g.\"id\", ${}, ${} FROM g",
+        grant.sql,
+        cols.join(", "),
+        n + 1,
+        n + 2,
+        n + 3,
+    );
+    values.extend([hash.into(), now.into(), g.expires_at.into()]);
+    sea_orm::Statement::from_sql_and_values(backend, sql, values)
+}
+
 /// Revokes a grant (if still live) and deletes every refresh token in it (the token family).
 pub async fn revoke(db: &impl ConnectionTrait, grant_id: &str, reason: &str, now: i64) -> Result<(), DbErr> {
     grant::Entity::update_many()
@@ -90,4 +136,40 @@ pub async fn access_token_owner(
     let Some(row) = db.query_one_raw(stmt).await? else { return Ok(None) };
     let revoked: bool = row.try_get("", "jti_revoked")?;
     Ok(Some((revoked, grant::Model::from_query_result(&row, "g_")?, user::Model::from_query_result(&row, "u_")?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grant_and_refresh_token_in_one_postgres_statement() {
+        let g = grant::Model {
+            id: "gr_1".into(),
+            client_id: "cli_1".into(),
+            user_id: "usr_1".into(),
+            tenant_id: "org_1".into(),
+            session_id: "ses_1".into(),
+            scope: "openid".into(),
+            auth_time: 1,
+            created_at: 2,
+            expires_at: 3,
+            revoked_at: None,
+            revoked_reason: None,
+        };
+        let st = with_refresh_statement(&g, "hash", 2);
+        let n = st.values.as_ref().map_or(0, |v| v.0.len());
+        assert!(st.sql.starts_with("WITH g AS (INSERT INTO \"grants\" "), "{}", st.sql);
+        assert!(
+            st.sql.ends_with(&format!(
+                " RETURNING \"id\") INSERT INTO \"refresh_tokens\" (\"token_hash\", \"grant_id\", \"created_at\", \
+                 \"expires_at\") SELECT ${}, g.\"id\", ${}, ${n} FROM g",
+                n - 2,
+                n - 1
+            )),
+            "{}",
+            st.sql
+        );
+        assert!(!st.sql.contains(&format!("${}", n + 1)), "{}", st.sql);
+    }
 }
