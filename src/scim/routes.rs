@@ -224,13 +224,7 @@ async fn list<E: Endpoint>(st: web::Data<AppState>, req: HttpRequest) -> Res {
     let q = query(&req);
     if let (ResourceKind::User, Ok(q)) = (E::KIND, &q) {
         if let Some((t, view, users)) = crate::scim::auth::authenticate_with_lookup(&req, q).await? {
-            let c = Ctx::new(st, t);
-            let body = match c.service().looked_up(&view, users) {
-                Some(body) => body,
-                // A full page: more may match (their number is read with the page).
-                None => c.service().list(E::KIND, q).await?,
-            };
-            return Ok(json(StatusCode::OK, &body));
+            return Ok(json(StatusCode::OK, &Ctx::new(st, t).service().looked_up(q, &view, users).await?));
         }
     }
     let t = ScimTenant::extract(&req).await?;

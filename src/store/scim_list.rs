@@ -100,6 +100,12 @@ async fn read_count(
     })
 }
 
+/// The number of rows a list query matches (its count statement alone).
+pub async fn count(db: &impl super::inline::ReadConn, q: &ListSql) -> Result<i64, DbErr> {
+    let (sql, params) = q.count_query();
+    read_count(db, db.inline().as_deref(), db.get_database_backend(), sql, params).await
+}
+
 /// The number of matching rows, and the rows of the page (`count` rows from the 1-based
 /// `start`; no query for the rows when `count` is 0). `now` (unix seconds) dates paging hints.
 pub async fn run<R: ListRow>(

@@ -229,6 +229,11 @@ pub async fn hard_delete(db: &impl ConnectionTrait, user_id: &str) -> Result<(),
 
 /// A page of a list or search, and the number of matches: the users alone, or each with its
 /// groups ([`super::scim_user_view::UserWithGroups`], read in the same statement).
+/// The number of users a list query matches.
+pub async fn count(db: &impl super::inline::ReadConn, q: &ListSql) -> Result<i64, DbErr> {
+    super::scim_list::count(db, q).await
+}
+
 pub async fn list<R: super::scim_list::ListRow>(
     db: &impl super::inline::ReadConn,
     q: ListSql,

@@ -120,11 +120,18 @@ impl Provisioning<'_> {
         Ok(list_response(total, start, resources))
     }
 
-    /// The answer of a [`ListPlan::token_lookup`] from the users read with the token. `None`
-    /// when the page is full: more may match, and their number is read by [`Provisioning::list`].
-    pub fn looked_up(&self, view: &ListView, rows: Vec<UserWithGroups>) -> Option<Value> {
-        let total = rows.len() as i64;
-        (total < view.count).then(|| list_response(total, view.start, self.users_with_groups(view, rows)))
+    /// The answer of a [`ListPlan::token_lookup`] (`q`) from the users read with the token. A
+    /// page with fewer rows than asked for holds every match; a full one reads only the count
+    /// (as [`scim_users::list`] does for a key lookup's first page).
+    pub async fn looked_up(&self, q: &ListQuery, view: &ListView, rows: Vec<UserWithGroups>) -> Result<Value> {
+        let total = if (rows.len() as i64) < view.count {
+            rows.len() as i64
+        } else {
+            let kind = ResourceKind::User;
+            let plan = ListPlan::new(kind, q, ListSql::new(kind, dialect(self.db), &self.tenant.id))?;
+            scim_users::count(self.db, &plan.sql).await?
+        };
+        Ok(list_response(total, view.start, self.users_with_groups(view, rows)))
     }
 
     /// A page's users, with their groups, as projected resources.
