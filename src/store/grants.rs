@@ -39,15 +39,16 @@ pub async fn insert_with_refresh(
 /// [`insert_with_refresh`]'s PostgreSQL statement: the grant's own `INSERT` (as sea-orm builds
 /// it) in a CTE, and the refresh token inserted from its `RETURNING` row.
 fn with_refresh_statement(g: &grant::Model, hash: &str, now: i64) -> sea_orm::Statement {
-    use super::entities::refresh_token::Column as R;
-    use sea_orm::{IdenStatic, QueryTrait};
+    use super::entities::refresh_token::{self, Column as R};
+    use sea_orm::{EntityName, IdenStatic, QueryTrait};
     let backend = sea_orm::DbBackend::Postgres;
     let grant = grant::Entity::insert(grant::ActiveModel::from(g.clone())).build(backend);
     let mut values = grant.values.map(|v| v.0).unwrap_or_default();
     let n = values.len();
     let cols = [R::TokenHash, R::GrantId, R::CreatedAt, R::ExpiresAt].map(|c| format!("\"{}\"", c.as_str()));
+    let (id, table) = (grant::Column::Id.as_str(), refresh_token::Entity.table_name());
     let sql = format!(
-        "WITH g AS ({} RETURNING \"id\") INSERT INTO \"refresh_tokens\" ({}) SELECT ${}, g.\"id\", ${}, ${} FROM g",
+        "WITH g AS ({} RETURNING \"{id}\") INSERT INTO \"{table}\" ({}) SELECT ${}, g.\"{id}\", ${}, ${} FROM g",
         grant.sql,
         cols.join(", "),
         n + 1,
