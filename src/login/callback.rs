@@ -1,7 +1,7 @@
 //! `/sso/oidc/callback`: the one redirect URI of every OIDC connection. The login (and so the
 //! connection) is found server-side from `state` — our LoginId — and the browser-binding cookie.
 use super::complete::{complete_with, upstream_failure};
-use super::pending::{connector_state, load_for_browser, routed_connection};
+use super::pending::{connector_state, load_routed_for_browser};
 use crate::error_code::ErrorCode;
 use crate::http::error::PageError;
 use crate::http::{form_params, AppState, Params};
@@ -66,8 +66,9 @@ async fn callback_of(
         return Err(anonymous(&st, unknown_state()));
     }
     // No pending login for this browser: nothing is written, the failure is counted and sampled.
-    let login = match load_for_browser(&st, &req, &state).await {
-        Ok(l) => l,
+    // The login, its connection, the connection's tenant and its domains: one query.
+    let routed = match load_routed_for_browser(&st, &req, &state).await {
+        Ok(r) => r,
         Err(e) if e.code == "login_not_found" => return Err(anonymous(&st, unknown_state())),
         Err(e) => return Err(anonymous(&st, e).with_trace(state)),
     };
@@ -78,14 +79,23 @@ async fn callback_of(
         0,
         serde_json::json!({ "params": KEYS.iter().filter(|k| params.get(k).is_some()).collect::<Vec<_>>(), "error": params.get("error") }),
     );
-    let conn = routed_connection(&st, &login, kind).await?.ok_or_else(|| {
+    let login = routed.login;
+    // Read in the same query as the login, never cached: a connection disabled since the login
+    // began finishes nothing (a setup portal's test sign-in uses its draft connection).
+    let test = super::portal_test::is_test(&login);
+    let conn = routed.connection.filter(|c| c.conn_type == kind).ok_or_else(|| {
         PageError::bad_request(ErrorCode::ConnectionNotAllowed, "This answer is not for the sign-in method in use.")
     })?;
+    if !conn.enabled && !test {
+        return Err(PageError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::ConnectionNotFound,
+            "Sign-in method not found",
+            "The sign-in method this answer is for has been turned off. Go back to the application and sign in again.",
+        )
+        .with_trace(login.id.to_string()));
+    }
     crate::telemetry::record_login(Some(&conn.tenant_id), Some(&conn.id));
-    let opened = match st.connectors.open(&conn) {
-        Ok(c) => c,
-        Err(e) => return upstream_failure(&st, &login, e, &steps).await,
-    };
     let Some(cstate) = connector_state(&login) else {
         let e = crate::upstream::UpstreamError::InvalidResponse("no pending OIDC state for this sign-in".into());
         return upstream_failure(&st, &login, e, &steps).await;
@@ -96,7 +106,7 @@ async fn callback_of(
             payload.params.insert(k.to_string(), v.chars().take(4096).collect());
         }
     }
-    complete_with(&st, &login, &conn, &opened, &cstate, payload, &steps).await
+    complete_with(&st, &login, &conn, routed.tenant, &cstate, payload, &steps).await
 }
 
 /// Counts (and logs, sampled) a callback that belongs to no pending login of this browser.

@@ -10,7 +10,8 @@ use crate::http::error::PageError;
 use crate::http::{build_cookie, redirect, AppState};
 use crate::ids::{SessionId, TenantId};
 use crate::keys::{new_token, sha256_hex};
-use crate::store::entities::{connection, login, tenant};
+use crate::store::entities::{connection, login};
+use crate::store::logins::RoutedTenant;
 use crate::store::write_tx;
 use crate::traces::{self, Outcome};
 use crate::upstream::registry::Opened;
@@ -21,16 +22,22 @@ use actix_web::HttpResponse;
 
 /// Completes a login with the answer its connector received (OIDC callback, dev page): the
 /// connector checks the answer against the state `begin` stored, the use-once key it carries
-/// (if any) is consumed in the replay cache, and the login is finished.
+/// (if any) is consumed in the replay cache, and the login is finished. `tenant` is the
+/// connection's tenant with its domains when the caller read them with the login (`None`: they
+/// are read here).
 pub async fn complete_with(
     st: &AppState,
     login: &login::Model,
     conn: &connection::Model,
-    opened: &Opened,
+    tenant: Option<RoutedTenant>,
     state: &ConnectorState,
     payload: CallbackPayload,
     steps: &StepLog,
 ) -> Result<HttpResponse, PageError> {
+    let opened = match st.connectors.open(conn) {
+        Ok(c) => c,
+        Err(e) => return upstream_failure(st, login, e, steps).await,
+    };
     let completed = match opened.connector().complete(&context(st, login, conn, steps), state, payload).await {
         Ok(c) => c,
         Err(e) => return upstream_failure(st, login, e, steps).await,
@@ -41,7 +48,7 @@ pub async fn complete_with(
             return upstream_failure(st, login, e, steps).await;
         }
     }
-    finish(st, login, conn, completed.identity, steps).await
+    finish_in(st, login, conn, tenant, completed.identity, steps, AfterLogin::Code).await
 }
 
 /// Marks a login failed (best effort), records it on the trace and logs why.
@@ -224,7 +231,7 @@ pub async fn finish_in(
     st: &AppState,
     login: &login::Model,
     conn: &connection::Model,
-    tenant: Option<tenant::Model>,
+    tenant: Option<RoutedTenant>,
     up: UpstreamIdentity,
     steps: &StepLog,
     after: AfterLogin,
@@ -255,19 +262,22 @@ pub async fn finish_in(
         Ok(i) => i,
         Err(m) => return upstream_failure(st, login, UpstreamError::InvalidResponse(m.into()), steps).await,
     };
-    let tenant = match tenant.filter(|t| t.id == conn.tenant_id) {
-        Some(t) => t,
-        None => crate::tenant::get(&st.db, &conn.tenant_id).await?.ok_or_else(PageError::internal)?,
+    // The tenant and its domains, when the caller read them with the login (one query).
+    let (tenant, known_domains) = match tenant.filter(|t| t.tenant.id == conn.tenant_id) {
+        Some(t) => (t.tenant, Some(t.domains)),
+        None => (crate::tenant::get(&st.db, &conn.tenant_id).await?.ok_or_else(PageError::internal)?, None),
     };
     let settings = crate::tenant::settings_of(&tenant);
     if let Some(email) = &ident.email {
-        let rows = crate::tenant::domain_rows_of(&st.db, &tenant.id).await?;
-        let domains: Vec<String> = rows.iter().map(|d| d.domain.clone()).collect();
+        let domains: Vec<String> = match known_domains {
+            Some(d) => d,
+            None => crate::tenant::domain_rows_of(&st.db, &tenant.id).await?.into_iter().map(|d| d.domain).collect(),
+        };
         let domain = claims::email_domain(email).unwrap_or_default();
         // The IdP vouching is not enough: fedgate calls an address verified only in a domain of
         // the tenant (whatever allow_email_outside_domains lets in).
         let vouched = ident.email_verified;
-        ident.email_verified = vouched && crate::tenant::domain_trusted_for_email(&tenant.id, email, &rows);
+        ident.email_verified = vouched && crate::tenant::email_in_tenant_domains(email, &domains);
         if !settings.allow_email_outside_domains && !domains.contains(&domain) {
             let (cause, fix) = explain("email_domain_not_allowed");
             let cause =

@@ -63,10 +63,6 @@ pub async fn submit(
     let params = form_params(&req, &body).map_err(|m| PageError::bad_request(ErrorCode::InvalidRequest, m))?;
     let steps = StepLog::default();
     steps.push("callback_received", st.clock.now_ms(), 0, serde_json::Value::Null);
-    let opened = match st.connectors.open(&conn) {
-        Ok(c) => c,
-        Err(e) => return upstream_failure(&st, &login, e, &steps).await,
-    };
     let Some(state) = connector_state(&login) else {
         let e = crate::upstream::UpstreamError::InvalidResponse("no email in connector state".into());
         return upstream_failure(&st, &login, e, &steps).await;
@@ -75,5 +71,5 @@ pub async fn submit(
     if let Some(a) = params.get("action") {
         payload.params.insert("action".into(), a.to_string());
     }
-    complete_with(&st, &login, &conn, &opened, &state, payload, &steps).await
+    complete_with(&st, &login, &conn, None, &state, payload, &steps).await
 }

@@ -6,8 +6,8 @@ use crate::http::error::PageError;
 use crate::http::{build_cookie, client_redirect_url, cookie, AppState};
 use crate::ids::LoginId;
 use crate::keys::{constant_time_eq, new_token, sha256_hex};
+use crate::store::entities::connection;
 use crate::store::entities::login::{LoginStatus, Model};
-use crate::store::entities::{connection, tenant};
 use crate::upstream::{ConnectorState, LoginContext, StepLog};
 use actix_web::http::StatusCode;
 
@@ -57,17 +57,17 @@ pub async fn load_for_browser(st: &AppState, req: &actix_web::HttpRequest, id: &
     Ok(row)
 }
 
-/// [`load_for_browser`] together with the connection the login was routed to and its tenant
-/// (when they still exist), read in one query.
+/// [`load_for_browser`] together with the connection the login was routed to, its tenant and
+/// the tenant's domains (when they still exist), read in one query.
 pub async fn load_routed_for_browser(
     st: &AppState,
     req: &actix_web::HttpRequest,
     id: &str,
-) -> Result<(Model, Option<connection::Model>, Option<tenant::Model>), PageError> {
+) -> Result<crate::store::logins::Routed, PageError> {
     let id = LoginId::parse(id).map_err(|_| not_found())?;
-    let (row, conn, tenant) = crate::store::logins::get_routed(&st.db, &id).await?.ok_or_else(not_found)?;
-    check_browser(st, req, &row)?;
-    Ok((row, conn, tenant))
+    let routed = crate::store::logins::get_routed(&st.db, &id).await?.ok_or_else(not_found)?;
+    check_browser(st, req, &routed.login)?;
+    Ok(routed)
 }
 
 /// The same browser started the login, and it is still pending and unexpired.

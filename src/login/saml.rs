@@ -356,8 +356,9 @@ pub async fn resume(req: HttpRequest, st: web::Data<AppState>) -> Result<HttpRes
     let params = Params::parse(req.query_string())
         .map_err(|e| PageError::bad_request(ErrorCode::InvalidRequest, e.to_string()))?;
     let id = params.get("login").unwrap_or_default().to_string();
-    // The login, its connection and the connection's tenant: one query.
-    let (login, routed, tenant) = load_routed_for_browser(&st, &req, &id).await?;
+    // The login, its connection, the connection's tenant and its domains: one query.
+    let crate::store::logins::Routed { login, connection: routed, tenant } =
+        load_routed_for_browser(&st, &req, &id).await?;
     let handle_hash = params.get("h").map(sha256_hex).unwrap_or_default();
     let identity = match connector_state(&login) {
         Some(ConnectorState::Saml { asserted, .. }) => {

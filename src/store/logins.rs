@@ -139,23 +139,41 @@ pub async fn complete(db: &impl ConnectionTrait, id: &LoginId, now: i64) -> Resu
         == 1)
 }
 
-/// A login with the connection it was routed to and that connection's tenant (when both still
-/// exist), in ONE query: the SAML resume step needs all three, and every statement is a round
-/// trip (a thread hop on SQLite). Nothing is cached: a connection disabled a moment ago is read
-/// disabled here.
-pub async fn get_routed(
-    db: &impl ConnectionTrait,
-    id: &LoginId,
-) -> Result<Option<(Model, Option<connection::Model>, Option<tenant::Model>)>, DbErr> {
+/// A pending login read with what finishing it needs ([`get_routed`]).
+#[derive(Debug, Clone)]
+pub struct Routed {
+    pub login: Model,
+    /// The connection the login was routed to, when it still exists.
+    pub connection: Option<connection::Model>,
+    /// That connection's tenant with its domains, when it still exists.
+    pub tenant: Option<RoutedTenant>,
+}
+
+/// A tenant with its email domains (`tenant_domains`, sorted).
+#[derive(Debug, Clone)]
+pub struct RoutedTenant {
+    pub tenant: tenant::Model,
+    pub domains: Vec<String>,
+}
+
+/// A login with the connection it was routed to, that connection's tenant and the tenant's
+/// domains (when they still exist), in ONE query: finishing a login (the OIDC callback, the SAML
+/// resume step) needs all four, and every statement is a round trip (two thread hops on
+/// SQLite). Nothing is cached: a connection disabled or a domain removed a moment ago is read
+/// so here.
+pub async fn get_routed(db: &impl ConnectionTrait, id: &LoginId) -> Result<Option<Routed>, DbErr> {
     use super::prefixed_cols as cols;
     use sea_orm::FromQueryResult;
     let backend = db.get_database_backend();
-    let p1 = match backend {
-        sea_orm::DbBackend::Postgres => "$1",
-        _ => "?",
+    let (p1, domains) = match backend {
+        sea_orm::DbBackend::Postgres => {
+            ("$1", "(SELECT COALESCE(json_agg(d.domain), '[]')::text FROM tenant_domains d WHERE d.tenant_id = t.id)")
+        }
+        _ => ("?", "(SELECT json_group_array(d.domain) FROM tenant_domains d WHERE d.tenant_id = t.id)"),
     };
     let sql = format!(
-        "SELECT {}, {}, {} FROM logins l LEFT JOIN connections c ON c.id = l.connection_id \
+        "SELECT {}, {}, {}, {domains} AS routed_domains FROM logins l \
+         LEFT JOIN connections c ON c.id = l.connection_id \
          LEFT JOIN tenants t ON t.id = c.tenant_id WHERE l.id = {p1}",
         cols::<login::Column>("l"),
         cols::<connection::Column>("c"),
@@ -163,9 +181,27 @@ pub async fn get_routed(
     );
     let stmt = sea_orm::Statement::from_sql_and_values(backend, sql, [id.as_str().into()]);
     let Some(row) = db.query_one_raw(stmt).await? else { return Ok(None) };
-    Ok(Some((
-        Model::from_query_result(&row, "l_")?,
-        connection::Model::from_query_result_optional(&row, "c_")?,
-        tenant::Model::from_query_result_optional(&row, "t_")?,
-    )))
+    let tenant = match tenant::Model::from_query_result_optional(&row, "t_")? {
+        Some(tenant) => {
+            let text: Option<String> = row.try_get("", "routed_domains")?;
+            Some(RoutedTenant { tenant, domains: domain_list(text.as_deref())? })
+        }
+        None => None,
+    };
+    Ok(Some(Routed {
+        login: Model::from_query_result(&row, "l_")?,
+        connection: connection::Model::from_query_result_optional(&row, "c_")?,
+        tenant,
+    }))
+}
+
+/// The JSON array of domains the database built, sorted by bytes (so both databases give the
+/// same order, whatever their collation).
+fn domain_list(text: Option<&str>) -> Result<Vec<String>, DbErr> {
+    let mut domains: Vec<String> = match text {
+        Some(t) => serde_json::from_str(t).map_err(|e| DbErr::Custom(format!("tenant domains: {e}")))?,
+        None => Vec::new(),
+    };
+    domains.sort_unstable();
+    Ok(domains)
 }

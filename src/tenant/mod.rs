@@ -259,6 +259,12 @@ pub fn domain_trusted_for_email(tenant_id: &str, email: &str, domains: &[tenant_
     domains.iter().any(|d| d.tenant_id == tenant_id && d.domain == domain)
 }
 
+/// [`domain_trusted_for_email`] with the names of all of the tenant's domains (as a login reads
+/// them with its tenant, [`crate::store::logins::get_routed`]).
+pub fn email_in_tenant_domains(email: &str, tenant_domains: &[String]) -> bool {
+    crate::claims::email_domain(email).is_some_and(|d| tenant_domains.contains(&d))
+}
+
 /// The tenant owning an email domain.
 pub async fn by_domain(db: &impl Conn, domain: &str) -> Result<Option<tenant::Model>, crate::store::conn::DbErr> {
     let Some(d) = store::tenants::domain(db, &domain.to_ascii_lowercase()).await? else {

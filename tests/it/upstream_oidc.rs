@@ -262,6 +262,32 @@ async fn state_and_replay(app: &TestApp) {
     assert_eq!(other.code(), "login_binding_mismatch");
 }
 
+/// A connection disabled while its login is at the IdP finishes nothing, whatever fedgate
+/// caches (the callback reads the login, its connection and tenant in one query), and once
+/// enabled again the still-pending login finishes with its code.
+async fn disabled_connection_stops_at_once(app: &TestApp) {
+    let (_idp, _, conn) = oidc_tenant(app, "dis", "dis.test", Knobs::default()).await;
+    let (cid, secret) = app.client("confidential", "ES256").await;
+    // Warm every cache on this connection first: a whole login through it.
+    let end = run(app, &browser(), &cid, &[("organization", "dis")]).await;
+    assert_eq!(end.status, 303, "{}", end.body);
+    let b = browser();
+    let r = b.get(authorize_url(app, &cid, &[("organization", "dis")])).send().await.unwrap();
+    let cb = location(&b.get(location(&r)).send().await.unwrap());
+    let path = format!("/tenants/dis/connections/{}", conn["id"].as_str().unwrap());
+    let (s, v) = app.admin(reqwest::Method::PATCH, &path, Some(json!({"enabled": false}))).await;
+    assert_eq!(s, 200, "{v}");
+    let end = finish(&b, &cb).await;
+    assert_eq!((end.status, end.code().as_str()), (404, "connection_not_found"), "{}", end.body);
+    let (s, v) = app.admin(reqwest::Method::PATCH, &path, Some(json!({"enabled": true}))).await;
+    assert_eq!(s, 200, "{v}");
+    let end = finish(&b, &cb).await;
+    assert_eq!(end.status, 303, "{}", end.body);
+    let q = query_of(&end.location);
+    let (s, tok) = exchange(app, &cid, secret.as_deref(), &q["code"]).await;
+    assert_eq!(s, 200, "{tok}");
+}
+
 async fn denied_down_and_domains(app: &TestApp) {
     let (idp, _, _) = oidc_tenant(app, "acme", "acme.test", Knobs::default()).await;
     let (cid, _) = app.client("confidential", "ES256").await;
@@ -567,6 +593,7 @@ both_private!(
     id_token_checks,
     state_and_replay,
     denied_down_and_domains,
+    disabled_connection_stops_at_once,
     discovery_down_and_ssrf,
     tenant_routing_and_cross_tenant_connection,
     connection_validation,
