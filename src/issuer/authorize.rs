@@ -388,30 +388,28 @@ pub async fn authorize(req: HttpRequest, body: web::Bytes, st: web::Data<AppStat
     // A pending login row: the only login state, shared by every instance.
     let (bind, bind_new) = binding(&req, &st);
     let now = st.clock.now();
-    let login_row = crate::store::logins::insert(
-        &st.db,
-        crate::store::logins::NewLogin {
-            id: LoginId::new(&*st.rng),
-            client_id: ar.client.id.clone(),
-            redirect_uri: ar.redirect_uri.clone(),
-            scope: ar.scope.clone(),
-            state: ar.state.clone(),
-            nonce: ar.nonce.clone(),
-            code_challenge: ar.code_challenge.clone(),
-            prompt: (!ar.prompt.is_empty()).then(|| ar.prompt.join(" ")),
-            max_age: ar.max_age,
-            acr_values: ar.acr_values.clone(),
-            login_hint: ar.login_hint.clone(),
-            tenant_id: wanted_tenant.clone().map(TenantId::from_db),
-            connection_id: None,
-            binding_hash: sha256_hex(&bind),
-            created_at: now,
-            // Short until the login reaches a connection (start_connection gives it login_ttl):
-            // requests nobody follows up cost a row for minutes, then clean-up removes it.
-            expires_at: now + st.config.tokens.unrouted_login_ttl,
-        },
-    )
-    .await?;
+    // Routed before it is written: a login sent straight to a connection is one INSERT.
+    let login_row = crate::store::logins::NewLogin {
+        id: LoginId::new(&*st.rng),
+        client_id: ar.client.id.clone(),
+        redirect_uri: ar.redirect_uri.clone(),
+        scope: ar.scope.clone(),
+        state: ar.state.clone(),
+        nonce: ar.nonce.clone(),
+        code_challenge: ar.code_challenge.clone(),
+        prompt: (!ar.prompt.is_empty()).then(|| ar.prompt.join(" ")),
+        max_age: ar.max_age,
+        acr_values: ar.acr_values.clone(),
+        login_hint: ar.login_hint.clone(),
+        tenant_id: wanted_tenant.clone().map(TenantId::from_db),
+        connection_id: None,
+        binding_hash: sha256_hex(&bind),
+        created_at: now,
+        // Short until the login reaches a connection (start_connection gives it login_ttl):
+        // requests nobody follows up cost a row for minutes, then clean-up removes it.
+        expires_at: now + st.config.tokens.unrouted_login_ttl,
+    }
+    .into_model();
     tracing::info!(login = %login_row.id, client = %ar.client.id, "authorization request accepted");
 
     let mut resp = crate::login::discovery::route(&st, &login_row, conn, org, ar.domain_hint.as_deref()).await?;

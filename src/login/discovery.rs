@@ -8,7 +8,7 @@
 //! offers them as "Continue with ..." buttons. A tenant's verified domain always wins: self-serve
 //! never captures an enterprise domain.
 use super::pending::{error_url, load_for_browser};
-use super::start::start_connection;
+use super::start::{start_connection, start_connection_in, Row};
 use crate::claims::email_domain;
 use crate::error_code::ErrorCode;
 use crate::http::error::PageError;
@@ -19,8 +19,9 @@ use crate::upstream::connections::Social;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-/// Routes a new login: connection, else organization, else the login_hint's (or domain_hint's)
-/// domain, else the work-email page.
+/// Routes a new login, not yet written ([`Row::New`]): connection, else organization, else the
+/// login_hint's (or domain_hint's) domain, else the work-email page. The login is written once,
+/// routed to its connection or as it is for the pages that follow.
 pub async fn route(
     st: &AppState,
     login: &login::Model,
@@ -28,8 +29,9 @@ pub async fn route(
     org: Option<tenant::Model>,
     domain_hint: Option<&str>,
 ) -> Result<HttpResponse, PageError> {
+    let row = Row::New;
     if let Some(c) = conn {
-        return start_connection(st, login, &c, StatusCode::FOUND).await;
+        return start_connection_in(st, login, row, &c, None, StatusCode::FOUND).await;
     }
     let mut unknown_domain = false;
     let tenant = match org {
@@ -51,14 +53,15 @@ pub async fn route(
         }
     };
     match tenant {
-        Some(t) => to_tenant(st, login, &t, StatusCode::FOUND).await,
+        Some(t) => to_tenant(st, login, row, &t, StatusCode::FOUND).await,
         None => {
             // An address at a domain no tenant has: the app's self-serve tenant, if it names one.
             if unknown_domain {
                 if let Some(d) = default_tenant(st, login).await? {
-                    return to_self_serve(st, login, &d, StatusCode::FOUND).await;
+                    return to_self_serve(st, login, row, &d, StatusCode::FOUND).await;
                 }
             }
+            row.save(st, login).await?;
             Ok(redirect(StatusCode::FOUND, &format!("{}/login/{}", st.config.issuer, login.id)))
         }
     }
@@ -86,21 +89,41 @@ async fn social_of(st: &AppState, tenant_id: &str) -> Result<Vec<(connection::Mo
 async fn to_self_serve(
     st: &AppState,
     login: &login::Model,
+    row: Row,
     t: &tenant::Model,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
     let social = social_of(st, &t.id).await?;
+    let login = with_tenant(st, login, row, t).await?;
+    match social.as_slice() {
+        [(one, _)] => start_connection_in(st, &login, row, one, Some(t), status).await,
+        others => {
+            row.save(st, &login).await?;
+            match others {
+                [] => Err(no_connection(st, &login, t)),
+                _ => Ok(redirect(status, &format!("{}/login/{}", st.config.issuer, login.id))),
+            }
+        }
+    }
+}
+
+/// The login with the tenant discovery found (written at once for a stored login; a new one is
+/// written with it).
+async fn with_tenant(
+    st: &AppState,
+    login: &login::Model,
+    row: Row,
+    t: &tenant::Model,
+) -> Result<login::Model, PageError> {
     let mut login = login.clone();
     if login.tenant_id.as_ref().map(TenantId::as_str) != Some(t.id.as_str()) {
         let tid = TenantId::from_db(t.id.clone());
-        crate::store::logins::set_tenant(&st.db, &login.id, &tid).await?;
+        if row == Row::Stored {
+            crate::store::logins::set_tenant(&st.db, &login.id, &tid).await?;
+        }
         login.tenant_id = Some(tid);
     }
-    match social.as_slice() {
-        [] => Err(no_connection(st, &login, t)),
-        [(one, _)] => start_connection(st, &login, one, status).await,
-        _ => Ok(redirect(status, &format!("{}/login/{}", st.config.issuer, login.id))),
-    }
+    Ok(login)
 }
 
 fn no_connection(st: &AppState, login: &login::Model, t: &tenant::Model) -> PageError {
@@ -117,20 +140,21 @@ fn no_connection(st: &AppState, login: &login::Model, t: &tenant::Model) -> Page
 async fn to_tenant(
     st: &AppState,
     login: &login::Model,
+    row: Row,
     t: &tenant::Model,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
     let conns = crate::store::connections::enabled_of_tenant(&st.db, &t.id).await?;
-    let mut login = login.clone();
-    if login.tenant_id.as_ref().map(TenantId::as_str) != Some(t.id.as_str()) {
-        let tid = TenantId::from_db(t.id.clone());
-        crate::store::logins::set_tenant(&st.db, &login.id, &tid).await?;
-        login.tenant_id = Some(tid);
-    }
+    let login = with_tenant(st, login, row, t).await?;
     match conns.as_slice() {
-        [] => Err(no_connection(st, &login, t)),
-        [one] => super::start::start_connection_in(st, &login, one, Some(t), status).await,
-        _ => Ok(redirect(status, &format!("{}/login/{}", st.config.issuer, login.id))),
+        [one] => start_connection_in(st, &login, row, one, Some(t), status).await,
+        others => {
+            row.save(st, &login).await?;
+            match others {
+                [] => Err(no_connection(st, &login, t)),
+                _ => Ok(redirect(status, &format!("{}/login/{}", st.config.issuer, login.id))),
+            }
+        }
     }
 }
 
@@ -256,7 +280,7 @@ pub async fn login_submit(
         email_page_trace(&st, &traced, "email_submitted", detail).await;
         if let Some(d) = self_serve {
             crate::store::logins::set_login_hint(&st.db, &login.id, &email).await?;
-            return to_self_serve(&st, &traced, &d, StatusCode::SEE_OTHER).await;
+            return to_self_serve(&st, &traced, Row::Stored, &d, StatusCode::SEE_OTHER).await;
         }
         // Same answer for every unknown domain: no hint about which tenants exist.
         return Ok(email_form(login.id.as_str(), Some(UNKNOWN_DOMAIN), &email, &[]));
@@ -264,7 +288,7 @@ pub async fn login_submit(
     crate::store::logins::set_login_hint(&st.db, &login.id, &email).await?;
     let mut login = login;
     login.login_hint = Some(email);
-    to_tenant(&st, &login, &t, StatusCode::SEE_OTHER).await
+    to_tenant(&st, &login, Row::Stored, &t, StatusCode::SEE_OTHER).await
 }
 
 /// POST /login/{login}/connection: the chooser's answer, or a "Continue with ..." button of the

@@ -13,6 +13,28 @@ use crate::upstream::{LoginAction, StepLog};
 use actix_web::http::{header, StatusCode};
 use actix_web::HttpResponse;
 
+/// Whether a pending login is a row yet. The authorization endpoint routes a new login before
+/// writing it, so that a login sent straight to a connection is written once, routed: one
+/// INSERT where an INSERT and the routing UPDATE were. Any other outcome writes it as it is
+/// ([`Row::save`]) before answering: the pages that follow read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Row {
+    /// The login is in the database (every request after the authorization endpoint's).
+    Stored,
+    /// Not written yet (the authorization endpoint's routing).
+    New,
+}
+
+impl Row {
+    /// Writes a [`Row::New`] login as it is (a no-op for a stored one).
+    pub async fn save(self, st: &AppState, login: &login::Model) -> Result<(), PageError> {
+        if self == Row::New {
+            crate::store::logins::insert_model(&st.db, login).await?;
+        }
+        Ok(())
+    }
+}
+
 /// Sends the browser to a connection (a connection of the login's tenant).
 pub async fn start_connection(
     st: &AppState,
@@ -20,15 +42,16 @@ pub async fn start_connection(
     conn: &connection::Model,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
-    start_connection_in(st, login, conn, None, status).await
+    start_connection_in(st, login, Row::Stored, conn, None, status).await
 }
 
 /// [`start_connection`] with the connection's tenant when the caller holds it already (one
-/// query less): `None` reads it.
+/// query less): `None` reads it. A [`Row::New`] login is written here, routed.
 #[tracing::instrument(name = "login.upstream_begin", skip_all, fields(tenant = tracing::field::Empty, connection = tracing::field::Empty))]
 pub async fn start_connection_in(
     st: &AppState,
     login: &login::Model,
+    row: Row,
     conn: &connection::Model,
     tenant: Option<&tenant::Model>,
     status: StatusCode,
@@ -36,6 +59,7 @@ pub async fn start_connection_in(
     // Drafts of the setup portal (disabled until tested) take test sign-ins only.
     let usable = conn.enabled || super::portal_test::is_test(login);
     if login.tenant_id.as_ref().is_some_and(|t| t.as_str() != conn.tenant_id) || !usable {
+        row.save(st, login).await?;
         return Err(PageError::bad_request(
             ErrorCode::ConnectionNotAllowed,
             "That sign-in method is not available for your organization.",
@@ -53,7 +77,10 @@ pub async fn start_connection_in(
     );
     let opened = match st.connectors.open(conn) {
         Ok(c) => c,
-        Err(e) => return upstream_failure(st, &pending, e, &steps).await,
+        Err(e) => {
+            row.save(st, login).await?;
+            return upstream_failure(st, &pending, e, &steps).await;
+        }
     };
     crate::telemetry::record_login(Some(&conn.tenant_id), Some(&conn.id));
     let mut ctx = context(st, login, conn, &steps);
@@ -76,17 +103,32 @@ pub async fn start_connection_in(
     }
     let start = match opened.connector().begin(&ctx).await {
         Ok(s) => s,
-        Err(e) => return upstream_failure(st, &pending, e, &steps).await,
+        Err(e) => {
+            row.save(st, login).await?;
+            return upstream_failure(st, &pending, e, &steps).await;
+        }
     };
-    let routed = crate::store::logins::route(
-        &st.db,
-        &login.id,
-        pending.tenant_id.as_ref().unwrap_or(&TenantId::from_db(conn.tenant_id.clone())),
-        &ConnectionId::from_db(conn.id.clone()),
-        &start.state.to_stored(),
-        st.clock.now() + st.config.tokens.login_ttl,
-    )
-    .await?;
+    let expires_at = st.clock.now() + st.config.tokens.login_ttl;
+    let routed = match row {
+        Row::Stored => {
+            crate::store::logins::route(
+                &st.db,
+                &login.id,
+                pending.tenant_id.as_ref().unwrap_or(&TenantId::from_db(conn.tenant_id.clone())),
+                &ConnectionId::from_db(conn.id.clone()),
+                &start.state.to_stored(),
+                expires_at,
+            )
+            .await?
+        }
+        Row::New => {
+            let mut routed = pending.clone();
+            routed.connector_state = Some(start.state.to_stored());
+            routed.expires_at = expires_at;
+            crate::store::logins::insert_model(&st.db, &routed).await?;
+            true
+        }
+    };
     if !routed {
         return Err(PageError::bad_request(ErrorCode::LoginAlreadyUsed, "This sign-in has already been completed."));
     }

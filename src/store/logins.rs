@@ -5,7 +5,7 @@ use super::entities::login::{self, LoginStatus, Model};
 use super::entities::{connection, tenant};
 use crate::ids::{ConnectionId, LoginId, TenantId};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
 /// A login as the authorization endpoint starts it.
 #[derive(Debug, Clone)]
@@ -30,30 +30,43 @@ pub struct NewLogin {
 }
 
 pub async fn insert(db: &impl ConnectionTrait, n: NewLogin) -> Result<Model, DbErr> {
-    login::ActiveModel {
-        id: Set(n.id),
-        client_id: Set(n.client_id),
-        redirect_uri: Set(n.redirect_uri),
-        scope: Set(n.scope),
-        state: Set(n.state),
-        nonce: Set(n.nonce),
-        code_challenge: Set(n.code_challenge),
-        prompt: Set(n.prompt),
-        max_age: Set(n.max_age),
-        acr_values: Set(n.acr_values),
-        login_hint: Set(n.login_hint),
-        tenant_id: Set(n.tenant_id),
-        connection_id: Set(n.connection_id),
-        connector_state: Set(None),
-        binding_hash: Set(n.binding_hash),
-        status: Set(LoginStatus::Pending),
-        error_code: Set(None),
-        created_at: Set(n.created_at),
-        expires_at: Set(n.expires_at),
-        completed_at: Set(None),
+    insert_model(db, &n.into_model()).await
+}
+
+impl NewLogin {
+    /// The row this login will be, pending and not yet written ([`insert_model`] writes it).
+    pub fn into_model(self) -> Model {
+        Model {
+            id: self.id,
+            client_id: self.client_id,
+            redirect_uri: self.redirect_uri,
+            scope: self.scope,
+            state: self.state,
+            nonce: self.nonce,
+            code_challenge: self.code_challenge,
+            prompt: self.prompt,
+            max_age: self.max_age,
+            acr_values: self.acr_values,
+            login_hint: self.login_hint,
+            tenant_id: self.tenant_id,
+            connection_id: self.connection_id,
+            connector_state: None,
+            binding_hash: self.binding_hash,
+            status: LoginStatus::Pending,
+            error_code: None,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            completed_at: None,
+        }
     }
-    .insert(db)
-    .await
+}
+
+/// Writes a login the authorization endpoint routed before writing it: one INSERT where an
+/// INSERT and the routing UPDATE ([`route`]) were.
+pub async fn insert_model(db: &impl ConnectionTrait, m: &Model) -> Result<Model, DbErr> {
+    use sea_orm::IntoActiveModel;
+    // Every column Set (a model converts to Unchanged values).
+    m.clone().into_active_model().reset_all().insert(db).await
 }
 
 pub async fn get(db: &impl ConnectionTrait, id: &LoginId) -> Result<Option<Model>, DbErr> {
