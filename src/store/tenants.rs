@@ -75,6 +75,22 @@ pub async fn domain(db: &impl ConnectionTrait, domain: &str) -> Result<Option<te
     tenant_domain::Entity::find_by_id(domain.to_string()).one(db).await
 }
 
+/// The tenant owning `domain` (lowercase), with its domain row's lookup in the same statement.
+pub async fn owner_of_domain(db: &impl ConnectionTrait, domain: &str) -> Result<Option<Model>, DbErr> {
+    tenant::Entity::find()
+        .filter(
+            tenant::Column::Id.in_subquery(
+                Query::select()
+                    .column(tenant_domain::Column::TenantId)
+                    .from(tenant_domain::Entity)
+                    .and_where(tenant_domain::Column::Domain.eq(domain))
+                    .to_owned(),
+            ),
+        )
+        .one(db)
+        .await
+}
+
 /// A tenant's domain rows, by domain.
 pub async fn domains_of(db: &impl ConnectionTrait, tenant_id: &str) -> Result<Vec<tenant_domain::Model>, DbErr> {
     tenant_domain::Entity::find()

@@ -267,10 +267,8 @@ pub fn email_in_tenant_domains(email: &str, tenant_domains: &[String]) -> bool {
 
 /// The tenant owning an email domain.
 pub async fn by_domain(db: &impl Conn, domain: &str) -> Result<Option<tenant::Model>, crate::store::conn::DbErr> {
-    let Some(d) = store::tenants::domain(db, &domain.to_ascii_lowercase()).await? else {
-        return Ok(None);
-    };
-    store::tenants::get(db, &d.tenant_id).await
+    // One statement: the domain's row and its tenant.
+    store::tenants::owner_of_domain(db, &domain.to_ascii_lowercase()).await
 }
 
 #[cfg(test)]
