@@ -2,7 +2,7 @@
 //! detection) and client_credentials (machine tokens). RFC 6749 §5 responses,
 //! `Cache-Control: no-store`.
 use super::clients::{allows_grant, authenticate, scopes_of, web_origins_of, GrantType};
-use super::tokens::{load_subject, sign_client_token, sign_tokens, Subject, TraceOf};
+use super::tokens::{load_subject, sign_client_token, sign_tokens, subject_of, Subject, TraceOf};
 use crate::error_code::ErrorCode;
 use crate::http::error::OAuthError;
 use crate::http::form_params;
@@ -201,10 +201,11 @@ pub async fn exchange_code(
     let hash = sha256_hex(code);
     let grant_id = GrantId::new(&*st.rng);
     let tx = write_tx(&st.db).await?;
-    // Claim the code first (single use, atomic): one statement on the happy path. Any check
-    // that fails below rolls the claim back by dropping the transaction.
-    let claimed = codes::claim(&tx, &hash, now, &grant_id.to_string()).await?;
-    let Some(row) = claimed else {
+    // Claim the code first (single use, atomic), with the subject it was issued for: one
+    // statement on the happy path (PostgreSQL). Any check that fails below rolls the claim back
+    // by dropping the transaction.
+    let claimed = codes::claim_with_subject(&tx, &hash, now, &grant_id.to_string(), &client.id).await?;
+    let Some((row, found)) = claimed else {
         let existing = codes::get(&tx, &hash).await?;
         return match existing {
             Some(used) if used.client_id == client.id => {
@@ -240,9 +241,8 @@ pub async fn exchange_code(
         (None, Some(_)) => return Err(OAuthError::invalid_grant("code_verifier sent but no code_challenge was used")),
         (None, None) => {}
     }
-    let subject = load_subject(&tx, &row.user_id, &row.session_id, &client.id)
-        .await?
-        .ok_or_else(|| OAuthError::invalid_grant("the user or session no longer exists"))?;
+    let subject =
+        found.and_then(subject_of).ok_or_else(|| OAuthError::invalid_grant("the user or session no longer exists"))?;
     check_subject(&subject)?;
     let g = grant::Model {
         id: grant_id.to_string(),

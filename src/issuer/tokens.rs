@@ -143,12 +143,17 @@ pub async fn load_subject(
 ) -> Result<Option<Subject>, DbErr> {
     use crate::store::sessions::{self, SessionJoin};
     let found = sessions::subject(db, user_id, session_id, client_id, SessionJoin::Required).await?;
-    let Some(row) = found.and_then(|f| f.with_session()) else { return Ok(None) };
+    Ok(found.and_then(subject_of))
+}
+
+/// The [`Subject`] of a row [`crate::store::sessions::subject`] found (`None` without its session).
+pub fn subject_of(found: crate::store::sessions::SubjectFound) -> Option<Subject> {
+    let row = found.with_session()?;
     let verified_email = trusted_email(&row.tenant.id, row.vouched_email, row.vouched_domain.as_slice());
     let upstream = row.groups.map(|g| from_json_list(&g)).unwrap_or_default();
     // Upstream groups first, then SCIM groups.
     let groups = crate::directory::merge_groups(upstream, row.scim_groups);
-    Ok(Some(Subject {
+    Some(Subject {
         user: row.user,
         verified_email,
         tenant: row.tenant,
@@ -156,7 +161,7 @@ pub async fn load_subject(
         connection_type: row.connection_type.unwrap_or_else(|| "unknown".into()),
         groups,
         claims: ClaimConfig::from_rows(&row.claims),
-    }))
+    })
 }
 
 pub fn has_scope(scope: &str, s: &str) -> bool {

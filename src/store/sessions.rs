@@ -126,68 +126,83 @@ pub async fn subject(
     client_id: &str,
     join: SessionJoin,
 ) -> Result<Option<SubjectFound>, DbErr> {
-    use super::prefixed_cols as cols;
-    use sea_orm::FromQueryResult;
     let backend = db.get_database_backend();
-    let (p1, p2, p3, groups) = match backend {
-        sea_orm::DbBackend::Postgres => (
-            "$1",
-            "$2",
-            "$3",
-            "(SELECT json_agg(g.display_name)::text FROM scim_group_members m \
-             JOIN scim_groups g ON g.id = m.group_id WHERE m.user_id = u.id)",
-        ),
-        // Numbered: the parameters appear out of order in the text.
-        _ => (
-            "?1",
-            "?2",
-            "?3",
-            "(SELECT json_group_array(g.display_name) FROM scim_group_members m \
-             JOIN scim_groups g ON g.id = m.group_id WHERE m.user_id = u.id)",
-        ),
+    // Numbered on SQLite: the parameters appear out of order in the text.
+    let (p1, p2, p3) = match backend {
+        sea_orm::DbBackend::Postgres => ("$1", "$2", "$3"),
+        _ => ("?1", "?2", "?3"),
     };
-    let session_join = match join {
-        SessionJoin::Required => "JOIN",
-        SessionJoin::Optional => "LEFT JOIN",
-    };
-    let sql = format!(
-        "SELECT {}, {}, {}, {}, c.conn_type AS c_conn_type, i.groups AS i_groups, i.verified_email AS i_verified_email, \
-         {groups} AS scim_groups, cct.rules AS cct_rules, cct.token_hook AS cct_hook, ccc.rules AS ccc_rules \
-         FROM users u JOIN tenants t ON t.id = u.tenant_id \
-         {session_join} sessions s ON s.id = {p2} AND s.user_id = u.id \
-         LEFT JOIN connections c ON c.id = s.connection_id \
-         LEFT JOIN identities i ON i.user_id = u.id AND i.connection_id = s.connection_id \
-         LEFT JOIN tenant_domains d ON d.domain = i.verified_email_domain \
-         LEFT JOIN claim_configs cct ON cct.owner_id = t.id \
-         LEFT JOIN claim_configs ccc ON ccc.owner_id = {p3} \
-         WHERE u.id = {p1}",
-        cols::<user::Column>("u"),
-        cols::<session::Column>("s"),
-        cols::<tenant::Column>("t"),
-        cols::<tenant_domain::Column>("d"),
-    );
+    let sql = subject_sql(backend, p1, p2, p3, join);
     let stmt =
         sea_orm::Statement::from_sql_and_values(backend, sql, [user_id.into(), session_id.into(), client_id.into()]);
     if let Some(r) = db.inline() {
         return super::inline::subject(&r, &stmt);
     }
     let Some(row) = db.query_one_raw(stmt).await? else { return Ok(None) };
+    Ok(Some(subject_of_row(&row)?))
+}
+
+/// [`subject`]'s query, with the user, the session and the client named by these SQL
+/// expressions (parameters, or columns of an enclosing statement: [`super::codes::claim_with_subject`]).
+pub(super) fn subject_sql(
+    backend: sea_orm::DbBackend,
+    user: &str,
+    session: &str,
+    client: &str,
+    join: SessionJoin,
+) -> String {
+    use super::prefixed_cols as cols;
+    let groups = match backend {
+        sea_orm::DbBackend::Postgres => {
+            "(SELECT json_agg(g.display_name)::text FROM scim_group_members m \
+             JOIN scim_groups g ON g.id = m.group_id WHERE m.user_id = u.id)"
+        }
+        _ => {
+            "(SELECT json_group_array(g.display_name) FROM scim_group_members m \
+             JOIN scim_groups g ON g.id = m.group_id WHERE m.user_id = u.id)"
+        }
+    };
+    let session_join = match join {
+        SessionJoin::Required => "JOIN",
+        SessionJoin::Optional => "LEFT JOIN",
+    };
+    format!(
+        "SELECT {}, {}, {}, {}, c.conn_type AS c_conn_type, i.groups AS i_groups, i.verified_email AS i_verified_email, \
+         {groups} AS scim_groups, cct.rules AS cct_rules, cct.token_hook AS cct_hook, ccc.rules AS ccc_rules \
+         FROM users u JOIN tenants t ON t.id = u.tenant_id \
+         {session_join} sessions s ON s.id = {session} AND s.user_id = u.id \
+         LEFT JOIN connections c ON c.id = s.connection_id \
+         LEFT JOIN identities i ON i.user_id = u.id AND i.connection_id = s.connection_id \
+         LEFT JOIN tenant_domains d ON d.domain = i.verified_email_domain \
+         LEFT JOIN claim_configs cct ON cct.owner_id = t.id \
+         LEFT JOIN claim_configs ccc ON ccc.owner_id = {client} \
+         WHERE u.id = {user}",
+        cols::<user::Column>("u"),
+        cols::<session::Column>("s"),
+        cols::<tenant::Column>("t"),
+        cols::<tenant_domain::Column>("d"),
+    )
+}
+
+/// A row of [`subject_sql`] (on the pool's path; `store::inline` decodes its own).
+pub(super) fn subject_of_row(row: &sea_orm::QueryResult) -> Result<SubjectFound, DbErr> {
+    use sea_orm::FromQueryResult;
     let scim_groups = group_names(row.try_get::<Option<String>>("", "scim_groups")?);
-    Ok(Some(SubjectFound {
-        user: user::Model::from_query_result(&row, "u_")?,
-        session: session::Model::from_query_result_optional(&row, "s_")?,
-        tenant: tenant::Model::from_query_result(&row, "t_")?,
+    Ok(SubjectFound {
+        user: user::Model::from_query_result(row, "u_")?,
+        session: session::Model::from_query_result_optional(row, "s_")?,
+        tenant: tenant::Model::from_query_result(row, "t_")?,
         connection_type: row.try_get("", "c_conn_type")?,
         groups: row.try_get("", "i_groups")?,
         vouched_email: row.try_get("", "i_verified_email")?,
-        vouched_domain: tenant_domain::Model::from_query_result_optional(&row, "d_")?,
+        vouched_domain: tenant_domain::Model::from_query_result_optional(row, "d_")?,
         scim_groups,
         claims: ClaimRows {
             tenant_rules: row.try_get("", "cct_rules")?,
             tenant_hook: row.try_get("", "cct_hook")?,
             client_rules: row.try_get("", "ccc_rules")?,
         },
-    }))
+    })
 }
 
 /// The SCIM group names of [`subject`]'s JSON list, sorted by bytes (both databases alike).

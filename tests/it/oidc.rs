@@ -156,6 +156,28 @@ async fn code_is_single_use_and_replay_revokes(app: &TestApp) {
     assert_eq!(st, 400);
 }
 
+/// A code whose session is gone (cleaned up between the login and the exchange) is refused, and
+/// the refusal rolls the claim back: the claim and the subject are one statement on PostgreSQL,
+/// so the claimed row must come back with no subject, not with an error or a half-read subject.
+async fn code_of_a_gone_session_is_refused(app: &TestApp) {
+    use sea_orm::EntityTrait;
+    app.tenant("acme", "acme.test", &[]).await;
+    let (cid, secret) = app.client("confidential", "ES256").await;
+    let s = secret.as_deref();
+    let code = code_for(app, &browser(), &cid, &[("organization", "acme")]).await;
+    fedgate::store::entities::session::Entity::delete_many().exec(&app.state.db).await.unwrap();
+    for _ in 0..2 {
+        let (st, e) = exchange(app, &cid, s, &code).await;
+        assert_eq!((st, e["error"].as_str()), (400, Some("invalid_grant")), "{e}");
+        // Not "already used": the failed exchange claimed nothing.
+        assert!(e["error_description"].as_str().unwrap().contains("no longer exists"), "{e}");
+    }
+    // Another login's code still works.
+    let code = code_for(app, &browser(), &cid, &[("organization", "acme")]).await;
+    let (st, t) = exchange(app, &cid, s, &code).await;
+    assert_eq!(st, 200, "{t}");
+}
+
 async fn code_expires_after_60_seconds(app: &TestApp) {
     app.tenant("acme", "acme.test", &[]).await;
     let (cid, secret) = app.client("confidential", "ES256").await;
@@ -669,6 +691,7 @@ both!(
     scopes_limit_claims,
     refresh_rotation_and_reuse_detection,
     code_is_single_use_and_replay_revokes,
+    code_of_a_gone_session_is_refused,
     code_expires_after_60_seconds,
     pkce_rules,
     authorize_errors,
