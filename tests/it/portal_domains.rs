@@ -32,13 +32,17 @@ impl Dnsmasq {
             .stderr(Stdio::null())
             .spawn()
             .expect("dnsmasq starts");
-        // Ready when it answers on TCP (it listens on UDP and TCP at once).
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
+        // Ready when it answers on TCP (it listens on UDP and TCP at once). A loaded machine (the
+        // whole suite in parallel, a build beside it) can take seconds to start it: wait up to
+        // 20 s, and say so if it never came up rather than let a lookup fail for another reason.
+        let ready = (0..1000).any(|_| {
+            let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+            if !up {
+                std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+            up
+        });
+        assert!(ready, "dnsmasq did not start on port {port}");
         Self { child, _dir: dir }
     }
 }
