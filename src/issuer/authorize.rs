@@ -314,7 +314,8 @@ pub async fn authorize(req: HttpRequest, body: web::Bytes, st: web::Data<AppStat
         None => None,
     };
     let org = match &ar.organization {
-        Some(o) => match crate::tenant::find(&st.db, o).await? {
+        // The organization with its enabled connections (one query): routing needs both.
+        Some(o) => match crate::tenant::find_with_connections(&st.db, o).await? {
             Some(t) => Some(t),
             None => {
                 refused(&st, &params, "invalid_request", "unknown organization").await;
@@ -323,13 +324,13 @@ pub async fn authorize(req: HttpRequest, body: web::Bytes, st: web::Data<AppStat
         },
         None => None,
     };
-    if let (Some(c), Some(t)) = (&conn, &org) {
+    if let (Some(c), Some((t, _))) = (&conn, &org) {
         if c.tenant_id != t.id {
             refused(&st, &params, "invalid_request", "the connection does not belong to the organization").await;
             return Ok(r.error(&st, "invalid_request", "the connection does not belong to the organization"));
         }
     }
-    let wanted_tenant = conn.as_ref().map(|c| c.tenant_id.clone()).or_else(|| org.as_ref().map(|t| t.id.clone()));
+    let wanted_tenant = conn.as_ref().map(|c| c.tenant_id.clone()).or_else(|| org.as_ref().map(|(t, _)| t.id.clone()));
     crate::telemetry::record_login(wanted_tenant.as_deref(), conn.as_ref().map(|c| c.id.as_str()));
 
     // An existing fedgate session answers without a round trip upstream, unless re-authentication

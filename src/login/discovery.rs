@@ -26,7 +26,7 @@ pub async fn route(
     st: &AppState,
     login: &login::Model,
     conn: Option<connection::Model>,
-    org: Option<tenant::Model>,
+    org: Option<(tenant::Model, Vec<connection::Model>)>,
     domain_hint: Option<&str>,
 ) -> Result<HttpResponse, PageError> {
     let row = Row::New;
@@ -34,8 +34,9 @@ pub async fn route(
         return start_connection_in(st, login, row, &c, None, StatusCode::FOUND).await;
     }
     let mut unknown_domain = false;
-    let tenant = match org {
-        Some(t) => Some(t),
+    // The organization's enabled connections come with it; a tenant found by domain has none yet.
+    let (tenant, conns) = match org {
+        Some((t, conns)) => (Some(t), Some(conns)),
         None => {
             let domain = login
                 .login_hint
@@ -46,14 +47,14 @@ pub async fn route(
                 Some(d) => {
                     let t = crate::tenant::by_domain(&st.db, &d).await?;
                     unknown_domain = t.is_none();
-                    t
+                    (t, None)
                 }
-                None => None,
+                None => (None, None),
             }
         }
     };
     match tenant {
-        Some(t) => to_tenant(st, login, row, &t, StatusCode::FOUND).await,
+        Some(t) => to_tenant(st, login, row, &t, conns, StatusCode::FOUND).await,
         None => {
             // An address at a domain no tenant has: the app's self-serve tenant, if it names one.
             if unknown_domain {
@@ -136,15 +137,20 @@ fn no_connection(st: &AppState, login: &login::Model, t: &tenant::Model) -> Page
     .with_back(error_url(st, login, "access_denied", "the organization has no enabled connection"))
 }
 
-/// Sends a login to its tenant: the only connection directly, a chooser for several.
+/// Sends a login to its tenant: the only connection directly, a chooser for several. `conns`:
+/// the tenant's enabled connections when the caller read them with it (`None` reads them).
 async fn to_tenant(
     st: &AppState,
     login: &login::Model,
     row: Row,
     t: &tenant::Model,
+    conns: Option<Vec<connection::Model>>,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
-    let conns = crate::store::connections::enabled_of_tenant(&st.db, &t.id).await?;
+    let conns = match conns {
+        Some(c) => c,
+        None => crate::store::connections::enabled_of_tenant(&st.db, &t.id).await?,
+    };
     let login = with_tenant(st, login, row, t).await?;
     match conns.as_slice() {
         [one] => start_connection_in(st, &login, row, one, Some(t), status).await,
@@ -288,7 +294,7 @@ pub async fn login_submit(
     crate::store::logins::set_login_hint(&st.db, &login.id, &email).await?;
     let mut login = login;
     login.login_hint = Some(email);
-    to_tenant(&st, &login, Row::Stored, &t, StatusCode::SEE_OTHER).await
+    to_tenant(&st, &login, Row::Stored, &t, None, StatusCode::SEE_OTHER).await
 }
 
 /// POST /login/{login}/connection: the chooser's answer, or a "Continue with ..." button of the

@@ -9,6 +9,54 @@ pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<Model>, D
     connection::Entity::find_by_id(id.to_string()).one(db).await
 }
 
+/// How [`tenant_with_enabled`] names the tenant.
+#[derive(Debug, Clone, Copy)]
+pub enum TenantKey<'a> {
+    Id(&'a str),
+    /// Lowercase.
+    Slug(&'a str),
+}
+
+/// A tenant with its enabled connections ([`enabled_of_tenant`]: active, in id order) in ONE
+/// query: the authorization endpoint routes a login naming its organization with both, and
+/// every statement is a round trip (two thread hops on SQLite). `None`: no such tenant.
+pub async fn tenant_with_enabled(
+    db: &impl ConnectionTrait,
+    key: TenantKey<'_>,
+) -> Result<Option<(super::entities::tenant::Model, Vec<Model>)>, DbErr> {
+    use super::entities::tenant;
+    use super::prefixed_cols as cols;
+    use sea_orm::FromQueryResult;
+    let backend = db.get_database_backend();
+    let (p1, p2, p3) = match backend {
+        sea_orm::DbBackend::Postgres => ("$1", "$2", "$3"),
+        _ => ("?", "?", "?"),
+    };
+    let (column, key) = match key {
+        TenantKey::Id(id) => (tenant::Column::Id, id),
+        TenantKey::Slug(slug) => (tenant::Column::Slug, slug),
+    };
+    // The connection's conditions are in the join: a tenant without one is still found.
+    let sql = format!(
+        "SELECT {}, {} FROM tenants t LEFT JOIN connections c ON c.tenant_id = t.id \
+         AND c.enabled = {p1} AND c.state = {p2} WHERE t.{} = {p3} ORDER BY c.id",
+        cols::<tenant::Column>("t"),
+        cols::<connection::Column>("c"),
+        sea_orm::IdenStatic::as_str(&column),
+    );
+    let values: [sea_orm::Value; 3] = [true.into(), ConnectionState::Active.into(), key.into()];
+    let rows = db.query_all_raw(sea_orm::Statement::from_sql_and_values(backend, sql, values)).await?;
+    let Some(first) = rows.first() else { return Ok(None) };
+    let tenant = tenant::Model::from_query_result(first, "t_")?;
+    let mut conns = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if let Some(c) = Model::from_query_result_optional(row, "c_")? {
+            conns.push(c);
+        }
+    }
+    Ok(Some((tenant, conns)))
+}
+
 /// The enabled connections of a tenant, in id (creation) order.
 pub async fn enabled_of_tenant(db: &impl ConnectionTrait, tenant_id: &str) -> Result<Vec<Model>, DbErr> {
     connection::Entity::find()

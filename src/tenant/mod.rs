@@ -233,6 +233,22 @@ pub async fn find(db: &impl Conn, key: &str) -> Result<Option<tenant::Model>, cr
     Ok(t)
 }
 
+/// [`find`] with the tenant's enabled connections, in one query
+/// ([`store::connections::tenant_with_enabled`]).
+pub async fn find_with_connections(
+    db: &impl Conn,
+    key: &str,
+) -> Result<Option<(tenant::Model, Vec<crate::store::entities::connection::Model>)>, crate::store::conn::DbErr> {
+    use store::connections::TenantKey;
+    let slug = key.to_ascii_lowercase();
+    let key = if TenantId::parse(key).is_ok() { TenantKey::Id(key) } else { TenantKey::Slug(&slug) };
+    let found = store::connections::tenant_with_enabled(db, key).await?;
+    if let Some((t, _)) = &found {
+        crate::util::record_tenant(&t.id);
+    }
+    Ok(found)
+}
+
 pub async fn domains_of(db: &impl Conn, tenant_id: &str) -> Result<Vec<String>, crate::store::conn::DbErr> {
     Ok(store::tenants::domains_of(db, tenant_id).await?.into_iter().map(|d| d.domain).collect())
 }

@@ -632,6 +632,32 @@ async fn home_realm_discovery_and_isolation(app: &TestApp) {
     assert!(location(&r).contains("/sso/dev/"));
 }
 
+/// An organization is read with its enabled connections in one query: a disabled connection is
+/// not offered (the other one is used directly), and an organization whose connections are all
+/// disabled is still found (a page saying sign-in is not set up, not "unknown organization").
+async fn organization_routes_to_its_enabled_connections(app: &TestApp) {
+    let (t, first) = app.tenant("acme", "acme.test", &[]).await;
+    let (cid, _) = app.client("confidential", "ES256").await;
+    let (s, second) = app.post("/tenants/acme/connections", json!({"type": "dev", "name": "Second"})).await;
+    assert_eq!(s, 201, "{second}");
+    for org in ["acme", t["id"].as_str().unwrap()] {
+        let r = browser().get(authorize_url(app, &cid, &[("organization", org)])).send().await.unwrap();
+        assert!(location(&r).contains("/login/lgn_"), "two connections: the chooser ({org})");
+    }
+    let path = |c: &Value| format!("/tenants/acme/connections/{}", c["id"].as_str().unwrap());
+    let (s, v) = app.admin(reqwest::Method::PATCH, &path(&second), Some(json!({"enabled": false}))).await;
+    assert_eq!(s, 200, "{v}");
+    let r = browser().get(authorize_url(app, &cid, &[("organization", "acme")])).send().await.unwrap();
+    let to = location(&r);
+    assert!(to.contains("/sso/dev/"), "one enabled connection: straight to it ({to})");
+    let (s, v) = app.admin(reqwest::Method::PATCH, &path(&first), Some(json!({"enabled": false}))).await;
+    assert_eq!(s, 200, "{v}");
+    let r = browser().get(authorize_url(app, &cid, &[("organization", "acme")])).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("no_connection") && html.contains("acme Inc"), "{html}");
+}
+
 async fn dev_mode_off_refuses_dev_logins(_app: &TestApp) {
     let app = TestApp::spawn_with(_app.backend, |c| c.dev_mode = false).await;
     let (s, _) = app.post("/tenants", json!({"name": "Acme", "slug": "acme", "domains": ["acme.test"]})).await;
@@ -692,6 +718,7 @@ both!(
     refresh_rotation_and_reuse_detection,
     code_is_single_use_and_replay_revokes,
     code_of_a_gone_session_is_refused,
+    organization_routes_to_its_enabled_connections,
     code_expires_after_60_seconds,
     pkce_rules,
     authorize_errors,
