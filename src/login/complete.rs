@@ -3,7 +3,7 @@
 //! person, the session, the code, the events and the trace, in one transaction; or a failure,
 //! recorded with its code, cause and fix, and answered in the shape the person and the app see.
 use super::pending::{context, error_url};
-use super::session::{issue_code, success_url, CodeFor, SESSION_COOKIE};
+use super::session::{new_code, success_url, CodeFor, SESSION_COOKIE};
 use crate::claims;
 use crate::error_code::ErrorCode;
 use crate::http::error::PageError;
@@ -416,26 +416,21 @@ pub async fn finish_in(
     };
     let session_id = SessionId::new(&*st.rng);
     let session_secret = new_token("fgs_", &*st.rng);
-    crate::store::sessions::insert(
-        &tx,
-        crate::store::sessions::NewSession {
-            id: session_id.to_string(),
-            cookie_hash: sha256_hex(&session_secret),
-            user_id: linked.user.id.clone(),
-            tenant_id: tenant.id.clone(),
-            connection_id: conn.id.clone(),
-            auth_time,
-            amr: ident.amr.clone(),
-            acr: assessed.level.acr().to_string(),
-            created_at: now,
-            expires_at: now + st.config.tokens.session_ttl,
-        },
-    )
-    .await?;
-    let location = match &after {
+    let session = crate::store::sessions::NewSession {
+        id: session_id.to_string(),
+        cookie_hash: sha256_hex(&session_secret),
+        user_id: linked.user.id.clone(),
+        tenant_id: tenant.id.clone(),
+        connection_id: conn.id.clone(),
+        auth_time,
+        amr: ident.amr.clone(),
+        acr: assessed.level.acr().to_string(),
+        created_at: now,
+        expires_at: now + st.config.tokens.session_ttl,
+    };
+    let (code, location) = match &after {
         AfterLogin::Code => {
-            let code = issue_code(
-                &tx,
+            let (code, row) = new_code(
                 st,
                 CodeFor {
                     login_id: login.id.as_str(),
@@ -448,13 +443,13 @@ pub async fn finish_in(
                     session_id: session_id.as_str(),
                     auth_time,
                 },
-            )
-            .await?;
-            success_url(st, &login.redirect_uri, &code, login.state.as_deref())
+            );
+            (Some(row), success_url(st, &login.redirect_uri, &code, login.state.as_deref()))
         }
-        AfterLogin::SessionThen(url) => url.clone(),
+        AfterLogin::SessionThen(url) => (None, url.clone()),
     };
-    if !crate::store::logins::complete(&tx, &login.id, now).await? {
+    // The session, the code and the login's completion: one statement on PostgreSQL.
+    if !crate::store::logins::complete_with_session(&tx, &login.id, now, session, code).await? {
         // Another request finished (or failed) this login first: a replayed callback.
         drop(tx);
         return Err(PageError::bad_request(ErrorCode::LoginAlreadyUsed, "This sign-in has already been completed."));

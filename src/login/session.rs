@@ -32,27 +32,30 @@ pub struct CodeFor<'a> {
 
 /// Issues an authorization code (stored hashed, single use, `tokens.code_ttl` long).
 pub async fn issue_code(tx: &impl Conn, st: &AppState, c: CodeFor<'_>) -> Result<String, DbErr> {
+    let (code, row) = new_code(st, c);
+    crate::store::codes::insert(tx, row).await?;
+    Ok(code)
+}
+
+/// A new authorization code and the row that stores it (its hash), not yet written.
+pub fn new_code(st: &AppState, c: CodeFor<'_>) -> (String, crate::store::codes::NewCode) {
     let now = st.clock.now();
     let code = new_token(CODE_PREFIX, &*st.rng);
-    crate::store::codes::insert(
-        tx,
-        crate::store::codes::NewCode {
-            code_hash: sha256_hex(&code),
-            login_id: c.login_id.to_string(),
-            client_id: c.client_id.to_string(),
-            redirect_uri: c.redirect_uri.to_string(),
-            user_id: c.user_id.to_string(),
-            session_id: c.session_id.to_string(),
-            scope: c.scope.to_string(),
-            nonce: c.nonce,
-            code_challenge: c.code_challenge,
-            auth_time: c.auth_time,
-            created_at: now,
-            expires_at: now + st.config.tokens.code_ttl,
-        },
-    )
-    .await?;
-    Ok(code)
+    let row = crate::store::codes::NewCode {
+        code_hash: sha256_hex(&code),
+        login_id: c.login_id.to_string(),
+        client_id: c.client_id.to_string(),
+        redirect_uri: c.redirect_uri.to_string(),
+        user_id: c.user_id.to_string(),
+        session_id: c.session_id.to_string(),
+        scope: c.scope.to_string(),
+        nonce: c.nonce,
+        code_challenge: c.code_challenge,
+        auth_time: c.auth_time,
+        created_at: now,
+        expires_at: now + st.config.tokens.code_ttl,
+    };
+    (code, row)
 }
 
 /// The app's redirect with the code (RFC 9207 `iss` included).

@@ -21,6 +21,12 @@ pub struct NewCode {
 }
 
 pub async fn insert(db: &impl ConnectionTrait, n: NewCode) -> Result<(), DbErr> {
+    active(n).insert(db).await?;
+    Ok(())
+}
+
+/// The row [`insert`] writes.
+pub(super) fn active(n: NewCode) -> auth_code::ActiveModel {
     auth_code::ActiveModel {
         code_hash: Set(n.code_hash),
         login_id: Set(n.login_id),
@@ -37,9 +43,6 @@ pub async fn insert(db: &impl ConnectionTrait, n: NewCode) -> Result<(), DbErr> 
         used_at: Set(None),
         grant_id: Set(None),
     }
-    .insert(db)
-    .await?;
-    Ok(())
 }
 
 /// Marks the unused code `code_hash` used at `now` by grant `grant_id` and returns it; `None`

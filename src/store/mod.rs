@@ -323,6 +323,39 @@ pub(crate) fn prefixed_cols<C: sea_orm::ColumnTrait + sea_orm::Iterable>(alias: 
     C::iter().map(|c| format!("{alias}.{0} AS {alias}_{0}", c.as_str())).collect::<Vec<_>>().join(", ")
 }
 
+/// Renumbers the PostgreSQL placeholders (`$1`, `$2`, …) of a statement sea-query built by
+/// `by`, so that it can follow another statement's values in one combined statement (a
+/// data-modifying CTE). Quoted text (`'…'`, `"…"`) is left alone.
+pub(crate) fn shift_placeholders(sql: &str, by: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut chars = sql.chars().peekable();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => {
+                quote = None;
+                out.push(c);
+            }
+            (Some(_), c) => out.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                out.push(c);
+            }
+            (None, '$') if chars.peek().is_some_and(|d| d.is_ascii_digit()) => {
+                let mut n = 0usize;
+                while let Some(d) = chars.peek().and_then(|d| d.to_digit(10)) {
+                    n = n * 10 + d as usize;
+                    chars.next();
+                }
+                out.push('$');
+                out.push_str(&(n + by).to_string());
+            }
+            (None, c) => out.push(c),
+        }
+    }
+    out
+}
+
 pub fn is_unique_violation(e: &DbErr) -> bool {
     matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
@@ -344,6 +377,19 @@ pub async fn take_lock(tx: &DatabaseTransaction, name: &str, holder: &str, now: 
     tx.execute_raw(sea_orm::Statement::from_sql_and_values(backend, sql, [name.into(), holder.into(), now.into()]))
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod placeholder_tests {
+    #[test]
+    fn placeholders_shift_outside_quotes() {
+        let sql = r#"INSERT INTO "t$1" ("a", "b") VALUES ($1, $12) WHERE x = '$3' AND y = $2"#;
+        assert_eq!(
+            super::shift_placeholders(sql, 10),
+            r#"INSERT INTO "t$1" ("a", "b") VALUES ($11, $22) WHERE x = '$3' AND y = $12"#
+        );
+        assert_eq!(super::shift_placeholders("SELECT $1", 0), "SELECT $1");
+    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,11 @@ pub struct NewSession {
 }
 
 pub async fn insert(db: &impl ConnectionTrait, n: NewSession) -> Result<Model, DbErr> {
+    active(n).insert(db).await
+}
+
+/// The row [`insert`] writes.
+pub(super) fn active(n: NewSession) -> session::ActiveModel {
     session::ActiveModel {
         id: Set(n.id),
         cookie_hash: Set(n.cookie_hash),
@@ -32,8 +37,6 @@ pub async fn insert(db: &impl ConnectionTrait, n: NewSession) -> Result<Model, D
         expires_at: Set(n.expires_at),
         revoked_at: Set(None),
     }
-    .insert(db)
-    .await
 }
 
 /// The session whose cookie hashes to `cookie_hash`, if it is live at `now`.

@@ -396,7 +396,85 @@ async fn unchanged_profile_is_not_rewritten(app: &TestApp) {
     );
 }
 
+/// A login finishes once: the session, the code and the completion are one statement on
+/// PostgreSQL, and when the login was already finished nothing of the second attempt is kept
+/// once its transaction is dropped.
+async fn a_login_completes_once_with_its_session_and_code(app: &TestApp) {
+    use fedgate::ids::LoginId;
+    use fedgate::store::logins;
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    let db = &app.state.db;
+    let now = 1_000;
+    let id = LoginId::new(&fedgate::clock::SystemRng);
+    logins::insert(
+        db,
+        logins::NewLogin {
+            id: id.clone(),
+            client_id: "cli_1".into(),
+            redirect_uri: "https://app.test/cb".into(),
+            scope: "openid".into(),
+            state: None,
+            nonce: None,
+            code_challenge: None,
+            prompt: None,
+            max_age: None,
+            acr_values: None,
+            login_hint: None,
+            tenant_id: None,
+            connection_id: None,
+            binding_hash: "b".into(),
+            created_at: now,
+            expires_at: now + 600,
+        },
+    )
+    .await
+    .unwrap();
+    let session = |sid: &str| sessions::NewSession {
+        id: sid.into(),
+        cookie_hash: format!("cookie-{sid}"),
+        user_id: "usr_1".into(),
+        tenant_id: "org_1".into(),
+        connection_id: "conn_1".into(),
+        auth_time: now,
+        amr: vec![],
+        acr: "urn:fedgate:acr:basic".into(),
+        created_at: now,
+        expires_at: now + 3600,
+    };
+    let code = |hash: &str, sid: &str| codes::NewCode {
+        code_hash: hash.into(),
+        login_id: id.to_string(),
+        client_id: "cli_1".into(),
+        redirect_uri: "https://app.test/cb".into(),
+        user_id: "usr_1".into(),
+        session_id: sid.into(),
+        scope: "openid".into(),
+        nonce: None,
+        code_challenge: None,
+        auth_time: now,
+        created_at: now,
+        expires_at: now + 60,
+    };
+    let tx = fedgate::store::write_tx(db).await.unwrap();
+    assert!(logins::complete_with_session(&tx, &id, now, session("ses_a"), Some(code("ca", "ses_a"))).await.unwrap());
+    tx.commit().await.unwrap();
+    let tx = fedgate::store::write_tx(db).await.unwrap();
+    assert!(
+        !logins::complete_with_session(&tx, &id, now, session("ses_b"), Some(code("cb", "ses_b"))).await.unwrap(),
+        "a finished login does not finish again"
+    );
+    drop(tx);
+    use fedgate::store::entities::{auth_code, session as session_e};
+    assert_eq!(session_e::Entity::find().count(db).await.unwrap(), 1);
+    assert!(session_e::Entity::find_by_id("ses_a".to_string()).one(db).await.unwrap().is_some());
+    assert_eq!(auth_code::Entity::find().count(db).await.unwrap(), 1);
+    assert!(auth_code::Entity::find_by_id("ca".to_string()).one(db).await.unwrap().is_some());
+    let login = logins::get(db, &id).await.unwrap().unwrap();
+    assert_eq!(login.completed_at, Some(now));
+}
+
 both!(
+    a_login_completes_once_with_its_session_and_code,
     unchanged_profile_is_not_rewritten,
     codes_are_single_use,
     refresh_rotation_and_family_revoke,
