@@ -81,20 +81,11 @@ async fn callback_of(
     );
     let login = routed.login;
     // Read in the same query as the login, never cached: a connection disabled since the login
-    // began finishes nothing (a setup portal's test sign-in uses its draft connection).
-    let test = super::portal_test::is_test(&login);
+    // began finishes nothing.
     let conn = routed.connection.filter(|c| c.conn_type == kind).ok_or_else(|| {
         PageError::bad_request(ErrorCode::ConnectionNotAllowed, "This answer is not for the sign-in method in use.")
     })?;
-    if !conn.enabled && !test {
-        return Err(PageError::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::ConnectionNotFound,
-            "Sign-in method not found",
-            "The sign-in method this answer is for has been turned off. Go back to the application and sign in again.",
-        )
-        .with_trace(login.id.to_string()));
-    }
+    super::pending::still_enabled(&login, &conn)?;
     crate::telemetry::record_login(Some(&conn.tenant_id), Some(&conn.id));
     let Some(cstate) = connector_state(&login) else {
         let e = crate::upstream::UpstreamError::InvalidResponse("no pending OIDC state for this sign-in".into());

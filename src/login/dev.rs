@@ -25,9 +25,11 @@ async fn dev_connection(st: &AppState, login: &login::Model) -> Result<connectio
             "This sign-in has not been sent to a connection.",
         ));
     }
-    routed_connection(st, login, "dev").await?.ok_or_else(|| {
+    let conn = routed_connection(st, login, "dev").await?.ok_or_else(|| {
         PageError::bad_request(ErrorCode::ConnectionNotAllowed, "This sign-in does not use the development connection.")
-    })
+    })?;
+    super::pending::still_enabled(login, &conn)?;
+    Ok(conn)
 }
 
 pub async fn show(

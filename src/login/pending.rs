@@ -124,6 +124,21 @@ pub fn context(st: &AppState, row: &Model, conn: &connection::Model, steps: &Ste
     }
 }
 
+/// A connection disabled since its login began finishes nothing (a setup portal's test sign-in
+/// uses its draft connection, which is disabled until tested).
+pub fn still_enabled(login: &Model, conn: &connection::Model) -> Result<(), PageError> {
+    if conn.enabled || super::portal_test::is_test(login) {
+        return Ok(());
+    }
+    Err(PageError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::ConnectionNotFound,
+        "Sign-in method not found",
+        "The sign-in method this answer is for has been turned off. Go back to the application and sign in again.",
+    )
+    .with_trace(login.id.to_string()))
+}
+
 /// The connection a login was sent to, if it still exists and has the type `kind`.
 pub async fn routed_connection(st: &AppState, row: &Model, kind: &str) -> Result<Option<connection::Model>, PageError> {
     Ok(match &row.connection_id {

@@ -633,8 +633,9 @@ async fn home_realm_discovery_and_isolation(app: &TestApp) {
 }
 
 /// An organization is read with its enabled connections in one query: a disabled connection is
-/// not offered (the other one is used directly), and an organization whose connections are all
-/// disabled is still found (a page saying sign-in is not set up, not "unknown organization").
+/// not offered (the other one is used directly), a login under way on a connection disabled
+/// since finishes nothing, and an organization whose connections are all disabled is still
+/// found (a page saying sign-in is not set up, not "unknown organization").
 async fn organization_routes_to_its_enabled_connections(app: &TestApp) {
     let (t, first) = app.tenant("acme", "acme.test", &[]).await;
     let (cid, _) = app.client("confidential", "ES256").await;
@@ -647,11 +648,16 @@ async fn organization_routes_to_its_enabled_connections(app: &TestApp) {
     let path = |c: &Value| format!("/tenants/acme/connections/{}", c["id"].as_str().unwrap());
     let (s, v) = app.admin(reqwest::Method::PATCH, &path(&second), Some(json!({"enabled": false}))).await;
     assert_eq!(s, 200, "{v}");
-    let r = browser().get(authorize_url(app, &cid, &[("organization", "acme")])).send().await.unwrap();
+    let b = browser();
+    let r = b.get(authorize_url(app, &cid, &[("organization", "acme")])).send().await.unwrap();
     let to = location(&r);
     assert!(to.contains("/sso/dev/"), "one enabled connection: straight to it ({to})");
     let (s, v) = app.admin(reqwest::Method::PATCH, &path(&first), Some(json!({"enabled": false}))).await;
     assert_eq!(s, 200, "{v}");
+    // The login under way on it finishes nothing now.
+    let r = b.post(&to).form(&[("action", "approve")]).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("connection_not_found"));
     let r = browser().get(authorize_url(app, &cid, &[("organization", "acme")])).send().await.unwrap();
     assert_eq!(r.status(), 400);
     let html = r.text().await.unwrap();
