@@ -76,24 +76,28 @@ fn new_session(id: &str, user_id: &str, tenant_id: &str, connection_id: &str, no
     }
 }
 
-async fn codes_are_single_use(app: &TestApp) {
-    let db = &app.state.db;
-    let now = 1_000;
-    let code = codes::NewCode {
-        code_hash: "h1".into(),
-        login_id: "lgn".into(),
+/// A code of user `usr_1` for client `cli_x`, issued at `now`, valid 60 s.
+fn new_code(hash: &str, login_id: &str, session_id: &str, now: i64) -> codes::NewCode {
+    codes::NewCode {
+        code_hash: hash.into(),
+        login_id: login_id.into(),
         client_id: "cli_x".into(),
         redirect_uri: "https://app/cb".into(),
         user_id: "usr_1".into(),
-        session_id: "ses_1".into(),
+        session_id: session_id.into(),
         scope: "openid".into(),
         nonce: None,
         code_challenge: None,
         auth_time: now,
         created_at: now,
         expires_at: now + 60,
-    };
-    codes::insert(db, code).await.unwrap();
+    }
+}
+
+async fn codes_are_single_use(app: &TestApp) {
+    let db = &app.state.db;
+    let now = 1_000;
+    codes::insert(db, new_code("h1", "lgn", "ses_1", now)).await.unwrap();
     let first = codes::claim(db, "h1", now + 1, "grt_1").await.unwrap().expect("first claim wins");
     assert_eq!(first.used_at, Some(now + 1));
     assert_eq!(first.grant_id.as_deref(), Some("grt_1"));
@@ -441,20 +445,7 @@ async fn a_login_completes_once_with_its_session_and_code(app: &TestApp) {
         created_at: now,
         expires_at: now + 3600,
     };
-    let code = |hash: &str, sid: &str| codes::NewCode {
-        code_hash: hash.into(),
-        login_id: id.to_string(),
-        client_id: "cli_1".into(),
-        redirect_uri: "https://app.test/cb".into(),
-        user_id: "usr_1".into(),
-        session_id: sid.into(),
-        scope: "openid".into(),
-        nonce: None,
-        code_challenge: None,
-        auth_time: now,
-        created_at: now,
-        expires_at: now + 60,
-    };
+    let code = |hash: &str, sid: &str| new_code(hash, id.as_str(), sid, now);
     let tx = fedgate::store::write_tx(db).await.unwrap();
     assert!(logins::complete_with_session(&tx, &id, now, session("ses_a"), Some(code("ca", "ses_a"))).await.unwrap());
     tx.commit().await.unwrap();
