@@ -120,7 +120,7 @@ async fn with_tenant(
     if login.tenant_id.as_ref().map(TenantId::as_str) != Some(t.id.as_str()) {
         let tid = TenantId::from_db(t.id.clone());
         if row == Row::Stored {
-            crate::store::logins::set_tenant(&st.db, &login.id, &tid).await?;
+            crate::store::logins::set_discovered(&st.db, &login.id, None, Some(&tid)).await?;
         }
         login.tenant_id = Some(tid);
     }
@@ -285,16 +285,16 @@ pub async fn login_submit(
             serde_json::json!({ "email_domain": domain, "tenant_found": false, "self_serve": self_serve.is_some() });
         email_page_trace(&st, &traced, "email_submitted", detail).await;
         if let Some(d) = self_serve {
-            crate::store::logins::set_login_hint(&st.db, &login.id, &email).await?;
-            return to_self_serve(&st, &traced, Row::Stored, &d, StatusCode::SEE_OTHER).await;
+            // The email is written with the routing (or before any other answer).
+            return to_self_serve(&st, &traced, Row::Discovered, &d, StatusCode::SEE_OTHER).await;
         }
         // Same answer for every unknown domain: no hint about which tenants exist.
         return Ok(email_form(login.id.as_str(), Some(UNKNOWN_DOMAIN), &email, &[]));
     };
-    crate::store::logins::set_login_hint(&st.db, &login.id, &email).await?;
+    // The email and the tenant are written with the routing (or before any other answer).
     let mut login = login;
     login.login_hint = Some(email);
-    to_tenant(&st, &login, Row::Stored, &t, None, StatusCode::SEE_OTHER).await
+    to_tenant(&st, &login, Row::Discovered, &t, None, StatusCode::SEE_OTHER).await
 }
 
 /// POST /login/{login}/connection: the chooser's answer, or a "Continue with ..." button of the

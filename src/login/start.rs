@@ -19,17 +19,29 @@ use actix_web::HttpResponse;
 /// ([`Row::save`]) before answering: the pages that follow read it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Row {
-    /// The login is in the database (every request after the authorization endpoint's).
+    /// The login is in the database as it is.
     Stored,
+    /// In the database, but the email typed on the work-email page (its `login_hint`) and the
+    /// tenant found for it are not written yet: routed to a connection they go with the routing
+    /// `UPDATE`, one statement where three were.
+    Discovered,
     /// Not written yet (the authorization endpoint's routing).
     New,
 }
 
 impl Row {
-    /// Writes a [`Row::New`] login as it is (a no-op for a stored one).
+    /// Writes the login as it is: inserted when [`Row::New`], its discovered email and tenant
+    /// when [`Row::Discovered`], nothing when stored.
     pub async fn save(self, st: &AppState, login: &login::Model) -> Result<(), PageError> {
-        if self == Row::New {
-            crate::store::logins::insert_model(&st.db, login).await?;
+        match self {
+            Row::Stored => {}
+            Row::New => {
+                crate::store::logins::insert_model(&st.db, login).await?;
+            }
+            Row::Discovered => {
+                let (hint, tenant) = (login.login_hint.as_deref(), login.tenant_id.as_ref());
+                crate::store::logins::set_discovered(&st.db, &login.id, hint, tenant).await?;
+            }
         }
         Ok(())
     }
@@ -110,7 +122,7 @@ pub async fn start_connection_in(
     };
     let expires_at = st.clock.now() + st.config.tokens.login_ttl;
     let routed = match row {
-        Row::Stored => {
+        Row::Stored | Row::Discovered => {
             crate::store::logins::route(
                 &st.db,
                 &login.id,
@@ -118,6 +130,7 @@ pub async fn start_connection_in(
                 &ConnectionId::from_db(conn.id.clone()),
                 &start.state.to_stored(),
                 expires_at,
+                if row == Row::Discovered { pending.login_hint.as_deref() } else { None },
             )
             .await?
         }

@@ -79,18 +79,30 @@ fn pending(id: &LoginId) -> sea_orm::UpdateMany<login::Entity> {
         .filter(login::Column::Status.eq(LoginStatus::Pending))
 }
 
-/// Records the tenant home-realm discovery found.
-pub async fn set_tenant(db: &impl ConnectionTrait, id: &LoginId, tenant: &TenantId) -> Result<bool, DbErr> {
-    Ok(pending(id).col_expr(login::Column::TenantId, Expr::value(tenant.clone())).exec(db).await?.rows_affected == 1)
+/// Records what home-realm discovery found: the email the person typed on the work-email page
+/// and the tenant of its domain (either may be `None`: left as it is). One statement.
+pub async fn set_discovered(
+    db: &impl ConnectionTrait,
+    id: &LoginId,
+    login_hint: Option<&str>,
+    tenant: Option<&TenantId>,
+) -> Result<bool, DbErr> {
+    let mut q = pending(id);
+    if let Some(h) = login_hint {
+        q = q.col_expr(login::Column::LoginHint, h.into());
+    }
+    if let Some(t) = tenant {
+        q = q.col_expr(login::Column::TenantId, Expr::value(t.clone()));
+    }
+    if login_hint.is_none() && tenant.is_none() {
+        return Ok(true);
+    }
+    Ok(q.exec(db).await?.rows_affected == 1)
 }
 
-/// Records the email the person typed on the work-email page.
-pub async fn set_login_hint(db: &impl ConnectionTrait, id: &LoginId, email: &str) -> Result<bool, DbErr> {
-    Ok(pending(id).col_expr(login::Column::LoginHint, email.into()).exec(db).await?.rows_affected == 1)
-}
-
-/// Sends the login to a connection: its tenant, the connection, the connector's state, and the
-/// full login lifetime from now on.
+/// Sends the login to a connection: its tenant, the connection, the connector's state, the
+/// full login lifetime from now on, and the email the person typed on the work-email page
+/// (`login_hint`, when discovery found one not yet written).
 pub async fn route(
     db: &impl ConnectionTrait,
     id: &LoginId,
@@ -98,9 +110,13 @@ pub async fn route(
     connection: &ConnectionId,
     connector_state: &str,
     expires_at: i64,
+    login_hint: Option<&str>,
 ) -> Result<bool, DbErr> {
-    Ok(pending(id)
-        .col_expr(login::Column::TenantId, Expr::value(tenant.clone()))
+    let mut q = pending(id);
+    if let Some(h) = login_hint {
+        q = q.col_expr(login::Column::LoginHint, h.into());
+    }
+    Ok(q.col_expr(login::Column::TenantId, Expr::value(tenant.clone()))
         .col_expr(login::Column::ConnectionId, Expr::value(connection.clone()))
         .col_expr(login::Column::ConnectorState, connector_state.into())
         .col_expr(login::Column::ExpiresAt, expires_at.into())

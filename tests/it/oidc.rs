@@ -664,6 +664,47 @@ async fn organization_routes_to_its_enabled_connections(app: &TestApp) {
     assert!(html.contains("no_connection") && html.contains("acme Inc"), "{html}");
 }
 
+/// The work-email page's answer (the email typed and its tenant) is written with the login's
+/// routing when it goes straight to a connection, and on its own before the chooser: both then
+/// carry the email to the connection (the dev connector signs in as the login_hint).
+async fn email_page_answer_is_kept_on_either_path(app: &TestApp) {
+    app.tenant("acme", "acme.test", &[]).await;
+    let (cid, secret) = app.client("confidential", "ES256").await;
+    let secret = secret.as_deref();
+    // One connection: straight to it.
+    let b = browser();
+    let page = location(&b.get(authorize_url(app, &cid, &[])).send().await.unwrap());
+    let r = b.post(&page).form(&[("email", "erin@acme.test")]).send().await.unwrap();
+    let dev = location(&r);
+    assert!(dev.contains("/sso/dev/"), "{dev}");
+    // Written with the routing: the row has the email and the tenant.
+    let id = fedgate::ids::LoginId::parse(page.rsplit('/').next().unwrap()).unwrap();
+    let row = fedgate::store::logins::get(&app.state.db, &id).await.unwrap().unwrap();
+    assert_eq!(row.login_hint.as_deref(), Some("erin@acme.test"));
+    assert!(row.tenant_id.is_some() && row.connection_id.is_some());
+    assert_eq!(approved_email(app, &b, &dev, &cid, secret).await, "erin@acme.test");
+    // Two connections: the chooser, which knows the tenant; the email goes on to the connection.
+    let (s, second) = app.post("/tenants/acme/connections", json!({"type": "dev", "name": "Second"})).await;
+    assert_eq!(s, 201, "{second}");
+    let b = browser();
+    let page = location(&b.get(authorize_url(app, &cid, &[])).send().await.unwrap());
+    let r = b.post(&page).form(&[("email", "frank@acme.test")]).send().await.unwrap();
+    assert_eq!(location(&r), page, "back to the login's page, now the chooser");
+    let html = b.get(&page).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Choose how to sign in"), "{html}");
+    let form = [("connection", second["id"].as_str().unwrap())];
+    let r = b.post(format!("{page}/connection")).form(&form).send().await.unwrap();
+    assert_eq!(approved_email(app, &b, &location(&r), &cid, secret).await, "frank@acme.test");
+}
+
+/// Approves a dev login and returns the `email` of the ID token its code gets.
+async fn approved_email(app: &TestApp, b: &reqwest::Client, dev: &str, cid: &str, secret: Option<&str>) -> Value {
+    let r = b.post(dev).form(&[("action", "approve")]).send().await.unwrap();
+    let (s, t) = exchange(app, cid, secret, &query_of(&location(&r))["code"]).await;
+    assert_eq!(s, 200, "{t}");
+    verify_jwt(app, t["id_token"].as_str().unwrap(), cid).await["email"].clone()
+}
+
 async fn dev_mode_off_refuses_dev_logins(_app: &TestApp) {
     let app = TestApp::spawn_with(_app.backend, |c| c.dev_mode = false).await;
     let (s, _) = app.post("/tenants", json!({"name": "Acme", "slug": "acme", "domains": ["acme.test"]})).await;
@@ -725,6 +766,7 @@ both!(
     code_is_single_use_and_replay_revokes,
     code_of_a_gone_session_is_refused,
     organization_routes_to_its_enabled_connections,
+    email_page_answer_is_kept_on_either_path,
     code_expires_after_60_seconds,
     pkce_rules,
     authorize_errors,
