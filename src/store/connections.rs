@@ -2,7 +2,8 @@
 use super::entities::connection::{self, ConnectionState, Model};
 use super::page::{self, Order, Page, PageRequest};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 
 pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<Model>, DbErr> {
@@ -25,27 +26,33 @@ pub async fn tenant_with_enabled(
     key: TenantKey<'_>,
 ) -> Result<Option<(super::entities::tenant::Model, Vec<Model>)>, DbErr> {
     use super::entities::tenant;
-    use super::prefixed_cols as cols;
-    use sea_orm::FromQueryResult;
-    let backend = db.get_database_backend();
-    let (p1, p2, p3) = match backend {
-        sea_orm::DbBackend::Postgres => ("$1", "$2", "$3"),
-        _ => ("?", "?", "?"),
-    };
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait, JoinType, Query};
+    use sea_orm::{FromQueryResult, IdenStatic, Iterable};
+    let (t, c) = (Alias::new("t"), Alias::new("c"));
+    let mut q = Query::select();
+    for col in tenant::Column::iter() {
+        q.expr_as(Expr::col((t.clone(), col)), Alias::new(format!("t_{}", col.as_str())));
+    }
+    for col in connection::Column::iter() {
+        q.expr_as(Expr::col((c.clone(), col)), Alias::new(format!("c_{}", col.as_str())));
+    }
     let (column, key) = match key {
         TenantKey::Id(id) => (tenant::Column::Id, id),
         TenantKey::Slug(slug) => (tenant::Column::Slug, slug),
     };
     // The connection's conditions are in the join: a tenant without one is still found.
-    let sql = format!(
-        "SELECT {}, {} FROM tenants t LEFT JOIN connections c ON c.tenant_id = t.id \
-         AND c.enabled = {p1} AND c.state = {p2} WHERE t.{} = {p3} ORDER BY c.id",
-        cols::<tenant::Column>("t"),
-        cols::<connection::Column>("c"),
-        sea_orm::IdenStatic::as_str(&column),
-    );
-    let values: [sea_orm::Value; 3] = [true.into(), ConnectionState::Active.into(), key.into()];
-    let rows = db.query_all_raw(sea_orm::Statement::from_sql_and_values(backend, sql, values)).await?;
+    q.from_as(tenant::Entity, t.clone())
+        .join_as(
+            JoinType::LeftJoin,
+            connection::Entity,
+            c.clone(),
+            Condition::all()
+                .add(Expr::col((c.clone(), connection::Column::TenantId)).equals((t.clone(), tenant::Column::Id)))
+                .add(routes_logins(c.clone())),
+        )
+        .and_where(Expr::col((t, column)).eq(key))
+        .order_by((c, connection::Column::Id), sea_orm::Order::Asc);
+    let rows = db.query_all_raw(db.get_database_backend().build(&q)).await?;
     let Some(first) = rows.first() else { return Ok(None) };
     let tenant = tenant::Model::from_query_result(first, "t_")?;
     let mut conns = Vec::with_capacity(rows.len());
@@ -57,12 +64,20 @@ pub async fn tenant_with_enabled(
     Ok(Some((tenant, conns)))
 }
 
+/// The connections of `table` (the table or its alias) that routes logins to: enabled and
+/// active. The one rule [`enabled_of_tenant`] and [`tenant_with_enabled`] share.
+fn routes_logins(table: impl sea_orm::sea_query::IntoIden + Clone) -> Condition {
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    Condition::all()
+        .add(Expr::col((table.clone(), connection::Column::Enabled)).eq(true))
+        .add(Expr::col((table, connection::Column::State)).eq(ConnectionState::Active))
+}
+
 /// The enabled connections of a tenant, in id (creation) order.
 pub async fn enabled_of_tenant(db: &impl ConnectionTrait, tenant_id: &str) -> Result<Vec<Model>, DbErr> {
     connection::Entity::find()
         .filter(connection::Column::TenantId.eq(tenant_id))
-        .filter(connection::Column::Enabled.eq(true))
-        .filter(connection::Column::State.eq(ConnectionState::Active))
+        .filter(routes_logins(connection::Entity))
         .order_by_asc(connection::Column::Id)
         .all(db)
         .await
