@@ -17,6 +17,7 @@ use crate::ids::{ConnectionId, LoginId, TenantId};
 use crate::keys::{constant_time_eq, new_token, sha256_hex};
 use crate::store::entities::connection;
 use crate::store::entities::login::{self, LoginStatus};
+use crate::store::logins::AnswerKept;
 use crate::traces::{self, Outcome};
 use crate::upstream::saml::validate::{self, SamlError};
 use crate::upstream::saml::{connection_id_of_segment, metadata, SamlConnector};
@@ -244,34 +245,33 @@ async fn solicited(
         Ok(c) => c,
         Err(e) => return attempt_failed(st, &login, &conn, e, &steps).await,
     };
-    if let Some(once) = &completed.one_time {
-        if !crate::store::replay::consume(&st.db, &conn.id, &once.key, once.until, now).await? {
-            let e = UpstreamError::Saml(SamlError::Replay(once.key.clone()));
-            return attempt_failed(st, &login, &conn, e, &steps).await;
-        }
-    }
-    steps.push(
-        "claims_mapped",
-        st.clock.now_ms(),
-        0,
-        serde_json::json!({"preset": connector.config.preset, "notes": completed.notes}),
-    );
     // Keep the identity under a handle only this browser receives (in the resume URL).
     let handle = new_token("fgh_", &*st.rng);
+    let mapped = serde_json::json!({"preset": connector.config.preset, "notes": completed.notes});
     asserted.push(SamlAnswer { handle_hash: sha256_hex(&handle), identity: completed.identity });
     let next = ConnectorState::Saml { saml_request_id, asserted };
+    // The replay cache first (a response used before changes nothing), then the login.
     // Optimistic: a concurrent answer to the same login makes one of the two writes miss.
-    let stored = crate::store::logins::swap_connector_state(
+    let once = completed.one_time.as_ref().map(|o| (o.key.as_str(), o.until));
+    let kept = crate::store::logins::keep_answer(
         &st.db,
+        &conn.id,
+        once,
+        now,
         &login.id,
         login.connector_state.as_deref(),
         &next.to_stored(),
     )
     .await?;
-    if !stored {
-        let e = UpstreamError::Saml(SamlError::Replay("(a concurrent answer to this sign-in)".into()));
-        return attempt_failed(st, &login, &conn, e, &steps).await;
+    let refused = match kept {
+        AnswerKept::Kept => None,
+        AnswerKept::Replayed => Some(once.map(|(k, _)| k.to_string()).unwrap_or_default()),
+        AnswerKept::Raced => Some("(a concurrent answer to this sign-in)".to_string()),
+    };
+    if let Some(why) = refused {
+        return attempt_failed(st, &login, &conn, UpstreamError::Saml(SamlError::Replay(why)), &steps).await;
     }
+    steps.push("claims_mapped", st.clock.now_ms(), 0, mapped);
     traces::record_existing_best_effort(
         &st.db,
         st.clock.now_ms(),

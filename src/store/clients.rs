@@ -17,15 +17,8 @@ pub async fn name_of(db: &impl ConnectionTrait, id: &str) -> Result<Option<Strin
 }
 
 pub async fn get(db: &impl super::inline::ReadConn, id: &str) -> Result<Option<client::Model>, DbErr> {
-    let q = client::Entity::find_by_id(id.to_string());
     // Every token request and authorization request reads its client: inline on SQLite.
-    match db.inline() {
-        Some(r) => {
-            let stmt = sea_orm::QueryTrait::build(&q, sea_orm::DbBackend::Sqlite);
-            Ok(super::inline::models::<client::Entity>(&r, &stmt)?.into_iter().next())
-        }
-        None => q.one(db).await,
-    }
+    super::inline::one(db, client::Entity::find_by_id(id.to_string())).await
 }
 
 /// The machine-to-machine columns of a client that has none of them (an interactive app).

@@ -6,8 +6,10 @@ use sea_orm::{
     QuerySelect, Set,
 };
 
-pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<Model>, DbErr> {
-    connection::Entity::find_by_id(id.to_string()).one(db).await
+/// A connection by id. Every ACS post and every login that names or resumes a connection reads
+/// it: inline on SQLite.
+pub async fn get(db: &impl super::inline::ReadConn, id: &str) -> Result<Option<Model>, DbErr> {
+    super::inline::one(db, connection::Entity::find_by_id(id.to_string())).await
 }
 
 /// How [`tenant_with_enabled`] names the tenant.
@@ -22,7 +24,7 @@ pub enum TenantKey<'a> {
 /// query: the authorization endpoint routes a login naming its organization with both, and
 /// every statement is a round trip (two thread hops on SQLite). `None`: no such tenant.
 pub async fn tenant_with_enabled(
-    db: &impl ConnectionTrait,
+    db: &impl super::inline::ReadConn,
     key: TenantKey<'_>,
 ) -> Result<Option<(super::entities::tenant::Model, Vec<Model>)>, DbErr> {
     use super::entities::tenant;
@@ -52,15 +54,23 @@ pub async fn tenant_with_enabled(
         )
         .and_where(Expr::col((t, column)).eq(key))
         .order_by((c, connection::Column::Id), sea_orm::Order::Asc);
-    let rows = db.query_all_raw(db.get_database_backend().build(&q)).await?;
-    let Some(first) = rows.first() else { return Ok(None) };
-    let tenant = tenant::Model::from_query_result(first, "t_")?;
-    let mut conns = Vec::with_capacity(rows.len());
-    for row in &rows {
-        if let Some(c) = Model::from_query_result_optional(row, "c_")? {
-            conns.push(c);
+    // Inline on SQLite (every login naming its organization reads it).
+    let rows = match db.inline() {
+        Some(r) => super::inline::tenant_with_connections(&r, &sea_orm::DbBackend::Sqlite.build(&q))?,
+        None => {
+            let mut decoded = Vec::new();
+            for row in db.query_all_raw(db.get_database_backend().build(&q)).await? {
+                decoded.push((
+                    tenant::Model::from_query_result(&row, "t_")?,
+                    Model::from_query_result_optional(&row, "c_")?,
+                ));
+            }
+            decoded
         }
-    }
+    };
+    let mut rows = rows.into_iter();
+    let Some((tenant, first)) = rows.next() else { return Ok(None) };
+    let conns = first.into_iter().chain(rows.filter_map(|(_, c)| c)).collect();
     Ok(Some((tenant, conns)))
 }
 
@@ -74,13 +84,12 @@ fn routes_logins(table: impl sea_orm::sea_query::IntoIden + Clone) -> Condition 
 }
 
 /// The enabled connections of a tenant, in id (creation) order.
-pub async fn enabled_of_tenant(db: &impl ConnectionTrait, tenant_id: &str) -> Result<Vec<Model>, DbErr> {
-    connection::Entity::find()
+pub async fn enabled_of_tenant(db: &impl super::inline::ReadConn, tenant_id: &str) -> Result<Vec<Model>, DbErr> {
+    let q = connection::Entity::find()
         .filter(connection::Column::TenantId.eq(tenant_id))
         .filter(routes_logins(connection::Entity))
-        .order_by_asc(connection::Column::Id)
-        .all(db)
-        .await
+        .order_by_asc(connection::Column::Id);
+    super::inline::all(db, q).await
 }
 
 /// Stores a connection's config, only if the row is still at the version `row` was read at

@@ -5,7 +5,8 @@
 //! and a code exchange put a quarter to a half of the server's CPU in the kernel's scheduler for
 //! those hand-offs, which is more than the statements themselves cost (docs/performance.md).
 //! The reads that run on every request (the SCIM token with its tenant, a SCIM user with its
-//! groups) therefore run here instead: on a `rusqlite` connection of their own, opened on the same
+//! groups, a client, a token's subject; on the login path a connection, a login, a login with
+//! its connection and tenant, an organization with its connections) therefore run here instead: on a `rusqlite` connection of their own, opened on the same
 //! file, stepped on the thread that serves the request. The statement text is the same as on the
 //! sqlx path and the rows decode into the same sea-orm models (each column set on the
 //! entity's active model by sea-orm, typed by the entity's column types), so the two paths cannot read a row differently.
@@ -171,6 +172,11 @@ fn sql_value(v: &Value) -> Result<rusqlite::types::Value, DbErr> {
         Value::TinyUnsigned(i) => i.map_or(S::Null, |i| S::Integer(i64::from(i))),
         Value::SmallUnsigned(i) => i.map_or(S::Null, |i| S::Integer(i64::from(i))),
         Value::Unsigned(i) => i.map_or(S::Null, |i| S::Integer(i64::from(i))),
+        // `LIMIT`s.
+        Value::BigUnsigned(Some(i)) => S::Integer(
+            i64::try_from(*i).map_err(|_| DbErr::Type(format!("sqlite (inline read): {i} is out of range")))?,
+        ),
+        Value::BigUnsigned(None) => S::Null,
         Value::Float(f) => f.map_or(S::Null, |f| S::Real(f64::from(f))),
         Value::Double(f) => f.map_or(S::Null, S::Real),
         Value::String(s) => s.as_ref().map_or(S::Null, |s| S::Text(s.clone())),
@@ -192,6 +198,61 @@ where
     E::ActiveModel: ActiveModelTrait<Entity = E> + TryIntoModel<E::Model>,
 {
     r.query_all(stmt, |row| model::<E>(row, ""))
+}
+
+/// The first row of `q` (an entity query): inline when `db` may read inline, else on the pool.
+/// The statement is the one sea-orm's `one()` runs (`LIMIT 1`).
+pub(super) async fn one<E>(db: &impl ReadConn, q: sea_orm::Select<E>) -> Result<Option<E::Model>, DbErr>
+where
+    E: EntityTrait,
+    E::ActiveModel: ActiveModelTrait<Entity = E> + TryIntoModel<E::Model>,
+    E::Model: Send + Sync,
+{
+    use sea_orm::QuerySelect;
+    match db.inline() {
+        Some(r) => {
+            let stmt = sea_orm::QueryTrait::build(&q.limit(1), DbBackend::Sqlite);
+            Ok(models::<E>(&r, &stmt)?.into_iter().next())
+        }
+        None => q.one(db).await,
+    }
+}
+
+/// Every row of `q` (an entity query): inline when `db` may read inline, else on the pool.
+pub(super) async fn all<E>(db: &impl ReadConn, q: sea_orm::Select<E>) -> Result<Vec<E::Model>, DbErr>
+where
+    E: EntityTrait,
+    E::ActiveModel: ActiveModelTrait<Entity = E> + TryIntoModel<E::Model>,
+    E::Model: Send + Sync,
+{
+    match db.inline() {
+        Some(r) => models::<E>(&r, &sea_orm::QueryTrait::build(&q, DbBackend::Sqlite)),
+        None => q.all(db).await,
+    }
+}
+
+/// [`super::connections::tenant_with_enabled`]'s statement, inline: each row's tenant and
+/// (`LEFT JOIN`ed) connection.
+pub(super) fn tenant_with_connections(
+    r: &Readers,
+    stmt: &Statement,
+) -> Result<Vec<(tenant::Model, Option<super::entities::connection::Model>)>, DbErr> {
+    use super::entities::connection;
+    r.query_all(stmt, |row| Ok((model::<tenant::Entity>(row, "t_")?, optional_model::<connection::Entity>(row, "c_")?)))
+}
+
+/// [`super::logins::get_routed`]'s statement, inline.
+pub(super) fn routed(r: &Readers, stmt: &Statement) -> Result<Option<super::logins::Routed>, DbErr> {
+    use super::entities::{connection, login};
+    let rows = r.query_all(stmt, |row| {
+        super::logins::routed_of(
+            model::<login::Entity>(row, "l_")?,
+            optional_model::<connection::Entity>(row, "c_")?,
+            optional_model::<tenant::Entity>(row, "t_")?,
+            row.get::<_, Option<String>>("routed_domains").map_err(db_err)?,
+        )
+    })?;
+    Ok(rows.into_iter().next())
 }
 
 /// [`super::grants::access_token_owner`]'s statement, inline.

@@ -69,8 +69,9 @@ pub async fn insert_model(db: &impl ConnectionTrait, m: &Model) -> Result<Model,
     m.clone().into_active_model().reset_all().insert(db).await
 }
 
-pub async fn get(db: &impl ConnectionTrait, id: &LoginId) -> Result<Option<Model>, DbErr> {
-    login::Entity::find_by_id(id.clone()).one(db).await
+/// A login by id (the SAML ACS reads the login its response names): inline on SQLite.
+pub async fn get(db: &impl super::inline::ReadConn, id: &LoginId) -> Result<Option<Model>, DbErr> {
+    super::inline::one(db, login::Entity::find_by_id(id.clone())).await
 }
 
 fn pending(id: &LoginId) -> sea_orm::UpdateMany<login::Entity> {
@@ -134,12 +135,96 @@ pub async fn swap_connector_state(
     expected: Option<&str>,
     new: &str,
 ) -> Result<bool, DbErr> {
+    Ok(swap(id, expected, new).exec(db).await?.rows_affected == 1)
+}
+
+/// [`swap_connector_state`]'s `UPDATE`.
+fn swap(id: &LoginId, expected: Option<&str>, new: &str) -> sea_orm::UpdateMany<login::Entity> {
     let q = pending(id).col_expr(login::Column::ConnectorState, new.into());
-    let q = match expected {
+    match expected {
         Some(old) => q.filter(login::Column::ConnectorState.eq(old)),
         None => q.filter(login::Column::ConnectorState.is_null()),
+    }
+}
+
+/// What [`keep_answer`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerKept {
+    /// The answer's use-once key was fresh (it is now used) and the login holds the answer.
+    Kept,
+    /// The use-once key was used before (a replayed response): nothing was written.
+    Replayed,
+    /// The key was fresh (it is now used), but the login changed since it was read (a
+    /// concurrent answer to it, or it ended): the login was not written.
+    Raced,
+}
+
+/// Keeps an answer the SAML ACS accepted: consumes its use-once key `once` (`(key, until)`) in
+/// the replay cache of `connection_id` ([`super::replay::consume`]), then, only if the key was
+/// fresh, swaps the login's connector state from `expected` to `new`
+/// ([`swap_connector_state`]). On PostgreSQL this is ONE statement: the replay cache's `INSERT …
+/// ON CONFLICT DO NOTHING` is a data-modifying CTE the `UPDATE` depends on (one round trip less
+/// on every ACS post). SQLite has no DML in a CTE: there it is the two statements.
+#[allow(clippy::too_many_arguments)]
+pub async fn keep_answer(
+    db: &impl ConnectionTrait,
+    connection_id: &str,
+    once: Option<(&str, i64)>,
+    now: i64,
+    id: &LoginId,
+    expected: Option<&str>,
+    new: &str,
+) -> Result<AnswerKept, DbErr> {
+    let kept = |swapped: bool| if swapped { AnswerKept::Kept } else { AnswerKept::Raced };
+    let Some((key, until)) = once else {
+        return Ok(kept(swap_connector_state(db, id, expected, new).await?));
     };
-    Ok(q.exec(db).await?.rows_affected == 1)
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        if !super::replay::consume(db, connection_id, key, until, now).await? {
+            return Ok(AnswerKept::Replayed);
+        }
+        return Ok(kept(swap_connector_state(db, id, expected, new).await?));
+    }
+    let row = db.query_one_raw(keep_answer_statement(connection_id, key, until, now, id, expected, new)).await?;
+    let Some(row) = row else { return Err(DbErr::RecordNotFound("keep_answer: no row".into())) };
+    let fresh: bool = row.try_get("", "fresh")?;
+    let swapped: bool = row.try_get("", "kept")?;
+    Ok(if fresh { kept(swapped) } else { AnswerKept::Replayed })
+}
+
+/// [`keep_answer`]'s PostgreSQL statement: the replay cache's `INSERT` (its conflict on the key
+/// does nothing), the login's `UPDATE` only when that `INSERT` wrote a row, and which of the two
+/// wrote.
+fn keep_answer_statement(
+    connection_id: &str,
+    key: &str,
+    until: i64,
+    now: i64,
+    id: &LoginId,
+    expected: Option<&str>,
+    new: &str,
+) -> sea_orm::Statement {
+    use super::entities::saml_assertion;
+    use sea_orm::sea_query::OnConflict;
+    use sea_orm::QueryTrait;
+    let backend = sea_orm::DbBackend::Postgres;
+    let insert = saml_assertion::Entity::insert(super::replay::entry(connection_id, key, until, now))
+        .on_conflict(
+            OnConflict::columns([saml_assertion::Column::ConnectionId, saml_assertion::Column::AssertionId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .build(backend);
+    let update = swap(id, expected, new).filter(Expr::cust("EXISTS (SELECT 1 FROM r)")).build(backend);
+    let mut values = insert.values.map(|v| v.0).unwrap_or_default();
+    let update_sql = super::shift_placeholders(&update.sql, values.len());
+    values.extend(update.values.map(|v| v.0).unwrap_or_default());
+    let sql = format!(
+        "WITH r AS ({} RETURNING 1), s AS ({update_sql} RETURNING 1) \
+         SELECT EXISTS (SELECT 1 FROM r) AS fresh, EXISTS (SELECT 1 FROM s) AS kept",
+        insert.sql
+    );
+    sea_orm::Statement::from_sql_and_values(backend, sql, values)
 }
 
 /// Ends a pending login with an error code (its connector state is dropped).
@@ -243,7 +328,7 @@ pub struct RoutedTenant {
 /// resume step) needs all four, and every statement is a round trip (two thread hops on
 /// SQLite). Nothing is cached: a connection disabled or a domain removed a moment ago is read
 /// so here.
-pub async fn get_routed(db: &impl ConnectionTrait, id: &LoginId) -> Result<Option<Routed>, DbErr> {
+pub async fn get_routed(db: &impl super::inline::ReadConn, id: &LoginId) -> Result<Option<Routed>, DbErr> {
     use super::prefixed_cols as cols;
     use sea_orm::FromQueryResult;
     let backend = db.get_database_backend();
@@ -262,19 +347,31 @@ pub async fn get_routed(db: &impl ConnectionTrait, id: &LoginId) -> Result<Optio
         cols::<tenant::Column>("t"),
     );
     let stmt = sea_orm::Statement::from_sql_and_values(backend, sql, [id.as_str().into()]);
+    // Every OIDC callback and SAML resume step reads it: inline on SQLite.
+    if let Some(r) = db.inline() {
+        return super::inline::routed(&r, &stmt);
+    }
     let Some(row) = db.query_one_raw(stmt).await? else { return Ok(None) };
-    let tenant = match tenant::Model::from_query_result_optional(&row, "t_")? {
-        Some(tenant) => {
-            let text: Option<String> = row.try_get("", "routed_domains")?;
-            Some(RoutedTenant { tenant, domains: domain_list(text.as_deref())? })
-        }
+    Ok(Some(routed_of(
+        Model::from_query_result(&row, "l_")?,
+        connection::Model::from_query_result_optional(&row, "c_")?,
+        tenant::Model::from_query_result_optional(&row, "t_")?,
+        row.try_get("", "routed_domains")?,
+    )?))
+}
+
+/// [`get_routed`]'s row, decoded (by sea-orm on the pool, by [`super::inline`] inline).
+pub(super) fn routed_of(
+    login: Model,
+    connection: Option<connection::Model>,
+    tenant: Option<tenant::Model>,
+    domains: Option<String>,
+) -> Result<Routed, DbErr> {
+    let tenant = match tenant {
+        Some(tenant) => Some(RoutedTenant { tenant, domains: domain_list(domains.as_deref())? }),
         None => None,
     };
-    Ok(Some(Routed {
-        login: Model::from_query_result(&row, "l_")?,
-        connection: connection::Model::from_query_result_optional(&row, "c_")?,
-        tenant,
-    }))
+    Ok(Routed { login, connection, tenant })
 }
 
 /// The JSON array of domains the database built, sorted by bytes (so both databases give the
@@ -332,6 +429,29 @@ mod tests {
             assert!(st.sql.contains(&format!("${i}")), "${i} missing: {}", st.sql);
         }
         assert!(!st.sql.contains(&format!("${}", n + 1)), "{}", st.sql);
+    }
+
+    #[test]
+    fn answer_kept_in_one_postgres_statement() {
+        let id = LoginId::from_db("lgn_1".into());
+        let st = keep_answer_statement("conn_1", "_a1", 99, 9, &id, Some("old"), "new");
+        assert!(st.sql.starts_with("WITH r AS (INSERT INTO \"saml_assertions\" "), "{}", st.sql);
+        assert!(
+            st.sql.contains(" ON CONFLICT (\"connection_id\", \"assertion_id\") DO NOTHING RETURNING 1), "),
+            "{}",
+            st.sql
+        );
+        assert!(st.sql.contains("s AS (UPDATE \"logins\" SET "), "{}", st.sql);
+        assert!(st.sql.contains(" AND (EXISTS (SELECT 1 FROM r)) RETURNING 1) SELECT "), "{}", st.sql);
+        placeholders_match(&st);
+        let values = st.values.unwrap().0;
+        assert_eq!(values[0], "conn_1".into());
+        assert_eq!(values[4], "new".into());
+        assert!(values.contains(&"old".into()) && values.contains(&"lgn_1".into()));
+        // A login whose connector state was empty: the swap expects NULL.
+        let st = keep_answer_statement("conn_1", "_a1", 99, 9, &id, None, "new");
+        assert!(st.sql.contains("\"connector_state\" IS NULL"), "{}", st.sql);
+        placeholders_match(&st);
     }
 
     #[test]

@@ -13,17 +13,20 @@ pub async fn consume(
     until: i64,
     now: i64,
 ) -> Result<bool, DbErr> {
-    let r = saml_assertion::ActiveModel {
-        connection_id: Set(connection_id.to_string()),
-        assertion_id: Set(key.to_string()),
-        expires_at: Set(until),
-        consumed_at: Set(now),
-    }
-    .insert(db)
-    .await;
+    let r = entry(connection_id, key, until, now).insert(db).await;
     match r {
         Ok(_) => Ok(true),
         Err(e) if super::is_unique_violation(&e) => Ok(false),
         Err(e) => Err(e),
+    }
+}
+
+/// The replay cache's row for `key`.
+pub(super) fn entry(connection_id: &str, key: &str, until: i64, now: i64) -> saml_assertion::ActiveModel {
+    saml_assertion::ActiveModel {
+        connection_id: Set(connection_id.to_string()),
+        assertion_id: Set(key.to_string()),
+        expires_at: Set(until),
+        consumed_at: Set(now),
     }
 }

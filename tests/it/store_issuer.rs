@@ -464,8 +464,68 @@ async fn a_login_completes_once_with_its_session_and_code(app: &TestApp) {
     assert_eq!(login.completed_at, Some(now));
 }
 
+/// The SAML ACS keeps an accepted answer with `keep_answer` (one statement on PostgreSQL, two on
+/// SQLite): a used key changes nothing, a stale connector state writes no answer but uses the
+/// key, and a finished login takes none.
+async fn an_acs_answer_is_kept_once(app: &TestApp) {
+    use fedgate::ids::LoginId;
+    use fedgate::store::logins::{self, AnswerKept};
+    let db = &app.state.db;
+    let now = 1_000;
+    let id = LoginId::new(&fedgate::clock::SystemRng);
+    logins::insert(
+        db,
+        logins::NewLogin {
+            id: id.clone(),
+            client_id: "cli_1".into(),
+            redirect_uri: "https://app.test/cb".into(),
+            scope: "openid".into(),
+            state: None,
+            nonce: None,
+            code_challenge: None,
+            prompt: None,
+            max_age: None,
+            acr_values: None,
+            login_hint: None,
+            tenant_id: None,
+            connection_id: None,
+            binding_hash: "b".into(),
+            created_at: now,
+            expires_at: now + 600,
+        },
+    )
+    .await
+    .unwrap();
+    let state = || async { logins::get(db, &id).await.unwrap().unwrap().connector_state };
+    let keep = |key: &'static str, expected: Option<&'static str>, new: &'static str| {
+        let id = id.clone();
+        async move { logins::keep_answer(db, "conn_1", Some((key, now + 300)), now, &id, expected, new).await.unwrap() }
+    };
+    // From no state (NULL) to the first answer.
+    assert_eq!(keep("_a1", None, "s1").await, AnswerKept::Kept);
+    assert_eq!(state().await.as_deref(), Some("s1"));
+    // The same assertion again: refused, nothing written.
+    assert_eq!(keep("_a1", Some("s1"), "s2").await, AnswerKept::Replayed);
+    assert_eq!(state().await.as_deref(), Some("s1"));
+    // The same key under another connection is another key.
+    assert_eq!(
+        logins::keep_answer(db, "conn_2", Some(("_a1", now + 300)), now, &id, Some("s1"), "s2").await.unwrap(),
+        AnswerKept::Kept
+    );
+    // A fresh assertion, but the login changed since it was read (a concurrent answer): the
+    // login is not written, and the assertion is used all the same.
+    assert_eq!(keep("_a2", Some("s1"), "s3").await, AnswerKept::Raced);
+    assert_eq!(state().await.as_deref(), Some("s2"));
+    assert_eq!(keep("_a2", Some("s2"), "s3").await, AnswerKept::Replayed);
+    // A finished login takes no answer.
+    assert!(logins::complete(db, &id, now).await.unwrap());
+    assert_eq!(keep("_a3", None, "s4").await, AnswerKept::Raced);
+    assert_eq!(state().await, None);
+}
+
 both!(
     a_login_completes_once_with_its_session_and_code,
+    an_acs_answer_is_kept_once,
     unchanged_profile_is_not_rewritten,
     codes_are_single_use,
     refresh_rotation_and_family_revoke,
