@@ -250,6 +250,13 @@ async fn solicited(
     let mapped = serde_json::json!({"preset": connector.config.preset, "notes": completed.notes});
     asserted.push(SamlAnswer { handle_hash: sha256_hex(&handle), identity: completed.identity });
     let next = ConnectorState::Saml { saml_request_id, asserted };
+    // The steps so far with the claims mapping: appended to the trace in the statement that
+    // keeps the answer where the database allows it (one statement on PostgreSQL), else after.
+    let now_ms = st.clock.now_ms();
+    let recorded = steps.take();
+    let mut kept_steps = recorded.clone();
+    kept_steps.push(traces::Step { step: "claims_mapped".into(), at_ms: now_ms, duration_ms: 0, detail: mapped });
+    let trace = traces::pending_append(&login, Some(&conn.id), &kept_steps, now_ms);
     // The replay cache first (a response used before changes nothing), then the login.
     // Optimistic: a concurrent answer to the same login makes one of the two writes miss.
     let once = completed.one_time.as_ref().map(|o| (o.key.as_str(), o.until));
@@ -261,26 +268,23 @@ async fn solicited(
         &login.id,
         login.connector_state.as_deref(),
         &next.to_stored(),
+        trace,
     )
     .await?;
-    let refused = match kept {
-        AnswerKept::Kept => None,
+    let why = match kept {
+        AnswerKept::Kept { traced: true } => None,
+        AnswerKept::Kept { traced: false } => {
+            let outcome = Outcome::Pending;
+            traces::record_existing_best_effort(&st.db, now_ms, &login, Some(&conn.id), kept_steps, outcome).await;
+            None
+        }
         AnswerKept::Replayed => Some(once.map(|(k, _)| k.to_string()).unwrap_or_default()),
         AnswerKept::Raced => Some("(a concurrent answer to this sign-in)".to_string()),
     };
-    if let Some(why) = refused {
+    if let Some(why) = why {
+        steps.extend(recorded);
         return attempt_failed(st, &login, &conn, UpstreamError::Saml(SamlError::Replay(why)), &steps).await;
     }
-    steps.push("claims_mapped", st.clock.now_ms(), 0, mapped);
-    traces::record_existing_best_effort(
-        &st.db,
-        st.clock.now_ms(),
-        &login,
-        Some(&conn.id),
-        steps.take(),
-        Outcome::Pending,
-    )
-    .await;
     let url = format!("{}/sso/saml/resume?login={}&h={}", st.config.issuer, login.id, handle);
     Ok(redirect(StatusCode::SEE_OTHER, &url))
 }

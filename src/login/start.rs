@@ -138,15 +138,23 @@ pub async fn start_connection_in(
             let mut routed = pending.clone();
             routed.connector_state = Some(start.state.to_stored());
             routed.expires_at = expires_at;
-            crate::store::logins::insert_model(&st.db, &routed).await?;
+            // With its trace, in one statement where the database allows it.
+            let (now, taken) = (st.clock.now_ms(), steps.take());
+            let tenant = pending.tenant_id.as_ref().map(|t| t.as_str());
+            let trace = traces::routed_row(&pending, tenant, Some(&conn.id), &taken, now);
+            if !crate::store::logins::insert_with_trace(&st.db, &routed, trace).await? {
+                traces::record_best_effort(&st.db, now, &pending, Some(&conn.id), taken, Outcome::Pending).await;
+            }
             true
         }
     };
     if !routed {
         return Err(PageError::bad_request(ErrorCode::LoginAlreadyUsed, "This sign-in has already been completed."));
     }
-    traces::record_best_effort(&st.db, st.clock.now_ms(), &pending, Some(&conn.id), steps.take(), Outcome::Pending)
-        .await;
+    if row != Row::New {
+        traces::record_best_effort(&st.db, st.clock.now_ms(), &pending, Some(&conn.id), steps.take(), Outcome::Pending)
+            .await;
+    }
     tracing::info!(login = %login.id, connection = %conn.id, "login routed to connection");
     match start.action {
         LoginAction::Redirect(url) => Ok(redirect(status, &url)),

@@ -69,6 +69,40 @@ pub async fn insert_model(db: &impl ConnectionTrait, m: &Model) -> Result<Model,
     m.clone().into_active_model().reset_all().insert(db).await
 }
 
+/// Inserts a routed login with its trace. On PostgreSQL ONE statement: the login's `INSERT` a
+/// data-modifying CTE before the trace's (one round trip less on every login sent straight to a
+/// connection); a trace that exists already is left as it is (`ON CONFLICT DO NOTHING`), so the
+/// trace never fails the login. `false` on SQLite (no DML in a CTE), where only the login is
+/// written: the caller writes the trace.
+pub async fn insert_with_trace(
+    db: &impl ConnectionTrait,
+    m: &Model,
+    trace: super::entities::login_trace::Model,
+) -> Result<bool, DbErr> {
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        insert_model(db, m).await?;
+        return Ok(false);
+    }
+    db.execute_raw(insert_with_trace_statement(m, trace)).await?;
+    Ok(true)
+}
+
+/// [`insert_with_trace`]'s PostgreSQL statement.
+fn insert_with_trace_statement(m: &Model, trace: super::entities::login_trace::Model) -> sea_orm::Statement {
+    use super::entities::login_trace;
+    use sea_orm::sea_query::OnConflict;
+    use sea_orm::{IntoActiveModel, QueryTrait};
+    let backend = sea_orm::DbBackend::Postgres;
+    let login = login::Entity::insert(m.clone().into_active_model().reset_all()).build(backend);
+    let trace = login_trace::Entity::insert(login_trace::ActiveModel::from(trace).reset_all())
+        .on_conflict(OnConflict::column(login_trace::Column::Id).do_nothing().to_owned())
+        .build(backend);
+    let mut values = login.values.map(|v| v.0).unwrap_or_default();
+    let trace_sql = super::shift_placeholders(&trace.sql, values.len());
+    values.extend(trace.values.map(|v| v.0).unwrap_or_default());
+    sea_orm::Statement::from_sql_and_values(backend, format!("WITH l AS ({}) {trace_sql}", login.sql), values)
+}
+
 /// A login by id (the SAML ACS reads the login its response names): inline on SQLite.
 pub async fn get(db: &impl super::inline::ReadConn, id: &LoginId) -> Result<Option<Model>, DbErr> {
     super::inline::one(db, login::Entity::find_by_id(id.clone())).await
@@ -151,7 +185,8 @@ fn swap(id: &LoginId, expected: Option<&str>, new: &str) -> sea_orm::UpdateMany<
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AnswerKept {
     /// The answer's use-once key was fresh (it is now used) and the login holds the answer.
-    Kept,
+    /// `traced`: the trace's steps were appended in the same statement.
+    Kept { traced: bool },
     /// The use-once key was used before (a replayed response): nothing was written.
     Replayed,
     /// The key was fresh (it is now used), but the login changed since it was read (a
@@ -162,9 +197,12 @@ pub enum AnswerKept {
 /// Keeps an answer the SAML ACS accepted: consumes its use-once key `once` (`(key, until)`) in
 /// the replay cache of `connection_id` ([`super::replay::consume`]), then, only if the key was
 /// fresh, swaps the login's connector state from `expected` to `new`
-/// ([`swap_connector_state`]). On PostgreSQL this is ONE statement: the replay cache's `INSERT …
-/// ON CONFLICT DO NOTHING` is a data-modifying CTE the `UPDATE` depends on (one round trip less
-/// on every ACS post). SQLite has no DML in a CTE: there it is the two statements.
+/// ([`swap_connector_state`]), and then, only if the login took the answer, runs `trace` (the
+/// trace's append, [`super::traces::append_steps_update`]). On PostgreSQL this is ONE
+/// statement: the replay cache's `INSERT … ON CONFLICT DO NOTHING` and the login's `UPDATE` are
+/// data-modifying CTEs the next part depends on (two round trips less on every ACS post).
+/// SQLite has no DML in a CTE: there it is the first two statements, and `trace` is left to
+/// the caller (`traced: false`).
 #[allow(clippy::too_many_arguments)]
 pub async fn keep_answer(
     db: &impl ConnectionTrait,
@@ -174,27 +212,35 @@ pub async fn keep_answer(
     id: &LoginId,
     expected: Option<&str>,
     new: &str,
+    trace: Option<super::traces::Append>,
 ) -> Result<AnswerKept, DbErr> {
-    let kept = |swapped: bool| if swapped { AnswerKept::Kept } else { AnswerKept::Raced };
-    let Some((key, until)) = once else {
-        return Ok(kept(swap_connector_state(db, id, expected, new).await?));
-    };
-    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
-        if !super::replay::consume(db, connection_id, key, until, now).await? {
-            return Ok(AnswerKept::Replayed);
+    let kept = |swapped: bool| if swapped { AnswerKept::Kept { traced: false } } else { AnswerKept::Raced };
+    let pg = db.get_database_backend() == sea_orm::DbBackend::Postgres;
+    let (Some((key, until)), true) = (once, pg) else {
+        if let Some((key, until)) = once {
+            if !super::replay::consume(db, connection_id, key, until, now).await? {
+                return Ok(AnswerKept::Replayed);
+            }
         }
         return Ok(kept(swap_connector_state(db, id, expected, new).await?));
-    }
-    let row = db.query_one_raw(keep_answer_statement(connection_id, key, until, now, id, expected, new)).await?;
-    let Some(row) = row else { return Err(DbErr::RecordNotFound("keep_answer: no row".into())) };
-    let fresh: bool = row.try_get("", "fresh")?;
-    let swapped: bool = row.try_get("", "kept")?;
-    Ok(if fresh { kept(swapped) } else { AnswerKept::Replayed })
+    };
+    let stmt = keep_answer_statement(connection_id, key, until, now, id, expected, new, trace);
+    let Some(row) = db.query_one_raw(stmt).await? else {
+        return Err(DbErr::RecordNotFound("keep_answer: no row".into()));
+    };
+    let (fresh, swapped, traced): (bool, bool, bool) =
+        (row.try_get("", "fresh")?, row.try_get("", "kept")?, row.try_get("", "traced")?);
+    Ok(match (fresh, swapped) {
+        (false, _) => AnswerKept::Replayed,
+        (true, false) => AnswerKept::Raced,
+        (true, true) => AnswerKept::Kept { traced },
+    })
 }
 
 /// [`keep_answer`]'s PostgreSQL statement: the replay cache's `INSERT` (its conflict on the key
-/// does nothing), the login's `UPDATE` only when that `INSERT` wrote a row, and which of the two
-/// wrote.
+/// does nothing), the login's `UPDATE` only when that `INSERT` wrote a row, the trace's `UPDATE`
+/// only when the login's did, and which of them wrote.
+#[allow(clippy::too_many_arguments)]
 fn keep_answer_statement(
     connection_id: &str,
     key: &str,
@@ -203,26 +249,36 @@ fn keep_answer_statement(
     id: &LoginId,
     expected: Option<&str>,
     new: &str,
+    trace: Option<super::traces::Append>,
 ) -> sea_orm::Statement {
     use super::entities::saml_assertion;
     use sea_orm::sea_query::OnConflict;
     use sea_orm::QueryTrait;
     let backend = sea_orm::DbBackend::Postgres;
-    let insert = saml_assertion::Entity::insert(super::replay::entry(connection_id, key, until, now))
+    let mut values = Vec::new();
+    let mut add = |built: sea_orm::Statement| {
+        let sql = super::shift_placeholders(&built.sql, values.len());
+        values.extend(built.values.map(|v| v.0).unwrap_or_default());
+        sql
+    };
+    let insert = add(saml_assertion::Entity::insert(super::replay::entry(connection_id, key, until, now))
         .on_conflict(
             OnConflict::columns([saml_assertion::Column::ConnectionId, saml_assertion::Column::AssertionId])
                 .do_nothing()
                 .to_owned(),
         )
-        .build(backend);
-    let update = swap(id, expected, new).filter(Expr::cust("EXISTS (SELECT 1 FROM r)")).build(backend);
-    let mut values = insert.values.map(|v| v.0).unwrap_or_default();
-    let update_sql = super::shift_placeholders(&update.sql, values.len());
-    values.extend(update.values.map(|v| v.0).unwrap_or_default());
+        .build(backend));
+    let update = add(swap(id, expected, new).filter(Expr::cust("EXISTS (SELECT 1 FROM r)")).build(backend));
+    let (trace_cte, traced) = match trace {
+        Some(t) => {
+            let t = add(t.0.filter(Expr::cust("EXISTS (SELECT 1 FROM s)")).build(backend));
+            (format!(", t AS ({t} RETURNING 1)"), "EXISTS (SELECT 1 FROM t)")
+        }
+        None => (String::new(), "false"),
+    };
     let sql = format!(
-        "WITH r AS ({} RETURNING 1), s AS ({update_sql} RETURNING 1) \
-         SELECT EXISTS (SELECT 1 FROM r) AS fresh, EXISTS (SELECT 1 FROM s) AS kept",
-        insert.sql
+        "WITH r AS ({insert} RETURNING 1), s AS ({update} RETURNING 1){trace_cte} \
+         SELECT EXISTS (SELECT 1 FROM r) AS fresh, EXISTS (SELECT 1 FROM s) AS kept, {traced} AS traced"
     );
     sea_orm::Statement::from_sql_and_values(backend, sql, values)
 }
@@ -432,9 +488,59 @@ mod tests {
     }
 
     #[test]
+    fn login_and_trace_in_one_postgres_statement() {
+        use crate::store::entities::login_trace;
+        let login = Model {
+            id: LoginId::from_db("lgn_1".into()),
+            client_id: "cli_1".into(),
+            redirect_uri: "https://app.test/cb".into(),
+            scope: "openid".into(),
+            state: Some("st".into()),
+            nonce: None,
+            code_challenge: None,
+            prompt: None,
+            max_age: None,
+            acr_values: None,
+            login_hint: None,
+            tenant_id: None,
+            connection_id: None,
+            connector_state: None,
+            binding_hash: "b".into(),
+            status: LoginStatus::Pending,
+            error_code: None,
+            created_at: 1,
+            expires_at: 2,
+            completed_at: None,
+        };
+        let trace = login_trace::Model {
+            id: "lgn_1".into(),
+            sort_key: "k".into(),
+            tenant_id: None,
+            connection_id: None,
+            client_id: "cli_1".into(),
+            status: "pending".into(),
+            error_code: None,
+            cause: None,
+            fix: None,
+            steps: "[]".into(),
+            created_at: 1,
+            updated_at: 1,
+            email: None,
+        };
+        let st = insert_with_trace_statement(&login, trace);
+        assert!(st.sql.starts_with("WITH l AS (INSERT INTO \"logins\" "), "{}", st.sql);
+        assert!(st.sql.contains(") INSERT INTO \"login_traces\" "), "{}", st.sql);
+        assert!(st.sql.ends_with(" ON CONFLICT (\"id\") DO NOTHING"), "{}", st.sql);
+        placeholders_match(&st);
+        let values = st.values.unwrap().0;
+        assert_eq!(values[0], "lgn_1".into());
+        assert_eq!(values[values.len() - 1], Option::<String>::None.into(), "the trace's email is last");
+    }
+
+    #[test]
     fn answer_kept_in_one_postgres_statement() {
         let id = LoginId::from_db("lgn_1".into());
-        let st = keep_answer_statement("conn_1", "_a1", 99, 9, &id, Some("old"), "new");
+        let st = keep_answer_statement("conn_1", "_a1", 99, 9, &id, Some("old"), "new", None);
         assert!(st.sql.starts_with("WITH r AS (INSERT INTO \"saml_assertions\" "), "{}", st.sql);
         assert!(
             st.sql.contains(" ON CONFLICT (\"connection_id\", \"assertion_id\") DO NOTHING RETURNING 1), "),
@@ -449,9 +555,20 @@ mod tests {
         assert_eq!(values[4], "new".into());
         assert!(values.contains(&"old".into()) && values.contains(&"lgn_1".into()));
         // A login whose connector state was empty: the swap expects NULL.
-        let st = keep_answer_statement("conn_1", "_a1", 99, 9, &id, None, "new");
+        let st = keep_answer_statement("conn_1", "_a1", 99, 9, &id, None, "new", None);
         assert!(st.sql.contains("\"connector_state\" IS NULL"), "{}", st.sql);
+        assert!(st.sql.ends_with(", false AS traced"), "{}", st.sql);
         placeholders_match(&st);
+        // With the trace's append, which runs only when the login took the answer.
+        let change =
+            crate::store::traces::StepsAppended { status: Some("pending"), updated_at: 9, ..Default::default() };
+        let trace = crate::store::traces::append_steps_update("lgn_1", "{\"step\":\"x\"}", 1, 100, change);
+        let st = keep_answer_statement("conn_1", "_a1", 99, 9, &id, Some("old"), "new", Some(trace));
+        assert!(st.sql.contains("), t AS (UPDATE \"login_traces\" SET "), "{}", st.sql);
+        assert!(st.sql.contains(" AND (EXISTS (SELECT 1 FROM s)) RETURNING 1) SELECT "), "{}", st.sql);
+        assert!(st.sql.ends_with(", EXISTS (SELECT 1 FROM t) AS traced"), "{}", st.sql);
+        placeholders_match(&st);
+        assert!(st.values.unwrap().0.contains(&"lgn_1".into()), "the trace's id is in its WHERE");
     }
 
     #[test]

@@ -64,6 +64,26 @@ pub async fn append_steps(
     max_steps: usize,
     change: StepsAppended<'_>,
 ) -> Result<bool, DbErr> {
+    Ok(append_query(id, items, count, max_steps, change).exec(db).await?.rows_affected == 1)
+}
+
+/// [`append_steps`]'s `UPDATE`, built to run inside another statement
+/// ([`super::logins::keep_answer`]).
+#[derive(Debug, Clone)]
+pub struct Append(pub(super) sea_orm::UpdateMany<login_trace::Entity>);
+
+/// [`append_steps`]'s `UPDATE`, for a caller that runs it inside a statement of its own.
+pub fn append_steps_update(id: &str, items: &str, count: usize, max_steps: usize, change: StepsAppended<'_>) -> Append {
+    Append(append_query(id, items, count, max_steps, change))
+}
+
+fn append_query(
+    id: &str,
+    items: &str,
+    count: usize,
+    max_steps: usize,
+    change: StepsAppended<'_>,
+) -> sea_orm::UpdateMany<login_trace::Entity> {
     use sea_orm::sea_query::{BinOper, Expr, ExprTrait, Func};
     const MARK: &str = "{\"step\":";
     let room = i32::try_from(max_steps.saturating_sub(count) * MARK.len()).unwrap_or(i32::MAX);
@@ -101,7 +121,7 @@ pub async fn append_steps(
     if let Some(e) = change.email {
         q = q.col_expr(login_trace::Column::Email, Expr::val(e));
     }
-    Ok(q.exec(db).await?.rows_affected == 1)
+    q
 }
 
 /// A tenant's traces, newest first, optionally of one status.

@@ -86,6 +86,31 @@ pub async fn record_existing(
     write(db, login, tenant.as_deref(), connection_id, steps, outcome, now_ms, false).await
 }
 
+/// The one-statement append [`record_existing`] starts with for a `Pending` outcome, for a
+/// caller that runs it inside a statement of its own (the SAML ACS: with its replay cache and
+/// connector state, [`store::logins::keep_answer`]). If it changes no row, the caller records
+/// the steps with [`record_existing`], which reads, trims and writes. `None` without steps.
+pub fn pending_append(
+    login: &login::Model,
+    connection_id: Option<&str>,
+    steps: &[Step],
+    now_ms: i64,
+) -> Option<store::traces::Append> {
+    if steps.is_empty() {
+        return None;
+    }
+    let (tenant, email) = (login.tenant_id.as_ref().map(|t| t.to_string()), email_of(login.login_hint.as_deref()));
+    let change = store::traces::StepsAppended {
+        status: Some(PENDING),
+        error: Some(None),
+        tenant_id: tenant.as_deref(),
+        connection_id,
+        email: email.as_deref(),
+        updated_at: now_ms / 1000,
+    };
+    Some(store::traces::append_steps_update(login.id.as_str(), &step_items(steps), steps.len(), MAX_STEPS, change))
+}
+
 /// The steps as JSON array elements without the brackets (`{…},{…}`).
 fn step_items(steps: &[Step]) -> String {
     let json = serde_json::to_string(steps).unwrap_or_else(|_| "[]".into());
@@ -107,9 +132,7 @@ async fn write(
     if insert_first {
         // Routing (the only `Pending` writer) normally creates the trace: try the insert first
         // and save a read.
-        let mut first = vec![first_step(login)];
-        first.extend(steps.iter().cloned());
-        let row = new_row(login, tenant_id, connection_id, &first, PENDING, now_ms);
+        let row = routed_row(login, tenant_id, connection_id, &steps, now_ms);
         match store::traces::insert(db, row).await {
             Ok(_) => return Ok(()),
             Err(e) if crate::store::is_unique_violation(&e) => {}
@@ -182,6 +205,19 @@ async fn write(
         }
     }
     Ok(())
+}
+
+/// The trace routing creates: the login's first step, then `steps`, pending.
+pub fn routed_row(
+    login: &login::Model,
+    tenant_id: Option<&str>,
+    connection_id: Option<&str>,
+    steps: &[Step],
+    now_ms: i64,
+) -> login_trace::Model {
+    let mut first = vec![first_step(login)];
+    first.extend(steps.iter().cloned());
+    new_row(login, tenant_id, connection_id, &first, PENDING, now_ms)
 }
 
 fn first_step(login: &login::Model) -> Step {

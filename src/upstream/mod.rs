@@ -406,6 +406,10 @@ impl StepLog {
     pub fn take(&self) -> Vec<crate::traces::Step> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
+    /// Records steps taken earlier ([`StepLog::take`]) again, after any recorded since.
+    pub fn extend(&self, steps: Vec<crate::traces::Step>) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend(steps);
+    }
 }
 
 #[async_trait::async_trait]

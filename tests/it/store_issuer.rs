@@ -499,27 +499,52 @@ async fn an_acs_answer_is_kept_once(app: &TestApp) {
     let state = || async { logins::get(db, &id).await.unwrap().unwrap().connector_state };
     let keep = |key: &'static str, expected: Option<&'static str>, new: &'static str| {
         let id = id.clone();
-        async move { logins::keep_answer(db, "conn_1", Some((key, now + 300)), now, &id, expected, new).await.unwrap() }
+        async move {
+            logins::keep_answer(db, "conn_1", Some((key, now + 300)), now, &id, expected, new, None).await.unwrap()
+        }
     };
+    let untraced = AnswerKept::Kept { traced: false };
     // From no state (NULL) to the first answer.
-    assert_eq!(keep("_a1", None, "s1").await, AnswerKept::Kept);
+    assert_eq!(keep("_a1", None, "s1").await, untraced);
     assert_eq!(state().await.as_deref(), Some("s1"));
     // The same assertion again: refused, nothing written.
     assert_eq!(keep("_a1", Some("s1"), "s2").await, AnswerKept::Replayed);
     assert_eq!(state().await.as_deref(), Some("s1"));
     // The same key under another connection is another key.
     assert_eq!(
-        logins::keep_answer(db, "conn_2", Some(("_a1", now + 300)), now, &id, Some("s1"), "s2").await.unwrap(),
-        AnswerKept::Kept
+        logins::keep_answer(db, "conn_2", Some(("_a1", now + 300)), now, &id, Some("s1"), "s2", None).await.unwrap(),
+        untraced
     );
     // A fresh assertion, but the login changed since it was read (a concurrent answer): the
     // login is not written, and the assertion is used all the same.
     assert_eq!(keep("_a2", Some("s1"), "s3").await, AnswerKept::Raced);
     assert_eq!(state().await.as_deref(), Some("s2"));
     assert_eq!(keep("_a2", Some("s2"), "s3").await, AnswerKept::Replayed);
+    // With the trace's append: in the same statement on PostgreSQL, only when the login took
+    // the answer; left to the caller on SQLite.
+    let login = logins::get(db, &id).await.unwrap().unwrap();
+    let trace_row = fedgate::traces::routed_row(&login, None, Some("conn_1"), &[], now * 1000);
+    fedgate::store::traces::insert(db, trace_row).await.unwrap();
+    let step = |name: &str| fedgate::traces::Step {
+        step: name.into(),
+        at_ms: now * 1000,
+        duration_ms: 0,
+        detail: serde_json::Value::Null,
+    };
+    let steps_of = || async { fedgate::store::traces::get(db, id.as_str()).await.unwrap().unwrap().steps };
+    let append = |name: &str| fedgate::traces::pending_append(&login, Some("conn_1"), &[step(name)], now * 1000);
+    let raced =
+        logins::keep_answer(db, "conn_1", Some(("_a3", now + 300)), now, &id, Some("s1"), "s4", append("lost")).await;
+    assert_eq!(raced.unwrap(), AnswerKept::Raced);
+    let kept = logins::keep_answer(db, "conn_1", Some(("_a4", now + 300)), now, &id, Some("s2"), "s4", append("kept"));
+    let pg = app.backend == crate::common::Backend::Postgres;
+    assert_eq!(kept.await.unwrap(), AnswerKept::Kept { traced: pg });
+    let steps = steps_of().await;
+    assert!(!steps.contains("\"lost\""), "{steps}");
+    assert_eq!(steps.contains("\"kept\""), pg, "{steps}");
     // A finished login takes no answer.
     assert!(logins::complete(db, &id, now).await.unwrap());
-    assert_eq!(keep("_a3", None, "s4").await, AnswerKept::Raced);
+    assert_eq!(keep("_a5", None, "s5").await, AnswerKept::Raced);
     assert_eq!(state().await, None);
 }
 
