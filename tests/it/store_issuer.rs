@@ -403,6 +403,30 @@ async fn unchanged_profile_is_not_rewritten(app: &TestApp) {
 /// A login finishes once: the session, the code and the completion are one statement on
 /// PostgreSQL, and when the login was already finished nothing of the second attempt is kept
 /// once its transaction is dropped.
+/// Inserts a pending login `id` (no tenant, no connection yet).
+async fn pending_login(db: &fedgate::store::Db, id: &fedgate::ids::LoginId, now: i64) {
+    use fedgate::store::logins;
+    let login = logins::NewLogin {
+        id: id.clone(),
+        client_id: "cli_1".into(),
+        redirect_uri: "https://app.test/cb".into(),
+        scope: "openid".into(),
+        state: None,
+        nonce: None,
+        code_challenge: None,
+        prompt: None,
+        max_age: None,
+        acr_values: None,
+        login_hint: None,
+        tenant_id: None,
+        connection_id: None,
+        binding_hash: "b".into(),
+        created_at: now,
+        expires_at: now + 600,
+    };
+    logins::insert(db, login).await.unwrap();
+}
+
 async fn a_login_completes_once_with_its_session_and_code(app: &TestApp) {
     use fedgate::ids::LoginId;
     use fedgate::store::logins;
@@ -410,29 +434,7 @@ async fn a_login_completes_once_with_its_session_and_code(app: &TestApp) {
     let db = &app.state.db;
     let now = 1_000;
     let id = LoginId::new(&fedgate::clock::SystemRng);
-    logins::insert(
-        db,
-        logins::NewLogin {
-            id: id.clone(),
-            client_id: "cli_1".into(),
-            redirect_uri: "https://app.test/cb".into(),
-            scope: "openid".into(),
-            state: None,
-            nonce: None,
-            code_challenge: None,
-            prompt: None,
-            max_age: None,
-            acr_values: None,
-            login_hint: None,
-            tenant_id: None,
-            connection_id: None,
-            binding_hash: "b".into(),
-            created_at: now,
-            expires_at: now + 600,
-        },
-    )
-    .await
-    .unwrap();
+    pending_login(db, &id, now).await;
     let session = |sid: &str| sessions::NewSession {
         id: sid.into(),
         cookie_hash: format!("cookie-{sid}"),
@@ -473,29 +475,7 @@ async fn an_acs_answer_is_kept_once(app: &TestApp) {
     let db = &app.state.db;
     let now = 1_000;
     let id = LoginId::new(&fedgate::clock::SystemRng);
-    logins::insert(
-        db,
-        logins::NewLogin {
-            id: id.clone(),
-            client_id: "cli_1".into(),
-            redirect_uri: "https://app.test/cb".into(),
-            scope: "openid".into(),
-            state: None,
-            nonce: None,
-            code_challenge: None,
-            prompt: None,
-            max_age: None,
-            acr_values: None,
-            login_hint: None,
-            tenant_id: None,
-            connection_id: None,
-            binding_hash: "b".into(),
-            created_at: now,
-            expires_at: now + 600,
-        },
-    )
-    .await
-    .unwrap();
+    pending_login(db, &id, now).await;
     let state = || async { logins::get(db, &id).await.unwrap().unwrap().connector_state };
     let keep = |key: &'static str, expected: Option<&'static str>, new: &'static str| {
         let id = id.clone();
