@@ -448,8 +448,29 @@ pub async fn finish_in(
         }
         AfterLogin::SessionThen(url) => (None, url.clone()),
     };
-    // The session, the code and the login's completion: one statement on PostgreSQL.
-    if !crate::store::logins::complete_with_session(&tx, &login.id, now, session, code).await? {
+    let done_ms = st.clock.now_ms();
+    steps.push(
+        "user_linked",
+        done_ms,
+        done_ms - now_ms,
+        serde_json::json!({ "user_id": linked.user.id, "created": linked.created, "groups": ident.groups.len() }),
+    );
+    match &after {
+        AfterLogin::Code => steps.push("code_issued", done_ms, 0, serde_json::json!({ "client_id": login.client_id })),
+        AfterLogin::SessionThen(_) => {
+            steps.push("session_opened", done_ms, 0, serde_json::json!({ "next": "initiate_login_uri" }))
+        }
+    }
+    let mut traced = login.clone();
+    traced.tenant_id = Some(TenantId::from_db(tenant.id.clone()));
+    if ident.email.is_some() {
+        traced.login_hint = ident.email.clone();
+    }
+    let taken = steps.take();
+    let append = traces::append_of(&traced, Some(&tenant.id), Some(&conn.id), &taken, &Outcome::Completed, done_ms);
+    // The session, the code, the login's completion and the trace: one statement on PostgreSQL.
+    let completion = crate::store::logins::complete_with_session(&tx, &login.id, now, session, code, append).await?;
+    if !completion.done {
         // Another request finished (or failed) this login first: a replayed callback.
         drop(tx);
         return Err(PageError::bad_request(ErrorCode::LoginAlreadyUsed, "This sign-in has already been completed."));
@@ -475,25 +496,9 @@ pub async fn finish_in(
                            "client_id": login.client_id, "session_id": session_id.as_str()}),
     )
     .await?;
-    let done_ms = st.clock.now_ms();
-    steps.push(
-        "user_linked",
-        done_ms,
-        done_ms - now_ms,
-        serde_json::json!({ "user_id": linked.user.id, "created": linked.created, "groups": ident.groups.len() }),
-    );
-    match after {
-        AfterLogin::Code => steps.push("code_issued", done_ms, 0, serde_json::json!({ "client_id": login.client_id })),
-        AfterLogin::SessionThen(_) => {
-            steps.push("session_opened", done_ms, 0, serde_json::json!({ "next": "initiate_login_uri" }))
-        }
+    if !completion.traced {
+        traces::record(&tx, &traced, Some(&tenant.id), Some(&conn.id), taken, Outcome::Completed, done_ms).await?;
     }
-    let mut traced = login.clone();
-    traced.tenant_id = Some(TenantId::from_db(tenant.id.clone()));
-    if ident.email.is_some() {
-        traced.login_hint = ident.email.clone();
-    }
-    traces::record(&tx, &traced, Some(&tenant.id), Some(&conn.id), steps.take(), Outcome::Completed, done_ms).await?;
     tx.commit().await?;
     st.metrics.inc(
         "fedgate_logins_total",

@@ -296,37 +296,53 @@ pub async fn fail(db: &impl ConnectionTrait, id: &LoginId, code: &str, now: i64)
         == 1)
 }
 
+/// What [`complete_with_session`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completion {
+    /// The login is finished, with its session and code. `false`: another request finished or
+    /// failed it first (the caller drops the transaction, so the session and code are not kept
+    /// either).
+    pub done: bool,
+    /// The trace's append ran in the same statement and changed its row.
+    pub traced: bool,
+}
+
 /// Opens the session a finished login signs the person in with, issues its code (when the login
-/// ends in one) and finishes the login ([`complete`]), in the caller's transaction. On
-/// PostgreSQL that is ONE statement: the two `INSERT`s as data-modifying CTEs before the
-/// login's `UPDATE … RETURNING` (two round trips less on every login); SQLite has no DML in a
-/// CTE, so there it is the three. `false`: another request finished or failed the login first
-/// (the caller drops the transaction, so the session and code are not kept either).
+/// ends in one), finishes the login ([`complete`]) and, when it finished, runs `trace` (the
+/// trace's append, [`super::traces::append_steps_update`]), in the caller's transaction. On
+/// PostgreSQL that is ONE statement: the two `INSERT`s, the login's `UPDATE` and the trace's
+/// as data-modifying CTEs (three round trips less on every login); SQLite has no DML in a CTE,
+/// so there it is the three, and `trace` is left to the caller (`traced: false`).
 pub async fn complete_with_session(
     db: &impl ConnectionTrait,
     id: &LoginId,
     now: i64,
     session: super::sessions::NewSession,
     code: Option<super::codes::NewCode>,
-) -> Result<bool, DbErr> {
+    trace: Option<super::traces::Append>,
+) -> Result<Completion, DbErr> {
     if db.get_database_backend() != sea_orm::DbBackend::Postgres {
         super::sessions::insert(db, session).await?;
         if let Some(code) = code {
             super::codes::insert(db, code).await?;
         }
-        return complete(db, id, now).await;
+        return Ok(Completion { done: complete(db, id, now).await?, traced: false });
     }
-    let done = db.query_all_raw(complete_with_session_statement(id, now, session, code)).await?;
-    Ok(done.len() == 1)
+    let stmt = complete_with_session_statement(id, now, session, code, trace);
+    let Some(row) = db.query_one_raw(stmt).await? else {
+        return Err(DbErr::RecordNotFound("complete_with_session: no row".into()));
+    };
+    Ok(Completion { done: row.try_get("", "done")?, traced: row.try_get("", "traced")? })
 }
 
 /// [`complete_with_session`]'s PostgreSQL statement: sea-orm's own `INSERT`s of the session and
-/// the code, and [`complete`]'s `UPDATE`, their placeholders renumbered in turn.
+/// the code, [`complete`]'s `UPDATE` and the trace's, their placeholders renumbered in turn.
 fn complete_with_session_statement(
     id: &LoginId,
     now: i64,
     session: super::sessions::NewSession,
     code: Option<super::codes::NewCode>,
+    trace: Option<super::traces::Append>,
 ) -> sea_orm::Statement {
     use super::entities::{auth_code, session};
     use sea_orm::QueryTrait;
@@ -342,9 +358,17 @@ fn complete_with_session_statement(
     if let Some(code) = code {
         parts.push(format!("c AS ({})", add(auth_code::Entity::insert(super::codes::active(code)).build(backend))));
     }
-    let update = add(completion(id, now).build(backend));
     let id_col = sea_orm::IdenStatic::as_str(&login::Column::Id);
-    let sql = format!("WITH {} {update} RETURNING \"{id_col}\"", parts.join(", "));
+    parts.push(format!("l AS ({} RETURNING \"{id_col}\")", add(completion(id, now).build(backend))));
+    let traced = match trace {
+        Some(t) => {
+            let t = add(t.0.filter(Expr::cust("EXISTS (SELECT 1 FROM l)")).build(backend));
+            parts.push(format!("t AS ({t} RETURNING 1)"));
+            "EXISTS (SELECT 1 FROM t)"
+        }
+        None => "false",
+    };
+    let sql = format!("WITH {} SELECT EXISTS (SELECT 1 FROM l) AS done, {traced} AS traced", parts.join(", "));
     sea_orm::Statement::from_sql_and_values(backend, sql, values)
 }
 
@@ -574,17 +598,30 @@ mod tests {
     #[test]
     fn session_code_and_completion_in_one_postgres_statement() {
         let id = LoginId::from_db("lgn_1".into());
-        let st = complete_with_session_statement(&id, 9, session(), Some(code()));
+        let st = complete_with_session_statement(&id, 9, session(), Some(code()), None);
         assert!(st.sql.starts_with("WITH s AS (INSERT INTO \"sessions\" "), "{}", st.sql);
         assert!(st.sql.contains("), c AS (INSERT INTO \"auth_codes\" "), "{}", st.sql);
-        assert!(st.sql.contains(") UPDATE \"logins\" SET "), "{}", st.sql);
-        assert!(st.sql.ends_with(" RETURNING \"id\""), "{}", st.sql);
+        assert!(st.sql.contains("), l AS (UPDATE \"logins\" SET "), "{}", st.sql);
+        assert!(
+            st.sql.ends_with(" RETURNING \"id\") SELECT EXISTS (SELECT 1 FROM l) AS done, false AS traced"),
+            "{}",
+            st.sql
+        );
         placeholders_match(&st);
         // The login's id and its pending status are the last values (the UPDATE's WHERE).
         let values = st.values.unwrap().0;
         assert_eq!(values[values.len() - 2], "lgn_1".into());
-        let st = complete_with_session_statement(&id, 9, session(), None);
+        let st = complete_with_session_statement(&id, 9, session(), None, None);
         assert!(!st.sql.contains("auth_codes"), "{}", st.sql);
+        placeholders_match(&st);
+        // With the trace's append, which runs only when the login finished.
+        let change =
+            crate::store::traces::StepsAppended { status: Some("completed"), updated_at: 9, ..Default::default() };
+        let trace = crate::store::traces::append_steps_update("lgn_1", "{\"step\":\"x\"}", 1, 100, change);
+        let st = complete_with_session_statement(&id, 9, session(), Some(code()), Some(trace));
+        assert!(st.sql.contains("), t AS (UPDATE \"login_traces\" SET "), "{}", st.sql);
+        assert!(st.sql.contains(" AND (EXISTS (SELECT 1 FROM l)) RETURNING 1) SELECT "), "{}", st.sql);
+        assert!(st.sql.ends_with(", EXISTS (SELECT 1 FROM t) AS traced"), "{}", st.sql);
         placeholders_match(&st);
     }
 }

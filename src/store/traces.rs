@@ -72,6 +72,11 @@ pub async fn append_steps(
 #[derive(Debug, Clone)]
 pub struct Append(pub(super) sea_orm::UpdateMany<login_trace::Entity>);
 
+/// Runs an [`Append`] on its own: `false` when it changed no row (see [`append_steps`]).
+pub async fn run_append(db: &impl ConnectionTrait, append: Append) -> Result<bool, DbErr> {
+    Ok(append.0.exec(db).await?.rows_affected == 1)
+}
+
 /// [`append_steps`]'s `UPDATE`, for a caller that runs it inside a statement of its own.
 pub fn append_steps_update(id: &str, items: &str, count: usize, max_steps: usize, change: StepsAppended<'_>) -> Append {
     Append(append_query(id, items, count, max_steps, change))

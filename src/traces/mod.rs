@@ -86,29 +86,50 @@ pub async fn record_existing(
     write(db, login, tenant.as_deref(), connection_id, steps, outcome, now_ms, false).await
 }
 
-/// The one-statement append [`record_existing`] starts with for a `Pending` outcome, for a
-/// caller that runs it inside a statement of its own (the SAML ACS: with its replay cache and
-/// connector state, [`store::logins::keep_answer`]). If it changes no row, the caller records
-/// the steps with [`record_existing`], which reads, trims and writes. `None` without steps.
+/// The one-statement append [`record`] and [`record_existing`] start with (`None` without
+/// steps), for a caller that runs it inside a statement of its own: the SAML ACS with its
+/// replay cache and connector state ([`store::logins::keep_answer`]), a finished login with its
+/// session and code ([`store::logins::complete_with_session`]). If it changes no row (no trace,
+/// or too many steps), the caller records the steps with [`record`] / [`record_existing`],
+/// which read, trim and write.
+pub fn append_of(
+    login: &login::Model,
+    tenant_id: Option<&str>,
+    connection_id: Option<&str>,
+    steps: &[Step],
+    outcome: &Outcome,
+    now_ms: i64,
+) -> Option<store::traces::Append> {
+    if steps.is_empty() {
+        return None;
+    }
+    let (status, error) = match outcome {
+        Outcome::Pending => (PENDING, None),
+        Outcome::Completed => (COMPLETED, None),
+        Outcome::Failed { code, cause, fix } => (FAILED, Some((code.as_str(), cause.as_str(), fix.as_str()))),
+    };
+    let email = email_of(login.login_hint.as_deref());
+    let change = store::traces::StepsAppended {
+        status: Some(status),
+        error: Some(error),
+        tenant_id,
+        connection_id,
+        email: email.as_deref(),
+        updated_at: now_ms / 1000,
+    };
+    Some(store::traces::append_steps_update(login.id.as_str(), &step_items(steps), steps.len(), MAX_STEPS, change))
+}
+
+/// [`append_of`] as [`record_existing`] with a `Pending` outcome makes it (the login's own
+/// tenant).
 pub fn pending_append(
     login: &login::Model,
     connection_id: Option<&str>,
     steps: &[Step],
     now_ms: i64,
 ) -> Option<store::traces::Append> {
-    if steps.is_empty() {
-        return None;
-    }
-    let (tenant, email) = (login.tenant_id.as_ref().map(|t| t.to_string()), email_of(login.login_hint.as_deref()));
-    let change = store::traces::StepsAppended {
-        status: Some(PENDING),
-        error: Some(None),
-        tenant_id: tenant.as_deref(),
-        connection_id,
-        email: email.as_deref(),
-        updated_at: now_ms / 1000,
-    };
-    Some(store::traces::append_steps_update(login.id.as_str(), &step_items(steps), steps.len(), MAX_STEPS, change))
+    let tenant = login.tenant_id.as_ref().map(|t| t.to_string());
+    append_of(login, tenant.as_deref(), connection_id, steps, &Outcome::Pending, now_ms)
 }
 
 /// The steps as JSON array elements without the brackets (`{…},{…}`).
@@ -139,31 +160,17 @@ async fn write(
             Err(e) => return Err(e),
         }
     }
+    if let Some(append) = append_of(login, tenant_id, connection_id, &steps, &outcome, now_ms) {
+        if store::traces::run_append(db, append).await? {
+            return Ok(());
+        }
+    }
     let (status, code, cause, fix) = match outcome {
         Outcome::Pending => (PENDING, None, None, None),
         Outcome::Completed => (COMPLETED, None, None, None),
         Outcome::Failed { code, cause, fix } => (FAILED, Some(code), Some(cause), Some(fix)),
     };
     let email = email_of(login.login_hint.as_deref());
-    if !steps.is_empty() {
-        let error = match (&code, &cause, &fix) {
-            (Some(a), Some(b), Some(c)) => Some((a.as_str(), b.as_str(), c.as_str())),
-            _ => None,
-        };
-        let change = store::traces::StepsAppended {
-            status: Some(status),
-            error: Some(error),
-            tenant_id,
-            connection_id,
-            email: email.as_deref(),
-            updated_at: now,
-        };
-        if store::traces::append_steps(db, login.id.as_str(), &step_items(&steps), steps.len(), MAX_STEPS, change)
-            .await?
-        {
-            return Ok(());
-        }
-    }
     let existing = store::traces::get(db, login.id.as_str()).await?;
     let (mut all, row) = match existing {
         Some(r) => (serde_json::from_str::<Vec<Step>>(&r.steps).unwrap_or_default(), Some(r)),

@@ -448,15 +448,36 @@ async fn a_login_completes_once_with_its_session_and_code(app: &TestApp) {
         expires_at: now + 3600,
     };
     let code = |hash: &str, sid: &str| new_code(hash, id.as_str(), sid, now);
+    // The login's trace, appended in the completion's statement on PostgreSQL.
+    let row = logins::get(db, &id).await.unwrap().unwrap();
+    fedgate::store::traces::insert(db, fedgate::traces::routed_row(&row, None, None, &[], now * 1000)).await.unwrap();
+    let step = |name: &str| fedgate::traces::Step {
+        step: name.into(),
+        at_ms: now * 1000,
+        duration_ms: 0,
+        detail: serde_json::Value::Null,
+    };
+    let append = |name: &str| {
+        let completed = fedgate::traces::Outcome::Completed;
+        fedgate::traces::append_of(&row, Some("org_1"), Some("conn_1"), &[step(name)], &completed, now * 1000)
+    };
+    let pg = app.backend == crate::common::Backend::Postgres;
     let tx = fedgate::store::write_tx(db).await.unwrap();
-    assert!(logins::complete_with_session(&tx, &id, now, session("ses_a"), Some(code("ca", "ses_a"))).await.unwrap());
+    let done = logins::complete_with_session(&tx, &id, now, session("ses_a"), Some(code("ca", "ses_a")), append("a"));
+    assert_eq!(done.await.unwrap(), logins::Completion { done: true, traced: pg });
     tx.commit().await.unwrap();
     let tx = fedgate::store::write_tx(db).await.unwrap();
-    assert!(
-        !logins::complete_with_session(&tx, &id, now, session("ses_b"), Some(code("cb", "ses_b"))).await.unwrap(),
-        "a finished login does not finish again"
+    let again = logins::complete_with_session(&tx, &id, now, session("ses_b"), Some(code("cb", "ses_b")), append("b"));
+    assert_eq!(
+        again.await.unwrap(),
+        logins::Completion { done: false, traced: false },
+        "a finished login does not finish again, nor appends to its trace"
     );
     drop(tx);
+    let trace = fedgate::store::traces::get(db, id.as_str()).await.unwrap().unwrap();
+    assert_eq!(trace.steps.contains("\"a\""), pg, "{}", trace.steps);
+    assert!(!trace.steps.contains("\"b\""), "{}", trace.steps);
+    assert_eq!(trace.status, if pg { "completed" } else { "pending" });
     use fedgate::store::entities::{auth_code, session as session_e};
     assert_eq!(session_e::Entity::find().count(db).await.unwrap(), 1);
     assert!(session_e::Entity::find_by_id("ses_a".to_string()).one(db).await.unwrap().is_some());
