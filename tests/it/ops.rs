@@ -24,12 +24,18 @@ async fn jobs_run_once_across_instances(app: &TestApp) {
     assert!(second.is_empty(), "the second instance runs nothing while the leases last: {second:?}");
     // The holder renews its own lease at its next round.
     app.clock.advance_secs(30);
+    // (The test clock moves by a millisecond at every reading, and leases are kept in whole
+    // seconds: the round's start and end bound when each lease was renewed.)
+    let round_start = app.clock.now_ms();
     assert_eq!(app.state.maintenance().await.unwrap().len(), 3);
-    // The holder stops (dies); once its leases run out, the other instance takes the jobs over.
-    other.clock.set_ms(app.clock.now_ms());
-    other.clock.advance_secs(fedgate::app::JOB_LEASE_SECS - 1);
+    let round_end = app.clock.now_ms();
+    // The holder stops (dies). Before its leases run out the other instance takes nothing ...
+    other.clock.set_ms(round_start);
+    other.clock.advance_secs(fedgate::app::JOB_LEASE_SECS - 2);
     assert!(other.state.maintenance().await.unwrap().is_empty());
-    other.clock.advance_secs(1);
+    // ... and once they have, it takes the jobs over.
+    other.clock.set_ms(round_end);
+    other.clock.advance_secs(fedgate::app::JOB_LEASE_SECS);
     assert_eq!(other.state.maintenance().await.unwrap(), fedgate::app::JOBS.to_vec());
     other.stop().await;
 }
