@@ -35,7 +35,10 @@ impl Dnsmasq {
         // Ready when it answers on TCP (it listens on UDP and TCP at once). A loaded machine (the
         // whole suite in parallel, a build beside it) can take seconds to start it: wait up to
         // 20 s, and say so if it never came up rather than let a lookup fail for another reason.
+        let mut child = child;
         let ready = (0..1000).any(|_| {
+            let exited = child.try_wait().ok().flatten();
+            assert!(exited.is_none(), "dnsmasq exited at start on port {port} ({exited:?}): is the port taken?");
             let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
             if !up {
                 std::thread::sleep(std::time::Duration::from_millis(20));
@@ -54,9 +57,18 @@ impl Drop for Dnsmasq {
     }
 }
 
+/// A port free for both UDP and TCP (dnsmasq binds both, and exits if either is taken), below
+/// the kernel's ephemeral range: the test restarts dnsmasq on this port, and in between an
+/// outgoing TCP connection of another test could take an ephemeral port (it did, once).
 fn free_port() -> u16 {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.local_addr().unwrap().port()
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos());
+    let seed = std::process::id() as usize ^ nanos.unwrap_or(0) as usize;
+    (0..2_000)
+        .map(|i| 20_000 + ((seed.wrapping_mul(7919) + i * 104_729) % 12_000) as u16)
+        .find(|&p| {
+            std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok() && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+        })
+        .expect("a free port below the ephemeral range")
 }
 
 async fn spawn(backend: Backend, port: u16) -> TestApp {
