@@ -250,8 +250,8 @@ async fn solicited(
     let mapped = serde_json::json!({"preset": connector.config.preset, "notes": completed.notes});
     asserted.push(SamlAnswer { handle_hash: sha256_hex(&handle), identity: completed.identity });
     let next = ConnectorState::Saml { saml_request_id, asserted };
-    // The steps so far with the claims mapping: appended to the trace in the statement that
-    // keeps the answer where the database allows it (one statement on PostgreSQL), else after.
+    // The steps so far with the claims mapping: appended to the trace with the answer (in one
+    // statement on PostgreSQL).
     let now_ms = st.clock.now_ms();
     let recorded = steps.take();
     let mut kept_steps = recorded.clone();

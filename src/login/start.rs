@@ -139,12 +139,9 @@ pub async fn start_connection_in(
             routed.connector_state = Some(start.state.to_stored());
             routed.expires_at = expires_at;
             // With its trace, in one statement where the database allows it.
-            let (now, taken) = (st.clock.now_ms(), steps.take());
             let tenant = pending.tenant_id.as_ref().map(|t| t.as_str());
-            let trace = traces::routed_row(&pending, tenant, Some(&conn.id), &taken, now);
-            if !crate::store::logins::insert_with_trace(&st.db, &routed, trace).await? {
-                traces::record_best_effort(&st.db, now, &pending, Some(&conn.id), taken, Outcome::Pending).await;
-            }
+            let trace = traces::routed_row(&pending, tenant, Some(&conn.id), &steps.take(), st.clock.now_ms());
+            crate::store::logins::insert_with_trace(&st.db, &routed, trace).await?;
             true
         }
     };

@@ -6,8 +6,9 @@
 //! those hand-offs, which is more than the statements themselves cost (docs/performance.md).
 //! The reads that run on every request (the SCIM token with its tenant, a SCIM user with its
 //! groups, a client, a token's subject; on the login path a connection, a login, a login with
-//! its connection and tenant, an organization with its connections) therefore run here instead: on a `rusqlite` connection of their own, opened on the same
-//! file, stepped on the thread that serves the request. The statement text is the same as on the
+//! its connection and tenant, an organization with its connections) therefore run here
+//! instead: on a `rusqlite` connection of their own, opened on the same file, stepped on the
+//! thread that serves the request. The statement text is the same as on the
 //! sqlx path and the rows decode into the same sea-orm models (each column set on the
 //! entity's active model by sea-orm, typed by the entity's column types), so the two paths cannot read a row differently.
 //!

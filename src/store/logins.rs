@@ -69,34 +69,40 @@ pub async fn insert_model(db: &impl ConnectionTrait, m: &Model) -> Result<Model,
     m.clone().into_active_model().reset_all().insert(db).await
 }
 
-/// Inserts a routed login with its trace. On PostgreSQL ONE statement: the login's `INSERT` a
+/// Inserts a routed login with its trace; a trace that exists already is left as it is
+/// (`ON CONFLICT DO NOTHING`). On PostgreSQL ONE statement: the login's `INSERT` a
 /// data-modifying CTE before the trace's (one round trip less on every login sent straight to a
-/// connection); a trace that exists already is left as it is (`ON CONFLICT DO NOTHING`), so the
-/// trace never fails the login. `false` on SQLite (no DML in a CTE), where only the login is
-/// written: the caller writes the trace.
+/// connection); SQLite has no DML in a CTE, so there it is the two.
 pub async fn insert_with_trace(
     db: &impl ConnectionTrait,
     m: &Model,
     trace: super::entities::login_trace::Model,
-) -> Result<bool, DbErr> {
+) -> Result<(), DbErr> {
     if db.get_database_backend() != sea_orm::DbBackend::Postgres {
         insert_model(db, m).await?;
-        return Ok(false);
+        trace_insert(trace).exec_without_returning(db).await?;
+        return Ok(());
     }
     db.execute_raw(insert_with_trace_statement(m, trace)).await?;
-    Ok(true)
+    Ok(())
+}
+
+/// The trace's `INSERT` of [`insert_with_trace`].
+fn trace_insert(
+    trace: super::entities::login_trace::Model,
+) -> sea_orm::Insert<super::entities::login_trace::ActiveModel> {
+    use super::entities::login_trace;
+    use sea_orm::sea_query::OnConflict;
+    login_trace::Entity::insert(login_trace::ActiveModel::from(trace).reset_all())
+        .on_conflict(OnConflict::column(login_trace::Column::Id).do_nothing().to_owned())
 }
 
 /// [`insert_with_trace`]'s PostgreSQL statement.
 fn insert_with_trace_statement(m: &Model, trace: super::entities::login_trace::Model) -> sea_orm::Statement {
-    use super::entities::login_trace;
-    use sea_orm::sea_query::OnConflict;
     use sea_orm::{IntoActiveModel, QueryTrait};
     let backend = sea_orm::DbBackend::Postgres;
     let login = login::Entity::insert(m.clone().into_active_model().reset_all()).build(backend);
-    let trace = login_trace::Entity::insert(login_trace::ActiveModel::from(trace).reset_all())
-        .on_conflict(OnConflict::column(login_trace::Column::Id).do_nothing().to_owned())
-        .build(backend);
+    let trace = trace_insert(trace).build(backend);
     let mut values = login.values.map(|v| v.0).unwrap_or_default();
     let trace_sql = super::shift_placeholders(&trace.sql, values.len());
     values.extend(trace.values.map(|v| v.0).unwrap_or_default());
@@ -185,7 +191,8 @@ fn swap(id: &LoginId, expected: Option<&str>, new: &str) -> sea_orm::UpdateMany<
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AnswerKept {
     /// The answer's use-once key was fresh (it is now used) and the login holds the answer.
-    /// `traced`: the trace's steps were appended in the same statement.
+    /// `traced`: the trace's append changed its row (`false`: no trace, or too many steps; the
+    /// caller then reads, trims and writes).
     Kept { traced: bool },
     /// The use-once key was used before (a replayed response): nothing was written.
     Replayed,
@@ -201,8 +208,7 @@ pub enum AnswerKept {
 /// trace's append, [`super::traces::append_steps_update`]). On PostgreSQL this is ONE
 /// statement: the replay cache's `INSERT … ON CONFLICT DO NOTHING` and the login's `UPDATE` are
 /// data-modifying CTEs the next part depends on (two round trips less on every ACS post).
-/// SQLite has no DML in a CTE: there it is the first two statements, and `trace` is left to
-/// the caller (`traced: false`).
+/// SQLite has no DML in a CTE: there they are separate statements, with the same conditions.
 #[allow(clippy::too_many_arguments)]
 pub async fn keep_answer(
     db: &impl ConnectionTrait,
@@ -214,7 +220,6 @@ pub async fn keep_answer(
     new: &str,
     trace: Option<super::traces::Append>,
 ) -> Result<AnswerKept, DbErr> {
-    let kept = |swapped: bool| if swapped { AnswerKept::Kept { traced: false } } else { AnswerKept::Raced };
     let pg = db.get_database_backend() == sea_orm::DbBackend::Postgres;
     let (Some((key, until)), true) = (once, pg) else {
         if let Some((key, until)) = once {
@@ -222,7 +227,10 @@ pub async fn keep_answer(
                 return Ok(AnswerKept::Replayed);
             }
         }
-        return Ok(kept(swap_connector_state(db, id, expected, new).await?));
+        if !swap_connector_state(db, id, expected, new).await? {
+            return Ok(AnswerKept::Raced);
+        }
+        return Ok(AnswerKept::Kept { traced: run_trace(db, trace).await? });
     };
     let stmt = keep_answer_statement(connection_id, key, until, now, id, expected, new, trace);
     let Some(row) = db.query_one_raw(stmt).await? else {
@@ -235,6 +243,15 @@ pub async fn keep_answer(
         (true, false) => AnswerKept::Raced,
         (true, true) => AnswerKept::Kept { traced },
     })
+}
+
+/// Runs a trace's append on its own (SQLite's path of [`keep_answer`] and
+/// [`complete_with_session`]): whether it changed its row.
+async fn run_trace(db: &impl ConnectionTrait, trace: Option<super::traces::Append>) -> Result<bool, DbErr> {
+    match trace {
+        Some(t) => super::traces::run_append(db, t).await,
+        None => Ok(false),
+    }
 }
 
 /// [`keep_answer`]'s PostgreSQL statement: the replay cache's `INSERT` (its conflict on the key
@@ -303,7 +320,8 @@ pub struct Completion {
     /// failed it first (the caller drops the transaction, so the session and code are not kept
     /// either).
     pub done: bool,
-    /// The trace's append ran in the same statement and changed its row.
+    /// The trace's append changed its row (`false`: no trace, or too many steps; the caller then
+    /// reads, trims and writes).
     pub traced: bool,
 }
 
@@ -312,7 +330,7 @@ pub struct Completion {
 /// trace's append, [`super::traces::append_steps_update`]), in the caller's transaction. On
 /// PostgreSQL that is ONE statement: the two `INSERT`s, the login's `UPDATE` and the trace's
 /// as data-modifying CTEs (three round trips less on every login); SQLite has no DML in a CTE,
-/// so there it is the three, and `trace` is left to the caller (`traced: false`).
+/// so there they are separate statements, with the same conditions.
 pub async fn complete_with_session(
     db: &impl ConnectionTrait,
     id: &LoginId,
@@ -326,7 +344,10 @@ pub async fn complete_with_session(
         if let Some(code) = code {
             super::codes::insert(db, code).await?;
         }
-        return Ok(Completion { done: complete(db, id, now).await?, traced: false });
+        if !complete(db, id, now).await? {
+            return Ok(Completion { done: false, traced: false });
+        }
+        return Ok(Completion { done: true, traced: run_trace(db, trace).await? });
     }
     let stmt = complete_with_session_statement(id, now, session, code, trace);
     let Some(row) = db.query_one_raw(stmt).await? else {

@@ -64,11 +64,11 @@ pub async fn append_steps(
     max_steps: usize,
     change: StepsAppended<'_>,
 ) -> Result<bool, DbErr> {
-    Ok(append_query(id, items, count, max_steps, change).exec(db).await?.rows_affected == 1)
+    run_append(db, append_steps_update(id, items, count, max_steps, change)).await
 }
 
-/// [`append_steps`]'s `UPDATE`, built to run inside another statement
-/// ([`super::logins::keep_answer`]).
+/// [`append_steps`]'s `UPDATE`, built to run on its own ([`run_append`]) or inside another
+/// statement ([`super::logins::keep_answer`], [`super::logins::complete_with_session`]).
 #[derive(Debug, Clone)]
 pub struct Append(pub(super) sea_orm::UpdateMany<login_trace::Entity>);
 
@@ -77,18 +77,8 @@ pub async fn run_append(db: &impl ConnectionTrait, append: Append) -> Result<boo
     Ok(append.0.exec(db).await?.rows_affected == 1)
 }
 
-/// [`append_steps`]'s `UPDATE`, for a caller that runs it inside a statement of its own.
+/// [`append_steps`]'s `UPDATE`.
 pub fn append_steps_update(id: &str, items: &str, count: usize, max_steps: usize, change: StepsAppended<'_>) -> Append {
-    Append(append_query(id, items, count, max_steps, change))
-}
-
-fn append_query(
-    id: &str,
-    items: &str,
-    count: usize,
-    max_steps: usize,
-    change: StepsAppended<'_>,
-) -> sea_orm::UpdateMany<login_trace::Entity> {
     use sea_orm::sea_query::{BinOper, Expr, ExprTrait, Func};
     const MARK: &str = "{\"step\":";
     let room = i32::try_from(max_steps.saturating_sub(count) * MARK.len()).unwrap_or(i32::MAX);
@@ -126,7 +116,7 @@ fn append_query(
     if let Some(e) = change.email {
         q = q.col_expr(login_trace::Column::Email, Expr::val(e));
     }
-    q
+    Append(q)
 }
 
 /// A tenant's traces, newest first, optionally of one status.
