@@ -10,7 +10,7 @@ use crate::http::AppState;
 use crate::ids::GrantId;
 use crate::keys::{constant_time_eq, new_token, sha256_b64url, sha256_hex};
 use crate::store::conn::{Conn, DbErr};
-use crate::store::entities::{client, grant};
+use crate::store::entities::{auth_code, client, grant};
 use crate::store::{codes, grants, refresh_tokens, write_tx};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -200,6 +200,11 @@ pub async fn exchange_code(
     let now = st.clock.now();
     let hash = sha256_hex(code);
     let grant_id = GrantId::new(&*st.rng);
+    // PostgreSQL: the whole exchange in one statement when every check passes (the usual case).
+    if let Some(done) = redeem_at_once(st, client, &hash, redirect_uri, code_verifier, &grant_id, now).await? {
+        st.metrics.inc("fedgate_tokens_issued_total", &[("grant", "authorization_code")]);
+        return Ok(done);
+    }
     let tx = write_tx(&st.db).await?;
     // Claim the code first (single use, atomic), with the subject it was issued for: one
     // statement on the happy path (PostgreSQL). Any check that fails below rolls the claim back
@@ -221,26 +226,7 @@ pub async fn exchange_code(
             None => Err(OAuthError::invalid_grant("the authorization code is invalid")),
         };
     };
-    if row.client_id != client.id {
-        return Err(OAuthError::invalid_grant("the authorization code was issued to another client"));
-    }
-    if row.expires_at <= now {
-        return Err(OAuthError::invalid_grant("the authorization code has expired"));
-    }
-    if redirect_uri != row.redirect_uri {
-        return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
-    }
-    match (&row.code_challenge, code_verifier) {
-        (Some(ch), Some(v)) => {
-            if !valid_verifier(v) || !constant_time_eq(&sha256_b64url(v.as_bytes()), ch) {
-                return Err(OAuthError::invalid_grant("PKCE verification failed"));
-            }
-        }
-        (Some(_), None) => return Err(OAuthError::invalid_grant("code_verifier is missing")),
-        // RFC 9700 §2.1.1: a verifier without a challenge is a downgrade attempt.
-        (None, Some(_)) => return Err(OAuthError::invalid_grant("code_verifier sent but no code_challenge was used")),
-        (None, None) => {}
-    }
+    check_code(&row, client, redirect_uri, code_verifier, now)?;
     let subject =
         found.and_then(subject_of).ok_or_else(|| OAuthError::invalid_grant("the user or session no longer exists"))?;
     check_subject(&subject)?;
@@ -263,6 +249,92 @@ pub async fn exchange_code(
     tx.commit().await?;
     st.metrics.inc("fedgate_tokens_issued_total", &[("grant", "authorization_code")]);
     Ok(Exchanged { grant: g, subject, refresh, nonce: row.nonce, login_id: row.login_id })
+}
+
+/// The checks a code must pass to be redeemed by `client` (besides being unused): issued to
+/// this client, for this redirect_uri, unexpired, and its PKCE challenge met.
+fn check_code(
+    row: &auth_code::Model,
+    client: &client::Model,
+    redirect_uri: &str,
+    code_verifier: Option<&str>,
+    now: i64,
+) -> Result<(), OAuthError> {
+    if row.client_id != client.id {
+        return Err(OAuthError::invalid_grant("the authorization code was issued to another client"));
+    }
+    if row.expires_at <= now {
+        return Err(OAuthError::invalid_grant("the authorization code has expired"));
+    }
+    if redirect_uri != row.redirect_uri {
+        return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
+    }
+    match (&row.code_challenge, code_verifier) {
+        (Some(ch), Some(v)) => {
+            if !valid_verifier(v) || !constant_time_eq(&sha256_b64url(v.as_bytes()), ch) {
+                return Err(OAuthError::invalid_grant("PKCE verification failed"));
+            }
+        }
+        (Some(_), None) => return Err(OAuthError::invalid_grant("code_verifier is missing")),
+        // RFC 9700 §2.1.1: a verifier without a challenge is a downgrade attempt.
+        (None, Some(_)) => return Err(OAuthError::invalid_grant("code_verifier sent but no code_challenge was used")),
+        (None, None) => {}
+    }
+    Ok(())
+}
+
+/// A code exchange in one statement ([`codes::redeem`], PostgreSQL): `None` when it did not
+/// redeem the code (on SQLite, or when a check fails), and the transactional path then decides
+/// and says why. What the statement returns is checked again here, with the same checks as that
+/// path; a row they refuse (the statement and this code disagreeing) has its grant revoked and
+/// is refused.
+async fn redeem_at_once(
+    st: &AppState,
+    client: &client::Model,
+    hash: &str,
+    redirect_uri: &str,
+    code_verifier: Option<&str>,
+    grant_id: &GrantId,
+    now: i64,
+) -> Result<Option<Exchanged>, OAuthError> {
+    if !crate::store::writes_in_one_statement(&st.db) {
+        return Ok(None);
+    }
+    let challenge = match code_verifier {
+        Some(v) if valid_verifier(v) => Some(sha256_b64url(v.as_bytes())),
+        // A malformed verifier: the transactional path refuses it.
+        Some(_) => return Ok(None),
+        None => None,
+    };
+    let refresh = allows_grant(client, GrantType::RefreshToken).then(|| new_token(REFRESH_PREFIX, &*st.rng));
+    let refresh_hash = refresh.as_deref().map(sha256_hex);
+    let grant_id = grant_id.to_string();
+    let ask = codes::Redeem {
+        code_hash: hash,
+        client_id: &client.id,
+        redirect_uri,
+        challenge: challenge.as_deref(),
+        now,
+        grant_id: &grant_id,
+        grant_expires_at: now + st.config.tokens.refresh_token_ttl,
+        refresh_hash: refresh_hash.as_deref(),
+    };
+    let Some(r) = codes::redeem(&st.db, &ask).await? else { return Ok(None) };
+    let checked = check_code(&r.code, client, redirect_uri, code_verifier, now)
+        .and_then(|()| {
+            subject_of(r.subject).ok_or_else(|| OAuthError::invalid_grant("the user or session no longer exists"))
+        })
+        .and_then(|s| check_subject(&s).map(|()| s));
+    match checked {
+        Ok(subject) => {
+            Ok(Some(Exchanged { grant: r.grant, subject, refresh, nonce: r.code.nonce, login_id: r.code.login_id }))
+        }
+        Err(e) => {
+            tracing::error!(client = %client.id, "a code redeemed in one statement fails its checks; its grant is revoked");
+            grants::revoke(&st.db, &r.grant.id, "redeem_check_failed", now).await?;
+            Err(e)
+        }
+    }
 }
 
 fn check_subject(s: &Subject) -> Result<(), OAuthError> {
@@ -289,6 +361,13 @@ async fn refresh_grant(
     let token = p.get("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
     let now = st.clock.now();
     let hash = sha256_hex(token);
+    // PostgreSQL: the whole rotation in one statement when every check passes (the usual case;
+    // a narrowed scope takes the transactional path, which checks it before the claim commits).
+    if p.get("scope").is_none() {
+        if let Some(done) = rotate_at_once(st, client, &hash, now).await? {
+            return Ok(done);
+        }
+    }
     let tx = write_tx(&st.db).await?;
     // Claim (rotate) first; checks that fail below roll the claim back.
     let claimed = refresh_tokens::claim(&tx, &hash, now).await?;
@@ -335,6 +414,17 @@ async fn refresh_grant(
     }
     let new_refresh = insert_refresh(&tx, st, &g, now).await?;
     tx.commit().await?;
+    refreshed(st, client, g, subject, new_refresh).await
+}
+
+/// The answer to a refresh whose rotation committed.
+async fn refreshed(
+    st: &AppState,
+    client: &client::Model,
+    g: grant::Model,
+    subject: Subject,
+    new_refresh: String,
+) -> Result<HttpResponse, OAuthError> {
     st.metrics.inc("fedgate_tokens_issued_total", &[("grant", "refresh_token")]);
     let issued = sign_tokens(st, client, &g, &subject, None, TraceOf::Refresh).await?;
     Ok(ok(TokenResponse {
@@ -345,4 +435,34 @@ async fn refresh_grant(
         refresh_token: Some(new_refresh),
         scope: g.scope,
     }))
+}
+
+/// A refresh in one statement ([`refresh_tokens::rotate`], PostgreSQL): `None` when it rotated
+/// nothing (on SQLite, or when a check fails), and the transactional path then decides and says
+/// why. What the statement returns is checked again here with that path's checks; a row they
+/// refuse has its grant revoked and is refused.
+async fn rotate_at_once(
+    st: &AppState,
+    client: &client::Model,
+    hash: &str,
+    now: i64,
+) -> Result<Option<HttpResponse>, OAuthError> {
+    if !crate::store::writes_in_one_statement(&st.db) {
+        return Ok(None);
+    }
+    let next = new_token(REFRESH_PREFIX, &*st.rng);
+    let Some(r) = refresh_tokens::rotate(&st.db, hash, &client.id, &sha256_hex(&next), now).await? else {
+        return Ok(None);
+    };
+    let g = r.grant;
+    let live = g.client_id == client.id && g.revoked_at.is_none() && r.token.expires_at > now && g.expires_at > now;
+    let subject = subject_of(r.subject).filter(|s| s.user.active && s.user.deleted_at.is_none());
+    match subject {
+        Some(subject) if live => refreshed(st, client, g, subject, next).await.map(Some),
+        _ => {
+            tracing::error!(client = %client.id, grant = %g.id, "a refresh rotated in one statement fails its checks; its grant is revoked");
+            grants::revoke(&st.db, &g.id, "rotate_check_failed", now).await?;
+            Err(OAuthError::invalid_grant("the refresh token is invalid or revoked"))
+        }
+    }
 }

@@ -129,6 +129,130 @@ fn claim_with_subject_statement(code_hash: &str, now: i64, grant_id: &str, clien
     sea_orm::Statement::from_sql_and_values(backend, sql, values)
 }
 
+/// What a code exchange asks of the code it redeems, checked in the statement that redeems it
+/// ([`redeem`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Redeem<'a> {
+    pub code_hash: &'a str,
+    pub client_id: &'a str,
+    pub redirect_uri: &'a str,
+    /// The S256 challenge of the verifier sent (`None`: no verifier was sent, so the code must
+    /// have no challenge).
+    pub challenge: Option<&'a str>,
+    pub now: i64,
+    /// The grant to open: its id and when it (and its refresh token) expires.
+    pub grant_id: &'a str,
+    pub grant_expires_at: i64,
+    /// The hash of the grant's first refresh token, when the client gets one.
+    pub refresh_hash: Option<&'a str>,
+}
+
+/// A code [`redeem`] redeemed: the code (now used), the grant it opened, and its subject.
+pub struct Redeemed {
+    pub code: auth_code::Model,
+    pub grant: super::entities::grant::Model,
+    pub subject: SubjectFound,
+}
+
+/// A whole code exchange in ONE statement on PostgreSQL (no `BEGIN`, no `COMMIT`: a single
+/// statement is its own transaction): the code is claimed only if it is unused, issued to
+/// this client for this redirect_uri, unexpired, its PKCE challenge is the verifier's (or it
+/// has none and none was sent), and its user is active and its session live; then the grant
+/// and its first refresh token are inserted from the claimed row, and the row comes back with
+/// the subject ([`super::sessions::subject`]'s query, the claim configuration of the client).
+///
+/// `None` when any of that does not hold, and always on SQLite (no DML in a CTE): nothing was
+/// written, and the caller takes the transactional path ([`claim_with_subject`]), which says
+/// why (a replayed code, another client's, an expired one, a failed PKCE check) and acts on it
+/// (a replay revokes the first exchange's grant). Two exchanges of one code at once: the
+/// second `UPDATE` waits for the first, then finds the code used, and claims nothing.
+pub async fn redeem(db: &super::Db, r: &Redeem<'_>) -> Result<Option<Redeemed>, DbErr> {
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(None);
+    }
+    let Some(row) = db.query_one_raw(redeem_statement(r)).await? else { return Ok(None) };
+    use sea_orm::FromQueryResult;
+    Ok(Some(Redeemed {
+        code: auth_code::Model::from_query_result(&row, CLAIMED)?,
+        grant: super::entities::grant::Model::from_query_result(&row, GRANTED)?,
+        subject: super::sessions::subject_of_row(&row)?,
+    }))
+}
+
+/// The prefix of the opened grant's columns in [`redeem`]'s row.
+const GRANTED: &str = "granted_";
+
+/// [`redeem`]'s statement (PostgreSQL).
+fn redeem_statement(r: &Redeem<'_>) -> sea_orm::Statement {
+    use super::entities::{grant, refresh_token};
+    use super::sessions::{subject_sql, SessionJoin};
+    use sea_orm::sea_query::Value;
+    use sea_orm::{EntityName, IdenStatic, Iterable};
+    let backend = sea_orm::DbBackend::Postgres;
+    let mut values: Vec<Value> = Vec::new();
+    let mut p = |v: Value| {
+        values.push(v);
+        format!("${}", values.len())
+    };
+    let (hash, client, now, redirect) =
+        (p(r.code_hash.into()), p(r.client_id.into()), p(r.now.into()), p(r.redirect_uri.into()));
+    let pkce = match r.challenge {
+        Some(ch) => format!("\"code_challenge\" = {}", p(ch.into())),
+        None => "\"code_challenge\" IS NULL".to_string(),
+    };
+    let (grant_id, expires) = (p(r.grant_id.into()), p(r.grant_expires_at.into()));
+    let refresh = r.refresh_hash.map(|h| p(h.into()));
+    let codes = auth_code::Entity.table_name();
+    let subject = subject_sql(backend, "cand.\"user_id\"", "cand.\"session_id\"", &client, SessionJoin::Required);
+    let cols = |alias: &str, prefix: &str, names: Vec<&'static str>| {
+        names.iter().map(|c| format!("{alias}.\"{c}\" AS {prefix}{c}")).collect::<Vec<_>>().join(", ")
+    };
+    let code_cols = cols("claimed", CLAIMED, auth_code::Column::iter().map(|c| c.as_str()).collect());
+    let grant_cols = cols("g", GRANTED, grant::Column::iter().map(|c| c.as_str()).collect());
+    let grant_insert_cols = [
+        grant::Column::Id,
+        grant::Column::ClientId,
+        grant::Column::UserId,
+        grant::Column::TenantId,
+        grant::Column::SessionId,
+        grant::Column::Scope,
+        grant::Column::AuthTime,
+        grant::Column::CreatedAt,
+        grant::Column::ExpiresAt,
+    ]
+    .map(|c| format!("\"{}\"", c.as_str()))
+    .join(", ");
+    let refresh_cte = match refresh {
+        Some(h) => format!(
+            ", r AS (INSERT INTO \"{}\" (\"token_hash\", \"grant_id\", \"created_at\", \"expires_at\") \
+             SELECT {h}, g.\"id\", {now}, {expires} FROM g)",
+            refresh_token::Entity.table_name()
+        ),
+        None => String::new(),
+    };
+    // The checks are made on the candidate row, then again by the UPDATE's own condition on
+    // the row it locks (a concurrent exchange may have used it meanwhile). The subject is one
+    // row (LIMIT 1, as the transactional path's `query_one`), so one grant at most.
+    let sql = format!(
+        "WITH cand AS (SELECT \"user_id\", \"session_id\" FROM \"{codes}\" \
+           WHERE \"code_hash\" = {hash} AND \"used_at\" IS NULL AND \"client_id\" = {client} \
+           AND \"expires_at\" > {now} AND \"redirect_uri\" = {redirect} AND {pkce}), \
+         sub AS (SELECT sub.* FROM cand CROSS JOIN LATERAL ({subject}) sub \
+           WHERE sub.u_active AND sub.u_deleted_at IS NULL AND sub.s_revoked_at IS NULL LIMIT 1), \
+         claimed AS (UPDATE \"{codes}\" SET \"used_at\" = {now}, \"grant_id\" = {grant_id} \
+           WHERE \"code_hash\" = {hash} AND \"used_at\" IS NULL AND \"client_id\" = {client} \
+           AND \"expires_at\" > {now} AND \"redirect_uri\" = {redirect} AND {pkce} \
+           AND EXISTS (SELECT 1 FROM sub) RETURNING *), \
+         g AS (INSERT INTO \"{grants}\" ({grant_insert_cols}) \
+           SELECT {grant_id}, claimed.\"client_id\", claimed.\"user_id\", sub.t_id, claimed.\"session_id\", \
+           claimed.\"scope\", claimed.\"auth_time\", {now}, {expires} FROM claimed CROSS JOIN sub RETURNING *)\
+         {refresh_cte} \
+         SELECT {code_cols}, {grant_cols}, sub.* FROM claimed CROSS JOIN g CROSS JOIN sub",
+        grants = grant::Entity.table_name(),
+    );
+    sea_orm::Statement::from_sql_and_values(backend, sql, values)
+}
+
 pub async fn get(db: &impl ConnectionTrait, code_hash: &str) -> Result<Option<auth_code::Model>, DbErr> {
     auth_code::Entity::find_by_id(code_hash.to_string()).one(db).await
 }
@@ -151,5 +275,64 @@ mod tests {
         assert!(st.sql.contains("s.id = claimed.\"session_id\""), "{}", st.sql);
         assert!(st.sql.contains("ccc.owner_id = $4"), "{}", st.sql);
         assert!(!st.sql.contains("$5"), "{}", st.sql);
+    }
+
+    fn ask(challenge: Option<&'static str>, refresh: Option<&'static str>) -> Redeem<'static> {
+        Redeem {
+            code_hash: "hash",
+            client_id: "cli_1",
+            redirect_uri: "https://app/cb",
+            challenge,
+            now: 7,
+            grant_id: "gr_1",
+            grant_expires_at: 99,
+            refresh_hash: refresh,
+        }
+    }
+
+    #[test]
+    fn a_redemption_is_one_postgres_statement_with_every_check() {
+        let st = redeem_statement(&ask(Some("chal"), Some("rhash")));
+        let values = st.values.as_ref().map(|v| v.0.clone()).unwrap_or_default();
+        assert_eq!(
+            values,
+            vec![
+                "hash".into(),
+                "cli_1".into(),
+                7i64.into(),
+                "https://app/cb".into(),
+                "chal".into(),
+                "gr_1".into(),
+                99i64.into(),
+                "rhash".into()
+            ]
+        );
+        let sql = &st.sql;
+        assert!(sql.starts_with("WITH cand AS (SELECT "), "{sql}");
+        // The code's checks, on the candidate and again in the UPDATE (twice each).
+        for check in [
+            "\"used_at\" IS NULL",
+            "\"client_id\" = $2",
+            "\"expires_at\" > $3",
+            "\"redirect_uri\" = $4",
+            "\"code_challenge\" = $5",
+        ] {
+            assert_eq!(sql.matches(check).count(), 2, "{check}: {sql}");
+        }
+        // The subject's: an active, undeleted user with a live session (required join).
+        assert!(sql.contains("WHERE sub.u_active AND sub.u_deleted_at IS NULL AND sub.s_revoked_at IS NULL LIMIT 1"));
+        assert!(sql.contains("JOIN sessions s ON s.id = cand.\"session_id\""), "{sql}");
+        assert!(sql.contains("AND EXISTS (SELECT 1 FROM sub) RETURNING *"), "{sql}");
+        assert!(sql.contains("INSERT INTO \"refresh_tokens\""), "{sql}");
+        assert!(!sql.contains("$9"), "{sql}");
+    }
+
+    #[test]
+    fn a_redemption_without_verifier_needs_a_code_without_challenge() {
+        let st = redeem_statement(&ask(None, None));
+        assert_eq!(st.sql.matches("\"code_challenge\" IS NULL").count(), 2, "{}", st.sql);
+        assert!(!st.sql.contains("refresh_tokens"), "{}", st.sql);
+        // hash, client, now, redirect, grant id, expiry.
+        assert_eq!(st.values.as_ref().map(|v| v.0.len()), Some(6));
     }
 }

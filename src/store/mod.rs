@@ -356,6 +356,12 @@ pub(crate) fn shift_placeholders(sql: &str, by: usize) -> String {
     out
 }
 
+/// Whether this database runs several writes in one statement (PostgreSQL's data-modifying
+/// CTEs: [`codes::redeem`], [`refresh_tokens::rotate`]); SQLite has no DML in a CTE.
+pub fn writes_in_one_statement(db: &Db) -> bool {
+    db.get_database_backend() == DbBackend::Postgres
+}
+
 pub fn is_unique_violation(e: &DbErr) -> bool {
     matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }

@@ -178,6 +178,83 @@ async fn code_of_a_gone_session_is_refused(app: &TestApp) {
     assert_eq!(st, 200, "{t}");
 }
 
+/// A refused exchange claims nothing, whichever path refused it (on PostgreSQL the one-statement
+/// redemption first, then the transactional path that says why): after a wrong verifier, a
+/// wrong redirect_uri and a deactivated user, the same code still works once all is right.
+/// Two exchanges of one code at once: one gets tokens, the other is a replay, which revokes them.
+async fn a_refused_exchange_leaves_the_code_usable(app: &TestApp) {
+    use fedgate::store::entities::user;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    app.tenant("acme", "acme.test", &[]).await;
+    let (cid, secret) = app.client("confidential", "ES256").await;
+    let s = secret.as_deref();
+    let code = code_for(app, &browser(), &cid, &[("organization", "acme")]).await;
+    let post = |redirect: &'static str, verifier: &'static str| {
+        let code = code.clone();
+        let (cid, s) = (cid.clone(), s.map(str::to_string));
+        async move {
+            let r = app
+                .http
+                .post(app.url("/oauth2/token"))
+                .basic_auth(&cid, s.as_deref())
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", code.as_str()),
+                    ("redirect_uri", redirect),
+                    ("code_verifier", verifier),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (st, e) = post(REDIRECT, "b-wrong-verifier-b-wrong-verifier-b-wrong-verifier").await;
+    assert_eq!((st, e["error_description"].as_str()), (400, Some("PKCE verification failed")), "{e}");
+    let (st, e) = post("http://127.0.0.1:9/other", VERIFIER).await;
+    assert_eq!(st, 400, "{e}");
+    assert!(e["error_description"].as_str().unwrap().contains("redirect_uri"), "{e}");
+    let active = |on: bool| async move {
+        user::Entity::update_many()
+            .col_expr(user::Column::Active, on.into())
+            .filter(user::Column::Active.eq(!on))
+            .exec(&app.state.db)
+            .await
+            .unwrap();
+    };
+    active(false).await;
+    let (st, e) = post(REDIRECT, VERIFIER).await;
+    assert_eq!((st, e["error_description"].as_str()), (400, Some("the user is deactivated")), "{e}");
+    active(true).await;
+    let (st, t) = post(REDIRECT, VERIFIER).await;
+    assert_eq!(st, 200, "{t}");
+    assert!(t["refresh_token"].is_string() && t["id_token"].is_string(), "{t}");
+    let at = t["access_token"].as_str().unwrap();
+    assert_eq!(introspect(app, &cid, s.unwrap(), at).await["active"], true);
+    // Two at once.
+    let code = code_for(app, &browser(), &cid, &[("organization", "acme")]).await;
+    let (a, b) = tokio::join!(exchange(app, &cid, s, &code), exchange(app, &cid, s, &code));
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [200, 400], "{} / {}", a.1, b.1);
+    let won = if a.0 == 200 { &a.1 } else { &b.1 };
+    let lost = if a.0 == 200 { &b.1 } else { &a.1 };
+    assert_eq!(lost["error"], "invalid_grant", "{lost}");
+    let at = won["access_token"].as_str().unwrap();
+    assert_eq!(introspect(app, &cid, s.unwrap(), at).await["active"], false, "the replay revokes the winner's grant");
+    // Refreshes at once: one rotation, the other is reuse, which revokes the family.
+    let code = code_for(app, &browser(), &cid, &[("organization", "acme")]).await;
+    let (_, t) = exchange(app, &cid, s, &code).await;
+    let rt = t["refresh_token"].as_str().unwrap().to_string();
+    let (a, b) = tokio::join!(refresh(app, &cid, s, &rt), refresh(app, &cid, s, &rt));
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [200, 400], "{} / {}", a.1, b.1);
+    let won = if a.0 == 200 { &a.1 } else { &b.1 };
+    let (st, _) = refresh(app, &cid, s, won["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(st, 400, "the reuse revoked the successor too");
+}
+
 async fn code_expires_after_60_seconds(app: &TestApp) {
     app.tenant("acme", "acme.test", &[]).await;
     let (cid, secret) = app.client("confidential", "ES256").await;
@@ -765,6 +842,7 @@ both!(
     refresh_rotation_and_reuse_detection,
     code_is_single_use_and_replay_revokes,
     code_of_a_gone_session_is_refused,
+    a_refused_exchange_leaves_the_code_usable,
     organization_routes_to_its_enabled_connections,
     email_page_answer_is_kept_on_either_path,
     code_expires_after_60_seconds,

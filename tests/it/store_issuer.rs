@@ -547,7 +547,186 @@ async fn an_acs_answer_is_kept_once(app: &TestApp) {
     assert_eq!(state().await, None);
 }
 
+/// [`codes::redeem`]: the whole exchange in one statement on PostgreSQL, only when every check
+/// holds; any failed check writes nothing (the code stays usable for the transactional path to
+/// judge). Always `None` on SQLite. Two redemptions of one code at once: one wins.
+async fn a_code_is_redeemed_in_one_statement(app: &TestApp) {
+    let (t, c) = app.tenant("acme", "acme.test", &[]).await;
+    let (tid, cid) = (t["id"].as_str().unwrap(), c["id"].as_str().unwrap());
+    let db = &app.state.db;
+    let now = app.state.clock.now();
+    users::insert(db, new_user("usr_1", tid, false)).await.unwrap();
+    let mut gone = new_user("usr_off", tid, false);
+    gone.active = false;
+    users::insert(db, gone).await.unwrap();
+    sessions::insert(db, new_session("ses_1", "usr_1", tid, cid, now)).await.unwrap();
+    sessions::insert(db, new_session("ses_rev", "usr_1", tid, cid, now)).await.unwrap();
+    sessions::revoke(db, &["ses_rev".into()], now).await.unwrap();
+    sessions::insert(db, new_session("ses_off", "usr_off", tid, cid, now)).await.unwrap();
+    let mut code = new_code("h_ok", "lgn", "ses_1", now);
+    code.code_challenge = Some("chal".into());
+    codes::insert(db, code).await.unwrap();
+    codes::insert(db, new_code("h_plain", "lgn", "ses_1", now)).await.unwrap();
+    codes::insert(db, new_code("h_rev", "lgn", "ses_rev", now)).await.unwrap();
+    let mut off = new_code("h_off", "lgn", "ses_off", now);
+    off.user_id = "usr_off".into();
+    codes::insert(db, off).await.unwrap();
+    let ask = |hash: &'static str, grant: &'static str| codes::Redeem {
+        code_hash: hash,
+        client_id: "cli_x",
+        redirect_uri: "https://app/cb",
+        challenge: Some("chal"),
+        now: now + 1,
+        grant_id: grant,
+        grant_expires_at: now + 3600,
+        refresh_hash: Some("rt_hash"),
+    };
+    let unused = |hash: &'static str| async move { codes::get(db, hash).await.unwrap().unwrap().used_at.is_none() };
+    let pg = fedgate::store::writes_in_one_statement(db);
+    // Each failed check: nothing redeemed, nothing written.
+    let refused = [
+        codes::Redeem { client_id: "cli_other", ..ask("h_ok", "grt_f1") },
+        codes::Redeem { redirect_uri: "https://app/cb2", ..ask("h_ok", "grt_f2") },
+        codes::Redeem { challenge: Some("other"), ..ask("h_ok", "grt_f3") },
+        codes::Redeem { challenge: None, ..ask("h_ok", "grt_f4") },
+        codes::Redeem { now: now + 60, ..ask("h_ok", "grt_f5") },
+        ask("h_plain", "grt_f6"),
+        codes::Redeem { challenge: None, ..ask("h_rev", "grt_f7") },
+        codes::Redeem { challenge: None, ..ask("h_off", "grt_f8") },
+        ask("h_unknown", "grt_f9"),
+    ];
+    for (i, r) in refused.iter().enumerate() {
+        assert!(codes::redeem(db, r).await.unwrap().is_none(), "refused case {i}");
+        assert!(grants::get(db, r.grant_id).await.unwrap().is_none(), "case {i} opened no grant");
+    }
+    for h in ["h_ok", "h_plain", "h_rev", "h_off"] {
+        assert!(unused(h).await, "{h} stays unused");
+    }
+    assert!(refresh_tokens::get(db, "rt_hash").await.unwrap().is_none());
+    let done = codes::redeem(db, &ask("h_ok", "grt_1")).await.unwrap();
+    if !pg {
+        assert!(done.is_none(), "SQLite redeems nothing in one statement");
+        assert!(unused("h_ok").await);
+        return;
+    }
+    let done = done.expect("every check holds");
+    assert_eq!((done.code.used_at, done.code.grant_id.as_deref()), (Some(now + 1), Some("grt_1")));
+    let g = grants::get(db, "grt_1").await.unwrap().expect("the grant is stored");
+    assert_eq!(g, done.grant);
+    assert_eq!(
+        (g.client_id.as_str(), g.user_id.as_str(), g.tenant_id.as_str(), g.session_id.as_str()),
+        ("cli_x", "usr_1", tid, "ses_1")
+    );
+    assert_eq!((g.scope.as_str(), g.auth_time, g.created_at, g.expires_at), ("openid", now, now + 1, now + 3600));
+    let rt = refresh_tokens::get(db, "rt_hash").await.unwrap().expect("its first refresh token");
+    assert_eq!((rt.grant_id.as_str(), rt.created_at, rt.expires_at, rt.used_at), ("grt_1", now + 1, now + 3600, None));
+    let subject = done.subject.with_session().expect("with its session");
+    assert_eq!(
+        (subject.user.id.as_str(), subject.session.id.as_str(), subject.tenant.id.as_str()),
+        ("usr_1", "ses_1", tid)
+    );
+    // Used: a second redemption finds nothing and writes nothing.
+    assert!(codes::redeem(db, &ask("h_ok", "grt_2")).await.unwrap().is_none());
+    assert!(grants::get(db, "grt_2").await.unwrap().is_none());
+    // No refresh token asked: none stored.
+    let plain = codes::Redeem { challenge: None, refresh_hash: None, ..ask("h_plain", "grt_3") };
+    assert!(codes::redeem(db, &plain).await.unwrap().is_some());
+    assert!(grants::get(db, "grt_3").await.unwrap().is_some());
+    // Two at once: one wins, one grant.
+    let mut c2 = new_code("h_race", "lgn", "ses_1", now);
+    c2.code_challenge = Some("chal".into());
+    codes::insert(db, c2).await.unwrap();
+    let (ra, rb) = (
+        codes::Redeem { refresh_hash: Some("rt_a"), ..ask("h_race", "grt_a") },
+        codes::Redeem { refresh_hash: Some("rt_b"), ..ask("h_race", "grt_b") },
+    );
+    let (a, b) = tokio::join!(codes::redeem(db, &ra), codes::redeem(db, &rb));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a.is_some() != b.is_some(), "exactly one redemption wins");
+    let won = if a.is_some() { "grt_a" } else { "grt_b" };
+    let lost = if a.is_some() { "grt_b" } else { "grt_a" };
+    assert_eq!(codes::get(db, "h_race").await.unwrap().unwrap().grant_id.as_deref(), Some(won));
+    assert!(grants::get(db, lost).await.unwrap().is_none());
+}
+
+/// [`refresh_tokens::rotate`]: the whole refresh in one statement on PostgreSQL, only when every
+/// check holds; a failed check writes nothing. Always `None` on SQLite. Two rotations of one
+/// token at once: one wins.
+async fn a_refresh_is_rotated_in_one_statement(app: &TestApp) {
+    let (t, c) = app.tenant("acme", "acme.test", &[]).await;
+    let (tid, cid) = (t["id"].as_str().unwrap(), c["id"].as_str().unwrap());
+    let db = &app.state.db;
+    let now = app.state.clock.now();
+    users::insert(db, new_user("usr_1", tid, false)).await.unwrap();
+    let mut gone = new_user("usr_off", tid, false);
+    gone.active = false;
+    users::insert(db, gone).await.unwrap();
+    sessions::insert(db, new_session("ses_1", "usr_1", tid, cid, now)).await.unwrap();
+    sessions::insert(db, new_session("ses_off", "usr_off", tid, cid, now)).await.unwrap();
+    let grant = |id: &str, user: &str, session: &str| {
+        let mut g = new_grant(id, user, session, now);
+        g.tenant_id = tid.into();
+        g
+    };
+    grants::insert(db, &grant("grt_1", "usr_1", "ses_1")).await.unwrap();
+    grants::insert(db, &grant("grt_off", "usr_off", "ses_off")).await.unwrap();
+    grants::insert(db, &grant("grt_rev", "usr_1", "ses_1")).await.unwrap();
+    grants::revoke(db, "grt_rev", "logout", now).await.unwrap();
+    let mut short = grant("grt_short", "usr_1", "ses_1");
+    short.expires_at = now + 10;
+    grants::insert(db, &short).await.unwrap();
+    refresh_tokens::insert(db, "rt1", "grt_1", now, now + 3600).await.unwrap();
+    refresh_tokens::insert(db, "rt_off", "grt_off", now, now + 3600).await.unwrap();
+    refresh_tokens::insert(db, "rt_rev", "grt_rev", now, now + 3600).await.unwrap();
+    refresh_tokens::insert(db, "rt_short", "grt_short", now, now + 3600).await.unwrap();
+    let pg = fedgate::store::writes_in_one_statement(db);
+    let refused = [
+        ("rt1", "cli_other", now + 1),
+        ("rt1", "cli_x", now + 3600),
+        ("rt_off", "cli_x", now + 1),
+        ("rt_rev", "cli_x", now + 1),
+        ("rt_short", "cli_x", now + 10),
+        ("rt_none", "cli_x", now + 1),
+    ];
+    for (i, (token, client, at)) in refused.into_iter().enumerate() {
+        assert!(refresh_tokens::rotate(db, token, client, "next", at).await.unwrap().is_none(), "refused case {i}");
+    }
+    assert!(refresh_tokens::get(db, "next").await.unwrap().is_none(), "nothing inserted");
+    for token in ["rt1", "rt_off", "rt_short"] {
+        assert_eq!(refresh_tokens::get(db, token).await.unwrap().unwrap().used_at, None, "{token} unused");
+    }
+    let done = refresh_tokens::rotate(db, "rt1", "cli_x", "rt2", now + 1).await.unwrap();
+    if !pg {
+        assert!(done.is_none(), "SQLite rotates nothing in one statement");
+        return;
+    }
+    let done = done.expect("every check holds");
+    assert_eq!((done.token.token_hash.as_str(), done.token.used_at), ("rt1", Some(now + 1)));
+    assert_eq!(done.grant, grants::get(db, "grt_1").await.unwrap().unwrap());
+    let next = refresh_tokens::get(db, "rt2").await.unwrap().expect("the next token");
+    assert_eq!(
+        (next.grant_id.as_str(), next.created_at, next.expires_at, next.used_at),
+        ("grt_1", now + 1, now + 3600, None)
+    );
+    let subject = done.subject.with_session().expect("with its session");
+    assert_eq!((subject.user.id.as_str(), subject.tenant.id.as_str()), ("usr_1", tid));
+    // Spent: a second rotation finds nothing (the caller's transactional path sees the reuse).
+    assert!(refresh_tokens::rotate(db, "rt1", "cli_x", "rt3", now + 2).await.unwrap().is_none());
+    assert!(refresh_tokens::get(db, "rt3").await.unwrap().is_none());
+    // Two at once: one wins.
+    let (a, b) = tokio::join!(
+        refresh_tokens::rotate(db, "rt2", "cli_x", "rt_a", now + 3),
+        refresh_tokens::rotate(db, "rt2", "cli_x", "rt_b", now + 3),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a.is_some() != b.is_some(), "exactly one rotation wins");
+    let stored = [refresh_tokens::get(db, "rt_a").await.unwrap(), refresh_tokens::get(db, "rt_b").await.unwrap()];
+    assert_eq!(stored.iter().filter(|t| t.is_some()).count(), 1, "one successor");
+}
+
 both!(
+    a_code_is_redeemed_in_one_statement,
+    a_refresh_is_rotated_in_one_statement,
     a_login_completes_once_with_its_session_and_code,
     an_acs_answer_is_kept_once,
     unchanged_profile_is_not_rewritten,
