@@ -468,13 +468,8 @@ pub async fn finish_in(
     }
     let taken = steps.take();
     let append = traces::append_of(&traced, Some(&tenant.id), Some(&conn.id), &taken, &Outcome::Completed, done_ms);
-    // The session, the code, the login's completion and the trace: one statement on PostgreSQL.
-    let completion = crate::store::logins::complete_with_session(&tx, &login.id, now, session, code, append).await?;
-    if !completion.done {
-        // Another request finished (or failed) this login first: a replayed callback.
-        drop(tx);
-        return Err(PageError::bad_request(ErrorCode::LoginAlreadyUsed, "This sign-in has already been completed."));
-    }
+    // A first login's user.created goes before login.succeeded (it is rolled back with the
+    // transaction if the login turns out to be finished already).
     if linked.created {
         crate::events::emit(
             &tx,
@@ -486,16 +481,22 @@ pub async fn finish_in(
         )
         .await?;
     }
-    crate::events::emit(
-        &tx,
-        &*st.rng,
-        now,
-        Some(&tenant.id),
-        "login.succeeded",
-        serde_json::json!({"login_id": login.id, "user_id": linked.user.id, "tenant_id": tenant.id, "connection_id": conn.id,
-                           "client_id": login.client_id, "session_id": session_id.as_str()}),
-    )
-    .await?;
+    let succeeded = crate::store::events::NewEvent {
+        tenant_id: Some(tenant.id.clone()),
+        event_type: "login.succeeded".into(),
+        data: serde_json::json!({"login_id": login.id, "user_id": linked.user.id, "tenant_id": tenant.id,
+                                 "connection_id": conn.id, "client_id": login.client_id,
+                                 "session_id": session_id.as_str()}),
+    };
+    // The session, the code, the login's completion, the trace and login.succeeded: one
+    // statement on PostgreSQL.
+    let completing = crate::store::logins::Completing { session, code, trace: append, event: Some(succeeded) };
+    let completion = crate::store::logins::complete_with_session(&tx, &*st.rng, &login.id, now, completing).await?;
+    if !completion.done {
+        // Another request finished (or failed) this login first: a replayed callback.
+        drop(tx);
+        return Err(PageError::bad_request(ErrorCode::LoginAlreadyUsed, "This sign-in has already been completed."));
+    }
     if !completion.traced {
         traces::record(&tx, &traced, Some(&tenant.id), Some(&conn.id), taken, Outcome::Completed, done_ms).await?;
     }

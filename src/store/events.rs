@@ -27,7 +27,7 @@ pub struct NewEvent {
 /// The subquery's rule is [`webhooks::enabled_for`]'s (which [`emit_many`] reads): enabled, and
 /// the event's tenant's or global.
 pub async fn emit(db: &impl ConnectionTrait, rng: &dyn Rng, now: i64, e: NewEvent) -> Result<String, DbErr> {
-    let id = format!("evt_{}", crate::ids::random128(rng));
+    let id = new_id(rng);
     let backend = db.get_database_backend();
     let sql = match backend {
         DbBackend::Postgres => {
@@ -60,9 +60,29 @@ pub async fn emit(db: &impl ConnectionTrait, rng: &dyn Rng, now: i64, e: NewEven
         .ok_or_else(|| DbErr::Custom("event insert returned nothing".into()))?;
     let seq: i64 = row.try_get("", "seq")?;
     let endpoints: Option<String> = row.try_get("", "endpoints")?;
-    let endpoints = parse_endpoints(endpoints.as_deref())?;
+    fan_out(db, rng, now, &e, &id, seq, endpoints.as_deref()).await?;
+    Ok(id)
+}
+
+/// A new event id.
+pub(super) fn new_id(rng: &dyn Rng) -> String {
+    format!("evt_{}", crate::ids::random128(rng))
+}
+
+/// The deliveries of event `id` (`seq`) to the endpoints its INSERT returned (`endpoints`, as
+/// [`emit`]'s subquery gives them) whose event types match.
+pub(super) async fn fan_out(
+    db: &impl ConnectionTrait,
+    rng: &dyn Rng,
+    now: i64,
+    e: &NewEvent,
+    id: &str,
+    seq: i64,
+    endpoints: Option<&str>,
+) -> Result<(), DbErr> {
+    let endpoints = parse_endpoints(endpoints)?;
     if endpoints.is_empty() {
-        return Ok(id);
+        return Ok(());
     }
     let payload = json!({
         "type": e.event_type,
@@ -81,7 +101,7 @@ pub async fn emit(db: &impl ConnectionTrait, rng: &dyn Rng, now: i64, e: NewEven
                 id: format!("dlv_{}", crate::ids::random128(rng)),
                 kind: deliveries::WEBHOOK.into(),
                 target_id: endpoint_id,
-                event_id: Some(id.clone()),
+                event_id: Some(id.to_string()),
                 event_seq: seq,
                 ordering_key: e.tenant_id.as_deref().unwrap_or("-").to_string(),
                 payload: payload.clone(),
@@ -90,7 +110,37 @@ pub async fn emit(db: &impl ConnectionTrait, rng: &dyn Rng, now: i64, e: NewEven
         )
         .await?;
     }
-    Ok(id)
+    Ok(())
+}
+
+/// [`emit`]'s INSERT as two parts of a PostgreSQL statement of the caller's, for an event that
+/// is written only if `when` (an SQL condition) holds: the CTE that inserts it (`RETURNING
+/// seq`, named `cte`) and the expression of the endpoints it goes to (NULL when it was not
+/// written). `param` numbers each value the caller's statement takes.
+pub(super) fn pg_insert_parts(
+    cte: &str,
+    when: &str,
+    id: &str,
+    now: i64,
+    e: &NewEvent,
+    param: &mut dyn FnMut(sea_orm::Value) -> String,
+) -> (String, String) {
+    let (id, tenant, kind, at, data) = (
+        param(id.into()),
+        param(e.tenant_id.clone().into()),
+        param(e.event_type.clone().into()),
+        param(now.into()),
+        param(e.data.to_string().into()),
+    );
+    let insert = format!(
+        "{cte} AS (INSERT INTO events (id, tx_id, tenant_id, event_type, occurred_at, data) \
+         SELECT {id}, pg_current_xact_id()::text::bigint, {tenant}, {kind}, {at}, {data} WHERE {when} RETURNING seq)"
+    );
+    let endpoints = format!(
+        "(SELECT json_agg(json_build_array(w.id, w.event_types))::text FROM webhook_endpoints w \
+         WHERE w.enabled AND (w.tenant_id IS NULL OR w.tenant_id = {tenant}) AND EXISTS (SELECT 1 FROM {cte}))"
+    );
+    (insert, endpoints)
 }
 
 /// The `[[id, event_types], …]` list [`emit`]'s INSERT returns (SQL NULL: PostgreSQL's

@@ -314,7 +314,7 @@ pub async fn fail(db: &impl ConnectionTrait, id: &LoginId, code: &str, now: i64)
 }
 
 /// What [`complete_with_session`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Completion {
     /// The login is finished, with its session and code. `false`: another request finished or
     /// failed it first (the caller drops the transaction, so the session and code are not kept
@@ -323,47 +323,82 @@ pub struct Completion {
     /// The trace's append changed its row (`false`: no trace, or too many steps; the caller then
     /// reads, trims and writes).
     pub traced: bool,
+    /// The id of the event written with the completion (`None` when none was asked or the
+    /// login was not finished).
+    pub event: Option<String>,
+}
+
+/// What finishing a login writes besides the login's own row ([`complete_with_session`]).
+#[derive(Debug)]
+pub struct Completing {
+    /// The session the person is signed in with.
+    pub session: super::sessions::NewSession,
+    /// The authorization code, when the login ends in one.
+    pub code: Option<super::codes::NewCode>,
+    /// The trace's append ([`super::traces::append_steps_update`]).
+    pub trace: Option<super::traces::Append>,
+    /// The event the finished login emits (`login.succeeded`), with its webhook deliveries.
+    pub event: Option<super::events::NewEvent>,
 }
 
 /// Opens the session a finished login signs the person in with, issues its code (when the login
-/// ends in one), finishes the login ([`complete`]) and, when it finished, runs `trace` (the
-/// trace's append, [`super::traces::append_steps_update`]), in the caller's transaction. On
-/// PostgreSQL that is ONE statement: the two `INSERT`s, the login's `UPDATE` and the trace's
-/// as data-modifying CTEs (three round trips less on every login); SQLite has no DML in a CTE,
-/// so there they are separate statements, with the same conditions.
+/// ends in one), finishes the login ([`complete`]) and, when it finished, runs the trace's
+/// append and writes the event (its webhook deliveries too, [`super::events::emit`]), in the
+/// caller's transaction. On PostgreSQL the session, the code, the completion, the trace and the
+/// event are ONE statement (data-modifying CTEs: four round trips less on every login; the
+/// deliveries, when an endpoint wants the event, follow); SQLite has no DML in a CTE, so there
+/// they are separate statements, with the same conditions.
 pub async fn complete_with_session(
     db: &impl ConnectionTrait,
+    rng: &dyn crate::clock::Rng,
     id: &LoginId,
     now: i64,
-    session: super::sessions::NewSession,
-    code: Option<super::codes::NewCode>,
-    trace: Option<super::traces::Append>,
+    c: Completing,
 ) -> Result<Completion, DbErr> {
     if db.get_database_backend() != sea_orm::DbBackend::Postgres {
-        super::sessions::insert(db, session).await?;
-        if let Some(code) = code {
+        super::sessions::insert(db, c.session).await?;
+        if let Some(code) = c.code {
             super::codes::insert(db, code).await?;
         }
         if !complete(db, id, now).await? {
-            return Ok(Completion { done: false, traced: false });
+            return Ok(Completion { done: false, traced: false, event: None });
         }
-        return Ok(Completion { done: true, traced: run_trace(db, trace).await? });
+        let traced = run_trace(db, c.trace).await?;
+        let event = match c.event {
+            Some(e) => Some(super::events::emit(db, rng, now, e).await?),
+            None => None,
+        };
+        return Ok(Completion { done: true, traced, event });
     }
-    let stmt = complete_with_session_statement(id, now, session, code, trace);
+    let event = c.event.map(|e| (super::events::new_id(rng), e));
+    let stmt = complete_with_session_statement(id, now, c.session, c.code, c.trace, event.as_ref());
     let Some(row) = db.query_one_raw(stmt).await? else {
         return Err(DbErr::RecordNotFound("complete_with_session: no row".into()));
     };
-    Ok(Completion { done: row.try_get("", "done")?, traced: row.try_get("", "traced")? })
+    let done: bool = row.try_get("", "done")?;
+    let traced: bool = row.try_get("", "traced")?;
+    let event = match event {
+        Some((event_id, e)) if done => {
+            let seq: i64 = row.try_get("", "event_seq")?;
+            let endpoints: Option<String> = row.try_get("", "endpoints")?;
+            super::events::fan_out(db, rng, now, &e, &event_id, seq, endpoints.as_deref()).await?;
+            Some(event_id)
+        }
+        _ => None,
+    };
+    Ok(Completion { done, traced, event })
 }
 
 /// [`complete_with_session`]'s PostgreSQL statement: sea-orm's own `INSERT`s of the session and
-/// the code, [`complete`]'s `UPDATE` and the trace's, their placeholders renumbered in turn.
+/// the code, [`complete`]'s `UPDATE`, the trace's and the event's `INSERT`, their placeholders
+/// renumbered in turn.
 fn complete_with_session_statement(
     id: &LoginId,
     now: i64,
     session: super::sessions::NewSession,
     code: Option<super::codes::NewCode>,
     trace: Option<super::traces::Append>,
+    event: Option<&(String, super::events::NewEvent)>,
 ) -> sea_orm::Statement {
     use super::entities::{auth_code, session};
     use sea_orm::QueryTrait;
@@ -389,7 +424,21 @@ fn complete_with_session_statement(
         }
         None => "false",
     };
-    let sql = format!("WITH {} SELECT EXISTS (SELECT 1 FROM l) AS done, {traced} AS traced", parts.join(", "));
+    let event = event.map(|(event_id, e)| {
+        let mut param = |v: sea_orm::Value| {
+            values.push(v);
+            format!("${}", values.len())
+        };
+        let (insert, endpoints) =
+            super::events::pg_insert_parts("e", "EXISTS (SELECT 1 FROM l)", event_id, now, e, &mut param);
+        parts.push(insert);
+        format!(", (SELECT seq FROM e) AS event_seq, {endpoints} AS endpoints")
+    });
+    let sql = format!(
+        "WITH {} SELECT EXISTS (SELECT 1 FROM l) AS done, {traced} AS traced{}",
+        parts.join(", "),
+        event.unwrap_or_default()
+    );
     sea_orm::Statement::from_sql_and_values(backend, sql, values)
 }
 
@@ -619,7 +668,7 @@ mod tests {
     #[test]
     fn session_code_and_completion_in_one_postgres_statement() {
         let id = LoginId::from_db("lgn_1".into());
-        let st = complete_with_session_statement(&id, 9, session(), Some(code()), None);
+        let st = complete_with_session_statement(&id, 9, session(), Some(code()), None, None);
         assert!(st.sql.starts_with("WITH s AS (INSERT INTO \"sessions\" "), "{}", st.sql);
         assert!(st.sql.contains("), c AS (INSERT INTO \"auth_codes\" "), "{}", st.sql);
         assert!(st.sql.contains("), l AS (UPDATE \"logins\" SET "), "{}", st.sql);
@@ -632,17 +681,56 @@ mod tests {
         // The login's id and its pending status are the last values (the UPDATE's WHERE).
         let values = st.values.unwrap().0;
         assert_eq!(values[values.len() - 2], "lgn_1".into());
-        let st = complete_with_session_statement(&id, 9, session(), None, None);
+        let st = complete_with_session_statement(&id, 9, session(), None, None, None);
         assert!(!st.sql.contains("auth_codes"), "{}", st.sql);
         placeholders_match(&st);
         // With the trace's append, which runs only when the login finished.
         let change =
             crate::store::traces::StepsAppended { status: Some("completed"), updated_at: 9, ..Default::default() };
         let trace = crate::store::traces::append_steps_update("lgn_1", "{\"step\":\"x\"}", 1, 100, change);
-        let st = complete_with_session_statement(&id, 9, session(), Some(code()), Some(trace));
+        let st = complete_with_session_statement(&id, 9, session(), Some(code()), Some(trace), None);
         assert!(st.sql.contains("), t AS (UPDATE \"login_traces\" SET "), "{}", st.sql);
         assert!(st.sql.contains(" AND (EXISTS (SELECT 1 FROM l)) RETURNING 1) SELECT "), "{}", st.sql);
         assert!(st.sql.ends_with(", EXISTS (SELECT 1 FROM t) AS traced"), "{}", st.sql);
         placeholders_match(&st);
+        // With the event, written only when the login finished, and the endpoints that want it.
+        let change =
+            crate::store::traces::StepsAppended { status: Some("completed"), updated_at: 9, ..Default::default() };
+        let trace = crate::store::traces::append_steps_update("lgn_1", "{\"step\":\"x\"}", 1, 100, change);
+        let event = crate::store::events::NewEvent {
+            tenant_id: Some("org_1".into()),
+            event_type: "login.succeeded".into(),
+            data: serde_json::json!({"login_id": "lgn_1"}),
+        };
+        let st = complete_with_session_statement(
+            &id,
+            9,
+            session(),
+            Some(code()),
+            Some(trace),
+            Some(&("evt_1".into(), event)),
+        );
+        assert!(
+            st.sql
+                .contains("), e AS (INSERT INTO events (id, tx_id, tenant_id, event_type, occurred_at, data) SELECT "),
+            "{}",
+            st.sql
+        );
+        assert!(st.sql.contains(" WHERE EXISTS (SELECT 1 FROM l) RETURNING seq) SELECT "), "{}", st.sql);
+        assert!(st.sql.contains(", (SELECT seq FROM e) AS event_seq, (SELECT json_agg("), "{}", st.sql);
+        assert!(st.sql.ends_with(" AND EXISTS (SELECT 1 FROM e)) AS endpoints"), "{}", st.sql);
+        placeholders_match(&st);
+        let values = st.values.unwrap().0;
+        let n = values.len();
+        assert_eq!(
+            values[n - 5..].to_vec(),
+            vec![
+                "evt_1".into(),
+                Some("org_1".to_string()).into(),
+                "login.succeeded".into(),
+                9i64.into(),
+                "{\"login_id\":\"lgn_1\"}".into()
+            ]
+        );
     }
 }

@@ -461,18 +461,55 @@ async fn a_login_completes_once_with_its_session_and_code(app: &TestApp) {
         let completed = fedgate::traces::Outcome::Completed;
         fedgate::traces::append_of(&row, Some("org_1"), Some("conn_1"), &[step(name)], &completed, now * 1000)
     };
+    let rng = &*app.state.rng;
+    let succeeded = |n: &str| fedgate::store::events::NewEvent {
+        tenant_id: Some("org_1".into()),
+        event_type: "login.succeeded".into(),
+        data: serde_json::json!({ "n": n }),
+    };
+    let completing = |sid: &str, hash: &str, name: &str| logins::Completing {
+        session: session(sid),
+        code: Some(code(hash, sid)),
+        trace: append(name),
+        event: Some(succeeded(name)),
+    };
+    // A webhook endpoint of the tenant that wants the event, and one that does not.
+    use fedgate::store::entities::{delivery, event};
+    let endpoint = |id: &str, types: &str| fedgate::store::webhooks::NewWebhook {
+        id: id.into(),
+        url: "https://hooks.test/x".into(),
+        secret_enc: "x".into(),
+        event_types: types.into(),
+        tenant_id: Some("org_1".into()),
+        now,
+    };
+    fedgate::store::webhooks::insert(db, endpoint("whk_login", "[\"login.*\"]")).await.unwrap();
+    fedgate::store::webhooks::insert(db, endpoint("whk_users", "[\"user.created\"]")).await.unwrap();
     let tx = fedgate::store::write_tx(db).await.unwrap();
-    let done = logins::complete_with_session(&tx, &id, now, session("ses_a"), Some(code("ca", "ses_a")), append("a"));
-    assert_eq!(done.await.unwrap(), logins::Completion { done: true, traced: true });
+    let done = logins::complete_with_session(&tx, rng, &id, now, completing("ses_a", "ca", "a")).await.unwrap();
+    assert!(done.done && done.traced, "{done:?}");
+    let event_id = done.event.expect("the event is written with the completion");
     tx.commit().await.unwrap();
+    let events = event::Entity::find().all(db).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0].id.as_str(), events[0].event_type.as_str()), (event_id.as_str(), "login.succeeded"));
+    assert_eq!(events[0].tenant_id.as_deref(), Some("org_1"));
+    assert_eq!(events[0].occurred_at, now);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&events[0].data).unwrap(), serde_json::json!({"n": "a"}));
+    let deliveries = delivery::Entity::find().all(db).await.unwrap();
+    assert_eq!(deliveries.len(), 1, "only the endpoint that wants logins");
+    assert_eq!(deliveries[0].target_id, "whk_login");
+    assert_eq!((deliveries[0].event_id.as_deref(), deliveries[0].event_seq), (Some(event_id.as_str()), events[0].seq));
     let tx = fedgate::store::write_tx(db).await.unwrap();
-    let again = logins::complete_with_session(&tx, &id, now, session("ses_b"), Some(code("cb", "ses_b")), append("b"));
+    let again = logins::complete_with_session(&tx, rng, &id, now, completing("ses_b", "cb", "b"));
     assert_eq!(
         again.await.unwrap(),
-        logins::Completion { done: false, traced: false },
-        "a finished login does not finish again, nor appends to its trace"
+        logins::Completion { done: false, traced: false, event: None },
+        "a finished login does not finish again, nor appends to its trace, nor emits"
     );
     drop(tx);
+    assert_eq!(event::Entity::find().count(db).await.unwrap(), 1);
+    assert_eq!(delivery::Entity::find().count(db).await.unwrap(), 1);
     let trace = fedgate::store::traces::get(db, id.as_str()).await.unwrap().unwrap();
     assert!(trace.steps.contains("\"a\""), "{}", trace.steps);
     assert!(!trace.steps.contains("\"b\""), "{}", trace.steps);
