@@ -58,6 +58,26 @@ pub async fn deleted_or_sso_by_email(
 ) -> Result<Option<Existing>, DbErr> {
     use sea_orm::{FromQueryResult, Statement};
     let backend = db.get_database_backend();
+    let (sql, values) = deleted_or_sso_query(backend, tenant_id, external_id, emails_lower);
+    let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+    let mut sso = None;
+    for row in rows {
+        let u = user::Model::from_query_result(&row, "")?;
+        if row.try_get::<i32>("", "pick")? == 0 {
+            return Ok(Some(Existing::Deleted(u)));
+        }
+        sso = Some(Existing::Sso(u));
+    }
+    Ok(sso)
+}
+
+/// [`deleted_or_sso_by_email`]'s query and values: `pick` 0 for the deleted user, 1 for the SSO one.
+fn deleted_or_sso_query(
+    backend: sea_orm::DbBackend,
+    tenant_id: &str,
+    external_id: &str,
+    emails_lower: &[String],
+) -> (String, Vec<sea_orm::Value>) {
     let pg = backend == sea_orm::DbBackend::Postgres;
     let p = |i: usize| if pg { format!("${i}") } else { format!("?{i}") };
     let emails: Vec<String> = (0..emails_lower.len()).map(|i| p(i + 4)).collect();
@@ -74,16 +94,7 @@ pub async fn deleted_or_sso_by_email(
     );
     let mut values: Vec<sea_orm::Value> = vec![tenant_id.into(), external_id.into(), true.into()];
     values.extend(emails_lower.iter().map(|e| e.as_str().into()));
-    let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
-    let mut sso = None;
-    for row in rows {
-        let u = user::Model::from_query_result(&row, "")?;
-        if row.try_get::<i32>("", "pick")? == 0 {
-            return Ok(Some(Existing::Deleted(u)));
-        }
-        sso = Some(Existing::Sso(u));
-    }
-    Ok(sso)
+    (sql, values)
 }
 
 /// Live users of the tenant not (yet) managed by SCIM: created by an SSO login.
@@ -167,6 +178,11 @@ pub async fn insert(
     cols: &UserColumns,
     now: i64,
 ) -> Result<user::Model, DbErr> {
+    new_row(id, tenant_id, doc, cols, now).insert(db).await
+}
+
+/// The row [`insert`] writes.
+fn new_row(id: String, tenant_id: &str, doc: &Value, cols: &UserColumns, now: i64) -> user::ActiveModel {
     let mut m = user::ActiveModel {
         id: Set(id),
         tenant_id: Set(tenant_id.to_string()),
@@ -179,7 +195,112 @@ pub async fn insert(
         ..Default::default()
     };
     set_columns(&mut m, doc, cols);
-    m.insert(db).await
+    m
+}
+
+/// The user [`insert`] would write (every column), for a caller that needs it before the write
+/// ([`insert_unless_existing`]'s event).
+pub fn new_user(id: String, tenant_id: &str, doc: &Value, cols: &UserColumns, now: i64) -> Result<user::Model, DbErr> {
+    use sea_orm::TryIntoModel;
+    new_row(id, tenant_id, doc, cols, now).try_into_model()
+}
+
+/// What [`insert_unless_existing`] did.
+pub enum Inserted {
+    /// The user was inserted and its event written (with its webhook deliveries).
+    Inserted(user::Model),
+    /// A user the create takes over exists ([`deleted_or_sso_by_email`]): nothing was written.
+    Found(Existing),
+}
+
+/// A SCIM create's lookup ([`deleted_or_sso_by_email`]), then, when it finds nothing, the
+/// insert of `row` ([`new_user`]) and its event, in the caller's transaction. On PostgreSQL
+/// that is ONE statement (the lookup and the two `INSERT`s as CTEs; the webhook deliveries, when
+/// an endpoint wants the event, follow); SQLite has no DML in a CTE, so there they are separate
+/// statements. A userName already taken fails as [`insert`] does (a unique violation).
+pub async fn insert_unless_existing(
+    db: &impl ConnectionTrait,
+    rng: &dyn crate::clock::Rng,
+    row: &user::Model,
+    emails_lower: &[String],
+    event: super::events::NewEvent,
+    now: i64,
+) -> Result<Inserted, DbErr> {
+    let Some(external_id) = row.external_id.as_deref() else {
+        return Err(DbErr::Custom("insert_unless_existing: a user without externalId".into()));
+    };
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        if let Some(found) = deleted_or_sso_by_email(db, &row.tenant_id, external_id, emails_lower).await? {
+            return Ok(Inserted::Found(found));
+        }
+        let inserted = user::ActiveModel::from(row.clone()).insert(db).await?;
+        super::events::emit(db, rng, now, event).await?;
+        return Ok(Inserted::Inserted(inserted));
+    }
+    let event_id = super::events::new_id(rng);
+    let stmt = insert_unless_existing_statement(row, external_id, emails_lower, &event_id, &event, now)?;
+    let rows = db.query_all_raw(stmt).await?;
+    use sea_orm::FromQueryResult;
+    let mut sso = None;
+    for r in rows {
+        let u = user::Model::from_query_result(&r, "")?;
+        match r.try_get::<i32>("", "pick")? {
+            0 => return Ok(Inserted::Found(Existing::Deleted(u))),
+            1 => sso = Some(Existing::Sso(u)),
+            _ => {
+                let seq: i64 = r.try_get("", "event_seq")?;
+                let endpoints: Option<String> = r.try_get("", "endpoints")?;
+                super::events::fan_out(db, rng, now, &event, &event_id, seq, endpoints.as_deref()).await?;
+                return Ok(Inserted::Inserted(u));
+            }
+        }
+    }
+    sso.map(Inserted::Found).ok_or_else(|| DbErr::RecordNotFound("insert_unless_existing: no row".into()))
+}
+
+/// [`insert_unless_existing`]'s PostgreSQL statement: [`deleted_or_sso_by_email`]'s query as
+/// `found`, the user's `INSERT … SELECT … WHERE NOT EXISTS (found)` and the event's (only if the
+/// user was inserted); the found rows (`pick` 0 or 1) or the inserted one (`pick` 2, with the
+/// event's `seq` and the endpoints it may go to).
+fn insert_unless_existing_statement(
+    row: &user::Model,
+    external_id: &str,
+    emails_lower: &[String],
+    event_id: &str,
+    event: &super::events::NewEvent,
+    now: i64,
+) -> Result<sea_orm::Statement, DbErr> {
+    use sea_orm::sea_query::{Expr, Query};
+    use sea_orm::Iterable;
+    let backend = sea_orm::DbBackend::Postgres;
+    let (found, mut values) = deleted_or_sso_query(backend, &row.tenant_id, external_id, emails_lower);
+    let am = user::ActiveModel::from(row.clone());
+    let mut select = Query::select();
+    let cols: Vec<user::Column> = user::Column::iter().collect();
+    for c in &cols {
+        let v = am.get(*c).into_value().unwrap_or(sea_orm::Value::String(None));
+        select.expr(Expr::val(v));
+    }
+    select.and_where(Expr::cust("NOT EXISTS (SELECT 1 FROM found)"));
+    let mut insert = Query::insert();
+    insert.into_table(user::Entity).columns(cols);
+    insert.select_from(select).map_err(|e| DbErr::Custom(format!("a new user's insert: {e}")))?;
+    insert.returning_all();
+    let built = backend.build(&insert);
+    let insert_sql = super::shift_placeholders(&built.sql, values.len());
+    values.extend(built.values.map(|v| v.0).unwrap_or_default());
+    let mut param = |v: sea_orm::Value| {
+        values.push(v);
+        format!("${}", values.len())
+    };
+    let (event_cte, endpoints) =
+        super::events::pg_insert_parts("e", "EXISTS (SELECT 1 FROM ins)", event_id, now, event, &mut param);
+    let sql = format!(
+        "WITH found AS ({found}), ins AS ({insert_sql}), {event_cte} \
+         SELECT found.*, NULL::bigint AS event_seq, NULL::text AS endpoints FROM found \
+         UNION ALL SELECT 2 AS pick, ins.*, (SELECT seq FROM e) AS event_seq, {endpoints} AS endpoints FROM ins"
+    );
+    Ok(sea_orm::Statement::from_sql_and_values(backend, sql, values))
 }
 
 /// Writes a SCIM document over an existing user (next version); `undelete` clears `deleted_at`

@@ -311,8 +311,113 @@ async fn events_fan_out_to_subscribed_endpoints(app: &TestApp) {
     assert_eq!(count("whk_all").await, 0);
 }
 
+/// A SCIM create's lookup, insert and event ([`scim_users::insert_unless_existing`]: one
+/// statement on PostgreSQL): a new user is inserted with its event and the deliveries of the
+/// endpoints that want it; a soft-deleted user with the externalId or an SSO user with a verified
+/// email is found instead, and nothing is written; a taken userName fails as a unique violation
+/// and leaves nothing behind.
+async fn a_scim_create_inserts_unless_a_user_exists(app: &TestApp) {
+    use fedgate::store::entities::{delivery, user};
+    use fedgate::store::scim_users::{self, Existing, Inserted};
+    use sea_orm::{ActiveModelTrait, ColumnTrait, QueryFilter, Set};
+    let (t, _) = app.tenant("acme", "acme.test", &[]).await;
+    let tid = t["id"].as_str().unwrap().to_string();
+    let db = &app.state.db;
+    let rng = SystemRng;
+    let now = 1_700_000_000;
+    for (id, types) in [("whk_users", "[\"user.*\"]"), ("whk_groups", "[\"group.created\"]")] {
+        let w = webhooks::NewWebhook {
+            id: id.into(),
+            url: "https://hooks.test/x".into(),
+            secret_enc: "x".into(),
+            event_types: types.into(),
+            tenant_id: Some(tid.clone()),
+            now,
+        };
+        webhooks::insert(db, w).await.unwrap();
+    }
+    let row_of = |id: &str, user_name: &str, ext: &str| {
+        let doc = fedgate_scim::resource::normalize_user(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": user_name, "externalId": ext, "emails": [{"value": user_name, "primary": true}],
+        }))
+        .unwrap();
+        let cols = fedgate_scim::resource::user_columns(&doc);
+        scim_users::new_user(id.into(), &tid, &doc, &cols, now).unwrap()
+    };
+    let event = |u: &user::Model| NewEvent {
+        tenant_id: Some(tid.clone()),
+        event_type: "user.created".into(),
+        data: fedgate::directory::user_event(u, "scim"),
+    };
+    let create = |u: user::Model| {
+        let e = event(&u);
+        async move {
+            let tx = fedgate::store::write_tx(db).await.unwrap();
+            let emails = vec![u.user_name.clone().unwrap().to_lowercase()];
+            let r = scim_users::insert_unless_existing(&tx, &rng, &u, &emails, e, now).await;
+            if r.is_ok() {
+                tx.commit().await.unwrap();
+            }
+            r
+        }
+    };
+    // New: inserted, with its event and one delivery (the endpoint that wants users).
+    let new = row_of("usr_new", "new@acme.test", "x-new");
+    match create(new.clone()).await.unwrap() {
+        Inserted::Inserted(u) => assert_eq!(u, new),
+        Inserted::Found(_) => panic!("nothing to find"),
+    }
+    assert_eq!(user::Entity::find_by_id("usr_new".to_string()).one(db).await.unwrap(), Some(new.clone()));
+    let user_events = || event::Entity::find().filter(event::Column::EventType.eq("user.created"));
+    let events = user_events().all(db).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0].event_type.as_str(), events[0].occurred_at), ("user.created", now));
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&events[0].data).unwrap()["user_id"], "usr_new");
+    let sent = delivery::Entity::find().all(db).await.unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_eq!((sent[0].target_id.as_str(), sent[0].event_seq), ("whk_users", events[0].seq));
+    // A soft-deleted SCIM user with the externalId: found, nothing written.
+    user::ActiveModel { id: Set("usr_new".into()), deleted_at: Set(Some(now)), ..Default::default() }
+        .update(db)
+        .await
+        .unwrap();
+    match create(row_of("usr_again", "again@acme.test", "x-new")).await.unwrap() {
+        Inserted::Found(Existing::Deleted(u)) => assert_eq!(u.id, "usr_new"),
+        _ => panic!("the deleted user is found"),
+    }
+    // An SSO user (not SCIM-managed) with a verified email: found.
+    let mut sso = row_of("usr_sso", "sso@acme.test", "x-sso");
+    (sso.scim, sso.external_id, sso.email_verified) = (None, None, true);
+    user::ActiveModel::from(sso).insert(db).await.unwrap();
+    match create(row_of("usr_other", "sso@acme.test", "x-other")).await.unwrap() {
+        Inserted::Found(Existing::Sso(u)) => assert_eq!(u.id, "usr_sso"),
+        _ => panic!("the SSO user is found"),
+    }
+    // A userName taken by a live SCIM user: a unique violation, nothing written.
+    match create(row_of("usr_live", "live@acme.test", "x-live")).await.unwrap() {
+        Inserted::Inserted(_) => {}
+        Inserted::Found(_) => panic!("nothing to find"),
+    }
+    let err = create(row_of("usr_dup", "live@acme.test", "x-dup")).await.err().expect("the userName is taken");
+    assert!(fedgate::store::is_unique_violation(&err), "{err}");
+    assert!(user::Entity::find_by_id("usr_dup".to_string()).one(db).await.unwrap().is_none());
+    let ids: Vec<String> = user::Entity::find()
+        .filter(user::Column::TenantId.eq(tid.as_str()))
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert_eq!(user_events().count(db).await.unwrap(), 2, "the new user's and the live one's");
+    assert_eq!(delivery::Entity::find().count(db).await.unwrap(), 2);
+}
+
 crate::both!(
     tenants_insert_get_and_unique_slug,
+    a_scim_create_inserts_unless_a_user_exists,
     pages_cover_every_row_once_in_order,
     reads_and_writes_are_tenant_scoped,
     audited_write_is_all_or_nothing,

@@ -5,7 +5,7 @@ use crate::ids::UserId;
 use crate::store::conn::{Conn, DbErr, Tx};
 use crate::store::entities::user;
 use crate::store::scim_user_view::UserWithGroups;
-use crate::store::scim_users::Existing;
+use crate::store::scim_users::{Existing, Inserted};
 use crate::store::{is_unique_violation, scim_groups, scim_user_view, scim_users, write_tx};
 use crate::tenant::{ExternalIdScope, ScimDeletePolicy, ScimLinkRule};
 use crate::util::rfc3339;
@@ -82,7 +82,31 @@ impl Provisioning<'_> {
         let cols = resource::user_columns(&doc);
         let (now_ms, now) = self.now();
         let tx = write_tx(self.db).await?;
-        let (existing, kind) = match self.existing_user(&tx, &cols).await? {
+        let settings = crate::tenant::settings_of(self.tenant);
+        let found = match (&cols.external_id, adoption_emails(settings.scim_link, &cols)) {
+            // What Okta and Entra ID send (an externalId, the email link rule): the lookup, the
+            // insert and its event are one statement on PostgreSQL.
+            (Some(_), Some(emails)) => {
+                let id = UserId::new(now_ms, self.rng).to_string();
+                let row = scim_users::new_user(id, &self.tenant.id, &doc, &cols, now)?;
+                let event = crate::store::events::NewEvent {
+                    tenant_id: Some(self.tenant.id.clone()),
+                    event_type: "user.created".into(),
+                    data: crate::directory::user_event(&row, "scim"),
+                };
+                let done = scim_users::insert_unless_existing(&tx, self.rng, &row, &emails, event, now).await;
+                match done.map_err(|e| user_conflict(e, &cols.user_name))? {
+                    Inserted::Inserted(row) => {
+                        let view = self.user_resource(&row, &[]);
+                        tx.commit().await?;
+                        return Ok((view, row.version));
+                    }
+                    Inserted::Found(existing) => Some(existing),
+                }
+            }
+            _ => self.existing_user(&tx, &cols).await?,
+        };
+        let (existing, kind) = match found {
             Some(Existing::Deleted(d)) => (Some(d), "user.reactivated"),
             Some(Existing::Sso(u)) => (Some(u), "user.updated"),
             None => (None, "user.created"),
