@@ -276,17 +276,23 @@ async fn replace<E: Endpoint>(
     Ok(resource(StatusCode::OK, &projected(&req, v)?, version))
 }
 
-async fn patch<E: Endpoint>(
-    t: ScimTenant,
-    st: web::Data<AppState>,
-    req: HttpRequest,
-    path: IdPath,
-    body: web::Bytes,
-) -> Res {
+async fn patch<E: Endpoint>(st: web::Data<AppState>, req: HttpRequest, path: IdPath, body: web::Bytes) -> Res {
     let wanted = E::relation_wanted(&req)?;
-    let c = Ctx::new(st, t);
-    let (v, version) =
-        c.service().patch(E::KIND, &path.1, body_json(&body)?, if_match(&req).as_deref(), wanted).await?;
+    let if_match = if_match(&req);
+    // PostgreSQL: the user read in the token's statement and, when it can be, written in one
+    // more (no transaction); anything else takes the transactional path.
+    let (c, body) = if E::KIND == ResourceKind::User && crate::store::writes_in_one_statement(&st.db) {
+        let (t, found) = crate::scim::auth::authenticate_with_user(&req, &path.1).await?;
+        let c = Ctx::new(st, t);
+        let body = body_json(&body)?;
+        if let Some((v, version)) = c.service().patch_user_read(found, &body, if_match.as_deref(), wanted).await? {
+            return Ok(resource(StatusCode::OK, &projected(&req, v)?, version));
+        }
+        (c, body)
+    } else {
+        (Ctx::new(st, ScimTenant::extract(&req).await?), body_json(&body)?)
+    };
+    let (v, version) = c.service().patch(E::KIND, &path.1, body, if_match.as_deref(), wanted).await?;
     Ok(resource(StatusCode::OK, &projected(&req, v)?, version))
 }
 

@@ -211,6 +211,28 @@ pub enum Inserted {
     Inserted(user::Model),
     /// A user the create takes over exists ([`deleted_or_sso_by_email`]): nothing was written.
     Found(Existing),
+    /// Asked to write [`Alone::Yes`], it could not (SQLite, or a webhook endpoint of the tenant
+    /// is enabled): nothing was written, and the caller takes a transaction.
+    NotAlone,
+}
+
+/// Whether a write runs as one statement outside any transaction (PostgreSQL, a tenant without
+/// an enabled webhook endpoint): a single statement is atomic by itself, but the deliveries of
+/// its event would follow in another, so such a write is made only when no endpoint could want
+/// the event (the statement checks). `No`: in the caller's transaction, deliveries included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alone {
+    Yes,
+    No,
+}
+
+/// The condition under which a write runs [`Alone::Yes`] (`tenant`: the SQL of the tenant's
+/// id): no enabled endpoint of the tenant or global, the set [`super::events::emit`]'s
+/// subquery fans out to.
+fn no_endpoint(tenant: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.enabled AND (w.tenant_id IS NULL OR w.tenant_id = {tenant}))"
+    )
 }
 
 /// A SCIM create's lookup ([`deleted_or_sso_by_email`]), then, when it finds nothing, the
@@ -225,11 +247,16 @@ pub async fn insert_unless_existing(
     emails_lower: &[String],
     event: super::events::NewEvent,
     now: i64,
+    alone: Alone,
 ) -> Result<Inserted, DbErr> {
     let Some(external_id) = row.external_id.as_deref() else {
         return Err(DbErr::Custom("insert_unless_existing: a user without externalId".into()));
     };
-    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+    let pg = db.get_database_backend() == sea_orm::DbBackend::Postgres;
+    if alone == Alone::Yes && !pg {
+        return Ok(Inserted::NotAlone);
+    }
+    if !pg {
         if let Some(found) = deleted_or_sso_by_email(db, &row.tenant_id, external_id, emails_lower).await? {
             return Ok(Inserted::Found(found));
         }
@@ -238,8 +265,12 @@ pub async fn insert_unless_existing(
         return Ok(Inserted::Inserted(inserted));
     }
     let event_id = super::events::new_id(rng);
-    let stmt = insert_unless_existing_statement(row, external_id, emails_lower, &event_id, &event, now)?;
+    let stmt = insert_unless_existing_statement(row, external_id, emails_lower, &event_id, &event, now, alone)?;
     let rows = db.query_all_raw(stmt).await?;
+    if rows.is_empty() && alone == Alone::Yes {
+        // Nothing found and nothing inserted: an endpoint may want the event.
+        return Ok(Inserted::NotAlone);
+    }
     use sea_orm::FromQueryResult;
     let mut sso = None;
     for r in rows {
@@ -269,11 +300,20 @@ fn insert_unless_existing_statement(
     event_id: &str,
     event: &super::events::NewEvent,
     now: i64,
+    alone: Alone,
 ) -> Result<sea_orm::Statement, DbErr> {
     use sea_orm::sea_query::{Expr, Query};
     use sea_orm::Iterable;
     let backend = sea_orm::DbBackend::Postgres;
+    // The lookup's first parameter is the tenant.
     let (found, mut values) = deleted_or_sso_query(backend, &row.tenant_id, external_id, emails_lower);
+    // The guard names the tenant by a marker, replaced once the INSERT's own placeholders are
+    // renumbered (it is the lookup's `$1`, which must not be renumbered with them).
+    const TENANT: &str = "__fedgate_tenant__";
+    let condition = match alone {
+        Alone::Yes => format!("NOT EXISTS (SELECT 1 FROM found) AND {}", no_endpoint(TENANT)),
+        Alone::No => "NOT EXISTS (SELECT 1 FROM found)".to_string(),
+    };
     let am = user::ActiveModel::from(row.clone());
     let mut select = Query::select();
     let cols: Vec<user::Column> = user::Column::iter().collect();
@@ -281,13 +321,13 @@ fn insert_unless_existing_statement(
         let v = am.get(*c).into_value().unwrap_or(sea_orm::Value::String(None));
         select.expr(Expr::val(v));
     }
-    select.and_where(Expr::cust("NOT EXISTS (SELECT 1 FROM found)"));
+    select.and_where(Expr::cust(condition));
     let mut insert = Query::insert();
     insert.into_table(user::Entity).columns(cols);
     insert.select_from(select).map_err(|e| DbErr::Custom(format!("a new user's insert: {e}")))?;
     insert.returning_all();
     let built = backend.build(&insert);
-    let insert_sql = super::shift_placeholders(&built.sql, values.len());
+    let insert_sql = super::shift_placeholders(&built.sql, values.len()).replace(TENANT, "$1");
     values.extend(built.values.map(|v| v.0).unwrap_or_default());
     let mut param = |v: sea_orm::Value| {
         values.push(v);
@@ -322,6 +362,85 @@ pub async fn update(
     m.version = Set(version);
     m.updated_at = Set(now);
     m.update(db).await
+}
+
+/// The user [`update`] would write (every column) over `u` with a SCIM document, for a caller
+/// that needs it before the write ([`update_alone`]'s event).
+pub fn updated_user(u: &user::Model, doc: &Value, cols: &UserColumns, now: i64) -> Result<user::Model, DbErr> {
+    use sea_orm::TryIntoModel;
+    updated_row(u, doc, cols, now).try_into_model()
+}
+
+/// [`update`]'s row, without `undelete`.
+fn updated_row(u: &user::Model, doc: &Value, cols: &UserColumns, now: i64) -> user::ActiveModel {
+    let mut m: user::ActiveModel = u.clone().into();
+    set_columns(&mut m, doc, cols);
+    m.version = Set(u.version + 1);
+    m.updated_at = Set(now);
+    m
+}
+
+/// A SCIM write of a user read before, as ONE statement outside any transaction (PostgreSQL,
+/// [`Alone::Yes`]): [`update`]'s `UPDATE` of `u`'s columns with the document, only while the
+/// user is still live at the version read (`u.version`) and no webhook endpoint could want the
+/// event, and the event's `INSERT` only if the user was updated. `None`: nothing was written
+/// (SQLite, the user changed or went meanwhile, or an endpoint is enabled): the caller takes the
+/// transactional path, which reads the user again. A userName already taken fails as
+/// [`update`] does (a unique violation).
+pub async fn update_alone(
+    db: &super::Db,
+    rng: &dyn crate::clock::Rng,
+    u: &user::Model,
+    doc: &Value,
+    cols: &UserColumns,
+    event: super::events::NewEvent,
+    now: i64,
+) -> Result<Option<user::Model>, DbErr> {
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(None);
+    }
+    let event_id = super::events::new_id(rng);
+    let Some(row) = db.query_one_raw(update_alone_statement(u, doc, cols, &event_id, &event, now)).await? else {
+        return Ok(None);
+    };
+    use sea_orm::FromQueryResult;
+    Ok(Some(user::Model::from_query_result(&row, "")?))
+}
+
+/// [`update_alone`]'s statement (PostgreSQL).
+fn update_alone_statement(
+    u: &user::Model,
+    doc: &Value,
+    cols: &UserColumns,
+    event_id: &str,
+    event: &super::events::NewEvent,
+    now: i64,
+) -> sea_orm::Statement {
+    use sea_orm::QueryTrait;
+    let backend = sea_orm::DbBackend::Postgres;
+    let m = updated_row(u, doc, cols, now);
+    let mut update = user::Entity::update_many()
+        .set(m)
+        .filter(user::Column::Id.eq(u.id.as_str()))
+        .filter(user::Column::TenantId.eq(u.tenant_id.as_str()))
+        .filter(user::Column::Version.eq(u.version))
+        .filter(user::Column::DeletedAt.is_null())
+        .into_query();
+    update.returning_all();
+    let built = backend.build(&update);
+    let mut values = built.values.map(|v| v.0).unwrap_or_default();
+    let mut param = |v: sea_orm::Value| {
+        values.push(v);
+        format!("${}", values.len())
+    };
+    let tenant = param(u.tenant_id.as_str().into());
+    let guard = no_endpoint(&tenant);
+    // The UPDATE's WHERE gains the guard (sea-query renders `WHERE … RETURNING …`).
+    let sql = built.sql.replacen(" RETURNING ", &format!(" AND {guard} RETURNING "), 1);
+    let (event_cte, _) =
+        super::events::pg_insert_parts("e", "EXISTS (SELECT 1 FROM up)", event_id, now, event, &mut param);
+    let sql = format!("WITH up AS ({sql}), {event_cte} SELECT up.* FROM up");
+    sea_orm::Statement::from_sql_and_values(backend, sql, values)
 }
 
 /// Marks a user deleted (inactive, its userName free again); a create with its externalId
@@ -364,4 +483,86 @@ pub async fn list<R: super::scim_list::ListRow>(
     now: i64,
 ) -> Result<(i64, Vec<R>), DbErr> {
     super::scim_list::run::<R>(db, q, tenant_id, start, count, now).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> user::Model {
+        user::Model {
+            id: "usr_1".into(),
+            tenant_id: "org_1".into(),
+            user_name: Some("a@x.test".into()),
+            email: Some("a@x.test".into()),
+            email_verified: false,
+            name: None,
+            given_name: None,
+            family_name: None,
+            active: true,
+            external_id: Some("ext".into()),
+            attributes: "{}".into(),
+            created_at: 1,
+            updated_at: 1,
+            deleted_at: None,
+            user_name_lower: Some("a@x.test".into()),
+            email_lower: Some("a@x.test".into()),
+            scim: Some("{}".into()),
+            version: 1,
+        }
+    }
+
+    fn event() -> super::super::events::NewEvent {
+        super::super::events::NewEvent {
+            tenant_id: Some("org_1".into()),
+            event_type: "user.created".into(),
+            data: serde_json::json!({}),
+        }
+    }
+
+    #[test]
+    fn a_lone_create_is_guarded_by_the_tenants_endpoints() {
+        let emails = ["a@x.test".to_string()];
+        let st = insert_unless_existing_statement(&row(), "ext", &emails, "evt_1", &event(), 9, Alone::Yes).unwrap();
+        let values = st.values.as_ref().map(|v| v.0.clone()).unwrap_or_default();
+        assert_eq!(values[0], "org_1".into(), "the lookup's first parameter is the tenant");
+        assert!(
+            st.sql.contains("WHERE NOT EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.enabled AND (w.tenant_id IS NULL OR w.tenant_id = $1))"),
+            "{}",
+            st.sql
+        );
+        assert!(!st.sql.contains("__fedgate_tenant__"), "{}", st.sql);
+        let n = values.len();
+        assert!(st.sql.contains(&format!("${n}")) && !st.sql.contains(&format!("${}", n + 1)), "{}", st.sql);
+        let st = insert_unless_existing_statement(&row(), "ext", &emails, "evt_1", &event(), 9, Alone::No).unwrap();
+        assert!(!st.sql.contains("webhook_endpoints w WHERE w.enabled AND (w.tenant_id IS NULL OR w.tenant_id = $1)"));
+    }
+
+    #[test]
+    fn a_lone_update_is_guarded_by_version_and_endpoints() {
+        let u = row();
+        let doc = serde_json::json!({"userName": "b@x.test"});
+        let cols = UserColumns {
+            user_name: "b@x.test".into(),
+            external_id: Some("ext".into()),
+            active: true,
+            email: None,
+            name: None,
+            given_name: None,
+            family_name: None,
+        };
+        let st = update_alone_statement(&u, &doc, &cols, "evt_1", &event(), 9);
+        assert!(st.sql.starts_with("WITH up AS (UPDATE \"users\" SET "), "{}", st.sql);
+        assert!(st.sql.contains("\"version\" = $"), "{}", st.sql);
+        assert!(
+            st.sql.contains("\"deleted_at\" IS NULL AND NOT EXISTS (SELECT 1 FROM webhook_endpoints w "),
+            "{}",
+            st.sql
+        );
+        assert!(st.sql.contains(" RETURNING *), e AS (INSERT INTO events "), "{}", st.sql);
+        assert!(st.sql.ends_with(" WHERE EXISTS (SELECT 1 FROM up) RETURNING seq) SELECT up.* FROM up"), "{}", st.sql);
+        let values = st.values.as_ref().map(|v| v.0.clone()).unwrap_or_default();
+        assert!(values.contains(&2i64.into()), "the next version: {values:?}");
+        assert!(values.contains(&1i64.into()), "the version read: {values:?}");
+    }
 }

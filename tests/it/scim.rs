@@ -1348,7 +1348,107 @@ async fn key_lookup_totals(app: &TestApp) {
     assert!(rows.iter().all(|r| r["status"] != 401), "{log}");
 }
 
+/// SCIM writes without a transaction (PostgreSQL, a tenant with no enabled webhook endpoint: a
+/// create and a PATCH are one statement each, their event in it) and with one (an endpoint is
+/// enabled, a deactivation, a user changed meanwhile): every write has its event, and only its
+/// own; a PATCH that changes nothing writes nothing; If-Match is checked against the version the
+/// write replaces; two PATCHes at once both land, one after the other. Both databases.
+async fn writes_outside_a_transaction_keep_their_events(app: &TestApp) {
+    use fedgate::store::entities::{delivery, event};
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+    let scim = Scim::setup(app, "acme", "acme.test").await;
+    let tenant = app.state.db.clone();
+    let events_of = |uid: String| {
+        let db = tenant.clone();
+        async move {
+            event::Entity::find()
+                .filter(event::Column::Data.contains(uid.as_str()))
+                .filter(event::Column::EventType.starts_with("user."))
+                .order_by_asc(event::Column::Seq)
+                .all(&db)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.event_type)
+                .collect::<Vec<String>>()
+        }
+    };
+    let new_user = |name: &str| {
+        json!({"schemas": [USER], "userName": format!("{name}@acme.test"), "externalId": format!("ext-{name}"),
+               "emails": [{"value": format!("{name}@acme.test"), "primary": true}], "active": true})
+    };
+    // No endpoint: create, PATCH, a no-op PATCH, a stale If-Match, a deactivation.
+    let (s, u) = scim.post("/Users", new_user("alice")).await;
+    assert_eq!(s, 201, "{u}");
+    let uid = u["id"].as_str().unwrap().to_string();
+    assert_eq!(events_of(uid.clone()).await, ["user.created"]);
+    let (s, u) =
+        scim.patch(&format!("/Users/{uid}"), json!([{"op": "replace", "path": "displayName", "value": "Al"}])).await;
+    assert_eq!(
+        (s, u["displayName"].as_str(), u["meta"]["version"].as_str()),
+        (200, Some("Al"), Some("W/\"2\"")),
+        "{u}"
+    );
+    let (s, u) =
+        scim.patch(&format!("/Users/{uid}"), json!([{"op": "replace", "path": "displayName", "value": "Al"}])).await;
+    assert_eq!((s, u["meta"]["version"].as_str()), (200, Some("W/\"2\"")), "a no-op writes nothing: {u}");
+    let stale = [("if-match", "W/\"1\"")];
+    let body = json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "displayName", "value": "B"}]});
+    let ((s, e), _) = scim.req_h(Method::PATCH, &format!("/Users/{uid}"), Some(body), &stale).await;
+    assert_eq!(s, 412, "{e}");
+    assert_eq!(events_of(uid.clone()).await, ["user.created", "user.updated"]);
+    // Two at once: both land, one after the other.
+    let path = format!("/Users/{uid}");
+    let (a, b) = tokio::join!(
+        scim.patch(&path, json!([{"op": "replace", "path": "title", "value": "A"}])),
+        scim.patch(&path, json!([{"op": "replace", "path": "nickName", "value": "B"}])),
+    );
+    assert_eq!((a.0, b.0), (200, 200), "{} / {}", a.1, b.1);
+    let mut versions = [a.1["meta"]["version"].as_str().unwrap(), b.1["meta"]["version"].as_str().unwrap()];
+    versions.sort();
+    assert_eq!(versions, ["W/\"3\"", "W/\"4\""]);
+    let (_, now) = scim.get(&path).await;
+    assert_eq!((now["title"].as_str(), now["nickName"].as_str()), (Some("A"), Some("B")), "{now}");
+    let (s, _) = scim.patch(&path, json!([{"op": "replace", "path": "active", "value": false}])).await;
+    assert_eq!(s, 200);
+    let (s, u) = scim.patch(&path, json!([{"op": "replace", "path": "active", "value": true}])).await;
+    assert_eq!((s, u["active"].as_bool()), (200, Some(true)), "{u}");
+    assert_eq!(
+        events_of(uid.clone()).await,
+        ["user.created", "user.updated", "user.updated", "user.updated", "user.deactivated", "user.reactivated"]
+    );
+    // A taken userName: 409, nothing written.
+    let (s, other) = scim.post("/Users", new_user("bob")).await;
+    assert_eq!(s, 201, "{other}");
+    let bob = other["id"].as_str().unwrap().to_string();
+    let (s, e) = scim
+        .patch(&format!("/Users/{bob}"), json!([{"op": "replace", "path": "userName", "value": "alice@acme.test"}]))
+        .await;
+    assert_eq!((s, e["scimType"].as_str()), (409, Some("uniqueness")), "{e}");
+    let (s, e) = scim.post("/Users", new_user("alice")).await;
+    assert_eq!((s, e["scimType"].as_str()), (409, Some("uniqueness")), "{e}");
+    assert_eq!(events_of(bob.clone()).await, ["user.created"]);
+    // With an endpoint: the writes take a transaction, and their deliveries are there.
+    let (s, w) = app.post("/webhooks", json!({"url": "http://127.0.0.1:9/hook", "event_types": ["user.*"]})).await;
+    assert_eq!(s, 201, "{w}");
+    let wid = w["id"].as_str().unwrap().to_string();
+    let (s, carol) = scim.post("/Users", new_user("carol")).await;
+    assert_eq!(s, 201, "{carol}");
+    let cid = carol["id"].as_str().unwrap().to_string();
+    let (s, _) =
+        scim.patch(&format!("/Users/{cid}"), json!([{"op": "replace", "path": "displayName", "value": "C"}])).await;
+    assert_eq!(s, 200);
+    assert_eq!(events_of(cid.clone()).await, ["user.created", "user.updated"]);
+    let sent = delivery::Entity::find()
+        .filter(delivery::Column::TargetId.eq(wid.as_str()))
+        .count(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(sent, 2, "each event of the endpoint's time has its delivery");
+}
+
 both!(
+    writes_outside_a_transaction_keep_their_events,
     key_lookup_totals,
     user_count_follows_every_write,
     deep_paging_follows_hints,

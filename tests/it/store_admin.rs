@@ -355,7 +355,7 @@ async fn a_scim_create_inserts_unless_a_user_exists(app: &TestApp) {
         async move {
             let tx = fedgate::store::write_tx(db).await.unwrap();
             let emails = vec![u.user_name.clone().unwrap().to_lowercase()];
-            let r = scim_users::insert_unless_existing(&tx, &rng, &u, &emails, e, now).await;
+            let r = scim_users::insert_unless_existing(&tx, &rng, &u, &emails, e, now, scim_users::Alone::No).await;
             if r.is_ok() {
                 tx.commit().await.unwrap();
             }
@@ -366,7 +366,7 @@ async fn a_scim_create_inserts_unless_a_user_exists(app: &TestApp) {
     let new = row_of("usr_new", "new@acme.test", "x-new");
     match create(new.clone()).await.unwrap() {
         Inserted::Inserted(u) => assert_eq!(u, new),
-        Inserted::Found(_) => panic!("nothing to find"),
+        _ => panic!("nothing to find"),
     }
     assert_eq!(user::Entity::find_by_id("usr_new".to_string()).one(db).await.unwrap(), Some(new.clone()));
     let user_events = || event::Entity::find().filter(event::Column::EventType.eq("user.created"));
@@ -397,7 +397,7 @@ async fn a_scim_create_inserts_unless_a_user_exists(app: &TestApp) {
     // A userName taken by a live SCIM user: a unique violation, nothing written.
     match create(row_of("usr_live", "live@acme.test", "x-live")).await.unwrap() {
         Inserted::Inserted(_) => {}
-        Inserted::Found(_) => panic!("nothing to find"),
+        _ => panic!("nothing to find"),
     }
     let err = create(row_of("usr_dup", "live@acme.test", "x-dup")).await.err().expect("the userName is taken");
     assert!(fedgate::store::is_unique_violation(&err), "{err}");
@@ -413,6 +413,13 @@ async fn a_scim_create_inserts_unless_a_user_exists(app: &TestApp) {
     assert_eq!(ids.len(), 3, "{ids:?}");
     assert_eq!(user_events().count(db).await.unwrap(), 2, "the new user's and the live one's");
     assert_eq!(delivery::Entity::find().count(db).await.unwrap(), 2);
+    // Outside a transaction, with endpoints enabled (or on SQLite): nothing written.
+    let lone = row_of("usr_lone", "lone@acme.test", "x-lone");
+    let emails = vec!["lone@acme.test".to_string()];
+    let r = scim_users::insert_unless_existing(db, &rng, &lone, &emails, event(&lone), now, scim_users::Alone::Yes);
+    assert!(matches!(r.await.unwrap(), Inserted::NotAlone));
+    assert!(user::Entity::find_by_id("usr_lone".to_string()).one(db).await.unwrap().is_none());
+    assert_eq!(user_events().count(db).await.unwrap(), 2);
 }
 
 crate::both!(

@@ -5,7 +5,7 @@ use crate::ids::UserId;
 use crate::store::conn::{Conn, DbErr, Tx};
 use crate::store::entities::user;
 use crate::store::scim_user_view::UserWithGroups;
-use crate::store::scim_users::{Existing, Inserted};
+use crate::store::scim_users::{Alone, Existing, Inserted};
 use crate::store::{is_unique_violation, scim_groups, scim_user_view, scim_users, write_tx};
 use crate::tenant::{ExternalIdScope, ScimDeletePolicy, ScimLinkRule};
 use crate::util::rfc3339;
@@ -81,20 +81,38 @@ impl Provisioning<'_> {
         let doc = resource::normalize_user(body)?;
         let cols = resource::user_columns(&doc);
         let (now_ms, now) = self.now();
-        let tx = write_tx(self.db).await?;
         let settings = crate::tenant::settings_of(self.tenant);
-        let found = match (&cols.external_id, adoption_emails(settings.scim_link, &cols)) {
-            // What Okta and Entra ID send (an externalId, the email link rule): the lookup, the
-            // insert and its event are one statement on PostgreSQL.
-            (Some(_), Some(emails)) => {
+        let emails = adoption_emails(settings.scim_link, &cols).filter(|_| cols.external_id.is_some());
+        // What Okta and Entra ID send (an externalId, the email link rule): the lookup, the
+        // insert and its event are one statement on PostgreSQL, outside any transaction when no
+        // webhook endpoint could want the event.
+        let new_row = match &emails {
+            Some(emails) => {
                 let id = UserId::new(now_ms, self.rng).to_string();
                 let row = scim_users::new_user(id, &self.tenant.id, &doc, &cols, now)?;
-                let event = crate::store::events::NewEvent {
-                    tenant_id: Some(self.tenant.id.clone()),
-                    event_type: "user.created".into(),
-                    data: crate::directory::user_event(&row, "scim"),
-                };
-                let done = scim_users::insert_unless_existing(&tx, self.rng, &row, &emails, event, now).await;
+                let done = scim_users::insert_unless_existing(
+                    self.db,
+                    self.rng,
+                    &row,
+                    emails,
+                    self.user_created(&row),
+                    now,
+                    Alone::Yes,
+                )
+                .await;
+                match done.map_err(|e| user_conflict(e, &cols.user_name))? {
+                    Inserted::Inserted(row) => return Ok((self.user_resource(&row, &[]), row.version)),
+                    // A user to take over: the transactional path looks again, in its transaction.
+                    Inserted::Found(_) | Inserted::NotAlone => Some(row),
+                }
+            }
+            None => None,
+        };
+        let tx = write_tx(self.db).await?;
+        let found = match (new_row, &emails) {
+            (Some(row), Some(emails)) => {
+                let event = self.user_created(&row);
+                let done = scim_users::insert_unless_existing(&tx, self.rng, &row, emails, event, now, Alone::No).await;
                 match done.map_err(|e| user_conflict(e, &cols.user_name))? {
                     Inserted::Inserted(row) => {
                         let view = self.user_resource(&row, &[]);
@@ -102,6 +120,9 @@ impl Provisioning<'_> {
                         return Ok((view, row.version));
                     }
                     Inserted::Found(existing) => Some(existing),
+                    Inserted::NotAlone => {
+                        return Err(DbErr::Custom("a write in a transaction is never alone".into()).into())
+                    }
                 }
             }
             _ => self.existing_user(&tx, &cols).await?,
@@ -181,6 +202,59 @@ impl Provisioning<'_> {
             },
         };
         Ok(found)
+    }
+
+    /// The `user.created` event of a new SCIM user.
+    fn user_created(&self, row: &user::Model) -> crate::store::events::NewEvent {
+        crate::store::events::NewEvent {
+            tenant_id: Some(self.tenant.id.clone()),
+            event_type: "user.created".into(),
+            data: crate::directory::user_event(row, "scim"),
+        }
+    }
+
+    /// PATCH /Users/{id} of a user read with the request's token
+    /// ([`crate::scim::auth::authenticate_with_user`]), written in ONE statement outside any
+    /// transaction when it can be ([`scim_users::update_alone`], PostgreSQL): the patch applied
+    /// to what was read, written only if the user is still at that version, with its event.
+    /// A patch that changes nothing writes nothing. `None`: nothing was written and the caller
+    /// takes the transactional path ([`Self::patch`]), which reads the user again: on SQLite, a
+    /// deactivation (it ends sessions and revokes grants), a user changed meanwhile, or a tenant
+    /// with an enabled webhook endpoint.
+    pub async fn patch_user_read(
+        &self,
+        found: Option<UserWithGroups>,
+        body: &Value,
+        if_match: Option<&str>,
+        with_groups: bool,
+    ) -> Result<Option<Versioned>> {
+        let req = patch::parse_request(body)?;
+        let UserWithGroups { user: u, groups } = found.ok_or(ProvisioningError::NotFound("user"))?;
+        let groups = if with_groups { groups } else { Vec::new() };
+        check_if_match(if_match, u.version)?;
+        let mut current: Value = serde_json::from_str(u.scim.as_deref().unwrap_or("{}")).unwrap_or_else(|_| json!({}));
+        current["id"] = u.id.clone().into();
+        let outcome = patch::apply(&current, &req)?;
+        if !outcome.changed {
+            return Ok(Some((self.user_resource(&u, &groups), u.version)));
+        }
+        let doc = resource::normalize_user(outcome.resource)?;
+        let cols = resource::user_columns(&doc);
+        if u.active && !cols.active {
+            return Ok(None);
+        }
+        let (_, now) = self.now();
+        let row = scim_users::updated_user(&u, &doc, &cols, now)?;
+        let kind = if !u.active && row.active { "user.reactivated" } else { "user.updated" };
+        let event = crate::store::events::NewEvent {
+            tenant_id: Some(self.tenant.id.clone()),
+            event_type: kind.into(),
+            data: crate::directory::user_event(&row, "scim"),
+        };
+        let done = scim_users::update_alone(self.db, self.rng, &u, &doc, &cols, event, now).await;
+        Ok(done
+            .map_err(|e| user_conflict(e, &cols.user_name))?
+            .map(|row| (self.user_resource(&row, &groups), row.version)))
     }
 
     /// PUT /Users/{id}.
