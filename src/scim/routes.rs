@@ -279,18 +279,24 @@ async fn replace<E: Endpoint>(
 async fn patch<E: Endpoint>(st: web::Data<AppState>, req: HttpRequest, path: IdPath, body: web::Bytes) -> Res {
     let wanted = E::relation_wanted(&req)?;
     let if_match = if_match(&req);
+    let parsed = body_json(&body);
     // PostgreSQL: the user read in the token's statement and, when it can be, written in one
-    // more (no transaction); anything else takes the transactional path.
-    let (c, body) = if E::KIND == ResourceKind::User && crate::store::writes_in_one_statement(&st.db) {
+    // more (no transaction); anything else (a change of `active` among them) takes the
+    // transactional path. The token is checked before the body's errors are told either way.
+    let lone = matches!(&parsed, Ok(b) if E::KIND == ResourceKind::User
+        && crate::store::writes_in_one_statement(&st.db)
+        && !crate::directory::provisioning::patch_may_change_active(b));
+    let (c, body) = if lone {
         let (t, found) = crate::scim::auth::authenticate_with_user(&req, &path.1).await?;
         let c = Ctx::new(st, t);
-        let body = body_json(&body)?;
+        let body = parsed?;
         if let Some((v, version)) = c.service().patch_user_read(found, &body, if_match.as_deref(), wanted).await? {
             return Ok(resource(StatusCode::OK, &projected(&req, v)?, version));
         }
         (c, body)
     } else {
-        (Ctx::new(st, ScimTenant::extract(&req).await?), body_json(&body)?)
+        let t = ScimTenant::extract(&req).await?;
+        (Ctx::new(st, t), parsed?)
     };
     let (v, version) = c.service().patch(E::KIND, &path.1, body, if_match.as_deref(), wanted).await?;
     Ok(resource(StatusCode::OK, &projected(&req, v)?, version))

@@ -23,6 +23,7 @@ mod users;
 
 pub use error::ProvisioningError;
 pub use list::{ListPlan, ListQuery, ListView};
+pub use users::patch_may_change_active;
 
 type Result<T> = std::result::Result<T, ProvisioningError>;
 

@@ -37,6 +37,23 @@ fn user_conflict(e: DbErr, user_name: &str) -> ProvisioningError {
     }
 }
 
+/// Whether a PATCH request may change `active` (an operation on `active`, or a value object
+/// holding it): such a request takes the transactional path at once (a deactivation ends
+/// sessions and revokes grants), rather than reading the user to find that out.
+pub fn patch_may_change_active(body: &Value) -> bool {
+    let names_active = |k: &str| {
+        let k = k.to_ascii_lowercase();
+        k == "active" || k.ends_with(":active")
+    };
+    let ops = body.get("Operations").or_else(|| body.get("operations")).and_then(Value::as_array);
+    ops.is_none_or(|ops| {
+        ops.iter().any(|op| {
+            op.get("path").and_then(Value::as_str).is_some_and(names_active)
+                || op.get("value").and_then(Value::as_object).is_some_and(|m| m.keys().any(|k| names_active(k)))
+        })
+    })
+}
+
 impl Provisioning<'_> {
     /// The User resource as returned, with the given (group id, displayName) groups.
     pub(super) fn user_resource(&self, u: &user::Model, groups: &[(String, String)]) -> Value {
@@ -332,5 +349,37 @@ impl Provisioning<'_> {
         }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patches_that_may_change_active() {
+        let patch =
+            |ops: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
+        for may in [
+            patch(json!([{"op": "replace", "path": "active", "value": false}])),
+            patch(json!([{"op": "Replace", "path": "Active", "value": "False"}])),
+            patch(
+                json!([{"op": "replace", "path": "urn:ietf:params:scim:schemas:core:2.0:User:active", "value": false}]),
+            ),
+            patch(json!([{"op": "replace", "value": {"displayName": "x", "active": false}}])),
+            patch(
+                json!([{"op": "replace", "path": "title", "value": "x"}, {"op": "replace", "value": {"ACTIVE": true}}]),
+            ),
+            json!({"schemas": []}),
+        ] {
+            assert!(patch_may_change_active(&may), "{may}");
+        }
+        for not in [
+            patch(json!([{"op": "replace", "path": "displayName", "value": "x"}])),
+            patch(json!([{"op": "replace", "value": {"name.givenName": "x", "inactive": 1}}])),
+            patch(json!([{"op": "add", "path": "emails", "value": [{"value": "a@b.c", "active": true}]}])),
+        ] {
+            assert!(!patch_may_change_active(&not), "{not}");
+        }
     }
 }
