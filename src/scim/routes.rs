@@ -264,15 +264,26 @@ async fn create<E: Endpoint>(t: ScimTenant, st: web::Data<AppState>, req: HttpRe
     Ok(resource(StatusCode::CREATED, &projected(&req, v)?, version))
 }
 
-async fn replace<E: Endpoint>(
-    t: ScimTenant,
-    st: web::Data<AppState>,
-    req: HttpRequest,
-    path: IdPath,
-    body: web::Bytes,
-) -> Res {
-    let c = Ctx::new(st, t);
-    let (v, version) = c.service().replace(E::KIND, &path.1, body_json(&body)?, if_match(&req).as_deref()).await?;
+async fn replace<E: Endpoint>(st: web::Data<AppState>, req: HttpRequest, path: IdPath, body: web::Bytes) -> Res {
+    let if_match = if_match(&req);
+    let parsed = body_json(&body);
+    // PostgreSQL: as a PATCH (below), a deactivation aside.
+    let lone = matches!(&parsed, Ok(b) if E::KIND == ResourceKind::User
+        && crate::store::writes_in_one_statement(&st.db)
+        && !crate::directory::provisioning::replace_may_deactivate(b));
+    let (c, body) = if lone {
+        let (t, found) = crate::scim::auth::authenticate_with_user(&req, &path.1).await?;
+        let c = Ctx::new(st, t);
+        let body = parsed?;
+        if let Some((v, version)) = c.service().replace_user_read(found, body.clone(), if_match.as_deref()).await? {
+            return Ok(resource(StatusCode::OK, &projected(&req, v)?, version));
+        }
+        (c, body)
+    } else {
+        let t = ScimTenant::extract(&req).await?;
+        (Ctx::new(st, t), parsed?)
+    };
+    let (v, version) = c.service().replace(E::KIND, &path.1, body, if_match.as_deref()).await?;
     Ok(resource(StatusCode::OK, &projected(&req, v)?, version))
 }
 

@@ -1413,9 +1413,32 @@ async fn writes_outside_a_transaction_keep_their_events(app: &TestApp) {
     assert_eq!(s, 200);
     let (s, u) = scim.patch(&path, json!([{"op": "replace", "path": "active", "value": true}])).await;
     assert_eq!((s, u["active"].as_bool()), (200, Some(true)), "{u}");
+    // A PUT: written alone too (a deactivation aside), If-Match against the version replaced.
+    let mut doc = new_user("alice");
+    doc["displayName"] = json!("Alice A");
+    let (s, u) = scim.put(&path, doc.clone()).await;
+    assert_eq!(
+        (s, u["displayName"].as_str(), u["meta"]["version"].as_str()),
+        (200, Some("Alice A"), Some("W/\"7\"")),
+        "{u}"
+    );
+    let ((s, e), _) = scim.req_h(Method::PUT, &path, Some(doc.clone()), &[("if-match", "W/\"6\"")]).await;
+    assert_eq!(s, 412, "{e}");
+    doc["active"] = json!(false);
+    let (s, u) = scim.put(&path, doc).await;
+    assert_eq!((s, u["active"].as_bool()), (200, Some(false)), "{u}");
     assert_eq!(
         events_of(uid.clone()).await,
-        ["user.created", "user.updated", "user.updated", "user.updated", "user.deactivated", "user.reactivated"]
+        [
+            "user.created",
+            "user.updated",
+            "user.updated",
+            "user.updated",
+            "user.deactivated",
+            "user.reactivated",
+            "user.updated",
+            "user.deactivated"
+        ]
     );
     // A taken userName: 409, nothing written.
     let (s, other) = scim.post("/Users", new_user("bob")).await;

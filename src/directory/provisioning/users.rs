@@ -54,6 +54,12 @@ pub fn patch_may_change_active(body: &Value) -> bool {
     })
 }
 
+/// Whether a PUT of a User may deactivate it (`active` other than `true`): such a request takes
+/// the transactional path at once, as [`patch_may_change_active`].
+pub fn replace_may_deactivate(body: &Value) -> bool {
+    !matches!(body.get("active"), None | Some(Value::Bool(true)))
+}
+
 impl Provisioning<'_> {
     /// The User resource as returned, with the given (group id, displayName) groups.
     pub(super) fn user_resource(&self, u: &user::Model, groups: &[(String, String)]) -> Value {
@@ -256,6 +262,34 @@ impl Provisioning<'_> {
             return Ok(Some((self.user_resource(&u, &groups), u.version)));
         }
         let doc = resource::normalize_user(outcome.resource)?;
+        self.write_read_user(u, groups, doc).await
+    }
+
+    /// PUT /Users/{id} of a user read with the request's token, in ONE statement outside any
+    /// transaction when it can be, as [`Self::patch_user_read`]: `None` when nothing was
+    /// written and the caller takes the transactional path ([`Self::replace`]).
+    pub async fn replace_user_read(
+        &self,
+        found: Option<UserWithGroups>,
+        body: Value,
+        if_match: Option<&str>,
+    ) -> Result<Option<Versioned>> {
+        let doc = resource::normalize_user(body)?;
+        let UserWithGroups { user: u, groups } = found.ok_or(ProvisioningError::NotFound("user"))?;
+        check_if_match(if_match, u.version)?;
+        self.write_read_user(u, groups, doc).await
+    }
+
+    /// Writes a normalized document over a user read before (`u`, at its version), with its
+    /// event, in one statement ([`scim_users::update_alone`]); `None` when it could not (a
+    /// deactivation, which ends sessions, SQLite, the user changed meanwhile, an enabled
+    /// endpoint).
+    async fn write_read_user(
+        &self,
+        u: user::Model,
+        groups: Vec<(String, String)>,
+        doc: Value,
+    ) -> Result<Option<Versioned>> {
         let cols = resource::user_columns(&doc);
         if u.active && !cols.active {
             return Ok(None);
@@ -355,6 +389,14 @@ impl Provisioning<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replaces_that_may_deactivate() {
+        assert!(replace_may_deactivate(&json!({"userName": "a", "active": false})));
+        assert!(replace_may_deactivate(&json!({"userName": "a", "active": "False"})));
+        assert!(!replace_may_deactivate(&json!({"userName": "a", "active": true})));
+        assert!(!replace_may_deactivate(&json!({"userName": "a"})));
+    }
 
     #[test]
     fn patches_that_may_change_active() {
