@@ -5,6 +5,7 @@ use crate::directory::provisioning::{ListQuery, Provisioning};
 use crate::http::AppState;
 use crate::scim::auth::ScimTenant;
 use crate::scim::error::{LoggedErrorCode, ScimError, SCIM_JSON};
+use crate::store::scim_user_view::UserWithGroups;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, StatusCode};
@@ -264,25 +265,39 @@ async fn create<E: Endpoint>(t: ScimTenant, st: web::Data<AppState>, req: HttpRe
     Ok(resource(StatusCode::CREATED, &projected(&req, v)?, version))
 }
 
+/// The context of a write of resource `id` and, when the write may run alone (PostgreSQL, a
+/// User, a body that `alone` accepts), the user read in the token's statement (`Some(found)`):
+/// the write is then tried in one statement ([`Provisioning::patch_user_read`]), anything else
+/// takes the transactional path. The token is checked before the body's errors are told, either
+/// way.
+async fn write_context<E: Endpoint>(
+    st: web::Data<AppState>,
+    req: &HttpRequest,
+    id: &str,
+    parsed: &Result<Value, ScimError>,
+    alone: fn(&Value) -> bool,
+) -> Result<(Ctx, Option<Option<UserWithGroups>>), ScimError> {
+    let lone = matches!(parsed, Ok(b) if E::KIND == ResourceKind::User
+        && crate::store::writes_in_one_statement(&st.db)
+        && alone(b));
+    if lone {
+        let (t, found) = crate::scim::auth::authenticate_with_user(req, id).await?;
+        return Ok((Ctx::new(st, t), Some(found)));
+    }
+    Ok((Ctx::new(st, ScimTenant::extract(req).await?), None))
+}
+
 async fn replace<E: Endpoint>(st: web::Data<AppState>, req: HttpRequest, path: IdPath, body: web::Bytes) -> Res {
     let if_match = if_match(&req);
     let parsed = body_json(&body);
-    // PostgreSQL: as a PATCH (below), a deactivation aside.
-    let lone = matches!(&parsed, Ok(b) if E::KIND == ResourceKind::User
-        && crate::store::writes_in_one_statement(&st.db)
-        && !crate::directory::provisioning::replace_may_deactivate(b));
-    let (c, body) = if lone {
-        let (t, found) = crate::scim::auth::authenticate_with_user(&req, &path.1).await?;
-        let c = Ctx::new(st, t);
-        let body = parsed?;
+    let alone = |b: &Value| !crate::directory::provisioning::replace_may_deactivate(b);
+    let (c, found) = write_context::<E>(st, &req, &path.1, &parsed, alone).await?;
+    let body = parsed?;
+    if let Some(found) = found {
         if let Some((v, version)) = c.service().replace_user_read(found, body.clone(), if_match.as_deref()).await? {
             return Ok(resource(StatusCode::OK, &projected(&req, v)?, version));
         }
-        (c, body)
-    } else {
-        let t = ScimTenant::extract(&req).await?;
-        (Ctx::new(st, t), parsed?)
-    };
+    }
     let (v, version) = c.service().replace(E::KIND, &path.1, body, if_match.as_deref()).await?;
     Ok(resource(StatusCode::OK, &projected(&req, v)?, version))
 }
@@ -291,24 +306,14 @@ async fn patch<E: Endpoint>(st: web::Data<AppState>, req: HttpRequest, path: IdP
     let wanted = E::relation_wanted(&req)?;
     let if_match = if_match(&req);
     let parsed = body_json(&body);
-    // PostgreSQL: the user read in the token's statement and, when it can be, written in one
-    // more (no transaction); anything else (a change of `active` among them) takes the
-    // transactional path. The token is checked before the body's errors are told either way.
-    let lone = matches!(&parsed, Ok(b) if E::KIND == ResourceKind::User
-        && crate::store::writes_in_one_statement(&st.db)
-        && !crate::directory::provisioning::patch_may_change_active(b));
-    let (c, body) = if lone {
-        let (t, found) = crate::scim::auth::authenticate_with_user(&req, &path.1).await?;
-        let c = Ctx::new(st, t);
-        let body = parsed?;
+    let alone = |b: &Value| !crate::directory::provisioning::patch_may_change_active(b);
+    let (c, found) = write_context::<E>(st, &req, &path.1, &parsed, alone).await?;
+    let body = parsed?;
+    if let Some(found) = found {
         if let Some((v, version)) = c.service().patch_user_read(found, &body, if_match.as_deref(), wanted).await? {
             return Ok(resource(StatusCode::OK, &projected(&req, v)?, version));
         }
-        (c, body)
-    } else {
-        let t = ScimTenant::extract(&req).await?;
-        (Ctx::new(st, t), parsed?)
-    };
+    }
     let (v, version) = c.service().patch(E::KIND, &path.1, body, if_match.as_deref(), wanted).await?;
     Ok(resource(StatusCode::OK, &projected(&req, v)?, version))
 }

@@ -587,19 +587,28 @@ async fn an_acs_answer_is_kept_once(app: &TestApp) {
 /// [`codes::redeem`]: the whole exchange in one statement on PostgreSQL, only when every check
 /// holds; any failed check writes nothing (the code stays usable for the transactional path to
 /// judge). Always `None` on SQLite. Two redemptions of one code at once: one wins.
-async fn a_code_is_redeemed_in_one_statement(app: &TestApp) {
+/// A tenant with an active user `usr_1` (session `ses_1`) and a deactivated `usr_off` (session
+/// `ses_off`): the tenant's and its connection's ids, and the time.
+async fn active_and_deactivated(app: &TestApp) -> (String, String, i64) {
     let (t, c) = app.tenant("acme", "acme.test", &[]).await;
-    let (tid, cid) = (t["id"].as_str().unwrap(), c["id"].as_str().unwrap());
+    let (tid, cid) = (t["id"].as_str().unwrap().to_string(), c["id"].as_str().unwrap().to_string());
     let db = &app.state.db;
     let now = app.state.clock.now();
-    users::insert(db, new_user("usr_1", tid, false)).await.unwrap();
-    let mut gone = new_user("usr_off", tid, false);
+    users::insert(db, new_user("usr_1", &tid, false)).await.unwrap();
+    let mut gone = new_user("usr_off", &tid, false);
     gone.active = false;
     users::insert(db, gone).await.unwrap();
-    sessions::insert(db, new_session("ses_1", "usr_1", tid, cid, now)).await.unwrap();
+    sessions::insert(db, new_session("ses_1", "usr_1", &tid, &cid, now)).await.unwrap();
+    sessions::insert(db, new_session("ses_off", "usr_off", &tid, &cid, now)).await.unwrap();
+    (tid, cid, now)
+}
+
+async fn a_code_is_redeemed_in_one_statement(app: &TestApp) {
+    let (tid, cid, now) = active_and_deactivated(app).await;
+    let (tid, cid) = (tid.as_str(), cid.as_str());
+    let db = &app.state.db;
     sessions::insert(db, new_session("ses_rev", "usr_1", tid, cid, now)).await.unwrap();
     sessions::revoke(db, &["ses_rev".into()], now).await.unwrap();
-    sessions::insert(db, new_session("ses_off", "usr_off", tid, cid, now)).await.unwrap();
     let mut code = new_code("h_ok", "lgn", "ses_1", now);
     code.code_challenge = Some("chal".into());
     codes::insert(db, code).await.unwrap();
@@ -690,16 +699,9 @@ async fn a_code_is_redeemed_in_one_statement(app: &TestApp) {
 /// check holds; a failed check writes nothing. Always `None` on SQLite. Two rotations of one
 /// token at once: one wins.
 async fn a_refresh_is_rotated_in_one_statement(app: &TestApp) {
-    let (t, c) = app.tenant("acme", "acme.test", &[]).await;
-    let (tid, cid) = (t["id"].as_str().unwrap(), c["id"].as_str().unwrap());
+    let (tid, _, now) = active_and_deactivated(app).await;
+    let tid = tid.as_str();
     let db = &app.state.db;
-    let now = app.state.clock.now();
-    users::insert(db, new_user("usr_1", tid, false)).await.unwrap();
-    let mut gone = new_user("usr_off", tid, false);
-    gone.active = false;
-    users::insert(db, gone).await.unwrap();
-    sessions::insert(db, new_session("ses_1", "usr_1", tid, cid, now)).await.unwrap();
-    sessions::insert(db, new_session("ses_off", "usr_off", tid, cid, now)).await.unwrap();
     let grant = |id: &str, user: &str, session: &str| {
         let mut g = new_grant(id, user, session, now);
         g.tenant_id = tid.into();
