@@ -265,22 +265,17 @@ async fn create<E: Endpoint>(t: ScimTenant, st: web::Data<AppState>, req: HttpRe
     Ok(resource(StatusCode::CREATED, &projected(&req, v)?, version))
 }
 
-/// The context of a write of resource `id` and, when the write may run alone (PostgreSQL, a
-/// User, a body that `alone` accepts), the user read in the token's statement (`Some(found)`):
-/// the write is then tried in one statement ([`Provisioning::patch_user_read`]), anything else
-/// takes the transactional path. The token is checked before the body's errors are told, either
-/// way.
+/// The context of a write of resource `id` and, when the write may run alone (`alone`, a User,
+/// PostgreSQL), the user read in the token's statement (`Some(found)`): the write is then tried
+/// in one statement ([`Provisioning::patch_user_read`]), anything else takes the transactional
+/// path. The token is checked before the body's errors are told, either way.
 async fn write_context<E: Endpoint>(
     st: web::Data<AppState>,
     req: &HttpRequest,
     id: &str,
-    parsed: &Result<Value, ScimError>,
-    alone: fn(&Value) -> bool,
+    alone: bool,
 ) -> Result<(Ctx, Option<Option<UserWithGroups>>), ScimError> {
-    let lone = matches!(parsed, Ok(b) if E::KIND == ResourceKind::User
-        && crate::store::writes_in_one_statement(&st.db)
-        && alone(b));
-    if lone {
+    if alone && E::KIND == ResourceKind::User && crate::store::writes_in_one_statement(&st.db) {
         let (t, found) = crate::scim::auth::authenticate_with_user(req, id).await?;
         return Ok((Ctx::new(st, t), Some(found)));
     }
@@ -290,8 +285,8 @@ async fn write_context<E: Endpoint>(
 async fn replace<E: Endpoint>(st: web::Data<AppState>, req: HttpRequest, path: IdPath, body: web::Bytes) -> Res {
     let if_match = if_match(&req);
     let parsed = body_json(&body);
-    let alone = |b: &Value| !crate::directory::provisioning::replace_may_deactivate(b);
-    let (c, found) = write_context::<E>(st, &req, &path.1, &parsed, alone).await?;
+    let alone = matches!(&parsed, Ok(b) if !crate::directory::provisioning::replace_may_deactivate(b));
+    let (c, found) = write_context::<E>(st, &req, &path.1, alone).await?;
     let body = parsed?;
     if let Some(found) = found {
         if let Some((v, version)) = c.service().replace_user_read(found, body.clone(), if_match.as_deref()).await? {
@@ -306,11 +301,13 @@ async fn patch<E: Endpoint>(st: web::Data<AppState>, req: HttpRequest, path: IdP
     let wanted = E::relation_wanted(&req)?;
     let if_match = if_match(&req);
     let parsed = body_json(&body);
-    let alone = |b: &Value| !crate::directory::provisioning::patch_may_change_active(b);
-    let (c, found) = write_context::<E>(st, &req, &path.1, &parsed, alone).await?;
+    // The PatchOp parsed once, here: it decides whether the write may run alone and is the one
+    // applied then.
+    let alone = parsed.as_ref().ok().and_then(crate::directory::provisioning::patch_alone);
+    let (c, found) = write_context::<E>(st, &req, &path.1, alone.is_some()).await?;
     let body = parsed?;
-    if let Some(found) = found {
-        if let Some((v, version)) = c.service().patch_user_read(found, &body, if_match.as_deref(), wanted).await? {
+    if let (Some(found), Some(patch)) = (found, alone) {
+        if let Some((v, version)) = c.service().patch_user_read(found, &patch, if_match.as_deref(), wanted).await? {
             return Ok(resource(StatusCode::OK, &projected(&req, v)?, version));
         }
     }

@@ -30,18 +30,17 @@ pub async fn emit(db: &impl ConnectionTrait, rng: &dyn Rng, now: i64, e: NewEven
     let id = new_id(rng);
     let backend = db.get_database_backend();
     let sql = match backend {
-        DbBackend::Postgres => {
+        DbBackend::Postgres => format!(
             "INSERT INTO events (id, tx_id, tenant_id, event_type, occurred_at, data) \
              VALUES ($1, pg_current_xact_id()::text::bigint, $2, $3, $4, $5) RETURNING seq, \
-             (SELECT json_agg(json_build_array(w.id, w.event_types))::text FROM webhook_endpoints w \
-              WHERE w.enabled AND (w.tenant_id IS NULL OR w.tenant_id = $6)) AS endpoints"
-        }
-        _ => {
+             (SELECT json_agg(json_build_array(w.id, w.event_types))::text {}) AS endpoints",
+            endpoints_of("$6")
+        ),
+        _ => format!(
             "INSERT INTO events (id, tx_id, tenant_id, event_type, occurred_at, data) VALUES (?, 0, ?, ?, ?, ?) \
-             RETURNING seq, \
-             (SELECT json_group_array(json_array(w.id, w.event_types)) FROM webhook_endpoints w \
-              WHERE w.enabled AND (w.tenant_id IS NULL OR w.tenant_id = ?)) AS endpoints"
-        }
+             RETURNING seq, (SELECT json_group_array(json_array(w.id, w.event_types)) {}) AS endpoints",
+            endpoints_of("?")
+        ),
     };
     let row = db
         .query_one_raw(Statement::from_sql_and_values(
@@ -62,6 +61,13 @@ pub async fn emit(db: &impl ConnectionTrait, rng: &dyn Rng, now: i64, e: NewEven
     let endpoints: Option<String> = row.try_get("", "endpoints")?;
     fan_out(db, rng, now, &e, &id, seq, endpoints.as_deref()).await?;
     Ok(id)
+}
+
+/// `FROM … WHERE …` of the webhook endpoints an event of the tenant `tenant` (its SQL) may go
+/// to: enabled, the tenant's or global ([`webhooks::enabled_for`]'s rule). The fan-out reads
+/// them; a write without a transaction runs only when there are none.
+pub(super) fn endpoints_of(tenant: &str) -> String {
+    format!("FROM webhook_endpoints w WHERE w.enabled AND (w.tenant_id IS NULL OR w.tenant_id = {tenant})")
 }
 
 /// A new event id.
@@ -137,8 +143,8 @@ pub(super) fn pg_insert_parts(
          SELECT {id}, pg_current_xact_id()::text::bigint, {tenant}, {kind}, {at}, {data} WHERE {when} RETURNING seq)"
     );
     let endpoints = format!(
-        "(SELECT json_agg(json_build_array(w.id, w.event_types))::text FROM webhook_endpoints w \
-         WHERE w.enabled AND (w.tenant_id IS NULL OR w.tenant_id = {tenant}) AND EXISTS (SELECT 1 FROM {cte}))"
+        "(SELECT json_agg(json_build_array(w.id, w.event_types))::text {} AND EXISTS (SELECT 1 FROM {cte}))",
+        endpoints_of(&tenant)
     );
     (insert, endpoints)
 }

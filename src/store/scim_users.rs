@@ -60,15 +60,24 @@ pub async fn deleted_or_sso_by_email(
     let backend = db.get_database_backend();
     let (sql, values) = deleted_or_sso_query(backend, tenant_id, external_id, emails_lower);
     let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
-    let mut sso = None;
+    let mut picked = Vec::with_capacity(rows.len());
     for row in rows {
-        let u = user::Model::from_query_result(&row, "")?;
-        if row.try_get::<i32>("", "pick")? == 0 {
-            return Ok(Some(Existing::Deleted(u)));
+        picked.push((row.try_get::<i32>("", "pick")?, user::Model::from_query_result(&row, "")?));
+    }
+    Ok(existing_of(picked))
+}
+
+/// The user a create takes over among [`deleted_or_sso_query`]'s rows (`pick`, user): the
+/// deleted one before the SSO one.
+fn existing_of(picked: Vec<(i32, user::Model)>) -> Option<Existing> {
+    let mut sso = None;
+    for (pick, u) in picked {
+        if pick == 0 {
+            return Some(Existing::Deleted(u));
         }
         sso = Some(Existing::Sso(u));
     }
-    Ok(sso)
+    sso
 }
 
 /// [`deleted_or_sso_by_email`]'s query and values: `pick` 0 for the deleted user, 1 for the SSO one.
@@ -230,9 +239,7 @@ pub enum Alone {
 /// id): no enabled endpoint of the tenant or global, the set [`super::events::emit`]'s
 /// subquery fans out to.
 fn no_endpoint(tenant: &str) -> String {
-    format!(
-        "NOT EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.enabled AND (w.tenant_id IS NULL OR w.tenant_id = {tenant}))"
-    )
+    format!("NOT EXISTS (SELECT 1 {})", super::events::endpoints_of(tenant))
 }
 
 /// A SCIM create's lookup ([`deleted_or_sso_by_email`]), then, when it finds nothing, the
@@ -272,22 +279,27 @@ pub async fn insert_unless_existing(
         return Ok(Inserted::NotAlone);
     }
     use sea_orm::FromQueryResult;
-    let mut sso = None;
+    let mut picked = Vec::with_capacity(rows.len());
     for r in rows {
         let u = user::Model::from_query_result(&r, "")?;
         match r.try_get::<i32>("", "pick")? {
-            0 => return Ok(Inserted::Found(Existing::Deleted(u))),
-            1 => sso = Some(Existing::Sso(u)),
-            _ => {
+            INSERTED => {
                 let seq: i64 = r.try_get("", "event_seq")?;
                 let endpoints: Option<String> = r.try_get("", "endpoints")?;
                 super::events::fan_out(db, rng, now, &event, &event_id, seq, endpoints.as_deref()).await?;
                 return Ok(Inserted::Inserted(u));
             }
+            pick => picked.push((pick, u)),
         }
     }
-    sso.map(Inserted::Found).ok_or_else(|| DbErr::RecordNotFound("insert_unless_existing: no row".into()))
+    existing_of(picked)
+        .map(Inserted::Found)
+        .ok_or_else(|| DbErr::RecordNotFound("insert_unless_existing: no row".into()))
 }
+
+/// The `pick` of the inserted row in [`insert_unless_existing`]'s statement (the found ones are
+/// [`deleted_or_sso_query`]'s 0 and 1).
+const INSERTED: i32 = 2;
 
 /// [`insert_unless_existing`]'s PostgreSQL statement: [`deleted_or_sso_by_email`]'s query as
 /// `found`, the user's `INSERT … SELECT … WHERE NOT EXISTS (found)` and the event's (only if the
@@ -338,7 +350,7 @@ fn insert_unless_existing_statement(
     let sql = format!(
         "WITH found AS ({found}), ins AS ({insert_sql}), {event_cte} \
          SELECT found.*, NULL::bigint AS event_seq, NULL::text AS endpoints FROM found \
-         UNION ALL SELECT 2 AS pick, ins.*, (SELECT seq FROM e) AS event_seq, {endpoints} AS endpoints FROM ins"
+         UNION ALL SELECT {INSERTED} AS pick, ins.*, (SELECT seq FROM e) AS event_seq, {endpoints} AS endpoints FROM ins"
     );
     Ok(sea_orm::Statement::from_sql_and_values(backend, sql, values))
 }

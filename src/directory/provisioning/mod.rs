@@ -23,7 +23,7 @@ mod users;
 
 pub use error::ProvisioningError;
 pub use list::{ListPlan, ListQuery, ListView};
-pub use users::{patch_may_change_active, replace_may_deactivate};
+pub use users::{patch_alone, replace_may_deactivate};
 
 type Result<T> = std::result::Result<T, ProvisioningError>;
 

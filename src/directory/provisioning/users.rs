@@ -37,25 +37,26 @@ fn user_conflict(e: DbErr, user_name: &str) -> ProvisioningError {
     }
 }
 
-/// Whether a PATCH request may change `active` (an operation on `active`, or a value object
-/// holding it): such a request takes the transactional path at once (a deactivation ends
-/// sessions and revokes grants), rather than reading the user to find that out.
-pub fn patch_may_change_active(body: &Value) -> bool {
+/// A PatchOp that may be written without a transaction: the parsed request, unless it may change
+/// `active` (an operation whose path is `active`, with or without its schema, or a value object
+/// holding it) or does not parse. Such a request takes the transactional path at once (a
+/// deactivation ends sessions and revokes grants; a parse error is reported there, after the
+/// token), rather than reading the user to find that out.
+pub fn patch_alone(body: &Value) -> Option<patch::PatchRequest> {
     let names_active = |k: &str| {
         let k = k.to_ascii_lowercase();
         k == "active" || k.ends_with(":active")
     };
-    let ops = body.get("Operations").or_else(|| body.get("operations")).and_then(Value::as_array);
-    ops.is_none_or(|ops| {
-        ops.iter().any(|op| {
-            op.get("path").and_then(Value::as_str).is_some_and(names_active)
-                || op.get("value").and_then(Value::as_object).is_some_and(|m| m.keys().any(|k| names_active(k)))
-        })
-    })
+    let req = patch::parse_request(body).ok()?;
+    let may_change_active = req.operations.iter().any(|op| match &op.path {
+        Some(p) => names_active(&p.attr.attr),
+        None => op.value.as_ref().and_then(Value::as_object).is_some_and(|m| m.keys().any(|k| names_active(k))),
+    });
+    (!may_change_active).then_some(req)
 }
 
 /// Whether a PUT of a User may deactivate it (`active` other than `true`): such a request takes
-/// the transactional path at once, as [`patch_may_change_active`].
+/// the transactional path at once, as [`patch_alone`] tells for a PATCH.
 pub fn replace_may_deactivate(body: &Value) -> bool {
     !matches!(body.get("active"), None | Some(Value::Bool(true)))
 }
@@ -108,47 +109,33 @@ impl Provisioning<'_> {
         let emails = adoption_emails(settings.scim_link, &cols).filter(|_| cols.external_id.is_some());
         // What Okta and Entra ID send (an externalId, the email link rule): the lookup, the
         // insert and its event are one statement on PostgreSQL, outside any transaction when no
-        // webhook endpoint could want the event.
+        // webhook endpoint could want the event; a user to take over, or an endpoint, and the
+        // transactional path looks again, in its transaction.
         let new_row = match &emails {
             Some(emails) => {
-                let id = UserId::new(now_ms, self.rng).to_string();
-                let row = scim_users::new_user(id, &self.tenant.id, &doc, &cols, now)?;
-                let done = scim_users::insert_unless_existing(
-                    self.db,
-                    self.rng,
-                    &row,
-                    emails,
-                    self.user_created(&row),
-                    now,
-                    Alone::Yes,
-                )
-                .await;
-                match done.map_err(|e| user_conflict(e, &cols.user_name))? {
-                    Inserted::Inserted(row) => return Ok((self.user_resource(&row, &[]), row.version)),
-                    // A user to take over: the transactional path looks again, in its transaction.
-                    Inserted::Found(_) | Inserted::NotAlone => Some(row),
+                let row =
+                    scim_users::new_user(UserId::new(now_ms, self.rng).to_string(), &self.tenant.id, &doc, &cols, now)?;
+                if let Inserted::Inserted(row) = self.insert_new(self.db, &row, emails, now, Alone::Yes).await? {
+                    return Ok((self.user_resource(&row, &[]), row.version));
                 }
+                Some((row, emails))
             }
             None => None,
         };
         let tx = write_tx(self.db).await?;
-        let found = match (new_row, &emails) {
-            (Some(row), Some(emails)) => {
-                let event = self.user_created(&row);
-                let done = scim_users::insert_unless_existing(&tx, self.rng, &row, emails, event, now, Alone::No).await;
-                match done.map_err(|e| user_conflict(e, &cols.user_name))? {
-                    Inserted::Inserted(row) => {
-                        let view = self.user_resource(&row, &[]);
-                        tx.commit().await?;
-                        return Ok((view, row.version));
-                    }
-                    Inserted::Found(existing) => Some(existing),
-                    Inserted::NotAlone => {
-                        return Err(DbErr::Custom("a write in a transaction is never alone".into()).into())
-                    }
+        let found = match new_row {
+            Some((row, emails)) => match self.insert_new(&tx, &row, emails, now, Alone::No).await? {
+                Inserted::Inserted(row) => {
+                    let view = self.user_resource(&row, &[]);
+                    tx.commit().await?;
+                    return Ok((view, row.version));
                 }
-            }
-            _ => self.existing_user(&tx, &cols).await?,
+                Inserted::Found(existing) => Some(existing),
+                Inserted::NotAlone => {
+                    return Err(DbErr::Custom("a write in a transaction is never alone".into()).into())
+                }
+            },
+            None => self.existing_user(&tx, &cols).await?,
         };
         let (existing, kind) = match found {
             Some(Existing::Deleted(d)) => (Some(d), "user.reactivated"),
@@ -227,13 +214,31 @@ impl Provisioning<'_> {
         Ok(found)
     }
 
-    /// The `user.created` event of a new SCIM user.
-    fn user_created(&self, row: &user::Model) -> crate::store::events::NewEvent {
+    /// The `kind` event of a SCIM user (`row` as written).
+    fn user_event(&self, kind: &str, row: &user::Model) -> crate::store::events::NewEvent {
         crate::store::events::NewEvent {
             tenant_id: Some(self.tenant.id.clone()),
-            event_type: "user.created".into(),
+            event_type: kind.into(),
             data: crate::directory::user_event(row, "scim"),
         }
+    }
+
+    /// A new user `row` inserted with its `user.created` event unless a user the create takes
+    /// over exists ([`scim_users::insert_unless_existing`]), with `db` (the pool, when `alone`,
+    /// or the create's transaction).
+    async fn insert_new(
+        &self,
+        db: &impl Conn,
+        row: &user::Model,
+        emails: &[String],
+        now: i64,
+        alone: Alone,
+    ) -> Result<Inserted> {
+        let event = self.user_event("user.created", row);
+        let user_name = row.user_name.as_deref().unwrap_or_default();
+        scim_users::insert_unless_existing(db, self.rng, row, emails, event, now, alone)
+            .await
+            .map_err(|e| user_conflict(e, user_name))
     }
 
     /// PATCH /Users/{id} of a user read with the request's token
@@ -247,17 +252,16 @@ impl Provisioning<'_> {
     pub async fn patch_user_read(
         &self,
         found: Option<UserWithGroups>,
-        body: &Value,
+        req: &patch::PatchRequest,
         if_match: Option<&str>,
         with_groups: bool,
     ) -> Result<Option<Versioned>> {
-        let req = patch::parse_request(body)?;
         let UserWithGroups { user: u, groups } = found.ok_or(ProvisioningError::NotFound("user"))?;
         let groups = if with_groups { groups } else { Vec::new() };
         check_if_match(if_match, u.version)?;
         let mut current: Value = serde_json::from_str(u.scim.as_deref().unwrap_or("{}")).unwrap_or_else(|_| json!({}));
         current["id"] = u.id.clone().into();
-        let outcome = patch::apply(&current, &req)?;
+        let outcome = patch::apply(&current, req)?;
         if !outcome.changed {
             return Ok(Some((self.user_resource(&u, &groups), u.version)));
         }
@@ -297,12 +301,7 @@ impl Provisioning<'_> {
         let (_, now) = self.now();
         let row = scim_users::updated_user(&u, &doc, &cols, now)?;
         let kind = if !u.active && row.active { "user.reactivated" } else { "user.updated" };
-        let event = crate::store::events::NewEvent {
-            tenant_id: Some(self.tenant.id.clone()),
-            event_type: kind.into(),
-            data: crate::directory::user_event(&row, "scim"),
-        };
-        let done = scim_users::update_alone(self.db, self.rng, &u, &doc, &cols, event, now).await;
+        let done = scim_users::update_alone(self.db, self.rng, &u, &doc, &cols, self.user_event(kind, &row), now).await;
         Ok(done
             .map_err(|e| user_conflict(e, &cols.user_name))?
             .map(|row| (self.user_resource(&row, &groups), row.version)))
@@ -399,7 +398,7 @@ mod tests {
     }
 
     #[test]
-    fn patches_that_may_change_active() {
+    fn patches_that_may_change_active_take_the_transaction() {
         let patch =
             |ops: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
         for may in [
@@ -414,14 +413,14 @@ mod tests {
             ),
             json!({"schemas": []}),
         ] {
-            assert!(patch_may_change_active(&may), "{may}");
+            assert!(patch_alone(&may).is_none(), "{may}");
         }
         for not in [
             patch(json!([{"op": "replace", "path": "displayName", "value": "x"}])),
             patch(json!([{"op": "replace", "value": {"name.givenName": "x", "inactive": 1}}])),
             patch(json!([{"op": "add", "path": "emails", "value": [{"value": "a@b.c", "active": true}]}])),
         ] {
-            assert!(!patch_may_change_active(&not), "{not}");
+            assert!(patch_alone(&not).is_some(), "{not}");
         }
     }
 }
