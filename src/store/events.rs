@@ -1,6 +1,6 @@
 //! The `events` table (the transactional outbox) and the fan-out of each event to the webhook
 //! endpoints subscribed to it, in the caller's transaction.
-use super::entities::event;
+use super::entities::{delivery, event};
 use super::{deliveries, webhooks};
 use crate::clock::Rng;
 use sea_orm::{
@@ -8,6 +8,7 @@ use sea_orm::{
     Statement,
 };
 use serde_json::{json, Value};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// An event to emit.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,8 +34,8 @@ pub async fn emit(db: &impl ConnectionTrait, rng: &dyn Rng, now: i64, e: NewEven
         DbBackend::Postgres => format!(
             "INSERT INTO events (id, tx_id, tenant_id, event_type, occurred_at, data) \
              VALUES ($1, pg_current_xact_id()::text::bigint, $2, $3, $4, $5) RETURNING seq, \
-             (SELECT json_agg(json_build_array(w.id, w.event_types))::text {}) AS endpoints",
-            endpoints_of("$6")
+             ({}) AS endpoints",
+            pg_endpoints("$6")
         ),
         _ => format!(
             "INSERT INTO events (id, tx_id, tenant_id, event_type, occurred_at, data) VALUES (?, 0, ?, ?, ?, ?) \
@@ -70,6 +71,83 @@ pub(super) fn endpoints_of(tenant: &str) -> String {
     format!("FROM webhook_endpoints w WHERE w.enabled AND (w.tenant_id IS NULL OR w.tenant_id = {tenant})")
 }
 
+/// PostgreSQL's list of the webhook endpoints an event of the tenant `tenant` (its SQL) may go
+/// to, `[[id, event_types], …]` in id order (SQL NULL when there are none): the text
+/// [`fan_out`] reads, [`remember`]s, and a write outside a transaction compares
+/// ([`Expected::guard`]). One expression everywhere, so equal sets are equal texts.
+fn pg_endpoints(tenant: &str) -> String {
+    format!("SELECT json_agg(json_build_array(w.id, w.event_types) ORDER BY w.id)::text {}", endpoints_of(tenant))
+}
+
+/// The last list of webhook endpoints ([`pg_endpoints`]' text) an event of each tenant was
+/// fanned out to on PostgreSQL, parsed: what a SCIM write outside any transaction expects
+/// ([`Expected`]). Only a guess: the write's own statement compares it with the endpoints as
+/// they are and writes nothing when they differ (an endpoint created, changed or disabled,
+/// here or on another instance), and its caller then takes the transactional path, whose event
+/// learns the new list. Bounded: emptied when it holds [`KNOWN_TENANTS`] tenants.
+type Known = std::collections::HashMap<String, Arc<(Option<String>, Vec<(String, Vec<String>)>)>>;
+const KNOWN_TENANTS: usize = 4096;
+
+fn known() -> &'static Mutex<Known> {
+    static K: OnceLock<Mutex<Known>> = OnceLock::new();
+    K.get_or_init(|| Mutex::new(Known::new()))
+}
+
+/// Keeps `text` (an event of `tenant` went to these endpoints, parsed as `parsed`).
+fn remember(tenant: &str, text: Option<&str>, parsed: &[(String, String)]) {
+    let Ok(mut k) = known().lock() else { return };
+    if k.get(tenant).is_some_and(|v| v.0.as_deref() == text) {
+        return;
+    }
+    if k.len() >= KNOWN_TENANTS {
+        k.clear();
+    }
+    let endpoints = parsed.iter().map(|(id, types)| (id.clone(), crate::util::from_json_list(types))).collect();
+    k.insert(tenant.to_string(), Arc::new((text.map(str::to_string), endpoints)));
+}
+
+/// The webhook endpoints a write outside any transaction (PostgreSQL) expects its event's
+/// tenant to have ([`remember`]ed; none when nothing is known), and the deliveries it then
+/// writes in its own statement ([`pg_insert_parts`]): one per expected endpoint whose event
+/// types match, its id drawn here. The statement checks the expectation ([`Expected::guard`]),
+/// so deliveries are written for exactly the endpoints enabled when the event commits, as in a
+/// transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Expected {
+    text: Option<String>,
+    /// (delivery id, endpoint id) of each delivery to write.
+    deliveries: Vec<(String, String)>,
+}
+
+impl Expected {
+    pub(super) fn of(rng: &dyn Rng, tenant: &str, event_type: &str) -> Expected {
+        let known = known().lock().ok().and_then(|k| k.get(tenant).cloned());
+        let Some(known) = known else { return Expected { text: None, deliveries: Vec::new() } };
+        let deliveries = known
+            .1
+            .iter()
+            .filter(|(_, types)| webhooks::type_matches(types, event_type))
+            .map(|(endpoint, _)| (format!("dlv_{}", crate::ids::random128(rng)), endpoint.clone()))
+            .collect();
+        Expected { text: known.0.clone(), deliveries }
+    }
+
+    /// An expectation of `text` with these (delivery id, endpoint id) deliveries (unit tests).
+    #[cfg(test)]
+    pub(super) fn known(text: Option<&str>, deliveries: &[(&str, &str)]) -> Expected {
+        Expected {
+            text: text.map(str::to_string),
+            deliveries: deliveries.iter().map(|(d, e)| (d.to_string(), e.to_string())).collect(),
+        }
+    }
+
+    /// The condition that the endpoints an event of `tenant` (its SQL) goes to are the ones
+    /// expected; `param` numbers the expectation.
+    pub(super) fn guard(&self, tenant: &str, param: &mut dyn FnMut(sea_orm::Value) -> String) -> String {
+        format!("({}) IS NOT DISTINCT FROM {}", pg_endpoints(tenant), param(self.text.clone().into()))
+    }
+}
+
 /// A new event id.
 pub(super) fn new_id(rng: &dyn Rng) -> String {
     format!("evt_{}", crate::ids::random128(rng))
@@ -86,17 +164,15 @@ pub(super) async fn fan_out(
     seq: i64,
     endpoints: Option<&str>,
 ) -> Result<(), DbErr> {
-    let endpoints = parse_endpoints(endpoints)?;
-    if endpoints.is_empty() {
+    let parsed = parse_endpoints(endpoints)?;
+    if let (DbBackend::Postgres, Some(tenant)) = (db.get_database_backend(), e.tenant_id.as_deref()) {
+        remember(tenant, endpoints, &parsed);
+    }
+    if parsed.is_empty() {
         return Ok(());
     }
-    let payload = json!({
-        "type": e.event_type,
-        "timestamp": crate::util::rfc3339(now),
-        "data": e.data,
-    })
-    .to_string();
-    for (endpoint_id, event_types) in endpoints {
+    let payload = payload(e, now);
+    for (endpoint_id, event_types) in parsed {
         let types = crate::util::from_json_list(&event_types);
         if !webhooks::type_matches(&types, &e.event_type) {
             continue;
@@ -119,16 +195,30 @@ pub(super) async fn fan_out(
     Ok(())
 }
 
+/// The body a webhook delivery of `e` posts.
+fn payload(e: &NewEvent, now: i64) -> String {
+    json!({
+        "type": e.event_type,
+        "timestamp": crate::util::rfc3339(now),
+        "data": e.data,
+    })
+    .to_string()
+}
+
 /// [`emit`]'s INSERT as two parts of a PostgreSQL statement of the caller's, for an event that
 /// is written only if `when` (an SQL condition) holds: the CTE that inserts it (`RETURNING
 /// seq`, named `cte`) and the expression of the endpoints it goes to (NULL when it was not
-/// written). `param` numbers each value the caller's statement takes.
+/// written), for the caller to [`fan_out`] to. With `alone` (a statement outside any
+/// transaction, its WHERE holding [`Expected::guard`]), the CTEs insert the expected
+/// deliveries as well, and there is nothing to fan out to. `param` numbers each value the
+/// caller's statement takes.
 pub(super) fn pg_insert_parts(
     cte: &str,
     when: &str,
     id: &str,
     now: i64,
     e: &NewEvent,
+    alone: Option<&Expected>,
     param: &mut dyn FnMut(sea_orm::Value) -> String,
 ) -> (String, String) {
     let (id, tenant, kind, at, data) = (
@@ -142,11 +232,28 @@ pub(super) fn pg_insert_parts(
         "{cte} AS (INSERT INTO events (id, tx_id, tenant_id, event_type, occurred_at, data) \
          SELECT {id}, pg_current_xact_id()::text::bigint, {tenant}, {kind}, {at}, {data} WHERE {when} RETURNING seq)"
     );
-    let endpoints = format!(
-        "(SELECT json_agg(json_build_array(w.id, w.event_types))::text {} AND EXISTS (SELECT 1 FROM {cte}))",
-        endpoints_of(&tenant)
+    let Some(alone) = alone else {
+        let endpoints = format!("({} AND EXISTS (SELECT 1 FROM {cte}))", pg_endpoints(&tenant));
+        return (insert, endpoints);
+    };
+    if alone.deliveries.is_empty() {
+        return (insert, "NULL::text".into());
+    }
+    let rows: Vec<String> = alone
+        .deliveries
+        .iter()
+        .map(|(dlv, endpoint)| format!("({}, {})", param(dlv.clone().into()), param(endpoint.clone().into())))
+        .collect();
+    let (kind, pending, body) =
+        (param(deliveries::WEBHOOK.into()), param(delivery::PENDING.into()), param(payload(e, now).into()));
+    let insert = format!(
+        "{insert}, {cte}_d AS (INSERT INTO deliveries (id, kind, target_id, event_id, event_seq, ordering_key, \
+         payload, status, attempts, next_attempt_at, created_at) \
+         SELECT v.id, {kind}, v.target, {id}, (SELECT seq FROM {cte}), coalesce({tenant}, '-'), {body}, {pending}, \
+         0, {at}, {at} FROM (VALUES {}) AS v (id, target) WHERE EXISTS (SELECT 1 FROM {cte}))",
+        rows.join(", ")
     );
-    (insert, endpoints)
+    (insert, "NULL::text".into())
 }
 
 /// The `[[id, event_types], …]` list [`emit`]'s INSERT returns (SQL NULL: PostgreSQL's

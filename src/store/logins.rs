@@ -430,7 +430,7 @@ fn complete_with_session_statement(
             format!("${}", values.len())
         };
         let (insert, endpoints) =
-            super::events::pg_insert_parts("e", "EXISTS (SELECT 1 FROM l)", event_id, now, e, &mut param);
+            super::events::pg_insert_parts("e", "EXISTS (SELECT 1 FROM l)", event_id, now, e, None, &mut param);
         parts.push(insert);
         format!(", (SELECT seq FROM e) AS event_seq, {endpoints} AS endpoints")
     });

@@ -220,26 +220,20 @@ pub enum Inserted {
     Inserted(user::Model),
     /// A user the create takes over exists ([`deleted_or_sso_by_email`]): nothing was written.
     Found(Existing),
-    /// Asked to write [`Alone::Yes`], it could not (SQLite, or a webhook endpoint of the tenant
-    /// is enabled): nothing was written, and the caller takes a transaction.
+    /// Asked to write [`Alone::Yes`], it could not (SQLite, or the tenant's webhook endpoints
+    /// are not the ones expected): nothing was written, and the caller takes a transaction.
     NotAlone,
 }
 
-/// Whether a write runs as one statement outside any transaction (PostgreSQL, a tenant without
-/// an enabled webhook endpoint): a single statement is atomic by itself, but the deliveries of
-/// its event would follow in another, so such a write is made only when no endpoint could want
-/// the event (the statement checks). `No`: in the caller's transaction, deliveries included.
+/// Whether a write runs as one statement outside any transaction (PostgreSQL): a single
+/// statement is atomic by itself, so it writes its event's webhook deliveries too, one per
+/// endpoint it expects ([`super::events::Expected`]: the endpoints the tenant's last event went
+/// to), and runs only while the tenant's enabled endpoints are exactly those (the statement
+/// checks). `No`: in the caller's transaction, deliveries read and written there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Alone {
     Yes,
     No,
-}
-
-/// The condition under which a write runs [`Alone::Yes`] (`tenant`: the SQL of the tenant's
-/// id): no enabled endpoint of the tenant or global, the set [`super::events::emit`]'s
-/// subquery fans out to.
-fn no_endpoint(tenant: &str) -> String {
-    format!("NOT EXISTS (SELECT 1 {})", super::events::endpoints_of(tenant))
 }
 
 /// A SCIM create's lookup ([`deleted_or_sso_by_email`]), then, when it finds nothing, the
@@ -272,7 +266,9 @@ pub async fn insert_unless_existing(
         return Ok(Inserted::Inserted(inserted));
     }
     let event_id = super::events::new_id(rng);
-    let stmt = insert_unless_existing_statement(row, external_id, emails_lower, &event_id, &event, now, alone)?;
+    let expected = (alone == Alone::Yes).then(|| super::events::Expected::of(rng, &row.tenant_id, &event.event_type));
+    let stmt =
+        insert_unless_existing_statement(row, external_id, emails_lower, &event_id, &event, now, expected.as_ref())?;
     let rows = db.query_all_raw(stmt).await?;
     if rows.is_empty() && alone == Alone::Yes {
         // Nothing found and nothing inserted: an endpoint may want the event.
@@ -284,9 +280,11 @@ pub async fn insert_unless_existing(
         let u = user::Model::from_query_result(&r, "")?;
         match r.try_get::<i32>("", "pick")? {
             INSERTED => {
-                let seq: i64 = r.try_get("", "event_seq")?;
-                let endpoints: Option<String> = r.try_get("", "endpoints")?;
-                super::events::fan_out(db, rng, now, &event, &event_id, seq, endpoints.as_deref()).await?;
+                if alone == Alone::No {
+                    let seq: i64 = r.try_get("", "event_seq")?;
+                    let endpoints: Option<String> = r.try_get("", "endpoints")?;
+                    super::events::fan_out(db, rng, now, &event, &event_id, seq, endpoints.as_deref()).await?;
+                }
                 return Ok(Inserted::Inserted(u));
             }
             pick => picked.push((pick, u)),
@@ -304,7 +302,9 @@ const INSERTED: i32 = 2;
 /// [`insert_unless_existing`]'s PostgreSQL statement: [`deleted_or_sso_by_email`]'s query as
 /// `found`, the user's `INSERT … SELECT … WHERE NOT EXISTS (found)` and the event's (only if the
 /// user was inserted); the found rows (`pick` 0 or 1) or the inserted one (`pick` 2, with the
-/// event's `seq` and the endpoints it may go to).
+/// event's `seq` and the endpoints it may go to). With `alone` ([`Alone::Yes`]), the insert runs
+/// only while the tenant's endpoints are those expected, and the event's deliveries are written
+/// with it.
 fn insert_unless_existing_statement(
     row: &user::Model,
     external_id: &str,
@@ -312,19 +312,28 @@ fn insert_unless_existing_statement(
     event_id: &str,
     event: &super::events::NewEvent,
     now: i64,
-    alone: Alone,
+    alone: Option<&super::events::Expected>,
 ) -> Result<sea_orm::Statement, DbErr> {
     use sea_orm::sea_query::{Expr, Query};
     use sea_orm::Iterable;
     let backend = sea_orm::DbBackend::Postgres;
     // The lookup's first parameter is the tenant.
     let (found, mut values) = deleted_or_sso_query(backend, &row.tenant_id, external_id, emails_lower);
-    // The guard names the tenant by a marker, replaced once the INSERT's own placeholders are
-    // renumbered (it is the lookup's `$1`, which must not be renumbered with them).
+    // The guard names the tenant and the expected endpoints by markers, replaced once the
+    // INSERT's own placeholders are renumbered (the tenant is the lookup's `$1`, the
+    // expectation a value pushed after the INSERT's: neither must be renumbered with them).
     const TENANT: &str = "__fedgate_tenant__";
+    const EXPECTED: &str = "__fedgate_expected__";
+    let mut expectation = None;
     let condition = match alone {
-        Alone::Yes => format!("NOT EXISTS (SELECT 1 FROM found) AND {}", no_endpoint(TENANT)),
-        Alone::No => "NOT EXISTS (SELECT 1 FROM found)".to_string(),
+        Some(alone) => {
+            let guard = alone.guard(TENANT, &mut |v| {
+                expectation = Some(v);
+                EXPECTED.to_string()
+            });
+            format!("NOT EXISTS (SELECT 1 FROM found) AND {guard}")
+        }
+        None => "NOT EXISTS (SELECT 1 FROM found)".to_string(),
     };
     let am = user::ActiveModel::from(row.clone());
     let mut select = Query::select();
@@ -339,14 +348,17 @@ fn insert_unless_existing_statement(
     insert.select_from(select).map_err(|e| DbErr::Custom(format!("a new user's insert: {e}")))?;
     insert.returning_all();
     let built = backend.build(&insert);
-    let insert_sql = super::shift_placeholders(&built.sql, values.len()).replace(TENANT, "$1");
+    let mut insert_sql = super::shift_placeholders(&built.sql, values.len()).replace(TENANT, "$1");
     values.extend(built.values.map(|v| v.0).unwrap_or_default());
     let mut param = |v: sea_orm::Value| {
         values.push(v);
         format!("${}", values.len())
     };
+    if let Some(v) = expectation {
+        insert_sql = insert_sql.replace(EXPECTED, &param(v));
+    }
     let (event_cte, endpoints) =
-        super::events::pg_insert_parts("e", "EXISTS (SELECT 1 FROM ins)", event_id, now, event, &mut param);
+        super::events::pg_insert_parts("e", "EXISTS (SELECT 1 FROM ins)", event_id, now, event, alone, &mut param);
     let sql = format!(
         "WITH found AS ({found}), ins AS ({insert_sql}), {event_cte} \
          SELECT found.*, NULL::bigint AS event_seq, NULL::text AS endpoints FROM found \
@@ -412,7 +424,9 @@ pub async fn update_alone(
         return Ok(None);
     }
     let event_id = super::events::new_id(rng);
-    let Some(row) = db.query_one_raw(update_alone_statement(u, doc, cols, &event_id, &event, now)).await? else {
+    let expected = super::events::Expected::of(rng, &u.tenant_id, &event.event_type);
+    let stmt = update_alone_statement(u, doc, cols, &event_id, &event, &expected, now);
+    let Some(row) = db.query_one_raw(stmt).await? else {
         return Ok(None);
     };
     use sea_orm::FromQueryResult;
@@ -426,6 +440,7 @@ fn update_alone_statement(
     cols: &UserColumns,
     event_id: &str,
     event: &super::events::NewEvent,
+    expected: &super::events::Expected,
     now: i64,
 ) -> sea_orm::Statement {
     use sea_orm::QueryTrait;
@@ -446,11 +461,18 @@ fn update_alone_statement(
         format!("${}", values.len())
     };
     let tenant = param(u.tenant_id.as_str().into());
-    let guard = no_endpoint(&tenant);
+    let guard = expected.guard(&tenant, &mut param);
     // The UPDATE's WHERE gains the guard (sea-query renders `WHERE … RETURNING …`).
     let sql = built.sql.replacen(" RETURNING ", &format!(" AND {guard} RETURNING "), 1);
-    let (event_cte, _) =
-        super::events::pg_insert_parts("e", "EXISTS (SELECT 1 FROM up)", event_id, now, event, &mut param);
+    let (event_cte, _) = super::events::pg_insert_parts(
+        "e",
+        "EXISTS (SELECT 1 FROM up)",
+        event_id,
+        now,
+        event,
+        Some(expected),
+        &mut param,
+    );
     let sql = format!("WITH up AS ({sql}), {event_cte} SELECT up.* FROM up");
     sea_orm::Statement::from_sql_and_values(backend, sql, values)
 }
@@ -532,22 +554,35 @@ mod tests {
         }
     }
 
+    fn expected() -> super::super::events::Expected {
+        super::super::events::Expected::known(Some(r#"[["whe_1", "[]"]]"#), &[("dlv_1", "whe_1")])
+    }
+
     #[test]
     fn a_lone_create_is_guarded_by_the_tenants_endpoints() {
         let emails = ["a@x.test".to_string()];
-        let st = insert_unless_existing_statement(&row(), "ext", &emails, "evt_1", &event(), 9, Alone::Yes).unwrap();
+        let alone = expected();
+        let st = insert_unless_existing_statement(&row(), "ext", &emails, "evt_1", &event(), 9, Some(&alone)).unwrap();
         let values = st.values.as_ref().map(|v| v.0.clone()).unwrap_or_default();
         assert_eq!(values[0], "org_1".into(), "the lookup's first parameter is the tenant");
+        let k = values.iter().position(|v| *v == r#"[["whe_1", "[]"]]"#.into()).expect("the expectation is bound") + 1;
         assert!(
-            st.sql.contains("WHERE NOT EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.enabled AND (w.tenant_id IS NULL OR w.tenant_id = $1))"),
+            st.sql.contains(&format!(
+                "WHERE NOT EXISTS (SELECT 1 FROM found) AND (SELECT json_agg(json_build_array(w.id, w.event_types) \
+                 ORDER BY w.id)::text FROM webhook_endpoints w WHERE w.enabled AND (w.tenant_id IS NULL OR \
+                 w.tenant_id = $1)) IS NOT DISTINCT FROM ${k}"
+            )),
             "{}",
             st.sql
         );
-        assert!(!st.sql.contains("__fedgate_tenant__"), "{}", st.sql);
+        assert!(st.sql.contains(", e_d AS (INSERT INTO deliveries "), "{}", st.sql);
+        assert!(values.contains(&"dlv_1".into()) && values.contains(&"whe_1".into()), "{values:?}");
+        assert!(!st.sql.contains("__fedgate_"), "{}", st.sql);
         let n = values.len();
         assert!(st.sql.contains(&format!("${n}")) && !st.sql.contains(&format!("${}", n + 1)), "{}", st.sql);
-        let st = insert_unless_existing_statement(&row(), "ext", &emails, "evt_1", &event(), 9, Alone::No).unwrap();
-        assert!(!st.sql.contains("webhook_endpoints w WHERE w.enabled AND (w.tenant_id IS NULL OR w.tenant_id = $1)"));
+        let st = insert_unless_existing_statement(&row(), "ext", &emails, "evt_1", &event(), 9, None).unwrap();
+        assert!(!st.sql.contains("IS NOT DISTINCT FROM"), "{}", st.sql);
+        assert!(!st.sql.contains("INSERT INTO deliveries"), "{}", st.sql);
     }
 
     #[test]
@@ -563,15 +598,19 @@ mod tests {
             given_name: None,
             family_name: None,
         };
-        let st = update_alone_statement(&u, &doc, &cols, "evt_1", &event(), 9);
+        let st = update_alone_statement(&u, &doc, &cols, "evt_1", &event(), &expected(), 9);
         assert!(st.sql.starts_with("WITH up AS (UPDATE \"users\" SET "), "{}", st.sql);
         assert!(st.sql.contains("\"version\" = $"), "{}", st.sql);
         assert!(
-            st.sql.contains("\"deleted_at\" IS NULL AND NOT EXISTS (SELECT 1 FROM webhook_endpoints w "),
+            st.sql.contains("\"deleted_at\" IS NULL AND (SELECT json_agg(json_build_array(w.id, w.event_types) "),
             "{}",
             st.sql
         );
         assert!(st.sql.contains(" RETURNING *), e AS (INSERT INTO events "), "{}", st.sql);
+        assert!(st.sql.contains(" WHERE EXISTS (SELECT 1 FROM up) RETURNING seq), e_d AS (INSERT INTO deliveries "));
+        assert!(st.sql.ends_with(" WHERE EXISTS (SELECT 1 FROM e)) SELECT up.* FROM up"), "{}", st.sql);
+        let none = super::super::events::Expected::known(None, &[]);
+        let st = update_alone_statement(&u, &doc, &cols, "evt_1", &event(), &none, 9);
         assert!(st.sql.ends_with(" WHERE EXISTS (SELECT 1 FROM up) RETURNING seq) SELECT up.* FROM up"), "{}", st.sql);
         let values = st.values.as_ref().map(|v| v.0.clone()).unwrap_or_default();
         assert!(values.contains(&2i64.into()), "the next version: {values:?}");

@@ -1348,14 +1348,15 @@ async fn key_lookup_totals(app: &TestApp) {
     assert!(rows.iter().all(|r| r["status"] != 401), "{log}");
 }
 
-/// SCIM writes without a transaction (PostgreSQL, a tenant with no enabled webhook endpoint: a
-/// create and a PATCH are one statement each, their event in it) and with one (an endpoint is
-/// enabled, a deactivation, a user changed meanwhile): every write has its event, and only its
-/// own; a PATCH that changes nothing writes nothing; If-Match is checked against the version the
-/// write replaces; two PATCHes at once both land, one after the other. Both databases.
+/// SCIM writes without a transaction (PostgreSQL: a create, a PATCH and a PUT are one statement
+/// each, their event and its deliveries in it) and with one (the tenant's webhook endpoints not
+/// the ones expected, a deactivation, a user changed meanwhile): every write has its event, and
+/// only its own, and every event its deliveries; a PATCH that changes nothing writes nothing;
+/// If-Match is checked against the version the write replaces; two PATCHes at once both land,
+/// one after the other. Both databases.
 async fn writes_outside_a_transaction_keep_their_events(app: &TestApp) {
     use fedgate::store::entities::{delivery, event};
-    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
     let scim = Scim::setup(app, "acme", "acme.test").await;
     let tenant = app.state.db.clone();
     let events_of = |uid: String| {
@@ -1451,23 +1452,55 @@ async fn writes_outside_a_transaction_keep_their_events(app: &TestApp) {
     let (s, e) = scim.post("/Users", new_user("alice")).await;
     assert_eq!((s, e["scimType"].as_str()), (409, Some("uniqueness")), "{e}");
     assert_eq!(events_of(bob.clone()).await, ["user.created"]);
-    // With an endpoint: the writes take a transaction, and their deliveries are there.
+    // With an endpoint: the first write after it takes a transaction (its event learns the
+    // endpoint), the next ones write their deliveries in their own statement; an endpoint added
+    // meanwhile (for groups only) sends the next write through a transaction again. Every event
+    // of the endpoint's time has its one delivery, whichever way it was written.
     let (s, w) = app.post("/webhooks", json!({"url": "http://127.0.0.1:9/hook", "event_types": ["user.*"]})).await;
     assert_eq!(s, 201, "{w}");
     let wid = w["id"].as_str().unwrap().to_string();
     let (s, carol) = scim.post("/Users", new_user("carol")).await;
     assert_eq!(s, 201, "{carol}");
     let cid = carol["id"].as_str().unwrap().to_string();
-    let (s, _) =
-        scim.patch(&format!("/Users/{cid}"), json!([{"op": "replace", "path": "displayName", "value": "C"}])).await;
+    let carol_path = format!("/Users/{cid}");
+    let (s, _) = scim.patch(&carol_path, json!([{"op": "replace", "path": "displayName", "value": "C"}])).await;
     assert_eq!(s, 200);
-    assert_eq!(events_of(cid.clone()).await, ["user.created", "user.updated"]);
-    let sent = delivery::Entity::find()
-        .filter(delivery::Column::TargetId.eq(wid.as_str()))
-        .count(&app.state.db)
-        .await
-        .unwrap();
-    assert_eq!(sent, 2, "each event of the endpoint's time has its delivery");
+    let (s, dave) = scim.post("/Users", new_user("dave")).await;
+    assert_eq!(s, 201, "{dave}");
+    let (s, g) = app.post("/webhooks", json!({"url": "http://127.0.0.1:9/groups", "event_types": ["group.*"]})).await;
+    assert_eq!(s, 201, "{g}");
+    let gid = g["id"].as_str().unwrap().to_string();
+    for title in ["T1", "T2"] {
+        let (s, _) = scim.patch(&carol_path, json!([{"op": "replace", "path": "title", "value": title}])).await;
+        assert_eq!(s, 200);
+    }
+    let mut doc = new_user("carol");
+    doc["displayName"] = json!("Carol");
+    let (s, _) = scim.put(&carol_path, doc).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        events_of(cid.clone()).await,
+        ["user.created", "user.updated", "user.updated", "user.updated", "user.updated"]
+    );
+    let sent = |target: String| {
+        let db = app.state.db.clone();
+        async move { delivery::Entity::find().filter(delivery::Column::TargetId.eq(target)).all(&db).await.unwrap() }
+    };
+    let to_users = sent(wid).await;
+    assert_eq!(to_users.len(), 6, "carol's 5 events and dave's 1, each delivered once");
+    let seqs: std::collections::BTreeSet<i64> = to_users.iter().map(|d| d.event_seq).collect();
+    assert_eq!(seqs.len(), 6, "{to_users:?}");
+    for d in &to_users {
+        let e = event::Entity::find().filter(event::Column::Seq.eq(d.event_seq)).one(&app.state.db).await.unwrap();
+        let e = e.expect("the delivery's event");
+        assert_eq!(d.event_id.as_deref(), Some(e.id.as_str()));
+        let body: Value = serde_json::from_str(&d.payload).unwrap();
+        assert_eq!(
+            (body["type"].as_str(), &body["data"]),
+            (Some(e.event_type.as_str()), &serde_json::from_str::<Value>(&e.data).unwrap())
+        );
+    }
+    assert!(sent(gid).await.is_empty(), "no user event goes to the groups' endpoint");
 }
 
 both!(

@@ -317,7 +317,7 @@ async fn events_fan_out_to_subscribed_endpoints(app: &TestApp) {
 /// email is found instead, and nothing is written; a taken userName fails as a unique violation
 /// and leaves nothing behind.
 async fn a_scim_create_inserts_unless_a_user_exists(app: &TestApp) {
-    use fedgate::store::entities::{delivery, user};
+    use fedgate::store::entities::{delivery, user, webhook_endpoint};
     use fedgate::store::scim_users::{self, Existing, Inserted};
     use sea_orm::{ActiveModelTrait, ColumnTrait, QueryFilter, Set};
     let (t, _) = app.tenant("acme", "acme.test", &[]).await;
@@ -413,13 +413,70 @@ async fn a_scim_create_inserts_unless_a_user_exists(app: &TestApp) {
     assert_eq!(ids.len(), 3, "{ids:?}");
     assert_eq!(user_events().count(db).await.unwrap(), 2, "the new user's and the live one's");
     assert_eq!(delivery::Entity::find().count(db).await.unwrap(), 2);
-    // Outside a transaction, with endpoints enabled (or on SQLite): nothing written.
-    let lone = row_of("usr_lone", "lone@acme.test", "x-lone");
-    let emails = vec!["lone@acme.test".to_string()];
-    let r = scim_users::insert_unless_existing(db, &rng, &lone, &emails, event(&lone), now, scim_users::Alone::Yes);
-    assert!(matches!(r.await.unwrap(), Inserted::NotAlone));
-    assert!(user::Entity::find_by_id("usr_lone".to_string()).one(db).await.unwrap().is_none());
-    assert_eq!(user_events().count(db).await.unwrap(), 2);
+    // Outside a transaction (PostgreSQL): written with the deliveries of the endpoints the
+    // tenant's last event went to, while those are the tenant's endpoints; on SQLite never.
+    let alone = |id: &str| {
+        let u = row_of(id, &format!("{id}@acme.test"), &format!("x-{id}"));
+        let emails = vec![format!("{id}@acme.test")];
+        let e = event(&u);
+        async move { scim_users::insert_unless_existing(db, &rng, &u, &emails, e, now, scim_users::Alone::Yes).await }
+    };
+    let deliveries_of = |id: &'static str| async move {
+        let e = user_events().filter(event::Column::Data.contains(id)).one(db).await.unwrap().expect("its event");
+        let d = delivery::Entity::find().filter(delivery::Column::EventId.eq(e.id.as_str())).all(db).await.unwrap();
+        (e, d)
+    };
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        assert!(matches!(alone("usr_lone").await.unwrap(), Inserted::NotAlone));
+        assert!(user::Entity::find_by_id("usr_lone".to_string()).one(db).await.unwrap().is_none());
+        assert_eq!(user_events().count(db).await.unwrap(), 2);
+        return;
+    }
+    assert!(matches!(alone("usr_lone").await.unwrap(), Inserted::Inserted(_)));
+    let (e, sent) = deliveries_of("usr_lone").await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let live = delivery::Entity::find().filter(delivery::Column::TargetId.eq("whk_users")).one(db).await.unwrap();
+    let live = live.expect("the transactional create's delivery");
+    let d = &sent[0];
+    assert_eq!(
+        (d.kind.as_str(), d.target_id.as_str(), d.event_seq, d.ordering_key.as_str(), d.status.as_str()),
+        ("webhook", "whk_users", e.seq, tid.as_str(), "pending")
+    );
+    assert_eq!((d.attempts, d.next_attempt_at, d.created_at), (0, now, now));
+    assert_eq!((d.lease_owner.as_ref(), d.lease_until, d.finished_at), (None, None, None));
+    let body: serde_json::Value = serde_json::from_str(&d.payload).unwrap();
+    let data: serde_json::Value = serde_json::from_str(&e.data).unwrap();
+    assert_eq!((body["type"].as_str(), &body["data"]), (Some("user.created"), &data));
+    let live_body: serde_json::Value = serde_json::from_str(&live.payload).unwrap();
+    assert_eq!(body["timestamp"], live_body["timestamp"], "the same payload as a transaction's");
+    // An endpoint changed (here as if on another instance): not alone, nothing written; the
+    // transactional create learns the endpoints, and the next one is alone again with both.
+    webhook_endpoint::Entity::update_many()
+        .col_expr(webhook_endpoint::Column::EventTypes, sea_orm::sea_query::Expr::value("[\"*\"]"))
+        .filter(webhook_endpoint::Column::Id.eq("whk_groups"))
+        .exec(db)
+        .await
+        .unwrap();
+    assert!(matches!(alone("usr_stale").await.unwrap(), Inserted::NotAlone));
+    assert!(user::Entity::find_by_id("usr_stale".to_string()).one(db).await.unwrap().is_none());
+    assert!(matches!(create(row_of("usr_tx", "tx@acme.test", "x-tx")).await.unwrap(), Inserted::Inserted(_)));
+    assert!(matches!(alone("usr_both").await.unwrap(), Inserted::Inserted(_)));
+    let (_, sent) = deliveries_of("usr_both").await;
+    let mut targets: Vec<&str> = sent.iter().map(|d| d.target_id.as_str()).collect();
+    targets.sort();
+    assert_eq!(targets, ["whk_groups", "whk_users"]);
+    // Disabled: expected two, there are none; then learnt.
+    webhook_endpoint::Entity::update_many()
+        .col_expr(webhook_endpoint::Column::Enabled, sea_orm::sea_query::Expr::value(false))
+        .filter(webhook_endpoint::Column::TenantId.eq(tid.as_str()))
+        .exec(db)
+        .await
+        .unwrap();
+    assert!(matches!(alone("usr_off").await.unwrap(), Inserted::NotAlone));
+    assert!(matches!(create(row_of("usr_tx2", "tx2@acme.test", "x-tx2")).await.unwrap(), Inserted::Inserted(_)));
+    assert!(matches!(alone("usr_quiet").await.unwrap(), Inserted::Inserted(_)));
+    assert!(deliveries_of("usr_quiet").await.1.is_empty());
+    assert_eq!(user_events().count(db).await.unwrap(), 7, "each user inserted has its one event");
 }
 
 crate::both!(

@@ -65,7 +65,7 @@ async fn row_counts(db: &sea_orm::DatabaseConnection) -> Res<[i64; 4]> {
 }
 
 /// A listener that counts the webhook deliveries it receives (and answers 204).
-async fn webhook_listener() -> Res<(String, Arc<AtomicU64>, actix_web::dev::ServerHandle)> {
+pub(crate) async fn webhook_listener() -> Res<(String, Arc<AtomicU64>, actix_web::dev::ServerHandle)> {
     use actix_web::{web, App, HttpResponse, HttpServer};
     let hits = Arc::new(AtomicU64::new(0));
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;

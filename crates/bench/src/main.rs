@@ -138,6 +138,12 @@ struct Args {
     #[arg(long)]
     saml_unsigned_requests: bool,
 
+    /// A webhook endpoint (global, `user.*`) is enabled before the phases run, with a receiver
+    /// in this process that answers 204: SCIM writes then have a delivery each, as in a
+    /// deployment that tells its app what changed by webhook.
+    #[arg(long)]
+    webhook: bool,
+
     /// Users in the tenant before the `scim-filter` phase is timed (created untimed as needed).
     #[arg(long, default_value_t = 100_000)]
     scim_users: usize,
@@ -329,6 +335,21 @@ async fn run(args: Args) -> Res<Vec<PhaseReport>> {
         "setup: tenant {} ({}), connection {}, client {}",
         ctx.slug, ctx.tenant_id, ctx.connection_id, ctx.client_id
     );
+    let _receiver = match args.webhook {
+        true => {
+            let (url, hits, handle) = flood::webhook_listener().await?;
+            admin_post(
+                &ctx.http,
+                ctx.base.join("/admin/v1/webhooks")?,
+                &ctx.admin_key,
+                json!({"url": url, "event_types": ["user.*"]}),
+            )
+            .await?;
+            eprintln!("webhook endpoint enabled: {url}");
+            Some((hits, handle))
+        }
+        false => None,
+    };
 
     let mut reports = Vec::new();
     for phase in args.phase.phases() {

@@ -248,7 +248,8 @@ impl Provisioning<'_> {
     /// A patch that changes nothing writes nothing. `None`: nothing was written and the caller
     /// takes the transactional path ([`Self::patch`]), which reads the user again: on SQLite, a
     /// deactivation (it ends sessions and revokes grants), a user changed meanwhile, or a tenant
-    /// with an enabled webhook endpoint.
+    /// whose webhook endpoints are not the ones its last event went to (the statement writes
+    /// the deliveries of those it expects).
     pub async fn patch_user_read(
         &self,
         found: Option<UserWithGroups>,
@@ -286,8 +287,8 @@ impl Provisioning<'_> {
 
     /// Writes a normalized document over a user read before (`u`, at its version), with its
     /// event, in one statement ([`scim_users::update_alone`]); `None` when it could not (a
-    /// deactivation, which ends sessions, SQLite, the user changed meanwhile, an enabled
-    /// endpoint).
+    /// deactivation, which ends sessions, SQLite, the user changed meanwhile, webhook endpoints
+    /// other than those expected).
     async fn write_read_user(
         &self,
         u: user::Model,
