@@ -866,6 +866,9 @@ struct Measurement {
     server_cpu: Option<f64>,
     /// SQL statements and transactions the server ran during the run (None without /metrics).
     db: Option<(f64, f64)>,
+    /// CPU seconds of this machine's PostgreSQL processes during the run (None where /proc is
+    /// unreadable): with the server's, what an operation costs when its database is a server.
+    pg_cpu: Option<f64>,
 }
 
 impl Measurement {
@@ -878,6 +881,7 @@ impl Measurement {
             wall: Duration::ZERO,
             server_cpu: Some(0.0),
             db: Some((0.0, 0.0)),
+            pg_cpu: Some(0.0),
         })
     }
 
@@ -912,6 +916,10 @@ impl Measurement {
         };
         self.db = match (self.db, other.db) {
             (Some(a), Some(b)) => Some((a.0 + b.0, a.1 + b.1)),
+            _ => None,
+        };
+        self.pg_cpu = match (self.pg_cpu, other.pg_cpu) {
+            (Some(a), Some(b)) => Some(a + b),
             _ => None,
         };
         Ok(())
@@ -971,6 +979,7 @@ where
     total_m.wall = start.elapsed();
     total_m.server_cpu = None;
     total_m.db = None;
+    total_m.pg_cpu = None;
     Ok((total_m, out_states))
 }
 
@@ -982,10 +991,16 @@ where
     Fut: Future<Output = (S, Result<(), String>)> + Send + 'static,
 {
     let db_before = cpu.db();
+    let pg_before = postgres_cpu();
     let before = cpu.sample();
     let (mut m, states) = drive(states, total, None, f).await?;
     let after = cpu.sample();
+    let pg_after = postgres_cpu();
     let db_after = cpu.db();
+    m.pg_cpu = match (pg_before, pg_after) {
+        (Some(b), Some(a)) => Some((a - b).max(0.0) / cpu.ticks),
+        _ => None,
+    };
     m.server_cpu = match (before, after) {
         (Some(b), Some(a)) => Some((a - b).max(0.0)),
         _ => None,
@@ -1085,6 +1100,7 @@ async fn run_code_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) -> Res<Ph
     // Timed, in batches: prepare (untimed) then exchange (timed) while the codes are fresh.
     let mut total = Measurement::new()?;
     total.server_cpu = cpu.pid.map(|_| 0.0);
+    total.pg_cpu = Some(0.0);
     let mut left = args.count;
     while left > 0 {
         let (codes, pm) = prepare_codes(ctx, left.min(batch_max), c, Some(Instant::now() + prep_budget)).await?;
@@ -1436,6 +1452,7 @@ async fn run_saml_acs_phase(ctx: &Arc<Ctx>, args: &Args, cpu: &CpuSampler) -> Re
     // Batches of at most 2,000 so every Response is posted well within its validity.
     let mut total = Measurement::new()?;
     total.server_cpu = cpu.pid.map(|_| 0.0);
+    total.pg_cpu = Some(0.0);
     let mut left = args.count;
     while left > 0 {
         let answers = prepare_saml_answers(ctx, &setup, left.min(2000), c).await?;
@@ -1717,6 +1734,7 @@ struct PhaseReport {
     server_cores_busy: Option<f64>,
     db_statements_per_req: Option<f64>,
     db_tx_per_req: Option<f64>,
+    pg_cpu_ms_per_req: Option<f64>,
     error_samples: Vec<String>,
 }
 
@@ -1742,6 +1760,7 @@ impl PhaseReport {
             server_cores_busy: m.server_cpu.filter(|_| seconds > 0.0).map(|s| s / seconds),
             db_statements_per_req: m.db.filter(|_| requests > 0).map(|d| d.0 / requests as f64),
             db_tx_per_req: m.db.filter(|_| requests > 0).map(|d| d.1 / requests as f64),
+            pg_cpu_ms_per_req: m.pg_cpu.filter(|_| requests > 0).map(|s| s * 1000.0 / requests as f64),
             error_samples: m.error_samples,
         }
     }
@@ -1763,6 +1782,7 @@ impl PhaseReport {
             server_cores_busy: Option<f64>,
             db_statements_per_req: Option<f64>,
             db_tx_per_req: Option<f64>,
+            pg_cpu_ms_per_req: Option<f64>,
             concurrency: usize,
         }
         let r3 = |x: f64| (x * 1000.0).round() / 1000.0;
@@ -1780,6 +1800,7 @@ impl PhaseReport {
             server_cores_busy: self.server_cores_busy.map(r3),
             db_statements_per_req: self.db_statements_per_req.map(r3),
             db_tx_per_req: self.db_tx_per_req.map(r3),
+            pg_cpu_ms_per_req: self.pg_cpu_ms_per_req.map(r3),
             concurrency: self.concurrency,
         };
         serde_json::to_string(&line).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
@@ -1891,6 +1912,28 @@ impl CpuSampler {
         let stime: f64 = fields.get(12)?.parse().ok()?;
         Some((utime + stime) / self.ticks)
     }
+}
+
+/// CPU ticks (user + system, and of reaped children) of every process named `postgres` on this
+/// machine: the PostgreSQL server's work for the statements the phase sends (its other work,
+/// autovacuum or another database's clients, shows up too; the bench runs on a quiet server).
+fn postgres_cpu() -> Option<f64> {
+    let mut total = 0.0;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        if stat.get(open + 1..close) != Some("postgres") {
+            continue;
+        }
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        // utime, stime, cutime, cstime: fields 14 to 17 (index 11 to 14 after the name).
+        total += fields.get(11..15).into_iter().flatten().filter_map(|f| f.parse::<f64>().ok()).sum::<f64>();
+    }
+    Some(total)
 }
 
 /// Finds the PID of the process listening on the URL's (loopback) port, via /proc/net/tcp*
