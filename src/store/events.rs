@@ -142,9 +142,14 @@ impl Expected {
     }
 
     /// The condition that the endpoints an event of `tenant` (its SQL) goes to are the ones
-    /// expected; `param` numbers the expectation.
+    /// expected; `param` numbers the expectation. Expecting none (no endpoint known, the common
+    /// case) is `NOT EXISTS`, which PostgreSQL answers at the first enabled row; otherwise the
+    /// list is compared as [`pg_endpoints`] renders it.
     pub(super) fn guard(&self, tenant: &str, param: &mut dyn FnMut(sea_orm::Value) -> String) -> String {
-        format!("({}) IS NOT DISTINCT FROM {}", pg_endpoints(tenant), param(self.text.clone().into()))
+        match &self.text {
+            None => format!("NOT EXISTS (SELECT 1 {})", endpoints_of(tenant)),
+            Some(text) => format!("({}) = {}", pg_endpoints(tenant), param(text.clone().into())),
+        }
     }
 }
 
@@ -429,7 +434,45 @@ pub async fn prune(db: &impl ConnectionTrait, before: i64) -> Result<u64, DbErr>
 
 #[cfg(test)]
 mod tests {
-    use super::parse_endpoints;
+    use super::{parse_endpoints, remember, Expected};
+
+    #[test]
+    fn a_write_alone_expects_its_endpoints() {
+        let mut values = Vec::new();
+        let mut param = |v: sea_orm::Value| {
+            values.push(v);
+            format!("${}", values.len())
+        };
+        let none = Expected::known(None, &[]);
+        assert_eq!(
+            none.guard("$9", &mut param),
+            "NOT EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.enabled AND (w.tenant_id IS NULL OR w.tenant_id = $9))"
+        );
+        let one = Expected::known(Some(r#"[["whe_1", "[]"]]"#), &[("dlv_1", "whe_1")]);
+        assert_eq!(
+            one.guard("$9", &mut param),
+            "(SELECT json_agg(json_build_array(w.id, w.event_types) ORDER BY w.id)::text FROM webhook_endpoints w \
+             WHERE w.enabled AND (w.tenant_id IS NULL OR w.tenant_id = $9)) = $1"
+        );
+        assert_eq!(values, [sea_orm::Value::from(r#"[["whe_1", "[]"]]"#)]);
+    }
+
+    #[test]
+    fn the_endpoints_known_decide_the_deliveries() {
+        let rng = crate::clock::SystemRng;
+        remember(
+            "org_known",
+            Some("x"),
+            &[("whe_a".into(), r#"["user.*"]"#.into()), ("whe_b".into(), r#"["group.created"]"#.into())],
+        );
+        let e = Expected::of(&rng, "org_known", "user.updated");
+        assert_eq!(e.text.as_deref(), Some("x"));
+        assert_eq!(e.deliveries.iter().map(|d| d.1.as_str()).collect::<Vec<_>>(), ["whe_a"]);
+        assert!(e.deliveries[0].0.starts_with("dlv_"));
+        assert_eq!(Expected::of(&rng, "org_unknown", "user.updated"), Expected::known(None, &[]));
+        remember("org_known", None, &[]);
+        assert_eq!(Expected::of(&rng, "org_known", "user.updated"), Expected::known(None, &[]));
+    }
 
     #[test]
     fn endpoints_returned_with_the_event() {
