@@ -135,10 +135,30 @@ async fn refresh_rotation_and_family_revoke(app: &TestApp) {
     // Other families are untouched.
     assert!(grants::get(db, "grt_b").await.unwrap().unwrap().revoked_at.is_none());
     assert!(refresh_tokens::get(db, "other").await.unwrap().is_some());
-    assert_eq!(grants::live_ids_of_user(db, "usr_1").await.unwrap(), vec!["grt_b".to_string()]);
-    let mut of_session = grants::ids_of_sessions(db, &["ses_1".into()]).await.unwrap();
-    of_session.sort();
-    assert_eq!(of_session, vec!["grt_a".to_string(), "grt_b".to_string()]);
+    // Revoked by set: a user's live grants (a deactivation), then every grant of a session.
+    grants::insert(db, &new_grant("grt_c", "usr_1", "ses_2", now)).await.unwrap();
+    grants::insert(db, &new_grant("grt_d", "usr_2", "ses_1", now)).await.unwrap();
+    refresh_tokens::insert(db, "rt_c", "grt_c", now, now + 3600).await.unwrap();
+    refresh_tokens::insert(db, "rt_d", "grt_d", now, now + 3600).await.unwrap();
+    let revoked = |id: &'static str| async move {
+        let g = grants::get(db, id).await.unwrap().unwrap();
+        (g.revoked_at, g.revoked_reason)
+    };
+    grants::revoke_all(db, grants::Of::LiveOfUser("usr_1"), "user_deactivated", now + 10).await.unwrap();
+    assert_eq!(revoked("grt_a").await, (Some(now + 3), Some("refresh_token_reuse".into())), "revoked before");
+    assert_eq!(revoked("grt_b").await, (Some(now + 10), Some("user_deactivated".into())));
+    assert_eq!(revoked("grt_c").await, (Some(now + 10), Some("user_deactivated".into())));
+    assert!(refresh_tokens::get(db, "other").await.unwrap().is_none());
+    assert!(refresh_tokens::get(db, "rt_c").await.unwrap().is_none());
+    assert_eq!(revoked("grt_d").await, (None, None), "another user's grant");
+    assert!(refresh_tokens::get(db, "rt_d").await.unwrap().is_some());
+    grants::revoke_all(db, grants::Of::Sessions(&[]), "logout", now + 11).await.unwrap();
+    assert_eq!(revoked("grt_d").await, (None, None));
+    grants::revoke_all(db, grants::Of::Sessions(&["ses_1".into()]), "logout", now + 11).await.unwrap();
+    assert_eq!(revoked("grt_d").await, (Some(now + 11), Some("logout".into())));
+    assert!(refresh_tokens::get(db, "rt_d").await.unwrap().is_none());
+    assert_eq!(revoked("grt_b").await, (Some(now + 10), Some("user_deactivated".into())), "kept");
+    assert_eq!(revoked("grt_c").await, (Some(now + 10), Some("user_deactivated".into())), "another session");
 }
 
 async fn access_token_revocation_is_idempotent(app: &TestApp) {
@@ -214,10 +234,13 @@ async fn revoking_a_users_sessions_ends_their_grants(app: &TestApp) {
     let db = &app.state.db;
     let now = app.state.clock.now();
     sessions::insert(db, new_session("ses_1", "usr_1", tid, cid, now)).await.unwrap();
+    sessions::insert(db, new_session("ses_2", "usr_1", tid, cid, now)).await.unwrap();
     sessions::insert(db, new_session("ses_old", "usr_1", tid, cid, now)).await.unwrap();
     sessions::insert(db, new_session("ses_9", "usr_9", tid, cid, now)).await.unwrap();
     sessions::revoke(db, &["ses_old".into()], now).await.unwrap();
     grants::insert(db, &new_grant("grt_1", "usr_1", "ses_1", now)).await.unwrap();
+    grants::insert(db, &new_grant("grt_2", "usr_1", "ses_2", now)).await.unwrap();
+    refresh_tokens::insert(db, "rt_2", "grt_2", now, now + 3600).await.unwrap();
     grants::insert(db, &new_grant("grt_offline", "usr_1", "ses_old", now)).await.unwrap();
     grants::insert(db, &new_grant("grt_9", "usr_9", "ses_9", now)).await.unwrap();
     refresh_tokens::insert(db, "rt_offline", "grt_offline", now, now + 3600).await.unwrap();
@@ -226,12 +249,34 @@ async fn revoking_a_users_sessions_ends_their_grants(app: &TestApp) {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(n, 1, "only the live session ends");
-    for g in ["grt_1", "grt_offline"] {
+    assert_eq!(n, 2, "only the live sessions end");
+    for g in ["grt_1", "grt_2", "grt_offline"] {
         let g = grants::get(db, g).await.unwrap().unwrap();
         assert_eq!(g.revoked_reason.as_deref(), Some("user_deactivated"), "{}", g.id);
     }
     assert!(refresh_tokens::get(db, "rt_offline").await.unwrap().is_none());
+    assert!(refresh_tokens::get(db, "rt_2").await.unwrap().is_none());
+    // One `session.revoked` per ended session, with the session's own data.
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    let ended = fedgate::store::entities::event::Entity::find()
+        .filter(fedgate::store::entities::event::Column::EventType.eq("session.revoked"))
+        .order_by_asc(fedgate::store::entities::event::Column::Seq)
+        .all(db)
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = ended
+        .iter()
+        .map(|e| {
+            let d: serde_json::Value = serde_json::from_str(&e.data).unwrap();
+            assert_eq!(
+                (e.tenant_id.as_deref(), d["user_id"].as_str(), d["reason"].as_str()),
+                (Some(tid), Some("usr_1"), Some("user_deactivated"))
+            );
+            d["session_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["ses_1", "ses_2"]);
     assert!(grants::get(db, "grt_9").await.unwrap().unwrap().revoked_at.is_none(), "other users untouched");
     assert!(sessions::unrevoked(db, "ses_9").await.unwrap().len() == 1);
     let tx = fedgate::store::write_tx(db).await.unwrap();
