@@ -190,10 +190,7 @@ fn redeem_statement(r: &Redeem<'_>) -> sea_orm::Statement {
     use sea_orm::{EntityName, IdenStatic, Iterable};
     let backend = sea_orm::DbBackend::Postgres;
     let mut values: Vec<Value> = Vec::new();
-    let mut p = |v: Value| {
-        values.push(v);
-        format!("${}", values.len())
-    };
+    let mut p = super::pg_bind(&mut values);
     let (hash, client, now, redirect) =
         (p(r.code_hash.into()), p(r.client_id.into()), p(r.now.into()), p(r.redirect_uri.into()));
     let pkce = match r.challenge {
@@ -250,6 +247,7 @@ fn redeem_statement(r: &Redeem<'_>) -> sea_orm::Statement {
          SELECT {code_cols}, {grant_cols}, sub.* FROM claimed CROSS JOIN g CROSS JOIN sub",
         grants = grant::Entity.table_name(),
     );
+    drop(p);
     sea_orm::Statement::from_sql_and_values(backend, sql, values)
 }
 

@@ -176,7 +176,7 @@ pub(super) async fn fan_out(
     if parsed.is_empty() {
         return Ok(());
     }
-    let payload = payload(e, now);
+    let payload = payload(&e.event_type, &e.data, now);
     for (endpoint_id, event_types) in parsed {
         let types = crate::util::from_json_list(&event_types);
         if !webhooks::type_matches(&types, &e.event_type) {
@@ -200,12 +200,12 @@ pub(super) async fn fan_out(
     Ok(())
 }
 
-/// The body a webhook delivery of `e` posts.
-fn payload(e: &NewEvent, now: i64) -> String {
+/// The body a webhook delivery of an event posts.
+fn payload(event_type: &str, data: &Value, now: i64) -> String {
     json!({
-        "type": e.event_type,
+        "type": event_type,
         "timestamp": crate::util::rfc3339(now),
-        "data": e.data,
+        "data": data,
     })
     .to_string()
 }
@@ -249,8 +249,11 @@ pub(super) fn pg_insert_parts(
         .iter()
         .map(|(dlv, endpoint)| format!("({}, {})", param(dlv.clone().into()), param(endpoint.clone().into())))
         .collect();
-    let (kind, pending, body) =
-        (param(deliveries::WEBHOOK.into()), param(delivery::PENDING.into()), param(payload(e, now).into()));
+    let (kind, pending, body) = (
+        param(deliveries::WEBHOOK.into()),
+        param(delivery::PENDING.into()),
+        param(payload(&e.event_type, &e.data, now).into()),
+    );
     let insert = format!(
         "{insert}, {cte}_d AS (INSERT INTO deliveries (id, kind, target_id, event_id, event_seq, ordering_key, \
          payload, status, attempts, next_attempt_at, created_at) \
@@ -340,7 +343,7 @@ pub async fn emit_many(
             continue;
         }
         for (id, seq, d) in &written {
-            let payload = json!({"type": event_type, "timestamp": crate::util::rfc3339(now), "data": d}).to_string();
+            let payload = payload(event_type, d, now);
             deliveries::insert(
                 db,
                 deliveries::NewDelivery {
@@ -439,10 +442,7 @@ mod tests {
     #[test]
     fn a_write_alone_expects_its_endpoints() {
         let mut values = Vec::new();
-        let mut param = |v: sea_orm::Value| {
-            values.push(v);
-            format!("${}", values.len())
-        };
+        let mut param = crate::store::pg_bind(&mut values);
         let none = Expected::known(None, &[]);
         assert_eq!(
             none.guard("$9", &mut param),
@@ -454,6 +454,7 @@ mod tests {
             "(SELECT json_agg(json_build_array(w.id, w.event_types) ORDER BY w.id)::text FROM webhook_endpoints w \
              WHERE w.enabled AND (w.tenant_id IS NULL OR w.tenant_id = $9)) = $1"
         );
+        drop(param);
         assert_eq!(values, [sea_orm::Value::from(r#"[["whe_1", "[]"]]"#)]);
     }
 

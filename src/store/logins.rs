@@ -425,10 +425,7 @@ fn complete_with_session_statement(
         None => "false",
     };
     let event = event.map(|(event_id, e)| {
-        let mut param = |v: sea_orm::Value| {
-            values.push(v);
-            format!("${}", values.len())
-        };
+        let mut param = super::pg_bind(&mut values);
         let (insert, endpoints) =
             super::events::pg_insert_parts("e", "EXISTS (SELECT 1 FROM l)", event_id, now, e, None, &mut param);
         parts.push(insert);
@@ -538,6 +535,7 @@ fn domain_list(text: Option<&str>) -> Result<Vec<String>, DbErr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::placeholders_match;
     use crate::store::{codes::NewCode, sessions::NewSession};
 
     fn session() -> NewSession {
@@ -570,15 +568,6 @@ mod tests {
             created_at: 2,
             expires_at: 3,
         }
-    }
-
-    /// Every placeholder of the combined statement names one of its values, in turn.
-    fn placeholders_match(st: &sea_orm::Statement) {
-        let n = st.values.as_ref().map_or(0, |v| v.0.len());
-        for i in 1..=n {
-            assert!(st.sql.contains(&format!("${i}")), "${i} missing: {}", st.sql);
-        }
-        assert!(!st.sql.contains(&format!("${}", n + 1)), "{}", st.sql);
     }
 
     #[test]

@@ -323,6 +323,26 @@ pub(crate) fn prefixed_cols<C: sea_orm::ColumnTrait + sea_orm::Iterable>(alias: 
     C::iter().map(|c| format!("{alias}.{0} AS {alias}_{0}", c.as_str())).collect::<Vec<_>>().join(", ")
 }
 
+/// The placeholder of each value a PostgreSQL statement being built binds: the value is pushed
+/// to `values` and is `$n`, its position there (after any values already in it).
+pub(crate) fn pg_bind(values: &mut Vec<sea_orm::Value>) -> impl FnMut(sea_orm::Value) -> String + '_ {
+    move |v| {
+        values.push(v);
+        format!("${}", values.len())
+    }
+}
+
+/// Unit tests of built PostgreSQL statements: every value is bound by its placeholder, and no
+/// placeholder is past the values.
+#[cfg(test)]
+pub(crate) fn placeholders_match(st: &sea_orm::Statement) {
+    let n = st.values.as_ref().map_or(0, |v| v.0.len());
+    for i in 1..=n {
+        assert!(st.sql.contains(&format!("${i}")), "${i} missing: {}", st.sql);
+    }
+    assert!(!st.sql.contains(&format!("${}", n + 1)), "{}", st.sql);
+}
+
 /// Renumbers the PostgreSQL placeholders (`$1`, `$2`, …) of a statement sea-query built by
 /// `by`, so that it can follow another statement's values in one combined statement (a
 /// data-modifying CTE). Quoted text (`'…'`, `"…"`) is left alone.

@@ -350,10 +350,7 @@ fn insert_unless_existing_statement(
     let built = backend.build(&insert);
     let mut insert_sql = super::shift_placeholders(&built.sql, values.len()).replace(TENANT, "$1");
     values.extend(built.values.map(|v| v.0).unwrap_or_default());
-    let mut param = |v: sea_orm::Value| {
-        values.push(v);
-        format!("${}", values.len())
-    };
+    let mut param = super::pg_bind(&mut values);
     if let Some(v) = expectation {
         insert_sql = insert_sql.replace(EXPECTED, &param(v));
     }
@@ -364,6 +361,7 @@ fn insert_unless_existing_statement(
          SELECT found.*, NULL::bigint AS event_seq, NULL::text AS endpoints FROM found \
          UNION ALL SELECT {INSERTED} AS pick, ins.*, (SELECT seq FROM e) AS event_seq, {endpoints} AS endpoints FROM ins"
     );
+    drop(param);
     Ok(sea_orm::Statement::from_sql_and_values(backend, sql, values))
 }
 
@@ -456,10 +454,7 @@ fn update_alone_statement(
     update.returning_all();
     let built = backend.build(&update);
     let mut values = built.values.map(|v| v.0).unwrap_or_default();
-    let mut param = |v: sea_orm::Value| {
-        values.push(v);
-        format!("${}", values.len())
-    };
+    let mut param = super::pg_bind(&mut values);
     let tenant = param(u.tenant_id.as_str().into());
     let guard = expected.guard(&tenant, &mut param);
     // The UPDATE's WHERE gains the guard (sea-query renders `WHERE … RETURNING …`).
@@ -474,6 +469,7 @@ fn update_alone_statement(
         &mut param,
     );
     let sql = format!("WITH up AS ({sql}), {event_cte} SELECT up.* FROM up");
+    drop(param);
     sea_orm::Statement::from_sql_and_values(backend, sql, values)
 }
 
@@ -578,8 +574,7 @@ mod tests {
         assert!(st.sql.contains(", e_d AS (INSERT INTO deliveries "), "{}", st.sql);
         assert!(values.contains(&"dlv_1".into()) && values.contains(&"whe_1".into()), "{values:?}");
         assert!(!st.sql.contains("__fedgate_"), "{}", st.sql);
-        let n = values.len();
-        assert!(st.sql.contains(&format!("${n}")) && !st.sql.contains(&format!("${}", n + 1)), "{}", st.sql);
+        crate::store::placeholders_match(&st);
         let st = insert_unless_existing_statement(&row(), "ext", &emails, "evt_1", &event(), 9, None).unwrap();
         assert!(!st.sql.contains("FROM found) AND"), "no guard in a transaction: {}", st.sql);
         assert!(!st.sql.contains("INSERT INTO deliveries"), "{}", st.sql);
@@ -609,6 +604,7 @@ mod tests {
         assert!(st.sql.contains(" RETURNING *), e AS (INSERT INTO events "), "{}", st.sql);
         assert!(st.sql.contains(" WHERE EXISTS (SELECT 1 FROM up) RETURNING seq), e_d AS (INSERT INTO deliveries "));
         assert!(st.sql.ends_with(" WHERE EXISTS (SELECT 1 FROM e)) SELECT up.* FROM up"), "{}", st.sql);
+        crate::store::placeholders_match(&st);
         let none = super::super::events::Expected::known(None, &[]);
         let st = update_alone_statement(&u, &doc, &cols, "evt_1", &event(), &none, 9);
         assert!(st.sql.ends_with(" WHERE EXISTS (SELECT 1 FROM up) RETURNING seq) SELECT up.* FROM up"), "{}", st.sql);
