@@ -75,6 +75,11 @@ pub const GAUGES: &[(&str, &str)] = &[
     ("fedgate_db_pool_idle_connections", "Idle connections in this instance's database pool."),
     ("fedgate_db_pool_in_use_connections", "Connections of this instance's database pool in use."),
     ("fedgate_db_pool_max_connections", "The largest size of this instance's database pool (SQLite: 1)."),
+    ("fedgate_sqlite_checkpoints", "WAL checkpoints this instance's SQLite checkpointer has run since it started."),
+    (
+        "fedgate_sqlite_checkpoint_frames",
+        "WAL frames (pages) this instance's SQLite checkpointer has copied into the database file since it started.",
+    ),
     (
         "fedgate_db_pool_acquire_timeouts",
         "Requests that found no free database connection within database.acquire_timeout, since this instance started.",
