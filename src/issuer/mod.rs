@@ -64,8 +64,7 @@ pub async fn metrics_text(st: &AppState) -> HttpResponse {
     let (statements, transactions) = crate::store::db_counters();
     let (size, idle, max) = crate::store::pool_stats(&st.db);
     let timeouts = crate::store::ACQUIRE_TIMEOUTS.load(std::sync::atomic::Ordering::Relaxed);
-    let (ckpt, ckpt_frames) = (&crate::store::checkpoint::CHECKPOINTS, &crate::store::checkpoint::FRAMES_COPIED);
-    use std::sync::atomic::Ordering::Relaxed;
+    let (checkpoints, checkpoint_frames) = crate::store::checkpoint::counters();
     let mut samples: Vec<Sample> = crate::upstream::saml::certificate_expiry_days(&st.db, now)
         .await
         .into_iter()
@@ -104,8 +103,8 @@ pub async fn metrics_text(st: &AppState) -> HttpResponse {
             ("fedgate_db_pool_in_use_connections", f64::from(size.saturating_sub(idle))),
             ("fedgate_db_pool_max_connections", f64::from(max)),
             ("fedgate_db_pool_acquire_timeouts", timeouts as f64),
-            ("fedgate_sqlite_checkpoints", ckpt.load(Relaxed) as f64),
-            ("fedgate_sqlite_checkpoint_frames", ckpt_frames.load(Relaxed) as f64),
+            ("fedgate_sqlite_checkpoints", checkpoints as f64),
+            ("fedgate_sqlite_checkpoint_frames", checkpoint_frames as f64),
         ],
         &samples,
     );

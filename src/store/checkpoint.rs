@@ -32,8 +32,13 @@ const MAX_FILES: usize = 32;
 
 /// Checkpoints that found new frames, run by this process's checkpointers, and the WAL frames
 /// they copied (approximate across a WAL restart).
-pub static CHECKPOINTS: AtomicU64 = AtomicU64::new(0);
-pub static FRAMES_COPIED: AtomicU64 = AtomicU64::new(0);
+static CHECKPOINTS: AtomicU64 = AtomicU64::new(0);
+static FRAMES_COPIED: AtomicU64 = AtomicU64::new(0);
+
+/// (checkpoints that found new frames, WAL frames copied) so far, for `/metrics`.
+pub fn counters() -> (u64, u64) {
+    (CHECKPOINTS.load(Ordering::Relaxed), FRAMES_COPIED.load(Ordering::Relaxed))
+}
 
 /// The checkpointer's period; `None` when it is turned off.
 pub fn interval() -> Option<Duration> {
@@ -131,8 +136,12 @@ fn run(path: &Path, ino: u64, stop: &AtomicBool, every: Duration) {
                 failures = 0;
                 if last != Some((log, copied)) {
                     CHECKPOINTS.fetch_add(1, Ordering::Relaxed);
-                    let before = last.map_or(0, |(l, c): (i64, i64)| if l <= log { c } else { 0 });
-                    FRAMES_COPIED.fetch_add(copied.saturating_sub(before).max(0) as u64, Ordering::Relaxed);
+                    // Counted from the last checkpoint's in the same WAL, from 0 in a restarted one.
+                    let before = match last {
+                        Some((l, c)) if l <= log => c,
+                        _ => 0,
+                    };
+                    FRAMES_COPIED.fetch_add(u64::try_from(copied - before).unwrap_or(0), Ordering::Relaxed);
                 }
                 last = Some((log, copied));
             }

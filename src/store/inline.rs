@@ -81,8 +81,7 @@ fn readers_of(db: &DatabaseConnection) -> Option<Arc<Readers>> {
     }
     let opts = pool.connect_options();
     let path = opts.get_filename();
-    let name = path.to_string_lossy();
-    if name.is_empty() || name.starts_with(':') || name.starts_with("file:") {
+    if !super::on_disk(path) {
         return None;
     }
     let mut reg = registry().lock().ok()?;

@@ -212,13 +212,18 @@ pub async fn connect(url: &str, max_connections: u32, acquire_timeout: u64) -> R
     });
     if sqlite {
         let options = db.get_sqlite_connection_pool().connect_options();
-        let path = options.get_filename();
-        let name = path.to_string_lossy();
-        if !(name.is_empty() || name.starts_with(':') || name.starts_with("file:")) {
-            checkpoint::start(path);
+        if on_disk(options.get_filename()) {
+            checkpoint::start(options.get_filename());
         }
     }
     Ok(db)
+}
+
+/// Whether a SQLite pool's filename is a file of its own that a second connection can open (not
+/// an in-memory or URI-named database).
+pub(crate) fn on_disk(filename: &std::path::Path) -> bool {
+    let name = filename.to_string_lossy();
+    !(name.is_empty() || name.starts_with(':') || name.starts_with("file:"))
 }
 
 fn sqlx_sqlite_journal_wal() -> sea_orm::sqlx::sqlite::SqliteJournalMode {
